@@ -1,0 +1,394 @@
+"""``lookback``: the headless command line over the same core as the desktop app.
+
+Exit status: 0 success; 1 a pull or check failed; 2 a usage or project-file error. Errors are one
+line on stderr starting ``error:``; ``--verbose`` adds the traceback of unexpected ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn, TextIO
+
+from lookback_gui.core.errors import LookbackError, ProjectError, PullError, UsageError
+from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
+from lookback_gui.core.store import HistoryRow, RunRecord, Store
+from lookback_gui.core.windows import parse_timestamp
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
+# -- output helpers ----------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="minutes" if not value.second else "seconds")
+    if isinstance(value, float):
+        return f"{value:.6g}" if not value.is_integer() else str(int(value))
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    return str(value)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO,
+                right: Sequence[str] = ()) -> None:
+    """Print an aligned table; columns named in ``right`` are right-aligned."""
+    text = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.rjust(w) if h in right else c.ljust(w)
+                 for c, w, h in zip(cells, widths, headers, strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out.write(line(headers) + "\n")
+    for row in text:
+        out.write(line(row) + "\n")
+
+
+def _series(dims: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "-"
+
+
+def run_summary(run: RunRecord) -> str:
+    window = f"[{_cell(run.window_start)}, {_cell(run.window_end)})"
+    head = f"run {run.id} {run.metric} {run.status}: window {window}"
+    if run.status == "succeeded":
+        return (f"{head}, {run.rows} rows: {run.new} new, {run.revised} revised, "
+                f"{run.removed} removed, {run.unchanged} unchanged "
+                f"({run.duration_s or 0:.2f} s, {run.attempts} attempt"
+                f"{'s' if run.attempts != 1 else ''})")
+    return f"{head} after {run.attempts} attempt{'s' if run.attempts != 1 else ''}"
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _project(args: argparse.Namespace) -> Project:
+    return load_project(args.project or DEFAULT_PROJECT)
+
+
+def _timestamp(text: str, project: Project, metric: str, flag: str) -> datetime:
+    try:
+        return parse_timestamp(text, project.metrics[metric].zone)
+    except ValueError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
+def _print_warnings(run: RunRecord, err: TextIO) -> None:
+    for warning in run.warnings:
+        err.write(f"warning: {run.metric}: {warning}\n")
+
+
+def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.pull import run_pull
+
+    project = _project(args)
+    config = project.metric(args.metric)
+    as_of = _timestamp(args.as_of, project, config.name, "--as-of") if args.as_of else None
+    with Store(project.store_path) as store:
+        run = run_pull(project, config, store, trigger="command-line", as_of=as_of)
+    out.write(run_summary(run) + "\n")
+    _print_warnings(run, err)
+    if run.status != "succeeded":
+        err.write(f"error: {run.error}\n")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.pull import backfill, backfill_windows
+
+    project = _project(args)
+    config = project.metric(args.metric)
+    start = _timestamp(args.from_, project, config.name, "--from")
+    end = _timestamp(args.to, project, config.name, "--to")
+    if end <= start:
+        raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
+    total = len(backfill_windows(config, start, end))
+    out.write(f"backfill {config.name}: {total} chunk(s) of up to {config.buckets} "
+              f"{config.grain.value} bucket(s)\n")
+
+    def progress(index: int, count: int, run: RunRecord) -> None:
+        out.write(f"[{index}/{count}] {run_summary(run)}\n")
+        out.flush()
+        _print_warnings(run, err)
+
+    with Store(project.store_path) as store:
+        runs = backfill(project, config, store, start, end, on_chunk=progress)
+    failed = [r for r in runs if r.status != "succeeded"]
+    if failed:
+        err.write(f"error: {len(failed)} of {len(runs)} backfill chunk(s) of {config.name} "
+                  "failed:\n")
+        for run in failed:
+            err.write(f"  run {run.id} [{_cell(run.window_start)}, {_cell(run.window_end)}): "
+                      f"{run.error}\n")
+        return EXIT_FAILED
+    out.write(f"backfill {config.name}: {len(runs)} chunk(s) succeeded\n")
+    return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _project(args)
+    if args.metric is not None:
+        project.metric(args.metric)
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must not be negative")
+    with Store(project.store_path) as store:
+        runs = store.runs(metric=args.metric, limit=args.limit)
+    if args.json:
+        json.dump([r.to_json() for r in runs], out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if not runs:
+        out.write("no runs yet\n")
+        return EXIT_OK
+    headers = ["id", "metric", "trigger", "status", "as_of", "window", "attempts", "rows",
+               "new", "revised", "removed", "unchanged", "error"]
+    rows = [[r.id, r.metric, r.trigger, r.status, r.as_of,
+             f"[{_cell(r.window_start)}, {_cell(r.window_end)})", r.attempts, r.rows, r.new,
+             r.revised, r.removed, r.unchanged, (r.error or "")[:80]] for r in runs]
+    print_table(headers, rows, out,
+                right=["id", "attempts", "rows", "new", "revised", "removed", "unchanged"])
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _project(args)
+    config = project.metric(args.metric)
+    with Store(project.store_path) as store:
+        rows = store.history(config.name, as_of_run=args.as_of_run)
+    if args.json:
+        json.dump([r.to_json() for r in rows], out, indent=2)
+        out.write("\n")
+    elif args.csv:
+        _history_csv(rows, out)
+    elif not rows:
+        out.write(f"no values of {config.name} yet\n")
+    else:
+        headers = ["bucket", "series", "measure", "value", "first_value", "versions", "flags"]
+        table = []
+        for r in rows:
+            flags = [f for f, on in (("revised", r.revised), ("partial", r.partial),
+                                     ("removed", r.value is None and r.versions > 1)) if on]
+            table.append([r.bucket, _series(dict(r.dims)), r.measure, r.value, r.first_value,
+                          r.versions, " ".join(flags)])
+        print_table(headers, table, out, right=["value", "first_value", "versions"])
+    return EXIT_OK
+
+
+def _history_csv(rows: list[HistoryRow], out: TextIO) -> None:
+    dims: list[str] = []
+    for row in rows:
+        for key in row.dims:
+            if key not in dims:
+                dims.append(key)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["bucket", *dims, "measure", "value", "first_value", "versions", "revised",
+                     "partial"])
+    for row in rows:
+        data = row.to_json()
+        writer.writerow([data["bucket"], *(row.dims.get(d, "") for d in dims), row.measure,
+                         "" if data["value"] is None else data["value"],
+                         "" if data["first_value"] is None else data["first_value"],
+                         row.versions, str(row.revised).lower(), str(row.partial).lower()])
+
+
+def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _project(args)
+    config = project.metric(args.metric)
+    with Store(project.store_path) as store:
+        rows = store.revisions(config.name)
+    if args.json:
+        json.dump([r.to_json() for r in rows], out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if not rows:
+        out.write(f"no revisions of {config.name} yet\n")
+        return EXIT_OK
+    table = []
+    for r in rows:
+        change = ""
+        if r.old_value is not None and r.new_value is not None:
+            change = f"{r.new_value - r.old_value:+.6g}"
+            if r.old_value:
+                change += f" ({(r.new_value - r.old_value) / abs(r.old_value) * 100:+.1f}%)"
+        elif r.new_value is None:
+            change = "removed"
+        else:
+            change = "reappeared"
+        table.append([r.run, r.bucket, _series(dict(r.dims)), r.measure, r.old_value,
+                      r.new_value, change])
+    print_table(["run", "bucket", "series", "measure", "old_value", "new_value", "change"],
+                table, out, right=["run", "old_value", "new_value"])
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.pull import check_metric
+    from lookback_gui.core.sources import describe_schema
+
+    project = _project(args)
+    out.write(f"project {project.path}: ok ({len(project.sources)} source(s), "
+              f"{len(project.metrics)} metric(s))\n")
+    failures = 0
+    for source in project.sources.values():
+        try:
+            schema = describe_schema(source)
+        except PullError as exc:
+            failures += 1
+            err.write(f"error: {exc}\n")
+            out.write(f"source {source.name} ({source.type}): FAILED\n")
+            continue
+        tables = len({row["table"] for row in schema})
+        out.write(f"source {source.name} ({source.type}): ok, {tables} table(s)\n")
+    for metric in project.metrics.values():
+        try:
+            shape = check_metric(project, metric)
+        except PullError as exc:
+            failures += 1
+            message = str(exc)
+            if not message.startswith(f"metric {metric.name}"):
+                message = f"metric {metric.name}: {message}"
+            err.write(f"error: {message}\n")
+            out.write(f"metric {metric.name}: FAILED\n")
+            continue
+        dims = ", ".join(shape.dimensions) or "none"
+        out.write(f"metric {metric.name}: ok (measures: {', '.join(shape.measures)}; "
+                  f"dimensions: {dims})\n")
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.demo import write_demo
+
+    path = write_demo(args.dir)
+    out.write(f"demo project written: {path}\n"
+              f"try:  cd {path.parent} && lookback pull daily_orders --as-of -2d && "
+              "lookback pull daily_orders && lookback revisions daily_orders\n")
+    return EXIT_OK
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", metavar="FILE", default=argparse.SUPPRESS,
+                        help=f"the project file (default: {DEFAULT_PROJECT} in this folder)")
+    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of unexpected errors")
+    parser = _Parser(prog="lookback", parents=[common],
+                     description="Re-pull metrics over their lookback window and keep every "
+                                 "version (the headless side of Lookback GUI).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, func: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("pull", cmd_pull, "one pull now; prints a one-line summary")
+    p.add_argument("metric")
+    p.add_argument("--as-of", metavar="TS", help="pull as of this time (default: now)")
+
+    p = add("backfill", cmd_backfill, "pull every bucket in [from, to) in window-sized chunks")
+    p.add_argument("metric")
+    p.add_argument("--from", dest="from_", metavar="TS", required=True)
+    p.add_argument("--to", metavar="TS", required=True)
+
+    p = add("runs", cmd_runs, "the run history, newest first")
+    p.add_argument("--metric", metavar="M")
+    p.add_argument("--limit", metavar="N", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = add("history", cmd_history, "current values, or as known after run N")
+    p.add_argument("metric")
+    p.add_argument("--as-of-run", metavar="N", type=int)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+
+    p = add("revisions", cmd_revisions, "every revision and removal, oldest first")
+    p.add_argument("metric")
+    p.add_argument("--json", action="store_true")
+
+    add("check", cmd_check, "validate the project file and try every source and metric")
+
+    p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")
+    p.add_argument("dir", metavar="DIR")
+    return parser
+
+
+_TIME_FLAGS = ("--as-of", "--from", "--to")
+
+
+def _join_relative_times(argv: Sequence[str]) -> list[str]:
+    """Let ``--as-of -2d`` mean ``--as-of=-2d`` (argparse would read -2d as an option)."""
+    out: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        following = items[index + 1] if index + 1 < len(items) else ""
+        if item in _TIME_FLAGS and following[:1] == "-" and following[1:2].isdigit():
+            out.append(f"{item}={following}")
+            index += 2
+            continue
+        out.append(item)
+        index += 1
+    return out
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    args.project = getattr(args, "project", None)
+    verbose = getattr(args, "verbose", False)
+    try:
+        return int(args.func(args, out, err))
+    except (ProjectError, UsageError) as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except LookbackError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        err.write("error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc(file=err)
+        err.write(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; run with "
+                  "--verbose for the traceback)\n")
+        return EXIT_FAILED
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

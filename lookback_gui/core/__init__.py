@@ -1,0 +1,4 @@
+"""The headless engine: project files, sources, windows, pulls and the versioned store.
+
+Nothing in this package imports Qt; the desktop app and the command line are two faces of it.
+"""

@@ -1,0 +1,126 @@
+"""The demo project: a shop whose orders arrive late, and two metrics over it.
+
+The sample source records when each order arrived (``arrived_at``) and the metrics only count
+what had arrived by ``$as_of``, so pulls replay what the warehouse knew at any moment and the
+charts show realistic revisions from the first start. Orders run from 60 days before the demo was
+written to 30 days after it, so a demo keeps receiving late data for a month.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from lookback_gui.core.errors import LookbackError
+
+PROJECT_TEXT = '''\
+# Lookback GUI demo project: a shop whose orders arrive late.
+# Every pull re-counts the lookback window; only orders that had arrived by $as_of are seen,
+# so each pull shows what the warehouse knew at that moment.
+
+[store]
+path = "lookback.duckdb"
+
+[sources.shop]
+type = "duckdb"
+path = "shop.duckdb"
+
+[metrics.daily_orders]
+description = "Orders and revenue per day and country"
+source = "shop"
+grain = "day"
+lookback = "7d"
+schedule = "*/5 * * * *"   # every five minutes
+timezone = "UTC"
+sql = """
+SELECT date_trunc('day', ordered_at) AS bucket, country,
+       count(*) AS orders, sum(amount) AS revenue
+FROM orders
+WHERE ordered_at >= $window_start AND ordered_at < $window_end
+  AND arrived_at <= $as_of
+GROUP BY ALL
+"""
+
+[metrics.daily_orders.checks]
+orders_not_negative = { measure = "orders", min = 0 }
+big_revision = { revision_pct = 50, severity = "warn" }
+
+[[metrics.daily_orders.alerts]]
+kind = "restatement"
+name = "old days restated"
+older_than = 3
+change_pct = 5
+
+[metrics.hourly_revenue]
+description = "Revenue per hour, all countries"
+source = "shop"
+grain = "hour"
+lookback = "48h"
+every = "1m"
+timezone = "UTC"
+sql = """
+SELECT date_trunc('hour', ordered_at) AS bucket, sum(amount) AS revenue
+FROM orders
+WHERE ordered_at >= $window_start AND ordered_at < $window_end
+  AND arrived_at <= $as_of
+GROUP BY ALL
+"""
+'''
+
+_ORDERS_SQL = """
+CREATE TABLE orders AS
+WITH base AS (
+    SELECT range AS order_id,
+           $start + to_seconds(range * 60 + CAST(floor(random() * 60) AS BIGINT)) AS ordered_at,
+           random() AS r_country, random() AS r_late, random() AS r_lag, random() AS r_amount
+    FROM range(CAST($minutes AS BIGINT))
+)
+SELECT order_id, ordered_at,
+       ordered_at + to_seconds(CAST(CASE
+           WHEN r_late < 0.60 THEN r_lag * 3600
+           WHEN r_late < 0.85 THEN 3600 + r_lag * 2 * 86400
+           WHEN r_late < 0.97 THEN 2 * 86400 + r_lag * 3 * 86400
+           ELSE 5 * 86400 + r_lag * 7 * 86400
+       END AS BIGINT)) AS arrived_at,
+       CASE WHEN r_country < 0.40 THEN 'DE' WHEN r_country < 0.65 THEN 'FR'
+            WHEN r_country < 0.90 THEN 'US' ELSE 'GB' END AS country,
+       CAST(round(5 + r_amount * r_amount * 195, 2) AS DECIMAL(10, 2)) AS amount
+FROM base
+ORDER BY ordered_at
+"""
+
+
+def write_sample_source(path: Path, anchor: datetime, days_before: int = 60,
+                        days_after: int = 30, seed: float = 0.42) -> None:
+    """Write the shop's orders (about one a minute) around ``anchor`` (naive UTC)."""
+    from datetime import timedelta
+
+    start = anchor.replace(second=0, microsecond=0) - timedelta(days=days_before)
+    minutes = (days_before + days_after) * 24 * 60
+    temp = path.with_name(path.name + ".tmp")
+    temp.unlink(missing_ok=True)
+    con = duckdb.connect(str(temp))
+    try:
+        con.execute("SELECT setseed(?)", [seed])
+        con.execute(_ORDERS_SQL, {"start": start, "minutes": minutes})
+    finally:
+        con.close()
+    temp.replace(path)
+
+
+def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
+    """Write the demo project into ``directory``; return the project file's path."""
+    folder = Path(directory).expanduser().absolute()
+    project = folder / "lookback.toml"
+    if project.exists():
+        raise LookbackError(f"{project} already exists; choose an empty folder for the demo")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        anchor = now or datetime.now(UTC).replace(tzinfo=None)
+        write_sample_source(folder / "shop.duckdb", anchor)
+        project.write_text(PROJECT_TEXT, encoding="utf-8")
+    except OSError as exc:
+        raise LookbackError(f"cannot write the demo into {folder}: {exc.strerror}") from None
+    return project

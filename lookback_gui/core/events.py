@@ -1,0 +1,89 @@
+"""Events of pulls and alerts, for whoever watches: the app, the daemon's log, tests.
+
+Observers are called on the thread that does the work (a worker thread under the scheduler);
+the payloads are frozen, so they can cross threads safely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from lookback_gui.core.store import RunRecord
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: int
+    metric: str
+    trigger: str
+    window_start: Any
+    window_end: Any
+
+
+@dataclass(frozen=True)
+class AttemptFailed:
+    run_id: int
+    metric: str
+    attempt: int
+    error: str
+    next_delay_s: float | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    run_id: int
+    metric: str
+    percent: float
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run: RunRecord
+
+
+@dataclass(frozen=True)
+class AlertChanged:
+    metric: str
+    rule: str
+    kind: str
+    state: str
+    since: Any
+    message: str
+
+
+Event = RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged
+
+
+class Observer(Protocol):
+    """Anything that takes events; it must return quickly and never raise."""
+
+    def __call__(self, event: Event) -> None: ...
+
+
+class Fanout:
+    """Sends each event to every subscribed observer; a failing observer does not stop others."""
+
+    def __init__(self) -> None:
+        self._observers: list[Observer] = []
+
+    def subscribe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def unsubscribe(self, observer: Observer) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def __call__(self, event: Event) -> None:
+        for observer in list(self._observers):
+            try:
+                observer(event)
+            except Exception:  # an observer's bug must never break a pull
+                import logging
+
+                logging.getLogger(__name__).exception("observer failed on %r", event)
+
+
+def ignore(event: Event) -> None:
+    """An observer that does nothing."""

@@ -1,0 +1,699 @@
+"""The project file: sources and metrics in TOML, loaded, validated and edited in place.
+
+Loading refuses a broken file as a whole with the file, the line and the key of the first mistake.
+Editing goes through :class:`ProjectDocument`, which keeps the user's comments and layout
+(tomlkit) and writes the file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import tomlkit
+import tomlkit.exceptions
+
+from lookback_gui.core.durations import parse_duration
+from lookback_gui.core.errors import ProjectError
+from lookback_gui.core.windows import Grain, lookback_buckets
+
+SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv")
+FILE_SOURCE_TYPES = ("duckdb", "sqlite", "parquet", "csv")
+SERVER_SOURCE_TYPES = ("postgres", "mysql")
+ALERT_KINDS = ("threshold", "restatement", "freshness", "failure")
+SEVERITIES = ("error", "warn")
+DEFAULT_STORE = "lookback.duckdb"
+DEFAULT_PROJECT = "lookback.toml"
+
+_TOP_KEYS = {"store", "sources", "metrics"}
+_STORE_KEYS = {"path"}
+_SOURCE_KEYS = {"type", "path", "dsn", "password_env"}
+_METRIC_KEYS = {
+    "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
+    "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
+    "checks", "alerts", "description",
+}
+_CHECK_KEYS = {"measure", "min", "max", "row_change_pct", "revision_pct", "severity"}
+_ALERT_KEYS = {
+    "kind", "name", "measure", "above", "below", "series", "older_than", "change_pct",
+    "max_age", "command",
+}
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One source as the project file defines it.
+
+    Attributes:
+        name: the source's name (its table key).
+        type: one of SOURCE_TYPES.
+        path: for file sources, the path or glob as written.
+        resolved_path: that path made absolute against the project's folder.
+        dsn: for server sources, the connection string without a password.
+        password_env: the environment variable that holds the password, if any.
+    """
+
+    name: str
+    type: str
+    path: str | None = None
+    resolved_path: str | None = None
+    dsn: str | None = None
+    password_env: str | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.type in FILE_SOURCE_TYPES
+
+
+@dataclass(frozen=True)
+class CheckConfig:
+    """One named quality check of a metric."""
+
+    name: str
+    severity: str = "error"
+    measure: str | None = None
+    min: float | None = None
+    max: float | None = None
+    row_change_pct: float | None = None
+    revision_pct: float | None = None
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One alert rule of a metric; ``position`` is its 1-based place among the metric's rules."""
+
+    kind: str
+    position: int
+    name: str | None = None
+    measure: str | None = None
+    above: float | None = None
+    below: float | None = None
+    series: Mapping[str, Any] = field(default_factory=dict)
+    older_than: int | None = None
+    change_pct: float | None = None
+    max_age: timedelta | None = None
+    command: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The rule's name, or its kind and position."""
+        return self.name or f"{self.kind} #{self.position}"
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """One metric: what to pull, from where, how often and over which window."""
+
+    name: str
+    source: str
+    grain: Grain
+    lookback: int | str
+    buckets: int
+    sql: str
+    timezone: str = "UTC"
+    schedule: str | None = None
+    every: timedelta | None = None
+    complete_buckets_only: bool = False
+    allow_empty: bool = False
+    measures: tuple[str, ...] | None = None
+    dimensions: tuple[str, ...] | None = None
+    retries: int = 3
+    retry_base: timedelta = timedelta(seconds=2)
+    retry_max: timedelta = timedelta(minutes=5)
+    checks: tuple[CheckConfig, ...] = ()
+    alerts: tuple[AlertRule, ...] = ()
+    description: str | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def scheduled(self) -> bool:
+        return self.schedule is not None or self.every is not None
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded, validated project.
+
+    Attributes:
+        path: the project file (absolute).
+        store_path: the store file (absolute).
+        sources: the sources by name, in file order.
+        metrics: the metrics by name, in file order.
+    """
+
+    path: Path
+    store_path: Path
+    sources: Mapping[str, SourceConfig]
+    metrics: Mapping[str, MetricConfig]
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def metric(self, name: str) -> MetricConfig:
+        """The metric ``name``; raise UsageError listing the known ones otherwise."""
+        from lookback_gui.core.errors import UsageError
+
+        try:
+            return self.metrics[name]
+        except KeyError:
+            known = ", ".join(self.metrics) or "none"
+            raise UsageError(
+                f"no metric named '{name}' in {self.path} (its metrics: {known})"
+            ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the line of a key
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)\s*[=.]""")
+
+
+def _split_dotted(text: str) -> list[str]:
+    parts: list[str] = []
+    for match in re.finditer(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_\-]+)', text):
+        parts.append(next(g for g in match.groups() if g is not None))
+    return parts
+
+
+class _Locator:
+    """Maps key paths like ("metrics", "m", "grain") to the line they are written on."""
+
+    def __init__(self, text: str):
+        self._tables: list[tuple[tuple[Any, ...], int]] = []  # (path, line) of each header
+        self._keys: dict[tuple[Any, ...], int] = {}
+        current: tuple[Any, ...] = ()
+        array_counts: dict[tuple[str, ...], int] = {}
+        in_multiline: str | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if in_multiline:
+                if line.count(in_multiline) % 2 == 1:
+                    in_multiline = None
+                continue
+            header = _HEADER.match(line)
+            if header and not line.lstrip().startswith("#") and "=" not in line.split("]")[0]:
+                names = tuple(_split_dotted(header.group(2)))
+                if header.group(1) == "[[":
+                    index = array_counts.get(names, 0)
+                    array_counts[names] = index + 1
+                    current = (*names, index)
+                else:
+                    current = names
+                self._tables.append((current, number))
+                self._keys.setdefault(current, number)
+                continue
+            key = _KEY.match(line)
+            if key and not line.lstrip().startswith("#"):
+                name = _split_dotted(key.group(1))[0]
+                self._keys.setdefault((*current, name), number)
+                for quote in ('"""', "'''"):
+                    if line.count(quote) % 2 == 1:
+                        in_multiline = quote
+
+    def line(self, path: tuple[Any, ...]) -> int | None:
+        """The line of ``path``, or of its nearest written ancestor."""
+        for end in range(len(path), 0, -1):
+            found = self._keys.get(tuple(path[:end]))
+            if found is not None:
+                return found
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Validator:
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.locator = _Locator(text)
+
+    def fail(self, key_path: tuple[Any, ...], reason: str) -> ProjectError:
+        return ProjectError(
+            str(self.path), reason, line=self.locator.line(key_path), key=_dotted(key_path)
+        )
+
+    def table(self, value: Any, key_path: tuple[Any, ...]) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(key_path, f"expected a table, got {_kind(value)}")
+        return value
+
+    def known_keys(self, table: Mapping[str, Any], allowed: set[str], key_path: tuple[Any, ...]):
+        for key in table:
+            if key not in allowed:
+                raise self.fail(
+                    (*key_path, key),
+                    f"unknown key '{key}' (known keys here: {', '.join(sorted(allowed))})",
+                )
+
+    def string(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
+               required: bool = False) -> str | None:
+        if key not in table:
+            if required:
+                raise self.fail(key_path, f"missing required key '{key}'")
+            return None
+        value = table[key]
+        if not isinstance(value, str):
+            raise self.fail((*key_path, key), f"expected a string, got {_kind(value)}")
+        return value
+
+    def boolean(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
+                default: bool) -> bool:
+        if key not in table:
+            return default
+        value = table[key]
+        if not isinstance(value, bool):
+            raise self.fail((*key_path, key), f"expected true or false, got {_kind(value)}")
+        return value
+
+    def number(self, table: Mapping[str, Any], key: str,
+               key_path: tuple[Any, ...]) -> float | None:
+        if key not in table:
+            return None
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail((*key_path, key), f"expected a number, got {_kind(value)}")
+        return float(value)
+
+    def integer(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
+                minimum: int = 0) -> int | None:
+        if key not in table:
+            return None
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail((*key_path, key), f"expected a whole number, got {_kind(value)}")
+        if value < minimum:
+            raise self.fail((*key_path, key), f"must be at least {minimum}, not {value}")
+        return value
+
+    def duration(self, table: Mapping[str, Any], key: str,
+                 key_path: tuple[Any, ...]) -> timedelta | None:
+        text = self.string(table, key, key_path)
+        if text is None:
+            return None
+        try:
+            value = parse_duration(text)
+        except ValueError as exc:
+            raise self.fail((*key_path, key), str(exc)) from None
+        return value
+
+    def names(self, table: Mapping[str, Any], key: str,
+              key_path: tuple[Any, ...]) -> tuple[str, ...] | None:
+        if key not in table:
+            return None
+        value = table[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail((*key_path, key), "expected a list of column names")
+        return tuple(value)
+
+
+def _dotted(key_path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in key_path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a table"
+    return type(value).__name__
+
+
+def _validate_cron(expression: str, zone: ZoneInfo) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(expression.split()) != 5:
+        raise ValueError(
+            f"'{expression}' is not a cron expression of 5 fields (minute hour day month weekday)"
+        )
+    try:
+        CronTrigger.from_crontab(expression, timezone=zone)
+    except ValueError as exc:
+        raise ValueError(f"'{expression}' is not a valid cron expression: {exc}") from None
+
+
+def parse_project(text: str, path: Path) -> Project:
+    """Validate ``text`` as the project file at ``path``; raise ProjectError on the first mistake."""
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise ProjectError(
+            str(path), f"not valid TOML: {_parse_reason(exc)}", line=exc.line
+        ) from None
+    data = document.unwrap()
+    check = _Validator(path, text)
+    check.known_keys(data, _TOP_KEYS, ())
+    directory = path.parent
+
+    store_table = check.table(data.get("store", {}), ("store",))
+    check.known_keys(store_table, _STORE_KEYS, ("store",))
+    store_path = check.string(store_table, "path", ("store",)) or DEFAULT_STORE
+
+    sources: dict[str, SourceConfig] = {}
+    for name, raw in check.table(data.get("sources", {}), ("sources",)).items():
+        key_path = ("sources", name)
+        sources[name] = _source(check, name, check.table(raw, key_path), key_path, directory)
+
+    metrics: dict[str, MetricConfig] = {}
+    for name, raw in check.table(data.get("metrics", {}), ("metrics",)).items():
+        key_path = ("metrics", name)
+        metrics[name] = _metric(check, name, check.table(raw, key_path), key_path, sources)
+
+    return Project(
+        path=path,
+        store_path=(directory / store_path).resolve(),
+        sources=sources,
+        metrics=metrics,
+    )
+
+
+def _parse_reason(exc: tomlkit.exceptions.ParseError) -> str:
+    message = str(exc)
+    return re.sub(r"\s+at line \d+ col \d+$", "", message)
+
+
+def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
+            directory: Path) -> SourceConfig:
+    if not _NAME.match(name):
+        raise check.fail(key_path, "a source name takes letters, digits, '_' and '-' only")
+    check.known_keys(table, _SOURCE_KEYS, key_path)
+    kind = check.string(table, "type", key_path, required=True)
+    if kind not in SOURCE_TYPES:
+        raise check.fail((*key_path, "type"),
+                         f"unknown source type '{kind}' (expected {', '.join(SOURCE_TYPES)})")
+    path = check.string(table, "path", key_path)
+    dsn = check.string(table, "dsn", key_path)
+    password_env = check.string(table, "password_env", key_path)
+    if kind in FILE_SOURCE_TYPES:
+        if not path:
+            raise check.fail(key_path, f"a {kind} source needs a 'path'")
+        if dsn is not None:
+            raise check.fail((*key_path, "dsn"), f"a {kind} source takes a 'path', not a 'dsn'")
+        if password_env is not None:
+            raise check.fail((*key_path, "password_env"), f"a {kind} source has no password")
+        resolved = str(directory / os.path.expanduser(path))
+        return SourceConfig(name=name, type=kind, path=path, resolved_path=resolved)
+    if dsn is None:
+        raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
+    if path is not None:
+        raise check.fail((*key_path, "path"), f"a {kind} source takes a 'dsn', not a 'path'")
+    if re.search(r"(^|\s)password\s*=", dsn, re.IGNORECASE):
+        raise check.fail(
+            (*key_path, "dsn"),
+            "the dsn holds a password: secrets never go in the project file; "
+            "set password_env to the name of an environment variable, or keep it in the keyring",
+        )
+    return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env)
+
+
+def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
+            sources: Mapping[str, SourceConfig]) -> MetricConfig:
+    if not _NAME.match(name):
+        raise check.fail(key_path, "a metric name takes letters, digits, '_' and '-' only")
+    check.known_keys(table, _METRIC_KEYS, key_path)
+    source = check.string(table, "source", key_path, required=True)
+    assert source is not None
+    if source not in sources:
+        known = ", ".join(sources) or "none defined"
+        raise check.fail((*key_path, "source"), f"unknown source '{source}' (sources: {known})")
+    grain_text = check.string(table, "grain", key_path, required=True)
+    try:
+        grain = Grain(grain_text)
+    except ValueError:
+        raise check.fail(
+            (*key_path, "grain"),
+            f"unknown grain '{grain_text}' (expected minute, hour, day, week or month)",
+        ) from None
+    if "lookback" not in table:
+        raise check.fail(key_path, "missing required key 'lookback'")
+    lookback = table["lookback"]
+    if isinstance(lookback, bool) or not isinstance(lookback, int | str):
+        raise check.fail((*key_path, "lookback"),
+                         f"expected a duration like \"7d\" or a number of buckets, "
+                         f"got {_kind(lookback)}")
+    try:
+        buckets = lookback_buckets(lookback, grain)
+    except ValueError as exc:
+        raise check.fail((*key_path, "lookback"), str(exc)) from None
+    sql = check.string(table, "sql", key_path, required=True)
+    assert sql is not None
+    if not sql.strip():
+        raise check.fail((*key_path, "sql"), "the SQL is empty")
+    timezone = check.string(table, "timezone", key_path) or "UTC"
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise check.fail((*key_path, "timezone"),
+                         f"unknown time zone '{timezone}' (use an IANA name like "
+                         "\"Europe/Berlin\" or \"UTC\")") from None
+    schedule = check.string(table, "schedule", key_path)
+    every = check.duration(table, "every", key_path)
+    if schedule is not None and every is not None:
+        raise check.fail((*key_path, "every"), "give either 'schedule' or 'every', not both")
+    if schedule is not None:
+        try:
+            _validate_cron(schedule, zone)
+        except ValueError as exc:
+            raise check.fail((*key_path, "schedule"), str(exc)) from None
+    if every is not None and every <= timedelta(0):
+        raise check.fail((*key_path, "every"), "must be longer than zero")
+    retries = check.integer(table, "retries", key_path, minimum=0)
+    retry_base = check.duration(table, "retry_base", key_path)
+    retry_max = check.duration(table, "retry_max", key_path)
+    measures = check.names(table, "measures", key_path)
+    dimensions = check.names(table, "dimensions", key_path)
+    if measures and dimensions and set(measures) & set(dimensions):
+        both = ", ".join(sorted(set(measures) & set(dimensions)))
+        raise check.fail((*key_path, "dimensions"), f"{both} cannot be a measure and a dimension")
+    checks = _checks(check, table.get("checks", {}), (*key_path, "checks"))
+    alerts = _alerts(check, table.get("alerts", []), (*key_path, "alerts"))
+    return MetricConfig(
+        name=name,
+        source=source,
+        grain=grain,
+        lookback=lookback,
+        buckets=buckets,
+        sql=sql,
+        timezone=timezone,
+        schedule=schedule,
+        every=every,
+        complete_buckets_only=check.boolean(table, "complete_buckets_only", key_path, False),
+        allow_empty=check.boolean(table, "allow_empty", key_path, False),
+        measures=measures,
+        dimensions=dimensions,
+        retries=3 if retries is None else retries,
+        retry_base=retry_base or timedelta(seconds=2),
+        retry_max=retry_max or timedelta(minutes=5),
+        checks=checks,
+        alerts=alerts,
+        description=check.string(table, "description", key_path),
+    )
+
+
+def _checks(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[CheckConfig, ...]:
+    out = []
+    for name, entry in check.table(raw, key_path).items():
+        entry_path = (*key_path, name)
+        table = check.table(entry, entry_path)
+        check.known_keys(table, _CHECK_KEYS, entry_path)
+        severity = check.string(table, "severity", entry_path) or "error"
+        if severity not in SEVERITIES:
+            raise check.fail((*entry_path, "severity"),
+                             f"unknown severity '{severity}' (expected error or warn)")
+        measure = check.string(table, "measure", entry_path)
+        low = check.number(table, "min", entry_path)
+        high = check.number(table, "max", entry_path)
+        row_change = check.number(table, "row_change_pct", entry_path)
+        revision = check.number(table, "revision_pct", entry_path)
+        kinds = sum(x is not None for x in (measure, row_change, revision))
+        if kinds != 1:
+            raise check.fail(entry_path, "a check is one of: { measure = ..., min/max = ... }, "
+                             "{ row_change_pct = ... } or { revision_pct = ... }")
+        if measure is not None and low is None and high is None:
+            raise check.fail(entry_path, f"the check on '{measure}' needs a 'min' or a 'max'")
+        if measure is None and (low is not None or high is not None):
+            raise check.fail(entry_path, "'min' and 'max' need a 'measure'")
+        for key, value in (("row_change_pct", row_change), ("revision_pct", revision)):
+            if value is not None and value < 0:
+                raise check.fail((*entry_path, key), "must not be negative")
+        out.append(CheckConfig(name=name, severity=severity, measure=measure, min=low, max=high,
+                               row_change_pct=row_change, revision_pct=revision))
+    return tuple(out)
+
+
+def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[AlertRule, ...]:
+    if not isinstance(raw, list):
+        raise check.fail(key_path, "alerts are a list of tables ([[metrics.NAME.alerts]])")
+    out = []
+    for index, entry in enumerate(raw):
+        entry_path = (*key_path, index)
+        table = check.table(entry, entry_path)
+        check.known_keys(table, _ALERT_KEYS, entry_path)
+        kind = check.string(table, "kind", entry_path, required=True)
+        if kind not in ALERT_KINDS:
+            raise check.fail((*entry_path, "kind"),
+                             f"unknown alert kind '{kind}' (expected {', '.join(ALERT_KINDS)})")
+        assert kind is not None
+        measure = check.string(table, "measure", entry_path)
+        above = check.number(table, "above", entry_path)
+        below = check.number(table, "below", entry_path)
+        series = table.get("series", {})
+        if not isinstance(series, Mapping):
+            raise check.fail((*entry_path, "series"),
+                             "expected a table of dimension values, like { country = \"DE\" }")
+        older_than = check.integer(table, "older_than", entry_path, minimum=1)
+        change_pct = check.number(table, "change_pct", entry_path)
+        max_age = check.duration(table, "max_age", entry_path)
+        allowed = {
+            "threshold": {"measure", "above", "below", "series"},
+            "restatement": {"measure", "older_than", "change_pct", "series"},
+            "freshness": {"max_age"},
+            "failure": set(),
+        }[kind] | {"kind", "name", "command"}
+        for key in table:
+            if key not in allowed:
+                raise check.fail((*entry_path, key), f"a {kind} alert takes no '{key}'")
+        if kind == "threshold":
+            if measure is None:
+                raise check.fail(entry_path, "a threshold alert needs a 'measure'")
+            if above is None and below is None:
+                raise check.fail(entry_path, "a threshold alert needs 'above' or 'below'")
+        if kind == "restatement" and older_than is None:
+            raise check.fail(entry_path, "a restatement alert needs 'older_than' (buckets)")
+        if kind == "freshness" and max_age is None:
+            raise check.fail(entry_path, "a freshness alert needs 'max_age' (like \"26h\")")
+        out.append(AlertRule(
+            kind=kind, position=index + 1, name=check.string(table, "name", entry_path),
+            measure=measure, above=above, below=below, series=dict(series),
+            older_than=older_than, change_pct=change_pct, max_age=max_age,
+            command=check.string(table, "command", entry_path),
+        ))
+    return tuple(out)
+
+
+def load_project(path: str | os.PathLike[str]) -> Project:
+    """Read and validate the project file at ``path``."""
+    file = Path(path).expanduser().absolute()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProjectError(str(file), "no such project file") from None
+    except IsADirectoryError:
+        raise ProjectError(str(file), "is a folder, not a project file") from None
+    except UnicodeDecodeError:
+        raise ProjectError(str(file), "is not a UTF-8 text file") from None
+    except OSError as exc:
+        raise ProjectError(str(file), f"cannot be read: {exc.strerror}") from None
+    return parse_project(text, file)
+
+
+class ProjectDocument:
+    """A project file opened for editing: change it, then :meth:`save` it.
+
+    Every change keeps the user's comments and layout. ``save`` validates the new text first,
+    so a change that would break the project is refused and the file on disk stays as it was.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path).expanduser().absolute()
+        self._text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        try:
+            self.document = tomlkit.parse(self._text)
+        except tomlkit.exceptions.ParseError as exc:
+            raise ProjectError(str(self.path), f"not valid TOML: {_parse_reason(exc)}",
+                               line=exc.line) from None
+
+    def _section(self, name: str) -> Any:
+        if name not in self.document:
+            self.document[name] = tomlkit.table(is_super_table=True)
+        return self.document[name]
+
+    def set_source(self, name: str, values: Mapping[str, Any]) -> None:
+        """Create or update ``[sources.NAME]`` with ``values`` (None deletes a key)."""
+        self._update(self._section("sources"), name, values)
+
+    def set_metric(self, name: str, values: Mapping[str, Any]) -> None:
+        """Create or update ``[metrics.NAME]`` with ``values`` (None deletes a key)."""
+        self._update(self._section("metrics"), name, values)
+
+    def remove_source(self, name: str) -> None:
+        self._section("sources").pop(name, None)
+
+    def remove_metric(self, name: str) -> None:
+        self._section("metrics").pop(name, None)
+
+    def set_store_path(self, path: str) -> None:
+        if "store" not in self.document:
+            self.document["store"] = tomlkit.table()
+        self.document["store"]["path"] = path
+
+    @staticmethod
+    def _update(section: Any, name: str, values: Mapping[str, Any]) -> None:
+        if name not in section:
+            section[name] = tomlkit.table()
+        table = section[name]
+        for key, value in values.items():
+            if value is None:
+                table.pop(key, None)
+            elif key == "sql" and isinstance(value, str):
+                text = value if value.endswith("\n") else value + "\n"
+                item = tomlkit.string("\n" + text, multiline=True)
+                table[key] = item
+            else:
+                table[key] = value
+
+    def text(self) -> str:
+        return tomlkit.dumps(self.document)
+
+    def validate(self) -> Project:
+        return parse_project(self.text(), self.path)
+
+    def save(self) -> Project:
+        """Validate and write the file atomically; return the project as saved."""
+        project = self.validate()
+        write_atomically(self.path, self.text())
+        return project
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves either the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(temp, path.stat().st_mode & 0o777)
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise
+
+

@@ -1,0 +1,550 @@
+"""A pull: run a metric's query for one window and commit what changed as one run.
+
+:func:`run_pull` is a plain synchronous call. The command line, backfills, the scheduler's worker
+threads and the tests all call it; only the scheduler runs it off the calling thread.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from lookback_gui.core.errors import (
+    CancelledError,
+    LookbackError,
+    PullError,
+    QualityError,
+    QueryError,
+    TransientSourceError,
+)
+from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
+from lookback_gui.core.project import MetricConfig, Project
+from lookback_gui.core.sources import (
+    CheckedQuery,
+    check_query,
+    clean_duckdb_message,
+    connect_source,
+    is_transient,
+    quote_identifier,
+    quote_literal,
+)
+from lookback_gui.core.store import DiffSummary, RunRecord, Store
+from lookback_gui.core.windows import (
+    Window,
+    add_buckets,
+    bucket_start,
+    compute_window,
+    local_now,
+)
+
+Clock = Callable[[], datetime]
+TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry")
+
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
+_TIME = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS",
+         "TIMESTAMP_NS", "TIMESTAMPTZ", "DATETIME")
+_RESULT = "__lookback_result"
+
+
+class PullControl:
+    """Lets another thread cancel a pull and read its progress.
+
+    Cancelling interrupts the running query (DuckDB ``interrupt()``) and wakes a retry wait; the
+    run then ends ``cancelled`` with nothing committed.
+    """
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        with self._lock:
+            if self._con is not None:
+                try:
+                    self._con.interrupt()
+                except duckdb.Error:
+                    pass
+
+    def attach(self, con: duckdb.DuckDBPyConnection | None) -> None:
+        with self._lock:
+            self._con = con
+
+    def progress(self) -> float | None:
+        """The running query's progress in percent, when DuckDB knows it."""
+        with self._lock:
+            if self._con is None:
+                return None
+            try:
+                value = self._con.query_progress()
+            except duckdb.Error:
+                return None
+        return value if value is not None and value >= 0 else None
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when cancelled; raise CancelledError if cancelled."""
+        if self._cancelled.wait(seconds):
+            raise CancelledError("cancelled")
+
+    def check(self) -> None:
+        if self._cancelled.is_set():
+            raise CancelledError("cancelled")
+
+
+@dataclass(frozen=True)
+class ResultShape:
+    """How a query's result columns are read."""
+
+    bucket: str
+    bucket_type: str
+    dimensions: tuple[str, ...]
+    measures: tuple[str, ...]
+
+
+def infer_shape(columns: list[tuple[str, str]], metric: MetricConfig) -> ResultShape:
+    """Find bucket, dimensions and measures among ``columns`` (name, DuckDB type)."""
+    names = [c for c, _ in columns]
+    types = dict(columns)
+    bucket = next((c for c in names if c.lower() == "bucket"), None)
+    if bucket is None:
+        raise QueryError(
+            f"metric {metric.name}: the result has no 'bucket' column (it has: "
+            f"{', '.join(names) or 'no columns'}); name the time bucket column 'bucket'"
+        )
+    bucket_type = types[bucket]
+    if not bucket_type.upper().startswith(_TIME):
+        raise QueryError(
+            f"metric {metric.name}: the 'bucket' column is {bucket_type}; it must be a DATE or "
+            "TIMESTAMP (for example date_trunc('day', ordered_at))"
+        )
+    others = [c for c in names if c != bucket]
+    for key, listed in (("measures", metric.measures), ("dimensions", metric.dimensions)):
+        for name in listed or ():
+            if name not in others:
+                raise QueryError(
+                    f"metric {metric.name}: {key} names '{name}', which is not a result column "
+                    f"(columns: {', '.join(others)})"
+                )
+
+    def numeric(column: str) -> bool:
+        return types[column].upper().startswith(_NUMERIC)
+
+    if metric.measures is not None:
+        measures = list(metric.measures)
+    elif metric.dimensions is not None:
+        measures = [c for c in others if c not in metric.dimensions]
+    else:
+        measures = [c for c in others if numeric(c)]
+    for column in measures:
+        if not numeric(column):
+            raise QueryError(
+                f"metric {metric.name}: measure '{column}' is {types[column]}, not a number"
+            )
+    dimensions = (list(metric.dimensions) if metric.dimensions is not None
+                  else [c for c in others if c not in measures])
+    unused = [c for c in others if c not in measures and c not in dimensions]
+    if unused:
+        raise QueryError(
+            f"metric {metric.name}: column(s) {', '.join(unused)} are neither a measure nor a "
+            "dimension; list them in 'measures' or 'dimensions', or drop them from the query"
+        )
+    if not measures:
+        raise QueryError(
+            f"metric {metric.name}: the result has no numeric column to use as a measure "
+            f"(columns: {', '.join(names)})"
+        )
+    return ResultShape(bucket=bucket, bucket_type=bucket_type, dimensions=tuple(dimensions),
+                       measures=tuple(measures))
+
+
+@dataclass(frozen=True)
+class StagedResult:
+    """A query result, checked and unpivoted to one row per value, ready for the store."""
+
+    shape: ResultShape
+    rows: int
+    values: Mapping[str, Any]
+    warnings: tuple[str, ...]
+    checks: tuple[dict[str, Any], ...]
+
+
+def _fmt(moment: datetime) -> str:
+    return moment.isoformat(sep=" ")
+
+
+def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]:
+    values = {"window_start": window.start, "window_end": window.end, "as_of": window.as_of}
+    return {name: values[name] for name in sorted(query.parameters)}
+
+
+def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
+                         metric: MetricConfig) -> None:
+    """Run the metric's SQL into a temporary table of the pull's own connection."""
+    params = query_parameters(query, window)
+    con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM (\n{query.text}\n)", params)
+
+
+def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
+                 previous_rows: int | None) -> StagedResult:
+    """Check the result table and unpivot it; raise QualityError on an error-severity check."""
+    columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_RESULT}").fetchall()]
+    shape = infer_shape(columns, metric)
+    b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"
+    in_window = f"{b} >= $ws AND {b} < $we"
+    window_params = {"ws": window.start, "we": window.end}
+    key_columns = ", ".join([b, *(quote_identifier(d) for d in shape.dimensions)])
+    measure_nulls = " + ".join(
+        f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures)
+    row = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
+        f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
+        f" {measure_nulls} FROM {_RESULT}", window_params).fetchone()
+    assert row is not None
+    rows, null_buckets, outside, null_measures = (int(x or 0) for x in row)
+    dup_row = con.execute(
+        f"SELECT count(*), min(k) FROM (SELECT {key_columns}, "
+        f"CAST({b} AS VARCHAR) AS k FROM {_RESULT} GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchone()
+    duplicates = int(dup_row[0]) if dup_row else 0
+
+    checks: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    failures: list[str] = []
+
+    def record(name: str, severity: str, ok: bool, message: str) -> None:
+        checks.append({"name": name, "severity": severity, "ok": ok, "message": message})
+        if not ok:
+            (failures if severity == "error" else warnings).append(message)
+
+    span = f"[{_fmt(window.start)}, {_fmt(window.end)})"
+    record("empty", "warn" if metric.allow_empty else "error", rows > 0,
+           f"the query returned no rows for the window {span}"
+           + ("" if metric.allow_empty else
+              "; an empty answer is refused (far more often an outage than a real zero): "
+              "set allow_empty = true if it can really be empty"))
+    record("null_bucket", "error", null_buckets == 0,
+           f"{null_buckets} row(s) have no bucket (NULL)")
+    record("duplicate_keys", "error", duplicates == 0,
+           f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
+           f"(first at {dup_row[1] if dup_row else ''}); the query must aggregate (GROUP BY)")
+    record("out_of_window", "warn", outside == 0,
+           f"{outside} row(s) outside the window {span} were not stored")
+    record("null_measure", "warn", null_measures == 0,
+           f"{null_measures} measure value(s) are NULL")
+
+    for check in metric.checks:
+        if check.measure is not None:
+            if check.measure not in shape.measures:
+                record(check.name, check.severity, False,
+                       f"check {check.name}: measure '{check.measure}' is not in the result")
+                continue
+            col = quote_identifier(check.measure)
+            conds = []
+            if check.min is not None:
+                conds.append(f"{col} < {check.min!r}")
+            if check.max is not None:
+                conds.append(f"{col} > {check.max!r}")
+            found = con.execute(
+                f"SELECT count(*), min({col}), max({col}) FROM {_RESULT} WHERE ({in_window}) "
+                f"AND ({' OR '.join(conds)})", window_params).fetchone()
+            bad = int(found[0]) if found else 0
+            bounds = " and ".join(
+                x for x in (f"at least {check.min:g}" if check.min is not None else "",
+                            f"at most {check.max:g}" if check.max is not None else "") if x)
+            record(check.name, check.severity, bad == 0,
+                   f"check {check.name}: {bad} value(s) of {check.measure} are not {bounds}"
+                   + (f" (from {found[1]:g} to {found[2]:g})" if bad and found else ""))
+        elif check.row_change_pct is not None:
+            if previous_rows:
+                change = abs(rows - previous_rows) / previous_rows * 100
+                record(check.name, check.severity, change <= check.row_change_pct,
+                       f"check {check.name}: the row count changed by {change:.1f}% "
+                       f"({previous_rows} → {rows}; at most {check.row_change_pct:g}%)")
+            else:
+                record(check.name, check.severity, True,
+                       f"check {check.name}: no earlier run to compare the row count with")
+    if failures:
+        raise QualityError("quality check failed: " + "; ".join(failures))
+
+    dims_json = ("json_object(" + ", ".join(
+        f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions)) + ")"
+                 ) if shape.dimensions else "'{}'"
+    parts = [
+        f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, {b} AS bucket,"
+        f" coalesce(CAST({quote_identifier(m)} AS DOUBLE), 0) AS value,"
+        f" {quote_identifier(m)} IS NULL AS value_null FROM {_RESULT} WHERE {in_window}"
+        for m in shape.measures
+    ]
+    values = con.execute(" UNION ALL ".join(parts), window_params).fetchnumpy()
+    return StagedResult(shape=shape, rows=rows, values=values, warnings=tuple(warnings),
+                        checks=tuple(checks))
+
+
+def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
+                    summary: DiffSummary) -> None:
+    failures = []
+    for check in metric.checks:
+        if check.revision_pct is None:
+            continue
+        largest = summary.max_revision_pct or 0.0
+        ok = largest <= check.revision_pct
+        message = (f"check {check.name}: the largest revision in this run is {largest:.1f}% "
+                   f"(at most {check.revision_pct:g}%)")
+        checks.append({"name": check.name, "severity": check.severity, "ok": ok,
+                       "message": message})
+        if not ok:
+            (failures if check.severity == "error" else warnings).append(message)
+    if failures:
+        raise QualityError("quality check failed: " + "; ".join(failures))
+
+
+def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:
+    message = clean_duckdb_message(str(exc))
+    if is_transient(exc):
+        return TransientSourceError(f"metric {metric.name}: source {metric.source}: {message}")
+    return QueryError(f"metric {metric.name}: {message}")
+
+
+def run_pull(
+    project: Project,
+    metric: MetricConfig | str,
+    store: Store,
+    *,
+    trigger: str = "manual",
+    as_of: datetime | None = None,
+    window: Window | None = None,
+    control: PullControl | None = None,
+    observer: Observer = ignore,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> RunRecord:
+    """Pull ``metric`` for one window and return the finished run (whatever its status).
+
+    The window is ``window`` if given, else the lookback window as of ``as_of`` (default: now in
+    the metric's time zone). Failures are recorded in the run, not raised; a LookbackError is
+    raised only when no run could be recorded at all.
+    """
+    config = project.metric(metric) if isinstance(metric, str) else metric
+    source = project.sources[config.source]
+    zone = config.zone
+    control = control or PullControl()
+    now = clock or (lambda: local_now(zone))
+    wait = sleep or control.sleep
+    if window is None:
+        window = compute_window(as_of or now(), config.grain, config.buckets,
+                                config.complete_buckets_only)
+    started = time.monotonic()
+    run_id = store.begin_run(
+        metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
+        as_of=window.as_of, window_start=window.start, window_end=window.end,
+        partial_start=window.partial_start, started_at=now(), sql=config.sql,
+        params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
+    )
+    observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
+    store.log(run_id, "info",
+              f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
+              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}")
+    attempts = 0
+    result: RunRecord
+    try:
+        query = check_query(config.sql)
+        previous_rows = store.previous_rows(config.name)
+        known = store.known_measures(config.name)
+        while True:
+            attempts += 1
+            control.check()
+            try:
+                staged = _attempt(config, source, query, window, control, previous_rows)
+                break
+            except (QualityError, CancelledError):
+                raise
+            except PullError as exc:
+                failure = exc
+            except duckdb.Error as exc:
+                if control.cancelled:
+                    raise CancelledError("cancelled") from None
+                failure = _duckdb_failure(config, exc)
+            if not failure.transient or attempts > config.retries:
+                store.log(run_id, "error", f"attempt {attempts} failed: {failure}")
+                observer(AttemptFailed(run_id, config.name, attempts, str(failure), None))
+                raise failure
+            cap = min(config.retry_max.total_seconds(),
+                      config.retry_base.total_seconds() * 2 ** (attempts - 1))
+            delay = random.uniform(0, cap)
+            store.log(run_id, "warning",
+                      f"attempt {attempts} failed: {failure}; retrying in {delay:.2f} s "
+                      f"(attempt {attempts + 1} of {config.retries + 1})")
+            observer(AttemptFailed(run_id, config.name, attempts, str(failure), delay))
+            store.set_attempts(run_id, attempts)
+            wait(delay)
+        schema_change = _schema_change(known, staged.shape.measures)
+        warnings = list(staged.warnings)
+        if schema_change:
+            text = _describe_schema_change(schema_change)
+            warnings.append(text)
+            store.log(run_id, "warning", text)
+        for line in staged.warnings:
+            store.log(run_id, "warning", line)
+        checks = list(staged.checks)
+        control.check()
+
+        def decide(summary: DiffSummary) -> tuple[list[dict[str, Any]], list[str]]:
+            more: list[str] = []
+            _revision_check(config, checks, more, summary)
+            control.check()
+            return checks, more
+
+        result = store.commit_run(
+            run_id, metric=config.name, staged=staged.values, measures=staged.shape.measures,
+            window_start=window.start, window_end=window.end, partial_start=window.partial_start,
+            decide=decide, finished_at=now, attempts=attempts, rows=staged.rows,
+            warnings=warnings, schema_change=schema_change,
+            duration_s=lambda: time.monotonic() - started,
+        )
+        store.log(run_id, "info",
+                  f"succeeded: {result.rows} rows; {result.new} new, {result.revised} revised, "
+                  f"{result.removed} removed, {result.unchanged} unchanged "
+                  f"({result.duration_s or 0:.2f} s)")
+    except CancelledError:
+        store.log(run_id, "warning", "cancelled; nothing was committed")
+        store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=attempts,
+                         error="cancelled", duration_s=time.monotonic() - started)
+        result = store.run(run_id)
+    except LookbackError as exc:
+        message = str(exc)
+        if isinstance(exc, QualityError):
+            store.log(run_id, "error", f"{message}; nothing was committed")
+        elif attempts == 0 or not isinstance(exc, PullError):
+            store.log(run_id, "error", message)
+        store.finish_run(run_id, status="failed", finished_at=now(), attempts=max(attempts, 1),
+                         error=message, duration_s=time.monotonic() - started)
+        result = store.run(run_id)
+    observer(RunFinished(result))
+    return result
+
+
+def _attempt(config: MetricConfig, source: Any, query: CheckedQuery, window: Window,
+             control: PullControl, previous_rows: int | None) -> StagedResult:
+    con = connect_source(source, config.timezone)
+    control.attach(con)
+    try:
+        control.check()
+        execute_metric_query(con, query, window, config)
+        control.check()
+        return stage_result(con, config, window, previous_rows)
+    finally:
+        control.attach(None)
+        con.close()
+
+
+def _schema_change(known: list[str], measures: tuple[str, ...]) -> dict[str, list[str]]:
+    if not known:
+        return {}
+    dropped = [m for m in known if m not in measures]
+    added = [m for m in measures if m not in known]
+    out = {}
+    if dropped:
+        out["dropped"] = dropped
+    if added:
+        out["added"] = added
+    return out
+
+
+def _describe_schema_change(change: Mapping[str, list[str]]) -> str:
+    parts = []
+    if change.get("dropped"):
+        parts.append("measure(s) no longer in the result: " + ", ".join(change["dropped"])
+                     + " (their values are kept, not removed)")
+    if change.get("added"):
+        parts.append("new measure(s): " + ", ".join(change["added"]))
+    return "schema change: " + "; ".join(parts)
+
+
+def backfill_windows(config: MetricConfig, start: datetime, end: datetime) -> list[Window]:
+    """Window-sized chunks covering every bucket in [start, end), oldest first.
+
+    Each chunk is a pull of complete buckets as of the chunk's end.
+    """
+    first = bucket_start(start, config.grain)
+    last = bucket_start(end, config.grain)
+    if last < end:
+        last = add_buckets(last, config.grain, 1)
+    if last <= first:
+        return []
+    windows = []
+    cursor = first
+    while cursor < last:
+        chunk_end = add_buckets(cursor, config.grain, config.buckets)
+        chunk_end = min(chunk_end, last)
+        windows.append(Window(start=cursor, end=chunk_end, as_of=chunk_end, partial_start=None))
+        cursor = chunk_end
+    return windows
+
+
+def backfill(
+    project: Project,
+    metric: MetricConfig | str,
+    store: Store,
+    start: datetime,
+    end: datetime,
+    *,
+    control: PullControl | None = None,
+    observer: Observer = ignore,
+    on_chunk: Callable[[int, int, RunRecord], None] | None = None,
+    trigger: str = "backfill",
+    clock: Clock | None = None,
+) -> list[RunRecord]:
+    """Pull every bucket in [start, end) chunk by chunk; a failed chunk does not stop the rest."""
+    config = project.metric(metric) if isinstance(metric, str) else metric
+    control = control or PullControl()
+    windows = backfill_windows(config, start, end)
+    runs = []
+    for index, window in enumerate(windows, start=1):
+        if control.cancelled:
+            break
+        run = run_pull(project, config, store, trigger=trigger, window=window, control=control,
+                       observer=observer, clock=clock)
+        runs.append(run)
+        if on_chunk:
+            on_chunk(index, len(windows), run)
+    return runs
+
+
+
+
+def check_metric(project: Project, metric: MetricConfig | str,
+                 environ: Mapping[str, str] | None = None) -> ResultShape:
+    """Check that a metric's SQL is accepted, binds on its source and has a usable result shape.
+
+    Nothing is pulled or stored: the query is planned for the current window with ``LIMIT 0``.
+    Raises PullError (with the reason) when it would fail.
+    """
+    config = project.metric(metric) if isinstance(metric, str) else metric
+    source = project.sources[config.source]
+    query = check_query(config.sql)
+    window = compute_window(local_now(config.zone), config.grain, config.buckets,
+                            config.complete_buckets_only)
+    con = connect_source(source, config.timezone, environ=environ)
+    try:
+        con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM (\n{query.text}\n) LIMIT 0",
+                    query_parameters(query, window))
+        columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_RESULT}").fetchall()]
+    except duckdb.Error as exc:
+        raise _duckdb_failure(config, exc) from None
+    finally:
+        con.close()
+    return infer_shape(columns, config)

@@ -1,0 +1,244 @@
+"""Sources: each pull gets its own in-memory DuckDB connection that can reach one source only.
+
+The source is attached READ_ONLY (a database) or exposed as a view named after it (Parquet/CSV
+files), then file-system access is switched off and the configuration locked, so the metric's SQL
+can neither write to the source nor reach the store, another source or any other file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
+from lookback_gui.core.project import SourceConfig
+
+KEYRING_SERVICE = "lookback-gui"
+_EXTENSIONS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner", "mysql": "mysql_scanner"}
+WINDOW_PARAMETERS = ("window_start", "window_end", "as_of")
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A metric's SQL that passed :func:`check_query`.
+
+    Attributes:
+        text: the single statement, without a trailing semicolon.
+        parameters: which of $window_start, $window_end, $as_of it uses.
+    """
+
+    text: str
+    parameters: frozenset[str]
+
+
+def check_query(sql: str) -> CheckedQuery:
+    """Accept exactly one read-only query (SELECT / WITH / FROM ...); refuse anything else."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(f"the SQL does not parse: {clean_duckdb_message(str(exc))}") from None
+    if not statements:
+        raise QueryError("the SQL holds no statement")
+    if len(statements) > 1:
+        raise QueryError(
+            f"the SQL holds {len(statements)} statements; a metric runs exactly one query"
+        )
+    statement = statements[0]
+    if statement.type != duckdb.StatementType.SELECT:
+        kind = statement.type.name.replace("_", " ")
+        raise QueryError(
+            f"the SQL is a {kind} statement; a metric may only read (SELECT, WITH or FROM ...)"
+        )
+    unknown = set(statement.named_parameters) - set(WINDOW_PARAMETERS)
+    if unknown:
+        names = ", ".join("$" + n for n in sorted(unknown))
+        raise QueryError(
+            f"the SQL uses {names}; the parameters at hand are "
+            "$window_start, $window_end and $as_of"
+        )
+    text = statement.query.strip().rstrip(";").strip()
+    return CheckedQuery(text=text, parameters=frozenset(statement.named_parameters))
+
+
+def clean_duckdb_message(message: str) -> str:
+    """DuckDB's message without its type prefix noise, trimmed to what a person needs."""
+    return message.strip()
+
+
+def lookup_password(source: SourceConfig, environ: Mapping[str, str] | None = None) -> str | None:
+    """The password for a server source: from ``password_env``, else the OS keyring, else None."""
+    env = os.environ if environ is None else environ
+    if source.password_env:
+        if source.password_env not in env:
+            raise TransientSourceError(
+                f"source {source.name}: the environment variable {source.password_env} "
+                "(password_env) is not set"
+            )
+        return env[source.password_env]
+    return keyring_password(source)
+
+
+def keyring_user(source: SourceConfig) -> str:
+    """The keyring user name under which a server source's password is kept."""
+    return f"{source.type}:{source.dsn}"
+
+
+def keyring_password(source: SourceConfig) -> str | None:
+    try:
+        import keyring
+        import keyring.errors
+
+        return keyring.get_password(KEYRING_SERVICE, keyring_user(source))
+    except Exception:  # no keyring service here: connect without a password
+        return None
+
+
+def _file_list(source: SourceConfig) -> list[str]:
+    pattern = source.resolved_path or ""
+    if glob.has_magic(pattern):
+        matches = sorted(glob.glob(pattern, recursive=True))
+        files = [m for m in matches if os.path.isfile(m)]
+        if not files:
+            raise TransientSourceError(
+                f"source {source.name}: no file matches {source.path} ({pattern})"
+            )
+        return files
+    if not os.path.exists(pattern):
+        raise TransientSourceError(
+            f"source {source.name}: file not found: {source.path} ({pattern})"
+        )
+    if os.path.isdir(pattern):
+        raise TransientSourceError(
+            f"source {source.name}: {source.path} is a folder; give a file or a glob like "
+            f"'{source.path.rstrip('/') if source.path else ''}/*.{source.type}'"
+        )
+    return [pattern]
+
+
+def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
+    """Install (offline, from the pip package) and load the scanner for ``source_type``."""
+    name = _EXTENSIONS[source_type]
+    try:
+        con.execute(f"LOAD {name}")
+        return
+    except duckdb.Error:
+        pass
+    import duckdb_extensions
+
+    duckdb_extensions.import_extension(name, con=con)
+    con.execute(f"LOAD {name}")
+
+
+def _scrub(message: str, secret: str | None) -> str:
+    if secret:
+        message = message.replace(secret, "***")
+    return re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", message)
+
+
+def connect_source(
+    source: SourceConfig, timezone: str = "UTC", environ: Mapping[str, str] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory connection that sees ``source`` read-only and nothing else.
+
+    Raises TransientSourceError when the source cannot be reached now (missing or locked file,
+    refused connection) and PullError for anything retrying cannot fix.
+    """
+    con = duckdb.connect(":memory:", config={"threads": max(1, min(4, os.cpu_count() or 1))})
+    password: str | None = None
+    try:
+        con.execute(f"SET TimeZone = {quote_literal(timezone)}")
+        alias = quote_identifier(source.name)
+        allowed: list[str] = []
+        if source.type in ("parquet", "csv"):
+            files = _file_list(source)
+            reader = "read_parquet" if source.type == "parquet" else "read_csv"
+            listed = ", ".join(quote_literal(f) for f in files)
+            options = ", union_by_name = true" if len(files) > 1 else ""
+            con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {reader}([{listed}]{options})")
+            allowed = files
+        elif source.type in ("duckdb", "sqlite"):
+            path = _file_list(source)[0]
+            if source.type == "sqlite":
+                load_extension(con, "sqlite")
+                con.execute(f"ATTACH {quote_literal(path)} AS {alias} (TYPE sqlite, READ_ONLY)")
+            else:
+                con.execute(f"ATTACH {quote_literal(path)} AS {alias} (READ_ONLY)")
+            con.execute(f"USE {alias}")
+        else:
+            load_extension(con, source.type)
+            password = lookup_password(source, environ)
+            options = f"TYPE {source.type}, READ_ONLY"
+            if password is not None:
+                con.execute(
+                    f"CREATE SECRET lookback_source (TYPE {source.type}, "
+                    f"PASSWORD {quote_literal(password)})"
+                )
+                options += ", SECRET lookback_source"
+            con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
+            con.execute(f"USE {alias}")
+        if allowed:
+            con.execute(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
+    except PullError:
+        con.close()
+        raise
+    except duckdb.Error as exc:
+        con.close()
+        message = _scrub(clean_duckdb_message(str(exc)), password)
+        if is_transient(exc):
+            raise TransientSourceError(f"source {source.name}: {message}") from None
+        raise PullError(f"source {source.name}: {message}") from None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may fix ``exc``: the source was unreachable, locked or went away."""
+    if isinstance(exc, TransientSourceError):
+        return True
+    if isinstance(exc, duckdb.IOException | duckdb.ConnectionException | duckdb.HTTPException):
+        return True
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in ("could not set lock", "connection refused", "server closed the connection",
+                       "lost connection", "gone away", "can't connect", "could not connect",
+                       "connection to server")
+    )
+
+
+def describe_schema(source: SourceConfig, environ: Mapping[str, str] | None = None
+                    ) -> list[dict[str, Any]]:
+    """The tables and columns the metric SQL can see in ``source``: a list of
+    ``{"table", "column", "type"}``, for connection tests and the schema browser."""
+    con = connect_source(source, environ=environ)
+    try:
+        rows = con.execute(
+            "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_catalog = current_database() OR table_catalog = ?"
+            " ORDER BY table_schema, table_name, ordinal_position",
+            [source.name],
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise PullError(f"source {source.name}: {clean_duckdb_message(str(exc))}") from None
+    finally:
+        con.close()
+    out = []
+    for schema, table, column, kind in rows:
+        name = table if schema in ("main", "public", None) else f"{schema}.{table}"
+        out.append({"table": name, "column": column, "type": kind})
+    return out

@@ -1,0 +1,674 @@
+"""The store: one DuckDB file with every run, its log, and every version of every value.
+
+Versions are only ever appended. ``current`` keeps the latest version of each
+(metric, series, measure, bucket) so that a pull compares its result against it in one set-based
+join; ``versions`` answers "as known after run N".
+
+All writes go through one lock (one writer) and each is one transaction, so a write conflict can
+never silently drop a run. A run row is committed as ``running`` before its query starts; when the
+store is opened again after the process died, such a run is marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import psutil
+
+from lookback_gui.core.errors import QualityError, StoreBusyError, StoreError, UsageError
+
+SCHEMA_VERSION = 1
+RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
+DEFAULT_TOLERANCE = 1e-9
+
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE SEQUENCE run_ids START 1;
+CREATE TABLE runs (
+    id BIGINT PRIMARY KEY,
+    metric VARCHAR NOT NULL,
+    trigger VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    timezone VARCHAR,
+    grain VARCHAR,
+    as_of TIMESTAMP,
+    window_start TIMESTAMP,
+    window_end TIMESTAMP,
+    partial_start TIMESTAMP,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    attempts INTEGER DEFAULT 0,
+    rows BIGINT,
+    new BIGINT,
+    revised BIGINT,
+    removed BIGINT,
+    unchanged BIGINT,
+    error VARCHAR,
+    sql VARCHAR,
+    params VARCHAR,
+    measures VARCHAR,
+    schema_change VARCHAR,
+    warnings VARCHAR,
+    checks VARCHAR,
+    duration_s DOUBLE,
+    pid INTEGER,
+    pid_started DOUBLE
+);
+CREATE TABLE run_log (
+    run_id BIGINT NOT NULL,
+    seq INTEGER NOT NULL,
+    logged_at TIMESTAMP NOT NULL,
+    level VARCHAR NOT NULL,
+    message VARCHAR NOT NULL
+);
+CREATE TABLE versions (
+    metric VARCHAR NOT NULL,
+    dims VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    run_id BIGINT NOT NULL,
+    value DOUBLE,
+    removed BOOLEAN NOT NULL,
+    partial BOOLEAN NOT NULL
+);
+CREATE TABLE current (
+    metric VARCHAR NOT NULL,
+    dims VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    value DOUBLE,
+    removed BOOLEAN NOT NULL,
+    partial BOOLEAN NOT NULL,
+    run_id BIGINT NOT NULL,
+    first_value DOUBLE,
+    first_run BIGINT NOT NULL,
+    versions INTEGER NOT NULL
+);
+"""
+
+# Each entry upgrades the schema from its index + 1 to the next version.
+_MIGRATIONS: list[str] = []
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the store holds it; the first keys are exactly those of ``runs --json``."""
+
+    id: int
+    metric: str
+    trigger: str
+    status: str
+    as_of: datetime | None
+    window_start: datetime | None
+    window_end: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    rows: int | None
+    new: int | None
+    revised: int | None
+    removed: int | None
+    unchanged: int | None
+    error: str | None
+    timezone: str | None = None
+    grain: str | None = None
+    partial_start: datetime | None = None
+    sql: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    measures: tuple[str, ...] = ()
+    schema_change: Mapping[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    checks: tuple[Mapping[str, Any], ...] = ()
+    duration_s: float | None = None
+
+    JSON_KEYS = (
+        "id", "metric", "trigger", "status", "as_of", "window_start", "window_end",
+        "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
+        "unchanged", "error",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: _json_value(getattr(self, key)) for key in self.JSON_KEYS}
+
+
+@dataclass(frozen=True)
+class LogLine:
+    run_id: int
+    seq: int
+    at: datetime
+    level: str
+    message: str
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    bucket: datetime
+    dims: Mapping[str, Any]
+    measure: str
+    value: float | None
+    first_value: float | None
+    versions: int
+    revised: bool
+    partial: bool
+    last_run: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bucket": _json_value(self.bucket),
+            "dims": dict(self.dims),
+            "measure": self.measure,
+            "value": _json_number(self.value),
+            "first_value": _json_number(self.first_value),
+            "versions": self.versions,
+            "revised": self.revised,
+            "partial": self.partial,
+        }
+
+
+@dataclass(frozen=True)
+class RevisionRow:
+    run: int
+    bucket: datetime
+    dims: Mapping[str, Any]
+    measure: str
+    old_value: float | None
+    new_value: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "bucket": _json_value(self.bucket),
+            "dims": dict(self.dims),
+            "measure": self.measure,
+            "old_value": _json_number(self.old_value),
+            "new_value": _json_number(self.new_value),
+        }
+
+
+@dataclass(frozen=True)
+class DiffSummary:
+    """What a pull's result would change, computed before anything is written.
+
+    Attributes:
+        counts: new / revised / removed / unchanged.
+        max_revision_pct: the largest |new - old| / |old| in percent among revised values
+            (a bucket that was still partial is expected to grow and does not count).
+    """
+
+    counts: Mapping[str, int]
+    max_revision_pct: float | None
+
+
+def _json_number(value: float | None) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _process_started(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+class Store:
+    """The local store of one project.
+
+    Attributes:
+        path: the DuckDB file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._write_lock = threading.RLock()
+        self._con = self._open()
+        self._pid = os.getpid()
+        self._pid_started = _process_started(self._pid)
+        self._migrate()
+        self.interrupted_at_open = self._mark_interrupted()
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: cannot create its folder: {exc.strerror}") from None
+        try:
+            return duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            message = str(exc)
+            if "lock" in message.lower():
+                match = _LOCK_PID.search(message)
+                pid = int(match.group(1)) if match else None
+                holder = f"PID {pid}" if pid else "another process"
+                if pid:
+                    try:
+                        holder += f", {psutil.Process(pid).name()}"
+                    except (psutil.Error, OSError):
+                        pass
+                raise StoreBusyError(
+                    f"store {self.path} is in use by another process ({holder}); "
+                    "close it there or wait until it finishes", pid
+                ) from None
+            if "not a valid duckdb" in message.lower() or "unable to open" in message.lower():
+                raise StoreError(f"store {self.path} is not a Lookback store (not a DuckDB "
+                                 f"database file): {message}") from None
+            raise StoreError(f"store {self.path} cannot be opened: {message}") from None
+
+    def _migrate(self) -> None:
+        with self._write() as cur:
+            tables = {r[0] for r in cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                " AND table_catalog = current_database()").fetchall()}
+            if not tables:
+                cur.execute(_SCHEMA_V1)
+                cur.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+                return
+            if "meta" not in tables:
+                raise StoreError(f"store {self.path} is a DuckDB file but not a Lookback store")
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} was written by a newer Lookback GUI (schema {version}; "
+                    f"this version knows up to {SCHEMA_VERSION})"
+                )
+            while version < SCHEMA_VERSION:
+                cur.execute(_MIGRATIONS[version - 1])
+                version += 1
+                cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+
+    def _mark_interrupted(self) -> list[int]:
+        rows = self._read("SELECT id, pid, pid_started FROM runs WHERE status = 'running'")
+        dead = []
+        for run_id, pid, started in rows:
+            if pid == self._pid and started == self._pid_started:
+                continue
+            alive = _process_started(pid) if pid else None
+            if alive is not None and started is not None and abs(alive - started) < 1e-3:
+                continue
+            dead.append(run_id)
+        if dead:
+            with self._write() as cur:
+                for run_id in dead:
+                    pid = next(r[1] for r in rows if r[0] == run_id)
+                    cur.execute(
+                        "UPDATE runs SET status = 'interrupted', error = ? WHERE id = ?",
+                        [f"the process running this pull (PID {pid}) ended before it finished",
+                         run_id],
+                    )
+                    self._append_log(cur, run_id, datetime.now(), "error",
+                                     "found interrupted: the process running this pull ended")
+        return dead
+
+    def close(self) -> None:
+        with self._write_lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction, the only way anything is written."""
+        with self._write_lock:
+            cur = self._con.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                try:
+                    cur.execute("COMMIT")
+                except duckdb.Error as exc:
+                    raise StoreError(f"store {self.path}: a write failed: {exc}") from None
+            finally:
+                cur.close()
+
+    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+              ) -> list[tuple[Any, ...]]:
+        cur = self._con.cursor()
+        try:
+            return cur.execute(sql, params).fetchall()
+        finally:
+            cur.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A read cursor for another thread (chart loads); close it when done."""
+        return self._con.cursor()
+
+    @staticmethod
+    def _append_log(cur: duckdb.DuckDBPyConnection, run_id: int, at: datetime, level: str,
+                    message: str) -> None:
+        cur.execute(
+            "INSERT INTO run_log SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? "
+            "FROM run_log WHERE run_id = ?",
+            [run_id, at, level, message, run_id],
+        )
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def begin_run(self, *, metric: str, trigger: str, timezone: str, grain: str,
+                  as_of: datetime, window_start: datetime, window_end: datetime,
+                  partial_start: datetime | None, started_at: datetime, sql: str,
+                  params: Mapping[str, Any]) -> int:
+        """Commit a new run as ``running`` and return its id."""
+        with self._write() as cur:
+            row = cur.execute("SELECT nextval('run_ids')").fetchone()
+            assert row is not None
+            run_id = int(row[0])
+            cur.execute(
+                "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, "
+                "window_start, window_end, partial_start, started_at, attempts, sql, params, "
+                "pid, pid_started) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                [run_id, metric, trigger, timezone, grain, as_of, window_start, window_end,
+                 partial_start, started_at, sql, json.dumps(_jsonable(params)), self._pid,
+                 self._pid_started],
+            )
+        return run_id
+
+    def log(self, run_id: int, level: str, message: str, at: datetime | None = None) -> None:
+        """Append one line to a run's log (committed at once)."""
+        with self._write() as cur:
+            self._append_log(cur, run_id, at or datetime.now(), level, message)
+
+    def set_attempts(self, run_id: int, attempts: int) -> None:
+        with self._write() as cur:
+            cur.execute("UPDATE runs SET attempts = ? WHERE id = ?", [attempts, run_id])
+
+    def finish_run(self, run_id: int, *, status: str, finished_at: datetime, attempts: int,
+                   error: str | None, rows: int | None = None,
+                   warnings: Sequence[str] = (), checks: Sequence[Mapping[str, Any]] = (),
+                   duration_s: float | None = None) -> None:
+        """End a run that committed no versions (failed or cancelled)."""
+        assert status in RUN_STATUSES
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, attempts = ?, error = ?, rows = ?,"
+                " warnings = ?, checks = ?, duration_s = ? WHERE id = ?",
+                [status, finished_at, attempts, error, rows, json.dumps(list(warnings)),
+                 json.dumps(list(checks)), duration_s, run_id],
+            )
+
+    def commit_run(
+        self,
+        run_id: int,
+        *,
+        metric: str,
+        staged: Mapping[str, np.ndarray],
+        measures: Sequence[str],
+        window_start: datetime,
+        window_end: datetime,
+        partial_start: datetime | None,
+        decide: Callable[[DiffSummary], tuple[list[dict[str, Any]], list[str]]],
+        finished_at: Callable[[], datetime],
+        attempts: int,
+        rows: int,
+        warnings: Sequence[str],
+        schema_change: Mapping[str, Any],
+        duration_s: Callable[[], float],
+        tolerance: float = DEFAULT_TOLERANCE,
+    ) -> RunRecord:
+        """Diff ``staged`` against the current values of the window and commit it as one run.
+
+        ``staged`` holds the columns dims, measure, bucket, value, value_null (one row per value).
+        ``decide`` sees the diff before anything is written and returns the check results and
+        any extra warnings; if a check of severity ``error`` failed, it raises QualityError and
+        nothing is committed.
+        """
+        with self._write() as cur:
+            cur.register("staged_input", dict(staged))
+            try:
+                cur.execute(
+                    """
+                    CREATE OR REPLACE TEMP TABLE diff AS
+                    WITH s AS (
+                        SELECT dims, measure, bucket,
+                               CASE WHEN value_null THEN NULL ELSE value END AS value
+                        FROM staged_input
+                    ), c AS (
+                        SELECT dims, measure, bucket, value, removed, partial FROM current
+                        WHERE metric = $metric AND bucket >= $ws AND bucket < $we
+                    )
+                    SELECT coalesce(s.dims, c.dims) AS dims,
+                           coalesce(s.measure, c.measure) AS measure,
+                           coalesce(s.bucket, c.bucket) AS bucket,
+                           s.value AS new_value, c.value AS old_value,
+                           coalesce(c.partial, false) AS old_partial,
+                           CASE
+                             WHEN c.bucket IS NULL THEN 'new'
+                             WHEN s.bucket IS NULL THEN
+                               CASE WHEN c.removed OR NOT list_contains($measures, c.measure)
+                                    THEN NULL ELSE 'removed' END
+                             WHEN c.removed THEN 'revised'
+                             WHEN (s.value IS NULL AND c.value IS NULL)
+                               OR (s.value IS NOT NULL AND c.value IS NOT NULL AND (
+                                   s.value = c.value
+                                   OR abs(s.value - c.value)
+                                      <= $tol * greatest(abs(s.value), abs(c.value))))
+                               THEN 'unchanged'
+                             ELSE 'revised'
+                           END AS kind
+                    FROM s FULL OUTER JOIN c
+                      ON s.dims = c.dims AND s.measure = c.measure AND s.bucket = c.bucket
+                    """,
+                    {"metric": metric, "ws": window_start, "we": window_end,
+                     "measures": list(measures), "tol": tolerance},
+                )
+            finally:
+                cur.unregister("staged_input")
+            counts = {"new": 0, "revised": 0, "removed": 0, "unchanged": 0}
+            for kind, count in cur.execute(
+                "SELECT kind, count(*) FROM diff WHERE kind IS NOT NULL GROUP BY kind"
+            ).fetchall():
+                counts[kind] = int(count)
+            row = cur.execute(
+                "SELECT max(abs(new_value - old_value) / abs(old_value)) * 100 FROM diff "
+                "WHERE kind = 'revised' AND old_value IS NOT NULL AND new_value IS NOT NULL "
+                "AND old_value <> 0 AND NOT old_partial"
+            ).fetchone()
+            summary = DiffSummary(counts=counts, max_revision_pct=row[0] if row else None)
+            checks, more_warnings = decide(summary)
+            all_warnings = [*warnings, *more_warnings]
+            params = {"metric": metric, "run": run_id, "ps": partial_start}
+            cur.execute(
+                """
+                INSERT INTO versions
+                SELECT $metric, dims, measure, bucket, $run,
+                       CASE WHEN kind = 'removed' THEN NULL ELSE new_value END,
+                       kind = 'removed',
+                       kind <> 'removed' AND $ps IS NOT NULL AND bucket >= $ps
+                FROM diff WHERE kind IN ('new', 'revised', 'removed')
+                ORDER BY bucket, dims, measure
+                """,
+                params,
+            )
+            cur.execute(
+                """
+                UPDATE current SET
+                    value = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END,
+                    removed = d.kind = 'removed',
+                    partial = d.kind <> 'removed' AND $ps IS NOT NULL AND d.bucket >= $ps,
+                    run_id = $run,
+                    versions = current.versions + 1
+                FROM diff d
+                WHERE current.metric = $metric AND d.kind IN ('revised', 'removed')
+                  AND current.dims = d.dims AND current.measure = d.measure
+                  AND current.bucket = d.bucket
+                """,
+                params,
+            )
+            cur.execute(
+                """
+                INSERT INTO current
+                SELECT $metric, dims, measure, bucket, new_value, false,
+                       $ps IS NOT NULL AND bucket >= $ps, $run, new_value, $run, 1
+                FROM diff WHERE kind = 'new' ORDER BY bucket, dims, measure
+                """,
+                params,
+            )
+            cur.execute("DROP TABLE diff")
+            cur.execute(
+                "UPDATE runs SET status = 'succeeded', finished_at = ?, attempts = ?, rows = ?,"
+                " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
+                " schema_change = ?, warnings = ?, checks = ?, duration_s = ? WHERE id = ?",
+                [finished_at(), attempts, rows, counts["new"], counts["revised"],
+                 counts["removed"], counts["unchanged"], json.dumps(list(measures)),
+                 json.dumps(dict(schema_change)), json.dumps(all_warnings), json.dumps(checks),
+                 duration_s(), run_id],
+            )
+        return self.run(run_id)
+
+    _RUN_COLUMNS = (
+        "id, metric, trigger, status, as_of, window_start, window_end, started_at, finished_at,"
+        " attempts, rows, new, revised, removed, unchanged, error, timezone, grain,"
+        " partial_start, sql, params, measures, schema_change, warnings, checks, duration_s"
+    )
+
+    @staticmethod
+    def _run_from_row(row: Sequence[Any]) -> RunRecord:
+        (run_id, metric, trigger, status, as_of, ws, we, started, finished, attempts, rows, new,
+         revised, removed, unchanged, error, tz, grain, partial, sql, params, measures,
+         schema_change, warnings, checks, duration) = row
+        return RunRecord(
+            id=run_id, metric=metric, trigger=trigger, status=status, as_of=as_of,
+            window_start=ws, window_end=we, started_at=started, finished_at=finished,
+            attempts=attempts or 0, rows=rows, new=new, revised=revised, removed=removed,
+            unchanged=unchanged, error=error, timezone=tz, grain=grain, partial_start=partial,
+            sql=sql, params=json.loads(params) if params else {},
+            measures=tuple(json.loads(measures)) if measures else (),
+            schema_change=json.loads(schema_change) if schema_change else {},
+            warnings=tuple(json.loads(warnings)) if warnings else (),
+            checks=tuple(json.loads(checks)) if checks else (),
+            duration_s=duration,
+        )
+
+    def run(self, run_id: int) -> RunRecord:
+        rows = self._read(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id = ?", [run_id])
+        if not rows:
+            raise UsageError(f"no run {run_id} in store {self.path}")
+        return self._run_from_row(rows[0])
+
+    def runs(self, metric: str | None = None, limit: int | None = None,
+             status: str | None = None, trigger: str | None = None) -> list[RunRecord]:
+        """Runs newest first, optionally for one metric, status or trigger."""
+        where, params = [], []
+        for column, value in (("metric", metric), ("status", status), ("trigger", trigger)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT {self._RUN_COLUMNS} FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._run_from_row(r) for r in self._read(sql, params)]
+
+    def run_log(self, run_id: int) -> list[LogLine]:
+        return [LogLine(*r) for r in self._read(
+            "SELECT run_id, seq, logged_at, level, message FROM run_log WHERE run_id = ? ORDER BY seq",
+            [run_id])]
+
+    def last_successful_run(self, metric: str) -> RunRecord | None:
+        runs = self.runs(metric=metric, status="succeeded", limit=1)
+        return runs[0] if runs else None
+
+    # -- values ---------------------------------------------------------------------------
+
+    def history(self, metric: str, as_of_run: int | None = None) -> list[HistoryRow]:
+        """Current values of ``metric``, or the values as known right after run ``as_of_run``."""
+        if as_of_run is None:
+            rows = self._read(
+                "SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value END,"
+                " first_value, versions, partial, run_id FROM current WHERE metric = ?"
+                " ORDER BY bucket, dims, measure", [metric])
+        else:
+            self.run(as_of_run)
+            rows = self._read(
+                """
+                WITH v AS (
+                    SELECT bucket, dims, measure,
+                           arg_max({'v': value, 'r': removed, 'p': partial, 'run': run_id},
+                                   run_id) AS last,
+                           arg_min({'v': value}, run_id) AS first,
+                           count(*) AS n
+                    FROM versions WHERE metric = ? AND run_id <= ?
+                    GROUP BY bucket, dims, measure
+                )
+                SELECT bucket, dims, measure, CASE WHEN last.r THEN NULL ELSE last.v END,
+                       first.v, n, last.p, last.run
+                FROM v ORDER BY bucket, dims, measure
+                """, [metric, as_of_run])
+        return [
+            HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=v, first_value=f,
+                       versions=int(n), revised=int(n) > 1, partial=bool(p), last_run=int(r))
+            for b, d, m, v, f, n, p, r in rows
+        ]
+
+    def revisions(self, metric: str) -> list[RevisionRow]:
+        """Every revision and removal of ``metric``, oldest first."""
+        rows = self._read(
+            """
+            SELECT run_id, bucket, dims, measure,
+                   lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
+                   CASE WHEN removed THEN NULL ELSE value END AS new_value,
+                   row_number() OVER w AS n
+            FROM versions WHERE metric = ?
+            WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
+            QUALIFY n > 1
+            ORDER BY run_id, bucket, dims, measure
+            """, [metric])
+        return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
+                            new_value=n) for r, b, d, m, o, n, _ in rows]
+
+    def known_measures(self, metric: str) -> list[str]:
+        """The measures of the metric's latest successful run."""
+        last = self.last_successful_run(metric)
+        return list(last.measures) if last else []
+
+    def previous_rows(self, metric: str) -> int | None:
+        last = self.last_successful_run(metric)
+        return last.rows if last else None
+
+
+def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}
+
+
+__all__ = [
+    "DEFAULT_TOLERANCE", "DiffSummary", "HistoryRow", "LogLine", "QualityError",
+    "RevisionRow", "RunRecord", "Store",
+]
