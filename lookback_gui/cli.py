@@ -23,9 +23,13 @@ from lookback_gui.core.windows import parse_timestamp
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+class _UsageExit(Exception):
+    pass
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+        raise _UsageExit(f"{message} (see '{self.prog} --help')")
 
 
 # -- output helpers ----------------------------------------------------------------------------
@@ -361,7 +365,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     parser = build_parser()
     try:
         args = parser.parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:
+    except _UsageExit as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
         return int(exc.code or 0)
     args.project = getattr(args, "project", None)
     verbose = getattr(args, "verbose", False)

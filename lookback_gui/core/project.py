@@ -358,12 +358,7 @@ def _validate_cron(expression: str, zone: ZoneInfo) -> None:
 
 def parse_project(text: str, path: Path) -> Project:
     """Validate ``text`` as the project file at ``path``; raise ProjectError on the first mistake."""
-    try:
-        document = tomlkit.parse(text)
-    except tomlkit.exceptions.ParseError as exc:
-        raise ProjectError(
-            str(path), f"not valid TOML: {_parse_reason(exc)}", line=exc.line
-        ) from None
+    document = _parse_toml(text, path)
     data = document.unwrap()
     check = _Validator(path, text)
     check.known_keys(data, _TOP_KEYS, ())
@@ -394,6 +389,38 @@ def parse_project(text: str, path: Path) -> Project:
 def _parse_reason(exc: tomlkit.exceptions.ParseError) -> str:
     message = str(exc)
     return re.sub(r"\s+at line \d+ col \d+$", "", message)
+
+
+def _parse_toml(text: str, path: Path) -> tomlkit.TOMLDocument:
+    """Parse ``text``; any TOML mistake becomes a ProjectError with its line."""
+    try:
+        return tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        if "already exists" in str(exc):
+            line = _duplicate_line(text, str(exc)) or exc.line
+            raise ProjectError(str(path), f"not valid TOML: {_parse_reason(exc)}",
+                               line=line) from None
+        raise ProjectError(
+            str(path), f"not valid TOML: {_parse_reason(exc)}", line=exc.line
+        ) from None
+    except tomlkit.exceptions.KeyAlreadyPresent as exc:
+        raise ProjectError(str(path), f"not valid TOML: {exc}",
+                           line=_duplicate_line(text, str(exc))) from None
+    except tomlkit.exceptions.TOMLKitError as exc:
+        raise ProjectError(str(path), f"not valid TOML: {exc}") from None
+
+
+def _duplicate_line(text: str, message: str) -> int | None:
+    """The line where a key or table named in tomlkit's "already exists" message repeats."""
+    key = re.search(r'Key "(.+?)" already exists', message)
+    if not key:
+        return None
+    name = re.escape(key.group(1).split(".")[-1])
+    pattern = re.compile(
+        rf"""^\s*(\[+[^\]]*[.\s"']{name}["']?\s*\]+|\[+\s*["']?{name}["']?\s*\]+"""
+        rf"""|["']?{name}["']?\s*=)""")
+    hits = [n for n, t in enumerate(text.splitlines(), 1) if pattern.match(t)]
+    return hits[1] if len(hits) > 1 else (hits[0] if hits else None)
 
 
 def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
@@ -620,12 +647,8 @@ class ProjectDocument:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser().absolute()
-        self._text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-        try:
-            self.document = tomlkit.parse(self._text)
-        except tomlkit.exceptions.ParseError as exc:
-            raise ProjectError(str(self.path), f"not valid TOML: {_parse_reason(exc)}",
-                               line=exc.line) from None
+        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        self.document = _parse_toml(text, self.path)
 
     def _section(self, name: str) -> Any:
         if name not in self.document:

@@ -1,0 +1,36 @@
+"""Shared fixtures: every test runs with its own config and data folders, never the user's."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import project_text
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Point config, data and cache folders at a temporary folder; no keyring is reachable."""
+    base = tmp_path_factory.mktemp("home")
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(name, str(base / name.lower()))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    yield
+
+
+@pytest.fixture
+def write_project(tmp_path: Path) -> Callable[..., Path]:
+    def write(text: str | None = None, **kwargs: str) -> Path:
+        path = tmp_path / "lookback.toml"
+        path.write_text(textwrap.dedent(text) if text is not None else project_text(**kwargs))
+        return path
+
+    return write

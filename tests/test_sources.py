@@ -1,0 +1,213 @@
+"""Every source type against real files and the real PostgreSQL and MariaDB servers."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lookback_gui.core.errors import PullError, TransientSourceError
+from lookback_gui.core.project import SourceConfig, load_project
+from lookback_gui.core.pull import check_metric, run_pull
+from lookback_gui.core.sources import connect_source, describe_schema
+from lookback_gui.core.store import Store
+from tests.helpers import DAILY_SQL, project_text, ts
+
+AS_OF = ts("2026-10-30T12:00")
+ROWS = [
+    (1, "2026-10-25 10:00:00", "DE", 10.0),
+    (2, "2026-10-25 11:00:00", "DE", 5.0),
+    (3, "2026-10-26 09:00:00", "FR", 7.5),
+]
+EXPECTED = {("2026-10-25", "DE", "orders"): 2, ("2026-10-25", "DE", "revenue"): 15.0,
+            ("2026-10-26", "FR", "orders"): 1, ("2026-10-26", "FR", "revenue"): 7.5}
+
+
+def pull_and_read(project_path: Path) -> dict:
+    project = load_project(project_path)
+    with Store(project.store_path) as store:
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+        assert run.status == "succeeded", run.error
+        assert run.new == 4
+        return {(str(r.bucket.date()), r.dims["country"], r.measure): r.value
+                for r in store.history("daily_orders")}
+
+
+def test_sqlite_source(write_project, tmp_path):
+    con = sqlite3.connect(tmp_path / "shop.sqlite")
+    con.execute("CREATE TABLE orders (order_id INTEGER, ordered_at TEXT, country TEXT, amount REAL)")
+    con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", ROWS)
+    con.commit()
+    con.close()
+    sql = DAILY_SQL.replace("ordered_at", "CAST(ordered_at AS TIMESTAMP)")
+    path = write_project(source='type = "sqlite"\npath = "shop.sqlite"', sql=sql)
+    assert pull_and_read(path) == EXPECTED
+    con = sqlite3.connect(tmp_path / "shop.sqlite")
+    assert con.execute("SELECT count(*) FROM orders").fetchone() == (3,)
+
+
+def _write_files(tmp_path: Path, kind: str) -> None:
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    con = duckdb.connect()
+    for index, row in enumerate(ROWS):
+        con.execute(
+            f"COPY (SELECT {row[0]} AS order_id, TIMESTAMP '{row[1]}' AS ordered_at, "
+            f"'{row[2]}' AS country, {row[3]} AS amount) TO '{folder}/part{index}.{kind}'"
+            + (" (FORMAT parquet)" if kind == "parquet" else " (HEADER)"))
+    con.close()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_file_sources_with_a_glob_are_a_view_named_after_the_source(write_project, tmp_path, kind):
+    _write_files(tmp_path, kind)
+    sql = DAILY_SQL.replace("FROM orders", "FROM shop")
+    path = write_project(source=f'type = "{kind}"\npath = "exports/*.{kind}"', sql=sql)
+    assert pull_and_read(path) == EXPECTED
+
+
+def test_a_replaced_file_is_seen_at_the_next_pull(write_project, tmp_path):
+    _write_files(tmp_path, "parquet")
+    sql = DAILY_SQL.replace("FROM orders", "FROM shop")
+    path = write_project(source='type = "parquet"\npath = "exports/part0.parquet"', sql=sql)
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        assert run_pull(project, "daily_orders", store, as_of=AS_OF).new == 2
+        con = duckdb.connect()
+        con.execute(f"COPY (SELECT 1 AS order_id, TIMESTAMP '2026-10-25 10:00' AS ordered_at, "
+                    f"'DE' AS country, 99.0 AS amount) TO '{tmp_path}/exports/part0.parquet'")
+        con.close()
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+        assert run.revised == 1 and run.unchanged == 1
+
+
+def test_a_glob_that_matches_nothing_names_the_path(tmp_path):
+    source = SourceConfig(name="shop", type="parquet", path="exports/*.parquet",
+                          resolved_path=str(tmp_path / "exports/*.parquet"))
+    with pytest.raises(TransientSourceError, match=r"no file matches exports/\*\.parquet"):
+        connect_source(source)
+
+
+def test_the_source_is_read_only(tmp_path):
+    path = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    con.close()
+    source = SourceConfig(name="shop", type="duckdb", path="shop.duckdb", resolved_path=str(path))
+    con = connect_source(source)
+    with pytest.raises(duckdb.Error, match="read-only|read only"):
+        con.execute("INSERT INTO t VALUES (2)")
+    with pytest.raises(duckdb.Error, match="disabled by configuration"):
+        con.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")
+    with pytest.raises(duckdb.Error):
+        con.execute("SET enable_external_access = true")
+    con.close()
+
+
+def test_describe_schema_lists_tables_and_columns(tmp_path):
+    path = tmp_path / "shop.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP)")
+    con.close()
+    source = SourceConfig(name="shop", type="duckdb", path="shop.duckdb", resolved_path=str(path))
+    assert describe_schema(source) == [
+        {"table": "orders", "column": "id", "type": "INTEGER"},
+        {"table": "orders", "column": "ordered_at", "type": "TIMESTAMP"},
+    ]
+
+
+# -- servers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_table():
+    name = f"orders_{uuid.uuid4().hex[:10]}"
+    con = duckdb.connect()
+    from lookback_gui.core.sources import load_extension
+
+    load_extension(con, "postgres")
+    con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS pg (TYPE postgres)")
+    con.execute(f"CREATE TABLE pg.public.{name} (order_id BIGINT, ordered_at TIMESTAMP, "
+                "country VARCHAR, amount DOUBLE PRECISION)")
+    for row in ROWS:
+        con.execute(f"INSERT INTO pg.public.{name} VALUES (?, ?, ?, ?)", list(row))
+    yield name
+    con.execute(f"DROP TABLE pg.public.{name}")
+    con.close()
+
+
+@pytest.mark.postgres
+def test_postgres_source(write_project, pg_table):
+    sql = DAILY_SQL.replace("FROM orders", f"FROM {pg_table}")
+    path = write_project(
+        source='type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"',
+        sql=sql)
+    assert pull_and_read(path) == EXPECTED
+
+
+@pytest.mark.postgres
+def test_postgres_password_never_appears_in_errors(write_project, monkeypatch):
+    monkeypatch.setenv("SHOP_PASSWORD", "s3cret-hunter2")
+    path = write_project(
+        source='type = "postgres"\ndsn = "host=127.0.0.1 port=5499 dbname=test user=postgres"\n'
+               'password_env = "SHOP_PASSWORD"')
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+        assert run.status == "failed"
+        assert "5499" in run.error
+        logs = " ".join(line.message for line in store.run_log(run.id))
+    assert "s3cret-hunter2" not in run.error + logs
+    assert "s3cret-hunter2" not in project.store_path.read_bytes().decode("latin-1")
+
+
+@pytest.mark.postgres
+def test_password_env_that_is_not_set_is_named(write_project, monkeypatch):
+    monkeypatch.delenv("NOPE_PASSWORD", raising=False)
+    path = write_project(
+        source='type = "postgres"\ndsn = "host=127.0.0.1 dbname=test user=postgres"\n'
+               'password_env = "NOPE_PASSWORD"')
+    project = load_project(path)
+    with pytest.raises(PullError, match="NOPE_PASSWORD"):
+        check_metric(project, "daily_orders")
+
+
+@pytest.fixture
+def mysql_table():
+    name = f"orders_{uuid.uuid4().hex[:10]}"
+    con = duckdb.connect()
+    from lookback_gui.core.sources import load_extension
+
+    load_extension(con, "mysql")
+    con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS my (TYPE mysql)")
+    con.execute(f"CREATE TABLE my.{name} (order_id BIGINT, ordered_at TIMESTAMP, "
+                "country VARCHAR, amount DOUBLE)")
+    for row in ROWS:
+        con.execute(f"INSERT INTO my.{name} VALUES (?, ?, ?, ?)", list(row))
+    yield name
+    con.execute(f"DROP TABLE my.{name}")
+    con.close()
+
+
+@pytest.mark.mysql
+def test_mysql_source(write_project, mysql_table):
+    sql = DAILY_SQL.replace("FROM orders", f"FROM {mysql_table}")
+    path = write_project(
+        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user=root"', sql=sql)
+    assert pull_and_read(path) == EXPECTED
+
+
+@pytest.mark.mysql
+def test_mysql_refused_connection_is_transient_and_retried(write_project):
+    path = write_project(
+        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3399 database=test user=root"')
+    path.write_text(path.read_text().replace("retries = 0", 'retries = 1\nretry_base = "1s"'))
+    project = load_project(path)
+    delays: list[float] = []
+    with Store(project.store_path) as store:
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF, sleep=delays.append)
+    assert run.status == "failed" and run.attempts == 2 and len(delays) == 1
+    assert "source shop" in run.error
