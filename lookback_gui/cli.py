@@ -290,7 +290,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--project", metavar="FILE", default=argparse.SUPPRESS,
                         help=f"the project file (default: {DEFAULT_PROJECT} in this folder)")
     common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,

@@ -14,7 +14,7 @@ from lookback_gui.core.project import SourceConfig, load_project
 from lookback_gui.core.pull import check_metric, run_pull
 from lookback_gui.core.sources import connect_source, describe_schema
 from lookback_gui.core.store import Store
-from tests.helpers import DAILY_SQL, project_text, ts
+from tests.helpers import DAILY_SQL, ts
 
 AS_OF = ts("2026-10-30T12:00")
 ROWS = [
@@ -98,7 +98,7 @@ def test_the_source_is_read_only(tmp_path):
     con.close()
     source = SourceConfig(name="shop", type="duckdb", path="shop.duckdb", resolved_path=str(path))
     con = connect_source(source)
-    with pytest.raises(duckdb.Error, match="read-only|read only"):
+    with pytest.raises(duckdb.Error, match=r"read-only|read only"):
         con.execute("INSERT INTO t VALUES (2)")
     with pytest.raises(duckdb.Error, match="disabled by configuration"):
         con.execute(f"ATTACH '{tmp_path / 'other.duckdb'}' AS other")

@@ -251,7 +251,8 @@ class _Validator:
             raise self.fail(key_path, f"expected a table, got {_kind(value)}")
         return value
 
-    def known_keys(self, table: Mapping[str, Any], allowed: set[str], key_path: tuple[Any, ...]):
+    def known_keys(self, table: Mapping[str, Any], allowed: set[str],
+                   key_path: tuple[Any, ...]) -> None:
         for key in table:
             if key not in allowed:
                 raise self.fail(
@@ -469,7 +470,7 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         raise check.fail((*key_path, "source"), f"unknown source '{source}' (sources: {known})")
     grain_text = check.string(table, "grain", key_path, required=True)
     try:
-        grain = Grain(grain_text)
+        grain = Grain(grain_text or "")
     except ValueError:
         raise check.fail(
             (*key_path, "grain"),

@@ -6,6 +6,7 @@ threads and the tests all call it; only the scheduler runs it off the calling th
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -74,10 +75,8 @@ class PullControl:
         self._cancelled.set()
         with self._lock:
             if self._con is not None:
-                try:
+                with contextlib.suppress(duckdb.Error):
                     self._con.interrupt()
-                except duckdb.Error:
-                    pass
 
     def attach(self, con: duckdb.DuckDBPyConnection | None) -> None:
         with self._lock:
@@ -295,7 +294,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
 
 def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
                     summary: DiffSummary) -> None:
-    failures = []
+    failures: list[str] = []
     for check in metric.checks:
         if check.revision_pct is None:
             continue

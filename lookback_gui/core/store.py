@@ -11,6 +11,7 @@ store is opened again after the process died, such a run is marked ``interrupted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -267,10 +268,8 @@ class Store:
                 pid = int(match.group(1)) if match else None
                 holder = f"PID {pid}" if pid else "another process"
                 if pid:
-                    try:
+                    with contextlib.suppress(psutil.Error, OSError):
                         holder += f", {psutil.Process(pid).name()}"
-                    except (psutil.Error, OSError):
-                        pass
                 raise StoreBusyError(
                     f"store {self.path} is in use by another process ({holder}); "
                     "close it there or wait until it finishes", pid

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from lookback_gui.core.durations import parse_duration
@@ -125,7 +125,7 @@ def compute_window(
 
 def local_now(zone: ZoneInfo) -> datetime:
     """Now as a naive wall-clock time in ``zone``."""
-    return datetime.now(timezone.utc).astimezone(zone).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
 def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
