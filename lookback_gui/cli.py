@@ -276,6 +276,113 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
+def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _project(args)
+    with Store(project.store_path) as store:
+        states = store.alert_states()
+    if args.json:
+        json.dump([s.to_json() for s in states], out, indent=2)
+        out.write("\n")
+    elif not states:
+        out.write("no alert has fired yet\n")
+    else:
+        print_table(["metric", "rule", "kind", "state", "since", "message"],
+                    [[s.metric, s.rule, s.kind, s.state, s.since, s.message] for s in states], out)
+    return EXIT_OK
+
+
+def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.scheduler import retry_failed
+
+    project = _project(args)
+    if args.metric:
+        project.metric(args.metric)
+    with Store(project.store_path) as store:
+        runs = retry_failed(project, store, args.metric)
+    if not runs:
+        out.write("no failed window is left uncovered\n")
+        return EXIT_OK
+    for run in runs:
+        out.write(run_summary(run) + "\n")
+        _print_warnings(run, err)
+    failed = [r for r in runs if r.status != "succeeded"]
+    for run in failed:
+        err.write(f"error: run {run.id} of {run.metric}: {run.error}\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def describe_event(event: object) -> str:
+    """One log line for a scheduler event."""
+    from lookback_gui.core import events as ev
+
+    if isinstance(event, ev.RunStarted):
+        return (f"run {event.run_id} {event.metric} started ({event.trigger}) for window "
+                f"[{_cell(event.window_start)}, {_cell(event.window_end)})")
+    if isinstance(event, ev.AttemptFailed):
+        then = (f"; retrying in {event.next_delay_s:.1f} s" if event.next_delay_s is not None
+                else "; giving up")
+        return f"run {event.run_id} {event.metric} attempt {event.attempt} failed: {event.error}{then}"
+    if isinstance(event, ev.RunFinished):
+        text = run_summary(event.run)
+        return text + (f": {event.run.error}" if event.run.error else "")
+    if isinstance(event, ev.AlertChanged):
+        return f"alert {event.metric} / {event.rule} ({event.kind}) {event.state}: {event.message}"
+    if isinstance(event, ev.Notice):
+        return f"{event.level}: {event.message}"
+    if isinstance(event, ev.Progress):
+        return f"{event.metric}: {event.percent:.0f}%"
+    return repr(event)
+
+
+def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import signal
+    import threading
+
+    from lookback_gui.core.errors import StoreBusyError
+    from lookback_gui.core.events import Progress
+    from lookback_gui.core.scheduler import Scheduler
+
+    project = _project(args)
+    try:
+        store = Store(project.store_path)
+    except StoreBusyError as exc:
+        raise StoreBusyError(f"cannot start the scheduler: {exc}", exc.pid) from None
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def log_line(event: object) -> None:
+        if isinstance(event, Progress):
+            return
+        with lock:
+            stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+            out.write(f"{stamp} {describe_event(event)}\n")
+            out.flush()
+
+    scheduler = Scheduler(project, store, workers=args.workers)
+    scheduler.events.subscribe(log_line)
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        scheduled = [m for m in project.metrics.values() if m.scheduled]
+        log_line_text = (f"scheduler started for {project.path}: {len(scheduled)} scheduled "
+                         f"metric(s), {args.workers} worker(s); stop with Ctrl+C or SIGTERM")
+        out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} {log_line_text}\n")
+        out.flush()
+        scheduler.start()
+        stop.wait()
+        with lock:
+            out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} stopping: "
+                      "no new pulls; running pulls get 10 s before they are cancelled\n")
+            out.flush()
+        scheduler.shutdown(grace_s=10.0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        store.close()
+    out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} scheduler stopped\n")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.demo import write_demo
 
@@ -332,6 +439,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     add("check", cmd_check, "validate the project file and try every source and metric")
+
+    p = add("schedule", cmd_schedule, "run the scheduler headless until SIGINT/SIGTERM")
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="pulls that may run at once (default 2)")
+
+    p = add("retry-failed", cmd_retry_failed,
+            "re-run exactly the windows of failed runs not covered since")
+    p.add_argument("metric", nargs="?")
+
+    p = add("alerts", cmd_alerts, "alert states, firing first")
+    p.add_argument("--json", action="store_true")
 
     p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")
     p.add_argument("dir", metavar="DIR")

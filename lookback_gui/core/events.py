@@ -53,7 +53,21 @@ class AlertChanged:
     message: str
 
 
-Event = RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged
+@dataclass(frozen=True)
+class Notice:
+    """Something the scheduler wants said: a coalesced fire, a project reload, a catch-up plan.
+
+    Attributes:
+        level: "info", "warning" or "error".
+        metric: the metric it is about, or None.
+    """
+
+    level: str
+    message: str
+    metric: str | None = None
+
+
+Event = RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | Notice
 
 
 class Observer(Protocol):

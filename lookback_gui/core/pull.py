@@ -7,6 +7,7 @@ threads and the tests all call it; only the scheduler runs it off the calling th
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import threading
 import time
@@ -433,7 +434,21 @@ def run_pull(
                          error=message, duration_s=time.monotonic() - started)
         result = store.run(run_id)
     observer(RunFinished(result))
+    _evaluate_alerts(project, config, store, now(), result, observer)
     return result
+
+
+def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
+                     run: RunRecord, observer: Observer) -> None:
+    from lookback_gui.core.alerts import evaluate_alerts
+
+    if not config.alerts:
+        return
+    try:
+        evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
+                        observer=observer)
+    except LookbackError as exc:  # an alert must never undo or hide the run itself
+        logging.getLogger(__name__).warning("alerts of %s: %s", config.name, exc)
 
 
 def _attempt(config: MetricConfig, source: Any, query: CheckedQuery, window: Window,

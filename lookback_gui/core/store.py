@@ -84,6 +84,14 @@ CREATE TABLE versions (
     removed BOOLEAN NOT NULL,
     partial BOOLEAN NOT NULL
 );
+CREATE TABLE alerts (
+    metric VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    since TIMESTAMP NOT NULL,
+    message VARCHAR NOT NULL
+);
 CREATE TABLE current (
     metric VARCHAR NOT NULL,
     dims VARCHAR NOT NULL,
@@ -199,6 +207,22 @@ class RevisionRow:
 
 
 @dataclass(frozen=True)
+class AlertState:
+    """One rule's state, with exactly the keys of ``alerts --json``."""
+
+    metric: str
+    rule: str
+    kind: str
+    state: str
+    since: datetime
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metric": self.metric, "rule": self.rule, "kind": self.kind, "state": self.state,
+                "since": self.since.isoformat(), "message": self.message}
+
+
+@dataclass(frozen=True)
 class DiffSummary:
     """What a pull's result would change, computed before anything is written.
 
@@ -246,6 +270,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self._write_lock = threading.RLock()
+        self._cursor_lock = threading.Lock()
         self._con = self._open()
         self._pid = os.getpid()
         self._pid_started = _process_started(self._pid)
@@ -341,7 +366,7 @@ class Store:
     def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction, the only way anything is written."""
         with self._write_lock:
-            cur = self._con.cursor()
+            cur = self.cursor()
             try:
                 cur.execute("BEGIN TRANSACTION")
                 try:
@@ -358,15 +383,16 @@ class Store:
 
     def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
               ) -> list[tuple[Any, ...]]:
-        cur = self._con.cursor()
+        cur = self.cursor()
         try:
             return cur.execute(sql, params).fetchall()
         finally:
             cur.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A read cursor for another thread (chart loads); close it when done."""
-        return self._con.cursor()
+        """A cursor for the calling thread; close it when done."""
+        with self._cursor_lock:
+            return self._con.cursor()
 
     @staticmethod
     def _append_log(cur: duckdb.DuckDBPyConnection, run_id: int, at: datetime, level: str,
@@ -652,6 +678,46 @@ class Store:
             """, [metric])
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
                             new_value=n) for r, b, d, m, o, n, _ in rows]
+
+    def revisions_in_run(self, metric: str, run_id: int) -> list[RevisionRow]:
+        """The revisions and removals that run ``run_id`` made."""
+        rows = self._read(
+            """
+            WITH v AS (
+                SELECT run_id, bucket, dims, measure,
+                       lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
+                       CASE WHEN removed THEN NULL ELSE value END AS new_value,
+                       row_number() OVER w AS n
+                FROM versions WHERE metric = ? AND (dims, measure, bucket) IN (
+                    SELECT (dims, measure, bucket) FROM versions WHERE metric = ? AND run_id = ?)
+                WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
+            )
+            SELECT run_id, bucket, dims, measure, old_value, new_value FROM v
+            WHERE run_id = ? AND n > 1 ORDER BY bucket, dims, measure
+            """, [metric, metric, run_id, run_id])
+        return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
+                            new_value=n) for r, b, d, m, o, n in rows]
+
+    # -- alerts ---------------------------------------------------------------------------
+
+    def alert_state(self, metric: str, rule: str) -> AlertState | None:
+        rows = self._read("SELECT metric, rule, kind, state, since, message FROM alerts "
+                          "WHERE metric = ? AND rule = ?", [metric, rule])
+        return AlertState(*rows[0]) if rows else None
+
+    def set_alert_state(self, state: AlertState) -> None:
+        with self._write() as cur:
+            cur.execute("DELETE FROM alerts WHERE metric = ? AND rule = ?",
+                        [state.metric, state.rule])
+            cur.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?)",
+                        [state.metric, state.rule, state.kind, state.state, state.since,
+                         state.message])
+
+    def alert_states(self) -> list[AlertState]:
+        """Every rule that has fired at least once, firing first, newest change first."""
+        return [AlertState(*r) for r in self._read(
+            "SELECT metric, rule, kind, state, since, message FROM alerts "
+            "ORDER BY state = 'firing' DESC, since DESC, metric, rule")]
 
     def known_measures(self, metric: str) -> list[str]:
         """The measures of the metric's latest successful run."""

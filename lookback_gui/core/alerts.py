@@ -1,0 +1,187 @@
+"""Alert rules: evaluated after every run (and by the scheduler for freshness).
+
+A rule is ``firing`` or ``resolved``; it changes state once per episode, not on every run, and
+each change is stored, sent to observers, and handed to the rule's ``command`` (if any) as one
+JSON object on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lookback_gui.core.events import AlertChanged, Observer, ignore
+from lookback_gui.core.project import AlertRule, MetricConfig
+from lookback_gui.core.store import AlertState, RunRecord, Store
+from lookback_gui.core.windows import add_buckets
+
+log = logging.getLogger(__name__)
+COMMAND_TIMEOUT_S = 30
+
+
+def _series_matches(dims: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return all(str(dims.get(k)) == str(v) for k, v in wanted.items())
+
+
+def _series_label(dims: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "all"
+
+
+def _threshold(rule: AlertRule, store: Store, config: MetricConfig) -> str | None:
+    rows = [r for r in store.history(config.name)
+            if r.measure == rule.measure and r.value is not None
+            and _series_matches(dict(r.dims), dict(rule.series))]
+    if not rows:
+        return None
+    complete = [r for r in rows if not r.partial] or rows
+    latest = max(r.bucket for r in complete)
+    hits = []
+    for row in complete:
+        if row.bucket != latest or row.value is None:
+            continue
+        if rule.above is not None and row.value > rule.above:
+            hits.append(f"{_series_label(dict(row.dims))}: {row.value:g} > {rule.above:g}")
+        if rule.below is not None and row.value < rule.below:
+            hits.append(f"{_series_label(dict(row.dims))}: {row.value:g} < {rule.below:g}")
+    if not hits:
+        return None
+    return f"{rule.measure} at {latest.isoformat(sep=' ')}: " + "; ".join(hits)
+
+
+def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
+                 run: RunRecord | None) -> str | None:
+    if run is None or run.status != "succeeded" or run.window_end is None:
+        return None
+    newest = run.partial_start or run.window_end
+    cutoff = add_buckets(newest, config.grain, -(rule.older_than or 1))
+    threshold = rule.change_pct or 0.0
+    hits = []
+    for rev in store.revisions_in_run(config.name, run.id):
+        if rev.bucket >= cutoff:
+            continue
+        if rule.measure and rev.measure != rule.measure:
+            continue
+        if not _series_matches(dict(rev.dims), dict(rule.series)):
+            continue
+        if rev.old_value is None or rev.new_value is None:
+            change = float("inf")
+        elif rev.old_value == 0:
+            change = float("inf") if rev.new_value != 0 else 0.0
+        else:
+            change = abs(rev.new_value - rev.old_value) / abs(rev.old_value) * 100
+        if change > threshold:
+            pct = "removed" if rev.new_value is None else (
+                "from nothing" if rev.old_value is None else f"{change:+.1f}%")
+            hits.append(f"{rev.bucket.date() if rev.bucket.hour == 0 else rev.bucket} "
+                        f"{_series_label(dict(rev.dims))} {rev.measure} "
+                        f"{rev.old_value} → {rev.new_value} ({pct})")
+    if not hits:
+        return None
+    more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
+    return (f"run {run.id} restated {len(hits)} value(s) older than {rule.older_than} "
+            f"bucket(s): " + "; ".join(hits[:3]) + more)
+
+
+def _freshness(rule: AlertRule, store: Store, config: MetricConfig, now: datetime) -> str | None:
+    last = store.last_successful_run(config.name)
+    max_age = rule.max_age or timedelta(days=1)
+    if last is None:
+        first = store.runs(metric=config.name)
+        if not first:
+            return None
+        since = min(r.started_at for r in first if r.started_at) if first else now
+        if now - since > max_age:
+            return f"no successful pull since the first attempt at {since.isoformat(sep=' ')}"
+        return None
+    moment = last.finished_at or last.started_at or now
+    if now - moment > max_age:
+        return (f"no successful pull for {_age(now - moment)} (last at "
+                f"{moment.isoformat(sep=' ', timespec='minutes')}; allowed {_age(max_age)})")
+    return None
+
+
+def _failure(store: Store, config: MetricConfig) -> str | None:
+    for run in store.runs(metric=config.name, limit=10):
+        if run.status == "failed":
+            return f"run {run.id} failed after {run.attempts} attempt(s): {run.error}"
+        if run.status == "succeeded":
+            return None
+    return None
+
+
+def _age(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 72 else f"{hours // 24} days"
+
+
+def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
+                    run: RunRecord | None = None, project_dir: Path | None = None,
+                    observer: Observer = ignore, kinds: tuple[str, ...] | None = None
+                    ) -> list[AlertState]:
+    """Evaluate the metric's rules and record state changes; return the changes."""
+    changes = []
+    for rule in config.alerts:
+        if kinds is not None and rule.kind not in kinds:
+            continue
+        if rule.kind == "threshold":
+            message = _threshold(rule, store, config)
+        elif rule.kind == "restatement":
+            if run is None:
+                continue
+            message = _restatement(rule, store, config, run)
+        elif rule.kind == "freshness":
+            message = _freshness(rule, store, config, now)
+        else:
+            message = _failure(store, config)
+        previous = store.alert_state(config.name, rule.label)
+        firing = message is not None
+        if firing and (previous is None or previous.state != "firing"):
+            state = AlertState(config.name, rule.label, rule.kind, "firing", now, message or "")
+        elif not firing and previous is not None and previous.state == "firing":
+            state = AlertState(config.name, rule.label, rule.kind, "resolved", now,
+                               f"resolved: {previous.message}")
+        else:
+            continue
+        store.set_alert_state(state)
+        changes.append(state)
+        observer(AlertChanged(state.metric, state.rule, state.kind, state.state, state.since,
+                              state.message))
+        if rule.command:
+            run_alert_command(rule.command, state, project_dir)
+    return changes
+
+
+def run_alert_command(command: str, state: AlertState, project_dir: Path | None) -> str | None:
+    """Run ``command`` (split like a shell line, no shell) with the alert as JSON on stdin.
+
+    Returns a problem description, or None when it ran and exited 0.
+    """
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return f"alert command {command!r} does not parse: {exc}"
+    try:
+        result = subprocess.run(argv, input=json.dumps(state.to_json()), text=True,
+                                capture_output=True, cwd=project_dir,
+                                timeout=COMMAND_TIMEOUT_S, check=False)
+    except FileNotFoundError:
+        problem = f"alert command {argv[0]!r} not found"
+    except subprocess.TimeoutExpired:
+        problem = f"alert command {argv[0]!r} did not finish within {COMMAND_TIMEOUT_S} s"
+    except OSError as exc:
+        problem = f"alert command {argv[0]!r} cannot run: {exc.strerror}"
+    else:
+        if result.returncode == 0:
+            return None
+        problem = (f"alert command {argv[0]!r} exited {result.returncode}: "
+                   f"{result.stderr.strip()[:200]}")
+    log.warning("%s", problem)
+    return problem

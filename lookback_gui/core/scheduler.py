@@ -1,0 +1,433 @@
+"""The scheduler: recurring pulls in the background that never leave a gap.
+
+One APScheduler job per scheduled metric fires into a small worker pool; at most one pull runs
+per metric (a fire while one runs is coalesced) and per source (default one at a time). At start,
+and when the wall clock jumps (a laptop wakes up), every metric whose last scheduled time passed
+without a successful pull gets one catch-up pull, after back-filling the buckets that no
+successful pull covered. The planning takes a clock, so it is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from lookback_gui.core.errors import LookbackError
+from lookback_gui.core.events import Fanout, Notice, Observer, Progress
+from lookback_gui.core.project import MetricConfig, Project, load_project
+from lookback_gui.core.pull import PullControl, backfill_windows, run_pull
+from lookback_gui.core.store import RunRecord, Store
+from lookback_gui.core.windows import Window, compute_window
+
+Clock = Callable[[], datetime]  # aware UTC now
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PlannedPull:
+    """One pull the scheduler owes: why, and for which window."""
+
+    trigger: str
+    window: Window
+
+
+def trigger_for(config: MetricConfig) -> CronTrigger | IntervalTrigger | None:
+    """The APScheduler trigger of a metric's ``schedule`` or ``every``, in its time zone."""
+    if config.schedule:
+        return CronTrigger.from_crontab(config.schedule, timezone=config.zone)
+    if config.every:
+        return IntervalTrigger(seconds=int(config.every.total_seconds()), timezone=config.zone)
+    return None
+
+
+def _local(moment: datetime, config: MetricConfig) -> datetime:
+    return moment.astimezone(config.zone).replace(tzinfo=None)
+
+
+def is_due(config: MetricConfig, last_as_of: datetime, now: datetime) -> bool:
+    """Whether a scheduled time passed after the last successful pull (both naive local)."""
+    if config.every:
+        return now - last_as_of >= config.every
+    if config.schedule:
+        trigger = CronTrigger.from_crontab(config.schedule, timezone=config.zone)
+        after = last_as_of.replace(tzinfo=config.zone) + timedelta(seconds=1)
+        fire = trigger.get_next_fire_time(None, after)
+        return fire is not None and fire <= now.replace(tzinfo=config.zone)
+    return False
+
+
+def covered(runs: list[RunRecord]) -> list[tuple[datetime, datetime]]:
+    """The bucket ranges that successful pulls saw complete, merged, oldest first."""
+    spans = sorted(
+        (r.window_start, r.partial_start or r.window_end) for r in runs
+        if r.status == "succeeded" and r.window_start and r.window_end
+    )
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in spans:
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[PlannedPull]:
+    """What a scheduled metric owes at ``now`` (naive local): back-fills, then one catch-up."""
+    successes = store.runs(metric=config.name, status="succeeded")
+    current = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
+    if not successes:
+        return [PlannedPull("catch-up", current)]
+    last_as_of = max(r.as_of for r in successes if r.as_of)
+    if not is_due(config, last_as_of, now):
+        return []
+    plans = []
+    spans = covered(successes)
+    cursor = spans[0][0] if spans else current.start
+    for start, end in [*spans, (current.start, current.start)]:
+        hole_end = min(start, current.start)
+        if cursor < hole_end:
+            plans += [PlannedPull("backfill", w)
+                      for w in backfill_windows(config, cursor, hole_end)]
+        cursor = max(cursor, end)
+    plans.append(PlannedPull("catch-up", current))
+    return plans
+
+
+def failed_windows(store: Store, metric: str) -> list[RunRecord]:
+    """Failed runs of ``metric`` whose window no later successful run has covered."""
+    runs = list(reversed(store.runs(metric=metric)))
+    out: list[RunRecord] = []
+    seen: set[tuple[datetime | None, datetime | None]] = set()
+    for index, run in enumerate(runs):
+        if run.status != "failed" or run.window_start is None or run.window_end is None:
+            continue
+        later = [r for r in runs[index + 1:] if r.status == "succeeded"]
+        if any(r.window_start is not None and r.window_end is not None
+               and r.window_start <= run.window_start and r.window_end >= run.window_end
+               for r in later):
+            continue
+        key = (run.window_start, run.window_end)
+        if key not in seen:
+            seen.add(key)
+            out.append(run)
+    return out
+
+
+def retry_failed(project: Project, store: Store, metric: str | None = None,
+                 observer: Observer | None = None) -> list[RunRecord]:
+    """Re-run exactly the windows of failed runs not covered since; oldest first."""
+    names = [metric] if metric else list(project.metrics)
+    runs = []
+    for name in names:
+        config = project.metric(name)
+        for failed in failed_windows(store, name):
+            assert failed.window_start and failed.window_end and failed.as_of
+            window = Window(start=failed.window_start, end=failed.window_end,
+                            as_of=failed.as_of, partial_start=failed.partial_start)
+            runs.append(run_pull(project, config, store, trigger="retry", window=window,
+                                 observer=observer or (lambda e: None)))
+    return runs
+
+
+class Scheduler:
+    """Runs a project's scheduled pulls on worker threads.
+
+    Attributes:
+        project: the configuration in force (the last one that loaded without error).
+        events: subscribe observers here; they are called on worker threads.
+    """
+
+    TICK_S = 1.0
+    RELOAD_EVERY_S = 2.0
+    JUMP_S = 90.0
+
+    def __init__(self, project: Project, store: Store, *, workers: int = 2,
+                 per_source: int = 1, clock: Clock = utc_now,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.project = project
+        self.store = store
+        self.events = Fanout()
+        self._clock = clock
+        self._monotonic = monotonic
+        self._per_source = per_source
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull")
+        self._aps = BackgroundScheduler(timezone=UTC, job_defaults={
+            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        self._lock = threading.Lock()
+        self._running: dict[str, PullControl] = {}
+        self._futures: set[Future[None]] = set()
+        self._sources: dict[str, threading.BoundedSemaphore] = {}
+        self._paused_metrics: set[str] = set()
+        self._stopping = threading.Event()
+        self._project_mtime = self._mtime()
+        self._last_reload_check = 0.0
+        self._last_tick: tuple[datetime, float] | None = None
+        self.last_error: str | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self, catch_up: bool = True) -> None:
+        self._sync_jobs()
+        self._aps.add_job(self._tick, IntervalTrigger(seconds=self.TICK_S), id="__tick__")
+        self._aps.start()
+        if catch_up:
+            self.catch_up()
+
+    def shutdown(self, grace_s: float = 10.0) -> None:
+        """Stop firing, give running pulls ``grace_s`` seconds, then cancel them."""
+        self._stopping.set()
+        if self._aps.running:
+            self._aps.shutdown(wait=False)
+        deadline = time.monotonic() + grace_s
+        with self._lock:
+            pending = list(self._futures)
+        for future in pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(Exception):  # a pull's failure is recorded in its run
+                future.result(timeout=remaining)
+        self.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def running(self) -> bool:
+        return self._aps.running and not self._stopping.is_set()
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def _sync_jobs(self) -> None:
+        wanted = {}
+        for config in self.project.metrics.values():
+            trigger = trigger_for(config)
+            if trigger is not None:
+                wanted[config.name] = trigger
+        for job in self._aps.get_jobs():
+            if job.id != "__tick__" and job.id not in wanted:
+                job.remove()
+        for name, trigger in wanted.items():
+            self._aps.add_job(self._fire, trigger, args=[name], id=name, replace_existing=True)
+            if name in self._paused_metrics:
+                self._aps.pause_job(name)
+
+    def _fire(self, metric: str) -> None:
+        config = self.project.metrics.get(metric)
+        if config is None:
+            return
+        now = _local(self._clock(), config)
+        window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
+        self.submit(metric, [PlannedPull("schedule", window)])
+
+    def submit(self, metric: str, plans: list[PlannedPull]) -> Future[None] | None:
+        """Run ``plans`` for ``metric`` on a worker, unless a pull of it is already running."""
+        if self._stopping.is_set() or not plans:
+            return None
+        with self._lock:
+            if metric in self._running:
+                self._say("info", f"{metric}: a pull is already running; this "
+                          f"{plans[0].trigger} fire is coalesced into it", metric)
+                return None
+            control = PullControl()
+            self._running[metric] = control
+            future = self._pool.submit(self._work, metric, plans, control)
+            self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
+        return future
+
+    def run_now(self, metric: str, trigger: str = "manual",
+                as_of: datetime | None = None) -> Future[None] | None:
+        config = self.project.metric(metric)
+        now = as_of or _local(self._clock(), config)
+        window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
+        return self.submit(metric, [PlannedPull(trigger, window)])
+
+    def backfill(self, metric: str, start: datetime, end: datetime) -> Future[None] | None:
+        config = self.project.metric(metric)
+        return self.submit(metric, [PlannedPull("backfill", w)
+                                    for w in backfill_windows(config, start, end)])
+
+    def _work(self, metric: str, plans: list[PlannedPull], control: PullControl) -> None:
+        try:
+            config = self.project.metrics.get(metric)
+            if config is None:
+                return
+            gate = self._source_gate(config.source)
+            while not gate.acquire(timeout=0.2):
+                if control.cancelled:
+                    return
+            try:
+                for plan in plans:
+                    if control.cancelled:
+                        break
+                    run_pull(self.project, config, self.store, trigger=plan.trigger,
+                             window=plan.window, control=control, observer=self.events,
+                             clock=lambda: _local(self._clock(), config))
+            finally:
+                gate.release()
+        except LookbackError as exc:
+            self._say("error", f"{metric}: {exc}", metric)
+        finally:
+            with self._lock:
+                self._running.pop(metric, None)
+
+    def _source_gate(self, source: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if source not in self._sources:
+                self._sources[source] = threading.BoundedSemaphore(self._per_source)
+            return self._sources[source]
+
+    # -- catch-up -------------------------------------------------------------------------
+
+    def catch_up(self) -> list[str]:
+        """Submit what every scheduled metric owes now; return the metrics that got work."""
+        started = []
+        for config in self.project.metrics.values():
+            if not config.scheduled or config.name in self._paused_metrics:
+                continue
+            plans = plan_catch_up(config, self.store, _local(self._clock(), config))
+            if not plans:
+                continue
+            fills = sum(p.trigger == "backfill" for p in plans)
+            if fills:
+                self._say("info", f"{config.name}: back-filling {fills} chunk(s) that no pull "
+                          "covered, then one catch-up pull", config.name)
+            if self.submit(config.name, plans) is not None:
+                started.append(config.name)
+        return started
+
+    # -- control --------------------------------------------------------------------------
+
+    def pause(self, metric: str | None = None) -> None:
+        if metric is None:
+            self._aps.pause()
+        else:
+            self._paused_metrics.add(metric)
+            if self._aps.get_job(metric):
+                self._aps.pause_job(metric)
+
+    def resume(self, metric: str | None = None) -> None:
+        if metric is None:
+            self._aps.resume()
+        else:
+            self._paused_metrics.discard(metric)
+            if self._aps.get_job(metric):
+                self._aps.resume_job(metric)
+
+    @property
+    def paused(self) -> bool:
+        from apscheduler.schedulers.base import STATE_PAUSED
+
+        return bool(self._aps.state == STATE_PAUSED)
+
+    def cancel(self, metric: str | None = None) -> None:
+        """Cancel the running pull of ``metric``, or all of them."""
+        with self._lock:
+            controls = [c for m, c in self._running.items() if metric in (None, m)]
+        for control in controls:
+            control.cancel()
+
+    def running_metrics(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no pull runs (for tests and shutdown); return whether it got idle."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._futures)
+            if not pending:
+                return True
+            for future in pending:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    future.result(timeout=remaining)
+                except TimeoutError:
+                    return False
+                except Exception:  # a pull's failure is recorded in its run
+                    continue
+
+    def next_fire_times(self) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        for job in self._aps.get_jobs():
+            if job.id != "__tick__":
+                out[job.id] = getattr(job, "next_run_time", None)
+        return out
+
+    # -- periodic work --------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        with self._lock:
+            running = list(self._running.items())
+        for metric, control in running:
+            percent = control.progress()
+            if percent is not None:
+                self.events(Progress(run_id=0, metric=metric, percent=percent))
+        mono = self._monotonic()
+        if mono - self._last_reload_check >= self.RELOAD_EVERY_S:
+            self._last_reload_check = mono
+            self.reload_if_changed()
+        wall = self._clock()
+        if self._last_tick is not None:
+            wall_delta = (wall - self._last_tick[0]).total_seconds()
+            mono_delta = mono - self._last_tick[1]
+            if wall_delta - mono_delta > self.JUMP_S:
+                self._say("info", f"the clock jumped {wall_delta - mono_delta:.0f} s "
+                          "(woke up?): catching up")
+                self.catch_up()
+        self._last_tick = (wall, mono)
+        self._check_freshness()
+
+    def _check_freshness(self) -> None:
+        from lookback_gui.core.alerts import evaluate_alerts
+
+        for config in self.project.metrics.values():
+            if any(rule.kind == "freshness" for rule in config.alerts):
+                try:
+                    evaluate_alerts(config, self.store, _local(self._clock(), config),
+                                    project_dir=self.project.directory, observer=self.events,
+                                    kinds=("freshness",))
+                except LookbackError as exc:
+                    self._say("error", f"{config.name}: freshness alert: {exc}", config.name)
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.project.path.stat().st_mtime
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> bool:
+        """Re-read the project file if it changed; keep the last good one if it is broken."""
+        mtime = self._mtime()
+        if mtime == self._project_mtime:
+            return False
+        self._project_mtime = mtime
+        try:
+            project = load_project(self.project.path)
+        except LookbackError as exc:
+            self.last_error = str(exc)
+            self._say("error", f"the project file no longer loads; keeping the last good "
+                      f"configuration: {exc}")
+            return False
+        self.last_error = None
+        self.project = project
+        self._sync_jobs()
+        self._say("info", f"project file reloaded: {len(project.metrics)} metric(s)")
+        return True
+
+    def _say(self, level: str, message: str, metric: str | None = None) -> None:
+        self.events(Notice(level=level, message=message, metric=metric))
