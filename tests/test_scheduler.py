@@ -4,6 +4,7 @@ retry-failed, alerts and the headless daemon."""
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import signal
 import subprocess
@@ -76,7 +77,7 @@ def test_a_gap_longer_than_the_lookback_backfills_every_uncovered_bucket(write_p
         fills = [(p.window.start, p.window.end) for p in plans[:-1]]
         assert fills[0][0] == ts("2026-10-01")  # the bucket that was still partial is owed
         assert fills[-1][1] == ts("2026-10-24") == plans[-1].window.start
-        assert all(a[1] == b[0] for a, b in zip(fills, fills[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(fills))
         # run the plan: afterwards every bucket from the first pull to now is covered
         for plan in plans:
             run = run_pull(project, config, store, trigger=plan.trigger, window=plan.window)
