@@ -124,3 +124,34 @@ def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
     except OSError as exc:
         raise LookbackError(f"cannot write the demo into {folder}: {exc.strerror}") from None
     return project
+
+
+def seed_history(project_path: Path, now: datetime | None = None) -> int:
+    """Replay the pulls a schedule would have made over the last weeks; return how many ran.
+
+    Each pull is as of a past moment, so it sees only the orders that had arrived by then and
+    the store fills with the revisions late data caused.
+    """
+    from datetime import timedelta
+
+    from lookback_gui.core.project import load_project
+    from lookback_gui.core.pull import run_pull
+    from lookback_gui.core.store import Store
+
+    project = load_project(project_path)
+    moment = (now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
+    today = moment.replace(hour=0, minute=0)
+    count = 0
+    with Store(project.store_path) as store:
+        for days_ago in range(21, 0, -1):
+            as_of = today - timedelta(days=days_ago) + timedelta(hours=6)
+            run_pull(project, "daily_orders", store, trigger="schedule", as_of=as_of)
+            count += 1
+        for hours_ago in range(72, 0, -6):
+            run_pull(project, "hourly_revenue", store, trigger="schedule",
+                     as_of=moment - timedelta(hours=hours_ago))
+            count += 1
+        for name in ("daily_orders", "hourly_revenue"):
+            run_pull(project, name, store, trigger="schedule", as_of=moment)
+            count += 1
+    return count

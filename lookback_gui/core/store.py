@@ -698,6 +698,59 @@ class Store:
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
                             new_value=n) for r, b, d, m, o, n in rows]
 
+    def series(self, metric: str) -> list[tuple[dict[str, Any], str, float]]:
+        """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first."""
+        rows = self._read(
+            "SELECT dims, measure, coalesce(sum(abs(value)), 0) AS size FROM current "
+            "WHERE metric = ? GROUP BY dims, measure ORDER BY size DESC, dims, measure", [metric])
+        return [(json.loads(d), m, float(size)) for d, m, size in rows]
+
+    def chart_data(self, metric: str, measure: str, dims: Mapping[str, Any],
+                   as_of_run: int | None = None) -> dict[str, np.ndarray]:
+        """One series as numpy arrays for a chart, buckets ascending.
+
+        Keys: bucket (datetime64), value, first_value (float, NaN for none), versions,
+        last_run (int), removed, partial (bool).
+        """
+        dims_text = json.dumps(dict(sorted(dims.items())), separators=(",", ":"))
+        cur = self.cursor()
+        try:
+            if as_of_run is None:
+                data = cur.execute(
+                    "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
+                    " coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
+                    " run_id AS last_run, removed, partial FROM current"
+                    " WHERE metric = ? AND measure = ? AND dims = ? ORDER BY bucket",
+                    [metric, measure, dims_text]).fetchnumpy()
+            else:
+                data = cur.execute(
+                    """
+                    WITH v AS (
+                        SELECT bucket,
+                               arg_max({'v': value, 'r': removed, 'p': partial, 'run': run_id},
+                                       run_id) AS last,
+                               arg_min({'v': value}, run_id) AS first, count(*) AS n
+                        FROM versions WHERE metric = ? AND measure = ? AND dims = ?
+                          AND run_id <= ?
+                        GROUP BY bucket
+                    )
+                    SELECT bucket, coalesce(last.v, 'NaN'::DOUBLE) AS value,
+                           coalesce(first.v, 'NaN'::DOUBLE) AS first_value,
+                           CAST(n AS INTEGER) AS versions, last.run AS last_run,
+                           last.r AS removed, last.p AS partial
+                    FROM v ORDER BY bucket
+                    """, [metric, measure, dims_text, as_of_run]).fetchnumpy()
+        finally:
+            cur.close()
+        return {k: np.asarray(v) for k, v in data.items()}
+
+    def schema_changes(self, metric: str) -> list[tuple[int, datetime, Mapping[str, Any]]]:
+        """(run, as_of, change) of every run of ``metric`` that changed its measures."""
+        rows = self._read(
+            "SELECT id, as_of, schema_change FROM runs WHERE metric = ? AND status = 'succeeded'"
+            " AND schema_change IS NOT NULL AND schema_change <> '{}' ORDER BY id", [metric])
+        return [(r, a, json.loads(c)) for r, a, c in rows]
+
     # -- alerts ---------------------------------------------------------------------------
 
     def alert_state(self, metric: str, rule: str) -> AlertState | None:

@@ -1,0 +1,161 @@
+"""``lookback-gui``: start the desktop app. This is the one place that wires the services.
+
+    lookback-gui [--project FILE]            open a project (default: the last one)
+    lookback-gui --demo                      create (once) and open the demo project
+    lookback-gui --screenshot PATH [--demo | --project FILE]
+                                             render the main window offscreen and exit
+    lookback-gui --install-desktop           install the icon and launcher for this user
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "lookback-gui"
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def ensure_demo(folder: Path | None = None) -> Path:
+    """The demo project in the user data folder, created with a history of pulls on first use."""
+    from lookback_gui.core.demo import seed_history, write_demo
+
+    folder = folder or data_dir() / "demo"
+    project = folder / "lookback.toml"
+    if not project.exists():
+        write_demo(folder)
+        seed_history(project)
+    return project
+
+
+def install_desktop(home: Path | None = None) -> list[Path]:
+    """Install the icon and the .desktop launcher into the user's XDG folders."""
+    from lookback_gui.ui.main_window import resource
+
+    share = Path(os.environ.get("XDG_DATA_HOME") or (home or Path.home()) / ".local" / "share")
+    icon = share / "icons" / "hicolor" / "scalable" / "apps" / "lookback-gui.svg"
+    launcher = share / "applications" / "lookback-gui.desktop"
+    icon.parent.mkdir(parents=True, exist_ok=True)
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(resource("lookback-gui.svg"), icon)
+    executable = shutil.which("lookback-gui") or "lookback-gui"
+    text = resource("lookback-gui.desktop").read_text(encoding="utf-8")
+    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={executable}"), encoding="utf-8")
+    return [icon, launcher]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lookback-gui", description="Lookback GUI desktop app")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--project", metavar="FILE", help="the project file to open")
+    source.add_argument("--demo", action="store_true",
+                        help="create (once) and open the demo project")
+    parser.add_argument("--screenshot", metavar="PATH",
+                        help="render the main window offscreen on a chart, save it, and exit")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="install the icon and .desktop launcher for this user")
+    parser.add_argument("file", nargs="?", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.install_desktop:
+        for path in install_desktop():
+            print(f"installed {path}")
+        return 0
+    if args.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    import lookback_gui.ui  # noqa: F401  (PySide6 before pyqtgraph)
+    from lookback_gui.ui.main_window import MainWindow, app_icon
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationDisplayName("Lookback GUI")
+    app.setDesktopFileName(APP_NAME)
+    app.setWindowIcon(app_icon())
+    app.setQuitOnLastWindowClosed(True)
+    settings = QSettings(APP_NAME, APP_NAME)
+    window = MainWindow(settings)
+
+    project = args.project or args.file
+    if args.demo:
+        try:
+            project = str(ensure_demo())
+        except Exception as exc:
+            print(f"error: cannot create the demo project: {exc}", file=sys.stderr)
+            return 1
+    elif project is None:
+        last = settings.value("project/last")
+        project = str(last) if last and Path(str(last)).exists() else None
+
+    if args.screenshot:
+        return _screenshot(app, window, project, Path(args.screenshot))
+
+    window.show()
+    if project:
+        QTimer.singleShot(0, lambda: window.open_project(project))
+    else:
+        window.statusBar().showMessage("Open a project (Ctrl+O) or create one (Ctrl+N); "
+                                       "lookback-gui --demo opens a demo.")
+    return app.exec()
+
+
+def _screenshot(app: object, window: object, project: str | None, path: Path) -> int:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from lookback_gui.ui.main_window import MainWindow
+
+    assert isinstance(window, MainWindow)
+    if project is None:
+        print("error: --screenshot needs --demo or --project FILE", file=sys.stderr)
+        return 2
+    window.resize(1400, 860)
+    window.show()
+    if not window.open_project(project, start_scheduler=False):
+        print(f"error: {window.last_error}", file=sys.stderr)
+        return 1
+    loop = QEventLoop()
+    drawn = {"done": False}
+
+    def finished(_: object) -> None:
+        drawn["done"] = True
+        loop.quit()
+
+    window.chart.loaded.connect(finished)
+    QTimer.singleShot(20000, loop.quit)
+    window.chart.reload()
+    loop.exec()
+    if not drawn["done"]:
+        print("error: the chart did not load in time", file=sys.stderr)
+        return 1
+    # show a series that has revisions, hovering nothing
+    window.tabs.setCurrentIndex(0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok = window.grab().save(str(path))
+    window.quitting = True
+    window.close()
+    if not ok:
+        print(f"error: cannot write {path}", file=sys.stderr)
+        return 1
+    print(f"screenshot saved: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,626 @@
+"""Editors for sources and metrics.
+
+Each editor validates its fields against the same rules as the project file (it builds the new
+project text and runs the loader on it) and shows a mistake next to the field it is about. Saving
+writes the project file through :class:`ProjectDocument`, which keeps the user's comments.
+Connection tests, schema browsing and query previews run off the GUI thread.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import tomlkit
+from pygments.lexers.sql import SqlLexer
+from pygments.token import Token
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lookback_gui.core.errors import LookbackError, ProjectError
+from lookback_gui.core.project import (
+    FILE_SOURCE_TYPES,
+    SOURCE_TYPES,
+    MetricConfig,
+    Project,
+    ProjectDocument,
+    SourceConfig,
+    parse_project,
+)
+from lookback_gui.core.pull import Preview, preview_metric
+from lookback_gui.core.sources import KEYRING_SERVICE, describe_schema, keyring_user
+from lookback_gui.ui.bridge import Bridge
+from lookback_gui.ui.models import PreviewModel
+
+MONO = QFont("monospace")
+MONO.setStyleHint(QFont.StyleHint.Monospace)
+
+
+class SqlHighlighter(QSyntaxHighlighter):
+    """SQL highlighting with Pygments' SQL lexer; the window parameters stand out."""
+
+    STYLES: ClassVar[dict[Any, tuple[str, bool]]] = {
+        Token.Keyword: ("#1565c0", True),
+        Token.Name.Builtin: ("#6a1b9a", False),
+        Token.Literal.String: ("#2e7d32", False),
+        Token.Literal.Number: ("#ef6c00", False),
+        Token.Comment: ("#757575", False),
+        Token.Operator: ("#424242", False),
+    }
+
+    def __init__(self, document: QTextDocument):
+        super().__init__(document)
+        self._lexer = SqlLexer()
+        self._formats: dict[Any, QTextCharFormat] = {}
+        for token, (colour, bold) in self.STYLES.items():
+            fmt = QTextCharFormat()
+            fmt.setForeground(QColor(colour))
+            if bold:
+                fmt.setFontWeight(QFont.Weight.Bold)
+            self._formats[token] = fmt
+        self._param = QTextCharFormat()
+        self._param.setForeground(QColor("#c2185b"))
+        self._param.setFontWeight(QFont.Weight.Bold)
+
+    def highlightBlock(self, text: str) -> None:
+        position = 0
+        for token, value in self._lexer.get_tokens(text):
+            length = len(value)
+            if value.startswith("$"):
+                self.setFormat(position, length, self._param)
+            else:
+                while token not in self._formats and token.parent is not None:
+                    token = token.parent
+                if token in self._formats:
+                    self.setFormat(position, length, self._formats[token])
+            position += length
+
+
+def _error_label() -> QLabel:
+    label = QLabel()
+    label.setStyleSheet("color: #c62828;")
+    label.setWordWrap(True)
+    label.setVisible(False)
+    return label
+
+
+class _Editor(QDialog):
+    """Shared plumbing: inline errors keyed by project-file key, and validation by reloading."""
+
+    def __init__(self, project: Project, bridge: Bridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.project = project
+        self.bridge = bridge
+        self.errors: dict[str, QLabel] = {}
+        self.general_error = _error_label()
+        self.saved_project: Project | None = None
+
+    def field_row(self, form: QFormLayout, label: str, key: str, widget: QWidget) -> None:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(widget)
+        error = _error_label()
+        error.setAccessibleName(f"{label} error")
+        layout.addWidget(error)
+        self.errors[key] = error
+        form.addRow(label, box)
+
+    def clear_errors(self) -> None:
+        for label in [*self.errors.values(), self.general_error]:
+            label.clear()
+            label.setVisible(False)
+
+    def show_error(self, key: str | None, message: str) -> None:
+        label = self.errors.get(key or "", self.general_error)
+        label.setText(message)
+        label.setVisible(True)
+
+    def show_project_error(self, exc: ProjectError) -> None:
+        key = (exc.key or "").split(".")
+        field = key[2] if len(key) > 2 else None
+        self.show_error(field, exc.reason if field in self.errors else str(exc))
+
+    def try_save(self, apply: Any) -> bool:
+        """Apply the change to the project file, validate it, and write it; show mistakes."""
+        self.clear_errors()
+        try:
+            document = ProjectDocument(self.project.path)
+            apply(document)
+            self.saved_project = document.save()
+        except ProjectError as exc:
+            self.show_project_error(exc)
+            return False
+        except (OSError, LookbackError) as exc:
+            self.show_error(None, f"cannot save {self.project.path}: {exc}")
+            return False
+        return True
+
+
+class SourceEditor(_Editor):
+    """Create or change one source."""
+
+    def __init__(self, project: Project, bridge: Bridge, source: SourceConfig | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(project, bridge, parent)
+        self.setWindowTitle(f"Source {source.name}" if source else "New source")
+        self.original = source
+        self.name = QLineEdit(source.name if source else "", accessibleName="Source name")
+        self.type = QComboBox(accessibleName="Source type")
+        self.type.addItems(SOURCE_TYPES)
+        if source:
+            self.type.setCurrentText(source.type)
+        self.path = QLineEdit(source.path or "" if source else "", accessibleName="Path or glob")
+        self.browse = QPushButton("Browse…", accessibleName="Choose a file")
+        self.dsn = QLineEdit(source.dsn or "" if source else "", accessibleName="DSN")
+        self.dsn.setPlaceholderText("host=127.0.0.1 port=5432 dbname=shop user=analyst")
+        self.password_env = QLineEdit(source.password_env or "" if source else "",
+                                      accessibleName="Password environment variable")
+        self.password = QLineEdit(accessibleName="Password for the keyring")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("kept in the OS keyring, never in the project file")
+        self.test = QPushButton("Test connection", accessibleName="Test connection")
+        self.test_result = QLabel()
+        self.test_result.setWordWrap(True)
+        self.schema = QTreeWidget(accessibleName="Schema browser")
+        self.schema.setHeaderLabels(["Table / column", "Type"])
+
+        form = QFormLayout()
+        self.field_row(form, "Name", "name", self.name)
+        self.field_row(form, "Type", "type", self.type)
+        path_row = QWidget()
+        path_layout = QHBoxLayout(path_row)
+        path_layout.setContentsMargins(0, 0, 0, 0)
+        path_layout.addWidget(self.path, 1)
+        path_layout.addWidget(self.browse)
+        self.field_row(form, "Path", "path", path_row)
+        self.field_row(form, "DSN", "dsn", self.dsn)
+        self.field_row(form, "Password variable", "password_env", self.password_env)
+        self.field_row(form, "Password", "password", self.password)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test)
+        test_row.addWidget(self.test_result, 1)
+        layout.addLayout(test_row)
+        layout.addWidget(self.schema, 1)
+        layout.addWidget(self.general_error)
+        layout.addWidget(buttons)
+        self.resize(640, 560)
+
+        self.type.currentTextChanged.connect(self._type_changed)
+        self.browse.clicked.connect(self._browse)
+        self.test.clicked.connect(self.test_connection)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        self._type_changed(self.type.currentText())
+
+    def _type_changed(self, kind: str) -> None:
+        is_file = kind in FILE_SOURCE_TYPES
+        for key in ("path",):
+            self.errors[key].parentWidget().setVisible(is_file)
+        for key in ("dsn", "password_env", "password"):
+            self.errors[key].parentWidget().setVisible(not is_file)
+        form = self.errors["path"].parentWidget().parentWidget().layout()
+        if isinstance(form, QFormLayout):
+            form.setRowVisible(2, is_file)
+            for row in (3, 4, 5):
+                form.setRowVisible(row, not is_file)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose the source file",
+                                              str(self.project.directory))
+        if path:
+            try:
+                from pathlib import Path
+
+                path = str(Path(path).relative_to(self.project.directory))
+            except ValueError:
+                pass
+            self.path.setText(path)
+
+    def values(self) -> dict[str, Any]:
+        kind = self.type.currentText()
+        if kind in FILE_SOURCE_TYPES:
+            return {"type": kind, "path": self.path.text().strip(), "dsn": None,
+                    "password_env": None}
+        return {"type": kind, "path": None, "dsn": self.dsn.text().strip(),
+                "password_env": self.password_env.text().strip() or None}
+
+    def _apply(self, document: ProjectDocument) -> None:
+        name = self.name.text().strip()
+        if self.original and self.original.name != name:
+            document.remove_source(self.original.name)
+        document.set_source(name, self.values())
+
+    def _candidate(self) -> SourceConfig | None:
+        self.clear_errors()
+        name = self.name.text().strip()
+        if not name:
+            self.show_error("name", "give the source a name")
+            return None
+        document = ProjectDocument(self.project.path)
+        try:
+            self._apply(document)
+            project = document.validate()
+        except ProjectError as exc:
+            if exc.key and exc.key.startswith("metrics."):
+                # a metric still names the old source; the source itself is fine to test
+                return SourceConfig(name=name, type=self.type.currentText(),
+                                    path=self.values()["path"],
+                                    resolved_path=str(self.project.directory
+                                                      / (self.values()["path"] or "")),
+                                    dsn=self.values()["dsn"],
+                                    password_env=self.values()["password_env"])
+            self.show_project_error(exc)
+            return None
+        return project.sources[name]
+
+    def test_connection(self) -> None:
+        source = self._candidate()
+        if source is None:
+            return
+        self.test.setEnabled(False)
+        self.test_result.setText("connecting…")
+        self.schema.clear()
+        self.bridge.submit(f"test-{id(self)}", lambda: describe_schema(source),
+                           self._tested, self._test_failed)
+
+    def _tested(self, rows: list[dict[str, Any]]) -> None:
+        self.test.setEnabled(True)
+        tables: dict[str, QTreeWidgetItem] = {}
+        for row in rows:
+            item = tables.get(row["table"])
+            if item is None:
+                item = QTreeWidgetItem(self.schema, [row["table"], ""])
+                tables[row["table"]] = item
+            QTreeWidgetItem(item, [row["column"], row["type"]])
+        self.test_result.setStyleSheet("color: #2e7d32;")
+        self.test_result.setText(f"connected: {len(tables)} table(s)")
+
+    def _test_failed(self, message: str) -> None:
+        self.test.setEnabled(True)
+        self.test_result.setStyleSheet("color: #c62828;")
+        self.test_result.setText(message)
+
+    def save(self) -> None:
+        if not self.name.text().strip():
+            self.clear_errors()
+            self.show_error("name", "give the source a name")
+            return
+        password = self.password.text()
+        if password and self.type.currentText() not in FILE_SOURCE_TYPES:
+            source = SourceConfig(name=self.name.text().strip(), type=self.type.currentText(),
+                                  dsn=self.dsn.text().strip())
+            try:
+                import keyring
+
+                keyring.set_password(KEYRING_SERVICE, keyring_user(source), password)
+            except Exception as exc:
+                self.clear_errors()
+                self.show_error("password", "no keyring service is available here, so the "
+                                "password cannot be stored safely; set a password variable "
+                                f"(password_env) instead ({type(exc).__name__})")
+                return
+        if self.try_save(self._apply):
+            self.accept()
+
+
+class MetricEditor(_Editor):
+    """Create or change one metric, with a schedule preview and a query preview."""
+
+    def __init__(self, project: Project, bridge: Bridge, metric: MetricConfig | None = None,
+                 parent: QWidget | None = None):
+        super().__init__(project, bridge, parent)
+        self.setWindowTitle(f"Metric {metric.name}" if metric else "New metric")
+        self.original = metric
+        self.name = QLineEdit(metric.name if metric else "", accessibleName="Metric name")
+        self.source = QComboBox(accessibleName="Source")
+        self.source.addItems(list(project.sources))
+        self.grain = QComboBox(accessibleName="Grain")
+        self.grain.addItems(["minute", "hour", "day", "week", "month"])
+        self.lookback = QLineEdit(str(metric.lookback) if metric else "7d",
+                                  accessibleName="Lookback")
+        self.lookback.setPlaceholderText('"7d", "36h", "4w" or a number of buckets')
+        self.schedule_kind = QComboBox(accessibleName="Schedule kind")
+        self.schedule_kind.addItems(["manual only", "cron", "every"])
+        self.schedule = QLineEdit(accessibleName="Schedule")
+        self.schedule_preview = QLabel(accessibleName="Schedule in plain words")
+        self.schedule_preview.setWordWrap(True)
+        self.timezone = QComboBox(accessibleName="Time zone")
+        self.timezone.setEditable(True)
+        self.timezone.addItems(sorted(zoneinfo.available_timezones()))
+        self.complete_only = QCheckBox("complete buckets only",
+                                       accessibleName="Complete buckets only")
+        self.allow_empty = QCheckBox("an empty result is a real zero",
+                                     accessibleName="Allow an empty result")
+        self.sql = QPlainTextEdit(accessibleName="SQL")
+        self.sql.setFont(MONO)
+        self.highlighter = SqlHighlighter(self.sql.document())
+        self.rules = QPlainTextEdit(accessibleName="Checks and alerts")
+        self.rules.setFont(MONO)
+        self.rules.setPlaceholderText(
+            '[checks]\norders_not_negative = { measure = "orders", min = 0 }\n\n'
+            '[[alerts]]\nkind = "failure"')
+        self.preview_button = QPushButton("Preview", accessibleName="Preview the query")
+        self.preview_info = QLabel(accessibleName="Preview result")
+        self.preview_info.setWordWrap(True)
+        self.preview_model = PreviewModel(self)
+        self.preview_table = QTableView(accessibleName="Preview rows")
+        self.preview_table.setModel(self.preview_model)
+
+        if metric:
+            self.source.setCurrentText(metric.source)
+            self.grain.setCurrentText(metric.grain.value)
+            if metric.schedule:
+                self.schedule_kind.setCurrentText("cron")
+                self.schedule.setText(metric.schedule)
+            elif metric.every:
+                self.schedule_kind.setCurrentText("every")
+                from lookback_gui.core.durations import format_duration
+
+                self.schedule.setText(format_duration(metric.every))
+            self.timezone.setCurrentText(metric.timezone)
+            self.complete_only.setChecked(metric.complete_buckets_only)
+            self.allow_empty.setChecked(metric.allow_empty)
+            self.sql.setPlainText(metric.sql.strip())
+            self.rules.setPlainText(self._rules_text(metric.name))
+        else:
+            self.grain.setCurrentText("day")
+            self.timezone.setCurrentText("UTC")
+            self.sql.setPlainText(
+                "SELECT date_trunc('day', ts) AS bucket, count(*) AS n\nFROM my_table\n"
+                "WHERE ts >= $window_start AND ts < $window_end\nGROUP BY ALL")
+
+        form = QFormLayout()
+        self.field_row(form, "Name", "name", self.name)
+        self.field_row(form, "Source", "source", self.source)
+        self.field_row(form, "Grain", "grain", self.grain)
+        self.field_row(form, "Lookback", "lookback", self.lookback)
+        schedule_row = QWidget()
+        row = QHBoxLayout(schedule_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.schedule_kind)
+        row.addWidget(self.schedule, 1)
+        self.field_row(form, "Schedule", "schedule", schedule_row)
+        self.errors["every"] = self.errors["schedule"]
+        form.addRow("", self.schedule_preview)
+        self.field_row(form, "Time zone", "timezone", self.timezone)
+        options = QWidget()
+        options_row = QHBoxLayout(options)
+        options_row.setContentsMargins(0, 0, 0, 0)
+        options_row.addWidget(self.complete_only)
+        options_row.addWidget(self.allow_empty)
+        options_row.addStretch(1)
+        form.addRow("", options)
+
+        params = QHBoxLayout()
+        params.addWidget(QLabel("Insert:"))
+        for name in ("$window_start", "$window_end", "$as_of"):
+            button = QPushButton(name, accessibleName=f"Insert {name}")
+            button.clicked.connect(lambda _=False, n=name: self.sql.insertPlainText(n))
+            params.addWidget(button)
+        params.addStretch(1)
+        params.addWidget(self.preview_button)
+
+        sql_box = QWidget()
+        sql_layout = QVBoxLayout(sql_box)
+        sql_layout.setContentsMargins(0, 0, 0, 0)
+        sql_layout.addWidget(QLabel("SQL (the source is the default catalog, or a view named "
+                                    "after it for files)"))
+        sql_layout.addWidget(self.sql, 1)
+        self.errors["sql"] = _error_label()
+        sql_layout.addWidget(self.errors["sql"])
+        sql_layout.addLayout(params)
+        sql_layout.addWidget(self.preview_info)
+        sql_layout.addWidget(self.preview_table, 1)
+
+        rules_box = QWidget()
+        rules_layout = QVBoxLayout(rules_box)
+        rules_layout.setContentsMargins(0, 0, 0, 0)
+        rules_layout.addWidget(QLabel("Quality checks and alert rules (TOML, as under "
+                                      "[metrics.NAME])"))
+        rules_layout.addWidget(self.rules, 1)
+        self.errors["checks"] = _error_label()
+        self.errors["alerts"] = self.errors["checks"]
+        rules_layout.addWidget(self.errors["checks"])
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(sql_box)
+        splitter.addWidget(rules_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(self.general_error)
+        layout.addWidget(buttons)
+        self.resize(860, 900)
+
+        self.schedule_kind.currentTextChanged.connect(self._schedule_changed)
+        self.schedule.textChanged.connect(self._schedule_changed)
+        self.timezone.currentTextChanged.connect(self._schedule_changed)
+        self.preview_button.clicked.connect(self.preview)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        self._schedule_changed()
+
+    def _rules_text(self, name: str) -> str:
+        try:
+            document = ProjectDocument(self.project.path)
+            table = document.document["metrics"][name]
+        except (LookbackError, KeyError):
+            return ""
+        out = tomlkit.document()
+        if "checks" in table:
+            out["checks"] = table["checks"]
+        if "alerts" in table:
+            out["alerts"] = table["alerts"]
+        return tomlkit.dumps(out).strip()
+
+    def _schedule_changed(self) -> None:
+        kind = self.schedule_kind.currentText()
+        self.schedule.setEnabled(kind != "manual only")
+        self.schedule.setPlaceholderText({"cron": "0 6 * * *", "every": "15m"}.get(kind, ""))
+        self.schedule_preview.setText(self.describe_schedule())
+
+    def describe_schedule(self) -> str:
+        """The schedule in plain words with its next three fire times, or why it is wrong."""
+        kind = self.schedule_kind.currentText()
+        text = self.schedule.text().strip()
+        if kind == "manual only":
+            return "pulled only when you ask (Run now)"
+        if not text:
+            return ""
+        try:
+            zone = zoneinfo.ZoneInfo(self.timezone.currentText() or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return "unknown time zone"
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        from lookback_gui.core.durations import parse_duration
+
+        try:
+            if kind == "cron":
+                from cron_descriptor import get_description
+
+                if len(text.split()) != 5:
+                    raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
+                trigger: Any = CronTrigger.from_crontab(text, timezone=zone)
+                words = get_description(text)
+            else:
+                every = parse_duration(text)
+                if every.total_seconds() <= 0:
+                    raise ValueError("must be longer than zero")
+                trigger = IntervalTrigger(seconds=int(every.total_seconds()), timezone=zone)
+                words = f"every {text}"
+        except Exception as exc:
+            return f"✗ {exc}"
+        now = datetime.now(UTC).astimezone(zone)
+        fires = []
+        previous = None
+        for _ in range(3):
+            fire = trigger.get_next_fire_time(previous, now if previous is None else previous)
+            if fire is None:
+                break
+            if previous is not None and fire <= previous:
+                break
+            fires.append(fire)
+            previous = fire
+            now = fire
+        return f"{words}; next: " + ", ".join(f.strftime("%a %Y-%m-%d %H:%M") for f in fires)
+
+    def values(self) -> dict[str, Any]:
+        lookback_text = self.lookback.text().strip()
+        lookback: int | str = int(lookback_text) if lookback_text.isdigit() else lookback_text
+        kind = self.schedule_kind.currentText()
+        text = self.schedule.text().strip()
+        values: dict[str, Any] = {
+            "source": self.source.currentText(),
+            "grain": self.grain.currentText(),
+            "lookback": lookback,
+            "schedule": text if kind == "cron" and text else None,
+            "every": text if kind == "every" and text else None,
+            "timezone": self.timezone.currentText().strip() or "UTC",
+            "complete_buckets_only": True if self.complete_only.isChecked() else None,
+            "allow_empty": True if self.allow_empty.isChecked() else None,
+            "sql": self.sql.toPlainText().strip(),
+        }
+        return values
+
+    def _rules(self) -> dict[str, Any]:
+        text = self.rules.toPlainText().strip()
+        if not text:
+            return {"checks": None, "alerts": None}
+        document = tomlkit.parse(text)
+        unknown = [k for k in document if k not in ("checks", "alerts")]
+        if unknown:
+            raise ValueError(f"only [checks] and [[alerts]] belong here, not '{unknown[0]}'")
+        return {"checks": document.get("checks"), "alerts": document.get("alerts")}
+
+    def _apply(self, document: ProjectDocument) -> None:
+        name = self.name.text().strip()
+        if self.original and self.original.name != name:
+            document.remove_metric(self.original.name)
+        document.set_metric(name, {**self.values(), **self._rules()})
+
+    def candidate(self) -> tuple[Project, MetricConfig] | None:
+        """The edited metric as the loader reads it, or None after showing the mistake."""
+        self.clear_errors()
+        name = self.name.text().strip()
+        if not name:
+            self.show_error("name", "give the metric a name")
+            return None
+        try:
+            document = ProjectDocument(self.project.path)
+            self._apply(document)
+            project = parse_project(document.text(), self.project.path)
+        except ProjectError as exc:
+            self.show_project_error(exc)
+            return None
+        except (ValueError, tomlkit.exceptions.TOMLKitError) as exc:
+            self.show_error("checks", f"checks and alerts: {exc}")
+            return None
+        return project, project.metrics[name]
+
+    def preview(self) -> None:
+        found = self.candidate()
+        if found is None:
+            return
+        project, metric = found
+        self.preview_button.setEnabled(False)
+        self.preview_info.setStyleSheet("")
+        self.preview_info.setText("running the query for the current window…")
+        self.bridge.submit(f"preview-{id(self)}", lambda: preview_metric(project, metric),
+                           self._previewed, self._preview_failed)
+
+    def _previewed(self, result: Preview) -> None:
+        self.preview_button.setEnabled(True)
+        self.preview_model.set_result(result.columns, result.rows)
+        shape = result.shape
+        window = f"[{result.window.start:%Y-%m-%d %H:%M}, {result.window.end:%Y-%m-%d %H:%M})"
+        text = (f"{result.total_rows} row(s) for window {window}. bucket: {shape.bucket}; "
+                f"dimensions: {', '.join(shape.dimensions) or 'none'}; measures: "
+                f"{', '.join(shape.measures)}")
+        if result.warnings:
+            text += "\n⚠ " + "\n⚠ ".join(result.warnings)
+        self.preview_info.setStyleSheet("color: #2e7d32;")
+        self.preview_info.setText(text)
+
+    def _preview_failed(self, message: str) -> None:
+        self.preview_button.setEnabled(True)
+        self.preview_model.set_result((), ())
+        self.preview_info.setStyleSheet("color: #c62828;")
+        self.preview_info.setText(message)
+
+    def save(self) -> None:
+        if self.candidate() is None:
+            return
+        if self.try_save(self._apply):
+            self.accept()

@@ -1,0 +1,314 @@
+"""Table models over core data: runs, revisions, health, alerts and query previews.
+
+Every model is a QAbstractTableModel over immutable core records; views filter and sort them
+through a QSortFilterProxyModel. The models never query the store themselves: the window loads
+data off the GUI thread and hands the records in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor
+
+from lookback_gui.core.store import AlertState, RevisionRow, RunRecord
+
+Index = QModelIndex | QPersistentModelIndex
+
+STATUS_COLOURS = {
+    "succeeded": QColor("#2e7d32"),
+    "failed": QColor("#c62828"),
+    "running": QColor("#1565c0"),
+    "cancelled": QColor("#8d6e63"),
+    "interrupted": QColor("#ef6c00"),
+    "firing": QColor("#c62828"),
+    "resolved": QColor("#2e7d32"),
+}
+
+
+def fmt_time(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.isoformat(sep=" ", timespec="minutes" if not value.second else "seconds")
+
+
+def fmt_number(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.4g}" if abs(value) >= 1e6 else f"{value:,.2f}"
+
+
+def fmt_series(dims: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in dims.items()) or "(all)"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its header, how to show a record, and how to sort it."""
+
+    header: str
+    display: Callable[[Any], str]
+    sort: Callable[[Any], Any] | None = None
+    numeric: bool = False
+
+
+class RecordTableModel(QAbstractTableModel):
+    """A read-only table of records with declared columns."""
+
+    COLUMNS: Sequence[Column] = ()
+    SORT_ROLE = Qt.ItemDataRole.UserRole
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self._rows: list[Any] = []
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def record(self, row: int) -> Any:
+        return self._rows[row]
+
+    def records(self) -> list[Any]:
+        return list(self._rows)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
+                and 0 <= section < len(self.COLUMNS)):
+            return self.COLUMNS[section].header
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self._rows)):
+            return None
+        record = self._rows[index.row()]
+        column = self.COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.display(record)
+        if role == self.SORT_ROLE:
+            value = column.sort(record) if column.sort else column.display(record)
+            return "" if value is None else value
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.numeric:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return self.foreground(record, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.tooltip(record, column)
+        return None
+
+    def foreground(self, record: Any, column: Column) -> QBrush | None:
+        return None
+
+    def tooltip(self, record: Any, column: Column) -> str | None:
+        return None
+
+    def set_records(self, records: Sequence[Any]) -> None:
+        self.beginResetModel()
+        self._rows = list(records)
+        self.endResetModel()
+
+
+class RunsModel(RecordTableModel):
+    """Runs, newest first; new runs are inserted at the top, changed ones updated in place."""
+
+    COLUMNS = (
+        Column("Run", lambda r: str(r.id), lambda r: r.id, True),
+        Column("Metric", lambda r: r.metric),
+        Column("Trigger", lambda r: r.trigger),
+        Column("Status", lambda r: r.status),
+        Column("As of", lambda r: fmt_time(r.as_of), lambda r: r.as_of.isoformat() if r.as_of else ""),
+        Column("Window", lambda r: f"{fmt_time(r.window_start)} → {fmt_time(r.window_end)}",
+               lambda r: r.window_start.isoformat() if r.window_start else ""),
+        Column("Attempts", lambda r: str(r.attempts), lambda r: r.attempts, True),
+        Column("Rows", lambda r: "" if r.rows is None else str(r.rows), lambda r: r.rows or 0, True),
+        Column("New", lambda r: "" if r.new is None else str(r.new), lambda r: r.new or 0, True),
+        Column("Revised", lambda r: "" if r.revised is None else str(r.revised),
+               lambda r: r.revised or 0, True),
+        Column("Removed", lambda r: "" if r.removed is None else str(r.removed),
+               lambda r: r.removed or 0, True),
+        Column("Duration", lambda r: "" if r.duration_s is None else f"{r.duration_s:.2f} s",
+               lambda r: r.duration_s or 0.0, True),
+        Column("Error", lambda r: (r.error or "").splitlines()[0][:120] if r.error else ""),
+    )
+
+    def foreground(self, record: RunRecord, column: Column) -> QBrush | None:
+        if column.header == "Status":
+            return QBrush(STATUS_COLOURS.get(record.status, QColor("black")))
+        if column.header == "Revised" and record.revised:
+            return QBrush(QColor("#ef6c00"))
+        return None
+
+    def tooltip(self, record: RunRecord, column: Column) -> str | None:
+        return record.error if column.header in ("Error", "Status") and record.error else None
+
+    def update(self, runs: Sequence[RunRecord]) -> None:
+        """Merge a newest-first list: insert new runs at the top, refresh changed rows."""
+        if not self._rows:
+            self.set_records(runs)
+            return
+        known = {r.id: i for i, r in enumerate(self._rows)}
+        newest = self._rows[0].id
+        fresh = [r for r in runs if r.id > newest]
+        if len(fresh) + len(self._rows) < len(runs) or any(r.id not in known for r in runs
+                                                             if r.id <= newest):
+            self.set_records(runs)
+            return
+        if fresh:
+            self.beginInsertRows(QModelIndex(), 0, len(fresh) - 1)
+            self._rows[0:0] = fresh
+            self.endInsertRows()
+        for run in runs:
+            row = known.get(run.id)
+            if row is None:
+                continue
+            row += len(fresh)
+            if self._rows[row] != run:
+                self._rows[row] = run
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+
+def _change(r: RevisionRow) -> str:
+    if r.new_value is None:
+        return "removed"
+    if r.old_value is None:
+        return "reappeared"
+    delta = r.new_value - r.old_value
+    pct = f" ({delta / abs(r.old_value) * 100:+.1f}%)" if r.old_value else ""
+    return f"{delta:+,.4g}{pct}"
+
+
+def _change_pct(r: RevisionRow) -> float:
+    if r.new_value is None or r.old_value is None or not r.old_value:
+        return float("inf")
+    return (r.new_value - r.old_value) / abs(r.old_value) * 100
+
+
+@dataclass(frozen=True)
+class RevisionView:
+    """A revision with what the table shows beside it."""
+
+    revision: RevisionRow
+    lag: str
+    lag_s: float
+
+
+class RevisionsModel(RecordTableModel):
+    COLUMNS = (
+        Column("Bucket", lambda v: fmt_time(v.revision.bucket), lambda v: v.revision.bucket.isoformat()),
+        Column("Series", lambda v: fmt_series(dict(v.revision.dims))),
+        Column("Measure", lambda v: v.revision.measure),
+        Column("Old → new", lambda v: f"{fmt_number(v.revision.old_value)} → "
+                                       f"{fmt_number(v.revision.new_value)}"),
+        Column("Change", lambda v: _change(v.revision), lambda v: _change_pct(v.revision), True),
+        Column("Run", lambda v: str(v.revision.run), lambda v: v.revision.run, True),
+        Column("Lag after close", lambda v: v.lag, lambda v: v.lag_s, True),
+    )
+
+    def foreground(self, record: RevisionView, column: Column) -> QBrush | None:
+        if column.header == "Change":
+            if record.revision.new_value is None:
+                return QBrush(QColor("#c62828"))
+            return QBrush(QColor("#ef6c00"))
+        return None
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    metric: str
+    last_success: datetime | None
+    freshness: str
+    next_run: str
+    last_duration: float | None
+    failure_rate: float | None
+    firing: int
+    status: str
+
+
+class HealthModel(RecordTableModel):
+    COLUMNS = (
+        Column("Metric", lambda h: h.metric),
+        Column("Last run", lambda h: h.status),
+        Column("Last success", lambda h: fmt_time(h.last_success),
+               lambda h: h.last_success.isoformat() if h.last_success else ""),
+        Column("Freshness", lambda h: h.freshness),
+        Column("Next run", lambda h: h.next_run),
+        Column("Last duration", lambda h: "" if h.last_duration is None else f"{h.last_duration:.2f} s",
+               lambda h: h.last_duration or 0.0, True),
+        Column("Failure rate", lambda h: "" if h.failure_rate is None else f"{h.failure_rate:.0f}%",
+               lambda h: h.failure_rate or 0.0, True),
+        Column("Firing alerts", lambda h: str(h.firing) if h.firing else "", lambda h: h.firing, True),
+    )
+
+    def foreground(self, record: HealthRow, column: Column) -> QBrush | None:
+        if column.header == "Last run":
+            return QBrush(STATUS_COLOURS.get(record.status, QColor("gray")))
+        if column.header == "Firing alerts" and record.firing:
+            return QBrush(STATUS_COLOURS["firing"])
+        return None
+
+
+class AlertsModel(RecordTableModel):
+    COLUMNS = (
+        Column("Metric", lambda a: a.metric),
+        Column("Rule", lambda a: a.rule),
+        Column("Kind", lambda a: a.kind),
+        Column("State", lambda a: a.state),
+        Column("Since", lambda a: fmt_time(a.since), lambda a: a.since.isoformat()),
+        Column("Message", lambda a: a.message),
+    )
+
+    def foreground(self, record: AlertState, column: Column) -> QBrush | None:
+        if column.header == "State":
+            return QBrush(STATUS_COLOURS.get(record.state, QColor("black")))
+        return None
+
+    def tooltip(self, record: AlertState, column: Column) -> str | None:
+        return record.message
+
+
+class PreviewModel(QAbstractTableModel):
+    """The rows a query preview returned."""
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self._columns: tuple[str, ...] = ()
+        self._rows: tuple[tuple[Any, ...], ...] = ()
+
+    def set_result(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.beginResetModel()
+        self._columns = tuple(columns)
+        self._rows = tuple(tuple(r) for r in rows)
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return self._columns[section] if 0 <= section < len(self._columns) else None
+        return str(section + 1)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
+            return None
+        if not (0 <= index.row() < len(self._rows) and 0 <= index.column() < len(self._columns)):
+            return None
+        value = self._rows[index.row()][index.column()]
+        if isinstance(value, datetime):
+            return fmt_time(value)
+        return "NULL" if value is None else str(value)

@@ -1,0 +1,274 @@
+"""The desktop app with a real QApplication and real widgets over real stores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtCore import QSettings
+
+import lookback_gui.ui  # noqa: F401
+from lookback_gui.core import events as ev
+from lookback_gui.core.project import load_project
+from lookback_gui.core.pull import run_pull
+from lookback_gui.core.store import Store
+from lookback_gui.ui.app import install_desktop
+from lookback_gui.ui.editors import MetricEditor, SourceEditor
+from lookback_gui.ui.main_window import MainWindow, Snapshot
+from lookback_gui.ui.models import (
+    AlertsModel,
+    HealthModel,
+    PreviewModel,
+    RevisionsModel,
+    RevisionView,
+    RunsModel,
+)
+from tests.helpers import DAILY_SQL, make_orders, project_text, ts
+
+EMPTY_PROJECT = "# my analytics project\n\n[store]\npath = \"lookback.duckdb\"  # keep next to me\n"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, settings):
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    yield win
+    if win.project is not None:
+        win.close_project()
+
+
+def recent_shop(tmp_path: Path) -> Path:
+    """A source whose orders fall inside today's lookback window."""
+    from datetime import datetime, timedelta
+
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = [(1, today - timedelta(days=2, hours=-10), "DE", 10.0),
+            (2, today - timedelta(days=1, hours=-9), "FR", 5.0)]
+    return make_orders(tmp_path / "shop.duckdb", rows)
+
+
+def test_editor_flow_new_source_metric_preview_save_run_chart(qtbot, window, tmp_path):
+    shop = recent_shop(tmp_path)
+    path = tmp_path / "lookback.toml"
+    path.write_text(EMPTY_PROJECT)
+    assert window.open_project(path)
+
+    source_editor = SourceEditor(window.project, window.bridge, None, window)
+    qtbot.addWidget(source_editor)
+    source_editor.name.setText("shop")
+    source_editor.type.setCurrentText("duckdb")
+    source_editor.path.setText("shop.duckdb")
+    source_editor.test.click()
+    qtbot.waitUntil(lambda: source_editor.schema.topLevelItemCount() == 1, timeout=10000)
+    assert source_editor.schema.topLevelItem(0).text(0) == "orders"
+    assert "connected: 1 table(s)" in source_editor.test_result.text()
+    source_editor.save()
+    assert source_editor.result() == source_editor.DialogCode.Accepted
+    window.reload_project()
+
+    editor = MetricEditor(window.project, window.bridge, None, window)
+    qtbot.addWidget(editor)
+    editor.name.setText("daily_orders")
+    editor.grain.setCurrentText("day")
+    editor.lookback.setText("7d")
+    editor.schedule_kind.setCurrentText("cron")
+    editor.schedule.setText("0 6 * * *")
+    assert editor.schedule_preview.text().startswith("At 06:00")
+    assert editor.schedule_preview.text().count(":00") >= 4  # three next fire times
+    editor.sql.setPlainText(DAILY_SQL.strip())
+    editor.preview_button.click()
+    qtbot.waitUntil(lambda: "row(s) for window" in editor.preview_info.text(), timeout=10000)
+    assert "dimensions: country; measures: orders, revenue" in editor.preview_info.text()
+    assert editor.preview_model.rowCount() == 2
+    editor.save()
+    assert editor.result() == editor.DialogCode.Accepted
+    text = path.read_text()
+    assert text.startswith("# my analytics project")
+    assert "# keep next to me" in text
+    window.reload_project()
+    window.select_metric("daily_orders")
+    assert window.selected_metric().schedule == "0 6 * * *"
+
+    with qtbot.waitSignal(window.bridge.core_event, timeout=20000,
+                          check_params_cb=lambda e: isinstance(e, ev.RunFinished)):
+        window.run_now()
+    con = duckdb.connect(str(shop))
+    con.execute("INSERT INTO orders SELECT 3, ordered_at + INTERVAL 1 MINUTE, 'DE', 1.0 "
+                "FROM orders WHERE order_id = 1")
+    con.close()
+    with qtbot.waitSignal(window.bridge.core_event, timeout=20000,
+                          check_params_cb=lambda e: isinstance(e, ev.RunFinished)):
+        window.run_now()
+    chart = window.chart
+    qtbot.waitUntil(lambda: chart.measure_box.findText("orders") >= 0, timeout=10000)
+    with qtbot.waitSignal(chart.loaded, timeout=20000,
+                          check_params_cb=lambda d: d.measure == "orders"
+                          and int(d.arrays["versions"].max()) == 2):
+        if chart.measure_box.currentText() == "orders":
+            chart.reload()
+        else:
+            chart.measure_box.setCurrentIndex(chart.measure_box.findText("orders"))
+    assert "country=DE" in chart.series_box.currentText()
+    tips = [spot.data() for spot in window.chart.points.points()]
+    revised = [t for t in tips if "last revised by run" in t]
+    assert len(revised) == 1
+    tip = revised[0]
+    assert "(country=DE, orders)" in tip
+    assert "value: 2" in tip and "first reported: 1" in tip
+    assert "change: +1 (+100.0%)" in tip
+    assert "versions: 2, last revised by run 2" in tip
+    qtbot.waitUntil(lambda: window.runs_model.rowCount() == 2, timeout=10000)
+    assert window.runs_model.record(0).trigger == "manual"
+
+
+def test_editors_show_mistakes_next_to_the_field_and_keep_the_file(qtbot, window, tmp_path):
+    recent_shop(tmp_path)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    before = path.read_text()
+    assert window.open_project(path, start_scheduler=False)
+    editor = MetricEditor(window.project, window.bridge, window.project.metrics["daily_orders"],
+                          window)
+    qtbot.addWidget(editor)
+    editor.lookback.setText("36h")
+    editor.save()
+    assert editor.errors["lookback"].isVisibleTo(editor)
+    assert "not a whole number of day buckets" in editor.errors["lookback"].text()
+    assert path.read_text() == before
+
+    editor.lookback.setText("7d")
+    editor.schedule_kind.setCurrentText("cron")
+    editor.schedule.setText("0 25 * * *")
+    assert editor.schedule_preview.text().startswith("✗")
+    editor.save()
+    assert "not a valid cron expression" in editor.errors["schedule"].text()
+
+    editor.schedule_kind.setCurrentText("manual only")
+    editor.sql.setPlainText("SELEC bucket FROM orders")
+    editor.preview_button.click()
+    qtbot.waitUntil(lambda: "syntax error" in editor.preview_info.text(), timeout=10000)
+    editor.sql.setPlainText("DELETE FROM orders")
+    editor.preview_button.click()
+    qtbot.waitUntil(lambda: "may only read" in editor.preview_info.text(), timeout=10000)
+    assert path.read_text() == before
+
+    source = SourceEditor(window.project, window.bridge, window.project.sources["shop"], window)
+    qtbot.addWidget(source)
+    source.path.setText("missing.duckdb")
+    source.test.click()
+    qtbot.waitUntil(lambda: "file not found: missing.duckdb" in source.test_result.text(),
+                    timeout=10000)
+
+
+def test_a_store_held_by_another_process_is_a_message_not_a_crash(qtbot, window, tmp_path):
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from lookback_gui.core.store import Store
+            s = Store({str(tmp_path / 'lookback.duckdb')!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        assert window.open_project(path) is False
+        assert f"PID {holder.pid}" in window.last_error
+        assert window.project is None
+    finally:
+        holder.communicate(timeout=30)
+
+
+def test_a_broken_project_file_names_the_line(qtbot, window, tmp_path):
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text().replace('grain = "day"', 'grain = "dya"'))
+    assert window.open_project(path) is False
+    assert f"{path}:10: metrics.daily_orders.grain: unknown grain 'dya'" in window.last_error
+
+
+def _store_with_history(tmp_path: Path) -> tuple[Store, object]:
+    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    project = load_project(path)
+    store = Store(project.store_path)
+    run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T12:00"))
+    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+    con.execute("INSERT INTO orders VALUES (2, '2026-10-25 11:00', 'DE', 1.0)")
+    con.close()
+    run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"))
+    return store, project
+
+
+def test_every_table_model_passes_the_model_tester(qtmodeltester, qtbot, window, tmp_path):
+    store, _project = _store_with_history(tmp_path)
+    try:
+        runs = RunsModel()
+        runs.update(store.runs())
+        qtmodeltester.check(runs)
+        revisions = RevisionsModel()
+        revisions.set_records([RevisionView(r, "1.0 h", 3600.0)
+                               for r in store.revisions("daily_orders")])
+        assert revisions.rowCount() == 2
+        qtmodeltester.check(revisions)
+        alerts = AlertsModel()
+        qtmodeltester.check(alerts)
+        preview = PreviewModel()
+        preview.set_result(("bucket", "n"), [(ts("2026-10-25"), 1), (ts("2026-10-26"), None)])
+        qtmodeltester.check(preview)
+        health = HealthModel()
+        window.project = load_project(tmp_path / "lookback.toml")
+        window.health_model = health
+        window._update_health(Snapshot(store.runs(), []))
+        window.project = None
+        assert health.rowCount() == 1
+        qtmodeltester.check(health)
+    finally:
+        store.close()
+
+
+def test_runs_model_inserts_new_runs_at_the_top(qtbot, tmp_path):
+    store, project = _store_with_history(tmp_path)
+    try:
+        model = RunsModel()
+        model.update(store.runs())
+        with qtbot.waitSignal(model.rowsInserted, timeout=1000):
+            run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T14:00"))
+            model.update(store.runs())
+        assert [model.record(i).id for i in range(3)] == [3, 2, 1]
+    finally:
+        store.close()
+
+
+def test_install_desktop_writes_icon_and_launcher(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    icon, launcher = install_desktop()
+    assert icon == tmp_path / "share/icons/hicolor/scalable/apps/lookback-gui.svg"
+    assert icon.read_text().startswith("<svg")
+    text = launcher.read_text()
+    assert "Name=Lookback GUI" in text and "Icon=lookback-gui" in text and "Exec=" in text
+
+
+def test_screenshot_of_the_demo(tmp_path):
+    shot = tmp_path / "shot.png"
+    env = {**__import__("os").environ, "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([sys.executable, "-m", "lookback_gui.ui.app", "--demo",
+                             "--screenshot", str(shot)], capture_output=True, text=True,
+                            timeout=240, env=env)
+    assert result.returncode == 0, result.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "data/lookback-gui/demo/lookback.toml").exists()
