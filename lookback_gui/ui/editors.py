@@ -8,6 +8,7 @@ Connection tests, schema browsing and query previews run off the GUI thread.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -86,14 +87,13 @@ class SqlHighlighter(QSyntaxHighlighter):
         position = 0
         for token, value in self._lexer.get_tokens(text):
             length = len(value)
-            if value.startswith("$"):
-                self.setFormat(position, length, self._param)
-            else:
-                while token not in self._formats and token.parent is not None:
-                    token = token.parent
-                if token in self._formats:
-                    self.setFormat(position, length, self._formats[token])
+            while token not in self._formats and token.parent is not None:
+                token = token.parent
+            if token in self._formats:
+                self.setFormat(position, length, self._formats[token])
             position += length
+        for match in re.finditer(r"\$\w+", text):
+            self.setFormat(match.start(), match.end() - match.start(), self._param)
 
 
 def _error_label() -> QLabel:
@@ -112,6 +112,7 @@ class _Editor(QDialog):
         self.project = project
         self.bridge = bridge
         self.errors: dict[str, QLabel] = {}
+        self.rows: dict[str, QWidget] = {}
         self.general_error = _error_label()
         self.saved_project: Project | None = None
 
@@ -124,7 +125,9 @@ class _Editor(QDialog):
         error.setAccessibleName(f"{label} error")
         layout.addWidget(error)
         self.errors[key] = error
+        self.rows[key] = box
         form.addRow(label, box)
+        self.form = form
 
     def clear_errors(self) -> None:
         for label in [*self.errors.values(), self.general_error]:
@@ -218,16 +221,12 @@ class SourceEditor(_Editor):
         self._type_changed(self.type.currentText())
 
     def _type_changed(self, kind: str) -> None:
+        """Show the path for file sources, the DSN and password for servers."""
         is_file = kind in FILE_SOURCE_TYPES
-        for key in ("path",):
-            self.errors[key].parentWidget().setVisible(is_file)
+        self.form.setRowVisible(self.rows["path"], is_file)
         for key in ("dsn", "password_env", "password"):
-            self.errors[key].parentWidget().setVisible(not is_file)
-        form = self.errors["path"].parentWidget().parentWidget().layout()
-        if isinstance(form, QFormLayout):
-            form.setRowVisible(2, is_file)
-            for row in (3, 4, 5):
-                form.setRowVisible(row, not is_file)
+            self.form.setRowVisible(self.rows[key], not is_file)
+        self.browse.setEnabled(is_file)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose the source file",
@@ -370,6 +369,7 @@ class MetricEditor(_Editor):
         self.preview_model = PreviewModel(self)
         self.preview_table = QTableView(accessibleName="Preview rows")
         self.preview_table.setModel(self.preview_model)
+        self.preview_table.setWordWrap(False)
 
         if metric:
             self.source.setCurrentText(metric.source)
@@ -603,6 +603,7 @@ class MetricEditor(_Editor):
     def _previewed(self, result: Preview) -> None:
         self.preview_button.setEnabled(True)
         self.preview_model.set_result(result.columns, result.rows)
+        self.preview_table.resizeColumnsToContents()
         shape = result.shape
         window = f"[{result.window.start:%Y-%m-%d %H:%M}, {result.window.end:%Y-%m-%d %H:%M})"
         text = (f"{result.total_rows} row(s) for window {window}. bucket: {shape.bucket}; "

@@ -131,7 +131,9 @@ def _table(model: Any, name: str) -> QTableView:
     view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
     view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
     view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
     view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.horizontalHeader().setStretchLastSection(True)
     return view
@@ -223,6 +225,10 @@ class MainWindow(QMainWindow):
         self.revisions_view = _table(revisions_proxy, "Revisions")
         self.metric_runs_view = _table(self.metric_runs, "Runs of this metric")
         self.all_runs_view = _table(self.all_runs, "Runs log")
+        for view in (self.metric_runs_view, self.all_runs_view):
+            view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+            for column, width in ((0, 60), (1, 130), (2, 100), (3, 90), (4, 150), (5, 270)):
+                view.setColumnWidth(column, width)
         self.health_view = _table(health_proxy, "Health")
         self.alerts_view = _table(self.alerts_model, "Alerts")
         self.run_detail = QTextBrowser(accessibleName="Run detail")
@@ -749,7 +755,8 @@ class MainWindow(QMainWindow):
             self.scheduler_label.setText("no project")
             return
         paused = self.scheduler.paused
-        self.scheduler_label.setText("scheduler paused" if paused else "scheduler running")
+        self.scheduler_label.setText("scheduler stopped" if not self.scheduler.running else
+                                     "scheduler paused" if paused else "scheduler running")
         self.pause_action.setChecked(paused)
         running = self.scheduler.running_metrics()
         if running:
