@@ -302,3 +302,57 @@ def test_schedule_log_names_metric_sql_errors(write_project, shop):
         runs = {r.metric: r for r in recorder.finished()}
         assert runs["daily_orders"].status == "succeeded"
         assert runs["broken"].status == "failed" and "orderz" in runs["broken"].error
+
+
+def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
+    """A laptop that wakes up: wall time moved far more than the monotonic clock."""
+    project = load_project(write_project(extra=SCHEDULED))
+    wall = [datetime(2026, 10, 30, 12, 0, tzinfo=UTC)]
+    mono = [1000.0]
+    with Store(project.store_path) as store:
+        scheduler = Scheduler(project, store, clock=lambda: wall[0], monotonic=lambda: mono[0])
+        recorder = Recorder()
+        scheduler.events.subscribe(recorder)
+        try:
+            scheduler.start()
+            assert scheduler.wait_idle(timeout=60)
+            scheduler._tick()
+            mono[0] += 1.0
+            wall[0] += timedelta(seconds=1)
+            scheduler._tick()
+            assert scheduler.wait_idle(timeout=60)
+            assert [r.trigger for r in recorder.finished()] == ["catch-up"]
+            # asleep for three days: the clock jumps, the monotonic clock barely moves
+            mono[0] += 1.0
+            wall[0] += timedelta(days=3)
+            scheduler._tick()
+            assert scheduler.wait_idle(timeout=60)
+            assert [r.trigger for r in recorder.finished()] == ["catch-up", "catch-up"]
+            assert any(isinstance(e, Notice) and "clock jumped" in e.message
+                       for e in recorder.events)
+        finally:
+            scheduler.shutdown(grace_s=1)
+
+
+def test_sigterm_during_a_pull_cancels_it_after_the_grace_period(write_project, shop, tmp_path):
+    path = write_project(sql=SLOW_SQL, extra='every = "1h"')
+    daemon = subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", "schedule", "--project",
+                               str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        for line in daemon.stdout:
+            if "started (catch-up)" in line:
+                break
+        daemon.send_signal(signal.SIGTERM)
+        rest, err = daemon.communicate(timeout=90)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert daemon.returncode == 0, err
+    assert "running pulls get 10 s before they are cancelled" in rest
+    assert "cancelled" in rest
+    with Store(tmp_path / "lookback.duckdb") as store:
+        [run] = store.runs()
+        assert run.status == "cancelled"
+        assert store.history("daily_orders") == []

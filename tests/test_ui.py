@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -272,3 +273,30 @@ def test_screenshot_of_the_demo(tmp_path):
     assert result.returncode == 0, result.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "data/lookback-gui/demo/lookback.toml").exists()
+
+
+def test_closing_the_window_leaves_no_widgets_behind(qtbot, settings, tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    recent_shop(tmp_path)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    before = set(QApplication.topLevelWidgets())
+    win = MainWindow(settings)
+    assert win.open_project(path)
+    editor = MetricEditor(win.project, win.bridge, win.project.metrics["daily_orders"], win)
+    editor.reject()
+    win.quitting = True
+    win.close()
+    assert win.scheduler is None and win.store is None
+    win.deleteLater()
+    del editor, win
+    gc.collect()  # pyqtgraph's context menus go with their Python owners
+
+    def leftovers() -> list[str]:
+        gc.collect()
+        return [type(w).__name__ for w in set(QApplication.topLevelWidgets()) - before]
+
+    qtbot.waitUntil(lambda: leftovers() == [], timeout=5000)
+    # the store was closed: another process could open it now
+    Store(tmp_path / "lookback.duckdb").close()

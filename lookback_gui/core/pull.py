@@ -67,6 +67,7 @@ class PullControl:
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self.run_id: int | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -354,6 +355,7 @@ def run_pull(
         partial_start=window.partial_start, started_at=now(), sql=config.sql,
         params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
     )
+    control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
     store.log(run_id, "info",
               f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "

@@ -376,7 +376,8 @@ class Scheduler:
         for metric, control in running:
             percent = control.progress()
             if percent is not None:
-                self.events(Progress(run_id=0, metric=metric, percent=percent))
+                self.events(Progress(run_id=control.run_id or 0, metric=metric,
+                                     percent=percent))
         mono = self._monotonic()
         if mono - self._last_reload_check >= self.RELOAD_EVERY_S:
             self._last_reload_check = mono
