@@ -104,7 +104,14 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = project.metric(args.metric)
     as_of = _timestamp(args.as_of, project, config.name, "--as-of") if args.as_of else None
     with Store(project.store_path) as store:
-        run = run_pull(project, config, store, trigger="command-line", as_of=as_of)
+        if args.audit:
+            from lookback_gui.core.advisor import audit_window
+            from lookback_gui.core.windows import local_now
+
+            window = audit_window(config, as_of or local_now(config.zone))
+            run = run_pull(project, config, store, trigger="audit", window=window)
+        else:
+            run = run_pull(project, config, store, trigger="command-line", as_of=as_of)
     out.write(run_summary(run) + "\n")
     _print_warnings(run, err)
     if run.status != "succeeded":
@@ -311,6 +318,46 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.advisor import advise
+
+    project = _project(args)
+    config = project.metric(args.metric)
+    if not 0 < args.share <= 100:
+        raise UsageError("--share is a percentage between 0 and 100")
+    with Store(project.store_path) as store:
+        advice = advise(store, config, share=args.share / 100)
+    if args.json:
+        json.dump(advice.to_json(), out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    out.write(f"{config.name}: {advice.message}\n")
+    if not advice.enough_history:
+        return EXIT_OK
+    grain = config.grain.value
+    measures = sorted({m for p in advice.settling_curve for m in p["share_present"]})
+    if advice.settling_curve:
+        out.write("\nshare of the final value present, by age:\n")
+        rows = [[f"{p['age_buckets']} {grain}(s)", *(
+            "" if p["share_present"].get(m) is None else f"{p['share_present'][m]:.1f}%"
+            for m in measures)] for p in advice.settling_curve]
+        print_table(["age", *measures], rows, out, right=measures)
+    if advice.revisions_by_age:
+        out.write("\nrevisions by age:\n")
+        print_table(["age", "revisions", "magnitude"],
+                    [[f"{r['age_buckets']} {grain}(s)", f"{r['revisions_share'] * 100:.1f}%",
+                      f"{r['magnitude_share'] * 100:.1f}%"] for r in advice.revisions_by_age],
+                    out, right=["revisions", "magnitude"])
+    if advice.missed_revisions:
+        out.write(f"\n{len(advice.missed_revisions)} revision(s) found by audits beyond the "
+                  "lookback:\n")
+        print_table(["run", "bucket", "series", "measure", "old", "new", "age"],
+                    [[m["run"], m["bucket"], _series(m["dims"]), m["measure"], m["old_value"],
+                      m["new_value"], m["age_buckets"]] for m in advice.missed_revisions[:50]],
+                    out, right=["run", "old", "new", "age"])
+    return EXIT_OK
+
+
 def describe_event(event: object) -> str:
     """One log line for a scheduler event."""
     from lookback_gui.core import events as ev
@@ -416,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("pull", cmd_pull, "one pull now; prints a one-line summary")
     p.add_argument("metric")
     p.add_argument("--as-of", metavar="TS", help="pull as of this time (default: now)")
+    p.add_argument("--audit", action="store_true",
+                   help="a deep pull over audit_factor times the lookback (trigger audit)")
 
     p = add("backfill", cmd_backfill, "pull every bucket in [from, to) in window-sized chunks")
     p.add_argument("metric")
@@ -449,6 +498,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metric", nargs="?")
 
     p = add("alerts", cmd_alerts, "alert states, firing first")
+    p.add_argument("--json", action="store_true")
+
+    p = add("advise", cmd_advise, "how late this metric's data arrives, and the lookback it needs")
+    p.add_argument("metric")
+    p.add_argument("--share", type=float, default=99.0, metavar="PCT",
+                   help="the share of revised magnitude to catch (default 99)")
     p.add_argument("--json", action="store_true")
 
     p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")

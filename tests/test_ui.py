@@ -300,3 +300,29 @@ def test_closing_the_window_leaves_no_widgets_behind(qtbot, settings, tmp_path):
     qtbot.waitUntil(lambda: leftovers() == [], timeout=5000)
     # the store was closed: another process could open it now
     Store(tmp_path / "lookback.duckdb").close()
+
+
+def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_path):
+    from tests.test_advisor import build
+
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 9)
+    text = project.path.read_text()
+    project.path.write_text("# tuned by hand\n" + text)
+    with qtbot.waitSignal(window.advisor.loaded, timeout=30000,
+                          check_params_cb=lambda a: a.enough_history):
+        assert window.open_project(project.path, start_scheduler=False)
+    advice = window.advisor.advice
+    recommended = advice.recommendation["lookback"]
+    assert window.advisor.sentence.text().startswith(f"A lookback of {advice.recommendation['lookback_buckets']} day")
+    assert window.advisor.apply_button.isEnabled()
+    with qtbot.waitSignal(window.advisor.applied, timeout=5000):
+        window.advisor.apply_button.click()
+    saved = project.path.read_text()
+    assert saved.startswith("# tuned by hand")
+    assert f'lookback = "{recommended}"' in saved
+    assert window.project.metrics["daily_orders"].lookback == recommended
+    # the chart's provisional region follows the measured settling age, and says so
+    with qtbot.waitSignal(window.chart.loaded, timeout=30000):
+        window.chart.reload()
+    assert window.chart.region_label.textItem.toPlainText().startswith(
+        "provisional (measured: settles after")

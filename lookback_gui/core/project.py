@@ -38,7 +38,7 @@ _SOURCE_KEYS = {"type", "path", "dsn", "password_env"}
 _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
     "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
-    "checks", "alerts", "description",
+    "checks", "alerts", "description", "audit_every", "audit_factor",
 }
 _CHECK_KEYS = {"measure", "min", "max", "row_change_pct", "revision_pct", "severity"}
 _ALERT_KEYS = {
@@ -131,6 +131,8 @@ class MetricConfig:
     checks: tuple[CheckConfig, ...] = ()
     alerts: tuple[AlertRule, ...] = ()
     description: str | None = None
+    audit_every: timedelta | None = None
+    audit_factor: int = 4
 
     @property
     def zone(self) -> ZoneInfo:
@@ -517,6 +519,10 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     if measures and dimensions and set(measures) & set(dimensions):
         both = ", ".join(sorted(set(measures) & set(dimensions)))
         raise check.fail((*key_path, "dimensions"), f"{both} cannot be a measure and a dimension")
+    audit_every = check.duration(table, "audit_every", key_path)
+    if audit_every is not None and audit_every <= timedelta(0):
+        raise check.fail((*key_path, "audit_every"), "must be longer than zero")
+    audit_factor = check.integer(table, "audit_factor", key_path, minimum=2)
     checks = _checks(check, table.get("checks", {}), (*key_path, "checks"))
     alerts = _alerts(check, table.get("alerts", []), (*key_path, "alerts"))
     return MetricConfig(
@@ -539,6 +545,8 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         checks=checks,
         alerts=alerts,
         description=check.string(table, "description", key_path),
+        audit_every=audit_every,
+        audit_factor=4 if audit_factor is None else audit_factor,
     )
 
 

@@ -47,7 +47,7 @@ from lookback_gui.core.windows import (
 )
 
 Clock = Callable[[], datetime]
-TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry")
+TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry", "audit")
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")

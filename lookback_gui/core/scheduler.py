@@ -29,6 +29,7 @@ from lookback_gui.core.store import RunRecord, Store
 from lookback_gui.core.windows import Window, compute_window
 
 Clock = Callable[[], datetime]  # aware UTC now
+AUDIT_SUFFIX = "::audit"
 
 
 def utc_now() -> datetime:
@@ -216,13 +217,20 @@ class Scheduler:
             trigger = trigger_for(config)
             if trigger is not None:
                 wanted[config.name] = trigger
+        audits = {f"{c.name}{AUDIT_SUFFIX}": c for c in self.project.metrics.values()
+                  if c.audit_every is not None}
         for job in self._aps.get_jobs():
-            if job.id != "__tick__" and job.id not in wanted:
+            if job.id != "__tick__" and job.id not in wanted and job.id not in audits:
                 job.remove()
         for name, trigger in wanted.items():
             self._aps.add_job(self._fire, trigger, args=[name], id=name, replace_existing=True)
             if name in self._paused_metrics:
                 self._aps.pause_job(name)
+        for job_id, config in audits.items():
+            assert config.audit_every is not None
+            self._aps.add_job(self._fire_audit, IntervalTrigger(
+                seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
+                args=[config.name], id=job_id, replace_existing=True)
 
     def _fire(self, metric: str) -> None:
         config = self.project.metrics.get(metric)
@@ -231,6 +239,14 @@ class Scheduler:
         now = _local(self._clock(), config)
         window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
         self.submit(metric, [PlannedPull("schedule", window)])
+
+    def _fire_audit(self, metric: str) -> None:
+        from lookback_gui.core.advisor import audit_window
+
+        config = self.project.metrics.get(metric)
+        if config is None or metric in self._paused_metrics:
+            return
+        self.submit(metric, [PlannedPull("audit", audit_window(config, _local(self._clock(), config)))])
 
     def submit(self, metric: str, plans: list[PlannedPull]) -> Future[None] | None:
         """Run ``plans`` for ``metric`` on a worker, unless a pull of it is already running."""
@@ -364,7 +380,7 @@ class Scheduler:
     def next_fire_times(self) -> dict[str, datetime | None]:
         out: dict[str, datetime | None] = {}
         for job in self._aps.get_jobs():
-            if job.id != "__tick__":
+            if job.id != "__tick__" and not job.id.endswith(AUDIT_SUFFIX):
                 out[job.id] = getattr(job, "next_run_time", None)
         return out
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import RunRecord, Store
+from lookback_gui.core.windows import add_buckets
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.models import fmt_number, fmt_series
 
@@ -49,6 +50,7 @@ class ChartData:
     arrays: dict[str, np.ndarray]
     series: list[tuple[dict[str, Any], str, float]]
     provisional: tuple[float, float] | None = None
+    provisional_label: str = "provisional (inside the lookback)"
     schema_changes: list[tuple[float, str]] = field(default_factory=list)
     as_of_run: int | None = None
 
@@ -59,7 +61,7 @@ def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
 
 
 def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
-               as_of_run: int | None) -> ChartData:
+               as_of_run: int | None, config: MetricConfig | None = None) -> ChartData:
     series = store.series(metric)
     if not series:
         return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run)
@@ -70,8 +72,15 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     runs = store.runs(metric=metric, status="succeeded", limit=1) if as_of_run is None else \
         [store.run(as_of_run)]
     provisional = None
+    label = "provisional (inside the lookback)"
     if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
-        start, end = (np.datetime64(runs[0].window_start), np.datetime64(runs[0].window_end))
+        window_start, window_end = runs[0].window_start, runs[0].window_end
+        settle = settling_buckets(store, config) if config is not None else None
+        if settle is not None and config is not None:
+            newest = runs[0].partial_start or add_buckets(window_end, config.grain, -1)
+            window_start = add_buckets(newest, config.grain, -settle)
+            label = f"provisional (measured: settles after {settle} {config.grain.value}s)"
+        start, end = (np.datetime64(window_start), np.datetime64(window_end))
         provisional = (float(epoch_seconds(np.array([start]))[0]),
                        float(epoch_seconds(np.array([end]))[0]))
     changes = []
@@ -80,7 +89,22 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
             continue
         text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
-    return ChartData(metric, measure, dims, arrays, series, provisional, changes, as_of_run)
+    return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
+                     as_of_run)
+
+
+def settling_buckets(store: Store, config: MetricConfig) -> int | None:
+    """The measured settling age (p99 of revised magnitude), when there is enough history."""
+    from lookback_gui.core.advisor import advise
+
+    try:
+        advice = advise(store, config)
+    except Exception:  # the chart falls back to the lookback
+        return None
+    if not advice.enough_history:
+        return None
+    return advice.settled_after_buckets.get("p99")
+
 
 
 def point_tip(x: float, y: float, data: Any) -> str:
@@ -217,7 +241,8 @@ class ChartWidget(QWidget):
         dims = self.selected_dims()
         as_of = self.as_of_box.currentData()
         self.status.setText("loading…")
-        self._bridge.submit("chart", lambda: load_chart(store, name, measure, dims, as_of),
+        config = self._metric
+        self._bridge.submit("chart", lambda: load_chart(store, name, measure, dims, as_of, config),
                             self._draw, self._failed)
 
     def selected_dims(self) -> dict[str, Any] | None:
@@ -327,6 +352,7 @@ class ChartWidget(QWidget):
             self.region.setVisible(True)
             finite = value[np.isfinite(value)]
             top = float(finite.max()) if len(finite) else 0.0
+            self.region_label.setText(data.provisional_label)
             self.region_label.setPos(data.provisional[0], top)
             self.region_label.setVisible(True)
         else:

@@ -52,6 +52,7 @@ from lookback_gui.core.project import MetricConfig, Project, ProjectDocument, lo
 from lookback_gui.core.scheduler import PlannedPull, Scheduler
 from lookback_gui.core.store import AlertState, LogLine, RunRecord, Store
 from lookback_gui.core.windows import Window, add_buckets, local_now
+from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
 from lookback_gui.ui.editors import MetricEditor, SourceEditor
@@ -222,6 +223,7 @@ class MainWindow(QMainWindow):
         self.alerts_model = AlertsModel(self)
 
         self.chart = ChartWidget(self.bridge)
+        self.advisor = AdvisorWidget(self.bridge)
         self.revisions_view = _table(revisions_proxy, "Revisions")
         self.metric_runs_view = _table(self.metric_runs, "Runs of this metric")
         self.all_runs_view = _table(self.all_runs, "Runs log")
@@ -292,6 +294,7 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.definition, 1)
         layout.addWidget(self.edit_metric_button, 0, Qt.AlignmentFlag.AlignRight)
         self.tabs.addTab(definition, "Definition")
+        self.tabs.addTab(self.advisor, "Advisor")
         log = QWidget()
         log_layout = QVBoxLayout(log)
         bar = QHBoxLayout()
@@ -607,6 +610,8 @@ class MainWindow(QMainWindow):
         runs = [r for r in self.runs_model.records() if metric and r.metric == metric.name]
         self.chart.set_metric(self.store, metric, runs)
         self.definition.setPlainText(self._definition_text(metric))
+        self.advisor.set_metric(self.store, metric, self.project.path if self.project else None,
+                                self.reload_project)
         self._load_revisions()
         self._set_enabled()
 
@@ -881,7 +886,7 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def focus_find(self) -> None:
-        self.tabs.setCurrentIndex(4)
+        self.tabs.setCurrentIndex(self.tabs.indexOf(self.find_box.parentWidget()))
         self.find_box.setFocus()
         self.find_box.selectAll()
 

@@ -1,0 +1,189 @@
+"""The lookback advisor on a synthetic source whose lateness distribution is known."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from lookback_gui.cli import main
+from lookback_gui.core.advisor import advise, audit_window
+from lookback_gui.core.project import load_project
+from lookback_gui.core.pull import run_pull
+from lookback_gui.core.store import Store
+from tests.helpers import project_text
+
+START = datetime(2026, 6, 1)
+DAYS = 84
+PULL_HOUR = 12
+LOOKBACK = 3
+AUDIT_EVERY = 7
+AUDIT_FACTOR = 5
+SQL = """
+SELECT date_trunc('day', ts) AS bucket, count(*) AS events
+FROM events
+WHERE ts >= $window_start AND ts < $window_end AND arrived_at <= $as_of
+GROUP BY ALL
+"""
+
+
+def generate(path: Path, per_day: int, shares: tuple[float, float, float],
+             late_days: tuple[float, float], seed: int) -> np.ndarray:
+    """Events: ``shares`` on time (within an hour), within late_days[0], within late_days[1]."""
+    rng = np.random.default_rng(seed)
+    count = per_day * DAYS
+    offsets = (rng.random(count) * DAYS * 86400).astype("timedelta64[s]")
+    kind = rng.choice(3, size=count, p=shares)
+    hours = np.where(kind == 0, rng.random(count),
+                     np.where(kind == 1, 1 + rng.random(count) * (late_days[0] * 24 - 1),
+                              late_days[0] * 24 + rng.random(count)
+                              * (late_days[1] - late_days[0]) * 24))
+    ts = np.datetime64(START, "s") + offsets
+    arrived = ts + (hours * 3600).astype("timedelta64[s]")
+    con = duckdb.connect(str(path))
+    con.register("gen", {"ts": ts.astype("datetime64[us]"),
+                         "arrived_at": arrived.astype("datetime64[us]")})
+    con.execute("CREATE TABLE events AS SELECT * FROM gen ORDER BY ts")
+    con.close()
+    return np.stack([ts.astype("datetime64[s]").astype(np.int64),
+                     arrived.astype("datetime64[s]").astype(np.int64)])
+
+
+def pull_times() -> list[tuple[datetime, str]]:
+    """Daily pulls at noon, and an audit every AUDIT_EVERY days (just after the daily pull)."""
+    out = []
+    for day in range(DAYS):
+        moment = START + timedelta(days=day, hours=PULL_HOUR)
+        out.append((moment, "schedule"))
+        if day % AUDIT_EVERY == AUDIT_EVERY - 1:
+            out.append((moment + timedelta(minutes=1), "audit"))
+    return out
+
+
+def true_lookback(events: np.ndarray, share: float) -> int:
+    """From the generator: the lookback that catches ``share`` of the revised magnitude.
+
+    An event is revised magnitude when it arrives after the first pull that saw its bucket; it
+    is caught by the first daily pull after it arrives, when its bucket is ``age`` days old, and
+    a lookback of ``age + 1`` days still holds the bucket then.
+    """
+    ts, arrived = events
+    day = 86400
+    bucket = ts // day * day
+    first_pull = bucket + PULL_HOUR * 3600
+    late = arrived > first_pull
+    next_pull = np.ceil((arrived - PULL_HOUR * 3600) / day) * day + PULL_HOUR * 3600
+    age = (next_pull // day * day - bucket) // day
+    needed = (age + 1)[late & (next_pull < (START - datetime(1970, 1, 1)).total_seconds()
+                               + DAYS * day)]
+    needed = np.sort(needed)
+    return int(needed[int(np.ceil(share * len(needed))) - 1])
+
+
+def build(tmp_path: Path, shares, late_days, seed) -> tuple[object, np.ndarray]:
+    events = generate(tmp_path / "shop.duckdb", 300, shares, late_days, seed)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text(sql=SQL, lookback=f'"{LOOKBACK}d"',
+                                 extra=f'audit_every = "{AUDIT_EVERY}d"\n'
+                                       f"audit_factor = {AUDIT_FACTOR}"))
+    project = load_project(path)
+    config = project.metrics["daily_orders"]
+    with Store(project.store_path) as store:
+        for moment, trigger in pull_times():
+            if trigger == "audit":
+                run = run_pull(project, config, store, trigger="audit",
+                               window=audit_window(config, moment))
+            else:
+                run = run_pull(project, config, store, trigger="schedule", as_of=moment)
+            assert run.status == "succeeded", run.error
+    return project, events
+
+
+@pytest.mark.parametrize(
+    ("shares", "late_days", "seed"),
+    [((0.70, 0.25, 0.05), (2, 10), 7),
+     ((0.50, 0.40, 0.10), (3, 6), 11)],
+)
+def test_recommendation_lands_within_one_bucket_of_the_truth(tmp_path, shares, late_days, seed):
+    project, events = build(tmp_path, shares, late_days, seed)
+    config = project.metrics["daily_orders"]
+    truth = true_lookback(events, 0.99)
+    with Store(project.store_path) as store:
+        advice = advise(store, config)
+    assert advice.enough_history, advice.message
+    recommended = advice.recommendation["lookback_buckets"]
+    assert abs(recommended - truth) <= 1, (recommended, truth)
+    assert advice.recommendation["lookback"] == f"{recommended}d"
+    assert recommended > LOOKBACK
+    assert "missed by the current lookback" in advice.message
+
+
+def test_missed_revisions_are_the_late_events_beyond_the_window(tmp_path):
+    project, events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 3)
+    config = project.metrics["daily_orders"]
+    ts, arrived = events
+    day = 86400
+    bucket = ts // day * day
+    last_regular = bucket + (LOOKBACK - 1) * day + PULL_HOUR * 3600  # last daily pull holding it
+    start = int((START - datetime(1970, 1, 1)).total_seconds())
+    audits = [int((m - datetime(1970, 1, 1)).total_seconds())
+              for m, t in pull_times() if t == "audit"]
+    found_by_audit = 0
+    for b, a, regular_end in zip(bucket, arrived, last_regular, strict=True):
+        if a <= regular_end:
+            continue
+        for moment in audits:
+            window_start = (moment // day + 1 - LOOKBACK * AUDIT_FACTOR) * day
+            if a <= moment and b >= window_start and b >= start:
+                # missed: the audit changed it outside the regular window
+                if (moment // day * day - b) // day >= LOOKBACK:
+                    found_by_audit += 1
+                break
+    with Store(project.store_path) as store:
+        advice = advise(store, config)
+    missed = advice.missed_revisions
+    assert missed, "the audits found nothing"
+    assert all(m["age_buckets"] >= LOOKBACK for m in missed)
+    assert sum(m["change"] for m in missed) == found_by_audit
+
+
+def test_too_little_history_is_said_plainly(tmp_path):
+    generate(tmp_path / "shop.duckdb", 50, (0.7, 0.25, 0.05), (2, 10), 1)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text(sql=SQL, lookback='"3d"'))
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store, as_of=START + timedelta(days=10, hours=12))
+        run_pull(project, "daily_orders", store, as_of=START + timedelta(days=11, hours=12))
+        advice = advise(store, project.metrics["daily_orders"])
+    assert not advice.enough_history
+    assert advice.recommendation is None
+    assert advice.message.startswith("not enough history yet: ")
+    assert "revisions observed, need 30" in advice.message
+    out = io.StringIO()
+    assert main(["advise", "daily_orders", "--project", str(path), "--json"], out=out) == 0
+    data = json.loads(out.getvalue())
+    assert data["recommendation"] is None and data["enough_history"] is False
+
+
+def test_advise_command_prints_the_curve_and_json(tmp_path):
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 5)
+    out = io.StringIO()
+    assert main(["advise", "daily_orders", "--project", str(project.path), "--json"], out=out) == 0
+    data = json.loads(out.getvalue())
+    assert {"settling_curve", "lag_percentiles", "missed_revisions", "recommendation"} <= set(data)
+    curve = data["settling_curve"]
+    shares = [p["share_present"]["events"] for p in curve]
+    assert shares == sorted(shares)  # more of the final value is present as buckets age
+    assert shares[-1] == pytest.approx(100, abs=0.5)
+    assert data["recommendation"]["expected_pull_s"] is not None
+    out = io.StringIO()
+    assert main(["advise", "daily_orders", "--project", str(project.path)], out=out) == 0
+    text = out.getvalue()
+    assert "would have caught 99% of the revised magnitude" in text
+    assert "share of the final value present, by age" in text
