@@ -313,7 +313,8 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
         assert window.open_project(project.path, start_scheduler=False)
     advice = window.advisor.advice
     recommended = advice.recommendation["lookback"]
-    assert window.advisor.sentence.text().startswith(f"A lookback of {advice.recommendation['lookback_buckets']} day")
+    buckets = advice.recommendation["lookback_buckets"]
+    assert window.advisor.sentence.text().startswith(f"A lookback of {buckets} day")
     assert window.advisor.apply_button.isEnabled()
     with qtbot.waitSignal(window.advisor.applied, timeout=5000):
         window.advisor.apply_button.click()
