@@ -34,6 +34,7 @@ grain = "day"
 lookback = "7d"
 schedule = "*/5 * * * *"   # every five minutes
 timezone = "UTC"
+audit_every = "1d"         # a deep pull over 4 x the lookback: what arrives later than 7 days
 sql = """
 SELECT date_trunc('day', ordered_at) AS bucket, country,
        count(*) AS orders, sum(amount) AS revenue
@@ -134,6 +135,7 @@ def seed_history(project_path: Path, now: datetime | None = None) -> int:
     """
     from datetime import timedelta
 
+    from lookback_gui.core.advisor import audit_window
     from lookback_gui.core.project import load_project
     from lookback_gui.core.pull import run_pull
     from lookback_gui.core.store import Store
@@ -143,10 +145,15 @@ def seed_history(project_path: Path, now: datetime | None = None) -> int:
     today = moment.replace(hour=0, minute=0)
     count = 0
     with Store(project.store_path) as store:
-        for days_ago in range(21, 0, -1):
+        daily = project.metrics["daily_orders"]
+        for days_ago in range(28, 0, -1):
             as_of = today - timedelta(days=days_ago) + timedelta(hours=6)
-            run_pull(project, "daily_orders", store, trigger="schedule", as_of=as_of)
+            run_pull(project, daily, store, trigger="schedule", as_of=as_of)
             count += 1
+            if days_ago % 2 == 0:
+                run_pull(project, daily, store, trigger="audit",
+                         window=audit_window(daily, as_of + timedelta(minutes=5)))
+                count += 1
         for hours_ago in range(72, 0, -6):
             run_pull(project, "hourly_revenue", store, trigger="schedule",
                      as_of=moment - timedelta(hours=hours_ago))

@@ -94,12 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(settings)
 
     project = args.project or args.file
-    if args.demo:
+    if args.demo and args.screenshot:
         try:
             project = str(ensure_demo())
         except Exception as exc:
             print(f"error: cannot create the demo project: {exc}", file=sys.stderr)
             return 1
+    elif args.demo:
+        window.show()
+        window.statusBar().showMessage("preparing the demo project (a month of pulls)…")
+        window.bridge.submit("demo", lambda: str(ensure_demo()), window.open_project,
+                             lambda message: window.show_error("Cannot create the demo", message))
+        return app.exec()
     elif project is None:
         last = settings.value("project/last")
         project = str(last) if last and Path(str(last)).exists() else None
