@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from lookback_gui.core.errors import LookbackError
 
-Done = Callable[[Any], None]
+Done = Callable[[Any], object]
 Failed = Callable[[str], None]
 
 
