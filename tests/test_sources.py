@@ -211,3 +211,55 @@ def test_mysql_refused_connection_is_transient_and_retried(write_project):
         run = run_pull(project, "daily_orders", store, as_of=AS_OF, sleep=delays.append)
     assert run.status == "failed" and run.attempts == 2 and len(delays) == 1
     assert "source shop" in run.error
+
+
+PG_DSN = 'type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"'
+
+
+@pytest.mark.postgres
+def test_postgres_pushdown_runs_the_whole_query_on_the_server(write_project, pg_table):
+    # generate_series and ::date casts are PostgreSQL's dialect: only the server can run this
+    sql = (f"SELECT date_trunc('day', ordered_at)::timestamp AS bucket, country, "
+           f"count(*) AS orders, sum(amount)::float8 AS revenue FROM {pg_table} "
+           f"WHERE ordered_at >= $window_start AND ordered_at < $window_end "
+           f"AND EXISTS (SELECT 1 FROM generate_series(1, 1)) GROUP BY 1, 2")
+    path = write_project(source=PG_DSN + "\npushdown = true", sql=sql)
+    assert pull_and_read(path) == EXPECTED
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run = store.runs()[0]
+    assert run.status == "succeeded"
+
+
+@pytest.mark.mysql
+def test_mysql_pushdown(write_project, mysql_table):
+    sql = (f"SELECT CAST(DATE(ordered_at) AS DATETIME) AS bucket, country, count(*) AS orders, "
+           f"sum(amount) AS revenue FROM {mysql_table} "
+           f"WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY 1, 2")
+    path = write_project(
+        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user=root"\n'
+               "pushdown = true", sql=sql)
+    assert pull_and_read(path) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [("DELETE FROM orders", "DELETE statement"),
+     ("WITH x AS (DELETE FROM orders RETURNING *) SELECT * FROM x", "contains DELETE"),
+     ("SELECT 1 AS bucket; DROP TABLE orders", "holds 2 statements"),
+     ("SELECT * INTO new_table FROM orders", "contains INTO")],
+)
+def test_pushdown_refuses_writing_sql(write_project, sql, message):
+    path = write_project(source=PG_DSN + "\npushdown = true", sql=sql)
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+    assert run.status == "failed" and message in run.error
+
+
+def test_pushdown_is_only_for_servers(write_project):
+    from lookback_gui.core.errors import ProjectError
+
+    path = write_project(source='type = "duckdb"\npath = "shop.duckdb"\npushdown = true')
+    with pytest.raises(ProjectError, match="pushdown runs the SQL on a postgres or mysql server"):
+        load_project(path)

@@ -34,7 +34,7 @@ DEFAULT_PROJECT = "lookback.toml"
 
 _TOP_KEYS = {"store", "sources", "metrics"}
 _STORE_KEYS = {"path"}
-_SOURCE_KEYS = {"type", "path", "dsn", "password_env"}
+_SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown"}
 _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
     "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
@@ -67,6 +67,7 @@ class SourceConfig:
     resolved_path: str | None = None
     dsn: str | None = None
     password_env: str | None = None
+    pushdown: bool = False
 
     @property
     def is_file(self) -> bool:
@@ -438,6 +439,11 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     path = check.string(table, "path", key_path)
     dsn = check.string(table, "dsn", key_path)
     password_env = check.string(table, "password_env", key_path)
+    pushdown = check.boolean(table, "pushdown", key_path, False)
+    if pushdown and kind not in SERVER_SOURCE_TYPES:
+        raise check.fail((*key_path, "pushdown"),
+                         "pushdown runs the SQL on a postgres or mysql server; a "
+                         f"{kind} source is read by DuckDB itself")
     if kind in FILE_SOURCE_TYPES:
         if not path:
             raise check.fail(key_path, f"a {kind} source needs a 'path'")
@@ -457,7 +463,8 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
             "the dsn holds a password: secrets never go in the project file; "
             "set password_env to the name of an environment variable, or keep it in the keyring",
         )
-    return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env)
+    return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env,
+                        pushdown=pushdown)
 
 
 def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],

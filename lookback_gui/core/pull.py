@@ -27,15 +27,17 @@ from lookback_gui.core.errors import (
     TransientSourceError,
 )
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
-from lookback_gui.core.project import MetricConfig, Project
+from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.sources import (
     CheckedQuery,
+    check_pushdown_query,
     check_query,
     clean_duckdb_message,
     connect_source,
     is_transient,
     quote_identifier,
     quote_literal,
+    render_pushdown,
 )
 from lookback_gui.core.store import DiffSummary, RunRecord, Store
 from lookback_gui.core.windows import (
@@ -192,10 +194,27 @@ def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]
 
 
 def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
-                         metric: MetricConfig) -> None:
-    """Run the metric's SQL into a temporary table of the pull's own connection."""
+                         metric: MetricConfig, source: SourceConfig | None = None,
+                         limit: int | None = None) -> None:
+    """Run the metric's SQL into a temporary table of the pull's own connection.
+
+    For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), so
+    only the aggregates travel.
+    """
     params = query_parameters(query, window)
-    con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM (\n{query.text}\n)", params)
+    tail = "" if limit is None else f" LIMIT {int(limit)}"
+    if source is not None and source.pushdown:
+        remote = render_pushdown(query, params)
+        function = "postgres_query" if source.type == "postgres" else "mysql_query"
+        con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM "
+                    f"{function}({quote_literal(source.name)}, {quote_literal(remote)}){tail}")
+        return
+    con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM (\n{query.text}\n){tail}", params)
+
+
+def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
+    """The metric's SQL, checked for the way it will run."""
+    return check_pushdown_query(config.sql) if source.pushdown else check_query(config.sql)
 
 
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
@@ -363,7 +382,7 @@ def run_pull(
     attempts = 0
     result: RunRecord
     try:
-        query = check_query(config.sql)
+        query = metric_query(config, source)
         previous_rows = store.previous_rows(config.name)
         known = store.known_measures(config.name)
         while True:
@@ -453,13 +472,13 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
         logging.getLogger(__name__).warning("alerts of %s: %s", config.name, exc)
 
 
-def _attempt(config: MetricConfig, source: Any, query: CheckedQuery, window: Window,
+def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, window: Window,
              control: PullControl, previous_rows: int | None) -> StagedResult:
     con = connect_source(source, config.timezone)
     control.attach(con)
     try:
         control.check()
-        execute_metric_query(con, query, window, config)
+        execute_metric_query(con, query, window, config, source)
         control.check()
         return stage_result(con, config, window, previous_rows)
     finally:
@@ -551,13 +570,12 @@ def check_metric(project: Project, metric: MetricConfig | str,
     """
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
-    query = check_query(config.sql)
+    query = metric_query(config, source)
     window = compute_window(local_now(config.zone), config.grain, config.buckets,
                             config.complete_buckets_only)
     con = connect_source(source, config.timezone, environ=environ)
     try:
-        con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM (\n{query.text}\n) LIMIT 0",
-                    query_parameters(query, window))
+        execute_metric_query(con, query, window, config, source, limit=0)
         columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_RESULT}").fetchall()]
     except duckdb.Error as exc:
         raise _duckdb_failure(config, exc) from None
@@ -598,14 +616,14 @@ def preview_metric(project: Project, config: MetricConfig, limit: int = 200,
     source = project.sources.get(config.source)
     if source is None:
         raise QueryError(f"metric {config.name}: unknown source '{config.source}'")
-    query = check_query(config.sql)
+    query = metric_query(config, source)
     window = compute_window(local_now(config.zone), config.grain, config.buckets,
                             config.complete_buckets_only)
     con = connect_source(source, config.timezone, environ=environ)
     if control is not None:
         control.attach(con)
     try:
-        execute_metric_query(con, query, window, config)
+        execute_metric_query(con, query, window, config, source)
         columns = tuple(r[0] for r in con.execute(f"DESCRIBE {_RESULT}").fetchall())
         total = con.execute(f"SELECT count(*) FROM {_RESULT}").fetchone()
         rows = con.execute(f"SELECT * FROM {_RESULT} LIMIT {int(limit)}").fetchall()

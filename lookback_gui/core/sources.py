@@ -74,6 +74,54 @@ def check_query(sql: str) -> CheckedQuery:
     return CheckedQuery(text=text, parameters=frozenset(statement.named_parameters))
 
 
+_WRITE_WORDS = re.compile(
+    r"\b(insert|update|delete|replace|merge|upsert|create|drop|alter|truncate|grant|revoke|call|"
+    r"lock|unlock|set|handler|load|copy|vacuum|analyze|comment|do|execute|prepare|into)\b",
+    re.IGNORECASE)
+
+
+def check_pushdown_query(sql: str) -> CheckedQuery:
+    """Accept one read-only query in the server's own dialect, for a pushdown source.
+
+    DuckDB's parser decides where it understands the SQL; otherwise the text must be a single
+    SELECT or WITH query with no writing keyword outside string literals and comments.
+    """
+    try:
+        return check_query(sql)
+    except QueryError as exc:
+        if "does not parse" not in str(exc):
+            raise
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
+    bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
+    if ";" in bare:
+        raise QueryError("the SQL holds more than one statement; a metric runs exactly one query")
+    first = bare.split(None, 1)[0].lower() if bare else ""
+    if first not in ("select", "with"):
+        raise QueryError(f"the SQL starts with {first.upper() or 'nothing'}; a metric may only "
+                         "read (SELECT or WITH ...)")
+    word = _WRITE_WORDS.search(bare)
+    if word:
+        raise QueryError(f"the SQL contains {word.group(1).upper()}; a metric may only read")
+    names = frozenset(n for n in WINDOW_PARAMETERS if re.search(rf"\${n}\b", bare))
+    unknown = set(re.findall(r"\$([A-Za-z_]\w*)", bare)) - set(WINDOW_PARAMETERS)
+    if unknown:
+        raise QueryError(f"the SQL uses ${sorted(unknown)[0]}; the parameters at hand are "
+                         "$window_start, $window_end and $as_of")
+    return CheckedQuery(text=sql.strip().rstrip(";").strip(), parameters=names)
+
+
+def render_pushdown(query: CheckedQuery, values: Mapping[str, Any]) -> str:
+    """The metric SQL for the server, the window given as typed timestamp literals.
+
+    The values are the window's own datetimes, formatted here, never text from a user.
+    """
+    def literal(match: re.Match[str]) -> str:
+        moment = values[match.group(1)]
+        return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
+
+    return re.sub(r"\$(window_start|window_end|as_of)\b", literal, query.text)
+
+
 def clean_duckdb_message(message: str) -> str:
     """DuckDB's message without its type prefix noise, trimmed to what a person needs."""
     return message.strip()
