@@ -139,7 +139,8 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print_warnings(run, err)
 
     with Store(project.store_path) as store:
-        runs = backfill(project, config, store, start, end, on_chunk=progress)
+        runs = backfill(project, config, store, start, end, on_chunk=progress,
+                        workers=args.workers)
     failed = [r for r in runs if r.status != "succeeded"]
     if failed:
         err.write(f"error: {len(failed)} of {len(runs)} backfill chunk(s) of {config.name} "
@@ -470,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metric")
     p.add_argument("--from", dest="from_", metavar="TS", required=True)
     p.add_argument("--to", metavar="TS", required=True)
+    p.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="chunks pulled at once, at most the source's concurrency (default 2)")
 
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")

@@ -306,3 +306,36 @@ def test_backfill_chunks_are_window_sized_complete_pulls(write_project, shop):
         assert [r.status for r in runs] == ["succeeded", "succeeded"]
         assert sum(r.new for r in runs) == 6
         assert not any(r.partial for r in store.history("daily_orders"))
+
+
+def test_parallel_backfill_gives_the_same_values_and_overlaps(write_project, shop, tmp_path):
+    from lookback_gui.core.events import RunFinished, RunStarted
+
+    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, country, count(*) AS orders, "
+           "sum(amount) AS revenue FROM orders, range(300000) "
+           "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL")
+    text = project_text(sql=sql, lookback="2", extra="allow_empty = true").replace(
+        'path = "shop.duckdb"', 'path = "shop.duckdb"\nconcurrency = 2')
+    project = load_project(write_project(text))
+    assert project.sources["shop"].concurrency == 2
+    open_runs: set[int] = set()
+    most = [0]
+
+    def watch(event: object) -> None:
+        if isinstance(event, RunStarted):
+            open_runs.add(event.run_id)
+            most[0] = max(most[0], len(open_runs))
+        elif isinstance(event, RunFinished):
+            open_runs.discard(event.run.id)
+
+    with Store(project.store_path) as store:
+        runs = backfill(project, "daily_orders", store, ts("2026-10-21"), ts("2026-10-31"),
+                        workers=2, observer=watch)
+        assert len(runs) == 5 and all(r.status == "succeeded" for r in runs)
+        assert [r.window_start for r in runs] == sorted(r.window_start for r in runs)
+        assert most[0] == 2
+        parallel = values(store)
+    (tmp_path / "lookback.duckdb").unlink()
+    with Store(project.store_path) as store:
+        backfill(project, "daily_orders", store, ts("2026-10-21"), ts("2026-10-31"), workers=1)
+        assert values(store) == parallel

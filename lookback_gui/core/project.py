@@ -34,7 +34,7 @@ DEFAULT_PROJECT = "lookback.toml"
 
 _TOP_KEYS = {"store", "sources", "metrics"}
 _STORE_KEYS = {"path"}
-_SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown"}
+_SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown", "concurrency"}
 _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
     "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
@@ -59,6 +59,8 @@ class SourceConfig:
         resolved_path: that path made absolute against the project's folder.
         dsn: for server sources, the connection string without a password.
         password_env: the environment variable that holds the password, if any.
+        pushdown: for server sources, run the whole metric SQL on the server.
+        concurrency: how many pulls may read this source at once (default 1).
     """
 
     name: str
@@ -68,6 +70,7 @@ class SourceConfig:
     dsn: str | None = None
     password_env: str | None = None
     pushdown: bool = False
+    concurrency: int = 1
 
     @property
     def is_file(self) -> bool:
@@ -440,6 +443,7 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     dsn = check.string(table, "dsn", key_path)
     password_env = check.string(table, "password_env", key_path)
     pushdown = check.boolean(table, "pushdown", key_path, False)
+    concurrency = check.integer(table, "concurrency", key_path, minimum=1) or 1
     if pushdown and kind not in SERVER_SOURCE_TYPES:
         raise check.fail((*key_path, "pushdown"),
                          "pushdown runs the SQL on a postgres or mysql server; a "
@@ -452,7 +456,8 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         if password_env is not None:
             raise check.fail((*key_path, "password_env"), f"a {kind} source has no password")
         resolved = str(directory / os.path.expanduser(path))
-        return SourceConfig(name=name, type=kind, path=path, resolved_path=resolved)
+        return SourceConfig(name=name, type=kind, path=path, resolved_path=resolved,
+                            concurrency=concurrency)
     if dsn is None:
         raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
     if path is not None:
@@ -464,7 +469,7 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
             "set password_env to the name of an environment variable, or keep it in the keyring",
         )
     return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env,
-                        pushdown=pushdown)
+                        pushdown=pushdown, concurrency=concurrency)
 
 
 def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],

@@ -69,14 +69,28 @@ class PullControl:
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._children: list[PullControl] = []
         self.run_id: int | None = None
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    def child(self) -> PullControl:
+        """A control for one of several pulls running at once; cancelling this cancels it."""
+        control = PullControl()
+        with self._lock:
+            self._children.append(control)
+        if self.cancelled:
+            control.cancel()
+        return control
+
     def cancel(self) -> None:
         self._cancelled.set()
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            child.cancel()
         with self._lock:
             if self._con is not None:
                 with contextlib.suppress(duckdb.Error):
@@ -530,6 +544,62 @@ def backfill_windows(config: MetricConfig, start: datetime, end: datetime) -> li
     return windows
 
 
+def run_windows(
+    project: Project,
+    config: MetricConfig,
+    store: Store,
+    plans: list[tuple[str, Window]],
+    *,
+    workers: int = 1,
+    control: PullControl | None = None,
+    observer: Observer = ignore,
+    on_run: Callable[[int, int, RunRecord], None] | None = None,
+    gate: threading.Semaphore | None = None,
+    clock: Clock | None = None,
+) -> list[RunRecord]:
+    """Pull each (trigger, window) of ``plans``, up to ``workers`` at once.
+
+    ``gate`` (the source's concurrency limit) is held around each pull. A failed pull does not
+    stop the others; the runs come back in plan order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    control = control or PullControl()
+    results: list[RunRecord | None] = [None] * len(plans)
+    done = [0]
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        if control.cancelled:
+            return
+        trigger, window = plans[index]
+        child = control.child()
+        if gate is not None:
+            while not gate.acquire(timeout=0.2):
+                if child.cancelled:
+                    return
+        try:
+            run = run_pull(project, config, store, trigger=trigger, window=window,
+                           control=child, observer=observer, clock=clock)
+        finally:
+            if gate is not None:
+                gate.release()
+        results[index] = run
+        with lock:
+            done[0] += 1
+            if on_run:
+                on_run(done[0], len(plans), run)
+
+    if workers <= 1 or len(plans) <= 1:
+        for index in range(len(plans)):
+            one(index)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backfill") as pool:
+            for future in [pool.submit(one, i) for i in range(len(plans))]:
+                future.result()
+    return [r for r in results if r is not None]
+
+
 def backfill(
     project: Project,
     metric: MetricConfig | str,
@@ -542,23 +612,16 @@ def backfill(
     on_chunk: Callable[[int, int, RunRecord], None] | None = None,
     trigger: str = "backfill",
     clock: Clock | None = None,
+    workers: int = 1,
 ) -> list[RunRecord]:
-    """Pull every bucket in [start, end) chunk by chunk; a failed chunk does not stop the rest."""
+    """Pull every bucket in [start, end) chunk by chunk, up to ``workers`` chunks at once
+    (never more than the source's ``concurrency``); a failed chunk does not stop the rest."""
     config = project.metric(metric) if isinstance(metric, str) else metric
-    control = control or PullControl()
-    windows = backfill_windows(config, start, end)
-    runs = []
-    for index, window in enumerate(windows, start=1):
-        if control.cancelled:
-            break
-        run = run_pull(project, config, store, trigger=trigger, window=window, control=control,
-                       observer=observer, clock=clock)
-        runs.append(run)
-        if on_chunk:
-            on_chunk(index, len(windows), run)
-    return runs
-
-
+    source = project.sources[config.source]
+    plans = [(trigger, w) for w in backfill_windows(config, start, end)]
+    return run_windows(project, config, store, plans,
+                       workers=max(1, min(workers, source.concurrency)), control=control,
+                       observer=observer, on_run=on_chunk, clock=clock)
 
 
 def check_metric(project: Project, metric: MetricConfig | str,

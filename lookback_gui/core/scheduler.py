@@ -24,7 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.events import Fanout, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
-from lookback_gui.core.pull import PullControl, backfill_windows, run_pull
+from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
 from lookback_gui.core.store import RunRecord, Store
 from lookback_gui.core.windows import Window, compute_window
 
@@ -165,6 +165,7 @@ class Scheduler:
         self._clock = clock
         self._monotonic = monotonic
         self._per_source = per_source
+        self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull")
         self._aps = BackgroundScheduler(timezone=UTC, job_defaults={
             "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
@@ -282,18 +283,14 @@ class Scheduler:
             if config is None:
                 return
             gate = self._source_gate(config.source)
-            while not gate.acquire(timeout=0.2):
-                if control.cancelled:
-                    return
-            try:
-                for plan in plans:
-                    if control.cancelled:
-                        break
-                    run_pull(self.project, config, self.store, trigger=plan.trigger,
-                             window=plan.window, control=control, observer=self.events,
-                             clock=lambda: _local(self._clock(), config))
-            finally:
-                gate.release()
+            fills = [(p.trigger, p.window) for p in plans if p.trigger == "backfill"]
+            rest = [(p.trigger, p.window) for p in plans if p.trigger != "backfill"]
+            source = self.project.sources[config.source]
+            for batch, workers in ((fills, min(self._workers, source.concurrency)), (rest, 1)):
+                if batch and not control.cancelled:
+                    run_windows(self.project, config, self.store, batch, workers=workers,
+                                control=control, observer=self.events, gate=gate,
+                                clock=lambda: _local(self._clock(), config))
         except LookbackError as exc:
             self._say("error", f"{metric}: {exc}", metric)
         finally:
@@ -303,7 +300,9 @@ class Scheduler:
     def _source_gate(self, source: str) -> threading.BoundedSemaphore:
         with self._lock:
             if source not in self._sources:
-                self._sources[source] = threading.BoundedSemaphore(self._per_source)
+                config = self.project.sources.get(source)
+                limit = max(self._per_source, config.concurrency if config else 1)
+                self._sources[source] = threading.BoundedSemaphore(limit)
             return self._sources[source]
 
     # -- catch-up -------------------------------------------------------------------------
