@@ -339,3 +339,36 @@ def test_parallel_backfill_gives_the_same_values_and_overlaps(write_project, sho
     with Store(project.store_path) as store:
         backfill(project, "daily_orders", store, ts("2026-10-21"), ts("2026-10-31"), workers=1)
         assert values(store) == parallel
+
+
+PROBE_SQL = """
+SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS n, max(order_id) AS last_id
+FROM orders WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL
+"""
+
+
+def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_project, shop,
+                                                                         tmp_path):
+    extra = f'complete_buckets_only = true\nchange_probe = """{PROBE_SQL}"""'
+    project = load_project(write_project(extra=extra))
+    as_of = ts("2026-10-31T12:00")  # window [10-24, 10-31), all complete
+    with Store(project.store_path) as store:
+        first = run_pull(project, "daily_orders", store, as_of=as_of)
+        assert counts(first) == (6, 0, 0, 0)
+        quiet = run_pull(project, "daily_orders", store, as_of=as_of)
+        assert counts(quiet) == (0, 0, 0, 6)
+        assert any("the query was not run" in w for w in quiet.warnings)
+        edit(shop, "INSERT INTO orders VALUES (8, '2026-10-30 09:00', 'FR', 4.0)")
+        late = run_pull(project, "daily_orders", store, as_of=as_of)
+        assert counts(late) == (2, 0, 0, 6)  # FR on 10-30 is new; the rest untouched
+        assert any("the query ran for [2026-10-30 00:00:00, 2026-10-31 00:00:00)" in w
+                   for w in late.warnings)
+        edit(shop, "DELETE FROM orders WHERE country = 'FR' AND ordered_at < '2026-10-27'")
+        removal = run_pull(project, "daily_orders", store, as_of=as_of)
+        assert counts(removal) == (0, 0, 2, 6)
+        probed = values(store)
+    (tmp_path / "lookback.duckdb").unlink()
+    plain = load_project(write_project(extra="complete_buckets_only = true"))
+    with Store(plain.store_path) as store:
+        run_pull(plain, "daily_orders", store, as_of=as_of)
+        assert {k: v for k, v in probed.items() if v is not None} == values(store)

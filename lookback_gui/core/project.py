@@ -38,7 +38,7 @@ _SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown", "concurrency"
 _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
     "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
-    "checks", "alerts", "description", "audit_every", "audit_factor",
+    "checks", "alerts", "description", "audit_every", "audit_factor", "change_probe",
 }
 _CHECK_KEYS = {"measure", "min", "max", "row_change_pct", "revision_pct", "severity"}
 _ALERT_KEYS = {
@@ -137,6 +137,7 @@ class MetricConfig:
     description: str | None = None
     audit_every: timedelta | None = None
     audit_factor: int = 4
+    change_probe: str | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -559,6 +560,7 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         description=check.string(table, "description", key_path),
         audit_every=audit_every,
         audit_factor=4 if audit_factor is None else audit_factor,
+        change_probe=check.string(table, "change_probe", key_path),
     )
 
 

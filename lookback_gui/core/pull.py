@@ -196,6 +196,8 @@ class StagedResult:
     values: Mapping[str, Any]
     warnings: tuple[str, ...]
     checks: tuple[dict[str, Any], ...]
+    diff_start: datetime | None = None
+    probes: tuple[tuple[datetime, str], ...] = ()
 
 
 def _fmt(moment: datetime) -> str:
@@ -403,7 +405,8 @@ def run_pull(
             attempts += 1
             control.check()
             try:
-                staged = _attempt(config, source, query, window, control, previous_rows)
+                staged = _attempt(config, source, query, window, control, previous_rows,
+                                  store, known)
                 break
             except (QualityError, CancelledError):
                 raise
@@ -445,10 +448,13 @@ def run_pull(
 
         result = store.commit_run(
             run_id, metric=config.name, staged=staged.values, measures=staged.shape.measures,
-            window_start=window.start, window_end=window.end, partial_start=window.partial_start,
+            window_start=staged.diff_start or window.start, window_end=window.end,
+            partial_start=window.partial_start,
             decide=decide, finished_at=now, attempts=attempts, rows=staged.rows,
             warnings=warnings, schema_change=schema_change,
             duration_s=lambda: time.monotonic() - started,
+            unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
+            probes=staged.probes,
         )
         store.log(run_id, "info",
                   f"succeeded: {result.rows} rows; {result.new} new, {result.revised} revised, "
@@ -487,17 +493,90 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
 
 
 def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, window: Window,
-             control: PullControl, previous_rows: int | None) -> StagedResult:
+             control: PullControl, previous_rows: int | None, store: Store,
+             known: list[str]) -> StagedResult:
     con = connect_source(source, config.timezone)
     control.attach(con)
     try:
         control.check()
-        execute_metric_query(con, query, window, config, source)
+        probes: tuple[tuple[datetime, str], ...] = ()
+        heavy = window
+        if config.change_probe:
+            fingerprints = run_probe(con, config, window)
+            stored = store.probe_fingerprints(config.name, window.start, window.end)
+            changed = first_changed_bucket(fingerprints, stored, window)
+            probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
+            if changed is None and known:
+                return StagedResult(
+                    shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
+                    values=_empty_values(), checks=(), probes=probes, diff_start=window.end,
+                    warnings=("change_probe: no bucket changed since the last pull; the query "
+                              "was not run",))
+            if changed is not None and changed > window.start:
+                heavy = Window(start=changed, end=window.end, as_of=window.as_of,
+                               partial_start=window.partial_start)
+                previous_rows = None  # a narrower window is no basis for a row-count change
         control.check()
-        return stage_result(con, config, window, previous_rows)
+        execute_metric_query(con, query, heavy, config, source)
+        control.check()
+        staged = stage_result(con, config, heavy, previous_rows)
+        if heavy is not window:
+            note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
+                    f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
+            staged = StagedResult(staged.shape, staged.rows, staged.values,
+                                  (*staged.warnings, note), staged.checks, heavy.start, probes)
+        elif probes:
+            staged = StagedResult(staged.shape, staged.rows, staged.values, staged.warnings,
+                                  staged.checks, None, probes)
+        return staged
     finally:
         control.attach(None)
         con.close()
+
+
+def _empty_values() -> dict[str, Any]:
+    import numpy as np
+
+    return {"dims": np.array([], dtype=object), "measure": np.array([], dtype=object),
+            "bucket": np.array([], dtype="datetime64[us]"), "value": np.array([], dtype=float),
+            "value_null": np.array([], dtype=bool)}
+
+
+def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig,
+              window: Window) -> tuple[tuple[datetime, str], ...]:
+    """The change probe's fingerprint of each bucket of the window."""
+    assert config.change_probe is not None
+    probe = check_query(config.change_probe)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM "
+                    f"(\n{probe.text}\n)", query_parameters(probe, window))
+    except duckdb.Error as exc:
+        raise _duckdb_failure(config, exc) from None
+    columns = [r[0] for r in con.execute("DESCRIBE __lookback_probe").fetchall()]
+    bucket = next((c for c in columns if c.lower() == "bucket"), None)
+    if bucket is None:
+        raise QueryError(f"metric {config.name}: change_probe returns no 'bucket' column")
+    others = [c for c in columns if c != bucket] or [bucket]
+    fingerprint = " || '|' || ".join(
+        f"coalesce(CAST({quote_identifier(c)} AS VARCHAR), '∅')" for c in others)
+    rows = con.execute(
+        f"SELECT CAST({quote_identifier(bucket)} AS TIMESTAMP) AS b, {fingerprint} "
+        f"FROM __lookback_probe WHERE b >= $ws AND b < $we ORDER BY b",
+        {"ws": window.start, "we": window.end}).fetchall()
+    return tuple((b, fp) for b, fp in rows)
+
+
+def first_changed_bucket(probes: tuple[tuple[datetime, str], ...], stored: Mapping[datetime, str],
+                         window: Window) -> datetime | None:
+    """The earliest bucket whose fingerprint is new, changed or gone; None when none is.
+
+    The partial bucket is always taken as changed: it is still filling.
+    """
+    now = dict(probes)
+    changed = [b for b in set(now) | set(stored) if now.get(b) != stored.get(b)]
+    if window.partial_start is not None and window.partial_start < window.end:
+        changed.append(window.partial_start)
+    return min(changed) if changed else None
 
 
 def _schema_change(known: list[str], measures: tuple[str, ...]) -> dict[str, list[str]]:

@@ -84,6 +84,12 @@ CREATE TABLE versions (
     removed BOOLEAN NOT NULL,
     partial BOOLEAN NOT NULL
 );
+CREATE TABLE probes (
+    metric VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    run_id BIGINT NOT NULL,
+    fingerprint VARCHAR NOT NULL
+);
 CREATE TABLE alerts (
     metric VARCHAR NOT NULL,
     rule VARCHAR NOT NULL,
@@ -465,6 +471,8 @@ class Store:
         schema_change: Mapping[str, Any],
         duration_s: Callable[[], float],
         tolerance: float = DEFAULT_TOLERANCE,
+        unchanged_before: tuple[datetime, datetime] | None = None,
+        probes: Sequence[tuple[datetime, str]] = (),
     ) -> RunRecord:
         """Diff ``staged`` against the current values of the window and commit it as one run.
 
@@ -472,6 +480,9 @@ class Store:
         ``decide`` sees the diff before anything is written and returns the check results and
         any extra warnings; if a check of severity ``error`` failed, it raises QualityError and
         nothing is committed.
+
+        ``unchanged_before`` is the part of the run's window that a change probe found unchanged
+        (its current values count as unchanged); ``probes`` are the fingerprints to keep.
         """
         with self._write() as cur:
             cur.register("staged_input", dict(staged))
@@ -519,6 +530,11 @@ class Store:
                 "SELECT kind, count(*) FROM diff WHERE kind IS NOT NULL GROUP BY kind"
             ).fetchall():
                 counts[kind] = int(count)
+            if unchanged_before is not None and unchanged_before[0] < unchanged_before[1]:
+                row = cur.execute(
+                    "SELECT count(*) FROM current WHERE metric = ? AND NOT removed "
+                    "AND bucket >= ? AND bucket < ?", [metric, *unchanged_before]).fetchone()
+                counts["unchanged"] += int(row[0]) if row else 0
             row = cur.execute(
                 "SELECT max(abs(new_value - old_value) / abs(old_value)) * 100 FROM diff "
                 "WHERE kind = 'revised' AND old_value IS NOT NULL AND new_value IS NOT NULL "
@@ -565,6 +581,9 @@ class Store:
                 params,
             )
             cur.execute("DROP TABLE diff")
+            if probes:
+                cur.executemany("INSERT INTO probes VALUES (?, ?, ?, ?)",
+                                [[metric, bucket, run_id, fp] for bucket, fp in probes])
             cur.execute(
                 "UPDATE runs SET status = 'succeeded', finished_at = ?, attempts = ?, rows = ?,"
                 " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
@@ -697,6 +716,14 @@ class Store:
             """, [metric, metric, run_id, run_id])
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
                             new_value=n) for r, b, d, m, o, n in rows]
+
+    def probe_fingerprints(self, metric: str, start: datetime, end: datetime
+                           ) -> dict[datetime, str]:
+        """The latest change-probe fingerprint of each bucket in [start, end)."""
+        rows = self._read(
+            "SELECT bucket, arg_max(fingerprint, run_id) FROM probes WHERE metric = ? "
+            "AND bucket >= ? AND bucket < ? GROUP BY bucket", [metric, start, end])
+        return {b: fp for b, fp in rows}
 
     def series(self, metric: str) -> list[tuple[dict[str, Any], str, float]]:
         """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first."""
