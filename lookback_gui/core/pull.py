@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -189,11 +191,16 @@ def infer_shape(columns: list[tuple[str, str]], metric: MetricConfig) -> ResultS
 
 @dataclass(frozen=True)
 class StagedResult:
-    """A query result, checked and unpivoted to one row per value, ready for the store."""
+    """A query result, checked and unpivoted to one row per value, ready for the store.
+
+    Attributes:
+        path: the Parquet file holding the values (dims, measure, bucket, value, value_null),
+            or None when there is nothing to store.
+    """
 
     shape: ResultShape
     rows: int
-    values: Mapping[str, Any]
+    path: str | None
     warnings: tuple[str, ...]
     checks: tuple[dict[str, Any], ...]
     diff_start: datetime | None = None
@@ -233,9 +240,16 @@ def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
     return check_pushdown_query(config.sql) if source.pushdown else check_query(config.sql)
 
 
+def _ts_literal(moment: datetime) -> str:
+    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
+
+
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
-                 previous_rows: int | None) -> StagedResult:
-    """Check the result table and unpivot it; raise QualityError on an error-severity check."""
+                 previous_rows: int | None, staging: str | None = None) -> StagedResult:
+    """Check the result table and unpivot it into ``staging`` (a Parquet file), if given.
+
+    Raises QualityError on a check of severity ``error``.
+    """
     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_RESULT}").fetchall()]
     shape = infer_shape(columns, metric)
     b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"
@@ -251,8 +265,9 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     assert row is not None
     rows, null_buckets, outside, null_measures = (int(x or 0) for x in row)
     dup_row = con.execute(
-        f"SELECT count(*), min(k) FROM (SELECT {key_columns}, "
-        f"CAST({b} AS VARCHAR) AS k FROM {_RESULT} GROUP BY ALL HAVING count(*) > 1)"
+        f"SELECT count(*), min(__lookback_key) FROM (SELECT {key_columns}, "
+        f"CAST({b} AS VARCHAR) AS __lookback_key FROM {_RESULT} GROUP BY ALL "
+        f"HAVING count(*) > 1)"
     ).fetchone()
     duplicates = int(dup_row[0]) if dup_row else 0
 
@@ -318,14 +333,19 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     dims_json = ("json_object(" + ", ".join(
         f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions)) + ")"
                  ) if shape.dimensions else "'{}'"
+    if staging is None:
+        return StagedResult(shape=shape, rows=rows, path=None, warnings=tuple(warnings),
+                            checks=tuple(checks))
+    bounds = f"{b} >= {_ts_literal(window.start)} AND {b} < {_ts_literal(window.end)}"
     parts = [
         f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, {b} AS bucket,"
         f" coalesce(CAST({quote_identifier(m)} AS DOUBLE), 0) AS value,"
-        f" {quote_identifier(m)} IS NULL AS value_null FROM {_RESULT} WHERE {in_window}"
+        f" {quote_identifier(m)} IS NULL AS value_null FROM {_RESULT} WHERE {bounds}"
         for m in shape.measures
     ]
-    values = con.execute(" UNION ALL ".join(parts), window_params).fetchnumpy()
-    return StagedResult(shape=shape, rows=rows, values=values, warnings=tuple(warnings),
+    con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO {quote_literal(staging)} "
+                "(FORMAT parquet, COMPRESSION snappy)")
+    return StagedResult(shape=shape, rows=rows, path=staging, warnings=tuple(warnings),
                         checks=tuple(checks))
 
 
@@ -397,6 +417,7 @@ def run_pull(
               f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}")
     attempts = 0
     result: RunRecord
+    staging = tempfile.TemporaryDirectory(prefix="lookback-pull-")
     try:
         query = metric_query(config, source)
         previous_rows = store.previous_rows(config.name)
@@ -406,7 +427,7 @@ def run_pull(
             control.check()
             try:
                 staged = _attempt(config, source, query, window, control, previous_rows,
-                                  store, known)
+                                  store, known, staging.name)
                 break
             except (QualityError, CancelledError):
                 raise
@@ -447,7 +468,7 @@ def run_pull(
             return checks, more
 
         result = store.commit_run(
-            run_id, metric=config.name, staged=staged.values, measures=staged.shape.measures,
+            run_id, metric=config.name, staged=staged.path, measures=staged.shape.measures,
             window_start=staged.diff_start or window.start, window_end=window.end,
             partial_start=window.partial_start,
             decide=decide, finished_at=now, attempts=attempts, rows=staged.rows,
@@ -474,6 +495,8 @@ def run_pull(
         store.finish_run(run_id, status="failed", finished_at=now(), attempts=max(attempts, 1),
                          error=message, duration_s=time.monotonic() - started)
         result = store.run(run_id)
+    finally:
+        staging.cleanup()
     observer(RunFinished(result))
     _evaluate_alerts(project, config, store, now(), result, observer)
     return result
@@ -494,8 +517,8 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
 
 def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, window: Window,
              control: PullControl, previous_rows: int | None, store: Store,
-             known: list[str]) -> StagedResult:
-    con = connect_source(source, config.timezone)
+             known: list[str], staging_dir: str) -> StagedResult:
+    con = connect_source(source, config.timezone, staging_dir=staging_dir)
     control.attach(con)
     try:
         control.check()
@@ -509,7 +532,7 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
             if changed is None and known:
                 return StagedResult(
                     shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
-                    values=_empty_values(), checks=(), probes=probes, diff_start=window.end,
+                    path=None, checks=(), probes=probes, diff_start=window.end,
                     warnings=("change_probe: no bucket changed since the last pull; the query "
                               "was not run",))
             if changed is not None and changed > window.start:
@@ -519,27 +542,20 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
         control.check()
         execute_metric_query(con, query, heavy, config, source)
         control.check()
-        staged = stage_result(con, config, heavy, previous_rows)
+        staged = stage_result(con, config, heavy, previous_rows,
+                              os.path.join(staging_dir, "values.parquet"))
         if heavy is not window:
             note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
                     f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
-            staged = StagedResult(staged.shape, staged.rows, staged.values,
+            staged = StagedResult(staged.shape, staged.rows, staged.path,
                                   (*staged.warnings, note), staged.checks, heavy.start, probes)
         elif probes:
-            staged = StagedResult(staged.shape, staged.rows, staged.values, staged.warnings,
+            staged = StagedResult(staged.shape, staged.rows, staged.path, staged.warnings,
                                   staged.checks, None, probes)
         return staged
     finally:
         control.attach(None)
         con.close()
-
-
-def _empty_values() -> dict[str, Any]:
-    import numpy as np
-
-    return {"dims": np.array([], dtype=object), "measure": np.array([], dtype=object),
-            "bucket": np.array([], dtype="datetime64[us]"), "value": np.array([], dtype=float),
-            "value_null": np.array([], dtype=bool)}
 
 
 def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig,

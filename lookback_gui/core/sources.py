@@ -198,9 +198,14 @@ def _scrub(message: str, secret: str | None) -> str:
 
 
 def connect_source(
-    source: SourceConfig, timezone: str = "UTC", environ: Mapping[str, str] | None = None
+    source: SourceConfig, timezone: str = "UTC", environ: Mapping[str, str] | None = None,
+    staging_dir: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection that sees ``source`` read-only and nothing else.
+
+    ``staging_dir`` is a private folder of the pull's own, the one place it may write: the
+    checked result goes there as Parquet for the store to read, so large results never become
+    Python objects.
 
     Raises TransientSourceError when the source cannot be reached now (missing or locked file,
     refused connection) and PullError for anything retrying cannot fix.
@@ -240,6 +245,9 @@ def connect_source(
             con.execute(f"USE {alias}")
         if allowed:
             con.execute(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
+        if staging_dir:
+            folder = staging_dir.rstrip("/") + "/"
+            con.execute(f"SET allowed_directories = [{quote_literal(folder)}]")
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con

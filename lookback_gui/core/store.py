@@ -458,7 +458,7 @@ class Store:
         run_id: int,
         *,
         metric: str,
-        staged: Mapping[str, np.ndarray],
+        staged: str | None,
         measures: Sequence[str],
         window_start: datetime,
         window_end: datetime,
@@ -476,7 +476,8 @@ class Store:
     ) -> RunRecord:
         """Diff ``staged`` against the current values of the window and commit it as one run.
 
-        ``staged`` holds the columns dims, measure, bucket, value, value_null (one row per value).
+        ``staged`` is a Parquet file with the columns dims, measure, bucket, value, value_null
+        (one row per value), or None for a result with no values.
         ``decide`` sees the diff before anything is written and returns the check results and
         any extra warnings; if a check of severity ``error`` failed, it raises QualityError and
         nothing is committed.
@@ -484,47 +485,46 @@ class Store:
         ``unchanged_before`` is the part of the run's window that a change probe found unchanged
         (its current values count as unchanged); ``probes`` are the fingerprints to keep.
         """
+        source = (f"read_parquet({_quote(staged)})" if staged else
+                  "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
+                  "AS bucket, NULL::DOUBLE AS value, NULL::BOOLEAN AS value_null WHERE false)")
         with self._write() as cur:
-            cur.register("staged_input", dict(staged))
-            try:
-                cur.execute(
-                    """
-                    CREATE OR REPLACE TEMP TABLE diff AS
-                    WITH s AS (
-                        SELECT dims, measure, bucket,
-                               CASE WHEN value_null THEN NULL ELSE value END AS value
-                        FROM staged_input
-                    ), c AS (
-                        SELECT dims, measure, bucket, value, removed, partial FROM current
-                        WHERE metric = $metric AND bucket >= $ws AND bucket < $we
-                    )
-                    SELECT coalesce(s.dims, c.dims) AS dims,
-                           coalesce(s.measure, c.measure) AS measure,
-                           coalesce(s.bucket, c.bucket) AS bucket,
-                           s.value AS new_value, c.value AS old_value,
-                           coalesce(c.partial, false) AS old_partial,
-                           CASE
-                             WHEN c.bucket IS NULL THEN 'new'
-                             WHEN s.bucket IS NULL THEN
-                               CASE WHEN c.removed OR NOT list_contains($measures, c.measure)
-                                    THEN NULL ELSE 'removed' END
-                             WHEN c.removed THEN 'revised'
-                             WHEN (s.value IS NULL AND c.value IS NULL)
-                               OR (s.value IS NOT NULL AND c.value IS NOT NULL AND (
-                                   s.value = c.value
-                                   OR abs(s.value - c.value)
-                                      <= $tol * greatest(abs(s.value), abs(c.value))))
-                               THEN 'unchanged'
-                             ELSE 'revised'
-                           END AS kind
-                    FROM s FULL OUTER JOIN c
-                      ON s.dims = c.dims AND s.measure = c.measure AND s.bucket = c.bucket
-                    """,
-                    {"metric": metric, "ws": window_start, "we": window_end,
-                     "measures": list(measures), "tol": tolerance},
+            cur.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE diff AS
+                WITH s AS (
+                    SELECT dims, measure, bucket,
+                           CASE WHEN value_null THEN NULL ELSE value END AS value
+                    FROM {source}
+                ), c AS (
+                    SELECT dims, measure, bucket, value, removed, partial FROM current
+                    WHERE metric = $metric AND bucket >= $ws AND bucket < $we
                 )
-            finally:
-                cur.unregister("staged_input")
+                SELECT coalesce(s.dims, c.dims) AS dims,
+                       coalesce(s.measure, c.measure) AS measure,
+                       coalesce(s.bucket, c.bucket) AS bucket,
+                       s.value AS new_value, c.value AS old_value,
+                       coalesce(c.partial, false) AS old_partial,
+                       CASE
+                         WHEN c.bucket IS NULL THEN 'new'
+                         WHEN s.bucket IS NULL THEN
+                           CASE WHEN c.removed OR NOT list_contains($measures, c.measure)
+                                THEN NULL ELSE 'removed' END
+                         WHEN c.removed THEN 'revised'
+                         WHEN (s.value IS NULL AND c.value IS NULL)
+                           OR (s.value IS NOT NULL AND c.value IS NOT NULL AND (
+                               s.value = c.value
+                               OR abs(s.value - c.value)
+                                  <= $tol * greatest(abs(s.value), abs(c.value))))
+                           THEN 'unchanged'
+                         ELSE 'revised'
+                       END AS kind
+                FROM s FULL OUTER JOIN c
+                  ON s.dims = c.dims AND s.measure = c.measure AND s.bucket = c.bucket
+                """,
+                {"metric": metric, "ws": window_start, "we": window_end,
+                 "measures": list(measures), "tol": tolerance},
+            )
             counts = {"new": 0, "revised": 0, "removed": 0, "unchanged": 0}
             for kind, count in cur.execute(
                 "SELECT kind, count(*) FROM diff WHERE kind IS NOT NULL GROUP BY kind"
@@ -807,6 +807,10 @@ class Store:
     def previous_rows(self, metric: str) -> int | None:
         last = self.last_successful_run(metric)
         return last.rows if last else None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:

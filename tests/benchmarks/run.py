@@ -1,0 +1,645 @@
+"""Benchmarks: each of our operations against a baseline measured side by side in one run.
+
+    python tests/benchmarks/run.py [--quick] [--json FILE] [--only NAME ...]
+
+Data is built deterministically in a temporary folder. Pairs are measured alternately, several
+times, and the medians compared; the table shows name, ours, baseline, ratio, target and ok.
+`--quick` shrinks the data so the whole run takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
+
+import duckdb  # noqa: E402
+
+from lookback_gui.core.project import load_project  # noqa: E402
+from lookback_gui.core.pull import backfill, run_pull  # noqa: E402
+from lookback_gui.core.store import Store  # noqa: E402
+
+AS_OF = datetime(2026, 10, 31, 12, 0)
+
+
+@dataclass
+class Row:
+    name: str
+    ours_s: float
+    baseline_s: float | None
+    ratio: float | None
+    target: str
+    ok: bool
+
+
+def median_pair(ours: Callable[[], object], baseline: Callable[[], object] | None, reps: int,
+                before: Callable[[], object] | None = None) -> tuple[float, float | None]:
+    """Alternate ours and the baseline ``reps`` times; return both medians (seconds)."""
+    a, b = [], []
+    ours()  # warm
+    if baseline:
+        baseline()
+    for _ in range(reps):
+        if before:
+            before()
+        start = time.perf_counter()
+        ours()
+        a.append(time.perf_counter() - start)
+        if baseline:
+            if before:
+                before()
+            start = time.perf_counter()
+            baseline()
+            b.append(time.perf_counter() - start)
+    return statistics.median(a), (statistics.median(b) if b else None)
+
+
+def ratio_row(name: str, ours: float, base: float, limit: float,
+              absolute: float | None = None) -> Row:
+    ratio = ours / base if base else float("inf")
+    ok = ratio <= limit and (absolute is None or ours <= absolute)
+    target = f"<= {limit:g}" + (f" and <= {absolute * 1000:g} ms" if absolute else "")
+    return Row(name, ours, base, ratio, target, ok)
+
+
+def write_project(folder: Path, source: str, sql: str, extra: str = "",
+                  lookback: str = '"7d"', grain: str = "day") -> Path:
+    path = folder / "lookback.toml"
+    path.write_text(textwrap.dedent(f'''\
+        [store]
+        path = "lookback.duckdb"
+
+        [sources.src]
+        {source}
+
+        [metrics.m]
+        source = "src"
+        grain = "{grain}"
+        lookback = {lookback}
+        retries = 0
+        allow_empty = true
+        {extra}
+        sql = """
+        {sql}
+        """
+        '''))
+    return path
+
+
+# -- pull overhead ---------------------------------------------------------------------------
+
+FACTS_SQL = ("SELECT date_trunc('day', ts) AS bucket, k, sum(v) AS v FROM facts "
+             "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+
+
+def make_facts(path: Path, keys: int, days: int = 14) -> None:
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE OR REPLACE TABLE facts AS SELECT TIMESTAMP '2026-10-31' - to_days(d) AS ts, "
+        "'k' || k AS k, (hash(d, k) % 1000)::DOUBLE AS v FROM range(?) t(d), range(?) u(k) "
+        "ORDER BY ts",
+        [days, keys])
+    con.close()
+
+
+def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
+    work = folder / f"overhead_{values}"
+    work.mkdir()
+    keys = max(1, values // 7)
+    make_facts(work / "src.duckdb", keys)
+    project = load_project(write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL))
+    store = Store(project.store_path)
+    run_pull(project, "m", store, as_of=AS_OF)  # the store holds the window: a lookback pull
+    flip = [0]
+
+    def revise_one_percent() -> None:
+        flip[0] += 1
+        con = duckdb.connect(str(work / "src.duckdb"))
+        con.execute("UPDATE facts SET v = v + 1 WHERE (hash(k) + ?) % 100 = 0", [flip[0]])
+        con.close()
+
+    def ours() -> None:
+        run = run_pull(project, "m", store, as_of=AS_OF)
+        assert run.status == "succeeded", run.error
+
+    window = {"window_start": datetime(2026, 10, 25), "window_end": datetime(2026, 11, 1)}
+    target = work / "baseline.duckdb"
+
+    def baseline() -> None:
+        con = duckdb.connect(str(target))
+        con.execute(f"ATTACH '{work / 'src.duckdb'}' AS src (READ_ONLY)")
+        con.execute("CREATE OR REPLACE TABLE result (bucket TIMESTAMP, k VARCHAR, v DOUBLE)")
+        con.execute(f"INSERT INTO result SELECT * FROM ({FACTS_SQL.replace('FROM facts', 'FROM src.facts')})",
+                    window)
+        con.close()
+
+    ours_s, base_s = median_pair(ours, baseline, reps, before=revise_one_percent)
+    store.close()
+    label = {1000: "1k", 100_000: "100k", 1_000_000: "1m"}[values]
+    return ratio_row(f"pull_overhead_{label}", ours_s, base_s or 0, 1.5,
+                     0.030 if values == 1000 else None)
+
+
+# -- growth ----------------------------------------------------------------------------------
+
+EVENTS_SQL = ("SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v FROM events "
+              "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+
+
+def bench_history_growth(folder: Path, rows: int, reps: int) -> Row:
+    timings = {}
+    projects = {}
+    for label, days in (("long", 730), ("short", 91)):
+        work = folder / f"history_{label}"
+        work.mkdir()
+        count = rows if label == "long" else rows * days // 730
+        con = duckdb.connect(str(work / "src.duckdb"))
+        con.execute(
+            "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
+            "(i * 1.0 / $n) * $days * 86400 AS BIGINT)) AS ts, 'k' || (i % 100) AS k, "
+            "(hash(i) % 100)::DOUBLE AS v FROM range($n) r(i) ORDER BY ts",
+            {"n": count, "days": days})
+        con.close()
+        projects[label] = load_project(
+            write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL))
+    stores = {k: Store(p.store_path) for k, p in projects.items()}
+
+    def pull(label: str) -> Callable[[], None]:
+        def run() -> None:
+            result = run_pull(projects[label], "m", stores[label], as_of=AS_OF)
+            assert result.status == "succeeded", result.error
+        return run
+
+    timings["long"], timings["short"] = median_pair(pull("long"), pull("short"), reps)
+    for store in stores.values():
+        store.close()
+    return ratio_row("history_growth", timings["long"], timings["short"] or 0, 1.2)
+
+
+def bench_store_growth(folder: Path, versions: int, runs: int, reps: int) -> Row:
+    stores = {}
+    work = folder / "store_growth"
+    work.mkdir()
+    make_facts(work / "src.duckdb", 1000 // 7 + 1)
+    for label in ("big", "empty"):
+        sub = work / label
+        sub.mkdir()
+        project = load_project(write_project(
+            sub, f'type = "duckdb"\npath = "{work / "src.duckdb"}"', FACTS_SQL))
+        store = Store(project.store_path)
+        if label == "big":
+            seed_store(store, versions, runs)
+        stores[label] = (project, store)
+
+    def pull(label: str) -> Callable[[], None]:
+        project, store = stores[label]
+
+        def run() -> None:
+            result = run_pull(project, "m", store, as_of=AS_OF)
+            assert result.status == "succeeded", result.error
+        return run
+
+    def revise() -> None:
+        con = duckdb.connect(str(work / "src.duckdb"))
+        con.execute("UPDATE facts SET v = v + 1 WHERE hash(k) % 50 = 0")
+        con.close()
+
+    big, empty = median_pair(pull("big"), pull("empty"), reps, before=revise)
+    for _, store in stores.values():
+        store.close()
+    return ratio_row("store_growth", big, empty or 0, 1.5)
+
+
+def seed_store(store: Store, versions: int, runs: int) -> None:
+    """Fill a store with ``runs`` earlier runs and ``versions`` versions of older buckets."""
+    cur = store.cursor()
+    per_run = max(1, versions // runs)
+    cur.execute(
+        "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, window_start, "
+        "window_end, started_at, finished_at, attempts, rows, new, revised, removed, unchanged, "
+        "duration_s) SELECT i, 'm', 'schedule', 'succeeded', 'UTC', 'day', "
+        "TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i) - "
+        "INTERVAL 7 DAY, TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + "
+        "to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i), 1, ?, ?, 0, 0, 0, 0.1 "
+        "FROM range(1, ? + 1) t(i)", [per_run, per_run, runs])
+    cur.execute(f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {runs + 1}")
+    cur.execute(
+        "INSERT INTO versions SELECT 'm', '{\"k\":' || (i % 1000) || '}', 'v', "
+        "TIMESTAMP '2020-01-01' + to_days(CAST(i // 1000 AS INTEGER) % 2000), "
+        "1 + i // ?, (i % 977)::DOUBLE, false, false FROM range(?) t(i)",
+        [per_run, versions])
+    cur.execute(
+        "INSERT INTO current SELECT metric, dims, measure, bucket, arg_max(value, run_id), false, "
+        "false, max(run_id), arg_min(value, run_id), min(run_id), count(*)::INTEGER "
+        "FROM versions GROUP BY ALL ORDER BY bucket")
+    cur.close()
+
+
+# -- GUI -------------------------------------------------------------------------------------
+
+
+def _app() -> object:
+    from PySide6.QtWidgets import QApplication
+
+    import lookback_gui.ui  # noqa: F401
+
+    return QApplication.instance() or QApplication([])
+
+
+def heartbeat(work: Callable[[Callable[[], None]], None]) -> float:
+    """Longest gap (s) of a 10 ms GUI-thread timer while ``work(done)`` runs."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    _app()
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def beat() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer(interval=10)
+    timer.timeout.connect(beat)
+    loop = QEventLoop()
+    timer.start()
+    last[0] = time.perf_counter()
+    QTimer.singleShot(50, lambda: work(loop.quit))
+    loop.exec()
+    timer.stop()
+    return max(gaps[1:]) if len(gaps) > 1 else float("inf")
+
+
+def bench_gui_pull(folder: Path, values: int) -> Row:
+    import threading
+
+    from PySide6.QtCore import QObject, Qt, Signal
+
+    work = folder / "gui_pull"
+    work.mkdir()
+    make_facts(work / "src.duckdb", values // 7)
+    project = load_project(write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL))
+    store = Store(project.store_path)
+
+    class Done(QObject):
+        finished = Signal()
+
+    def work_fn(quit_loop: Callable[[], None]) -> None:
+        done = Done()
+        done.finished.connect(quit_loop, Qt.ConnectionType.QueuedConnection)
+
+        def pull() -> None:
+            run_pull(project, "m", store, as_of=AS_OF)
+            done.finished.emit()
+
+        threading.Thread(target=pull, daemon=True).start()
+        work_fn.keep = done  # type: ignore[attr-defined]
+
+    gap = heartbeat(work_fn)
+    store.close()
+    return Row("gui_heartbeat_pull", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)", gap <= 0.050)
+
+
+def chart_store(folder: Path, points: int) -> tuple[Store, object]:
+    """A store holding one series of ``points`` minute buckets, the last 1 % revised."""
+    from lookback_gui.core.project import parse_project
+
+    work = folder / "chart"
+    work.mkdir(exist_ok=True)
+    path = write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL, grain="minute",
+                         lookback='"60m"')
+    project = parse_project(path.read_text(), path)
+    store = Store(project.store_path)
+    if not store.series("m"):
+        cur = store.cursor()
+        cur.execute(
+            "INSERT INTO current SELECT 'm', '{}', 'v', TIMESTAMP '2024-01-01' + to_minutes(i), "
+            "(i % 1440)::DOUBLE + sin(i), false, i > $n * 0.999, 1, (i % 1440)::DOUBLE, 1, "
+            "CASE WHEN i > $n * 0.99 THEN 2 ELSE 1 END FROM range($n) t(i)", {"n": points})
+        cur.close()
+    return store, project.metrics["m"]
+
+
+def bench_gui_chart(folder: Path, points: int) -> tuple[Row, Row]:
+    from lookback_gui.ui.bridge import Bridge
+    from lookback_gui.ui.chart import ChartWidget, load_chart
+
+    app = _app()
+    store, config = chart_store(folder, points)
+    bridge = Bridge()
+    chart = ChartWidget(bridge)
+    chart.resize(1200, 700)
+    chart.show()
+
+    def work(quit_loop: Callable[[], None]) -> None:
+        chart.loaded.connect(lambda _: quit_loop())
+        chart.set_metric(store, config, [])
+
+    gap = heartbeat(work)
+    data = load_chart(store, "m", "v", {}, None, config)
+    frames = []
+    for _ in range(3):
+        start = time.perf_counter()
+        chart._draw(data)
+        chart.plot.grab()
+        frames.append(time.perf_counter() - start)
+    first = statistics.median(frames)
+    chart.close()
+    bridge.shutdown()
+    store.close()
+    del app
+    return (Row("gui_heartbeat_chart", gap, 0.010, gap / 0.010, "<= 5", gap / 0.010 <= 5),
+            Row("chart_first_frame", first, None, None, "<= 100 ms", first <= 0.100))
+
+
+def bench_runs_view(folder: Path, runs: int) -> Row:
+    from PySide6.QtCore import QEventLoop, QSettings
+
+    from lookback_gui.ui.main_window import MainWindow
+
+    _app()
+    work = folder / "runs_view"
+    work.mkdir()
+    make_facts(work / "src.duckdb", 10)
+    project = load_project(write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL))
+    store = Store(project.store_path)
+    seed_store(store, versions=runs, runs=runs)
+    store.close()
+    window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
+    window.resize(1200, 800)
+    window.show()
+    loop = QEventLoop()
+    window.refreshed.connect(loop.quit)
+    start = time.perf_counter()
+    window.open_project(project.path, start_scheduler=False)
+    loop.exec()
+    window.tabs.setCurrentIndex(window.tabs.indexOf(window.find_box.parentWidget()))
+    window.all_runs_view.grab()
+    elapsed = time.perf_counter() - start
+    assert window.runs_model.rowCount() > 0
+    window.quitting = True
+    window.close()
+    return Row("runs_view_open", elapsed, None, None, "<= 300 ms", elapsed <= 0.300)
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def bench_cli_runs(folder: Path, reps: int) -> Row:
+    work = folder / "cli"
+    work.mkdir()
+    make_facts(work / "src.duckdb", 10)
+    path = write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL)
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        seed_store(store, versions=1000, runs=100)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def ours() -> None:
+        subprocess.run([sys.executable, "-m", "lookback_gui.cli", "runs", "--limit", "20",
+                        "--project", str(path)], check=True, capture_output=True, env=env)
+
+    def baseline() -> None:
+        subprocess.run([sys.executable, "-c", "import duckdb"], check=True, capture_output=True)
+
+    ours_s, base_s = median_pair(ours, baseline, reps)
+    return ratio_row("cli_runs", ours_s, base_s or 0, 3)
+
+
+def bench_peak_rss(folder: Path, values: int) -> Row:
+    work = folder / "rss"
+    work.mkdir()
+    make_facts(work / "src.duckdb", values // 7)
+    path = write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL)
+    code = textwrap.dedent(f"""
+        import resource, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from datetime import datetime
+        from lookback_gui.core.project import load_project
+        from lookback_gui.core.pull import run_pull
+        from lookback_gui.core.store import Store
+        project = load_project({str(path)!r})
+        store = Store(project.store_path)
+        run = run_pull(project, "m", store, as_of=datetime(2026, 10, 31, 12))
+        assert run.new >= {values} * 0.99, run
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    peak = int(out.stdout.strip()) / 1e6
+    return Row("pull_peak_rss", peak, None, None, "<= 400 MB", peak <= 400)
+
+
+# -- scale -----------------------------------------------------------------------------------
+
+
+def bench_pushdown(folder: Path, rows: int, reps: int) -> Row | None:
+    from lookback_gui.core.sources import load_extension
+
+    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+    con = duckdb.connect()
+    try:
+        load_extension(con, "postgres")
+        con.execute(f"ATTACH '{dsn}' AS pg (TYPE postgres)")
+    except duckdb.Error as exc:
+        print(f"pushdown: skipped, PostgreSQL is not reachable ({exc})", file=sys.stderr)
+        return None
+    con.execute("CALL postgres_execute('pg', 'DROP TABLE IF EXISTS lookback_bench_events')")
+    con.execute(
+        "CALL postgres_execute('pg', 'CREATE TABLE lookback_bench_events AS SELECT "
+        "TIMESTAMP ''2026-10-31'' - (i * interval ''1 second'' * 730 * 86400 / " + str(rows)
+        + ") AS ts, ''k'' || (i % 100) AS k, (i % 97)::float8 AS v FROM generate_series(1, "
+        + str(rows)
+        + ") i')")
+    con.execute("CALL postgres_execute('pg', 'CREATE INDEX ON lookback_bench_events (ts)')")
+    con.execute("CALL postgres_execute('pg', 'ANALYZE lookback_bench_events')")
+    con.close()
+    sql = ("SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v "
+           "FROM lookback_bench_events "
+           "WHERE ts >= $window_start AND ts < $window_end GROUP BY 1, 2")
+    projects = {}
+    for label, extra in (("pushdown", "\npushdown = true"), ("scan", "")):
+        work = folder / f"pg_{label}"
+        work.mkdir()
+        projects[label] = load_project(write_project(work, f'type = "postgres"\ndsn = "{dsn}"'
+                                                     + extra, sql))
+    stores = {k: Store(p.store_path) for k, p in projects.items()}
+
+    def pull(label: str) -> Callable[[], None]:
+        def run() -> None:
+            result = run_pull(projects[label], "m", stores[label], as_of=AS_OF)
+            assert result.status == "succeeded", result.error
+        return run
+
+    ours, base = median_pair(pull("pushdown"), pull("scan"), reps)
+    for store in stores.values():
+        store.close()
+    row = ratio_row("pushdown_vs_scan_pg", ours, base or 0, 1.0)
+    row.target = "< 1 (faster than attach-and-scan)"
+    return row
+
+
+def bench_parallel_backfill(folder: Path, rows: int, reps: int) -> Row:
+    work = folder / "parallel"
+    work.mkdir()
+    con = duckdb.connect(str(work / "src.duckdb"))
+    con.execute(
+        "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
+        "(i * 1.0 / $n) * 120 * 86400 AS BIGINT)) AS ts, 'k' || (i % 100) AS k, "
+        "(i % 97)::DOUBLE AS v "
+        "FROM range($n) r(i) ORDER BY ts", {"n": rows})
+    con.close()
+    # a deliberately heavy metric: each chunk costs real work on the source
+    sql = ("SELECT date_trunc('day', ts) AS bucket, k, count(DISTINCT v) AS n, "
+           "median(v) AS med FROM events "
+           "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+    project = load_project(write_project(
+        work, 'type = "duckdb"\npath = "src.duckdb"\nconcurrency = 2', sql))
+
+    def run(workers: int) -> Callable[[], None]:
+        def go() -> None:
+            store_path = work / f"store_{workers}.duckdb"
+            store_path.unlink(missing_ok=True)
+            with Store(store_path) as store:
+                runs = backfill(project, "m", store, datetime(2026, 7, 3), datetime(2026, 10, 30),
+                                workers=workers)
+                assert all(r.status == "succeeded" for r in runs)
+        return go
+
+    two, one = median_pair(run(2), run(1), reps)
+    row = ratio_row("backfill_2_workers_vs_1", two, one or 0, 0.9)
+    row.target = "< 0.9 (2 workers faster)"
+    return row
+
+
+def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
+    work = folder / "probe"
+    work.mkdir()
+    con = duckdb.connect(str(work / "src.duckdb"))
+    con.execute(
+        "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
+        "(i * 1.0 / $n) * 30 * 86400 AS BIGINT)) AS ts, 'k' || (i % 1000) AS k, "
+        "(i % 97)::DOUBLE AS v, "
+        "i AS id FROM range($n) r(i) ORDER BY ts", {"n": rows})
+    con.close()
+    sql = ("SELECT date_trunc('day', ts) AS bucket, k, count(DISTINCT v) AS n, median(v) AS med "
+           "FROM events WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+    probe = ("SELECT date_trunc('day', ts) AS bucket, count(*) AS n, max(id) AS last_id "
+             "FROM events WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+    projects = {}
+    for label, extra in (("probe", f'change_probe = """{probe}"""'), ("plain", "")):
+        sub = work / label
+        sub.mkdir()
+        projects[label] = load_project(write_project(
+            sub, f'type = "duckdb"\npath = "{work / "src.duckdb"}"', sql,
+            extra="complete_buckets_only = true\n" + extra, lookback='"14d"'))
+    stores = {k: Store(p.store_path) for k, p in projects.items()}
+    for label in stores:
+        run_pull(projects[label], "m", stores[label], as_of=AS_OF)
+    counter = [rows]
+
+    def last_day_changes() -> None:
+        counter[0] += 1
+        con = duckdb.connect(str(work / "src.duckdb"))
+        con.execute("INSERT INTO events VALUES (TIMESTAMP '2026-10-30 12:00', 'k1', 5.0, ?)",
+                    [counter[0]])
+        con.close()
+
+    def pull(label: str) -> Callable[[], None]:
+        def run() -> None:
+            result = run_pull(projects[label], "m", stores[label], as_of=AS_OF)
+            assert result.status == "succeeded", result.error
+        return run
+
+    ours, base = median_pair(pull("probe"), pull("plain"), reps, before=last_day_changes)
+    for store in stores.values():
+        store.close()
+    row = ratio_row("change_probe_last_day", ours, base or 0, 0.5)
+    row.target = "< 0.5 (probe skips unchanged days)"
+    return row
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data, about a minute")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--only", nargs="*", help="run only benchmarks whose name starts so")
+    args = parser.parse_args(argv)
+    q = args.quick
+    reps = 3 if q else 7
+    sizes = {
+        "history_rows": 2_000_000 if q else 20_000_000,
+        "store_versions": 1_000_000 if q else 10_000_000,
+        "pg_rows": 300_000 if q else 3_000_000,
+        "backfill_rows": 2_000_000 if q else 8_000_000,
+        "probe_rows": 2_000_000 if q else 10_000_000,
+    }
+    plan: list[tuple[str, Callable[[Path], object]]] = [
+        ("pull_overhead_1k", lambda f: bench_pull_overhead(f, 1000, reps * 3)),
+        ("pull_overhead_100k", lambda f: bench_pull_overhead(f, 100_000, reps)),
+        ("pull_overhead_1m", lambda f: bench_pull_overhead(f, 1_000_000, max(3, reps // 2))),
+        ("history_growth", lambda f: bench_history_growth(f, sizes["history_rows"], reps)),
+        ("store_growth", lambda f: bench_store_growth(f, sizes["store_versions"], 10_000, reps)),
+        ("gui_heartbeat_pull", lambda f: bench_gui_pull(f, 1_000_000)),
+        ("gui_heartbeat_chart", lambda f: bench_gui_chart(f, 1_000_000)),
+        ("runs_view_open", lambda f: bench_runs_view(f, 100_000)),
+        ("cli_runs", lambda f: bench_cli_runs(f, reps)),
+        ("pull_peak_rss", lambda f: bench_peak_rss(f, 1_000_000)),
+        ("pushdown", lambda f: bench_pushdown(f, sizes["pg_rows"], reps)),
+        ("backfill", lambda f: bench_parallel_backfill(f, sizes["backfill_rows"], max(3, reps // 2))),
+        ("change_probe", lambda f: bench_change_probe(f, sizes["probe_rows"], reps)),
+    ]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="lookback-bench-") as temp:
+        folder = Path(temp)
+        for name, bench in plan:
+            if args.only and not any(name.startswith(o) for o in args.only):
+                continue
+            print(f"running {name}…", file=sys.stderr, flush=True)
+            result = bench(folder)
+            for row in (result if isinstance(result, tuple) else [result]):
+                if row is not None:
+                    rows.append(row)
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    return 0
+
+
+def print_table(rows: list[Row]) -> None:
+    def fmt(seconds: float | None, name: str) -> str:
+        if seconds is None:
+            return "—"
+        if name == "pull_peak_rss":
+            return f"{seconds:.0f} MB"
+        return f"{seconds * 1000:.1f} ms"
+
+    header = f"{'name':<26} {'ours':>11} {'baseline':>11} {'ratio':>7}  {'target':<34} ok"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        print(f"{r.name:<26} {fmt(r.ours_s, r.name):>11} {fmt(r.baseline_s, r.name):>11} "
+              f"{ratio:>7}  {r.target:<34} {'yes' if r.ok else 'NO'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
