@@ -265,11 +265,14 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     assert row is not None
     rows, null_buckets, outside, null_measures = (int(x or 0) for x in row)
     dup_row = con.execute(
-        f"SELECT count(*), min(__lookback_key) FROM (SELECT {key_columns}, "
-        f"CAST({b} AS VARCHAR) AS __lookback_key FROM {_RESULT} GROUP BY ALL "
-        f"HAVING count(*) > 1)"
-    ).fetchone()
+        f"SELECT count(*) FROM (SELECT {key_columns} FROM {_RESULT} GROUP BY ALL "
+        f"HAVING count(*) > 1)").fetchone()
     duplicates = int(dup_row[0]) if dup_row else 0
+    if duplicates:
+        dup_row = con.execute(
+            f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "
+            f"CAST({b} AS VARCHAR) AS __lookback_key FROM {_RESULT} GROUP BY ALL "
+            f"HAVING count(*) > 1)").fetchone()
 
     checks: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -290,7 +293,8 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
            f"{null_buckets} row(s) have no bucket (NULL)")
     record("duplicate_keys", "error", duplicates == 0,
            f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
-           f"(first at {dup_row[1] if dup_row else ''}); the query must aggregate (GROUP BY)")
+           f"(first at {dup_row[1] if duplicates and dup_row else ''}); "
+           "the query must aggregate (GROUP BY)")
     record("out_of_window", "warn", outside == 0,
            f"{outside} row(s) outside the window {span} were not stored")
     record("null_measure", "warn", null_measures == 0,
@@ -409,19 +413,19 @@ def run_pull(
         as_of=window.as_of, window_start=window.start, window_end=window.end,
         partial_start=window.partial_start, started_at=now(), sql=config.sql,
         params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
+        log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
+             f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
     )
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
-    store.log(run_id, "info",
-              f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
-              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}")
     attempts = 0
     result: RunRecord
     staging = tempfile.TemporaryDirectory(prefix="lookback-pull-")
     try:
         query = metric_query(config, source)
-        previous_rows = store.previous_rows(config.name)
-        known = store.known_measures(config.name)
+        last = store.last_successful_run(config.name)
+        previous_rows = last.rows if last else None
+        known = list(last.measures) if last else []
         while True:
             attempts += 1
             control.check()
@@ -456,8 +460,6 @@ def run_pull(
             text = _describe_schema_change(schema_change)
             warnings.append(text)
             store.log(run_id, "warning", text)
-        for line in staged.warnings:
-            store.log(run_id, "warning", line)
         checks = list(staged.checks)
         control.check()
 
@@ -475,12 +477,8 @@ def run_pull(
             warnings=warnings, schema_change=schema_change,
             duration_s=lambda: time.monotonic() - started,
             unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-            probes=staged.probes,
+            probes=staged.probes, log_warnings=staged.warnings,
         )
-        store.log(run_id, "info",
-                  f"succeeded: {result.rows} rows; {result.new} new, {result.revised} revised, "
-                  f"{result.removed} removed, {result.unchanged} unchanged "
-                  f"({result.duration_s or 0:.2f} s)")
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
         store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=attempts,

@@ -414,8 +414,8 @@ class Store:
     def begin_run(self, *, metric: str, trigger: str, timezone: str, grain: str,
                   as_of: datetime, window_start: datetime, window_end: datetime,
                   partial_start: datetime | None, started_at: datetime, sql: str,
-                  params: Mapping[str, Any]) -> int:
-        """Commit a new run as ``running`` and return its id."""
+                  params: Mapping[str, Any], log: str | None = None) -> int:
+        """Commit a new run as ``running`` (with its first log line) and return its id."""
         with self._write() as cur:
             row = cur.execute("SELECT nextval('run_ids')").fetchone()
             assert row is not None
@@ -428,6 +428,9 @@ class Store:
                  partial_start, started_at, sql, json.dumps(_jsonable(params)), self._pid,
                  self._pid_started],
             )
+            if log:
+                cur.execute("INSERT INTO run_log VALUES (?, 1, ?, 'info', ?)",
+                            [run_id, datetime.now(), log])
         return run_id
 
     def log(self, run_id: int, level: str, message: str, at: datetime | None = None) -> None:
@@ -473,6 +476,7 @@ class Store:
         tolerance: float = DEFAULT_TOLERANCE,
         unchanged_before: tuple[datetime, datetime] | None = None,
         probes: Sequence[tuple[datetime, str]] = (),
+        log_warnings: Sequence[str] = (),
     ) -> RunRecord:
         """Diff ``staged`` against the current values of the window and commit it as one run.
 
@@ -483,7 +487,8 @@ class Store:
         nothing is committed.
 
         ``unchanged_before`` is the part of the run's window that a change probe found unchanged
-        (its current values count as unchanged); ``probes`` are the fingerprints to keep.
+        (its current values count as unchanged); ``probes`` are the fingerprints to keep;
+        ``log_warnings`` go into the run's log with the closing line, in the same transaction.
         """
         source = (f"read_parquet({_quote(staged)})" if staged else
                   "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
@@ -552,11 +557,11 @@ class Store:
                        kind = 'removed',
                        kind <> 'removed' AND $ps IS NOT NULL AND bucket >= $ps
                 FROM diff WHERE kind IN ('new', 'revised', 'removed')
-                ORDER BY bucket, dims, measure
                 """,
                 params,
             )
-            cur.execute(
+            if counts["revised"] or counts["removed"]:
+                cur.execute(
                 """
                 UPDATE current SET
                     value = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END,
@@ -568,19 +573,27 @@ class Store:
                 WHERE current.metric = $metric AND d.kind IN ('revised', 'removed')
                   AND current.dims = d.dims AND current.measure = d.measure
                   AND current.bucket = d.bucket
+                  AND current.bucket >= $ws AND current.bucket < $we
                 """,
-                params,
+                {**params, "ws": window_start, "we": window_end},
             )
-            cur.execute(
-                """
-                INSERT INTO current
-                SELECT $metric, dims, measure, bucket, new_value, false,
-                       $ps IS NOT NULL AND bucket >= $ps, $run, new_value, $run, 1
-                FROM diff WHERE kind = 'new' ORDER BY bucket, dims, measure
-                """,
-                params,
-            )
+            if counts["new"]:
+                cur.execute(
+                    """
+                    INSERT INTO current
+                    SELECT $metric, dims, measure, bucket, new_value, false,
+                           $ps IS NOT NULL AND bucket >= $ps, $run, new_value, $run, 1
+                    FROM diff WHERE kind = 'new'
+                    """,
+                    params,
+                )
             cur.execute("DROP TABLE diff")
+            for line in log_warnings:
+                self._append_log(cur, run_id, datetime.now(), "warning", line)
+            self._append_log(
+                cur, run_id, datetime.now(), "info",
+                f"succeeded: {rows} rows; {counts['new']} new, {counts['revised']} revised, "
+                f"{counts['removed']} removed, {counts['unchanged']} unchanged")
             if probes:
                 cur.executemany("INSERT INTO probes VALUES (?, ?, ?, ?)",
                                 [[metric, bucket, run_id, fp] for bucket, fp in probes])
