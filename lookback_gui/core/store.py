@@ -497,6 +497,7 @@ class Store:
             cur.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE diff AS
+                SELECT * FROM (
                 WITH s AS (
                     SELECT dims, measure, bucket,
                            CASE WHEN value_null THEN NULL ELSE value END AS value
@@ -526,15 +527,20 @@ class Store:
                        END AS kind
                 FROM s FULL OUTER JOIN c
                   ON s.dims = c.dims AND s.measure = c.measure AND s.bucket = c.bucket
+                ) WHERE kind IN ('new', 'revised', 'removed')
                 """,
                 {"metric": metric, "ws": window_start, "we": window_end,
                  "measures": list(measures), "tol": tolerance},
             )
+            # only what changes is kept: every staged value is new, revised or unchanged
             counts = {"new": 0, "revised": 0, "removed": 0, "unchanged": 0}
             for kind, count in cur.execute(
-                "SELECT kind, count(*) FROM diff WHERE kind IS NOT NULL GROUP BY kind"
+                "SELECT kind, count(*) FROM diff GROUP BY kind"
             ).fetchall():
                 counts[kind] = int(count)
+            staged_rows = cur.execute(f"SELECT count(*) FROM {source}").fetchone()
+            counts["unchanged"] = (int(staged_rows[0]) if staged_rows else 0) \
+                - counts["new"] - counts["revised"]
             if unchanged_before is not None and unchanged_before[0] < unchanged_before[1]:
                 row = cur.execute(
                     "SELECT count(*) FROM current WHERE metric = ? AND NOT removed "
