@@ -277,6 +277,7 @@ class Store:
         self.path = Path(path)
         self._write_lock = threading.RLock()
         self._cursor_lock = threading.Lock()
+        self._last_success: dict[str, RunRecord | None] = {}
         self._con = self._open()
         self._pid = os.getpid()
         self._pid_started = _process_started(self._pid)
@@ -533,25 +534,28 @@ class Store:
                  "measures": list(measures), "tol": tolerance},
             )
             # only what changes is kept: every staged value is new, revised or unchanged
-            counts = {"new": 0, "revised": 0, "removed": 0, "unchanged": 0}
-            for kind, count in cur.execute(
-                "SELECT kind, count(*) FROM diff GROUP BY kind"
-            ).fetchall():
-                counts[kind] = int(count)
-            staged_rows = cur.execute(f"SELECT count(*) FROM {source}").fetchone()
-            counts["unchanged"] = (int(staged_rows[0]) if staged_rows else 0) \
-                - counts["new"] - counts["revised"]
+            row = cur.execute(
+                f"""
+                SELECT count(*) FILTER (WHERE kind = 'new'),
+                       count(*) FILTER (WHERE kind = 'revised'),
+                       count(*) FILTER (WHERE kind = 'removed'),
+                       (SELECT count(*) FROM {source}),
+                       max(abs(new_value - old_value) / abs(old_value)) FILTER (
+                           WHERE kind = 'revised' AND old_value IS NOT NULL
+                           AND new_value IS NOT NULL AND old_value <> 0 AND NOT old_partial
+                       ) * 100
+                FROM diff
+                """).fetchone()
+            assert row is not None
+            new, revised, removed, staged_rows, max_revision = row
+            counts = {"new": int(new), "revised": int(revised), "removed": int(removed),
+                      "unchanged": int(staged_rows) - int(new) - int(revised)}
             if unchanged_before is not None and unchanged_before[0] < unchanged_before[1]:
                 row = cur.execute(
                     "SELECT count(*) FROM current WHERE metric = ? AND NOT removed "
                     "AND bucket >= ? AND bucket < ?", [metric, *unchanged_before]).fetchone()
                 counts["unchanged"] += int(row[0]) if row else 0
-            row = cur.execute(
-                "SELECT max(abs(new_value - old_value) / abs(old_value)) * 100 FROM diff "
-                "WHERE kind = 'revised' AND old_value IS NOT NULL AND new_value IS NOT NULL "
-                "AND old_value <> 0 AND NOT old_partial"
-            ).fetchone()
-            summary = DiffSummary(counts=counts, max_revision_pct=row[0] if row else None)
+            summary = DiffSummary(counts=counts, max_revision_pct=max_revision)
             checks, more_warnings = decide(summary)
             all_warnings = [*warnings, *more_warnings]
             params = {"metric": metric, "run": run_id, "ps": partial_start}
@@ -612,7 +616,10 @@ class Store:
                  json.dumps(dict(schema_change)), json.dumps(all_warnings), json.dumps(checks),
                  duration_s(), run_id],
             )
-        return self.run(run_id)
+        record = self.run(run_id)
+        with self._write_lock:
+            self._last_success[metric] = record
+        return record
 
     _RUN_COLUMNS = (
         "id, metric, trigger, status, as_of, window_start, window_end, started_at, finished_at,"
@@ -666,8 +673,13 @@ class Store:
             [run_id])]
 
     def last_successful_run(self, metric: str) -> RunRecord | None:
+        """The metric's newest successful run (kept in memory: this store is the only writer)."""
+        if metric in self._last_success:
+            return self._last_success[metric]
         runs = self.runs(metric=metric, status="succeeded", limit=1)
-        return runs[0] if runs else None
+        found = runs[0] if runs else None
+        self._last_success[metric] = found
+        return found
 
     # -- values ---------------------------------------------------------------------------
 
