@@ -122,7 +122,7 @@ def test_editor_flow_new_source_metric_preview_save_run_chart(qtbot, window, tmp
         else:
             chart.measure_box.setCurrentIndex(chart.measure_box.findText("orders"))
     assert "country=DE" in chart.series_box.currentText()
-    tips = [spot.data() for spot in window.chart.points.points()]
+    tips = window.chart.marker_tips()
     revised = [t for t in tips if "last revised by run" in t]
     assert len(revised) == 1
     tip = revised[0]

@@ -107,10 +107,6 @@ def settling_buckets(store: Store, config: MetricConfig) -> int | None:
 
 
 
-def point_tip(x: float, y: float, data: Any) -> str:
-    return str(data) if data is not None else ""
-
-
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
                    first: float, versions: int, last_run: int, removed: bool,
                    partial: bool) -> str:
@@ -182,9 +178,23 @@ class ChartWidget(QWidget):
         self.first_curve = self.plot.plot(
             name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine))
         self.first_curve.setVisible(False)
-        self.points = pg.ScatterPlotItem(hoverable=True, tip=point_tip, name="revised",
-                                         hoverPen=pg.mkPen("k", width=2))
-        self.plot.addItem(self.points)
+        hover = pg.mkPen("k", width=2)
+        self.plain_points = pg.ScatterPlotItem(
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=5,
+            pen=pg.mkPen(None), brush=NORMAL)
+        self.revised_points = pg.ScatterPlotItem(
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="d", size=12,
+            pen=pg.mkPen("#bf360c"), brush=REVISED, name="revised")
+        self.partial_points = pg.ScatterPlotItem(
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=11,
+            pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial")
+        self.removed_points = pg.ScatterPlotItem(
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="x", size=12,
+            pen=REMOVED_PEN, brush=pg.mkBrush("#c62828"), name="removed")
+        self.marker_items = (self.plain_points, self.revised_points, self.partial_points,
+                             self.removed_points)
+        for item in self.marker_items:
+            self.plot.addItem(item)
         self.region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 193, 7, 40),
                                           pen=pg.mkPen(None))
         self.region.setZValue(-10)
@@ -278,10 +288,28 @@ class ChartWidget(QWidget):
     def _failed(self, message: str) -> None:
         self._clear(f"cannot load the chart: {message}")
 
+    def _tip(self, x: float, y: float, data: Any) -> str:
+        """The tooltip of the bucket at index ``data`` of the series shown."""
+        if self._data is None or data is None or not self._data.arrays:
+            return ""
+        a, i = self._data.arrays, int(data)
+        label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
+        label = label.removesuffix(" 00:00:00").removesuffix(":00")
+        return describe_point(label, self._data.dims, self._data.measure, float(a["value"][i]),
+                              float(a["first_value"][i]), int(a["versions"][i]),
+                              int(a["last_run"][i]), bool(a["removed"][i]),
+                              bool(a["partial"][i]))
+
+    def marker_tips(self) -> list[str]:
+        """The tooltips of every marked bucket (revised, partial, removed) now shown."""
+        return [self._tip(0, 0, spot.data()) for item in self.marker_items[1:]
+                for spot in item.points()]
+
     def _clear(self, message: str) -> None:
         self.curve.setData([], [])
         self.first_curve.setData([], [])
-        self.points.setData([])
+        for item in self.marker_items:
+            item.setData(x=[], y=[])
         self.region.setVisible(False)
         self.region_label.setVisible(False)
         self.status.setText(message)
@@ -314,30 +342,16 @@ class ChartWidget(QWidget):
         revised = (versions > 1) & ~removed
         self.curve.setData(x, value, connect="finite")
         self.first_curve.setData(x, first, connect="finite")
-        special = revised | removed | partial
-        show = special if len(x) > MAX_PLAIN_POINTS else np.ones(len(x), dtype=bool)
-        spots = []
-        buckets = a["bucket"].astype("datetime64[s]").astype(str)
-        for i in np.flatnonzero(show):
-            label = buckets[i].replace("T", " ").removesuffix(" 00:00:00").removesuffix(":00")
-            tip = describe_point(label, data.dims, data.measure, float(value[i]),
-                                 float(first[i]), int(versions[i]), int(a["last_run"][i]),
-                                 bool(removed[i]), bool(partial[i]))
-            if removed[i]:
-                spot = {"pos": (x[i], first[i] if np.isfinite(first[i]) else 0), "symbol": "x",
-                        "size": 12, "pen": REMOVED_PEN, "brush": pg.mkBrush(None)}
-            elif partial[i]:
-                spot = {"pos": (x[i], value[i]), "symbol": "o", "size": 11, "pen": PARTIAL_PEN,
-                        "brush": pg.mkBrush(None)}
-            elif revised[i]:
-                spot = {"pos": (x[i], value[i]), "symbol": "d", "size": 12,
-                        "pen": pg.mkPen("#bf360c"), "brush": REVISED}
-            else:
-                spot = {"pos": (x[i], value[i]), "symbol": "o", "size": 5,
-                        "pen": pg.mkPen(None), "brush": NORMAL}
-            spot["data"] = tip
-            spots.append(spot)
-        self.points.setData(spots)
+        plain = ~(revised | removed | partial)
+        if len(x) > MAX_PLAIN_POINTS:
+            plain[:] = False  # the curve shows them; markers only where something happened
+        shown_first = np.where(np.isfinite(first), first, 0.0)
+        for item, mask, ys in ((self.plain_points, plain, value),
+                               (self.revised_points, revised & ~partial, value),
+                               (self.partial_points, partial & ~removed, value),
+                               (self.removed_points, removed, shown_first)):
+            where = np.flatnonzero(mask)
+            item.setData(x=x[where], y=ys[where], data=where)
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
