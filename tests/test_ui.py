@@ -308,9 +308,10 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 9)
     text = project.path.read_text()
     project.path.write_text("# tuned by hand\n" + text)
+    assert window.open_project(project.path, start_scheduler=False)
     with qtbot.waitSignal(window.advisor.loaded, timeout=30000,
                           check_params_cb=lambda a: a.enough_history):
-        assert window.open_project(project.path, start_scheduler=False)
+        window.tabs.setCurrentWidget(window.advisor)  # measured when its tab is shown
     advice = window.advisor.advice
     recommended = advice.recommendation["lookback"]
     buckets = advice.recommendation["lookback_buckets"]
@@ -327,3 +328,32 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
         window.chart.reload()
     assert window.chart.region_label.textItem.toPlainText().startswith(
         "provisional (measured: settles after")
+
+
+def test_the_runs_log_fetches_older_runs_a_page_at_a_time(qtbot, window, tmp_path):
+    from PySide6.QtCore import QModelIndex
+
+    from lookback_gui.ui.main_window import RUN_PAGE
+
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    store = Store(tmp_path / "lookback.duckdb")
+    cur = store.cursor()
+    cur.execute("INSERT INTO runs (id, metric, trigger, status, as_of, window_start, window_end, "
+                "attempts) SELECT i, 'daily_orders', 'schedule', 'succeeded', "
+                "TIMESTAMP '2026-01-01' + to_hours(i), TIMESTAMP '2026-01-01', "
+                "TIMESTAMP '2026-01-02', 1 FROM range(1, 701) t(i)")
+    cur.close()
+    store.close()
+    with qtbot.waitSignal(window.refreshed, timeout=10000):
+        assert window.open_project(path, start_scheduler=False)
+    model = window.runs_model
+    assert model.rowCount() == RUN_PAGE and model.record(0).id == 700
+    assert model.canFetchMore(QModelIndex())
+    with qtbot.waitSignal(model.rowsInserted, timeout=10000):
+        model.fetchMore(QModelIndex())
+    assert model.rowCount() == 2 * RUN_PAGE
+    assert model.record(2 * RUN_PAGE - 1).id == 700 - 2 * RUN_PAGE + 1
+    with qtbot.waitSignal(model.rowsInserted, timeout=10000):
+        model.fetchMore(QModelIndex())
+    assert model.rowCount() == 700 and not model.canFetchMore(QModelIndex())

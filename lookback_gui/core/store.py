@@ -652,13 +652,19 @@ class Store:
         return self._run_from_row(rows[0])
 
     def runs(self, metric: str | None = None, limit: int | None = None,
-             status: str | None = None, trigger: str | None = None) -> list[RunRecord]:
-        """Runs newest first, optionally for one metric, status or trigger."""
-        where, params = [], []
+             status: str | None = None, trigger: str | None = None,
+             before: int | None = None) -> list[RunRecord]:
+        """Runs newest first, optionally for one metric, status or trigger, or older than the
+        run ``before`` (for paging)."""
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (("metric", metric), ("status", status), ("trigger", trigger)):
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
         sql = f"SELECT {self._RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -666,6 +672,12 @@ class Store:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [self._run_from_row(r) for r in self._read(sql, params)]
+
+    def latest_runs(self) -> dict[str, RunRecord]:
+        """Each metric's newest run."""
+        rows = self._read(f"SELECT {self._RUN_COLUMNS} FROM runs WHERE id IN "
+                          "(SELECT max(id) FROM runs GROUP BY metric)")
+        return {r.metric: r for r in map(self._run_from_row, rows)}
 
     def run_log(self, run_id: int) -> list[LogLine]:
         return [LogLine(*r) for r in self._read(
@@ -713,21 +725,31 @@ class Store:
             for b, d, m, v, f, n, p, r in rows
         ]
 
-    def revisions(self, metric: str) -> list[RevisionRow]:
-        """Every revision and removal of ``metric``, oldest first."""
+    def revisions(self, metric: str, newest: int | None = None) -> list[RevisionRow]:
+        """Every revision and removal of ``metric``, oldest first (only the ``newest`` ones,
+        when given)."""
+        tail = "" if newest is None else f" ORDER BY run_id DESC, bucket DESC LIMIT {int(newest)}"
         rows = self._read(
-            """
-            SELECT run_id, bucket, dims, measure,
-                   lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
-                   CASE WHEN removed THEN NULL ELSE value END AS new_value,
-                   row_number() OVER w AS n
-            FROM versions WHERE metric = ?
-            WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
-            QUALIFY n > 1
-            ORDER BY run_id, bucket, dims, measure
+            f"""
+            SELECT * FROM (
+                SELECT run_id, bucket, dims, measure,
+                       lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
+                       CASE WHEN removed THEN NULL ELSE value END AS new_value,
+                       row_number() OVER w AS n
+                FROM versions WHERE metric = ?
+                WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
+                QUALIFY n > 1
+                {tail}
+            ) ORDER BY run_id, bucket, dims, measure
             """, [metric])
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
                             new_value=n) for r, b, d, m, o, n, _ in rows]
+
+    def revision_count(self, metric: str) -> int:
+        row = self._read(
+            "SELECT count(*) - count(DISTINCT (dims, measure, bucket)) FROM versions "
+            "WHERE metric = ?", [metric])
+        return int(row[0][0]) if row else 0
 
     def revisions_in_run(self, metric: str, run_id: int) -> list[RevisionRow]:
         """The revisions and removals that run ``run_id`` made."""

@@ -37,6 +37,7 @@ class Bridge(QObject):
         self._counter = itertools.count(1)
         self._finished.connect(self._deliver)
         self.pending = 0
+        self.closed = False
 
     def __call__(self, event: object) -> None:
         """Observer for core events; safe to call from any thread."""
@@ -46,6 +47,10 @@ class Bridge(QObject):
                on_error: Failed | None = None) -> Future[Any]:
         """Run ``fn`` on a worker; call ``on_done(result)`` or ``on_error(message)`` on the GUI
         thread, unless a newer task with the same ``key`` was submitted meanwhile."""
+        if self.closed:
+            future: Future[Any] = Future()
+            future.cancel()
+            return future
         key = key or f"task-{next(self._counter)}"
         generation = self._generation.get(key, 0) + 1
         self._generation[key] = generation
@@ -78,4 +83,5 @@ class Bridge(QObject):
             on_error(str(payload))
 
     def shutdown(self) -> None:
+        self.closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -61,7 +61,10 @@ def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
 
 
 def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
-               as_of_run: int | None, config: MetricConfig | None = None) -> ChartData:
+               as_of_run: int | None, config: MetricConfig | None = None,
+               settle: int | None = None) -> ChartData:
+    """One series and what to draw around it; ``settle`` is the measured settling age (in
+    buckets) when the advisor has one."""
     series = store.series(metric)
     if not series:
         return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run)
@@ -75,7 +78,6 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     label = "provisional (inside the lookback)"
     if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
         window_start, window_end = runs[0].window_start, runs[0].window_end
-        settle = settling_buckets(store, config) if config is not None else None
         if settle is not None and config is not None:
             newest = runs[0].partial_start or add_buckets(window_end, config.grain, -1)
             window_start = add_buckets(newest, config.grain, -settle)
@@ -91,20 +93,6 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
                      as_of_run)
-
-
-def settling_buckets(store: Store, config: MetricConfig) -> int | None:
-    """The measured settling age (p99 of revised magnitude), when there is enough history."""
-    from lookback_gui.core.advisor import advise
-
-    try:
-        advice = advise(store, config)
-    except Exception:  # the chart falls back to the lookback
-        return None
-    if not advice.enough_history:
-        return None
-    return advice.settled_after_buckets.get("p99")
-
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
@@ -143,6 +131,7 @@ class ChartWidget(QWidget):
         self._metric: MetricConfig | None = None
         self._data: ChartData | None = None
         self._updating = False
+        self._settling: dict[str, int | None] = {}
 
         self.measure_box = QComboBox(accessibleName="Measure")
         self.series_box = QComboBox(accessibleName="Series")
@@ -252,8 +241,18 @@ class ChartWidget(QWidget):
         as_of = self.as_of_box.currentData()
         self.status.setText("loading…")
         config = self._metric
-        self._bridge.submit("chart", lambda: load_chart(store, name, measure, dims, as_of, config),
-                            self._draw, self._failed)
+        settle = self._settling.get(name)
+        self._bridge.submit(
+            "chart", lambda: load_chart(store, name, measure, dims, as_of, config, settle),
+            self._draw, self._failed)
+
+    def set_settling(self, metric: str, buckets: int | None) -> None:
+        """The measured settling age of ``metric``; the provisional region follows it."""
+        if self._settling.get(metric) == buckets:
+            return
+        self._settling[metric] = buckets
+        if self._metric is not None and self._metric.name == metric:
+            self.reload()
 
     def selected_dims(self) -> dict[str, Any] | None:
         data = self.series_box.currentData()

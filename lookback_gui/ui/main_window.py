@@ -9,7 +9,7 @@ through the bridge.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -67,15 +67,24 @@ from lookback_gui.ui.models import (
     fmt_time,
 )
 
-RUN_LIMIT = 5000
+RUN_PAGE = 300
+REVISIONS_SHOWN = 2000
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """What the window shows about runs and alerts, loaded off the GUI thread."""
+    """What the window shows about runs and alerts, loaded off the GUI thread.
+
+    Attributes:
+        runs: the newest page of runs (older ones are fetched as the runs views scroll).
+        latest: each metric's newest run, for the tree.
+        successes: each metric's newest successful run, for the health view.
+    """
 
     runs: list[RunRecord]
     alerts: list[AlertState]
+    latest: dict[str, RunRecord] = field(default_factory=dict)
+    successes: dict[str, RunRecord | None] = field(default_factory=dict)
 
 
 def resource(name: str) -> Path:
@@ -195,6 +204,9 @@ class MainWindow(QMainWindow):
         self.scheduler: Scheduler | None = None
         self.quitting = False
         self.last_error: str | None = None
+        self._latest: dict[str, RunRecord] = {}
+        self._stale_tabs: set[str] = set()
+        self._settling_measured: set[tuple[str, int | None]] = set()
         self._progress: dict[str, float] = {}
         self._backfills: dict[str, tuple[int, int]] = {}
         self.setWindowTitle("Lookback GUI")
@@ -208,6 +220,7 @@ class MainWindow(QMainWindow):
         self.tree.itemDoubleClicked.connect(self._edit_item)
 
         self.runs_model = RunsModel(self)
+        self.runs_model.wants_older.connect(self._load_older_runs)
         self.metric_runs = RunsFilter(self)
         self.metric_runs.setSourceModel(self.runs_model)
         self.all_runs = RunsFilter(self)
@@ -268,6 +281,8 @@ class MainWindow(QMainWindow):
         self.all_runs_view.selectionModel().currentRowChanged.connect(
             lambda current, _: self._show_run(self.all_runs, current))
         self.bridge.core_event.connect(self._on_event)
+        self.chart.loaded.connect(self._measure_settling)
+        self.advisor.loaded.connect(self._advice_loaded)
         self._refresh_timer = QTimer(self, interval=2000)
         self._refresh_timer.timeout.connect(self.refresh)
         self._soon = QTimer(self, singleShot=True, interval=150)
@@ -310,6 +325,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(log, "Runs log")
         self.tabs.addTab(self.health_view, "Health")
         self.tabs.addTab(self.alerts_view, "Alerts")
+        self.tabs.currentChanged.connect(lambda _: self._load_visible_tab())
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -610,10 +626,49 @@ class MainWindow(QMainWindow):
         runs = [r for r in self.runs_model.records() if metric and r.metric == metric.name]
         self.chart.set_metric(self.store, metric, runs)
         self.definition.setPlainText(self._definition_text(metric))
-        self.advisor.set_metric(self.store, metric, self.project.path if self.project else None,
-                                self.reload_project)
-        self._load_revisions()
+        self._stale_tabs = {"revisions", "advisor"}
+        self._load_visible_tab()
         self._set_enabled()
+
+    def _measure_settling(self, data: object) -> None:
+        """After a chart is drawn, measure (once per new run) how long its buckets take to
+        settle, so the shaded provisional region can follow it."""
+        metric = self.selected_metric()
+        store = self.store
+        latest = self._latest.get(metric.name) if metric else None
+        if metric is None or store is None:
+            return
+        key = (metric.name, latest.id if latest else None)
+        if key in self._settling_measured:
+            return
+        self._settling_measured.add(key)
+        from lookback_gui.core.advisor import advise
+
+        def measure() -> None:  # after the window has settled down from what it just showed
+            if self.store is store:
+                self.bridge.submit(f"settling-{metric.name}", lambda: advise(store, metric),
+                                   self._advice_loaded, lambda message: None)
+
+        QTimer.singleShot(1500, self, measure)
+
+    def _advice_loaded(self, advice: object) -> None:
+        from lookback_gui.core.advisor import Advice
+
+        if isinstance(advice, Advice):
+            settled = advice.settled_after_buckets.get("p99") if advice.enough_history else None
+            self.chart.set_settling(advice.metric, settled)
+
+    def _load_visible_tab(self) -> None:
+        """Revisions and the advisor are loaded when their tab is shown, once per change."""
+        current = self.tabs.currentWidget()
+        if current is self.revisions_view and "revisions" in self._stale_tabs:
+            self._stale_tabs.discard("revisions")
+            self._load_revisions()
+        elif current is self.advisor and "advisor" in self._stale_tabs:
+            self._stale_tabs.discard("advisor")
+            self.advisor.set_metric(self.store, self.selected_metric(),
+                                    self.project.path if self.project else None,
+                                    self.reload_project)
 
     def _definition_text(self, metric: MetricConfig | None) -> str:
         if metric is None or self.project is None:
@@ -641,18 +696,36 @@ class MainWindow(QMainWindow):
     def refresh(self) -> None:
         """Reload runs and alerts off the GUI thread."""
         store = self.store
+        project = self.project
+        if store is None or project is None:
+            return
+        names = list(project.metrics)
+
+        def load() -> Snapshot:
+            runs = store.runs(limit=RUN_PAGE)
+            return Snapshot(runs, store.alert_states(), store.latest_runs(),
+                            {name: store.last_successful_run(name) for name in names})
+
+        self.bridge.submit("snapshot", load, self._apply_snapshot, self._snapshot_failed)
+
+    def _load_older_runs(self, before: int) -> None:
+        store = self.store
         if store is None:
             return
-        self.bridge.submit("snapshot", lambda: Snapshot(store.runs(limit=RUN_LIMIT),
-                                                        store.alert_states()),
-                           self._apply_snapshot, self._snapshot_failed)
+        self.bridge.submit("older-runs", lambda: store.runs(limit=RUN_PAGE, before=before),
+                           lambda runs: self.runs_model.append_older(runs, len(runs) == RUN_PAGE),
+                           self._snapshot_failed)
 
     def _snapshot_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"cannot read the store: {message}", 8000)
 
     def _apply_snapshot(self, snapshot: Snapshot) -> None:
         before = self.runs_model.records()[0].id if self.runs_model.rowCount() else None
+        first = self.runs_model.rowCount() == 0
         self.runs_model.update(snapshot.runs)
+        if first:
+            self.runs_model.more_available = len(snapshot.runs) == RUN_PAGE
+        self._latest = snapshot.latest
         self.alerts_model.set_records(snapshot.alerts)
         self._update_health(snapshot)
         self._update_tree_status()
@@ -661,13 +734,15 @@ class MainWindow(QMainWindow):
             metric = self.selected_metric()
             runs = [r for r in snapshot.runs if metric and r.metric == metric.name]
             self.chart.set_metric(self.store, metric, runs)
-            self._load_revisions()
+            self._stale_tabs = {"revisions", "advisor"}
+            self._load_visible_tab()
         self.refreshed.emit()
 
     def _update_tree_status(self) -> None:
-        latest: dict[str, RunRecord] = {}
-        for run in self.runs_model.records():
-            latest.setdefault(run.metric, run)
+        latest: dict[str, RunRecord] = dict(self._latest)
+        for run in self.runs_model.records()[:RUN_PAGE]:
+            if run.metric not in latest or latest[run.metric].id < run.id:
+                latest[run.metric] = run
         running = set(self.scheduler.running_metrics()) if self.scheduler else set()
         for item in self._metric_items():
             name = item.data(0, Qt.ItemDataRole.UserRole)[1]
@@ -687,7 +762,10 @@ class MainWindow(QMainWindow):
         rows = []
         for metric in self.project.metrics.values():
             runs = [r for r in snapshot.runs if r.metric == metric.name]
-            success = next((r for r in runs if r.status == "succeeded"), None)
+            if not runs and metric.name in snapshot.latest:
+                runs = [snapshot.latest[metric.name]]
+            success = snapshot.successes.get(metric.name) or next(
+                (r for r in runs if r.status == "succeeded"), None)
             ended = [r for r in runs[:20] if r.status in ("succeeded", "failed")]
             failures = sum(r.status == "failed" for r in ended)
             now = local_now(metric.zone)
@@ -721,7 +799,7 @@ class MainWindow(QMainWindow):
 
         def load() -> list[RevisionView]:
             views = []
-            for rev in store.revisions(metric.name):
+            for rev in store.revisions(metric.name, newest=REVISIONS_SHOWN):
                 pulled = as_of.get(rev.run)
                 if pulled is None:
                     pulled = store.run(rev.run).as_of

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from lookback_gui.core.store import AlertState, RevisionRow, RunRecord
@@ -118,7 +118,39 @@ class RecordTableModel(QAbstractTableModel):
 
 
 class RunsModel(RecordTableModel):
-    """Runs, newest first; new runs are inserted at the top, changed ones updated in place."""
+    """Runs, newest first; new runs are inserted at the top, changed ones updated in place,
+    and older ones fetched a page at a time as the view scrolls down.
+
+    Signals:
+        wants_older(int): the view scrolled to the end; load the runs older than this id.
+    """
+
+    wants_older = Signal(int)
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self.more_available = False
+        self._asked: int | None = None
+
+    def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
+        return (not parent.isValid() and self.more_available and bool(self._rows)
+                and self._asked != self._rows[-1].id)
+
+    def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
+        if self.canFetchMore(parent):
+            self._asked = self._rows[-1].id
+            self.wants_older.emit(self._rows[-1].id)
+
+    def append_older(self, runs: Sequence[RunRecord], more: bool) -> None:
+        """Add a page of older runs at the end."""
+        known = {r.id for r in self._rows}
+        fresh = [r for r in runs if r.id not in known and (not self._rows
+                                                            or r.id < self._rows[-1].id)]
+        self.more_available = more
+        if fresh:
+            self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(fresh) - 1)
+            self._rows.extend(fresh)
+            self.endInsertRows()
 
     COLUMNS = (
         Column("Run", lambda r: str(r.id), lambda r: r.id, True),
@@ -151,15 +183,14 @@ class RunsModel(RecordTableModel):
         return record.error if column.header in ("Error", "Status") and record.error else None
 
     def update(self, runs: Sequence[RunRecord]) -> None:
-        """Merge a newest-first list: insert new runs at the top, refresh changed rows."""
+        """Merge a newest-first page: insert new runs at the top, refresh changed rows."""
         if not self._rows:
             self.set_records(runs)
             return
         known = {r.id: i for i, r in enumerate(self._rows)}
         newest = self._rows[0].id
         fresh = [r for r in runs if r.id > newest]
-        if len(fresh) + len(self._rows) < len(runs) or any(r.id not in known for r in runs
-                                                             if r.id <= newest):
+        if any(r.id not in known for r in runs if r.id <= newest and r.id >= self._rows[-1].id):
             self.set_records(runs)
             return
         if fresh:
