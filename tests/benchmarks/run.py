@@ -461,8 +461,8 @@ def bench_pushdown(folder: Path, rows: int, reps: int) -> Row | None:
     con.execute("CALL postgres_execute('pg', 'DROP TABLE IF EXISTS lookback_bench_events')")
     con.execute(
         "CALL postgres_execute('pg', 'CREATE TABLE lookback_bench_events AS SELECT "
-        "TIMESTAMP ''2026-10-31'' - (i * interval ''1 second'' * 730 * 86400 / " + str(rows)
-        + ") AS ts, ''k'' || (i % 100) AS k, (i % 97)::float8 AS v FROM generate_series(1, "
+        "TIMESTAMP ''2026-10-31'' - (i * (730.0 * 86400 / " + str(rows)
+        + ")) * interval ''1 second'' AS ts, ''k'' || (i % 100) AS k, (i % 97)::float8 AS v FROM generate_series(1, "
         + str(rows)
         + ") i')")
     con.execute("CALL postgres_execute('pg', 'CREATE INDEX ON lookback_bench_events (ts)')")
@@ -581,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small data, about a minute")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--only", nargs="*", help="run only benchmarks whose name starts so")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # run one benchmark in this process
     args = parser.parse_args(argv)
     q = args.quick
     reps = 3 if q else 7
@@ -606,17 +607,26 @@ def main(argv: list[str] | None = None) -> int:
         ("backfill", lambda f: bench_parallel_backfill(f, sizes["backfill_rows"], max(3, reps // 2))),
         ("change_probe", lambda f: bench_change_probe(f, sizes["probe_rows"], reps)),
     ]
+    if args.one:
+        with tempfile.TemporaryDirectory(prefix="lookback-bench-") as temp:
+            result = dict(plan)[args.one](Path(temp))
+        found = [r for r in (result if isinstance(result, tuple) else [result]) if r is not None]
+        Path(args.json).write_text(json.dumps([asdict(r) for r in found]))
+        return 0
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="lookback-bench-") as temp:
-        folder = Path(temp)
-        for name, bench in plan:
-            if args.only and not any(name.startswith(o) for o in args.only):
+    for name, _bench in plan:
+        if args.only and not any(name.startswith(o) for o in args.only):
+            continue
+        print(f"running {name}…", file=sys.stderr, flush=True)
+        # each benchmark runs in a process of its own: no state, memory or threads carry over
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            command = [sys.executable, __file__, "--one", name, "--json", out.name]
+            done = subprocess.run(command + (["--quick"] if q else []), check=False)
+            if done.returncode != 0:
+                print(f"{name}: failed (exit {done.returncode})", file=sys.stderr)
+                rows.append(Row(name, float("nan"), None, None, "did not finish", False))
                 continue
-            print(f"running {name}…", file=sys.stderr, flush=True)
-            result = bench(folder)
-            for row in (result if isinstance(result, tuple) else [result]):
-                if row is not None:
-                    rows.append(row)
+            rows += [Row(**r) for r in json.loads(Path(out.name).read_text())]
     print_table(rows)
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
