@@ -372,3 +372,4 @@ def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_pr
     with Store(plain.store_path) as store:
         run_pull(plain, "daily_orders", store, as_of=as_of)
         assert {k: v for k, v in probed.items() if v is not None} == values(store)
+

@@ -144,8 +144,8 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
         con = duckdb.connect(str(target))
         con.execute(f"ATTACH '{work / 'src.duckdb'}' AS src (READ_ONLY)")
         con.execute("CREATE OR REPLACE TABLE result (bucket TIMESTAMP, k VARCHAR, v DOUBLE)")
-        con.execute(f"INSERT INTO result SELECT * FROM ({FACTS_SQL.replace('FROM facts', 'FROM src.facts')})",
-                    window)
+        query = FACTS_SQL.replace("FROM facts", "FROM src.facts")
+        con.execute(f"INSERT INTO result SELECT * FROM ({query})", window)
         con.close()
 
     ours_s, base_s = median_pair(ours, baseline, reps, before=revise_one_percent)
@@ -462,9 +462,8 @@ def bench_pushdown(folder: Path, rows: int, reps: int) -> Row | None:
     con.execute(
         "CALL postgres_execute('pg', 'CREATE TABLE lookback_bench_events AS SELECT "
         "TIMESTAMP ''2026-10-31'' - (i * (730.0 * 86400 / " + str(rows)
-        + ")) * interval ''1 second'' AS ts, ''k'' || (i % 100) AS k, (i % 97)::float8 AS v FROM generate_series(1, "
-        + str(rows)
-        + ") i')")
+        + ")) * interval ''1 second'' AS ts, ''k'' || (i % 100) AS k, (i % 97)::float8 AS v "
+        "FROM generate_series(1, " + str(rows) + ") i')")
     con.execute("CALL postgres_execute('pg', 'CREATE INDEX ON lookback_bench_events (ts)')")
     con.execute("CALL postgres_execute('pg', 'ANALYZE lookback_bench_events')")
     con.close()
