@@ -206,7 +206,8 @@ def test_failed_pull_exits_1_with_one_error_line(project):
     assert code == 1
     assert "failed" in out
     assert err.startswith("error: metric daily_orders: ") and "orderz" in err
-    assert "Traceback" not in err
+    assert "LINE 4: FROM orderz" in err  # DuckDB's position, on the same line
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_missing_source_file_exits_1_naming_it(project, tmp_path):

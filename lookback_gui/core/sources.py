@@ -124,8 +124,14 @@ def render_pushdown(query: CheckedQuery, values: Mapping[str, Any]) -> str:
 
 
 def clean_duckdb_message(message: str) -> str:
-    """DuckDB's message without its type prefix noise, trimmed to what a person needs."""
-    return message.strip()
+    """DuckDB's message on one line: its caret lines dropped, the rest joined.
+
+    DuckDB spreads a SQL error over several lines ("LINE 2: FROM orderz" and a caret under the
+    position); the line number and the text stay, so the position is still said.
+    """
+    lines = [line.strip() for line in message.strip().splitlines()]
+    kept = [line for line in lines if line and set(line) - {"^", " "}]
+    return " — ".join(kept) if len(kept) > 1 else (kept[0] if kept else "")
 
 
 def lookup_password(source: SourceConfig, environ: Mapping[str, str] | None = None) -> str | None:
