@@ -326,8 +326,8 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     # the chart's provisional region follows the measured settling age, and says so
     with qtbot.waitSignal(window.chart.loaded, timeout=30000):
         window.chart.reload()
-    assert window.chart.region_label.textItem.toPlainText().startswith(
-        "provisional (measured: settles after")
+    label = window.chart.region_label.textItem.toPlainText()
+    assert label.startswith("provisional: settles in") and label.endswith("(measured)")
 
 
 def test_the_runs_log_fetches_older_runs_a_page_at_a_time(qtbot, window, tmp_path):

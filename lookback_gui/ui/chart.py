@@ -81,7 +81,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
         if settle is not None and config is not None:
             newest = runs[0].partial_start or add_buckets(window_end, config.grain, -1)
             window_start = add_buckets(newest, config.grain, -settle)
-            label = f"provisional (measured: settles after {settle} {config.grain.value}s)"
+            label = f"provisional: settles in {settle} {config.grain.value}s (measured)"
         start, end = (np.datetime64(window_start), np.datetime64(window_end))
         provisional = (float(epoch_seconds(np.array([start]))[0]),
                        float(epoch_seconds(np.array([end]))[0]))

@@ -246,6 +246,11 @@ class MainWindow(QMainWindow):
                 view.setColumnWidth(column, width)
         self.health_view = _table(health_proxy, "Health")
         self.alerts_view = _table(self.alerts_model, "Alerts")
+        self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
+        for model, view in ((self.revisions_model, self.revisions_view),
+                            (self.health_model, self.health_view),
+                            (self.alerts_model, self.alerts_view)):
+            model.modelReset.connect(view.resizeColumnsToContents)
         self.run_detail = QTextBrowser(accessibleName="Run detail")
         self.definition = QPlainTextEdit(accessibleName="Metric definition")
         self.definition.setReadOnly(True)
@@ -497,6 +502,7 @@ class MainWindow(QMainWindow):
             self.scheduler.reload_if_changed()
             self.scheduler.project = project
         self._remember(project.path)
+        self.statusBar().showMessage(f"opened {project.path}", 4000)
         self.setWindowTitle(f"{project.path.name} — Lookback GUI")
         self._fill_tree()
         self._set_enabled()
