@@ -40,7 +40,7 @@ AS_OF = datetime(2026, 10, 31, 12, 0)
 @dataclass
 class Row:
     name: str
-    ours_s: float
+    ours_s: float | None
     baseline_s: float | None
     ratio: float | None
     target: str
@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             done = subprocess.run(command + (["--quick"] if q else []), check=False)
             if done.returncode != 0:
                 print(f"{name}: failed (exit {done.returncode})", file=sys.stderr)
-                rows.append(Row(name, float("nan"), None, None, "did not finish", False))
+                rows.append(Row(name, None, None, None, "did not finish", False))
                 continue
             rows += [Row(**r) for r in json.loads(Path(out.name).read_text())]
     print_table(rows)
