@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -44,3 +50,57 @@ def project_text(source: str = 'type = "duckdb"\npath = "shop.duckdb"', sql: str
 
 def ts(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def lookback_process(*args: str, **kwargs: object) -> subprocess.Popen:
+    """``lookback ARGS`` as a process of its own, its output captured as text."""
+    return subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)  # type: ignore[call-overload]
+
+
+@contextmanager
+def store_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
+    """Another process that holds the store at ``path`` open until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from lookback_gui.core.store import Store
+            s = Store({str(path)!r})
+            print("ready", flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.communicate(timeout=30)
+
+
+@contextmanager
+def server_table(kind: str, rows: list[tuple]) -> Iterator[str]:
+    """A fresh orders table holding ``rows`` on the real PostgreSQL or MariaDB server, dropped
+    afterwards."""
+    from lookback_gui.core.sources import load_extension
+
+    name = f"orders_{uuid.uuid4().hex[:10]}"
+    con = duckdb.connect()
+    load_extension(con, kind)
+    if kind == "postgres":
+        con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS srv "
+                    "(TYPE postgres)")
+        table = f"srv.public.{name}"
+    else:
+        con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS srv "
+                    "(TYPE mysql)")
+        table = f"srv.{name}"
+    con.execute(f"CREATE TABLE {table} (order_id BIGINT, ordered_at TIMESTAMP, "
+                "country VARCHAR, amount DOUBLE)")
+    for row in rows:
+        con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", list(row))
+    try:
+        yield name
+    finally:
+        con.execute(f"DROP TABLE {table}")
+        con.close()

@@ -6,8 +6,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -18,7 +16,13 @@ import pytest
 
 from lookback_gui.cli import main
 from lookback_gui.core.store import Store
-from tests.helpers import make_orders, project_text, ts
+from tests.helpers import (
+    lookback_process,
+    make_orders,
+    project_text,
+    store_held_by_another_process,
+    ts,
+)
 
 RUN_KEYS = ["id", "metric", "trigger", "status", "as_of", "window_start", "window_end",
             "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
@@ -247,30 +251,14 @@ def test_demo_shows_revisions_after_two_pulls(tmp_path, monkeypatch):
 # -- other processes ---------------------------------------------------------------------------
 
 
-def _lookback(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
-
 def test_a_store_held_by_another_process_names_its_pid(project, tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import sys
-            from lookback_gui.core.store import Store
-            s = Store({str(tmp_path / 'lookback.duckdb')!r})
-            print("ready", flush=True)
-            sys.stdin.read()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "ready"
-        proc = _lookback("runs", "--project", str(project))
+    with store_held_by_another_process(tmp_path / "lookback.duckdb") as holder:
+        proc = lookback_process("runs", "--project", str(project))
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1
         assert err.startswith(f"error: store {tmp_path / 'lookback.duckdb'} is in use by another "
                               f"process (PID {holder.pid}")
         assert err.count("\n") == 1
-    finally:
-        holder.communicate(timeout=30)
 
 
 def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project, tmp_path):
@@ -286,7 +274,7 @@ def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project,
         sql = "{slow}"
     ''')
     project.write_text(text)
-    proc = _lookback("pull", "slow", "--project", str(project))
+    proc = lookback_process("pull", "slow", "--project", str(project))
     ps = psutil.Process(proc.pid)
     deadline = time.monotonic() + 60
     wal = tmp_path / "lookback.duckdb.wal"

@@ -7,7 +7,6 @@ import io
 import itertools
 import json
 import signal
-import subprocess
 import sys
 import textwrap
 import threading
@@ -24,7 +23,7 @@ from lookback_gui.core.pull import run_pull
 from lookback_gui.core.scheduler import Scheduler, covered, plan_catch_up, retry_failed
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import Window
-from tests.helpers import make_orders, project_text, ts
+from tests.helpers import lookback_process, make_orders, project_text, ts
 
 SCHEDULED = 'schedule = "0 6 * * *"\ntimezone = "UTC"'
 
@@ -248,21 +247,18 @@ def test_alerts_fire_once_per_episode_and_resolve(write_project, tmp_path):
 
 def test_daemon_pulls_on_schedule_and_stops_cleanly_on_sigterm(write_project, shop, tmp_path):
     path = write_project(extra='every = "2s"\nallow_empty = true')
-    daemon = subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", "schedule", "--project",
-                               str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    daemon = lookback_process("schedule", "--project", str(path))
     lines = []
     try:
         for line in daemon.stdout:
             lines.append(line)
             if sum("succeeded" in x for x in lines) >= 2 or "failed" in line:
                 break
-        second = subprocess.run([sys.executable, "-m", "lookback_gui.cli", "schedule",
-                                 "--project", str(path)], capture_output=True, text=True,
-                                timeout=60)
+        second = lookback_process("schedule", "--project", str(path))
+        _, second_err = second.communicate(timeout=60)
         assert second.returncode == 1
-        assert "cannot start the scheduler" in second.stderr
-        assert f"PID {daemon.pid}" in second.stderr
+        assert "cannot start the scheduler" in second_err
+        assert f"PID {daemon.pid}" in second_err
         daemon.send_signal(signal.SIGTERM)
         rest, err = daemon.communicate(timeout=60)
     finally:
@@ -336,9 +332,7 @@ def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
 
 def test_sigterm_during_a_pull_cancels_it_after_the_grace_period(write_project, shop, tmp_path):
     path = write_project(sql=SLOW_SQL, extra='every = "1h"')
-    daemon = subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", "schedule", "--project",
-                               str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    daemon = lookback_process("schedule", "--project", str(path))
     try:
         for line in daemon.stdout:
             if "started (catch-up)" in line:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from pathlib import Path
 
 import duckdb
@@ -14,7 +13,7 @@ from lookback_gui.core.project import SourceConfig, load_project
 from lookback_gui.core.pull import check_metric, run_pull
 from lookback_gui.core.sources import connect_source, describe_schema
 from lookback_gui.core.store import Store
-from tests.helpers import DAILY_SQL, ts
+from tests.helpers import DAILY_SQL, server_table, ts
 
 AS_OF = ts("2026-10-30T12:00")
 ROWS = [
@@ -124,19 +123,14 @@ def test_describe_schema_lists_tables_and_columns(tmp_path):
 
 @pytest.fixture
 def pg_table():
-    name = f"orders_{uuid.uuid4().hex[:10]}"
-    con = duckdb.connect()
-    from lookback_gui.core.sources import load_extension
+    with server_table("postgres", ROWS) as name:
+        yield name
 
-    load_extension(con, "postgres")
-    con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS pg (TYPE postgres)")
-    con.execute(f"CREATE TABLE pg.public.{name} (order_id BIGINT, ordered_at TIMESTAMP, "
-                "country VARCHAR, amount DOUBLE PRECISION)")
-    for row in ROWS:
-        con.execute(f"INSERT INTO pg.public.{name} VALUES (?, ?, ?, ?)", list(row))
-    yield name
-    con.execute(f"DROP TABLE pg.public.{name}")
-    con.close()
+
+@pytest.fixture
+def mysql_table():
+    with server_table("mysql", ROWS) as name:
+        yield name
 
 
 @pytest.mark.postgres
@@ -173,23 +167,6 @@ def test_password_env_that_is_not_set_is_named(write_project, monkeypatch):
     project = load_project(path)
     with pytest.raises(PullError, match="NOPE_PASSWORD"):
         check_metric(project, "daily_orders")
-
-
-@pytest.fixture
-def mysql_table():
-    name = f"orders_{uuid.uuid4().hex[:10]}"
-    con = duckdb.connect()
-    from lookback_gui.core.sources import load_extension
-
-    load_extension(con, "mysql")
-    con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS my (TYPE mysql)")
-    con.execute(f"CREATE TABLE my.{name} (order_id BIGINT, ordered_at TIMESTAMP, "
-                "country VARCHAR, amount DOUBLE)")
-    for row in ROWS:
-        con.execute(f"INSERT INTO my.{name} VALUES (?, ?, ?, ?)", list(row))
-    yield name
-    con.execute(f"DROP TABLE my.{name}")
-    con.close()
 
 
 @pytest.mark.mysql

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
@@ -31,7 +30,13 @@ from lookback_gui.ui.models import (
     RevisionView,
     RunsModel,
 )
-from tests.helpers import DAILY_SQL, make_orders, project_text, ts
+from tests.helpers import (
+    DAILY_SQL,
+    make_orders,
+    project_text,
+    store_held_by_another_process,
+    ts,
+)
 
 EMPTY_PROJECT = "# my analytics project\n\n[store]\npath = \"lookback.duckdb\"  # keep next to me\n"
 
@@ -176,21 +181,10 @@ def test_editors_show_mistakes_next_to_the_field_and_keep_the_file(qtbot, window
 def test_a_store_held_by_another_process_is_a_message_not_a_crash(qtbot, window, tmp_path):
     path = tmp_path / "lookback.toml"
     path.write_text(project_text())
-    holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import sys
-            from lookback_gui.core.store import Store
-            s = Store({str(tmp_path / 'lookback.duckdb')!r})
-            print("ready", flush=True)
-            sys.stdin.read()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "ready"
+    with store_held_by_another_process(tmp_path / "lookback.duckdb") as holder:
         assert window.open_project(path) is False
         assert f"PID {holder.pid}" in window.last_error
         assert window.project is None
-    finally:
-        holder.communicate(timeout=30)
 
 
 def test_a_broken_project_file_names_the_line(qtbot, window, tmp_path):

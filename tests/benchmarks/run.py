@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -67,6 +68,14 @@ def median_pair(ours: Callable[[], object], baseline: Callable[[], object] | Non
             baseline()
             b.append(time.perf_counter() - start)
     return statistics.median(a), (statistics.median(b) if b else None)
+
+
+def puller(project: Any, store: Store) -> Callable[[], None]:
+    """One pull of metric ``m`` as of AS_OF, which must succeed."""
+    def run() -> None:
+        result = run_pull(project, "m", store, as_of=AS_OF)
+        assert result.status == "succeeded", result.error
+    return run
 
 
 def ratio_row(name: str, ours: float, base: float, limit: float,
@@ -179,13 +188,8 @@ def bench_history_growth(folder: Path, rows: int, reps: int) -> Row:
             write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL))
     stores = {k: Store(p.store_path) for k, p in projects.items()}
 
-    def pull(label: str) -> Callable[[], None]:
-        def run() -> None:
-            result = run_pull(projects[label], "m", stores[label], as_of=AS_OF)
-            assert result.status == "succeeded", result.error
-        return run
-
-    timings["long"], timings["short"] = median_pair(pull("long"), pull("short"), reps)
+    timings["long"], timings["short"] = median_pair(
+        puller(projects["long"], stores["long"]), puller(projects["short"], stores["short"]), reps)
     for store in stores.values():
         store.close()
     return ratio_row("history_growth", timings["long"], timings["short"] or 0, 1.2)
@@ -207,12 +211,7 @@ def bench_store_growth(folder: Path, versions: int, runs: int, reps: int) -> Row
         stores[label] = (project, store)
 
     def pull(label: str) -> Callable[[], None]:
-        project, store = stores[label]
-
-        def run() -> None:
-            result = run_pull(project, "m", store, as_of=AS_OF)
-            assert result.status == "succeeded", result.error
-        return run
+        return puller(*stores[label])
 
     def revise() -> None:
         con = duckdb.connect(str(work / "src.duckdb"))
@@ -478,13 +477,8 @@ def bench_pushdown(folder: Path, rows: int, reps: int) -> Row | None:
                                                      + extra, sql))
     stores = {k: Store(p.store_path) for k, p in projects.items()}
 
-    def pull(label: str) -> Callable[[], None]:
-        def run() -> None:
-            result = run_pull(projects[label], "m", stores[label], as_of=AS_OF)
-            assert result.status == "succeeded", result.error
-        return run
-
-    ours, base = median_pair(pull("pushdown"), pull("scan"), reps)
+    ours, base = median_pair(puller(projects["pushdown"], stores["pushdown"]),
+                            puller(projects["scan"], stores["scan"]), reps)
     for store in stores.values():
         store.close()
     row = ratio_row("pushdown_vs_scan_pg", ours, base or 0, 1.0)
@@ -558,13 +552,9 @@ def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
                     [counter[0]])
         con.close()
 
-    def pull(label: str) -> Callable[[], None]:
-        def run() -> None:
-            result = run_pull(projects[label], "m", stores[label], as_of=AS_OF)
-            assert result.status == "succeeded", result.error
-        return run
-
-    ours, base = median_pair(pull("probe"), pull("plain"), reps, before=last_day_changes)
+    ours, base = median_pair(puller(projects["probe"], stores["probe"]),
+                            puller(projects["plain"], stores["plain"]), reps,
+                            before=last_day_changes)
     for store in stores.values():
         store.close()
     row = ratio_row("change_probe_last_day", ours, base or 0, 0.5)
