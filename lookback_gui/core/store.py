@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import psutil
 
-from lookback_gui.core.errors import QualityError, StoreBusyError, StoreError, UsageError
+from lookback_gui.core.errors import StoreBusyError, StoreError, UsageError
 
 SCHEMA_VERSION = 1
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
@@ -852,15 +852,6 @@ class Store:
             "SELECT metric, rule, kind, state, since, message FROM alerts "
             "ORDER BY state = 'firing' DESC, since DESC, metric, rule")]
 
-    def known_measures(self, metric: str) -> list[str]:
-        """The measures of the metric's latest successful run."""
-        last = self.last_successful_run(metric)
-        return list(last.measures) if last else []
-
-    def previous_rows(self, metric: str) -> int | None:
-        last = self.last_successful_run(metric)
-        return last.rows if last else None
-
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -868,9 +859,3 @@ def _quote(text: str) -> str:
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}
-
-
-__all__ = [
-    "DEFAULT_TOLERANCE", "DiffSummary", "HistoryRow", "LogLine", "QualityError",
-    "RevisionRow", "RunRecord", "Store",
-]
