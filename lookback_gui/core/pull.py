@@ -431,7 +431,7 @@ def run_pull(
             control.check()
             try:
                 staged = _attempt(config, source, query, window, control, previous_rows,
-                                  store, known, staging.name)
+                                  store, known, staging.name, environ)
                 break
             except (QualityError, CancelledError):
                 raise
@@ -493,6 +493,11 @@ def run_pull(
         store.finish_run(run_id, status="failed", finished_at=now(), attempts=max(attempts, 1),
                          error=message, duration_s=time.monotonic() - started)
         result = store.run(run_id)
+    except Exception as exc:  # a bug: the run must not stay "running"; then report it
+        store.finish_run(run_id, status="failed", finished_at=now(), attempts=max(attempts, 1),
+                         error=f"internal error: {type(exc).__name__}: {exc}",
+                         duration_s=time.monotonic() - started)
+        raise
     finally:
         staging.cleanup()
     observer(RunFinished(result))
@@ -515,8 +520,9 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
 
 def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, window: Window,
              control: PullControl, previous_rows: int | None, store: Store,
-             known: list[str], staging_dir: str) -> StagedResult:
-    con = connect_source(source, config.timezone, staging_dir=staging_dir)
+             known: list[str], staging_dir: str,
+             environ: Mapping[str, str] | None = None) -> StagedResult:
+    con = connect_source(source, config.timezone, environ=environ, staging_dir=staging_dir)
     control.attach(con)
     try:
         control.check()
