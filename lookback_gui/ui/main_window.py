@@ -91,7 +91,10 @@ def resource(name: str) -> Path:
     """A file shipped in the package's resources (the icon, the .desktop file)."""
     from importlib.resources import files
 
-    return Path(str(files("lookback_gui.resources") / name))
+    try:
+        return Path(str(files("lookback_gui.resources") / name))
+    except ModuleNotFoundError:  # run from a source checkout that is not installed
+        return Path(__file__).resolve().parents[2] / "resources" / name
 
 
 def app_icon() -> QIcon:
