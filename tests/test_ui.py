@@ -351,3 +351,15 @@ def test_the_runs_log_fetches_older_runs_a_page_at_a_time(qtbot, window, tmp_pat
     with qtbot.waitSignal(model.rowsInserted, timeout=10000):
         model.fetchMore(QModelIndex())
     assert model.rowCount() == 700 and not model.canFetchMore(QModelIndex())
+
+
+def test_a_new_metric_starts_from_the_sources_time_column(qtbot, window, tmp_path):
+    recent_shop(tmp_path)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    assert window.open_project(path, start_scheduler=False)
+    editor = MetricEditor(window.project, window.bridge, None, window)
+    qtbot.addWidget(editor)
+    qtbot.waitUntil(lambda: "FROM orders" in editor.sql.toPlainText(), timeout=10000)
+    assert "date_trunc('day', ordered_at) AS bucket" in editor.sql.toPlainText()
+    assert "ordered_at >= $window_start AND ordered_at < $window_end" in editor.sql.toPlainText()

@@ -390,9 +390,7 @@ class MetricEditor(_Editor):
         else:
             self.grain.setCurrentText("day")
             self.timezone.setCurrentText("UTC")
-            self.sql.setPlainText(
-                "SELECT date_trunc('day', ts) AS bucket, count(*) AS n\nFROM my_table\n"
-                "WHERE ts >= $window_start AND ts < $window_end\nGROUP BY ALL")
+            self.sql.setPlainText(self.template("my_table", "ts"))
 
         form = QFormLayout()
         self.field_row(form, "Name", "name", self.name)
@@ -469,6 +467,34 @@ class MetricEditor(_Editor):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self._schedule_changed()
+        if metric is None:
+            self.source.currentTextChanged.connect(self._suggest_sql)
+            self._suggest_sql()
+
+    def template(self, table: str, column: str) -> str:
+        grain = self.grain.currentText() or "day"
+        return (f"SELECT date_trunc('{grain}', {column}) AS bucket, count(*) AS n\n"
+                f"FROM {table}\nWHERE {column} >= $window_start AND {column} < $window_end\n"
+                "GROUP BY ALL")
+
+    def _suggest_sql(self) -> None:
+        """Start a new metric's SQL from the source's first table that has a time column."""
+        source = self.project.sources.get(self.source.currentText())
+        if source is None:
+            return
+        untouched = self.sql.toPlainText()
+
+        def suggest(rows: list[dict[str, Any]]) -> None:
+            if self.sql.toPlainText() != untouched:
+                return  # the user has started writing
+            for row in rows:
+                if row["type"].upper().startswith(("TIMESTAMP", "DATE")):
+                    table = row["table"] if source.type not in ("parquet", "csv") else source.name
+                    self.sql.setPlainText(self.template(table, row["column"]))
+                    return
+
+        self.bridge.submit(f"suggest-{id(self)}", lambda: describe_schema(source), suggest,
+                           lambda message: None)
 
     def _rules_text(self, name: str) -> str:
         try:
