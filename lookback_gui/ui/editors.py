@@ -296,6 +296,9 @@ class SourceEditor(_Editor):
                 item = QTreeWidgetItem(self.schema, [row["table"], ""])
                 tables[row["table"]] = item
             QTreeWidgetItem(item, [row["column"], row["type"]])
+        if len(tables) <= 5:
+            self.schema.expandAll()
+        self.schema.resizeColumnToContents(0)
         self.test_result.setStyleSheet("color: #2e7d32;")
         self.test_result.setText(f"connected: {len(tables)} table(s)")
 
@@ -370,6 +373,8 @@ class MetricEditor(_Editor):
         self.preview_table = QTableView(accessibleName="Preview rows")
         self.preview_table.setModel(self.preview_model)
         self.preview_table.setWordWrap(False)
+        self.preview_table.verticalHeader().setDefaultSectionSize(
+            self.preview_table.fontMetrics().height() + 6)
 
         if metric:
             self.source.setCurrentText(metric.source)
