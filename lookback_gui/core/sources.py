@@ -292,13 +292,14 @@ def connect_source(
                 options += ", SECRET lookback_source"
             con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
             con.execute(f"USE {alias}")
+        settings = []
         if allowed:
-            con.execute(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
+            settings.append(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
         if staging_dir:
             folder = staging_dir.rstrip("/") + "/"
-            con.execute(f"SET allowed_directories = [{quote_literal(folder)}]")
-        con.execute("SET enable_external_access = false")
-        con.execute("SET lock_configuration = true")
+            settings.append(f"SET allowed_directories = [{quote_literal(folder)}]")
+        settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
+        con.execute("; ".join(settings))
         return con
     except PullError:
         con.close()

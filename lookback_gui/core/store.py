@@ -418,17 +418,17 @@ class Store:
                   params: Mapping[str, Any], log: str | None = None) -> int:
         """Commit a new run as ``running`` (with its first log line) and return its id."""
         with self._write() as cur:
-            row = cur.execute("SELECT nextval('run_ids')").fetchone()
-            assert row is not None
-            run_id = int(row[0])
-            cur.execute(
+            row = cur.execute(
                 "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, "
                 "window_start, window_end, partial_start, started_at, attempts, sql, params, "
-                "pid, pid_started) VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
-                [run_id, metric, trigger, timezone, grain, as_of, window_start, window_end,
+                "pid, pid_started) VALUES (nextval('run_ids'), ?, ?, 'running', ?, ?, ?, ?, ?, "
+                "?, ?, 0, ?, ?, ?, ?) RETURNING id",
+                [metric, trigger, timezone, grain, as_of, window_start, window_end,
                  partial_start, started_at, sql, json.dumps(_jsonable(params)), self._pid,
                  self._pid_started],
-            )
+            ).fetchone()
+            assert row is not None
+            run_id = int(row[0])
             if log:
                 cur.execute("INSERT INTO run_log VALUES (?, 1, ?, 'info', ?)",
                             [run_id, datetime.now(), log])
