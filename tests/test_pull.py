@@ -373,3 +373,20 @@ def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_pr
         run_pull(plain, "daily_orders", store, as_of=as_of)
         assert {k: v for k, v in probed.items() if v is not None} == values(store)
 
+
+
+def test_a_bucket_with_a_time_zone_becomes_the_metrics_wall_clock_time(write_project, tmp_path):
+    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+    con.execute("CREATE TABLE orders (ordered_at TIMESTAMPTZ, amount DOUBLE)")
+    # 23:30 UTC on the 24th is already the 25th in Berlin
+    con.execute("INSERT INTO orders VALUES ('2026-10-24 23:30:00+00', 1.0), "
+                "('2026-10-25 10:00:00+00', 2.0)")
+    con.close()
+    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders "
+           "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL")
+    project = load_project(write_project(sql=sql, extra='timezone = "Europe/Berlin"'))
+    with Store(project.store_path) as store:
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+        assert run.status == "succeeded", run.error
+        assert [(r.bucket, r.value) for r in store.history("daily_orders")] == [
+            (ts("2026-10-25"), 2)]

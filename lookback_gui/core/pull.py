@@ -194,13 +194,13 @@ class StagedResult:
     """A query result, checked and unpivoted to one row per value, ready for the store.
 
     Attributes:
-        path: the Parquet file holding the values (dims, measure, bucket, value, value_null),
-            or None when there is nothing to store.
+        values_sql: a query for the store that reads the values (dims, measure, bucket, value,
+            value_null) from the pull's Parquet file, or None when there is nothing to store.
     """
 
     shape: ResultShape
     rows: int
-    path: str | None
+    values_sql: str | None
     warnings: tuple[str, ...]
     checks: tuple[dict[str, Any], ...]
     diff_start: datetime | None = None
@@ -218,8 +218,9 @@ def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]
 
 def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
                          metric: MetricConfig, source: SourceConfig | None = None,
-                         limit: int | None = None) -> None:
-    """Run the metric's SQL into a temporary table of the pull's own connection.
+                         limit: int | None = None, into: str | None = None) -> None:
+    """Run the metric's SQL into a temporary table of the pull's own connection, or straight
+    into the Parquet file ``into`` (one pass; the checks and the store then read that file).
 
     For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), so
     only the aggregates travel.
@@ -229,10 +230,15 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
     if source is not None and source.pushdown:
         remote = render_pushdown(query, params)
         function = "postgres_query" if source.type == "postgres" else "mysql_query"
-        con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM "
-                    f"{function}({quote_literal(source.name)}, {quote_literal(remote)}){tail}")
-        return
-    con.execute(f"CREATE TEMP TABLE {_RESULT} AS SELECT * FROM (\n{query.text}\n){tail}", params)
+        select = (f"SELECT * FROM {function}({quote_literal(source.name)}, "
+                  f"{quote_literal(remote)}){tail}")
+        params = {}
+    else:
+        select = f"SELECT * FROM (\n{query.text}\n){tail}"
+    if into is not None:
+        con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet)", params)
+    else:
+        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
 
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
@@ -245,12 +251,14 @@ def _ts_literal(moment: datetime) -> str:
 
 
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
-                 previous_rows: int | None, staging: str | None = None) -> StagedResult:
-    """Check the result table and unpivot it into ``staging`` (a Parquet file), if given.
+                 previous_rows: int | None, raw: str | None = None) -> StagedResult:
+    """Check the query's result: the Parquet file ``raw`` if given, else the result table.
 
+    For a file, the result also says how the store reads its values (one row per value).
     Raises QualityError on a check of severity ``error``.
     """
-    columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_RESULT}").fetchall()]
+    relation = f"read_parquet({quote_literal(raw)})" if raw else _RESULT
+    columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     shape = infer_shape(columns, metric)
     b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"
     in_window = f"{b} >= $ws AND {b} < $we"
@@ -261,17 +269,17 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     row = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
         f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
-        f" {measure_nulls} FROM {_RESULT}", window_params).fetchone()
+        f" {measure_nulls} FROM {relation}", window_params).fetchone()
     assert row is not None
     rows, null_buckets, outside, null_measures = (int(x or 0) for x in row)
     dup_row = con.execute(
-        f"SELECT count(*) FROM (SELECT {key_columns} FROM {_RESULT} GROUP BY ALL "
+        f"SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL "
         f"HAVING count(*) > 1)").fetchone()
     duplicates = int(dup_row[0]) if dup_row else 0
     if duplicates:
         dup_row = con.execute(
             f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "
-            f"CAST({b} AS VARCHAR) AS __lookback_key FROM {_RESULT} GROUP BY ALL "
+            f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
             f"HAVING count(*) > 1)").fetchone()
 
     checks: list[dict[str, Any]] = []
@@ -313,7 +321,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
             if check.max is not None:
                 conds.append(f"{col} > {check.max!r}")
             found = con.execute(
-                f"SELECT count(*), min({col}), max({col}) FROM {_RESULT} WHERE ({in_window}) "
+                f"SELECT count(*), min({col}), max({col}) FROM {relation} WHERE ({in_window}) "
                 f"AND ({' OR '.join(conds)})", window_params).fetchone()
             bad = int(found[0]) if found else 0
             bounds = " and ".join(
@@ -337,20 +345,25 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     dims_json = ("json_object(" + ", ".join(
         f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions)) + ")"
                  ) if shape.dimensions else "'{}'"
-    if staging is None:
-        return StagedResult(shape=shape, rows=rows, path=None, warnings=tuple(warnings),
+    if raw is None:
+        return StagedResult(shape=shape, rows=rows, values_sql=None, warnings=tuple(warnings),
                             checks=tuple(checks))
-    bounds = f"{b} >= {_ts_literal(window.start)} AND {b} < {_ts_literal(window.end)}"
+    # read in the store's own connection, whose time zone is not the metric's: a bucket with a
+    # time zone is turned into the metric's wall-clock time explicitly
+    column = quote_identifier(shape.bucket)
+    local = (f"timezone({quote_literal(metric.timezone)}, {column})"
+             if shape.bucket_type.upper().startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"))
+             else f"CAST({column} AS TIMESTAMP)")
+    bounds = f"{local} >= {_ts_literal(window.start)} AND {local} < {_ts_literal(window.end)}"
     parts = [
-        f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, {b} AS bucket,"
-        f" coalesce(CAST({quote_identifier(m)} AS DOUBLE), 0) AS value,"
-        f" {quote_identifier(m)} IS NULL AS value_null FROM {_RESULT} WHERE {bounds}"
+        f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, "
+        f"{local} AS bucket, coalesce(CAST({quote_identifier(m)} AS DOUBLE), 0) AS value,"
+        f" {quote_identifier(m)} IS NULL AS value_null FROM r WHERE {bounds}"
         for m in shape.measures
     ]
-    con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO {quote_literal(staging)} "
-                "(FORMAT parquet, COMPRESSION snappy)")
-    return StagedResult(shape=shape, rows=rows, path=staging, warnings=tuple(warnings),
-                        checks=tuple(checks))
+    values_sql = (f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts))
+    return StagedResult(shape=shape, rows=rows, values_sql=values_sql,
+                        warnings=tuple(warnings), checks=tuple(checks))
 
 
 def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
@@ -470,7 +483,7 @@ def run_pull(
             return checks, more
 
         result = store.commit_run(
-            run_id, metric=config.name, staged=staged.path, measures=staged.shape.measures,
+            run_id, metric=config.name, staged=staged.values_sql, measures=staged.shape.measures,
             window_start=staged.diff_start or window.start, window_end=window.end,
             partial_start=window.partial_start,
             decide=decide, finished_at=now, attempts=attempts, rows=staged.rows,
@@ -536,7 +549,7 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
             if changed is None and known:
                 return StagedResult(
                     shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
-                    path=None, checks=(), probes=probes, diff_start=window.end,
+                    values_sql=None, checks=(), probes=probes, diff_start=window.end,
                     warnings=("change_probe: no bucket changed since the last pull; the query "
                               "was not run",))
             if changed is not None and changed > window.start:
@@ -544,17 +557,17 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
                                partial_start=window.partial_start)
                 previous_rows = None  # a narrower window is no basis for a row-count change
         control.check()
-        execute_metric_query(con, query, heavy, config, source)
+        raw = os.path.join(staging_dir, "result.parquet")
+        execute_metric_query(con, query, heavy, config, source, into=raw)
         control.check()
-        staged = stage_result(con, config, heavy, previous_rows,
-                              os.path.join(staging_dir, "values.parquet"))
+        staged = stage_result(con, config, heavy, previous_rows, raw)
         if heavy is not window:
             note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
                     f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
-            staged = StagedResult(staged.shape, staged.rows, staged.path,
+            staged = StagedResult(staged.shape, staged.rows, staged.values_sql,
                                   (*staged.warnings, note), staged.checks, heavy.start, probes)
         elif probes:
-            staged = StagedResult(staged.shape, staged.rows, staged.path, staged.warnings,
+            staged = StagedResult(staged.shape, staged.rows, staged.values_sql, staged.warnings,
                                   staged.checks, None, probes)
         return staged
     finally:

@@ -481,8 +481,8 @@ class Store:
     ) -> RunRecord:
         """Diff ``staged`` against the current values of the window and commit it as one run.
 
-        ``staged`` is a Parquet file with the columns dims, measure, bucket, value, value_null
-        (one row per value), or None for a result with no values.
+        ``staged`` is a query giving the columns dims, measure, bucket, value, value_null (one
+        row per value; it reads the pull's Parquet file), or None for a result with no values.
         ``decide`` sees the diff before anything is written and returns the check results and
         any extra warnings; if a check of severity ``error`` failed, it raises QualityError and
         nothing is committed.
@@ -491,7 +491,7 @@ class Store:
         (its current values count as unchanged); ``probes`` are the fingerprints to keep;
         ``log_warnings`` go into the run's log with the closing line, in the same transaction.
         """
-        source = (f"read_parquet({_quote(staged)})" if staged else
+        source = (f"({staged})" if staged else
                   "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
                   "AS bucket, NULL::DOUBLE AS value, NULL::BOOLEAN AS value_null WHERE false)")
         with self._write() as cur:
@@ -851,10 +851,6 @@ class Store:
         return [AlertState(*r) for r in self._read(
             "SELECT metric, rule, kind, state, since, message FROM alerts "
             "ORDER BY state = 'firing' DESC, since DESC, metric, rule")]
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
