@@ -269,13 +269,13 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     row = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
         f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
-        f" {measure_nulls} FROM {relation}", window_params).fetchone()
+        f" {measure_nulls},"
+        f" (SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL"
+        f"  HAVING count(*) > 1))"
+        f" FROM {relation}", window_params).fetchone()
     assert row is not None
-    rows, null_buckets, outside, null_measures = (int(x or 0) for x in row)
-    dup_row = con.execute(
-        f"SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL "
-        f"HAVING count(*) > 1)").fetchone()
-    duplicates = int(dup_row[0]) if dup_row else 0
+    rows, null_buckets, outside, null_measures, duplicates = (int(x or 0) for x in row)
+    dup_row: tuple[Any, ...] | None = None
     if duplicates:
         dup_row = con.execute(
             f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "

@@ -597,26 +597,27 @@ class Store:
                     """,
                     params,
                 )
-            cur.execute("DROP TABLE diff")
-            for line in log_warnings:
-                self._append_log(cur, run_id, datetime.now(), "warning", line)
-            self._append_log(
-                cur, run_id, datetime.now(), "info",
-                f"succeeded: {rows} rows; {counts['new']} new, {counts['revised']} revised, "
-                f"{counts['removed']} removed, {counts['unchanged']} unchanged")
+            lines = [("warning", line) for line in log_warnings]
+            lines.append(("info", f"succeeded: {rows} rows; {counts['new']} new, "
+                                  f"{counts['revised']} revised, {counts['removed']} removed, "
+                                  f"{counts['unchanged']} unchanged"))
+            for level, message in lines:
+                self._append_log(cur, run_id, datetime.now(), level, message)
             if probes:
                 cur.executemany("INSERT INTO probes VALUES (?, ?, ?, ?)",
                                 [[metric, bucket, run_id, fp] for bucket, fp in probes])
-            cur.execute(
+            row = cur.execute(
                 "UPDATE runs SET status = 'succeeded', finished_at = ?, attempts = ?, rows = ?,"
                 " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
-                " schema_change = ?, warnings = ?, checks = ?, duration_s = ? WHERE id = ?",
+                " schema_change = ?, warnings = ?, checks = ?, duration_s = ? WHERE id = ?"
+                f" RETURNING {self._RUN_COLUMNS}",
                 [finished_at(), attempts, rows, counts["new"], counts["revised"],
                  counts["removed"], counts["unchanged"], json.dumps(list(measures)),
                  json.dumps(dict(schema_change)), json.dumps(all_warnings), json.dumps(checks),
                  duration_s(), run_id],
-            )
-        record = self.run(run_id)
+            ).fetchone()
+            assert row is not None
+        record = self._run_from_row(row)
         with self._write_lock:
             self._last_success[metric] = record
         return record
