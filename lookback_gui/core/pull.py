@@ -7,6 +7,7 @@ threads and the tests all call it; only the scheduler runs it off the calling th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -205,6 +206,7 @@ class StagedResult:
     checks: tuple[dict[str, Any], ...]
     diff_start: datetime | None = None
     probes: tuple[tuple[datetime, str], ...] = ()
+    values: int | None = None
 
 
 def _fmt(moment: datetime) -> str:
@@ -363,7 +365,8 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     ]
     values_sql = (f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts))
     return StagedResult(shape=shape, rows=rows, values_sql=values_sql,
-                        warnings=tuple(warnings), checks=tuple(checks))
+                        warnings=tuple(warnings), checks=tuple(checks),
+                        values=(rows - null_buckets - outside) * len(shape.measures))
 
 
 def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
@@ -490,7 +493,7 @@ def run_pull(
             warnings=warnings, schema_change=schema_change,
             duration_s=lambda: time.monotonic() - started,
             unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-            probes=staged.probes, log_warnings=staged.warnings,
+            probes=staged.probes, log_warnings=staged.warnings, staged_count=staged.values,
         )
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
@@ -564,11 +567,10 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
         if heavy is not window:
             note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
                     f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
-            staged = StagedResult(staged.shape, staged.rows, staged.values_sql,
-                                  (*staged.warnings, note), staged.checks, heavy.start, probes)
+            staged = dataclasses.replace(staged, warnings=(*staged.warnings, note),
+                                         diff_start=heavy.start, probes=probes)
         elif probes:
-            staged = StagedResult(staged.shape, staged.rows, staged.values_sql, staged.warnings,
-                                  staged.checks, None, probes)
+            staged = dataclasses.replace(staged, probes=probes)
         return staged
     finally:
         control.attach(None)

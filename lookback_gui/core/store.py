@@ -478,6 +478,7 @@ class Store:
         unchanged_before: tuple[datetime, datetime] | None = None,
         probes: Sequence[tuple[datetime, str]] = (),
         log_warnings: Sequence[str] = (),
+        staged_count: int | None = None,
     ) -> RunRecord:
         """Diff ``staged`` against the current values of the window and commit it as one run.
 
@@ -489,7 +490,8 @@ class Store:
 
         ``unchanged_before`` is the part of the run's window that a change probe found unchanged
         (its current values count as unchanged); ``probes`` are the fingerprints to keep;
-        ``log_warnings`` go into the run's log with the closing line, in the same transaction.
+        ``log_warnings`` go into the run's log with the closing line, in the same transaction;
+        ``staged_count`` is how many values ``staged`` holds, when the caller knows it.
         """
         source = (f"({staged})" if staged else
                   "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
@@ -539,7 +541,8 @@ class Store:
                 SELECT count(*) FILTER (WHERE kind = 'new'),
                        count(*) FILTER (WHERE kind = 'revised'),
                        count(*) FILTER (WHERE kind = 'removed'),
-                       (SELECT count(*) FROM {source}),
+                       {staged_count if staged_count is not None
+                        else f"(SELECT count(*) FROM {source})"},
                        max(abs(new_value - old_value) / abs(old_value)) FILTER (
                            WHERE kind = 'revised' AND old_value IS NOT NULL
                            AND new_value IS NOT NULL AND old_value <> 0 AND NOT old_partial
