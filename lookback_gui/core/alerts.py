@@ -61,7 +61,7 @@ def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
     cutoff = add_buckets(newest, config.grain, -(rule.older_than or 1))
     threshold = rule.change_pct or 0.0
     hits = []
-    for rev in store.revisions_in_run(config.name, run.id):
+    for rev in store.revisions(config.name, run=run.id):
         if rev.bucket >= cutoff:
             continue
         if rule.measure and rev.measure != rule.measure:

@@ -41,6 +41,7 @@ from lookback_gui.core.sources import (
     quote_identifier,
     quote_literal,
     render_pushdown,
+    timestamp_literal,
 )
 from lookback_gui.core.store import DiffSummary, RunRecord, Store
 from lookback_gui.core.windows import (
@@ -248,10 +249,6 @@ def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
     return check_pushdown_query(config.sql) if source.pushdown else check_query(config.sql)
 
 
-def _ts_literal(moment: datetime) -> str:
-    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
-
-
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
                  previous_rows: int | None, raw: str | None = None) -> StagedResult:
     """Check the query's result: the Parquet file ``raw`` if given, else the result table.
@@ -356,7 +353,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     local = (f"timezone({quote_literal(metric.timezone)}, {column})"
              if shape.bucket_type.upper().startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"))
              else f"CAST({column} AS TIMESTAMP)")
-    bounds = f"{local} >= {_ts_literal(window.start)} AND {local} < {_ts_literal(window.end)}"
+    bounds = f"{local} >= {timestamp_literal(window.start)} AND {local} < {timestamp_literal(window.end)}"
     parts = [
         f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, "
         f"{local} AS bucket, coalesce(CAST({quote_identifier(m)} AS DOUBLE), 0) AS value,"

@@ -111,16 +111,18 @@ def check_pushdown_query(sql: str) -> CheckedQuery:
     return CheckedQuery(text=sql.strip().rstrip(";").strip(), parameters=names)
 
 
+def timestamp_literal(moment: Any) -> str:
+    """A typed SQL literal for one of our own datetimes (never for text from a user)."""
+    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
+
+
 def render_pushdown(query: CheckedQuery, values: Mapping[str, Any]) -> str:
     """The metric SQL for the server, the window given as typed timestamp literals.
 
     The values are the window's own datetimes, formatted here, never text from a user.
     """
-    def literal(match: re.Match[str]) -> str:
-        moment = values[match.group(1)]
-        return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
-
-    return re.sub(r"\$(window_start|window_end|as_of)\b", literal, query.text)
+    return re.sub(r"\$(window_start|window_end|as_of)\b",
+                  lambda match: timestamp_literal(values[match.group(1)]), query.text)
 
 
 def clean_duckdb_message(message: str) -> str:

@@ -729,9 +729,17 @@ class Store:
             for b, d, m, v, f, n, p, r in rows
         ]
 
-    def revisions(self, metric: str, newest: int | None = None) -> list[RevisionRow]:
-        """Every revision and removal of ``metric``, oldest first (only the ``newest`` ones,
-        when given)."""
+    def revisions(self, metric: str, newest: int | None = None,
+                  run: int | None = None) -> list[RevisionRow]:
+        """Every revision and removal of ``metric``, oldest first: only the ``newest`` ones, or
+        only those run ``run`` made, when given."""
+        where = "metric = ?"
+        params: list[Any] = [metric]
+        if run is not None:  # only the values that run touched need their history
+            where += (" AND (dims, measure, bucket) IN (SELECT (dims, measure, bucket) "
+                      "FROM versions WHERE metric = ? AND run_id = ?)")
+            params += [metric, run]
+        keep = "n > 1" if run is None else f"n > 1 AND run_id = {int(run)}"
         tail = "" if newest is None else f" ORDER BY run_id DESC, bucket DESC LIMIT {int(newest)}"
         rows = self._read(
             f"""
@@ -740,39 +748,14 @@ class Store:
                        lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
                        CASE WHEN removed THEN NULL ELSE value END AS new_value,
                        row_number() OVER w AS n
-                FROM versions WHERE metric = ?
+                FROM versions WHERE {where}
                 WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
-                QUALIFY n > 1
+                QUALIFY {keep}
                 {tail}
             ) ORDER BY run_id, bucket, dims, measure
-            """, [metric])
+            """, params)
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
                             new_value=n) for r, b, d, m, o, n, _ in rows]
-
-    def revision_count(self, metric: str) -> int:
-        row = self._read(
-            "SELECT count(*) - count(DISTINCT (dims, measure, bucket)) FROM versions "
-            "WHERE metric = ?", [metric])
-        return int(row[0][0]) if row else 0
-
-    def revisions_in_run(self, metric: str, run_id: int) -> list[RevisionRow]:
-        """The revisions and removals that run ``run_id`` made."""
-        rows = self._read(
-            """
-            WITH v AS (
-                SELECT run_id, bucket, dims, measure,
-                       lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
-                       CASE WHEN removed THEN NULL ELSE value END AS new_value,
-                       row_number() OVER w AS n
-                FROM versions WHERE metric = ? AND (dims, measure, bucket) IN (
-                    SELECT (dims, measure, bucket) FROM versions WHERE metric = ? AND run_id = ?)
-                WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
-            )
-            SELECT run_id, bucket, dims, measure, old_value, new_value FROM v
-            WHERE run_id = ? AND n > 1 ORDER BY bucket, dims, measure
-            """, [metric, metric, run_id, run_id])
-        return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
-                            new_value=n) for r, b, d, m, o, n in rows]
 
     def probe_fingerprints(self, metric: str, start: datetime, end: datetime
                            ) -> dict[datetime, str]:
