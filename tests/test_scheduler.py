@@ -10,6 +10,8 @@ import signal
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -113,24 +115,31 @@ class Recorder:
             return [e.run for e in self.events if isinstance(e, RunFinished)]
 
 
+@contextmanager
+def running(project, store, catch_up: bool = True, **options) -> Iterator[tuple]:
+    """A started scheduler and a recorder of its events; shut down at the end."""
+    scheduler = Scheduler(project, store, **options)
+    recorder = Recorder()
+    scheduler.events.subscribe(recorder)
+    scheduler.start(catch_up=catch_up)
+    try:
+        yield scheduler, recorder
+    finally:
+        scheduler.shutdown(grace_s=1)
+
+
 def test_scheduler_catches_up_at_start_and_runs_now(write_project, shop):
     project = load_project(write_project(extra=SCHEDULED))
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
-    with Store(project.store_path) as store:
-        scheduler = Scheduler(project, store, clock=clock)
-        recorder = Recorder()
-        scheduler.events.subscribe(recorder)
-        scheduler.start()
-        try:
-            assert scheduler.wait_idle(timeout=60)
-            runs = recorder.finished()
-            assert [(r.trigger, r.status) for r in runs] == [("catch-up", "succeeded")]
-            assert scheduler.next_fire_times()["daily_orders"] is not None
-            scheduler.run_now("daily_orders")
-            assert scheduler.wait_idle(timeout=60)
-            assert [r.trigger for r in recorder.finished()] == ["catch-up", "manual"]
-        finally:
-            scheduler.shutdown(grace_s=5)
+    with Store(project.store_path) as store, \
+            running(project, store, clock=clock) as (scheduler, recorder):
+        assert scheduler.wait_idle(timeout=60)
+        runs = recorder.finished()
+        assert [(r.trigger, r.status) for r in runs] == [("catch-up", "succeeded")]
+        assert scheduler.next_fire_times()["daily_orders"] is not None
+        scheduler.run_now("daily_orders")
+        assert scheduler.wait_idle(timeout=60)
+        assert [r.trigger for r in recorder.finished()] == ["catch-up", "manual"]
 
 
 SLOW_SQL = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
@@ -140,13 +149,10 @@ SLOW_SQL = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders 
 def test_a_fire_while_a_pull_runs_is_coalesced_and_cancel_commits_nothing(write_project, shop):
     project = load_project(write_project(sql=SLOW_SQL))
     with Store(project.store_path) as store:
-        scheduler = Scheduler(project, store)
-        recorder = Recorder()
-        scheduler.events.subscribe(recorder)
         started = threading.Event()
-        scheduler.events.subscribe(lambda e: started.set() if type(e).__name__ == "RunStarted" else None)
-        scheduler.start(catch_up=False)
-        try:
+        with running(project, store, catch_up=False) as (scheduler, recorder):
+            scheduler.events.subscribe(
+                lambda e: started.set() if type(e).__name__ == "RunStarted" else None)
             assert scheduler.run_now("daily_orders") is not None
             assert started.wait(30)
             assert scheduler.run_now("daily_orders") is None
@@ -156,8 +162,6 @@ def test_a_fire_while_a_pull_runs_is_coalesced_and_cancel_commits_nothing(write_
             [run] = recorder.finished()
             assert run.status == "cancelled"
             assert store.history("daily_orders") == []
-        finally:
-            scheduler.shutdown(grace_s=1)
 
 
 def test_broken_project_file_keeps_the_last_good_configuration(write_project, shop):
@@ -287,14 +291,8 @@ def test_schedule_log_names_metric_sql_errors(write_project, shop):
     project = load_project(write_project(text))
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
     with Store(project.store_path) as store:
-        scheduler = Scheduler(project, store, clock=clock)
-        recorder = Recorder()
-        scheduler.events.subscribe(recorder)
-        scheduler.start()
-        try:
+        with running(project, store, clock=clock) as (scheduler, recorder):
             assert scheduler.wait_idle(timeout=60)
-        finally:
-            scheduler.shutdown(grace_s=1)
         runs = {r.metric: r for r in recorder.finished()}
         assert runs["daily_orders"].status == "succeeded"
         assert runs["broken"].status == "failed" and "orderz" in runs["broken"].error
@@ -305,29 +303,23 @@ def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
     project = load_project(write_project(extra=SCHEDULED))
     wall = [datetime(2026, 10, 30, 12, 0, tzinfo=UTC)]
     mono = [1000.0]
-    with Store(project.store_path) as store:
-        scheduler = Scheduler(project, store, clock=lambda: wall[0], monotonic=lambda: mono[0])
-        recorder = Recorder()
-        scheduler.events.subscribe(recorder)
-        try:
-            scheduler.start()
-            assert scheduler.wait_idle(timeout=60)
-            scheduler._tick()
-            mono[0] += 1.0
-            wall[0] += timedelta(seconds=1)
-            scheduler._tick()
-            assert scheduler.wait_idle(timeout=60)
-            assert [r.trigger for r in recorder.finished()] == ["catch-up"]
-            # asleep for three days: the clock jumps, the monotonic clock barely moves
-            mono[0] += 1.0
-            wall[0] += timedelta(days=3)
-            scheduler._tick()
-            assert scheduler.wait_idle(timeout=60)
-            assert [r.trigger for r in recorder.finished()] == ["catch-up", "catch-up"]
-            assert any(isinstance(e, Notice) and "clock jumped" in e.message
-                       for e in recorder.events)
-        finally:
-            scheduler.shutdown(grace_s=1)
+    with Store(project.store_path) as store, running(project, store, clock=lambda: wall[0],
+                 monotonic=lambda: mono[0]) as (scheduler, recorder):
+        assert scheduler.wait_idle(timeout=60)
+        scheduler._tick()
+        mono[0] += 1.0
+        wall[0] += timedelta(seconds=1)
+        scheduler._tick()
+        assert scheduler.wait_idle(timeout=60)
+        assert [r.trigger for r in recorder.finished()] == ["catch-up"]
+        # asleep for three days: the clock jumps, the monotonic clock barely moves
+        mono[0] += 1.0
+        wall[0] += timedelta(days=3)
+        scheduler._tick()
+        assert scheduler.wait_idle(timeout=60)
+        assert [r.trigger for r in recorder.finished()] == ["catch-up", "catch-up"]
+        assert any(isinstance(e, Notice) and "clock jumped" in e.message
+                   for e in recorder.events)
 
 
 def test_sigterm_during_a_pull_cancels_it_after_the_grace_period(write_project, shop, tmp_path):
