@@ -164,6 +164,17 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
                      0.030 if values == 1000 else None)
 
 
+def make_events(path: Path, rows: int, days: int, keys: int) -> None:
+    """``rows`` events spread evenly over the ``days`` before 2026-10-31, sorted by time."""
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
+        "(i * 1.0 / $n) * $days * 86400 AS BIGINT)) AS ts, 'k' || (i % $keys) AS k, "
+        "(i % 97)::DOUBLE AS v, i AS id FROM range($n) r(i) ORDER BY ts",
+        {"n": rows, "days": days, "keys": keys})
+    con.close()
+
+
 # -- growth ----------------------------------------------------------------------------------
 
 EVENTS_SQL = ("SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v FROM events "
@@ -176,14 +187,8 @@ def bench_history_growth(folder: Path, rows: int, reps: int) -> Row:
     for label, days in (("long", 730), ("short", 91)):
         work = folder / f"history_{label}"
         work.mkdir()
-        count = rows if label == "long" else rows * days // 730
-        con = duckdb.connect(str(work / "src.duckdb"))
-        con.execute(
-            "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
-            "(i * 1.0 / $n) * $days * 86400 AS BIGINT)) AS ts, 'k' || (i % 100) AS k, "
-            "(hash(i) % 100)::DOUBLE AS v FROM range($n) r(i) ORDER BY ts",
-            {"n": count, "days": days})
-        con.close()
+        make_events(work / "src.duckdb", rows if label == "long" else rows * days // 730,
+                    days, keys=100)
         projects[label] = load_project(
             write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL))
     stores = {k: Store(p.store_path) for k, p in projects.items()}
@@ -489,13 +494,7 @@ def bench_pushdown(folder: Path, rows: int, reps: int) -> Row | None:
 def bench_parallel_backfill(folder: Path, rows: int, reps: int) -> Row:
     work = folder / "parallel"
     work.mkdir()
-    con = duckdb.connect(str(work / "src.duckdb"))
-    con.execute(
-        "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
-        "(i * 1.0 / $n) * 120 * 86400 AS BIGINT)) AS ts, 'k' || (i % 100) AS k, "
-        "(i % 97)::DOUBLE AS v "
-        "FROM range($n) r(i) ORDER BY ts", {"n": rows})
-    con.close()
+    make_events(work / "src.duckdb", rows, days=120, keys=100)
     # a deliberately heavy metric: each chunk costs real work on the source
     sql = ("SELECT date_trunc('day', ts) AS bucket, k, count(DISTINCT v) AS n, "
            "median(v) AS med FROM events "
@@ -522,13 +521,7 @@ def bench_parallel_backfill(folder: Path, rows: int, reps: int) -> Row:
 def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
     work = folder / "probe"
     work.mkdir()
-    con = duckdb.connect(str(work / "src.duckdb"))
-    con.execute(
-        "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
-        "(i * 1.0 / $n) * 30 * 86400 AS BIGINT)) AS ts, 'k' || (i % 1000) AS k, "
-        "(i % 97)::DOUBLE AS v, "
-        "i AS id FROM range($n) r(i) ORDER BY ts", {"n": rows})
-    con.close()
+    make_events(work / "src.duckdb", rows, days=30, keys=1000)
     sql = ("SELECT date_trunc('day', ts) AS bucket, k, count(DISTINCT v) AS n, median(v) AS med "
            "FROM events WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
     probe = ("SELECT date_trunc('day', ts) AS bucket, count(*) AS n, max(id) AS last_id "
