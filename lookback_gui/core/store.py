@@ -200,6 +200,7 @@ class RevisionRow:
     measure: str
     old_value: float | None
     new_value: float | None
+    as_of: datetime | None = None  # when the revising pull was as of (not in the JSON)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -743,7 +744,8 @@ class Store:
         tail = "" if newest is None else f" ORDER BY run_id DESC, bucket DESC LIMIT {int(newest)}"
         rows = self._read(
             f"""
-            SELECT * FROM (
+            SELECT v.run_id, v.bucket, v.dims, v.measure, v.old_value, v.new_value, runs.as_of
+            FROM (
                 SELECT run_id, bucket, dims, measure,
                        lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
                        CASE WHEN removed THEN NULL ELSE value END AS new_value,
@@ -752,10 +754,11 @@ class Store:
                 WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
                 QUALIFY {keep}
                 {tail}
-            ) ORDER BY run_id, bucket, dims, measure
+            ) v LEFT JOIN runs ON runs.id = v.run_id
+            ORDER BY v.run_id, v.bucket, v.dims, v.measure
             """, params)
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
-                            new_value=n) for r, b, d, m, o, n, _ in rows]
+                            new_value=n, as_of=a) for r, b, d, m, o, n, a in rows]
 
     def probe_fingerprints(self, metric: str, start: datetime, end: datetime
                            ) -> dict[datetime, str]:

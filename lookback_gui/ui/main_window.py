@@ -804,16 +804,12 @@ class MainWindow(QMainWindow):
         if metric is None or store is None:
             self.revisions_model.set_records([])
             return
-        as_of = {r.id: r.as_of for r in self.runs_model.records() if r.metric == metric.name}
 
         def load() -> list[RevisionView]:
             views = []
             for rev in store.revisions(metric.name, newest=REVISIONS_SHOWN):
-                pulled = as_of.get(rev.run)
-                if pulled is None:
-                    pulled = store.run(rev.run).as_of
                 closed = add_buckets(rev.bucket, metric.grain, 1)
-                lag = (pulled - closed) if pulled else timedelta(0)
+                lag = (rev.as_of - closed) if rev.as_of else timedelta(0)
                 hours = lag.total_seconds() / 3600
                 text = ("still open" if hours < 0 else f"{hours:.1f} h" if hours < 48
                         else f"{hours / 24:.1f} days")
