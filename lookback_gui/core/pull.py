@@ -40,6 +40,7 @@ from lookback_gui.core.sources import (
     is_transient,
     quote_identifier,
     quote_literal,
+    release_source,
     render_pushdown,
     timestamp_literal,
 )
@@ -433,7 +434,9 @@ def run_pull(
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
     attempts = 0
     result: RunRecord
-    staging = tempfile.TemporaryDirectory(prefix="lookback-pull-")
+    # what the pull holds until it ends: its private folder and its source connection
+    held = contextlib.ExitStack()
+    staging = held.enter_context(tempfile.TemporaryDirectory(prefix="lookback-pull-"))
     try:
         query = metric_query(config, source)
         last = store.last_successful_run(config.name)
@@ -444,7 +447,7 @@ def run_pull(
             control.check()
             try:
                 staged = _attempt(config, source, query, window, control, previous_rows,
-                                  store, known, staging.name, environ)
+                                  store, known, staging, held, environ)
                 break
             except (QualityError, CancelledError):
                 raise
@@ -512,7 +515,7 @@ def run_pull(
                          duration_s=time.monotonic() - started)
         raise
     finally:
-        staging.cleanup()
+        held.close()
     observer(RunFinished(result))
     _evaluate_alerts(project, config, store, now(), result, observer)
     return result
@@ -533,45 +536,60 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
 
 def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, window: Window,
              control: PullControl, previous_rows: int | None, store: Store,
-             known: list[str], staging_dir: str,
+             known: list[str], staging_dir: str, held: contextlib.ExitStack,
              environ: Mapping[str, str] | None = None) -> StagedResult:
+    """One attempt at the query. A failed attempt releases its source connection at once; a
+    successful one with ``held``, after the commit, so that closing it and making the next one
+    stay off the pull's path."""
     con = connect_source(source, config.timezone, environ=environ, staging_dir=staging_dir)
     control.attach(con)
     try:
-        control.check()
-        probes: tuple[tuple[datetime, str], ...] = ()
-        heavy = window
-        if config.change_probe:
-            fingerprints = run_probe(con, config, window)
-            stored = store.probe_fingerprints(config.name, window.start, window.end)
-            changed = first_changed_bucket(fingerprints, stored, window)
-            probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
-            if changed is None and known:
-                return StagedResult(
-                    shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
-                    values_sql=None, checks=(), probes=probes, diff_start=window.end,
-                    warnings=("change_probe: no bucket changed since the last pull; the query "
-                              "was not run",))
-            if changed is not None and changed > window.start:
-                heavy = Window(start=changed, end=window.end, as_of=window.as_of,
-                               partial_start=window.partial_start)
-                previous_rows = None  # a narrower window is no basis for a row-count change
-        control.check()
-        raw = os.path.join(staging_dir, "result.parquet")
-        execute_metric_query(con, query, heavy, config, source, into=raw)
-        control.check()
-        staged = stage_result(con, config, heavy, previous_rows, raw)
-        if heavy is not window:
-            note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
-                    f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
-            staged = dataclasses.replace(staged, warnings=(*staged.warnings, note),
-                                         diff_start=heavy.start, probes=probes)
-        elif probes:
-            staged = dataclasses.replace(staged, probes=probes)
-        return staged
+        staged = _query_and_stage(con, config, source, query, window, control, previous_rows,
+                                  store, known, staging_dir)
+    except BaseException:
+        release_source(con)
+        raise
     finally:
         control.attach(None)
-        con.close()
+    held.callback(release_source, con)
+    return staged
+
+
+def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, source: SourceConfig,
+                     query: CheckedQuery, window: Window, control: PullControl,
+                     previous_rows: int | None, store: Store, known: list[str],
+                     staging_dir: str) -> StagedResult:
+    control.check()
+    probes: tuple[tuple[datetime, str], ...] = ()
+    heavy = window
+    if config.change_probe:
+        fingerprints = run_probe(con, config, window)
+        stored = store.probe_fingerprints(config.name, window.start, window.end)
+        changed = first_changed_bucket(fingerprints, stored, window)
+        probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
+        if changed is None and known:
+            return StagedResult(
+                shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
+                values_sql=None, checks=(), probes=probes, diff_start=window.end,
+                warnings=("change_probe: no bucket changed since the last pull; the query "
+                          "was not run",))
+        if changed is not None and changed > window.start:
+            heavy = Window(start=changed, end=window.end, as_of=window.as_of,
+                           partial_start=window.partial_start)
+            previous_rows = None  # a narrower window is no basis for a row-count change
+    control.check()
+    raw = os.path.join(staging_dir, "result.parquet")
+    execute_metric_query(con, query, heavy, config, source, into=raw)
+    control.check()
+    staged = stage_result(con, config, heavy, previous_rows, raw)
+    if heavy is not window:
+        note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
+                f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
+        staged = dataclasses.replace(staged, warnings=(*staged.warnings, note),
+                                     diff_start=heavy.start, probes=probes)
+    elif probes:
+        staged = dataclasses.replace(staged, probes=probes)
+    return staged
 
 
 def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig,
@@ -754,7 +772,7 @@ def check_metric(project: Project, metric: MetricConfig | str,
     except duckdb.Error as exc:
         raise _duckdb_failure(config, exc) from None
     finally:
-        con.close()
+        release_source(con)
     return infer_shape(columns, config)
 
 
@@ -810,6 +828,6 @@ def preview_metric(project: Project, config: MetricConfig, limit: int = 200,
     finally:
         if control is not None:
             control.attach(None)
-        con.close()
+        release_source(con)
     return Preview(window=window, shape=staged.shape, columns=columns, rows=tuple(rows),
                    total_rows=int(total[0]) if total else 0, warnings=staged.warnings)
