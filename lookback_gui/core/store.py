@@ -507,14 +507,17 @@ class Store:
                            CASE WHEN value_null THEN NULL ELSE value END AS value
                     FROM {source}
                 ), c AS (
-                    SELECT dims, measure, bucket, value, removed, partial FROM current
-                    WHERE metric = $metric AND bucket >= $ws AND bucket < $we
+                    -- rowid finds the row again for the UPDATE below: within this one write
+                    -- transaction nothing else can move it
+                    SELECT rowid AS current_row, dims, measure, bucket, value, removed, partial
+                    FROM current WHERE metric = $metric AND bucket >= $ws AND bucket < $we
                 )
                 SELECT coalesce(s.dims, c.dims) AS dims,
                        coalesce(s.measure, c.measure) AS measure,
                        coalesce(s.bucket, c.bucket) AS bucket,
                        s.value AS new_value, c.value AS old_value,
                        coalesce(c.partial, false) AS old_partial,
+                       c.current_row,
                        CASE
                          WHEN c.bucket IS NULL THEN 'new'
                          WHEN s.bucket IS NULL THEN
@@ -584,12 +587,9 @@ class Store:
                     run_id = $run,
                     versions = current.versions + 1
                 FROM diff d
-                WHERE current.metric = $metric AND d.kind IN ('revised', 'removed')
-                  AND current.dims = d.dims AND current.measure = d.measure
-                  AND current.bucket = d.bucket
-                  AND current.bucket >= $ws AND current.bucket < $we
+                WHERE d.kind IN ('revised', 'removed') AND current.rowid = d.current_row
                 """,
-                {**params, "ws": window_start, "we": window_end},
+                {"run": run_id, "ps": partial_start},
             )
             if counts["new"]:
                 cur.execute(
