@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import psutil
 import pytest
 
 from lookback_gui.core.project import load_project
@@ -280,6 +281,19 @@ def test_a_file_that_appears_between_retries_is_picked_up(write_project, tmp_pat
     with Store(project.store_path) as store:
         run = run_pull(project, "daily_orders", store, as_of=AS_OF, sleep=create_source)
         assert run.status == "succeeded" and run.attempts == 2
+
+
+@pytest.mark.parametrize("sql", [None, "SELECT nonsense FROM orders"])
+def test_the_source_file_is_free_for_its_writers_when_a_pull_returns(write_project, shop, sql):
+    """An export job may rewrite the source the moment a pull is over, succeeded or failed."""
+    project = load_project(write_project(sql=sql) if sql else write_project())
+    with Store(project.store_path) as store:
+        for _ in range(3):
+            run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+            assert run.status == ("failed" if sql else "succeeded")
+            held = [f.path for f in psutil.Process().open_files()]
+            assert str(shop) not in held
+            edit(shop, "UPDATE orders SET amount = amount + 1")
 
 
 def test_cancel_before_commit_leaves_nothing(write_project, shop):

@@ -547,11 +547,11 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
         staged = _query_and_stage(con, config, source, query, window, control, previous_rows,
                                   store, known, staging_dir)
     except BaseException:
-        release_source(con)
+        release_source(con, source)
         raise
     finally:
         control.attach(None)
-    held.callback(release_source, con)
+    held.callback(release_source, con, source)
     return staged
 
 
@@ -772,7 +772,7 @@ def check_metric(project: Project, metric: MetricConfig | str,
     except duckdb.Error as exc:
         raise _duckdb_failure(config, exc) from None
     finally:
-        release_source(con)
+        release_source(con, source)
     return infer_shape(columns, config)
 
 
@@ -828,6 +828,6 @@ def preview_metric(project: Project, config: MetricConfig, limit: int = 200,
     finally:
         if control is not None:
             control.attach(None)
-        release_source(con)
+        release_source(con, source)
     return Preview(window=window, shape=staged.shape, columns=columns, rows=tuple(rows),
                    total_rows=int(total[0]) if total else 0, warnings=staged.warnings)

@@ -209,6 +209,9 @@ def _scrub(message: str, secret: str | None) -> str:
     return re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", message)
 
 
+_STOP: Any = object()  # tells the background thread of _SpareConnections to end
+
+
 class _SpareConnections:
     """Fresh, empty in-memory DuckDB databases made ahead of time, and used ones closed, off the
     path of a pull.
@@ -224,7 +227,7 @@ class _SpareConnections:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ready: list[duckdb.DuckDBPyConnection] = []
-        self._used: queue.SimpleQueue[duckdb.DuckDBPyConnection | None] = queue.SimpleQueue()
+        self._used: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
     @staticmethod
@@ -254,6 +257,8 @@ class _SpareConnections:
     def _work(self) -> None:
         while True:
             con = self._used.get()
+            if con is _STOP:
+                return
             if con is not None:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
@@ -267,10 +272,16 @@ class _SpareConnections:
                     self._ready.append(fresh)
 
     def close_all(self) -> None:
-        """Close every database still open here (at exit)."""
+        """Stop the background thread and close every database still open here (at exit, so
+        that no database is being made or closed while the process ends)."""
+        with self._lock:
+            worker = self._worker
+        if worker is not None and worker.is_alive():
+            self._used.put(_STOP)
+            worker.join(timeout=30)
         while not self._used.empty():
             con = self._used.get_nowait()
-            if con is not None:
+            if con is not None and con is not _STOP:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
         with self._lock:
@@ -283,8 +294,16 @@ _spares = _SpareConnections()
 atexit.register(_spares.close_all)
 
 
-def release_source(con: duckdb.DuckDBPyConnection) -> None:
-    """Give back a connection from connect_source: it is closed soon, off the caller's path."""
+def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> None:
+    """Give back a connection from connect_source.
+
+    A database source is detached at once (a file is free for its writers, a server connection
+    closed, when this returns); the in-memory database itself is closed soon, off the caller's
+    path.
+    """
+    if source.type not in ("parquet", "csv"):
+        with contextlib.suppress(duckdb.Error):
+            con.execute(f"USE memory; DETACH {quote_identifier(source.name)}")
     _spares.give_back(con)
 
 
@@ -384,7 +403,7 @@ def describe_schema(source: SourceConfig, environ: Mapping[str, str] | None = No
     except duckdb.Error as exc:
         raise PullError(f"source {source.name}: {clean_duckdb_message(str(exc))}") from None
     finally:
-        release_source(con)
+        release_source(con, source)
     out = []
     for schema, table, column, kind in rows:
         name = table if schema in ("main", "public", None) else f"{schema}.{table}"
