@@ -363,3 +363,19 @@ def test_a_new_metric_starts_from_the_sources_time_column(qtbot, window, tmp_pat
     qtbot.waitUntil(lambda: "FROM orders" in editor.sql.toPlainText(), timeout=10000)
     assert "date_trunc('day', ordered_at) AS bucket" in editor.sql.toPlainText()
     assert "ordered_at >= $window_start AND ordered_at < $window_end" in editor.sql.toPlainText()
+
+
+def test_the_app_can_paint_for_as_long_as_it_runs(qtbot, window, tmp_path):
+    """Painting must not eat references to None: on Python 3.11 a binding with that fault
+    (PySide6 6.12.0 drops one per call of a method returning nothing) aborts the app with
+    "deallocating None" after a few hundred frames."""
+    store, project = _store_with_history(tmp_path)
+    store.close()
+    assert window.open_project(project.path)
+    window.resize(1000, 700)
+    qtbot.waitUntil(lambda: window.chart._data is not None, timeout=10000)
+    window.grab()
+    before = sys.getrefcount(None)
+    for _ in range(20):
+        window.grab()
+    assert sys.getrefcount(None) >= before - 50
