@@ -296,6 +296,22 @@ def test_the_source_file_is_free_for_its_writers_when_a_pull_returns(write_proje
             edit(shop, "UPDATE orders SET amount = amount + 1")
 
 
+def test_chart_data_is_in_bucket_order_whatever_order_pulls_stored_it(write_project, shop):
+    edit(shop, "INSERT INTO orders VALUES (5, '2026-10-20 10:00', 'DE', 3.0), "
+               "(6, '2026-10-18 10:00', 'DE', 4.0), (7, '2026-10-27 10:00', 'DE', 2.0)")
+    project = load_project(write_project())
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store, as_of=AS_OF)  # the newest week first
+        backfill(project, "daily_orders", store, ts("2026-10-17"), ts("2026-10-24"))
+        history = sorted((r.bucket, r.value) for r in store.history("daily_orders")
+                         if r.measure == "revenue" and r.dims == {"country": "DE"})
+        for run in (None, store.runs(limit=1)[0].id):
+            data = store.chart_data("daily_orders", "revenue", {"country": "DE"}, as_of_run=run)
+            buckets = [b.astype("datetime64[us]").item() for b in data["bucket"]]
+            assert buckets == [b for b, _ in history]
+            assert list(data["value"]) == [v for _, v in history]
+
+
 def test_cancel_before_commit_leaves_nothing(write_project, shop):
     project = load_project(write_project())
     control = PullControl()

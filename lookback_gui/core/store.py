@@ -790,7 +790,7 @@ class Store:
                     "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
                     " coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
                     " run_id AS last_run, removed, partial FROM current"
-                    " WHERE metric = ? AND measure = ? AND dims = ? ORDER BY bucket",
+                    " WHERE metric = ? AND measure = ? AND dims = ?",
                     [metric, measure, dims_text]).fetchnumpy()
             else:
                 data = cur.execute(
@@ -812,7 +812,15 @@ class Store:
                     """, [metric, measure, dims_text, as_of_run]).fetchnumpy()
         finally:
             cur.close()
-        return {k: np.asarray(v) for k, v in data.items()}
+        arrays = {k: np.asarray(v) for k, v in data.items()}
+        # the latest values are sorted here rather than by DuckDB: they come nearly in bucket
+        # order (as the pulls stored them), which a stable sort handles in a fraction of the
+        # time of ORDER BY
+        buckets = arrays["bucket"].astype("datetime64[us]").view(np.int64)
+        if len(buckets) > 1 and not bool(np.all(buckets[1:] >= buckets[:-1])):
+            order = np.argsort(buckets, kind="stable")
+            arrays = {k: v[order] for k, v in arrays.items()}
+        return arrays
 
     def schema_changes(self, metric: str) -> list[tuple[int, datetime, Mapping[str, Any]]]:
         """(run, as_of, change) of every run of ``metric`` that changed its measures."""
