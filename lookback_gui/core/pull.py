@@ -547,10 +547,10 @@ def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, wi
         staged = _query_and_stage(con, config, source, query, window, control, previous_rows,
                                   store, known, staging_dir)
     except BaseException:
+        control.attach(None)
         release_source(con, source)
         raise
-    finally:
-        control.attach(None)
+    control.attach(None)  # before the connection is given back: nothing may reach it then
     held.callback(release_source, con, source)
     return staged
 

@@ -278,7 +278,7 @@ class _SpareConnections:
             worker = self._worker
         if worker is not None and worker.is_alive():
             self._used.put(_STOP)
-            worker.join(timeout=30)
+            worker.join(timeout=5)  # a database still busy is not worth a hung exit
         while not self._used.empty():
             con = self._used.get_nowait()
             if con is not None and con is not _STOP:
