@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import psutil
 import pytest
 
@@ -310,6 +311,37 @@ def test_chart_data_is_in_bucket_order_whatever_order_pulls_stored_it(write_proj
             buckets = [b.astype("datetime64[us]").item() for b in data["bucket"]]
             assert buckets == [b for b, _ in history]
             assert list(data["value"]) == [v for _, v in history]
+
+
+def test_chart_series_holds_the_details_of_marked_buckets_only(write_project, shop):
+    project = load_project(write_project())
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store, as_of=AS_OF)
+        edit(shop, "UPDATE orders SET amount = 99 WHERE order_id = 3; "
+                   "DELETE FROM orders WHERE order_id = 4")
+        run_pull(project, "daily_orders", store, as_of=AS_OF)
+        for run in (None, 1):
+            for dims in ({"country": "DE"}, {"country": "FR"}):
+                full = store.chart_data("daily_orders", "revenue", dims, as_of_run=run)
+                thin = store.chart_series("daily_orders", "revenue", dims, as_of_run=run)
+                np.testing.assert_array_equal(thin["bucket"], full["bucket"])
+                np.testing.assert_array_equal(thin["value"], full["value"])
+                marked = np.flatnonzero((full["versions"] > 1) | full["partial"])
+                np.testing.assert_array_equal(thin["marked"], marked)
+                for name in ("first_value", "versions", "last_run", "removed", "partial"):
+                    np.testing.assert_array_equal(thin[name], full[name][marked], err_msg=name)
+                plain = np.setdiff1d(np.arange(len(full["bucket"])), marked)
+                assert (full["versions"][plain] == 1).all()
+                np.testing.assert_array_equal(full["first_value"][plain], full["value"][plain])
+                if run is None:
+                    for bucket, last in zip(full["bucket"], full["last_run"], strict=True):
+                        assert store.bucket_run("daily_orders", "revenue", dims,
+                                                bucket.astype("datetime64[us]").item()) == last
+        # latest: the revised FR bucket and the removed DE one are marked; DE 10-25 is plain
+        fr = store.chart_series("daily_orders", "revenue", {"country": "FR"})
+        assert list(fr["versions"]) == [2] and fr["first_value"][0] == 7.5
+        de = store.chart_series("daily_orders", "revenue", {"country": "DE"})
+        assert list(de["marked"]) == [1] and list(de["removed"]) == [True]
 
 
 def test_cancel_before_commit_leaves_nothing(write_project, shop):

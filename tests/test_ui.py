@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
@@ -121,7 +122,7 @@ def test_editor_flow_new_source_metric_preview_save_run_chart(qtbot, window, tmp
     qtbot.waitUntil(lambda: chart.measure_box.findText("orders") >= 0, timeout=10000)
     with qtbot.waitSignal(chart.loaded, timeout=20000,
                           check_params_cb=lambda d: d.measure == "orders"
-                          and int(d.arrays["versions"].max()) == 2):
+                          and int(d.arrays["versions"].max(initial=1)) == 2):
         if chart.measure_box.currentText() == "orders":
             chart.reload()
         else:
@@ -379,3 +380,103 @@ def test_the_app_can_paint_for_as_long_as_it_runs(qtbot, window, tmp_path):
     for _ in range(20):
         window.grab()
     assert sys.getrefcount(None) >= before - 50
+
+
+def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, window, tmp_path):
+    import csv
+
+    from lookback_gui.ui.chart import write_series_csv
+
+    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0),
+                                           (2, ts("2026-10-26T10:00"), "DE", 4.0)])
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T12:00"))
+        con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+        con.execute("INSERT INTO orders VALUES (3, '2026-10-26 11:00', 'DE', 1.0)")
+        con.close()
+        run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"))
+    assert window.open_project(path)
+    chart = window.chart
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
+                    timeout=10000)
+    data = chart._data
+    tips = [chart._tip(0, 0, i) for i in range(len(data.arrays["bucket"]))]
+    assert "versions: 1, run 1" in tips[0]  # 2026-10-25: stored by run 1, never revised
+    assert "versions: 2, last revised by run 2" in tips[1]
+
+    out = tmp_path / "series.csv"
+    with qtbot.waitSignal(window.bridge._finished, timeout=10000):
+        window.bridge.submit("export", lambda: write_series_csv(window.store, data, str(out)),
+                             lambda rows: None)
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["bucket"], r["versions"], r["last_run"]) for r in rows] == [
+        ("2026-10-25 00:00:00", "1", "1"), ("2026-10-26 00:00:00", "2", "2")]
+    first, latest = {"revenue": ("4.0", "5.0"), "orders": ("1.0", "2.0")}[data.measure]
+    assert (rows[1]["first_value"], rows[1]["value"]) == (first, latest)
+
+
+def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed_in(
+        qtbot, window, tmp_path):
+    from lookback_gui.ui.chart import (
+        MARKER_SIZE_PX,
+        MAX_MARKERS,
+        MAX_PLAIN_POINTS,
+    )
+
+    minutes = 40_000
+    con = duckdb.connect(str(tmp_path / "clicks.duckdb"))
+    con.execute("CREATE TABLE clicks AS SELECT TIMESTAMP '2026-09-01' + to_minutes(i) AS ts, "
+                "(i % 97)::DOUBLE AS v FROM range(?) t(i)", [minutes])
+    con.close()
+    sql = ("SELECT date_trunc('minute', ts) AS bucket, sum(v) AS v FROM clicks "
+           "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text(source='type = "duckdb"\npath = "clicks.duckdb"', sql=sql,
+                                 metric="clicks", grain="minute", lookback=f'"{minutes}m"',
+                                 extra="complete_buckets_only = true"))
+    project = load_project(path)
+    end = ts("2026-09-01") + (ts("2026-09-02") - ts("2026-09-01")) * minutes / 1440
+    with Store(project.store_path) as store:
+        assert run_pull(project, "clicks", store, as_of=end).new == minutes
+        con = duckdb.connect(str(tmp_path / "clicks.duckdb"))
+        con.execute("UPDATE clicks SET v = v + 1 WHERE minute(ts) % 10 = 3")  # 10 % revised
+        con.close()
+        assert run_pull(project, "clicks", store, as_of=end).revised == minutes // 10
+    assert window.open_project(path)
+    window.resize(1200, 800)
+    chart = window.chart
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
+                    timeout=10000)
+    view = chart.plot.getViewBox()
+
+    def pixels(xs, ys) -> np.ndarray:
+        (x0, x1), (y0, y1) = view.viewRange()
+        return np.column_stack([(np.asarray(xs) - x0) / (x1 - x0) * view.width(),
+                                (np.asarray(ys) - y0) / (y1 - y0) * view.height()])
+
+    # the whole series: 4,000 revised buckets are more than fit; the markers shown are fewer
+    # but leave none of them uncovered: each lies within a marker's size of a marker shown
+    qtbot.wait(200)  # the markers follow the view's final range
+    shown = chart.revised_points.points()
+    assert 0 < len(shown) <= MAX_MARKERS
+    drawn = pixels([p.pos().x() for p in shown], [p.pos().y() for p in shown])
+    a = chart._data.arrays
+    revised = a["marked"][a["versions"] > 1]
+    every = pixels(chart._data.drawing.x[revised], a["value"][revised])
+    nearest = np.abs(every[:, None, :] - drawn[None, :, :]).max(axis=2).min(axis=1)
+    assert nearest.max() <= MARKER_SIZE_PX
+    assert len(chart.plain_points.points()) == 0  # 40,000 plain buckets: the curve shows them
+
+    # the last 100 minutes: every bucket in view has its marker, the plain ones a dot
+    x = chart._data.drawing.x
+    with qtbot.waitSignal(view.sigRangeChanged, timeout=5000):
+        view.setXRange(float(x[-100]), float(x[-1]), padding=0)
+    qtbot.waitUntil(lambda: len(chart.revised_points.points()) == 10, timeout=5000)
+    assert MAX_PLAIN_POINTS >= 100
+    assert len(chart.plain_points.points()) == 90
+    tips = [chart._tip(0, 0, p.data()) for p in chart.revised_points.points()]
+    assert all("versions: 2, last revised by run 2" in t for t in tips)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import RunRecord, Store
 from lookback_gui.core.windows import add_buckets
@@ -37,7 +38,13 @@ REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
 REMOVED_PEN = pg.mkPen("#c62828", width=2)
 PARTIAL_PEN = pg.mkPen("#1565c0", width=2)
-MAX_PLAIN_POINTS = 2000
+MAX_PLAIN_POINTS = 2000  # plain buckets get a dot when at most this many are in view
+# More markers of one kind than this in view are thinned to one per MARKER_CELL_PX square of
+# the screen: they overlap there anyway, and every marker costs the GUI thread time.
+MAX_MARKERS = 2000
+MARKER_CELL_PX = 3
+MARKER_SIZE_PX = 12
+GRID_PEN = pg.mkPen("#e3e3e3")  # opaque: alpha-blended grid lines cost Qt ~10 ms a frame
 CURVE_PEN = pg.mkPen("#1565c0", width=2)
 # Beyond this many buckets the curve is drawn downsampled, a dense band either way; a pen wider
 # than one pixel would cost Qt's raster engine about 14 ms more per frame there.
@@ -45,9 +52,33 @@ THICK_CURVE_UP_TO = 20_000
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
 
 
+def write_series_csv(store: Store, data: ChartData, path: str) -> int:
+    """Write the series ``data`` shows to ``path`` as CSV, one row per bucket; returns the rows.
+
+    Runs on a worker: a long series takes seconds."""
+    a = store.chart_data(data.metric, data.measure, data.dims, data.as_of_run)
+    series = fmt_series(data.dims)
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["bucket", "series", "measure", "value", "first_value", "versions",
+                             "last_run", "removed", "partial"])
+            for bucket, value, first, versions, run, removed, partial in zip(
+                    np.datetime_as_string(a["bucket"], unit="s"), a["value"].tolist(),
+                    a["first_value"].tolist(), a["versions"].tolist(), a["last_run"].tolist(),
+                    a["removed"].tolist(), a["partial"].tolist(), strict=True):
+                writer.writerow([bucket.replace("T", " "), series, data.measure,
+                                 "" if value != value else value, "" if first != first else first,
+                                 versions, run, removed, partial])
+    except OSError as exc:
+        raise LookbackError(f"{path}: {exc.strerror}") from None
+    return len(a["bucket"])
+
+
 @dataclass(frozen=True)
 class ChartData:
-    """What one chart draw needs, loaded off the GUI thread."""
+    """What one chart draw needs, loaded off the GUI thread; ``arrays`` as Store.chart_series
+    gives them (the details of marked buckets only)."""
 
     metric: str
     measure: str
@@ -58,11 +89,98 @@ class ChartData:
     provisional_label: str = "provisional (inside the lookback)"
     schema_changes: list[tuple[float, str]] = field(default_factory=list)
     as_of_run: int | None = None
+    drawing: Drawing | None = None
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What the GUI thread draws of one series, computed on the worker that loaded it.
+
+    Attributes:
+        x: bucket times as epoch seconds (ascending).
+        marks: per marker kind (revised, partial, removed), the bucket indices it marks and
+            their x and y (a removed bucket sits at its first reported value).
+        y_range: the lowest and highest finite value drawn, markers included.
+        revised: how many buckets are revised; removed: how many are removed.
+    """
+
+    x: np.ndarray
+    marks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    y_range: tuple[float, float]
+    revised: int
+    removed: int
+
+
+def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
+    x = epoch_seconds(arrays["bucket"])
+    value, marked = arrays["value"], arrays["marked"]
+    removed, partial = arrays["removed"], arrays["partial"]
+    revised = (arrays["versions"] > 1) & ~removed
+    marks = {}
+    for kind, mask in (("revised", revised & ~partial), ("partial", partial & ~removed),
+                       ("removed", removed)):
+        where = marked[mask]
+        ys = arrays["first_value"][mask] if kind == "removed" else value[where]
+        marks[kind] = (where, x[where], np.nan_to_num(ys))
+    # the range of every value and first value (a plain bucket's first value is its value)
+    low, high = np.nanmin(value, initial=np.inf), np.nanmax(value, initial=-np.inf)
+    firsts = np.concatenate([arrays["first_value"], marks["removed"][2]])
+    low = min(low, np.nanmin(firsts, initial=np.inf))
+    high = max(high, np.nanmax(firsts, initial=-np.inf))
+    y_range = (float(low), float(high)) if low <= high else (0.0, 1.0)
+    return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()))
+
+
+def bucket_detail(arrays: dict[str, np.ndarray], i: int) -> tuple[float, int, int, bool, bool]:
+    """first value, versions, last run (-1: not loaded), removed, partial of bucket ``i``."""
+    marked = arrays["marked"]
+    j = int(np.searchsorted(marked, i))
+    if j < len(marked) and int(marked[j]) == i:
+        return (float(arrays["first_value"][j]), int(arrays["versions"][j]),
+                int(arrays["last_run"][j]), bool(arrays["removed"][j]), bool(arrays["partial"][j]))
+    return float(arrays["value"][i]), 1, -1, False, False
+
+
+def first_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The first reported value of every bucket."""
+    first = arrays["value"].copy()
+    first[arrays["marked"]] = arrays["first_value"]
+    return first
+
+
+def thin_markers(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
+                 y_range: tuple[float, float], size_px: tuple[float, float]) -> np.ndarray:
+    """Positions (into ``x``, which ascends) of the markers to draw for a view: those in view;
+    if there are more than MAX_MARKERS, the first of each square of the screen, the squares
+    growing from MARKER_CELL_PX up to the size of a marker until at most MAX_MARKERS remain
+    (or the marker-sized squares are reached: markers there would overlap anyway)."""
+    lo, hi = np.searchsorted(x, x_range[0], "left"), np.searchsorted(x, x_range[1], "right")
+    chosen = np.arange(lo, hi)
+    if len(chosen) <= MAX_MARKERS:
+        return chosen
+    (x0, x1), (y0, y1) = x_range, y_range
+    with np.errstate(invalid="ignore"):
+        across = (x[chosen] - x0) / max(x1 - x0, 1e-12) * size_px[0]
+        down = (y[chosen] - y0) / max(y1 - y0, 1e-12) * size_px[1]
+    inside = np.isfinite(down) & (down >= 0) & (down < size_px[1])
+    chosen, across, down = chosen[inside], across[inside], down[inside]
+    cell_px = MARKER_CELL_PX
+    while True:
+        columns = max(1, int(size_px[0] / cell_px) + 1)
+        rows = max(1, int(size_px[1] / cell_px) + 1)
+        cell = (np.clip(across // cell_px, 0, columns - 1).astype(np.int64) * rows
+                + (down // cell_px).astype(np.int64))
+        first = np.full(columns * rows, -1, dtype=np.int64)
+        first[cell[::-1]] = chosen[::-1]  # the last write wins: the first marker of each cell
+        kept = np.sort(first[first >= 0])
+        if len(kept) <= MAX_MARKERS or cell_px >= MARKER_SIZE_PX:
+            return kept
+        cell_px *= 2
 
 
 def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
     """Naive local bucket times as seconds, drawn as-is by an axis with no UTC offset."""
-    return buckets.astype("datetime64[us]").astype(np.int64) / 1e6
+    return buckets.astype("datetime64[us]", copy=False).view(np.int64) / 1e6
 
 
 def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
@@ -76,7 +194,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     if dims is None or measure is None or (dims, measure) not in [(d, m) for d, m, _ in series]:
         of_measure = [s for s in series if s[1] == measure] or series
         dims, measure, _ = of_measure[0]
-    arrays = store.chart_data(metric, measure, dims, as_of_run=as_of_run)
+    arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run)
     runs = store.runs(metric=metric, status="succeeded", limit=1) if as_of_run is None else \
         [store.run(as_of_run)]
     provisional = None
@@ -96,8 +214,9 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
             continue
         text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
+    drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
-                     as_of_run)
+                     as_of_run, drawing)
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
@@ -163,11 +282,14 @@ class ChartWidget(QWidget):
         self.axis.utcOffset = 0  # buckets are wall-clock times of the metric's zone
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
         self.plot.setAccessibleName("Metric chart")
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.showGrid(x=True, y=True)
         self.plot.setBackground(None)
         self.plot.getAxis("left").setWidth(72)
-        for side in ("bottom", "left"):  # major and minor ticks: enough, and cheaper to draw
-            self.plot.getAxis(side).setStyle(maxTickLevel=1)
+        for side in ("bottom", "left"):  # major and minor ticks, an opaque light grid
+            axis = self.plot.getAxis(side)
+            axis.setStyle(maxTickLevel=1, tickAlpha=255)
+            axis.setTickPen(GRID_PEN)
+            axis.setZValue(-200)  # below the plot's items (the view box is at -100)
         self.curve = self.plot.plot(name="current", pen=CURVE_PEN)
         self.curve.setClipToView(True)
         self.curve.setDownsampling(auto=True, method="peak")
@@ -179,13 +301,13 @@ class ChartWidget(QWidget):
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=5,
             pen=pg.mkPen(None), brush=NORMAL)
         self.revised_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="d", size=12,
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="d", size=MARKER_SIZE_PX,
             pen=pg.mkPen("#bf360c"), brush=REVISED, name="revised")
         self.partial_points = pg.ScatterPlotItem(
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=11,
             pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial")
         self.removed_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="x", size=12,
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="x", size=MARKER_SIZE_PX,
             pen=REMOVED_PEN, brush=pg.mkBrush("#c62828"), name="removed")
         self.marker_items = (self.plain_points, self.revised_points, self.partial_points,
                              self.removed_points)
@@ -196,8 +318,10 @@ class ChartWidget(QWidget):
         self.region.setZValue(-10)
         self.region.setVisible(False)
         self.plot.addItem(self.region)
+        # anchored at the region's right end: the region ends at the newest bucket, so a label
+        # that started at its left would run out of the plot whenever the region is narrow
         self.region_label = pg.TextItem("provisional (inside the lookback)", color="#8d6e00",
-                                        anchor=(0, 0))
+                                        anchor=(1, 0))
         self.plot.addItem(self.region_label)
         self.region_label.setVisible(False)
         self._markers: list[pg.InfiniteLine] = []
@@ -210,7 +334,10 @@ class ChartWidget(QWidget):
         self.measure_box.currentIndexChanged.connect(self._measure_changed)
         self.series_box.currentIndexChanged.connect(self._selection_changed)
         self.as_of_box.currentIndexChanged.connect(self._selection_changed)
-        self.first_line.toggled.connect(self.first_curve.setVisible)
+        self.first_line.toggled.connect(self._first_line_toggled)
+        self._place_later = QTimer(self, singleShot=True, interval=40)
+        self._place_later.timeout.connect(self._place_markers)
+        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._place_later.start())
         self.export_png.clicked.connect(self._export_png)
         self.export_csv.clicked.connect(self._export_csv)
 
@@ -292,19 +419,23 @@ class ChartWidget(QWidget):
     # -- drawing --------------------------------------------------------------------------
 
     def _failed(self, message: str) -> None:
+        self._data = None
         self._clear(f"cannot load the chart: {message}")
 
     def _tip(self, x: float, y: float, data: Any) -> str:
         """The tooltip of the bucket at index ``data`` of the series shown."""
-        if self._data is None or data is None or not self._data.arrays:
+        if self._data is None or data is None or self._data.drawing is None:
             return ""
         a, i = self._data.arrays, int(data)
         label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
         label = label.removesuffix(" 00:00:00").removesuffix(":00")
+        first, versions, last_run, removed, partial = bucket_detail(a, i)
+        if last_run < 0 and self._store is not None:  # a plain bucket: loaded without its run
+            bucket = a["bucket"][i].astype("datetime64[us]").item()
+            last_run = self._store.bucket_run(self._data.metric, self._data.measure,
+                                              self._data.dims, bucket) or 0
         return describe_point(label, self._data.dims, self._data.measure, float(a["value"][i]),
-                              float(a["first_value"][i]), int(a["versions"][i]),
-                              int(a["last_run"][i]), bool(a["removed"][i]),
-                              bool(a["partial"][i]))
+                              first, versions, last_run, removed, partial)
 
     def marker_tips(self) -> list[str]:
         """The tooltips of every marked bucket (revised, partial, removed) now shown."""
@@ -337,28 +468,23 @@ class ChartWidget(QWidget):
         if index >= 0:
             self.series_box.setCurrentIndex(index)
         self._updating = False
-        if not data.arrays or len(data.arrays["bucket"]) == 0:
+        drawing = data.drawing
+        if drawing is None:
             self._clear("no values yet: run a pull (Ctrl+R)")
             self.loaded.emit(data)
             return
-        a = data.arrays
-        x = epoch_seconds(a["bucket"])
-        value, first = a["value"], a["first_value"]
-        removed, partial, versions = a["removed"], a["partial"], a["versions"]
-        revised = (versions > 1) & ~removed
-        self.curve.setPen(CURVE_PEN if len(x) <= THICK_CURVE_UP_TO else THIN_CURVE_PEN)
-        self.curve.setData(x, value, connect="finite")
-        self.first_curve.setData(x, first, connect="finite")
-        plain = ~(revised | removed | partial)
-        if len(x) > MAX_PLAIN_POINTS:
-            plain[:] = False  # the curve shows them; markers only where something happened
-        shown_first = np.where(np.isfinite(first), first, 0.0)
-        for item, mask, ys in ((self.plain_points, plain, value),
-                               (self.revised_points, revised & ~partial, value),
-                               (self.partial_points, partial & ~removed, value),
-                               (self.removed_points, removed, shown_first)):
-            where = np.flatnonzero(mask)
-            item.setData(x=x[where], y=ys[where], data=where)
+        a, x = data.arrays, drawing.x
+        # the view takes the series' range first and the curve its data after, so that a long
+        # curve is downsampled once, for that range (each change of range or style of a curve
+        # with data would downsample it again)
+        self.curve.setData([], [])
+        self.plot.getViewBox().setRange(xRange=(float(x[0]), float(x[-1])),
+                                        yRange=drawing.y_range)
+        self.curve.setData(x, a["value"], connect="finite",
+                           pen=CURVE_PEN if len(x) <= THICK_CURVE_UP_TO else THIN_CURVE_PEN)
+        self._show_first_line()
+        # the whole series first; once the view has its range, _place_markers runs again
+        self._place_markers((float(x[0]), float(x[-1])), drawing.y_range)
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
@@ -371,20 +497,57 @@ class ChartWidget(QWidget):
         if data.provisional:
             self.region.setRegion(data.provisional)
             self.region.setVisible(True)
-            finite = value[np.isfinite(value)]
-            top = float(finite.max()) if len(finite) else 0.0
             self.region_label.setText(data.provisional_label)
-            self.region_label.setPos(data.provisional[0], top)
+            self.region_label.setPos(data.provisional[1], drawing.y_range[1])
             self.region_label.setVisible(True)
         else:
             self.region.setVisible(False)
             self.region_label.setVisible(False)
-        self.plot.enableAutoRange()
+        # the items learn the view's new transform now rather than while the first frame is
+        # painted, which would make Qt paint the whole plot a second time straight after
+        self.plot.getViewBox().updateMatrix()
         when = "latest" if data.as_of_run is None else f"as known after run {data.as_of_run}"
         self.status.setText(
-            f"{len(x)} buckets, {int(revised.sum())} revised, {int(removed.sum())} removed "
+            f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
             f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history.")
         self.loaded.emit(data)
+
+    def _place_markers(self, x_range: tuple[float, float] | None = None,
+                       y_range: tuple[float, float] | None = None) -> None:
+        """Set the markers for the view (its current range unless given): those in view,
+        thinned where they would pile up; plain buckets get a dot only when few are in view."""
+        drawing = self._data.drawing if self._data is not None else None
+        if drawing is None:
+            return
+        view = self.plot.getViewBox()
+        if x_range is None or y_range is None:
+            (x0, x1), (y0, y1) = view.viewRange()
+            x_range, y_range = (x0, x1), (y0, y1)
+        size = (view.width() or 1000.0, view.height() or 600.0)
+        lo, hi = np.searchsorted(drawing.x, x_range[0]), np.searchsorted(drawing.x, x_range[1], "right")
+        if hi - lo <= MAX_PLAIN_POINTS:
+            a = self._data.arrays if self._data is not None else {}
+            where = np.setdiff1d(np.arange(lo, hi), a["marked"], assume_unique=True)
+            self.plain_points.setData(x=drawing.x[where], y=a["value"][where], data=where)
+        else:
+            self.plain_points.setData(x=[], y=[])
+        for item, kind in zip(self.marker_items[1:], ("revised", "partial", "removed"),
+                              strict=True):
+            where, xs, ys = drawing.marks[kind]
+            chosen = thin_markers(xs, ys, x_range, y_range, size)
+            item.setData(x=xs[chosen], y=ys[chosen], data=where[chosen])
+
+    def _first_line_toggled(self, shown: bool) -> None:
+        self.first_curve.setVisible(shown)
+        self._show_first_line()
+
+    def _show_first_line(self) -> None:
+        """The first-reported line costs a million-point curve: set only while it is shown."""
+        if self.first_line.isChecked() and self._data is not None and self._data.drawing:
+            self.first_curve.setData(self._data.drawing.x, first_values(self._data.arrays),
+                                     connect="finite")
+        else:
+            self.first_curve.setData([], [])
 
     # -- export ---------------------------------------------------------------------------
 
@@ -394,23 +557,13 @@ class ChartWidget(QWidget):
             self.plot.grab().save(path)
 
     def _export_csv(self) -> None:
-        if self._data is None or not self._data.arrays:
+        if self._data is None or self._data.drawing is None:
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export series", "series.csv", "CSV (*.csv)")
-        if path:
-            self.write_csv(path)
-
-    def write_csv(self, path: str) -> None:
-        assert self._data is not None
-        a = self._data.arrays
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["bucket", "series", "measure", "value", "first_value", "versions",
-                             "last_run", "removed", "partial"])
-            for i in range(len(a["bucket"])):
-                writer.writerow([str(a["bucket"][i]).replace("T", " "), fmt_series(self._data.dims),
-                                 self._data.measure,
-                                 "" if not np.isfinite(a["value"][i]) else a["value"][i],
-                                 "" if not np.isfinite(a["first_value"][i]) else a["first_value"][i],
-                                 int(a["versions"][i]), int(a["last_run"][i]),
-                                 bool(a["removed"][i]), bool(a["partial"][i])])
+        if path and self._store is not None:
+            store, data = self._store, self._data
+            self.status.setText(f"exporting to {path}…")
+            self._bridge.submit(
+                "export", lambda: write_series_csv(store, data, path),
+                lambda rows: self.status.setText(f"exported {rows} buckets to {path}"),
+                lambda message: self.status.setText(f"cannot export to {path}: {message}"))

@@ -329,45 +329,83 @@ def chart_store(folder: Path, points: int) -> tuple[Store, object]:
                          lookback='"60m"')
     project = parse_project(path.read_text(), path)
     store = Store(project.store_path)
-    if not store.series("m"):
-        cur = store.cursor()
+    cur = store.cursor()
+    if not cur.execute("SELECT count(*) FROM current").fetchone()[0]:
         cur.execute(
             "INSERT INTO current SELECT 'm', '{}', 'v', TIMESTAMP '2024-01-01' + to_minutes(i), "
             "(i % 1440)::DOUBLE + sin(i), false, i > $n * 0.999, 1, (i % 1440)::DOUBLE, 1, "
             "CASE WHEN i > $n * 0.99 THEN 2 ELSE 1 END FROM range($n) t(i)", {"n": points})
-        cur.close()
+    cur.close()
     return store, project.metrics["m"]
 
 
 def bench_gui_chart(folder: Path, points: int) -> tuple[Row, Row]:
+    """The chart asked to show a 1M-point series: the longest GUI-thread stall from the request
+    through loading (on a worker), drawing and the first painted frame; and the time from the
+    request to that first frame (median of three fresh charts)."""
+    from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+    from PySide6.QtWidgets import QApplication
+
     from lookback_gui.ui.bridge import Bridge
-    from lookback_gui.ui.chart import ChartWidget, load_chart
+    from lookback_gui.ui.chart import ChartWidget
 
     app = _app()
     store, config = chart_store(folder, points)
     bridge = Bridge()
-    chart = ChartWidget(bridge)
-    chart.resize(1200, 700)
-    chart.show()
 
-    def work(quit_loop: Callable[[], None]) -> None:
-        chart.loaded.connect(lambda _: quit_loop())
+    def fresh_chart() -> ChartWidget:
+        chart = ChartWidget(bridge)
+        chart.resize(1200, 700)
+        chart.show()
+        QApplication.processEvents()  # the empty chart's own first paint is not part of it
+        return chart
+
+    def show_series(chart: ChartWidget, done: Callable[[], None]) -> None:
+        """Ask ``chart`` for the series; call ``done`` once Qt has painted its first frame."""
+        class FirstPaint(QObject):
+            def eventFilter(self, _watched: QObject, event: QEvent) -> bool:
+                if event.type() == QEvent.Type.Paint and loaded[0] and not fired[0]:
+                    fired[0] = True
+                    QTimer.singleShot(0, done)  # runs once this paint has finished
+                return False
+
+        loaded, fired = [False], [False]
+
+        def on_loaded(data: Any) -> None:
+            assert data.drawing is not None and len(data.drawing.x) == points
+            loaded[0] = True
+
+        watcher = FirstPaint(chart)
+        chart.plot.viewport().installEventFilter(watcher)
+        chart.loaded.connect(on_loaded)
         chart.set_metric(store, config, [])
 
+    chart = fresh_chart()
+    finished = [False]
+
+    def work(quit_loop: Callable[[], None]) -> None:
+        def then() -> None:
+            finished[0] = True
+            QTimer.singleShot(100, quit_loop)  # and the beats just after it
+        show_series(chart, then)
+
     gap = heartbeat(work)
-    data = load_chart(store, "m", "v", {}, None, config)
+    assert finished[0]
+    chart.close()
     frames = []
     for _ in range(3):
+        chart = fresh_chart()
+        loop = QEventLoop()
         start = time.perf_counter()
-        chart._draw(data)
-        chart.plot.grab()
+        show_series(chart, loop.quit)
+        loop.exec()
         frames.append(time.perf_counter() - start)
+        chart.close()
     first = statistics.median(frames)
-    chart.close()
     bridge.shutdown()
     store.close()
     del app
-    return (Row("gui_heartbeat_chart", gap, 0.010, gap / 0.010, "<= 5", gap / 0.010 <= 5),
+    return (Row("gui_heartbeat_chart", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)", gap <= 0.050),
             Row("chart_first_frame", first, None, None, "<= 100 ms", first <= 0.100))
 
 
