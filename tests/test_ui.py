@@ -422,6 +422,7 @@ def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, windo
 def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed_in(
         qtbot, window, tmp_path):
     from lookback_gui.ui.chart import (
+        ENVELOPE_COLUMNS,
         MARKER_SIZE_PX,
         MAX_MARKERS,
         MAX_PLAIN_POINTS,
@@ -470,6 +471,11 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
     nearest = np.abs(every[:, None, :] - drawn[None, :, :]).max(axis=2).min(axis=1)
     assert nearest.max() <= MARKER_SIZE_PX
     assert len(chart.plain_points.points()) == 0  # 40,000 plain buckets: the curve shows them
+    # the curve holds a few points per pixel column, with every column's lowest and highest
+    curve_x, curve_y = chart.curve.getData()
+    assert len(curve_x) <= 2 * max(view.width(), ENVELOPE_COLUMNS) + 4
+    values = chart._data.arrays["value"]
+    assert (curve_y.min(), curve_y.max()) == (values.min(), values.max())
 
     # the last 100 minutes: every bucket in view has its marker, the plain ones a dot
     x = chart._data.drawing.x
@@ -478,5 +484,8 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
     qtbot.waitUntil(lambda: len(chart.revised_points.points()) == 10, timeout=5000)
     assert MAX_PLAIN_POINTS >= 100
     assert len(chart.plain_points.points()) == 90
+    curve_x, curve_y = chart.curve.getData()  # zoomed in: every bucket, one beyond each side
+    np.testing.assert_array_equal(curve_x, x[-101:])
+    np.testing.assert_array_equal(curve_y, values[-101:])
     tips = [chart._tip(0, 0, p.data()) for p in chart.revised_points.points()]
     assert all("versions: 2, last revised by run 2" in t for t in tips)

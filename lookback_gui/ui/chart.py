@@ -46,9 +46,11 @@ MARKER_CELL_PX = 3
 MARKER_SIZE_PX = 12
 GRID_PEN = pg.mkPen("#e3e3e3")  # opaque: alpha-blended grid lines cost Qt ~10 ms a frame
 CURVE_PEN = pg.mkPen("#1565c0", width=2)
-# Beyond this many buckets the curve is drawn downsampled, a dense band either way; a pen wider
-# than one pixel would cost Qt's raster engine about 14 ms more per frame there.
+# With more buckets in view than this the curve is drawn as its envelope (per pixel column the
+# lowest and highest value), a dense band either way; a pen wider than one pixel would cost Qt's
+# raster engine about 14 ms more per frame there.
 THICK_CURVE_UP_TO = 20_000
+ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
 
 
@@ -100,8 +102,9 @@ class Drawing:
         x: bucket times as epoch seconds (ascending).
         marks: per marker kind (revised, partial, removed), the bucket indices it marks and
             their x and y (a removed bucket sits at its first reported value).
-        y_range: the lowest and highest finite value drawn, markers included.
+        y_range: the lowest and highest value and first value.
         revised: how many buckets are revised; removed: how many are removed.
+        envelope: the curve of the whole series for a view ENVELOPE_COLUMNS pixels wide.
     """
 
     x: np.ndarray
@@ -109,6 +112,7 @@ class Drawing:
     y_range: tuple[float, float]
     revised: int
     removed: int
+    envelope: tuple[np.ndarray, np.ndarray]
 
 
 def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
@@ -128,7 +132,32 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     low = min(low, np.nanmin(firsts, initial=np.inf))
     high = max(high, np.nanmax(firsts, initial=-np.inf))
     y_range = (float(low), float(high)) if low <= high else (0.0, 1.0)
-    return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()))
+    envelope = curve_for_view(x, value, (float(x[0]), float(x[-1])), ENVELOPE_COLUMNS)
+    return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()), envelope)
+
+
+def curve_for_view(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
+                   columns: float) -> tuple[np.ndarray, np.ndarray]:
+    """The points to draw of the curve (x ascending) for a view of ``x_range`` that is
+    ``columns`` pixels wide: every point in view (and one beyond each side) when there are
+    few; else, per run of points, the lowest and highest value, which is all the eye can see of
+    a dense curve. A million points become a few thousand, and the GUI thread never has to
+    handle more."""
+    lo = max(int(np.searchsorted(x, x_range[0], "left")) - 1, 0)
+    hi = min(int(np.searchsorted(x, x_range[1], "right")) + 1, len(x))
+    width = max(int(columns), 1)
+    if hi - lo <= 2 * width:
+        return x[lo:hi], y[lo:hi]
+    step = (hi - lo) // width
+    rows = (hi - lo) // step
+    end = lo + rows * step
+    block = y[lo:end].reshape(rows, step)
+    with np.errstate(invalid="ignore"):  # a run of gaps (NaN) stays a gap
+        low, high = np.fmin.reduce(block, axis=1), np.fmax.reduce(block, axis=1)
+    xs = np.repeat(x[lo:end:step], 2)
+    ys = np.empty(2 * rows)
+    ys[0::2], ys[1::2] = low, high
+    return np.concatenate([xs, x[end:hi]]), np.concatenate([ys, y[end:hi]])
 
 
 def bucket_detail(arrays: dict[str, np.ndarray], i: int) -> tuple[float, int, int, bool, bool]:
@@ -291,8 +320,9 @@ class ChartWidget(QWidget):
             axis.setTickPen(GRID_PEN)
             axis.setZValue(-200)  # below the plot's items (the view box is at -100)
         self.curve = self.plot.plot(name="current", pen=CURVE_PEN)
-        self.curve.setClipToView(True)
-        self.curve.setDownsampling(auto=True, method="peak")
+        # the curves hold only what the view shows (see curve_for_view); this invisible item
+        # spans the whole series, so that "auto range" still shows all of it
+        self.extent = self.plot.plot(pen=pg.mkPen(0, 0, 0, 0))  # drawn, but not seen
         self.first_curve = self.plot.plot(
             name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine))
         self.first_curve.setVisible(False)
@@ -335,9 +365,10 @@ class ChartWidget(QWidget):
         self.series_box.currentIndexChanged.connect(self._selection_changed)
         self.as_of_box.currentIndexChanged.connect(self._selection_changed)
         self.first_line.toggled.connect(self._first_line_toggled)
-        self._place_later = QTimer(self, singleShot=True, interval=40)
-        self._place_later.timeout.connect(self._place_markers)
-        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._place_later.start())
+        self._fit_later = QTimer(self, singleShot=True, interval=15)  # a burst of zoom steps
+        self._fit_later.timeout.connect(self._fit_to_view)
+        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._fit_later.start())
+        self._first_values: np.ndarray | None = None
         self.export_png.clicked.connect(self._export_png)
         self.export_csv.clicked.connect(self._export_csv)
 
@@ -445,6 +476,7 @@ class ChartWidget(QWidget):
     def _clear(self, message: str) -> None:
         self.curve.setData([], [])
         self.first_curve.setData([], [])
+        self.extent.setData([], [])
         for item in self.marker_items:
             item.setData(x=[], y=[])
         self.region.setVisible(False)
@@ -473,18 +505,15 @@ class ChartWidget(QWidget):
             self._clear("no values yet: run a pull (Ctrl+R)")
             self.loaded.emit(data)
             return
-        a, x = data.arrays, drawing.x
-        # the view takes the series' range first and the curve its data after, so that a long
-        # curve is downsampled once, for that range (each change of range or style of a curve
-        # with data would downsample it again)
-        self.curve.setData([], [])
-        self.plot.getViewBox().setRange(xRange=(float(x[0]), float(x[-1])),
-                                        yRange=drawing.y_range)
-        self.curve.setData(x, a["value"], connect="finite",
-                           pen=CURVE_PEN if len(x) <= THICK_CURVE_UP_TO else THIN_CURVE_PEN)
-        self._show_first_line()
-        # the whole series first; once the view has its range, _place_markers runs again
-        self._place_markers((float(x[0]), float(x[-1])), drawing.y_range)
+        x = drawing.x
+        self._first_values = None
+        full = (float(x[0]), float(x[-1]))
+        self.extent.setData(list(full), list(drawing.y_range))
+        self.plot.getViewBox().setRange(xRange=full, yRange=drawing.y_range)
+        # the whole series first, from what the worker prepared; once the view has its final
+        # range and size, _fit_to_view follows it
+        self._show_curves(full, drawing.envelope)
+        self._place_markers(full, drawing.y_range)
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
@@ -506,6 +535,7 @@ class ChartWidget(QWidget):
         # the items learn the view's new transform now rather than while the first frame is
         # painted, which would make Qt paint the whole plot a second time straight after
         self.plot.getViewBox().updateMatrix()
+        self._fit_later.stop()  # the curves and markers were just set for this range
         when = "latest" if data.as_of_run is None else f"as known after run {data.as_of_run}"
         self.status.setText(
             f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
@@ -537,17 +567,35 @@ class ChartWidget(QWidget):
             chosen = thin_markers(xs, ys, x_range, y_range, size)
             item.setData(x=xs[chosen], y=ys[chosen], data=where[chosen])
 
-    def _first_line_toggled(self, shown: bool) -> None:
-        self.first_curve.setVisible(shown)
-        self._show_first_line()
+    def _fit_to_view(self) -> None:
+        """After the view moved or zoomed: its part of the curves, and its markers."""
+        if self._data is None or self._data.drawing is None:
+            return
+        (x0, x1), _ = self.plot.getViewBox().viewRange()
+        self._show_curves((x0, x1))
+        self._place_markers()
 
-    def _show_first_line(self) -> None:
-        """The first-reported line costs a million-point curve: set only while it is shown."""
-        if self.first_line.isChecked() and self._data is not None and self._data.drawing:
-            self.first_curve.setData(self._data.drawing.x, first_values(self._data.arrays),
+    def _show_curves(self, x_range: tuple[float, float],
+                     envelope: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """The current-value curve (``envelope`` if given) and, while it is shown, the
+        first-reported one, for the view ``x_range``."""
+        assert self._data is not None and self._data.drawing is not None
+        x, value = self._data.drawing.x, self._data.arrays["value"]
+        columns = self.plot.getViewBox().width() or ENVELOPE_COLUMNS
+        xs, ys = envelope if envelope is not None else curve_for_view(x, value, x_range, columns)
+        many = np.searchsorted(x, x_range[1]) - np.searchsorted(x, x_range[0]) > THICK_CURVE_UP_TO
+        self.curve.setData(xs, ys, connect="finite", pen=THIN_CURVE_PEN if many else CURVE_PEN)
+        if self.first_line.isChecked():
+            if self._first_values is None:
+                self._first_values = first_values(self._data.arrays)
+            self.first_curve.setData(*curve_for_view(x, self._first_values, x_range, columns),
                                      connect="finite")
         else:
             self.first_curve.setData([], [])
+
+    def _first_line_toggled(self, shown: bool) -> None:
+        self.first_curve.setVisible(shown)
+        self._fit_to_view()
 
     # -- export ---------------------------------------------------------------------------
 
