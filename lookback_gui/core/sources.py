@@ -267,7 +267,10 @@ class _SpareConnections:
             with self._lock:
                 short = len(self._ready) < self.KEEP
             if short:
-                fresh = self._new()
+                try:
+                    fresh = self._new()
+                except duckdb.Error:  # e.g. out of memory: the next pull makes its own
+                    continue
                 with self._lock:
                     self._ready.append(fresh)
 
@@ -287,7 +290,8 @@ class _SpareConnections:
         with self._lock:
             ready, self._ready = self._ready, []
         for con in ready:
-            con.close()
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
 
 _spares = _SpareConnections()
