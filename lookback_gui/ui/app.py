@@ -137,16 +137,23 @@ def _screenshot(app: object, window: object, project: str | None, path: Path) ->
         print(f"error: {window.last_error}", file=sys.stderr)
         return 1
     loop = QEventLoop()
-    drawn = {"done": False}
+    drawn = {"done": False, "quiet": 0}
 
     def finished(_: object) -> None:
         drawn["done"] = True
-        loop.quit()
+
+    def settled() -> None:  # drawn, and nothing more on its way (runs, a reload) for 200 ms
+        drawn["quiet"] = drawn["quiet"] + 1 if drawn["done"] and not window.bridge.pending else 0
+        if drawn["quiet"] >= 4:
+            loop.quit()
 
     window.chart.loaded.connect(finished)
+    poll = QTimer(interval=50)
+    poll.timeout.connect(settled)
+    poll.start()
     QTimer.singleShot(20000, loop.quit)
-    window.chart.reload()
     loop.exec()
+    poll.stop()
     if not drawn["done"]:
         print("error: the chart did not load in time", file=sys.stderr)
         return 1
