@@ -609,7 +609,7 @@ def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small data, about a minute")
+    parser.add_argument("--quick", action="store_true", help="small data, under a minute")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--only", nargs="*", help="run only benchmarks whose name starts so")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one benchmark in this process
