@@ -408,9 +408,11 @@ def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, windo
     assert "versions: 2, last revised by run 2" in tips[1]
 
     out = tmp_path / "series.csv"
-    with qtbot.waitSignal(window.bridge._finished, timeout=10000):
-        window.bridge.submit("export", lambda: write_series_csv(window.store, data, str(out)),
-                             lambda rows: None)
+    done: list[object] = []
+    window.bridge.submit("export", lambda: write_series_csv(window.store, data, str(out)),
+                         done.append, done.append)
+    qtbot.waitUntil(lambda: bool(done), timeout=10000)
+    assert done == [2]  # rows written, not an error message
     with out.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["bucket"], r["versions"], r["last_run"]) for r in rows] == [
@@ -461,7 +463,9 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
 
     # the whole series: 4,000 revised buckets are more than fit; the markers shown are fewer
     # but leave none of them uncovered: each lies within a marker's size of a marker shown
-    qtbot.wait(200)  # the markers follow the view's final range
+    # everything the window loads on opening (the runs, the chart) has arrived and been drawn
+    qtbot.waitUntil(lambda: window.bridge.pending == 0, timeout=10000)
+    qtbot.wait(100)
     shown = chart.revised_points.points()
     assert 0 < len(shown) <= MAX_MARKERS
     drawn = pixels([p.pos().x() for p in shown], [p.pos().y() for p in shown])
