@@ -39,8 +39,9 @@ NORMAL = pg.mkBrush("#1565c0")
 REMOVED_PEN = pg.mkPen("#c62828", width=2)
 PARTIAL_PEN = pg.mkPen("#1565c0", width=2)
 MAX_PLAIN_POINTS = 2000  # plain buckets get a dot when at most this many are in view
-# More markers of one kind than this in view are thinned to one per MARKER_CELL_PX square of
-# the screen: they overlap there anyway, and every marker costs the GUI thread time.
+# More markers of one kind than this in view are thinned to one per square of the screen
+# (MARKER_CELL_PX, growing up to a marker's size while there are still too many): they overlap
+# there anyway, and every marker costs the GUI thread time.
 MAX_MARKERS = 2000
 MARKER_CELL_PX = 3
 MARKER_SIZE_PX = 12
@@ -50,8 +51,8 @@ CURVE_PEN = pg.mkPen("#1565c0", width=2)
 # lowest and highest value), a dense band either way; a pen wider than one pixel would cost Qt's
 # raster engine about 14 ms more per frame there.
 THICK_CURVE_UP_TO = 20_000
-ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
+ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
 
 
 def write_series_csv(store: Store, data: ChartData, path: str) -> int:
