@@ -796,8 +796,7 @@ class Store:
         Keys: bucket (datetime64), value, first_value (float, NaN for none), versions,
         last_run (int), removed, partial (bool).
         """
-        dims_text = json.dumps(dict(sorted(dims.items())), separators=(",", ":"))
-        key = [metric, measure, dims_text]
+        key = _series_key(metric, measure, dims)
         cur = self.cursor()
         try:
             if as_of_run is None:
@@ -843,8 +842,7 @@ class Store:
             at = np.flatnonzero((full["versions"] > 1) | full["partial"])
             return {"bucket": full["bucket"], "value": full["value"], "marked": at,
                     **{k: full[k][at] for k in _MARKED_COLUMNS}}
-        dims_text = json.dumps(dict(sorted(dims.items())), separators=(",", ":"))
-        key = [metric, measure, dims_text]
+        key = _series_key(metric, measure, dims)
         cur = self.cursor()
         try:
             cur.execute("BEGIN TRANSACTION")  # one snapshot for both reads
@@ -865,9 +863,8 @@ class Store:
     def bucket_run(self, metric: str, measure: str, dims: Mapping[str, Any],
                    bucket: datetime) -> int | None:
         """The run that stored the current value of one bucket."""
-        dims_text = json.dumps(dict(sorted(dims.items())), separators=(",", ":"))
         rows = self._read("SELECT run_id FROM current WHERE metric = ? AND measure = ? AND dims = ?"
-                          " AND bucket = ?", [metric, measure, dims_text, bucket])
+                          " AND bucket = ?", [*_series_key(metric, measure, dims), bucket])
         return int(rows[0][0]) if rows else None
 
     def schema_changes(self, metric: str) -> list[tuple[int, datetime, Mapping[str, Any]]]:
@@ -904,6 +901,11 @@ def _jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _MARKED_COLUMNS = ("first_value", "versions", "last_run", "removed", "partial")
+
+
+def _series_key(metric: str, measure: str, dims: Mapping[str, Any]) -> list[str]:
+    """metric, measure and dims as the store's columns hold them (dims as compact JSON)."""
+    return [metric, measure, json.dumps(dict(sorted(dims.items())), separators=(",", ":"))]
 
 
 def _sorted_by_bucket(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
