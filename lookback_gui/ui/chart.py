@@ -137,6 +137,12 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()), envelope)
 
 
+def in_view(x: np.ndarray, x_range: tuple[float, float]) -> tuple[int, int]:
+    """The slice [lo, hi) of ``x`` (ascending) that lies in ``x_range``, both ends included."""
+    return (int(np.searchsorted(x, x_range[0], "left")),
+            int(np.searchsorted(x, x_range[1], "right")))
+
+
 def curve_for_view(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
                    columns: float) -> tuple[np.ndarray, np.ndarray]:
     """The points to draw of the curve (x ascending) for a view of ``x_range`` that is
@@ -144,8 +150,8 @@ def curve_for_view(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
     few; else, per run of points, the lowest and highest value, which is all the eye can see of
     a dense curve. A million points become a few thousand, and the GUI thread never has to
     handle more."""
-    lo = max(int(np.searchsorted(x, x_range[0], "left")) - 1, 0)
-    hi = min(int(np.searchsorted(x, x_range[1], "right")) + 1, len(x))
+    lo, hi = in_view(x, x_range)
+    lo, hi = max(lo - 1, 0), min(hi + 1, len(x))
     width = max(int(columns), 1)
     if hi - lo <= 2 * width:
         return x[lo:hi], y[lo:hi]
@@ -184,8 +190,7 @@ def thin_markers(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
     if there are more than MAX_MARKERS, the first of each square of the screen, the squares
     growing from MARKER_CELL_PX up to the size of a marker until at most MAX_MARKERS remain
     (or the marker-sized squares are reached: markers there would overlap anyway)."""
-    lo, hi = np.searchsorted(x, x_range[0], "left"), np.searchsorted(x, x_range[1], "right")
-    chosen = np.arange(lo, hi)
+    chosen = np.arange(*in_view(x, x_range))
     if len(chosen) <= MAX_MARKERS:
         return chosen
     (x0, x1), (y0, y1) = x_range, y_range
@@ -555,7 +560,7 @@ class ChartWidget(QWidget):
             (x0, x1), (y0, y1) = view.viewRange()
             x_range, y_range = (x0, x1), (y0, y1)
         size = (view.width() or 1000.0, view.height() or 600.0)
-        lo, hi = np.searchsorted(drawing.x, x_range[0]), np.searchsorted(drawing.x, x_range[1], "right")
+        lo, hi = in_view(drawing.x, x_range)
         if hi - lo <= MAX_PLAIN_POINTS:
             a = self._data.arrays if self._data is not None else {}
             where = np.setdiff1d(np.arange(lo, hi), a["marked"], assume_unique=True)
@@ -584,7 +589,8 @@ class ChartWidget(QWidget):
         x, value = self._data.drawing.x, self._data.arrays["value"]
         columns = self.plot.getViewBox().width() or ENVELOPE_COLUMNS
         xs, ys = envelope if envelope is not None else curve_for_view(x, value, x_range, columns)
-        many = np.searchsorted(x, x_range[1]) - np.searchsorted(x, x_range[0]) > THICK_CURVE_UP_TO
+        lo, hi = in_view(x, x_range)
+        many = hi - lo > THICK_CURVE_UP_TO
         self.curve.setData(xs, ys, connect="finite", pen=THIN_CURVE_PEN if many else CURVE_PEN)
         if self.first_line.isChecked():
             if self._first_values is None:
