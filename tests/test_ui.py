@@ -461,11 +461,12 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
         return np.column_stack([(np.asarray(xs) - x0) / (x1 - x0) * view.width(),
                                 (np.asarray(ys) - y0) / (y1 - y0) * view.height()])
 
+    # everything the window loads on opening (the runs, the chart) has arrived and been drawn,
+    # and the markers follow the view's final range
+    qtbot.waitUntil(lambda: window.bridge.pending == 0 and not chart._fit_later.isActive(),
+                    timeout=10000)
     # the whole series: 4,000 revised buckets are more than fit; the markers shown are fewer
     # but leave none of them uncovered: each lies within a marker's size of a marker shown
-    # everything the window loads on opening (the runs, the chart) has arrived and been drawn
-    qtbot.waitUntil(lambda: window.bridge.pending == 0, timeout=10000)
-    qtbot.wait(100)
     shown = chart.revised_points.points()
     assert 0 < len(shown) <= MAX_MARKERS
     drawn = pixels([p.pos().x() for p in shown], [p.pos().y() for p in shown])
