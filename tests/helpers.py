@@ -60,6 +60,18 @@ def lookback_process(*args: str, **kwargs: object) -> subprocess.Popen:
 
 
 @contextmanager
+def lookback_daemon(*args: str) -> Iterator[subprocess.Popen]:
+    """``lookback ARGS`` as a process of its own, killed if it still runs when the block ends."""
+    process = lookback_process(*args)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@contextmanager
 def store_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
     """Another process that holds the store at ``path`` open until the block ends."""
     holder = subprocess.Popen(

@@ -25,7 +25,7 @@ from lookback_gui.core.pull import run_pull
 from lookback_gui.core.scheduler import Scheduler, covered, plan_catch_up, retry_failed
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import Window
-from tests.helpers import lookback_process, make_orders, project_text, ts
+from tests.helpers import lookback_daemon, lookback_process, make_orders, project_text, ts
 
 SCHEDULED = 'schedule = "0 6 * * *"\ntimezone = "UTC"'
 
@@ -251,9 +251,8 @@ def test_alerts_fire_once_per_episode_and_resolve(write_project, tmp_path):
 
 def test_daemon_pulls_on_schedule_and_stops_cleanly_on_sigterm(write_project, shop, tmp_path):
     path = write_project(extra='every = "2s"\nallow_empty = true')
-    daemon = lookback_process("schedule", "--project", str(path))
     lines = []
-    try:
+    with lookback_daemon("schedule", "--project", str(path)) as daemon:
         for line in daemon.stdout:
             lines.append(line)
             if sum("succeeded" in x for x in lines) >= 2 or "failed" in line:
@@ -265,10 +264,6 @@ def test_daemon_pulls_on_schedule_and_stops_cleanly_on_sigterm(write_project, sh
         assert f"PID {daemon.pid}" in second_err
         daemon.send_signal(signal.SIGTERM)
         rest, err = daemon.communicate(timeout=60)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
     assert daemon.returncode == 0, err
     text = "".join(lines) + rest
     assert "(catch-up)" in text and "(schedule)" in text
@@ -324,17 +319,12 @@ def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
 
 def test_sigterm_during_a_pull_cancels_it_after_the_grace_period(write_project, shop, tmp_path):
     path = write_project(sql=SLOW_SQL, extra='every = "1h"')
-    daemon = lookback_process("schedule", "--project", str(path))
-    try:
+    with lookback_daemon("schedule", "--project", str(path)) as daemon:
         for line in daemon.stdout:
             if "started (catch-up)" in line:
                 break
         daemon.send_signal(signal.SIGTERM)
         rest, err = daemon.communicate(timeout=90)
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.communicate()
     assert daemon.returncode == 0, err
     assert "running pulls get 10 s before they are cancelled" in rest
     assert "cancelled" in rest
