@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NoReturn, TextIO
 
+from lookback_gui.core import jsonout
 from lookback_gui.core.errors import LookbackError, ProjectError, PullError, UsageError
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
 from lookback_gui.core.store import HistoryRow, RunRecord, Store
@@ -162,7 +163,7 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Store(project.store_path) as store:
         runs = store.runs(metric=args.metric, limit=args.limit)
     if args.json:
-        json.dump([r.to_json() for r in runs], out, indent=2)
+        jsonout.dump([r.to_json() for r in runs], out)
         out.write("\n")
         return EXIT_OK
     if not runs:
@@ -184,7 +185,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Store(project.store_path) as store:
         rows = store.history(config.name, as_of_run=args.as_of_run)
     if args.json:
-        json.dump([r.to_json() for r in rows], out, indent=2)
+        jsonout.dump([r.to_json() for r in rows], out)
         out.write("\n")
     elif args.csv:
         _history_csv(rows, out)
@@ -225,7 +226,7 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Store(project.store_path) as store:
         rows = store.revisions(config.name)
     if args.json:
-        json.dump([r.to_json() for r in rows], out, indent=2)
+        jsonout.dump([r.to_json() for r in rows], out)
         out.write("\n")
         return EXIT_OK
     if not rows:
@@ -289,7 +290,7 @@ def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Store(project.store_path) as store:
         states = store.alert_states()
     if args.json:
-        json.dump([s.to_json() for s in states], out, indent=2)
+        jsonout.dump([s.to_json() for s in states], out)
         out.write("\n")
     elif not states:
         out.write("no alert has fired yet\n")
@@ -329,7 +330,7 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with Store(project.store_path) as store:
         advice = advise(store, config, share=args.share / 100)
     if args.json:
-        json.dump(advice.to_json(), out, indent=2)
+        jsonout.dump(advice.to_json(), out)
         out.write("\n")
         return EXIT_OK
     out.write(f"{config.name}: {advice.message}\n")

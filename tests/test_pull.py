@@ -47,8 +47,9 @@ def counts(run) -> tuple:
 def test_first_pull_stores_the_window_and_counts_everything_new(write_project, shop):
     project = load_project(write_project())
     with Store(project.store_path) as store:
-        run = run_pull(project, "daily_orders", store, as_of=AS_OF)
+        run = run_pull(project, "daily_orders", store, as_of=AS_OF, clock=lambda: AS_OF)
         assert run.status == "succeeded", run.error
+        assert run.known_at == AS_OF  # plain SQL: known when its query ran
         assert (run.window_start, run.window_end) == (ts("2026-10-24"), ts("2026-10-31"))
         assert run.rows == 3
         assert counts(run) == (6, 0, 0, 0)

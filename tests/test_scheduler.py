@@ -22,7 +22,7 @@ from lookback_gui.cli import main
 from lookback_gui.core.events import Notice, RunFinished
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
-from lookback_gui.core.scheduler import Scheduler, covered, plan_catch_up, retry_failed
+from lookback_gui.core.scheduler import Scheduler, plan_catch_up, retry_failed
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import Window
 from tests.helpers import lookback_daemon, lookback_process, make_orders, project_text, ts
@@ -72,7 +72,8 @@ def test_a_gap_longer_than_the_lookback_backfills_every_uncovered_bucket(write_p
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
         # covers [09-25, 10-01) complete, 10-01 partial
-        run_pull(project, config, store, as_of=ts("2026-10-01T06:00"))
+        run_pull(project, config, store, as_of=ts("2026-10-01T06:00"),
+                 clock=lambda: ts("2026-10-01T06:00"))
         plans = plan_catch_up(config, store, ts("2026-10-30T12:00"))
         assert [p.trigger for p in plans] == ["backfill"] * 4 + ["catch-up"]
         fills = [(p.window.start, p.window.end) for p in plans[:-1]]
@@ -81,9 +82,10 @@ def test_a_gap_longer_than_the_lookback_backfills_every_uncovered_bucket(write_p
         assert all(a[1] == b[0] for a, b in itertools.pairwise(fills))
         # run the plan: afterwards every bucket from the first pull to now is covered
         for plan in plans:
-            run = run_pull(project, config, store, trigger=plan.trigger, window=plan.window)
+            run = run_pull(project, config, store, trigger=plan.trigger, window=plan.window,
+                           clock=lambda: ts("2026-10-30T12:00"))
             assert run.status == "succeeded", run.error
-        spans = covered(store.runs(metric="daily_orders"))
+        spans = store.coverage("daily_orders")
         assert spans == [(ts("2026-09-25"), ts("2026-10-30"))]
         assert plan_catch_up(config, store, ts("2026-10-30T12:00")) == []
 

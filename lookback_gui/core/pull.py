@@ -28,6 +28,7 @@ from lookback_gui.core.errors import (
     QualityError,
     QueryError,
     TransientSourceError,
+    UsageError,
 )
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
@@ -44,7 +45,7 @@ from lookback_gui.core.sources import (
     render_pushdown,
     timestamp_literal,
 )
-from lookback_gui.core.store import DiffSummary, RunRecord, Store
+from lookback_gui.core.store import DiffSummary, RunRecord, Store, uses_as_of
 from lookback_gui.core.windows import (
     Window,
     add_buckets,
@@ -58,6 +59,8 @@ TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
+_EXACT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+          "UINTEGER", "UBIGINT", "UHUGEINT", "DECIMAL")
 _TIME = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS",
          "TIMESTAMP_NS", "TIMESTAMPTZ", "DATETIME")
 _RESULT = "__lookback_result"
@@ -134,6 +137,7 @@ class ResultShape:
     bucket_type: str
     dimensions: tuple[str, ...]
     measures: tuple[str, ...]
+    exact: frozenset[str] = frozenset()  # the integer and DECIMAL measures
 
 
 def infer_shape(columns: list[tuple[str, str]], metric: MetricConfig) -> ResultShape:
@@ -188,8 +192,9 @@ def infer_shape(columns: list[tuple[str, str]], metric: MetricConfig) -> ResultS
             f"metric {metric.name}: the result has no numeric column to use as a measure "
             f"(columns: {', '.join(names)})"
         )
+    exact = frozenset(m for m in measures if types[m].upper().startswith(_EXACT))
     return ResultShape(bucket=bucket, bucket_type=bucket_type, dimensions=tuple(dimensions),
-                       measures=tuple(measures))
+                       measures=tuple(measures), exact=exact)
 
 
 @dataclass(frozen=True)
@@ -358,13 +363,24 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     parts = [
         f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, "
         f"{local} AS bucket, coalesce(CAST({quote_identifier(m)} AS DOUBLE), 0) AS value,"
-        f" {quote_identifier(m)} IS NULL AS value_null FROM r WHERE {bounds}"
+        f" {quote_identifier(m)} IS NULL AS value_null, {_exact_text(m, shape)} AS exact"
+        f" FROM r WHERE {bounds}"
         for m in shape.measures
     ]
     values_sql = (f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts))
     return StagedResult(shape=shape, rows=rows, values_sql=values_sql,
                         warnings=tuple(warnings), checks=tuple(checks),
                         values=(rows - null_buckets - outside) * len(shape.measures))
+
+
+def _exact_text(measure: str, shape: ResultShape) -> str:
+    """SQL for the exact value of an integer or DECIMAL measure: its decimal text without
+    trailing zeros after the point (so DECIMAL(18,2) 1.50 and DECIMAL(18,3) 1.500 are equal);
+    NULL for a float measure."""
+    if measure not in shape.exact:
+        return "NULL::VARCHAR"
+    text = f"CAST({quote_identifier(measure)} AS VARCHAR)"
+    return f"CASE WHEN contains({text}, '.') THEN rtrim(rtrim({text}, '0'), '.') ELSE {text} END"
 
 
 def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
@@ -409,8 +425,10 @@ def run_pull(
     """Pull ``metric`` for one window and return the finished run (whatever its status).
 
     The window is ``window`` if given, else the lookback window as of ``as_of`` (default: now in
-    the metric's time zone). Failures are recorded in the run, not raised; a LookbackError is
-    raised only when no run could be recorded at all.
+    the metric's time zone); a pull is never as of the future (UsageError). Its versions are
+    known at its as-of when the SQL replays the source with ``$as_of``, else at the moment its
+    query ran. Failures are recorded in the run, not raised; a LookbackError is raised only
+    when no run could be recorded at all.
     """
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
@@ -421,6 +439,11 @@ def run_pull(
     if window is None:
         window = compute_window(as_of or now(), config.grain, config.buckets,
                                 config.complete_buckets_only)
+    if window.as_of > now():
+        raise UsageError(f"metric {config.name}: a pull as of {_fmt(window.as_of)} would be as "
+                         f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
+                         f"{config.timezone})")
+    replays = uses_as_of(config.sql)
     started = time.monotonic()
     run_id = store.begin_run(
         metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
@@ -429,6 +452,7 @@ def run_pull(
         params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
         log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
+        known_at=window.as_of if replays else None,
     )
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
@@ -445,6 +469,7 @@ def run_pull(
         while True:
             attempts += 1
             control.check()
+            queried_at = window.as_of if replays else now()
             try:
                 staged = _attempt(config, source, query, window, control, previous_rows,
                                   store, known, staging, held, environ)
@@ -488,7 +513,7 @@ def run_pull(
         result = store.commit_run(
             run_id, metric=config.name, staged=staged.values_sql, measures=staged.shape.measures,
             window_start=staged.diff_start or window.start, window_end=window.end,
-            partial_start=window.partial_start,
+            known_at=queried_at, settled_end=settled_end(window, queried_at, config),
             decide=decide, finished_at=now, attempts=attempts, rows=staged.rows,
             warnings=warnings, schema_change=schema_change,
             duration_s=lambda: time.monotonic() - started,
@@ -652,23 +677,40 @@ def _describe_schema_change(change: Mapping[str, list[str]]) -> str:
     return "schema change: " + "; ".join(parts)
 
 
-def backfill_windows(config: MetricConfig, start: datetime, end: datetime) -> list[Window]:
+def settled_end(window: Window, known_at: datetime, config: MetricConfig) -> datetime:
+    """The end of the part of ``window`` that a pull known at ``known_at`` saw complete: the
+    buckets that ended by then."""
+    return min(window.end, max(window.start, bucket_start(known_at, config.grain)))
+
+
+def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
+                     now: datetime | None = None) -> list[Window]:
     """Window-sized chunks covering every bucket in [start, end), oldest first.
 
-    Each chunk is a pull of complete buckets as of the chunk's end.
+    Each chunk is a pull as of the chunk's end; never as of the future: the chunk that holds
+    ``now`` (default: now in the metric's time zone) is pulled as of ``now``, with its bucket
+    partial, and no chunk starts after it.
     """
+    now = now or local_now(config.zone)
     first = bucket_start(start, config.grain)
-    last = bucket_start(end, config.grain)
-    if last < end:
-        last = add_buckets(last, config.grain, 1)
+    if end > now:  # up to the bucket that holds now
+        last = add_buckets(bucket_start(now, config.grain), config.grain, 1)
+    else:
+        last = bucket_start(end, config.grain)
+        if last < end:
+            last = add_buckets(last, config.grain, 1)
     if last <= first:
         return []
     windows = []
     cursor = first
     while cursor < last:
-        chunk_end = add_buckets(cursor, config.grain, config.buckets)
-        chunk_end = min(chunk_end, last)
-        windows.append(Window(start=cursor, end=chunk_end, as_of=chunk_end, partial_start=None))
+        chunk_end = min(add_buckets(cursor, config.grain, config.buckets), last)
+        if chunk_end <= now:
+            windows.append(Window(start=cursor, end=chunk_end, as_of=chunk_end,
+                                  partial_start=None))
+        else:
+            windows.append(Window(start=cursor, end=chunk_end, as_of=now,
+                                  partial_start=bucket_start(now, config.grain)))
         cursor = chunk_end
     return windows
 

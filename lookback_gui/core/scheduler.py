@@ -57,52 +57,40 @@ def _local(moment: datetime, config: MetricConfig) -> datetime:
     return moment.astimezone(config.zone).replace(tzinfo=None)
 
 
-def is_due(config: MetricConfig, last_as_of: datetime, now: datetime) -> bool:
-    """Whether a scheduled time passed after the last successful pull (both naive local)."""
+def is_due(config: MetricConfig, last_seen: datetime, now: datetime) -> bool:
+    """Whether a scheduled time passed after ``last_seen``, the latest moment a successful pull
+    saw (both naive local)."""
     if config.every:
-        return now - last_as_of >= config.every
+        return now - last_seen >= config.every
     if config.schedule:
         trigger = CronTrigger.from_crontab(config.schedule, timezone=config.zone)
-        after = last_as_of.replace(tzinfo=config.zone) + timedelta(seconds=1)
+        after = last_seen.replace(tzinfo=config.zone) + timedelta(seconds=1)
         fire = trigger.get_next_fire_time(None, after)
         return fire is not None and fire <= now.replace(tzinfo=config.zone)
     return False
 
 
-def covered(runs: list[RunRecord]) -> list[tuple[datetime, datetime]]:
-    """The bucket ranges that successful pulls saw complete, merged, oldest first."""
-    spans = sorted(
-        (r.window_start, r.partial_start or r.window_end) for r in runs
-        if r.status == "succeeded" and r.window_start and r.window_end
-    )
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in spans:
-        if end <= start:
-            continue
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
 def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[PlannedPull]:
-    """What a scheduled metric owes at ``now`` (naive local): back-fills, then one catch-up."""
-    successes = store.runs(metric=config.name, status="succeeded")
+    """What a scheduled metric owes at ``now`` (naive local): back-fills, then one catch-up.
+
+    Both go by coverage (the buckets successful pulls saw complete, see *Knowledge time*), never
+    by a run's place in the log: a backfill or replay of the past neither makes the present look
+    pulled nor covers a bucket it saw partial. The buckets owed lie between the start of the
+    metric's first pull and the start of the window the catch-up pull will cover.
+    """
+    first, last_seen = store.pull_extent(config.name)
     current = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
-    if not successes:
+    if first is None or last_seen is None:
         return [PlannedPull("catch-up", current)]
-    last_as_of = max(r.as_of for r in successes if r.as_of)
-    if not is_due(config, last_as_of, now):
+    if not is_due(config, last_seen, now):
         return []
     plans = []
-    spans = covered(successes)
-    cursor = spans[0][0] if spans else current.start
-    for start, end in [*spans, (current.start, current.start)]:
+    cursor = first
+    for start, end in [*store.coverage(config.name), (current.start, current.start)]:
         hole_end = min(start, current.start)
         if cursor < hole_end:
             plans += [PlannedPull("backfill", w)
-                      for w in backfill_windows(config, cursor, hole_end)]
+                      for w in backfill_windows(config, cursor, hole_end, now)]
         cursor = max(cursor, end)
     plans.append(PlannedPull("catch-up", current))
     return plans
@@ -274,8 +262,9 @@ class Scheduler:
 
     def backfill(self, metric: str, start: datetime, end: datetime) -> Future[None] | None:
         config = self.project.metric(metric)
+        now = _local(self._clock(), config)
         return self.submit(metric, [PlannedPull("backfill", w)
-                                    for w in backfill_windows(config, start, end)])
+                                    for w in backfill_windows(config, start, end, now)])
 
     def _work(self, metric: str, plans: list[PlannedPull], control: PullControl) -> None:
         try:

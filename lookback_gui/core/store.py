@@ -1,8 +1,20 @@
 """The store: one DuckDB file with every run, its log, and every version of every value.
 
-Versions are only ever appended. ``current`` keeps the latest version of each
-(metric, series, measure, bucket) so that a pull compares its result against it in one set-based
-join; ``versions`` answers "as known after run N".
+The store is bitemporal. Every version has its bucket (the period the value is about) and its
+known time (when the data it reflects was known: the pull's as-of when its SQL replays the
+source with ``$as_of``, else the moment its query ran). A value's versions are ordered by known
+time, then by run id, and the current value is the one known last. ``current`` keeps that latest
+version of each (metric, series, measure, bucket) so that a pull as of now compares its result
+with it in one set-based join; a pull known at an earlier time (a backfill or replay of the past)
+compares with the values as known at its own known time and slots its versions in there.
+``versions`` answers "as known at T" and "as known after run N".
+
+A bucket is *partial* until a successful pull saw it with a known time at or after the bucket's
+end; every run records the end of the span it settled (``settled_end``), and the same spans are
+the scheduler's coverage.
+
+Integer and DECIMAL measures are kept exactly (``exact``, their canonical decimal text) beside
+the DOUBLE ``value`` that charts read; they are compared by the exact text.
 
 All writes go through one lock (one writer) and each is one transaction, so a write conflict can
 never silently drop a run. A run row is committed as ``running`` before its query starts; when the
@@ -20,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +42,7 @@ import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError, UsageError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
 DEFAULT_TOLERANCE = 1e-9
 
@@ -113,8 +126,107 @@ CREATE TABLE current (
 );
 """
 
-# Each entry upgrades the schema from its index + 1 to the next version.
-_MIGRATIONS: list[str] = []
+
+def uses_as_of(sql: str | None) -> bool:
+    """Whether a metric's SQL replays its source with ``$as_of``."""
+    if not sql:
+        return False
+    try:
+        statements = duckdb.extract_statements(sql)
+        return any("as_of" in st.named_parameters for st in statements)
+    except duckdb.Error:  # a pushdown query in the server's dialect
+        bare = re.sub(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", " ", sql, flags=re.DOTALL)
+        return re.search(r"\$as_of\b", bare) is not None
+
+
+def _migrate_1_to_2(cur: duckdb.DuckDBPyConnection) -> None:
+    """Knowledge time and exact values.
+
+    A succeeded run's versions are known at its as-of when its SQL uses ``$as_of`` and at the
+    moment it started otherwise; its settled span ends at the start of the bucket that holds
+    that known time (or at its window's end). ``current`` is rebuilt in known-time order.
+    """
+    cur.execute("""
+        ALTER TABLE runs ADD COLUMN known_at TIMESTAMP;
+        ALTER TABLE runs ADD COLUMN settled_end TIMESTAMP;
+        ALTER TABLE runs ADD COLUMN commit_seq BIGINT;
+        ALTER TABLE versions ADD COLUMN known_at TIMESTAMP;
+        ALTER TABLE versions ADD COLUMN exact VARCHAR;
+    """)
+    texts = [r[0] for r in cur.execute("SELECT DISTINCT sql FROM runs").fetchall()]
+    replaying = [t for t in texts if uses_as_of(t)]
+    cur.execute(
+        """
+        UPDATE runs SET known_at = CASE WHEN list_contains($replaying, sql) THEN as_of
+                                        ELSE started_at END
+        WHERE status = 'succeeded' OR (status <> 'running' AND list_contains($replaying, sql))
+        """, {"replaying": replaying})
+    # the runs committed in the order of their ids; a run settled the buckets of its window
+    # that ended by its known time (date_trunc on the metric's wall-clock time is the bucket)
+    cur.execute("""
+        UPDATE runs SET commit_seq = id,
+            settled_end = least(window_end, greatest(window_start, date_trunc(grain, known_at)))
+        WHERE status = 'succeeded'
+    """)
+    row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()
+    cur.execute(f"CREATE SEQUENCE commit_seqs START {int(row[0]) if row else 1}")
+    cur.execute("UPDATE versions SET known_at = runs.known_at FROM runs WHERE runs.id = versions.run_id")
+    cur.execute("ALTER TABLE versions ALTER COLUMN known_at SET NOT NULL")
+    cur.execute("DROP TABLE current")
+    cur.execute(_CURRENT_TABLE)
+    _rebuild_current(cur)
+
+
+_CURRENT_TABLE = """
+CREATE TABLE current (
+    metric VARCHAR NOT NULL,
+    dims VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    value DOUBLE,
+    removed BOOLEAN NOT NULL,
+    partial BOOLEAN NOT NULL,
+    run_id BIGINT NOT NULL,
+    first_value DOUBLE,
+    first_run BIGINT NOT NULL,
+    versions INTEGER NOT NULL,
+    known_at TIMESTAMP NOT NULL,
+    exact VARCHAR,
+    first_exact VARCHAR,
+    first_known_at TIMESTAMP NOT NULL
+)
+"""
+
+
+def _rebuild_current(cur: duckdb.DuckDBPyConnection) -> None:
+    """``current`` from ``versions`` and the runs' settled spans, in known-time order."""
+    cur.execute(f"""
+        INSERT INTO current
+        WITH v AS (
+            SELECT metric, dims, measure, bucket,
+                   arg_max({{'v': value, 'x': exact, 'r': removed, 'run': run_id, 'k': known_at}},
+                           {_ORDER}) AS last,
+                   arg_min({{'v': value, 'x': exact, 'run': run_id, 'k': known_at}},
+                           {_ORDER}) AS first,
+                   count(*) AS n
+            FROM versions GROUP BY ALL
+        )
+        SELECT metric, dims, measure, bucket, CASE WHEN last.r THEN NULL ELSE last.v END,
+               last.r, NOT EXISTS (SELECT 1 FROM runs s WHERE s.metric = v.metric
+                                   AND s.status = 'succeeded' AND s.window_start <= v.bucket
+                                   AND v.bucket < s.settled_end),
+               last.run, first.v, first.run, n, last.k,
+               CASE WHEN last.r THEN NULL ELSE last.x END, first.x, first.k
+        FROM v
+    """)
+
+
+# the order of a value's versions: known time, then run id
+_ORDER = "{'k': known_at, 'r': run_id}"
+
+# Each entry upgrades the schema from its index + 1 to the next version, in the same
+# transaction as the version number it sets.
+_MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_migrate_1_to_2]
 
 
 @dataclass(frozen=True)
@@ -147,9 +259,11 @@ class RunRecord:
     warnings: tuple[str, ...] = ()
     checks: tuple[Mapping[str, Any], ...] = ()
     duration_s: float | None = None
+    known_at: datetime | None = None
+    settled_end: datetime | None = None
 
     JSON_KEYS = (
-        "id", "metric", "trigger", "status", "as_of", "window_start", "window_end",
+        "id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
         "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
         "unchanged", "error",
     )
@@ -167,17 +281,24 @@ class LogLine:
     message: str
 
 
+Number = float | int | Decimal
+
+
 @dataclass(frozen=True)
 class HistoryRow:
+    """One value as known at some moment; integer and DECIMAL measures come exact (int,
+    Decimal), others as float."""
+
     bucket: datetime
     dims: Mapping[str, Any]
     measure: str
-    value: float | None
-    first_value: float | None
+    value: Number | None
+    first_value: Number | None
     versions: int
     revised: bool
     partial: bool
     last_run: int = 0
+    known_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -194,17 +315,26 @@ class HistoryRow:
 
 @dataclass(frozen=True)
 class RevisionRow:
+    """A version whose value differs from the one before it in known-time order.
+
+    Attributes:
+        known_at: the revising version's known time.
+        prev_known_at: the known time of the version before it.
+    """
+
     run: int
     bucket: datetime
     dims: Mapping[str, Any]
     measure: str
-    old_value: float | None
-    new_value: float | None
-    as_of: datetime | None = None  # when the revising pull was as of (not in the JSON)
+    old_value: Number | None
+    new_value: Number | None
+    known_at: datetime | None = None
+    prev_known_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run": self.run,
+            "known_at": _json_value(self.known_at),
             "bucket": _json_value(self.bucket),
             "dims": dict(self.dims),
             "measure": self.measure,
@@ -243,12 +373,19 @@ class DiffSummary:
     max_revision_pct: float | None
 
 
-def _json_number(value: float | None) -> float | int | None:
+def _json_number(value: Number | None) -> Number | None:
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return int(value)
     return value
+
+
+def _number(value: float | None, exact: str | None) -> Number | None:
+    """A stored value: exact (int or Decimal) when its measure is, else the float."""
+    if exact is None:
+        return value
+    return Decimal(exact) if "." in exact else int(exact)
 
 
 def _json_value(value: Any) -> Any:
@@ -320,10 +457,10 @@ class Store:
             tables = {r[0] for r in cur.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
                 " AND table_catalog = current_database()").fetchall()}
-            if not tables:
+            if not tables:  # a new store is made as version 1, then migrated like any other
                 cur.execute(_SCHEMA_V1)
-                cur.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-                return
+                cur.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+                tables = {"meta"}
             if "meta" not in tables:
                 raise StoreError(f"store {self.path} is a DuckDB file but not a Lookback store")
             row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -334,7 +471,7 @@ class Store:
                     f"this version knows up to {SCHEMA_VERSION})"
                 )
             while version < SCHEMA_VERSION:
-                cur.execute(_MIGRATIONS[version - 1])
+                _MIGRATIONS[version - 1](cur)
                 version += 1
                 cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
 
@@ -419,17 +556,21 @@ class Store:
     def begin_run(self, *, metric: str, trigger: str, timezone: str, grain: str,
                   as_of: datetime, window_start: datetime, window_end: datetime,
                   partial_start: datetime | None, started_at: datetime, sql: str,
-                  params: Mapping[str, Any], log: str | None = None) -> int:
-        """Commit a new run as ``running`` (with its first log line) and return its id."""
+                  params: Mapping[str, Any], log: str | None = None,
+                  known_at: datetime | None = None) -> int:
+        """Commit a new run as ``running`` (with its first log line) and return its id.
+
+        ``known_at`` is the known time of its versions when it is known before the query runs
+        (SQL that replays its source as of ``as_of``)."""
         with self._write() as cur:
             row = cur.execute(
                 "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, "
                 "window_start, window_end, partial_start, started_at, attempts, sql, params, "
-                "pid, pid_started) VALUES (nextval('run_ids'), ?, ?, 'running', ?, ?, ?, ?, ?, "
-                "?, ?, 0, ?, ?, ?, ?) RETURNING id",
+                "pid, pid_started, known_at) VALUES (nextval('run_ids'), ?, ?, 'running', ?, ?,"
+                " ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id",
                 [metric, trigger, timezone, grain, as_of, window_start, window_end,
                  partial_start, started_at, sql, json.dumps(_jsonable(params)), self._pid,
-                 self._pid_started],
+                 self._pid_started, known_at],
             ).fetchone()
             assert row is not None
             run_id = int(row[0])
@@ -470,7 +611,8 @@ class Store:
         measures: Sequence[str],
         window_start: datetime,
         window_end: datetime,
-        partial_start: datetime | None,
+        known_at: datetime,
+        settled_end: datetime,
         decide: Callable[[DiffSummary], tuple[list[dict[str, Any]], list[str]]],
         finished_at: Callable[[], datetime],
         attempts: int,
@@ -484,13 +626,15 @@ class Store:
         log_warnings: Sequence[str] = (),
         staged_count: int | None = None,
     ) -> RunRecord:
-        """Diff ``staged`` against the current values of the window and commit it as one run.
+        """Diff ``staged`` against the values of the window as known at ``known_at`` and commit
+        it as one run whose versions are known at ``known_at``.
 
-        ``staged`` is a query giving the columns dims, measure, bucket, value, value_null (one
-        row per value; it reads the pull's Parquet file), or None for a result with no values.
-        ``decide`` sees the diff before anything is written and returns the check results and
-        any extra warnings; if a check of severity ``error`` failed, it raises QualityError and
-        nothing is committed.
+        ``staged`` is a query giving the columns dims, measure, bucket, value, value_null, exact
+        (one row per value; it reads the pull's Parquet file), or None for a result with no
+        values. ``settled_end`` ends the part of the window the run saw complete: the buckets in
+        [window_start, settled_end) are no longer partial. ``decide`` sees the diff before
+        anything is written and returns the check results and any extra warnings; if a check
+        of severity ``error`` failed, it raises QualityError and nothing is committed.
 
         ``unchanged_before`` is the part of the run's window that a change probe found unchanged
         (its current values count as unchanged); ``probes`` are the fingerprints to keep;
@@ -499,26 +643,52 @@ class Store:
         """
         source = (f"({staged})" if staged else
                   "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
-                  "AS bucket, NULL::DOUBLE AS value, NULL::BOOLEAN AS value_null WHERE false)")
+                  "AS bucket, NULL::DOUBLE AS value, NULL::BOOLEAN AS value_null, "
+                  "NULL::VARCHAR AS exact WHERE false)")
+        window = {"metric": metric, "ws": window_start, "we": window_end}
+        at = {"k": known_at, "run": run_id}
         with self._write() as cur:
+            # the values as known at this run's known time: the current ones, unless a version
+            # in the window is known later (this run replays or back-fills the past)
+            row = cur.execute(
+                "SELECT count(*) FROM current WHERE metric = $metric AND bucket >= $ws"
+                " AND bucket < $we AND (known_at > $k OR (known_at = $k AND run_id > $run))",
+                {**window, **at}).fetchone()
+            latest = not (row and row[0])
+            known = (
+                "SELECT rowid AS current_row, dims, measure, bucket, value, exact, removed, partial"
+                " FROM current WHERE metric = $metric AND bucket >= $ws AND bucket < $we"
+            ) if latest else f"""
+                SELECT NULL::BIGINT AS current_row, dims, measure, bucket, last.v AS value,
+                       last.x AS exact, last.r AS removed, last.p AS partial
+                FROM (
+                    SELECT dims, measure, bucket,
+                           arg_max({{'v': value, 'x': exact, 'r': removed, 'p': partial}},
+                                   {_ORDER}) AS last
+                    FROM versions
+                    WHERE metric = $metric AND bucket >= $ws AND bucket < $we
+                      AND (known_at < $k OR (known_at = $k AND run_id < $run))
+                    GROUP BY ALL
+                )
+            """
             cur.execute(
                 f"""
                 CREATE OR REPLACE TEMP TABLE diff AS
                 SELECT * FROM (
                 WITH s AS (
                     SELECT dims, measure, bucket,
-                           CASE WHEN value_null THEN NULL ELSE value END AS value
+                           CASE WHEN value_null THEN NULL ELSE value END AS value,
+                           CASE WHEN value_null THEN NULL ELSE exact END AS exact
                     FROM {source}
                 ), c AS (
                     -- rowid finds the row again for the UPDATE below: within this one write
                     -- transaction nothing else can move it
-                    SELECT rowid AS current_row, dims, measure, bucket, value, removed, partial
-                    FROM current WHERE metric = $metric AND bucket >= $ws AND bucket < $we
+                    {known}
                 )
                 SELECT coalesce(s.dims, c.dims) AS dims,
                        coalesce(s.measure, c.measure) AS measure,
                        coalesce(s.bucket, c.bucket) AS bucket,
-                       s.value AS new_value, c.value AS old_value,
+                       s.value AS new_value, c.value AS old_value, s.exact AS new_exact,
                        coalesce(c.partial, false) AS old_partial,
                        c.current_row,
                        CASE
@@ -527,6 +697,8 @@ class Store:
                            CASE WHEN c.removed OR NOT list_contains($measures, c.measure)
                                 THEN NULL ELSE 'removed' END
                          WHEN c.removed THEN 'revised'
+                         WHEN s.exact IS NOT NULL AND c.exact IS NOT NULL THEN
+                           CASE WHEN s.exact = c.exact THEN 'unchanged' ELSE 'revised' END
                          WHEN (s.value IS NULL AND c.value IS NULL)
                            OR (s.value IS NOT NULL AND c.value IS NOT NULL AND (
                                s.value = c.value
@@ -539,10 +711,11 @@ class Store:
                   ON s.dims = c.dims AND s.measure = c.measure AND s.bucket = c.bucket
                 ) WHERE kind IN ('new', 'revised', 'removed')
                 """,
-                {"metric": metric, "ws": window_start, "we": window_end,
-                 "measures": list(measures), "tol": tolerance},
+                {**window, **({} if latest else at), "measures": list(measures),
+                 "tol": tolerance},
             )
-            # only what changes is kept: every staged value is new, revised or unchanged
+            # only what changes is kept: every staged value is new, revised or unchanged. A
+            # removal is a revision to no value: it counts as a change of 100 %.
             row = cur.execute(
                 f"""
                 SELECT count(*) FILTER (WHERE kind = 'new'),
@@ -550,9 +723,11 @@ class Store:
                        count(*) FILTER (WHERE kind = 'removed'),
                        {staged_count if staged_count is not None
                         else f"(SELECT count(*) FROM {source})"},
-                       max(abs(new_value - old_value) / abs(old_value)) FILTER (
-                           WHERE kind = 'revised' AND old_value IS NOT NULL
-                           AND new_value IS NOT NULL AND old_value <> 0 AND NOT old_partial
+                       max(CASE WHEN kind = 'removed' THEN 1.0
+                                ELSE abs(new_value - old_value) / abs(old_value) END) FILTER (
+                           WHERE kind IN ('revised', 'removed') AND old_value IS NOT NULL
+                           AND (new_value IS NOT NULL OR kind = 'removed')
+                           AND old_value <> 0 AND NOT old_partial
                        ) * 100
                 FROM diff
                 """).fetchone()
@@ -568,42 +743,82 @@ class Store:
             summary = DiffSummary(counts=counts, max_revision_pct=max_revision)
             checks, more_warnings = decide(summary)
             all_warnings = [*warnings, *more_warnings]
-            params = {"metric": metric, "run": run_id, "ps": partial_start}
+            # the one bucket of the window this run may have seen partial is partial still
+            # unless another run saw it complete
+            row = cur.execute(
+                "SELECT $se < $we AND NOT EXISTS (SELECT 1 FROM runs WHERE metric = $metric"
+                " AND status = 'succeeded' AND window_start <= $se AND $se < settled_end)",
+                {"metric": metric, "we": window_end, "se": settled_end}).fetchone()
+            params = {"metric": metric, "run": run_id, "k": known_at, "se": settled_end,
+                      "still": bool(row and row[0])}
+            partial = "(bucket >= $se AND $still)"
             cur.execute(
                 """
                 INSERT INTO versions
                 SELECT $metric, dims, measure, bucket, $run,
                        CASE WHEN kind = 'removed' THEN NULL ELSE new_value END,
-                       kind = 'removed',
-                       kind <> 'removed' AND $ps IS NOT NULL AND bucket >= $ps
-                FROM diff WHERE kind IN ('new', 'revised', 'removed')
+                       kind = 'removed', kind <> 'removed' AND bucket >= $se, $k,
+                       CASE WHEN kind = 'removed' THEN NULL ELSE new_exact END
+                FROM diff
                 """,
-                params,
+                {k: params[k] for k in ("metric", "run", "k", "se")},
             )
-            if counts["revised"] or counts["removed"]:
+            changed = counts["revised"] + counts["removed"] + (0 if latest else counts["new"])
+            if changed:
+                # a version known after every other one becomes the current value; one known
+                # earlier only adds to the count (and may be the first one known)
+                match = ("current.rowid = d.current_row" if latest else
+                         "current.metric = $metric AND current.dims = d.dims AND "
+                         "current.measure = d.measure AND current.bucket = d.bucket")
+                later = "(current.known_at < $k OR (current.known_at = $k AND current.run_id < $run))"
+                earlier = ("(current.first_known_at > $k OR "
+                           "(current.first_known_at = $k AND current.first_run > $run))")
                 cur.execute(
-                """
-                UPDATE current SET
-                    value = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END,
-                    removed = d.kind = 'removed',
-                    partial = d.kind <> 'removed' AND $ps IS NOT NULL AND d.bucket >= $ps,
-                    run_id = $run,
-                    versions = current.versions + 1
-                FROM diff d
-                WHERE d.kind IN ('revised', 'removed') AND current.rowid = d.current_row
-                """,
-                {"run": run_id, "ps": partial_start},
-            )
+                    f"""
+                    UPDATE current SET
+                        value = CASE WHEN {later} THEN
+                            CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END
+                            ELSE current.value END,
+                        exact = CASE WHEN {later} THEN
+                            CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_exact END
+                            ELSE current.exact END,
+                        removed = CASE WHEN {later} THEN d.kind = 'removed'
+                                       ELSE current.removed END,
+                        partial = CASE WHEN {later} THEN d.bucket >= $se AND $still
+                                       ELSE current.partial END,
+                        run_id = CASE WHEN {later} THEN $run ELSE current.run_id END,
+                        known_at = CASE WHEN {later} THEN $k ELSE current.known_at END,
+                        first_value = CASE WHEN {earlier} THEN d.new_value
+                                           ELSE current.first_value END,
+                        first_exact = CASE WHEN {earlier} THEN d.new_exact
+                                           ELSE current.first_exact END,
+                        first_run = CASE WHEN {earlier} THEN $run ELSE current.first_run END,
+                        first_known_at = CASE WHEN {earlier} THEN $k
+                                              ELSE current.first_known_at END,
+                        versions = current.versions + 1
+                    FROM diff d
+                    WHERE {match}
+                    """,
+                    params if not latest else
+                    {k: v for k, v in params.items() if k != "metric"},
+                )
             if counts["new"]:
                 cur.execute(
-                    """
+                    f"""
                     INSERT INTO current
-                    SELECT $metric, dims, measure, bucket, new_value, false,
-                           $ps IS NOT NULL AND bucket >= $ps, $run, new_value, $run, 1
-                    FROM diff WHERE kind = 'new'
-                    """,
+                    SELECT $metric, dims, measure, bucket, new_value, false, {partial}, $run,
+                           new_value, $run, 1, $k, new_exact, new_exact, $k
+                    FROM diff d WHERE kind = 'new'
+                    """ + ("" if latest else
+                           " AND NOT EXISTS (SELECT 1 FROM current c WHERE c.metric = $metric"
+                           " AND c.dims = d.dims AND c.measure = d.measure"
+                           " AND c.bucket = d.bucket)"),
                     params,
                 )
+            # what this run saw complete is settled, whether or not its value changed
+            cur.execute(
+                "UPDATE current SET partial = false WHERE metric = ? AND partial"
+                " AND bucket >= ? AND bucket < ?", [metric, window_start, settled_end])
             lines = [("warning", line) for line in log_warnings]
             lines.append(("info", f"succeeded: {rows} rows; {counts['new']} new, "
                                   f"{counts['revised']} revised, {counts['removed']} removed, "
@@ -616,12 +831,13 @@ class Store:
             row = cur.execute(
                 "UPDATE runs SET status = 'succeeded', finished_at = ?, attempts = ?, rows = ?,"
                 " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
-                " schema_change = ?, warnings = ?, checks = ?, duration_s = ? WHERE id = ?"
+                " schema_change = ?, warnings = ?, checks = ?, duration_s = ?, known_at = ?,"
+                " settled_end = ?, commit_seq = nextval('commit_seqs') WHERE id = ?"
                 f" RETURNING {self._RUN_COLUMNS}",
                 [finished_at(), attempts, rows, counts["new"], counts["revised"],
                  counts["removed"], counts["unchanged"], json.dumps(list(measures)),
                  json.dumps(dict(schema_change)), json.dumps(all_warnings), json.dumps(checks),
-                 duration_s(), run_id],
+                 duration_s(), known_at, settled_end, run_id],
             ).fetchone()
             assert row is not None
         record = self._run_from_row(row)
@@ -635,14 +851,15 @@ class Store:
     _RUN_COLUMNS = (
         "id, metric, trigger, status, as_of, window_start, window_end, started_at, finished_at,"
         " attempts, rows, new, revised, removed, unchanged, error, timezone, grain,"
-        " partial_start, sql, params, measures, schema_change, warnings, checks, duration_s"
+        " partial_start, sql, params, measures, schema_change, warnings, checks, duration_s,"
+        " known_at, settled_end"
     )
 
     @staticmethod
     def _run_from_row(row: Sequence[Any]) -> RunRecord:
         (run_id, metric, trigger, status, as_of, ws, we, started, finished, attempts, rows, new,
          revised, removed, unchanged, error, tz, grain, partial, sql, params, measures,
-         schema_change, warnings, checks, duration) = row
+         schema_change, warnings, checks, duration, known_at, settled_end) = row
         return RunRecord(
             id=run_id, metric=metric, trigger=trigger, status=status, as_of=as_of,
             window_start=ws, window_end=we, started_at=started, finished_at=finished,
@@ -653,7 +870,7 @@ class Store:
             schema_change=json.loads(schema_change) if schema_change else {},
             warnings=tuple(json.loads(warnings)) if warnings else (),
             checks=tuple(json.loads(checks)) if checks else (),
-            duration_s=duration,
+            duration_s=duration, known_at=known_at, settled_end=settled_end,
         )
 
     def run(self, run_id: int) -> RunRecord:
@@ -695,6 +912,34 @@ class Store:
             "SELECT run_id, seq, logged_at, level, message FROM run_log WHERE run_id = ? ORDER BY seq",
             [run_id])]
 
+    def coverage(self, metric: str) -> list[tuple[datetime, datetime]]:
+        """The bucket ranges that successful pulls of ``metric`` saw complete (each run's
+        [window_start, settled_end)), merged, oldest first."""
+        return [(a, b) for a, b in self._read(
+            """
+            WITH s AS (
+                SELECT window_start AS a, settled_end AS b FROM runs
+                WHERE metric = ? AND status = 'succeeded' AND settled_end > window_start
+            ), o AS (
+                SELECT a, b, max(b) OVER (ORDER BY a, b ROWS BETWEEN UNBOUNDED PRECEDING
+                                          AND 1 PRECEDING) AS reach
+                FROM s
+            ), g AS (
+                SELECT a, b, sum(CASE WHEN reach IS NULL OR a > reach THEN 1 ELSE 0 END)
+                             OVER (ORDER BY a, b) AS island
+                FROM o
+            )
+            SELECT min(a), max(b) FROM g GROUP BY island ORDER BY 1
+            """, [metric])]
+
+    def pull_extent(self, metric: str) -> tuple[datetime | None, datetime | None]:
+        """(the earliest window start, the latest moment seen) of ``metric``'s successful
+        pulls. A pull saw its window up to its known time: a backfill or replay of the past
+        saw no more than its window's end, whenever it ran."""
+        rows = self._read("SELECT min(window_start), max(least(known_at, window_end)) FROM runs"
+                          " WHERE metric = ? AND status = 'succeeded'", [metric])
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
+
     def last_successful_run(self, metric: str) -> RunRecord | None:
         """The metric's newest successful run (kept in memory: this store is the only writer)."""
         if metric in self._last_success:
@@ -706,65 +951,125 @@ class Store:
 
     # -- values ---------------------------------------------------------------------------
 
-    def history(self, metric: str, as_of_run: int | None = None) -> list[HistoryRow]:
-        """Current values of ``metric``, or the values as known right after run ``as_of_run``."""
-        if as_of_run is None:
-            rows = self._read(
-                "SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value END,"
-                " first_value, versions, partial, run_id FROM current WHERE metric = ?"
-                " ORDER BY bucket, dims, measure", [metric])
+    def _known_runs(self, metric: str, as_of_run: int | None,
+                    as_known_at: datetime | None) -> tuple[str, dict[str, Any]]:
+        """The succeeded runs of ``metric`` whose versions a view of the past sees: those
+        committed by the time run ``as_of_run`` ended, or those known at ``as_known_at`` or
+        before; as SQL for a CTE, with its parameters."""
+        if as_of_run is not None:
+            self.run(as_of_run)  # an unknown run is a usage error
+            return ("SELECT id, known_at, window_start, settled_end FROM runs"
+                    " WHERE metric = $metric AND status = 'succeeded' AND commit_seq <= ("
+                    "SELECT coalesce((SELECT commit_seq FROM runs WHERE id = $bound), "
+                    "(SELECT max(commit_seq) FROM runs WHERE id <= $bound), 0))",
+                    {"metric": metric, "bound": as_of_run})
+        return ("SELECT id, known_at, window_start, settled_end FROM runs"
+                " WHERE metric = $metric AND status = 'succeeded' AND known_at <= $bound",
+                {"metric": metric, "bound": as_known_at})
+
+    def _values_known(self, metric: str, as_of_run: int | None, as_known_at: datetime | None,
+                      where: str = "", extra: Mapping[str, Any] | None = None
+                      ) -> tuple[str, dict[str, Any]]:
+        """SQL giving the values of ``metric`` as known after run ``as_of_run`` or at
+        ``as_known_at``, in the columns of ``current`` that the reads use."""
+        runs, params = self._known_runs(metric, as_of_run, as_known_at)
+        sql = f"""
+            WITH r AS ({runs}),
+            v AS (
+                SELECT dims, measure, bucket,
+                       arg_max({{'v': value, 'x': exact, 'r': removed, 'run': run_id,
+                                 'k': known_at}}, {_ORDER}) AS last,
+                       arg_min({{'v': value, 'x': exact}}, {_ORDER}) AS first,
+                       count(*) AS n
+                FROM versions
+                WHERE metric = $metric AND run_id IN (SELECT id FROM r) {where}
+                GROUP BY ALL
+            )
+            SELECT bucket, dims, measure, CASE WHEN last.r THEN NULL ELSE last.v END AS value,
+                   CASE WHEN last.r THEN NULL ELSE last.x END AS exact,
+                   first.v AS first_value, first.x AS first_exact,
+                   CAST(n AS INTEGER) AS versions, last.run AS run_id, last.r AS removed,
+                   NOT EXISTS (SELECT 1 FROM r WHERE r.window_start <= v.bucket
+                               AND v.bucket < r.settled_end) AS partial,
+                   last.k AS known_at
+            FROM v
+        """
+        return sql, {**params, **(extra or {})}
+
+    def history(self, metric: str, as_of_run: int | None = None,
+                as_known_at: datetime | None = None) -> list[HistoryRow]:
+        """Current values of ``metric``; or the values as known right after run ``as_of_run``
+        committed; or as known at ``as_known_at`` (for each value, its version with the latest
+        known time at or before it)."""
+        if as_of_run is None and as_known_at is None:
+            sql, params = ("SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
+                           " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
+                           " first_value, first_exact, versions, run_id, partial, known_at"
+                           " FROM current WHERE metric = $metric", {"metric": metric})
         else:
-            self.run(as_of_run)
-            rows = self._read(
-                """
-                WITH v AS (
-                    SELECT bucket, dims, measure,
-                           arg_max({'v': value, 'r': removed, 'p': partial, 'run': run_id},
-                                   run_id) AS last,
-                           arg_min({'v': value}, run_id) AS first,
-                           count(*) AS n
-                    FROM versions WHERE metric = ? AND run_id <= ?
-                    GROUP BY bucket, dims, measure
-                )
-                SELECT bucket, dims, measure, CASE WHEN last.r THEN NULL ELSE last.v END,
-                       first.v, n, last.p, last.run
-                FROM v ORDER BY bucket, dims, measure
-                """, [metric, as_of_run])
+            sql, params = self._values_known(metric, as_of_run, as_known_at)
+        rows = self._read(
+            f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
+            f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
         return [
-            HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=v, first_value=f,
-                       versions=int(n), revised=int(n) > 1, partial=bool(p), last_run=int(r))
-            for b, d, m, v, f, n, p, r in rows
+            HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=_number(v, x),
+                       first_value=_number(f, fx), versions=int(n), revised=int(n) > 1,
+                       partial=bool(p), last_run=int(r), known_at=k)
+            for b, d, m, v, x, f, fx, n, p, r, k in rows
         ]
 
     def revisions(self, metric: str, newest: int | None = None,
                   run: int | None = None) -> list[RevisionRow]:
-        """Every revision and removal of ``metric``, oldest first: only the ``newest`` ones, or
-        only those run ``run`` made, when given."""
+        """Every revision and removal of ``metric`` in known-time order: only the ``newest``
+        ones, or only those run ``run`` made, when given.
+
+        A revision is a version whose value differs from the one before it in known-time
+        order (exactly for integer and DECIMAL measures, within the float tolerance for the
+        others): a version slotted in before a later one can make that one equal to its new
+        predecessor, and it is then no revision any more.
+        """
         where = "metric = ?"
         params: list[Any] = [metric]
         if run is not None:  # only the values that run touched need their history
             where += (" AND (dims, measure, bucket) IN (SELECT (dims, measure, bucket) "
                       "FROM versions WHERE metric = ? AND run_id = ?)")
             params += [metric, run]
-        keep = "n > 1" if run is None else f"n > 1 AND run_id = {int(run)}"
-        tail = "" if newest is None else f" ORDER BY run_id DESC, bucket DESC LIMIT {int(newest)}"
+        keep = "" if run is None else f" AND run_id = {int(run)}"
+        tail = ("" if newest is None else
+                f" ORDER BY known_at DESC, run_id DESC, bucket DESC LIMIT {int(newest)}")
         rows = self._read(
             f"""
-            SELECT v.run_id, v.bucket, v.dims, v.measure, v.old_value, v.new_value, runs.as_of
+            SELECT run_id, bucket, dims, measure, old_value, old_exact, new_value, new_exact,
+                   known_at, prev_known_at
             FROM (
-                SELECT run_id, bucket, dims, measure,
+                SELECT run_id, bucket, dims, measure, known_at,
                        lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
+                       lag(CASE WHEN removed THEN NULL ELSE exact END) OVER w AS old_exact,
+                       lag(removed) OVER w AS old_removed,
+                       lag(known_at) OVER w AS prev_known_at,
                        CASE WHEN removed THEN NULL ELSE value END AS new_value,
-                       row_number() OVER w AS n
+                       CASE WHEN removed THEN NULL ELSE exact END AS new_exact,
+                       removed, row_number() OVER w AS n
                 FROM versions WHERE {where}
-                WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY run_id)
-                QUALIFY {keep}
+                WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY known_at, run_id)
+                QUALIFY n > 1 {keep} AND (
+                    removed <> old_removed
+                    OR (new_exact IS NOT NULL AND old_exact IS NOT NULL
+                        AND new_exact <> old_exact)
+                    OR ((new_exact IS NULL OR old_exact IS NULL)
+                        AND NOT (new_value = old_value
+                                 OR abs(new_value - old_value)
+                                    <= {DEFAULT_TOLERANCE!r}
+                                       * greatest(abs(new_value), abs(old_value))))
+                    OR (new_value IS NULL) <> (old_value IS NULL))
                 {tail}
-            ) v LEFT JOIN runs ON runs.id = v.run_id
-            ORDER BY v.run_id, v.bucket, v.dims, v.measure
+            )
+            ORDER BY known_at, run_id, bucket, dims, measure
             """, params)
-        return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m, old_value=o,
-                            new_value=n, as_of=a) for r, b, d, m, o, n, a in rows]
+        return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m,
+                            old_value=_number(o, ox), new_value=_number(n, nx), known_at=k,
+                            prev_known_at=pk)
+                for r, b, d, m, o, ox, n, nx, k, pk in rows]
 
     def probe_fingerprints(self, metric: str, start: datetime, end: datetime
                            ) -> dict[datetime, str]:
@@ -790,8 +1095,10 @@ class Store:
         return [(dict(d), m, size) for d, m, size in known]
 
     def chart_data(self, metric: str, measure: str, dims: Mapping[str, Any],
-                   as_of_run: int | None = None) -> dict[str, np.ndarray]:
-        """One series as numpy arrays for a chart, buckets ascending.
+                   as_of_run: int | None = None,
+                   as_known_at: datetime | None = None) -> dict[str, np.ndarray]:
+        """One series as numpy arrays for a chart, buckets ascending: current, or as known
+        after run ``as_of_run`` or at ``as_known_at``.
 
         Keys: bucket (datetime64), value, first_value (float, NaN for none), versions,
         last_run (int), removed, partial (bool).
@@ -799,34 +1106,25 @@ class Store:
         key = _series_key(metric, measure, dims)
         cur = self.cursor()
         try:
-            if as_of_run is None:
+            if as_of_run is None and as_known_at is None:
                 return _sorted_by_bucket(cur.execute(
                     "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
                     " coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
                     " run_id AS last_run, removed, partial FROM current"
                     " WHERE metric = ? AND measure = ? AND dims = ?", key).fetchnumpy())
+            sql, params = self._values_known(
+                metric, as_of_run, as_known_at, "AND measure = $measure AND dims = $dims",
+                {"measure": key[1], "dims": key[2]})
             return _sorted_by_bucket(cur.execute(
-                """
-                WITH v AS (
-                    SELECT bucket,
-                           arg_max({'v': value, 'r': removed, 'p': partial, 'run': run_id},
-                                   run_id) AS last,
-                           arg_min({'v': value}, run_id) AS first, count(*) AS n
-                    FROM versions WHERE metric = ? AND measure = ? AND dims = ?
-                      AND run_id <= ?
-                    GROUP BY bucket
-                )
-                SELECT bucket, coalesce(last.v, 'NaN'::DOUBLE) AS value,
-                       coalesce(first.v, 'NaN'::DOUBLE) AS first_value,
-                       CAST(n AS INTEGER) AS versions, last.run AS last_run,
-                       last.r AS removed, last.p AS partial
-                FROM v ORDER BY bucket
-                """, [*key, as_of_run]).fetchnumpy())
+                f"SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
+                f" coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
+                f" run_id AS last_run, removed, partial FROM ({sql})", params).fetchnumpy())
         finally:
             cur.close()
 
     def chart_series(self, metric: str, measure: str, dims: Mapping[str, Any],
-                     as_of_run: int | None = None) -> dict[str, np.ndarray]:
+                     as_of_run: int | None = None,
+                     as_known_at: datetime | None = None) -> dict[str, np.ndarray]:
         """One series as chart_data has it, in the form quickest to load for a long series.
 
         ``bucket`` and ``value`` cover every bucket; ``marked`` holds the positions of the
@@ -837,8 +1135,8 @@ class Store:
         marked, and reading and holding four more columns for all of them would cost more than
         the values themselves.
         """
-        if as_of_run is not None:  # the versions are aggregated anyway: thin out the result
-            full = self.chart_data(metric, measure, dims, as_of_run)
+        if as_of_run is not None or as_known_at is not None:  # the versions are aggregated
+            full = self.chart_data(metric, measure, dims, as_of_run, as_known_at)  # anyway
             at = np.flatnonzero((full["versions"] > 1) | full["partial"])
             return {"bucket": full["bucket"], "value": full["value"], "marked": at,
                     **{k: full[k][at] for k in _MARKED_COLUMNS}}
