@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -154,6 +153,50 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.replay import MAX_PULLS, replay, replay_windows
+    from lookback_gui.core.windows import local_now
+
+    project = _project(args)
+    config = project.metric(args.metric)
+    start = _timestamp(args.from_, project, config.name, "--from")
+    end = _timestamp(args.to, project, config.name, "--to")
+    if end <= start:
+        raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
+    now = local_now(config.zone)
+    if start >= now:
+        raise UsageError(f"--from ({_cell(start)}) is in the future; a replay pulls the past")
+    windows = replay_windows(config, start, end, now)
+    if not windows:
+        raise UsageError(f"metric {config.name}: its schedule has no time in "
+                         f"[{_cell(start)}, {_cell(min(end, now))})")
+    if len(windows) > MAX_PULLS and not args.yes:
+        raise UsageError(f"a replay of {config.name} from {_cell(start)} to "
+                         f"{_cell(min(end, now))} would make {len(windows)} pulls (more than "
+                         f"{MAX_PULLS}); narrow the range, or add --yes to go ahead")
+    stop = " (up to now)" if end > now else ""
+    out.write(f"replay {config.name}: {len(windows)} pull(s) on its schedule from "
+              f"{_cell(windows[0].as_of)} to {_cell(windows[-1].as_of)}{stop}\n")
+    out.flush()
+
+    def progress(index: int, count: int, run: RunRecord) -> None:
+        out.write(f"[{index}/{count}] {run_summary(run)}\n")
+        out.flush()
+        _print_warnings(run, err)
+
+    with Store(project.store_path) as store:
+        runs = replay(project, config, store, windows, on_run=progress)
+    failed = [r for r in runs if r.status != "succeeded"]
+    if failed:
+        err.write(f"error: {len(failed)} of {len(runs)} replayed pull(s) of {config.name} "
+                  "failed:\n")
+        for run in failed:
+            err.write(f"  run {run.id} as of {_cell(run.as_of)}: {run.error}\n")
+        return EXIT_FAILED
+    out.write(f"replay {config.name}: {len(runs)} pull(s) succeeded\n")
+    return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     if args.metric is not None:
@@ -182,8 +225,10 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
+    known_at = (_timestamp(args.as_known_at, project, config.name, "--as-known-at")
+                if args.as_known_at else None)
     with Store(project.store_path) as store:
-        rows = store.history(config.name, as_of_run=args.as_of_run)
+        rows = store.history(config.name, as_of_run=args.as_of_run, as_known_at=known_at)
     if args.json:
         jsonout.dump([r.to_json() for r in rows], out)
         out.write("\n")
@@ -235,10 +280,10 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     table = []
     for r in rows:
         change = ""
-        if r.old_value is not None and r.new_value is not None:
-            change = f"{r.new_value - r.old_value:+.6g}"
-            if r.old_value:
-                change += f" ({(r.new_value - r.old_value) / abs(r.old_value) * 100:+.1f}%)"
+        if r.delta is not None:
+            change = f"{r.delta:+.6g}"
+            if r.change_pct is not None:
+                change += f" ({r.change_pct:+.1f}%)"
         elif r.new_value is None:
             change = "removed"
         else:
@@ -475,14 +520,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, metavar="N",
                    help="chunks pulled at once, at most the source's concurrency (default 2)")
 
+    p = add("replay", cmd_replay, "for SQL that uses $as_of: run the metric's schedule over "
+            "the past, each pull as of its scheduled time")
+    p.add_argument("metric")
+    p.add_argument("--from", dest="from_", metavar="TS", required=True)
+    p.add_argument("--to", metavar="TS", required=True)
+    p.add_argument("--yes", action="store_true",
+                   help="go ahead even when the replay makes more than 1000 pulls")
+
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
     p.add_argument("--limit", metavar="N", type=int)
     p.add_argument("--json", action="store_true")
 
-    p = add("history", cmd_history, "current values, or as known after run N")
+    p = add("history", cmd_history, "current values, or as known after run N or at a time")
     p.add_argument("metric")
-    p.add_argument("--as-of-run", metavar="N", type=int)
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--as-of-run", metavar="N", type=int,
+                      help="the values as the store held them right after run N")
+    when.add_argument("--as-known-at", metavar="TS",
+                      help="the values as known at TS (each its latest version known by then)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
@@ -515,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_TIME_FLAGS = ("--as-of", "--from", "--to")
+_TIME_FLAGS = ("--as-of", "--from", "--to", "--as-known-at")
 
 
 def _join_relative_times(argv: Sequence[str]) -> list[str]:

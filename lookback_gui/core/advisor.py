@@ -1,8 +1,10 @@
 """The lookback advisor: how late a metric's data arrives, measured from its stored versions.
 
-Every revision is a change that arrived between two observations of a bucket: the previous pull
-that covered the bucket saw it at age ``k_prev`` (in buckets, the current bucket being age 0)
-and the pull that revised it at age ``k``. The change is spread evenly over the ages
+Every revision is a change that arrived between two observations of a bucket, in knowledge time
+(see the store): the pull known last before it that covered the bucket saw it at age ``k_prev``
+(in buckets from the bucket to the one holding the known time, the current bucket being age 0)
+and the revising version is known at age ``k``. A backfill or replay of the past is an
+observation at its own known time, like any other pull. The change is spread evenly over the ages
 ``k_prev + 1 … k`` (exact for pulls one bucket apart; an estimate for audits that see a bucket
 after long gaps). From that follow the settling curve (which share of the final value was present
 at each age), the share of revisions and of revised magnitude by age, the age after which buckets
@@ -90,14 +92,14 @@ def _age_sql(grain: Grain, later: str, earlier: str) -> str:
 
 def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
     """Every version after the first of each value, with the ages of its observations."""
-    age = _age_sql(config.grain, "r.as_of", "v.bucket")
-    prev_age = _age_sql(config.grain, "p.prev_as_of", "p.bucket")
+    age = _age_sql(config.grain, "v.known_at", "v.bucket")
+    prev_age = _age_sql(config.grain, "p.prev_known_at", "p.bucket")
     cur = store.cursor()
     try:
         return cur.execute(
             f"""
             WITH v AS (
-                SELECT v.dims, v.measure, v.bucket, v.run_id, r.trigger,
+                SELECT v.dims, v.measure, v.bucket, v.run_id, v.known_at, r.trigger,
                        CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END AS value,
                        lag(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END)
                            OVER w AS prev_value,
@@ -105,13 +107,16 @@ def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
                        {age} AS age
                 FROM versions v JOIN runs r ON r.id = v.run_id
                 WHERE v.metric = $metric
-                WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket ORDER BY v.run_id)
-            ), revs AS (SELECT * FROM v WHERE n > 1),
+                WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket
+                             ORDER BY v.known_at, v.run_id)
+            ), revs AS (SELECT * FROM v WHERE n > 1 AND value <> prev_value),
             p AS (
                 SELECT revs.dims, revs.measure, revs.bucket, revs.run_id,
-                       max(r2.as_of) AS prev_as_of
+                       max(r2.known_at) AS prev_known_at
                 FROM revs JOIN runs r2
-                  ON r2.metric = $metric AND r2.status = 'succeeded' AND r2.id < revs.run_id
+                  ON r2.metric = $metric AND r2.status = 'succeeded'
+                 AND (r2.known_at < revs.known_at
+                      OR (r2.known_at = revs.known_at AND r2.id < revs.run_id))
                  AND r2.window_start <= revs.bucket AND revs.bucket < r2.window_end
                 GROUP BY ALL
             )
@@ -119,7 +124,7 @@ def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
                    revs.prev_value, revs.value, revs.age,
                    coalesce({prev_age}, revs.age - 1) AS prev_age
             FROM revs LEFT JOIN p USING (dims, measure, bucket, run_id)
-            ORDER BY revs.run_id, revs.bucket
+            ORDER BY revs.known_at, revs.run_id, revs.bucket
             """,
             {"metric": config.name},
         ).fetchnumpy()
@@ -129,16 +134,17 @@ def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
 
 def _first_seen(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
     """Per value: its first version's value and age, and its final value and last age seen."""
-    age = _age_sql(config.grain, "r.as_of", "v.bucket")
+    age = _age_sql(config.grain, "v.known_at", "v.bucket")
+    order = "{'k': v.known_at, 'r': v.run_id}"
     cur = store.cursor()
     try:
         return cur.execute(
             f"""
             SELECT v.measure,
-                   arg_min(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, v.run_id)
+                   arg_min(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
                        AS first_value,
-                   arg_min({age}, v.run_id) AS first_age,
-                   arg_max(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, v.run_id)
+                   arg_min({age}, {order}) AS first_age,
+                   arg_max(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
                        AS final_value,
                    v.dims, v.bucket
             FROM versions v JOIN runs r ON r.id = v.run_id

@@ -73,7 +73,7 @@ def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
         elif rev.old_value == 0:
             change = float("inf") if rev.new_value != 0 else 0.0
         else:
-            change = abs(rev.new_value - rev.old_value) / abs(rev.old_value) * 100
+            change = abs(rev.change_pct or 0.0)
         if change > threshold:
             pct = "removed" if rev.new_value is None else (
                 "from nothing" if rev.old_value is None else f"{change:+.1f}%")

@@ -55,7 +55,8 @@ from lookback_gui.core.windows import (
 )
 
 Clock = Callable[[], datetime]
-TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry", "audit")
+TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry", "audit",
+            "replay")
 
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
@@ -789,7 +790,8 @@ def backfill(
     (never more than the source's ``concurrency``); a failed chunk does not stop the rest."""
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
-    plans = [(trigger, w) for w in backfill_windows(config, start, end)]
+    plans = [(trigger, w) for w in backfill_windows(config, start, end,
+                                                    clock() if clock else None)]
     return run_windows(project, config, store, plans,
                        workers=max(1, min(workers, source.concurrency)), control=control,
                        observer=observer, on_run=on_chunk, clock=clock)

@@ -117,7 +117,8 @@ def failed_windows(store: Store, metric: str) -> list[RunRecord]:
 
 
 def retry_failed(project: Project, store: Store, metric: str | None = None,
-                 observer: Observer | None = None) -> list[RunRecord]:
+                 observer: Observer | None = None,
+                 clock: Callable[[], datetime] | None = None) -> list[RunRecord]:
     """Re-run exactly the windows of failed runs not covered since; oldest first."""
     names = [metric] if metric else list(project.metrics)
     runs = []
@@ -128,7 +129,7 @@ def retry_failed(project: Project, store: Store, metric: str | None = None,
             window = Window(start=failed.window_start, end=failed.window_end,
                             as_of=failed.as_of, partial_start=failed.partial_start)
             runs.append(run_pull(project, config, store, trigger="retry", window=window,
-                                 observer=observer or (lambda e: None)))
+                                 observer=observer or (lambda e: None), clock=clock))
     return runs
 
 

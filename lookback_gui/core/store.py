@@ -150,8 +150,6 @@ def _migrate_1_to_2(cur: duckdb.DuckDBPyConnection) -> None:
         ALTER TABLE runs ADD COLUMN known_at TIMESTAMP;
         ALTER TABLE runs ADD COLUMN settled_end TIMESTAMP;
         ALTER TABLE runs ADD COLUMN commit_seq BIGINT;
-        ALTER TABLE versions ADD COLUMN known_at TIMESTAMP;
-        ALTER TABLE versions ADD COLUMN exact VARCHAR;
     """)
     texts = [r[0] for r in cur.execute("SELECT DISTINCT sql FROM runs").fetchall()]
     replaying = [t for t in texts if uses_as_of(t)]
@@ -170,12 +168,34 @@ def _migrate_1_to_2(cur: duckdb.DuckDBPyConnection) -> None:
     """)
     row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()
     cur.execute(f"CREATE SEQUENCE commit_seqs START {int(row[0]) if row else 1}")
-    cur.execute("UPDATE versions SET known_at = runs.known_at FROM runs WHERE runs.id = versions.run_id")
-    cur.execute("ALTER TABLE versions ALTER COLUMN known_at SET NOT NULL")
+    cur.execute(_VERSIONS_TABLE.replace("TABLE versions", "TABLE versions_2"))
+    cur.execute("""
+        INSERT INTO versions_2
+        SELECT v.metric, v.dims, v.measure, v.bucket, v.run_id, v.value, v.removed, v.partial,
+               r.known_at, NULL
+        FROM versions v JOIN runs r ON r.id = v.run_id
+    """)
+    cur.execute("DROP TABLE versions")
+    cur.execute("ALTER TABLE versions_2 RENAME TO versions")
     cur.execute("DROP TABLE current")
     cur.execute(_CURRENT_TABLE)
     _rebuild_current(cur)
 
+
+_VERSIONS_TABLE = """
+CREATE TABLE versions (
+    metric VARCHAR NOT NULL,
+    dims VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    run_id BIGINT NOT NULL,
+    value DOUBLE,
+    removed BOOLEAN NOT NULL,
+    partial BOOLEAN NOT NULL,
+    known_at TIMESTAMP NOT NULL,
+    exact VARCHAR
+)
+"""
 
 _CURRENT_TABLE = """
 CREATE TABLE current (
@@ -330,6 +350,26 @@ class RevisionRow:
     new_value: Number | None
     known_at: datetime | None = None
     prev_known_at: datetime | None = None
+
+    @property
+    def delta(self) -> Number | None:
+        """new - old, exact where both are; None for a removal or a reappearance."""
+        old, new = self.old_value, self.new_value
+        if old is None or new is None:
+            return None
+        if isinstance(old, Decimal) or isinstance(new, Decimal):
+            if isinstance(old, float) or isinstance(new, float):
+                return float(new) - float(old)  # the measure's type changed
+            return Decimal(new) - Decimal(old)
+        return new - old
+
+    @property
+    def change_pct(self) -> float | None:
+        """The change in percent of the old value; None where there is none to compare."""
+        delta = self.delta
+        if delta is None or self.old_value is None or not self.old_value:
+            return None
+        return float(delta) / abs(float(self.old_value)) * 100
 
     def to_json(self) -> dict[str, Any]:
         return {

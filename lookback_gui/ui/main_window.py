@@ -809,7 +809,7 @@ class MainWindow(QMainWindow):
             views = []
             for rev in store.revisions(metric.name, newest=REVISIONS_SHOWN):
                 closed = add_buckets(rev.bucket, metric.grain, 1)
-                lag = (rev.as_of - closed) if rev.as_of else timedelta(0)
+                lag = (rev.known_at - closed) if rev.known_at else timedelta(0)
                 hours = lag.total_seconds() / 3600
                 text = ("still open" if hours < 0 else f"{hours:.1f} h" if hours < 48
                         else f"{hours / 24:.1f} days")

@@ -212,15 +212,12 @@ def _change(r: RevisionRow) -> str:
         return "removed"
     if r.old_value is None:
         return "reappeared"
-    delta = r.new_value - r.old_value
-    pct = f" ({delta / abs(r.old_value) * 100:+.1f}%)" if r.old_value else ""
-    return f"{delta:+,.4g}{pct}"
+    pct = f" ({r.change_pct:+.1f}%)" if r.change_pct is not None else ""
+    return f"{r.delta:+,.4g}{pct}"
 
 
 def _change_pct(r: RevisionRow) -> float:
-    if r.new_value is None or r.old_value is None or not r.old_value:
-        return float("inf")
-    return (r.new_value - r.old_value) / abs(r.old_value) * 100
+    return float("inf") if r.change_pct is None else r.change_pct
 
 
 @dataclass(frozen=True)
