@@ -457,12 +457,17 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        try:
+            scheduler.start(catch_up=False)
+        except StoreBusyError as exc:
+            scheduler.shutdown(grace_s=0)
+            raise StoreBusyError(f"cannot start the scheduler: {exc}", exc.pid) from None
         scheduled = [m for m in project.metrics.values() if m.scheduled]
         log_line_text = (f"scheduler started for {project.path}: {len(scheduled)} scheduled "
                          f"metric(s), {args.workers} worker(s); stop with Ctrl+C or SIGTERM")
         out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} {log_line_text}\n")
         out.flush()
-        scheduler.start()
+        scheduler.catch_up()
         stop.wait()
         with lock:
             out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} stopping: "

@@ -72,15 +72,17 @@ def lookback_daemon(*args: str) -> Iterator[subprocess.Popen]:
 
 
 @contextmanager
-def store_held_by_another_process(path: Path) -> Iterator[subprocess.Popen]:
-    """Another process that holds the store at ``path`` open until the block ends."""
+def store_held_by_another_process(path: Path, busy: bool = False) -> Iterator[subprocess.Popen]:
+    """Another process that has the store at ``path`` open until the block ends: idle (it
+    makes way for others between its uses), or ``busy`` in one long write."""
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import sys
+            import contextlib, sys
             from lookback_gui.core.store import Store
             s = Store({str(path)!r})
-            print("ready", flush=True)
-            sys.stdin.read()
+            with s._write() if {busy!r} else contextlib.nullcontext():
+                print("ready", flush=True)
+                sys.stdin.read()
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None

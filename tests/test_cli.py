@@ -255,14 +255,29 @@ def test_demo_shows_revisions_after_two_pulls(tmp_path, monkeypatch):
 # -- other processes ---------------------------------------------------------------------------
 
 
-def test_a_store_held_by_another_process_names_its_pid(project, tmp_path):
-    with store_held_by_another_process(tmp_path / "lookback.duckdb") as holder:
-        proc = lookback_process("runs", "--project", str(project))
+def test_a_process_that_has_the_store_open_makes_way_for_others(project, tmp_path):
+    with store_held_by_another_process(tmp_path / "lookback.duckdb"):
+        proc = lookback_process("pull", "daily_orders", "--project", str(project))
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        proc = lookback_process("runs", "--project", str(project), "--json")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert [r["status"] for r in json.loads(out)] == ["succeeded"]
+
+
+def test_a_store_busy_in_another_process_is_waited_for_then_names_its_pid(project, tmp_path):
+    with store_held_by_another_process(tmp_path / "lookback.duckdb", busy=True) as holder:
+        proc = lookback_process("runs", "--project", str(project),
+                                env={**os.environ, "LOOKBACK_STORE_WAIT": "3"})
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 1
-        assert err.startswith(f"error: store {tmp_path / 'lookback.duckdb'} is in use by another "
-                              f"process (PID {holder.pid}")
-        assert err.count("\n") == 1
+        lines = err.splitlines()
+        assert lines[0].startswith(f"waiting for store {tmp_path / 'lookback.duckdb'}: in use by "
+                                   f"PID {holder.pid}")
+        assert lines[1].startswith(f"error: store {tmp_path / 'lookback.duckdb'} is in use by "
+                                   f"another process (PID {holder.pid}")
+        assert "was not free after 3 s" in lines[1] and len(lines) == 2
 
 
 def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project, tmp_path):

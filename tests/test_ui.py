@@ -333,12 +333,11 @@ def test_the_runs_log_fetches_older_runs_a_page_at_a_time(qtbot, window, tmp_pat
     path = tmp_path / "lookback.toml"
     path.write_text(project_text())
     store = Store(tmp_path / "lookback.duckdb")
-    cur = store.cursor()
-    cur.execute("INSERT INTO runs (id, metric, trigger, status, as_of, window_start, window_end, "
-                "attempts) SELECT i, 'daily_orders', 'schedule', 'succeeded', "
-                "TIMESTAMP '2026-01-01' + to_hours(i), TIMESTAMP '2026-01-01', "
-                "TIMESTAMP '2026-01-02', 1 FROM range(1, 701) t(i)")
-    cur.close()
+    with store.reading() as cur:
+        cur.execute("INSERT INTO runs (id, metric, trigger, status, as_of, window_start, window_end, "
+                    "attempts) SELECT i, 'daily_orders', 'schedule', 'succeeded', "
+                    "TIMESTAMP '2026-01-01' + to_hours(i), TIMESTAMP '2026-01-01', "
+                    "TIMESTAMP '2026-01-02', 1 FROM range(1, 701) t(i)")
     store.close()
     with qtbot.waitSignal(window.refreshed, timeout=10000):
         assert window.open_project(path, start_scheduler=False)

@@ -94,8 +94,7 @@ def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
     """Every version after the first of each value, with the ages of its observations."""
     age = _age_sql(config.grain, "v.known_at", "v.bucket")
     prev_age = _age_sql(config.grain, "p.prev_known_at", "p.bucket")
-    cur = store.cursor()
-    try:
+    with store.reading() as cur:
         return cur.execute(
             f"""
             WITH v AS (
@@ -128,16 +127,13 @@ def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
             """,
             {"metric": config.name},
         ).fetchnumpy()
-    finally:
-        cur.close()
 
 
 def _first_seen(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
     """Per value: its first version's value and age, and its final value and last age seen."""
     age = _age_sql(config.grain, "v.known_at", "v.bucket")
     order = "{'k': v.known_at, 'r': v.run_id}"
-    cur = store.cursor()
-    try:
+    with store.reading() as cur:
         return cur.execute(
             f"""
             SELECT v.measure,
@@ -153,8 +149,6 @@ def _first_seen(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
             """,
             {"metric": config.name},
         ).fetchnumpy()
-    finally:
-        cur.close()
 
 
 def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> int | None:

@@ -26,6 +26,7 @@ from lookback_gui.core.events import Fanout, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
 from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
 from lookback_gui.core.store import RunRecord, Store
+from lookback_gui.core.storelock import SchedulerLease
 from lookback_gui.core.windows import Window, compute_window
 
 Clock = Callable[[], datetime]  # aware UTC now
@@ -168,10 +169,17 @@ class Scheduler:
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
         self.last_error: str | None = None
+        self._lease = SchedulerLease(store.path)
 
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self, catch_up: bool = True) -> None:
+        """Start firing the project's schedules (and catch up what is owed).
+
+        One process at a time runs a project's scheduler: raises StoreBusyError naming the one
+        that does. Pulls asked for by hand (:meth:`run_now`, :meth:`backfill`) work either way.
+        """
+        self._lease.take()
         self._sync_jobs()
         self._aps.add_job(self._tick, IntervalTrigger(seconds=self.TICK_S), id="__tick__")
         self._aps.start()
@@ -194,6 +202,7 @@ class Scheduler:
                 future.result(timeout=remaining)
         self.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._lease.give_back()
 
     @property
     def running(self) -> bool:

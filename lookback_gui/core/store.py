@@ -28,6 +28,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ import numpy as np
 import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError, UsageError
+from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting
 
 SCHEMA_VERSION = 2
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
@@ -444,36 +446,76 @@ def _process_started(pid: int) -> float | None:
 _LOCK_PID = re.compile(r"PID (\d+)")
 
 
+def _writable(path: Path) -> bool:
+    """Whether the store at ``path`` can be written (the file, or its folder for a new one)."""
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
 class Store:
-    """The local store of one project.
+    """The local store of one project, shared with the project's other processes.
+
+    The store file is open only while this process holds it (see :mod:`storelock`): it is
+    opened on first use, and closed and let go between two uses when another process waits for
+    it, so several processes take turns. What this process keeps in memory about the store is
+    forgotten whenever it opens the file again.
 
     Attributes:
         path: the DuckDB file.
+        read_only: opened for reading only (asked for, or the file cannot be written).
+        interrupted_at_open: runs found ``running`` whose process had died, now marked.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
+                 waiting: Waiting | None = None, wait_s: float = WAIT_S):
         self.path = Path(path)
         self._write_lock = threading.RLock()
-        self._cursor_lock = threading.Lock()
         self._last_success: dict[str, RunRecord | None] = {}
         self._cache_lock = threading.Lock()
         self._series: dict[str, list[tuple[dict[str, Any], str, float]]] = {}
         self._commits: dict[str, int] = {}  # successful runs per metric since opening
-        self._con = self._open()
         self._pid = os.getpid()
         self._pid_started = _process_started(self._pid)
-        self._migrate()
-        self.interrupted_at_open = self._mark_interrupted()
+        self.read_only = read_only or not _writable(self.path)
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._state = threading.Condition()
+        self._users = 0
+        self._inside = threading.local()
+        self._let_go = False  # another process waits: close at the next idle moment
+        self._closed = False
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"store {self.path}: cannot create its folder: "
+                                 f"{exc.strerror}") from None
+        self._lock: StoreLock | None = None
+        try:
+            self._lock = StoreLock(self.path, wait_s=wait_s, waiting=waiting)
+        except StoreError:
+            if not self.read_only:
+                raise
+        try:
+            if self.read_only:
+                self._check_schema()
+            else:
+                self._migrate()
+            self.interrupted_at_open = [] if self.read_only else self._mark_interrupted()
+        except BaseException:
+            self.close()
+            raise
+        self._watcher = threading.Thread(target=self._watch, name="store-watch", daemon=True)
+        self._watcher.start()
 
-    # -- opening --------------------------------------------------------------------------
+    # -- opening and taking turns -----------------------------------------------------------
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"store {self.path}: cannot create its folder: {exc.strerror}") from None
-        try:
-            return duckdb.connect(str(self.path))
+            return duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.Error as exc:
             message = str(exc)
             if "lock" in message.lower():
@@ -491,6 +533,90 @@ class Store:
                 raise StoreError(f"store {self.path} is not a Lookback store (not a DuckDB "
                                  f"database file): {message}") from None
             raise StoreError(f"store {self.path} cannot be opened: {message}") from None
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The open store for one use by the calling thread (uses may nest)."""
+        depth = getattr(self._inside, "depth", 0)
+        with self._state:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            while self._let_go and depth == 0:  # let the waiting process have its turn
+                self._state.wait(0.05)
+                if self._users == 0:
+                    self._hand_over()
+            if self._con is None:
+                if self._lock is not None:
+                    self._lock.acquire(exclusive=not self.read_only)
+                try:
+                    self._con = self._open()
+                except BaseException:
+                    if self._lock is not None:
+                        self._lock.release()
+                    raise
+                self._forget()
+            self._users += 1
+            con = self._con
+        self._inside.depth = depth + 1
+        try:
+            yield con
+        finally:
+            self._inside.depth = depth
+            with self._state:
+                self._users -= 1
+                if self._users == 0 and self._let_go:
+                    self._hand_over()
+                self._state.notify_all()
+
+    def _hand_over(self) -> None:
+        """Close the store and let go of it (with ``_state`` held, no use running)."""
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
+        if self._lock is not None:
+            self._lock.release()
+        self._let_go = False
+        self._state.notify_all()
+
+    def _watch(self) -> None:
+        """Notice another process waiting for the store, and make way for it."""
+        while True:
+            time.sleep(0.1)
+            with self._state:
+                if self._closed:
+                    return
+                if self._con is None or self._lock is None or self._let_go:
+                    continue
+            if not self._lock.others_waiting():
+                continue
+            with self._state:
+                if self._con is None or self._closed:
+                    continue
+                if self._users == 0:
+                    self._hand_over()
+                else:
+                    self._let_go = True
+
+    def _forget(self) -> None:
+        """Drop what is kept in memory: another process may have written since."""
+        with self._cache_lock:
+            self._last_success.clear()
+            self._series.clear()
+            self._commits.clear()
+
+    def _check_schema(self) -> None:
+        with self._connection() as con:
+            try:
+                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            except duckdb.Error:
+                raise StoreError(f"store {self.path} is not a Lookback store") from None
+        version = int(row[0]) if row else 0
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"store {self.path} has schema {version} and this version of Lookback GUI reads "
+                f"schema {SCHEMA_VERSION}; it can only be read here once a writing command "
+                "(lookback pull, or the app) has upgraded it")
 
     def _migrate(self) -> None:
         with self._write() as cur:
@@ -539,8 +665,17 @@ class Store:
         return dead
 
     def close(self) -> None:
-        with self._write_lock:
-            self._con.close()
+        with self._write_lock, self._state:
+            if self._closed:
+                return
+            self._closed = True
+            if self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                self._con = None
+            if self._lock is not None:
+                self._lock.close()
+            self._state.notify_all()
 
     def __enter__(self) -> Store:
         return self
@@ -553,34 +688,34 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction, the only way anything is written."""
-        with self._write_lock:
-            cur = self.cursor()
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open for reading only")
+        with self._write_lock, self.reading() as cur:
+            cur.execute("BEGIN TRANSACTION")
             try:
-                cur.execute("BEGIN TRANSACTION")
-                try:
-                    yield cur
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
-                try:
-                    cur.execute("COMMIT")
-                except duckdb.Error as exc:
-                    raise StoreError(f"store {self.path}: a write failed: {exc}") from None
-            finally:
-                cur.close()
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            try:
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                raise StoreError(f"store {self.path}: a write failed: {exc}") from None
 
     def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
               ) -> list[tuple[Any, ...]]:
-        cur = self.cursor()
-        try:
+        with self.reading() as cur:
             return cur.execute(sql, params).fetchall()
-        finally:
-            cur.close()
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor for the calling thread; close it when done."""
-        with self._cursor_lock:
-            return self._con.cursor()
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the open store for the calling thread, for the length of the block."""
+        with self._connection() as con:
+            cur = con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
 
     @staticmethod
     def _append_log(cur: duckdb.DuckDBPyConnection, run_id: int, at: datetime, level: str,
@@ -1144,8 +1279,7 @@ class Store:
         last_run (int), removed, partial (bool).
         """
         key = _series_key(metric, measure, dims)
-        cur = self.cursor()
-        try:
+        with self.reading() as cur:
             if as_of_run is None and as_known_at is None:
                 return _sorted_by_bucket(cur.execute(
                     "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
@@ -1159,8 +1293,6 @@ class Store:
                 f"SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
                 f" coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
                 f" run_id AS last_run, removed, partial FROM ({sql})", params).fetchnumpy())
-        finally:
-            cur.close()
 
     def chart_series(self, metric: str, measure: str, dims: Mapping[str, Any],
                      as_of_run: int | None = None,
@@ -1181,8 +1313,7 @@ class Store:
             return {"bucket": full["bucket"], "value": full["value"], "marked": at,
                     **{k: full[k][at] for k in _MARKED_COLUMNS}}
         key = _series_key(metric, measure, dims)
-        cur = self.cursor()
-        try:
+        with self.reading() as cur:
             cur.execute("BEGIN TRANSACTION")  # one snapshot for both reads
             bulk = _sorted_by_bucket(cur.execute(
                 "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value FROM current"
@@ -1193,8 +1324,6 @@ class Store:
                 " WHERE metric = ? AND measure = ? AND dims = ? AND (versions > 1 OR partial)",
                 key).fetchnumpy())
             cur.execute("COMMIT")
-        finally:
-            cur.close()
         return {**bulk, "marked": np.searchsorted(bulk["bucket"], marked["bucket"]),
                 **{k: marked[k] for k in _MARKED_COLUMNS}}
 

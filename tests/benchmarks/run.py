@@ -234,27 +234,29 @@ def bench_store_growth(folder: Path, versions: int, runs: int, reps: int) -> Row
 
 def seed_store(store: Store, versions: int, runs: int) -> None:
     """Fill a store with ``runs`` earlier runs and ``versions`` versions of older buckets."""
-    cur = store.cursor()
-    per_run = max(1, versions // runs)
-    cur.execute(
-        "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, window_start, "
-        "window_end, started_at, finished_at, attempts, rows, new, revised, removed, unchanged, "
-        "duration_s) SELECT i, 'm', 'schedule', 'succeeded', 'UTC', 'day', "
-        "TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i) - "
-        "INTERVAL 7 DAY, TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + "
-        "to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i), 1, ?, ?, 0, 0, 0, 0.1 "
-        "FROM range(1, ? + 1) t(i)", [per_run, per_run, runs])
-    cur.execute(f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {runs + 1}")
-    cur.execute(
-        "INSERT INTO versions SELECT 'm', '{\"k\":' || (i % 1000) || '}', 'v', "
-        "TIMESTAMP '2020-01-01' + to_days(CAST(i // 1000 AS INTEGER) % 2000), "
-        "1 + i // ?, (i % 977)::DOUBLE, false, false FROM range(?) t(i)",
-        [per_run, versions])
-    cur.execute(
-        "INSERT INTO current SELECT metric, dims, measure, bucket, arg_max(value, run_id), false, "
-        "false, max(run_id), arg_min(value, run_id), min(run_id), count(*)::INTEGER "
-        "FROM versions GROUP BY ALL ORDER BY bucket")
-    cur.close()
+    with store.reading() as cur:
+        per_run = max(1, versions // runs)
+        cur.execute(
+            "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, window_start, "
+            "window_end, started_at, finished_at, attempts, rows, new, revised, removed, unchanged, "
+            "duration_s, known_at, settled_end, commit_seq) SELECT i, 'm', 'schedule', 'succeeded',"
+            " 'UTC', 'day', TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + "
+            "to_hours(i) - INTERVAL 7 DAY, TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP "
+            "'2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i), 1, ?, ?, 0, 0, 0, "
+            "0.1, TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i), i "
+            "FROM range(1, ? + 1) t(i)", [per_run, per_run, runs])
+        cur.execute(f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {runs + 1}; "
+                    f"DROP SEQUENCE commit_seqs; CREATE SEQUENCE commit_seqs START {runs + 1}")
+        cur.execute(
+            "INSERT INTO versions SELECT 'm', '{\"k\":' || (i % 1000) || '}', 'v', "
+            "TIMESTAMP '2020-01-01' + to_days(CAST(i // 1000 AS INTEGER) % 2000), "
+            "1 + i // ?, (i % 977)::DOUBLE, false, false, TIMESTAMP '2020-01-01' + "
+            "to_hours(1 + i // ?), NULL FROM range(?) t(i)",
+            [per_run, per_run, versions])
+        cur.execute(
+            "INSERT INTO current SELECT metric, dims, measure, bucket, arg_max(value, run_id), false, "
+            "false, max(run_id), arg_min(value, run_id), min(run_id), count(*)::INTEGER, "
+            "max(known_at), NULL, NULL, min(known_at) FROM versions GROUP BY ALL ORDER BY bucket")
 
 
 # -- GUI -------------------------------------------------------------------------------------
@@ -341,13 +343,13 @@ def chart_store(folder: Path, points: int) -> tuple[Store, object]:
                          lookback='"60m"')
     project = parse_project(path.read_text(), path)
     store = Store(project.store_path)
-    cur = store.cursor()
-    if not cur.execute("SELECT count(*) FROM current").fetchone()[0]:
-        cur.execute(
-            "INSERT INTO current SELECT 'm', '{}', 'v', TIMESTAMP '2024-01-01' + to_minutes(i), "
-            "(i % 1440)::DOUBLE + sin(i), false, i > $n * 0.999, 1, (i % 1440)::DOUBLE, 1, "
-            "CASE WHEN i > $n * 0.99 THEN 2 ELSE 1 END FROM range($n) t(i)", {"n": points})
-    cur.close()
+    with store.reading() as cur:
+        if not cur.execute("SELECT count(*) FROM current").fetchone()[0]:
+            cur.execute(
+                "INSERT INTO current SELECT 'm', '{}', 'v', TIMESTAMP '2024-01-01' + to_minutes(i), "
+                "(i % 1440)::DOUBLE + sin(i), false, i > $n * 0.999, 1, (i % 1440)::DOUBLE, 1, "
+                "CASE WHEN i > $n * 0.99 THEN 2 ELSE 1 END, TIMESTAMP '2024-06-01', NULL, NULL, "
+                "TIMESTAMP '2024-06-01' FROM range($n) t(i)", {"n": points})
     return store, project.metrics["m"]
 
 

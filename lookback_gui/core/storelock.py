@@ -1,0 +1,179 @@
+"""Several processes, one store: who may have the store file open, and who runs the scheduler.
+
+DuckDB lets one process open a database file for writing, or several for reading, never both;
+and its own lock is a POSIX record lock, which the system drops as soon as the process closes
+*any* descriptor of the file (a file dialog that peeks at it is enough). So the processes of a
+project agree beforehand, through lock files beside the store that are held with ``flock`` (a
+lock of the open file, which no other descriptor can drop):
+
+- ``STORE.lock``: held exclusively by the process that has the store open for writing, shared
+  by processes that have it open read-only. The writer notes its PID and program in the file,
+  so that a process that waits can say who it waits for.
+- ``STORE.want``: a process that waits for ``STORE.lock`` holds this one shared. A holder checks
+  it a few times a second and, when someone waits, closes the store at its next idle moment and
+  lets go, then opens it again when it needs it. Writers take turns; a reader gets its answer
+  while a pull runs (between the pull's writes).
+- ``STORE.scheduler``: held exclusively by the one process that runs the project's scheduler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import portalocker
+import psutil
+
+from lookback_gui.core.errors import StoreBusyError, StoreError
+
+WAIT_S = 60.0  # how long a process waits for the store before it gives up
+SAY_AFTER_S = 1.5  # when a wait is worth a message
+POLL_S = 0.02
+
+Waiting = Callable[[str], None]
+
+
+def _program(pid: int) -> str:
+    with contextlib.suppress(psutil.Error, OSError):
+        process = psutil.Process(pid)
+        for part in process.cmdline()[:4]:
+            name = Path(part).name
+            if name.startswith("lookback"):
+                return name
+        return process.name()
+    return "another process"
+
+
+def _holder(handle: IO[str]) -> tuple[int | None, str]:
+    """(PID, a few words) of the process that noted itself in a lock file."""
+    with contextlib.suppress(OSError, ValueError):
+        handle.seek(0)
+        text = handle.read().strip()
+        if text:
+            pid = int(text.split()[0])
+            return pid, f"PID {pid}, {_program(pid)}"
+    return None, "another process"
+
+
+def _try(handle: IO[str], flags: portalocker.LockFlags) -> bool:
+    try:
+        portalocker.lock(handle, flags | portalocker.LockFlags.NON_BLOCKING)
+    except portalocker.exceptions.LockException:
+        return False
+    return True
+
+
+def _open(path: Path) -> IO[str]:
+    try:
+        return open(path, "a+", encoding="utf-8")  # held as long as its lock
+    except OSError:
+        try:
+            return open(path, encoding="utf-8")
+        except OSError as exc:
+            raise StoreError(f"store {path.with_suffix('')}: cannot open its lock file "
+                             f"{path}: {exc.strerror}") from None
+
+
+class StoreLock:
+    """The hold of one process on a store file.
+
+    Attributes:
+        path: the store file.
+        held: None, "shared" or "exclusive".
+    """
+
+    def __init__(self, path: Path, *, wait_s: float = WAIT_S, waiting: Waiting | None = None):
+        self.path = path
+        self.wait_s = wait_s
+        self.waiting = waiting
+        self.held: str | None = None
+        self._hold = _open(path.with_name(path.name + ".lock"))
+        self._want = _open(path.with_name(path.name + ".want"))
+
+    def acquire(self, exclusive: bool) -> None:
+        """Take the store; wait (saying so after a moment) while another process has it.
+
+        Raises StoreBusyError naming the holder when the wait lasts longer than ``wait_s``.
+        """
+        flags = portalocker.LockFlags.EXCLUSIVE if exclusive else portalocker.LockFlags.SHARED
+        if not _try(self._hold, flags):
+            self._wait_for(flags)
+        self.held = "exclusive" if exclusive else "shared"
+        if exclusive:
+            with contextlib.suppress(OSError):
+                self._hold.seek(0)
+                self._hold.truncate()
+                self._hold.write(f"{os.getpid()}\n")
+                self._hold.flush()
+
+    def _wait_for(self, flags: portalocker.LockFlags) -> None:
+        registered = _try(self._want, portalocker.LockFlags.SHARED)
+        try:
+            started = time.monotonic()
+            said = False
+            while not _try(self._hold, flags):
+                waited = time.monotonic() - started
+                if not registered:
+                    registered = _try(self._want, portalocker.LockFlags.SHARED)
+                if waited >= self.wait_s:
+                    pid, who = _holder(self._hold)
+                    raise StoreBusyError(
+                        f"store {self.path} is in use by another process ({who}) and was not "
+                        f"free after {self.wait_s:.0f} s; try again when it has finished", pid)
+                if not said and waited >= SAY_AFTER_S and self.waiting is not None:
+                    said = True
+                    self.waiting(f"waiting for store {self.path}: in use by "
+                                 f"{_holder(self._hold)[1]}")
+                time.sleep(POLL_S)
+        finally:
+            if registered:
+                portalocker.unlock(self._want)
+
+    def others_waiting(self) -> bool:
+        """Whether another process waits for the store."""
+        if not _try(self._want, portalocker.LockFlags.EXCLUSIVE):
+            return True
+        portalocker.unlock(self._want)
+        return False
+
+    def release(self) -> None:
+        if self.held is not None:
+            portalocker.unlock(self._hold)
+            self.held = None
+
+    def close(self) -> None:
+        self.release()
+        self._hold.close()
+        self._want.close()
+
+
+class SchedulerLease:
+    """The right to run a project's scheduler: one process at a time."""
+
+    def __init__(self, store: Path):
+        self.path = store.with_name(store.name + ".scheduler")
+        self._handle: IO[str] | None = None
+
+    def take(self) -> None:
+        """Take the lease, or raise StoreBusyError naming the process that has it."""
+        handle = _open(self.path)
+        if not _try(handle, portalocker.LockFlags.EXCLUSIVE):
+            pid, who = _holder(handle)
+            handle.close()
+            raise StoreBusyError(f"the scheduler of {self.path.with_suffix('')} already runs "
+                                 f"in another process ({who})", pid)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def give_back(self) -> None:
+        if self._handle is not None:
+            portalocker.unlock(self._handle)
+            self._handle.close()
+            self._handle = None
