@@ -45,6 +45,10 @@ _ALERT_KEYS = {
     "kind", "name", "measure", "above", "below", "series", "older_than", "change_pct",
     "max_age", "command",
 }
+# a password in a DSN: ``password=...`` (or MySQL's ``passwd=``), as a key or a URI parameter,
+# or the ``user:password@`` of a URI (postgresql://, postgres://, mysql://, mariadb://)
+_DSN_PASSWORD = re.compile(r"(^|[\s?&;])(password|passwd)\s*=", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"^\s*[a-z][a-z0-9+.-]*://[^/@?#]*:[^/@?#]*@", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -463,7 +467,7 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
     if path is not None:
         raise check.fail((*key_path, "path"), f"a {kind} source takes a 'dsn', not a 'path'")
-    if re.search(r"(^|\s)password\s*=", dsn, re.IGNORECASE):
+    if _DSN_PASSWORD.search(dsn) or _URI_PASSWORD.search(dsn):
         raise check.fail(
             (*key_path, "dsn"),
             "the dsn holds a password: secrets never go in the project file; "
