@@ -7,6 +7,7 @@ line on stderr starting ``error:``; ``--verbose`` adds the traceback of unexpect
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
@@ -251,7 +252,7 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import check_metric
-    from lookback_gui.core.sources import describe_schema
+    from lookback_gui.core.sources import describe_schema, source_warnings
 
     project = _project(args)
     out.write(f"project {project.path}: ok ({len(project.sources)} source(s), "
@@ -267,6 +268,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             continue
         tables = len({row["table"] for row in schema})
         out.write(f"source {source.name} ({source.type}): ok, {tables} table(s)\n")
+        with contextlib.suppress(PullError):
+            for warning in source_warnings(source):
+                err.write(f"warning: {warning}\n")
     for metric in project.metrics.values():
         try:
             shape = check_metric(project, metric)

@@ -247,7 +247,8 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
     """The metric's SQL, checked for the way it will run."""
-    return check_pushdown_query(config.sql) if source.pushdown else check_query(config.sql)
+    return (check_pushdown_query(config.sql) if source.pushdown
+            else check_query(config.sql, source))
 
 
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
