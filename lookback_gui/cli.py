@@ -14,14 +14,18 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from lookback_gui.core.errors import LookbackError, ProjectError, PullError, UsageError
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
 from lookback_gui.core.store import HistoryRow, RunRecord, Store
 from lookback_gui.core.windows import parse_timestamp
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from lookback_gui.core.events import Event, Observer
+    from lookback_gui.core.pull import PullControl
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
 class _UsageExit(Exception):
@@ -93,9 +97,89 @@ def _timestamp(text: str, project: Project, metric: str, flag: str) -> datetime:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def _as_of(text: str | None, project: Project, metric: str) -> datetime | None:
+    """``--as-of``, which is never in the future (None: now)."""
+    from lookback_gui.core.windows import local_now
+
+    if text is None:
+        return None
+    moment = _timestamp(text, project, metric, "--as-of")
+    now = local_now(project.metrics[metric].zone)
+    if moment > now:
+        raise UsageError(f"--as-of: {text!r} ({_cell(moment)}) is in the future (now is "
+                         f"{_cell(now)}); a pull is never as of a time that has not come yet")
+    return moment
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _print_warnings(run: RunRecord, err: TextIO) -> None:
     for warning in run.warnings:
         err.write(f"warning: {run.metric}: {warning}\n")
+
+
+T = TypeVar("T")
+
+
+def _until_ctrl_c(work: Callable[[PullControl], T]) -> T:
+    """Run ``work`` on a thread of its own; Ctrl+C (SIGINT) cancels it through its control.
+
+    The main thread only waits, so the signal never lands inside DuckDB or a store write: the
+    pull sees a cancellation, records its run ``cancelled`` and returns within a second or two.
+    A second Ctrl+C stops the process at once.
+    """
+    import signal
+    import threading
+
+    from lookback_gui.core.pull import PullControl
+
+    control = PullControl()
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done.append(work(control))
+        except BaseException as exc:
+            failed.append(exc)
+
+    def on_sigint(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        control.cancel()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    try:
+        thread = threading.Thread(target=target, name="pull", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _alert_warnings(err: TextIO) -> Observer:
+    """An observer that prints a failed alert command as a ``warning:`` line."""
+    from lookback_gui.core.events import AlertCommandFailed
+
+    def observe(event: Event) -> None:
+        if isinstance(event, AlertCommandFailed):
+            err.write(f"warning: {event.metric}: {event.message}\n")
+
+    return observe
 
 
 def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -103,18 +187,26 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     project = _project(args)
     config = project.metric(args.metric)
-    as_of = _timestamp(args.as_of, project, config.name, "--as-of") if args.as_of else None
+    as_of = _as_of(args.as_of, project, config.name)
     with Store(project.store_path) as store:
         if args.audit:
             from lookback_gui.core.advisor import audit_window
             from lookback_gui.core.windows import local_now
 
             window = audit_window(config, as_of or local_now(config.zone))
-            run = run_pull(project, config, store, trigger="audit", window=window)
+            run = _until_ctrl_c(lambda control: run_pull(
+                project, config, store, trigger="audit", window=window, control=control,
+                observer=_alert_warnings(err)))
         else:
-            run = run_pull(project, config, store, trigger="command-line", as_of=as_of)
+            run = _until_ctrl_c(lambda control: run_pull(
+                project, config, store, trigger="command-line", as_of=as_of, control=control,
+                observer=_alert_warnings(err)))
     out.write(run_summary(run) + "\n")
     _print_warnings(run, err)
+    if run.status == "cancelled":
+        err.write(f"error: cancelled by Ctrl+C: run {run.id} of {run.metric} is recorded as "
+                  "cancelled; nothing was committed\n")
+        return EXIT_CANCELLED
     if run.status != "succeeded":
         err.write(f"error: {run.error}\n")
         return EXIT_FAILED
@@ -122,7 +214,7 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.pull import backfill, backfill_windows
+    from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS, backfill, backfill_chunk_count
 
     project = _project(args)
     config = project.metric(args.metric)
@@ -130,9 +222,15 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     end = _timestamp(args.to, project, config.name, "--to")
     if end <= start:
         raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
-    total = len(backfill_windows(config, start, end))
-    out.write(f"backfill {config.name}: {total} chunk(s) of up to {config.buckets} "
-              f"{config.grain.value} bucket(s)\n")
+    total = backfill_chunk_count(config, start, end)
+    plan = (f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one "
+            f"pull each")
+    if total > MAX_BACKFILL_CHUNKS and not args.yes:
+        raise UsageError(f"backfill of {config.name} from {_cell(start)} to {_cell(end)} would "
+                         f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
+                         "confirmed with --yes (or narrow --from/--to)")
+    out.write(f"backfill {config.name}: {plan}\n")
+    out.flush()
 
     def progress(index: int, count: int, run: RunRecord) -> None:
         out.write(f"[{index}/{count}] {run_summary(run)}\n")
@@ -140,15 +238,23 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print_warnings(run, err)
 
     with Store(project.store_path) as store:
-        runs = backfill(project, config, store, start, end, on_chunk=progress,
-                        workers=args.workers)
-    failed = [r for r in runs if r.status != "succeeded"]
+        runs = _until_ctrl_c(lambda control: backfill(
+            project, config, store, start, end, on_chunk=progress, workers=args.workers,
+            control=control, observer=_alert_warnings(err)))
+    cancelled = [r for r in runs if r.status == "cancelled"]
+    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
         err.write(f"error: {len(failed)} of {len(runs)} backfill chunk(s) of {config.name} "
                   "failed:\n")
         for run in failed:
             err.write(f"  run {run.id} [{_cell(run.window_start)}, {_cell(run.window_end)}): "
                       f"{run.error}\n")
+    if cancelled or len(runs) < total:
+        done = sum(r.status == "succeeded" for r in runs)
+        err.write(f"error: backfill of {config.name} cancelled by Ctrl+C after {done} of "
+                  f"{total} chunk(s); the chunk(s) it stopped are recorded as cancelled\n")
+        return EXIT_CANCELLED
+    if failed:
         return EXIT_FAILED
     out.write(f"backfill {config.name}: {len(runs)} chunk(s) succeeded\n")
     return EXIT_OK
@@ -375,10 +481,12 @@ def describe_event(event: object) -> str:
                 else "; giving up")
         return f"run {event.run_id} {event.metric} attempt {event.attempt} failed: {event.error}{then}"
     if isinstance(event, ev.RunFinished):
-        text = run_summary(event.run)
-        return text + (f": {event.run.error}" if event.run.error else "")
+        text = run_summary(event.run) + (f": {event.run.error}" if event.run.error else "")
+        return "\n".join([text, *(f"warning: {event.run.metric}: {w}" for w in event.run.warnings)])
     if isinstance(event, ev.AlertChanged):
         return f"alert {event.metric} / {event.rule} ({event.kind}) {event.state}: {event.message}"
+    if isinstance(event, ev.AlertCommandFailed):
+        return f"warning: {event.metric}: {event.message}"
     if isinstance(event, ev.Notice):
         return f"{event.level}: {event.message}"
     if isinstance(event, ev.Progress):
@@ -475,8 +583,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metric")
     p.add_argument("--from", dest="from_", metavar="TS", required=True)
     p.add_argument("--to", metavar="TS", required=True)
-    p.add_argument("--workers", type=int, default=2, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
                    help="chunks pulled at once, at most the source's concurrency (default 2)")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm a backfill of more than 1000 chunks")
 
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
@@ -497,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", cmd_check, "validate the project file and try every source and metric")
 
     p = add("schedule", cmd_schedule, "run the scheduler headless until SIGINT/SIGTERM")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
                    help="pulls that may run at once (default 2)")
 
     p = add("retry-failed", cmd_retry_failed,
@@ -562,7 +672,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         return EXIT_FAILED
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
-        return 130
+        return EXIT_CANCELLED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import psutil
 
 from lookback_gui.core.errors import (
     CancelledError,
@@ -30,6 +31,7 @@ from lookback_gui.core.errors import (
     TransientSourceError,
 )
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
+from lookback_gui.core.failures import classify
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.sources import (
     CheckedQuery,
@@ -49,6 +51,7 @@ from lookback_gui.core.windows import (
     Window,
     add_buckets,
     bucket_start,
+    buckets_between,
     compute_window,
     local_now,
 )
@@ -124,6 +127,66 @@ class PullControl:
     def check(self) -> None:
         if self._cancelled.is_set():
             raise CancelledError("cancelled")
+
+
+STAGING_PREFIX = "lookback-pull-"
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def _process_started(pid: int) -> int | None:
+    try:
+        return int(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def staging_folder() -> tempfile.TemporaryDirectory[str]:
+    """A private folder for one pull, named after its process (PID and start time), so that a
+    later process can tell a killed pull's leftovers from a running one's.
+
+    The first pull of a process in a temp folder removes the leftovers of dead processes there.
+    """
+    base = tempfile.gettempdir()
+    with _swept_lock:
+        sweep = base not in _swept
+        _swept.add(base)
+    if sweep:
+        remove_stale_staging(base)
+    pid = os.getpid()
+    return tempfile.TemporaryDirectory(
+        prefix=f"{STAGING_PREFIX}{pid}-{_process_started(pid) or 0}-", dir=base)
+
+
+def remove_stale_staging(base: str | None = None) -> list[str]:
+    """Remove the staging folders in ``base`` (default: the temp folder) whose process is gone;
+    return their paths. A folder without a process in its name (from an older version) goes
+    when it is a day old."""
+    import shutil
+
+    removed = []
+    folder = base or tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        parts = entry.name[len(STAGING_PREFIX):].split("-")
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
+            started = _process_started(int(parts[0]))
+            if started is not None and abs(started - int(parts[1])) <= 1:
+                continue  # its process still runs
+        else:
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime < 86400:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -437,7 +500,7 @@ def run_pull(
     result: RunRecord
     # what the pull holds until it ends: its private folder and its source connection
     held = contextlib.ExitStack()
-    staging = held.enter_context(tempfile.TemporaryDirectory(prefix="lookback-pull-"))
+    staging = held.enter_context(staging_folder())
     try:
         query = metric_query(config, source)
         last = store.last_successful_run(config.name)
@@ -458,7 +521,8 @@ def run_pull(
                 if control.cancelled:
                     raise CancelledError("cancelled") from None
                 failure = _duckdb_failure(config, exc)
-            if not failure.transient or attempts > config.retries:
+            control.check()  # a cancel that broke the attempt is no failure of the source
+            if classify(failure) != "transient" or attempts > config.retries:
                 store.log(run_id, "error", f"attempt {attempts} failed: {failure}")
                 observer(AttemptFailed(run_id, config.name, attempts, str(failure), None))
                 raise failure
@@ -674,6 +738,40 @@ def backfill_windows(config: MetricConfig, start: datetime, end: datetime) -> li
     return windows
 
 
+MAX_BACKFILL_CHUNKS = 1000  # more pulls than this in one backfill need a confirmation
+
+
+def backfill_chunk_count(config: MetricConfig, start: datetime, end: datetime) -> int:
+    """How many pulls a backfill of [start, end) makes, without listing them."""
+    first = bucket_start(start, config.grain)
+    last = bucket_start(end, config.grain)
+    if last < end:
+        last = add_buckets(last, config.grain, 1)
+    if last <= first:
+        return 0
+    return -(-buckets_between(first, last, config.grain) // config.buckets)
+
+
+def _uncovered_ok_empty(config: MetricConfig, store: Store,
+                        plans: list[tuple[str, Window]]) -> Callable[[str, Window], MetricConfig]:
+    """The config to pull a planned window with: a back-fill chunk that no successful pull
+    covered any bucket of may come back empty (nothing is stored there that an outage could
+    wrongly remove, e.g. before the data starts): it succeeds with a warning, not a failure."""
+    if config.allow_empty or not any(trigger == "backfill" for trigger, _ in plans):
+        return lambda trigger, window: config
+    spans = [(r.window_start, r.window_end) for r in store.runs(metric=config.name,
+                                                                status="succeeded")
+             if r.window_start is not None and r.window_end is not None]
+    relaxed = dataclasses.replace(config, allow_empty=True)
+
+    def pick(trigger: str, window: Window) -> MetricConfig:
+        if trigger != "backfill" or any(s < window.end and window.start < e for s, e in spans):
+            return config
+        return relaxed
+
+    return pick
+
+
 def run_windows(
     project: Project,
     config: MetricConfig,
@@ -695,6 +793,7 @@ def run_windows(
     from concurrent.futures import ThreadPoolExecutor
 
     control = control or PullControl()
+    config_for = _uncovered_ok_empty(config, store, plans)
     results: list[RunRecord | None] = [None] * len(plans)
     done = [0]
     lock = threading.Lock()
@@ -709,8 +808,8 @@ def run_windows(
                 if child.cancelled:
                     return
         try:
-            run = run_pull(project, config, store, trigger=trigger, window=window,
-                           control=child, observer=observer, clock=clock)
+            run = run_pull(project, config_for(trigger, window), store, trigger=trigger,
+                           window=window, control=child, observer=observer, clock=clock)
         finally:
             if gate is not None:
                 gate.release()
