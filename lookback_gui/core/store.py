@@ -274,8 +274,9 @@ class Store:
         path: the DuckDB file.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         self._write_lock = threading.RLock()
         self._cursor_lock = threading.Lock()
         self._last_success: dict[str, RunRecord | None] = {}
@@ -285,21 +286,36 @@ class Store:
         self._con = self._open()
         self._pid = os.getpid()
         self._pid_started = _process_started(self._pid)
-        self._migrate()
-        self.interrupted_at_open = self._mark_interrupted()
+        try:
+            self._migrate()
+            self.interrupted_at_open = [] if read_only else self._mark_interrupted()
+        except BaseException:
+            self._con.close()
+            raise
 
     # -- opening --------------------------------------------------------------------------
 
+    def _damaged(self, message: str) -> StoreError:
+        return StoreError(
+            f"store {self.path} is damaged ({message.splitlines()[0].strip()}); restore it from "
+            "a backup, or move it aside to start an empty store (its runs and versions stay in "
+            "the moved file)")
+
     def _open(self) -> duckdb.DuckDBPyConnection:
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"store {self.path}: cannot create its folder: {exc.strerror}") from None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"store {self.path}: cannot create its folder: {exc.strerror}") from None
-        try:
-            return duckdb.connect(str(self.path))
+            return duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.Error as exc:
             message = str(exc)
-            if "lock" in message.lower():
+            lowered = message.lower()
+            if "corrupt" in lowered or "checksum" in lowered:
+                raise self._damaged(message) from None
+            if "could not set lock" in lowered or "conflicting lock" in lowered:
                 match = _LOCK_PID.search(message)
                 pid = int(match.group(1)) if match else None
                 holder = f"PID {pid}" if pid else "another process"
@@ -310,12 +326,34 @@ class Store:
                     f"store {self.path} is in use by another process ({holder}); "
                     "close it there or wait until it finishes", pid
                 ) from None
-            if "not a valid duckdb" in message.lower() or "unable to open" in message.lower():
-                raise StoreError(f"store {self.path} is not a Lookback store (not a DuckDB "
-                                 f"database file): {message}") from None
+            if "not a valid duckdb" in lowered or "unable to open" in lowered:
+                raise StoreError(f"store {self.path} is not a DuckDB database file (damaged, or "
+                                 "another kind of file); restore it from a backup, or move it "
+                                 "aside to start an empty store") from None
             raise StoreError(f"store {self.path} cannot be opened: {message}") from None
 
     def _migrate(self) -> None:
+        try:
+            self._migrate_or_check()
+        except duckdb.Error as exc:
+            lowered = str(exc).lower()
+            if "corrupt" in lowered or "checksum" in lowered:
+                raise self._damaged(str(exc)) from None
+            raise
+
+    def _migrate_or_check(self) -> None:
+        if self.read_only:
+            tables = {r[0] for r in self._read(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                " AND table_catalog = current_database()")}
+            if "meta" not in tables:
+                raise StoreError(f"store {self.path} is not a Lookback store")
+            found = self._read("SELECT value FROM meta WHERE key = 'schema_version'")
+            if not found or int(found[0][0]) != SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} has schema {found[0][0] if found else '?'}, "
+                                 f"this version reads {SCHEMA_VERSION}; open it once where it "
+                                 "can be written, so that it is upgraded")
+            return
         with self._write() as cur:
             tables = {r[0] for r in cur.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
@@ -397,6 +435,11 @@ class Store:
         cur = self.cursor()
         try:
             return cur.execute(sql, params).fetchall()
+        except duckdb.Error as exc:
+            lowered = str(exc).lower()
+            if "corrupt" in lowered or "checksum" in lowered:
+                raise self._damaged(str(exc)) from None
+            raise
         finally:
             cur.close()
 
