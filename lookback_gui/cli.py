@@ -10,15 +10,25 @@ import argparse
 import contextlib
 import csv
 import json
+import math
+import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
-from lookback_gui.core.errors import LookbackError, ProjectError, PullError, UsageError
+from lookback_gui.core.errors import (
+    LookbackError,
+    ProjectError,
+    PullError,
+    StoreBusyError,
+    StoreError,
+    UsageError,
+)
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
-from lookback_gui.core.store import HistoryRow, RunRecord, Store
+from lookback_gui.core.store import HistoryRow, LogLine, RunRecord, Store
 from lookback_gui.core.windows import parse_timestamp
 
 if TYPE_CHECKING:
@@ -68,6 +78,23 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Text
         out.write(line(row) + "\n")
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity made the JSON string "NaN", "Infinity" or
+    "-Infinity" (bare NaN is not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_json(data: Any, out: TextIO) -> None:
+    """Print ``data`` as valid JSON (RFC 8259): NaN and infinities as strings, see _finite."""
+    out.write(json.dumps(_finite(data), indent=2, allow_nan=False) + "\n")
+
+
 def _series(dims: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "-"
 
@@ -95,6 +122,23 @@ def _timestamp(text: str, project: Project, metric: str, flag: str) -> datetime:
         return parse_timestamp(text, project.metrics[metric].zone)
     except ValueError as exc:
         raise UsageError(f"{flag}: {exc}") from None
+
+
+def _reading_store(project: Project) -> Store:
+    """The store for a command that only reads: opened for writing where it can be (so that
+    runs of dead processes are marked interrupted), else read-only (a read-only file or folder,
+    a full disk)."""
+    path = project.store_path
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    if not path.exists() or writable:
+        try:
+            return Store(path)
+        except StoreBusyError:
+            raise
+        except StoreError:
+            if not path.exists():
+                raise
+    return Store(path, read_only=True)
 
 
 def _as_of(text: str | None, project: Project, metric: str) -> datetime | None:
@@ -266,11 +310,10 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         project.metric(args.metric)
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must not be negative")
-    with Store(project.store_path) as store:
+    with _reading_store(project) as store:
         runs = store.runs(metric=args.metric, limit=args.limit)
     if args.json:
-        json.dump([r.to_json() for r in runs], out, indent=2)
-        out.write("\n")
+        write_json([r.to_json() for r in runs], out)
         return EXIT_OK
     if not runs:
         out.write("no runs yet\n")
@@ -285,14 +328,101 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+_ATTEMPT = re.compile(r"^attempt (\d+) failed: (.*?)(?:; retrying in ([\d.]+) s "
+                      r"\(attempt \d+ of \d+\))?$", re.DOTALL)
+
+
+def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
+    """Everything about one run, for ``show``: the keys of ``runs --json``, then its zone and
+    grain, partial bucket, duration, each attempt (its error and the delay before the next),
+    checks, warnings, schema change, log, and the SQL with its bound parameters."""
+    data = run.to_json()
+    data.setdefault("known_at", _iso(getattr(run, "known_at", None)))
+    tries: list[dict[str, Any]] = []
+    for line in log:
+        match = _ATTEMPT.match(line.message)
+        if match:
+            tries.append({"attempt": int(match.group(1)), "error": match.group(2),
+                          "retry_after_s": float(match.group(3)) if match.group(3) else None})
+    if run.status == "succeeded" and run.attempts and all(t["attempt"] != run.attempts
+                                                         for t in tries):
+        tries.append({"attempt": run.attempts, "error": None, "retry_after_s": None})
+    used = sorted(name for name in run.params if re.search(rf"\${name}\b", run.sql or ""))
+    data.update({
+        "timezone": run.timezone, "grain": run.grain,
+        "partial_start": _iso(run.partial_start), "duration_s": run.duration_s,
+        "tries": tries, "checks": [dict(c) for c in run.checks], "warnings": list(run.warnings),
+        "schema_change": dict(run.schema_change), "measures": list(run.measures),
+        "log": [{"at": _iso(line.at), "level": line.level, "message": line.message}
+                for line in log],
+        "sql": run.sql, "parameters": {name: run.params[name] for name in used},
+    })
+    return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _project(args)
+    with _reading_store(project) as store:
+        run = store.run(args.run)
+        log = store.run_log(args.run)
+    data = run_details(run, log)
+    if args.json:
+        write_json(data, out)
+        return EXIT_OK
+    lines = [f"run {run.id} {run.metric} {run.status} ({run.trigger})"]
+    window = f"[{_cell(run.window_start)}, {_cell(run.window_end)})"
+    partial = f", partial from {_cell(run.partial_start)}" if run.partial_start else ""
+    lines.append(f"  window      {window} as of {_cell(run.as_of)} "
+                 f"({run.timezone or 'UTC'}, {run.grain}{partial})")
+    if data["known_at"]:
+        lines.append(f"  known at    {data['known_at'].replace('T', ' ')}")
+    duration = f" ({run.duration_s:.2f} s)" if run.duration_s is not None else ""
+    lines.append(f"  started     {_cell(run.started_at)}, finished {_cell(run.finished_at) or '-'}"
+                 f"{duration}")
+    lines.append(f"  attempts    {run.attempts}")
+    for t in data["tries"]:
+        if t["error"] is None:
+            lines.append(f"    attempt {t['attempt']} succeeded")
+        else:
+            then = (f"; retried after {t['retry_after_s']:.2f} s" if t["retry_after_s"] is not None
+                    else "; gave up")
+            lines.append(f"    attempt {t['attempt']} failed: {t['error']}{then}")
+    if run.status == "succeeded":
+        lines.append(f"  counts      {run.rows} rows: {run.new} new, {run.revised} revised, "
+                     f"{run.removed} removed, {run.unchanged} unchanged")
+    if run.error:
+        lines.append(f"  error       {run.error}")
+    if run.checks:
+        lines.append("  checks")
+        lines += [f"    ok    {c.get('name')} ({c.get('severity')})" if c.get("ok") else
+                  f"    FAIL  {c.get('name')} ({c.get('severity')}): {c.get('message')}"
+                  for c in run.checks]
+    if run.warnings:
+        lines.append("  warnings")
+        lines += [f"    {w}" for w in run.warnings]
+    lines.append("  log")
+    lines += [f"    {_cell(line.at)}  {line.level:<7}  {line.message}" for line in log]
+    lines.append("  sql")
+    lines += [f"    {text}" for text in (run.sql or "").strip().splitlines()]
+    if data["parameters"]:
+        lines.append("  parameters")
+        lines += [f"    ${name} = {str(value).replace('T', ' ')}"
+                  for name, value in data["parameters"].items()]
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
-    with Store(project.store_path) as store:
+    with _reading_store(project) as store:
         rows = store.history(config.name, as_of_run=args.as_of_run)
     if args.json:
-        json.dump([r.to_json() for r in rows], out, indent=2)
-        out.write("\n")
+        write_json([r.to_json() for r in rows], out)
     elif args.csv:
         _history_csv(rows, out)
     elif not rows:
@@ -329,11 +459,10 @@ def _history_csv(rows: list[HistoryRow], out: TextIO) -> None:
 def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
-    with Store(project.store_path) as store:
+    with _reading_store(project) as store:
         rows = store.revisions(config.name)
     if args.json:
-        json.dump([r.to_json() for r in rows], out, indent=2)
-        out.write("\n")
+        write_json([r.to_json() for r in rows], out)
         return EXIT_OK
     if not rows:
         out.write(f"no revisions of {config.name} yet\n")
@@ -396,11 +525,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
-    with Store(project.store_path) as store:
+    with _reading_store(project) as store:
         states = store.alert_states()
     if args.json:
-        json.dump([s.to_json() for s in states], out, indent=2)
-        out.write("\n")
+        write_json([s.to_json() for s in states], out)
     elif not states:
         out.write("no alert has fired yet\n")
     else:
@@ -436,11 +564,10 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = project.metric(args.metric)
     if not 0 < args.share <= 100:
         raise UsageError("--share is a percentage between 0 and 100")
-    with Store(project.store_path) as store:
+    with _reading_store(project) as store:
         advice = advise(store, config, share=args.share / 100)
     if args.json:
-        json.dump(advice.to_json(), out, indent=2)
-        out.write("\n")
+        write_json(advice.to_json(), out)
         return EXIT_OK
     out.write(f"{config.name}: {advice.message}\n")
     if not advice.enough_history:
@@ -591,6 +718,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
     p.add_argument("--limit", metavar="N", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = add("show", cmd_show, "one run in full: window, attempts and their errors, counts, "
+                              "checks, log, and the SQL with its bound parameters")
+    p.add_argument("run", type=int, metavar="RUN")
     p.add_argument("--json", action="store_true")
 
     p = add("history", cmd_history, "current values, or as known after run N")

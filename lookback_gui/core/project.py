@@ -12,7 +12,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -363,9 +363,11 @@ def _validate_cron(expression: str, zone: ZoneInfo) -> None:
             f"'{expression}' is not a cron expression of 5 fields (minute hour day month weekday)"
         )
     try:
-        CronTrigger.from_crontab(expression, timezone=zone)
+        trigger = CronTrigger.from_crontab(expression, timezone=zone)
     except ValueError as exc:
         raise ValueError(f"'{expression}' is not a valid cron expression: {exc}") from None
+    if trigger.get_next_fire_time(None, datetime.now(zone)) is None:
+        raise ValueError(f"'{expression}' never fires (no such date, like February 31)")
 
 
 def parse_project(text: str, path: Path) -> Project:
@@ -510,7 +512,11 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     assert sql is not None
     if not sql.strip():
         raise check.fail((*key_path, "sql"), "the SQL is empty")
-    timezone = check.string(table, "timezone", key_path) or "UTC"
+    timezone = check.string(table, "timezone", key_path)
+    if timezone is not None and not timezone.strip():
+        raise check.fail((*key_path, "timezone"), "the time zone is empty (use an IANA name "
+                         "like \"Europe/Berlin\" or \"UTC\", or leave the key out for UTC)")
+    timezone = timezone or "UTC"
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -653,7 +659,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate the project file at ``path``."""
     file = Path(path).expanduser().absolute()
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte order mark some editors write
     except FileNotFoundError:
         raise ProjectError(str(file), "no such project file") from None
     except IsADirectoryError:
@@ -674,7 +680,7 @@ class ProjectDocument:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser().absolute()
-        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        text = self.path.read_text(encoding="utf-8-sig") if self.path.exists() else ""
         self.document = _parse_toml(text, self.path)
 
     def _section(self, name: str) -> Any:

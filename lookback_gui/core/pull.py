@@ -346,6 +346,15 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
             f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
             f"HAVING count(*) > 1)").fetchone()
 
+    # a bucket must be the start of a bucket of the grain in the metric's time zone (the
+    # connection's zone is the metric's, so a bucket with a time zone casts to local time;
+    # DuckDB's week starts on Monday, as windows.bucket_start)
+    unit = metric.grain.value
+    misaligned = con.execute(
+        f"SELECT count(*), min({b}) FROM {relation} WHERE {b} IS NOT NULL "
+        f"AND {b} <> date_trunc({quote_literal(unit)}, {b})").fetchone()
+    bad_buckets = int(misaligned[0] or 0) if misaligned else 0
+
     checks: list[dict[str, Any]] = []
     warnings: list[str] = []
     failures: list[str] = []
@@ -363,6 +372,10 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
               "set allow_empty = true if it can really be empty"))
     record("null_bucket", "error", null_buckets == 0,
            f"{null_buckets} row(s) have no bucket (NULL)")
+    record("bucket_start", "error", bad_buckets == 0,
+           f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
+           f"(first: {_fmt(misaligned[1]) if bad_buckets and misaligned else ''}); truncate "
+           f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket")
     record("duplicate_keys", "error", duplicates == 0,
            f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
            f"(first at {dup_row[1] if duplicates and dup_row else ''}); "
@@ -404,7 +417,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
                 record(check.name, check.severity, True,
                        f"check {check.name}: no earlier run to compare the row count with")
     if failures:
-        raise QualityError("quality check failed: " + "; ".join(failures))
+        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
 
     dims_json = ("json_object(" + ", ".join(
         f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions)) + ")"
@@ -446,7 +459,7 @@ def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings
         if not ok:
             (failures if check.severity == "error" else warnings).append(message)
     if failures:
-        raise QualityError("quality check failed: " + "; ".join(failures))
+        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
 
 
 def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:
