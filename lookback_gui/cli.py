@@ -642,7 +642,8 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return
         with lock:
             stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
-            out.write(f"{stamp} {describe_event(event)}\n")
+            for line in describe_event(event).splitlines():
+                out.write(f"{stamp} {line}\n")
             out.flush()
 
     scheduler = Scheduler(project, store, workers=args.workers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import glob
 import json
 import os
@@ -119,6 +120,28 @@ def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item)
 
 
+_parser_lock = threading.Lock()
+_parser: list[duckdb.DuckDBPyConnection] = []
+
+
+@functools.lru_cache(maxsize=256)
+def _syntax_tree(text: str) -> dict[str, Any]:
+    """DuckDB's syntax tree of ``text`` (a metric's SQL repeats from pull to pull: kept)."""
+    with _parser_lock:
+        if not _parser:
+            _parser.append(duckdb.connect())
+        row = _parser[0].execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+    tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
+    return tree
+
+
+@atexit.register
+def _close_parser() -> None:
+    with _parser_lock:
+        while _parser:
+            _parser.pop().close()
+
+
 def check_reach(text: str, source: SourceConfig | None = None) -> None:
     """Refuse a query that reaches past its source: a table function that opens another file or
     database, or (for a MySQL source) a table of another database on the server.
@@ -126,12 +149,7 @@ def check_reach(text: str, source: SourceConfig | None = None) -> None:
     The rest is closed by the connection itself (:func:`connect_source`): file access off, only
     the source's own files and the pull's own folder allowed, no temp folder, settings locked.
     """
-    con = duckdb.connect()
-    try:
-        row = con.execute("SELECT json_serialize_sql(?)", [text]).fetchone()
-    finally:
-        con.close()
-    tree = json.loads(row[0]) if row else {"error": True}
+    tree = _syntax_tree(text)
     if tree.get("error"):
         raise QueryError(f"the SQL cannot be checked: {tree.get('error_message', 'unknown')}")
     own_database = None
