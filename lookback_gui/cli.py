@@ -311,7 +311,8 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must not be negative")
     with _reading_store(project) as store:
-        runs = store.runs(metric=args.metric, limit=args.limit)
+        limit = None if args.limit is None or args.limit >= 2**62 else args.limit  # more: all
+        runs = store.runs(metric=args.metric, limit=limit)
     if args.json:
         write_json([r.to_json() for r in runs], out)
         return EXIT_OK

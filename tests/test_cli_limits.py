@@ -233,3 +233,22 @@ def test_a_failing_alert_command_is_a_warning_in_stderr_and_the_run_log(project,
         log = store.run_log(store.runs()[0].id)
     assert any(line.level == "warning" and "exited 3" in line.message for line in log)
 
+
+
+@pytest.mark.parametrize(("extra", "key"), [
+    ('every = "99999999d"', "every"), ('retry_max = "9999999999d"', "retry_max"),
+    ('audit_every = "1d"\naudit_factor = 99999999', "audit_factor"),
+])
+def test_durations_beyond_100_years_are_refused_by_the_project_check(write_project, extra, key):
+    path = write_project(extra=extra)
+    code, out, err = run_cli("check", "--project", str(path))
+    assert code == 2
+    assert f"metrics.daily_orders.{key}" in err and "too long" in err
+
+
+def test_a_huge_limit_means_every_run(project):
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of",
+                   "2026-10-30T12:00")[0] == 0
+    code, out, err = run_cli("runs", "--limit", "99999999999999999999", "--project", str(project))
+    assert code == 0, err
+    assert "daily_orders" in out

@@ -22,7 +22,7 @@ import tomlkit.exceptions
 
 from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
-from lookback_gui.core.windows import Grain, lookback_buckets
+from lookback_gui.core.windows import MAX_LOOKBACK, Grain, lookback_buckets
 
 SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv")
 FILE_SOURCE_TYPES = ("duckdb", "sqlite", "parquet", "csv")
@@ -320,6 +320,8 @@ class _Validator:
             value = parse_duration(text)
         except ValueError as exc:
             raise self.fail((*key_path, key), str(exc)) from None
+        if value > MAX_LOOKBACK:
+            raise self.fail((*key_path, key), f"'{text}' is too long: at most 100 years")
         return value
 
     def names(self, table: Mapping[str, Any], key: str,
@@ -546,6 +548,12 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     if audit_every is not None and audit_every <= timedelta(0):
         raise check.fail((*key_path, "audit_every"), "must be longer than zero")
     audit_factor = check.integer(table, "audit_factor", key_path, minimum=2)
+    if audit_factor is not None:
+        try:
+            lookback_buckets(buckets * audit_factor, grain)
+        except ValueError:
+            raise check.fail((*key_path, "audit_factor"), f"{audit_factor} times the lookback "
+                             "is too long: an audit may span at most 100 years") from None
     checks = _checks(check, table.get("checks", {}), (*key_path, "checks"))
     alerts = _alerts(check, table.get("alerts", []), (*key_path, "alerts"))
     return MetricConfig(

@@ -483,8 +483,12 @@ def connect_source(
             if password is not None:
                 # the password reaches DuckDB only as a secret: DuckDB repeats the connection
                 # string in its errors, never a secret, so no message can hold the password
-                con.execute(f"CREATE SECRET lookback_source (TYPE {source.type}, "
-                            f"PASSWORD {quote_literal(password)})")
+                try:
+                    con.execute(f"CREATE SECRET lookback_source (TYPE {source.type}, "
+                                f"PASSWORD {quote_literal(password)})")
+                except duckdb.Error:  # its message could quote the statement: not repeated
+                    raise PullError(f"source {source.name}: the password could not be handed "
+                                    "to DuckDB (does it hold a control character?)") from None
                 options += ", SECRET lookback_source"
             con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
             con.execute(f"USE {alias}")
