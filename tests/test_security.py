@@ -303,3 +303,12 @@ def test_classify_sorts_failures_into_three_kinds():
                                        "refused")) == "transient"
     assert classify(duckdb.BinderException("Referenced column x not found")) == "permanent"
     assert classify(duckdb.InterruptException("Query interrupted")) == "cancelled"
+
+
+def test_a_change_probe_cannot_read_another_sqlite_file(sqlite_project, tmp_path):
+    path = sqlite_project("SELECT TIMESTAMP '2026-10-25' AS bucket, 1 AS n")
+    other = tmp_path / "other.sqlite"
+    path.write_text(path.read_text().replace(
+        "retries = 0", f"retries = 0\nchange_probe = \"SELECT TIMESTAMP '2026-10-25' AS bucket, "
+                       f"s FROM sqlite_scan('{other}', 'creds')\""))
+    assert_refused(path, "reaches past the metric's source")

@@ -641,7 +641,7 @@ def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, sourc
     probes: tuple[tuple[datetime, str], ...] = ()
     heavy = window
     if config.change_probe:
-        fingerprints = run_probe(con, config, window)
+        fingerprints = run_probe(con, config, window, source)
         stored = store.probe_fingerprints(config.name, window.start, window.end)
         changed = first_changed_bucket(fingerprints, stored, window)
         probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
@@ -670,11 +670,11 @@ def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, sourc
     return staged
 
 
-def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig,
-              window: Window) -> tuple[tuple[datetime, str], ...]:
+def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Window,
+              source: SourceConfig | None = None) -> tuple[tuple[datetime, str], ...]:
     """The change probe's fingerprint of each bucket of the window."""
     assert config.change_probe is not None
-    probe = check_query(config.change_probe)
+    probe = check_query(config.change_probe, source)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM "
                     f"(\n{probe.text}\n)", query_parameters(probe, window))
