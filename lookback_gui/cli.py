@@ -545,16 +545,21 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.metric:
         project.metric(args.metric)
     with Store(project.store_path) as store:
-        runs = retry_failed(project, store, args.metric)
+        runs = _until_ctrl_c(lambda control: retry_failed(
+            project, store, args.metric, observer=_alert_warnings(err), control=control))
     if not runs:
         out.write("no failed window is left uncovered\n")
         return EXIT_OK
     for run in runs:
         out.write(run_summary(run) + "\n")
         _print_warnings(run, err)
-    failed = [r for r in runs if r.status != "succeeded"]
+    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     for run in failed:
         err.write(f"error: run {run.id} of {run.metric}: {run.error}\n")
+    if any(r.status == "cancelled" for r in runs):
+        err.write("error: retry-failed cancelled by Ctrl+C; the run it stopped is recorded as "
+                  "cancelled\n")
+        return EXIT_CANCELLED
     return EXIT_FAILED if failed else EXIT_OK
 
 

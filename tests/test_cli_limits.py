@@ -252,3 +252,23 @@ def test_a_huge_limit_means_every_run(project):
     code, out, err = run_cli("runs", "--limit", "99999999999999999999", "--project", str(project))
     assert code == 0, err
     assert "daily_orders" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_retry_failed_cancels_and_exits_130(project, tmp_path):
+    add_slow_metric(project)
+    broken = project.read_text().replace("FROM orders, range", "FROM orderz, range")
+    project.write_text(broken)
+    assert run_cli("pull", "slow", "--project", str(project), "--as-of",
+                   "2026-10-30T12:00")[0] == 1
+    project.write_text(broken.replace("FROM orderz, range", "FROM orders, range"))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc = lookback_process("retry-failed", "slow", "--project", str(project),
+                            env={**os.environ, "TMPDIR": str(temp)})
+    wait_for_staging(temp, proc)
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    with Store(tmp_path / "lookback.duckdb") as store:
+        assert [r.status for r in store.runs()] == ["cancelled", "failed"]

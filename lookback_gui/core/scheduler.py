@@ -132,18 +132,22 @@ def failed_windows(store: Store, metric: str) -> list[RunRecord]:
 
 
 def retry_failed(project: Project, store: Store, metric: str | None = None,
-                 observer: Observer | None = None) -> list[RunRecord]:
-    """Re-run exactly the windows of failed runs not covered since; oldest first."""
+                 observer: Observer | None = None,
+                 control: PullControl | None = None) -> list[RunRecord]:
+    """Re-run exactly the windows of failed runs not covered since; oldest first. Once
+    ``control`` is cancelled, no further window is started."""
     names = [metric] if metric else list(project.metrics)
-    runs = []
+    runs: list[RunRecord] = []
     for name in names:
         config = project.metric(name)
         for failed in failed_windows(store, name):
+            if control is not None and control.cancelled:
+                return runs
             assert failed.window_start and failed.window_end and failed.as_of
             window = Window(start=failed.window_start, end=failed.window_end,
                             as_of=failed.as_of, partial_start=failed.partial_start)
             runs.append(run_pull(project, config, store, trigger="retry", window=window,
-                                 observer=observer or (lambda e: None)))
+                                 observer=observer or (lambda e: None), control=control))
     return runs
 
 
