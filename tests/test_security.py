@@ -312,3 +312,15 @@ def test_a_change_probe_cannot_read_another_sqlite_file(sqlite_project, tmp_path
         "retries = 0", f"retries = 0\nchange_probe = \"SELECT TIMESTAMP '2026-10-25' AS bucket, "
                        f"s FROM sqlite_scan('{other}', 'creds')\""))
     assert_refused(path, "reaches past the metric's source")
+
+
+@pytest.mark.postgres
+def test_an_unset_password_env_is_not_retried(write_project, monkeypatch):
+    monkeypatch.delenv("NOPE_PASSWORD", raising=False)
+    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\n'
+                                'password_env = "NOPE_PASSWORD"')
+    path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
+    delays: list[float] = []
+    run, _, _ = pull(path, sleep=delays.append)
+    assert run.status == "failed" and "NOPE_PASSWORD (password_env) is not set" in run.error
+    assert run.attempts == 1 and delays == []

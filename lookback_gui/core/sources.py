@@ -241,8 +241,8 @@ def lookup_password(source: SourceConfig, environ: Mapping[str, str] | None = No
     """The password for a server source: from ``password_env``, else the OS keyring, else None."""
     env = os.environ if environ is None else environ
     if source.password_env:
-        if source.password_env not in env:
-            raise TransientSourceError(
+        if source.password_env not in env:  # retrying in this process cannot set it
+            raise PullError(
                 f"source {source.name}: the environment variable {source.password_env} "
                 "(password_env) is not set"
             )
