@@ -324,3 +324,33 @@ def test_an_unset_password_env_is_not_retried(write_project, monkeypatch):
     run, _, _ = pull(path, sleep=delays.append)
     assert run.status == "failed" and "NOPE_PASSWORD (password_env) is not set" in run.error
     assert run.attempts == 1 and delays == []
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("sql", [
+    "SELECT TIMESTAMP('2026-10-25') AS bucket, s AS leaked, length(s) AS n FROM {db}.creds",
+    "SELECT TIMESTAMP('2026-10-25') AS bucket, c.s AS leaked, 1 AS n FROM `{db}`.`creds` c "
+    "JOIN `{db}`.`creds` d",
+    "SELECT TIMESTAMP('2026-10-25') AS bucket, length(load_file('/etc/hostname')) AS n",
+])
+def test_mysql_pushdown_sql_cannot_reach_another_database_or_server_files(write_project,
+                                                                          mysql_secret, sql):
+    path = write_project(source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true',
+                         sql=sql.format(db=mysql_secret))
+    run, log, store_bytes = pull(path)
+    assert run.status == "failed"
+    assert "another database" in run.error or "reaches past" in run.error
+    assert SECRET not in run.error + log + store_bytes
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sql", [
+    "SELECT TIMESTAMP '2026-10-25' AS bucket, length(pg_read_file('/etc/hostname')) AS n",
+    "SELECT TIMESTAMP '2026-10-25' AS bucket, count(*) AS n FROM dblink('dbname=postgres', "
+    "'SELECT 1') AS t(x int)",
+])
+def test_postgres_pushdown_sql_cannot_read_server_files_or_other_databases(write_project, sql):
+    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\npushdown = true', sql=sql)
+    run, _, _ = pull(path)
+    assert run.status == "failed"
+    assert "reaches past the metric's source" in run.error

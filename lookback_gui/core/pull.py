@@ -310,7 +310,7 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
     """The metric's SQL, checked for the way it will run."""
-    return (check_pushdown_query(config.sql) if source.pushdown
+    return (check_pushdown_query(config.sql, source) if source.pushdown
             else check_query(config.sql, source))
 
 

@@ -109,6 +109,14 @@ _REACHING_FUNCTIONS = re.compile(
 _DSN_DATABASE = re.compile(r"(?:^|\s)(?:database|db|dbname)\s*=\s*(\S+)", re.IGNORECASE)
 
 
+def _own_database(source: SourceConfig | None) -> str | None:
+    """The database a MySQL source's DSN names (its server holds others), else None."""
+    if source is None or source.type != "mysql" or not source.dsn:
+        return None
+    match = _DSN_DATABASE.search(source.dsn)
+    return match.group(1).strip("'\"").lower() if match else None
+
+
 def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
     stack = [tree]
     while stack:
@@ -152,10 +160,7 @@ def check_reach(text: str, source: SourceConfig | None = None) -> None:
     tree = _syntax_tree(text)
     if tree.get("error"):
         raise QueryError(f"the SQL cannot be checked: {tree.get('error_message', 'unknown')}")
-    own_database = None
-    if source is not None and source.type == "mysql" and source.dsn:
-        match = _DSN_DATABASE.search(source.dsn)
-        own_database = match.group(1).strip("'\"").lower() if match else None
+    own_database = _own_database(source)
     for node in _nodes(tree):
         if node.get("type") == "TABLE_FUNCTION":
             name = str((node.get("function") or {}).get("function_name", ""))
@@ -182,19 +187,39 @@ _WRITE_WORDS = re.compile(
     re.IGNORECASE)
 
 
-def check_pushdown_query(sql: str) -> CheckedQuery:
+# Server functions that read the server's own files or reach another database
+_SERVER_REACH = re.compile(
+    r"\b(dblink\w*|pg_read_file|pg_read_binary_file|pg_ls_dir|pg_stat_file|lo_import|lo_get|"
+    r"lo_export|load_file)\s*\(", re.IGNORECASE)
+_QUALIFIED_TABLE = re.compile(r"\b(?:from|join)\s+[`\"]?(\w+)[`\"]?\s*\.\s*[`\"]?\w+",
+                              re.IGNORECASE)
+
+
+def check_pushdown_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
     """Accept one read-only query in the server's own dialect, for a pushdown source.
 
     DuckDB's parser decides where it understands the SQL; otherwise the text must be a single
-    SELECT or WITH query with no writing keyword outside string literals and comments.
+    SELECT or WITH query with no writing keyword outside string literals and comments. Either
+    way it may not call the server's functions that read its files or other databases, and a
+    MySQL query may not name a table of another database.
     """
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
+    bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
+    reach = _SERVER_REACH.search(bare)
+    if reach:
+        raise QueryError(f"the SQL calls {reach.group(1)}(), which reaches past the metric's "
+                         "source (the server's files or another database)")
+    own = _own_database(source)
+    if own is not None:
+        for match in _QUALIFIED_TABLE.finditer(bare):
+            if match.group(1).lower() not in (own, "information_schema"):
+                raise QueryError(f"the SQL reads a table of {match.group(1)}, another database "
+                                 f"than the source's own ({own})")
     try:
-        return check_query(sql)
+        return check_query(sql, source)
     except QueryError as exc:
         if "does not parse" not in str(exc):
             raise
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
-    bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
     if ";" in bare:
         raise QueryError("the SQL holds more than one statement; a metric runs exactly one query")
     first = bare.split(None, 1)[0].lower() if bare else ""
