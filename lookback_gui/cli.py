@@ -7,20 +7,35 @@ line on stderr starting ``error:``; ``--verbose`` adds the traceback of unexpect
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 from lookback_gui.core import jsonout
-from lookback_gui.core.errors import LookbackError, ProjectError, PullError, UsageError
+from lookback_gui.core.errors import (
+    LookbackError,
+    ProjectError,
+    PullError,
+    StoreBusyError,
+    StoreError,
+    UsageError,
+)
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
-from lookback_gui.core.store import HistoryRow, RunRecord, Store
+from lookback_gui.core.store import HistoryRow, LogLine, RunRecord, Store
+from lookback_gui.core.storelock import WAIT_S
 from lookback_gui.core.windows import parse_timestamp
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+if TYPE_CHECKING:
+    from lookback_gui.core.events import Event, Observer
+    from lookback_gui.core.pull import PullControl
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
 
 class _UsageExit(Exception):
@@ -63,6 +78,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: Text
         out.write(line(row) + "\n")
 
 
+def write_json(data: Any, out: TextIO) -> None:
+    """Print ``data`` as valid JSON (RFC 8259), exact numbers, NaN and infinities as strings
+    (see :mod:`jsonout`)."""
+    out.write(jsonout.dumps(data) + "\n")
+
+
 def _series(dims: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "-"
 
@@ -92,9 +113,117 @@ def _timestamp(text: str, project: Project, metric: str, flag: str) -> datetime:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
+    """The project's store. While another process is using it the command waits, says so
+    after a moment, and gives up after LOOKBACK_STORE_WAIT seconds (default 60).
+
+    A command that only reads (``reading``) opens it for writing where it can (so that runs of
+    dead processes are marked interrupted), else read-only (a read-only file or folder, a full
+    disk)."""
+    def waiting(message: str) -> None:
+        err.write(message + "\n")
+        err.flush()
+
+    try:
+        wait_s = float(os.environ.get("LOOKBACK_STORE_WAIT", WAIT_S))
+    except ValueError:
+        raise UsageError("LOOKBACK_STORE_WAIT must be a number of seconds") from None
+    path = project.store_path
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    if not reading or not path.exists() or writable:
+        try:
+            return Store(path, waiting=waiting, wait_s=wait_s)
+        except StoreBusyError:
+            raise
+        except StoreError:
+            if not reading or not path.exists():
+                raise
+    return Store(path, read_only=True, waiting=waiting, wait_s=wait_s)
+
+
+def _as_of(text: str | None, project: Project, metric: str) -> datetime | None:
+    """``--as-of``, which is never in the future (None: now)."""
+    from lookback_gui.core.windows import local_now
+
+    if text is None:
+        return None
+    moment = _timestamp(text, project, metric, "--as-of")
+    now = local_now(project.metrics[metric].zone)
+    if moment > now:
+        raise UsageError(f"--as-of: {text!r} ({_cell(moment)}) is in the future (now is "
+                         f"{_cell(now)}); a pull is never as of a time that has not come yet")
+    return moment
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _print_warnings(run: RunRecord, err: TextIO) -> None:
     for warning in run.warnings:
         err.write(f"warning: {run.metric}: {warning}\n")
+
+
+T = TypeVar("T")
+
+
+def _until_ctrl_c(work: Callable[[PullControl], T]) -> T:
+    """Run ``work`` on a thread of its own; Ctrl+C (SIGINT) cancels it through its control.
+
+    The main thread only waits, so the signal never lands inside DuckDB or a store write: the
+    pull sees a cancellation, records its run ``cancelled`` and returns within a second or two.
+    A second Ctrl+C stops the process at once.
+    """
+    import signal
+    import threading
+
+    from lookback_gui.core.pull import PullControl
+
+    control = PullControl()
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done.append(work(control))
+        except BaseException as exc:
+            failed.append(exc)
+
+    def on_sigint(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        control.cancel()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    try:
+        thread = threading.Thread(target=target, name="pull", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _alert_warnings(err: TextIO) -> Observer:
+    """An observer that prints a failed alert command as a ``warning:`` line."""
+    from lookback_gui.core.events import AlertCommandFailed
+
+    def observe(event: Event) -> None:
+        if isinstance(event, AlertCommandFailed):
+            err.write(f"warning: {event.metric}: {event.message}\n")
+
+    return observe
 
 
 def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -102,18 +231,26 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     project = _project(args)
     config = project.metric(args.metric)
-    as_of = _timestamp(args.as_of, project, config.name, "--as-of") if args.as_of else None
-    with Store(project.store_path) as store:
+    as_of = _as_of(args.as_of, project, config.name)
+    with _open_store(project, err) as store:
         if args.audit:
             from lookback_gui.core.advisor import audit_window
             from lookback_gui.core.windows import local_now
 
             window = audit_window(config, as_of or local_now(config.zone))
-            run = run_pull(project, config, store, trigger="audit", window=window)
+            run = _until_ctrl_c(lambda control: run_pull(
+                project, config, store, trigger="audit", window=window, control=control,
+                observer=_alert_warnings(err)))
         else:
-            run = run_pull(project, config, store, trigger="command-line", as_of=as_of)
+            run = _until_ctrl_c(lambda control: run_pull(
+                project, config, store, trigger="command-line", as_of=as_of, control=control,
+                observer=_alert_warnings(err)))
     out.write(run_summary(run) + "\n")
     _print_warnings(run, err)
+    if run.status == "cancelled":
+        err.write(f"error: cancelled by Ctrl+C: run {run.id} of {run.metric} is recorded as "
+                  "cancelled; nothing was committed\n")
+        return EXIT_CANCELLED
     if run.status != "succeeded":
         err.write(f"error: {run.error}\n")
         return EXIT_FAILED
@@ -121,7 +258,7 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.pull import backfill, backfill_windows
+    from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS, backfill, backfill_chunk_count
 
     project = _project(args)
     config = project.metric(args.metric)
@@ -129,25 +266,39 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     end = _timestamp(args.to, project, config.name, "--to")
     if end <= start:
         raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
-    total = len(backfill_windows(config, start, end))
-    out.write(f"backfill {config.name}: {total} chunk(s) of up to {config.buckets} "
-              f"{config.grain.value} bucket(s)\n")
+    total = backfill_chunk_count(config, start, end)
+    plan = (f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one "
+            f"pull each")
+    if total > MAX_BACKFILL_CHUNKS and not args.yes:
+        raise UsageError(f"backfill of {config.name} from {_cell(start)} to {_cell(end)} would "
+                         f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
+                         "confirmed with --yes (or narrow --from/--to)")
+    out.write(f"backfill {config.name}: {plan}\n")
+    out.flush()
 
     def progress(index: int, count: int, run: RunRecord) -> None:
         out.write(f"[{index}/{count}] {run_summary(run)}\n")
         out.flush()
         _print_warnings(run, err)
 
-    with Store(project.store_path) as store:
-        runs = backfill(project, config, store, start, end, on_chunk=progress,
-                        workers=args.workers)
-    failed = [r for r in runs if r.status != "succeeded"]
+    with _open_store(project, err) as store:
+        runs = _until_ctrl_c(lambda control: backfill(
+            project, config, store, start, end, on_chunk=progress, workers=args.workers,
+            control=control, observer=_alert_warnings(err)))
+    cancelled = [r for r in runs if r.status == "cancelled"]
+    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
         err.write(f"error: {len(failed)} of {len(runs)} backfill chunk(s) of {config.name} "
                   "failed:\n")
         for run in failed:
             err.write(f"  run {run.id} [{_cell(run.window_start)}, {_cell(run.window_end)}): "
                       f"{run.error}\n")
+    if cancelled or len(runs) < total:
+        done = sum(r.status == "succeeded" for r in runs)
+        err.write(f"error: backfill of {config.name} cancelled by Ctrl+C after {done} of "
+                  f"{total} chunk(s); the chunk(s) it stopped are recorded as cancelled\n")
+        return EXIT_CANCELLED
+    if failed:
         return EXIT_FAILED
     out.write(f"backfill {config.name}: {len(runs)} chunk(s) succeeded\n")
     return EXIT_OK
@@ -184,7 +335,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.flush()
         _print_warnings(run, err)
 
-    with Store(project.store_path) as store:
+    with _open_store(project, err) as store:
         runs = replay(project, config, store, windows, on_run=progress)
     failed = [r for r in runs if r.status != "succeeded"]
     if failed:
@@ -203,11 +354,11 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         project.metric(args.metric)
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must not be negative")
-    with Store(project.store_path) as store:
-        runs = store.runs(metric=args.metric, limit=args.limit)
+    with _open_store(project, err, reading=True) as store:
+        limit = None if args.limit is None or args.limit >= 2**62 else args.limit  # more: all
+        runs = store.runs(metric=args.metric, limit=limit)
     if args.json:
-        jsonout.dump([r.to_json() for r in runs], out)
-        out.write("\n")
+        write_json([r.to_json() for r in runs], out)
         return EXIT_OK
     if not runs:
         out.write("no runs yet\n")
@@ -222,16 +373,103 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+_ATTEMPT = re.compile(r"^attempt (\d+) failed: (.*?)(?:; retrying in ([\d.]+) s "
+                      r"\(attempt \d+ of \d+\))?$", re.DOTALL)
+
+
+def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
+    """Everything about one run, for ``show``: the keys of ``runs --json``, then its zone and
+    grain, partial bucket, duration, each attempt (its error and the delay before the next),
+    checks, warnings, schema change, log, and the SQL with its bound parameters."""
+    data = run.to_json()
+    data.setdefault("known_at", _iso(getattr(run, "known_at", None)))
+    tries: list[dict[str, Any]] = []
+    for line in log:
+        match = _ATTEMPT.match(line.message)
+        if match:
+            tries.append({"attempt": int(match.group(1)), "error": match.group(2),
+                          "retry_after_s": float(match.group(3)) if match.group(3) else None})
+    if run.status == "succeeded" and run.attempts and all(t["attempt"] != run.attempts
+                                                         for t in tries):
+        tries.append({"attempt": run.attempts, "error": None, "retry_after_s": None})
+    used = sorted(name for name in run.params if re.search(rf"\${name}\b", run.sql or ""))
+    data.update({
+        "timezone": run.timezone, "grain": run.grain,
+        "partial_start": _iso(run.partial_start), "duration_s": run.duration_s,
+        "tries": tries, "checks": [dict(c) for c in run.checks], "warnings": list(run.warnings),
+        "schema_change": dict(run.schema_change), "measures": list(run.measures),
+        "log": [{"at": _iso(line.at), "level": line.level, "message": line.message}
+                for line in log],
+        "sql": run.sql, "parameters": {name: run.params[name] for name in used},
+    })
+    return data
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    project = _project(args)
+    with _open_store(project, err, reading=True) as store:
+        run = store.run(args.run)
+        log = store.run_log(args.run)
+    data = run_details(run, log)
+    if args.json:
+        write_json(data, out)
+        return EXIT_OK
+    lines = [f"run {run.id} {run.metric} {run.status} ({run.trigger})"]
+    window = f"[{_cell(run.window_start)}, {_cell(run.window_end)})"
+    partial = f", partial from {_cell(run.partial_start)}" if run.partial_start else ""
+    lines.append(f"  window      {window} as of {_cell(run.as_of)} "
+                 f"({run.timezone or 'UTC'}, {run.grain}{partial})")
+    if data["known_at"]:
+        lines.append(f"  known at    {data['known_at'].replace('T', ' ')}")
+    duration = f" ({run.duration_s:.2f} s)" if run.duration_s is not None else ""
+    lines.append(f"  started     {_cell(run.started_at)}, finished {_cell(run.finished_at) or '-'}"
+                 f"{duration}")
+    lines.append(f"  attempts    {run.attempts}")
+    for t in data["tries"]:
+        if t["error"] is None:
+            lines.append(f"    attempt {t['attempt']} succeeded")
+        else:
+            then = (f"; retried after {t['retry_after_s']:.2f} s" if t["retry_after_s"] is not None
+                    else "; gave up")
+            lines.append(f"    attempt {t['attempt']} failed: {t['error']}{then}")
+    if run.status == "succeeded":
+        lines.append(f"  counts      {run.rows} rows: {run.new} new, {run.revised} revised, "
+                     f"{run.removed} removed, {run.unchanged} unchanged")
+    if run.error:
+        lines.append(f"  error       {run.error}")
+    if run.checks:
+        lines.append("  checks")
+        lines += [f"    ok    {c.get('name')} ({c.get('severity')})" if c.get("ok") else
+                  f"    FAIL  {c.get('name')} ({c.get('severity')}): {c.get('message')}"
+                  for c in run.checks]
+    if run.warnings:
+        lines.append("  warnings")
+        lines += [f"    {w}" for w in run.warnings]
+    lines.append("  log")
+    lines += [f"    {_cell(line.at)}  {line.level:<7}  {line.message}" for line in log]
+    lines.append("  sql")
+    lines += [f"    {text}" for text in (run.sql or "").strip().splitlines()]
+    if data["parameters"]:
+        lines.append("  parameters")
+        lines += [f"    ${name} = {str(value).replace('T', ' ')}"
+                  for name, value in data["parameters"].items()]
+    out.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
     known_at = (_timestamp(args.as_known_at, project, config.name, "--as-known-at")
                 if args.as_known_at else None)
-    with Store(project.store_path) as store:
+    with _open_store(project, err, reading=True) as store:
         rows = store.history(config.name, as_of_run=args.as_of_run, as_known_at=known_at)
     if args.json:
-        jsonout.dump([r.to_json() for r in rows], out)
-        out.write("\n")
+        write_json([r.to_json() for r in rows], out)
     elif args.csv:
         _history_csv(rows, out)
     elif not rows:
@@ -268,11 +506,10 @@ def _history_csv(rows: list[HistoryRow], out: TextIO) -> None:
 def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
-    with Store(project.store_path) as store:
+    with _open_store(project, err, reading=True) as store:
         rows = store.revisions(config.name)
     if args.json:
-        jsonout.dump([r.to_json() for r in rows], out)
-        out.write("\n")
+        write_json([r.to_json() for r in rows], out)
         return EXIT_OK
     if not rows:
         out.write(f"no revisions of {config.name} yet\n")
@@ -297,7 +534,7 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import check_metric
-    from lookback_gui.core.sources import describe_schema
+    from lookback_gui.core.sources import describe_schema, source_warnings
 
     project = _project(args)
     out.write(f"project {project.path}: ok ({len(project.sources)} source(s), "
@@ -313,6 +550,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             continue
         tables = len({row["table"] for row in schema})
         out.write(f"source {source.name} ({source.type}): ok, {tables} table(s)\n")
+        with contextlib.suppress(PullError):
+            for warning in source_warnings(source):
+                err.write(f"warning: {warning}\n")
     for metric in project.metrics.values():
         try:
             shape = check_metric(project, metric)
@@ -332,11 +572,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
-    with Store(project.store_path) as store:
+    with _open_store(project, err, reading=True) as store:
         states = store.alert_states()
     if args.json:
-        jsonout.dump([s.to_json() for s in states], out)
-        out.write("\n")
+        write_json([s.to_json() for s in states], out)
     elif not states:
         out.write("no alert has fired yet\n")
     else:
@@ -351,17 +590,22 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     if args.metric:
         project.metric(args.metric)
-    with Store(project.store_path) as store:
-        runs = retry_failed(project, store, args.metric)
+    with _open_store(project, err) as store:
+        runs = _until_ctrl_c(lambda control: retry_failed(
+            project, store, args.metric, observer=_alert_warnings(err), control=control))
     if not runs:
         out.write("no failed window is left uncovered\n")
         return EXIT_OK
     for run in runs:
         out.write(run_summary(run) + "\n")
         _print_warnings(run, err)
-    failed = [r for r in runs if r.status != "succeeded"]
+    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     for run in failed:
         err.write(f"error: run {run.id} of {run.metric}: {run.error}\n")
+    if any(r.status == "cancelled" for r in runs):
+        err.write("error: retry-failed cancelled by Ctrl+C; the run it stopped is recorded as "
+                  "cancelled\n")
+        return EXIT_CANCELLED
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -372,11 +616,10 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = project.metric(args.metric)
     if not 0 < args.share <= 100:
         raise UsageError("--share is a percentage between 0 and 100")
-    with Store(project.store_path) as store:
+    with _open_store(project, err, reading=True) as store:
         advice = advise(store, config, share=args.share / 100)
     if args.json:
-        jsonout.dump(advice.to_json(), out)
-        out.write("\n")
+        write_json(advice.to_json(), out)
         return EXIT_OK
     out.write(f"{config.name}: {advice.message}\n")
     if not advice.enough_history:
@@ -417,10 +660,12 @@ def describe_event(event: object) -> str:
                 else "; giving up")
         return f"run {event.run_id} {event.metric} attempt {event.attempt} failed: {event.error}{then}"
     if isinstance(event, ev.RunFinished):
-        text = run_summary(event.run)
-        return text + (f": {event.run.error}" if event.run.error else "")
+        text = run_summary(event.run) + (f": {event.run.error}" if event.run.error else "")
+        return "\n".join([text, *(f"warning: {event.run.metric}: {w}" for w in event.run.warnings)])
     if isinstance(event, ev.AlertChanged):
         return f"alert {event.metric} / {event.rule} ({event.kind}) {event.state}: {event.message}"
+    if isinstance(event, ev.AlertCommandFailed):
+        return f"warning: {event.metric}: {event.message}"
     if isinstance(event, ev.Notice):
         return f"{event.level}: {event.message}"
     if isinstance(event, ev.Progress):
@@ -438,7 +683,7 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     project = _project(args)
     try:
-        store = Store(project.store_path)
+        store = _open_store(project, err)
     except StoreBusyError as exc:
         raise StoreBusyError(f"cannot start the scheduler: {exc}", exc.pid) from None
     stop = threading.Event()
@@ -449,7 +694,8 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             return
         with lock:
             stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
-            out.write(f"{stamp} {describe_event(event)}\n")
+            for line in describe_event(event).splitlines():
+                out.write(f"{stamp} {line}\n")
             out.flush()
 
     scheduler = Scheduler(project, store, workers=args.workers)
@@ -522,8 +768,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metric")
     p.add_argument("--from", dest="from_", metavar="TS", required=True)
     p.add_argument("--to", metavar="TS", required=True)
-    p.add_argument("--workers", type=int, default=2, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
                    help="chunks pulled at once, at most the source's concurrency (default 2)")
+    p.add_argument("--yes", action="store_true",
+                   help="confirm a backfill of more than 1000 chunks")
 
     p = add("replay", cmd_replay, "for SQL that uses $as_of: run the metric's schedule over "
             "the past, each pull as of its scheduled time")
@@ -536,6 +784,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
     p.add_argument("--limit", metavar="N", type=int)
+    p.add_argument("--json", action="store_true")
+
+    p = add("show", cmd_show, "one run in full: window, attempts and their errors, counts, "
+                              "checks, log, and the SQL with its bound parameters")
+    p.add_argument("run", type=int, metavar="RUN")
     p.add_argument("--json", action="store_true")
 
     p = add("history", cmd_history, "current values, or as known after run N or at a time")
@@ -556,7 +809,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", cmd_check, "validate the project file and try every source and metric")
 
     p = add("schedule", cmd_schedule, "run the scheduler headless until SIGINT/SIGTERM")
-    p.add_argument("--workers", type=int, default=2, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
                    help="pulls that may run at once (default 2)")
 
     p = add("retry-failed", cmd_retry_failed,
@@ -621,7 +874,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         return EXIT_FAILED
     except KeyboardInterrupt:
         err.write("error: interrupted\n")
-        return 130
+        return EXIT_CANCELLED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:

@@ -98,11 +98,14 @@ class Model:
         return out
 
     def pull(self, metric: str, run: int, start: datetime, end: datetime, as_of: datetime,
-             known: datetime) -> tuple[int, int, int, int] | None:
-        """Apply one pull; its counts (new, revised, removed, unchanged), None if it fails."""
+             known: datetime, empty_ok: bool = False) -> tuple[int, int, int, int] | None:
+        """Apply one pull; its counts (new, revised, removed, unchanged), None if it fails.
+
+        An empty result is refused, except for a backfill chunk that no successful pull's
+        window overlapped when the backfill was planned (nothing is stored there to lose)."""
         result = self.result(metric, start, end, as_of)
-        if not result:
-            return None  # an empty result is refused
+        if not result and not empty_ok:
+            return None
         before = {}
         for key, versions in self.versions.items():
             if key[0] == metric and start <= key[3] < end:
@@ -195,13 +198,13 @@ class KnowledgeTime(RuleBasedStateMachine):
         finally:
             con.close()
 
-    def apply(self, run, as_of: datetime) -> None:
+    def apply(self, run, as_of: datetime, empty_ok: bool = False) -> None:
         """Check one finished run of the engine against the model's pull."""
         assert run.as_of <= self.now, "a pull as of the future"
         replays = run.metric == "replayed"
         known = as_of if replays else self.now
         expected = self.model.pull(run.metric, run.id, run.window_start, run.window_end, as_of,
-                                   known)
+                                   known, empty_ok)
         if expected is None:
             assert run.status == "failed", run
             return
@@ -259,6 +262,7 @@ class KnowledgeTime(RuleBasedStateMachine):
 
     @rule(metric=st.sampled_from(METRICS), days_back=st.integers(1, 9))
     def backfill_to_now(self, metric, days_back):
+        pulled = [(r["start"], r["end"]) for r in self.model.runs if r["metric"] == metric]
         runs = backfill(self.project, metric, self.store, day(self.now) - days_back * DAY,
                         self.now, clock=self.clock)
         assert runs[0].window_start == day(self.now) - days_back * DAY
@@ -267,7 +271,8 @@ class KnowledgeTime(RuleBasedStateMachine):
                                        else self.now)
         for run in runs:  # each chunk as of its end, or now for the chunk that holds now
             assert run.as_of == min(run.window_end, self.now)
-            self.apply(run, run.as_of)
+            self.apply(run, run.as_of, empty_ok=not any(
+                s < run.window_end and run.window_start < e for s, e in pulled))
 
     @rule(metric=st.sampled_from(METRICS))
     def retry_failed_windows(self, metric):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lookback_gui.core.events import AlertChanged, Observer, ignore
+from lookback_gui.core.events import AlertChanged, AlertCommandFailed, Observer, ignore
 from lookback_gui.core.project import AlertRule, MetricConfig
 from lookback_gui.core.store import AlertState, RunRecord, Store
 from lookback_gui.core.windows import add_buckets
@@ -155,7 +155,12 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
         observer(AlertChanged(state.metric, state.rule, state.kind, state.state, state.since,
                               state.message))
         if rule.command:
-            run_alert_command(rule.command, state, project_dir)
+            problem = run_alert_command(rule.command, state, project_dir)
+            if problem is not None:
+                if run is not None:
+                    store.log(run.id, "warning", problem)
+                observer(AlertCommandFailed(config.name, rule.label, problem,
+                                            run.id if run is not None else None))
     return changes
 
 
@@ -183,5 +188,5 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None)
             return None
         problem = (f"alert command {argv[0]!r} exited {result.returncode}: "
                    f"{result.stderr.strip()[:200]}")
-    log.warning("%s", problem)
+    log.debug("%s", problem)  # said by the caller: the run's log and an event
     return problem

@@ -23,7 +23,10 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"'{text}' is not a duration (a whole number and a unit: s, m, h, d or w, like \"15m\")"
         )
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        return int(match.group(1)) * _UNITS[match.group(2)]
+    except OverflowError:
+        raise ValueError(f"'{text}' is too long a duration") from None
 
 
 def format_duration(delta: timedelta) -> str:

@@ -54,6 +54,21 @@ class AlertChanged:
 
 
 @dataclass(frozen=True)
+class AlertCommandFailed:
+    """An alert rule's ``command`` could not run or exited with an error.
+
+    Attributes:
+        message: what went wrong, naming the command.
+        run_id: the run whose evaluation fired the alert, or None (a freshness check).
+    """
+
+    metric: str
+    rule: str
+    message: str
+    run_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Notice:
     """Something the scheduler wants said: a coalesced fire, a project reload, a catch-up plan.
 
@@ -67,7 +82,8 @@ class Notice:
     metric: str | None = None
 
 
-Event = RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | Notice
+Event = (RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | AlertCommandFailed
+         | Notice)
 
 
 class Observer(Protocol):

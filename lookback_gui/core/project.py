@@ -12,7 +12,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,7 +22,7 @@ import tomlkit.exceptions
 
 from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
-from lookback_gui.core.windows import Grain, lookback_buckets
+from lookback_gui.core.windows import MAX_LOOKBACK, Grain, lookback_buckets
 
 SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv")
 FILE_SOURCE_TYPES = ("duckdb", "sqlite", "parquet", "csv")
@@ -45,6 +45,10 @@ _ALERT_KEYS = {
     "kind", "name", "measure", "above", "below", "series", "older_than", "change_pct",
     "max_age", "command",
 }
+# a password in a DSN: ``password=...`` (or MySQL's ``passwd=``), as a key or a URI parameter,
+# or the ``user:password@`` of a URI (postgresql://, postgres://, mysql://, mariadb://)
+_DSN_PASSWORD = re.compile(r"(^|[\s?&;])(password|passwd)\s*=", re.IGNORECASE)
+_URI_PASSWORD = re.compile(r"^\s*[a-z][a-z0-9+.-]*://[^/@?#]*:[^/@?#]*@", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -316,6 +320,8 @@ class _Validator:
             value = parse_duration(text)
         except ValueError as exc:
             raise self.fail((*key_path, key), str(exc)) from None
+        if value > MAX_LOOKBACK:
+            raise self.fail((*key_path, key), f"'{text}' is too long: at most 100 years")
         return value
 
     def names(self, table: Mapping[str, Any], key: str,
@@ -359,9 +365,11 @@ def _validate_cron(expression: str, zone: ZoneInfo) -> None:
             f"'{expression}' is not a cron expression of 5 fields (minute hour day month weekday)"
         )
     try:
-        CronTrigger.from_crontab(expression, timezone=zone)
+        trigger = CronTrigger.from_crontab(expression, timezone=zone)
     except ValueError as exc:
         raise ValueError(f"'{expression}' is not a valid cron expression: {exc}") from None
+    if trigger.get_next_fire_time(None, datetime.now(zone)) is None:
+        raise ValueError(f"'{expression}' never fires (no such date, like February 31)")
 
 
 def parse_project(text: str, path: Path) -> Project:
@@ -463,7 +471,7 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
     if path is not None:
         raise check.fail((*key_path, "path"), f"a {kind} source takes a 'dsn', not a 'path'")
-    if re.search(r"(^|\s)password\s*=", dsn, re.IGNORECASE):
+    if _DSN_PASSWORD.search(dsn) or _URI_PASSWORD.search(dsn):
         raise check.fail(
             (*key_path, "dsn"),
             "the dsn holds a password: secrets never go in the project file; "
@@ -506,7 +514,11 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     assert sql is not None
     if not sql.strip():
         raise check.fail((*key_path, "sql"), "the SQL is empty")
-    timezone = check.string(table, "timezone", key_path) or "UTC"
+    timezone = check.string(table, "timezone", key_path)
+    if timezone is not None and not timezone.strip():
+        raise check.fail((*key_path, "timezone"), "the time zone is empty (use an IANA name "
+                         "like \"Europe/Berlin\" or \"UTC\", or leave the key out for UTC)")
+    timezone = timezone or "UTC"
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -536,6 +548,12 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     if audit_every is not None and audit_every <= timedelta(0):
         raise check.fail((*key_path, "audit_every"), "must be longer than zero")
     audit_factor = check.integer(table, "audit_factor", key_path, minimum=2)
+    if audit_factor is not None:
+        try:
+            lookback_buckets(buckets * audit_factor, grain)
+        except ValueError:
+            raise check.fail((*key_path, "audit_factor"), f"{audit_factor} times the lookback "
+                             "is too long: an audit may span at most 100 years") from None
     checks = _checks(check, table.get("checks", {}), (*key_path, "checks"))
     alerts = _alerts(check, table.get("alerts", []), (*key_path, "alerts"))
     return MetricConfig(
@@ -649,7 +667,7 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate the project file at ``path``."""
     file = Path(path).expanduser().absolute()
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte order mark some editors write
     except FileNotFoundError:
         raise ProjectError(str(file), "no such project file") from None
     except IsADirectoryError:
@@ -670,7 +688,7 @@ class ProjectDocument:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser().absolute()
-        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        text = self.path.read_text(encoding="utf-8-sig") if self.path.exists() else ""
         self.document = _parse_toml(text, self.path)
 
     def _section(self, name: str) -> Any:

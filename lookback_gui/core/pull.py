@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import psutil
 
 from lookback_gui.core.errors import (
     CancelledError,
@@ -31,6 +32,7 @@ from lookback_gui.core.errors import (
     UsageError,
 )
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
+from lookback_gui.core.failures import classify
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.sources import (
     CheckedQuery,
@@ -50,6 +52,7 @@ from lookback_gui.core.windows import (
     Window,
     add_buckets,
     bucket_start,
+    buckets_between,
     compute_window,
     local_now,
 )
@@ -128,6 +131,66 @@ class PullControl:
     def check(self) -> None:
         if self._cancelled.is_set():
             raise CancelledError("cancelled")
+
+
+STAGING_PREFIX = "lookback-pull-"
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def _process_started(pid: int) -> int | None:
+    try:
+        return int(psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def staging_folder() -> tempfile.TemporaryDirectory[str]:
+    """A private folder for one pull, named after its process (PID and start time), so that a
+    later process can tell a killed pull's leftovers from a running one's.
+
+    The first pull of a process in a temp folder removes the leftovers of dead processes there.
+    """
+    base = tempfile.gettempdir()
+    with _swept_lock:
+        sweep = base not in _swept
+        _swept.add(base)
+    if sweep:
+        remove_stale_staging(base)
+    pid = os.getpid()
+    return tempfile.TemporaryDirectory(
+        prefix=f"{STAGING_PREFIX}{pid}-{_process_started(pid) or 0}-", dir=base)
+
+
+def remove_stale_staging(base: str | None = None) -> list[str]:
+    """Remove the staging folders in ``base`` (default: the temp folder) whose process is gone;
+    return their paths. A folder without a process in its name (from an older version) goes
+    when it is a day old."""
+    import shutil
+
+    removed = []
+    folder = base or tempfile.gettempdir()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir(follow_symlinks=False):
+            continue
+        parts = entry.name[len(STAGING_PREFIX):].split("-")
+        if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
+            started = _process_started(int(parts[0]))
+            if started is not None and abs(started - int(parts[1])) <= 1:
+                continue  # its process still runs
+        else:
+            try:
+                if time.time() - entry.stat(follow_symlinks=False).st_mtime < 86400:
+                    continue
+            except OSError:
+                continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -253,7 +316,8 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
     """The metric's SQL, checked for the way it will run."""
-    return check_pushdown_query(config.sql) if source.pushdown else check_query(config.sql)
+    return (check_pushdown_query(config.sql, source) if source.pushdown
+            else check_query(config.sql, source))
 
 
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
@@ -288,6 +352,15 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
             f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
             f"HAVING count(*) > 1)").fetchone()
 
+    # a bucket must be the start of a bucket of the grain in the metric's time zone (the
+    # connection's zone is the metric's, so a bucket with a time zone casts to local time;
+    # DuckDB's week starts on Monday, as windows.bucket_start)
+    unit = metric.grain.value
+    misaligned = con.execute(
+        f"SELECT count(*), min({b}) FROM {relation} WHERE {b} IS NOT NULL "
+        f"AND {b} <> date_trunc({quote_literal(unit)}, {b})").fetchone()
+    bad_buckets = int(misaligned[0] or 0) if misaligned else 0
+
     checks: list[dict[str, Any]] = []
     warnings: list[str] = []
     failures: list[str] = []
@@ -305,6 +378,10 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
               "set allow_empty = true if it can really be empty"))
     record("null_bucket", "error", null_buckets == 0,
            f"{null_buckets} row(s) have no bucket (NULL)")
+    record("bucket_start", "error", bad_buckets == 0,
+           f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
+           f"(first: {_fmt(misaligned[1]) if bad_buckets and misaligned else ''}); truncate "
+           f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket")
     record("duplicate_keys", "error", duplicates == 0,
            f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
            f"(first at {dup_row[1] if duplicates and dup_row else ''}); "
@@ -346,7 +423,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
                 record(check.name, check.severity, True,
                        f"check {check.name}: no earlier run to compare the row count with")
     if failures:
-        raise QualityError("quality check failed: " + "; ".join(failures))
+        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
 
     dims_json = ("json_object(" + ", ".join(
         f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions)) + ")"
@@ -399,7 +476,7 @@ def _revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings
         if not ok:
             (failures if check.severity == "error" else warnings).append(message)
     if failures:
-        raise QualityError("quality check failed: " + "; ".join(failures))
+        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
 
 
 def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:
@@ -461,7 +538,7 @@ def run_pull(
     result: RunRecord
     # what the pull holds until it ends: its private folder and its source connection
     held = contextlib.ExitStack()
-    staging = held.enter_context(tempfile.TemporaryDirectory(prefix="lookback-pull-"))
+    staging = held.enter_context(staging_folder())
     try:
         query = metric_query(config, source)
         last = store.last_successful_run(config.name)
@@ -483,7 +560,8 @@ def run_pull(
                 if control.cancelled:
                     raise CancelledError("cancelled") from None
                 failure = _duckdb_failure(config, exc)
-            if not failure.transient or attempts > config.retries:
+            control.check()  # a cancel that broke the attempt is no failure of the source
+            if classify(failure) != "transient" or attempts > config.retries:
                 store.log(run_id, "error", f"attempt {attempts} failed: {failure}")
                 observer(AttemptFailed(run_id, config.name, attempts, str(failure), None))
                 raise failure
@@ -589,7 +667,7 @@ def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, sourc
     probes: tuple[tuple[datetime, str], ...] = ()
     heavy = window
     if config.change_probe:
-        fingerprints = run_probe(con, config, window)
+        fingerprints = run_probe(con, config, window, source)
         stored = store.probe_fingerprints(config.name, window.start, window.end)
         changed = first_changed_bucket(fingerprints, stored, window)
         probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
@@ -618,11 +696,11 @@ def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, sourc
     return staged
 
 
-def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig,
-              window: Window) -> tuple[tuple[datetime, str], ...]:
+def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Window,
+              source: SourceConfig | None = None) -> tuple[tuple[datetime, str], ...]:
     """The change probe's fingerprint of each bucket of the window."""
     assert config.change_probe is not None
-    probe = check_query(config.change_probe)
+    probe = check_query(config.change_probe, source)
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM "
                     f"(\n{probe.text}\n)", query_parameters(probe, window))
@@ -716,6 +794,40 @@ def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
     return windows
 
 
+MAX_BACKFILL_CHUNKS = 1000  # more pulls than this in one backfill need a confirmation
+
+
+def backfill_chunk_count(config: MetricConfig, start: datetime, end: datetime) -> int:
+    """How many pulls a backfill of [start, end) makes, without listing them."""
+    first = bucket_start(start, config.grain)
+    last = bucket_start(end, config.grain)
+    if last < end:
+        last = add_buckets(last, config.grain, 1)
+    if last <= first:
+        return 0
+    return -(-buckets_between(first, last, config.grain) // config.buckets)
+
+
+def _uncovered_ok_empty(config: MetricConfig, store: Store,
+                        plans: list[tuple[str, Window]]) -> Callable[[str, Window], MetricConfig]:
+    """The config to pull a planned window with: a back-fill chunk that no successful pull
+    covered any bucket of may come back empty (nothing is stored there that an outage could
+    wrongly remove, e.g. before the data starts): it succeeds with a warning, not a failure."""
+    if config.allow_empty or not any(trigger == "backfill" for trigger, _ in plans):
+        return lambda trigger, window: config
+    spans = [(r.window_start, r.window_end) for r in store.runs(metric=config.name,
+                                                                status="succeeded")
+             if r.window_start is not None and r.window_end is not None]
+    relaxed = dataclasses.replace(config, allow_empty=True)
+
+    def pick(trigger: str, window: Window) -> MetricConfig:
+        if trigger != "backfill" or any(s < window.end and window.start < e for s, e in spans):
+            return config
+        return relaxed
+
+    return pick
+
+
 def run_windows(
     project: Project,
     config: MetricConfig,
@@ -737,6 +849,7 @@ def run_windows(
     from concurrent.futures import ThreadPoolExecutor
 
     control = control or PullControl()
+    config_for = _uncovered_ok_empty(config, store, plans)
     results: list[RunRecord | None] = [None] * len(plans)
     done = [0]
     lock = threading.Lock()
@@ -751,8 +864,8 @@ def run_windows(
                 if child.cancelled:
                     return
         try:
-            run = run_pull(project, config, store, trigger=trigger, window=window,
-                           control=child, observer=observer, clock=clock)
+            run = run_pull(project, config_for(trigger, window), store, trigger=trigger,
+                           window=window, control=child, observer=observer, clock=clock)
         finally:
             if gate is not None:
                 gate.release()

@@ -10,6 +10,7 @@ successful pull covered. The planning takes a clock, so it is tested without wai
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -86,7 +87,7 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[Pla
     if not is_due(config, last_seen, now):
         return []
     plans = []
-    cursor = first
+    cursor = first  # a one-bucket lookback covers nothing: it starts at the first pull
     for start, end in [*store.coverage(config.name), (current.start, current.start)]:
         hole_end = min(start, current.start)
         if cursor < hole_end:
@@ -119,18 +120,23 @@ def failed_windows(store: Store, metric: str) -> list[RunRecord]:
 
 def retry_failed(project: Project, store: Store, metric: str | None = None,
                  observer: Observer | None = None,
-                 clock: Callable[[], datetime] | None = None) -> list[RunRecord]:
-    """Re-run exactly the windows of failed runs not covered since; oldest first."""
+                 clock: Callable[[], datetime] | None = None,
+                 control: PullControl | None = None) -> list[RunRecord]:
+    """Re-run exactly the windows of failed runs not covered since; oldest first. Once
+    ``control`` is cancelled, no further window is started."""
     names = [metric] if metric else list(project.metrics)
-    runs = []
+    runs: list[RunRecord] = []
     for name in names:
         config = project.metric(name)
         for failed in failed_windows(store, name):
+            if control is not None and control.cancelled:
+                return runs
             assert failed.window_start and failed.window_end and failed.as_of
             window = Window(start=failed.window_start, end=failed.window_end,
                             as_of=failed.as_of, partial_start=failed.partial_start)
             runs.append(run_pull(project, config, store, trigger="retry", window=window,
-                                 observer=observer or (lambda e: None), clock=clock))
+                                 observer=observer or (lambda e: None), clock=clock,
+                                 control=control))
     return runs
 
 
@@ -164,6 +170,7 @@ class Scheduler:
         self._futures: set[Future[None]] = set()
         self._sources: dict[str, threading.BoundedSemaphore] = {}
         self._paused_metrics: set[str] = set()
+        self._paused_all = False
         self._stopping = threading.Event()
         self._project_mtime = self._mtime()
         self._last_reload_check = 0.0
@@ -223,13 +230,15 @@ class Scheduler:
                 job.remove()
         for name, trigger in wanted.items():
             self._aps.add_job(self._fire, trigger, args=[name], id=name, replace_existing=True)
-            if name in self._paused_metrics:
+            if name in self._paused_metrics or self._paused_all:
                 self._aps.pause_job(name)
         for job_id, config in audits.items():
             assert config.audit_every is not None
             self._aps.add_job(self._fire_audit, IntervalTrigger(
                 seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
                 args=[config.name], id=job_id, replace_existing=True)
+            if config.name in self._paused_metrics or self._paused_all:
+                self._aps.pause_job(job_id)
 
     def _fire(self, metric: str) -> None:
         config = self.project.metrics.get(metric)
@@ -243,7 +252,7 @@ class Scheduler:
         from lookback_gui.core.advisor import audit_window
 
         config = self.project.metrics.get(metric)
-        if config is None or metric in self._paused_metrics:
+        if config is None or metric in self._paused_metrics or self._paused_all:
             return
         self.submit(metric, [PlannedPull("audit", audit_window(config, _local(self._clock(), config)))])
 
@@ -286,10 +295,23 @@ class Scheduler:
             rest = [(p.trigger, p.window) for p in plans if p.trigger != "backfill"]
             source = self.project.sources[config.source]
             for batch, workers in ((fills, min(self._workers, source.concurrency)), (rest, 1)):
-                if batch and not control.cancelled:
-                    run_windows(self.project, config, self.store, batch, workers=workers,
-                                control=control, observer=self.events, gate=gate,
-                                clock=lambda: _local(self._clock(), config))
+                # one pull at a time runs alone, so that a failure of one (even a bug) does not
+                # drop the rest of the plan; parallel pulls all run to the end anyway
+                for part in ([batch] if workers > 1 else [[item] for item in batch]):
+                    if not part or control.cancelled:
+                        continue
+                    try:
+                        run_windows(self.project, config, self.store, part, workers=workers,
+                                    control=control, observer=self.events, gate=gate,
+                                    clock=lambda: _local(self._clock(), config))
+                    except LookbackError as exc:
+                        self._say("error", f"{metric}: {exc}", metric)
+                    except Exception as exc:
+                        logging.getLogger(__name__).exception("a planned pull of %s failed",
+                                                              metric)
+                        self._say("error", f"{metric}: internal error in a {part[0][0]} pull: "
+                                  f"{type(exc).__name__}: {exc}; the rest of the plan goes on",
+                                  metric)
         except LookbackError as exc:
             self._say("error", f"{metric}: {exc}", metric)
         finally:
@@ -308,9 +330,16 @@ class Scheduler:
 
     def catch_up(self) -> list[str]:
         """Submit what every scheduled metric owes now; return the metrics that got work."""
-        started = []
+        return self._catch_up()
+
+    def _catch_up(self, only: str | None = None) -> list[str]:
+        started: list[str] = []
+        if self._paused_all:
+            return started  # owed pulls are caught up at resume
         for config in self.project.metrics.values():
             if not config.scheduled or config.name in self._paused_metrics:
+                continue
+            if only is not None and config.name != only:
                 continue
             plans = plan_catch_up(config, self.store, _local(self._clock(), config))
             if not plans:
@@ -325,27 +354,37 @@ class Scheduler:
 
     # -- control --------------------------------------------------------------------------
 
+    def _pull_jobs(self, metric: str | None = None) -> list[str]:
+        return [job.id for job in self._aps.get_jobs() if job.id != "__tick__"
+                and (metric is None or job.id in (metric, f"{metric}{AUDIT_SUFFIX}"))]
+
     def pause(self, metric: str | None = None) -> None:
+        """Stop starting pulls (of ``metric``, or of every metric). The scheduler's own upkeep
+        goes on: project-file re-sync, freshness alerts and noticing a clock jump."""
         if metric is None:
-            self._aps.pause()
+            self._paused_all = True
         else:
             self._paused_metrics.add(metric)
-            if self._aps.get_job(metric):
-                self._aps.pause_job(metric)
+        for job_id in self._pull_jobs(metric):
+            self._aps.pause_job(job_id)
 
     def resume(self, metric: str | None = None) -> None:
+        """Start pulls again, first catching up what was owed while paused."""
         if metric is None:
-            self._aps.resume()
+            self._paused_all = False
         else:
             self._paused_metrics.discard(metric)
-            if self._aps.get_job(metric):
-                self._aps.resume_job(metric)
+        if self._paused_all:
+            return
+        for job_id in self._pull_jobs(metric):
+            if job_id.removesuffix(AUDIT_SUFFIX) not in self._paused_metrics:
+                self._aps.resume_job(job_id)
+        if self._aps.running:
+            self._catch_up(only=metric)
 
     @property
     def paused(self) -> bool:
-        from apscheduler.schedulers.base import STATE_PAUSED
-
-        return bool(self._aps.state == STATE_PAUSED)
+        return self._paused_all
 
     def cancel(self, metric: str | None = None) -> None:
         """Cancel the running pull of ``metric``, or all of them."""

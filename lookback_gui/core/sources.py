@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import glob
+import json
 import os
 import queue
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
+from lookback_gui.core.failures import classify, is_login_refused
 from lookback_gui.core.project import SourceConfig
 
 KEYRING_SERVICE = "lookback-gui"
@@ -49,8 +52,26 @@ class CheckedQuery:
     parameters: frozenset[str]
 
 
-def check_query(sql: str) -> CheckedQuery:
-    """Accept exactly one read-only query (SELECT / WITH / FROM ...); refuse anything else."""
+_STATEMENT_WORDS = ("USE", "CHECKPOINT", "FORCE CHECKPOINT", "SET", "RESET", "CALL", "PRAGMA",
+                    "INSTALL", "FORCE INSTALL", "LOAD", "ATTACH", "DETACH", "EXPORT", "IMPORT")
+
+
+def _statement_kind(statement: Any) -> str:
+    """The statement's kind as the user wrote it (DuckDB files USE under SET, CHECKPOINT under
+    CALL)."""
+    words = " ".join(statement.query.split()[:2]).upper()
+    for word in _STATEMENT_WORDS:
+        if words == word or words.startswith(word + " "):
+            return word
+    return str(statement.type.name.replace("_", " "))
+
+
+def check_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
+    """Accept exactly one read-only query (SELECT / WITH / FROM ...); refuse anything else.
+
+    The query must also stay inside its source (see :func:`check_reach`); ``source``, when
+    given, adds the checks that depend on the source (another database on its server).
+    """
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -63,9 +84,9 @@ def check_query(sql: str) -> CheckedQuery:
         )
     statement = statements[0]
     if statement.type != duckdb.StatementType.SELECT:
-        kind = statement.type.name.replace("_", " ")
         raise QueryError(
-            f"the SQL is a {kind} statement; a metric may only read (SELECT, WITH or FROM ...)"
+            f"the SQL is a {_statement_kind(statement)} statement; a metric may only read "
+            "(SELECT, WITH or FROM ...)"
         )
     unknown = set(statement.named_parameters) - set(WINDOW_PARAMETERS)
     if unknown:
@@ -75,7 +96,89 @@ def check_query(sql: str) -> CheckedQuery:
             "$window_start, $window_end and $as_of"
         )
     text = statement.query.strip().rstrip(";").strip()
+    check_reach(text, source)
     return CheckedQuery(text=text, parameters=frozenset(statement.named_parameters))
+
+
+# Table functions that reach past the source: another SQLite file, another PostgreSQL or MySQL
+# database (by DSN, or the server's own SQL on the source's connection), or a query built from a
+# string, which would hide any of these. SQL for the server itself is what ``pushdown`` is for.
+_REACHING_FUNCTIONS = re.compile(
+    r"^(sqlite_\w+|postgres_\w+|mysql_\w+|pg_clear_cache|query|query_table|duckdb_secrets|"
+    r"which_secret)$", re.IGNORECASE)
+_DSN_DATABASE = re.compile(r"(?:^|\s)(?:database|db|dbname)\s*=\s*(\S+)", re.IGNORECASE)
+
+
+def _own_database(source: SourceConfig | None) -> str | None:
+    """The database a MySQL source's DSN names (its server holds others), else None."""
+    if source is None or source.type != "mysql" or not source.dsn:
+        return None
+    match = _DSN_DATABASE.search(source.dsn)
+    return match.group(1).strip("'\"").lower() if match else None
+
+
+def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+_parser_lock = threading.Lock()
+_parser: list[duckdb.DuckDBPyConnection] = []
+
+
+@functools.lru_cache(maxsize=256)
+def _syntax_tree(text: str) -> dict[str, Any]:
+    """DuckDB's syntax tree of ``text`` (a metric's SQL repeats from pull to pull: kept)."""
+    with _parser_lock:
+        if not _parser:
+            _parser.append(duckdb.connect())
+        row = _parser[0].execute("SELECT json_serialize_sql(?)", [text]).fetchone()
+    tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
+    return tree
+
+
+@atexit.register
+def _close_parser() -> None:
+    with _parser_lock:
+        while _parser:
+            _parser.pop().close()
+
+
+def check_reach(text: str, source: SourceConfig | None = None) -> None:
+    """Refuse a query that reaches past its source: a table function that opens another file or
+    database, or (for a MySQL source) a table of another database on the server.
+
+    The rest is closed by the connection itself (:func:`connect_source`): file access off, only
+    the source's own files and the pull's own folder allowed, no temp folder, settings locked.
+    """
+    tree = _syntax_tree(text)
+    if tree.get("error"):
+        raise QueryError(f"the SQL cannot be checked: {tree.get('error_message', 'unknown')}")
+    own_database = _own_database(source)
+    for node in _nodes(tree):
+        if node.get("type") == "TABLE_FUNCTION":
+            name = str((node.get("function") or {}).get("function_name", ""))
+            if _REACHING_FUNCTIONS.match(name):
+                raise QueryError(
+                    f"the SQL calls {name}(), which reaches past the metric's source; a metric "
+                    "reads only its own source (to run SQL on a PostgreSQL or MySQL server, "
+                    "set pushdown = true on the source)"
+                )
+        elif node.get("type") == "BASE_TABLE" and own_database is not None and source:
+            catalog = str(node.get("catalog_name") or "").lower()
+            schema = str(node.get("schema_name") or "").lower()
+            if catalog in ("", source.name.lower()) and schema not in (
+                    "", own_database, "information_schema"):
+                raise QueryError(
+                    f"the SQL reads {schema}.{node.get('table_name')}, a table of another "
+                    f"database than the source's own ({own_database})"
+                )
 
 
 _WRITE_WORDS = re.compile(
@@ -84,19 +187,39 @@ _WRITE_WORDS = re.compile(
     re.IGNORECASE)
 
 
-def check_pushdown_query(sql: str) -> CheckedQuery:
+# Server functions that read the server's own files or reach another database
+_SERVER_REACH = re.compile(
+    r"\b(dblink\w*|pg_read_file|pg_read_binary_file|pg_ls_dir|pg_stat_file|lo_import|lo_get|"
+    r"lo_export|load_file)\s*\(", re.IGNORECASE)
+_QUALIFIED_TABLE = re.compile(r"\b(?:from|join)\s+[`\"]?(\w+)[`\"]?\s*\.\s*[`\"]?\w+",
+                              re.IGNORECASE)
+
+
+def check_pushdown_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
     """Accept one read-only query in the server's own dialect, for a pushdown source.
 
     DuckDB's parser decides where it understands the SQL; otherwise the text must be a single
-    SELECT or WITH query with no writing keyword outside string literals and comments.
+    SELECT or WITH query with no writing keyword outside string literals and comments. Either
+    way it may not call the server's functions that read its files or other databases, and a
+    MySQL query may not name a table of another database.
     """
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
+    bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
+    reach = _SERVER_REACH.search(bare)
+    if reach:
+        raise QueryError(f"the SQL calls {reach.group(1)}(), which reaches past the metric's "
+                         "source (the server's files or another database)")
+    own = _own_database(source)
+    if own is not None:
+        for match in _QUALIFIED_TABLE.finditer(bare):
+            if match.group(1).lower() not in (own, "information_schema"):
+                raise QueryError(f"the SQL reads a table of {match.group(1)}, another database "
+                                 f"than the source's own ({own})")
     try:
-        return check_query(sql)
+        return check_query(sql, source)
     except QueryError as exc:
         if "does not parse" not in str(exc):
             raise
-    text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
-    bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
     if ";" in bare:
         raise QueryError("the SQL holds more than one statement; a metric runs exactly one query")
     first = bare.split(None, 1)[0].lower() if bare else ""
@@ -143,8 +266,8 @@ def lookup_password(source: SourceConfig, environ: Mapping[str, str] | None = No
     """The password for a server source: from ``password_env``, else the OS keyring, else None."""
     env = os.environ if environ is None else environ
     if source.password_env:
-        if source.password_env not in env:
-            raise TransientSourceError(
+        if source.password_env not in env:  # retrying in this process cannot set it
+            raise PullError(
                 f"source {source.name}: the environment variable {source.password_env} "
                 "(password_env) is not set"
             )
@@ -158,13 +281,32 @@ def keyring_user(source: SourceConfig) -> str:
 
 
 def keyring_password(source: SourceConfig) -> str | None:
+    """The source's password from the OS keyring; None when the keyring holds none or when
+    there is no keyring service here (:func:`keyring_available` tells which)."""
     try:
         import keyring
-        import keyring.errors
 
         return keyring.get_password(KEYRING_SERVICE, keyring_user(source))
-    except Exception:  # no keyring service here: connect without a password
+    except Exception:  # no keyring service here; a server that wants a password says so
         return None
+
+
+def keyring_available() -> bool:
+    """Whether an OS keyring service can be used here."""
+    try:
+        import keyring
+        import keyring.backends.fail
+
+        return not isinstance(keyring.get_keyring(), keyring.backends.fail.Keyring)
+    except Exception:
+        return False
+
+
+def _no_password_message(source: SourceConfig) -> str:
+    where = ("the keyring holds none for it" if keyring_available()
+             else "no keyring service is available here")
+    return (f"source {source.name}: the server wants a password and none is set ({where}); "
+            "set password_env to the name of an environment variable that holds it")
 
 
 def _file_list(source: SourceConfig) -> list[str]:
@@ -189,6 +331,25 @@ def _file_list(source: SourceConfig) -> list[str]:
     return [pattern]
 
 
+def _check_database_file(source: SourceConfig, path: str) -> None:
+    """Refuse a file that is not the kind of database the source says (a CSV export named in a
+    duckdb source, say), naming the path; DuckDB's own message would not."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise TransientSourceError(f"source {source.name}: {source.path} cannot be read: "
+                                   f"{exc.strerror} ({path})") from None
+    if source.type == "duckdb":
+        ok = head[8:12] == b"DUCK"
+        kind = "a DuckDB database"
+    else:
+        ok = head.startswith(b"SQLite format 3\x00") or not head
+        kind = "an SQLite database"
+    if not ok:
+        raise PullError(f"source {source.name}: {source.path} is not {kind} ({path})")
+
+
 def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
     """Install (offline, from the pip package) and load the scanner for ``source_type``."""
     name = _EXTENSIONS[source_type]
@@ -201,12 +362,6 @@ def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
 
     duckdb_extensions.import_extension(name, con=con)
     con.execute(f"LOAD {name}")
-
-
-def _scrub(message: str, secret: str | None) -> str:
-    if secret:
-        message = message.replace(secret, "***")
-    return re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", message)
 
 
 _STOP: Any = object()  # tells the background thread of _SpareConnections to end
@@ -339,6 +494,7 @@ def connect_source(
             allowed = files
         elif source.type in ("duckdb", "sqlite"):
             path = _file_list(source)[0]
+            _check_database_file(source, path)
             if source.type == "sqlite":
                 load_extension(con, "sqlite")
                 con.execute(f"ATTACH {quote_literal(path)} AS {alias} (TYPE sqlite, READ_ONLY)")
@@ -350,16 +506,24 @@ def connect_source(
             password = lookup_password(source, environ)
             options = f"TYPE {source.type}, READ_ONLY"
             if password is not None:
-                con.execute(
-                    f"CREATE SECRET lookback_source (TYPE {source.type}, "
-                    f"PASSWORD {quote_literal(password)})"
-                )
+                # the password reaches DuckDB only as a secret: DuckDB repeats the connection
+                # string in its errors, never a secret, so no message can hold the password
+                try:
+                    con.execute(f"CREATE SECRET lookback_source (TYPE {source.type}, "
+                                f"PASSWORD {quote_literal(password)})")
+                except duckdb.Error:  # its message could quote the statement: not repeated
+                    raise PullError(f"source {source.name}: the password could not be handed "
+                                    "to DuckDB (does it hold a control character?)") from None
                 options += ", SECRET lookback_source"
             con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
             con.execute(f"USE {alias}")
         settings = []
         if allowed:
             settings.append(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
+        # DuckDB allows its temp folder (.tmp in the current folder) to every query: spill into
+        # the pull's own folder instead, or nowhere
+        spill = os.path.join(staging_dir, "spill") if staging_dir else ""
+        settings.append(f"SET temp_directory = {quote_literal(spill)}")
         if staging_dir:
             folder = staging_dir.rstrip("/") + "/"
             settings.append(f"SET allowed_directories = [{quote_literal(folder)}]")
@@ -371,25 +535,38 @@ def connect_source(
         raise
     except duckdb.Error as exc:
         con.close()
-        message = _scrub(clean_duckdb_message(str(exc)), password)
+        message = clean_duckdb_message(str(exc))
+        if source.type in ("postgres", "mysql") and password is None and is_login_refused(exc):
+            raise PullError(_no_password_message(source)) from None
         if is_transient(exc):
             raise TransientSourceError(f"source {source.name}: {message}") from None
         raise PullError(f"source {source.name}: {message}") from None
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may fix ``exc``: the source was unreachable, locked or went away."""
-    if isinstance(exc, TransientSourceError):
-        return True
-    if isinstance(exc, duckdb.IOException | duckdb.ConnectionException | duckdb.HTTPException):
-        return True
-    text = str(exc).lower()
-    return any(
-        marker in text
-        for marker in ("could not set lock", "connection refused", "server closed the connection",
-                       "lost connection", "gone away", "can't connect", "could not connect",
-                       "connection to server")
-    )
+    """Whether retrying may fix ``exc`` (see :func:`lookback_gui.core.failures.classify`)."""
+    return classify(exc) == "transient"
+
+
+def source_warnings(source: SourceConfig, environ: Mapping[str, str] | None = None) -> list[str]:
+    """What ``lookback check`` should warn about a source: a PostgreSQL user that is a superuser
+    can read the server's own files and every database through the server's SQL."""
+    if source.type != "postgres":
+        return []
+    con = connect_source(source, environ=environ)
+    try:
+        row = con.execute(
+            f"SELECT * FROM postgres_query({quote_literal(source.name)}, "
+            "'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')").fetchone()
+    except duckdb.Error:
+        return []
+    finally:
+        release_source(con, source)
+    if row and row[0]:
+        return [f"source {source.name}: its user is a PostgreSQL superuser, who can read the "
+                "server's files and every database with the server's own SQL (pushdown); "
+                "connect as a user that may only read the tables the metrics need"]
+    return []
 
 
 def describe_schema(source: SourceConfig, environ: Mapping[str, str] | None = None

@@ -500,10 +500,7 @@ class Store:
             if not self.read_only:
                 raise
         try:
-            if self.read_only:
-                self._check_schema()
-            else:
-                self._migrate()
+            self._migrate()
             self.interrupted_at_open = [] if self.read_only else self._mark_interrupted()
         except BaseException:
             self.close()
@@ -513,12 +510,21 @@ class Store:
 
     # -- opening and taking turns -----------------------------------------------------------
 
+    def _damaged(self, message: str) -> StoreError:
+        return StoreError(
+            f"store {self.path} is damaged ({message.splitlines()[0].strip()}); restore it from "
+            "a backup, or move it aside to start an empty store (its runs and versions stay in "
+            "the moved file)")
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
             return duckdb.connect(str(self.path), read_only=self.read_only)
         except duckdb.Error as exc:
             message = str(exc)
-            if "lock" in message.lower():
+            lowered = message.lower()
+            if "corrupt" in lowered or "checksum" in lowered:
+                raise self._damaged(message) from None
+            if "could not set lock" in lowered or "conflicting lock" in lowered:
                 match = _LOCK_PID.search(message)
                 pid = int(match.group(1)) if match else None
                 holder = f"PID {pid}" if pid else "another process"
@@ -529,9 +535,10 @@ class Store:
                     f"store {self.path} is in use by another process ({holder}); "
                     "close it there or wait until it finishes", pid
                 ) from None
-            if "not a valid duckdb" in message.lower() or "unable to open" in message.lower():
-                raise StoreError(f"store {self.path} is not a Lookback store (not a DuckDB "
-                                 f"database file): {message}") from None
+            if "not a valid duckdb" in lowered or "unable to open" in lowered:
+                raise StoreError(f"store {self.path} is not a DuckDB database file (damaged, or "
+                                 "another kind of file); restore it from a backup, or move it "
+                                 "aside to start an empty store") from None
             raise StoreError(f"store {self.path} cannot be opened: {message}") from None
 
     @contextmanager
@@ -605,20 +612,28 @@ class Store:
             self._series.clear()
             self._commits.clear()
 
-    def _check_schema(self) -> None:
-        with self._connection() as con:
-            try:
-                row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            except duckdb.Error:
-                raise StoreError(f"store {self.path} is not a Lookback store") from None
-        version = int(row[0]) if row else 0
-        if version != SCHEMA_VERSION:
-            raise StoreError(
-                f"store {self.path} has schema {version} and this version of Lookback GUI reads "
-                f"schema {SCHEMA_VERSION}; it can only be read here once a writing command "
-                "(lookback pull, or the app) has upgraded it")
-
     def _migrate(self) -> None:
+        try:
+            self._migrate_or_check()
+        except duckdb.Error as exc:
+            lowered = str(exc).lower()
+            if "corrupt" in lowered or "checksum" in lowered:
+                raise self._damaged(str(exc)) from None
+            raise
+
+    def _migrate_or_check(self) -> None:
+        if self.read_only:
+            tables = {r[0] for r in self._read(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                " AND table_catalog = current_database()")}
+            if "meta" not in tables:
+                raise StoreError(f"store {self.path} is not a Lookback store")
+            found = self._read("SELECT value FROM meta WHERE key = 'schema_version'")
+            if not found or int(found[0][0]) != SCHEMA_VERSION:
+                raise StoreError(f"store {self.path} has schema {found[0][0] if found else '?'}, "
+                                 f"this version reads {SCHEMA_VERSION}; open it once where it "
+                                 "can be written, so that it is upgraded")
+            return
         with self._write() as cur:
             tables = {r[0] for r in cur.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
@@ -705,7 +720,13 @@ class Store:
     def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
               ) -> list[tuple[Any, ...]]:
         with self.reading() as cur:
-            return cur.execute(sql, params).fetchall()
+            try:
+                return cur.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                lowered = str(exc).lower()
+                if "corrupt" in lowered or "checksum" in lowered:
+                    raise self._damaged(str(exc)) from None
+                raise
 
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:

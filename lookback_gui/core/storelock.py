@@ -37,12 +37,17 @@ POLL_S = 0.02
 Waiting = Callable[[str], None]
 
 
+_PROGRAMS = {"lookback": "lookback", "lookback-gui": "lookback-gui",
+             "lookback_gui.cli": "lookback", "lookback_gui.ui.app": "lookback-gui"}
+
+
 def _program(pid: int) -> str:
+    """The program a process runs: lookback, lookback-gui, or its executable's name."""
     with contextlib.suppress(psutil.Error, OSError):
         process = psutil.Process(pid)
         for part in process.cmdline()[:4]:
-            name = Path(part).name
-            if name.startswith("lookback"):
+            name = _PROGRAMS.get(Path(part).name) or _PROGRAMS.get(part)
+            if name:
                 return name
         return process.name()
     return "another process"

@@ -25,6 +25,13 @@ class Grain(enum.StrEnum):
     MONTH = "month"
 
 
+# Timestamps a user gives, and the span of a lookback, stay well inside what datetime and DuckDB
+# can count: a window or backfill near year 1 or 9999 would overflow.
+EARLIEST = datetime(1900, 1, 1)
+LATEST = datetime(2200, 1, 1)
+_RANGE_TEXT = "timestamps lie between 1900-01-01 and 2199-12-31"
+MAX_LOOKBACK = timedelta(days=36525)  # 100 years
+
 _FIXED = {
     Grain.MINUTE: timedelta(minutes=1),
     Grain.HOUR: timedelta(hours=1),
@@ -74,7 +81,7 @@ def lookback_buckets(lookback: int | str, grain: Grain) -> int:
     if isinstance(lookback, int):
         if lookback < 1:
             raise ValueError(f"the lookback must be at least 1 bucket, not {lookback}")
-        return lookback
+        return _bounded(lookback, grain)
     if grain is Grain.MONTH:
         raise ValueError(
             f"'{lookback}' is a duration, but months differ in length: "
@@ -88,7 +95,18 @@ def lookback_buckets(lookback: int | str, grain: Grain) -> int:
         raise ValueError(
             f"'{lookback}' is not a whole number of {grain.value} buckets"
         )
-    return duration // size
+    return _bounded(duration // size, grain)
+
+
+def _bounded(buckets: int, grain: Grain) -> int:
+    span = buckets * 31 if grain is Grain.MONTH else None
+    too_long = (span > MAX_LOOKBACK.days if span is not None
+                else buckets > MAX_LOOKBACK // _FIXED[grain])
+    if too_long:
+        raise ValueError(f"a lookback of {buckets} {grain.value} buckets is too long: it may span "
+                         f"at most 100 years ({MAX_LOOKBACK // _FIXED.get(grain, timedelta(days=31))}"
+                         f" {grain.value} buckets)")
+    return buckets
 
 
 @dataclass(frozen=True)
@@ -135,23 +153,40 @@ def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
     local time), a date, ``now``, or a time relative to now like ``-2d`` or ``-36h``.
     """
     cleaned = text.strip()
+    if not cleaned:
+        raise ValueError("an empty text is not a timestamp (use ISO 8601 like 2026-10-30T12:00, "
+                         "a date like 2026-10-30, now, or a time relative to now like -2d)")
     if cleaned.lower() == "now":
         return local_now(zone)
     if cleaned.startswith("-") and cleaned[1:2].isdigit():
         try:
-            return local_now(zone) - parse_duration(cleaned[1:])
-        except ValueError:
+            return _in_range(local_now(zone) - parse_duration(cleaned[1:]), text)
+        except OverflowError:
+            raise ValueError(f"'{text}' is out of range: {_RANGE_TEXT}") from None
+        except ValueError as exc:
+            if "out of range" in str(exc) or "too long" in str(exc):
+                raise
             raise ValueError(f"'{text}' is not a time relative to now (like -2d or -36h)") from None
     try:
         if len(cleaned) == 10:
             day = date.fromisoformat(cleaned)
-            return datetime(day.year, day.month, day.day)
-        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+            moment = datetime(day.year, day.month, day.day)
+        else:
+            moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(
             f"'{text}' is not a timestamp (use ISO 8601 like 2026-10-30T12:00, a date like "
             "2026-10-30, now, or a time relative to now like -2d)"
         ) from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(zone).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(zone).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError(f"'{text}' is out of range: {_RANGE_TEXT}") from None
+    return _in_range(moment, text)
+
+
+def _in_range(moment: datetime, text: str) -> datetime:
+    if not EARLIEST <= moment < LATEST:
+        raise ValueError(f"'{text}' is out of range: {_RANGE_TEXT}")
     return moment

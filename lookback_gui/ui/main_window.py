@@ -892,6 +892,9 @@ class MainWindow(QMainWindow):
                                   QSystemTrayIcon.MessageIcon.Warning, 10000)
         if isinstance(event, ev.Notice) and event.level == "error":
             self.statusBar().showMessage(event.message, 10000)
+        if isinstance(event, ev.AlertCommandFailed):
+            self.statusBar().showMessage(f"alert {event.metric} / {event.rule}: {event.message}",
+                                         10000)
         self._soon.start()
         self._update_status()
 

@@ -1,0 +1,63 @@
+"""One place that decides what a failure of a pull means: try again, give up, or stop.
+
+The retry loop of a pull, the source connection and the error messages all ask :func:`classify`,
+so an error is never retried in one place and refused in another.
+
+- ``transient``: the source could not be reached now (file missing or locked, connection refused
+  or lost); trying again later may work.
+- ``permanent``: retrying cannot fix it — a SQL mistake, a server that refused the query
+  (``division by zero``, a missing table), or a refused login (retrying a wrong password invites
+  an account lockout).
+- ``cancelled``: the user or a shutdown stopped the pull.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import duckdb
+
+from lookback_gui.core.errors import CancelledError, PullError
+
+Failure = Literal["transient", "permanent", "cancelled"]
+
+# A server answered, and said no: retrying sends the same question again.
+_PERMANENT_MARKERS = (
+    "password authentication failed", "access denied", "no password supplied",
+    "authentication failed", "role \"", "failed to prepare", "failed to execute",
+    "failed to run", "error:  ", "you have an error in your sql syntax", "doesn't exist",
+    "division by zero", "permission denied for",
+)
+# The server (or file) could not be reached, or the connection went away.
+_TRANSIENT_MARKERS = (
+    "could not set lock", "connection refused", "server closed the connection",
+    "lost connection", "gone away", "can't connect", "could not connect",
+    "connection to server", "timeout expired", "could not translate host name",
+)
+
+
+def classify(error: BaseException) -> Failure:
+    """Whether ``error`` is transient, permanent or a cancellation."""
+    if isinstance(error, CancelledError | KeyboardInterrupt | duckdb.InterruptException):
+        return "cancelled"
+    if isinstance(error, PullError):
+        return "transient" if error.transient else "permanent"
+    text = str(error).lower()
+    if "interrupted" in text and isinstance(error, RuntimeError | duckdb.Error):
+        return "cancelled"
+    if is_login_refused(error):
+        return "permanent"
+    if any(m in text for m in _TRANSIENT_MARKERS):
+        return "transient"
+    if any(m in text for m in _PERMANENT_MARKERS):
+        return "permanent"
+    if isinstance(error, duckdb.IOException | duckdb.ConnectionException | duckdb.HTTPException):
+        return "transient"
+    return "permanent"
+
+
+def is_login_refused(error: BaseException) -> bool:
+    """Whether ``error`` is a server refusing the login (wrong or missing password, unknown
+    user)."""
+    text = str(error).lower()
+    return any(m in text for m in _PERMANENT_MARKERS[:5])
