@@ -251,7 +251,7 @@ class SourceEditor(_Editor):
     def _apply(self, document: ProjectDocument) -> None:
         name = self.name.text().strip()
         if self.original and self.original.name != name:
-            document.remove_source(self.original.name)
+            document.rename_source(self.original.name, name)
         document.set_source(name, self.values())
 
     def _candidate(self) -> SourceConfig | None:
@@ -579,8 +579,8 @@ class MetricEditor(_Editor):
             "schedule": text if kind == "cron" and text else None,
             "every": text if kind == "every" and text else None,
             "timezone": self.timezone.currentText().strip() or "UTC",
-            "complete_buckets_only": True if self.complete_only.isChecked() else None,
-            "allow_empty": True if self.allow_empty.isChecked() else None,
+            "complete_buckets_only": self.complete_only.isChecked(),
+            "allow_empty": self.allow_empty.isChecked(),
             "sql": self.sql.toPlainText().strip(),
         }
         return values
@@ -598,7 +598,7 @@ class MetricEditor(_Editor):
     def _apply(self, document: ProjectDocument) -> None:
         name = self.name.text().strip()
         if self.original and self.original.name != name:
-            document.remove_metric(self.original.name)
+            document.rename_metric(self.original.name, name)
         document.set_metric(name, {**self.values(), **self._rules()})
 
     def candidate(self) -> tuple[Project, MetricConfig] | None:
