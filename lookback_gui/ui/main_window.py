@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QDateTime, QSettings, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QDateTimeEdit,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -53,6 +50,7 @@ from lookback_gui.core.scheduler import PlannedPull, Scheduler
 from lookback_gui.core.store import AlertState, LogLine, RunRecord, Store
 from lookback_gui.core.windows import Window, add_buckets, local_now
 from lookback_gui.ui.advisor_tab import AdvisorWidget
+from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
 from lookback_gui.ui.editors import MetricEditor, SourceEditor
@@ -150,43 +148,6 @@ def _table(model: Any, name: str) -> QTableView:
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.horizontalHeader().setStretchLastSection(True)
     return view
-
-
-class BackfillDialog(QDialog):
-    """Asks for the [from, to) range of a backfill."""
-
-    def __init__(self, metric: MetricConfig, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle(f"Backfill {metric.name}")
-        now = local_now(metric.zone)
-        self.start = QDateTimeEdit(QDateTime(now - timedelta(days=30)), accessibleName="From")
-        self.end = QDateTimeEdit(QDateTime(now), accessibleName="To")
-        for edit in (self.start, self.end):
-            edit.setCalendarPopup(True)
-            edit.setDisplayFormat("yyyy-MM-dd HH:mm")
-        self.error = QLabel()
-        self.error.setStyleSheet("color: #c62828;")
-        form = QFormLayout(self)
-        form.addRow("From", self.start)
-        form.addRow("To", self.end)
-        form.addRow(QLabel(f"in chunks of {metric.buckets} {metric.grain.value} bucket(s), "
-                           f"times in {metric.timezone}"))
-        form.addRow(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self._check)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def range(self) -> tuple[datetime, datetime]:
-        return (self.start.dateTime().toPython(), self.end.dateTime().toPython())
-
-    def _check(self) -> None:
-        start, end = self.range()
-        if end <= start:
-            self.error.setText("'To' must be after 'From'")
-            return
-        self.accept()
 
 
 class MainWindow(QMainWindow):
