@@ -62,3 +62,24 @@ def test_renaming_a_source_in_its_editor_keeps_its_keys(qtbot, bridge, path):
     saved = load_project(path)
     assert saved.sources["warehouse"].concurrency == 2
     assert saved.metrics["daily_orders"].source == "warehouse"
+
+
+def test_a_sql_syntax_error_names_the_line_at_fault(qtbot, bridge, tmp_path):
+    from tests.helpers import make_orders, project_text, ts
+
+    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
+    file = tmp_path / "lookback.toml"
+    file.write_text(project_text(), encoding="utf-8")
+    project = load_project(file)
+    editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+    qtbot.addWidget(editor)
+    sql = "SELECT ordered_at AS bucket, count(*) AS n\nFROM ordrs\nGROUP BY ALL"
+    editor.sql.setPlainText(sql)
+    editor.preview_button.click()
+    qtbot.waitUntil(lambda: "ordrs" in editor.preview_info.text(), timeout=10000)
+    assert "LINE 2: FROM ordrs" in editor.preview_info.text()
+    # a parse error is found before the SQL is wrapped: its line was right all along
+    editor.sql.setPlainText(sql.replace("FROM", "FORM"))
+    editor.preview_button.click()
+    qtbot.waitUntil(lambda: "syntax error" in editor.preview_info.text(), timeout=10000)
+    assert "LINE 2: FORM ordrs" in editor.preview_info.text()

@@ -96,6 +96,19 @@ class SqlHighlighter(QSyntaxHighlighter):
             self.setFormat(match.start(), match.end() - match.start(), self._param)
 
 
+def lines_as_written(message: str, sql: str) -> str:
+    """A query error's "LINE n:" counted in ``sql`` as the editor shows it.
+
+    A pull runs the SQL as ``SELECT * FROM (\\n<sql without its leading blank lines>\\n)``, so
+    DuckDB counts one line more, plus the blank lines it was given first. An error found while
+    the SQL alone was parsed ("does not parse") already counts right.
+    """
+    if "does not parse" in message:
+        return message
+    shift = 1 + sql[: len(sql) - len(sql.lstrip())].count("\n")
+    return re.sub(r"\bLINE (\d+):", lambda m: f"LINE {max(1, int(m.group(1)) - shift)}:", message)
+
+
 def _error_label() -> QLabel:
     label = QLabel()
     label.setStyleSheet("color: #c62828;")
@@ -647,6 +660,9 @@ class MetricEditor(_Editor):
 
     def _preview_failed(self, message: str) -> None:
         self.preview_button.setEnabled(True)
+        source = self.project.sources.get(self.source.currentText())
+        if source is None or not source.pushdown:  # pushed-down SQL runs as written
+            message = lines_as_written(message, self.values()["sql"])
         self.preview_model.set_result((), ())
         self.preview_info.setStyleSheet("color: #c62828;")
         self.preview_info.setText(message)
