@@ -703,10 +703,10 @@ class ProjectDocument:
         """Rename ``[sources.OLD]`` to NEW where it stands, and point the metrics that read it
         at the new name."""
         self._rename("sources", old, new)
-        metrics = self.document.get("metrics", {})
+        metrics: Any = self.document.get("metrics", {})
         for name in list(metrics):
-            table = metrics[name]
-            if isinstance(table, Mapping) and table.get("source") == old:
+            table: Any = metrics[name]
+            if isinstance(table, dict) and table.get("source") == old:
                 table["source"] = new
 
     def _rename(self, section: str, old: str, new: str) -> None:

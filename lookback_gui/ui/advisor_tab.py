@@ -63,6 +63,16 @@ class AdvisorWidget(QWidget):
         layout.addWidget(self.details)
         layout.addWidget(self.plot, 1)
 
+    def apply_palette(self) -> None:
+        from lookback_gui.ui.theme import chart_colours
+
+        background, ink, _grid = chart_colours()
+        self.plot.setBackground(background)
+        for side in ("bottom", "left"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(pg.mkPen(ink))
+            axis.setTextPen(pg.mkPen(ink))
+
     def set_metric(self, store: Store | None, metric: MetricConfig | None,
                    project_path: object, on_applied: Callable[[], None]) -> None:
         self._store, self._metric = store, metric

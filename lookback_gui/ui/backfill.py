@@ -45,7 +45,8 @@ class DateTimeField(QDateTimeEdit):
         self._moved_on = typed and text.isdigit() and self.currentSectionIndex() != before
 
     def value(self) -> datetime:
-        moment: datetime = self.dateTime().toPython()
+        moment = self.dateTime().toPython()
+        assert isinstance(moment, datetime)
         return moment.replace(second=0, microsecond=0)
 
 

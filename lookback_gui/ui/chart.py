@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -29,10 +32,11 @@ from PySide6.QtWidgets import (
 
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.store import RunRecord, Store
+from lookback_gui.core.store import Store
 from lookback_gui.core.windows import add_buckets
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.models import fmt_number, fmt_series
+from lookback_gui.ui.theme import chart_colours
 
 REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
@@ -53,6 +57,7 @@ CURVE_PEN = pg.mkPen("#1565c0", width=2)
 THICK_CURVE_UP_TO = 20_000
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
 ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
+AS_OF_RUNS = 300  # the newest successful runs offered under "As known after"
 
 
 def write_series_csv(store: Store, data: ChartData, path: str) -> int:
@@ -93,6 +98,12 @@ class ChartData:
     schema_changes: list[tuple[float, str]] = field(default_factory=list)
     as_of_run: int | None = None
     drawing: Drawing | None = None
+    runs: tuple[tuple[int, str], ...] = ()
+
+
+def series_id(dims: dict[str, Any]) -> str:
+    """A series' dimension values as one string, to find it among the chart's choices."""
+    return json.dumps(dims, sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -224,14 +235,17 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     """One series and what to draw around it; ``settle`` is the measured settling age (in
     buckets) when the advisor has one."""
     series = store.series(metric)
+    succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
+    choices = tuple((r.id, f"run {r.id} ({r.as_of:%Y-%m-%d %H:%M})") for r in succeeded
+                    if r.as_of is not None)
     if not series:
-        return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run)
+        return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run,
+                         runs=choices)
     if dims is None or measure is None or (dims, measure) not in [(d, m) for d, m, _ in series]:
         of_measure = [s for s in series if s[1] == measure] or series
         dims, measure, _ = of_measure[0]
     arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run)
-    runs = store.runs(metric=metric, status="succeeded", limit=1) if as_of_run is None else \
-        [store.run(as_of_run)]
+    runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
     provisional = None
     label = "provisional (inside the lookback)"
     if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
@@ -251,7 +265,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
-                     as_of_run, drawing)
+                     as_of_run, drawing, choices)
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
@@ -291,6 +305,12 @@ class ChartWidget(QWidget):
         self._data: ChartData | None = None
         self._updating = False
         self._settling: dict[str, int | None] = {}
+        self._measures: dict[str, str] = {}
+        self.export_folder: Callable[[], Path] = Path.cwd  # the window gives the project's
+        # what was drawn last and the view it was given: a refresh of the same series keeps
+        # the view the user zoomed or panned to
+        self._drawn_key: tuple[Any, ...] | None = None
+        self._drawn_view: list[list[float]] | None = None
 
         self.measure_box = QComboBox(accessibleName="Measure")
         self.series_box = QComboBox(accessibleName="Series")
@@ -380,34 +400,36 @@ class ChartWidget(QWidget):
 
     # -- context --------------------------------------------------------------------------
 
-    def set_metric(self, store: Store | None, metric: MetricConfig | None,
-                   runs: list[RunRecord]) -> None:
-        """Show ``metric``; ``runs`` are its runs (newest first) for the as-of selector."""
-        changed = metric is None or self._metric is None or metric.name != self._metric.name
+    def set_metric(self, store: Store | None, metric: MetricConfig | None) -> None:
+        """Show ``metric`` of ``store``: the measure last chosen for it, all of it in view."""
+        changed = (metric is None or self._metric is None or metric.name != self._metric.name
+                   or store is not self._store)
+        if self._metric is not None and self.measure_box.currentText():
+            self._measures[self._metric.name] = self.measure_box.currentText()
         self._store = store
         self._metric = metric
-        self._updating = True
-        current = self.as_of_box.currentData() if not changed else None
-        self.as_of_box.clear()
-        self.as_of_box.addItem("latest", None)
-        for run in runs:
-            if run.status == "succeeded":
-                self.as_of_box.addItem(f"run {run.id} ({run.as_of:%Y-%m-%d %H:%M})", run.id)
-        if current is not None:
-            index = self.as_of_box.findData(current)
-            self.as_of_box.setCurrentIndex(max(index, 0))
         if changed:
+            self._updating = True
+            self.as_of_box.clear()
+            self.as_of_box.addItem("latest", None)
             self.measure_box.clear()
             self.series_box.clear()
-        self._updating = False
+            self._updating = False
+            self._drawn_key = None
         self.reload()
+
+    def refresh(self) -> None:
+        """The metric shown has new values: load them, keeping the measure, series, as-of run
+        and the part of the chart in view."""
+        if self._metric is not None:
+            self.reload()
 
     def reload(self) -> None:
         if self._store is None or self._metric is None:
             self._clear("no metric selected")
             return
         store, name = self._store, self._metric.name
-        measure = self.measure_box.currentText() or None
+        measure = self.measure_box.currentText() or self._measures.get(name)
         dims = self.selected_dims()
         as_of = self.as_of_box.currentData()
         self.status.setText("loading…")
@@ -429,14 +451,24 @@ class ChartWidget(QWidget):
         data = self.series_box.currentData()
         return json.loads(data) if isinstance(data, str) else None
 
+    def measure_memory(self) -> dict[str, str]:
+        """The measure last chosen for each metric."""
+        if self._metric is not None and self.measure_box.currentText():
+            self._measures[self._metric.name] = self.measure_box.currentText()
+        return dict(self._measures)
+
+    def remember_measures(self, measures: dict[str, str]) -> None:
+        self._measures.update(measures)
+
     def _add_series(self, dims: dict[str, Any], size: float) -> None:
-        self.series_box.addItem(f"{fmt_series(dims)}  ({fmt_number(size)})",
-                                json.dumps(dims, sort_keys=True))
+        self.series_box.addItem(f"{fmt_series(dims)}  ({fmt_number(size)})", series_id(dims))
 
     def _measure_changed(self) -> None:
         if self._updating or self._data is None:
             return
         measure = self.measure_box.currentText()
+        if self._metric is not None:
+            self._measures[self._metric.name] = measure
         self._updating = True
         self.series_box.clear()
         for dims, _m, size in self._top_series(self._data.series, measure):
@@ -480,6 +512,17 @@ class ChartWidget(QWidget):
                 for spot in item.points()]
 
     def _clear(self, message: str) -> None:
+        if self._metric is None:  # nothing of an earlier metric or project stays on show
+            self._data = None
+            self._drawn_key = None
+            self._updating = True
+            for box in (self.measure_box, self.series_box, self.as_of_box):
+                box.clear()
+            self._updating = False
+            for marker in self._markers:
+                self.plot.removeItem(marker)
+            self._markers = []
+            self._show_empty_range()
         self.curve.setData([], [])
         self.first_curve.setData([], [])
         self.extent.setData([], [])
@@ -489,8 +532,8 @@ class ChartWidget(QWidget):
         self.region_label.setVisible(False)
         self.status.setText(message)
 
-    def _draw(self, data: ChartData) -> None:
-        self._data = data
+    def _show_choices(self, data: ChartData) -> None:
+        """The measures, series (with their current sizes) and runs to choose from."""
         self._updating = True
         measures = list(dict.fromkeys(m for _, m, _ in data.series))
         if [self.measure_box.itemText(i) for i in range(self.measure_box.count())] != measures:
@@ -498,28 +541,66 @@ class ChartWidget(QWidget):
             self.measure_box.addItems(measures)
         self.measure_box.setCurrentText(data.measure)
         wanted = self._top_series(data.series, data.measure)
-        if self.series_box.count() != len(wanted) or self.series_box.currentData() is None:
+        shown = [(self.series_box.itemText(i), self.series_box.itemData(i))
+                 for i in range(self.series_box.count())]
+        if shown != [(f"{fmt_series(d)}  ({fmt_number(size)})", series_id(d))
+                     for d, _m, size in wanted]:
             self.series_box.clear()
             for dims, _m, size in wanted:
                 self._add_series(dims, size)
-        index = self.series_box.findData(json.dumps(data.dims, sort_keys=True))
+        index = self.series_box.findData(series_id(data.dims))
         if index >= 0:
             self.series_box.setCurrentIndex(index)
+        runs = [(None, "latest"), *data.runs]
+        if [(self.as_of_box.itemData(i), self.as_of_box.itemText(i))
+                for i in range(self.as_of_box.count())] != [(r, t) for r, t in runs]:
+            self.as_of_box.clear()
+            for run, text in runs:
+                self.as_of_box.addItem(text, run)
+            if data.as_of_run is not None and self.as_of_box.findData(data.as_of_run) < 0:
+                self.as_of_box.addItem(f"run {data.as_of_run}", data.as_of_run)
+        self.as_of_box.setCurrentIndex(max(self.as_of_box.findData(data.as_of_run), 0))
         self._updating = False
+
+    def _show_empty_range(self) -> None:
+        import time
+
+        now = time.time()
+        self.extent.setData([], [])
+        self.plot.getViewBox().setRange(xRange=(now - 7 * 86400, now), yRange=(0, 1))
+
+    def _draw(self, data: ChartData) -> None:
+        if self._metric is None or data.metric != self._metric.name:
+            return  # a load for a metric no longer shown
+        self._data = data
+        self._show_choices(data)
         drawing = data.drawing
         if drawing is None:
+            self._drawn_key = None
             self._clear("no values yet: run a pull (Ctrl+R)")
+            self._show_empty_range()
             self.loaded.emit(data)
             return
         x = drawing.x
         self._first_values = None
         full = (float(x[0]), float(x[-1]))
         self.extent.setData(list(full), list(drawing.y_range))
-        self.plot.getViewBox().setRange(xRange=full, yRange=drawing.y_range)
-        # the whole series first, from what the worker prepared; once the view has its final
-        # range and size, _fit_to_view follows it
-        self._show_curves(full, drawing.envelope)
-        self._place_markers(full, drawing.y_range)
+        view = self.plot.getViewBox()
+        key = (data.metric, data.measure, series_id(data.dims), data.as_of_run)
+        moved = (key == self._drawn_key and self._drawn_view is not None
+                 and not np.allclose(view.targetRange(), self._drawn_view))
+        if moved:  # the same series with newer values: the user's view stays
+            (x0, x1), (y0, y1) = view.viewRange()
+            self._show_curves((x0, x1))
+            self._place_markers((x0, x1), (y0, y1))
+        else:
+            view.setRange(xRange=full, yRange=drawing.y_range)
+            self._drawn_view = [list(r) for r in view.targetRange()]
+            # the whole series first, from what the worker prepared; once the view has its
+            # final range and size, _fit_to_view follows it
+            self._show_curves(full, drawing.envelope)
+            self._place_markers(full, drawing.y_range)
+        self._drawn_key = key
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
@@ -606,15 +687,67 @@ class ChartWidget(QWidget):
 
     # -- export ---------------------------------------------------------------------------
 
+    def apply_palette(self) -> None:
+        """Background, axes and grid in the colours of the current theme."""
+        background, ink, grid = chart_colours()
+        self.plot.setBackground(background)
+        for side in ("bottom", "left"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(pg.mkPen(ink))
+            axis.setTextPen(pg.mkPen(ink))
+            axis.setTickPen(pg.mkPen(grid))
+
     def _export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export chart", "chart.png", "PNG (*.png)")
+        folder = self.export_folder()
+        name = f"{self._data.metric}-{self._data.measure}.png" if self._data else "chart.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export chart", str(folder / name),
+                                              "PNG (*.png)")
         if path:
-            self.plot.grab().save(path)
+            self.export_image(path)
+
+    def export_image(self, path: str) -> bool:
+        """Save the chart as shown, with a title naming the metric, measure and series, and
+        the legend of its marks."""
+        return self.image().save(path)
+
+    def image(self) -> QImage:
+        from PySide6.QtGui import QPainter
+
+        plot = self.plot.grab()
+        title = self.title_text()
+        legend = self.status.text()
+        margin, line = 12, self.fontMetrics().height()
+        image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin,
+                       QImage.Format.Format_ARGB32)
+        background, ink, _grid = chart_colours()
+        image.fill(QColor(background))
+        painter = QPainter(image)
+        painter.setPen(QColor(ink))
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(margin, margin + line, title)
+        font.setBold(False)
+        painter.setFont(font)
+        painter.drawPixmap(0, line + 2 * margin, plot)
+        painter.drawText(margin, plot.height() + 2 * line + 2 * margin, legend)
+        painter.end()
+        return image
+
+    def title_text(self) -> str:
+        if self._data is None:
+            return ""
+        when = "latest" if self._data.as_of_run is None else \
+            f"as known after run {self._data.as_of_run}"
+        return (f"{self._data.metric} — {self._data.measure} — {fmt_series(self._data.dims)}"
+                f" ({when})")
 
     def _export_csv(self) -> None:
         if self._data is None or self._data.drawing is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export series", "series.csv", "CSV (*.csv)")
+        name = f"{self._data.metric}-{self._data.measure}.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export series",
+                                              str(self.export_folder() / name), "CSV (*.csv)")
         if path and self._store is not None:
             store, data = self._store, self._data
             self.status.setText(f"exporting to {path}…")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -42,6 +42,13 @@ def fmt_number(value: float | None) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
     return f"{value:,.4g}" if abs(value) >= 1e6 else f"{value:,.2f}"
+
+
+def fmt_duration_h(lag: timedelta) -> str:
+    """How long after a bucket closed: hours up to two days, then days."""
+    hours = lag.total_seconds() / 3600
+    return ("still open" if hours < 0 else f"{hours:.1f} h" if hours < 48
+            else f"{hours / 24:.1f} days")
 
 
 def fmt_series(dims: dict[str, Any]) -> str:
