@@ -83,3 +83,61 @@ def test_a_sql_syntax_error_names_the_line_at_fault(qtbot, bridge, tmp_path):
     editor.preview_button.click()
     qtbot.waitUntil(lambda: "syntax error" in editor.preview_info.text(), timeout=10000)
     assert "LINE 2: FORM ordrs" in editor.preview_info.text()
+
+
+def test_an_error_text_goes_once_its_mistake_is_fixed_and_preview_says_why_not(
+        qtbot, bridge, path):
+    project = load_project(path)
+    editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+    qtbot.addWidget(editor)
+    editor.lookback.setText("36h")
+    editor.preview_button.click()
+    error = editor.errors["lookback"]
+    assert error.isVisibleTo(editor) and "whole number of day buckets" in error.text()
+    assert editor.preview_info.text().startswith("cannot preview until the lookback is fixed")
+    editor.lookback.setText("7d")
+    qtbot.waitUntil(lambda: not error.isVisibleTo(editor), timeout=5000)
+    editor.lookback.setText("3x")  # a new mistake is said as it is made
+    qtbot.waitUntil(lambda: error.isVisibleTo(editor), timeout=5000)
+
+
+@pytest.mark.qt_log_ignore("propagateSizeHints")
+def test_escape_asks_before_throwing_changes_away(qtbot, bridge, path):
+    from PySide6.QtCore import Qt
+
+    project = load_project(path)
+    editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+    qtbot.addWidget(editor)
+    asked: list[str] = []
+    answers = [False, True]
+    editor.confirm_discard = lambda what: asked.append(what) or answers.pop(0)
+    editor.show()
+    qtbot.waitExposed(editor)
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)  # nothing changed: closes without asking
+    assert asked == [] and not editor.isVisible()
+    editor.show()
+    editor.sql.setPlainText("SELECT 1")
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    assert asked == ["metric daily_orders"] and editor.isVisible()
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    assert len(asked) == 2 and not editor.isVisible()
+    assert path.read_text(encoding="utf-8") == PROJECT
+
+
+@pytest.mark.qt_log_ignore("propagateSizeHints")
+def test_tab_leaves_the_sql_editor(qtbot, bridge, path):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    project = load_project(path)
+    editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+    qtbot.addWidget(editor)
+    editor.show()
+    qtbot.waitExposed(editor)
+    editor.activateWindow()
+    editor.sql.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is editor.sql, timeout=5000)
+    text = editor.sql.toPlainText()
+    qtbot.keyClick(editor.sql, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is not editor.sql
+    assert editor.sql.toPlainText() == text

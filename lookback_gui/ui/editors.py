@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import tomlkit
 from pygments.lexers.sql import SqlLexer
 from pygments.token import Token
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -117,8 +119,26 @@ def _error_label() -> QLabel:
     return label
 
 
+def ask_to_discard(parent: QWidget, what: str) -> bool:
+    """Whether the user wants to throw away the unsaved changes of ``what``."""
+    answer = QMessageBox.question(
+        parent, "Unsaved changes", f"Discard your changes to {what}?",
+        QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Discard
+
+
 class _Editor(QDialog):
-    """Shared plumbing: inline errors keyed by project-file key, and validation by reloading."""
+    """Shared plumbing: inline errors keyed by project-file key, validation by reloading, and
+    a question before unsaved changes are thrown away.
+
+    Once a mistake was shown, every edit re-checks the fields (after a short pause), so an
+    error text goes as soon as its mistake is fixed, and a new one is said as it is made.
+
+    Attributes:
+        confirm_discard: asked (with what is being edited) before Escape or Cancel throws
+            changes away; tests replace it.
+    """
 
     def __init__(self, project: Project, bridge: Bridge, parent: QWidget | None = None):
         super().__init__(parent)
@@ -128,6 +148,40 @@ class _Editor(QDialog):
         self.rows: dict[str, QWidget] = {}
         self.general_error = _error_label()
         self.saved_project: Project | None = None
+        self.confirm_discard: Callable[[str], bool] = lambda what: ask_to_discard(self, what)
+        self._opened_with: object = None
+        self._live = False  # once a mistake was shown, edits are checked as they are made
+        self._recheck = QTimer(self, singleShot=True, interval=300)
+        self._recheck.timeout.connect(self._check_again)
+
+    def snapshot(self) -> object:
+        """What the fields hold, to tell whether anything was changed."""
+        raise NotImplementedError
+
+    def watch(self, *signals: Any) -> None:
+        """Re-check the fields after an edit whenever a mistake is on show."""
+        self._opened_with = self.snapshot()
+        for signal in signals:
+            signal.connect(self._edited)
+
+    def _edited(self, *_: object) -> None:
+        if self._live:
+            self._recheck.start()
+
+    def _check_again(self) -> None:
+        self.validate_quietly()
+
+    def validate_quietly(self) -> None:
+        """Show the mistakes of the fields as they are now (and no others)."""
+
+    def changed(self) -> bool:
+        return self._opened_with is not None and self.snapshot() != self._opened_with
+
+    def reject(self) -> None:
+        title = self.windowTitle()
+        if self.changed() and not self.confirm_discard(title[:1].lower() + title[1:]):
+            return
+        super().reject()
 
     def field_row(self, form: QFormLayout, label: str, key: str, widget: QWidget) -> None:
         box = QWidget()
@@ -148,6 +202,7 @@ class _Editor(QDialog):
             label.setVisible(False)
 
     def show_error(self, key: str | None, message: str) -> None:
+        self._live = True
         label = self.errors.get(key or "", self.general_error)
         label.setText(message)
         label.setVisible(True)
@@ -226,6 +281,8 @@ class SourceEditor(_Editor):
         layout.addWidget(buttons)
         self.resize(640, 560)
 
+        self.watch(self.name.textChanged, self.type.currentTextChanged, self.path.textChanged,
+                   self.dsn.textChanged, self.password_env.textChanged)
         self.type.currentTextChanged.connect(self._type_changed)
         self.browse.clicked.connect(self._browse)
         self.test.clicked.connect(self.test_connection)
@@ -252,6 +309,13 @@ class SourceEditor(_Editor):
             except ValueError:
                 pass
             self.path.setText(path)
+
+    def snapshot(self) -> object:
+        return (self.name.text(), self.type.currentText(), self.path.text(), self.dsn.text(),
+                self.password_env.text(), self.password.text())
+
+    def validate_quietly(self) -> None:
+        self._candidate()
 
     def values(self) -> dict[str, Any]:
         kind = self.type.currentText()
@@ -373,9 +437,11 @@ class MetricEditor(_Editor):
                                      accessibleName="Allow an empty result")
         self.sql = QPlainTextEdit(accessibleName="SQL")
         self.sql.setFont(MONO)
+        self.sql.setTabChangesFocus(True)  # Tab leaves the editor; indent with spaces
         self.highlighter = SqlHighlighter(self.sql.document())
         self.rules = QPlainTextEdit(accessibleName="Checks and alerts")
         self.rules.setFont(MONO)
+        self.rules.setTabChangesFocus(True)
         self.rules.setPlaceholderText(
             '[checks]\norders_not_negative = { measure = "orders", min = 0 }\n\n'
             '[[alerts]]\nkind = "failure"')
@@ -485,6 +551,11 @@ class MetricEditor(_Editor):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self._schedule_changed()
+        self.watch(self.name.textChanged, self.source.currentTextChanged,
+                   self.grain.currentTextChanged, self.lookback.textChanged,
+                   self.schedule_kind.currentTextChanged, self.schedule.textChanged,
+                   self.timezone.currentTextChanged, self.sql.textChanged,
+                   self.rules.textChanged, self.complete_only.toggled, self.allow_empty.toggled)
         if metric is None:
             self.source.currentTextChanged.connect(self._suggest_sql)
             self._suggest_sql()
@@ -580,6 +651,15 @@ class MetricEditor(_Editor):
             now = fire
         return f"{words}; next: " + ", ".join(f.strftime("%a %Y-%m-%d %H:%M") for f in fires)
 
+    def snapshot(self) -> object:
+        return (self.name.text(), self.source.currentText(), self.grain.currentText(),
+                self.lookback.text(), self.schedule_kind.currentText(), self.schedule.text(),
+                self.timezone.currentText(), self.complete_only.isChecked(),
+                self.allow_empty.isChecked(), self.sql.toPlainText(), self.rules.toPlainText())
+
+    def validate_quietly(self) -> None:
+        self.candidate()
+
     def values(self) -> dict[str, Any]:
         lookback_text = self.lookback.text().strip()
         lookback: int | str = int(lookback_text) if lookback_text.isdigit() else lookback_text
@@ -636,6 +716,15 @@ class MetricEditor(_Editor):
     def preview(self) -> None:
         found = self.candidate()
         if found is None:
+            shown = [(key, label.text()) for key, label in self.errors.items()
+                     if label.isVisibleTo(self)]
+            if self.general_error.isVisibleTo(self):
+                shown.append(("", self.general_error.text()))
+            key, reason = shown[0] if shown else ("", "")
+            where = f"the {key.replace('_', ' ')}" if key else "the metric"
+            self.preview_model.set_result((), ())
+            self.preview_info.setStyleSheet("color: #c62828;")
+            self.preview_info.setText(f"cannot preview until {where} is fixed: {reason}")
             return
         project, metric = found
         self.preview_button.setEnabled(False)
