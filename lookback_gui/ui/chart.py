@@ -280,7 +280,7 @@ def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float
         if versions > 1 and np.isfinite(first):
             delta = value - first
             pct = f" ({delta / abs(first) * 100:+.1f}%)" if first else ""
-            lines.append(f"change: {delta:+,.6g}{pct}")
+            lines.append(f"change: {fmt_number(delta, signed=True)}{pct}")
         lines.append(f"versions: {versions}" + (f", last revised by run {last_run}"
                                                 if versions > 1 else f", run {last_run}"))
     if partial:

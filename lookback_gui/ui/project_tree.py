@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
 from lookback_gui.core.project import Project
 from lookback_gui.core.store import RunRecord
+from lookback_gui.ui.models import wrapped_tip
 
 SYMBOLS = {"succeeded": "✓", "failed": "✗", "running": "…", "cancelled": "–",
            "interrupted": "!"}
@@ -55,8 +56,8 @@ class ProjectTree(QTreeWidget):
             for metric in project.metrics.values():
                 item = QTreeWidgetItem(metrics, [metric.name, ""])
                 item.setData(0, Qt.ItemDataRole.UserRole, ("metric", metric.name))
-                item.setToolTip(0, metric.description
-                                or f"{metric.grain.value}, lookback {metric.lookback}")
+                item.setToolTip(0, wrapped_tip(
+                    metric.description or f"{metric.grain.value}, lookback {metric.lookback}") or "")
                 if metric.name == selected:
                     item.setSelected(True)
             self.expandAll()
@@ -103,7 +104,7 @@ class ProjectTree(QTreeWidget):
             tip = f"{status}; {schedule}"
             if run and run.error:
                 tip += f"\n{run.error}"
-            item.setToolTip(1, tip)
+            item.setToolTip(1, wrapped_tip(tip) or "")
 
     def _double_clicked(self, item: QTreeWidgetItem) -> None:
         data = item.data(0, Qt.ItemDataRole.UserRole)
