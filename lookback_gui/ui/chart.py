@@ -133,7 +133,8 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     removed, partial = arrays["removed"], arrays["partial"]
     revised = (arrays["versions"] > 1) & ~removed
     marks = {}
-    for kind, mask in (("revised", revised & ~partial), ("partial", partial & ~removed),
+    # a bucket both revised and partial gets both marks: the diamond inside the hollow ring
+    for kind, mask in (("revised", revised), ("partial", partial & ~removed),
                        ("removed", removed)):
         where = marked[mask]
         ys = arrays["first_value"][mask] if kind == "removed" else value[where]
@@ -222,6 +223,64 @@ def thin_markers(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
         if len(kept) <= MAX_MARKERS or cell_px >= MARKER_SIZE_PX:
             return kept
         cell_px *= 2
+
+
+GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
+                 "month": 28 * 86400}
+
+
+class BucketAxis(pg.DateAxisItem):
+    """The time axis of a chart of buckets: no ticks between bucket starts (a daily chart has
+    no 06:00), and the year in every label of a day or coarser.
+
+    Attributes:
+        grain_s: the shortest bucket of the grain in seconds, or None for any tick.
+        buckets: the bucket starts (epoch seconds) of the series shown, for ticks when the
+            view is narrower than one of the axis's own tick steps.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(orientation="bottom")
+        self.utcOffset = 0  # buckets are wall-clock times of the metric's zone
+        self.grain_s: float | None = None
+        self.buckets: np.ndarray = np.empty(0)
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[Any]:
+        levels = super().tickValues(minVal, maxVal, size)
+        if not self.grain_s:
+            return levels
+        kept = [(spacing, values) for spacing, values in levels if spacing >= self.grain_s * 0.99]
+        if kept:
+            return kept
+        lo, hi = in_view(self.buckets, (minVal, maxVal))
+        values = self.buckets[lo:hi]
+        most = max(1, int(size / 90))  # a label is about 90 pixels wide
+        if len(values) > most:
+            values = values[:: int(np.ceil(len(values) / most))]
+        return [(self.grain_s, [float(v) for v in values])]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        from datetime import UTC, datetime
+
+        if spacing >= 365 * 86400 * 0.99:
+            form = "%Y"
+        elif spacing >= 28 * 86400 * 0.99:
+            form = "%Y-%m"
+        elif spacing >= 86400 * 0.99:
+            form = "%Y-%m-%d"
+        elif spacing >= 3600:
+            form = "%m-%d %H:%M"
+        elif spacing >= 60:
+            form = "%H:%M"
+        else:
+            form = "%H:%M:%S"
+        out = []
+        for value in values:
+            try:
+                out.append(datetime.fromtimestamp(value, UTC).strftime(form))
+            except (OverflowError, ValueError, OSError):
+                out.append("")
+        return out
 
 
 def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
@@ -333,9 +392,10 @@ class ChartWidget(QWidget):
         bar.addWidget(self.export_png)
         bar.addWidget(self.export_csv)
 
-        self.axis = pg.DateAxisItem(orientation="bottom")
-        self.axis.utcOffset = 0  # buckets are wall-clock times of the metric's zone
+        self.axis = BucketAxis()
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
+        self.legend = self.plot.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 200),
+                                          labelTextColor="#303030")
         self.plot.setAccessibleName("Metric chart")
         self.plot.showGrid(x=True, y=True)
         self.plot.setBackground(None)
@@ -352,6 +412,7 @@ class ChartWidget(QWidget):
         self.first_curve = self.plot.plot(
             name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine))
         self.first_curve.setVisible(False)
+        self.legend.removeItem(self.first_curve)  # in the legend while it is shown
         hover = pg.mkPen("k", width=2)
         self.plain_points = pg.ScatterPlotItem(
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=5,
@@ -360,8 +421,8 @@ class ChartWidget(QWidget):
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="d", size=MARKER_SIZE_PX,
             pen=pg.mkPen("#bf360c"), brush=REVISED, name="revised")
         self.partial_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=11,
-            pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial")
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=17,
+            pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial (still incomplete)")
         self.removed_points = pg.ScatterPlotItem(
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="x", size=MARKER_SIZE_PX,
             pen=REMOVED_PEN, brush=pg.mkBrush("#c62828"), name="removed")
@@ -522,6 +583,8 @@ class ChartWidget(QWidget):
             for marker in self._markers:
                 self.plot.removeItem(marker)
             self._markers = []
+            self.plot.setLabel("left", "")
+            self.axis.grain_s = None
             self._show_empty_range()
         self.curve.setData([], [])
         self.first_curve.setData([], [])
@@ -584,6 +647,11 @@ class ChartWidget(QWidget):
         x = drawing.x
         self._first_values = None
         full = (float(x[0]), float(x[-1]))
+        self.axis.buckets = x
+        self.axis.grain_s = GRAIN_SECONDS.get(self._metric.grain.value) if self._metric else None
+        zone = self._metric.timezone if self._metric else "UTC"
+        self.plot.setLabel("bottom", f"bucket start ({zone})")
+        self.plot.setLabel("left", data.measure)
         self.extent.setData(list(full), list(drawing.y_range))
         view = self.plot.getViewBox()
         key = (data.metric, data.measure, series_id(data.dims), data.as_of_run)
@@ -594,7 +662,9 @@ class ChartWidget(QWidget):
             self._show_curves((x0, x1))
             self._place_markers((x0, x1), (y0, y1))
         else:
-            view.setRange(xRange=full, yRange=drawing.y_range)
+            low, high = drawing.y_range
+            # headroom above the highest value for the provisional label
+            view.setRange(xRange=full, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)))
             self._drawn_view = [list(r) for r in view.targetRange()]
             # the whole series first, from what the worker prepared; once the view has its
             # final range and size, _fit_to_view follows it
@@ -614,8 +684,8 @@ class ChartWidget(QWidget):
             self.region.setRegion(data.provisional)
             self.region.setVisible(True)
             self.region_label.setText(data.provisional_label)
-            self.region_label.setPos(data.provisional[1], drawing.y_range[1])
             self.region_label.setVisible(True)
+            self._place_region_label()
         else:
             self.region.setVisible(False)
             self.region_label.setVisible(False)
@@ -661,6 +731,15 @@ class ChartWidget(QWidget):
         (x0, x1), _ = self.plot.getViewBox().viewRange()
         self._show_curves((x0, x1))
         self._place_markers()
+        self._place_region_label()
+
+    def _place_region_label(self) -> None:
+        """The provisional label at the top of the view, in the headroom above the values,
+        at the region's right end (or the view's, when that is further left)."""
+        if self._data is None or not self._data.provisional:
+            return
+        (_x0, x1), (_y0, y1) = self.plot.getViewBox().viewRange()
+        self.region_label.setPos(min(self._data.provisional[1], x1), y1)
 
     def _show_curves(self, x_range: tuple[float, float],
                      envelope: tuple[np.ndarray, np.ndarray] | None = None) -> None:
@@ -683,6 +762,9 @@ class ChartWidget(QWidget):
 
     def _first_line_toggled(self, shown: bool) -> None:
         self.first_curve.setVisible(shown)
+        self.legend.removeItem(self.first_curve)
+        if shown:
+            self.legend.addItem(self.first_curve, "first reported")
         self._fit_to_view()
 
     # -- export ---------------------------------------------------------------------------
@@ -691,6 +773,9 @@ class ChartWidget(QWidget):
         """Background, axes and grid in the colours of the current theme."""
         background, ink, grid = chart_colours()
         self.plot.setBackground(background)
+        self.legend.setBrush(pg.mkBrush(QColor(background).red(), QColor(background).green(),
+                                        QColor(background).blue(), 200))
+        self.legend.setLabelTextColor(ink)
         for side in ("bottom", "left"):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(ink))
