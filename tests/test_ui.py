@@ -323,6 +323,17 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     buckets = advice.recommendation["lookback_buckets"]
     assert window.advisor.sentence.text().startswith(f"A lookback of {buckets} day")
     assert window.advisor.apply_button.isEnabled()
+    from lookback_gui.ui.advisor_tab import lookback_edge
+
+    line = window.advisor.recommended_line
+    assert line is not None and line.value() == lookback_edge(buckets, False) == buckets - 0.5
+    asked: list[str] = []
+    window.advisor.confirm = lambda question: asked.append(question) is not None
+    window.advisor.apply_button.click()  # declined: the file stays as it was
+    assert len(asked) == 1 and f"to {recommended}?" in asked[0]
+    assert project.path.read_text().startswith("# tuned by hand")
+    assert f'lookback = "{recommended}"' not in project.path.read_text()
+    window.advisor.confirm = lambda question: True
     with qtbot.waitSignal(window.advisor.applied, timeout=5000):
         window.advisor.apply_button.click()
     saved = project.path.read_text()
