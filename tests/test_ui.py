@@ -266,7 +266,14 @@ def test_install_desktop_writes_icon_and_launcher(tmp_path, monkeypatch):
     assert icon == tmp_path / "share/icons/hicolor/scalable/apps/lookback-gui.svg"
     assert icon.read_text().startswith("<svg")
     text = launcher.read_text()
-    assert "Name=Lookback GUI" in text and "Icon=lookback-gui" in text and "Exec=" in text
+    assert "Name=Lookback GUI" in text and "Icon=lookback-gui" in text
+    exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
+    program = exec_line.removeprefix("Exec=").split()[0].strip('"')
+    assert Path(program).is_absolute() and Path(program).exists()
+    validate = __import__("shutil").which("desktop-file-validate")
+    if validate:  # no errors, warnings or hints
+        result = subprocess.run([validate, str(launcher)], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip() == "", result.stdout
 
 
 def test_screenshot_of_the_demo(tmp_path):

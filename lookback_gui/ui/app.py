@@ -56,6 +56,26 @@ def fresh_demo(root: Path | None = None) -> Path:
     return project
 
 
+def launch_command() -> str:
+    """How a desktop launcher starts this app: an absolute path, since the folder of the
+    virtual environment it is installed in is rarely on the desktop's PATH."""
+    script = Path(sys.executable).parent / "lookback-gui"
+    if script.exists():
+        return _desktop_quote(str(script.absolute()))
+    found = shutil.which("lookback-gui")
+    if found:
+        return _desktop_quote(str(Path(found).absolute()))
+    return f"{_desktop_quote(str(Path(sys.executable).absolute()))} -m lookback_gui.ui.app"
+
+
+def _desktop_quote(argument: str) -> str:
+    """One argument of an Exec line (Desktop Entry Specification, "The Exec key")."""
+    if not any(c in argument for c in ' \t\n"\'\\><~|&;$*?#()`'):
+        return argument
+    escaped = argument.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+    return '"' + escaped.replace("$", "\\$") + '"'
+
+
 def install_desktop(home: Path | None = None) -> list[Path]:
     """Install the icon and the .desktop launcher into the user's XDG folders."""
     from lookback_gui.ui.main_window import resource
@@ -66,9 +86,9 @@ def install_desktop(home: Path | None = None) -> list[Path]:
     icon.parent.mkdir(parents=True, exist_ok=True)
     launcher.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resource("lookback-gui.svg"), icon)
-    executable = shutil.which("lookback-gui") or "lookback-gui"
     text = resource("lookback-gui.desktop").read_text(encoding="utf-8")
-    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={executable}"), encoding="utf-8")
+    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={launch_command()}"),
+                        encoding="utf-8")
     return [icon, launcher]
 
 

@@ -83,10 +83,10 @@ def resource(name: str) -> Path:
     """A file shipped in the package's resources (the icon, the .desktop file)."""
     from importlib.resources import files
 
-    try:
-        return Path(str(files("lookback_gui.resources") / name))
-    except ModuleNotFoundError:  # run from a source checkout that is not installed
-        return Path(__file__).resolve().parents[2] / "resources" / name
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists() and (checkout / "resources" / name).exists():
+        return checkout / "resources" / name  # run from a source checkout: its own files
+    return Path(str(files("lookback_gui.resources") / name))
 
 
 def app_icon() -> QIcon:
