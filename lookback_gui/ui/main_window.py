@@ -770,8 +770,9 @@ class MainWindow(QMainWindow):
         if session is not None:
             if self._paused:
                 session.pause()
-            else:  # resuming catches up on what the pause missed: that reads the run history
-                self.sessions.run(session.resume)
+            else:  # then catch up on what the pause missed: that reads the run history
+                session.resume()
+                self.sessions.run(session.catch_up)
         self._update_status()
 
     def focus_find(self) -> None:

@@ -68,9 +68,12 @@ class Session:
         self.scheduler.pause()
 
     def resume(self) -> None:
-        """Resume the schedule and catch up on what it owes (reads the run history: blocks)."""
+        """Resume the schedule; :meth:`catch_up` then pulls what the pause missed."""
         self.scheduler.resume()
-        if self.scheduler.running:
+
+    def catch_up(self) -> None:
+        """Pull what the schedule owes now (reads the run history: blocks)."""
+        if self.scheduler.running and not self.scheduler.paused:
             self.scheduler.catch_up()
 
     def reload(self) -> Project:
