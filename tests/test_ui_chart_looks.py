@@ -66,10 +66,10 @@ def test_a_daily_chart_has_day_ticks_with_the_year_and_a_labelled_value_axis(
     assert levels and all(spacing >= 86400 * 0.99 for spacing, _ in levels)
     labels = [text for spacing, values in levels
               for text in chart.axis.tickStrings(values, 1, spacing)]
-    year = str(datetime.now().year)
-    assert labels and all(text.startswith(("20", year)) and ":" not in text for text in labels)
+    assert labels and all(":" not in text for text in labels)  # no hours on a daily chart
     assert chart.plot.getAxis("left").labelText == chart._data.measure
-    assert "UTC" in chart.plot.getAxis("bottom").labelText
+    bottom = chart.plot.getAxis("bottom").labelText
+    assert "UTC" in bottom and str(datetime.now().year) in bottom
 
 
 def test_a_bucket_both_partial_and_revised_keeps_both_marks(qtbot, window, tmp_path):

@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QPushButton,
+    QMenu,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -231,7 +232,7 @@ GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
 
 class BucketAxis(pg.DateAxisItem):
     """The time axis of a chart of buckets: no ticks between bucket starts (a daily chart has
-    no 06:00), and the year in every label of a day or coarser.
+    no 06:00), and the year(s) in view in its label (:meth:`years`).
 
     Attributes:
         grain_s: the shortest bucket of the grain in seconds, or None for any tick.
@@ -250,8 +251,8 @@ class BucketAxis(pg.DateAxisItem):
         if not self.grain_s:
             return levels
         kept = [(spacing, values) for spacing, values in levels if spacing >= self.grain_s * 0.99]
-        if kept:
-            return kept
+        if kept:  # the finest level alone: a coarser one's labels would overlap its labels
+            return kept[-1:]
         lo, hi = in_view(self.buckets, (minVal, maxVal))
         values = self.buckets[lo:hi]
         most = max(1, int(size / 90))  # a label is about 90 pixels wide
@@ -259,17 +260,25 @@ class BucketAxis(pg.DateAxisItem):
             values = values[:: int(np.ceil(len(values) / most))]
         return [(self.grain_s, [float(v) for v in values])]
 
+    def years(self, x_range: tuple[float, float]) -> str:
+        """The year, or first and last year, of ``x_range``."""
+        from datetime import UTC, datetime
+
+        try:
+            first, last = (datetime.fromtimestamp(v, UTC).year for v in x_range)
+        except (OverflowError, ValueError, OSError):
+            return ""
+        return str(first) if first == last else f"{first}–{last}"
+
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
         from datetime import UTC, datetime
 
         if spacing >= 365 * 86400 * 0.99:
             form = "%Y"
         elif spacing >= 28 * 86400 * 0.99:
-            form = "%Y-%m"
+            form = "%b %Y"
         elif spacing >= 86400 * 0.99:
-            form = "%Y-%m-%d"
-        elif spacing >= 3600:
-            form = "%m-%d %H:%M"
+            form = "%b %d"
         elif spacing >= 60:
             form = "%H:%M"
         else:
@@ -373,12 +382,21 @@ class ChartWidget(QWidget):
 
         self.measure_box = QComboBox(accessibleName="Measure")
         self.series_box = QComboBox(accessibleName="Series")
-        self.series_box.setMinimumWidth(180)
+        self.series_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.series_box.setMinimumContentsLength(24)
         self.as_of_box = QComboBox(accessibleName="As known after run")
-        self.as_of_box.setMinimumWidth(200)
+        self.as_of_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.as_of_box.setMinimumContentsLength(18)
         self.first_line = QCheckBox("First reported", accessibleName="Show first reported values")
-        self.export_png = QPushButton("Export PNG…", accessibleName="Export the chart as PNG")
-        self.export_csv = QPushButton("Export CSV…", accessibleName="Export the series as CSV")
+        self.export_button = QToolButton(accessibleName="Export the chart or the series")
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        self.export_png = menu.addAction("Chart as PNG…")
+        self.export_csv = menu.addAction("Series as CSV…")
+        self.export_button.setMenu(menu)
         self.status = QLabel()
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -389,20 +407,23 @@ class ChartWidget(QWidget):
             bar.addWidget(box)
         bar.addWidget(self.first_line)
         bar.addStretch(1)
-        bar.addWidget(self.export_png)
-        bar.addWidget(self.export_csv)
+        bar.addWidget(self.export_button)
 
         self.axis = BucketAxis()
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
-        self.legend = self.plot.addLegend(offset=(10, 10), brush=pg.mkBrush(255, 255, 255, 200),
-                                          labelTextColor="#303030")
+        # one row at the top, in the headroom above the values (like the provisional label)
+        self.legend = self.plot.addLegend(offset=(10, 2), brush=pg.mkBrush(255, 255, 255, 200),
+                                          labelTextColor="#303030", colCount=5,
+                                          verSpacing=-6)
         self.plot.setAccessibleName("Metric chart")
         self.plot.showGrid(x=True, y=True)
         self.plot.setBackground(None)
         self.plot.getAxis("left").setWidth(72)
         for side in ("bottom", "left"):  # major and minor ticks, an opaque light grid
             axis = self.plot.getAxis(side)
-            axis.setStyle(maxTickLevel=1, tickAlpha=255)
+            # labels of the minor level too while they fit (pyqtgraph drops them at 60 % fill)
+            axis.setStyle(maxTickLevel=1, tickAlpha=255,
+                          textFillLimits=[(0, 0.95), (2, 0.85), (4, 0.5), (6, 0.2)])
             axis.setTickPen(GRID_PEN)
             axis.setZValue(-200)  # below the plot's items (the view box is at -100)
         self.curve = self.plot.plot(name="current", pen=CURVE_PEN)
@@ -456,8 +477,8 @@ class ChartWidget(QWidget):
         self._fit_later.timeout.connect(self._fit_to_view)
         self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._fit_later.start())
         self._first_values: np.ndarray | None = None
-        self.export_png.clicked.connect(self._export_png)
-        self.export_csv.clicked.connect(self._export_csv)
+        self.export_png.triggered.connect(self._export_png)
+        self.export_csv.triggered.connect(self._export_csv)
 
     # -- context --------------------------------------------------------------------------
 
@@ -649,8 +670,6 @@ class ChartWidget(QWidget):
         full = (float(x[0]), float(x[-1]))
         self.axis.buckets = x
         self.axis.grain_s = GRAIN_SECONDS.get(self._metric.grain.value) if self._metric else None
-        zone = self._metric.timezone if self._metric else "UTC"
-        self.plot.setLabel("bottom", f"bucket start ({zone})")
         self.plot.setLabel("left", data.measure)
         self.extent.setData(list(full), list(drawing.y_range))
         view = self.plot.getViewBox()
@@ -671,6 +690,7 @@ class ChartWidget(QWidget):
             self._show_curves(full, drawing.envelope)
             self._place_markers(full, drawing.y_range)
         self._drawn_key = key
+        self._label_time_axis()
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
@@ -732,6 +752,7 @@ class ChartWidget(QWidget):
         self._show_curves((x0, x1))
         self._place_markers()
         self._place_region_label()
+        self._label_time_axis()
 
     def _place_region_label(self) -> None:
         """The provisional label at the top of the view, in the headroom above the values,
@@ -740,6 +761,13 @@ class ChartWidget(QWidget):
             return
         (_x0, x1), (_y0, y1) = self.plot.getViewBox().viewRange()
         self.region_label.setPos(min(self._data.provisional[1], x1), y1)
+
+    def _label_time_axis(self) -> None:
+        """The time axis names the year(s) in view and the metric's zone."""
+        (x0, x1), _ = self.plot.getViewBox().viewRange()
+        zone = self._metric.timezone if self._metric else "UTC"
+        years = self.axis.years((x0, x1)) if self._data is not None else ""
+        self.plot.setLabel("bottom", f"{years}  bucket start ({zone})".strip())
 
     def _show_curves(self, x_range: tuple[float, float],
                      envelope: tuple[np.ndarray, np.ndarray] | None = None) -> None:

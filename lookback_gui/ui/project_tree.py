@@ -36,6 +36,7 @@ class ProjectTree(QTreeWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setMinimumWidth(220)
         self.project: Project | None = None
         self.itemSelectionChanged.connect(self.selection_changed)
         self.itemDoubleClicked.connect(self._double_clicked)
