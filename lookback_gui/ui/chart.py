@@ -704,7 +704,6 @@ class ChartWidget(QWidget):
             self.region.setRegion(data.provisional)
             self.region.setVisible(True)
             self.region_label.setText(data.provisional_label)
-            self.region_label.setVisible(True)
             self._place_region_label()
         else:
             self.region.setVisible(False)
@@ -759,8 +758,10 @@ class ChartWidget(QWidget):
         at the region's right end (or the view's, when that is further left)."""
         if self._data is None or not self._data.provisional:
             return
-        (_x0, x1), (_y0, y1) = self.plot.getViewBox().viewRange()
-        self.region_label.setPos(min(self._data.provisional[1], x1), y1)
+        (x0, x1), (_y0, y1) = self.plot.getViewBox().viewRange()
+        start, end = self._data.provisional
+        self.region_label.setVisible(start < x1 and end > x0)  # only beside its region
+        self.region_label.setPos(min(end, x1), y1)
 
     def _label_time_axis(self) -> None:
         """The time axis names the year(s) in view and the metric's zone."""
