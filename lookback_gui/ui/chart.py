@@ -37,7 +37,7 @@ from lookback_gui.core.store import Store
 from lookback_gui.core.windows import add_buckets
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.models import fmt_number, fmt_series
-from lookback_gui.ui.theme import chart_colours
+from lookback_gui.ui.theme import chart_colours, is_dark
 
 REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
@@ -605,6 +605,7 @@ class ChartWidget(QWidget):
                 self.plot.removeItem(marker)
             self._markers = []
             self.plot.setLabel("left", "")
+            self.legend.setVisible(False)
             self.axis.grain_s = None
             self._show_empty_range()
         self.curve.setData([], [])
@@ -671,6 +672,7 @@ class ChartWidget(QWidget):
         self.axis.buckets = x
         self.axis.grain_s = GRAIN_SECONDS.get(self._metric.grain.value) if self._metric else None
         self.plot.setLabel("left", data.measure)
+        self.legend.setVisible(True)
         self.extent.setData(list(full), list(drawing.y_range))
         view = self.plot.getViewBox()
         key = (data.metric, data.measure, series_id(data.dims), data.as_of_run)
@@ -805,6 +807,9 @@ class ChartWidget(QWidget):
         self.legend.setBrush(pg.mkBrush(QColor(background).red(), QColor(background).green(),
                                         QColor(background).blue(), 200))
         self.legend.setLabelTextColor(ink)
+        for _sample, label in self.legend.items:  # the labels already there keep their colour
+            label.setText(label.text, color=ink)
+        self.region_label.setColor("#ffd54f" if is_dark() else "#8d6e00")
         for side in ("bottom", "left"):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(ink))
