@@ -71,10 +71,14 @@ def test_the_pause_holds_across_projects_and_the_action_says_resume(qtbot, setti
     first.mkdir()
     second.mkdir()
     window = new_window(qtbot, settings)
-    open_and_wait(qtbot, window, two_metric_project(first))
+    path = two_metric_project(first)
+    path.write_text(path.read_text().replace('lookback = "7d"', 'lookback = "7d"\nevery = "1h"'))
+    open_and_wait(qtbot, window, path)
     assert window.pause_action.text() == "&Pause scheduler"
-    window.pause_action.trigger()
+    with qtbot.waitSignal(window.refreshed, timeout=10000):
+        window.pause_action.trigger()
     assert window.scheduler.paused
+    assert {row.next_run for row in window.health_model.records()} == {"paused"}
     assert window.pause_action.text() == "Resume scheduler"
     assert window.pause_button.text() == "Resume scheduler"
     open_and_wait(qtbot, window, two_metric_project(second))

@@ -611,7 +611,10 @@ class MainWindow(QMainWindow):
             self.runs_model.more_available = len(snapshot.runs) == RUN_PAGE
         self._latest = snapshot.latest
         self.alerts_model.set_records(snapshot.alerts)
-        fires = session.scheduler.next_fire_times()
+        firing = sum(a.state == "firing" for a in snapshot.alerts)
+        self.tabs.setTabText(self.tabs.indexOf(self.alerts_view),
+                             f"Alerts ({firing} firing)" if firing else "Alerts")
+        fires = {} if session.scheduler.paused else session.scheduler.next_fire_times()
         self.health_model.set_records(health_rows(session.project, snapshot.runs, snapshot.latest,
                                                   snapshot.successes, snapshot.alerts, fires))
         self._update_tree_status()
@@ -773,6 +776,7 @@ class MainWindow(QMainWindow):
             else:  # then catch up on what the pause missed: that reads the run history
                 session.resume()
                 self.sessions.run(session.catch_up)
+            self.refresh()  # the health view's next runs
         self._update_status()
 
     def focus_find(self) -> None:
