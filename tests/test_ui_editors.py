@@ -97,6 +97,7 @@ def test_an_error_text_goes_once_its_mistake_is_fixed_and_preview_says_why_not(
     assert editor.preview_info.text().startswith("cannot preview until the lookback is fixed")
     editor.lookback.setText("7d")
     qtbot.waitUntil(lambda: not error.isVisibleTo(editor), timeout=5000)
+    assert editor.preview_info.text() == ""
     editor.lookback.setText("3x")  # a new mistake is said as it is made
     qtbot.waitUntil(lambda: error.isVisibleTo(editor), timeout=5000)
 

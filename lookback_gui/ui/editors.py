@@ -71,18 +71,30 @@ class SqlHighlighter(QSyntaxHighlighter):
         Token.Operator: ("#424242", False),
     }
 
+    DARK_STYLES: ClassVar[dict[Any, tuple[str, bool]]] = {
+        Token.Keyword: ("#82b1ff", True),
+        Token.Name.Builtin: ("#ce93d8", False),
+        Token.Literal.String: ("#a5d6a7", False),
+        Token.Literal.Number: ("#ffb74d", False),
+        Token.Comment: ("#9e9e9e", False),
+        Token.Operator: ("#e0e0e0", False),
+    }
+
     def __init__(self, document: QTextDocument):
+        from lookback_gui.ui.theme import is_dark
+
         super().__init__(document)
         self._lexer = SqlLexer()
         self._formats: dict[Any, QTextCharFormat] = {}
-        for token, (colour, bold) in self.STYLES.items():
+        styles = self.DARK_STYLES if is_dark() else self.STYLES
+        for token, (colour, bold) in styles.items():
             fmt = QTextCharFormat()
             fmt.setForeground(QColor(colour))
             if bold:
                 fmt.setFontWeight(QFont.Weight.Bold)
             self._formats[token] = fmt
         self._param = QTextCharFormat()
-        self._param.setForeground(QColor("#c2185b"))
+        self._param.setForeground(QColor("#f48fb1" if is_dark() else "#c2185b"))
         self._param.setFontWeight(QFont.Weight.Bold)
 
     def highlightBlock(self, text: str) -> None:
@@ -658,7 +670,8 @@ class MetricEditor(_Editor):
                 self.allow_empty.isChecked(), self.sql.toPlainText(), self.rules.toPlainText())
 
     def validate_quietly(self) -> None:
-        self.candidate()
+        if self.candidate() is not None and self.preview_info.text().startswith("cannot preview"):
+            self.preview_info.clear()  # what stopped the preview is fixed
 
     def values(self) -> dict[str, Any]:
         lookback_text = self.lookback.text().strip()
