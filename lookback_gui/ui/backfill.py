@@ -56,6 +56,7 @@ class BackfillDialog(QDialog):
     def __init__(self, metric: MetricConfig, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle(f"Backfill {metric.name}")
+        self.setMinimumWidth(440)  # room for the title
         now = local_now(metric.zone)
         self.start = DateTimeField(now - timedelta(days=30), "From")
         self.end = DateTimeField(now, "To")

@@ -64,8 +64,9 @@ class AlertBar(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setAccessibleName("Firing alert")
-        self.setAutoFillBackground(True)
-        self.setStyleSheet("AlertBar { background: #fdecea; } QLabel { color: #8e1c1c; }")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # its own background
+        self.setStyleSheet("AlertBar { background: #fdecea; border-bottom: 1px solid #e57373; }"
+                           " AlertBar QLabel { color: #8e1c1c; }")
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
