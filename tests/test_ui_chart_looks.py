@@ -68,6 +68,8 @@ def test_a_daily_chart_has_day_ticks_with_the_year_and_a_labelled_value_axis(
               for text in chart.axis.tickStrings(values, 1, spacing)]
     assert labels and all(":" not in text for text in labels)  # no hours on a daily chart
     assert chart.plot.getAxis("left").labelText == chart._data.measure
+    assert chart.plot.getAxis("left").tickStrings([12000.0, 14000.0], 1, 2000) == [
+        "12,000", "14,000"]
     bottom = chart.plot.getAxis("bottom").labelText
     assert "UTC" in bottom and str(datetime.now().year) in bottom
 

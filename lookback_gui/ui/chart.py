@@ -292,6 +292,19 @@ class BucketAxis(pg.DateAxisItem):
         return out
 
 
+class ValueAxis(pg.AxisItem):
+    """The value axis, its numbers in the app's one format (12,000 rather than 12000)."""
+
+    def __init__(self) -> None:
+        super().__init__(orientation="left")
+        self.enableAutoSIPrefix(False)
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        if spacing >= 1:
+            return [fmt_number(round(v * scale)) for v in values]
+        return [fmt_number(v * scale) for v in values]
+
+
 def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
     """Naive local bucket times as seconds, drawn as-is by an axis with no UTC offset."""
     return buckets.astype("datetime64[us]", copy=False).view(np.int64) / 1e6
@@ -410,7 +423,7 @@ class ChartWidget(QWidget):
         bar.addWidget(self.export_button)
 
         self.axis = BucketAxis()
-        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis, "left": ValueAxis()})
         # one row at the top, in the headroom above the values (like the provisional label)
         self.legend = self.plot.addLegend(offset=(10, 2), brush=pg.mkBrush(255, 255, 255, 200),
                                           labelTextColor="#303030", colCount=5,
@@ -834,7 +847,7 @@ class ChartWidget(QWidget):
 
         plot = self.plot.grab()
         title = self.title_text()
-        legend = self.status.text()
+        legend = self.status.text().removesuffix(" hover a point for its history.").rstrip(";")
         margin, line = 12, self.fontMetrics().height()
         image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin,
                        QImage.Format.Format_ARGB32)
