@@ -14,7 +14,7 @@ import lookback_gui.ui  # noqa: F401
 from lookback_gui.core import events as ev
 from lookback_gui.ui.main_window import MainWindow
 from tests.test_ui import open_and_wait
-from tests.test_ui_live import two_metric_project
+from tests.test_ui_live import choose_measure, two_metric_project
 
 
 @pytest.fixture
@@ -34,16 +34,13 @@ def test_the_selected_metric_tab_and_measure_come_back_on_reopen(qtbot, settings
     open_and_wait(qtbot, window, path, start_scheduler=False)
     window.select_metric("revenue")
     chart = window.chart
-    qtbot.waitUntil(lambda: chart.measure_box.findText("revenue") >= 0, timeout=10000)
-    with qtbot.waitSignal(chart.loaded, timeout=10000,
-                          check_params_cb=lambda d: d.measure == "revenue"):
-        chart.measure_box.setCurrentText("revenue")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    choose_measure(qtbot, chart, "revenue")
     window.select_metric("daily_orders")
     qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
                     timeout=10000)
-    with qtbot.waitSignal(chart.loaded, timeout=10000,
-                          check_params_cb=lambda d: d.measure == "orders"):
-        chart.measure_box.setCurrentText("orders")
+    choose_measure(qtbot, chart, "orders")
     window.select_metric("revenue")  # the measure chosen for it is chosen again
     qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
                     timeout=10000)

@@ -58,6 +58,17 @@ def two_metric_project(tmp_path: Path) -> Path:
     return path
 
 
+def choose_measure(qtbot, chart, measure: str) -> None:
+    """Show ``measure`` on ``chart`` and wait until it is drawn."""
+    qtbot.waitUntil(lambda: chart.measure_box.findText(measure) >= 0 and chart._data is not None,
+                    timeout=10000)
+    if chart._data.measure == measure and chart.measure_box.currentText() == measure:
+        return
+    with qtbot.waitSignal(chart.loaded, timeout=10000,
+                          check_params_cb=lambda d: d.measure == measure):
+        chart.measure_box.setCurrentText(measure)
+
+
 def zoom_in(qtbot, window) -> list[list[float]]:
     chart = window.chart
     qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
@@ -82,10 +93,9 @@ def test_a_pull_of_the_metric_shown_keeps_the_zoom_measure_and_series(qtbot, win
     open_and_wait(qtbot, window, path)
     window.select_metric("daily_orders")
     chart = window.chart
-    qtbot.waitUntil(lambda: chart.measure_box.findText("revenue") >= 0, timeout=10000)
-    with qtbot.waitSignal(chart.loaded, timeout=10000,
-                          check_params_cb=lambda d: d.measure == "revenue"):
-        chart.measure_box.setCurrentText("revenue")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
+                    timeout=10000)
+    choose_measure(qtbot, chart, "revenue")
     zoomed = zoom_in(qtbot, window)
     add_order(tmp_path)
     with qtbot.waitSignal(chart.loaded, timeout=20000,
