@@ -20,19 +20,15 @@ from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QFileDialog,
-    QHBoxLayout,
-    QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QSystemTrayIcon,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -54,6 +50,7 @@ from lookback_gui.ui.models import AlertsModel, HealthModel, RecordTableModel, R
 from lookback_gui.ui.project_tree import ProjectTree
 from lookback_gui.ui.runs_views import RunsLog, RunsPane, run_detail_html
 from lookback_gui.ui.session import Session, SessionHost
+from lookback_gui.ui.status_bar import SchedulerStatusBar
 from lookback_gui.ui.tables import table_view
 from lookback_gui.ui.theme import apply_theme
 
@@ -115,8 +112,6 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.last_error: str | None = None
         self._latest: dict[str, RunRecord] = {}
-        self._progress: dict[str, float] = {}
-        self._backfills: dict[str, tuple[int, int]] = {}
         self._paused = bool(settings.value("scheduler/paused", False, type=bool))
         self._restore_view: tuple[str | None, int] | None = None
         self.setWindowTitle("Lookback GUI")
@@ -309,29 +304,12 @@ class MainWindow(QMainWindow):
         self._update_recent_menu()
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.scheduler_label = QLabel("no project", accessibleName="Scheduler state")
-        self.pause_button = QToolButton(accessibleName="Pause or resume the scheduler")
-        self.pause_button.setDefaultAction(self.pause_action)
-        self.pause_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.running_label = QLabel(accessibleName="Running pulls")
-        self.running_label.setMaximumWidth(360)
-        self.progress = QProgressBar(accessibleName="Pull progress")
-        self.progress.setMaximumWidth(160)
-        self.progress.setVisible(False)
-        self.cancel_button = QPushButton("Cancel", accessibleName="Cancel running pulls")
-        self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel_all)
-        self.next_label = QLabel(accessibleName="Next run")
-        # temporary messages get the left part of the bar; the permanent widgets sit in a box
-        # of their own on the right, so a long message is cut instead of drawn over them
-        permanent = QWidget()
-        row = QHBoxLayout(permanent)
-        row.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.running_label, self.progress, self.cancel_button, self.next_label,
-                       self.scheduler_label, self.pause_button):
-            row.addWidget(widget)
-        bar.addPermanentWidget(permanent)
+        self.status = SchedulerStatusBar(self.pause_action)
+        self.status.cancel_requested.connect(self.cancel_all)
+        self.setStatusBar(self.status)
+        # the parts tests and screen readers look at
+        self.scheduler_label = self.status.scheduler_label
+        self.pause_button = self.status.pause_button
 
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
@@ -445,8 +423,7 @@ class MainWindow(QMainWindow):
         self.runs_model.set_records([])
         self.runs_model.more_available = False
         self._latest = {}
-        self._progress.clear()
-        self._backfills.clear()
+        self.status.forget()
         self.alerts_model.set_records([])
         self.health_model.set_records([])
         for pane in (self.metric_runs, self.runs_log):
@@ -635,61 +612,14 @@ class MainWindow(QMainWindow):
     # -- status bar -----------------------------------------------------------------------
 
     def _update_status(self) -> None:
-        scheduler = self.scheduler
-        paused = scheduler.paused if scheduler else self._paused
-        self.pause_action.setChecked(paused)
-        self.pause_action.setText("Resume scheduler" if paused else "&Pause scheduler")
-        if scheduler is None:
-            self.scheduler_label.setText("no project")
-            self.running_label.setText("")
-            self.progress.setVisible(False)
-            self.cancel_button.setVisible(False)
-            self.next_label.setText("")
-            return
-        self.scheduler_label.setText("scheduler stopped" if not scheduler.running else
-                                     "scheduler paused" if paused else "scheduler running")
-        running = scheduler.running_metrics()
-        if running:
-            parts = []
-            for name in running:
-                done, total = self._backfills.get(name, (0, 0))
-                parts.append(f"{name} ({done}/{total})" if total else name)
-            text = "pulling: " + ", ".join(parts)
-            self.running_label.setToolTip(text)
-            self.running_label.setText(self.running_label.fontMetrics().elidedText(
-                text, Qt.TextElideMode.ElideRight, self.running_label.maximumWidth()))
-            percents = [self._progress[n] for n in running if n in self._progress]
-            self.progress.setVisible(True)
-            if percents:
-                self.progress.setRange(0, 100)
-                self.progress.setValue(int(min(percents)))
-            else:
-                self.progress.setRange(0, 0)
-        else:
-            self.running_label.setText("")
-            self.progress.setVisible(False)
-        self.cancel_button.setVisible(bool(running))
-        fires = [f for f in scheduler.next_fire_times().values() if f is not None]
-        if fires and not paused:
-            soonest = min(fires)
-            self.next_label.setText(f"next run {soonest.astimezone():%H:%M:%S}")
-        else:
-            self.next_label.setText("")
+        self.status.show_scheduler(self.scheduler, self._paused)
 
     def _on_event(self, event: object) -> None:
+        self.status.follow(event)
         if isinstance(event, ev.Progress):
-            self._progress[event.metric] = event.percent
             return
         if isinstance(event, ev.RunFinished):
             run = event.run
-            self._progress.pop(run.metric, None)
-            if run.metric in self._backfills:
-                done, total = self._backfills[run.metric]
-                done += 1
-                if done >= total:
-                    self._backfills.pop(run.metric)
-                else:
-                    self._backfills[run.metric] = (done, total)
             if run.status == "succeeded":
                 self.metric_views.metric_changed(run.metric, run.id)
             elif run.status == "failed":
@@ -762,7 +692,7 @@ class MainWindow(QMainWindow):
         if self.scheduler.backfill(metric.name, start, end) is None:
             self.statusBar().showMessage(f"{metric.name} is already being pulled", 4000)
             return
-        self._backfills[metric.name] = (0, chunks)
+        self.status.backfill_started(metric.name, chunks)
         self._update_status()
 
     def toggle_pause(self) -> None:
