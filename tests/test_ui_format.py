@@ -31,3 +31,17 @@ def test_the_preview_shows_numbers_in_the_same_format(qtmodeltester):
     model.set_result(("bucket", "revenue", "orders"), [("DE", 4585.240000000002, 12345)])
     qtmodeltester.check(model)
     assert [model.data(model.index(0, c)) for c in range(3)] == ["DE", "4,585.24", "12,345"]
+
+
+def test_long_tooltips_are_rich_text_that_qt_wraps():
+    from PySide6.QtCore import Qt
+
+    from lookback_gui.ui.models import wrapped_tip
+
+    long = "quality check failed: the query returned no rows for the window " * 3
+    for text in ("short <error>", long):
+        tip = wrapped_tip(text)
+        assert tip is not None and Qt.mightBeRichText(tip) and "&lt;error&gt;" in wrapped_tip(
+            "short <error>")
+    assert "width='440'" in wrapped_tip(long)
+    assert wrapped_tip(None) is None

@@ -66,7 +66,10 @@ def wrapped_tip(text: str | None) -> str | None:
     only rich text)."""
     if not text:
         return None
-    return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
+    body = html.escape(text).replace("\n", "<br>")
+    if len(text) > 70:  # Qt wraps rich text narrowly; a long text gets a wider column
+        return f"<qt><table width='440'><tr><td>{body}</td></tr></table></qt>"
+    return f"<qt>{body}</qt>"
 
 
 def fmt_duration_h(lag: timedelta) -> str:
