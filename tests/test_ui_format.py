@@ -34,7 +34,7 @@ def test_the_preview_shows_numbers_in_the_same_format(qtmodeltester):
 
 
 def test_long_tooltips_are_rich_text_that_qt_wraps():
-    from PySide6.QtCore import Qt
+    from PySide6.QtGui import Qt
 
     from lookback_gui.ui.models import wrapped_tip
 
