@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStatusBar, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QStatusBar,
+    QToolButton,
+    QWidget,
+)
 
 from lookback_gui.core import events as ev
 from lookback_gui.core.scheduler import Scheduler
@@ -47,8 +56,12 @@ class SchedulerStatusBar(QStatusBar):
         self.next_label = QLabel(accessibleName="Next run")
         permanent = QWidget()
         row = QHBoxLayout(permanent)
-        row.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.running_label, self.progress, self.cancel_button, self.next_label,
+        row.setContentsMargins(8, 0, 0, 0)
+        row.setSpacing(8)
+        rule = QFrame()  # where a cut-short message ends and the scheduler's part begins
+        rule.setFrameShape(QFrame.Shape.VLine)
+        rule.setFrameShadow(QFrame.Shadow.Sunken)
+        for widget in (rule, self.running_label, self.progress, self.cancel_button, self.next_label,
                        self.scheduler_label, self.pause_button):
             row.addWidget(widget)
         self.addPermanentWidget(permanent)
