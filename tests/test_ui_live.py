@@ -225,3 +225,31 @@ def test_the_series_box_shows_current_totals_after_a_run(qtbot, window, tmp_path
     total = sum(s for d, m, s in chart._data.series if m == chart._data.measure)
     assert chart.series_box.itemText(0).endswith(f"({total:,.0f})") or \
         chart.series_box.itemText(0).endswith(f"({total:,.2f})")
+
+
+def test_a_pull_keeps_the_selected_revision(qtbot, window, tmp_path):
+    from datetime import datetime, timedelta
+
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    busy_shop(tmp_path)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store)
+        add_order(tmp_path)
+        run_pull(project, "daily_orders", store)
+    open_and_wait(qtbot, window, path)
+    window.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: window.revisions_model.rowCount() == 2, timeout=10000)
+    view = window.revisions_view
+    view.selectRow(1)
+    chosen = window.revisions_filter.mapToSource(view.currentIndex()).row()
+    key = window.revisions_model.record(chosen).revision
+    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+    con.execute("INSERT INTO orders VALUES (100, ?, 'DE', 5.0)", [today - timedelta(days=3)])
+    con.close()
+    window.run_now()
+    qtbot.waitUntil(lambda: window.revisions_model.rowCount() == 4, timeout=20000)
+    row = window.revisions_filter.mapToSource(view.currentIndex()).row()
+    assert row >= 0 and window.revisions_model.record(row).revision == key

@@ -26,6 +26,11 @@ from lookback_gui.ui.session import Session
 REVISIONS_SHOWN = 2000
 
 
+def _revision_key(view: RevisionView) -> tuple[object, ...]:
+    rev = view.revision
+    return (rev.run, rev.bucket, tuple(sorted(rev.dims.items())), rev.measure)
+
+
 class MetricViews(QObject):
     """Keeps the chart, revisions, advisor and definition on the selected metric."""
 
@@ -48,6 +53,7 @@ class MetricViews(QObject):
         self._stale: set[str] = set()
         self._settling_measured: set[tuple[str, int | None]] = set()
         self._newest_run: dict[str, int] = {}
+        self._revisions_of: str | None = None
         tabs.currentChanged.connect(lambda _: self._load_visible_tab())
         chart.loaded.connect(self._measure_settling)
         advisor.loaded.connect(self._advice_loaded)
@@ -80,6 +86,7 @@ class MetricViews(QObject):
         return self._newest_run.get(name, 0) >= run_id
 
     def forget(self) -> None:
+        self._revisions_of = None
         self._newest_run.clear()
         self._settling_measured.clear()
 
@@ -114,7 +121,31 @@ class MetricViews(QObject):
                 views.append(RevisionView(rev, fmt_duration_h(lag), lag.total_seconds()))
             return views
 
-        self.bridge.submit("revisions", load, self.revisions.set_records, self._on_error)
+        same_metric = self._revisions_of == metric.name
+        self._revisions_of = metric.name
+        self.bridge.submit("revisions", load,
+                           lambda views: self._show_revisions(views, keep=same_metric),
+                           self._on_error)
+
+    def _show_revisions(self, views: list[RevisionView], keep: bool) -> None:
+        """New revisions of the metric shown; a reload of the same metric keeps the selected
+        revision and the scroll position."""
+        view = self.revisions_view
+        scroll = view.verticalScrollBar().value()
+        selected = None
+        index = view.currentIndex()
+        if keep and index.isValid():
+            row = view.model().mapToSource(index).row()
+            selected = _revision_key(self.revisions.record(row))
+        self.revisions.set_records(views)
+        if not keep:
+            return
+        if selected is not None:
+            for row, record in enumerate(views):
+                if _revision_key(record) == selected:
+                    view.setCurrentIndex(view.model().mapFromSource(self.revisions.index(row, 0)))
+                    break
+        view.verticalScrollBar().setValue(scroll)
 
     def _definition_text(self, metric: MetricConfig | None) -> str:
         if metric is None or self.session is None:
