@@ -141,3 +141,12 @@ def test_a_fresh_demo_is_a_new_project_each_time(tmp_path, monkeypatch):
     assert first != second and first.exists() and second.exists()
     args = build_parser().parse_args(["--demo", "--fresh"])
     assert args.demo and args.fresh
+
+
+def test_pausing_a_project_opened_without_its_scheduler_is_harmless(qtbot, settings, tmp_path):
+    window = new_window(qtbot, settings)
+    open_and_wait(qtbot, window, two_metric_project(tmp_path), start_scheduler=False)
+    window.pause_action.trigger()
+    window.pause_action.trigger()
+    assert window.scheduler_label.text() == "scheduler stopped"
+    window.close_session(wait=True)

@@ -65,11 +65,13 @@ class Session:
         return self.scheduler.paused
 
     def pause(self) -> None:
-        self.scheduler.pause()
+        if self.scheduler.running:  # a scheduler that was never started has nothing to pause
+            self.scheduler.pause()
 
     def resume(self) -> None:
         """Resume the schedule; :meth:`catch_up` then pulls what the pause missed."""
-        self.scheduler.resume()
+        if self.scheduler.paused:
+            self.scheduler.resume()
 
     def catch_up(self) -> None:
         """Pull what the schedule owes now (reads the run history: blocks)."""

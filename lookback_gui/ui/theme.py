@@ -40,6 +40,8 @@ def apply_theme(name: str) -> None:
     if not _ORIGINAL:
         _ORIGINAL["style"] = app.style().name()
         _ORIGINAL["palette"] = QPalette(app.palette())
+        if name == "system":  # what the desktop gives is already in force
+            return
     hints = app.styleHints()
     if name == "dark":
         app.setStyle(QStyleFactory.create("Fusion"))
