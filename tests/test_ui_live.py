@@ -253,3 +253,19 @@ def test_a_pull_keeps_the_selected_revision(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: window.revisions_model.rowCount() == 4, timeout=20000)
     row = window.revisions_filter.mapToSource(view.currentIndex()).row()
     assert row >= 0 and window.revisions_model.record(row).revision == key
+
+
+def test_an_edit_of_the_project_file_made_elsewhere_reaches_the_tree(qtbot, window, tmp_path):
+    import os
+
+    path = two_metric_project(tmp_path)
+    open_and_wait(qtbot, window, path, start_scheduler=False)
+    assert [i.text(0) for i in window.tree.metric_items()] == ["daily_orders", "revenue"]
+    path.write_text(path.read_text().replace("[metrics.revenue]", "[metrics.sales]"))
+    later = path.stat().st_mtime + 5
+    os.utime(path, (later, later))
+    with qtbot.waitSignal(window.bridge.core_event, timeout=10000,
+                          check_params_cb=lambda e: isinstance(e, ev.Notice)):
+        window.scheduler.reload_if_changed()  # as its tick does every few seconds
+    assert [i.text(0) for i in window.tree.metric_items()] == ["daily_orders", "sales"]
+    assert window.project is window.scheduler.project

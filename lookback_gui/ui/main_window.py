@@ -629,6 +629,12 @@ class MainWindow(QMainWindow):
             self.notifier.firing(event.metric, event.rule, event.message)
         if isinstance(event, ev.Notice) and event.level == "error":
             self.statusBar().showMessage(event.message, 10000)
+        session = self.session
+        if session is not None and session.scheduler.project is not session.project:
+            # the scheduler re-read the project file after an edit made elsewhere
+            session.project = session.scheduler.project
+            self.tree.set_project(session.project)
+            self._selection_changed()
         self._soon.start()  # runs, alerts, health and the tree: once for a burst of events
         self._update_status()
 

@@ -81,9 +81,10 @@ class Session:
     def reload(self) -> Project:
         """Re-read the project file after an edit; raise LookbackError if it no longer loads."""
         project = load_project(self.project.path)
-        self.project = project
-        self.scheduler.reload_if_changed()
-        return project
+        if not self.scheduler.reload_if_changed():
+            self.scheduler.project = project
+        self.project = self.scheduler.project  # one configuration for the views and the pulls
+        return self.project
 
     def close(self) -> None:
         """Cancel the running pulls, wait for them to record it, and close the store. Blocks."""
