@@ -22,7 +22,8 @@ from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
 from lookback_gui.ui.app import install_desktop
 from lookback_gui.ui.editors import MetricEditor, SourceEditor
-from lookback_gui.ui.main_window import MainWindow, Snapshot
+from lookback_gui.ui.health import health_rows
+from lookback_gui.ui.main_window import MainWindow
 from lookback_gui.ui.models import (
     AlertsModel,
     HealthModel,
@@ -52,8 +53,20 @@ def window(qtbot, settings):
     win = MainWindow(settings)
     qtbot.addWidget(win)
     yield win
-    if win.project is not None:
-        win.close_project()
+    win.close_session(wait=True)
+
+
+def open_and_wait(qtbot, window: MainWindow, path: Path, start_scheduler: bool = True) -> None:
+    """Open the project at ``path`` in ``window`` and wait until it is open."""
+    with qtbot.waitSignal(window.opened, timeout=20000):
+        window.open_project(path, start_scheduler=start_scheduler)
+
+
+def open_fails(qtbot, window: MainWindow, path: Path) -> str:
+    """Try to open ``path``; return the message saying why it cannot be opened."""
+    with qtbot.waitSignal(window.open_failed, timeout=20000) as blocker:
+        window.open_project(path)
+    return str(blocker.args[0])
 
 
 def recent_shop(tmp_path: Path) -> Path:
@@ -70,7 +83,7 @@ def test_editor_flow_new_source_metric_preview_save_run_chart(qtbot, window, tmp
     shop = recent_shop(tmp_path)
     path = tmp_path / "lookback.toml"
     path.write_text(EMPTY_PROJECT)
-    assert window.open_project(path)
+    open_and_wait(qtbot, window, path)
 
     source_editor = SourceEditor(window.project, window.bridge, None, window)
     qtbot.addWidget(source_editor)
@@ -145,7 +158,7 @@ def test_editors_show_mistakes_next_to_the_field_and_keep_the_file(qtbot, window
     path = tmp_path / "lookback.toml"
     path.write_text(project_text())
     before = path.read_text()
-    assert window.open_project(path, start_scheduler=False)
+    open_and_wait(qtbot, window, path, start_scheduler=False)
     editor = MetricEditor(window.project, window.bridge, window.project.metrics["daily_orders"],
                           window)
     qtbot.addWidget(editor)
@@ -179,19 +192,29 @@ def test_editors_show_mistakes_next_to_the_field_and_keep_the_file(qtbot, window
                     timeout=10000)
 
 
-def test_a_store_held_by_another_process_is_a_message_not_a_crash(qtbot, window, tmp_path):
+def test_a_store_busy_in_another_process_is_a_message_not_a_crash(qtbot, window, tmp_path):
     path = tmp_path / "lookback.toml"
     path.write_text(project_text())
-    with store_held_by_another_process(tmp_path / "lookback.duckdb") as holder:
-        assert window.open_project(path) is False
+    window.store_wait_s = 3
+    with store_held_by_another_process(tmp_path / "lookback.duckdb", busy=True) as holder:
+        assert f"PID {holder.pid}" in open_fails(qtbot, window, path)
         assert f"PID {holder.pid}" in window.last_error
         assert window.project is None
+
+
+def test_the_app_opens_a_store_that_another_process_has_open(qtbot, window, tmp_path):
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    with store_held_by_another_process(tmp_path / "lookback.duckdb"):
+        with qtbot.waitSignal(window.opened, timeout=20000):
+            window.open_project(path, start_scheduler=False)
+        assert window.project is not None
 
 
 def test_a_broken_project_file_names_the_line(qtbot, window, tmp_path):
     path = tmp_path / "lookback.toml"
     path.write_text(project_text().replace('grain = "day"', 'grain = "dya"'))
-    assert window.open_project(path) is False
+    open_fails(qtbot, window, path)
     assert f"{path}:10: metrics.daily_orders.grain: unknown grain 'dya'" in window.last_error
 
 
@@ -226,10 +249,8 @@ def test_every_table_model_passes_the_model_tester(qtmodeltester, qtbot, window,
         preview.set_result(("bucket", "n"), [(ts("2026-10-25"), 1), (ts("2026-10-26"), None)])
         qtmodeltester.check(preview)
         health = HealthModel()
-        window.project = load_project(tmp_path / "lookback.toml")
-        window.health_model = health
-        window._update_health(Snapshot(store.runs(), []))
-        window.project = None
+        health.set_records(health_rows(load_project(tmp_path / "lookback.toml"), store.runs(),
+                                       {}, {}, [], {}))
         assert health.rowCount() == 1
         qtmodeltester.check(health)
     finally:
@@ -255,7 +276,14 @@ def test_install_desktop_writes_icon_and_launcher(tmp_path, monkeypatch):
     assert icon == tmp_path / "share/icons/hicolor/scalable/apps/lookback-gui.svg"
     assert icon.read_text().startswith("<svg")
     text = launcher.read_text()
-    assert "Name=Lookback GUI" in text and "Icon=lookback-gui" in text and "Exec=" in text
+    assert "Name=Lookback GUI" in text and "Icon=lookback-gui" in text
+    exec_line = next(line for line in text.splitlines() if line.startswith("Exec="))
+    program = exec_line.removeprefix("Exec=").split()[0].strip('"')
+    assert Path(program).is_absolute() and Path(program).exists()
+    validate = __import__("shutil").which("desktop-file-validate")
+    if validate:  # no errors, warnings or hints
+        result = subprocess.run([validate, str(launcher)], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.strip() == "", result.stdout
 
 
 def test_screenshot_of_the_demo(tmp_path):
@@ -278,7 +306,7 @@ def test_closing_the_window_leaves_no_widgets_behind(qtbot, settings, tmp_path):
     path.write_text(project_text())
     before = set(QApplication.topLevelWidgets())
     win = MainWindow(settings)
-    assert win.open_project(path)
+    open_and_wait(qtbot, win, path)
     editor = MetricEditor(win.project, win.bridge, win.project.metrics["daily_orders"], win)
     editor.reject()
     win.quitting = True
@@ -303,7 +331,7 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 9)
     text = project.path.read_text()
     project.path.write_text("# tuned by hand\n" + text)
-    assert window.open_project(project.path, start_scheduler=False)
+    open_and_wait(qtbot, window, project.path, start_scheduler=False)
     with qtbot.waitSignal(window.advisor.loaded, timeout=30000,
                           check_params_cb=lambda a: a.enough_history):
         window.tabs.setCurrentWidget(window.advisor)  # measured when its tab is shown
@@ -312,6 +340,17 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     buckets = advice.recommendation["lookback_buckets"]
     assert window.advisor.sentence.text().startswith(f"A lookback of {buckets} day")
     assert window.advisor.apply_button.isEnabled()
+    from lookback_gui.ui.advisor_tab import lookback_edge
+
+    line = window.advisor.recommended_line
+    assert line is not None and line.value() == lookback_edge(buckets, False) == buckets - 0.5
+    asked: list[str] = []
+    window.advisor.confirm = lambda question: asked.append(question) is not None
+    window.advisor.apply_button.click()  # declined: the file stays as it was
+    assert len(asked) == 1 and f"to {recommended}?" in asked[0]
+    assert project.path.read_text().startswith("# tuned by hand")
+    assert f'lookback = "{recommended}"' not in project.path.read_text()
+    window.advisor.confirm = lambda question: True
     with qtbot.waitSignal(window.advisor.applied, timeout=5000):
         window.advisor.apply_button.click()
     saved = project.path.read_text()
@@ -340,7 +379,7 @@ def test_the_runs_log_fetches_older_runs_a_page_at_a_time(qtbot, window, tmp_pat
                     "TIMESTAMP '2026-01-02', 1 FROM range(1, 701) t(i)")
     store.close()
     with qtbot.waitSignal(window.refreshed, timeout=10000):
-        assert window.open_project(path, start_scheduler=False)
+        open_and_wait(qtbot, window, path, start_scheduler=False)
     model = window.runs_model
     assert model.rowCount() == RUN_PAGE and model.record(0).id == 700
     assert model.canFetchMore(QModelIndex())
@@ -357,7 +396,7 @@ def test_a_new_metric_starts_from_the_sources_time_column(qtbot, window, tmp_pat
     recent_shop(tmp_path)
     path = tmp_path / "lookback.toml"
     path.write_text(project_text())
-    assert window.open_project(path, start_scheduler=False)
+    open_and_wait(qtbot, window, path, start_scheduler=False)
     editor = MetricEditor(window.project, window.bridge, None, window)
     qtbot.addWidget(editor)
     qtbot.waitUntil(lambda: "FROM orders" in editor.sql.toPlainText(), timeout=10000)
@@ -371,7 +410,7 @@ def test_the_app_can_paint_for_as_long_as_it_runs(qtbot, window, tmp_path):
     "deallocating None" after a few hundred frames."""
     store, project = _store_with_history(tmp_path)
     store.close()
-    assert window.open_project(project.path)
+    open_and_wait(qtbot, window, project.path)
     window.resize(1000, 700)
     qtbot.waitUntil(lambda: window.chart._data is not None, timeout=10000)
     window.grab()
@@ -397,7 +436,7 @@ def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, windo
         con.execute("INSERT INTO orders VALUES (3, '2026-10-26 11:00', 'DE', 1.0)")
         con.close()
         run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"))
-    assert window.open_project(path)
+    open_and_wait(qtbot, window, path)
     chart = window.chart
     qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
                     timeout=10000)
@@ -448,7 +487,7 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
         con.execute("UPDATE clicks SET v = v + 1 WHERE minute(ts) % 10 = 3")  # 10 % revised
         con.close()
         assert run_pull(project, "clicks", store, as_of=end).revised == minutes // 10
-    assert window.open_project(path)
+    open_and_wait(qtbot, window, path)
     window.resize(1200, 800)
     chart = window.chart
     qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,

@@ -697,12 +697,14 @@ class ProjectDocument:
         return self.document[name]
 
     def set_source(self, name: str, values: Mapping[str, Any]) -> None:
-        """Create or update ``[sources.NAME]`` with ``values`` (None deletes a key)."""
-        self._update(self._section("sources"), name, values)
+        """Create or update ``[sources.NAME]`` with ``values`` (None deletes a key); a key
+        whose value does not change is left as written, comments and all."""
+        self._update(self._section("sources"), name, values, {})
 
     def set_metric(self, name: str, values: Mapping[str, Any]) -> None:
-        """Create or update ``[metrics.NAME]`` with ``values`` (None deletes a key)."""
-        self._update(self._section("metrics"), name, values)
+        """Create or update ``[metrics.NAME]`` with ``values`` (None deletes a key); a key
+        whose value does not change is left as written, and a key not given is kept."""
+        self._update(self._section("metrics"), name, values, _METRIC_DEFAULTS)
 
     def remove_source(self, name: str) -> None:
         self._section("sources").pop(name, None)
@@ -710,23 +712,60 @@ class ProjectDocument:
     def remove_metric(self, name: str) -> None:
         self._section("metrics").pop(name, None)
 
+    def rename_metric(self, old: str, new: str) -> None:
+        """Rename ``[metrics.OLD]`` to NEW where it stands, with every key, sub-table and
+        comment it holds."""
+        self._rename("metrics", old, new)
+
+    def rename_source(self, old: str, new: str) -> None:
+        """Rename ``[sources.OLD]`` to NEW where it stands, and point the metrics that read it
+        at the new name."""
+        self._rename("sources", old, new)
+        metrics: Any = self.document.get("metrics", {})
+        for name in list(metrics):
+            table: Any = metrics[name]
+            if isinstance(table, dict) and table.get("source") == old:
+                table["source"] = new
+
+    def _rename(self, section: str, old: str, new: str) -> None:
+        if old == new:
+            return
+        tables = self.document.get(section, {})
+        if old not in tables:
+            raise ProjectError(str(self.path), f"no [{section}.{old}] to rename", key=f"{section}.{old}")
+        if new in tables:
+            raise ProjectError(str(self.path), f"there is already a [{section}.{new}]",
+                               key=f"{section}.{new}.name")
+        text = _rename_headers(self.text(), section, old, new)
+        renamed = _parse_toml(text, self.path)
+        if old in renamed.get(section, {}):  # written inline or as dotted keys: move the value
+            value = renamed[section][old]
+            renamed[section].pop(old)
+            renamed[section][new] = value
+        self.document = renamed
+
     def set_store_path(self, path: str) -> None:
         if "store" not in self.document:
             self.document["store"] = tomlkit.table()
         self.document["store"]["path"] = path
 
     @staticmethod
-    def _update(section: Any, name: str, values: Mapping[str, Any]) -> None:
+    def _update(section: Any, name: str, values: Mapping[str, Any],
+                defaults: Mapping[str, Any]) -> None:
         if name not in section:
             section[name] = tomlkit.table()
         table = section[name]
         for key, value in values.items():
             if value is None:
                 table.pop(key, None)
-            elif key == "sql" and isinstance(value, str):
-                text = value if value.endswith("\n") else value + "\n"
-                item = tomlkit.string("\n" + text, multiline=True)
-                table[key] = item
+                continue
+            if key in table:
+                if _same_value(key, _plain(table[key]), _plain(value)):
+                    continue
+            elif key in defaults and _plain(value) == defaults[key]:
+                continue
+            if key == "sql" and isinstance(value, str):
+                table[key] = sql_string(value)
             else:
                 table[key] = value
 
@@ -741,6 +780,61 @@ class ProjectDocument:
         project = self.validate()
         write_atomically(self.path, self.text())
         return project
+
+
+_METRIC_DEFAULTS: Mapping[str, Any] = {"timezone": "UTC", "complete_buckets_only": False,
+                                       "allow_empty": False}
+
+
+def _plain(value: Any) -> Any:
+    """A tomlkit item (or a plain value) as plain Python data."""
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+def _same_value(key: str, old: Any, new: Any) -> bool:
+    if key == "sql" and isinstance(old, str) and isinstance(new, str):
+        return old.strip() == new.strip()
+    return bool(type(old) is type(new) and old == new)
+
+
+def sql_string(text: str) -> Any:
+    """``text`` as a multi-line TOML string that starts on the line after its opening quotes
+    (TOML drops that first newline, so the value does not gain a blank first line)."""
+    value = text.strip("\n") + "\n"
+    item = tomlkit.string(value, multiline=True)
+    item._original = "\n" + item._original  # shown, never part of the value
+    return item
+
+
+def _rename_headers(text: str, section: str, old: str, new: str) -> str:
+    """``text`` with every table header under ``[SECTION.OLD]`` renamed to NEW."""
+    out = []
+    in_multiline: str | None = None
+    for line in text.splitlines(keepends=True):
+        if in_multiline:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            out.append(line)
+            continue
+        header = _HEADER.match(line.rstrip("\r\n"))
+        if header and not line.lstrip().startswith("#"):
+            names = _split_dotted(header.group(2))
+            if names[:2] == [section, old]:
+                brackets = header.group(1)
+                dotted = ".".join(_toml_key(n) for n in [section, new, *names[2:]])
+                comment = f"  {header.group(3)}" if header.group(3) else ""
+                ending = line[len(line.rstrip("\r\n")):]
+                line = f"{brackets}{dotted}{brackets.replace('[', ']')}{comment}{ending}"
+        elif not line.lstrip().startswith("#"):
+            for quote in ('"""', "'''"):
+                if line.count(quote) % 2 == 1:
+                    in_multiline = quote
+        out.append(line)
+    return "".join(out)
+
+
+def _toml_key(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z0-9_\-]+", name) else tomlkit.dumps({name: 0}).split(" = ")[0]
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -1393,7 +1393,8 @@ _MARKED_COLUMNS = ("first_value", "versions", "last_run", "removed", "partial")
 
 def _series_key(metric: str, measure: str, dims: Mapping[str, Any]) -> list[str]:
     """metric, measure and dims as the store's columns hold them (dims as compact JSON)."""
-    return [metric, measure, json.dumps(dict(sorted(dims.items())), separators=(",", ":"))]
+    return [metric, measure, json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
+                                        ensure_ascii=False)]
 
 
 def _sorted_by_bucket(data: Mapping[str, Any]) -> dict[str, np.ndarray]:

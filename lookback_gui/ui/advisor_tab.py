@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QPushButton, QVBoxLayout, QWidget
 
 from lookback_gui.core.advisor import Advice, advise, format_lookback
 from lookback_gui.core.errors import LookbackError
@@ -15,6 +15,24 @@ from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 
 COLOURS = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828"]
+# curves of several measures often lie on top of each other: each gets its own symbol and dash
+SYMBOLS = ["o", "t", "s", "d", "x"]
+STYLES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
+          Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine]
+
+
+def lookback_edge(buckets: int, complete_only: bool) -> float:
+    """Where on the age axis a lookback of ``buckets`` ends: between the oldest age it pulls
+    again (ages 0 to buckets - 1; 1 to buckets with complete buckets only) and the next."""
+    return buckets - 0.5 + (1 if complete_only else 0)
+
+
+def ask_to_apply(parent: QWidget, question: str) -> bool:
+    answer = QMessageBox.question(parent, "Change the lookback", question,
+                                  QMessageBox.StandardButton.Apply
+                                  | QMessageBox.StandardButton.Cancel,
+                                  QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Apply
 
 
 class AdvisorWidget(QWidget):
@@ -23,6 +41,10 @@ class AdvisorWidget(QWidget):
     Signals:
         loaded(object): an Advice was shown.
         applied(str): the lookback was written to the project file (the new value).
+
+    Attributes:
+        confirm: asked (with the question) before *Apply* changes the project file; tests
+            replace it.
     """
 
     loaded = Signal(object)
@@ -53,6 +75,8 @@ class AdvisorWidget(QWidget):
         self.plot.addLegend(offset=(-10, -10))
         self._store: Store | None = None
         self._on_applied: Callable[[], None] | None = None
+        self.confirm: Callable[[str], bool] = lambda question: ask_to_apply(self, question)
+        self.recommended_line: pg.InfiniteLine | None = None
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.sentence, 1)
@@ -62,6 +86,16 @@ class AdvisorWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.details)
         layout.addWidget(self.plot, 1)
+
+    def apply_palette(self) -> None:
+        from lookback_gui.ui.theme import chart_colours
+
+        background, ink, _grid = chart_colours()
+        self.plot.setBackground(background)
+        for side in ("bottom", "left"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(pg.mkPen(ink))
+            axis.setTextPen(pg.mkPen(ink))
 
     def set_metric(self, store: Store | None, metric: MetricConfig | None,
                    project_path: object, on_applied: Callable[[], None]) -> None:
@@ -109,14 +143,21 @@ class AdvisorWidget(QWidget):
                       if p["share_present"].get(measure) is not None]
             if points:
                 xs, ys = zip(*points, strict=True)
-                self.plot.plot(list(xs), list(ys), name=measure, symbol="o", symbolSize=6,
-                               pen=pg.mkPen(COLOURS[index % len(COLOURS)], width=2))
-        if rec:
-            line = pg.InfiniteLine(pos=rec["lookback_buckets"] - 1, angle=90,
+                colour = COLOURS[index % len(COLOURS)]
+                self.plot.plot(list(xs), list(ys), name=measure,
+                               symbol=SYMBOLS[index % len(SYMBOLS)], symbolSize=9 - 2 * (index % 3),
+                               symbolBrush=colour, symbolPen=colour,
+                               pen=pg.mkPen(colour, width=3 if index == 0 else 2,
+                                            style=STYLES[index % len(STYLES)]))
+        self.recommended_line = None
+        if rec and self._metric is not None:
+            complete = self._metric.complete_buckets_only
+            line = pg.InfiniteLine(pos=lookback_edge(rec["lookback_buckets"], complete), angle=90,
                                    pen=pg.mkPen("#ef6c00", style=Qt.PenStyle.DashLine),
                                    label=f"recommended: {rec['lookback']}",
                                    labelOpts={"position": 0.1, "color": "#ef6c00"})
             self.plot.addItem(line)
+            self.recommended_line = line
         self.apply_button.setEnabled(bool(rec) and self._metric is not None
                                      and rec.get("lookback_buckets") != self._metric.buckets)
         self.loaded.emit(advice)
@@ -127,6 +168,10 @@ class AdvisorWidget(QWidget):
             return
         value = format_lookback(self.advice.recommendation["lookback_buckets"],
                                 self._metric.grain)
+        if not self.confirm(f"Change the lookback of {self._metric.name} from "
+                            f"{self._metric.lookback} to {value}? This rewrites the project file, "
+                            "and every later pull re-reads the new window."):
+            return
         try:
             document = ProjectDocument(str(self._project_path))
             document.set_metric(self._metric.name, {"lookback": value})

@@ -2,6 +2,7 @@
 
     lookback-gui [--project FILE]            open a project (default: the last one)
     lookback-gui --demo                      create (once) and open the demo project
+    lookback-gui --demo --fresh              create a new demo project and open it
     lookback-gui --screenshot PATH [--demo | --project FILE]
                                              render the main window offscreen and exit
     lookback-gui --install-desktop           install the icon and launcher for this user
@@ -37,6 +38,44 @@ def ensure_demo(folder: Path | None = None) -> Path:
     return project
 
 
+def fresh_demo(root: Path | None = None) -> Path:
+    """A new demo project in a folder of its own (the older demos stay as they are)."""
+    from datetime import datetime
+
+    from lookback_gui.core.demo import seed_history, write_demo
+
+    base = root or data_dir() / "demos"
+    folder = base / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
+    number = 1
+    while folder.exists():
+        number += 1
+        folder = base / datetime.now().strftime(f"demo-%Y%m%d-%H%M%S-{number}")
+    write_demo(folder)
+    project = folder / "lookback.toml"
+    seed_history(project)
+    return project
+
+
+def launch_command() -> str:
+    """How a desktop launcher starts this app: an absolute path, since the folder of the
+    virtual environment it is installed in is rarely on the desktop's PATH."""
+    script = Path(sys.executable).parent / "lookback-gui"
+    if script.exists():
+        return _desktop_quote(str(script.absolute()))
+    found = shutil.which("lookback-gui")
+    if found:
+        return _desktop_quote(str(Path(found).absolute()))
+    return f"{_desktop_quote(str(Path(sys.executable).absolute()))} -m lookback_gui.ui.app"
+
+
+def _desktop_quote(argument: str) -> str:
+    """One argument of an Exec line (Desktop Entry Specification, "The Exec key")."""
+    if not any(c in argument for c in ' \t\n"\'\\><~|&;$*?#()`'):
+        return argument
+    escaped = argument.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+    return '"' + escaped.replace("$", "\\$") + '"'
+
+
 def install_desktop(home: Path | None = None) -> list[Path]:
     """Install the icon and the .desktop launcher into the user's XDG folders."""
     from lookback_gui.ui.main_window import resource
@@ -47,9 +86,9 @@ def install_desktop(home: Path | None = None) -> list[Path]:
     icon.parent.mkdir(parents=True, exist_ok=True)
     launcher.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resource("lookback-gui.svg"), icon)
-    executable = shutil.which("lookback-gui") or "lookback-gui"
     text = resource("lookback-gui.desktop").read_text(encoding="utf-8")
-    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={executable}"), encoding="utf-8")
+    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={launch_command()}"),
+                        encoding="utf-8")
     return [icon, launcher]
 
 
@@ -59,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--project", metavar="FILE", help="the project file to open")
     source.add_argument("--demo", action="store_true",
                         help="create (once) and open the demo project")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --demo: write a new demo project instead of reopening the old")
     parser.add_argument("--screenshot", metavar="PATH",
                         help="render the main window offscreen on a chart, save it, and exit")
     parser.add_argument("--install-desktop", action="store_true",
@@ -94,16 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(settings)
 
     project = args.project or args.file
+    make_demo = fresh_demo if args.fresh else ensure_demo
+    if args.fresh and not args.demo:
+        print("error: --fresh goes with --demo", file=sys.stderr)
+        return 2
     if args.demo and args.screenshot:
         try:
-            project = str(ensure_demo())
+            project = str(make_demo())
         except Exception as exc:
             print(f"error: cannot create the demo project: {exc}", file=sys.stderr)
             return 1
     elif args.demo:
         window.show()
         window.statusBar().showMessage("preparing the demo project (a month of pulls)…")
-        window.bridge.submit("demo", lambda: str(ensure_demo()), window.open_project,
+        window.bridge.submit("demo", lambda: str(make_demo()), window.open_project,
                              lambda message: window.show_error("Cannot create the demo", message))
         return app.exec()
     elif project is None:
@@ -133,10 +178,20 @@ def _screenshot(app: object, window: object, project: str | None, path: Path) ->
         return 2
     window.resize(1400, 860)
     window.show()
-    if not window.open_project(project, start_scheduler=False):
-        print(f"error: {window.last_error}", file=sys.stderr)
-        return 1
     loop = QEventLoop()
+    failed: list[str] = []
+
+    def open_failed(message: str) -> None:
+        failed.append(message)
+        loop.quit()
+
+    window.open_failed.connect(open_failed)
+    window.opened.connect(lambda _: loop.quit())
+    window.open_project(project, start_scheduler=False)
+    loop.exec()
+    if failed:
+        print(f"error: {failed[0]}", file=sys.stderr)
+        return 1
     drawn = {"done": False, "quiet": 0}
 
     def finished(_: object) -> None:

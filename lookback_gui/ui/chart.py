@@ -10,29 +10,35 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QPushButton,
+    QMenu,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.store import RunRecord, Store
+from lookback_gui.core.store import Store
 from lookback_gui.core.windows import add_buckets
 from lookback_gui.ui.bridge import Bridge
+from lookback_gui.ui.chart_axes import GRAIN_SECONDS, BucketAxis, ValueAxis, in_view
 from lookback_gui.ui.models import fmt_number, fmt_series
+from lookback_gui.ui.theme import chart_colours, is_dark
 
 REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
@@ -53,6 +59,7 @@ CURVE_PEN = pg.mkPen("#1565c0", width=2)
 THICK_CURVE_UP_TO = 20_000
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
 ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
+AS_OF_RUNS = 300  # the newest successful runs offered under "As known after"
 
 
 def write_series_csv(store: Store, data: ChartData, path: str) -> int:
@@ -93,6 +100,12 @@ class ChartData:
     schema_changes: list[tuple[float, str]] = field(default_factory=list)
     as_of_run: int | None = None
     drawing: Drawing | None = None
+    runs: tuple[tuple[int, str], ...] = ()
+
+
+def series_id(dims: dict[str, Any]) -> str:
+    """A series' dimension values as one string, to find it among the chart's choices."""
+    return json.dumps(dims, sort_keys=True, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,8 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     removed, partial = arrays["removed"], arrays["partial"]
     revised = (arrays["versions"] > 1) & ~removed
     marks = {}
-    for kind, mask in (("revised", revised & ~partial), ("partial", partial & ~removed),
+    # a bucket both revised and partial gets both marks: the diamond inside the hollow ring
+    for kind, mask in (("revised", revised), ("partial", partial & ~removed),
                        ("removed", removed)):
         where = marked[mask]
         ys = arrays["first_value"][mask] if kind == "removed" else value[where]
@@ -135,12 +149,6 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     y_range = (float(low), float(high)) if low <= high else (0.0, 1.0)
     envelope = curve_for_view(x, value, (float(x[0]), float(x[-1])), ENVELOPE_COLUMNS)
     return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()), envelope)
-
-
-def in_view(x: np.ndarray, x_range: tuple[float, float]) -> tuple[int, int]:
-    """The slice [lo, hi) of ``x`` (ascending) that lies in ``x_range``, both ends included."""
-    return (int(np.searchsorted(x, x_range[0], "left")),
-            int(np.searchsorted(x, x_range[1], "right")))
 
 
 def curve_for_view(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
@@ -224,14 +232,17 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     """One series and what to draw around it; ``settle`` is the measured settling age (in
     buckets) when the advisor has one."""
     series = store.series(metric)
+    succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
+    choices = tuple((r.id, f"run {r.id} ({r.as_of:%Y-%m-%d %H:%M})") for r in succeeded
+                    if r.as_of is not None)
     if not series:
-        return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run)
+        return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run,
+                         runs=choices)
     if dims is None or measure is None or (dims, measure) not in [(d, m) for d, m, _ in series]:
         of_measure = [s for s in series if s[1] == measure] or series
         dims, measure, _ = of_measure[0]
     arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run)
-    runs = store.runs(metric=metric, status="succeeded", limit=1) if as_of_run is None else \
-        [store.run(as_of_run)]
+    runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
     provisional = None
     label = "provisional (inside the lookback)"
     if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
@@ -251,7 +262,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
-                     as_of_run, drawing)
+                     as_of_run, drawing, choices)
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
@@ -266,7 +277,7 @@ def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float
         if versions > 1 and np.isfinite(first):
             delta = value - first
             pct = f" ({delta / abs(first) * 100:+.1f}%)" if first else ""
-            lines.append(f"change: {delta:+,.6g}{pct}")
+            lines.append(f"change: {fmt_number(delta, signed=True)}{pct}")
         lines.append(f"versions: {versions}" + (f", last revised by run {last_run}"
                                                 if versions > 1 else f", run {last_run}"))
     if partial:
@@ -291,15 +302,30 @@ class ChartWidget(QWidget):
         self._data: ChartData | None = None
         self._updating = False
         self._settling: dict[str, int | None] = {}
+        self._measures: dict[str, str] = {}
+        self.export_folder: Callable[[], Path] = Path.cwd  # the window gives the project's
+        # what was drawn last and the view it was given: a refresh of the same series keeps
+        # the view the user zoomed or panned to
+        self._drawn_key: tuple[Any, ...] | None = None
+        self._drawn_view: list[list[float]] | None = None
 
         self.measure_box = QComboBox(accessibleName="Measure")
         self.series_box = QComboBox(accessibleName="Series")
-        self.series_box.setMinimumWidth(180)
+        self.series_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.series_box.setMinimumContentsLength(24)
         self.as_of_box = QComboBox(accessibleName="As known after run")
-        self.as_of_box.setMinimumWidth(200)
+        self.as_of_box.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.as_of_box.setMinimumContentsLength(18)
         self.first_line = QCheckBox("First reported", accessibleName="Show first reported values")
-        self.export_png = QPushButton("Export PNG…", accessibleName="Export the chart as PNG")
-        self.export_csv = QPushButton("Export CSV…", accessibleName="Export the series as CSV")
+        self.export_button = QToolButton(accessibleName="Export the chart or the series")
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.export_button)
+        self.export_png = menu.addAction("Chart as PNG…")
+        self.export_csv = menu.addAction("Series as CSV…")
+        self.export_button.setMenu(menu)
         self.status = QLabel()
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -310,19 +336,23 @@ class ChartWidget(QWidget):
             bar.addWidget(box)
         bar.addWidget(self.first_line)
         bar.addStretch(1)
-        bar.addWidget(self.export_png)
-        bar.addWidget(self.export_csv)
+        bar.addWidget(self.export_button)
 
-        self.axis = pg.DateAxisItem(orientation="bottom")
-        self.axis.utcOffset = 0  # buckets are wall-clock times of the metric's zone
-        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis})
+        self.axis = BucketAxis()
+        self.plot = pg.PlotWidget(axisItems={"bottom": self.axis, "left": ValueAxis()})
+        # one row at the top, in the headroom above the values (like the provisional label)
+        self.legend = self.plot.addLegend(offset=(10, 2), brush=pg.mkBrush(255, 255, 255, 200),
+                                          labelTextColor="#303030", colCount=5,
+                                          verSpacing=-6)
         self.plot.setAccessibleName("Metric chart")
         self.plot.showGrid(x=True, y=True)
         self.plot.setBackground(None)
         self.plot.getAxis("left").setWidth(72)
         for side in ("bottom", "left"):  # major and minor ticks, an opaque light grid
             axis = self.plot.getAxis(side)
-            axis.setStyle(maxTickLevel=1, tickAlpha=255)
+            # labels of the minor level too while they fit (pyqtgraph drops them at 60 % fill)
+            axis.setStyle(maxTickLevel=1, tickAlpha=255,
+                          textFillLimits=[(0, 0.95), (2, 0.85), (4, 0.5), (6, 0.2)])
             axis.setTickPen(GRID_PEN)
             axis.setZValue(-200)  # below the plot's items (the view box is at -100)
         self.curve = self.plot.plot(name="current", pen=CURVE_PEN)
@@ -332,6 +362,7 @@ class ChartWidget(QWidget):
         self.first_curve = self.plot.plot(
             name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine))
         self.first_curve.setVisible(False)
+        self.legend.removeItem(self.first_curve)  # in the legend while it is shown
         hover = pg.mkPen("k", width=2)
         self.plain_points = pg.ScatterPlotItem(
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=5,
@@ -340,8 +371,8 @@ class ChartWidget(QWidget):
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="d", size=MARKER_SIZE_PX,
             pen=pg.mkPen("#bf360c"), brush=REVISED, name="revised")
         self.partial_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=11,
-            pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial")
+            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=17,
+            pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial (still incomplete)")
         self.removed_points = pg.ScatterPlotItem(
             hoverable=True, tip=self._tip, hoverPen=hover, symbol="x", size=MARKER_SIZE_PX,
             pen=REMOVED_PEN, brush=pg.mkBrush("#c62828"), name="removed")
@@ -375,39 +406,41 @@ class ChartWidget(QWidget):
         self._fit_later.timeout.connect(self._fit_to_view)
         self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._fit_later.start())
         self._first_values: np.ndarray | None = None
-        self.export_png.clicked.connect(self._export_png)
-        self.export_csv.clicked.connect(self._export_csv)
+        self.export_png.triggered.connect(self._export_png)
+        self.export_csv.triggered.connect(self._export_csv)
 
     # -- context --------------------------------------------------------------------------
 
-    def set_metric(self, store: Store | None, metric: MetricConfig | None,
-                   runs: list[RunRecord]) -> None:
-        """Show ``metric``; ``runs`` are its runs (newest first) for the as-of selector."""
-        changed = metric is None or self._metric is None or metric.name != self._metric.name
+    def set_metric(self, store: Store | None, metric: MetricConfig | None) -> None:
+        """Show ``metric`` of ``store``: the measure last chosen for it, all of it in view."""
+        changed = (metric is None or self._metric is None or metric.name != self._metric.name
+                   or store is not self._store)
+        if self._metric is not None and self.measure_box.currentText():
+            self._measures[self._metric.name] = self.measure_box.currentText()
         self._store = store
         self._metric = metric
-        self._updating = True
-        current = self.as_of_box.currentData() if not changed else None
-        self.as_of_box.clear()
-        self.as_of_box.addItem("latest", None)
-        for run in runs:
-            if run.status == "succeeded":
-                self.as_of_box.addItem(f"run {run.id} ({run.as_of:%Y-%m-%d %H:%M})", run.id)
-        if current is not None:
-            index = self.as_of_box.findData(current)
-            self.as_of_box.setCurrentIndex(max(index, 0))
         if changed:
+            self._updating = True
+            self.as_of_box.clear()
+            self.as_of_box.addItem("latest", None)
             self.measure_box.clear()
             self.series_box.clear()
-        self._updating = False
+            self._updating = False
+            self._drawn_key = None
         self.reload()
+
+    def refresh(self) -> None:
+        """The metric shown has new values: load them, keeping the measure, series, as-of run
+        and the part of the chart in view."""
+        if self._metric is not None:
+            self.reload()
 
     def reload(self) -> None:
         if self._store is None or self._metric is None:
             self._clear("no metric selected")
             return
         store, name = self._store, self._metric.name
-        measure = self.measure_box.currentText() or None
+        measure = self.measure_box.currentText() or self._measures.get(name)
         dims = self.selected_dims()
         as_of = self.as_of_box.currentData()
         self.status.setText("loading…")
@@ -429,14 +462,24 @@ class ChartWidget(QWidget):
         data = self.series_box.currentData()
         return json.loads(data) if isinstance(data, str) else None
 
+    def measure_memory(self) -> dict[str, str]:
+        """The measure last chosen for each metric."""
+        if self._metric is not None and self.measure_box.currentText():
+            self._measures[self._metric.name] = self.measure_box.currentText()
+        return dict(self._measures)
+
+    def remember_measures(self, measures: dict[str, str]) -> None:
+        self._measures.update(measures)
+
     def _add_series(self, dims: dict[str, Any], size: float) -> None:
-        self.series_box.addItem(f"{fmt_series(dims)}  ({fmt_number(size)})",
-                                json.dumps(dims, sort_keys=True))
+        self.series_box.addItem(f"{fmt_series(dims)}  ({fmt_number(size)})", series_id(dims))
 
     def _measure_changed(self) -> None:
         if self._updating or self._data is None:
             return
         measure = self.measure_box.currentText()
+        if self._metric is not None:
+            self._measures[self._metric.name] = measure
         self._updating = True
         self.series_box.clear()
         for dims, _m, size in self._top_series(self._data.series, measure):
@@ -480,6 +523,20 @@ class ChartWidget(QWidget):
                 for spot in item.points()]
 
     def _clear(self, message: str) -> None:
+        if self._metric is None:  # nothing of an earlier metric or project stays on show
+            self._data = None
+            self._drawn_key = None
+            self._updating = True
+            for box in (self.measure_box, self.series_box, self.as_of_box):
+                box.clear()
+            self._updating = False
+            for marker in self._markers:
+                self.plot.removeItem(marker)
+            self._markers = []
+            self.plot.setLabel("left", "")
+            self.legend.setVisible(False)
+            self.axis.grain_s = None
+            self._show_empty_range()
         self.curve.setData([], [])
         self.first_curve.setData([], [])
         self.extent.setData([], [])
@@ -489,8 +546,8 @@ class ChartWidget(QWidget):
         self.region_label.setVisible(False)
         self.status.setText(message)
 
-    def _draw(self, data: ChartData) -> None:
-        self._data = data
+    def _show_choices(self, data: ChartData) -> None:
+        """The measures, series (with their current sizes) and runs to choose from."""
         self._updating = True
         measures = list(dict.fromkeys(m for _, m, _ in data.series))
         if [self.measure_box.itemText(i) for i in range(self.measure_box.count())] != measures:
@@ -498,28 +555,73 @@ class ChartWidget(QWidget):
             self.measure_box.addItems(measures)
         self.measure_box.setCurrentText(data.measure)
         wanted = self._top_series(data.series, data.measure)
-        if self.series_box.count() != len(wanted) or self.series_box.currentData() is None:
+        shown = [(self.series_box.itemText(i), self.series_box.itemData(i))
+                 for i in range(self.series_box.count())]
+        if shown != [(f"{fmt_series(d)}  ({fmt_number(size)})", series_id(d))
+                     for d, _m, size in wanted]:
             self.series_box.clear()
             for dims, _m, size in wanted:
                 self._add_series(dims, size)
-        index = self.series_box.findData(json.dumps(data.dims, sort_keys=True))
+        index = self.series_box.findData(series_id(data.dims))
         if index >= 0:
             self.series_box.setCurrentIndex(index)
+        runs = [(None, "latest"), *data.runs]
+        if [(self.as_of_box.itemData(i), self.as_of_box.itemText(i))
+                for i in range(self.as_of_box.count())] != [(r, t) for r, t in runs]:
+            self.as_of_box.clear()
+            for run, text in runs:
+                self.as_of_box.addItem(text, run)
+            if data.as_of_run is not None and self.as_of_box.findData(data.as_of_run) < 0:
+                self.as_of_box.addItem(f"run {data.as_of_run}", data.as_of_run)
+        self.as_of_box.setCurrentIndex(max(self.as_of_box.findData(data.as_of_run), 0))
         self._updating = False
+
+    def _show_empty_range(self) -> None:
+        import time
+
+        now = time.time()
+        self.extent.setData([], [])
+        self.plot.getViewBox().setRange(xRange=(now - 7 * 86400, now), yRange=(0, 1))
+
+    def _draw(self, data: ChartData) -> None:
+        if self._metric is None or data.metric != self._metric.name:
+            return  # a load for a metric no longer shown
+        self._data = data
+        self._show_choices(data)
         drawing = data.drawing
         if drawing is None:
+            self._drawn_key = None
             self._clear("no values yet: run a pull (Ctrl+R)")
+            self._show_empty_range()
             self.loaded.emit(data)
             return
         x = drawing.x
         self._first_values = None
         full = (float(x[0]), float(x[-1]))
+        self.axis.buckets = x
+        self.axis.grain_s = GRAIN_SECONDS.get(self._metric.grain.value) if self._metric else None
+        self.plot.setLabel("left", data.measure)
+        self.legend.setVisible(True)
         self.extent.setData(list(full), list(drawing.y_range))
-        self.plot.getViewBox().setRange(xRange=full, yRange=drawing.y_range)
-        # the whole series first, from what the worker prepared; once the view has its final
-        # range and size, _fit_to_view follows it
-        self._show_curves(full, drawing.envelope)
-        self._place_markers(full, drawing.y_range)
+        view = self.plot.getViewBox()
+        key = (data.metric, data.measure, series_id(data.dims), data.as_of_run)
+        moved = (key == self._drawn_key and self._drawn_view is not None
+                 and not np.allclose(view.targetRange(), self._drawn_view))
+        if moved:  # the same series with newer values: the user's view stays
+            (x0, x1), (y0, y1) = view.viewRange()
+            self._show_curves((x0, x1))
+            self._place_markers((x0, x1), (y0, y1))
+        else:
+            low, high = drawing.y_range
+            # headroom above the highest value for the provisional label
+            view.setRange(xRange=full, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)))
+            self._drawn_view = [list(r) for r in view.targetRange()]
+            # the whole series first, from what the worker prepared; once the view has its
+            # final range and size, _fit_to_view follows it
+            self._show_curves(full, drawing.envelope)
+            self._place_markers(full, drawing.y_range)
+        self._drawn_key = key
+        self._label_time_axis()
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
@@ -533,8 +635,7 @@ class ChartWidget(QWidget):
             self.region.setRegion(data.provisional)
             self.region.setVisible(True)
             self.region_label.setText(data.provisional_label)
-            self.region_label.setPos(data.provisional[1], drawing.y_range[1])
-            self.region_label.setVisible(True)
+            self._place_region_label()
         else:
             self.region.setVisible(False)
             self.region_label.setVisible(False)
@@ -580,6 +681,25 @@ class ChartWidget(QWidget):
         (x0, x1), _ = self.plot.getViewBox().viewRange()
         self._show_curves((x0, x1))
         self._place_markers()
+        self._place_region_label()
+        self._label_time_axis()
+
+    def _place_region_label(self) -> None:
+        """The provisional label at the top of the view, in the headroom above the values,
+        at the region's right end (or the view's, when that is further left)."""
+        if self._data is None or not self._data.provisional:
+            return
+        (x0, x1), (_y0, y1) = self.plot.getViewBox().viewRange()
+        start, end = self._data.provisional
+        self.region_label.setVisible(start < x1 and end > x0)  # only beside its region
+        self.region_label.setPos(min(end, x1), y1)
+
+    def _label_time_axis(self) -> None:
+        """The time axis names the year(s) in view and the metric's zone."""
+        (x0, x1), _ = self.plot.getViewBox().viewRange()
+        zone = self._metric.timezone if self._metric else "UTC"
+        years = self.axis.years((x0, x1)) if self._data is not None else ""
+        self.plot.setLabel("bottom", f"{years}  bucket start ({zone})".strip())
 
     def _show_curves(self, x_range: tuple[float, float],
                      envelope: tuple[np.ndarray, np.ndarray] | None = None) -> None:
@@ -602,19 +722,80 @@ class ChartWidget(QWidget):
 
     def _first_line_toggled(self, shown: bool) -> None:
         self.first_curve.setVisible(shown)
+        self.legend.removeItem(self.first_curve)
+        if shown:
+            self.legend.addItem(self.first_curve, "first reported")
         self._fit_to_view()
 
     # -- export ---------------------------------------------------------------------------
 
+    def apply_palette(self) -> None:
+        """Background, axes and grid in the colours of the current theme."""
+        background, ink, grid = chart_colours()
+        self.plot.setBackground(background)
+        self.legend.setBrush(pg.mkBrush(QColor(background).red(), QColor(background).green(),
+                                        QColor(background).blue(), 200))
+        self.legend.setLabelTextColor(ink)
+        for _sample, label in self.legend.items:  # the labels already there keep their colour
+            label.setText(label.text, color=ink)
+        self.region_label.setColor("#ffd54f" if is_dark() else "#8d6e00")
+        for side in ("bottom", "left"):
+            axis = self.plot.getAxis(side)
+            axis.setPen(pg.mkPen(ink))
+            axis.setTextPen(pg.mkPen(ink))
+            axis.setTickPen(pg.mkPen(grid))
+
     def _export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export chart", "chart.png", "PNG (*.png)")
+        folder = self.export_folder()
+        name = f"{self._data.metric}-{self._data.measure}.png" if self._data else "chart.png"
+        path, _ = QFileDialog.getSaveFileName(self, "Export chart", str(folder / name),
+                                              "PNG (*.png)")
         if path:
-            self.plot.grab().save(path)
+            self.export_image(path)
+
+    def export_image(self, path: str) -> bool:
+        """Save the chart as shown, with a title naming the metric, measure and series, and
+        the legend of its marks."""
+        return self.image().save(path)
+
+    def image(self) -> QImage:
+        from PySide6.QtGui import QPainter
+
+        plot = self.plot.grab()
+        title = self.title_text()
+        legend = self.status.text().removesuffix(" hover a point for its history.").rstrip(";")
+        margin, line = 12, self.fontMetrics().height()
+        image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin,
+                       QImage.Format.Format_ARGB32)
+        background, ink, _grid = chart_colours()
+        image.fill(QColor(background))
+        painter = QPainter(image)
+        painter.setPen(QColor(ink))
+        font = painter.font()
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(margin, margin + line, title)
+        font.setBold(False)
+        painter.setFont(font)
+        painter.drawPixmap(0, line + 2 * margin, plot)
+        painter.drawText(margin, plot.height() + 2 * line + 2 * margin, legend)
+        painter.end()
+        return image
+
+    def title_text(self) -> str:
+        if self._data is None:
+            return ""
+        when = "latest" if self._data.as_of_run is None else \
+            f"as known after run {self._data.as_of_run}"
+        return (f"{self._data.metric} — {self._data.measure} — {fmt_series(self._data.dims)}"
+                f" ({when})")
 
     def _export_csv(self) -> None:
         if self._data is None or self._data.drawing is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export series", "series.csv", "CSV (*.csv)")
+        name = f"{self._data.metric}-{self._data.measure}.csv"
+        path, _ = QFileDialog.getSaveFileName(self, "Export series",
+                                              str(self.export_folder() / name), "CSV (*.csv)")
         if path and self._store is not None:
             store, data = self._store, self._data
             self.status.setText(f"exporting to {path}…")

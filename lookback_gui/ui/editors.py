@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import tomlkit
 from pygments.lexers.sql import SqlLexer
 from pygments.token import Token
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -69,18 +71,30 @@ class SqlHighlighter(QSyntaxHighlighter):
         Token.Operator: ("#424242", False),
     }
 
+    DARK_STYLES: ClassVar[dict[Any, tuple[str, bool]]] = {
+        Token.Keyword: ("#82b1ff", True),
+        Token.Name.Builtin: ("#ce93d8", False),
+        Token.Literal.String: ("#a5d6a7", False),
+        Token.Literal.Number: ("#ffb74d", False),
+        Token.Comment: ("#9e9e9e", False),
+        Token.Operator: ("#e0e0e0", False),
+    }
+
     def __init__(self, document: QTextDocument):
+        from lookback_gui.ui.theme import is_dark
+
         super().__init__(document)
         self._lexer = SqlLexer()
         self._formats: dict[Any, QTextCharFormat] = {}
-        for token, (colour, bold) in self.STYLES.items():
+        styles = self.DARK_STYLES if is_dark() else self.STYLES
+        for token, (colour, bold) in styles.items():
             fmt = QTextCharFormat()
             fmt.setForeground(QColor(colour))
             if bold:
                 fmt.setFontWeight(QFont.Weight.Bold)
             self._formats[token] = fmt
         self._param = QTextCharFormat()
-        self._param.setForeground(QColor("#c2185b"))
+        self._param.setForeground(QColor("#f48fb1" if is_dark() else "#c2185b"))
         self._param.setFontWeight(QFont.Weight.Bold)
 
     def highlightBlock(self, text: str) -> None:
@@ -96,6 +110,19 @@ class SqlHighlighter(QSyntaxHighlighter):
             self.setFormat(match.start(), match.end() - match.start(), self._param)
 
 
+def lines_as_written(message: str, sql: str) -> str:
+    """A query error's "LINE n:" counted in ``sql`` as the editor shows it.
+
+    A pull runs the SQL as ``SELECT * FROM (\\n<sql without its leading blank lines>\\n)``, so
+    DuckDB counts one line more, plus the blank lines it was given first. An error found while
+    the SQL alone was parsed ("does not parse") already counts right.
+    """
+    if "does not parse" in message:
+        return message
+    shift = 1 + sql[: len(sql) - len(sql.lstrip())].count("\n")
+    return re.sub(r"\bLINE (\d+):", lambda m: f"LINE {max(1, int(m.group(1)) - shift)}:", message)
+
+
 def _error_label() -> QLabel:
     label = QLabel()
     label.setStyleSheet("color: #c62828;")
@@ -104,8 +131,26 @@ def _error_label() -> QLabel:
     return label
 
 
+def ask_to_discard(parent: QWidget, what: str) -> bool:
+    """Whether the user wants to throw away the unsaved changes of ``what``."""
+    answer = QMessageBox.question(
+        parent, "Unsaved changes", f"Discard your changes to {what}?",
+        QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel)
+    return answer == QMessageBox.StandardButton.Discard
+
+
 class _Editor(QDialog):
-    """Shared plumbing: inline errors keyed by project-file key, and validation by reloading."""
+    """Shared plumbing: inline errors keyed by project-file key, validation by reloading, and
+    a question before unsaved changes are thrown away.
+
+    Once a mistake was shown, every edit re-checks the fields (after a short pause), so an
+    error text goes as soon as its mistake is fixed, and a new one is said as it is made.
+
+    Attributes:
+        confirm_discard: asked (with what is being edited) before Escape or Cancel throws
+            changes away; tests replace it.
+    """
 
     def __init__(self, project: Project, bridge: Bridge, parent: QWidget | None = None):
         super().__init__(parent)
@@ -115,6 +160,40 @@ class _Editor(QDialog):
         self.rows: dict[str, QWidget] = {}
         self.general_error = _error_label()
         self.saved_project: Project | None = None
+        self.confirm_discard: Callable[[str], bool] = lambda what: ask_to_discard(self, what)
+        self._opened_with: object = None
+        self._live = False  # once a mistake was shown, edits are checked as they are made
+        self._recheck = QTimer(self, singleShot=True, interval=300)
+        self._recheck.timeout.connect(self._check_again)
+
+    def snapshot(self) -> object:
+        """What the fields hold, to tell whether anything was changed."""
+        raise NotImplementedError
+
+    def watch(self, *signals: Any) -> None:
+        """Re-check the fields after an edit whenever a mistake is on show."""
+        self._opened_with = self.snapshot()
+        for signal in signals:
+            signal.connect(self._edited)
+
+    def _edited(self, *_: object) -> None:
+        if self._live:
+            self._recheck.start()
+
+    def _check_again(self) -> None:
+        self.validate_quietly()
+
+    def validate_quietly(self) -> None:
+        """Show the mistakes of the fields as they are now (and no others)."""
+
+    def changed(self) -> bool:
+        return self._opened_with is not None and self.snapshot() != self._opened_with
+
+    def reject(self) -> None:
+        title = self.windowTitle()
+        if self.changed() and not self.confirm_discard(title[:1].lower() + title[1:]):
+            return
+        super().reject()
 
     def field_row(self, form: QFormLayout, label: str, key: str, widget: QWidget) -> None:
         box = QWidget()
@@ -135,6 +214,7 @@ class _Editor(QDialog):
             label.setVisible(False)
 
     def show_error(self, key: str | None, message: str) -> None:
+        self._live = True
         label = self.errors.get(key or "", self.general_error)
         label.setText(message)
         label.setVisible(True)
@@ -213,6 +293,8 @@ class SourceEditor(_Editor):
         layout.addWidget(buttons)
         self.resize(640, 560)
 
+        self.watch(self.name.textChanged, self.type.currentTextChanged, self.path.textChanged,
+                   self.dsn.textChanged, self.password_env.textChanged)
         self.type.currentTextChanged.connect(self._type_changed)
         self.browse.clicked.connect(self._browse)
         self.test.clicked.connect(self.test_connection)
@@ -240,6 +322,13 @@ class SourceEditor(_Editor):
                 pass
             self.path.setText(path)
 
+    def snapshot(self) -> object:
+        return (self.name.text(), self.type.currentText(), self.path.text(), self.dsn.text(),
+                self.password_env.text(), self.password.text())
+
+    def validate_quietly(self) -> None:
+        self._candidate()
+
     def values(self) -> dict[str, Any]:
         kind = self.type.currentText()
         if kind in FILE_SOURCE_TYPES:
@@ -251,7 +340,7 @@ class SourceEditor(_Editor):
     def _apply(self, document: ProjectDocument) -> None:
         name = self.name.text().strip()
         if self.original and self.original.name != name:
-            document.remove_source(self.original.name)
+            document.rename_source(self.original.name, name)
         document.set_source(name, self.values())
 
     def _candidate(self) -> SourceConfig | None:
@@ -360,9 +449,11 @@ class MetricEditor(_Editor):
                                      accessibleName="Allow an empty result")
         self.sql = QPlainTextEdit(accessibleName="SQL")
         self.sql.setFont(MONO)
+        self.sql.setTabChangesFocus(True)  # Tab leaves the editor; indent with spaces
         self.highlighter = SqlHighlighter(self.sql.document())
         self.rules = QPlainTextEdit(accessibleName="Checks and alerts")
         self.rules.setFont(MONO)
+        self.rules.setTabChangesFocus(True)
         self.rules.setPlaceholderText(
             '[checks]\norders_not_negative = { measure = "orders", min = 0 }\n\n'
             '[[alerts]]\nkind = "failure"')
@@ -472,6 +563,11 @@ class MetricEditor(_Editor):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self._schedule_changed()
+        self.watch(self.name.textChanged, self.source.currentTextChanged,
+                   self.grain.currentTextChanged, self.lookback.textChanged,
+                   self.schedule_kind.currentTextChanged, self.schedule.textChanged,
+                   self.timezone.currentTextChanged, self.sql.textChanged,
+                   self.rules.textChanged, self.complete_only.toggled, self.allow_empty.toggled)
         if metric is None:
             self.source.currentTextChanged.connect(self._suggest_sql)
             self._suggest_sql()
@@ -567,6 +663,16 @@ class MetricEditor(_Editor):
             now = fire
         return f"{words}; next: " + ", ".join(f.strftime("%a %Y-%m-%d %H:%M") for f in fires)
 
+    def snapshot(self) -> object:
+        return (self.name.text(), self.source.currentText(), self.grain.currentText(),
+                self.lookback.text(), self.schedule_kind.currentText(), self.schedule.text(),
+                self.timezone.currentText(), self.complete_only.isChecked(),
+                self.allow_empty.isChecked(), self.sql.toPlainText(), self.rules.toPlainText())
+
+    def validate_quietly(self) -> None:
+        if self.candidate() is not None and self.preview_info.text().startswith("cannot preview"):
+            self.preview_info.clear()  # what stopped the preview is fixed
+
     def values(self) -> dict[str, Any]:
         lookback_text = self.lookback.text().strip()
         lookback: int | str = int(lookback_text) if lookback_text.isdigit() else lookback_text
@@ -579,8 +685,8 @@ class MetricEditor(_Editor):
             "schedule": text if kind == "cron" and text else None,
             "every": text if kind == "every" and text else None,
             "timezone": self.timezone.currentText().strip() or "UTC",
-            "complete_buckets_only": True if self.complete_only.isChecked() else None,
-            "allow_empty": True if self.allow_empty.isChecked() else None,
+            "complete_buckets_only": self.complete_only.isChecked(),
+            "allow_empty": self.allow_empty.isChecked(),
             "sql": self.sql.toPlainText().strip(),
         }
         return values
@@ -598,7 +704,7 @@ class MetricEditor(_Editor):
     def _apply(self, document: ProjectDocument) -> None:
         name = self.name.text().strip()
         if self.original and self.original.name != name:
-            document.remove_metric(self.original.name)
+            document.rename_metric(self.original.name, name)
         document.set_metric(name, {**self.values(), **self._rules()})
 
     def candidate(self) -> tuple[Project, MetricConfig] | None:
@@ -623,6 +729,15 @@ class MetricEditor(_Editor):
     def preview(self) -> None:
         found = self.candidate()
         if found is None:
+            shown = [(key, label.text()) for key, label in self.errors.items()
+                     if label.isVisibleTo(self)]
+            if self.general_error.isVisibleTo(self):
+                shown.append(("", self.general_error.text()))
+            key, reason = shown[0] if shown else ("", "")
+            where = f"the {key.replace('_', ' ')}" if key else "the metric"
+            self.preview_model.set_result((), ())
+            self.preview_info.setStyleSheet("color: #c62828;")
+            self.preview_info.setText(f"cannot preview until {where} is fixed: {reason}")
             return
         project, metric = found
         self.preview_button.setEnabled(False)
@@ -647,6 +762,9 @@ class MetricEditor(_Editor):
 
     def _preview_failed(self, message: str) -> None:
         self.preview_button.setEnabled(True)
+        source = self.project.sources.get(self.source.currentText())
+        if source is None or not source.pushdown:  # pushed-down SQL runs as written
+            message = lines_as_written(message, self.values()["sql"])
         self.preview_model.set_result((), ())
         self.preview_info.setStyleSheet("color: #c62828;")
         self.preview_info.setText(message)

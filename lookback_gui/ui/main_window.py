@@ -1,74 +1,64 @@
 """The main window: sources and metrics on the left, the selected metric's chart, revisions, runs
 and definition on the right, plus the global runs log, health and alerts.
 
-The window owns nothing but widgets: the project, the store and the scheduler are core objects
-it is handed; every store read and every pull runs off the GUI thread, and results come back
-through the bridge.
+The window wires small parts together: the session (project, store, scheduler; opened and
+closed off the GUI thread by :class:`SessionHost`), the views of the selected metric
+(:class:`MetricViews`), the runs views, health and alerts. Views follow events: a finished
+run reloads the runs and, for its metric only, the chart. A slow refresh picks up runs that
+other processes recorded in the same store.
 """
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QDateTime, QSettings, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
-    QDateTimeEdit,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
     QPlainTextEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
     QSystemTrayIcon,
-    QTableView,
     QTabWidget,
-    QTextBrowser,
-    QToolButton,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from lookback_gui.core import events as ev
 from lookback_gui.core.errors import LookbackError
-from lookback_gui.core.project import MetricConfig, Project, ProjectDocument, load_project, write_atomically
+from lookback_gui.core.project import MetricConfig, Project, ProjectDocument, write_atomically
 from lookback_gui.core.scheduler import PlannedPull, Scheduler
-from lookback_gui.core.store import AlertState, LogLine, RunRecord, Store
-from lookback_gui.core.windows import Window, add_buckets, local_now
+from lookback_gui.core.store import AlertState, RunRecord, Store
+from lookback_gui.core.storelock import WAIT_S
+from lookback_gui.core.windows import Window
 from lookback_gui.ui.advisor_tab import AdvisorWidget
+from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
-from lookback_gui.ui.editors import MetricEditor, SourceEditor
-from lookback_gui.ui.models import (
-    AlertsModel,
-    HealthModel,
-    HealthRow,
-    RecordTableModel,
-    RevisionsModel,
-    RevisionView,
-    RunsModel,
-    fmt_time,
-)
+from lookback_gui.ui.editors import MONO, MetricEditor, SourceEditor
+from lookback_gui.ui.health import AlertBar, AlertNotifier, health_rows
+from lookback_gui.ui.metric_views import MetricViews
+from lookback_gui.ui.models import AlertsModel, HealthModel, RecordTableModel, RevisionsModel, RunsModel
+from lookback_gui.ui.project_tree import ProjectTree
+from lookback_gui.ui.runs_views import RunsLog, RunsPane, run_detail_html
+from lookback_gui.ui.session import Session, SessionHost
+from lookback_gui.ui.status_bar import SchedulerStatusBar
+from lookback_gui.ui.tables import table_view
+from lookback_gui.ui.theme import apply_theme
+
+__all__ = ["RUN_PAGE", "MainWindow", "Snapshot", "run_detail_html"]
 
 RUN_PAGE = 300
-REVISIONS_SHOWN = 2000
+FALLBACK_REFRESH_MS = 12_000  # runs recorded by other processes appear within this time
 
 
 @dataclass(frozen=True)
@@ -91,102 +81,14 @@ def resource(name: str) -> Path:
     """A file shipped in the package's resources (the icon, the .desktop file)."""
     from importlib.resources import files
 
-    try:
-        return Path(str(files("lookback_gui.resources") / name))
-    except ModuleNotFoundError:  # run from a source checkout that is not installed
-        return Path(__file__).resolve().parents[2] / "resources" / name
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists() and (checkout / "resources" / name).exists():
+        return checkout / "resources" / name  # run from a source checkout: its own files
+    return Path(str(files("lookback_gui.resources") / name))
 
 
 def app_icon() -> QIcon:
     return QIcon(str(resource("lookback-gui.svg")))
-
-
-class RunsFilter(QSortFilterProxyModel):
-    """Filters runs by metric, status, trigger and free text; sorts by each column's value."""
-
-    def __init__(self, parent: Any = None):
-        super().__init__(parent)
-        self.metric: str | None = None
-        self.status: str | None = None
-        self.trigger: str | None = None
-        self.setSortRole(RecordTableModel.SORT_ROLE)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.setFilterKeyColumn(-1)
-
-    def set_fields(self, metric: str | None = None, status: str | None = None,
-                   trigger: str | None = None) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt 6.10 and newer
-            self.beginFilterChange()
-            self.metric, self.status, self.trigger = metric, status, trigger
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.metric, self.status, self.trigger = metric, status, trigger
-            self.invalidateFilter()
-
-    def filterAcceptsRow(self, row: int, parent: Any) -> bool:
-        model = self.sourceModel()
-        if not isinstance(model, RunsModel) or row >= model.rowCount():
-            return False
-        run = model.record(row)
-        if self.metric and run.metric != self.metric:
-            return False
-        if self.status and run.status != self.status:
-            return False
-        if self.trigger and run.trigger != self.trigger:
-            return False
-        return super().filterAcceptsRow(row, parent)
-
-
-def _table(model: Any, name: str) -> QTableView:
-    view = QTableView(accessibleName=name)
-    view.setModel(model)
-    view.setSortingEnabled(True)
-    view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-    view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
-    view.setAlternatingRowColors(True)
-    view.setWordWrap(False)
-    view.verticalHeader().setVisible(False)
-    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 8)
-    view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    view.horizontalHeader().setStretchLastSection(True)
-    return view
-
-
-class BackfillDialog(QDialog):
-    """Asks for the [from, to) range of a backfill."""
-
-    def __init__(self, metric: MetricConfig, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle(f"Backfill {metric.name}")
-        now = local_now(metric.zone)
-        self.start = QDateTimeEdit(QDateTime(now - timedelta(days=30)), accessibleName="From")
-        self.end = QDateTimeEdit(QDateTime(now), accessibleName="To")
-        for edit in (self.start, self.end):
-            edit.setCalendarPopup(True)
-            edit.setDisplayFormat("yyyy-MM-dd HH:mm")
-        self.error = QLabel()
-        self.error.setStyleSheet("color: #c62828;")
-        form = QFormLayout(self)
-        form.addRow("From", self.start)
-        form.addRow("To", self.end)
-        form.addRow(QLabel(f"in chunks of {metric.buckets} {metric.grain.value} bucket(s), "
-                           f"times in {metric.timezone}"))
-        form.addRow(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self._check)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def range(self) -> tuple[datetime, datetime]:
-        return (self.start.dateTime().toPython(), self.end.dateTime().toPython())
-
-    def _check(self) -> None:
-        start, end = self.range()
-        if end <= start:
-            self.error.setText("'To' must be after 'From'")
-            return
-        self.accept()
 
 
 class MainWindow(QMainWindow):
@@ -194,44 +96,42 @@ class MainWindow(QMainWindow):
 
     Signals:
         refreshed(): the runs, alerts and tree were brought up to date (tests wait on it).
+        opened(object): a project was opened (its Session).
+        open_failed(str): a project could not be opened; the message says why.
     """
 
     refreshed = Signal()
+    opened = Signal(object)
+    open_failed = Signal(str)
 
     def __init__(self, settings: QSettings, bridge: Bridge | None = None):
         super().__init__()
         self.settings = settings
         self.bridge = bridge or Bridge(parent=self)
-        self.project: Project | None = None
-        self.store: Store | None = None
-        self.scheduler: Scheduler | None = None
+        self.sessions = SessionHost(self.bridge, self)
+        self.session: Session | None = None
         self.quitting = False
         self.last_error: str | None = None
         self._latest: dict[str, RunRecord] = {}
-        self._stale_tabs: set[str] = set()
-        self._settling_measured: set[tuple[str, int | None]] = set()
-        self._progress: dict[str, float] = {}
-        self._backfills: dict[str, tuple[int, int]] = {}
+        self._paused = bool(settings.value("scheduler/paused", False, type=bool))
+        self.store_wait_s = WAIT_S  # how long opening waits for a store another process uses
+        self._restore_view: tuple[str | None, int] | None = None
         self.setWindowTitle("Lookback GUI")
         self.setWindowIcon(app_icon())
         self.resize(1280, 820)
 
-        self.tree = QTreeWidget(accessibleName="Sources and metrics")
-        self.tree.setHeaderLabels(["Project", "Status"])
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.tree.itemSelectionChanged.connect(self._selection_changed)
-        self.tree.itemDoubleClicked.connect(self._edit_item)
+        self.tree = ProjectTree()
+        self.tree.selection_changed.connect(self._selection_changed)
+        self.tree.edit_requested.connect(self._edit_item)
 
         self.runs_model = RunsModel(self)
         self.runs_model.wants_older.connect(self._load_older_runs)
-        self.metric_runs = RunsFilter(self)
-        self.metric_runs.setSourceModel(self.runs_model)
-        self.all_runs = RunsFilter(self)
-        self.all_runs.setSourceModel(self.runs_model)
         self.revisions_model = RevisionsModel(self)
-        revisions_proxy = QSortFilterProxyModel(self)
-        revisions_proxy.setSourceModel(self.revisions_model)
-        revisions_proxy.setSortRole(RecordTableModel.SORT_ROLE)
+        self.revisions_filter = QSortFilterProxyModel(self)
+        self.revisions_filter.setSourceModel(self.revisions_model)
+        self.revisions_filter.setSortRole(RecordTableModel.SORT_ROLE)
+        self.revisions_filter.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.revisions_filter.setFilterKeyColumn(-1)
         self.health_model = HealthModel(self)
         health_proxy = QSortFilterProxyModel(self)
         health_proxy.setSourceModel(self.health_model)
@@ -240,100 +140,104 @@ class MainWindow(QMainWindow):
 
         self.chart = ChartWidget(self.bridge)
         self.advisor = AdvisorWidget(self.bridge)
-        self.revisions_view = _table(revisions_proxy, "Revisions")
-        self.metric_runs_view = _table(self.metric_runs, "Runs of this metric")
-        self.all_runs_view = _table(self.all_runs, "Runs log")
-        for view in (self.metric_runs_view, self.all_runs_view):
-            view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
-            for column, width in ((0, 60), (1, 130), (2, 100), (3, 90), (4, 150), (5, 270)):
-                view.setColumnWidth(column, width)
-        self.health_view = _table(health_proxy, "Health")
-        self.alerts_view = _table(self.alerts_model, "Alerts")
+        self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
+        self.revisions_find = QLineEdit(accessibleName="Filter revisions")
+        self.revisions_find.setPlaceholderText("Filter revisions (bucket, series, measure, run…)")
+        self.revisions_find.setClearButtonEnabled(True)
+        self.revisions_find.textChanged.connect(self.revisions_filter.setFilterFixedString)
+        self.metric_runs = RunsPane(self.runs_model, self.bridge, "Runs of this metric",
+                                    "Run detail of this metric")
+        self.runs_log = RunsLog(self.runs_model, self.bridge)
+        self.health_view = table_view(health_proxy, "Health")
+        self.alerts_view = table_view(self.alerts_model, "Alerts")
         for model, view in ((self.revisions_model, self.revisions_view),
                             (self.health_model, self.health_view),
                             (self.alerts_model, self.alerts_view)):
             model.modelReset.connect(view.resizeColumnsToContents)
-        self.run_detail = QTextBrowser(accessibleName="Run detail")
         self.definition = QPlainTextEdit(accessibleName="Metric definition")
         self.definition.setReadOnly(True)
+        self.definition.setFont(MONO)
+        self.definition.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.edit_metric_button = QPushButton("Edit metric…", accessibleName="Edit metric")
         self.edit_metric_button.clicked.connect(self.edit_metric)
 
-        self.find_box = QLineEdit(accessibleName="Find in runs")
-        self.find_box.setPlaceholderText("Find runs (metric, status, error…)  Ctrl+F")
-        self.find_box.textChanged.connect(self.all_runs.setFilterFixedString)
-        self.status_filter = QComboBox(accessibleName="Filter by status")
-        self.status_filter.addItems(["any status", "running", "succeeded", "failed",
-                                     "cancelled", "interrupted"])
-        self.trigger_filter = QComboBox(accessibleName="Filter by trigger")
-        self.trigger_filter.addItems(["any trigger", "schedule", "manual", "catch-up",
-                                      "backfill", "command-line", "retry"])
-        self.status_filter.currentTextChanged.connect(self._global_filter_changed)
-        self.trigger_filter.currentTextChanged.connect(self._global_filter_changed)
-
         self._build_tabs()
+        self.metric_views = MetricViews(
+            self.bridge, self.tabs, self.chart, self.advisor, self.revisions_model,
+            self.revisions_view, self.definition, self.reload_project,
+            lambda message: self.statusBar().showMessage(message, 8000), self)
         self._build_actions()
         self._build_status_bar()
         self._build_tray()
+        self.alert_bar = AlertBar()
+        self.alert_bar.show_alerts.connect(lambda: self.tabs.setCurrentWidget(self.alerts_view))
+        self.notifier = AlertNotifier(self.tray, self.alert_bar)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.tree)
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([280, 1000])
-        self.setCentralWidget(self.splitter)
+        self.splitter.setSizes([300, 980])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.alert_bar)
+        layout.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
 
-        self.metric_runs_view.selectionModel().currentRowChanged.connect(
-            lambda current, _: self._show_run(self.metric_runs, current))
-        self.all_runs_view.selectionModel().currentRowChanged.connect(
-            lambda current, _: self._show_run(self.all_runs, current))
+        self.metric_runs.selected.connect(lambda _: self._set_enabled())
+        self.runs_log.selected.connect(lambda _: self._set_enabled())
         self.bridge.core_event.connect(self._on_event)
-        self.chart.loaded.connect(self._measure_settling)
-        self.advisor.loaded.connect(self._advice_loaded)
-        self._refresh_timer = QTimer(self, interval=2000)
-        self._refresh_timer.timeout.connect(self.refresh)
+        self.sessions.opened.connect(self._session_opened)
+        self.sessions.failed.connect(self._open_failed)
+        self.advisor.applied.connect(lambda _: self.reload_project())
+        self.chart.export_folder = self._project_folder
+        self._fallback = QTimer(self, interval=FALLBACK_REFRESH_MS)
+        self._fallback.timeout.connect(self.refresh)
         self._soon = QTimer(self, singleShot=True, interval=150)
         self._soon.timeout.connect(self.refresh)
         self._status_timer = QTimer(self, interval=1000)
         self._status_timer.timeout.connect(self._update_status)
         self._restore_state()
         self._set_enabled()
+        self._update_status()
+
+    # -- the session ----------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project | None:
+        return self.session.project if self.session else None
+
+    @property
+    def store(self) -> Store | None:
+        return self.session.store if self.session else None
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        return self.session.scheduler if self.session else None
 
     # -- building -------------------------------------------------------------------------
 
     def _build_tabs(self) -> None:
         self.tabs = QTabWidget(accessibleName="Views")
         self.tabs.addTab(self.chart, "Chart")
-        self.tabs.addTab(self.revisions_view, "Revisions")
-        runs = QSplitter(Qt.Orientation.Vertical)
-        runs.addWidget(self.metric_runs_view)
-        self.metric_run_detail = QTextBrowser(accessibleName="Run detail of this metric")
-        runs.addWidget(self.metric_run_detail)
-        runs.setSizes([400, 300])
-        self.tabs.addTab(runs, "Runs")
+        revisions = QWidget()
+        revisions_layout = QVBoxLayout(revisions)
+        revisions_layout.addWidget(self.revisions_find)
+        revisions_layout.addWidget(self.revisions_view, 1)
+        self.tabs.addTab(revisions, "Revisions")
+        self.tabs.addTab(self.metric_runs, "Runs")
         definition = QWidget()
         layout = QVBoxLayout(definition)
         layout.addWidget(self.definition, 1)
         layout.addWidget(self.edit_metric_button, 0, Qt.AlignmentFlag.AlignRight)
         self.tabs.addTab(definition, "Definition")
         self.tabs.addTab(self.advisor, "Advisor")
-        log = QWidget()
-        log_layout = QVBoxLayout(log)
-        bar = QHBoxLayout()
-        bar.addWidget(self.find_box, 1)
-        bar.addWidget(self.status_filter)
-        bar.addWidget(self.trigger_filter)
-        log_layout.addLayout(bar)
-        log_split = QSplitter(Qt.Orientation.Vertical)
-        log_split.addWidget(self.all_runs_view)
-        log_split.addWidget(self.run_detail)
-        log_split.setSizes([450, 250])
-        log_layout.addWidget(log_split, 1)
-        self.tabs.addTab(log, "Runs log")
+        self.tabs.addTab(self.runs_log, "Runs log")
         self.tabs.addTab(self.health_view, "Health")
         self.tabs.addTab(self.alerts_view, "Alerts")
-        self.tabs.currentChanged.connect(lambda _: self._load_visible_tab())
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -347,6 +251,9 @@ class MainWindow(QMainWindow):
         keys = QKeySequence.StandardKey
         self.new_project_action = self._action("&New project…", self.new_project, keys.New)
         self.open_action = self._action("&Open project…", self.choose_project, keys.Open)
+        self.fresh_demo_action = self._action(
+            "Open a fresh &demo", self.open_fresh_demo, None,
+            "Write a new demo project with a month of pulls and open it")
         self.save_action = self._action("&Save", self.save_project, QKeySequence.StandardKey.Save,
                                         "Write the project file (editors save on OK)")
         self.quit_action = self._action("&Quit", self.quit, QKeySequence.StandardKey.Quit)
@@ -371,6 +278,7 @@ class MainWindow(QMainWindow):
         files.addAction(self.new_project_action)
         files.addAction(self.open_action)
         self.recent_menu = files.addMenu("Open &recent")
+        files.addAction(self.fresh_demo_action)
         files.addAction(self.save_action)
         files.addSeparator()
         files.addAction(self.quit_action)
@@ -398,24 +306,12 @@ class MainWindow(QMainWindow):
         self._update_recent_menu()
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.scheduler_label = QLabel("no project", accessibleName="Scheduler state")
-        self.pause_button = QToolButton(accessibleName="Pause or resume the scheduler")
-        self.pause_button.setDefaultAction(self.pause_action)
-        self.running_label = QLabel(accessibleName="Running pulls")
-        self.progress = QProgressBar(accessibleName="Pull progress")
-        self.progress.setMaximumWidth(160)
-        self.progress.setVisible(False)
-        self.cancel_button = QPushButton("Cancel", accessibleName="Cancel running pulls")
-        self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel_all)
-        self.next_label = QLabel(accessibleName="Next run")
-        bar.addPermanentWidget(self.running_label)
-        bar.addPermanentWidget(self.progress)
-        bar.addPermanentWidget(self.cancel_button)
-        bar.addPermanentWidget(self.next_label)
-        bar.addPermanentWidget(self.scheduler_label)
-        bar.addPermanentWidget(self.pause_button)
+        self.status = SchedulerStatusBar(self.pause_action)
+        self.status.cancel_requested.connect(self.cancel_all)
+        self.setStatusBar(self.status)
+        # the parts tests and screen readers look at
+        self.scheduler_label = self.status.scheduler_label
+        self.pause_button = self.status.pause_button
 
     def _build_tray(self) -> None:
         self.tray: QSystemTrayIcon | None = None
@@ -428,6 +324,8 @@ class MainWindow(QMainWindow):
             self.tray.setToolTip("Lookback GUI")
             self.tray.activated.connect(lambda *_: self._show_from_tray())
             self.tray.show()
+        else:  # without a tray, closing the window cannot leave it running anywhere
+            self.tray_action.setVisible(False)
 
     # -- settings -------------------------------------------------------------------------
 
@@ -438,25 +336,37 @@ class MainWindow(QMainWindow):
         splitter = self.settings.value("window/splitter")
         if isinstance(splitter, QByteArray):
             self.splitter.restoreState(splitter)
-        self.tray_action.setChecked(bool(self.settings.value("tray/keep_running", False, type=bool)))
+        self.tray_action.setChecked(self.tray is not None and bool(
+            self.settings.value("tray/keep_running", False, type=bool)))
         self.set_theme(str(self.settings.value("view/theme", "system")))
+        measures = self.settings.value("view/measures", {})
+        if isinstance(measures, dict):
+            self.chart.remember_measures({str(k): str(v) for k, v in measures.items()})
 
     def _save_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/splitter", self.splitter.saveState())
+        self._save_view()
+        self.settings.setValue("view/measures", self.chart.measure_memory())
         if self.project:
             self.settings.setValue("project/last", str(self.project.path))
         self.settings.sync()
+
+    def _save_view(self) -> None:
+        """The selected metric and tab of the open project, for when it is opened again."""
+        if self.project is None:
+            return
+        key = f"view/{_settings_key(self.project.path)}"
+        self.settings.setValue(f"{key}/metric", self.tree.selected_metric_name() or "")
+        self.settings.setValue(f"{key}/tab", self.tabs.currentIndex())
 
     def _tray_setting_changed(self) -> None:
         self.settings.setValue("tray/keep_running", self.tray_action.isChecked())
 
     def set_theme(self, name: str) -> None:
-        scheme = {"light": Qt.ColorScheme.Light, "dark": Qt.ColorScheme.Dark}.get(
-            name, Qt.ColorScheme.Unknown)
-        app = QApplication.instance()
-        if isinstance(app, QApplication):
-            app.styleHints().setColorScheme(scheme)
+        apply_theme(name)
+        self.chart.apply_palette()
+        self.advisor.apply_palette()
         for action in self.theme_menu.actions():
             action.setChecked(action.data() == name)
         self.settings.setValue("view/theme", name)
@@ -478,76 +388,102 @@ class MainWindow(QMainWindow):
         self.settings.setValue("project/last", str(path))
         self._update_recent_menu()
 
+    def _project_folder(self) -> Path:
+        return self.project.directory if self.project else Path.cwd()
+
     # -- project --------------------------------------------------------------------------
 
-    def open_project(self, path: str | Path, start_scheduler: bool = True) -> bool:
-        """Open a project: load and validate it, open its store, start its scheduler."""
-        try:
-            project = load_project(path)
-        except LookbackError as exc:
-            self.show_error("Cannot open the project", str(exc))
-            return False
-        if self.project is not None and self.project.store_path != project.store_path:
-            self.close_project()
-        if self.store is None:
-            try:
-                self.store = Store(project.store_path)
-            except LookbackError as exc:
-                self.show_error("Cannot open the store", str(exc))
-                return False
-        self.project = project
-        if self.scheduler is None:
-            self.scheduler = Scheduler(project, self.store)
-            self.scheduler.events.subscribe(self.bridge)
-            if start_scheduler:
-                self.scheduler.start()
-        else:
-            self.scheduler.reload_if_changed()
-            self.scheduler.project = project
-        self._remember(project.path)
-        self.statusBar().showMessage(f"opened {project.path}", 4000)
-        self.setWindowTitle(f"{project.path.name} — Lookback GUI")
-        self._fill_tree()
+    def open_project(self, path: str | Path, start_scheduler: bool = True) -> None:
+        """Open a project: it is loaded, its store opened and its scheduler started off the
+        GUI thread; :attr:`opened` or :attr:`open_failed` says how it went."""
+        self._detach()
+        self.statusBar().showMessage(f"opening {path}…")
+        self.sessions.open(path, start_scheduler=start_scheduler, paused=self._paused,
+                           wait_s=self.store_wait_s)
+
+    def close_project(self) -> None:
+        """Close the open project; its pulls are cancelled and its store closed off the GUI
+        thread."""
+        if self.session is None:
+            return
+        self._detach()
+        self.sessions.close()
+
+    def close_session(self, wait: bool = False) -> None:
+        """Close the open project; with ``wait``, return only once it is closed."""
+        self._detach()
+        future = self.sessions.close()
+        if wait:
+            future.result()
+
+    def _detach(self) -> None:
+        """Stop showing the current session: nothing of it stays on screen."""
+        self._save_view()
+        self._fallback.stop()
+        self.session = None
+        self.metric_views.forget()
+        self.tree.set_project(None)
+        self.runs_model.set_records([])
+        self.runs_model.more_available = False
+        self._latest = {}
+        self.status.forget()
+        self.alerts_model.set_records([])
+        self.health_model.set_records([])
+        for pane in (self.metric_runs, self.runs_log):
+            pane.set_store(None)
+        self.metric_views.show(None, None)
+        self.setWindowTitle("Lookback GUI")
         self._set_enabled()
-        self._refresh_timer.start()
+        self._update_status()
+
+    def _session_opened(self, session: Session) -> None:
+        self.session = session
+        project = session.project
+        self._remember(project.path)
+        self.statusBar().showMessage(
+            f"opened {project.path}" if session.scheduled_elsewhere is None else
+            f"opened {project.path}; scheduled pulls run elsewhere: {session.scheduled_elsewhere}",
+            4000 if session.scheduled_elsewhere is None else 30000)
+        self.setWindowTitle(f"{project.path.name} — Lookback GUI")
+        key = f"view/{_settings_key(project.path)}"
+        self.tree.set_project(project)
+        selected = str(self.settings.value(f"{key}/metric", "") or "")
+        if selected in project.metrics:
+            self.tree.select_metric(selected)
+        tab = self.settings.value(f"{key}/tab", None)
+        if tab is not None and 0 <= int(str(tab)) < self.tabs.count():
+            self.tabs.setCurrentIndex(int(str(tab)))
+        for pane in (self.metric_runs, self.runs_log):
+            pane.set_store(session.store)
+        self._selection_changed()
+        self._fallback.start()
         self._status_timer.start()
         self._update_status()
         self.refresh()
-        return True
+        self.opened.emit(session)
 
-    def close_project(self) -> None:
-        self._refresh_timer.stop()
-        self._status_timer.stop()
-        if self.scheduler is not None:
-            self.scheduler.events.unsubscribe(self.bridge)
-            self.scheduler.shutdown(grace_s=0)
-            self.scheduler = None
-        if self.store is not None:
-            self.store.close()
-            self.store = None
-        self.project = None
-        self.tree.clear()
-        self.runs_model.set_records([])
-        self.chart.set_metric(None, None, [])
-        self._set_enabled()
+    def _open_failed(self, message: str) -> None:
+        self.statusBar().clearMessage()
+        self.show_error("Cannot open the project", message)
+        self.open_failed.emit(message)
 
     def reload_project(self) -> None:
-        """Re-read the project file after an edit and bring the scheduler and tree up to date."""
-        if self.project is None:
+        """Re-read the project file after an edit and bring the scheduler and views up to date."""
+        session = self.session
+        if session is None:
             return
         try:
-            project = load_project(self.project.path)
+            session.reload()
         except LookbackError as exc:
             self.show_error("The project file no longer loads", str(exc))
             return
-        self.project = project
-        if self.scheduler is not None:
-            self.scheduler.reload_if_changed()
-        self._fill_tree()
+        self.tree.set_project(session.project)
         self._selection_changed()
+        self.refresh()
 
     def new_project(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "New project", str(Path.home() / "lookback.toml"),
+        path, _ = QFileDialog.getSaveFileName(self, "New project",
+                                              str(self._dialog_folder() / "lookback.toml"),
                                               "Lookback project (*.toml)")
         if not path:
             return
@@ -562,10 +498,28 @@ class MainWindow(QMainWindow):
             return
         self.open_project(target)
 
+    def _dialog_folder(self) -> Path:
+        """Where the file dialogs start: the open project's folder, else the last one's."""
+        if self.project is not None:
+            return self.project.directory
+        last = self.settings.value("project/last")
+        if last and Path(str(last)).parent.exists():
+            return Path(str(last)).parent
+        return Path.home()
+
     def choose_project(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", "", "Lookback project (*.toml)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(self._dialog_folder()),
+                                              "Lookback project (*.toml)")
         if path:
             self.open_project(path)
+
+    def open_fresh_demo(self) -> None:
+        from lookback_gui.ui.app import fresh_demo
+
+        self._detach()
+        self.statusBar().showMessage("preparing a fresh demo project (a month of pulls)…")
+        self.bridge.submit("demo", lambda: str(fresh_demo()), self.open_project,
+                           lambda message: self.show_error("Cannot create the demo", message))
 
     def save_project(self) -> None:
         if self.project is None:
@@ -577,145 +531,48 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"saved {self.project.path}", 4000)
 
-    # -- tree and selection ---------------------------------------------------------------
-
-    def _fill_tree(self) -> None:
-        selected = self.selected_metric_name()
-        self.tree.clear()
-        if self.project is None:
-            return
-        sources = QTreeWidgetItem(self.tree, ["Sources", ""])
-        for source in self.project.sources.values():
-            item = QTreeWidgetItem(sources, [source.name, source.type])
-            item.setData(0, Qt.ItemDataRole.UserRole, ("source", source.name))
-            item.setToolTip(0, source.path or source.dsn or "")
-        metrics = QTreeWidgetItem(self.tree, ["Metrics", ""])
-        for metric in self.project.metrics.values():
-            item = QTreeWidgetItem(metrics, [metric.name, ""])
-            item.setData(0, Qt.ItemDataRole.UserRole, ("metric", metric.name))
-            item.setToolTip(0, metric.description or f"{metric.grain.value}, lookback {metric.lookback}")
-            if metric.name == selected:
-                item.setSelected(True)
-        self.tree.expandAll()
-        if not self.tree.selectedItems() and metrics.childCount():
-            metrics.child(0).setSelected(True)
-        self._update_tree_status()
+    # -- selection ------------------------------------------------------------------------
 
     def selected_metric_name(self) -> str | None:
-        for item in self.tree.selectedItems():
-            data = item.data(0, Qt.ItemDataRole.UserRole)
-            if data and data[0] == "metric":
-                return str(data[1])
-        return None
+        return self.tree.selected_metric_name()
 
     def selected_metric(self) -> MetricConfig | None:
-        name = self.selected_metric_name()
+        name = self.tree.selected_metric_name()
         if self.project is None or name is None:
             return None
         return self.project.metrics.get(name)
 
     def select_metric(self, name: str) -> None:
-        for item in self._metric_items():
-            item.setSelected(item.data(0, Qt.ItemDataRole.UserRole)[1] == name)
-
-    def _metric_items(self) -> list[QTreeWidgetItem]:
-        out: list[QTreeWidgetItem] = []
-        for top in range(self.tree.topLevelItemCount()):
-            parent = self.tree.topLevelItem(top)
-            for index in range(parent.childCount()):
-                child = parent.child(index)
-                data = child.data(0, Qt.ItemDataRole.UserRole)
-                if child is not None and data and data[0] == "metric":
-                    out.append(child)
-        return out
+        self.tree.select_metric(name)
 
     def _selection_changed(self) -> None:
         metric = self.selected_metric()
-        self.metric_runs.set_fields(metric=metric.name if metric else "\0none")
-        runs = [r for r in self.runs_model.records() if metric and r.metric == metric.name]
-        self.chart.set_metric(self.store, metric, runs)
-        self.definition.setPlainText(self._definition_text(metric))
-        self._stale_tabs = {"revisions", "advisor"}
-        self._load_visible_tab()
+        self.metric_runs.filter.set_fields(metric=metric.name if metric else "\0none")
+        self.metric_views.show(self.session, metric)
         self._set_enabled()
 
-    def _measure_settling(self, data: object) -> None:
-        """After a chart is drawn, measure (once per new run) how long its buckets take to
-        settle, so the shaded provisional region can follow it."""
-        metric = self.selected_metric()
-        store = self.store
-        latest = self._latest.get(metric.name) if metric else None
-        if metric is None or store is None:
-            return
-        key = (metric.name, latest.id if latest else None)
-        if key in self._settling_measured:
-            return
-        self._settling_measured.add(key)
-        from lookback_gui.core.advisor import advise
-
-        def measure() -> None:  # after the window has settled down from what it just showed
-            if self.store is store:
-                self.bridge.submit(f"settling-{metric.name}", lambda: advise(store, metric),
-                                   self._advice_loaded, lambda message: None)
-
-        QTimer.singleShot(1500, self, measure)
-
-    def _advice_loaded(self, advice: object) -> None:
-        from lookback_gui.core.advisor import Advice
-
-        if isinstance(advice, Advice):
-            settled = advice.settled_after_buckets.get("p99") if advice.enough_history else None
-            self.chart.set_settling(advice.metric, settled)
-
-    def _load_visible_tab(self) -> None:
-        """Revisions and the advisor are loaded when their tab is shown, once per change."""
-        current = self.tabs.currentWidget()
-        if current is self.revisions_view and "revisions" in self._stale_tabs:
-            self._stale_tabs.discard("revisions")
-            self._load_revisions()
-        elif current is self.advisor and "advisor" in self._stale_tabs:
-            self._stale_tabs.discard("advisor")
-            self.advisor.set_metric(self.store, self.selected_metric(),
-                                    self.project.path if self.project else None,
-                                    self.reload_project)
-
-    def _definition_text(self, metric: MetricConfig | None) -> str:
-        if metric is None or self.project is None:
-            return ""
-        try:
-            import tomlkit
-
-            document = ProjectDocument(self.project.path).document
-            table = tomlkit.document()
-            table.add(tomlkit.comment(f"[metrics.{metric.name}] in {self.project.path}"))
-            table["metrics"] = {metric.name: document["metrics"][metric.name]}
-            return tomlkit.dumps(table)
-        except (LookbackError, KeyError):
-            return metric.sql
-
-    def _edit_item(self, item: QTreeWidgetItem) -> None:
-        data = item.data(0, Qt.ItemDataRole.UserRole)
-        if data and data[0] == "source":
-            self.edit_source(str(data[1]))
-        elif data and data[0] == "metric":
+    def _edit_item(self, kind: str, name: str) -> None:
+        if kind == "source":
+            self.edit_source(name)
+        elif kind == "metric":
             self.edit_metric()
 
     # -- refreshing -----------------------------------------------------------------------
 
     def refresh(self) -> None:
         """Reload runs and alerts off the GUI thread."""
-        store = self.store
-        project = self.project
-        if store is None or project is None:
+        session = self.session
+        if session is None:
             return
-        names = list(project.metrics)
+        store, names = session.store, list(session.project.metrics)
 
         def load() -> Snapshot:
             runs = store.runs(limit=RUN_PAGE)
             return Snapshot(runs, store.alert_states(), store.latest_runs(),
                             {name: store.last_successful_run(name) for name in names})
 
-        self.bridge.submit("snapshot", load, self._apply_snapshot, self._snapshot_failed)
+        self.bridge.submit("snapshot", load, lambda snap: self._apply_snapshot(session, snap),
+                           self._snapshot_failed)
 
     def _load_older_runs(self, before: int) -> None:
         store = self.store
@@ -728,23 +585,26 @@ class MainWindow(QMainWindow):
     def _snapshot_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"cannot read the store: {message}", 8000)
 
-    def _apply_snapshot(self, snapshot: Snapshot) -> None:
-        before = self.runs_model.records()[0].id if self.runs_model.rowCount() else None
+    def _apply_snapshot(self, session: Session, snapshot: Snapshot) -> None:
+        if session is not self.session:
+            return  # loaded for a project that is no longer open
         first = self.runs_model.rowCount() == 0
         self.runs_model.update(snapshot.runs)
         if first:
             self.runs_model.more_available = len(snapshot.runs) == RUN_PAGE
         self._latest = snapshot.latest
         self.alerts_model.set_records(snapshot.alerts)
-        self._update_health(snapshot)
+        firing = sum(a.state == "firing" for a in snapshot.alerts)
+        self.tabs.setTabText(self.tabs.indexOf(self.alerts_view),
+                             f"Alerts ({firing} firing)" if firing else "Alerts")
+        fires = {} if session.scheduler.paused else session.scheduler.next_fire_times()
+        self.health_model.set_records(health_rows(session.project, snapshot.runs, snapshot.latest,
+                                                  snapshot.successes, snapshot.alerts, fires))
         self._update_tree_status()
-        after = snapshot.runs[0].id if snapshot.runs else None
-        if before != after:
-            metric = self.selected_metric()
-            runs = [r for r in snapshot.runs if metric and r.metric == metric.name]
-            self.chart.set_metric(self.store, metric, runs)
-            self._stale_tabs = {"revisions", "advisor"}
-            self._load_visible_tab()
+        # runs that no event announced (another process recorded them) change their metric too
+        for name, run in snapshot.successes.items():
+            if run is not None and not self.metric_views.seen(name, run.id):
+                self.metric_views.metric_changed(name, run.id)
         self.refreshed.emit()
 
     def _update_tree_status(self) -> None:
@@ -753,149 +613,38 @@ class MainWindow(QMainWindow):
             if run.metric not in latest or latest[run.metric].id < run.id:
                 latest[run.metric] = run
         running = set(self.scheduler.running_metrics()) if self.scheduler else set()
-        for item in self._metric_items():
-            name = item.data(0, Qt.ItemDataRole.UserRole)[1]
-            metric = self.project.metrics.get(name) if self.project else None
-            run = latest.get(name)
-            status = "running" if name in running else (run.status if run else "never run")
-            symbol = {"succeeded": "✓", "failed": "✗", "running": "…", "cancelled": "–",
-                      "interrupted": "!"}.get(status, "·")
-            schedule = "scheduled" if metric and metric.scheduled else "manual"
-            item.setText(1, f"{symbol} {status}, {schedule}")
-            item.setToolTip(1, run.error if run and run.error else f"{status}; {schedule}")
-
-    def _update_health(self, snapshot: Snapshot) -> None:
-        if self.project is None:
-            return
-        fires = self.scheduler.next_fire_times() if self.scheduler else {}
-        rows = []
-        for metric in self.project.metrics.values():
-            runs = [r for r in snapshot.runs if r.metric == metric.name]
-            if not runs and metric.name in snapshot.latest:
-                runs = [snapshot.latest[metric.name]]
-            success = snapshot.successes.get(metric.name) or next(
-                (r for r in runs if r.status == "succeeded"), None)
-            ended = [r for r in runs[:20] if r.status in ("succeeded", "failed")]
-            failures = sum(r.status == "failed" for r in ended)
-            now = local_now(metric.zone)
-            freshness = ""
-            if success and success.finished_at:
-                age = now - success.finished_at
-                freshness = f"{int(age.total_seconds() // 60)} min ago" if age < timedelta(hours=2) \
-                    else f"{age.total_seconds() / 3600:.1f} h ago"
-            fire = fires.get(metric.name)
-            rows.append(HealthRow(
-                metric=metric.name,
-                last_success=success.finished_at if success else None,
-                freshness=freshness or "never",
-                next_run=fire.astimezone(metric.zone).strftime("%Y-%m-%d %H:%M") if fire else
-                ("paused" if metric.scheduled else "manual"),
-                last_duration=runs[0].duration_s if runs else None,
-                failure_rate=failures / len(ended) * 100 if ended else None,
-                firing=sum(a.metric == metric.name and a.state == "firing"
-                           for a in snapshot.alerts),
-                status=runs[0].status if runs else "never run",
-            ))
-        self.health_model.set_records(rows)
-
-    def _load_revisions(self) -> None:
-        metric = self.selected_metric()
-        store = self.store
-        if metric is None or store is None:
-            self.revisions_model.set_records([])
-            return
-
-        def load() -> list[RevisionView]:
-            views = []
-            for rev in store.revisions(metric.name, newest=REVISIONS_SHOWN):
-                closed = add_buckets(rev.bucket, metric.grain, 1)
-                lag = (rev.known_at - closed) if rev.known_at else timedelta(0)
-                hours = lag.total_seconds() / 3600
-                text = ("still open" if hours < 0 else f"{hours:.1f} h" if hours < 48
-                        else f"{hours / 24:.1f} days")
-                views.append(RevisionView(rev, text, lag.total_seconds()))
-            return views
-
-        self.bridge.submit("revisions", load, self.revisions_model.set_records,
-                           lambda message: self.statusBar().showMessage(message, 8000))
-
-    def _global_filter_changed(self) -> None:
-        status = self.status_filter.currentText()
-        trigger = self.trigger_filter.currentText()
-        self.all_runs.set_fields(status=None if status.startswith("any") else status,
-                                 trigger=None if trigger.startswith("any") else trigger)
-
-    def _show_run(self, proxy: RunsFilter, index: Any) -> None:
-        target = self.metric_run_detail if proxy is self.metric_runs else self.run_detail
-        if not index.isValid() or self.store is None:
-            target.clear()
-            return
-        run = self.runs_model.record(proxy.mapToSource(index).row())
-        store = self.store
-        self.bridge.submit(f"detail-{id(target)}", lambda: (store.run(run.id), store.run_log(run.id)),
-                           lambda found: target.setHtml(run_detail_html(*found)))
-        self._set_enabled()
+        self.tree.show_status(latest, running)
 
     # -- status bar -----------------------------------------------------------------------
 
     def _update_status(self) -> None:
-        if self.scheduler is None:
-            self.scheduler_label.setText("no project")
-            return
-        paused = self.scheduler.paused
-        self.scheduler_label.setText("scheduler stopped" if not self.scheduler.running else
-                                     "scheduler paused" if paused else "scheduler running")
-        self.pause_action.setChecked(paused)
-        running = self.scheduler.running_metrics()
-        if running:
-            parts = []
-            for name in running:
-                done, total = self._backfills.get(name, (0, 0))
-                parts.append(f"{name} ({done}/{total})" if total else name)
-            self.running_label.setText("pulling: " + ", ".join(parts))
-            percents = [self._progress[n] for n in running if n in self._progress]
-            self.progress.setVisible(True)
-            if percents:
-                self.progress.setRange(0, 100)
-                self.progress.setValue(int(min(percents)))
-            else:
-                self.progress.setRange(0, 0)
-        else:
-            self.running_label.setText("")
-            self.progress.setVisible(False)
-        self.cancel_button.setVisible(bool(running))
-        fires = [f for f in self.scheduler.next_fire_times().values() if f is not None]
-        if fires and not paused:
-            soonest = min(fires)
-            self.next_label.setText(f"next run {soonest.astimezone():%H:%M:%S}")
-        else:
-            self.next_label.setText("")
+        self.status.show_scheduler(self.scheduler, self._paused)
 
     def _on_event(self, event: object) -> None:
+        self.status.follow(event)
         if isinstance(event, ev.Progress):
-            self._progress[event.metric] = event.percent
             return
         if isinstance(event, ev.RunFinished):
-            self._progress.pop(event.run.metric, None)
-            if event.run.metric in self._backfills:
-                done, total = self._backfills[event.run.metric]
-                done += 1
-                if done >= total:
-                    self._backfills.pop(event.run.metric)
-                else:
-                    self._backfills[event.run.metric] = (done, total)
-            if event.run.status == "failed":
-                self.statusBar().showMessage(f"run {event.run.id} of {event.run.metric} failed: "
-                                             f"{event.run.error}", 10000)
-        if isinstance(event, ev.AlertChanged) and event.state == "firing" and self.tray:
-            self.tray.showMessage(f"{event.metric}: {event.rule}", event.message,
-                                  QSystemTrayIcon.MessageIcon.Warning, 10000)
-        if isinstance(event, ev.Notice) and event.level == "error":
+            run = event.run
+            if run.status == "succeeded":
+                self.metric_views.metric_changed(run.metric, run.id)
+            elif run.status == "failed":
+                self.statusBar().showMessage(f"run {run.id} of {run.metric} failed: "
+                                             f"{run.error}", 10000)
+        if isinstance(event, ev.AlertChanged) and event.state == "firing":
+            self.notifier.firing(event.metric, event.rule, event.message)
+        if isinstance(event, ev.Notice) and event.level in ("error", "warning"):
             self.statusBar().showMessage(event.message, 10000)
         if isinstance(event, ev.AlertCommandFailed):
             self.statusBar().showMessage(f"alert {event.metric} / {event.rule}: {event.message}",
                                          10000)
-        self._soon.start()
+        session = self.session
+        if session is not None and session.scheduler.project is not session.project:
+            # the scheduler re-read the project file after an edit made elsewhere
+            session.project = session.scheduler.project
+            self.tree.set_project(session.project)
+            self._selection_changed()
+        self._soon.start()  # runs, alerts, health and the tree: once for a burst of events
         self._update_status()
 
     # -- actions --------------------------------------------------------------------------
@@ -907,16 +656,15 @@ class MainWindow(QMainWindow):
             action.setEnabled(metric is not None)
         self.retry_action.setEnabled(self._selected_run() is not None)
         for action in (self.new_metric_action, self.new_source_action, self.edit_action,
-                       self.save_action, self.pause_action):
+                       self.save_action):
             action.setEnabled(has_project)
         self.edit_metric_button.setEnabled(metric is not None)
 
     def _selected_run(self) -> RunRecord | None:
-        for view, proxy in ((self.metric_runs_view, self.metric_runs),
-                            (self.all_runs_view, self.all_runs)):
-            index = view.currentIndex()
-            if index.isValid() and view.isVisible():
-                return self.runs_model.record(proxy.mapToSource(index).row())
+        for pane in (self.metric_runs, self.runs_log):
+            run = pane.current_run()
+            if run is not None:
+                return run
         return None
 
     def run_now(self) -> None:
@@ -959,22 +707,26 @@ class MainWindow(QMainWindow):
         if self.scheduler.backfill(metric.name, start, end) is None:
             self.statusBar().showMessage(f"{metric.name} is already being pulled", 4000)
             return
-        self._backfills[metric.name] = (0, chunks)
+        self.status.backfill_started(metric.name, chunks)
         self._update_status()
 
     def toggle_pause(self) -> None:
-        if self.scheduler is None:
-            return
-        if self.pause_action.isChecked():
-            self.scheduler.pause()
-        else:
-            self.scheduler.resume()
+        """Pause or resume the scheduler; the choice holds for the next project opened too."""
+        self._paused = self.pause_action.isChecked()
+        self.settings.setValue("scheduler/paused", self._paused)
+        session = self.session
+        if session is not None:
+            if self._paused:
+                session.pause()
+            else:  # then catch up on what the pause missed: that reads the run history
+                session.resume()
+                self.sessions.run(session.catch_up)
+            self.refresh()  # the health view's next runs
         self._update_status()
 
     def focus_find(self) -> None:
-        self.tabs.setCurrentIndex(self.tabs.indexOf(self.find_box.parentWidget()))
-        self.find_box.setFocus()
-        self.find_box.selectAll()
+        self.tabs.setCurrentWidget(self.runs_log)
+        self.runs_log.focus_find()
 
     def new_source(self) -> None:
         if self.project is None:
@@ -1009,9 +761,9 @@ class MainWindow(QMainWindow):
             self.select_metric(editor.name.text().strip())
 
     def edit_selected(self) -> None:
-        items = self.tree.selectedItems()
-        if items:
-            self._edit_item(items[0])
+        selected = self.tree.selected_item()
+        if selected is not None:
+            self._edit_item(*selected)
 
     def about(self) -> None:
         from lookback_gui import __version__
@@ -1043,9 +795,11 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._save_state()
-        if self.scheduler is not None and self.scheduler.running_metrics():
-            self.statusBar().showMessage("cancelling running pulls…")
-        self.close_project()
+        # the window goes first; cancelling the pulls and closing the store then take as long
+        # as they take without a frozen window on screen
+        self.hide()
+        self._detach()
+        self.sessions.shutdown()
         self.bridge.shutdown()
         if self.tray:
             self.tray.hide()
@@ -1059,37 +813,8 @@ class MainWindow(QMainWindow):
             app.quit()
 
 
-def run_detail_html(run: RunRecord, log: list[LogLine]) -> str:
-    """The detail pane of one run: counts, window, parameters, checks, the log and the SQL."""
-    esc = html.escape
-    rows = [
-        ("Status", run.status), ("Trigger", run.trigger), ("Window",
-         f"[{fmt_time(run.window_start)}, {fmt_time(run.window_end)})"),
-        ("As of", fmt_time(run.as_of)), ("Started", fmt_time(run.started_at)),
-        ("Finished", fmt_time(run.finished_at)), ("Attempts", str(run.attempts)),
-        ("Rows", "" if run.rows is None else str(run.rows)),
-        ("Counts", "" if run.new is None else
-         f"{run.new} new, {run.revised} revised, {run.removed} removed, {run.unchanged} unchanged"),
-    ]
-    out = [f"<h3>Run {run.id} — {esc(run.metric)}</h3><table>"]
-    out += [f"<tr><td><b>{esc(k)}</b></td><td>{esc(v)}</td></tr>" for k, v in rows]
-    out.append("</table>")
-    if run.error:
-        out.append(f"<p style='color:#c62828'><b>Error:</b> {esc(run.error)}</p>")
-    if run.checks:
-        out.append("<h4>Checks</h4><ul>")
-        for check in run.checks:
-            mark = "✓" if check.get("ok") else ("✗" if check.get("severity") == "error" else "⚠")
-            out.append(f"<li>{mark} {esc(str(check.get('name')))} ({esc(str(check.get('severity')))})"
-                       f"{'' if check.get('ok') else ': ' + esc(str(check.get('message')))}</li>")
-        out.append("</ul>")
-    out.append("<h4>Log</h4><pre>")
-    for line in log:
-        out.append(esc(f"{line.at:%H:%M:%S} {line.level:<7} {line.message}") + "\n")
-    out.append("</pre><h4>Parameters</h4><pre>")
-    for key, value in run.params.items():
-        out.append(esc(f"${key} = TIMESTAMP '{value}'") + "\n")
-    out.append(f"</pre><h4>SQL</h4><pre>{esc(run.sql or '')}</pre>")
-    return "".join(out)
+def _settings_key(path: Path) -> str:
+    """A settings group name for one project file."""
+    import hashlib
 
-
+    return hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:16]

@@ -7,9 +7,12 @@ data off the GUI thread and hands the records in.
 
 from __future__ import annotations
 
+import html
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
@@ -36,12 +39,44 @@ def fmt_time(value: datetime | None) -> str:
     return value.isoformat(sep=" ", timespec="minutes" if not value.second else "seconds")
 
 
-def fmt_number(value: float | None) -> str:
+def fmt_number(value: float | Decimal | None, signed: bool = False) -> str:
+    """A number as the app shows it everywhere: thousands separators, whole numbers without
+    decimals, others with two (or, below 0.1, two significant digits), and no float noise
+    (4585.240000000002 is 4,585.24). ``signed`` puts a + before positive numbers."""
     if value is None:
         return "–"
-    if float(value).is_integer() and abs(value) < 1e15:
-        return f"{int(value):,}"
-    return f"{value:,.4g}" if abs(value) >= 1e6 else f"{value:,.2f}"
+    sign = "+" if signed else ""
+    if isinstance(value, int):  # exact, however large
+        return f"{value:{sign},}"
+    number = float(value)
+    if math.isnan(number):
+        return "–"
+    if math.isinf(number):
+        return f"{sign}∞" if number > 0 else "−∞"
+    number = float(f"{number:.12g}")  # the last bits of a sum of doubles are noise
+    if number.is_integer():
+        return f"{int(number):{sign},}"
+    size = abs(number)
+    decimals = max(2, min(9, 1 - math.floor(math.log10(size))))
+    return f"{number:{sign},.{decimals}f}"
+
+
+def wrapped_tip(text: str | None) -> str | None:
+    """``text`` as a tooltip that Qt wraps to the screen instead of running off it (Qt wraps
+    only rich text)."""
+    if not text:
+        return None
+    body = html.escape(text).replace("\n", "<br>")
+    if len(text) > 70:  # Qt wraps rich text narrowly; a long text gets a wider column
+        return f"<qt><table width='440'><tr><td>{body}</td></tr></table></qt>"
+    return f"<qt>{body}</qt>"
+
+
+def fmt_duration_h(lag: timedelta) -> str:
+    """How long after a bucket closed: hours up to two days, then days."""
+    hours = lag.total_seconds() / 3600
+    return ("still open" if hours < 0 else f"{hours:.1f} h" if hours < 48
+            else f"{hours / 24:.1f} days")
 
 
 def fmt_series(dims: dict[str, Any]) -> str:
@@ -180,7 +215,7 @@ class RunsModel(RecordTableModel):
         return None
 
     def tooltip(self, record: RunRecord, column: Column) -> str | None:
-        return record.error if column.header in ("Error", "Status") and record.error else None
+        return wrapped_tip(record.error) if column.header in ("Error", "Status") else None
 
     def update(self, runs: Sequence[RunRecord]) -> None:
         """Merge a newest-first page: insert new runs at the top, refresh changed rows."""
@@ -213,7 +248,7 @@ def _change(r: RevisionRow) -> str:
     if r.old_value is None:
         return "reappeared"
     pct = f" ({r.change_pct:+.1f}%)" if r.change_pct is not None else ""
-    return f"{r.delta:+,.4g}{pct}"
+    return f"{fmt_number(r.delta, signed=True)}{pct}"
 
 
 def _change_pct(r: RevisionRow) -> float:
@@ -300,7 +335,7 @@ class AlertsModel(RecordTableModel):
         return None
 
     def tooltip(self, record: AlertState, column: Column) -> str | None:
-        return record.message
+        return wrapped_tip(record.message)
 
 
 class PreviewModel(QAbstractTableModel):
@@ -339,4 +374,6 @@ class PreviewModel(QAbstractTableModel):
         value = self._rows[index.row()][index.column()]
         if isinstance(value, datetime):
             return fmt_time(value)
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            return fmt_number(value)
         return "NULL" if value is None else str(value)

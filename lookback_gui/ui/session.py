@@ -1,0 +1,218 @@
+"""The open project: its configuration, its store and its scheduler, opened and closed off the
+GUI thread.
+
+:class:`Session` is plain Python (no Qt): opening one reads the project file, opens the store
+and starts the scheduler, whose catch-up planning reads the whole run history; closing one
+cancels the running pulls and waits for them. Both block, so the app runs them on a thread of
+:class:`SessionHost`, one after the other, and learns the outcome through its signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from lookback_gui.core.errors import LookbackError, StoreBusyError
+from lookback_gui.core.events import Event, Notice, Observer
+from lookback_gui.core.project import Project, load_project
+from lookback_gui.core.scheduler import Scheduler
+from lookback_gui.core.store import Store
+from lookback_gui.core.storelock import WAIT_S
+
+
+class Session:
+    """One open project.
+
+    Attributes:
+        project: the configuration in force (re-read by :meth:`reload`).
+        store: the project's store, open.
+        scheduler: the project's scheduler; started unless the session was opened without it.
+        scheduled_elsewhere: why the schedule does not run here (another process runs the
+            project's scheduler), or None. Pulls asked for by hand run here either way.
+    """
+
+    def __init__(self, project: Project, store: Store, scheduler: Scheduler):
+        self.project = project
+        self.store = store
+        self.scheduler = scheduler
+        self.scheduled_elsewhere: str | None = None
+        self._observer: Observer | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], observer: Observer, *,
+             start_scheduler: bool = True, paused: bool = False,
+             wait_s: float = WAIT_S) -> Session:
+        """Load the project at ``path``, open its store and start its scheduler (paused, and
+        without catching up, when ``paused``). Blocks, also while another process uses the
+        store (a Notice says so; up to ``wait_s`` seconds); raises LookbackError."""
+        project = load_project(path)
+        store = Store(project.store_path, wait_s=wait_s,
+                      waiting=lambda message: observer(Notice("warning", message)))
+        try:
+            scheduler = Scheduler(project, store)
+            session = cls(project, store, scheduler)
+            session._observer = observer
+            scheduler.events.subscribe(observer)
+            if start_scheduler:
+                try:
+                    scheduler.start(catch_up=not paused)
+                except StoreBusyError as exc:  # one scheduler per project: pulls by hand only
+                    session.scheduled_elsewhere = str(exc)
+                else:
+                    if paused:
+                        scheduler.pause()
+        except BaseException:
+            store.close()
+            raise
+        return session
+
+    @property
+    def paused(self) -> bool:
+        return self.scheduler.paused
+
+    def pause(self) -> None:
+        if self.scheduler.running:  # a scheduler that was never started has nothing to pause
+            self.scheduler.pause()
+
+    def resume(self) -> None:
+        """Resume the schedule; :meth:`catch_up` then pulls what the pause missed."""
+        if self.scheduler.paused:
+            self.scheduler.resume()
+
+    def catch_up(self) -> None:
+        """Pull what the schedule owes now (reads the run history: blocks)."""
+        if self.scheduler.running and not self.scheduler.paused:
+            self.scheduler.catch_up()
+
+    def reload(self) -> Project:
+        """Re-read the project file after an edit; raise LookbackError if it no longer loads."""
+        project = load_project(self.project.path)
+        if not self.scheduler.reload_if_changed():
+            self.scheduler.project = project
+        self.project = self.scheduler.project  # one configuration for the views and the pulls
+        return self.project
+
+    def close(self) -> None:
+        """Cancel the running pulls, wait for them to record it, and close the store. Blocks."""
+        if self._observer is not None:
+            self.scheduler.events.unsubscribe(self._observer)
+        self.scheduler.shutdown(grace_s=0)
+        self.store.close()
+
+
+class SessionHost(QObject):
+    """Opens and closes sessions on a thread of its own, in the order asked.
+
+    Only the newest request counts: a session whose opening was overtaken by another request is
+    closed again as soon as it is open, and events of a session that is no longer current are
+    dropped. Events of the current session go to ``observer`` on the GUI thread.
+
+    Signals:
+        opened(object): the Session asked for last is open.
+        failed(str): it could not be opened (one clear sentence).
+        closed(): the session closed by :meth:`close` is closed.
+    """
+
+    opened = Signal(object)
+    failed = Signal(str)
+    closed = Signal()
+    _done = Signal(int, bool, object)
+    _event = Signal(int, object)
+
+    def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None):
+        super().__init__(parent)
+        self._observer = observer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
+        self._request = 0
+        self.session: Session | None = None
+        self.busy = 0
+        self._shut = False
+        self._done.connect(self._deliver)
+        self._event.connect(self._relay)
+
+    def open(self, path: str | os.PathLike[str], *, start_scheduler: bool = True,
+             paused: bool = False, wait_s: float = WAIT_S) -> Future[Any]:
+        """Close the current session (if any) and open the project at ``path``."""
+        old, self.session = self.session, None
+        self._request += 1
+        request = self._request
+
+        def observe(event: Event) -> None:
+            self._event.emit(request, event)
+
+        def work() -> Session:
+            if old is not None:
+                old.close()
+            return Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
+                                wait_s=wait_s)
+
+        return self._run(request, work)
+
+    def close(self) -> Future[Any]:
+        """Close the current session."""
+        old, self.session = self.session, None
+        self._request += 1
+
+        def work() -> None:
+            if old is not None:
+                old.close()
+
+        return self._run(self._request, work)
+
+    def run(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the session thread, after what is already queued there."""
+        if not self._shut:
+            self._pool.submit(fn)
+
+    def shutdown(self) -> None:
+        """Close the current session and wait until every queued opening and closing is done."""
+        self.close()
+        self._shut = True
+        self._pool.shutdown(wait=True)
+
+    def _run(self, request: int, work: Callable[[], Any]) -> Future[Any]:
+        if self._shut:  # the app is going: nothing is open any more, nothing will open
+            done: Future[Any] = Future()
+            done.set_result(None)
+            return done
+        self.busy += 1
+
+        def run() -> Any:
+            try:
+                result = work()
+            except LookbackError as exc:
+                self._done.emit(request, False, str(exc))
+                return None
+            except Exception as exc:  # a bug: say what it was rather than lose it
+                self._done.emit(request, False, f"unexpected {type(exc).__name__}: {exc}")
+                return None
+            self._done.emit(request, True, result)
+            return result
+
+        return self._pool.submit(run)
+
+    @Slot(int, bool, object)
+    def _deliver(self, request: int, ok: bool, payload: object) -> None:
+        self.busy -= 1
+        if request != self._request:
+            if isinstance(payload, Session):  # overtaken: nobody shows it
+                with contextlib.suppress(RuntimeError):
+                    self._pool.submit(payload.close)
+            return
+        if not ok:
+            self.failed.emit(str(payload))
+        elif isinstance(payload, Session):
+            self.session = payload
+            self.opened.emit(payload)
+        else:
+            self.closed.emit()
+
+    @Slot(int, object)
+    def _relay(self, request: int, event: object) -> None:
+        if request == self._request:
+            self._observer(event)  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""What the chart says about itself: axes, ticks, legend and marks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import duckdb
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtCore import QSettings
+
+import lookback_gui.ui  # noqa: F401
+from lookback_gui.core.project import load_project
+from lookback_gui.core.pull import run_pull
+from lookback_gui.core.store import Store
+from lookback_gui.ui.main_window import MainWindow
+from tests.helpers import make_orders, project_text
+from tests.test_ui import open_and_wait
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    win = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    yield win
+    win.close_session(wait=True)
+
+
+def three_days_revised_today(tmp_path):
+    """Orders on the last three days; today's bucket (still partial) revised by a second pull."""
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    make_orders(tmp_path / "shop.duckdb", [(1, today - timedelta(days=2), "DE", 1.0),
+                                           (2, today - timedelta(days=1), "DE", 2.0),
+                                           (3, today, "DE", 3.0)])
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text(lookback='"3d"'))
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store)
+        con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+        con.execute("INSERT INTO orders VALUES (4, current_date::TIMESTAMP, 'DE', 4.0)")
+        con.close()
+        run_pull(project, "daily_orders", store)
+    return path
+
+
+def drawn(qtbot, window):
+    chart = window.chart
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
+                    timeout=10000)
+    qtbot.waitUntil(lambda: window.bridge.pending == 0 and not chart._fit_later.isActive(),
+                    timeout=10000)
+    return chart
+
+
+def test_a_daily_chart_has_day_ticks_with_the_year_and_a_labelled_value_axis(
+        qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    chart.plot.grab()  # the axis learns its font when painted
+    (x0, x1), _ = chart.plot.getViewBox().viewRange()
+    levels = chart.axis.tickValues(x0, x1, chart.axis.width() or 1000)
+    assert levels and all(spacing >= 86400 * 0.99 for spacing, _ in levels)
+    labels = [text for spacing, values in levels
+              for text in chart.axis.tickStrings(values, 1, spacing)]
+    assert labels and all(":" not in text for text in labels)  # no hours on a daily chart
+    assert chart.plot.getAxis("left").labelText == chart._data.measure
+    assert chart.plot.getAxis("left").tickStrings([12000.0, 14000.0], 1, 2000) == [
+        "12,000", "14,000"]
+    bottom = chart.plot.getAxis("bottom").labelText
+    assert "UTC" in bottom and str(datetime.now().year) in bottom
+
+
+def test_a_bucket_both_partial_and_revised_keeps_both_marks(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    tips_revised = [chart._tip(0, 0, p.data()) for p in chart.revised_points.points()]
+    tips_partial = [chart._tip(0, 0, p.data()) for p in chart.partial_points.points()]
+    day = f"{today:%Y-%m-%d}"
+    assert any(t.startswith(day) for t in tips_revised)
+    assert any(t.startswith(day) for t in tips_partial)
+
+
+def test_first_reported_is_in_the_legend_while_it_is_shown(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+
+    def names() -> list[str]:
+        return [label.text for _sample, label in chart.legend.items]
+
+    assert "first reported" not in names() and "revised" in names()
+    chart.first_line.setChecked(True)
+    assert "first reported" in names()
+    chart.first_line.setChecked(False)
+    assert "first reported" not in names()
+
+
+def test_export_png_has_a_title_and_the_legend_and_starts_in_the_project_folder(
+        qtbot, window, tmp_path):
+    from PySide6.QtGui import QImage
+
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    assert chart.export_folder() == tmp_path
+    title = chart.title_text()
+    assert title.startswith("daily_orders — ") and "country=DE" in title
+    out = tmp_path / "chart.png"
+    assert chart.export_image(str(out))
+    image = QImage(str(out))
+    assert image.height() > chart.plot.height()  # the title and legend lines are added

@@ -1,0 +1,152 @@
+"""What the app keeps between uses, and how it fits the desktop it runs on."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication
+
+import lookback_gui.ui  # noqa: F401
+from lookback_gui.core import events as ev
+from lookback_gui.ui.main_window import MainWindow
+from tests.test_ui import open_and_wait
+from tests.test_ui_live import choose_measure, two_metric_project
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+def new_window(qtbot, settings) -> MainWindow:
+    window = MainWindow(settings)
+    qtbot.addWidget(window)
+    return window
+
+
+def test_the_selected_metric_tab_and_measure_come_back_on_reopen(qtbot, settings, tmp_path):
+    path = two_metric_project(tmp_path)
+    window = new_window(qtbot, settings)
+    open_and_wait(qtbot, window, path, start_scheduler=False)
+    window.select_metric("revenue")
+    chart = window.chart
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    choose_measure(qtbot, chart, "revenue")
+    window.select_metric("daily_orders")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
+                    timeout=10000)
+    choose_measure(qtbot, chart, "orders")
+    window.select_metric("revenue")  # the measure chosen for it is chosen again
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    assert chart.measure_box.currentText() == "revenue"
+    window.select_metric("daily_orders")  # the measure chosen for it is chosen again
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
+                    timeout=10000)
+    assert chart.measure_box.currentText() == "orders"
+    window.select_metric("revenue")
+    window.tabs.setCurrentWidget(window.runs_log)
+    window.quitting = True
+    window.close()
+
+    again = new_window(qtbot, settings)
+    open_and_wait(qtbot, again, path, start_scheduler=False)
+    assert again.selected_metric_name() == "revenue"
+    assert again.tabs.currentWidget() is again.runs_log
+    qtbot.waitUntil(lambda: again.chart._data is not None, timeout=10000)
+    assert again.chart.measure_box.currentText() == "revenue"
+    again.close_session(wait=True)
+
+
+def test_the_pause_holds_across_projects_and_the_action_says_resume(qtbot, settings, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    window = new_window(qtbot, settings)
+    path = two_metric_project(first)
+    path.write_text(path.read_text().replace('lookback = "7d"', 'lookback = "7d"\nevery = "1h"'))
+    open_and_wait(qtbot, window, path)
+    assert window.pause_action.text() == "&Pause scheduler"
+    with qtbot.waitSignal(window.refreshed, timeout=10000):
+        window.pause_action.trigger()
+    assert window.scheduler.paused
+    assert {row.next_run for row in window.health_model.records()} == {"paused"}
+    assert window.pause_action.text() == "Resume scheduler"
+    assert window.pause_button.text() == "Resume scheduler"
+    open_and_wait(qtbot, window, two_metric_project(second))
+    assert window.scheduler.paused and window.pause_action.isChecked()
+    assert window.scheduler_label.text() == "scheduler paused"
+    window.pause_action.trigger()
+    assert not window.scheduler.paused
+    assert window.pause_action.text() == "&Pause scheduler"
+    window.close_session(wait=True)
+
+
+def test_without_a_tray_alerts_show_in_the_window(qtbot, settings, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
+    window = new_window(qtbot, settings)
+    assert window.tray is None and not window.tray_action.isVisible()
+    assert window.tray_action not in [a for m in window.menuBar().actions()
+                                      for a in m.menu().actions() if a.isVisible()]
+    window.bridge(ev.AlertChanged(metric="daily_orders", rule="few orders", kind="threshold",
+                                  state="firing", since=None, message="orders 3 below 10"))
+    qtbot.waitUntil(lambda: window.alert_bar.isVisibleTo(window), timeout=5000)
+    assert "few orders" in window.alert_bar.text.text()
+    assert "orders 3 below 10" in window.alert_bar.text.text()
+
+
+def test_the_revisions_tab_filters(qtbot, settings, tmp_path):
+    from tests.test_ui import _store_with_history
+
+    store, project = _store_with_history(tmp_path)
+    store.close()
+    window = new_window(qtbot, settings)
+    open_and_wait(qtbot, window, project.path, start_scheduler=False)
+    window.tabs.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: window.revisions_model.rowCount() == 2, timeout=10000)
+    window.revisions_find.setText("revenue")
+    assert window.revisions_filter.rowCount() == 1
+    window.revisions_find.setText("")
+    assert window.revisions_filter.rowCount() == 2
+    window.close_session(wait=True)
+
+
+def test_the_dark_theme_sets_a_dark_palette_on_qt_and_the_charts(qtbot, settings):
+    window = new_window(qtbot, settings)
+    try:
+        window.set_theme("dark")
+        app = QApplication.instance()
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() < 100
+        assert window.chart.plot.backgroundBrush().color().lightness() < 100
+        window.set_theme("light")
+        assert app.palette().color(QPalette.ColorRole.Window).lightness() > 180
+        assert window.chart.plot.backgroundBrush().color().lightness() > 180
+    finally:
+        window.set_theme("system")
+
+
+def test_a_fresh_demo_is_a_new_project_each_time(tmp_path, monkeypatch):
+    from lookback_gui.core import demo
+    from lookback_gui.ui.app import build_parser, fresh_demo
+
+    monkeypatch.setattr(demo, "seed_history", lambda project: None)  # a month of pulls is slow
+    first, second = fresh_demo(tmp_path), fresh_demo(tmp_path)
+    assert first != second and first.exists() and second.exists()
+    args = build_parser().parse_args(["--demo", "--fresh"])
+    assert args.demo and args.fresh
+
+
+def test_pausing_a_project_opened_without_its_scheduler_is_harmless(qtbot, settings, tmp_path):
+    window = new_window(qtbot, settings)
+    open_and_wait(qtbot, window, two_metric_project(tmp_path), start_scheduler=False)
+    window.pause_action.trigger()
+    window.pause_action.trigger()
+    assert window.scheduler_label.text() == "scheduler stopped"
+    window.close_session(wait=True)
