@@ -499,3 +499,36 @@ def test_a_threshold_alert_fires_on_a_bucket_that_settled_without_changing(tmp_p
         states = store.alert_states()
         assert [(s.state, s.message) for s in states] == [
             ("firing", "orders at 2026-10-09 00:00:00: country=DE: 1 < 2")]
+
+
+def test_a_backfill_from_the_app_over_the_demo_leaves_every_current_value(tmp_path):
+    """The app's Backfill (Ctrl+B) runs through its scheduler: over the demo, whose SQL replays
+    the source with $as_of, the chunks are known at their own ends, so no value goes back to
+    an older view: a value stays unless a chunk knew it later than any pull before it did."""
+    from datetime import UTC
+
+    from lookback_gui.core.demo import seed_history, write_demo
+    from lookback_gui.core.scheduler import Scheduler
+
+    now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
+    path = write_demo(tmp_path / "demo", now=now)
+    seed_history(path, now=now)
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        before = {(r.bucket, r.dims["country"], r.measure): (r.value, r.known_at)
+                  for r in store.history("daily_orders")}
+        scheduler = Scheduler(project, store, clock=lambda: now.replace(tzinfo=UTC))
+        try:
+            assert scheduler.backfill("daily_orders", now - timedelta(days=70), now) is not None
+            assert scheduler.wait_idle(timeout=120)
+        finally:
+            scheduler.shutdown(grace_s=1)
+        runs = store.runs(metric="daily_orders", trigger="backfill")
+        assert len(runs) == 11 and all(r.as_of <= now for r in runs)
+        after = {(r.bucket, r.dims["country"], r.measure): (r.value, r.known_at)
+                 for r in store.history("daily_orders")}
+        for key, (value, known) in before.items():
+            assert after[key] == (value, known) or after[key][1] > known, key
+        # the lookback window was pulled as of now: nothing knew it later
+        recent = [k for k in before if k[0] >= now - timedelta(days=7)]
+        assert recent and all(after[k] == before[k] for k in recent)

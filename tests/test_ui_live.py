@@ -269,3 +269,42 @@ def test_an_edit_of_the_project_file_made_elsewhere_reaches_the_tree(qtbot, wind
         window.scheduler.reload_if_changed()  # as its tick does every few seconds
     assert [i.text(0) for i in window.tree.metric_items()] == ["daily_orders", "sales"]
     assert window.project is window.scheduler.project
+
+
+def test_the_chart_shows_the_values_as_known_at_a_date(qtbot, window, tmp_path):
+    from datetime import datetime
+
+    from PySide6.QtCore import QDateTime
+
+    make_orders(tmp_path / "shop.duckdb", [(1, datetime(2026, 10, 25, 10), "DE", 10.0)])
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text())
+    project = load_project(path)
+    first, second = datetime(2026, 10, 30, 12), datetime(2026, 10, 30, 18)
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store, as_of=first, clock=lambda: first)
+        con = duckdb.connect(str(tmp_path / "shop.duckdb"))  # a second order: revenue 10 → 11
+        con.execute("INSERT INTO orders VALUES (2, '2026-10-25 11:00', 'DE', 1.0)")
+        con.close()
+        run_pull(project, "daily_orders", store, as_of=second, clock=lambda: second)
+    open_and_wait(qtbot, window, path)
+    window.select_metric("daily_orders")
+    chart = window.chart
+    choose_measure(qtbot, chart, "revenue")
+    assert chart._data.arrays["value"].tolist() == [11.0]
+
+    with qtbot.waitSignal(chart.loaded, timeout=10000,
+                          check_params_cb=lambda d: d.as_known_at is not None):
+        chart.as_of_box.setCurrentIndex(chart.as_of_box.findText("a date and time…"))
+    assert chart.known_at_edit.isVisibleTo(chart)
+    assert chart.known_at_edit.dateTime().toPython() == second  # the newest run's known time
+    with qtbot.waitSignal(chart.loaded, timeout=10000,
+                          check_params_cb=lambda d: d.as_known_at == datetime(2026, 10, 30, 15)):
+        chart.known_at_edit.setDateTime(QDateTime(datetime(2026, 10, 30, 15)))
+    assert chart._data.arrays["value"].tolist() == [10.0]  # as known between the two pulls
+    assert "as known at 2026-10-30 15:00" in chart.status.text()
+    assert "as known at 2026-10-30 15:00" in chart.title_text()
+    with qtbot.waitSignal(chart.loaded, timeout=10000, check_params_cb=lambda d: d.as_of_run == 1):
+        chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
+    assert not chart.known_at_edit.isVisibleTo(chart)
+    assert chart._data.arrays["value"].tolist() == [10.0]

@@ -12,6 +12,7 @@ import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDateTimeEdit,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -60,13 +62,21 @@ THICK_CURVE_UP_TO = 20_000
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
 ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
 AS_OF_RUNS = 300  # the newest successful runs offered under "As known after"
+AT_A_TIME = "at"  # the "As known after" choice that shows the store as known at a date
+
+
+def when_text(as_of_run: int | None, as_known_at: datetime | None) -> str:
+    """Which state of the store a chart shows, in words."""
+    if as_known_at is not None:
+        return f"as known at {as_known_at:%Y-%m-%d %H:%M}"
+    return "latest" if as_of_run is None else f"as known after run {as_of_run}"
 
 
 def write_series_csv(store: Store, data: ChartData, path: str) -> int:
     """Write the series ``data`` shows to ``path`` as CSV, one row per bucket; returns the rows.
 
     Runs on a worker: a long series takes seconds."""
-    a = store.chart_data(data.metric, data.measure, data.dims, data.as_of_run)
+    a = store.chart_data(data.metric, data.measure, data.dims, data.as_of_run, data.as_known_at)
     series = fmt_series(data.dims)
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -101,6 +111,8 @@ class ChartData:
     as_of_run: int | None = None
     drawing: Drawing | None = None
     runs: tuple[tuple[int, str], ...] = ()
+    as_known_at: datetime | None = None
+    newest_known_at: datetime | None = None  # of the metric's newest successful run
 
 
 def series_id(dims: dict[str, Any]) -> str:
@@ -228,21 +240,27 @@ def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
 
 def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
                as_of_run: int | None, config: MetricConfig | None = None,
-               settle: int | None = None) -> ChartData:
-    """One series and what to draw around it; ``settle`` is the measured settling age (in
-    buckets) when the advisor has one."""
+               settle: int | None = None, as_known_at: datetime | None = None) -> ChartData:
+    """One series and what to draw around it: current, as known after run ``as_of_run`` or
+    as known at ``as_known_at``; ``settle`` is the measured settling age (in buckets) when
+    the advisor has one."""
     series = store.series(metric)
     succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
-    choices = tuple((r.id, f"run {r.id} ({r.as_of:%Y-%m-%d %H:%M})") for r in succeeded
-                    if r.as_of is not None)
+    choices = tuple((r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
+                    for r in succeeded if (r.known_at or r.as_of) is not None)
     if not series:
         return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run,
-                         runs=choices)
+                         runs=choices, as_known_at=as_known_at,
+                         newest_known_at=succeeded[0].known_at if succeeded else None)
     if dims is None or measure is None or (dims, measure) not in [(d, m) for d, m, _ in series]:
         of_measure = [s for s in series if s[1] == measure] or series
         dims, measure, _ = of_measure[0]
-    arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run)
-    runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
+    arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run,
+                                as_known_at=as_known_at)
+    if as_known_at is not None:  # the provisional region of the pull known last by then
+        runs = [r for r in succeeded if r.known_at is not None and r.known_at <= as_known_at][:1]
+    else:
+        runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
     provisional = None
     label = "provisional (inside the lookback)"
     if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
@@ -256,13 +274,15 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
                        float(epoch_seconds(np.array([end]))[0]))
     changes = []
     for _run, as_of, change in store.schema_changes(metric):
-        if as_of is None or (as_of_run is not None and _run > as_of_run):
+        if as_of is None or (as_of_run is not None and _run > as_of_run) or (
+                as_known_at is not None and as_of > as_known_at):
             continue
         text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
-                     as_of_run, drawing, choices)
+                     as_of_run, drawing, choices, as_known_at,
+                     succeeded[0].known_at if succeeded else None)
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
@@ -318,6 +338,11 @@ class ChartWidget(QWidget):
         self.as_of_box.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.as_of_box.setMinimumContentsLength(18)
+        self.known_at_edit = QDateTimeEdit(accessibleName="As known at this date and time",
+                                           calendarPopup=True, displayFormat="yyyy-MM-dd HH:mm")
+        self.known_at_edit.setToolTip("the values as they were known at this time: for each, "
+                                      "its latest version known by then")
+        self.known_at_edit.setVisible(False)
         self.first_line = QCheckBox("First reported", accessibleName="Show first reported values")
         self.export_button = QToolButton(accessibleName="Export the chart or the series")
         self.export_button.setText("Export")
@@ -334,6 +359,7 @@ class ChartWidget(QWidget):
                            ("As known after", self.as_of_box)):
             bar.addWidget(QLabel(label))
             bar.addWidget(box)
+        bar.addWidget(self.known_at_edit)
         bar.addWidget(self.first_line)
         bar.addStretch(1)
         bar.addWidget(self.export_button)
@@ -400,7 +426,8 @@ class ChartWidget(QWidget):
 
         self.measure_box.currentIndexChanged.connect(self._measure_changed)
         self.series_box.currentIndexChanged.connect(self._selection_changed)
-        self.as_of_box.currentIndexChanged.connect(self._selection_changed)
+        self.as_of_box.currentIndexChanged.connect(self._as_of_changed)
+        self.known_at_edit.dateTimeChanged.connect(self._selection_changed)
         self.first_line.toggled.connect(self._first_line_toggled)
         self._fit_later = QTimer(self, singleShot=True, interval=15)  # a burst of zoom steps
         self._fit_later.timeout.connect(self._fit_to_view)
@@ -423,6 +450,8 @@ class ChartWidget(QWidget):
             self._updating = True
             self.as_of_box.clear()
             self.as_of_box.addItem("latest", None)
+            self.as_of_box.addItem("a date and time…", AT_A_TIME)
+            self.known_at_edit.setVisible(False)
             self.measure_box.clear()
             self.series_box.clear()
             self._updating = False
@@ -442,13 +471,32 @@ class ChartWidget(QWidget):
         store, name = self._store, self._metric.name
         measure = self.measure_box.currentText() or self._measures.get(name)
         dims = self.selected_dims()
-        as_of = self.as_of_box.currentData()
+        as_of, known_at = self.as_known()
         self.status.setText("loading…")
         config = self._metric
         settle = self._settling.get(name)
         self._bridge.submit(
-            "chart", lambda: load_chart(store, name, measure, dims, as_of, config, settle),
+            "chart", lambda: load_chart(store, name, measure, dims, as_of, config, settle,
+                                        known_at),
             self._draw, self._failed)
+
+    def as_known(self) -> tuple[int | None, datetime | None]:
+        """(the run, the date) chosen under "As known after"; both None for the latest."""
+        choice = self.as_of_box.currentData()
+        if choice == AT_A_TIME:
+            return None, self.known_at_edit.dateTime().toPython().replace(second=0,
+                                                                           microsecond=0)
+        return choice, None
+
+    def _as_of_changed(self) -> None:
+        at_a_time = self.as_of_box.currentData() == AT_A_TIME
+        if at_a_time and not self.known_at_edit.isVisible() and not self._updating:
+            self._updating = True  # start from the newest run's known time
+            newest = self._data.newest_known_at if self._data else None
+            self.known_at_edit.setDateTime(newest or datetime.now())
+            self._updating = False
+        self.known_at_edit.setVisible(at_a_time)
+        self._selection_changed()
 
     def set_settling(self, metric: str, buckets: int | None) -> None:
         """The measured settling age of ``metric``; the provisional region follows it."""
@@ -565,15 +613,17 @@ class ChartWidget(QWidget):
         index = self.series_box.findData(series_id(data.dims))
         if index >= 0:
             self.series_box.setCurrentIndex(index)
-        runs = [(None, "latest"), *data.runs]
+        runs: list[tuple[int | str | None, str]] = [
+            (None, "latest"), (AT_A_TIME, "a date and time…"), *data.runs]
         if [(self.as_of_box.itemData(i), self.as_of_box.itemText(i))
-                for i in range(self.as_of_box.count())] != [(r, t) for r, t in runs]:
+                for i in range(self.as_of_box.count())] != runs:
             self.as_of_box.clear()
             for run, text in runs:
                 self.as_of_box.addItem(text, run)
             if data.as_of_run is not None and self.as_of_box.findData(data.as_of_run) < 0:
                 self.as_of_box.addItem(f"run {data.as_of_run}", data.as_of_run)
-        self.as_of_box.setCurrentIndex(max(self.as_of_box.findData(data.as_of_run), 0))
+        chosen = AT_A_TIME if data.as_known_at is not None else data.as_of_run
+        self.as_of_box.setCurrentIndex(max(self.as_of_box.findData(chosen), 0))
         self._updating = False
 
     def _show_empty_range(self) -> None:
@@ -604,7 +654,7 @@ class ChartWidget(QWidget):
         self.legend.setVisible(True)
         self.extent.setData(list(full), list(drawing.y_range))
         view = self.plot.getViewBox()
-        key = (data.metric, data.measure, series_id(data.dims), data.as_of_run)
+        key = (data.metric, data.measure, series_id(data.dims), data.as_of_run, data.as_known_at)
         moved = (key == self._drawn_key and self._drawn_view is not None
                  and not np.allclose(view.targetRange(), self._drawn_view))
         if moved:  # the same series with newer values: the user's view stays
@@ -643,7 +693,7 @@ class ChartWidget(QWidget):
         # painted, which would make Qt paint the whole plot a second time straight after
         self.plot.getViewBox().updateMatrix()
         self._fit_later.stop()  # the curves and markers were just set for this range
-        when = "latest" if data.as_of_run is None else f"as known after run {data.as_of_run}"
+        when = when_text(data.as_of_run, data.as_known_at)
         self.status.setText(
             f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
             f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history.")
@@ -785,8 +835,7 @@ class ChartWidget(QWidget):
     def title_text(self) -> str:
         if self._data is None:
             return ""
-        when = "latest" if self._data.as_of_run is None else \
-            f"as known after run {self._data.as_of_run}"
+        when = when_text(self._data.as_of_run, self._data.as_known_at)
         return (f"{self._data.metric} — {self._data.measure} — {fmt_series(self._data.dims)}"
                 f" ({when})")
 
