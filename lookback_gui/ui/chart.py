@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateTimeEdit,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -39,6 +38,7 @@ from lookback_gui.core.store import Store
 from lookback_gui.core.windows import add_buckets
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart_axes import GRAIN_SECONDS, BucketAxis, ValueAxis, in_view
+from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
 from lookback_gui.ui.theme import chart_colours, is_dark
 
@@ -798,8 +798,8 @@ class ChartWidget(QWidget):
     def _export_png(self) -> None:
         folder = self.export_folder()
         name = f"{self._data.metric}-{self._data.measure}.png" if self._data else "chart.png"
-        path, _ = QFileDialog.getSaveFileName(self, "Export chart", str(folder / name),
-                                              "PNG (*.png)")
+        path = save_file_name(self, "Export chart", str(folder / name),
+                              "PNG (*.png)")
         if path:
             self.export_image(path)
 
@@ -843,8 +843,8 @@ class ChartWidget(QWidget):
         if self._data is None or self._data.drawing is None:
             return
         name = f"{self._data.metric}-{self._data.measure}.csv"
-        path, _ = QFileDialog.getSaveFileName(self, "Export series",
-                                              str(self.export_folder() / name), "CSV (*.csv)")
+        path = save_file_name(self, "Export series",
+                              str(self.export_folder() / name), "CSV (*.csv)")
         if path and self._store is not None:
             store, data = self._store, self._data
             self.status.setText(f"exporting to {path}…")

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -53,6 +52,7 @@ from lookback_gui.core.project import (
 from lookback_gui.core.pull import Preview, preview_metric
 from lookback_gui.core.sources import KEYRING_SERVICE, describe_schema, keyring_user
 from lookback_gui.ui.bridge import Bridge
+from lookback_gui.ui.dialogs import open_file_name
 from lookback_gui.ui.models import PreviewModel
 
 MONO = QFont("monospace")
@@ -311,8 +311,8 @@ class SourceEditor(_Editor):
         self.browse.setEnabled(is_file)
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose the source file",
-                                              str(self.project.directory))
+        path = open_file_name(self, "Choose the source file",
+                              str(self.project.directory))
         if path:
             try:
                 from pathlib import Path

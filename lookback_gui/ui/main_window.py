@@ -19,7 +19,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
-    QFileDialog,
     QLineEdit,
     QMainWindow,
     QMenu,
@@ -44,6 +43,7 @@ from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
+from lookback_gui.ui.dialogs import open_file_name, save_file_name
 from lookback_gui.ui.editors import MONO, MetricEditor, SourceEditor
 from lookback_gui.ui.health import AlertBar, AlertNotifier, health_rows
 from lookback_gui.ui.metric_views import MetricViews
@@ -482,9 +482,9 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     def new_project(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "New project",
-                                              str(self._dialog_folder() / "lookback.toml"),
-                                              "Lookback project (*.toml)")
+        path = save_file_name(self, "New project",
+                              str(self._dialog_folder() / "lookback.toml"),
+                              "Lookback project (*.toml)")
         if not path:
             return
         target = Path(path)
@@ -508,8 +508,8 @@ class MainWindow(QMainWindow):
         return Path.home()
 
     def choose_project(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(self._dialog_folder()),
-                                              "Lookback project (*.toml)")
+        path = open_file_name(self, "Open project", str(self._dialog_folder()),
+                              "Lookback project (*.toml)")
         if path:
             self.open_project(path)
 
