@@ -146,9 +146,9 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
 def test_the_app_s_file_dialogs_do_not_open_the_store(qtbot, tmp_path):
     """A process drops DuckDB's lock on a file when it closes any descriptor of it; Qt's file
     dialog opened the store to guess its type. The app's dialogs name files by kind only."""
-    import lookback_gui.ui  # noqa: F401
     from PySide6.QtWidgets import QFileDialog, QFileSystemModel
 
+    import lookback_gui.ui  # noqa: F401
     from lookback_gui.ui.dialogs import file_dialog
 
     path = tmp_path / "lookback.duckdb"
