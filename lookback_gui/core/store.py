@@ -1137,7 +1137,8 @@ class Store:
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def last_successful_run(self, metric: str) -> RunRecord | None:
-        """The metric's newest successful run (kept in memory: this store is the only writer)."""
+        """The metric's newest successful run (kept in memory while this process has the store
+        open: nobody else can write it then)."""
         if metric in self._last_success:
             return self._last_success[metric]
         runs = self.runs(metric=metric, status="succeeded", limit=1)
@@ -1277,8 +1278,8 @@ class Store:
 
     def series(self, metric: str) -> list[tuple[dict[str, Any], str, float]]:
         """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first."""
-        with self._cache_lock:  # kept until the metric's next commit: this process is the
-            known = self._series.get(metric)  # store's only writer
+        with self._cache_lock:  # kept until the metric's next commit or until another
+            known = self._series.get(metric)  # process had the store
             generation = self._commits.get(metric, 0)
         if known is None:
             rows = self._read(
