@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lookback_gui.core.events import AlertChanged, AlertCommandFailed, Observer, ignore
+from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.project import AlertRule, MetricConfig
 from lookback_gui.core.store import AlertState, RunRecord, Store
 from lookback_gui.core.windows import add_buckets
@@ -45,9 +46,11 @@ def _threshold(rule: AlertRule, store: Store, config: MetricConfig) -> str | Non
         if row.bucket != latest or row.value is None:
             continue
         if rule.above is not None and row.value > rule.above:
-            hits.append(f"{_series_label(dict(row.dims))}: {row.value:g} > {rule.above:g}")
+            hits.append(f"{_series_label(dict(row.dims))}: {fmt_number(row.value)} > "
+                        f"{fmt_number(rule.above)}")
         if rule.below is not None and row.value < rule.below:
-            hits.append(f"{_series_label(dict(row.dims))}: {row.value:g} < {rule.below:g}")
+            hits.append(f"{_series_label(dict(row.dims))}: {fmt_number(row.value)} < "
+                        f"{fmt_number(rule.below)}")
     if not hits:
         return None
     return f"{rule.measure} at {latest.isoformat(sep=' ')}: " + "; ".join(hits)
@@ -76,10 +79,11 @@ def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
             change = abs(rev.change_pct or 0.0)
         if change > threshold:
             pct = "removed" if rev.new_value is None else (
-                "from nothing" if rev.old_value is None else f"{change:+.1f}%")
+                "from nothing" if rev.old_value is None
+                else f"{rev.change_pct:+.1f}%" if rev.change_pct is not None else "from 0")
             hits.append(f"{rev.bucket.date() if rev.bucket.hour == 0 else rev.bucket} "
                         f"{_series_label(dict(rev.dims))} {rev.measure} "
-                        f"{rev.old_value} → {rev.new_value} ({pct})")
+                        f"{fmt_number(rev.old_value)} → {fmt_number(rev.new_value)} ({pct})")
     if not hits:
         return None
     more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""

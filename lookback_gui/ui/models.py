@@ -8,7 +8,6 @@ data off the GUI thread and hands the records in.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
+from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.store import AlertState, RevisionRow, RunRecord
 
 Index = QModelIndex | QPersistentModelIndex
@@ -37,28 +37,6 @@ def fmt_time(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.isoformat(sep=" ", timespec="minutes" if not value.second else "seconds")
-
-
-def fmt_number(value: float | Decimal | None, signed: bool = False) -> str:
-    """A number as the app shows it everywhere: thousands separators, whole numbers without
-    decimals, others with two (or, below 0.1, two significant digits), and no float noise
-    (4585.240000000002 is 4,585.24). ``signed`` puts a + before positive numbers."""
-    if value is None:
-        return "–"
-    sign = "+" if signed else ""
-    if isinstance(value, int):  # exact, however large
-        return f"{value:{sign},}"
-    number = float(value)
-    if math.isnan(number):
-        return "–"
-    if math.isinf(number):
-        return f"{sign}∞" if number > 0 else "−∞"
-    number = float(f"{number:.12g}")  # the last bits of a sum of doubles are noise
-    if number.is_integer():
-        return f"{int(number):{sign},}"
-    size = abs(number)
-    decimals = max(2, min(9, 1 - math.floor(math.log10(size))))
-    return f"{number:{sign},.{decimals}f}"
 
 
 def wrapped_tip(text: str | None) -> str | None:
