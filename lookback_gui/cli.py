@@ -852,6 +852,9 @@ def _join_relative_times(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
+    from lookback_gui.core.runtime import prepare_process
+
+    prepare_process()
     out = out or sys.stdout
     err = err or sys.stderr
     parser = build_parser()

@@ -3,6 +3,7 @@ layers below it (import-linter's contracts in pyproject.toml)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,14 @@ def test_importing_the_cli_loads_no_qt():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_importing_the_packages_changes_nothing_in_the_process():
+    code = ("import sys; before = sys.getswitchinterval();"
+            "import lookback_gui.core.pull, lookback_gui.core.scheduler, lookback_gui.cli;"
+            "import lookback_gui.ui.main_window;"
+            "print('pandas' in sys.modules and sys.modules['pandas'] is None,"
+            " sys.getswitchinterval() == before)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert result.stdout.split() == ["False", "True"]

@@ -109,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process
+
     args = build_parser().parse_args(argv)
+    prepare_process()
+    prefer_the_gui_thread()
     if args.install_desktop:
         for path in install_desktop():
             print(f"installed {path}")

@@ -33,6 +33,7 @@ import duckdb  # noqa: E402
 
 from lookback_gui.core.project import load_project  # noqa: E402
 from lookback_gui.core.pull import backfill, run_pull  # noqa: E402
+from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process  # noqa: E402
 from lookback_gui.core.store import Store  # noqa: E402
 
 AS_OF = datetime(2026, 10, 31, 12, 0)
@@ -267,6 +268,7 @@ def _app() -> object:
 
     import lookback_gui.ui  # noqa: F401
 
+    prefer_the_gui_thread()  # as the desktop app does at its start
     return QApplication.instance() or QApplication([])
 
 
@@ -621,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only benchmarks whose name starts so")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one benchmark in this process
     args = parser.parse_args(argv)
+    prepare_process()  # as the command line and the app do at their start
     q = args.quick
     reps = 3 if q else 7
     sizes = {
