@@ -476,7 +476,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._last_success: dict[str, RunRecord | None] = {}
         self._cache_lock = threading.Lock()
-        self._series: dict[str, list[tuple[dict[str, Any], str, float]]] = {}
+        self._series: dict[tuple[str, int | None], list[tuple[dict[str, Any], str, float]]] = {}
         self._commits: dict[str, int] = {}  # successful runs per metric since opening
         self._pid = os.getpid()
         self._pid_started = _process_started(self._pid)
@@ -1041,7 +1041,8 @@ class Store:
             self._last_success[metric] = record
         with self._cache_lock:
             self._commits[metric] = self._commits.get(metric, 0) + 1
-            self._series.pop(metric, None)
+            for key in [k for k in self._series if k[0] == metric]:
+                del self._series[key]
         return record
 
     _RUN_COLUMNS = (
@@ -1276,19 +1277,27 @@ class Store:
             "AND bucket >= ? AND bucket < ? GROUP BY bucket", [metric, start, end])
         return {b: fp for b, fp in rows}
 
-    def series(self, metric: str) -> list[tuple[dict[str, Any], str, float]]:
-        """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first."""
+    def series(self, metric: str, top: int | None = None
+               ) -> list[tuple[dict[str, Any], str, float]]:
+        """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first;
+        only the ``top`` largest of each measure when given (a metric may have a hundred
+        thousand series, and a chart offers a few)."""
+        key = (metric, top)
         with self._cache_lock:  # kept until the metric's next commit or until another
-            known = self._series.get(metric)  # process had the store
+            known = self._series.get(key)  # process had the store
             generation = self._commits.get(metric, 0)
         if known is None:
+            keep = "" if top is None else (
+                f"QUALIFY row_number() OVER (PARTITION BY measure ORDER BY size DESC, dims)"
+                f" <= {int(top)}")
             rows = self._read(
                 "SELECT dims, measure, coalesce(sum(abs(value)), 0) AS size FROM current WHERE "
-                "metric = ? GROUP BY dims, measure ORDER BY size DESC, dims, measure", [metric])
+                f"metric = ? GROUP BY dims, measure {keep} ORDER BY size DESC, dims, measure",
+                [metric])
             known = [(json.loads(d), m, float(size)) for d, m, size in rows]
             with self._cache_lock:
                 if self._commits.get(metric, 0) == generation:
-                    self._series[metric] = known
+                    self._series[key] = known
         return [(dict(d), m, size) for d, m, size in known]
 
     def chart_data(self, metric: str, measure: str, dims: Mapping[str, Any],

@@ -63,6 +63,7 @@ THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
 ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
 AS_OF_RUNS = 300  # the newest successful runs offered under "As known after"
 AT_A_TIME = "at"  # the "As known after" choice that shows the store as known at a date
+SERIES_OFFERED = 50  # the largest series of each measure that the Series box offers
 
 
 def when_text(as_of_run: int | None, as_known_at: datetime | None) -> str:
@@ -244,7 +245,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     """One series and what to draw around it: current, as known after run ``as_of_run`` or
     as known at ``as_known_at``; ``settle`` is the measured settling age (in buckets) when
     the advisor has one."""
-    series = store.series(metric)
+    series = store.series(metric, top=SERIES_OFFERED)
     succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
     choices = tuple((r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
                     for r in succeeded if (r.known_at or r.as_of) is not None)
@@ -541,7 +542,7 @@ class ChartWidget(QWidget):
 
     @staticmethod
     def _top_series(series: list[tuple[dict[str, Any], str, float]], measure: str,
-                    limit: int = 50) -> list[tuple[dict[str, Any], str, float]]:
+                    limit: int = SERIES_OFFERED) -> list[tuple[dict[str, Any], str, float]]:
         return [s for s in series if s[1] == measure][:limit]
 
     # -- drawing --------------------------------------------------------------------------

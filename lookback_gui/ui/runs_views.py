@@ -149,7 +149,7 @@ class RunsLog(RunsPane):
                                      "cancelled", "interrupted"])
         self.trigger_filter = QComboBox(accessibleName="Filter by trigger")
         self.trigger_filter.addItems(["any trigger", "schedule", "manual", "catch-up",
-                                      "backfill", "command-line", "retry", "audit"])
+                                      "backfill", "replay", "command-line", "retry", "audit"])
         self.status_filter.currentTextChanged.connect(self._filters_changed)
         self.trigger_filter.currentTextChanged.connect(self._filters_changed)
         bar = QHBoxLayout()

@@ -300,7 +300,7 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
     """The desktop app's own "run now" of a pull returning 1M values: the longest GUI-thread
     stall from the click through the pull and its commit (on a worker) to the window showing
     the result (runs, status, chart)."""
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
     from lookback_gui.core.events import RunFinished
     from lookback_gui.ui.main_window import MainWindow
@@ -315,7 +315,12 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1200, 800)
     window.show()
-    assert window.open_project(path)
+    opening = QEventLoop()
+    window.opened.connect(lambda _session: opening.quit())
+    window.open_failed.connect(lambda message: (print(message, file=sys.stderr), opening.quit()))
+    window.open_project(path)
+    opening.exec()
+    assert window.session is not None
     window.select_metric("m")
     finished: list[Any] = []
 
@@ -331,6 +336,7 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
     assert finished and finished[0].status == "succeeded", finished
     assert finished[0].new == values // 7 * 7  # every fact a value of its own
     window.quitting = True
+    window.close_session(wait=True)
     window.close()
     return Row("gui_heartbeat_pull", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)", gap <= 0.050)
 
@@ -399,7 +405,7 @@ def bench_gui_chart(folder: Path, points: int) -> tuple[Row, Row]:
         watcher = FirstPaint(chart)
         chart.plot.viewport().installEventFilter(watcher)
         chart.loaded.connect(on_loaded)
-        chart.set_metric(store, config, [])
+        chart.set_metric(store, config)
 
     chart = fresh_chart()
     reopen()
@@ -453,11 +459,12 @@ def bench_runs_view(folder: Path, runs: int) -> Row:
     start = time.perf_counter()
     window.open_project(project.path, start_scheduler=False)
     loop.exec()
-    window.tabs.setCurrentIndex(window.tabs.indexOf(window.find_box.parentWidget()))
-    window.all_runs_view.grab()
+    window.tabs.setCurrentWidget(window.runs_log)
+    window.runs_log.view.grab()
     elapsed = time.perf_counter() - start
     assert window.runs_model.rowCount() > 0
     window.quitting = True
+    window.close_session(wait=True)
     window.close()
     return Row("runs_view_open", elapsed, None, None, "<= 300 ms", elapsed <= 0.300)
 
