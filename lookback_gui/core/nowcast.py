@@ -4,7 +4,8 @@ A chain-ladder on the revision triangle (see :mod:`settling`): for every age ``a
 ratio ``f_a`` is the sum of the values as known at age ``a + 1`` over their sum at age ``a``, over
 the values watched from their start that have reached age ``a + 1``. A bucket known at age ``a``
 is expected to settle at its value × ``f_a`` × … × ``f_(S-1)``, ``S`` being the oldest age at
-which the metric's values changed. The ratios are a series' own where it has at least
+which the metric's values changed (a ratio with too few pairs counts as 1, except the first one a
+nowcast needs). The ratios are a series' own where it has at least
 ``MIN_SERIES_PAIRS`` pairs at that age, else those of all series of the measure pooled.
 
 The interval comes from the nowcast's own past errors: the relative error ``(settled - expected)
@@ -144,6 +145,9 @@ def _estimate(dev: Development, known: np.ndarray, owner: np.ndarray, age: np.nd
             continue
         ratio, mine = _link_ratios(known, dev, series, pooled, j, series[owner[needs]],
                                    pooled[owner[needs]], time[needs])
+        # an age that no value had reached by then is development not seen yet: no factor;
+        # the first factor of each nowcast must be measured, though
+        ratio = np.where(np.isnan(ratio) & (age[needs] < j), 1.0, ratio)
         factor[needs] *= ratio
         own[needs] |= mine
     expected = current * factor
@@ -350,3 +354,32 @@ def triangle(dev: Development, measure: str, ages: int | None = None
     with np.errstate(all="ignore"):
         share = np.where(missing | (finals[:, None] == 0), np.nan, sums / finals[:, None])
     return buckets, share
+
+
+@dataclass(frozen=True)
+class Triangle:
+    """The revision triangle of one measure (all series summed) for the Advisor tab.
+
+    Attributes:
+        buckets: the buckets watched from their start, oldest first.
+        share: (buckets × ages) the share (0…1) of each bucket's current value known at each
+            age; NaN where the bucket had not reached that age.
+        settle_age: the oldest age at which the metric's values changed.
+    """
+
+    measure: str
+    measures: tuple[str, ...]
+    buckets: list[datetime]
+    share: np.ndarray
+    settle_age: int
+
+
+def revision_triangle(store: Any, config: MetricConfig, measure: str | None = None) -> Triangle:
+    """The triangle of ``measure`` (the first measure by name when not given)."""
+    dev = development(config, load_revisions(store, config), load_values(store, config),
+                      knowledge_horizon(store, config.name))
+    measures = tuple(sorted({str(m) for m in dev.measure}))
+    chosen = measure if measure in measures else (measures[0] if measures else "")
+    buckets, share = triangle(dev, chosen, dev.settle_age + 2)
+    return Triangle(chosen, measures, [b.astype("datetime64[us]").item() for b in buckets],
+                    share, dev.settle_age)
