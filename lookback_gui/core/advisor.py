@@ -16,7 +16,6 @@ revisions beyond the regular lookback: those are reported as *missed revisions*.
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -228,9 +227,9 @@ def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.n
     factor = audit.audit_factor
     if current_every is None:
         action = "add"
-    elif current_every == every and config.audit_factor * config.buckets >= factor * recommended:
-        action, factor = "keep", max(factor, math.ceil(config.audit_factor * config.buckets
-                                                       / recommended))
+    elif current_every == every and config.audit_factor >= factor \
+            and config.buckets == recommended:
+        action, factor = "keep", config.audit_factor
         audit = policies.Policy(recommended, audit.audit_every, factor)
     else:
         action = "set"

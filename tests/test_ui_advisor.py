@@ -1,0 +1,80 @@
+"""The Advisor tab's pages: policies tried on the history, the nowcast's backtest, the triangle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6.QtWidgets")
+
+import lookback_gui.ui  # noqa: F401
+from lookback_gui.ui.advisor_tab import PolicyModel
+from tests.test_advisor import build
+from tests.test_ui import open_and_wait, settings, window  # noqa: F401  (fixtures)
+
+
+def test_the_advisor_pages_show_the_policies_the_nowcast_and_the_triangle(
+        qtbot, qtmodeltester, window, tmp_path):  # noqa: F811
+    project, _events = build(tmp_path, (0.80, 0.199, 0.001), (3, 9.5), 7, per_day=1000,
+                             lookback=7, audit_every=7, audit_factor=2, tail_from=8.5)
+    open_and_wait(qtbot, window, project.path, start_scheduler=False)
+    advisor = window.advisor
+    with qtbot.waitSignal(advisor.loaded, timeout=30000,
+                          check_params_cb=lambda a: a.enough_history):
+        window.tabs.setCurrentWidget(advisor)
+    advice = advisor.advice
+    rec = advice.recommendation
+    # the sentence names the tail; Apply would also add the audit that catches it
+    assert "arrives after" in advisor.sentence.text()
+    assert f'audit_every = "{rec["audit_every"]}"' in advisor.sentence.text()
+
+    # Policies: one row per candidate, the recommended one selected and in bold
+    model = advisor.policy_model
+    qtmodeltester.check(model)
+    assert model.rowCount() == len(advice.candidates)
+    selected = advisor.policy_view.currentIndex()
+    assert model.rows[selected.row()]["policy"] == rec["policy"]
+    from PySide6.QtCore import Qt
+
+    assert model.data(model.index(selected.row(), 0), Qt.ItemDataRole.FontRole).bold()
+    current = next(r for r in range(model.rowCount()) if model.rows[r]["current"])
+    assert model.data(model.index(current, 0)).endswith("(current)")
+    names = [label.text for _sample, label in advisor.errors_plot.getPlotItem().legend.items]
+    assert any(n.startswith("current: ") for n in names)
+    assert any(n.startswith("recommended: ") for n in names)
+    advisor.policy_view.selectRow(0)  # another policy joins the chart
+    names = [label.text for _sample, label in advisor.errors_plot.getPlotItem().legend.items]
+    assert f"selected: {model.rows[0]['policy']}" in names
+
+    # Nowcast: the backtest's errors by age and how often the interval held
+    backtest = advice.nowcast_backtest
+    assert f"held the settled value {backtest['coverage'] * 100:.0f} %" \
+        in advisor.nowcast_label.text()
+    curves = advisor.nowcast_plot.getPlotItem().listDataItems()
+    assert [c.name() for c in curves] == ["current value (raw)", "nowcast"]
+    assert list(curves[1].getData()[1]) == [b["nowcast_error_pct"] for b in backtest["by_age"]]
+
+    # Triangle: bucket × age, the share known; the future blank
+    triangle = advisor.triangle
+    image = advisor.triangle_image.image
+    assert image.shape == triangle.share.shape
+    assert image.shape[0] >= 80  # the buckets watched from their start
+    assert np.isnan(image[-1, 1:]).all() and not np.isnan(image[0]).any()
+    assert np.nanmax(image) == pytest.approx(100)
+    assert image[0, 0] < 90 < image[0, 5]  # most of a day arrives after its first pull
+
+    # Apply writes the lookback and the audit
+    asked: list[str] = []
+    advisor.confirm = lambda question: asked.append(question) is None
+    with qtbot.waitSignal(advisor.applied, timeout=5000):
+        advisor.apply_button.click()
+    assert f"Audit every {rec['audit_every']} over {rec['audit_factor']} times" in asked[0]
+    saved = project.path.read_text()
+    assert f'lookback = "{rec["lookback"]}"' in saved
+    assert f"audit_factor = {rec['audit_factor']}" in saved
+
+
+def test_the_policy_model_is_empty_before_advice(qtmodeltester):
+    model = PolicyModel()
+    qtmodeltester.check(model)
+    assert model.rowCount() == 0
