@@ -36,6 +36,7 @@ from lookback_gui.core.settling import (
     load_revisions,
     load_values,
 )
+from lookback_gui.core.windows import bucket_start
 
 INTERVAL = 0.8
 MIN_POOLED_PAIRS = 5
@@ -281,7 +282,9 @@ def _number(value: float) -> float | None:
 
 def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     """For each provisional bucket (younger than the age at which the metric's values stop
-    changing): its current value and the value it is expected to settle at, with an interval."""
+    changing): its current value and the value it is expected to settle at, with an interval.
+    The bucket in progress is left out when it was last seen at another point of it than
+    earlier buckets were at that age."""
     horizon = knowledge_horizon(store, config.name)
     dev = development(config, load_revisions(store, config), load_values(store, config), horizon)
     settle = dev.settle_age
@@ -301,6 +304,11 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
     ages = horizon_index - bucket_index(buckets, config.grain)
     youngest = 1 if config.complete_buckets_only else 0
+    note = ""
+    if youngest == 0 and not _in_step(store, config, horizon):
+        youngest = 1  # the bucket in progress was seen at another point of it than usual
+        note = ("; the latest pull saw its buckets at another point of them than earlier pulls "
+                "did, so the bucket in progress is left out and the others may be off")
     wanted = np.flatnonzero((ages < settle) & (ages >= youngest))
     series_of: dict[tuple[str, str], int] = {}
     for i, (d, m) in enumerate(zip(dev.dims, dev.measure, strict=True)):
@@ -332,7 +340,34 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
                               _number(est.high[k]), basis))
     return Nowcast(config.name, horizon, settle, out,
                    f"{len(out)} provisional value(s); values settle after {settle} "
-                   f"{config.grain.value}(s)")
+                   f"{config.grain.value}(s){note}")
+
+
+IN_STEP = 0.1  # how far (a share of a bucket) the last look at the bucket in progress may lie
+
+
+def _in_step(store: Any, config: MetricConfig, horizon: datetime) -> bool:
+    """Whether the bucket in progress was last seen at about the point of it at which earlier
+    buckets were last seen while in progress: the measured settling of age 0 holds only then
+    (a day seen at 06:00 has far less of its value than one seen at 20:00)."""
+    grain = config.grain.value
+    with store.reading() as cur:
+        row = cur.execute(
+            f"""
+            WITH last AS (
+                SELECT date_trunc('{grain}', known_at) AS b, max(known_at) AS k FROM runs
+                WHERE metric = $metric AND status = 'succeeded' GROUP BY 1
+            )
+            SELECT median((epoch(k) - epoch(b))
+                          / (epoch(b + INTERVAL 1 {grain}) - epoch(b))) FILTER (WHERE b < $now),
+                   max((epoch(k) - epoch(b)) / (epoch(b + INTERVAL 1 {grain}) - epoch(b)))
+                       FILTER (WHERE b = $now)
+            FROM last
+            """, {"metric": config.name,
+                  "now": bucket_start(horizon, config.grain)}).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return True
+    return abs(float(row[0]) - float(row[1])) <= IN_STEP
 
 
 def triangle(dev: Development, measure: str, ages: int | None = None
