@@ -147,12 +147,13 @@ def seed_history(project_path: Path, now: datetime | None = None) -> int:
 
     project = load_project(project_path)
     moment = (now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
-    today = moment.replace(hour=0, minute=0)
     count = 0
     with Store(project.store_path) as store:
         daily = project.metrics["daily_orders"]
         for days_ago in range(HISTORY_DAYS, 0, -1):
-            as_of = today - timedelta(days=days_ago) + timedelta(hours=6)
+            # at the time of day of the last pull, as a schedule would: the nowcast learns how
+            # much of a day is known at that point of it
+            as_of = moment - timedelta(days=days_ago)
             run_pull(project, daily, store, trigger="schedule", as_of=as_of)
             count += 1
             if days_ago % 2 == 0:
