@@ -78,3 +78,33 @@ def test_the_policy_model_is_empty_before_advice(qtmodeltester):
     model = PolicyModel()
     qtmodeltester.check(model)
     assert model.rowCount() == 0
+
+
+def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, tmp_path):  # noqa: F811
+    from lookback_gui.core.nowcast import nowcast
+    from lookback_gui.core.store import Store
+
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
+    with Store(project.store_path) as store:
+        expected = nowcast(store, project.metrics["daily_orders"])
+    open_and_wait(qtbot, window, project.path, start_scheduler=False)
+    chart = window.chart
+    with qtbot.waitSignal(chart.loaded, timeout=30000, check_params_cb=lambda d: bool(d.nowcast)):
+        window.select_metric("daily_orders")
+    data = chart._data
+    assert len(data.nowcast) == len(expected.rows) >= 8  # one series, one measure
+    xs, ys = chart.nowcast_curve.getData()
+    # from the newest settled bucket's value through each provisional bucket's expected value
+    assert list(ys[1:]) == [r.expected for r in expected.rows]
+    assert xs[0] < min(data.nowcast)
+    low, high = chart.nowcast_low.getData()[1], chart.nowcast_high.getData()[1]
+    assert (low[1:] <= ys[1:]).all() and (ys[1:] <= high[1:]).all()
+    assert "expected (nowcast)" in [label.text for _s, label in chart.legend.items]
+    last = expected.rows[-1]
+    from lookback_gui.ui.chart import expected_text
+
+    assert expected_text(41200, 39800, 42900) == "expected to settle at 41,200 (39,800–42,900)"
+    tip = chart._nowcast_tip(0, 0, max(data.nowcast))
+    assert tip.endswith(expected_text(last.expected, last.low, last.high))
+    marker = [t for t in chart.marker_tips() if "expected to settle at" in t]
+    assert marker, chart.marker_tips()
