@@ -108,3 +108,39 @@ def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, t
     assert tip.endswith(expected_text(last.expected, last.low, last.high))
     marker = [t for t in chart.marker_tips() if "expected to settle at" in t]
     assert marker, chart.marker_tips()
+
+
+def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, tmp_path):  # noqa: F811
+    from datetime import timedelta
+
+    from lookback_gui.core.alerts import try_rule
+    from lookback_gui.core.pull import run_pull
+    from lookback_gui.core.store import Store
+    from lookback_gui.ui.editors import MetricEditor
+    from tests.test_advisor import START
+    from tests.test_advisor_history import RULES, small_project
+
+    project = small_project(tmp_path, RULES)
+    with Store(project.store_path) as store:
+        for day in range(20):
+            run_pull(project, "daily_orders", store, as_of=START + timedelta(days=day, hours=12))
+    open_and_wait(qtbot, window, project.path, start_scheduler=False)
+    metric = window.project.metrics["daily_orders"]
+    editor = MetricEditor(window.project, window.bridge, metric, window, store=window.store)
+    qtbot.addWidget(editor)
+    assert editor.try_button.isEnabled()
+    editor.try_button.click()
+    qtbot.waitUntil(lambda: "would have fired" in editor.try_info.text(), timeout=20000)
+    expected = [try_rule(metric, window.store, rule) for rule in metric.alerts]
+    lines = editor.try_info.text().splitlines()
+    assert [line.split(": would")[0] for line in lines] == ["threshold #1", "old days restated"]
+    for line, trial in zip(lines, expected, strict=True):
+        assert f"would have fired {trial['firings']} time(s) over 20 pull(s)" in line
+    assert expected[0]["runs_firing"] < 20
+    # the rules as edited, not as saved: a threshold every day stays below holds after every
+    # pull, one episode that never resolves
+    editor.rules.setPlainText(editor.rules.toPlainText().replace("below = 40", "below = 1000"))
+    editor.try_button.click()
+    qtbot.waitUntil(lambda: editor.try_info.text().startswith(
+        "threshold #1: would have fired 1 time(s)"), timeout=20000)
+    assert "below = 40" in project.path.read_text()  # nothing was saved
