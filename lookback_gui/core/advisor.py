@@ -11,6 +11,10 @@ at each age), the share of revisions and of revised magnitude by age, the age af
 are settled, and the smallest lookback that would have caught a chosen share of the revised
 magnitude. Audit pulls (a deep window every ``audit_every``) are what let the advisor see
 revisions beyond the regular lookback: those are reported as *missed revisions*.
+
+The arrivals also drive the backtests: every candidate pull policy is replayed against them (see
+:mod:`policies`), the recommendation names the tail its lookback leaves and the audit that
+catches it, and the nowcast is replayed in time (see :mod:`nowcast`).
 """
 
 from __future__ import annotations
