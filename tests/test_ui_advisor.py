@@ -104,6 +104,8 @@ def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, t
     from lookback_gui.ui.chart import expected_text
 
     assert expected_text(41200, 39800, 42900) == "expected to settle at 41,200 (39,800–42,900)"
+    assert expected_text(36765.4, 34390.28, 41341.38) == \
+        "expected to settle at 36,800 (34,400–41,300)"  # no more digits than an estimate has
     tip = chart._nowcast_tip(0, 0, max(data.nowcast))
     assert tip.endswith(expected_text(last.expected, last.low, last.high))
     marker = [t for t in chart.marker_tips() if "expected to settle at" in t]

@@ -44,8 +44,6 @@ from lookback_gui.core.windows import Grain, Window, compute_window
 MIN_REVISIONS = 30
 MIN_RUNS = 3
 DEFAULT_SHARE = 0.99
-# a tail smaller than this share of the revised magnitude is the estimator's rounding, not data
-TAIL_EPSILON = 1e-6
 
 
 def audit_window(config: MetricConfig, as_of: datetime) -> Window:
@@ -195,7 +193,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         candidates = policies.candidates(arrivals, dev, policies.usage_of(runs, config), config,
                                          recommended)
         rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
-                         spread_counts, count, candidates))
+                         spread_counts, count, candidates, arrivals))
         recommendation = rec
         nowcast_backtest = backtest_nowcast(dev, config)
     sentence = _sentence(config, share, recommendation, missed, settled)
@@ -208,43 +206,35 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
 
 def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.ndarray,
           weights: np.ndarray, counts: np.ndarray, revisions: int,
-          candidates: list[dict[str, Any]]) -> dict[str, Any]:
+          candidates: list[dict[str, Any]], arrivals: Arrivals) -> dict[str, Any]:
     """What the recommended lookback leaves (changes that arrive when their bucket is older
-    than it holds), and the audit that catches it; the keys the recommendation gains."""
+    than it holds), and the cheapest audit that catches all of it (see
+    :func:`policies.cheapest_audit`); the keys the recommendation gains."""
     beyond = needed > recommended
     total = float(weights.sum()) or 1.0
-    if not beyond.any() or weights[beyond].sum() <= TAIL_EPSILON * total:
+    reach = policies.tail_reach(arrivals, recommended, config.complete_buckets_only)
+    audit = policies.cheapest_audit(candidates, recommended, config.grain)
+    if reach is None or audit is None:
         plain = next((c for c in candidates if c["lookback_buckets"] == recommended
                       and c["audit_every"] is None), None)
         return {"policy": format_lookback(recommended, config.grain), "audit_every": None,
                 "audit_factor": None, "tail": None,
                 "magnitude_share": plain["magnitude_share"] if plain else None}
-    # the few far ends of long intervals that only an audit saw carry almost nothing
-    longest = int(_weighted_quantile(needed[beyond], weights[beyond], 0.999) or needed.max())
-    audit = policies.audit_for_tail(recommended, longest, config)
-    assert audit.audit_every is not None and audit.audit_factor is not None
-    every = policies.format_every(audit.audit_every, config.grain)
-    current_every = (policies.format_every(round(config.audit_every / policies._FIXED[config.grain]),
-                                           config.grain)
-                     if config.audit_every is not None and config.grain in policies._FIXED
-                     else None)
-    factor = audit.audit_factor
+    current_every = None
+    if config.audit_every is not None and config.grain in policies._FIXED:
+        current_every = round(config.audit_every / policies._FIXED[config.grain])
     if current_every is None:
         action = "add"
-    elif current_every == every and config.audit_factor >= factor \
-            and config.buckets == recommended:
-        action, factor = "keep", config.audit_factor
-        audit = policies.Policy(recommended, audit.audit_every, factor)
+    elif (current_every == audit["audit_every_buckets"] and config.buckets == recommended
+          and config.audit_factor == audit["audit_factor"]):
+        action = "keep"
     else:
         action = "set"
-    entry = next((c for c in candidates if c["lookback_buckets"] == recommended
-                  and c["audit_every_buckets"] == audit.audit_every
-                  and c["audit_factor"] == factor), None)
     return {
-        "policy": policies.describe(audit, config.grain),
-        "audit_every": every,
-        "audit_factor": factor,
-        "magnitude_share": entry["magnitude_share"] if entry else None,
+        "policy": audit["policy"],
+        "audit_every": audit["audit_every"],
+        "audit_factor": audit["audit_factor"],
+        "magnitude_share": audit["magnitude_share"],
         "tail": {
             "after_buckets": recommended,
             "up_to_age_buckets": _weighted_quantile(ages[beyond], weights[beyond], 0.99),

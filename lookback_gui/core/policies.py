@@ -38,6 +38,8 @@ DEFAULT_AUDIT_EVERY = {Grain.MINUTE: 60, Grain.HOUR: 24, Grain.DAY: 7, Grain.WEE
 AUDIT_CADENCES = {Grain.MINUTE: (15, 60, 1440), Grain.HOUR: (6, 24, 168),
                   Grain.DAY: (1, 7, 14, 28), Grain.WEEK: (1, 4, 13), Grain.MONTH: (1, 3, 12)}
 MAX_CANDIDATE_LOOKBACK = 400
+# a tail smaller than this share of the revised magnitude is the estimator's rounding, not data
+TAIL_EPSILON = 1e-6
 MAX_ERROR_AGES = 400
 
 
@@ -225,15 +227,39 @@ def try_policy(policy: Policy, arrivals: Arrivals, development: Development, usa
     }
 
 
-def audit_for_tail(lookback: int, longest: int, config: MetricConfig) -> Policy:
-    """The audit that catches every change up to a lookback of ``longest`` buckets, whatever
-    the phase of the audits, on top of a regular ``lookback``: every ``audit_every`` of the
-    metric (or the grain's default), over the smallest factor that still holds the bucket when
-    the first audit after the change runs."""
-    every = DEFAULT_AUDIT_EVERY[config.grain]
-    if config.audit_every is not None and config.grain is not Grain.MONTH:
-        every = max(1, round(config.audit_every / _FIXED[config.grain]))
-    return _audit(lookback, longest, every)
+def tail_reach(arrivals: Arrivals, lookback: int, complete_only: bool) -> int | None:
+    """The lookback the changes beyond ``lookback`` need (None: there are none): the 99.9th
+    percentile by magnitude, since the far ends of the long intervals that only an audit saw
+    carry almost nothing."""
+    need = needed_lookback(arrivals.age, complete_only)
+    beyond = need > lookback
+    weights = arrivals.magnitude[beyond]
+    total = float(arrivals.magnitude.sum())
+    if not beyond.any() or weights.sum() <= TAIL_EPSILON * total:
+        return None
+    order = np.argsort(need[beyond], kind="stable")
+    cumulative = np.cumsum(weights[order]) / weights.sum()
+    index = int(np.searchsorted(cumulative, 0.999 - 1e-12))
+    return int(need[beyond][order][min(index, len(order) - 1)])
+
+
+def audit_limit(lookback: int, grain: Grain) -> int:
+    """The slowest audit cadence the advice suggests: once per lookback, or the grain's
+    default (a week of days, a day of hours, …) when that is longer, so that a late change is
+    put right within about the time its bucket spent in the lookback."""
+    return max(lookback, DEFAULT_AUDIT_EVERY[grain])
+
+
+def cheapest_audit(tried: list[dict[str, Any]], lookback: int, grain: Grain
+                   ) -> dict[str, Any] | None:
+    """Of the candidates with ``lookback`` and an audit no slower than :func:`audit_limit`
+    that catch every change, the one that reads the fewest buckets."""
+    limit = audit_limit(lookback, grain)
+    fitting = [c for c in tried if c["lookback_buckets"] == lookback
+               and c["audit_every_buckets"] is not None and c["audit_every_buckets"] <= limit
+               and c["magnitude_share"] >= 1 - 1e-6]
+    return min(fitting, key=lambda c: (c["buckets_read"], c["audit_every_buckets"]),
+               default=None)
 
 
 def _audit(lookback: int, longest: int, every: int) -> Policy:
@@ -255,8 +281,9 @@ def candidates(arrivals: Arrivals, development: Development, usage: Usage,
     if config.audit_every is not None and config.grain is not Grain.MONTH:
         cadences.add(max(1, round(config.audit_every / _FIXED[config.grain])))
     for lookback in sorted({recommended, config.buckets}):
-        if longest > lookback:
-            policies += [_audit(lookback, longest, every) for every in sorted(cadences)]
+        reach = tail_reach(arrivals, lookback, complete_only)
+        if reach is not None:
+            policies += [_audit(lookback, reach, every) for every in sorted(cadences)]
     current = Policy(config.buckets)
     if config.audit_every is not None and config.grain is not Grain.MONTH:
         current = Policy(config.buckets, max(1, round(config.audit_every / _FIXED[config.grain])),

@@ -195,6 +195,7 @@ class AdvisorWidget(QWidget):
         self.policy_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.policy_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.policy_view.verticalHeader().hide()
+        self.policy_view.setWordWrap(False)
         self.policy_view.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
         self.policy_view.horizontalHeader().setStretchLastSection(True)

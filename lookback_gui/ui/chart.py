@@ -288,11 +288,18 @@ def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[
 
 
 def expected_text(expected: float, low: float | None, high: float | None) -> str:
-    """"expected to settle at 41,200 (39,800–42,900)"."""
-    text = f"expected to settle at {fmt_number(round(expected, 2))}"
+    """"expected to settle at 41,200 (39,800–42,900)": three significant digits, no more than
+    an estimate has."""
+    text = f"expected to settle at {fmt_number(_significant(expected))}"
     if low is not None and high is not None:
-        text += f" ({fmt_number(round(low, 2))}–{fmt_number(round(high, 2))})"
+        text += f" ({fmt_number(_significant(low))}–{fmt_number(_significant(high))})"
     return text
+
+
+def _significant(value: float, digits: int = 3) -> float:
+    if value == 0 or not np.isfinite(value):
+        return value
+    return round(value, digits - 1 - int(np.floor(np.log10(abs(value)))))
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
