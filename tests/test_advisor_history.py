@@ -149,3 +149,18 @@ def test_a_metric_without_history_is_said_plainly(tmp_path, command):
         assert code == 0 and "no history yet" in out.getvalue()
     else:
         assert code == 2 and "has no measure" in err.getvalue()
+
+
+def test_the_bucket_in_progress_seen_at_another_time_of_day_is_left_out(tmp_path):
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
+    # every earlier day was last seen at noon; now one at 23:00
+    with Store(project.store_path) as store:
+        run_pull(project, "daily_orders", store,
+                 as_of=START + timedelta(days=DAYS - 1, hours=23))
+    out = io.StringIO()
+    assert main(["nowcast", "daily_orders", "--project", str(project.path), "--json"],
+                out=out) == 0
+    data = json.loads(out.getvalue())
+    ages = {r["age_buckets"] for r in data["buckets"]}
+    assert 0 not in ages and 1 in ages
+    assert "the bucket in progress is left out" in data["message"]
