@@ -64,7 +64,7 @@ class PolicyModel(QAbstractTableModel):
     """
 
     HEADERS = ("Policy", "Revised magnitude caught", "Revisions caught", "Caught by the lookback",
-               "Pulls", "Rows read", "Largest error (age 0, 1, 2, …)")
+               "Pulls", "Rows read", "Largest error by age (0, 1, 2, …)")
     RIGHT = frozenset({1, 2, 3, 4, 5})
 
     def __init__(self, parent: Any = None):
