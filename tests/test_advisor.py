@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,16 +34,18 @@ GROUP BY ALL
 
 
 def generate(path: Path, per_day: int, shares: tuple[float, float, float],
-             late_days: tuple[float, float], seed: int) -> np.ndarray:
-    """Events: ``shares`` on time (within an hour), within late_days[0], within late_days[1]."""
+             late_days: tuple[float, float], seed: int,
+             tail_from: float | None = None) -> np.ndarray:
+    """Events: ``shares`` on time (within an hour), within late_days[0], within late_days[1]
+    (from ``tail_from`` days on, when given, else from late_days[0])."""
     rng = np.random.default_rng(seed)
     count = per_day * DAYS
     offsets = (rng.random(count) * DAYS * 86400).astype("timedelta64[s]")
     kind = rng.choice(3, size=count, p=shares)
     hours = np.where(kind == 0, rng.random(count),
                      np.where(kind == 1, 1 + rng.random(count) * (late_days[0] * 24 - 1),
-                              late_days[0] * 24 + rng.random(count)
-                              * (late_days[1] - late_days[0]) * 24))
+                              (tail_from or late_days[0]) * 24 + rng.random(count)
+                              * (late_days[1] - (tail_from or late_days[0])) * 24))
     ts = np.datetime64(START, "s") + offsets
     arrived = ts + (hours * 3600).astype("timedelta64[s]")
     con = duckdb.connect(str(path))
@@ -54,13 +57,14 @@ def generate(path: Path, per_day: int, shares: tuple[float, float, float],
                      arrived.astype("datetime64[s]").astype(np.int64)])
 
 
-def pull_times() -> list[tuple[datetime, str]]:
-    """Daily pulls at noon, and an audit every AUDIT_EVERY days (just after the daily pull)."""
+def pull_times(audit_every: int = AUDIT_EVERY) -> list[tuple[datetime, str]]:
+    """Daily pulls at noon, and an audit every ``audit_every`` days (just after the daily
+    pull)."""
     out = []
     for day in range(DAYS):
         moment = START + timedelta(days=day, hours=PULL_HOUR)
         out.append((moment, "schedule"))
-        if day % AUDIT_EVERY == AUDIT_EVERY - 1:
+        if day % audit_every == audit_every - 1:
             out.append((moment + timedelta(minutes=1), "audit"))
     return out
 
@@ -85,16 +89,19 @@ def true_lookback(events: np.ndarray, share: float) -> int:
     return int(needed[int(np.ceil(share * len(needed))) - 1])
 
 
-def build(tmp_path: Path, shares, late_days, seed) -> tuple[object, np.ndarray]:
-    events = generate(tmp_path / "shop.duckdb", 300, shares, late_days, seed)
+def build(tmp_path: Path, shares, late_days, seed, *, per_day: int = 300,
+          lookback: int = LOOKBACK, audit_every: int = AUDIT_EVERY,
+          audit_factor: int = AUDIT_FACTOR, tail_from: float | None = None
+          ) -> tuple[object, np.ndarray]:
+    events = generate(tmp_path / "shop.duckdb", per_day, shares, late_days, seed, tail_from)
     path = tmp_path / "lookback.toml"
-    path.write_text(project_text(sql=SQL, lookback=f'"{LOOKBACK}d"',
-                                 extra=f'audit_every = "{AUDIT_EVERY}d"\n'
-                                       f"audit_factor = {AUDIT_FACTOR}"))
+    path.write_text(project_text(sql=SQL, lookback=f'"{lookback}d"',
+                                 extra=f'audit_every = "{audit_every}d"\n'
+                                       f"audit_factor = {audit_factor}"))
     project = load_project(path)
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
-        for moment, trigger in pull_times():
+        for moment, trigger in pull_times(audit_every):
             if trigger == "audit":
                 run = run_pull(project, config, store, trigger="audit",
                                window=audit_window(config, moment))
@@ -187,3 +194,77 @@ def test_advise_command_prints_the_curve_and_json(tmp_path):
     text = out.getvalue()
     assert "would have caught 99% of the revised magnitude" in text
     assert "share of the final value present, by age" in text
+
+
+def test_the_advice_names_the_tail_that_the_lookback_leaves(tmp_path):
+    # 0.1 % of the orders arrive about 9 days late; a 7-day lookback with weekly audits
+    project, _events = build(tmp_path, (0.80, 0.199, 0.001), (3, 9.5), 7, per_day=1000,
+                             lookback=7, audit_every=7, audit_factor=2, tail_from=8.5)
+    with Store(project.store_path) as store:
+        advice = advise(store, project.metrics["daily_orders"])
+    rec = advice.recommendation
+    assert rec["lookback_buckets"] < 7  # 99 % of the magnitude needs less than the lookback
+    tail = rec["tail"]
+    assert tail is not None, advice.message
+    assert tail["after_buckets"] == rec["lookback_buckets"]
+    assert 0 < tail["magnitude_share"] < 0.01
+    assert 8 <= tail["up_to_age_buckets"] <= 10  # the late orders' age when they arrive
+    assert rec["audit_every"] == "7d"
+    assert rec["audit_factor"] * rec["lookback_buckets"] >= 10 + 6  # held until the next audit
+    assert (f'arrives after {rec["lookback_buckets"]} day(s)' in advice.message
+            and f'audit_every = "7d", audit_factor = {rec["audit_factor"]}' in advice.message)
+    # the recommended policy, tried on the history, catches all of it; the lookback alone not
+    by_name = {c["policy"]: c for c in advice.candidates}
+    assert by_name[rec["policy"]]["magnitude_share"] == pytest.approx(1.0)
+    plain = by_name[rec["lookback"]]
+    assert plain["magnitude_share"] == pytest.approx(1 - tail["magnitude_share"], abs=1e-6)
+    assert plain["lookback_magnitude_share"] >= 0.99
+
+
+def test_candidates_are_tried_on_the_history(tmp_path):
+    project, events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
+    config = project.metrics["daily_orders"]
+    with Store(project.store_path) as store:
+        advice = advise(store, config)
+    plain = [c for c in advice.candidates if c["audit_every"] is None]
+    assert [c["lookback_buckets"] for c in plain] == list(range(1, len(plain) + 1))
+    shares = [c["magnitude_share"] for c in plain]
+    assert shares == sorted(shares) and shares[-1] == pytest.approx(1.0)
+    # the share caught by each lookback follows the generator's arrivals
+    ts, arrived = events
+    day = 86400
+    bucket = ts // day * day
+    first_pull = bucket + PULL_HOUR * 3600
+    next_pull = np.ceil((arrived - PULL_HOUR * 3600) / day) * day + PULL_HOUR * 3600
+    needed = (next_pull // day * day - bucket) // day + 1
+    late = (arrived > first_pull) & (next_pull < (START - datetime(1970, 1, 1)).total_seconds()
+                                     + DAYS * day)
+    for c in plain[:8]:
+        truth = float(np.mean(needed[late] <= c["lookback_buckets"]))
+        assert c["magnitude_share"] == pytest.approx(truth, abs=0.02), c["policy"]
+    # a longer lookback reads more and never shows a larger error at any age
+    for shorter, longer in itertools.pairwise(plain):
+        assert longer["rows_read"] > shorter["rows_read"]
+        for a, b in zip(shorter["max_error_by_age"], longer["max_error_by_age"], strict=True):
+            assert b["max_error_pct"] <= a["max_error_pct"] + 1e-9
+    # the current policy: the regular lookback and the audits, their pulls counted
+    current = next(c for c in advice.candidates if c["current"])
+    assert current["policy"] == f"{LOOKBACK}d + audit every {AUDIT_EVERY}d × {AUDIT_FACTOR}"
+    assert current["pulls"] == pytest.approx(DAYS + DAYS / AUDIT_EVERY, abs=2)
+    assert current["magnitude_share"] > current["lookback_magnitude_share"]
+    # with a long enough history and no tail beyond it, no audit is asked for
+    assert advice.recommendation["tail"] is None
+    assert "audit_every" not in advice.message
+
+
+def test_the_nowcast_backtest_holds_on_known_lateness(tmp_path):
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
+    with Store(project.store_path) as store:
+        advice = advise(store, project.metrics["daily_orders"])
+    backtest = advice.nowcast_backtest
+    assert backtest["interval"] == 0.8
+    assert backtest["intervals"] > 200
+    assert 0.70 <= backtest["coverage"] <= 0.90
+    age0 = backtest["by_age"][0]
+    assert age0["age_buckets"] == 0
+    assert age0["nowcast_error_pct"] < age0["raw_error_pct"] / 5

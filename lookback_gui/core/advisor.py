@@ -11,6 +11,10 @@ at each age), the share of revisions and of revised magnitude by age, the age af
 are settled, and the smallest lookback that would have caught a chosen share of the revised
 magnitude. Audit pulls (a deep window every ``audit_every``) are what let the advisor see
 revisions beyond the regular lookback: those are reported as *missed revisions*.
+
+The arrivals also drive the backtests: every candidate pull policy is replayed against them (see
+:mod:`policies`), the recommendation names the tail its lookback leaves and the audit that
+catches it, and the nowcast is replayed in time (see :mod:`nowcast`).
 """
 
 from __future__ import annotations
@@ -23,9 +27,19 @@ from typing import Any
 
 import numpy as np
 
+from lookback_gui.core import policies
+from lookback_gui.core.nowcast import backtest_nowcast
+from lookback_gui.core.policies import Arrivals
 from lookback_gui.core.project import MetricConfig
+from lookback_gui.core.settling import (
+    bucket_index,
+    development,
+    knowledge_horizon,
+    load_revisions,
+    load_values,
+)
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Grain, Window, compute_window
+from lookback_gui.core.windows import Grain, Window, compute_window, format_lookback
 
 MIN_REVISIONS = 30
 MIN_RUNS = 3
@@ -36,12 +50,6 @@ def audit_window(config: MetricConfig, as_of: datetime) -> Window:
     """The deep window of an audit pull: ``audit_factor`` times the lookback."""
     return compute_window(as_of, config.grain, config.buckets * config.audit_factor,
                           config.complete_buckets_only)
-
-
-def format_lookback(buckets: int, grain: Grain) -> int | str:
-    """A lookback of ``buckets`` as the project file writes it (a duration, or a count)."""
-    unit = {Grain.MINUTE: "m", Grain.HOUR: "h", Grain.DAY: "d", Grain.WEEK: "w"}.get(grain)
-    return f"{buckets}{unit}" if unit else buckets
 
 
 def needed_buckets(age: int, complete_buckets_only: bool) -> int:
@@ -66,6 +74,8 @@ class Advice:
     settled_after_buckets: dict[str, int | None] = field(default_factory=dict)
     missed_revisions: list[dict[str, Any]] = field(default_factory=list)
     recommendation: dict[str, Any] | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    nowcast_backtest: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,73 +92,9 @@ class Advice:
             "settled_after_buckets": self.settled_after_buckets,
             "missed_revisions": self.missed_revisions,
             "recommendation": self.recommendation,
+            "candidates": self.candidates,
+            "nowcast_backtest": self.nowcast_backtest,
         }
-
-
-def _age_sql(grain: Grain, later: str, earlier: str) -> str:
-    part = grain.value
-    return f"date_diff('{part}', {earlier}, date_trunc('{part}', {later}))"
-
-
-def _load(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
-    """Every version after the first of each value, with the ages of its observations."""
-    age = _age_sql(config.grain, "v.known_at", "v.bucket")
-    prev_age = _age_sql(config.grain, "p.prev_known_at", "p.bucket")
-    with store.reading() as cur:
-        return cur.execute(
-            f"""
-            WITH v AS (
-                SELECT v.dims, v.measure, v.bucket, v.run_id, v.known_at, r.trigger,
-                       CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END AS value,
-                       lag(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END)
-                           OVER w AS prev_value,
-                       row_number() OVER w AS n,
-                       {age} AS age
-                FROM versions v JOIN runs r ON r.id = v.run_id
-                WHERE v.metric = $metric
-                WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket
-                             ORDER BY v.known_at, v.run_id)
-            ), revs AS (SELECT * FROM v WHERE n > 1 AND value <> prev_value),
-            p AS (
-                SELECT revs.dims, revs.measure, revs.bucket, revs.run_id,
-                       max(r2.known_at) AS prev_known_at
-                FROM revs JOIN runs r2
-                  ON r2.metric = $metric AND r2.status = 'succeeded'
-                 AND (r2.known_at < revs.known_at
-                      OR (r2.known_at = revs.known_at AND r2.id < revs.run_id))
-                 AND r2.window_start <= revs.bucket AND revs.bucket < r2.window_end
-                GROUP BY ALL
-            )
-            SELECT revs.dims, revs.measure, revs.bucket, revs.run_id, revs.trigger,
-                   revs.prev_value, revs.value, revs.age,
-                   coalesce({prev_age}, revs.age - 1) AS prev_age
-            FROM revs LEFT JOIN p USING (dims, measure, bucket, run_id)
-            ORDER BY revs.known_at, revs.run_id, revs.bucket
-            """,
-            {"metric": config.name},
-        ).fetchnumpy()
-
-
-def _first_seen(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
-    """Per value: its first version's value and age, and its final value and last age seen."""
-    age = _age_sql(config.grain, "v.known_at", "v.bucket")
-    order = "{'k': v.known_at, 'r': v.run_id}"
-    with store.reading() as cur:
-        return cur.execute(
-            f"""
-            SELECT v.measure,
-                   arg_min(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
-                       AS first_value,
-                   arg_min({age}, {order}) AS first_age,
-                   arg_max(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
-                       AS final_value,
-                   v.dims, v.bucket
-            FROM versions v JOIN runs r ON r.id = v.run_id
-            WHERE v.metric = $metric
-            GROUP BY v.dims, v.measure, v.bucket
-            """,
-            {"metric": config.name},
-        ).fetchnumpy()
 
 
 def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> int | None:
@@ -164,7 +110,7 @@ def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> i
 def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> Advice:
     """Measure how late ``config``'s data arrives and recommend the lookback it needs."""
     runs = [r for r in store.runs(metric=config.name, status="succeeded")]
-    data = _load(store, config)
+    data = load_revisions(store, config)
     count = len(data["age"]) if data else 0
     base: dict[str, Any] = {"metric": config.name, "grain": config.grain.value,
             "lookback_buckets": config.buckets, "revisions_observed": count,
@@ -211,6 +157,8 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
 
     quantile = _weighted_quantile(needed, spread_weights, share)
     recommendation = None
+    candidates: list[dict[str, Any]] = []
+    nowcast_backtest = None
     if quantile is not None:
         per_bucket = _seconds_per_bucket(runs)
         recommended = int(quantile)
@@ -229,12 +177,66 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         if not any(r.trigger == "audit" for r in runs):
             rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
                            "be seen; set audit_every to measure them")
+        dev = development(config, data, load_values(store, config),
+                          knowledge_horizon(store, config.name))
+        arrivals = Arrivals(
+            age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
+            count=spread_counts,
+            index=np.repeat(bucket_index(np.asarray(data["bucket"]), config.grain), spans),
+            owner=np.repeat(dev.revision_owner, spans), revisions=count)
+        candidates = policies.candidates(arrivals, dev, policies.usage_of(runs, config), config,
+                                         recommended)
+        rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
+                         spread_counts, count, candidates, arrivals))
         recommendation = rec
+        nowcast_backtest = backtest_nowcast(dev, config)
     sentence = _sentence(config, share, recommendation, missed, settled)
     return Advice(**base, enough_history=True, message=sentence, settling_curve=curve,
                   revisions_by_age=by_age, lag_percentiles=percentiles,
                   settled_after_buckets=settled, missed_revisions=missed,
-                  recommendation=recommendation)
+                  recommendation=recommendation, candidates=candidates,
+                  nowcast_backtest=nowcast_backtest)
+
+
+def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.ndarray,
+          weights: np.ndarray, counts: np.ndarray, revisions: int,
+          candidates: list[dict[str, Any]], arrivals: Arrivals) -> dict[str, Any]:
+    """What the recommended lookback leaves (changes that arrive when their bucket is older
+    than it holds), and the cheapest audit that catches all of it (see
+    :func:`policies.cheapest_audit`); the keys the recommendation gains."""
+    beyond = needed > recommended
+    total = float(weights.sum()) or 1.0
+    reach = policies.tail_reach(arrivals, recommended, config.complete_buckets_only)
+    audit = policies.cheapest_audit(candidates, recommended, config.grain)
+    if reach is None or audit is None:
+        plain = next((c for c in candidates if c["lookback_buckets"] == recommended
+                      and c["audit_every"] is None), None)
+        return {"policy": format_lookback(recommended, config.grain), "audit_every": None,
+                "audit_factor": None, "tail": None,
+                "magnitude_share": plain["magnitude_share"] if plain else None}
+    current_every = None
+    if config.audit_every is not None and config.grain in policies._FIXED:
+        current_every = round(config.audit_every / policies._FIXED[config.grain])
+    if current_every is None:
+        action = "add"
+    elif (current_every == audit["audit_every_buckets"] and config.buckets == recommended
+          and config.audit_factor == audit["audit_factor"]):
+        action = "keep"
+    else:
+        action = "set"
+    return {
+        "policy": audit["policy"],
+        "audit_every": audit["audit_every"],
+        "audit_factor": audit["audit_factor"],
+        "magnitude_share": audit["magnitude_share"],
+        "tail": {
+            "after_buckets": recommended,
+            "up_to_age_buckets": _weighted_quantile(ages[beyond], weights[beyond], 0.99),
+            "magnitude_share": round(float(weights[beyond].sum()) / total, 6),
+            "revisions_share": round(float(counts[beyond].sum()) / max(revisions, 1), 6),
+            "action": action,
+        },
+    }
 
 
 def _interval_shares(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
@@ -274,7 +276,7 @@ def _offsets(spans: np.ndarray) -> np.ndarray:
 def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed: np.ndarray,
                     measures: np.ndarray, data: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """Share of the final value present at each age, per measure, over buckets seen from new."""
-    firsts = _first_seen(store, config)
+    firsts = load_values(store, config)
     if not firsts or len(firsts["measure"]) == 0:
         return []
     young = firsts["first_age"].astype(np.int64) <= (1 if config.complete_buckets_only else 0)
@@ -351,4 +353,20 @@ def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
         text += f"; {len(missed)} revision(s) were missed by the current lookback"
     if settled.get("p99") is not None:
         text += f". Buckets settle after about {settled['p99']} {grain}(s) (p99 of magnitude)"
+    tail = rec.get("tail")
+    if tail:
+        verb = {"add": "add", "set": "set", "keep": "keep"}[tail["action"]]
+        text += (f". {format_share(tail['magnitude_share'])} % of revised magnitude arrives after "
+                 f"{tail['after_buckets']} {grain}(s) (up to {tail['up_to_age_buckets']}), which "
+                 f"no lookback of {rec['lookback']} catches: {verb} "
+                 f"audit_every = \"{rec['audit_every']}\", audit_factor = {rec['audit_factor']}")
     return text
+
+
+def format_share(share: float) -> str:
+    """A share (0…1) as a percentage with two significant digits: 0.33, 0.041, 12."""
+    pct = share * 100
+    if pct >= 10:
+        return f"{pct:.0f}"
+    return f"{pct:.2g}"
+

@@ -194,3 +194,68 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None)
                    f"{result.stderr.strip()[:200]}")
     log.debug("%s", problem)  # said by the caller: the run's log and an event
     return problem
+
+
+class _AsKnownAfterRun:
+    """The store as it stood right after one run committed, for the reads a rule makes."""
+
+    def __init__(self, store: Store, run_id: int):
+        self._store, self._run = store, run_id
+
+    def history(self, metric: str) -> Any:
+        return self._store.history(metric, as_of_run=self._run)
+
+
+def find_rule(config: MetricConfig, reference: str) -> AlertRule:
+    """The rule ``reference`` names: its ``name``, or its kind and position (``threshold#1``,
+    ``threshold #1``)."""
+    from lookback_gui.core.errors import UsageError
+
+    wanted = reference.strip()
+    for rule in config.alerts:
+        if rule.name == wanted or rule.label.replace(" ", "") == wanted.replace(" ", ""):
+            return rule
+    known = ", ".join(repr(r.label) for r in config.alerts) or "none"
+    raise UsageError(f"metric {config.name} has no alert rule {reference!r} (its rules: {known})")
+
+
+def try_rule(config: MetricConfig, store: Store, rule: AlertRule) -> dict[str, Any]:
+    """How often ``rule`` would have fired over the stored history, before it is switched on.
+
+    The rule is evaluated after every successful run of the metric, in the order they
+    committed, on the store as it stood then: a threshold rule on the values known after the
+    run, a restatement rule on the revisions the run made. Nothing is recorded and no command
+    runs. Returns the runs evaluated, after how many the rule's condition held, and each
+    episode (from the run where it started firing to the run where it resolved)."""
+    from typing import cast
+
+    from lookback_gui.core.errors import UsageError
+
+    if rule.kind not in ("threshold", "restatement"):
+        raise UsageError(f"rule {rule.label!r} is a {rule.kind} rule; only threshold and "
+                         "restatement rules can be tried on the stored history")
+    runs = sorted(store.runs(metric=config.name, status="succeeded"), key=lambda r: r.id)
+    episodes: list[dict[str, Any]] = []
+    held = 0
+    open_episode: dict[str, Any] | None = None
+    for run in runs:
+        if rule.kind == "threshold":
+            message = _threshold(rule, cast(Store, _AsKnownAfterRun(store, run.id)), config)
+        else:
+            message = _restatement(rule, store, config, run)
+        when = run.known_at or run.finished_at
+        if message is not None:
+            held += 1
+            if open_episode is None:
+                open_episode = {"run": run.id, "since": when.isoformat() if when else None,
+                                "resolved_run": None, "resolved": None, "runs": 0,
+                                "message": message}
+                episodes.append(open_episode)
+            open_episode["runs"] += 1
+        elif open_episode is not None:
+            open_episode["resolved_run"] = run.id
+            open_episode["resolved"] = when.isoformat() if when else None
+            open_episode = None
+    return {"metric": config.name, "rule": rule.label, "kind": rule.kind,
+            "runs_evaluated": len(runs), "runs_firing": held, "firings": len(episodes),
+            "episodes": episodes}

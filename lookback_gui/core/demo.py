@@ -127,11 +127,16 @@ def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
     return project
 
 
+HISTORY_DAYS = 42
+
+
 def seed_history(project_path: Path, now: datetime | None = None) -> int:
     """Replay the pulls a schedule would have made over the last weeks; return how many ran.
 
     Each pull is as of a past moment, so it sees only the orders that had arrived by then and
-    the store fills with the revisions late data caused.
+    the store fills with the revisions late data caused. Six weeks of daily pulls, with an audit
+    every other day, are enough for the Advisor tab to show everything on the first start: the
+    policies tried on the history, a nowcast with settled buckets to try it on, the triangle.
     """
     from datetime import timedelta
 
@@ -142,12 +147,13 @@ def seed_history(project_path: Path, now: datetime | None = None) -> int:
 
     project = load_project(project_path)
     moment = (now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
-    today = moment.replace(hour=0, minute=0)
     count = 0
     with Store(project.store_path) as store:
         daily = project.metrics["daily_orders"]
-        for days_ago in range(28, 0, -1):
-            as_of = today - timedelta(days=days_ago) + timedelta(hours=6)
+        for days_ago in range(HISTORY_DAYS, 0, -1):
+            # at the time of day of the last pull, as a schedule would: the nowcast learns how
+            # much of a day is known at that point of it
+            as_of = moment - timedelta(days=days_ago)
             run_pull(project, daily, store, trigger="schedule", as_of=as_of)
             count += 1
             if days_ago % 2 == 0:

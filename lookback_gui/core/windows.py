@@ -190,3 +190,9 @@ def _in_range(moment: datetime, text: str) -> datetime:
     if not EARLIEST <= moment < LATEST:
         raise ValueError(f"'{text}' is out of range: {_RANGE_TEXT}")
     return moment
+
+
+def format_lookback(buckets: int, grain: Grain) -> int | str:
+    """A lookback of ``buckets`` as the project file writes it (a duration, or a count)."""
+    unit = {Grain.MINUTE: "m", Grain.HOUR: "h", Grain.DAY: "d", Grain.WEEK: "w"}.get(grain)
+    return f"{buckets}{unit}" if unit else buckets

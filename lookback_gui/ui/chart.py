@@ -114,6 +114,7 @@ class ChartData:
     runs: tuple[tuple[int, str], ...] = ()
     as_known_at: datetime | None = None
     newest_known_at: datetime | None = None  # of the metric's newest successful run
+    nowcast: dict[float, tuple[float, float | None, float | None]] = field(default_factory=dict)
 
 
 def series_id(dims: dict[str, Any]) -> str:
@@ -281,9 +282,46 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
         text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
+    expected: dict[float, tuple[float, float | None, float | None]] = {}
+    if (as_of_run is None and as_known_at is None and settle is not None and config is not None
+            and drawing is not None):
+        expected = series_nowcast(store, config, measure, dims)
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
                      as_of_run, drawing, choices, as_known_at,
-                     succeeded[0].known_at if succeeded else None)
+                     succeeded[0].known_at if succeeded else None, expected)
+
+
+def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[str, Any]
+                   ) -> dict[float, tuple[float, float | None, float | None]]:
+    """The nowcast of one series' provisional buckets: x (epoch seconds) → (expected, low,
+    high)."""
+    from lookback_gui.core.nowcast import nowcast
+
+    try:
+        result = nowcast(store, config)
+    except LookbackError:
+        return {}
+    out = {}
+    for row in result.rows:
+        if row.measure == measure and row.dims == dims and row.expected is not None:
+            x = float(epoch_seconds(np.array([np.datetime64(row.bucket, "us")]))[0])
+            out[x] = (row.expected, row.low, row.high)
+    return out
+
+
+def expected_text(expected: float, low: float | None, high: float | None) -> str:
+    """"expected to settle at 41,200 (39,800–42,900)": three significant digits, no more than
+    an estimate has."""
+    text = f"expected to settle at {fmt_number(_significant(expected))}"
+    if low is not None and high is not None:
+        text += f" ({fmt_number(_significant(low))}–{fmt_number(_significant(high))})"
+    return text
+
+
+def _significant(value: float, digits: int = 3) -> float:
+    if value == 0 or not np.isfinite(value):
+        return value
+    return round(value, digits - 1 - int(np.floor(np.log10(abs(value)))))
 
 
 def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
@@ -407,6 +445,19 @@ class ChartWidget(QWidget):
                              self.removed_points)
         for item in self.marker_items:
             self.plot.addItem(item)
+        nowcast_pen = pg.mkPen("#6a1b9a", width=2, style=Qt.PenStyle.DashLine)
+        self.nowcast_curve = self.plot.plot(name="expected (nowcast)", pen=nowcast_pen)
+        self.legend.removeItem(self.nowcast_curve)  # in the legend while it is shown
+        self.nowcast_low = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.nowcast_high = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.nowcast_band = pg.FillBetweenItem(self.nowcast_low, self.nowcast_high,
+                                               brush=pg.mkBrush(106, 27, 154, 45))
+        self.nowcast_band.setZValue(-5)
+        self.plot.addItem(self.nowcast_band)
+        self.nowcast_points = pg.ScatterPlotItem(
+            hoverable=True, tip=self._nowcast_tip, hoverPen=hover, symbol="o", size=7,
+            pen=pg.mkPen("#6a1b9a"), brush=pg.mkBrush(255, 255, 255, 220))
+        self.plot.addItem(self.nowcast_points)
         self.region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 193, 7, 40),
                                           pen=pg.mkPen(None))
         self.region.setZValue(-10)
@@ -563,8 +614,51 @@ class ChartWidget(QWidget):
             bucket = a["bucket"][i].astype("datetime64[us]").item()
             last_run = self._store.bucket_run(self._data.metric, self._data.measure,
                                               self._data.dims, bucket) or 0
-        return describe_point(label, self._data.dims, self._data.measure, float(a["value"][i]),
+        text = describe_point(label, self._data.dims, self._data.measure, float(a["value"][i]),
                               first, versions, last_run, removed, partial)
+        expected = self._data.nowcast.get(float(self._data.drawing.x[i]))
+        return text + ("\n" + expected_text(*expected) if expected else "")
+
+    def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
+        if self._data is None or data is None:
+            return ""
+        expected = self._data.nowcast.get(float(data))
+        if not expected:
+            return ""
+        bucket = np.datetime64(int(float(data) * 1e6), "us").astype("datetime64[s]")
+        label = str(bucket).replace("T", " ").removesuffix(" 00:00:00").removesuffix(":00")
+        return f"{label}  ({fmt_series(self._data.dims)}, {self._data.measure})\n" \
+            + expected_text(*expected)
+
+    def _show_nowcast(self, data: ChartData) -> None:
+        """A dashed line from the last settled value through the expected values of the
+        provisional buckets, and a band between their intervals."""
+        drawing = data.drawing
+        if not data.nowcast or drawing is None:
+            for item in (self.nowcast_curve, self.nowcast_low, self.nowcast_high):
+                item.setData([], [])
+            self.nowcast_points.setData(x=[], y=[])
+            self.legend.removeItem(self.nowcast_curve)
+            return
+        xs = np.array(sorted(data.nowcast))
+        ys = np.array([data.nowcast[x][0] for x in xs])
+        lows = np.array([np.nan if data.nowcast[x][1] is None else data.nowcast[x][1] for x in xs])
+        highs = np.array([np.nan if data.nowcast[x][2] is None else data.nowcast[x][2]
+                          for x in xs])
+        before = np.searchsorted(drawing.x, xs[0]) - 1
+        if before >= 0:  # start from the newest bucket that is not provisional
+            anchor_x, anchor_y = drawing.x[before], float(data.arrays["value"][before])
+            line_x, line_y = np.r_[anchor_x, xs], np.r_[anchor_y, ys]
+            lows, highs = np.r_[anchor_y, lows], np.r_[anchor_y, highs]
+        else:
+            line_x, line_y = xs, ys
+        self.nowcast_curve.setData(line_x, line_y)
+        band = ~np.isnan(lows) & ~np.isnan(highs)
+        self.nowcast_low.setData(line_x[band], lows[band])
+        self.nowcast_high.setData(line_x[band], highs[band])
+        self.nowcast_points.setData(x=xs, y=ys, data=xs)
+        if self.nowcast_curve not in [item for item, _label in self.legend.items]:
+            self.legend.addItem(self.nowcast_curve, "expected (nowcast)")
 
     def marker_tips(self) -> list[str]:
         """The tooltips of every marked bucket (revised, partial, removed) now shown."""
@@ -593,6 +687,9 @@ class ChartWidget(QWidget):
             item.setData(x=[], y=[])
         self.region.setVisible(False)
         self.region_label.setVisible(False)
+        for item in (self.nowcast_curve, self.nowcast_low, self.nowcast_high):
+            item.setData([], [])
+        self.nowcast_points.setData(x=[], y=[])
         self.status.setText(message)
 
     def _show_choices(self, data: ChartData) -> None:
@@ -682,6 +779,7 @@ class ChartWidget(QWidget):
             line.setToolTip(text)
             self.plot.addItem(line)
             self._markers.append(line)
+        self._show_nowcast(data)
         if data.provisional:
             self.region.setRegion(data.provisional)
             self.region.setVisible(True)

@@ -8,6 +8,7 @@ Connection tests, schema browsing and query previews run off the GUI thread.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zoneinfo
 from collections.abc import Callable
@@ -51,6 +52,7 @@ from lookback_gui.core.project import (
 )
 from lookback_gui.core.pull import Preview, preview_metric
 from lookback_gui.core.sources import KEYRING_SERVICE, describe_schema, keyring_user
+from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.dialogs import open_file_name
 from lookback_gui.ui.models import PreviewModel
@@ -423,10 +425,11 @@ class MetricEditor(_Editor):
     """Create or change one metric, with a schedule preview and a query preview."""
 
     def __init__(self, project: Project, bridge: Bridge, metric: MetricConfig | None = None,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, store: Store | None = None):
         super().__init__(project, bridge, parent)
         self.setWindowTitle(f"Metric {metric.name}" if metric else "New metric")
         self.original = metric
+        self._store = store
         self.name = QLineEdit(metric.name if metric else "", accessibleName="Metric name")
         self.source = QComboBox(accessibleName="Source")
         self.source.addItems(list(project.sources))
@@ -457,6 +460,12 @@ class MetricEditor(_Editor):
         self.rules.setPlaceholderText(
             '[checks]\norders_not_negative = { measure = "orders", min = 0 }\n\n'
             '[[alerts]]\nkind = "failure"')
+        self.try_button = QPushButton("Try the alert rules on the history",
+                                      accessibleName="Try the alert rules on the history")
+        self.try_button.setEnabled(metric is not None and store is not None)
+        self.try_info = QLabel(accessibleName="Alert rules tried on the history")
+        self.try_info.setWordWrap(True)
+        self.try_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.preview_button = QPushButton("Preview", accessibleName="Preview the query")
         self.preview_info = QLabel(accessibleName="Preview result")
         self.preview_info.setWordWrap(True)
@@ -540,6 +549,10 @@ class MetricEditor(_Editor):
         self.errors["checks"] = _error_label()
         self.errors["alerts"] = self.errors["checks"]
         rules_layout.addWidget(self.errors["checks"])
+        trial = QHBoxLayout()
+        trial.addWidget(self.try_info, 1)
+        trial.addWidget(self.try_button, 0, Qt.AlignmentFlag.AlignTop)
+        rules_layout.addLayout(trial)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(sql_box)
@@ -560,6 +573,7 @@ class MetricEditor(_Editor):
         self.schedule.textChanged.connect(self._schedule_changed)
         self.timezone.currentTextChanged.connect(self._schedule_changed)
         self.preview_button.clicked.connect(self.preview)
+        self.try_button.clicked.connect(self.try_rules)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self._schedule_changed()
@@ -745,6 +759,46 @@ class MetricEditor(_Editor):
         self.preview_info.setText("running the query for the current window…")
         self.bridge.submit(f"preview-{id(self)}", lambda: preview_metric(project, metric),
                            self._previewed, self._preview_failed)
+
+    def try_rules(self) -> None:
+        """How often the threshold and restatement rules as edited would have fired over the
+        metric's stored history (off the GUI thread; nothing is recorded)."""
+        found = self.candidate()
+        store, original = self._store, self.original
+        if found is None or store is None or original is None:
+            return
+        _project, metric = found
+        metric = dataclasses.replace(metric, name=original.name)  # its history, as stored
+        rules = [r for r in metric.alerts if r.kind in ("threshold", "restatement")]
+        if not rules:
+            self.try_info.setText("no threshold or restatement rule to try")
+            return
+
+        def work() -> list[dict[str, Any]]:
+            from lookback_gui.core.alerts import try_rule
+
+            return [try_rule(metric, store, rule) for rule in rules]
+
+        self.try_button.setEnabled(False)
+        self.try_info.setText("replaying the rules over the stored history…")
+        self.bridge.submit(f"try-rules-{id(self)}", work, self._rules_tried,
+                           self._rules_failed)
+
+    def _rules_tried(self, trials: list[dict[str, Any]]) -> None:
+        self.try_button.setEnabled(True)
+        lines = []
+        for trial in trials:
+            line = (f"{trial['rule']}: would have fired {trial['firings']} time(s) over "
+                    f"{trial['runs_evaluated']} pull(s)")
+            if trial["episodes"]:
+                last = trial["episodes"][-1]
+                line += f"; last from run {last['run']}: {last['message'][:120]}"
+            lines.append(line)
+        self.try_info.setText("\n".join(lines))
+
+    def _rules_failed(self, message: str) -> None:
+        self.try_button.setEnabled(True)
+        self.try_info.setText(f"cannot try the rules: {message}")
 
     def _previewed(self, result: Preview) -> None:
         self.preview_button.setEnabled(True)

@@ -755,7 +755,7 @@ class MainWindow(QMainWindow):
         metric = self.selected_metric()
         if self.project is None or metric is None:
             return
-        editor = MetricEditor(self.project, self.bridge, metric, self)
+        editor = MetricEditor(self.project, self.bridge, metric, self, store=self.store)
         if editor.exec():
             self.reload_project()
             self.select_metric(editor.name.text().strip())

@@ -1,0 +1,114 @@
+"""The vintage matrix of one measure: every bucket's value as it was known on each date.
+
+One row per bucket, one column per date on which a successful pull of the metric was known (its
+known time's date, in the metric's zone); each cell is the value as known at the end of that
+date: for every value, its version with the latest known time on or before that date. The
+matrix is built in one query: each value's last version of each date holds until the date of
+its next one, joined to the dates. Where several series match, their values are summed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from lookback_gui.core.errors import UsageError
+from lookback_gui.core.project import MetricConfig
+from lookback_gui.core.store import Store
+
+
+@dataclass(frozen=True)
+class Vintages:
+    """Attributes:
+        dates: the known dates (the columns), oldest first.
+        rows: (bucket, one cell per date: the value, or None where it was not known then).
+        series: how many series were summed.
+    """
+
+    measure: str
+    dates: list[date]
+    rows: list[tuple[datetime, list[float | int | Decimal | None]]]
+    series: int
+
+
+def measures_of(store: Store, metric: str) -> list[str]:
+    with store.reading() as cur:
+        return [r[0] for r in cur.execute("SELECT DISTINCT measure FROM current WHERE metric = ?"
+                                          " ORDER BY 1", [metric]).fetchall()]
+
+
+def vintages(store: Store, config: MetricConfig, measure: str | None = None,
+             series: Mapping[str, str] | None = None) -> Vintages:
+    """The vintage matrix of ``measure`` (the metric's only measure when not given) over the
+    series whose dimensions match ``series``."""
+    known = measures_of(store, config.name)
+    if measure is None:
+        if len(known) > 1:
+            raise UsageError(f"metric {config.name} has several measures ({', '.join(known)}); "
+                             "choose one with --measure")
+        measure = known[0] if known else ""
+    if measure not in known:
+        raise UsageError(f"metric {config.name} has no measure {measure!r} in the store"
+                         + (f" (it has {', '.join(known)})" if known else ""))
+    where, params = "", {"metric": config.name, "measure": measure}
+    for i, (key, value) in enumerate((series or {}).items()):
+        where += f" AND json_extract_string(dims, $k{i}) = $v{i}"
+        params[f"k{i}"] = "$." + '"' + key.replace('"', '\\"') + '"'
+        params[f"v{i}"] = str(value)
+    with store.reading() as cur:
+        count_row = cur.execute(f"SELECT count(DISTINCT dims) FROM versions WHERE metric = $metric"
+                                f" AND measure = $measure {where}", params).fetchone()
+        rows = cur.execute(
+            f"""
+            WITH daily AS (
+                SELECT dims, bucket, CAST(known_at AS DATE) AS d,
+                       arg_max({{'v': CASE WHEN removed THEN NULL ELSE value END,
+                                 'x': CASE WHEN removed THEN NULL ELSE exact END}},
+                               {{'k': known_at, 'r': run_id}}) AS last
+                FROM versions WHERE metric = $metric AND measure = $measure {where}
+                GROUP BY ALL
+            ), spans AS (
+                SELECT dims, bucket, d, last.v AS value, last.x AS exact,
+                       lead(d) OVER (PARTITION BY dims, bucket ORDER BY d) AS until
+                FROM daily
+            ), dates AS (
+                SELECT DISTINCT CAST(known_at AS DATE) AS d FROM runs
+                WHERE metric = $metric AND status = 'succeeded' AND known_at IS NOT NULL
+            )
+            SELECT s.bucket, dates.d, sum(s.value), count(s.value),
+                   sum(TRY_CAST(s.exact AS DECIMAL(38, 10))), count(s.exact)
+            FROM spans s JOIN dates ON dates.d >= s.d AND (s.until IS NULL OR dates.d < s.until)
+            GROUP BY ALL
+            """, params).fetchall()
+        dates = [r[0] for r in cur.execute(
+            "SELECT DISTINCT CAST(known_at AS DATE) FROM runs WHERE metric = ? AND status = "
+            "'succeeded' AND known_at IS NOT NULL ORDER BY 1", [config.name]).fetchall()]
+    column = {d: i for i, d in enumerate(dates)}
+    matrix: dict[datetime, list[float | int | Decimal | None]] = {}
+    for bucket, d, total, n, exact, n_exact in rows:
+        cells = matrix.setdefault(bucket, [None] * len(dates))
+        if n == 0:
+            continue
+        if n_exact == n and exact is not None:
+            cells[column[d]] = _exact(exact)
+        else:
+            cells[column[d]] = float(total)
+    return Vintages(measure, dates, sorted(matrix.items()), int(count_row[0]) if count_row else 0)
+
+
+def _exact(value: Decimal) -> int | Decimal:
+    if value == value.to_integral_value():
+        return int(value)
+    text = format(value, "f").rstrip("0").rstrip(".")
+    return Decimal(text)
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+    return str(value)

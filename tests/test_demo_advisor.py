@@ -1,0 +1,46 @@
+"""The demo project shows the advisor's answers on its first start."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import datetime
+
+import pytest
+
+from lookback_gui.cli import main
+from lookback_gui.core.demo import seed_history, write_demo
+from lookback_gui.core.nowcast import revision_triangle
+from lookback_gui.core.project import load_project
+from lookback_gui.core.store import Store
+
+
+@pytest.mark.slow
+def test_the_seeded_demo_has_policies_a_tail_a_nowcast_and_a_triangle(tmp_path):
+    now = datetime(2026, 11, 30, 20, 0)
+    path = write_demo(tmp_path / "demo", now=now)
+    seed_history(path, now=now)
+
+    def run(*args: str) -> dict:
+        out = io.StringIO()
+        assert main([*args, "--project", str(path), "--json"], out=out) == 0
+        return json.loads(out.getvalue())
+
+    advice = run("advise", "daily_orders")
+    assert advice["enough_history"]
+    assert len(advice["candidates"]) > 10
+    assert advice["recommendation"]["tail"] is not None  # 3 % of the orders are a week late
+    backtest = advice["nowcast_backtest"]
+    assert backtest["intervals"] > 500 and 0.6 <= backtest["coverage"] <= 0.95
+    assert backtest["by_age"][0]["age_buckets"] == 0
+    nowcast = run("nowcast", "daily_orders")
+    assert nowcast["buckets"] and all(b["expected"] is not None for b in nowcast["buckets"])
+    assert {b["dims"]["country"] for b in nowcast["buckets"]} == {"DE", "FR", "US", "GB"}
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        triangle = revision_triangle(store, project.metrics["daily_orders"])
+    assert triangle.share.shape[0] >= 40 and triangle.measures == ("orders", "revenue")
+    out = io.StringIO()
+    assert main(["vintages", "daily_orders", "--measure", "orders", "--series", "country=DE",
+                 "--csv", "--project", str(path)], out=out) == 0
+    assert len(out.getvalue().splitlines()[0].split(",")) == 1 + 43  # 42 days and today
