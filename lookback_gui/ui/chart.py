@@ -842,6 +842,10 @@ class ChartWidget(QWidget):
         start, end = self._data.provisional
         self.region_label.setVisible(start < x1 and end > x0)  # only beside its region
         self.region_label.setPos(min(end, x1), y1)
+        legend = self.legend.sceneBoundingRect()
+        if legend.intersects(self.region_label.sceneBoundingRect()):  # below the legend, then
+            below = self.plot.getViewBox().mapSceneToView(legend.bottomLeft())
+            self.region_label.setPos(min(end, x1), below.y())
 
     def _label_time_axis(self) -> None:
         """The time axis names the year(s) in view and the metric's zone."""
