@@ -257,15 +257,31 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _range(args: argparse.Namespace, project: Project, metric: str) -> tuple[datetime, datetime]:
+    """``--from`` and ``--to`` of a backfill or replay."""
+    start = _timestamp(args.from_, project, metric, "--from")
+    end = _timestamp(args.to, project, metric, "--to")
+    if end <= start:
+        raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
+    return start, end
+
+
+def _progress(out: TextIO, err: TextIO) -> Callable[[int, int, RunRecord], None]:
+    """One line per finished pull of a backfill or replay: "[3/12] run 7 ..."."""
+    def progress(index: int, count: int, run: RunRecord) -> None:
+        out.write(f"[{index}/{count}] {run_summary(run)}\n")
+        out.flush()
+        _print_warnings(run, err)
+
+    return progress
+
+
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS, backfill, backfill_chunk_count
 
     project = _project(args)
     config = project.metric(args.metric)
-    start = _timestamp(args.from_, project, config.name, "--from")
-    end = _timestamp(args.to, project, config.name, "--to")
-    if end <= start:
-        raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
+    start, end = _range(args, project, config.name)
     total = backfill_chunk_count(config, start, end)
     plan = (f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one "
             f"pull each")
@@ -275,15 +291,9 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          "confirmed with --yes (or narrow --from/--to)")
     out.write(f"backfill {config.name}: {plan}\n")
     out.flush()
-
-    def progress(index: int, count: int, run: RunRecord) -> None:
-        out.write(f"[{index}/{count}] {run_summary(run)}\n")
-        out.flush()
-        _print_warnings(run, err)
-
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: backfill(
-            project, config, store, start, end, on_chunk=progress, workers=args.workers,
+            project, config, store, start, end, on_chunk=_progress(out, err), workers=args.workers,
             control=control, observer=_alert_warnings(err)))
     cancelled = [r for r in runs if r.status == "cancelled"]
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
@@ -305,15 +315,13 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.replay import MAX_PULLS, replay, replay_windows
+    from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS
+    from lookback_gui.core.replay import replay, replay_windows
     from lookback_gui.core.windows import local_now
 
     project = _project(args)
     config = project.metric(args.metric)
-    start = _timestamp(args.from_, project, config.name, "--from")
-    end = _timestamp(args.to, project, config.name, "--to")
-    if end <= start:
-        raise UsageError(f"--to ({_cell(end)}) must be after --from ({_cell(start)})")
+    start, end = _range(args, project, config.name)
     now = local_now(config.zone)
     if start >= now:
         raise UsageError(f"--from ({_cell(start)}) is in the future; a replay pulls the past")
@@ -321,28 +329,30 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not windows:
         raise UsageError(f"metric {config.name}: its schedule has no time in "
                          f"[{_cell(start)}, {_cell(min(end, now))})")
-    if len(windows) > MAX_PULLS and not args.yes:
+    if len(windows) > MAX_BACKFILL_CHUNKS and not args.yes:
         raise UsageError(f"a replay of {config.name} from {_cell(start)} to "
                          f"{_cell(min(end, now))} would make {len(windows)} pulls (more than "
-                         f"{MAX_PULLS}); narrow the range, or add --yes to go ahead")
+                         f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead")
     stop = " (up to now)" if end > now else ""
     out.write(f"replay {config.name}: {len(windows)} pull(s) on its schedule from "
               f"{_cell(windows[0].as_of)} to {_cell(windows[-1].as_of)}{stop}\n")
     out.flush()
-
-    def progress(index: int, count: int, run: RunRecord) -> None:
-        out.write(f"[{index}/{count}] {run_summary(run)}\n")
-        out.flush()
-        _print_warnings(run, err)
-
     with _open_store(project, err) as store:
-        runs = replay(project, config, store, windows, on_run=progress)
-    failed = [r for r in runs if r.status != "succeeded"]
+        runs = _until_ctrl_c(lambda control: replay(
+            project, config, store, windows, on_run=_progress(out, err), control=control,
+            observer=_alert_warnings(err)))
+    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
         err.write(f"error: {len(failed)} of {len(runs)} replayed pull(s) of {config.name} "
                   "failed:\n")
         for run in failed:
             err.write(f"  run {run.id} as of {_cell(run.as_of)}: {run.error}\n")
+    if any(r.status == "cancelled" for r in runs) or len(runs) < len(windows):
+        done = sum(r.status == "succeeded" for r in runs)
+        err.write(f"error: replay of {config.name} cancelled by Ctrl+C after {done} of "
+                  f"{len(windows)} pull(s); the pull it stopped is recorded as cancelled\n")
+        return EXIT_CANCELLED
+    if failed:
         return EXIT_FAILED
     out.write(f"replay {config.name}: {len(runs)} pull(s) succeeded\n")
     return EXIT_OK

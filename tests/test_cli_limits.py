@@ -56,6 +56,14 @@ def add_slow_metric(project: Path) -> None:
         lookback = "7d"
         retries = 0
         sql = "{SLOW}"
+
+        [metrics.slow_replay]
+        source = "shop"
+        grain = "day"
+        lookback = "7d"
+        every = "1d"
+        retries = 0
+        sql = "{SLOW} HAVING max(ordered_at) <= $as_of"
     '''))
 
 
@@ -72,6 +80,7 @@ def wait_for_staging(folder: Path, proc) -> None:
 @pytest.mark.parametrize("command", [
     ["pull", "slow", "--as-of", "2026-10-30T12:00"],
     ["backfill", "slow", "--from", "2026-10-22", "--to", "2026-11-05", "--workers", "1"],
+    ["replay", "slow_replay", "--from", "-3d", "--to", "now"],
 ])
 def test_ctrl_c_cancels_the_pull_records_it_cancelled_and_exits_130(project, tmp_path, command):
     add_slow_metric(project)
@@ -90,7 +99,7 @@ def test_ctrl_c_cancels_the_pull_records_it_cancelled_and_exits_130(project, tmp
     with Store(tmp_path / "lookback.duckdb") as store:
         runs = store.runs()
     assert runs and all(r.status == "cancelled" for r in runs), [r.status for r in runs]
-    assert len(runs) == 1  # a backfill starts no chunk after Ctrl+C
+    assert len(runs) == 1  # a backfill or replay starts no pull after Ctrl+C
     assert not list(temp.iterdir())  # its staging folder went with it
 
 

@@ -21,7 +21,6 @@ from lookback_gui.core.store import RunRecord, Store, uses_as_of
 from lookback_gui.core.windows import Window, compute_window, local_now
 
 TRIGGER = "replay"
-MAX_PULLS = 1000  # more than this needs the user's say-so (--yes)
 
 
 def replay_times(config: MetricConfig, start: datetime, end: datetime) -> list[datetime]:
