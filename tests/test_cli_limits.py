@@ -80,7 +80,7 @@ def wait_for_staging(folder: Path, proc) -> None:
 @pytest.mark.parametrize("command", [
     ["pull", "slow", "--as-of", "2026-10-30T12:00"],
     ["backfill", "slow", "--from", "2026-10-22", "--to", "2026-11-05", "--workers", "1"],
-    ["replay", "slow_replay", "--from", "-3d", "--to", "now"],
+    ["replay", "slow_replay", "--from", "2026-10-28", "--to", "2026-10-31"],
 ])
 def test_ctrl_c_cancels_the_pull_records_it_cancelled_and_exits_130(project, tmp_path, command):
     add_slow_metric(project)
