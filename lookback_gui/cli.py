@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import os
 import re
 import sys
@@ -27,7 +26,7 @@ from lookback_gui.core.errors import (
     UsageError,
 )
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
-from lookback_gui.core.store import HistoryRow, LogLine, RunRecord, Store
+from lookback_gui.core.store import LogLine, RunRecord, Store
 from lookback_gui.core.storelock import WAIT_S
 from lookback_gui.core.windows import parse_timestamp
 
@@ -467,12 +466,14 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     known_at = (_timestamp(args.as_known_at, project, config.name, "--as-known-at")
                 if args.as_known_at else None)
     with _open_store(project, err, reading=True) as store:
+        if args.json or args.csv:  # streamed: DuckDB writes the lines
+            from lookback_gui.core.export import write_history
+
+            write_history(store, config.name, "json" if args.json else "csv", out,
+                          as_of_run=args.as_of_run, as_known_at=known_at)
+            return EXIT_OK
         rows = store.history(config.name, as_of_run=args.as_of_run, as_known_at=known_at)
-    if args.json:
-        write_json([r.to_json() for r in rows], out)
-    elif args.csv:
-        _history_csv(rows, out)
-    elif not rows:
+    if not rows:
         out.write(f"no values of {config.name} yet\n")
     else:
         headers = ["bucket", "series", "measure", "value", "first_value", "versions", "flags"]
@@ -486,31 +487,16 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _history_csv(rows: list[HistoryRow], out: TextIO) -> None:
-    dims: list[str] = []
-    for row in rows:
-        for key in row.dims:
-            if key not in dims:
-                dims.append(key)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["bucket", *dims, "measure", "value", "first_value", "versions", "revised",
-                     "partial"])
-    for row in rows:
-        data = row.to_json()
-        writer.writerow([data["bucket"], *(row.dims.get(d, "") for d in dims), row.measure,
-                         "" if data["value"] is None else data["value"],
-                         "" if data["first_value"] is None else data["first_value"],
-                         row.versions, str(row.revised).lower(), str(row.partial).lower()])
-
-
 def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
     with _open_store(project, err, reading=True) as store:
+        if args.json:  # streamed: DuckDB writes the lines
+            from lookback_gui.core.export import write_revisions
+
+            write_revisions(store, config.name, out)
+            return EXIT_OK
         rows = store.revisions(config.name)
-    if args.json:
-        write_json([r.to_json() for r in rows], out)
-        return EXIT_OK
     if not rows:
         out.write(f"no revisions of {config.name} yet\n")
         return EXIT_OK

@@ -1192,11 +1192,11 @@ class Store:
         """
         return sql, {**params, **(extra or {})}
 
-    def history(self, metric: str, as_of_run: int | None = None,
-                as_known_at: datetime | None = None) -> list[HistoryRow]:
-        """Current values of ``metric``; or the values as known right after run ``as_of_run``
-        committed; or as known at ``as_known_at`` (for each value, its version with the latest
-        known time at or before it)."""
+    def history_query(self, metric: str, as_of_run: int | None = None,
+                      as_known_at: datetime | None = None) -> tuple[str, dict[str, Any]]:
+        """SQL (with its parameters) for the rows of :meth:`history`, in their order: bucket,
+        dims, measure, value, exact, first_value, first_exact, versions, partial, run_id,
+        known_at (``exact``: the canonical text of an integer or DECIMAL value)."""
         if as_of_run is None and as_known_at is None:
             sql, params = ("SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
                            " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
@@ -1204,9 +1204,15 @@ class Store:
                            " FROM current WHERE metric = $metric", {"metric": metric})
         else:
             sql, params = self._values_known(metric, as_of_run, as_known_at)
-        rows = self._read(
-            f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
-            f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
+        return (f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
+                f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
+
+    def history(self, metric: str, as_of_run: int | None = None,
+                as_known_at: datetime | None = None) -> list[HistoryRow]:
+        """Current values of ``metric``; or the values as known right after run ``as_of_run``
+        committed; or as known at ``as_known_at`` (for each value, its version with the latest
+        known time at or before it)."""
+        rows = self._read(*self.history_query(metric, as_of_run, as_known_at))
         return [
             HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=_number(v, x),
                        first_value=_number(f, fx), versions=int(n), revised=int(n) > 1,
@@ -1214,16 +1220,11 @@ class Store:
             for b, d, m, v, x, f, fx, n, p, r, k in rows
         ]
 
-    def revisions(self, metric: str, newest: int | None = None,
-                  run: int | None = None) -> list[RevisionRow]:
-        """Every revision and removal of ``metric`` in known-time order: only the ``newest``
-        ones, or only those run ``run`` made, when given.
-
-        A revision is a version whose value differs from the one before it in known-time
-        order (exactly for integer and DECIMAL measures, within the float tolerance for the
-        others): a version slotted in before a later one can make that one equal to its new
-        predecessor, and it is then no revision any more.
-        """
+    def revisions_query(self, metric: str, newest: int | None = None,
+                        run: int | None = None) -> tuple[str, list[Any]]:
+        """SQL (with its parameters) for the rows of :meth:`revisions`, in their order: run_id,
+        bucket, dims, measure, old_value, old_exact, new_value, new_exact, known_at,
+        prev_known_at."""
         where = "metric = ?"
         params: list[Any] = [metric]
         if run is not None:  # only the values that run touched need their history
@@ -1233,7 +1234,7 @@ class Store:
         keep = "" if run is None else f" AND run_id = {int(run)}"
         tail = ("" if newest is None else
                 f" ORDER BY known_at DESC, run_id DESC, bucket DESC LIMIT {int(newest)}")
-        rows = self._read(
+        return (
             f"""
             SELECT run_id, bucket, dims, measure, old_value, old_exact, new_value, new_exact,
                    known_at, prev_known_at
@@ -1262,6 +1263,18 @@ class Store:
             )
             ORDER BY known_at, run_id, bucket, dims, measure
             """, params)
+
+    def revisions(self, metric: str, newest: int | None = None,
+                  run: int | None = None) -> list[RevisionRow]:
+        """Every revision and removal of ``metric`` in known-time order: only the ``newest``
+        ones, or only those run ``run`` made, when given.
+
+        A revision is a version whose value differs from the one before it in known-time
+        order (exactly for integer and DECIMAL measures, within the float tolerance for the
+        others): a version slotted in before a later one can make that one equal to its new
+        predecessor, and it is then no revision any more.
+        """
+        rows = self._read(*self.revisions_query(metric, newest, run))
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m,
                             old_value=_number(o, ox), new_value=_number(n, nx), known_at=k,
                             prev_known_at=pk)
