@@ -32,22 +32,24 @@ def _series_label(dims: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "all"
 
 
-def _threshold(rule: AlertRule, store: Store, config: MetricConfig) -> str | None:
-    rows = [r for r in store.history(config.name)
-            if r.measure == rule.measure and r.value is not None
-            and _series_matches(dict(r.dims), dict(rule.series))]
-    if not rows:
+def _threshold(rule: AlertRule, store: Store, config: MetricConfig,
+               run: RunRecord | None) -> str | None:
+    """The rule judges the latest complete bucket of its measure. After a run that bucket is
+    almost always in the run's window, so the store reads from the window's start on and
+    nothing older (a year of values is never read to judge one bucket)."""
+    if rule.measure is None:
         return None
-    complete = [r for r in rows if not r.partial] or rows
-    latest = max(r.bucket for r in complete)
+    latest, values = store.latest_values(
+        config.name, rule.measure, dict(rule.series),
+        since=run.window_start if run is not None else None)
+    if latest is None:
+        return None
     hits = []
-    for row in complete:
-        if row.bucket != latest or row.value is None:
-            continue
-        if rule.above is not None and row.value > rule.above:
-            hits.append(f"{_series_label(dict(row.dims))}: {row.value:g} > {rule.above:g}")
-        if rule.below is not None and row.value < rule.below:
-            hits.append(f"{_series_label(dict(row.dims))}: {row.value:g} < {rule.below:g}")
+    for dims, value in values:
+        if rule.above is not None and value > rule.above:
+            hits.append(f"{_series_label(dims)}: {value:g} > {rule.above:g}")
+        if rule.below is not None and value < rule.below:
+            hits.append(f"{_series_label(dims)}: {value:g} < {rule.below:g}")
     if not hits:
         return None
     return f"{rule.measure} at {latest.isoformat(sep=' ')}: " + "; ".join(hits)
@@ -132,7 +134,7 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
         if kinds is not None and rule.kind not in kinds:
             continue
         if rule.kind == "threshold":
-            message = _threshold(rule, store, config)
+            message = _threshold(rule, store, config, run)
         elif rule.kind == "restatement":
             if run is None:
                 continue

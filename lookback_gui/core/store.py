@@ -1375,6 +1375,52 @@ class Store:
             " AND schema_change IS NOT NULL AND schema_change <> '{}' ORDER BY id", [metric])
         return [(r, a, json.loads(c)) for r, a, c in rows]
 
+    def latest_values(self, metric: str, measure: str, series: Mapping[str, Any],
+                      since: datetime | None = None
+                      ) -> tuple[datetime | None, list[tuple[dict[str, Any], Number]]]:
+        """The latest bucket of ``measure`` that has a complete value (or, when none is
+        complete yet, the latest bucket with a value), and its values there by series: those
+        complete, else all of them. Only series whose dims match ``series`` (compared as
+        text, as ``str()`` writes them) count.
+
+        ``since`` is where to look first: when a complete value lies at or after it, no older
+        bucket is read (the run that just committed gives its window's start).
+        """
+        where = ["metric = $metric", "measure = $measure", "NOT removed", "value IS NOT NULL"]
+        params: dict[str, Any] = {"metric": metric, "measure": measure}
+        for index, (key, wanted) in enumerate(sorted(series.items())):
+            pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+            params[f"k{index}"], params[f"v{index}"] = pointer, str(wanted)
+            p = f"$k{index}"
+            where.append(f"(CASE json_type(dims, {p}) WHEN 'BOOLEAN' THEN CASE WHEN"
+                         f" CAST(json_extract(dims, {p}) AS BOOLEAN) THEN 'True' ELSE 'False'"
+                         f" END ELSE coalesce(json_extract_string(dims, {p}), 'None') END)"
+                         f" = $v{index}")
+        match = " AND ".join(where)
+        with self.reading() as cur:
+            cur.execute("BEGIN TRANSACTION")  # one snapshot for both reads
+            found = None
+            for bound in ([since, None] if since is not None else [None]):
+                row = cur.execute(
+                    f"SELECT max(bucket) FILTER (WHERE NOT partial), max(bucket) FROM current"
+                    f" WHERE {match}" + ("" if bound is None else " AND bucket >= $since"),
+                    {**params, **({} if bound is None else {"since": bound})}).fetchone()
+                if row is not None and row[0] is not None:
+                    found = (row[0], True)
+                    break
+                if bound is None and row is not None and row[1] is not None:
+                    found = (row[1], False)
+            if found is None:
+                cur.execute("COMMIT")
+                return None, []
+            latest, complete = found
+            rows = cur.execute(
+                f"SELECT dims, value, exact FROM current WHERE {match} AND bucket = $latest"
+                + (" AND NOT partial" if complete else "") + " ORDER BY dims",
+                {**params, "latest": latest}).fetchall()
+            cur.execute("COMMIT")
+        return latest, [(json.loads(d), _number(v, x)) for d, v, x in rows]  # type: ignore[misc]
+
     # -- alerts ---------------------------------------------------------------------------
 
     def alert_state(self, metric: str, rule: str) -> AlertState | None:
