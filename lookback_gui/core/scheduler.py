@@ -99,23 +99,9 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[Pla
 
 
 def failed_windows(store: Store, metric: str) -> list[RunRecord]:
-    """Failed runs of ``metric`` whose window no later successful run has covered."""
-    runs = list(reversed(store.runs(metric=metric)))
-    out: list[RunRecord] = []
-    seen: set[tuple[datetime | None, datetime | None]] = set()
-    for index, run in enumerate(runs):
-        if run.status != "failed" or run.window_start is None or run.window_end is None:
-            continue
-        later = [r for r in runs[index + 1:] if r.status == "succeeded"]
-        if any(r.window_start is not None and r.window_end is not None
-               and r.window_start <= run.window_start and r.window_end >= run.window_end
-               for r in later):
-            continue
-        key = (run.window_start, run.window_end)
-        if key not in seen:
-            seen.add(key)
-            out.append(run)
-    return out
+    """Failed runs of ``metric`` whose window no later successful run has covered (one
+    set-based query: a long run history is not walked run by run)."""
+    return store.uncovered_failures(metric)
 
 
 def retry_failed(project: Project, store: Store, metric: str | None = None,

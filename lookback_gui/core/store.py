@@ -1136,6 +1136,22 @@ class Store:
                           " WHERE metric = ? AND status = 'succeeded'", [metric])
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
+    def uncovered_failures(self, metric: str) -> list[RunRecord]:
+        """Failed runs of ``metric`` whose window no later successful run's window holds,
+        oldest first; of several with one window, the oldest."""
+        return [self._run_from_row(r) for r in self._read(
+            f"""
+            SELECT {self._RUN_COLUMNS} FROM runs f
+            WHERE metric = $metric AND status = 'failed' AND window_start IS NOT NULL
+              AND window_end IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM runs s WHERE s.metric = $metric
+                              AND s.status = 'succeeded' AND s.id > f.id
+                              AND s.window_start <= f.window_start
+                              AND s.window_end >= f.window_end)
+            QUALIFY row_number() OVER (PARTITION BY window_start, window_end ORDER BY id) = 1
+            ORDER BY id
+            """, {"metric": metric})]
+
     def last_successful_run(self, metric: str) -> RunRecord | None:
         """The metric's newest successful run (kept in memory: this store is the only writer)."""
         if metric in self._last_success:
