@@ -26,13 +26,12 @@ from lookback_gui.core.errors import (
     UsageError,
 )
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
-from lookback_gui.core.store import LogLine, RunRecord, Store
-from lookback_gui.core.storelock import WAIT_S
 from lookback_gui.core.windows import parse_timestamp
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that open it
     from lookback_gui.core.events import Event, Observer
     from lookback_gui.core.pull import PullControl
+    from lookback_gui.core.store import LogLine, RunRecord, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -119,6 +118,9 @@ def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
     A command that only reads (``reading``) opens it for writing where it can (so that runs of
     dead processes are marked interrupted), else read-only (a read-only file or folder, a full
     disk)."""
+    from lookback_gui.core.store import Store
+    from lookback_gui.core.storelock import WAIT_S
+
     def waiting(message: str) -> None:
         err.write(message + "\n")
         err.flush()
