@@ -1141,15 +1141,18 @@ class Store:
         oldest first; of several with one window, the oldest."""
         return [self._run_from_row(r) for r in self._read(
             f"""
-            SELECT {self._RUN_COLUMNS} FROM runs f
-            WHERE metric = $metric AND status = 'failed' AND window_start IS NOT NULL
-              AND window_end IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM runs s WHERE s.metric = $metric
-                              AND s.status = 'succeeded' AND s.id > f.id
-                              AND s.window_start <= f.window_start
-                              AND s.window_end >= f.window_end)
-            QUALIFY row_number() OVER (PARTITION BY window_start, window_end ORDER BY id) = 1
-            ORDER BY id
+            WITH r AS (SELECT id, status, window_start, window_end FROM runs
+                       WHERE metric = $metric AND status IN ('failed', 'succeeded')
+                         AND window_start IS NOT NULL AND window_end IS NOT NULL),
+            f AS (SELECT * FROM r WHERE status = 'failed'),
+            s AS (SELECT * FROM r WHERE status = 'succeeded' AND id > (SELECT min(id) FROM f)),
+            open AS (
+                SELECT f.id FROM f ANTI JOIN s ON s.id > f.id
+                    AND s.window_start <= f.window_start AND s.window_end >= f.window_end
+                QUALIFY row_number() OVER (PARTITION BY f.window_start, f.window_end
+                                           ORDER BY f.id) = 1
+            )
+            SELECT {self._RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM open) ORDER BY id
             """, {"metric": metric})]
 
     def last_successful_run(self, metric: str) -> RunRecord | None:
