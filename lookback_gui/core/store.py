@@ -295,6 +295,17 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class CatchUpFacts:
+    """What catch-up planning needs of one metric's runs: the earliest window start and the
+    latest moment seen of its successful pulls, and the bucket ranges they covered (merged,
+    oldest first)."""
+
+    first: datetime | None
+    last_seen: datetime | None
+    coverage: list[tuple[datetime, datetime]]
+
+
+@dataclass(frozen=True)
 class LogLine:
     run_id: int
     seq: int
@@ -1154,6 +1165,32 @@ class Store:
             )
             SELECT {self._RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM open) ORDER BY id
             """, {"metric": metric})]
+
+    def catch_up_facts(self) -> dict[str, CatchUpFacts]:
+        """For every metric with a successful pull: its :meth:`pull_extent` and
+        :meth:`coverage`, read in two queries for the whole project (planning the catch-up of
+        many metrics must not cost a query per metric)."""
+        extents = self._read("SELECT metric, min(window_start), max(least(known_at, window_end))"
+                             " FROM runs WHERE status = 'succeeded' GROUP BY metric")
+        facts = {m: CatchUpFacts(first, seen, []) for m, first, seen in extents}
+        for metric, a, b in self._read(
+            """
+            WITH s AS (  -- runs that start together cover as far as the furthest of them
+                SELECT metric, window_start AS a, max(settled_end) AS b FROM runs
+                WHERE status = 'succeeded' AND settled_end > window_start GROUP BY ALL
+            ), o AS (
+                SELECT metric, a, b, max(b) OVER (PARTITION BY metric ORDER BY a, b
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+                FROM s
+            ), g AS (
+                SELECT metric, a, b, sum(CASE WHEN reach IS NULL OR a > reach THEN 1 ELSE 0 END)
+                             OVER (PARTITION BY metric ORDER BY a, b) AS island
+                FROM o
+            )
+            SELECT metric, min(a), max(b) FROM g GROUP BY metric, island ORDER BY 1, 2
+            """):
+            facts[metric].coverage.append((a, b))
+        return facts
 
     def last_successful_run(self, metric: str) -> RunRecord | None:
         """The metric's newest successful run (kept in memory: this store is the only writer)."""
