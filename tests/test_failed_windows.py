@@ -55,6 +55,8 @@ def test_the_uncovered_failures_are_those_a_walk_over_the_log_finds(tmp_path):
                 found = [r.id for r in scheduler.failed_windows(store, metric)]
                 assert found == expected, (seed, metric)
                 assert seed or metric == "none" or expected  # the data has some
+            every = sorted(walked(store.runs(metric="a")) + walked(store.runs(metric="b")))
+            assert [r.id for r in store.uncovered_failures()] == every
 
 
 def test_the_failed_windows_are_found_without_walking_the_runs(tmp_path, monkeypatch):

@@ -120,9 +120,10 @@ def retry_failed(project: Project, store: Store, metric: str | None = None,
     ``control`` is cancelled, no further window is started."""
     names = [metric] if metric else list(project.metrics)
     runs: list[RunRecord] = []
+    owed = store.uncovered_failures(metric)  # every metric's at once
     for name in names:
         config = project.metric(name)
-        for failed in failed_windows(store, name):
+        for failed in (r for r in owed if r.metric == name):
             if control is not None and control.cancelled:
                 return runs
             assert failed.window_start and failed.window_end and failed.as_of

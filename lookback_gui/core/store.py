@@ -1147,24 +1147,26 @@ class Store:
                           " WHERE metric = ? AND status = 'succeeded'", [metric])
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
-    def uncovered_failures(self, metric: str) -> list[RunRecord]:
-        """Failed runs of ``metric`` whose window no later successful run's window holds,
-        oldest first; of several with one window, the oldest."""
+    def uncovered_failures(self, metric: str | None = None) -> list[RunRecord]:
+        """Failed runs of ``metric`` (or of every metric) whose window no later successful
+        run's window of the same metric holds, oldest first; of several with one window, the
+        oldest."""
         return [self._run_from_row(r) for r in self._read(
             f"""
-            WITH r AS (SELECT id, status, window_start, window_end FROM runs
-                       WHERE metric = $metric AND status IN ('failed', 'succeeded')
+            WITH r AS (SELECT id, metric, status, window_start, window_end FROM runs
+                       WHERE {"metric = $metric AND" if metric is not None else ""}
+                             status IN ('failed', 'succeeded')
                          AND window_start IS NOT NULL AND window_end IS NOT NULL),
             f AS (SELECT * FROM r WHERE status = 'failed'),
             s AS (SELECT * FROM r WHERE status = 'succeeded' AND id > (SELECT min(id) FROM f)),
             open AS (
-                SELECT f.id FROM f ANTI JOIN s ON s.id > f.id
+                SELECT f.id FROM f ANTI JOIN s ON s.metric = f.metric AND s.id > f.id
                     AND s.window_start <= f.window_start AND s.window_end >= f.window_end
-                QUALIFY row_number() OVER (PARTITION BY f.window_start, f.window_end
+                QUALIFY row_number() OVER (PARTITION BY f.metric, f.window_start, f.window_end
                                            ORDER BY f.id) = 1
             )
             SELECT {self._RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM open) ORDER BY id
-            """, {"metric": metric})]
+            """, {"metric": metric} if metric is not None else None)]
 
     def catch_up_facts(self) -> dict[str, CatchUpFacts]:
         """For every metric with a successful pull: its :meth:`pull_extent` and
