@@ -716,6 +716,58 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.housekeeping import store_stats
+
+    project = _project(args)
+    with _open_store(project, err, reading=True) as store:
+        stats = store_stats(store)
+    if args.json:
+        write_json(stats.to_json(), out)
+        return EXIT_OK
+    out.write(f"store {stats.path}: {_size(stats.bytes)} ({_size(stats.free_bytes)} free), "
+              f"{stats.runs:,} runs, {stats.versions:,} versions, {stats.values:,} values\n")
+    if stats.metrics:
+        out.write("\n")
+        print_table(["metric", "runs", "failed", "versions", "values", "revised", "first bucket",
+                     "last bucket", "size"],
+                    [[m.metric, f"{m.runs:,}", f"{m.failed_runs:,}", f"{m.versions:,}",
+                      f"{m.values:,}", f"{m.revised_values:,}", m.first_bucket, m.last_bucket,
+                      _size(m.bytes)] for m in stats.metrics], out,
+                    right=["runs", "failed", "versions", "values", "revised", "size"])
+    return EXIT_OK
+
+
+def cmd_store_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.housekeeping import compact_store
+    from lookback_gui.core.storelock import WAIT_S
+
+    project = _project(args)
+
+    def waiting(message: str) -> None:
+        err.write(message + "\n")
+        err.flush()
+
+    try:
+        wait_s = float(os.environ.get("LOOKBACK_STORE_WAIT", WAIT_S))
+    except ValueError:
+        raise UsageError("LOOKBACK_STORE_WAIT must be a number of seconds") from None
+    done = compact_store(project.store_path, waiting=waiting, wait_s=wait_s)
+    out.write(f"compacted {project.store_path}: {_size(done.before_bytes)} → "
+              f"{_size(done.after_bytes)}; every run and version kept "
+              f"({done.rows['runs']:,} runs, {done.rows['versions']:,} versions)\n")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.demo import write_demo
 
@@ -812,6 +864,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", type=float, default=99.0, metavar="PCT",
                    help="the share of revised magnitude to catch (default 99)")
     p.add_argument("--json", action="store_true")
+
+    p = add("store", cmd_store_stats, "the store: what it holds, and compaction")
+    store_sub = p.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
+    store_sub.required = True
+    q = store_sub.add_parser("stats", parents=[common], help="runs, versions and size, by metric",
+                             description="runs, versions and size, by metric")
+    q.set_defaults(func=cmd_store_stats)
+    q.add_argument("--json", action="store_true")
+    q = store_sub.add_parser(
+        "compact", parents=[common],
+        help="rewrite the store into a fresh file (every run and version kept)",
+        description="rewrite the store into a fresh file that holds every run and version, "
+                    "without the space of rewritten rows; the store is held exclusively "
+                    "meanwhile, and a compaction stopped halfway leaves it as it was")
+    q.set_defaults(func=cmd_store_compact)
 
     p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")
     p.add_argument("dir", metavar="DIR")
