@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,8 @@ def varied(tmp_path: Path, write_project) -> Path:
         ('2026-10-28', 'Zürich', 9223372036854775806, 1.000, 'Infinity'),
         ('2026-10-28', '東京', 0, -2.5, 1e-7),
         ('2026-10-29', 'Zürich', 1, 3, 2.0),
-        ('2026-10-29', 'a,b "c"', 2, 4, -1e300)""")
+        ('2026-10-29', 'a,b "c"', 2, 4, -1e300),
+        ('2026-10-29', 'two' || chr(10) || 'lines', 3, 1.5, 1e-300)""")
     project = load_project(write_project(sql=SQL, lookback='"4d"'))
     with Store(project.store_path) as store:
         def pull(at: str) -> None:
@@ -111,7 +116,7 @@ def same(streamed: str, records: str) -> None:
 @pytest.mark.parametrize("when", [[], ["--as-of-run", "1"], ["--as-of-run", "2"],
                                   ["--as-known-at", "2026-10-30T07:00"]])
 def test_streamed_history_means_what_the_records_say(varied, when, monkeypatch):
-    monkeypatch.setattr(export, "BATCH_ROWS", 4)  # several batches
+    monkeypatch.setattr(export, "CHUNK_ROWS", 5)  # written in several bucket ranges
     p = str(varied)
     with Store(load_project(varied).store_path) as store:
         run = int(when[1]) if when and when[0] == "--as-of-run" else None
@@ -128,8 +133,7 @@ def test_streamed_history_means_what_the_records_say(varied, when, monkeypatch):
            list(csv.reader(io.StringIO(record_csv(rows))))
 
 
-def test_streamed_revisions_mean_what_the_records_say(varied, monkeypatch):
-    monkeypatch.setattr(export, "BATCH_ROWS", 3)
+def test_streamed_revisions_mean_what_the_records_say(varied):
     with Store(load_project(varied).store_path) as store:
         rows = store.revisions("daily_orders")
     assert any(r.new_value is None for r in rows)  # a removal
@@ -148,3 +152,24 @@ def test_an_empty_history_is_an_empty_list(tmp_path, write_project):
     assert json.loads(cli("revisions", "daily_orders", "--project", p, "--json")) == []
     assert cli("history", "daily_orders", "--project", p, "--csv") == \
            "bucket,measure,value,first_value,versions,revised,partial\n"
+
+
+def test_a_process_writes_the_same_bytes_as_a_call(varied):
+    """The command as a process (its output copied to stdout as bytes) writes what ``main``
+    writes to a text stream."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for args in (["history", "daily_orders", "--json"], ["history", "daily_orders", "--csv"],
+                 ["revisions", "daily_orders", "--json"]):
+        done = subprocess.run([sys.executable, "-m", "lookback_gui.cli", *args, "--project",
+                               str(varied)], capture_output=True, env=env, check=True)
+        assert done.stdout.decode("utf-8") == cli(*args, "--project", str(varied))
+
+
+def test_the_bucket_ranges_hold_every_bucket_once(varied):
+    with Store(load_project(varied).store_path) as store:
+        buckets = sorted({r.bucket for r in store.history("daily_orders")})
+        for rows in (1, 2, 5, 1000):
+            spans = export.bucket_spans(store, "daily_orders", rows=rows)
+            assert all(a < b == c for (a, b), (c, _) in itertools.pairwise(spans))
+            assert sorted(b for b in buckets for lo, hi in spans if lo <= b < hi) == buckets
+            assert len(spans) > 1 or rows == 1000

@@ -3,27 +3,33 @@
 A store a year old holds millions of values: building a Python object per row to print them
 costs tens of seconds and gigabytes. Here DuckDB turns each row into its line of output text
 (in the forms :mod:`jsonout` documents: exact integers and DECIMALs, ``"NaN"``/``"Infinity"``/
-``"-Infinity"`` for a float that is not a number, ISO 8601 timestamps without offset), and the
-lines are fetched and written in batches, so memory stays flat whatever the size.
+``"-Infinity"`` for a float that is not a number, ISO 8601 timestamps without offset); no Python
+object is made per row, and memory stays flat whatever the size.
 
-The output is first written to a spool file while the store is held, and copied to the caller's
+DuckDB writes the lines with ``COPY`` to a spool file while the store is held (in parallel, in
+the order of the query, never holding the whole result), and the file is copied to the caller's
 stream after the store is let go: a slow reader of the output (a pager, a pipe) never keeps
 other processes waiting for the store.
 """
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import itertools
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from lookback_gui.core.store import Store
 
-BATCH_ROWS = 20_000
-
 Params = Sequence[Any] | Mapping[str, Any]
+
+# history is written a range of buckets at a time, each of about this many values
+CHUNK_ROWS = 200_000
 
 
 def _iso(column: str) -> str:
@@ -132,59 +138,115 @@ def _dims_keys(store: Store, query: str, params: Params) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _spool(store: Store, sql: str, params: Params, spool: TextIO, json_array: bool) -> None:
-    """Write the one-column rows of ``sql`` to ``spool``, a line each (as the elements of a
-    JSON array when ``json_array``), a batch at a time."""
+def _copy_lines(store: Store, sql: str, params: Params, path: Path) -> None:
+    """DuckDB writes the one-column rows of ``sql`` to ``path``, each as it is, one a line
+    (a CSV writer with no quoting and a delimiter that never occurs writes the text verbatim)."""
     with store.reading() as cur:
-        result = cur.execute(sql, params)
-        first = True
-        sep = ",\n  " if json_array else "\n"
-        while batch := result.fetchmany(BATCH_ROWS):
-            if first:
-                spool.write("[\n  " if json_array else "")
-                first = False
-            else:
-                spool.write(sep)
-            spool.write(sep.join([r[0] for r in batch]))
-        if json_array:
-            spool.write("[]\n" if first else "\n]\n")
-        elif not first:
-            spool.write("\n")
+        cur.execute(f"COPY ({sql}) TO {_literal(str(path))} "
+                    "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')", params)
 
 
-def _copy_out(spool: TextIO, out: TextIO) -> None:
-    spool.seek(0)
-    shutil.copyfileobj(spool, out, 1 << 20)
+def _copy_out(paths: Sequence[Path], out: TextIO, head: str = "",
+              json_array: bool = False) -> None:
+    """``head``, then the lines in ``paths``; as a JSON array when ``json_array`` (each line
+    ends with a comma; the last one's is left out)."""
+    sizes = [p.stat().st_size for p in paths]
+    if json_array and not sum(sizes):
+        out.write(head + "[]\n")
+        return
+    out.write(head + ("[\n" if json_array else ""))
+    last = max(i for i, size in enumerate(sizes) if size) if json_array else -1
+    raw = getattr(out, "buffer", None)
+    utf8 = raw is not None and (getattr(out, "encoding", "") or "").lower().replace("-", "") \
+        == "utf8"
+    if utf8:
+        out.flush()  # the bytes go straight to the stream under it
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for index, (path, size) in enumerate(zip(paths, sizes, strict=True)):
+        left = size - 2 if index == last else size  # without the last ",\n"
+        with path.open("rb") as lines:
+            while left > 0:
+                chunk = lines.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                if utf8:
+                    raw.write(chunk)  # type: ignore[union-attr]
+                else:
+                    out.write(decoder.decode(chunk))
+    if utf8:
+        raw.flush()  # type: ignore[union-attr]
+    out.write("\n]\n" if json_array else "")
 
 
-def _spool_file() -> TextIO:
-    return tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+@contextlib.contextmanager
+def _spool_folder() -> Iterator[Path]:
+    folder = tempfile.mkdtemp(prefix="lookback-")
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bucket_spans(store: Store, metric: str, as_of_run: int | None = None,
+                 as_known_at: datetime | None = None, rows: int | None = None
+                 ) -> list[tuple[datetime, datetime]]:
+    """Consecutive bucket ranges [start, end) that together hold every bucket of ``metric``,
+    each with about ``rows`` values (evenly spaced in time): history is written a range at a
+    time, so that no sort ever holds more than one range."""
+    table = "current" if as_of_run is None and as_known_at is None else "versions"
+    with store.reading() as cur:
+        row = cur.execute(f"SELECT min(bucket), max(bucket), count(*) FROM {table}"
+                          " WHERE metric = ?", [metric]).fetchone()
+    if row is None or row[0] is None:
+        return [(datetime.min, datetime.max)]
+    first, last, count = row
+    parts = max(1, min(1000, -(-int(count) // (rows or CHUNK_ROWS))))
+    step = (last - first) / parts
+    edges = [first + step * i for i in range(parts)] + [last + timedelta(microseconds=1)]
+    return [(a, b) for a, b in itertools.pairwise(edges) if a < b] or \
+        [(first, last + timedelta(microseconds=1))]
 
 
 def write_history(store: Store, metric: str, fmt: str, out: TextIO,
                   as_of_run: int | None = None, as_known_at: datetime | None = None) -> None:
-    """``history`` of ``metric`` as JSON (``fmt`` "json") or CSV ("csv") to ``out``. The
-    store is let go of (closed) before the output is copied to ``out``."""
+    """``history`` of ``metric`` as JSON (``fmt`` "json") or CSV ("csv") to ``out``, a range
+    of buckets at a time. The store is let go of (closed) before the output is copied to
+    ``out``."""
     import csv
+    import io
 
-    query, params = store.history_query(metric, as_of_run, as_known_at)
-    with _spool_file() as spool:
-        if fmt == "json":
-            _spool(store, history_json_sql(query), params, spool, json_array=True)
-        else:
+    head = ""
+    with _spool_folder() as folder:
+        if fmt == "csv":
+            query, params = store.history_query(metric, as_of_run, as_known_at)
             dims = _dims_keys(store, query, params)
-            csv.writer(spool, lineterminator="\n").writerow(
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\n").writerow(
                 ["bucket", *dims, "measure", "value", "first_value", "versions", "revised",
                  "partial"])
-            _spool(store, history_csv_sql(query, dims), params, spool, json_array=False)
+            head = header.getvalue()
+        paths = []
+        with store.reading():  # one hold of the store for every range
+            for index, span in enumerate(bucket_spans(store, metric, as_of_run, as_known_at)):
+                query, params = store.history_query(metric, as_of_run, as_known_at, span)
+                sql = (_json_lines(history_json_sql(query)) if fmt == "json"
+                       else history_csv_sql(query, dims))
+                paths.append(folder / f"part{index:04d}.txt")
+                _copy_lines(store, sql, params, paths[-1])
         store.close()
-        _copy_out(spool, out)
+        _copy_out(paths, out, head, json_array=fmt == "json")
 
 
 def write_revisions(store: Store, metric: str, out: TextIO) -> None:
     """``revisions --json`` of ``metric`` to ``out`` (the store closed before the copy)."""
     query, params = store.revisions_query(metric)
-    with _spool_file() as spool:
-        _spool(store, revisions_json_sql(query), params, spool, json_array=True)
+    with _spool_folder() as folder:
+        _copy_lines(store, _json_lines(revisions_json_sql(query)), params, folder / "all.txt")
         store.close()
-        _copy_out(spool, out)
+        _copy_out([folder / "all.txt"], out, json_array=True)
+
+
+def _json_lines(sql: str) -> str:
+    """The lines of ``sql`` as elements of a JSON array: indented, each with a comma."""
+    return f"SELECT '  ' || line || ',' FROM ({sql}) AS j(line)"

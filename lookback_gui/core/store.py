@@ -1251,17 +1251,24 @@ class Store:
         return sql, {**params, **(extra or {})}
 
     def history_query(self, metric: str, as_of_run: int | None = None,
-                      as_known_at: datetime | None = None) -> tuple[str, dict[str, Any]]:
+                      as_known_at: datetime | None = None,
+                      buckets: tuple[datetime, datetime] | None = None
+                      ) -> tuple[str, dict[str, Any]]:
         """SQL (with its parameters) for the rows of :meth:`history`, in their order: bucket,
         dims, measure, value, exact, first_value, first_exact, versions, partial, run_id,
-        known_at (``exact``: the canonical text of an integer or DECIMAL value)."""
+        known_at (``exact``: the canonical text of an integer or DECIMAL value); only the
+        buckets in [start, end) of ``buckets`` when given."""
+        span = "" if buckets is None else " AND bucket >= $span_start AND bucket < $span_end"
+        params: dict[str, Any]
         if as_of_run is None and as_known_at is None:
             sql, params = ("SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
                            " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
                            " first_value, first_exact, versions, run_id, partial, known_at"
-                           " FROM current WHERE metric = $metric", {"metric": metric})
+                           f" FROM current WHERE metric = $metric{span}", {"metric": metric})
         else:
-            sql, params = self._values_known(metric, as_of_run, as_known_at)
+            sql, params = self._values_known(metric, as_of_run, as_known_at, span)
+        if buckets is not None:
+            params = {**params, "span_start": buckets[0], "span_end": buckets[1]}
         return (f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
                 f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
 
