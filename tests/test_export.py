@@ -133,7 +133,9 @@ def test_streamed_history_means_what_the_records_say(varied, when, monkeypatch):
            list(csv.reader(io.StringIO(record_csv(rows))))
 
 
-def test_streamed_revisions_mean_what_the_records_say(varied):
+@pytest.mark.parametrize("chunk", [1, 1000])
+def test_streamed_revisions_mean_what_the_records_say(varied, chunk, monkeypatch):
+    monkeypatch.setattr(export, "CHUNK_ROWS", chunk)  # 5 versions a known-time range, or all
     with Store(load_project(varied).store_path) as store:
         rows = store.revisions("daily_orders")
     assert any(r.new_value is None for r in rows)  # a removal
@@ -172,4 +174,15 @@ def test_the_bucket_ranges_hold_every_bucket_once(varied):
             spans = export.bucket_spans(store, "daily_orders", rows=rows)
             assert all(a < b == c for (a, b), (c, _) in itertools.pairwise(spans))
             assert sorted(b for b in buckets for lo, hi in spans if lo <= b < hi) == buckets
+            assert len(spans) > 1 or rows == 1000
+
+
+def test_the_known_time_ranges_hold_every_version_once(varied):
+    with Store(load_project(varied).store_path) as store:
+        known = store._read("SELECT known_at, bucket FROM versions")
+        for rows in (1, 3, 1000):
+            spans = export.known_spans(store, "daily_orders", rows=rows)
+            assert all(b <= c for (_, b, _, _), (c, _, _, _) in itertools.pairwise(spans))
+            for k, bucket in known:
+                assert [lo <= bucket <= hi for a, b, lo, hi in spans if a <= k < b] == [True]
             assert len(spans) > 1 or rows == 1000

@@ -24,12 +24,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+import duckdb
+
 from lookback_gui.core.store import Store
 
 Params = Sequence[Any] | Mapping[str, Any]
 
-# history is written a range of buckets at a time, each of about this many values
+# history is written a range of buckets at a time, each of about this many values (revisions:
+# a range of known times with five times as many versions)
 CHUNK_ROWS = 200_000
+# DuckDB's memory while it writes one range; the process needs about 150 MB besides
+MEMORY_LIMIT = "200MB"
 
 
 def _iso(column: str) -> str:
@@ -142,8 +147,18 @@ def _copy_lines(store: Store, sql: str, params: Params, path: Path) -> None:
     """DuckDB writes the one-column rows of ``sql`` to ``path``, each as it is, one a line
     (a CSV writer with no quoting and a delimiter that never occurs writes the text verbatim)."""
     with store.reading() as cur:
-        cur.execute(f"COPY ({sql}) TO {_literal(str(path))} "
-                    "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')", params)
+        # DuckDB keeps what it reads cached up to its memory limit (80 % of the machine's
+        # memory by default): bounded here, what a range needs beyond it spills to disk
+        with contextlib.suppress(duckdb.Error):  # where it spilled before, it stays
+            cur.execute("SET temp_directory = "
+                        + _literal(str(Path(tempfile.gettempdir()) / "lookback-spill")))
+        cur.execute(f"SET memory_limit = {_literal(MEMORY_LIMIT)}")
+        try:
+            cur.execute(f"COPY ({sql}) TO {_literal(str(path))} "
+                        "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')",
+                        params)
+        finally:
+            cur.execute("RESET memory_limit")
 
 
 def _copy_out(paths: Sequence[Path], out: TextIO, head: str = "",
@@ -238,13 +253,43 @@ def write_history(store: Store, metric: str, fmt: str, out: TextIO,
         _copy_out(paths, out, head, json_array=fmt == "json")
 
 
+def known_spans(store: Store, metric: str, rows: int | None = None
+                ) -> list[tuple[datetime, datetime, datetime, datetime]]:
+    """Consecutive known-time ranges [start, end) holding every version of ``metric``, each
+    with about ``rows`` versions, and the first and last bucket of the versions in each."""
+    with store.reading() as cur:
+        row = cur.execute("SELECT min(known_at), max(known_at), count(*) FROM versions"
+                          " WHERE metric = ?", [metric]).fetchone()
+        if row is None or row[0] is None:
+            return []
+        first, last, count = row
+        parts = max(1, min(1000, -(-int(count) // (rows or CHUNK_ROWS * 5))))
+        step = (last - first) / parts
+        edges = [first + step * i for i in range(parts)] + [last + timedelta(microseconds=1)]
+        spans = []
+        for a, b in itertools.pairwise(edges):
+            if a >= b:
+                continue
+            low, high = cur.execute(
+                "SELECT min(bucket), max(bucket) FROM versions WHERE metric = ?"
+                " AND known_at >= ? AND known_at < ?", [metric, a, b]).fetchone() or (None, None)
+            if low is not None:
+                spans.append((a, b, low, high))
+    return spans
+
+
 def write_revisions(store: Store, metric: str, out: TextIO) -> None:
-    """``revisions --json`` of ``metric`` to ``out`` (the store closed before the copy)."""
-    query, params = store.revisions_query(metric)
+    """``revisions --json`` of ``metric`` to ``out``, a range of known times at a time (the
+    store closed before the copy)."""
     with _spool_folder() as folder:
-        _copy_lines(store, _json_lines(revisions_json_sql(query)), params, folder / "all.txt")
+        paths = []
+        with store.reading():
+            for index, span in enumerate(known_spans(store, metric)):
+                query, params = store.revisions_query(metric, known=span)
+                paths.append(folder / f"part{index:04d}.txt")
+                _copy_lines(store, _json_lines(revisions_json_sql(query)), params, paths[-1])
         store.close()
-        _copy_out([folder / "all.txt"], out, json_array=True)
+        _copy_out(paths, out, json_array=True)
 
 
 def _json_lines(sql: str) -> str:

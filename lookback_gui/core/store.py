@@ -1286,10 +1286,13 @@ class Store:
         ]
 
     def revisions_query(self, metric: str, newest: int | None = None,
-                        run: int | None = None) -> tuple[str, list[Any]]:
+                        run: int | None = None,
+                        known: tuple[datetime, datetime, datetime, datetime] | None = None
+                        ) -> tuple[str, list[Any]]:
         """SQL (with its parameters) for the rows of :meth:`revisions`, in their order: run_id,
         bucket, dims, measure, old_value, old_exact, new_value, new_exact, known_at,
-        prev_known_at."""
+        prev_known_at. With ``known`` = (start, end, first bucket, last bucket): only the
+        revisions known in [start, end), whose buckets lie between the two given."""
         where = "metric = ?"
         params: list[Any] = [metric]
         if run is not None:  # only the values that run touched need their history
@@ -1297,6 +1300,13 @@ class Store:
                       "FROM versions WHERE metric = ? AND run_id = ?)")
             params += [metric, run]
         keep = "" if run is None else f" AND run_id = {int(run)}"
+        if known is not None:  # the values known then, with the versions before them
+            where += (" AND known_at < ? AND bucket >= ? AND bucket <= ? AND (dims, measure,"
+                      " bucket) IN (SELECT (dims, measure, bucket) FROM versions WHERE"
+                      " metric = ? AND known_at >= ? AND known_at < ?)")
+            params += [known[1], known[2], known[3], metric, known[0], known[1]]
+            keep += " AND known_at >= ?"
+            params.append(known[0])
         tail = ("" if newest is None else
                 f" ORDER BY known_at DESC, run_id DESC, bucket DESC LIMIT {int(newest)}")
         return (
