@@ -313,7 +313,14 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
     window = MainWindow(QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat))
     window.resize(1200, 800)
     window.show()
-    assert window.open_project(path)
+    from PySide6.QtCore import QEventLoop
+
+    opening = QEventLoop()
+    window.opened.connect(opening.quit)  # the project opens off the GUI thread
+    window.open_failed.connect(lambda message: (print(message, file=sys.stderr), opening.quit()))
+    window.open_project(path)
+    opening.exec()
+    assert window.session is not None
     window.select_metric("m")
     finished: list[Any] = []
 
@@ -397,7 +404,7 @@ def bench_gui_chart(folder: Path, points: int) -> tuple[Row, Row]:
         watcher = FirstPaint(chart)
         chart.plot.viewport().installEventFilter(watcher)
         chart.loaded.connect(on_loaded)
-        chart.set_metric(store, config, [])
+        chart.set_metric(store, config)
 
     chart = fresh_chart()
     reopen()
@@ -451,8 +458,8 @@ def bench_runs_view(folder: Path, runs: int) -> Row:
     start = time.perf_counter()
     window.open_project(project.path, start_scheduler=False)
     loop.exec()
-    window.tabs.setCurrentIndex(window.tabs.indexOf(window.find_box.parentWidget()))
-    window.all_runs_view.grab()
+    window.tabs.setCurrentIndex(window.tabs.indexOf(window.runs_log))
+    window.runs_log.view.grab()
     elapsed = time.perf_counter() - start
     assert window.runs_model.rowCount() > 0
     window.quitting = True
