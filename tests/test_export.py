@@ -49,7 +49,9 @@ def varied(tmp_path: Path, write_project) -> Path:
         ('2026-10-28', '東京', 0, -2.5, 1e-7),
         ('2026-10-29', 'Zürich', 1, 3, 2.0),
         ('2026-10-29', 'a,b "c"', 2, 4, -1e300),
-        ('2026-10-29', 'two' || chr(10) || 'lines', 3, 1.5, 1e-300)""")
+        ('2026-10-29', 'two' || chr(10) || 'lines', 3, 1.5, 1e-300),
+        ('2026-10-27', 'Ünïcode', 4, 5, 123456.0),
+        ('2026-10-28', 'Ünïcode', 5, 6, 9007199254740992.0)""")
     project = load_project(write_project(sql=SQL, lookback='"4d"'))
     with Store(project.store_path) as store:
         def pull(at: str) -> None:
