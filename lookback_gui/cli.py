@@ -27,13 +27,12 @@ from lookback_gui.core.errors import (
     UsageError,
 )
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
-from lookback_gui.core.store import HistoryRow, LogLine, RunRecord, Store
-from lookback_gui.core.storelock import WAIT_S
 from lookback_gui.core.windows import parse_timestamp
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that open it
     from lookback_gui.core.events import Event, Observer
     from lookback_gui.core.pull import PullControl
+    from lookback_gui.core.store import LogLine, RunRecord, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
 
@@ -120,6 +119,9 @@ def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
     A command that only reads (``reading``) opens it for writing where it can (so that runs of
     dead processes are marked interrupted), else read-only (a read-only file or folder, a full
     disk)."""
+    from lookback_gui.core.store import Store
+    from lookback_gui.core.storelock import WAIT_S
+
     def waiting(message: str) -> None:
         err.write(message + "\n")
         err.flush()
@@ -477,12 +479,14 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     known_at = (_timestamp(args.as_known_at, project, config.name, "--as-known-at")
                 if args.as_known_at else None)
     with _open_store(project, err, reading=True) as store:
+        if args.json or args.csv:  # streamed: DuckDB writes the lines
+            from lookback_gui.core.export import write_history
+
+            write_history(store, config.name, "json" if args.json else "csv", out,
+                          as_of_run=args.as_of_run, as_known_at=known_at)
+            return EXIT_OK
         rows = store.history(config.name, as_of_run=args.as_of_run, as_known_at=known_at)
-    if args.json:
-        write_json([r.to_json() for r in rows], out)
-    elif args.csv:
-        _history_csv(rows, out)
-    elif not rows:
+    if not rows:
         out.write(f"no values of {config.name} yet\n")
     else:
         headers = ["bucket", "series", "measure", "value", "first_value", "versions", "flags"]
@@ -496,31 +500,16 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _history_csv(rows: list[HistoryRow], out: TextIO) -> None:
-    dims: list[str] = []
-    for row in rows:
-        for key in row.dims:
-            if key not in dims:
-                dims.append(key)
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["bucket", *dims, "measure", "value", "first_value", "versions", "revised",
-                     "partial"])
-    for row in rows:
-        data = row.to_json()
-        writer.writerow([data["bucket"], *(row.dims.get(d, "") for d in dims), row.measure,
-                         "" if data["value"] is None else data["value"],
-                         "" if data["first_value"] is None else data["first_value"],
-                         row.versions, str(row.revised).lower(), str(row.partial).lower()])
-
-
 def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
     with _open_store(project, err, reading=True) as store:
+        if args.json:  # streamed: DuckDB writes the lines
+            from lookback_gui.core.export import write_revisions
+
+            write_revisions(store, config.name, out)
+            return EXIT_OK
         rows = store.revisions(config.name)
-    if args.json:
-        write_json([r.to_json() for r in rows], out)
-        return EXIT_OK
     if not rows:
         out.write(f"no revisions of {config.name} yet\n")
         return EXIT_OK
@@ -845,6 +834,58 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.housekeeping import store_stats
+
+    project = _project(args)
+    with _open_store(project, err, reading=True) as store:
+        stats = store_stats(store)
+    if args.json:
+        write_json(stats.to_json(), out)
+        return EXIT_OK
+    out.write(f"store {stats.path}: {_size(stats.bytes)} ({_size(stats.free_bytes)} free), "
+              f"{stats.runs:,} runs, {stats.versions:,} versions, {stats.values:,} values\n")
+    if stats.metrics:
+        out.write("\n")
+        print_table(["metric", "runs", "failed", "versions", "values", "revised", "first bucket",
+                     "last bucket", "size"],
+                    [[m.metric, f"{m.runs:,}", f"{m.failed_runs:,}", f"{m.versions:,}",
+                      f"{m.values:,}", f"{m.revised_values:,}", m.first_bucket, m.last_bucket,
+                      _size(m.bytes)] for m in stats.metrics], out,
+                    right=["runs", "failed", "versions", "values", "revised", "size"])
+    return EXIT_OK
+
+
+def cmd_store_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.housekeeping import compact_store
+    from lookback_gui.core.storelock import WAIT_S
+
+    project = _project(args)
+
+    def waiting(message: str) -> None:
+        err.write(message + "\n")
+        err.flush()
+
+    try:
+        wait_s = float(os.environ.get("LOOKBACK_STORE_WAIT", WAIT_S))
+    except ValueError:
+        raise UsageError("LOOKBACK_STORE_WAIT must be a number of seconds") from None
+    done = compact_store(project.store_path, waiting=waiting, wait_s=wait_s)
+    out.write(f"compacted {project.store_path}: {_size(done.before_bytes)} → "
+              f"{_size(done.after_bytes)}; every run and version kept "
+              f"({done.rows['runs']:,} runs, {done.rows['versions']:,} versions)\n")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.demo import write_demo
 
@@ -958,6 +999,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", type=float, default=99.0, metavar="PCT",
                    help="the share of revised magnitude to catch (default 99)")
     p.add_argument("--json", action="store_true")
+
+    p = add("store", cmd_store_stats, "the store: what it holds, and compaction")
+    store_sub = p.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
+    store_sub.required = True
+    q = store_sub.add_parser("stats", parents=[common], help="runs, versions and size, by metric",
+                             description="runs, versions and size, by metric")
+    q.set_defaults(func=cmd_store_stats)
+    q.add_argument("--json", action="store_true")
+    q = store_sub.add_parser(
+        "compact", parents=[common],
+        help="rewrite the store into a fresh file (every run and version kept)",
+        description="rewrite the store into a fresh file that holds every run and version, "
+                    "without the space of rewritten rows; the store is held exclusively "
+                    "meanwhile, and a compaction stopped halfway leaves it as it was")
+    q.set_defaults(func=cmd_store_compact)
 
     p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")
     p.add_argument("dir", metavar="DIR")

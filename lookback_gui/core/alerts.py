@@ -33,24 +33,44 @@ def _series_label(dims: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "all"
 
 
-def _threshold(rule: AlertRule, store: Store, config: MetricConfig) -> str | None:
-    rows = [r for r in store.history(config.name)
+def _threshold(rule: AlertRule, store: Store, config: MetricConfig,
+               run: RunRecord | None) -> str | None:
+    """The rule judges the latest complete bucket of its measure. After a run that bucket is
+    almost always in the run's window, so the store reads from the window's start on and
+    nothing older (a year of values is never read to judge one bucket)."""
+    if rule.measure is None:
+        return None
+    latest, values = store.latest_values(
+        config.name, rule.measure, dict(rule.series),
+        since=run.window_start if run is not None else None)
+    return _judge(rule, latest, values)
+
+
+def _threshold_as_known_after(rule: AlertRule, store: Store, config: MetricConfig,
+                              run: int) -> str | None:
+    """What :func:`_threshold` said right after run ``run`` committed (from the history)."""
+    rows = [r for r in store.history(config.name, as_of_run=run)
             if r.measure == rule.measure and r.value is not None
             and _series_matches(dict(r.dims), dict(rule.series))]
     if not rows:
         return None
     complete = [r for r in rows if not r.partial] or rows
     latest = max(r.bucket for r in complete)
+    return _judge(rule, latest, [(dict(r.dims), r.value) for r in complete
+                                 if r.bucket == latest and r.value is not None])
+
+
+def _judge(rule: AlertRule, latest: datetime | None,
+           values: list[tuple[dict[str, Any], Any]]) -> str | None:
+    """The message of a threshold rule on the values of its latest bucket, or None."""
+    if latest is None:
+        return None
     hits = []
-    for row in complete:
-        if row.bucket != latest or row.value is None:
-            continue
-        if rule.above is not None and row.value > rule.above:
-            hits.append(f"{_series_label(dict(row.dims))}: {fmt_number(row.value)} > "
-                        f"{fmt_number(rule.above)}")
-        if rule.below is not None and row.value < rule.below:
-            hits.append(f"{_series_label(dict(row.dims))}: {fmt_number(row.value)} < "
-                        f"{fmt_number(rule.below)}")
+    for dims, value in values:
+        if rule.above is not None and value > rule.above:
+            hits.append(f"{_series_label(dims)}: {fmt_number(value)} > {fmt_number(rule.above)}")
+        if rule.below is not None and value < rule.below:
+            hits.append(f"{_series_label(dims)}: {fmt_number(value)} < {fmt_number(rule.below)}")
     if not hits:
         return None
     return f"{rule.measure} at {latest.isoformat(sep=' ')}: " + "; ".join(hits)
@@ -136,7 +156,7 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
         if kinds is not None and rule.kind not in kinds:
             continue
         if rule.kind == "threshold":
-            message = _threshold(rule, store, config)
+            message = _threshold(rule, store, config, run)
         elif rule.kind == "restatement":
             if run is None:
                 continue
@@ -196,16 +216,6 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None)
     return problem
 
 
-class _AsKnownAfterRun:
-    """The store as it stood right after one run committed, for the reads a rule makes."""
-
-    def __init__(self, store: Store, run_id: int):
-        self._store, self._run = store, run_id
-
-    def history(self, metric: str) -> Any:
-        return self._store.history(metric, as_of_run=self._run)
-
-
 def find_rule(config: MetricConfig, reference: str) -> AlertRule:
     """The rule ``reference`` names: its ``name``, or its kind and position (``threshold#1``,
     ``threshold #1``)."""
@@ -227,8 +237,6 @@ def try_rule(config: MetricConfig, store: Store, rule: AlertRule) -> dict[str, A
     run, a restatement rule on the revisions the run made. Nothing is recorded and no command
     runs. Returns the runs evaluated, after how many the rule's condition held, and each
     episode (from the run where it started firing to the run where it resolved)."""
-    from typing import cast
-
     from lookback_gui.core.errors import UsageError
 
     if rule.kind not in ("threshold", "restatement"):
@@ -240,7 +248,7 @@ def try_rule(config: MetricConfig, store: Store, rule: AlertRule) -> dict[str, A
     open_episode: dict[str, Any] | None = None
     for run in runs:
         if rule.kind == "threshold":
-            message = _threshold(rule, cast(Store, _AsKnownAfterRun(store, run.id)), config)
+            message = _threshold_as_known_after(rule, store, config, run.id)
         else:
             message = _restatement(rule, store, config, run)
         when = run.known_at or run.finished_at

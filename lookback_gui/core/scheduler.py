@@ -26,7 +26,7 @@ from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.events import Fanout, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
 from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
-from lookback_gui.core.store import RunRecord, Store
+from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
 from lookback_gui.core.storelock import SchedulerLease
 from lookback_gui.core.windows import Window, compute_window
 
@@ -72,15 +72,22 @@ def is_due(config: MetricConfig, last_seen: datetime, now: datetime) -> bool:
     return False
 
 
-def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[PlannedPull]:
+def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
+                  facts: CatchUpFacts | None = None) -> list[PlannedPull]:
     """What a scheduled metric owes at ``now`` (naive local): back-fills, then one catch-up.
 
     Both go by coverage (the buckets successful pulls saw complete, see *Knowledge time*), never
     by a run's place in the log: a backfill or replay of the past neither makes the present look
     pulled nor covers a bucket it saw partial. The buckets owed lie between the start of the
     metric's first pull and the start of the window the catch-up pull will cover.
+
+    ``facts`` are the metric's runs as :meth:`Store.catch_up_facts` gives them, when the
+    caller read them for the whole project at once.
     """
-    first, last_seen = store.pull_extent(config.name)
+    if facts is None:
+        first, last_seen = store.pull_extent(config.name)
+    else:
+        first, last_seen = facts.first, facts.last_seen
     current = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
     if first is None or last_seen is None:
         return [PlannedPull("catch-up", current)]
@@ -88,7 +95,8 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[Pla
         return []
     plans = []
     cursor = first  # a one-bucket lookback covers nothing: it starts at the first pull
-    for start, end in [*store.coverage(config.name), (current.start, current.start)]:
+    coverage = store.coverage(config.name) if facts is None else facts.coverage
+    for start, end in [*coverage, (current.start, current.start)]:
         hole_end = min(start, current.start)
         if cursor < hole_end:
             plans += [PlannedPull("backfill", w)
@@ -99,23 +107,9 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime) -> list[Pla
 
 
 def failed_windows(store: Store, metric: str) -> list[RunRecord]:
-    """Failed runs of ``metric`` whose window no later successful run has covered."""
-    runs = list(reversed(store.runs(metric=metric)))
-    out: list[RunRecord] = []
-    seen: set[tuple[datetime | None, datetime | None]] = set()
-    for index, run in enumerate(runs):
-        if run.status != "failed" or run.window_start is None or run.window_end is None:
-            continue
-        later = [r for r in runs[index + 1:] if r.status == "succeeded"]
-        if any(r.window_start is not None and r.window_end is not None
-               and r.window_start <= run.window_start and r.window_end >= run.window_end
-               for r in later):
-            continue
-        key = (run.window_start, run.window_end)
-        if key not in seen:
-            seen.add(key)
-            out.append(run)
-    return out
+    """Failed runs of ``metric`` whose window no later successful run has covered (one
+    set-based query: a long run history is not walked run by run)."""
+    return store.uncovered_failures(metric)
 
 
 def retry_failed(project: Project, store: Store, metric: str | None = None,
@@ -126,9 +120,10 @@ def retry_failed(project: Project, store: Store, metric: str | None = None,
     ``control`` is cancelled, no further window is started."""
     names = [metric] if metric else list(project.metrics)
     runs: list[RunRecord] = []
+    owed = store.uncovered_failures(metric)  # every metric's at once
     for name in names:
         config = project.metric(name)
-        for failed in failed_windows(store, name):
+        for failed in (r for r in owed if r.metric == name):
             if control is not None and control.cancelled:
                 return runs
             assert failed.window_start and failed.window_end and failed.as_of
@@ -336,12 +331,15 @@ class Scheduler:
         started: list[str] = []
         if self._paused_all:
             return started  # owed pulls are caught up at resume
+        known = self.store.catch_up_facts()  # every metric's runs in one read
+        none = CatchUpFacts(None, None, [])
         for config in self.project.metrics.values():
             if not config.scheduled or config.name in self._paused_metrics:
                 continue
             if only is not None and config.name != only:
                 continue
-            plans = plan_catch_up(config, self.store, _local(self._clock(), config))
+            plans = plan_catch_up(config, self.store, _local(self._clock(), config),
+                                  known.get(config.name, none))
             if not plans:
                 continue
             fills = sum(p.trigger == "backfill" for p in plans)

@@ -295,6 +295,17 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class CatchUpFacts:
+    """What catch-up planning needs of one metric's runs: the earliest window start and the
+    latest moment seen of its successful pulls, and the bucket ranges they covered (merged,
+    oldest first)."""
+
+    first: datetime | None
+    last_seen: datetime | None
+    coverage: list[tuple[datetime, datetime]]
+
+
+@dataclass(frozen=True)
 class LogLine:
     run_id: int
     seq: int
@@ -1137,6 +1148,53 @@ class Store:
                           " WHERE metric = ? AND status = 'succeeded'", [metric])
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
+    def uncovered_failures(self, metric: str | None = None) -> list[RunRecord]:
+        """Failed runs of ``metric`` (or of every metric) whose window no later successful
+        run's window of the same metric holds, oldest first; of several with one window, the
+        oldest."""
+        return [self._run_from_row(r) for r in self._read(
+            f"""
+            WITH r AS (SELECT id, metric, status, window_start, window_end FROM runs
+                       WHERE {"metric = $metric AND" if metric is not None else ""}
+                             status IN ('failed', 'succeeded')
+                         AND window_start IS NOT NULL AND window_end IS NOT NULL),
+            f AS (SELECT * FROM r WHERE status = 'failed'),
+            s AS (SELECT * FROM r WHERE status = 'succeeded' AND id > (SELECT min(id) FROM f)),
+            open AS (
+                SELECT f.id FROM f ANTI JOIN s ON s.metric = f.metric AND s.id > f.id
+                    AND s.window_start <= f.window_start AND s.window_end >= f.window_end
+                QUALIFY row_number() OVER (PARTITION BY f.metric, f.window_start, f.window_end
+                                           ORDER BY f.id) = 1
+            )
+            SELECT {self._RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM open) ORDER BY id
+            """, {"metric": metric} if metric is not None else None)]
+
+    def catch_up_facts(self) -> dict[str, CatchUpFacts]:
+        """For every metric with a successful pull: its :meth:`pull_extent` and
+        :meth:`coverage`, read in two queries for the whole project (planning the catch-up of
+        many metrics must not cost a query per metric)."""
+        extents = self._read("SELECT metric, min(window_start), max(least(known_at, window_end))"
+                             " FROM runs WHERE status = 'succeeded' GROUP BY metric")
+        facts = {m: CatchUpFacts(first, seen, []) for m, first, seen in extents}
+        for metric, a, b in self._read(
+            """
+            WITH s AS (  -- runs that start together cover as far as the furthest of them
+                SELECT metric, window_start AS a, max(settled_end) AS b FROM runs
+                WHERE status = 'succeeded' AND settled_end > window_start GROUP BY ALL
+            ), o AS (
+                SELECT metric, a, b, max(b) OVER (PARTITION BY metric ORDER BY a, b
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach
+                FROM s
+            ), g AS (
+                SELECT metric, a, b, sum(CASE WHEN reach IS NULL OR a > reach THEN 1 ELSE 0 END)
+                             OVER (PARTITION BY metric ORDER BY a, b) AS island
+                FROM o
+            )
+            SELECT metric, min(a), max(b) FROM g GROUP BY metric, island ORDER BY 1, 2
+            """):
+            facts[metric].coverage.append((a, b))
+        return facts
+
     def last_successful_run(self, metric: str) -> RunRecord | None:
         """The metric's newest successful run (kept in memory while this process has the store
         open: nobody else can write it then)."""
@@ -1194,21 +1252,34 @@ class Store:
         """
         return sql, {**params, **(extra or {})}
 
+    def history_query(self, metric: str, as_of_run: int | None = None,
+                      as_known_at: datetime | None = None,
+                      buckets: tuple[datetime, datetime] | None = None
+                      ) -> tuple[str, dict[str, Any]]:
+        """SQL (with its parameters) for the rows of :meth:`history`, in their order: bucket,
+        dims, measure, value, exact, first_value, first_exact, versions, partial, run_id,
+        known_at (``exact``: the canonical text of an integer or DECIMAL value); only the
+        buckets in [start, end) of ``buckets`` when given."""
+        span = "" if buckets is None else " AND bucket >= $span_start AND bucket < $span_end"
+        params: dict[str, Any]
+        if as_of_run is None and as_known_at is None:
+            sql, params = ("SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
+                           " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
+                           " first_value, first_exact, versions, run_id, partial, known_at"
+                           f" FROM current WHERE metric = $metric{span}", {"metric": metric})
+        else:
+            sql, params = self._values_known(metric, as_of_run, as_known_at, span)
+        if buckets is not None:
+            params = {**params, "span_start": buckets[0], "span_end": buckets[1]}
+        return (f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
+                f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
+
     def history(self, metric: str, as_of_run: int | None = None,
                 as_known_at: datetime | None = None) -> list[HistoryRow]:
         """Current values of ``metric``; or the values as known right after run ``as_of_run``
         committed; or as known at ``as_known_at`` (for each value, its version with the latest
         known time at or before it)."""
-        if as_of_run is None and as_known_at is None:
-            sql, params = ("SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
-                           " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
-                           " first_value, first_exact, versions, run_id, partial, known_at"
-                           " FROM current WHERE metric = $metric", {"metric": metric})
-        else:
-            sql, params = self._values_known(metric, as_of_run, as_known_at)
-        rows = self._read(
-            f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
-            f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
+        rows = self._read(*self.history_query(metric, as_of_run, as_known_at))
         return [
             HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=_number(v, x),
                        first_value=_number(f, fx), versions=int(n), revised=int(n) > 1,
@@ -1216,16 +1287,14 @@ class Store:
             for b, d, m, v, x, f, fx, n, p, r, k in rows
         ]
 
-    def revisions(self, metric: str, newest: int | None = None,
-                  run: int | None = None) -> list[RevisionRow]:
-        """Every revision and removal of ``metric`` in known-time order: only the ``newest``
-        ones, or only those run ``run`` made, when given.
-
-        A revision is a version whose value differs from the one before it in known-time
-        order (exactly for integer and DECIMAL measures, within the float tolerance for the
-        others): a version slotted in before a later one can make that one equal to its new
-        predecessor, and it is then no revision any more.
-        """
+    def revisions_query(self, metric: str, newest: int | None = None,
+                        run: int | None = None,
+                        known: tuple[datetime, datetime, datetime, datetime] | None = None
+                        ) -> tuple[str, list[Any]]:
+        """SQL (with its parameters) for the rows of :meth:`revisions`, in their order: run_id,
+        bucket, dims, measure, old_value, old_exact, new_value, new_exact, known_at,
+        prev_known_at. With ``known`` = (start, end, first bucket, last bucket): only the
+        revisions known in [start, end), whose buckets lie between the two given."""
         where = "metric = ?"
         params: list[Any] = [metric]
         if run is not None:  # only the values that run touched need their history
@@ -1233,9 +1302,16 @@ class Store:
                       "FROM versions WHERE metric = ? AND run_id = ?)")
             params += [metric, run]
         keep = "" if run is None else f" AND run_id = {int(run)}"
+        if known is not None:  # the values known then, with the versions before them
+            where += (" AND known_at < ? AND bucket >= ? AND bucket <= ? AND (dims, measure,"
+                      " bucket) IN (SELECT (dims, measure, bucket) FROM versions WHERE"
+                      " metric = ? AND known_at >= ? AND known_at < ?)")
+            params += [known[1], known[2], known[3], metric, known[0], known[1]]
+            keep += " AND known_at >= ?"
+            params.append(known[0])
         tail = ("" if newest is None else
                 f" ORDER BY known_at DESC, run_id DESC, bucket DESC LIMIT {int(newest)}")
-        rows = self._read(
+        return (
             f"""
             SELECT run_id, bucket, dims, measure, old_value, old_exact, new_value, new_exact,
                    known_at, prev_known_at
@@ -1264,6 +1340,18 @@ class Store:
             )
             ORDER BY known_at, run_id, bucket, dims, measure
             """, params)
+
+    def revisions(self, metric: str, newest: int | None = None,
+                  run: int | None = None) -> list[RevisionRow]:
+        """Every revision and removal of ``metric`` in known-time order: only the ``newest``
+        ones, or only those run ``run`` made, when given.
+
+        A revision is a version whose value differs from the one before it in known-time
+        order (exactly for integer and DECIMAL measures, within the float tolerance for the
+        others): a version slotted in before a later one can make that one equal to its new
+        predecessor, and it is then no revision any more.
+        """
+        rows = self._read(*self.revisions_query(metric, newest, run))
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m,
                             old_value=_number(o, ox), new_value=_number(n, nx), known_at=k,
                             prev_known_at=pk)
@@ -1371,6 +1459,52 @@ class Store:
             "SELECT id, as_of, schema_change FROM runs WHERE metric = ? AND status = 'succeeded'"
             " AND schema_change IS NOT NULL AND schema_change <> '{}' ORDER BY id", [metric])
         return [(r, a, json.loads(c)) for r, a, c in rows]
+
+    def latest_values(self, metric: str, measure: str, series: Mapping[str, Any],
+                      since: datetime | None = None
+                      ) -> tuple[datetime | None, list[tuple[dict[str, Any], Number]]]:
+        """The latest bucket of ``measure`` that has a complete value (or, when none is
+        complete yet, the latest bucket with a value), and its values there by series: those
+        complete, else all of them. Only series whose dims match ``series`` (compared as
+        text, as ``str()`` writes them) count.
+
+        ``since`` is where to look first: when a complete value lies at or after it, no older
+        bucket is read (the run that just committed gives its window's start).
+        """
+        where = ["metric = $metric", "measure = $measure", "NOT removed", "value IS NOT NULL"]
+        params: dict[str, Any] = {"metric": metric, "measure": measure}
+        for index, (key, wanted) in enumerate(sorted(series.items())):
+            pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+            params[f"k{index}"], params[f"v{index}"] = pointer, str(wanted)
+            p = f"$k{index}"
+            where.append(f"(CASE json_type(dims, {p}) WHEN 'BOOLEAN' THEN CASE WHEN"
+                         f" CAST(json_extract(dims, {p}) AS BOOLEAN) THEN 'True' ELSE 'False'"
+                         f" END ELSE coalesce(json_extract_string(dims, {p}), 'None') END)"
+                         f" = $v{index}")
+        match = " AND ".join(where)
+        with self.reading() as cur:
+            cur.execute("BEGIN TRANSACTION")  # one snapshot for both reads
+            found = None
+            for bound in ([since, None] if since is not None else [None]):
+                row = cur.execute(
+                    f"SELECT max(bucket) FILTER (WHERE NOT partial), max(bucket) FROM current"
+                    f" WHERE {match}" + ("" if bound is None else " AND bucket >= $since"),
+                    {**params, **({} if bound is None else {"since": bound})}).fetchone()
+                if row is not None and row[0] is not None:
+                    found = (row[0], True)
+                    break
+                if bound is None and row is not None and row[1] is not None:
+                    found = (row[1], False)
+            if found is None:
+                cur.execute("COMMIT")
+                return None, []
+            latest, complete = found
+            rows = cur.execute(
+                f"SELECT dims, value, exact FROM current WHERE {match} AND bucket = $latest"
+                + (" AND NOT partial" if complete else "") + " ORDER BY dims",
+                {**params, "latest": latest}).fetchall()
+            cur.execute("COMMIT")
+        return latest, [(json.loads(d), _number(v, x)) for d, v, x in rows]  # type: ignore[misc]
 
     # -- alerts ---------------------------------------------------------------------------
 

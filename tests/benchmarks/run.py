@@ -163,7 +163,7 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
 
     ours_s, base_s = median_pair(ours, baseline, reps, before=revise_one_percent)
     store.close()
-    label = {1000: "1k", 100_000: "100k", 1_000_000: "1m"}[values]
+    label = {1000: "1k", 100_000: "100k", 1_000_000: "1m", 5_000_000: "5m"}[values]
     return ratio_row(f"pull_overhead_{label}", ours_s, base_s or 0, 1.5,
                      0.030 if values == 1000 else None)
 
@@ -620,6 +620,353 @@ def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
                      target="< 0.5 (probe skips unchanged days)")
 
 
+# -- a year of use ---------------------------------------------------------------------------
+
+YEAR_START = datetime(2025, 11, 1)
+# the moments at which a version of a bucket is known, in quarter hours after the bucket's start:
+# first inside the bucket (partial), then by the pulls 1 h, 4 h, 9 h and 16 h later (a lookback
+# of 24 h re-pulls each bucket 96 times; most pulls find it unchanged)
+VERSION_QUARTERS = [0, 4, 16, 36, 64]
+
+
+@dataclass(frozen=True)
+class YearShape:
+    """A project pulled every 15 minutes: ``metrics`` metrics of grain hour and lookback 24 h,
+    the first with ``big_series`` series and the others ``series`` each, two measures (``n``
+    BIGINT, exact, and ``v`` DOUBLE), over ``hours`` hours."""
+
+    metrics: int
+    hours: int
+    big_series: int
+    series: int
+
+    @property
+    def runs(self) -> int:
+        return self.metrics * self.hours * 4
+
+    def big_values(self) -> int:
+        return self.big_series * 2 * self.hours
+
+
+def year_shape(quick: bool, hours: int | None = None) -> YearShape:
+    return YearShape(metrics=20, hours=hours or (24 * 30 if quick else 24 * 365),
+                     big_series=60, series=16)
+
+
+YEAR_METRIC = """
+[metrics.{name}]
+source = "src"
+grain = "hour"
+lookback = "24h"
+every = "15m"
+retries = 0
+sql = '''
+SELECT date_trunc('hour', ts) AS bucket, k, count(*) AS n, sum(x) AS v FROM facts
+WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL
+'''
+"""
+
+YEAR_ALERT = """
+[[metrics.m00.alerts]]
+kind = "threshold"
+measure = "n"
+below = 10
+"""
+
+
+def build_year_store(folder: Path, shape: YearShape) -> Path:
+    """A project and its store as ``shape`` says a year of 15-minute pulls leaves them, built
+    with set-based inserts into the store's own tables (schema 2). Every succeeded run's
+    window, known time and settled span are those the pull would have recorded; about one in
+    200 pulls failed (none of them stored a version). Returns the project file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(folder / "src.duckdb"))
+    con.execute("CREATE TABLE IF NOT EXISTS facts (ts TIMESTAMP, k VARCHAR, x DOUBLE)")
+    con.close()
+    names = [f"m{i:02d}" for i in range(shape.metrics)]
+    text = ('[store]\npath = "lookback.duckdb"\n\n[sources.src]\ntype = "duckdb"\n'
+            'path = "src.duckdb"\n' + "".join(YEAR_METRIC.format(name=n) for n in names)
+            + YEAR_ALERT)
+    (folder / "lookback.toml").write_text(text)
+    project = load_project(folder / "lookback.toml")
+    store = Store(project.store_path)  # the schema, as the app makes it
+    store.close()
+    con = duckdb.connect(str(project.store_path))
+    con.execute("SET enable_progress_bar = false")
+    p = {"m": shape.metrics, "h": shape.hours, "n": shape.hours * 4, "start": YEAR_START,
+         "big": shape.big_series, "small": shape.series}
+    con.execute(
+        """
+        INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, window_start,
+            window_end, partial_start, started_at, finished_at, attempts, rows, new, revised,
+            removed, unchanged, error, sql, params, measures, schema_change, warnings, checks,
+            duration_s, known_at, settled_end, commit_seq)
+        SELECT id, metric, 'schedule', CASE WHEN failed THEN 'failed' ELSE 'succeeded' END,
+               'UTC', 'hour', t, date_trunc('hour', t) - INTERVAL 23 HOUR,
+               date_trunc('hour', t) + INTERVAL 1 HOUR, date_trunc('hour', t), t,
+               t + INTERVAL 2 SECOND, 1,
+               CASE WHEN failed THEN NULL ELSE s * 48 END, CASE WHEN failed THEN NULL ELSE 0 END,
+               CASE WHEN failed THEN NULL ELSE s END, CASE WHEN failed THEN NULL ELSE 0 END,
+               CASE WHEN failed THEN NULL ELSE s * 47 END,
+               CASE WHEN failed THEN 'source src: cannot be reached' END,
+               'SELECT ...', '{}', '["n", "v"]', '{}', '[]', '[]', 1.5,
+               CASE WHEN failed THEN NULL ELSE t END,
+               CASE WHEN failed THEN NULL ELSE date_trunc('hour', t) END,
+               CASE WHEN failed THEN NULL ELSE id END
+        FROM (SELECT k * $m + i + 1 AS id, 'm' || lpad(CAST(i AS VARCHAR), 2, '0') AS metric,
+                     $start + to_minutes(CAST(k * 15 AS BIGINT)) AS t,
+                     k % 4 = 3 AND hash(i, k) % 50 = 0 AS failed,
+                     CASE WHEN i = 0 THEN $big ELSE $small END AS s
+              FROM range($n) a(k), range($m) b(i))
+        ORDER BY id
+        """, {k: p[k] for k in ("m", "n", "start", "big", "small")})
+    con.execute("INSERT INTO run_log SELECT id, 1, started_at, "
+                "CASE WHEN status = 'failed' THEN 'error' ELSE 'info' END, "
+                "coalesce(error, 'succeeded') FROM runs ORDER BY id")
+    con.execute(f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {shape.runs + 1}; "
+                f"DROP SEQUENCE commit_seqs; CREATE SEQUENCE commit_seqs START {shape.runs + 1}")
+    quarters = VERSION_QUARTERS
+    count = " + ".join(f"CASE WHEN {q} < 4 * ($h - b) THEN 1 ELSE 0 END" for q in quarters)
+    con.execute(
+        f"""
+        CREATE TEMP TABLE vals AS
+        SELECT i, b, m, 'm' || lpad(CAST(i AS VARCHAR), 2, '0') AS metric,
+               '{{"k":"s' || s || '"}}' AS dims, CASE m WHEN 0 THEN 'n' ELSE 'v' END AS measure,
+               $start + to_hours(CAST(b AS BIGINT)) AS bucket,
+               CAST(hash(i, s, m, b) % 1000 AS BIGINT) AS base,
+               least(1 + CAST(hash(i, s, m, b) % 5 AS INTEGER), {count}) AS nv,
+               hash(i, s, m, b) % 997 = 0 AS gone
+        FROM range($m) a(i), range(greatest($big, $small)) c(s), range(2) d(m), range($h) e(b)
+        WHERE s < CASE WHEN i = 0 THEN $big ELSE $small END
+        """, {k: p[k] for k in ("m", "h", "start", "big", "small")})
+    version = f"""
+        SELECT *, {quarters}[j + 1] AS q, 4 * b + {quarters}[j + 1] AS k,
+               gone AND j = nv - 1 AND nv > 1 AS rem,
+               CASE m WHEN 0 THEN CAST(base + j AS DOUBLE) ELSE base * 1.5 + j * 0.25 END AS val,
+               CASE m WHEN 0 THEN CAST(base + j AS VARCHAR) END AS ex
+        FROM (SELECT *, unnest(range(nv)) AS j FROM vals)
+    """
+    con.execute(
+        f"""
+        INSERT INTO versions
+        SELECT metric, dims, measure, bucket, k * $m + i + 1,
+               CASE WHEN rem THEN NULL ELSE val END, rem, q = 0,
+               $start + to_minutes(CAST(k * 15 AS BIGINT)), CASE WHEN rem THEN NULL ELSE ex END
+        FROM ({version}) ORDER BY k, i
+        """, {"m": p["m"], "start": p["start"]})
+    con.execute(
+        f"""
+        INSERT INTO current
+        SELECT metric, dims, measure, bucket,
+               CASE WHEN last.rem THEN NULL ELSE last.val END, last.rem, b = $h - 1,
+               last.k * $m + i + 1, first.val, first.k * $m + i + 1, nv,
+               $start + to_minutes(CAST(last.k * 15 AS BIGINT)),
+               CASE WHEN last.rem THEN NULL ELSE last.ex END, first.ex,
+               $start + to_minutes(CAST(first.k * 15 AS BIGINT))
+        FROM (SELECT i, b, metric, dims, measure, bucket, nv,
+                     arg_max({{'val': val, 'ex': ex, 'rem': rem, 'k': k}}, j) AS last,
+                     arg_min({{'val': val, 'ex': ex, 'k': k}}, j) AS first
+              FROM ({version}) GROUP BY ALL)
+        ORDER BY bucket, metric
+        """, {"m": p["m"], "h": p["h"], "start": p["start"]})
+    con.execute("DROP TABLE vals")
+    con.execute("CHECKPOINT")
+    con.close()
+    return folder / "lookback.toml"
+
+
+def year_store(folder: Path, quick: bool) -> Path:
+    """The year-of-use project the parent process built (LOOKBACK_BENCH_YEAR), or a new one."""
+    given = os.environ.get("LOOKBACK_BENCH_YEAR")
+    if given:
+        return Path(given)
+    return build_year_store(folder / "year", year_shape(quick))
+
+
+def _process_peak(argv: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, float]:
+    """Run ``argv`` (a Python command line) as a process; (its seconds, its peak RSS in MB)."""
+    code = textwrap.dedent("""
+        import resource, runpy, sys
+        argv = sys.argv[1:]
+        sys.argv = argv if argv[0] != "-m" else argv[1:]
+        try:
+            if argv[0] == "-m":
+                runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+            else:
+                exec(argv[1])
+        except SystemExit as exc:
+            if exc.code:
+                raise
+        finally:
+            sys.stdout.flush()
+            print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code, *argv], stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} failed: {done.stderr[-2000:]}")
+    return elapsed, int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
+def _timed_pair(ours: list[str], baseline: list[str], reps: int, out: Path
+                ) -> tuple[float, float, float]:
+    """Alternate two process command lines ``reps`` times, each writing to ``out``; (median
+    seconds of ours, of the baseline, the peak RSS of ours in MB)."""
+    a, b, peaks = [], [], []
+    for _ in range(reps):
+        with out.open("w") as sink:
+            seconds, peak = _process_peak(ours, sink)
+        a.append(seconds)
+        peaks.append(peak)
+        with out.open("w") as sink:
+            b.append(_process_peak(baseline, sink)[0])
+    return statistics.median(a), statistics.median(b), max(peaks)
+
+
+def _copy_baseline(store: Path, select: str, fmt: str, out: Path) -> list[str]:
+    """A process that opens the store with bare DuckDB and COPYs ``select`` to ``out``."""
+    options = "FORMAT json, ARRAY true" if fmt == "json" else "FORMAT csv, HEADER true"
+    sql = f"COPY ({select}) TO '{out}' ({options})"
+    return ["-c", f"import duckdb; duckdb.connect({str(store)!r}, read_only=True)"
+                  f".execute({sql!r})"]
+
+
+HISTORY_SELECT = ("SELECT bucket, dims, measure, value, first_value, versions, versions > 1 AS "
+                  "revised, partial FROM current WHERE metric = 'm00' ORDER BY bucket, dims, measure")
+REVISIONS_SELECT = ("SELECT run_id AS run, known_at, bucket, dims, measure, lag(value) OVER w AS "
+                    "old_value, value AS new_value FROM versions WHERE metric = 'm00' "
+                    "WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY known_at, run_id) "
+                    "QUALIFY row_number() OVER w > 1 ORDER BY known_at, run_id, bucket, dims, measure")
+
+
+def bench_cli_reads(folder: Path, quick: bool, reps: int) -> list[Row]:
+    """``history --json``, ``revisions --json`` and ``history --csv`` of the year store's big
+    metric as whole processes, against a process that COPYs the same rows to the same format
+    with bare DuckDB; and the peak memory of ours."""
+    project = load_project(year_store(folder, quick))
+    store = project.store_path
+    with duckdb.connect(str(store), read_only=True) as con:
+        values = con.execute("SELECT count(*) FROM current WHERE metric = 'm00'").fetchone()[0]
+    rows = []
+    for name, argv, select, fmt in (
+            ("cli_history_json", ["history", "m00", "--json"], HISTORY_SELECT, "json"),
+            ("cli_revisions_json", ["revisions", "m00", "--json"], REVISIONS_SELECT, "json"),
+            ("cli_history_csv", ["history", "m00", "--csv"], HISTORY_SELECT, "csv")):
+        ours = ["-m", "lookback_gui.cli", *argv, "--project", str(project.path)]
+        copy_to = folder / f"copy.{fmt}"
+        ours_s, base_s, peak = _timed_pair(
+            ours, _copy_baseline(store, select, fmt, copy_to), reps, folder / f"out.{fmt}")
+        label = f"<= 2 at {values / 1e6:.2f}M values"
+        rows.append(ratio_row(name, ours_s, base_s, 2.0, target=label))
+        rows.append(Row(f"{name}_rss", peak, None, None, "<= 400 MB", peak <= 400))
+    return rows
+
+
+def bench_advise_year(folder: Path, quick: bool, reps: int) -> list[Row]:
+    """``lookback advise m00`` on the year store as a whole process: time and peak memory."""
+    project = load_project(year_store(folder, quick))
+    argv = ["-m", "lookback_gui.cli", "advise", "m00", "--json", "--project", str(project.path)]
+    results = [_process_peak(argv) for _ in range(max(1, reps // 2))]
+    seconds = statistics.median(r[0] for r in results)
+    peak = max(r[1] for r in results)
+    return [Row("advise_year_store", seconds, None, None, "<= 2000 ms", seconds <= 2.0),
+            Row("advise_year_store_rss", peak, None, None, "<= 400 MB", peak <= 400)]
+
+
+def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
+    """The threshold rule of the big metric judged after its latest run, as a pull does."""
+    from lookback_gui.core.alerts import evaluate_alerts
+
+    project = load_project(year_store(folder, quick))
+    config = project.metrics["m00"]
+    with Store(project.store_path) as store:
+        run = store.runs(metric="m00", status="succeeded", limit=1)[0]
+        values = store._read("SELECT count(*) FROM current WHERE metric = 'm00'")[0][0]
+        assert run.known_at is not None
+        now = run.known_at
+
+        def judge() -> None:
+            evaluate_alerts(config, store, now, run=run, kinds=("threshold",))
+
+        seconds, _ = median_pair(judge, None, reps * 3)
+    return Row("alert_eval_after_run", seconds, None, None,
+               f"<= 50 ms at {values / 1e6:.2f}M values", seconds <= 0.050)
+
+
+def bench_catch_up_plan(folder: Path, quick: bool, reps: int) -> list[Row]:
+    """What a project owes when it opens after a night off, planned as the scheduler does for
+    every metric of the year store; and the failed windows ``retry-failed`` would re-run."""
+    from datetime import timedelta
+
+    from lookback_gui.core.scheduler import plan_catch_up
+
+    project = load_project(year_store(folder, quick))
+    with Store(project.store_path) as store:
+        runs = store._read("SELECT count(*) FROM runs")[0][0]
+        end = store._read("SELECT max(as_of) FROM runs")[0][0]
+        now = end + timedelta(hours=9)
+
+        def plan() -> None:
+            known = store.catch_up_facts()
+            for config in project.metrics.values():
+                assert plan_catch_up(config, store, now, known[config.name])
+
+        def failed() -> None:  # as retry-failed finds them, for every metric at once
+            assert store.uncovered_failures()
+
+        planning, retrying = median_pair(plan, failed, reps)
+    bound = 0.050 * runs / 100_000
+    label = f"<= 50 ms per 100k runs ({runs / 1000:.0f}k: {bound * 1000:.0f} ms)"
+    return [Row("catch_up_plan", planning, None, None, label, planning <= bound),
+            Row("retry_failed_plan", retrying, None, None, label, (retrying or 0) <= bound)]
+
+
+def bench_store_bytes(folder: Path, quick: bool) -> Row:
+    """Bytes of store file per version after the year, against a store of a quarter of it
+    (the same project): the ratio says whether a version costs more as history grows."""
+    sizes = []
+    for label, shape in (("year", year_shape(quick)),
+                         ("quarter", year_shape(quick, year_shape(quick).hours // 4))):
+        if label == "year":
+            path = load_project(year_store(folder, quick)).store_path
+        else:
+            path = load_project(build_year_store(folder / label, shape)).store_path
+        with duckdb.connect(str(path), read_only=True) as con:
+            versions = con.execute("SELECT count(*) FROM versions").fetchone()[0]
+        sizes.append(path.stat().st_size / versions)
+    return Row("store_bytes_per_version", sizes[0], sizes[1], sizes[0] / sizes[1],
+               "report; <= 1.1 (no growth)", sizes[0] / sizes[1] <= 1.1)
+
+
+def bench_cli_start(folder: Path, reps: int) -> Row:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def ours() -> None:
+        subprocess.run([sys.executable, "-m", "lookback_gui.cli", "--help"], check=True,
+                       capture_output=True, env=env)
+
+    def baseline() -> None:
+        subprocess.run([sys.executable, "-c", "import duckdb"], check=True, capture_output=True)
+
+    ours_s, base_s = median_pair(ours, baseline, reps * 2)
+    return ratio_row("cli_start", ours_s, base_s or 0, 2.0)
+
+
+def bench_pull_big(folder: Path, values: int, reps: int) -> list[Row]:
+    """A pull of ``values`` values (unchanged but for 1 %) against the bare query + insert,
+    and the peak memory of a first pull of them in a process of its own."""
+    row = bench_pull_overhead(folder, values, reps)
+    peak = bench_peak_rss(folder, values)
+    label = f"{values // 1_000_000}m"
+    return [Row(f"pull_{label}_values", row.ours_s, row.baseline_s, row.ratio, "<= 1.5",
+                row.ratio is not None and row.ratio <= 1.5),
+            Row(f"pull_{label}_values_rss", peak.ours_s, None, None, "<= 1000 MB",
+                (peak.ours_s or 0) <= 1000)]
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -639,6 +986,7 @@ def main(argv: list[str] | None = None) -> int:
         "pg_rows": 300_000 if q else 3_000_000,
         "backfill_rows": 2_000_000 if q else 8_000_000,
         "probe_rows": 2_000_000 if q else 10_000_000,
+        "big_pull": 1_000_000 if q else 5_000_000,
     }
     plan: list[tuple[str, Callable[[Path], object]]] = [
         ("pull_overhead_1k", lambda f: bench_pull_overhead(f, 1000, reps * 3)),
@@ -654,17 +1002,44 @@ def main(argv: list[str] | None = None) -> int:
         ("pushdown", lambda f: bench_pushdown(f, sizes["pg_rows"], reps)),
         ("backfill", lambda f: bench_parallel_backfill(f, sizes["backfill_rows"], max(3, reps // 2))),
         ("change_probe", lambda f: bench_change_probe(f, sizes["probe_rows"], reps)),
+        ("cli_start", lambda f: bench_cli_start(f, reps)),
+        ("pull_5m_values", lambda f: bench_pull_big(f, sizes["big_pull"], max(3, reps // 2))),
+        # on the store a year of use leaves (built once, before these run)
+        ("cli_reads", lambda f: bench_cli_reads(f, q, max(3, reps // 2))),
+        ("advise_year_store", lambda f: bench_advise_year(f, q, reps)),
+        ("alert_eval_after_run", lambda f: bench_alert_eval(f, q, reps)),
+        ("catch_up_plan", lambda f: bench_catch_up_plan(f, q, reps)),
+        ("store_bytes_per_version", lambda f: bench_store_bytes(f, q)),
     ]
+    year_rows = ("cli_reads", "advise_year_store", "alert_eval_after_run", "catch_up_plan",
+                 "store_bytes_per_version")
     if args.one:
         with tempfile.TemporaryDirectory(prefix="lookback-bench-") as temp:
             result = dict(plan)[args.one](Path(temp))
-        found = [r for r in (result if isinstance(result, tuple) else [result]) if r is not None]
+        found = [r for r in (result if isinstance(result, tuple | list) else [result])
+                 if r is not None]
         Path(args.json).write_text(json.dumps([asdict(r) for r in found]))
         return 0
     rows: list[Row] = []
-    for name, _bench in plan:
-        if args.only and not any(name.startswith(o) for o in args.only):
-            continue
+    chosen = [name for name, _ in plan
+              if not args.only or any(name.startswith(o) for o in args.only)]
+    with tempfile.TemporaryDirectory(prefix="lookback-year-") as year:
+        if any(name in year_rows for name in chosen) and "LOOKBACK_BENCH_YEAR" not in os.environ:
+            shape = year_shape(q)
+            print(f"building the year store ({shape.runs} runs)…", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            os.environ["LOOKBACK_BENCH_YEAR"] = str(build_year_store(Path(year), shape))
+            print(f"built in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        rows += run_each(chosen, q)
+    print_table(rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    return 0
+
+
+def run_each(chosen: list[str], q: bool) -> list[Row]:
+    rows: list[Row] = []
+    for name in chosen:
         print(f"running {name}…", file=sys.stderr, flush=True)
         # each benchmark runs in a process of its own: no state, memory or threads carry over
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -675,18 +1050,17 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(Row(name, None, None, None, "did not finish", False))
                 continue
             rows += [Row(**r) for r in json.loads(Path(out.name).read_text())]
-    print_table(rows)
-    if args.json:
-        Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    return 0
+    return rows
 
 
 def print_table(rows: list[Row]) -> None:
     def fmt(seconds: float | None, name: str) -> str:
         if seconds is None:
             return "—"
-        if name == "pull_peak_rss":
+        if name == "pull_peak_rss" or name.endswith("_rss"):
             return f"{seconds:.0f} MB"
+        if name == "store_bytes_per_version":
+            return f"{seconds:.1f} B"
         return f"{seconds * 1000:.1f} ms"
 
     header = f"{'name':<26} {'ours':>11} {'baseline':>11} {'ratio':>7}  {'target':<34} ok"
