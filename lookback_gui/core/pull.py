@@ -598,6 +598,7 @@ def run_pull(
             duration_s=lambda: time.monotonic() - started,
             unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
             probes=staged.probes, log_warnings=staged.warnings, staged_count=staged.values,
+            exact=bool(staged.shape.exact),
         )
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")

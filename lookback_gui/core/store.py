@@ -832,6 +832,7 @@ class Store:
         probes: Sequence[tuple[datetime, str]] = (),
         log_warnings: Sequence[str] = (),
         staged_count: int | None = None,
+        exact: bool = True,
     ) -> RunRecord:
         """Diff ``staged`` against the values of the window as known at ``known_at`` and commit
         it as one run whose versions are known at ``known_at``.
@@ -846,7 +847,9 @@ class Store:
         ``unchanged_before`` is the part of the run's window that a change probe found unchanged
         (its current values count as unchanged); ``probes`` are the fingerprints to keep;
         ``log_warnings`` go into the run's log with the closing line, in the same transaction;
-        ``staged_count`` is how many values ``staged`` holds, when the caller knows it.
+        ``staged_count`` is how many values ``staged`` holds, when the caller knows it;
+        ``exact`` is false when none of its measures is an integer or DECIMAL (the exact
+        columns are then left out of the diff).
         """
         source = (f"({staged})" if staged else
                   "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
@@ -862,9 +865,11 @@ class Store:
                 " AND bucket < $we AND (known_at > $k OR (known_at = $k AND run_id > $run))",
                 {**window, **at}).fetchone()
             latest = not (row and row[0])
+            exact_column = "exact" if exact else "NULL::VARCHAR AS exact"
             known = (
-                "SELECT rowid AS current_row, dims, measure, bucket, value, exact, removed, partial"
-                " FROM current WHERE metric = $metric AND bucket >= $ws AND bucket < $we"
+                f"SELECT rowid AS current_row, dims, measure, bucket, value, {exact_column},"
+                " removed, partial FROM current WHERE metric = $metric AND bucket >= $ws"
+                " AND bucket < $we"
             ) if latest else f"""
                 SELECT NULL::BIGINT AS current_row, dims, measure, bucket, last.v AS value,
                        last.x AS exact, last.r AS removed, last.p AS partial
@@ -885,7 +890,8 @@ class Store:
                 WITH s AS (
                     SELECT dims, measure, bucket,
                            CASE WHEN value_null THEN NULL ELSE value END AS value,
-                           CASE WHEN value_null THEN NULL ELSE exact END AS exact
+                           {"CASE WHEN value_null THEN NULL ELSE exact END" if exact
+                            else "NULL::VARCHAR"} AS exact
                     FROM {source}
                 ), c AS (
                     -- rowid finds the row again for the UPDATE below: within this one write
@@ -971,12 +977,21 @@ class Store:
                 {k: params[k] for k in ("metric", "run", "k", "se")},
             )
             changed = counts["revised"] + counts["removed"] + (0 if latest else counts["new"])
-            if changed:
+            if changed and latest:  # every current value of the window is known before this
+                cur.execute(
+                    """
+                    UPDATE current SET
+                        value = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END,
+                        exact = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_exact END,
+                        removed = d.kind = 'removed',
+                        partial = d.bucket >= $se AND $still,
+                        run_id = $run, known_at = $k, versions = current.versions + 1
+                    FROM diff d
+                    WHERE current.rowid = d.current_row
+                    """, {k: v for k, v in params.items() if k != "metric"})
+            elif changed:
                 # a version known after every other one becomes the current value; one known
                 # earlier only adds to the count (and may be the first one known)
-                match = ("current.rowid = d.current_row" if latest else
-                         "current.metric = $metric AND current.dims = d.dims AND "
-                         "current.measure = d.measure AND current.bucket = d.bucket")
                 later = "(current.known_at < $k OR (current.known_at = $k AND current.run_id < $run))"
                 earlier = ("(current.first_known_at > $k OR "
                            "(current.first_known_at = $k AND current.first_run > $run))")
@@ -1004,10 +1019,10 @@ class Store:
                                               ELSE current.first_known_at END,
                         versions = current.versions + 1
                     FROM diff d
-                    WHERE {match}
+                    WHERE current.metric = $metric AND current.dims = d.dims
+                      AND current.measure = d.measure AND current.bucket = d.bucket
                     """,
-                    params if not latest else
-                    {k: v for k, v in params.items() if k != "metric"},
+                    params,
                 )
             if counts["new"]:
                 cur.execute(
