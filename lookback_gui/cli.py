@@ -112,6 +112,21 @@ def _timestamp(text: str, project: Project, metric: str, flag: str) -> datetime:
         raise UsageError(f"{flag}: {exc}") from None
 
 
+def _store_wait(err: TextIO) -> tuple[Callable[[str], None], float]:
+    """How a command waits for a store another process uses: it says so on ``err`` and gives
+    up after LOOKBACK_STORE_WAIT seconds (default 60)."""
+    from lookback_gui.core.storelock import WAIT_S
+
+    def waiting(message: str) -> None:
+        err.write(message + "\n")
+        err.flush()
+
+    try:
+        return waiting, float(os.environ.get("LOOKBACK_STORE_WAIT", WAIT_S))
+    except ValueError:
+        raise UsageError("LOOKBACK_STORE_WAIT must be a number of seconds") from None
+
+
 def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
     """The project's store. While another process is using it the command waits, says so
     after a moment, and gives up after LOOKBACK_STORE_WAIT seconds (default 60).
@@ -120,16 +135,8 @@ def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
     dead processes are marked interrupted), else read-only (a read-only file or folder, a full
     disk)."""
     from lookback_gui.core.store import Store
-    from lookback_gui.core.storelock import WAIT_S
 
-    def waiting(message: str) -> None:
-        err.write(message + "\n")
-        err.flush()
-
-    try:
-        wait_s = float(os.environ.get("LOOKBACK_STORE_WAIT", WAIT_S))
-    except ValueError:
-        raise UsageError("LOOKBACK_STORE_WAIT must be a number of seconds") from None
+    waiting, wait_s = _store_wait(err)
     path = project.store_path
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     if not reading or not path.exists() or writable:
@@ -867,18 +874,9 @@ def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_store_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.housekeeping import compact_store
-    from lookback_gui.core.storelock import WAIT_S
 
     project = _project(args)
-
-    def waiting(message: str) -> None:
-        err.write(message + "\n")
-        err.flush()
-
-    try:
-        wait_s = float(os.environ.get("LOOKBACK_STORE_WAIT", WAIT_S))
-    except ValueError:
-        raise UsageError("LOOKBACK_STORE_WAIT must be a number of seconds") from None
+    waiting, wait_s = _store_wait(err)
     done = compact_store(project.store_path, waiting=waiting, wait_s=wait_s)
     out.write(f"compacted {project.store_path}: {_size(done.before_bytes)} → "
               f"{_size(done.after_bytes)}; every run and version kept "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -118,3 +119,12 @@ def server_table(kind: str, rows: list[tuple]) -> Iterator[str]:
     finally:
         con.execute(f"DROP TABLE {table}")
         con.close()
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``lookback ARGS`` in this process: (exit status, stdout, stderr)."""
+    from lookback_gui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()

@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
 import textwrap
 import time
-from pathlib import Path
 
 import duckdb
 import psutil
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.store import Store
 from tests.helpers import (
     lookback_process,
-    make_orders,
     project_text,
+    run_cli,
     store_held_by_another_process,
-    ts,
 )
 
 RUN_KEYS = ["id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
             "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
             "unchanged", "error"]
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def project(write_project, tmp_path) -> Path:
-    make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-25T10:00"), "DE", 10.0),
-        (2, ts("2026-10-29T11:00"), "FR", 5.0),
-    ])
-    return write_project()
 
 
 def test_pull_runs_history_revisions_json(project, tmp_path):

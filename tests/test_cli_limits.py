@@ -3,7 +3,6 @@ leftovers and failing alert commands."""
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sys
@@ -16,7 +15,6 @@ import duckdb
 import psutil
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import (
     STAGING_PREFIX,
@@ -25,23 +23,7 @@ from lookback_gui.core.pull import (
     run_pull,
 )
 from lookback_gui.core.store import Store
-from tests.helpers import lookback_process, make_orders, ts
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def project(write_project, tmp_path) -> Path:
-    make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-25T10:00"), "DE", 10.0),
-        (2, ts("2026-10-29T11:00"), "FR", 5.0),
-    ])
-    return write_project()
-
+from tests.helpers import lookback_process, run_cli, ts
 
 SLOW = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
         "FROM orders, range(100000000000) WHERE ordered_at >= $window_start "

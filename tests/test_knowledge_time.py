@@ -420,7 +420,7 @@ def load_zone(name: str):
 
 
 def test_replay_fills_in_the_history_and_leaves_the_present_as_it_was(late_shop):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     p = str(late_shop)
     assert run_cli("pull", "replayed", "--project", p)[0] == 0
@@ -463,7 +463,7 @@ def test_replay_fills_in_the_history_and_leaves_the_present_as_it_was(late_shop)
 
 
 def test_replay_is_refused_for_sql_without_as_of_and_metrics_without_schedule(late_shop):
-    from tests.test_cli import run_cli
+    from tests.helpers import run_cli
 
     p = str(late_shop)
     code, _, err = run_cli("replay", "plain", "--project", p, "--from", "-2d", "--to", "now")

@@ -3,25 +3,17 @@ inputs that used to be misread."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
-from tests.helpers import make_orders, project_text, ts
+from tests.helpers import make_orders, project_text, run_cli, ts
 
 AS_OF = ts("2026-10-30T12:00")
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def strict_json(text: str):

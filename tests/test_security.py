@@ -6,7 +6,6 @@ real SQLite files and the real PostgreSQL and MariaDB servers.
 
 from __future__ import annotations
 
-import io
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,26 +14,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.errors import CancelledError, QueryError, TransientSourceError
 from lookback_gui.core.failures import classify
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.sources import load_extension
 from lookback_gui.core.store import Store
-from tests.helpers import make_orders, ts
+from tests.helpers import make_orders, run_cli, ts
 
 AS_OF = ts("2026-10-30T12:00")
 SECRET = "hunter2-top-secret"
 ROWS = [(1, "2026-10-25 10:00:00", "DE", 10.0)]
 PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres"
 MY_DSN = "host=127.0.0.1 port=3306 database=test user=root"
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
 
 
 def pull(path: Path, **kwargs: object):

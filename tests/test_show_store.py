@@ -4,7 +4,6 @@ written."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -14,27 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from lookback_gui.cli import describe_event, main
+from lookback_gui.cli import describe_event
 from lookback_gui.core.events import RunFinished
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
-from tests.helpers import make_orders, ts
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def project(write_project, tmp_path) -> Path:
-    make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-25T10:00"), "DE", 10.0),
-        (2, ts("2026-10-29T11:00"), "FR", 5.0),
-    ])
-    return write_project()
+from tests.helpers import run_cli, ts
 
 
 def test_show_tells_one_run_in_full(project, tmp_path):
