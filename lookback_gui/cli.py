@@ -827,7 +827,10 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} {log_line_text}\n")
         out.flush()
         scheduler.catch_up()
-        stop.wait()
+        # a timed wait: the system may hand SIGTERM to any thread of the process, and Python
+        # runs its handler only once the main thread wakes up
+        while not stop.wait(0.2):
+            pass
         with lock:
             out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} stopping: "
                       "no new pulls; running pulls get 10 s before they are cancelled\n")
