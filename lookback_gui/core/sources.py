@@ -368,20 +368,15 @@ _STOP: Any = object()  # tells the background thread of _SpareConnections to end
 
 
 class _SpareConnections:
-    """Fresh, empty in-memory DuckDB databases made ahead of time, and used ones closed, off the
-    path of a pull.
+    """Used in-memory DuckDB databases closed off the path of a pull.
 
-    Opening a DuckDB database costs several milliseconds and closing one about a millisecond more,
-    a large share of a small pull. Each pull still gets a database of its own that nothing else
-    ever saw: one background thread closes the databases that pulls gave back and then makes the
-    next ones, so this work happens between pulls rather than during them.
+    Closing a DuckDB database costs about a millisecond, a share of a small pull: one background
+    thread closes the databases that pulls gave back. Each pull gets a fresh database of its own
+    that nothing else ever saw, made on the pull's own thread.
     """
-
-    KEEP = 2  # ready at once: enough for the default two workers
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ready: list[duckdb.DuckDBPyConnection] = []
         self._used: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
@@ -390,12 +385,7 @@ class _SpareConnections:
         return duckdb.connect(":memory:", config={"threads": max(1, min(4, os.cpu_count() or 1))})
 
     def take(self) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            con = self._ready.pop() if self._ready else None
-        if con is None:
-            self._wake(None)  # none was ready: have the next one made
-            con = self._new()
-        return con
+        return self._new()
 
     def give_back(self, con: duckdb.DuckDBPyConnection) -> None:
         """Close ``con`` (a database a pull used) soon, on the background thread."""
@@ -417,17 +407,9 @@ class _SpareConnections:
             if con is not None:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
-            if not self._used.empty():
-                continue  # close everything given back before making more
-            with self._lock:
-                short = len(self._ready) < self.KEEP
-            if short:
-                try:
-                    fresh = self._new()
-                except duckdb.Error:  # e.g. out of memory: the next pull makes its own
-                    continue
-                with self._lock:
-                    self._ready.append(fresh)
+            # New databases are made by the pulls themselves (take): making one here while
+            # another thread uses DuckDB crashed the process now and then (a segmentation
+            # fault inside duckdb.connect on this thread).
 
     def close_all(self) -> None:
         """Stop the background thread and close every database still open here (at exit, so
@@ -442,11 +424,6 @@ class _SpareConnections:
             if con is not None and con is not _STOP:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
-        with self._lock:
-            ready, self._ready = self._ready, []
-        for con in ready:
-            with contextlib.suppress(duckdb.Error):
-                con.close()
 
 
 _spares = _SpareConnections()
