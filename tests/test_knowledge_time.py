@@ -79,6 +79,20 @@ def day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def arrived_orders(path: Path, rows: list[tuple]) -> Path:
+    """A DuckDB source whose orders say when each arrived: (id, ordered_at, arrived_at,
+    country, amount)."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, "
+                    "arrived_at TIMESTAMP, country VARCHAR, amount DOUBLE)")
+        if rows:
+            con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", rows)
+    finally:
+        con.close()
+    return path
+
+
 class Model:
     """What the store must hold, from DESIGN's words alone."""
 
@@ -173,11 +187,7 @@ class KnowledgeTime(RuleBasedStateMachine):
         self.folder = tempfile.TemporaryDirectory()
         root = Path(self.folder.name)
         (root / "lookback.toml").write_text(PROJECT)
-        con = duckdb.connect(str(root / "shop.duckdb"))
-        con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, "
-                    "arrived_at TIMESTAMP, country VARCHAR, amount DOUBLE)")
-        con.close()
-        self.source = root / "shop.duckdb"
+        self.source = arrived_orders(root / "shop.duckdb", [])
         self.project = load_project(root / "lookback.toml")
         self.store = Store(self.project.store_path)
         self.model = Model()
@@ -319,15 +329,11 @@ test_the_store_agrees_with_a_model_of_knowledge_time = KnowledgeTime.TestCase
 @pytest.fixture
 def replayed(tmp_path: Path):
     (tmp_path / "lookback.toml").write_text(PROJECT)
-    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
-    con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, arrived_at TIMESTAMP, "
-                "country VARCHAR, amount DOUBLE)")
-    con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", [
+    arrived_orders(tmp_path / "shop.duckdb", [
         (1, ts("2026-10-05T10:00"), ts("2026-10-05T11:00"), "DE", 10.0),
         (2, ts("2026-10-05T12:00"), ts("2026-10-06T09:00"), "DE", 5.0),  # a day late
         (3, ts("2026-10-09T08:00"), ts("2026-10-09T08:30"), "DE", 1.0),
     ])
-    con.close()
     project = load_project(tmp_path / "lookback.toml")
     with Store(project.store_path) as store:
         yield project, store
@@ -398,17 +404,12 @@ def late_shop(tmp_path: Path) -> Path:
     from lookback_gui.core.windows import local_now
 
     now = local_now(load_zone("UTC")).replace(minute=0, second=0, microsecond=0)
-    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
-    con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, arrived_at TIMESTAMP, "
-                "country VARCHAR, amount DOUBLE)")
     rows = []
     for i in range(40):
         ordered = now - timedelta(hours=3 * i + 1)
         rows.append((i, ordered, ordered + timedelta(hours=30 if i % 3 == 0 else 1),
                      "DE" if i % 2 else "Ürdün", float(i)))
-    con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
-                    [r for r in rows if r[2] <= now])
-    con.close()
+    arrived_orders(tmp_path / "shop.duckdb", [r for r in rows if r[2] <= now])
     (tmp_path / "lookback.toml").write_text(REPLAY_PROJECT)
     return tmp_path / "lookback.toml"
 
@@ -481,15 +482,11 @@ def test_a_threshold_alert_fires_on_a_bucket_that_settled_without_changing(tmp_p
     text = PROJECT.replace('[metrics.plain]', '[[metrics.replayed.alerts]]\nkind = "threshold"\n'
                            'measure = "orders"\nbelow = 2\n\n[metrics.plain]')
     (tmp_path / "lookback.toml").write_text(text)
-    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
-    con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, arrived_at TIMESTAMP, "
-                "country VARCHAR, amount DOUBLE)")
-    con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", [
+    arrived_orders(tmp_path / "shop.duckdb", [
         (1, ts("2026-10-08T10:00"), ts("2026-10-08T10:00"), "DE", 1.0),
         (2, ts("2026-10-08T11:00"), ts("2026-10-08T11:00"), "DE", 1.0),
         (3, ts("2026-10-09T08:00"), ts("2026-10-09T08:00"), "DE", 1.0),
     ])
-    con.close()
     project = load_project(tmp_path / "lookback.toml")
     noon, next_day = ts("2026-10-09T12:00"), ts("2026-10-10T12:00")
     with Store(project.store_path) as store:
