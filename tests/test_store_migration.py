@@ -9,7 +9,7 @@ from pathlib import Path
 
 import duckdb
 
-from lookback_gui.core.store import SCHEMA_VERSION, Store
+from lookback_gui.core.store import SCHEMA_VERSION, NewRun, Store
 from tests.helpers import ts
 
 OLD = Path(__file__).parent / "data" / "store_schema1.duckdb"
@@ -78,10 +78,53 @@ def test_a_schema_1_store_opens_and_keeps_every_run_and_version(tmp_path):
 def test_a_migrated_store_takes_new_pulls_and_its_ids_go_on(tmp_path, write_project):
     path = old_store(tmp_path)
     with Store(path) as store:
-        first = store.begin_run(metric="plain", trigger="manual", timezone="UTC", grain="day",
-                                as_of=ts("2026-10-27T12:00"), window_start=ts("2026-10-25"),
-                                window_end=ts("2026-10-28"), partial_start=ts("2026-10-27"),
-                                started_at=ts("2026-10-27T12:00"), sql="SELECT 1", params={})
+        first = store.begin_run(NewRun(
+            metric="plain", trigger="manual", timezone="UTC", grain="day",
+            as_of=ts("2026-10-27T12:00"), window_start=ts("2026-10-25"),
+            window_end=ts("2026-10-28"), partial_start=ts("2026-10-27"),
+            started_at=ts("2026-10-27T12:00"), sql="SELECT 1", params={}))
         assert first == 8
     with Store(path) as store:  # opening again migrates nothing more
         assert [r.id for r in store.runs(limit=1)] == [8]
+
+
+def _schema(path: Path) -> dict[str, object]:
+    """The tables, columns, constraints and sequences of the store file at ``path``."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {
+            "columns": con.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default"
+                " FROM information_schema.columns WHERE table_schema = 'main'"
+                " ORDER BY table_name, ordinal_position").fetchall(),
+            "constraints": con.execute(
+                "SELECT table_name, constraint_type, constraint_column_names"
+                " FROM duckdb_constraints() WHERE schema_name = 'main'"
+                " ORDER BY ALL").fetchall(),
+            "sequences": con.execute(
+                "SELECT sequence_name FROM duckdb_sequences() ORDER BY ALL").fetchall(),
+            "version": con.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'").fetchall(),
+        }
+    finally:
+        con.close()
+
+
+def test_a_migrated_store_has_exactly_the_tables_of_a_new_one(tmp_path):
+    migrated = old_store(tmp_path)
+    Store(migrated).close()
+    new = tmp_path / "new" / "lookback.duckdb"
+    Store(new).close()
+    assert _schema(migrated) == _schema(new)
+    assert _schema(new)["version"] == [(str(SCHEMA_VERSION),)]
+
+
+def test_a_new_store_numbers_its_runs_and_commits_from_one(project):
+    from lookback_gui.core.project import load_project
+    from lookback_gui.core.pull import run_pull
+
+    loaded = load_project(project)
+    with Store(loaded.store_path) as store:
+        for _ in range(2):
+            run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-30T12:00"))
+        assert store._read("SELECT id, commit_seq FROM runs ORDER BY id") == [(1, 1), (2, 2)]

@@ -47,7 +47,15 @@ from lookback_gui.core.sources import (
     render_pushdown,
     timestamp_literal,
 )
-from lookback_gui.core.store import DiffSummary, RunRecord, Store, uses_as_of
+from lookback_gui.core.store import (
+    CommitRequest,
+    DiffSummary,
+    NewRun,
+    RunRecord,
+    StagedValues,
+    Store,
+    uses_as_of,
+)
 from lookback_gui.core.windows import (
     Window,
     add_buckets,
@@ -523,7 +531,7 @@ def run_pull(
                          f"{config.timezone})")
     replays = uses_as_of(config.sql)
     started = time.monotonic()
-    run_id = store.begin_run(
+    run_id = store.begin_run(NewRun(
         metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
         as_of=window.as_of, window_start=window.start, window_end=window.end,
         partial_start=window.partial_start, started_at=now(), sql=config.sql,
@@ -531,7 +539,7 @@ def run_pull(
         log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
         known_at=window.as_of if replays else None,
-    )
+    ))
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
     attempts = 0
@@ -583,23 +591,20 @@ def run_pull(
         checks = list(staged.checks)
         control.check()
 
-        def decide(summary: DiffSummary) -> tuple[list[dict[str, Any]], list[str]]:
-            more: list[str] = []
-            _revision_check(config, checks, more, summary)
+        with store.begin_commit(run_id) as commit:
+            summary = commit.diff(StagedValues(
+                metric=config.name, sql=staged.values_sql, measures=staged.shape.measures,
+                window_start=staged.diff_start or window.start, window_end=window.end,
+                known_at=queried_at,
+                unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
+                count=staged.values, exact=bool(staged.shape.exact)))
+            _revision_check(config, checks, warnings, summary)
             control.check()
-            return checks, more
-
-        result = store.commit_run(
-            run_id, metric=config.name, staged=staged.values_sql, measures=staged.shape.measures,
-            window_start=staged.diff_start or window.start, window_end=window.end,
-            known_at=queried_at, settled_end=settled_end(window, queried_at, config),
-            decide=decide, finished_at=now, attempts=attempts, rows=staged.rows,
-            warnings=warnings, schema_change=schema_change,
-            duration_s=lambda: time.monotonic() - started,
-            unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-            probes=staged.probes, log_warnings=staged.warnings, staged_count=staged.values,
-            exact=bool(staged.shape.exact),
-        )
+            result = commit.commit(CommitRequest(
+                settled_end=settled_end(window, queried_at, config), finished_at=now(),
+                duration_s=time.monotonic() - started, attempts=attempts, rows=staged.rows,
+                warnings=warnings, checks=checks, schema_change=schema_change,
+                log_warnings=staged.warnings, probes=staged.probes))
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
         store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=attempts,

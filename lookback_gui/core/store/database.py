@@ -1,0 +1,248 @@
+"""The store's one DuckDB connection: opening it, taking turns with other processes, and the
+read and write transactions every part of the store goes through.
+
+The file is open only while this process holds it (see :mod:`lookback_gui.core.storelock`): it
+is opened on first use, and closed and let go between two uses when another process waits for
+it, so several processes take turns. :func:`open_connection` is the one place that opens it.
+
+All writes go through one lock (one writer) and each is one transaction, so a write conflict can
+never silently drop a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psutil
+
+from lookback_gui.core.errors import StoreBusyError, StoreError
+from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting
+
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def writable(path: Path) -> bool:
+    """Whether the store at ``path`` can be written (the file, or its folder for a new one)."""
+    if path.exists():
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
+def damaged(path: Path, message: str) -> StoreError:
+    """The error for a store file DuckDB finds damaged."""
+    return StoreError(
+        f"store {path} is damaged ({message.splitlines()[0].strip()}); restore it from "
+        "a backup, or move it aside to start an empty store (its runs and versions stay in "
+        "the moved file)")
+
+
+def is_damage(exc: duckdb.Error) -> bool:
+    lowered = str(exc).lower()
+    return "corrupt" in lowered or "checksum" in lowered
+
+
+def open_connection(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """The DuckDB connection of the store at ``path``; its failures as one clear StoreError."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        message = str(exc)
+        lowered = message.lower()
+        if is_damage(exc):
+            raise damaged(path, message) from None
+        if "could not set lock" in lowered or "conflicting lock" in lowered:
+            match = _LOCK_PID.search(message)
+            pid = int(match.group(1)) if match else None
+            holder = f"PID {pid}" if pid else "another process"
+            if pid:
+                with contextlib.suppress(psutil.Error, OSError):
+                    holder += f", {psutil.Process(pid).name()}"
+            raise StoreBusyError(
+                f"store {path} is in use by another process ({holder}); "
+                "close it there or wait until it finishes", pid
+            ) from None
+        if "not a valid duckdb" in lowered or "unable to open" in lowered:
+            raise StoreError(f"store {path} is not a DuckDB database file (damaged, or "
+                             "another kind of file); restore it from a backup, or move it "
+                             "aside to start an empty store") from None
+        raise StoreError(f"store {path} cannot be opened: {message}") from None
+
+
+class Database:
+    """The store file of one project, shared with the project's other processes.
+
+    What the parts of the store keep in memory about it is forgotten whenever it is opened
+    again (another process may have written in between): each part registers a function for
+    that with :meth:`on_reopen`.
+
+    Attributes:
+        path: the DuckDB file.
+        read_only: opened for reading only (asked for, or the file cannot be written).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
+                 waiting: Waiting | None = None, wait_s: float = WAIT_S):
+        self.path = Path(path)
+        self.read_only = read_only or not writable(self.path)
+        self.write_lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._state = threading.Condition()
+        self._users = 0
+        self._inside = threading.local()
+        self._let_go = False  # another process waits: close at the next idle moment
+        self._closed = False
+        self._forgetters: list[Callable[[], None]] = []
+        self._watcher: threading.Thread | None = None
+        if not self.read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"store {self.path}: cannot create its folder: "
+                                 f"{exc.strerror}") from None
+        self._lock: StoreLock | None = None
+        try:
+            self._lock = StoreLock(self.path, wait_s=wait_s, waiting=waiting)
+        except StoreError:
+            if not self.read_only:
+                raise
+
+    def on_reopen(self, forget: Callable[[], None]) -> None:
+        """Call ``forget`` whenever the file is opened again."""
+        self._forgetters.append(forget)
+
+    def start_watching(self) -> None:
+        """Make way for another process that waits for the store, from now on."""
+        self._watcher = threading.Thread(target=self._watch, name="store-watch", daemon=True)
+        self._watcher.start()
+
+    # -- taking turns -------------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The open store for one use by the calling thread (uses may nest)."""
+        depth = getattr(self._inside, "depth", 0)
+        with self._state:
+            if self._closed:
+                raise StoreError(f"store {self.path} is closed")
+            while self._let_go and depth == 0:  # let the waiting process have its turn
+                self._state.wait(0.05)
+                if self._users == 0:
+                    self._hand_over()
+            if self._con is None:
+                if self._lock is not None:
+                    self._lock.acquire(exclusive=not self.read_only)
+                try:
+                    self._con = open_connection(self.path, self.read_only)
+                except BaseException:
+                    if self._lock is not None:
+                        self._lock.release()
+                    raise
+                for forget in self._forgetters:
+                    forget()
+            self._users += 1
+            con = self._con
+        self._inside.depth = depth + 1
+        try:
+            yield con
+        finally:
+            self._inside.depth = depth
+            with self._state:
+                self._users -= 1
+                if self._users == 0 and self._let_go:
+                    self._hand_over()
+                self._state.notify_all()
+
+    def _hand_over(self) -> None:
+        """Close the store and let go of it (with ``_state`` held, no use running)."""
+        if self._con is not None:
+            with contextlib.suppress(duckdb.Error):
+                self._con.close()
+            self._con = None
+        if self._lock is not None:
+            self._lock.release()
+        self._let_go = False
+        self._state.notify_all()
+
+    def _watch(self) -> None:
+        """Notice another process waiting for the store, and make way for it."""
+        while True:
+            time.sleep(0.1)
+            with self._state:
+                if self._closed:
+                    return
+                if self._con is None or self._lock is None or self._let_go:
+                    continue
+            if not self._lock.others_waiting():
+                continue
+            with self._state:
+                if self._con is None or self._closed:
+                    continue
+                if self._users == 0:
+                    self._hand_over()
+                else:
+                    self._let_go = True
+
+    def close(self) -> None:
+        with self.write_lock, self._state:
+            if self._closed:
+                return
+            self._closed = True
+            if self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                self._con = None
+            if self._lock is not None:
+                self._lock.close()
+            self._state.notify_all()
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of the open store for the calling thread, for the length of the block."""
+        with self._connection() as con:
+            cur = con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One write transaction, the only way anything is written."""
+        if self.read_only:
+            raise StoreError(f"store {self.path} is open for reading only")
+        with self.write_lock, self.reading() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            try:
+                cur.execute("COMMIT")
+            except duckdb.Error as exc:
+                raise StoreError(f"store {self.path}: a write failed: {exc}") from None
+
+    def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+             ) -> list[tuple[Any, ...]]:
+        """All rows of one query."""
+        with self.reading() as cur:
+            try:
+                return cur.execute(sql, params).fetchall()
+            except duckdb.Error as exc:
+                if is_damage(exc):
+                    raise damaged(self.path, str(exc)) from None
+                raise
