@@ -30,8 +30,11 @@ from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
 from lookback_gui.core.windows import parse_timestamp
 
 if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that open it
+    import threading
+
     from lookback_gui.core.events import Event, Observer
     from lookback_gui.core.pull import PullControl
+    from lookback_gui.core.scheduler import Scheduler
     from lookback_gui.core.store import LogLine, RunRecord, Store
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
@@ -131,23 +134,26 @@ def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
     """The project's store. While another process is using it the command waits, says so
     after a moment, and gives up after LOOKBACK_STORE_WAIT seconds (default 60).
 
-    A command that only reads (``reading``) opens it for writing where it can (so that runs of
-    dead processes are marked interrupted), else read-only (a read-only file or folder, a full
-    disk)."""
-    from lookback_gui.core.store import Store
+    A command that only reads (``reading``) opens a local store for writing where it can (so
+    that runs of dead processes are marked interrupted), else read-only (a read-only file or
+    folder, a full disk). A team store is always opened for writing: readers never wait there.
+    """
+    from lookback_gui.core.store import open_store
 
     waiting, wait_s = _store_wait(err)
+    if project.store.team:
+        return open_store(project.store, waiting=waiting, wait_s=wait_s)
     path = project.store_path
     writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
     if not reading or not path.exists() or writable:
         try:
-            return Store(path, waiting=waiting, wait_s=wait_s)
+            return open_store(project.store, waiting=waiting, wait_s=wait_s)
         except StoreBusyError:
             raise
         except StoreError:
             if not reading or not path.exists():
                 raise
-    return Store(path, read_only=True, waiting=waiting, wait_s=wait_s)
+    return open_store(project.store, read_only=True, waiting=waiting, wait_s=wait_s)
 
 
 def _as_of(text: str | None, project: Project, metric: str) -> datetime | None:
@@ -816,11 +822,11 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            scheduler.start(catch_up=False)
-        except StoreBusyError as exc:
+        if not _take_the_lease(project, scheduler, stop, out):
             scheduler.shutdown(grace_s=0)
-            raise StoreBusyError(f"cannot start the scheduler: {exc}", exc.pid) from None
+            out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} "
+                      "scheduler stopped while standing by\n")
+            return EXIT_OK
         scheduled = [m for m in project.metrics.values() if m.scheduled]
         log_line_text = (f"scheduler started for {project.path}: {len(scheduled)} scheduled "
                          f"metric(s), {args.workers} worker(s); stop with Ctrl+C or SIGTERM")
@@ -842,6 +848,30 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         store.close()
     out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} scheduler stopped\n")
     return EXIT_OK
+
+
+def _take_the_lease(project: Project, scheduler: Scheduler, stop: threading.Event,
+                    out: TextIO) -> bool:
+    """Start ``scheduler``. On a team store whose scheduler runs elsewhere, stand by and take
+    over when that one stops or dies; False when stopped while standing by."""
+    from lookback_gui.core.errors import StoreBusyError
+
+    standing_by = False
+    while True:
+        try:
+            scheduler.start(catch_up=False)
+            return True
+        except StoreBusyError as exc:
+            if not project.store.team:
+                scheduler.shutdown(grace_s=0)
+                raise StoreBusyError(f"cannot start the scheduler: {exc}", exc.pid) from None
+            if not standing_by:
+                standing_by = True
+                out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} standing "
+                          f"by: {exc}; this one takes over when it stops\n")
+                out.flush()
+        if stop.wait(1.0):
+            return False
 
 
 def _size(count: int) -> str:
@@ -875,11 +905,38 @@ def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_store_copy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from lookback_gui.core.storecopy import copy_store
+
+    project = _project(args)
+    other = load_project(args.to)
+    if other.store == project.store:
+        raise UsageError(f"{args.to} uses the same store as {project.path}: nothing to copy")
+
+    def progress(message: str) -> None:
+        if getattr(args, "verbose", False):
+            err.write(message + "\n")
+
+    with _open_store(project, err, reading=True) as source, _open_store(other, err) as target:
+        done = copy_store(source, target, progress)
+        out.write(f"copied {done.runs:,} runs and {done.versions:,} versions from "
+                  f"{source.name} to {target.name}\n")
+    return EXIT_OK
+
+
 def cmd_store_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.housekeeping import compact_store
 
     project = _project(args)
     waiting, wait_s = _store_wait(err)
+    if project.store.team:
+        from lookback_gui.core.store import open_store
+
+        with open_store(project.store, waiting=waiting, wait_s=wait_s) as store:
+            files = store.compact()
+        out.write(f"compacted {project.store.describe()}: {files.before:,} → {files.after:,} "
+                  "data files; every run and version kept\n")
+        return EXIT_OK
     done = compact_store(project.store_path, waiting=waiting, wait_s=wait_s)
     out.write(f"compacted {project.store_path}: {_size(done.before_bytes)} → "
               f"{_size(done.after_bytes)}; every run and version kept "
@@ -1015,6 +1072,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "without the space of rewritten rows; the store is held exclusively "
                     "meanwhile, and a compaction stopped halfway leaves it as it was")
     q.set_defaults(func=cmd_store_compact)
+    q = store_sub.add_parser(
+        "copy", parents=[common],
+        help="copy every run and version into the store of another project file",
+        description="copy every run, version, log line and alert state of this project's "
+                    "store into the store of another project file (a local store into a team "
+                    "store, or back); the other store must hold no run yet")
+    q.add_argument("--to", required=True, metavar="OTHER.toml",
+                   help="the project file whose store receives the copy")
+    q.set_defaults(func=cmd_store_copy)
 
     p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")
     p.add_argument("dir", metavar="DIR")

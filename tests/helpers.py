@@ -69,7 +69,7 @@ def lookback_daemon(*args: str) -> Iterator[subprocess.Popen]:
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+        process.communicate()  # closes its pipes (a pipe already closed is left alone)
 
 
 @contextmanager

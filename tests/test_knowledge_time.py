@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from lookback_gui.core.errors import UsageError
-from lookback_gui.core.project import load_project
+from lookback_gui.core.project import Project, load_project
 from lookback_gui.core.pull import backfill, run_pull
 from lookback_gui.core.scheduler import plan_catch_up, retry_failed
 from lookback_gui.core.store import Store
@@ -188,11 +188,14 @@ class KnowledgeTime(RuleBasedStateMachine):
         root = Path(self.folder.name)
         (root / "lookback.toml").write_text(PROJECT)
         self.source = arrived_orders(root / "shop.duckdb", [])
-        self.project = load_project(root / "lookback.toml")
-        self.store = Store(self.project.store_path)
+        self.project, self.store = self.open_store(root)
         self.model = Model()
         self.now = START
         self.next_id = 0
+
+    def open_store(self, root: Path) -> tuple[Project, Store]:
+        project = load_project(root / "lookback.toml")
+        return project, Store(project.store_path)
 
     def teardown(self) -> None:
         self.store.close()

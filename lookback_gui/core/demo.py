@@ -143,12 +143,12 @@ def seed_history(project_path: Path, now: datetime | None = None) -> int:
     from lookback_gui.core.advisor import audit_window
     from lookback_gui.core.project import load_project
     from lookback_gui.core.pull import run_pull
-    from lookback_gui.core.store import Store
+    from lookback_gui.core.store import open_store
 
     project = load_project(project_path)
     moment = (now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
     count = 0
-    with Store(project.store_path) as store:
+    with open_store(project.store) as store:
         daily = project.metrics["daily_orders"]
         for days_ago in range(HISTORY_DAYS, 0, -1):
             # at the time of day of the last pull, as a schedule would: the nowcast learns how

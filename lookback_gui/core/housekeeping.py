@@ -61,11 +61,14 @@ class StoreStats:
     """The whole store: its file, what is free in it, and every metric's part.
 
     Attributes:
-        bytes: the store file's size (with its write-ahead log, if any).
-        free_bytes: blocks of the file that hold nothing now (what compaction gives back).
+        path: the store file, or a team store's catalog and data folder.
+        bytes: the store file's size (with its write-ahead log, if any); a team store's data
+            files.
+        free_bytes: blocks of the file that hold nothing now (what compaction gives back);
+            0 for a team store.
     """
 
-    path: Path
+    path: Path | str
     bytes: int
     free_bytes: int
     runs: int
@@ -92,8 +95,9 @@ def store_stats(store: Store) -> StoreStats:
     """Runs, versions, values and size of ``store``, by metric (set-based: one pass a table)."""
     with store.reading() as cur:
         cur.execute("BEGIN TRANSACTION")  # one snapshot
-        size = cur.execute("SELECT block_size, free_blocks FROM pragma_database_size()"
-                           " WHERE database_name = current_database()").fetchone()
+        size = None if store.team else cur.execute(
+            "SELECT block_size, free_blocks FROM pragma_database_size()"
+            " WHERE database_name = current_database()").fetchone()
         rows = cur.execute("""
             WITH r AS (SELECT metric, count(*) AS runs,
                               count(*) FILTER (WHERE status = 'failed') AS failed
@@ -108,7 +112,7 @@ def store_stats(store: Store) -> StoreStats:
             ORDER BY metric
         """).fetchall()
         cur.execute("COMMIT")
-    total = _file_bytes(store.path)
+    total = store.data_bytes() if store.team else _file_bytes(store.path)
     free = int(size[0]) * int(size[1]) if size else 0
     shares = sum(int(r[3]) + int(r[4]) for r in rows) or 1
     metrics = tuple(
@@ -117,7 +121,7 @@ def store_stats(store: Store) -> StoreStats:
                     last_bucket=last,
                     bytes=round((total - free) * (int(versions) + int(values)) / shares))
         for m, runs, failed, versions, values, revised, first, last in rows)
-    return StoreStats(path=store.path, bytes=total, free_bytes=free,
+    return StoreStats(path=store.name if store.team else store.path, bytes=total, free_bytes=free,
                       runs=sum(m.runs for m in metrics),
                       versions=sum(m.versions for m in metrics),
                       values=sum(m.values for m in metrics), metrics=metrics)

@@ -22,6 +22,7 @@ import tomlkit.exceptions
 
 from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
+from lookback_gui.core.storeconfig import STORE_TYPES, StoreConfig
 from lookback_gui.core.windows import MAX_LOOKBACK, Grain, lookback_buckets
 
 SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv")
@@ -33,7 +34,7 @@ DEFAULT_STORE = "lookback.duckdb"
 DEFAULT_PROJECT = "lookback.toml"
 
 _TOP_KEYS = {"store", "sources", "metrics"}
-_STORE_KEYS = {"path"}
+_STORE_KEYS = {"type", "path", "catalog", "password_env", "data_path"}
 _SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown", "concurrency"}
 _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
@@ -158,15 +159,22 @@ class Project:
 
     Attributes:
         path: the project file (absolute).
-        store_path: the store file (absolute).
+        store: where runs and versions are kept (a local file or the team store).
         sources: the sources by name, in file order.
         metrics: the metrics by name, in file order.
     """
 
     path: Path
-    store_path: Path
+    store: StoreConfig
     sources: Mapping[str, SourceConfig]
     metrics: Mapping[str, MetricConfig]
+
+    @property
+    def store_path(self) -> Path:
+        """The local store file; a team store has none (its lock files live nowhere)."""
+        if self.store.path is None:
+            raise ValueError(f"{self.path}: the store is a team store, not a file")
+        return self.store.path
 
     @property
     def directory(self) -> Path:
@@ -380,9 +388,7 @@ def parse_project(text: str, path: Path) -> Project:
     check.known_keys(data, _TOP_KEYS, ())
     directory = path.parent
 
-    store_table = check.table(data.get("store", {}), ("store",))
-    check.known_keys(store_table, _STORE_KEYS, ("store",))
-    store_path = check.string(store_table, "path", ("store",)) or DEFAULT_STORE
+    store = _store(check, check.table(data.get("store", {}), ("store",)), directory)
 
     sources: dict[str, SourceConfig] = {}
     for name, raw in check.table(data.get("sources", {}), ("sources",)).items():
@@ -396,7 +402,7 @@ def parse_project(text: str, path: Path) -> Project:
 
     return Project(
         path=path,
-        store_path=(directory / store_path).resolve(),
+        store=store,
         sources=sources,
         metrics=metrics,
     )
@@ -437,6 +443,46 @@ def _duplicate_line(text: str, message: str) -> int | None:
         rf"""|["']?{name}["']?\s*=)""")
     hits = [n for n, t in enumerate(text.splitlines(), 1) if pattern.match(t)]
     return hits[1] if len(hits) > 1 else (hits[0] if hits else None)
+
+
+def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> StoreConfig:
+    key_path = ("store",)
+    check.known_keys(table, _STORE_KEYS, key_path)
+    kind = check.string(table, "type", key_path) or "duckdb"
+    if kind not in STORE_TYPES:
+        raise check.fail((*key_path, "type"),
+                         f"unknown store type '{kind}' (expected {', '.join(STORE_TYPES)})")
+    path = check.string(table, "path", key_path)
+    catalog = check.string(table, "catalog", key_path)
+    password_env = check.string(table, "password_env", key_path)
+    data_path = check.string(table, "data_path", key_path)
+    if kind == "duckdb":
+        for key, value in (("catalog", catalog), ("password_env", password_env),
+                           ("data_path", data_path)):
+            if value is not None:
+                raise check.fail((*key_path, key), f"a local store takes a 'path', not a '{key}'"
+                                 " (set type = \"ducklake\" for a team store)")
+        resolved = (directory / os.path.expanduser(path or DEFAULT_STORE)).resolve()
+        return StoreConfig(type=kind, path=resolved)
+    if path is not None:
+        raise check.fail((*key_path, "path"), "a team store (ducklake) takes a 'catalog' and a "
+                         "'data_path', not a 'path'")
+    if not catalog:
+        raise check.fail(key_path, "a team store (ducklake) needs a 'catalog': the PostgreSQL "
+                         "DSN of its catalog database")
+    if not data_path:
+        raise check.fail(key_path, "a team store (ducklake) needs a 'data_path': the folder "
+                         "every member reaches, where its data files go")
+    if _DSN_PASSWORD.search(catalog) or _URI_PASSWORD.search(catalog):
+        raise check.fail(
+            (*key_path, "catalog"),
+            "the catalog holds a password: secrets never go in the project file; "
+            "set password_env to the name of an environment variable, or keep it in the keyring",
+        )
+    if "://" not in data_path:  # a folder, relative to the project file; else object storage
+        data_path = str((directory / os.path.expanduser(data_path)).resolve())
+    return StoreConfig(type=kind, catalog=catalog, password_env=password_env,
+                       data_path=data_path)
 
 
 def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],

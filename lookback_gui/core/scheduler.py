@@ -27,7 +27,7 @@ from lookback_gui.core.events import Fanout, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
 from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
 from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
-from lookback_gui.core.storelock import SchedulerLease
+from lookback_gui.core.teamstore import CatalogLease
 from lookback_gui.core.windows import Window, compute_window
 
 Clock = Callable[[], datetime]  # aware UTC now
@@ -171,7 +171,9 @@ class Scheduler:
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
         self.last_error: str | None = None
-        self._lease = SchedulerLease(store.path)
+        self._lease = store.scheduler_lease()
+        if isinstance(self._lease, CatalogLease):
+            self._lease.lost = self._lease_lost
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -187,6 +189,14 @@ class Scheduler:
         self._aps.start()
         if catch_up:
             self.catch_up()
+
+    def _lease_lost(self, message: str) -> None:
+        """Another process took the scheduling lease over (this one was cut off from the team
+        store's catalog for too long): stop firing here; pulls by hand still work."""
+        self.last_error = message
+        with contextlib.suppress(Exception):
+            self._aps.pause()
+        self._say("error", message + "; scheduled pulls stop here")
 
     def shutdown(self, grace_s: float = 10.0) -> None:
         """Stop firing, give running pulls ``grace_s`` seconds, then cancel them."""

@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import portalocker
 import psutil
@@ -154,6 +154,15 @@ class StoreLock:
         self.release()
         self._hold.close()
         self._want.close()
+
+
+class Lease(Protocol):
+    """The right to run a project's scheduler, held by one process at a time."""
+
+    def take(self) -> None:
+        """Take it, or raise StoreBusyError naming the process that has it."""
+
+    def give_back(self) -> None: ...
 
 
 class SchedulerLease:

@@ -21,7 +21,7 @@ from lookback_gui.core.errors import LookbackError, StoreBusyError
 from lookback_gui.core.events import Event, Notice, Observer
 from lookback_gui.core.project import Project, load_project
 from lookback_gui.core.scheduler import Scheduler
-from lookback_gui.core.store import Store
+from lookback_gui.core.store import Store, open_store
 from lookback_gui.core.storelock import WAIT_S
 
 
@@ -51,8 +51,8 @@ class Session:
         without catching up, when ``paused``). Blocks, also while another process uses the
         store (a Notice says so; up to ``wait_s`` seconds); raises LookbackError."""
         project = load_project(path)
-        store = Store(project.store_path, wait_s=wait_s,
-                      waiting=lambda message: observer(Notice("warning", message)))
+        store = open_store(project.store, wait_s=wait_s,
+                           waiting=lambda message: observer(Notice("warning", message)))
         try:
             scheduler = Scheduler(project, store)
             session = cls(project, store, scheduler)

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store.alert_states import AlertStates
 from lookback_gui.core.store.database import Database
 from lookback_gui.core.store.reads import Reads
@@ -40,6 +41,7 @@ from lookback_gui.core.store.records import (
 )
 from lookback_gui.core.store.runs import RUN_STATUSES, NewRun, RunLog
 from lookback_gui.core.store.schema import SCHEMA_VERSION, prepare, uses_as_of
+from lookback_gui.core.store.team import Compacted, TeamDatabase
 from lookback_gui.core.store.versions import (
     Commit,
     CommitRequest,
@@ -47,13 +49,23 @@ from lookback_gui.core.store.versions import (
     StagedValues,
     Versions,
 )
-from lookback_gui.core.storelock import WAIT_S, Waiting
+from lookback_gui.core.storeconfig import StoreConfig
+from lookback_gui.core.storelock import WAIT_S, Lease, Waiting
 
 __all__ = [
     "DEFAULT_TOLERANCE", "RUN_STATUSES", "SCHEMA_VERSION", "AlertState", "CatchUpFacts",
     "Commit", "CommitRequest", "DiffSummary", "HistoryRow", "LogLine", "NewRun", "Number",
-    "RevisionRow", "RunRecord", "StagedValues", "Store", "uses_as_of",
+    "RevisionRow", "RunRecord", "StagedValues", "Store", "open_store", "uses_as_of",
 ]
+
+
+def open_store(config: StoreConfig, *, read_only: bool = False, waiting: Waiting | None = None,
+               wait_s: float = WAIT_S) -> Store:
+    """The store a project's ``[store]`` table names: its local file, or the team store."""
+    if config.team:
+        return Store(TeamDatabase(config, read_only=read_only, waiting=waiting, wait_s=wait_s))
+    assert config.path is not None
+    return Store(config.path, read_only=read_only, waiting=waiting, wait_s=wait_s)
 
 
 class Store:
@@ -70,9 +82,10 @@ class Store:
         interrupted_at_open: runs found ``running`` whose process had died, now marked.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
+    def __init__(self, path: str | os.PathLike[str] | Database, *, read_only: bool = False,
                  waiting: Waiting | None = None, wait_s: float = WAIT_S):
-        self._db = Database(path, read_only=read_only, waiting=waiting, wait_s=wait_s)
+        self._db = path if isinstance(path, Database) else Database(
+            path, read_only=read_only, waiting=waiting, wait_s=wait_s)
         self._runs = RunLog(self._db)
         self._reads = Reads(self._db, self._runs)
         self._versions = Versions(self._db, on_commit=self._committed)
@@ -88,7 +101,23 @@ class Store:
 
     @property
     def path(self) -> Path:
+        """The local store file (a team store has none: see :attr:`name`)."""
         return self._db.path
+
+    @property
+    def team(self) -> bool:
+        """Whether this is a team store (DuckLake) rather than a local file."""
+        return self._db.team
+
+    @property
+    def name(self) -> str:
+        """The store's file, or a team store's catalog and data folder."""
+        return self._db.name
+
+    @property
+    def label(self) -> str:
+        """The store as messages name it: "store FILE" or "team store CATALOG (data in ...)"."""
+        return self._db.label
 
     @property
     def read_only(self) -> bool:
@@ -124,6 +153,35 @@ class Store:
         """One write transaction (for tests and tools that need to hold the store)."""
         with self._db.write() as cur:
             yield cur
+
+    def writing(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """One write transaction for housekeeping (a copy into this store): all or nothing."""
+        return self._db.write()
+
+    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, run_id: int,
+                           commit_seq: int) -> None:
+        """After rows were copied in (inside the same write ``cur``): new run ids and commit
+        numbers come after ``run_id`` and ``commit_seq``."""
+        self._db.continue_numbering(cur, "run_ids", run_id)
+        self._db.continue_numbering(cur, "commit_seqs", commit_seq)
+        self._runs.forget()
+
+    def scheduler_lease(self) -> Lease:
+        """The right to run the project's scheduler: a lock file beside a local store, a lease
+        in a team store's catalog."""
+        return self._db.scheduler_lease()
+
+    def data_bytes(self) -> int:
+        """The size of a team store's data files."""
+        if not isinstance(self._db, TeamDatabase):
+            raise StoreError(f"{self.label} is a file: its size is the file's")
+        return self._db.data_bytes()
+
+    def compact(self) -> Compacted:
+        """Merge a team store's small data files (``lookback store compact``)."""
+        if not isinstance(self._db, TeamDatabase):
+            raise StoreError(f"{self.label} is a file: compact it with compact_store")
+        return self._db.compact()
 
     def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
               ) -> list[tuple[Any, ...]]:

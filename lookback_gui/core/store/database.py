@@ -25,9 +25,17 @@ import duckdb
 import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError
-from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting
+from lookback_gui.core.storelock import WAIT_S, Lease, SchedulerLease, StoreLock, Waiting
 
 _LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def process_started(pid: int) -> float | None:
+    """When the process ``pid`` started (None: no such process)."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
 
 
 def writable(path: Path) -> bool:
@@ -40,7 +48,7 @@ def writable(path: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def damaged(path: Path, message: str) -> StoreError:
+def damaged(path: Path | str, message: str) -> StoreError:
     """The error for a store file DuckDB finds damaged."""
     return StoreError(
         f"store {path} is damaged ({message.splitlines()[0].strip()}); restore it from "
@@ -117,6 +125,45 @@ class Database:
         except StoreError:
             if not self.read_only:
                 raise
+
+    team = False  # a local file (a team store is a TeamDatabase)
+
+    @property
+    def name(self) -> str:
+        """The store's file, or a team store's catalog and data folder."""
+        return str(self.path)
+
+    @property
+    def label(self) -> str:
+        """The store as messages name it: "store FILE" or "team store CATALOG (data in ...)"."""
+        return f"store {self.path}"
+
+    def next_id(self, cur: duckdb.DuckDBPyConnection, sequence: str) -> int:
+        """The next number of ``sequence`` (run_ids, commit_seqs), inside the write transaction
+        ``cur``."""
+        row = cur.execute(f"SELECT nextval('{sequence}')").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, sequence: str,
+                           used: int) -> None:
+        """Make ``sequence`` hand out only numbers above ``used`` (after rows were copied in);
+        DuckDB cannot move a sequence, so it is made again."""
+        row = cur.execute("SELECT last_value FROM duckdb_sequences() WHERE sequence_name = ? "
+                          "AND database_name = current_database()", [sequence]).fetchone()
+        last = int(row[0]) if row and row[0] is not None else 0
+        if used > last:
+            cur.execute(f"DROP SEQUENCE {sequence}")
+            cur.execute(f"CREATE SEQUENCE {sequence} START {used + 1}")
+
+    def process_alive(self, pid: int | None, started: float | None) -> bool:
+        """Whether the process that started a run (its PID and start time) still runs."""
+        alive = process_started(pid) if pid else None
+        return alive is not None and started is not None and abs(alive - started) < 1e-3
+
+    def scheduler_lease(self) -> Lease:
+        """The right to run the project's scheduler (one process at a time)."""
+        return SchedulerLease(self.path)
 
     def on_reopen(self, forget: Callable[[], None]) -> None:
         """Call ``forget`` whenever the file is opened again."""

@@ -17,20 +17,12 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
-import psutil
 
 from lookback_gui.core.errors import UsageError
-from lookback_gui.core.store.database import Database
+from lookback_gui.core.store.database import Database, process_started
 from lookback_gui.core.store.records import CatchUpFacts, LogLine, RunRecord
 
 RUN_STATUSES = ("running", "succeeded", "failed", "cancelled", "interrupted")
-
-
-def process_started(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except (psutil.Error, OSError):
-        return None
 
 
 def jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,9 +117,7 @@ class RunLog:
 
     def next_run_id(self, cur: duckdb.DuckDBPyConnection) -> int:
         """A new run id, inside the write transaction ``cur`` that records the run."""
-        row = cur.execute("SELECT nextval('run_ids')").fetchone()
-        assert row is not None
-        return int(row[0])
+        return self._db.next_id(cur, "run_ids")
 
     def mark_interrupted(self) -> list[int]:
         rows = self._db.read("SELECT id, pid, pid_started FROM runs WHERE status = 'running'")
@@ -135,8 +125,7 @@ class RunLog:
         for run_id, pid, started in rows:
             if pid == self._pid and started == self._pid_started:
                 continue
-            alive = process_started(pid) if pid else None
-            if alive is not None and started is not None and abs(alive - started) < 1e-3:
+            if self._db.process_alive(pid, started):
                 continue
             dead.append(run_id)
         if dead:
@@ -197,7 +186,7 @@ class RunLog:
     def run(self, run_id: int) -> RunRecord:
         rows = self._db.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", [run_id])
         if not rows:
-            raise UsageError(f"no run {run_id} in store {self._db.path}")
+            raise UsageError(f"no run {run_id} in {self._db.label}")
         return run_from_row(rows[0])
 
     def runs(self, metric: str | None = None, limit: int | None = None,

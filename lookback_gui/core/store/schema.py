@@ -86,12 +86,16 @@ CREATE TABLE alerts (
 """
 
 
-def create_schema(cur: duckdb.DuckDBPyConnection) -> None:
-    """Make the tables of a new, empty store (inside the caller's write transaction)."""
-    cur.execute(_OTHER_TABLES)
-    cur.execute(_RUNS_TABLE)
-    cur.execute(_VERSIONS_TABLE)
-    cur.execute(_CURRENT_TABLE)
+def create_schema(cur: duckdb.DuckDBPyConnection, team: bool = False) -> None:
+    """Make the tables of a new, empty store (inside the caller's write transaction).
+
+    A team store (DuckLake) has neither keys nor sequences: its ids come from sequences in its
+    catalog database, and its writers take turns, so no key is ever written twice.
+    """
+    for ddl in (_OTHER_TABLES, _RUNS_TABLE, _VERSIONS_TABLE, _CURRENT_TABLE):
+        if team:
+            ddl = re.sub(r"CREATE SEQUENCE [^;]*;", "", ddl.replace(" PRIMARY KEY", ""))
+        cur.execute(ddl)
     cur.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
@@ -224,7 +228,7 @@ def prepare(db: Database) -> None:
         _prepare(db)
     except duckdb.Error as exc:
         if is_damage(exc):
-            raise damaged(db.path, str(exc)) from None
+            raise damaged(db.name, str(exc)) from None
         raise
 
 
@@ -232,25 +236,25 @@ def _prepare(db: Database) -> None:
     if db.read_only:
         tables = {r[0] for r in db.read(_TABLES)}
         if "meta" not in tables:
-            raise StoreError(f"store {db.path} is not a Lookback store")
+            raise StoreError(f"{db.label} is not a Lookback store")
         found = db.read("SELECT value FROM meta WHERE key = 'schema_version'")
         if not found or int(found[0][0]) != SCHEMA_VERSION:
-            raise StoreError(f"store {db.path} has schema {found[0][0] if found else '?'}, "
+            raise StoreError(f"{db.label} has schema {found[0][0] if found else '?'}, "
                              f"this version reads {SCHEMA_VERSION}; open it once where it "
                              "can be written, so that it is upgraded")
         return
     with db.write() as cur:
         tables = {r[0] for r in cur.execute(_TABLES).fetchall()}
         if not tables:
-            create_schema(cur)
+            create_schema(cur, team=db.team)
             return
         if "meta" not in tables:
-            raise StoreError(f"store {db.path} is a DuckDB file but not a Lookback store")
+            raise StoreError(f"{db.label} is a DuckDB file but not a Lookback store")
         row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise StoreError(
-                f"store {db.path} was written by a newer Lookback GUI (schema {version}; "
+                f"{db.label} was written by a newer Lookback GUI (schema {version}; "
                 f"this version knows up to {SCHEMA_VERSION})"
             )
         while version < SCHEMA_VERSION:

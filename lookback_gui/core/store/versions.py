@@ -330,19 +330,19 @@ class Commit:
         if request.probes:
             self._cur.executemany("INSERT INTO probes VALUES (?, ?, ?, ?)",
                                   [[metric, bucket, run_id, fp] for bucket, fp in request.probes])
-        row = self._cur.execute(
+        self._cur.execute(  # no RETURNING: a team store (DuckLake) has none for updates
             "UPDATE runs SET status = 'succeeded', finished_at = ?, attempts = ?, rows = ?,"
             " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
             " schema_change = ?, warnings = ?, checks = ?, duration_s = ?, known_at = ?,"
-            " settled_end = ?, commit_seq = ? WHERE id = ?"
-            f" RETURNING {RUN_COLUMNS}",
+            " settled_end = ?, commit_seq = ? WHERE id = ?",
             [request.finished_at, request.attempts, request.rows, counts["new"],
              counts["revised"], counts["removed"], counts["unchanged"],
              json.dumps(list(values.measures)), json.dumps(dict(request.schema_change)),
              json.dumps(list(request.warnings)), json.dumps(list(request.checks)),
              request.duration_s, known_at, settled_end, self._commit_seq(self._cur), run_id],
-        ).fetchone()
-
+        )
+        row = self._cur.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?",
+                                [run_id]).fetchone()
         assert row is not None
         self.record = run_from_row(row)
         return self.record
@@ -367,9 +367,7 @@ class Versions:
 
     def next_commit_seq(self, cur: duckdb.DuckDBPyConnection) -> int:
         """The place of a commit in the order of all commits (inside its write transaction)."""
-        row = cur.execute("SELECT nextval('commit_seqs')").fetchone()
-        assert row is not None
-        return int(row[0])
+        return self._db.next_id(cur, "commit_seqs")
 
     def probe_fingerprints(self, metric: str, start: datetime, end: datetime
                            ) -> dict[datetime, str]:

@@ -1,0 +1,352 @@
+"""The team store: a DuckLake whose catalog is a PostgreSQL database and whose data files lie in a
+folder every member reaches.
+
+DuckLake gives every process its own consistent snapshot to read, on any machine; what it does
+not give is an order among writers (two pulls that both see a bucket as new would both add it)
+nor sequences for run ids. Both come from the catalog database itself, through a session of our
+own (:class:`Catalog`):
+
+- run ids and commit numbers are PostgreSQL sequences, so no two processes share one;
+- a write transaction holds a PostgreSQL advisory lock from its first read to its commit, so
+  writers take turns as they do on a local store (a writer waits, names the holder after a
+  moment, and gives up after the same wait as on a local store); a process that dies lets go
+  with its session;
+- the scheduling lease is a row in ``lookback_scheduler_lease`` that its holder renews every few
+  seconds; another scheduler takes it over when the holder lets go, dies, or stops renewing it
+  for :data:`LEASE_S` seconds (:class:`CatalogLease`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from lookback_gui.core.errors import StoreBusyError, StoreError
+from lookback_gui.core.storelock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from lookback_gui.core.storeconfig import StoreConfig
+
+LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
+KEYRING_SERVICE = "lookback-gui"
+LEASE_S = 20.0  # a scheduling lease not renewed for this long is free to take over
+_WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per catalog database)
+_SEQUENCES = ("lookback_run_ids", "lookback_commit_seqs")
+
+
+def keyring_user(config: StoreConfig) -> str:
+    """The keyring user name under which the catalog's password is kept."""
+    return f"ducklake:{config.catalog}"
+
+
+def store_password(config: StoreConfig, environ: Mapping[str, str] | None = None) -> str | None:
+    """The catalog's password: from ``password_env``, else the OS keyring, else None."""
+    env = os.environ if environ is None else environ
+    if config.password_env:
+        if config.password_env not in env:
+            raise StoreError(f"{config.describe()}: the environment variable "
+                             f"{config.password_env} (password_env) is not set")
+        return env[config.password_env]
+    try:
+        import keyring
+
+        return keyring.get_password(KEYRING_SERVICE, keyring_user(config))
+    except Exception:  # no keyring service here: the server says if it wants a password
+        return None
+
+
+def _who() -> str:
+    return f"lookback PID {os.getpid()} on {socket.gethostname()}"
+
+
+def _connect_catalog(config: StoreConfig, password: str | None,
+                     purpose: str) -> psycopg.Connection[Any]:
+    import psycopg
+
+    try:
+        return psycopg.connect(config.catalog or "", password=password, autocommit=True,
+                               connect_timeout=10,
+                               application_name=f"{_who()} ({purpose})"[:63])
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if password:
+            reason = reason.replace(password, "***")
+        if "password" in reason.lower() and password is None:
+            reason += ("; set password_env in [store] to the name of an environment variable "
+                       "that holds it, or keep it in the keyring")
+        raise StoreError(f"{config.describe()}: cannot reach the catalog database: "
+                         f"{reason}") from None
+
+
+def _holders(cur: psycopg.Cursor[Any], key: int) -> str:
+    """Who holds advisory lock ``key``, as the sessions name themselves."""
+    with contextlib.suppress(Exception):
+        row = cur.execute(
+            "SELECT a.application_name, a.client_addr::text FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+            "AND l.granted AND l.objid = %s AND l.pid <> pg_backend_pid() LIMIT 1",
+            [key & 0xFFFFFFFF]).fetchone()
+        if row:
+            return str(row[0] or f"a session from {row[1]}").split(" (")[0]
+    return "another process"
+
+
+class Catalog:
+    """This process's session with the team store's catalog database.
+
+    Thread-safe: one session, used under its own lock.
+    """
+
+    def __init__(self, config: StoreConfig, *, wait_s: float = WAIT_S,
+                 waiting: Waiting | None = None, environ: Mapping[str, str] | None = None):
+        self.config = config
+        self.wait_s = wait_s
+        self.waiting = waiting
+        self.password = store_password(config, environ)
+        self._lock = threading.RLock()  # one statement at a time on the session
+        self._writer = threading.RLock()  # one writer at a time in this process
+        self._con = _connect_catalog(config, self.password, "store")
+        self._writing = 0
+
+    def prepare(self) -> None:
+        """Create what the store needs in the catalog database besides DuckLake's tables."""
+        with self._lock:
+            for name in _SEQUENCES:
+                self._con.execute(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+
+    def next_id(self, sequence: str) -> int:
+        with self._lock:
+            row = self._con.execute("SELECT nextval(%s)", [sequence]).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def move_past(self, sequence: str, used: int) -> None:
+        """Make ``sequence`` hand out only numbers above ``used`` (after a copy)."""
+        with self._lock:
+            self._con.execute(
+                "SELECT setval(%s, greatest(%s, (SELECT last_value FROM "
+                f"{sequence})), true)", [sequence, max(used, 1)])
+
+    def session_of(self, pid: int) -> bool:
+        """Whether a Lookback process with this PID (on any machine) has a catalog session."""
+        with self._lock:
+            row = self._con.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s LIMIT 1",
+                [f"lookback PID {int(pid)} on %"]).fetchone()
+        return row is not None
+
+    def snapshot(self) -> int | None:
+        """The newest DuckLake snapshot: it changes whenever any process commits."""
+        import psycopg
+
+        with self._lock:
+            try:
+                row = self._con.execute("SELECT max(snapshot_id) FROM ducklake_snapshot"
+                                        ).fetchone()
+            except psycopg.Error:
+                return None
+        return None if row is None or row[0] is None else int(row[0])
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store's write lock for the block (nested blocks share one hold).
+
+        The lock is the catalog session's advisory lock; the session itself stays free for
+        other threads' short questions (ids, snapshots) meanwhile.
+        """
+        with self._writer:
+            if self._writing == 0:
+                self._take_write_lock()
+            self._writing += 1
+            try:
+                yield
+            finally:
+                self._writing -= 1
+                if self._writing == 0:
+                    with self._lock, contextlib.suppress(Exception):
+                        self._con.execute("SELECT pg_advisory_unlock(%s)", [_WRITE_LOCK])
+
+    def _take_write_lock(self) -> None:
+        started = time.monotonic()
+        said = False
+        while True:
+            with self._lock:
+                row = self._con.execute("SELECT pg_try_advisory_lock(%s)", [_WRITE_LOCK]
+                                        ).fetchone()
+            if row and row[0]:
+                return
+            waited = time.monotonic() - started
+            if waited >= self.wait_s:
+                raise StoreBusyError(
+                    f"{self.config.describe()} is being written by {self._holder()} and was "
+                    f"not free after {self.wait_s:.0f} s; try again when it has finished", None)
+            if not said and waited >= SAY_AFTER_S and self.waiting is not None:
+                said = True
+                self.waiting(f"waiting for {self.config.describe()}: being written by "
+                             f"{self._holder()}")
+            time.sleep(max(POLL_S, 0.05))
+
+    def _holder(self) -> str:
+        with self._lock:
+            return _holders(self._con.cursor(), _WRITE_LOCK)
+
+    def close(self) -> None:
+        with self._lock, contextlib.suppress(Exception):
+            self._con.close()
+
+
+def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | None,
+           *, read_only: bool = False) -> None:
+    """Attach the team store to ``con`` as ``lake`` and make it the default database.
+
+    The password reaches DuckDB only as a secret, which DuckDB never repeats in a message.
+    """
+    try:
+        for name in ("postgres_scanner", "ducklake"):
+            _load(con, name)
+    except (duckdb.Error, ImportError) as exc:
+        raise StoreError(f"{config.describe()}: DuckDB's ducklake extension cannot be loaded "
+                         f"({str(exc).splitlines()[0]}); install the pip package "
+                         "duckdb-extension-ducklake") from None
+    options = [f"DATA_PATH {quote_literal(config.data_path or '')}"]
+    if read_only:
+        options.append("READ_ONLY")
+    if password is not None:
+        try:
+            con.execute("CREATE OR REPLACE SECRET lookback_store (TYPE postgres, PASSWORD "
+                        f"{quote_literal(password)})")
+        except duckdb.Error:
+            raise StoreError(f"{config.describe()}: the password could not be handed to "
+                             "DuckDB (does it hold a control character?)") from None
+        options.append("META_SECRET 'lookback_store'")
+    try:
+        con.execute(f"ATTACH {quote_literal('ducklake:postgres:' + (config.catalog or ''))} "
+                    f"AS {LAKE} ({', '.join(options)})")
+    except duckdb.Error as exc:
+        message = " ".join(str(exc).split())
+        if password:
+            message = message.replace(password, "***")
+        raise StoreError(f"{config.describe()} cannot be opened: {message}") from None
+    con.execute(f"USE {LAKE}")
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Install (offline, from its pip package) and load a DuckDB extension."""
+    try:
+        con.execute(f"LOAD {name}")
+        return
+    except duckdb.Error:
+        pass
+    import duckdb_extensions
+
+    duckdb_extensions.import_extension(name, con=con)
+    con.execute(f"LOAD {name}")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckLake refusing a commit that raced another (retrying succeeds)."""
+    return isinstance(exc, duckdb.TransactionException) or (
+        isinstance(exc, duckdb.Error) and "transaction conflict" in str(exc).lower())
+
+
+class CatalogLease:
+    """The right to run a project's scheduler on a team store: a row in the catalog database.
+
+    The holder renews the row four times per lease from a thread of its own. A row not renewed
+    for :data:`LEASE_S` seconds (or ``LOOKBACK_LEASE_S``: its holder died, hangs, or lost the
+    network) is free to take over; so is one whose holder gave it back.
+    """
+
+    def __init__(self, config: StoreConfig, *, name: str = "scheduler",
+                 lost: Callable[[str], None] | None = None,
+                 environ: Mapping[str, str] | None = None):
+        self.config = config
+        self.name = name
+        self.lost = lost
+        self.holder = f"{_who()} #{id(self):x}"
+        self._password = store_password(config, environ)
+        self._con: psycopg.Connection[Any] | None = None
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+        try:
+            self.lease_s = float(os.environ.get("LOOKBACK_LEASE_S", LEASE_S))
+        except ValueError:
+            raise StoreError("LOOKBACK_LEASE_S must be a number of seconds") from None
+
+    def _session(self) -> psycopg.Connection[Any]:
+        if self._con is None or self._con.closed:
+            self._con = _connect_catalog(self.config, self._password, "scheduler lease")
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS lookback_scheduler_lease (name text PRIMARY KEY, "
+                "holder text NOT NULL, renewed_at timestamptz NOT NULL)")
+        return self._con
+
+    def take(self) -> None:
+        """Take the lease, or raise StoreBusyError naming the process that has it."""
+        con = self._session()
+        row = con.execute(
+            "INSERT INTO lookback_scheduler_lease AS l VALUES (%s, %s, clock_timestamp()) "
+            "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+            "renewed_at = excluded.renewed_at WHERE l.holder = excluded.holder "
+            "OR l.renewed_at < clock_timestamp() - make_interval(secs => %s) "
+            "RETURNING holder", [self.name, self.holder, self.lease_s]).fetchone()
+        if row is None:
+            other = con.execute("SELECT holder, clock_timestamp() - renewed_at FROM "
+                                "lookback_scheduler_lease WHERE name = %s", [self.name]
+                                ).fetchone()
+            who = str(other[0]).rsplit(" #", 1)[0] if other else "another process"
+            raise StoreBusyError(f"the scheduler of {self.config.describe()} already runs in "
+                                 f"another process ({who})", None)
+        self._stop.clear()
+        self._renewer = threading.Thread(target=self._renew, name="lease-renew", daemon=True)
+        self._renewer.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.lease_s / 4):
+            try:
+                row = self._session().execute(
+                    "UPDATE lookback_scheduler_lease SET renewed_at = clock_timestamp() "
+                    "WHERE name = %s AND holder = %s RETURNING 1", [self.name, self.holder]
+                ).fetchone()
+            except Exception:  # the catalog is unreachable: try again at the next turn
+                with contextlib.suppress(Exception):
+                    if self._con is not None:
+                        self._con.close()
+                continue
+            if row is None:  # another process took it over while this one was away
+                if self.lost is not None:
+                    self.lost(f"the scheduling lease of {self.config.describe()} was taken "
+                              "over by another process")
+                return
+
+    def held(self) -> bool:
+        """Whether this process holds the lease now (asks the catalog)."""
+        row = self._session().execute(
+            "SELECT 1 FROM lookback_scheduler_lease WHERE name = %s AND holder = %s",
+            [self.name, self.holder]).fetchone()
+        return row is not None
+
+    def give_back(self) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=10)
+            self._renewer = None
+        if self._con is not None:
+            with contextlib.suppress(Exception):
+                self._con.execute("DELETE FROM lookback_scheduler_lease WHERE name = %s AND "
+                                  "holder = %s", [self.name, self.holder])
+                self._con.close()
+            self._con = None

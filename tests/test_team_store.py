@@ -1,0 +1,352 @@
+"""The team store (DESIGN: *The team store*): a DuckLake whose catalog is a database on the real
+PostgreSQL server, shared by several processes at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lookback_gui.core.errors import ProjectError
+from lookback_gui.core.project import load_project, parse_project
+from lookback_gui.core.store import open_store
+from tests.helpers import (
+    DAILY_SQL,
+    lookback_daemon,
+    lookback_process,
+    make_orders,
+    project_text,
+    run_cli,
+)
+
+SERVER = "host=127.0.0.1 port=5432 user=postgres"
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(f"{SERVER} dbname=test", autocommit=True) as con:
+        con.execute(sql)
+
+
+@pytest.fixture
+def catalog() -> Iterator[str]:
+    """A fresh catalog database on the real server, dropped afterwards."""
+    name = f"lookback_team_{uuid.uuid4().hex[:10]}"
+    _admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"{SERVER} dbname={name}"
+    finally:
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def team_text(catalog: str, data: str = "lake", **kwargs: str) -> str:
+    text = project_text(**kwargs)
+    return text.replace('[store]\npath = "lookback.duckdb"\n',
+                        f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\n'
+                        f'data_path = "{data}"\n')
+
+
+ROWS = [(i, datetime(2026, 11, 20) + timedelta(hours=3 * i), ("DE", "FR", "ÉIRE")[i % 3],
+         float(i % 7)) for i in range(60)]
+
+
+@pytest.fixture
+def team(tmp_path: Path, catalog: str) -> Path:
+    """A project whose store is a team store, over a DuckDB source of orders."""
+    make_orders(tmp_path / "shop.duckdb", ROWS)
+    path = tmp_path / "lookback.toml"
+    path.write_text(team_text(catalog))
+    return path
+
+
+# -- the project file ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store, reason", [
+    ('type = "ducklake"\ndata_path = "x"', "needs a 'catalog'"),
+    ('type = "ducklake"\ncatalog = "dbname=x"', "needs a 'data_path'"),
+    ('type = "ducklake"\ncatalog = "dbname=x password=hunter2"\ndata_path = "x"',
+     "the catalog holds a password"),
+    ('type = "ducklake"\ncatalog = "postgresql://me:hunter2@db/x"\ndata_path = "x"',
+     "the catalog holds a password"),
+    ('type = "ducklake"\npath = "a.duckdb"\ncatalog = "dbname=x"\ndata_path = "x"',
+     "not a 'path'"),
+    ('catalog = "dbname=x"', "a local store takes a 'path', not a 'catalog'"),
+    ('type = "iceberg"', "unknown store type 'iceberg'"),
+])
+def test_a_wrong_store_table_is_a_project_error_naming_the_key(tmp_path, store, reason):
+    text = f"[store]\n{store}\n"
+    with pytest.raises(ProjectError) as caught:
+        parse_project(text, tmp_path / "lookback.toml")
+    assert reason in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_a_team_store_is_parsed_with_its_data_folder_beside_the_project(tmp_path):
+    project = parse_project('[store]\ntype = "ducklake"\ncatalog = "dbname=team"\n'
+                            'password_env = "TEAM_PW"\ndata_path = "shared/lake"\n',
+                            tmp_path / "lookback.toml")
+    assert project.store.team
+    assert project.store.catalog == "dbname=team"
+    assert project.store.password_env == "TEAM_PW"
+    assert project.store.data_path == str((tmp_path / "shared" / "lake").resolve())
+    s3 = parse_project('[store]\ntype = "ducklake"\ncatalog = "dbname=team"\n'
+                       'data_path = "s3://bucket/lake/"\n', tmp_path / "lookback.toml")
+    assert s3.store.data_path == "s3://bucket/lake/"
+
+
+def test_an_unset_password_variable_is_named(team, monkeypatch):
+    text = team.read_text().replace('data_path = "lake"',
+                                    'data_path = "lake"\npassword_env = "LOOKBACK_NO_SUCH_PW"')
+    team.write_text(text)
+    monkeypatch.delenv("LOOKBACK_NO_SUCH_PW", raising=False)
+    code, _, err = run_cli("--project", str(team), "runs")
+    assert code == 2 or code == 1
+    assert "LOOKBACK_NO_SUCH_PW" in err and "is not set" in err
+
+
+def test_an_unreachable_catalog_is_one_clear_error(tmp_path):
+    make_orders(tmp_path / "shop.duckdb", ROWS)
+    path = tmp_path / "lookback.toml"
+    path.write_text(team_text("host=127.0.0.1 port=1 user=postgres dbname=nowhere"))
+    code, out, err = run_cli("--project", str(path), "runs")
+    assert code != 0
+    assert err.startswith("error: team store host=127.0.0.1 port=1")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# -- one process -----------------------------------------------------------------------------
+
+
+def _history(project_path: Path, metric: str = "daily_orders") -> list[dict]:
+    code, out, err = run_cli("--project", str(project_path), "history", metric, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_pulls_on_a_team_store_give_what_a_local_store_gives(team, tmp_path):
+    local = tmp_path / "local"
+    local.mkdir()
+    make_orders(local / "shop.duckdb", ROWS)
+    (local / "lookback.toml").write_text(project_text())
+    for as_of in ("2026-11-25 00:00", "2026-11-27 12:00", "2026-11-30 00:00"):
+        for path in (team, local / "lookback.toml"):
+            code, _, err = run_cli("--project", str(path), "pull", "daily_orders",
+                                   "--as-of", as_of)
+            assert code == 0, err
+    assert _history(team) == _history(local / "lookback.toml")
+    assert len(_history(team)) > 10
+    code, out, _ = run_cli("--project", str(team), "runs", "--json")
+    runs = json.loads(out)
+    assert [r["id"] for r in runs] == [3, 2, 1]
+    assert all(r["status"] == "succeeded" for r in runs)
+    code, out, err = run_cli("--project", str(team), "store", "stats")
+    assert code == 0, err
+    assert "3 runs" in out and "daily_orders" in out
+
+
+def test_the_oracle_of_knowledge_time_holds_on_a_team_store():
+    """The knowledge-time state machine (tests/test_knowledge_time.py), on a team store."""
+    from hypothesis import HealthCheck, settings
+
+    from tests.test_knowledge_time import KnowledgeTime
+
+    class OnATeamStore(KnowledgeTime):
+        def __init__(self) -> None:
+            self.catalog_name = f"lookback_team_{uuid.uuid4().hex[:10]}"
+            _admin(f"CREATE DATABASE {self.catalog_name}")
+            super().__init__()
+
+        def open_store(self, root: Path):  # type: ignore[override]
+            text = (root / "lookback.toml").read_text().replace(
+                '[store]\npath = "lookback.duckdb"\n',
+                f'[store]\ntype = "ducklake"\ncatalog = "{SERVER} dbname={self.catalog_name}"\n'
+                'data_path = "lake"\n')
+            (root / "lookback.toml").write_text(text)
+            project = load_project(root / "lookback.toml")
+            assert project.store.team
+            return project, open_store(project.store)
+
+        def teardown(self) -> None:
+            try:
+                super().teardown()
+            finally:
+                _admin(f"DROP DATABASE IF EXISTS {self.catalog_name} WITH (FORCE)")
+
+    test = OnATeamStore.TestCase
+    test.settings = settings(max_examples=8, stateful_step_count=10, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow,
+                                                    HealthCheck.filter_too_much])
+    test("runTest").runTest()
+
+
+# -- several processes -----------------------------------------------------------------------
+
+
+def _aggregate(source: Path) -> dict:
+    con = duckdb.connect(str(source), read_only=True)
+    try:
+        rows = con.execute(DAILY_SQL.replace("$window_start", "TIMESTAMP '2000-01-01'")
+                           .replace("$window_end", "TIMESTAMP '2100-01-01'")).fetchall()
+    finally:
+        con.close()
+    return {(b.isoformat(timespec="seconds"), c): (n, r) for b, c, n, r in rows}
+
+
+@pytest.mark.slow
+def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
+    """Two processes pull over and over while a third backfills and a fourth reads; then every
+    run is there once, with its own id, and the values equal a fresh aggregate."""
+    writers = [lookback_process("--project", str(team), "backfill", "daily_orders",
+                                "--from", "2026-11-20", "--to", "2026-11-30 06:00")]
+    script = textwrap.dedent("""
+        import sys
+        from lookback_gui.cli import main
+        for as_of in sys.argv[2:]:
+            code = main(["--project", sys.argv[1], "pull", "daily_orders", "--as-of", as_of])
+            assert code == 0, code
+    """)
+    times = [f"2026-11-{d} {h:02d}:00" for d in (28, 29, 30) for h in (0, 8, 16) if d < 30 or h == 0]
+    for chunk in (times[::2], times[1::2]):
+        writers.append(subprocess.Popen([sys.executable, "-c", script, str(team), *chunk],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True))
+    reads = 0
+    deadline = time.monotonic() + 240
+    while any(w.poll() is None for w in writers):
+        assert time.monotonic() < deadline, "the writers did not finish"
+        code, out, err = run_cli("--project", str(team), "runs", "--json")
+        assert code == 0, err
+        json.loads(out)
+        reads += 1
+    for writer in writers:
+        out, err = writer.communicate()
+        assert writer.returncode == 0, err
+    assert reads >= 2
+    code, out, _ = run_cli("--project", str(team), "runs", "--json")
+    runs = json.loads(out)
+    ids = [r["id"] for r in runs]
+    assert len(ids) == len(set(ids)) == 2 + len(times)  # two backfill chunks
+    assert all(r["status"] == "succeeded" for r in runs)
+    history: dict = {}
+    for h in _history(team):
+        history.setdefault((h["bucket"], h["dims"]["country"]), {})[h["measure"]] = h["value"]
+    assert {k: (v["orders"], v["revenue"]) for k, v in history.items()} == _aggregate(
+        tmp_path / "shop.duckdb")
+
+
+SCHEDULED = '\nevery = "1h"\n'
+
+
+@pytest.mark.slow
+def test_one_scheduler_holds_the_lease_and_a_standby_takes_over_when_it_is_killed(
+        team, monkeypatch):
+    """Two `lookback schedule` on one team store: one schedules, the other stands by; a kill -9
+    of the first leaves its lease unrenewed, and the second takes over."""
+    team.write_text(team.read_text().replace("retries = 0\n", "retries = 0" + SCHEDULED))
+    monkeypatch.setenv("LOOKBACK_LEASE_S", "4")
+    with lookback_daemon("--project", str(team), "schedule") as first:
+        Lines(first).wait_for("scheduler started")
+        with lookback_daemon("--project", str(team), "schedule") as second:
+            lines = Lines(second)
+            line = lines.wait_for("standing by")
+            assert "already runs in another process (lookback PID " in line
+            assert f"PID {first.pid} on " in line
+            time.sleep(6)  # longer than a lease: the first renews it, the second waits on
+            assert first.poll() is None and second.poll() is None
+            assert "scheduler started" not in lines.text()
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            started = time.monotonic()
+            lines.wait_for("scheduler started")
+            took = time.monotonic() - started
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=60) == 0
+    assert took < 20  # a lease of 4 s, renewed every second, checked every second
+
+
+class Lines:
+    """The lines a process writes on stdout, collected by a thread as they come."""
+
+    def __init__(self, process: subprocess.Popen):
+        self.process = process
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+        self.process.stdout.close()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, words: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if words in line:
+                    return line
+            if self.process.poll() is not None and not self._thread.is_alive():
+                raise AssertionError(f"ended before {words!r}: {self.text()}")
+            time.sleep(0.1)
+        raise AssertionError(f"no line with {words!r}: {self.text()}")
+
+
+# -- copies ----------------------------------------------------------------------------------
+
+
+def test_a_local_store_copied_into_a_team_store_and_back_keeps_every_run_and_version(
+        team, tmp_path):
+    local = tmp_path / "local"
+    local.mkdir()
+    make_orders(local / "shop.duckdb", ROWS)
+    (local / "lookback.toml").write_text(project_text())
+    for as_of in ("2026-11-25 00:00", "2026-11-27 12:00"):
+        assert run_cli("--project", str(local / "lookback.toml"), "pull", "daily_orders",
+                       "--as-of", as_of)[0] == 0
+    before = _history(local / "lookback.toml")
+    code, out, err = run_cli("--project", str(local / "lookback.toml"), "store", "copy",
+                             "--to", str(team))
+    assert code == 0, err
+    assert "copied 2 runs" in out
+    assert _history(team) == before
+    # the team store goes on numbering after the copied runs
+    assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of",
+                   "2026-11-29 00:00")[0] == 0
+    code, out, _ = run_cli("--project", str(team), "runs", "--json")
+    assert [r["id"] for r in json.loads(out)] == [3, 2, 1]
+    _, revisions_team, _ = run_cli("--project", str(team), "revisions", "daily_orders", "--json")
+    # and back into a new local store
+    back = tmp_path / "back"
+    back.mkdir()
+    (back / "lookback.toml").write_text(project_text().replace(
+        'path = "lookback.duckdb"', f'path = "{back / "copy.duckdb"}"'))
+    code, out, err = run_cli("--project", str(team), "store", "copy", "--to",
+                             str(back / "lookback.toml"))
+    assert code == 0, err
+    assert "copied 3 runs" in out
+    _, revisions_back, _ = run_cli("--project", str(back / "lookback.toml"), "revisions",
+                                   "daily_orders", "--json")
+    assert json.loads(revisions_back) == json.loads(revisions_team)
+    assert _history(back / "lookback.toml") == _history(team)
+    # a copy into a store that holds runs is refused, and changes nothing
+    code, _, err = run_cli("--project", str(local / "lookback.toml"), "store", "copy", "--to",
+                           str(back / "lookback.toml"))
+    assert code == 2
+    assert "already holds 3 runs" in err
+    assert _history(back / "lookback.toml") == _history(team)
