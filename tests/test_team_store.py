@@ -350,3 +350,57 @@ def test_a_local_store_copied_into_a_team_store_and_back_keeps_every_run_and_ver
     assert code == 2
     assert "already holds 3 runs" in err
     assert _history(back / "lookback.toml") == _history(team)
+
+
+# -- a writer that holds the store -----------------------------------------------------------
+
+
+@pytest.fixture
+def team_held(team: Path) -> Iterator[subprocess.Popen]:
+    """Another process in the middle of one long write to the team store of ``team``."""
+    assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of",
+                   "2026-11-25 00:00")[0] == 0
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from lookback_gui.core.project import load_project
+        from lookback_gui.core.store import open_store
+        store = open_store(load_project({str(team)!r}).store)
+        with store._write():
+            print("ready", flush=True)
+            sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "ready"
+    try:
+        yield holder
+    finally:
+        holder.communicate(timeout=30)
+
+
+def test_a_reader_gets_its_answer_while_another_process_writes(team, team_held, monkeypatch):
+    monkeypatch.setenv("LOOKBACK_STORE_WAIT", "3")
+    started = time.monotonic()
+    code, out, err = run_cli("--project", str(team), "runs", "--json")
+    assert code == 0, err
+    assert [r["id"] for r in json.loads(out)] == [1]
+    assert time.monotonic() - started < 3
+    assert "waiting" not in err
+
+
+def test_a_writer_waits_names_the_holder_and_gives_up_after_the_wait(team, team_held,
+                                                                      monkeypatch):
+    monkeypatch.setenv("LOOKBACK_STORE_WAIT", "4")
+    started = time.monotonic()
+    code, _, err = run_cli("--project", str(team), "pull", "daily_orders", "--as-of",
+                           "2026-11-26 00:00")
+    took = time.monotonic() - started
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("waiting for team store ")
+    assert f"being written by lookback PID {team_held.pid} on " in lines[0]
+    assert "was not free after 4 s" in lines[-1]
+    assert 4 <= took < 30
+    # nothing was recorded half: the refused pull left no run behind
+    team_held.communicate(timeout=30)
+    code, out, _ = run_cli("--project", str(team), "runs", "--json")
+    assert [r["id"] for r in json.loads(out)] == [1]

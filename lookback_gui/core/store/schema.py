@@ -243,6 +243,10 @@ def _prepare(db: Database) -> None:
                              f"this version reads {SCHEMA_VERSION}; open it once where it "
                              "can be written, so that it is upgraded")
         return
+    if "meta" in {r[0] for r in db.read(_TABLES)}:  # up to date: nothing to write
+        found = db.read("SELECT value FROM meta WHERE key = 'schema_version'")
+        if found and found[0][0] == str(SCHEMA_VERSION):
+            return
     with db.write() as cur:
         tables = {r[0] for r in cur.execute(_TABLES).fetchall()}
         if not tables:
