@@ -404,3 +404,33 @@ def test_a_writer_waits_names_the_holder_and_gives_up_after_the_wait(team, team_
     team_held.communicate(timeout=30)
     code, out, _ = run_cli("--project", str(team), "runs", "--json")
     assert [r["id"] for r in json.loads(out)] == [1]
+
+
+# -- the desktop app -------------------------------------------------------------------------
+
+
+def test_the_app_on_a_team_store_shows_runs_that_another_process_recorded(qtbot, team,
+                                                                          tmp_path):
+    from PySide6.QtCore import QSettings
+
+    import lookback_gui.ui  # noqa: F401
+    from lookback_gui.ui.main_window import MainWindow
+    from tests.test_ui import open_and_wait
+
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    try:
+        open_and_wait(qtbot, window, team, start_scheduler=False)
+        assert window.store is not None and window.store.team
+        pulled = lookback_process("--project", str(team), "pull", "daily_orders", "--as-of",
+                                  "2026-11-26 00:00")
+        _, err = pulled.communicate(timeout=120)
+        assert pulled.returncode == 0, err
+        window._fallback.timeout.emit()  # the app's slow refresh
+        qtbot.waitUntil(lambda: window.runs_model.rowCount() == 1, timeout=20000)
+        assert window.runs_model.record(0).status == "succeeded"
+        window.select_metric("daily_orders")
+        qtbot.waitUntil(lambda: window.chart._data is not None
+                        and window.chart._data.drawing is not None, timeout=20000)
+    finally:
+        window.close_session(wait=True)
