@@ -434,3 +434,36 @@ def test_the_app_on_a_team_store_shows_runs_that_another_process_recorded(qtbot,
                         and window.chart._data.drawing is not None, timeout=20000)
     finally:
         window.close_session(wait=True)
+
+
+def _local(tmp_path: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    make_orders(folder / "shop.duckdb", ROWS)
+    (folder / "lookback.toml").write_text(project_text())
+    return folder / "lookback.toml"
+
+
+def test_a_copy_is_refused_while_a_run_is_running_and_into_the_same_store(tmp_path):
+    from lookback_gui.core.store import NewRun
+
+    source, target = _local(tmp_path, "a"), _local(tmp_path, "b")
+    assert run_cli("--project", str(source), "pull", "daily_orders", "--as-of",
+                   "2026-11-25 00:00")[0] == 0
+    code, _, err = run_cli("--project", str(source), "store", "copy", "--to", str(source))
+    assert code == 2 and "uses the same store" in err
+    code, _, err = run_cli("--project", str(source), "store", "copy", "--to",
+                           str(tmp_path / "missing.toml"))
+    assert code == 2 and "missing.toml" in err
+    project = load_project(source)
+    with open_store(project.store) as store:
+        at = datetime(2026, 11, 26)
+        store.begin_run(NewRun(metric="daily_orders", trigger="manual", timezone="UTC",
+                               grain="day", as_of=at, window_start=at - timedelta(days=7),
+                               window_end=at, partial_start=None, started_at=at, sql="",
+                               params={}))
+        code, _, err = run_cli("--project", str(source), "store", "copy", "--to", str(target))
+    assert code == 2
+    assert "run 2 is still running" in err
+    code, out, _ = run_cli("--project", str(target), "runs", "--json")
+    assert json.loads(out) == []
