@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
-from lookback_gui.core.failures import classify, is_login_refused
+from lookback_gui.core.failures import is_login_refused, is_transient
 from lookback_gui.core.project import SourceConfig
 
 KEYRING_SERVICE = "lookback-gui"
@@ -518,11 +518,6 @@ def connect_source(
         if is_transient(exc):
             raise TransientSourceError(f"source {source.name}: {message}") from None
         raise PullError(f"source {source.name}: {message}") from None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may fix ``exc`` (see :func:`lookback_gui.core.failures.classify`)."""
-    return classify(exc) == "transient"
 
 
 def source_warnings(source: SourceConfig, environ: Mapping[str, str] | None = None) -> list[str]:
