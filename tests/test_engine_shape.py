@@ -1,13 +1,21 @@
-"""The engine's parts on their own: the two phases of a commit, and the retry policy next to
-the one classifier of failures."""
+"""The engine's parts on their own: the two phases of a commit, the retry policy next to the
+one classifier of failures, and the source databases that an entry point owns."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
 
 import duckdb
 import pytest
 
 from lookback_gui.core.errors import QueryError, TransientSourceError
 from lookback_gui.core.failures import RetryPolicy
+from lookback_gui.core.project import load_project
+from lookback_gui.core.pull import run_pull
+from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import CommitRequest, NewRun, StagedValues, Store
 from tests.helpers import ts
 
@@ -71,3 +79,43 @@ def test_the_retry_policy_retries_only_transient_failures_with_capped_backoff():
     assert policy.delay(duckdb.InterruptException("interrupted"), 1) is None
     assert RetryPolicy(0, 1.0, 1.0).delay(TransientSourceError("locked"), 1) is None
     assert 0 <= (policy.delay(TransientSourceError("locked"), 1) or -1) <= 2.0
+
+
+def test_a_prepared_database_goes_to_the_next_pull_of_its_own_thread_only():
+    with SourceConnections() as connections:
+        connections.prepare()
+        elsewhere: list[duckdb.DuckDBPyConnection] = []
+        thread = threading.Thread(target=lambda: elsewhere.append(connections.take()))
+        thread.start()
+        thread.join()
+        mine = connections.take()
+        assert elsewhere[0] is not mine
+        assert connections.take() is not mine  # taken once
+        for con in (mine, *elsewhere):
+            connections.give_back(con)
+        connections.prepare()
+    with pytest.raises(duckdb.ConnectionException):  # closed with the owner
+        mine.execute("SELECT 1")
+
+
+def test_pulls_with_and_without_the_entry_points_databases_agree(project):
+    loaded = load_project(project)
+    with Store(loaded.store_path) as store, SourceConnections() as connections:
+        first = run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-30T12:00"),
+                         connections=connections)
+        connections.prepare()
+        again = run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-30T12:00"))
+    assert (first.status, first.new) == ("succeeded", 4)
+    assert (again.status, again.new, again.unchanged) == ("succeeded", 0, 4)
+
+
+def test_importing_the_engine_starts_no_thread_and_registers_nothing_for_exit():
+    code = ("import atexit, threading; ours = []; register = atexit.register;"
+            "atexit.register = lambda f, *a, **k: (ours.append(f.__module__), register(f, *a,"
+            " **k))[1];"
+            "import lookback_gui.core.sources, lookback_gui.core.pull, lookback_gui.core.store,"
+            " lookback_gui.core.scheduler, lookback_gui.cli;"
+            "print([m for m in ours if m.startswith('lookback_gui')], threading.active_count())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True, env={**os.environ})
+    assert result.stdout.split() == ["[]", "1"]

@@ -36,6 +36,7 @@ from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.sources import (
     CheckedQuery,
+    SourceConnections,
     check_pushdown_query,
     check_query,
     clean_duckdb_message,
@@ -507,6 +508,7 @@ class PullContext:
         clock: now, in the metric's time zone.
         staging: the pull's private folder; its result goes there as Parquet.
         run_id: the run that records the pull.
+        connections: where its source database comes from (None: it is made here).
         environ: where passwords are looked up (None: the process's environment).
         observer: told what happens.
         last: the metric's newest successful run before this one.
@@ -522,6 +524,7 @@ class PullContext:
     clock: Clock
     staging: str
     run_id: int
+    connections: SourceConnections | None = None
     environ: Mapping[str, str] | None = None
     observer: Observer = ignore
     last: RunRecord | None = None
@@ -561,6 +564,7 @@ def run_pull(
     clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] | None = None,
+    connections: SourceConnections | None = None,
 ) -> RunRecord:
     """Pull ``metric`` for one window and return the finished run (whatever its status).
 
@@ -568,8 +572,8 @@ def run_pull(
     the metric's time zone); a pull is never as of the future (UsageError). Its versions are
     known at its as-of when the SQL replays the source with ``$as_of``, else at the moment its
     query ran. Failures are recorded in the run, not raised; a LookbackError is raised only
-    when no run could be recorded at all. ``sleep`` waits between attempts (default: until
-    cancelled).
+    when no run could be recorded at all. ``connections`` (from the process's entry point)
+    gives the source database; ``sleep`` waits between attempts (default: until cancelled).
     """
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
@@ -602,7 +606,7 @@ def run_pull(
     pull = PullContext(
         project=project, metric=config, source=source, window=window, control=control,
         store=store, clock=now, staging=held.enter_context(staging_folder()), run_id=run_id,
-        environ=environ, observer=observer)
+        connections=connections, environ=environ, observer=observer)
     try:
         pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
         pull.last = store.last_successful_run(config.name)
@@ -720,16 +724,16 @@ def _attempt(pull: PullContext, held: contextlib.ExitStack) -> StagedResult:
     successful one with ``held``, after the commit, so that closing it stays off the pull's
     path."""
     con = connect_source(pull.source, pull.metric.timezone, environ=pull.environ,
-                         staging_dir=pull.staging)
+                         staging_dir=pull.staging, connections=pull.connections)
     pull.control.attach(con)
     try:
         staged = _query_and_stage(pull, con)
     except BaseException:
         pull.control.attach(None)
-        release_source(con, pull.source)
+        release_source(con, pull.source, pull.connections)
         raise
     pull.control.attach(None)  # before the connection is given back: nothing may reach it then
-    held.callback(release_source, con, pull.source)
+    held.callback(release_source, con, pull.source, pull.connections)
     return staged
 
 
@@ -914,6 +918,7 @@ def run_windows(
     on_run: Callable[[int, int, RunRecord], None] | None = None,
     gate: threading.Semaphore | None = None,
     clock: Clock | None = None,
+    connections: SourceConnections | None = None,
 ) -> list[RunRecord]:
     """Pull each (trigger, window) of ``plans``, up to ``workers`` at once.
 
@@ -939,7 +944,8 @@ def run_windows(
                     return
         try:
             run = run_pull(project, config_for(trigger, window), store, trigger=trigger,
-                           window=window, control=child, observer=observer, clock=clock)
+                           window=window, control=child, observer=observer, clock=clock,
+                           connections=connections)
         finally:
             if gate is not None:
                 gate.release()
@@ -972,6 +978,7 @@ def backfill(
     trigger: str = "backfill",
     clock: Clock | None = None,
     workers: int = 1,
+    connections: SourceConnections | None = None,
 ) -> list[RunRecord]:
     """Pull every bucket in [start, end) chunk by chunk, up to ``workers`` chunks at once
     (never more than the source's ``concurrency``); a failed chunk does not stop the rest."""
@@ -981,7 +988,8 @@ def backfill(
                                                     clock() if clock else None)]
     return run_windows(project, config, store, plans,
                        workers=max(1, min(workers, source.concurrency)), control=control,
-                       observer=observer, on_run=on_chunk, clock=clock)
+                       observer=observer, on_run=on_chunk, clock=clock,
+                       connections=connections)
 
 
 def check_metric(project: Project, metric: MetricConfig | str,
