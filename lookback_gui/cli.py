@@ -255,11 +255,11 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             window = audit_window(config, as_of or local_now(config.zone))
             run = _until_ctrl_c(lambda control: run_pull(
                 project, config, store, trigger="audit", window=window, control=control,
-                observer=_alert_warnings(err)))
+                observer=_alert_warnings(err), connections=args.connections))
         else:
             run = _until_ctrl_c(lambda control: run_pull(
                 project, config, store, trigger="command-line", as_of=as_of, control=control,
-                observer=_alert_warnings(err)))
+                observer=_alert_warnings(err), connections=args.connections))
     out.write(run_summary(run) + "\n")
     _print_warnings(run, err)
     if run.status == "cancelled":
@@ -309,7 +309,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: backfill(
             project, config, store, start, end, on_chunk=_progress(out, err), workers=args.workers,
-            control=control, observer=_alert_warnings(err)))
+            control=control, observer=_alert_warnings(err), connections=args.connections))
     cancelled = [r for r in runs if r.status == "cancelled"]
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
@@ -355,7 +355,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: replay(
             project, config, store, windows, on_run=_progress(out, err), control=control,
-            observer=_alert_warnings(err)))
+            observer=_alert_warnings(err), connections=args.connections))
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
         err.write(f"error: {len(failed)} of {len(runs)} replayed pull(s) of {config.name} "
@@ -678,7 +678,8 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         project.metric(args.metric)
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: retry_failed(
-            project, store, args.metric, observer=_alert_warnings(err), control=control))
+            project, store, args.metric, observer=_alert_warnings(err), control=control,
+            connections=args.connections))
     if not runs:
         out.write("no failed window is left uncovered\n")
         return EXIT_OK
@@ -817,7 +818,7 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 out.write(f"{stamp} {line}\n")
             out.flush()
 
-    scheduler = Scheduler(project, store, workers=args.workers)
+    scheduler = Scheduler(project, store, workers=args.workers, connections=args.connections)
     scheduler.events.subscribe(log_line)
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -1110,6 +1111,7 @@ def _join_relative_times(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     from lookback_gui.core.runtime import prepare_process
+    from lookback_gui.core.sources import SourceConnections
 
     prepare_process()
     out = out or sys.stdout
@@ -1124,6 +1126,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         return int(exc.code or 0)
     args.project = getattr(args, "project", None)
     verbose = getattr(args, "verbose", False)
+    # the databases the pulls see their sources through: made and closed here, for this run
+    args.connections = SourceConnections()
     try:
         return int(args.func(args, out, err))
     except (ProjectError, UsageError) as exc:
@@ -1143,6 +1147,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         err.write(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; run with "
                   "--verbose for the traceback)\n")
         return EXIT_FAILED
+    finally:
+        args.connections.close()
 
 
 def entry_point() -> None:

@@ -23,6 +23,7 @@ from lookback_gui.core.events import Notice, RunFinished
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.scheduler import Scheduler, plan_catch_up, retry_failed
+from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import Window
 from tests.helpers import lookback_daemon, lookback_process, make_orders, project_text, ts
@@ -142,6 +143,37 @@ def test_scheduler_catches_up_at_start_and_runs_now(write_project, shop):
         scheduler.run_now("daily_orders")
         assert scheduler.wait_idle(timeout=60)
         assert [r.trigger for r in recorder.finished()] == ["catch-up", "manual"]
+
+
+class CountingConnections(SourceConnections):
+    """Source databases that note the threads that readied and took them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared_on: list[str] = []
+        self.taken_on: list[str] = []
+
+    def prepare(self) -> None:
+        self.prepared_on.append(threading.current_thread().name)
+        super().prepare()
+
+    def take(self) -> duckdb.DuckDBPyConnection:
+        self.taken_on.append(threading.current_thread().name)
+        return super().take()
+
+
+def test_a_worker_readies_its_next_source_database_after_its_pulls(write_project, shop):
+    project = load_project(write_project(extra=SCHEDULED))
+    clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
+    with Store(project.store_path) as store, CountingConnections() as connections, \
+            running(project, store, clock=clock, connections=connections) as (scheduler, recorder):
+        assert scheduler.wait_idle(timeout=60)
+        scheduler.run_now("daily_orders")
+        assert scheduler.wait_idle(timeout=60)
+        assert [r.status for r in recorder.finished()] == ["succeeded", "succeeded"]
+        assert len(connections.taken_on) == 2
+        assert connections.prepared_on  # by the workers, on their own threads
+        assert all(name.startswith("pull") for name in connections.prepared_on)
 
 
 SLOW_SQL = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "

@@ -1,7 +1,8 @@
 """One place that decides what a failure of a pull means: try again, give up, or stop.
 
 The retry loop of a pull, the source connection and the error messages all ask :func:`classify`,
-so an error is never retried in one place and refused in another.
+so an error is never retried in one place and refused in another; :class:`RetryPolicy` says when
+a pull tries again, and after how long.
 
 - ``transient``: the source could not be reached now (file missing or locked, connection refused
   or lost); trying again later may work.
@@ -13,6 +14,9 @@ so an error is never retried in one place and refused in another.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import duckdb
@@ -61,3 +65,31 @@ def is_login_refused(error: BaseException) -> bool:
     user)."""
     text = str(error).lower()
     return any(m in text for m in _PERMANENT_MARKERS[:5])
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether retrying may fix ``error``."""
+    return classify(error) == "transient"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a failed attempt is tried again: only after a transient failure, at most
+    ``retries`` times, each after a random wait (full jitter) of up to ``base_s`` seconds
+    doubled for each attempt so far, and never more than ``max_s``.
+
+    Attributes:
+        retries: how many more attempts after the first (0: one attempt only).
+    """
+
+    retries: int
+    base_s: float
+    max_s: float
+
+    def delay(self, error: BaseException, attempts: int,
+              draw: Callable[[float, float], float] = random.uniform) -> float | None:
+        """How long to wait before trying again after attempt number ``attempts`` failed
+        with ``error``; None when it is not tried again."""
+        if classify(error) != "transient" or attempts > self.retries:
+            return None
+        return draw(0, min(self.max_s, self.base_s * 2 ** (attempts - 1)))

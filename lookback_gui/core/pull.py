@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
-import random
 import tempfile
 import threading
 import time
@@ -32,15 +32,15 @@ from lookback_gui.core.errors import (
     UsageError,
 )
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
-from lookback_gui.core.failures import classify
+from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.sources import (
     CheckedQuery,
+    SourceConnections,
     check_pushdown_query,
     check_query,
     clean_duckdb_message,
     connect_source,
-    is_transient,
     quote_identifier,
     quote_literal,
     release_source,
@@ -494,6 +494,63 @@ def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:
     return QueryError(f"metric {metric.name}: {message}")
 
 
+@dataclass
+class PullContext:
+    """Everything one pull works with, and how far it got.
+
+    Attributes:
+        project: the project the metric belongs to (alert commands run in its folder).
+        metric: the metric as pulled (a back-fill chunk may allow an empty result).
+        source: the metric's source.
+        window: the window pulled.
+        control: cancels the pull and shows its progress.
+        store: where the run is recorded.
+        clock: now, in the metric's time zone.
+        staging: the pull's private folder; its result goes there as Parquet.
+        run_id: the run that records the pull.
+        connections: where its source database comes from (None: it is made here).
+        environ: where passwords are looked up (None: the process's environment).
+        observer: told what happens.
+        last: the metric's newest successful run before this one.
+        attempts: attempts at the query so far.
+    """
+
+    project: Project
+    metric: MetricConfig
+    source: SourceConfig
+    window: Window
+    control: PullControl
+    store: Store
+    clock: Clock
+    staging: str
+    run_id: int
+    connections: SourceConnections | None = None
+    environ: Mapping[str, str] | None = None
+    observer: Observer = ignore
+    last: RunRecord | None = None
+    attempts: int = 0
+
+    @functools.cached_property
+    def query(self) -> CheckedQuery:
+        """The metric's SQL, checked for the way it will run (PullError if it is refused)."""
+        return metric_query(self.metric, self.source)
+
+    @property
+    def previous_rows(self) -> int | None:
+        """The row count of the last successful run, for the row-change check."""
+        return self.last.rows if self.last else None
+
+    @property
+    def known_measures(self) -> list[str]:
+        """The measures of the last successful run, to tell a schema change."""
+        return list(self.last.measures) if self.last else []
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.metric.retries, self.metric.retry_base.total_seconds(),
+                           self.metric.retry_max.total_seconds())
+
+
 def run_pull(
     project: Project,
     metric: MetricConfig | str,
@@ -507,6 +564,7 @@ def run_pull(
     clock: Clock | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] | None = None,
+    connections: SourceConnections | None = None,
 ) -> RunRecord:
     """Pull ``metric`` for one window and return the finished run (whatever its status).
 
@@ -514,14 +572,14 @@ def run_pull(
     the metric's time zone); a pull is never as of the future (UsageError). Its versions are
     known at its as-of when the SQL replays the source with ``$as_of``, else at the moment its
     query ran. Failures are recorded in the run, not raised; a LookbackError is raised only
-    when no run could be recorded at all.
+    when no run could be recorded at all. ``connections`` (from the process's entry point)
+    gives the source database; ``sleep`` waits between attempts (default: until cancelled).
     """
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
     zone = config.zone
     control = control or PullControl()
     now = clock or (lambda: local_now(zone))
-    wait = sleep or control.sleep
     if window is None:
         window = compute_window(as_of or now(), config.grain, config.buckets,
                                 config.complete_buckets_only)
@@ -542,85 +600,36 @@ def run_pull(
     ))
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
-    attempts = 0
     result: RunRecord
     # what the pull holds until it ends: its private folder and its source connection
     held = contextlib.ExitStack()
-    staging = held.enter_context(staging_folder())
+    pull = PullContext(
+        project=project, metric=config, source=source, window=window, control=control,
+        store=store, clock=now, staging=held.enter_context(staging_folder()), run_id=run_id,
+        connections=connections, environ=environ, observer=observer)
     try:
-        query = metric_query(config, source)
-        last = store.last_successful_run(config.name)
-        previous_rows = last.rows if last else None
-        known = list(last.measures) if last else []
-        while True:
-            attempts += 1
-            control.check()
-            queried_at = window.as_of if replays else now()
-            try:
-                staged = _attempt(config, source, query, window, control, previous_rows,
-                                  store, known, staging, held, environ)
-                break
-            except (QualityError, CancelledError):
-                raise
-            except PullError as exc:
-                failure = exc
-            except duckdb.Error as exc:
-                if control.cancelled:
-                    raise CancelledError("cancelled") from None
-                failure = _duckdb_failure(config, exc)
-            control.check()  # a cancel that broke the attempt is no failure of the source
-            if classify(failure) != "transient" or attempts > config.retries:
-                store.log(run_id, "error", f"attempt {attempts} failed: {failure}")
-                observer(AttemptFailed(run_id, config.name, attempts, str(failure), None))
-                raise failure
-            cap = min(config.retry_max.total_seconds(),
-                      config.retry_base.total_seconds() * 2 ** (attempts - 1))
-            delay = random.uniform(0, cap)
-            store.log(run_id, "warning",
-                      f"attempt {attempts} failed: {failure}; retrying in {delay:.2f} s "
-                      f"(attempt {attempts + 1} of {config.retries + 1})")
-            observer(AttemptFailed(run_id, config.name, attempts, str(failure), delay))
-            store.set_attempts(run_id, attempts)
-            wait(delay)
-        schema_change = _schema_change(known, staged.shape.measures)
-        warnings = list(staged.warnings)
-        if schema_change:
-            text = _describe_schema_change(schema_change)
-            warnings.append(text)
-            store.log(run_id, "warning", text)
-        checks = list(staged.checks)
-        control.check()
-
-        with store.begin_commit(run_id) as commit:
-            summary = commit.diff(StagedValues(
-                metric=config.name, sql=staged.values_sql, measures=staged.shape.measures,
-                window_start=staged.diff_start or window.start, window_end=window.end,
-                known_at=queried_at,
-                unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-                count=staged.values, exact=bool(staged.shape.exact)))
-            _revision_check(config, checks, warnings, summary)
-            control.check()
-            result = commit.commit(CommitRequest(
-                settled_end=settled_end(window, queried_at, config), finished_at=now(),
-                duration_s=time.monotonic() - started, attempts=attempts, rows=staged.rows,
-                warnings=warnings, checks=checks, schema_change=schema_change,
-                log_warnings=staged.warnings, probes=staged.probes))
+        pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
+        pull.last = store.last_successful_run(config.name)
+        staged, known_at = _stage_with_retries(pull, held, sleep or control.sleep, replays)
+        result = _commit(pull, staged, known_at, started)
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
-        store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=attempts,
+        store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=pull.attempts,
                          error="cancelled", duration_s=time.monotonic() - started)
         result = store.run(run_id)
     except LookbackError as exc:
         message = str(exc)
         if isinstance(exc, QualityError):
             store.log(run_id, "error", f"{message}; nothing was committed")
-        elif attempts == 0 or not isinstance(exc, PullError):
+        elif pull.attempts == 0 or not isinstance(exc, PullError):
             store.log(run_id, "error", message)
-        store.finish_run(run_id, status="failed", finished_at=now(), attempts=max(attempts, 1),
-                         error=message, duration_s=time.monotonic() - started)
+        store.finish_run(run_id, status="failed", finished_at=now(),
+                         attempts=max(pull.attempts, 1), error=message,
+                         duration_s=time.monotonic() - started)
         result = store.run(run_id)
     except Exception as exc:  # a bug: the run must not stay "running"; then report it
-        store.finish_run(run_id, status="failed", finished_at=now(), attempts=max(attempts, 1),
+        store.finish_run(run_id, status="failed", finished_at=now(),
+                         attempts=max(pull.attempts, 1),
                          error=f"internal error: {type(exc).__name__}: {exc}",
                          duration_s=time.monotonic() - started)
         raise
@@ -629,6 +638,72 @@ def run_pull(
     observer(RunFinished(result))
     _evaluate_alerts(project, config, store, now(), result, observer)
     return result
+
+
+def _stage_with_retries(pull: PullContext, held: contextlib.ExitStack,
+                        wait: Callable[[float], None], replays: bool
+                        ) -> tuple[StagedResult, datetime]:
+    """Attempt the query until it succeeds or the retry policy gives up; return the staged
+    result and the known time of its values."""
+    config, control, store = pull.metric, pull.control, pull.store
+    policy = pull.retry_policy
+    while True:
+        pull.attempts += 1
+        attempts = pull.attempts
+        control.check()
+        queried_at = pull.window.as_of if replays else pull.clock()
+        try:
+            return _attempt(pull, held), queried_at
+        except (QualityError, CancelledError):
+            raise
+        except PullError as exc:
+            failure = exc
+        except duckdb.Error as exc:
+            if control.cancelled:
+                raise CancelledError("cancelled") from None
+            failure = _duckdb_failure(config, exc)
+        control.check()  # a cancel that broke the attempt is no failure of the source
+        delay = policy.delay(failure, attempts)
+        if delay is None:
+            store.log(pull.run_id, "error", f"attempt {attempts} failed: {failure}")
+            pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), None))
+            raise failure
+        store.log(pull.run_id, "warning",
+                  f"attempt {attempts} failed: {failure}; retrying in {delay:.2f} s "
+                  f"(attempt {attempts + 1} of {config.retries + 1})")
+        pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
+        store.set_attempts(pull.run_id, attempts)
+        wait(delay)
+
+
+def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
+            started: float) -> RunRecord:
+    """Diff the staged result, run the checks on the diff, and commit it as the pull's run
+    (nothing is written when a check fails or the pull is cancelled meanwhile)."""
+    config, window, store = pull.metric, pull.window, pull.store
+    schema_change = _schema_change(pull.known_measures, staged.shape.measures)
+    warnings = list(staged.warnings)
+    if schema_change:
+        text = _describe_schema_change(schema_change)
+        warnings.append(text)
+        store.log(pull.run_id, "warning", text)
+    checks = list(staged.checks)
+    pull.control.check()
+    with store.begin_commit(pull.run_id) as commit:
+        summary = commit.diff(StagedValues(
+            metric=config.name, sql=staged.values_sql, measures=staged.shape.measures,
+            window_start=staged.diff_start or window.start, window_end=window.end,
+            known_at=known_at,
+            unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
+            count=staged.values, exact=bool(staged.shape.exact)))
+        _revision_check(config, checks, warnings, summary)
+        pull.control.check()
+        record = commit.commit(CommitRequest(
+            settled_end=settled_end(window, known_at, config), finished_at=pull.clock(),
+            duration_s=time.monotonic() - started, attempts=pull.attempts, rows=staged.rows,
+            warnings=warnings, checks=checks, schema_change=schema_change,
+            log_warnings=staged.warnings, probes=staged.probes))
+    return record
 
 
 def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
@@ -644,37 +719,34 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
         logging.getLogger(__name__).warning("alerts of %s: %s", config.name, exc)
 
 
-def _attempt(config: MetricConfig, source: SourceConfig, query: CheckedQuery, window: Window,
-             control: PullControl, previous_rows: int | None, store: Store,
-             known: list[str], staging_dir: str, held: contextlib.ExitStack,
-             environ: Mapping[str, str] | None = None) -> StagedResult:
+def _attempt(pull: PullContext, held: contextlib.ExitStack) -> StagedResult:
     """One attempt at the query. A failed attempt releases its source connection at once; a
-    successful one with ``held``, after the commit, so that closing it and making the next one
-    stay off the pull's path."""
-    con = connect_source(source, config.timezone, environ=environ, staging_dir=staging_dir)
-    control.attach(con)
+    successful one with ``held``, after the commit, so that closing it stays off the pull's
+    path."""
+    con = connect_source(pull.source, pull.metric.timezone, environ=pull.environ,
+                         staging_dir=pull.staging, connections=pull.connections)
+    pull.control.attach(con)
     try:
-        staged = _query_and_stage(con, config, source, query, window, control, previous_rows,
-                                  store, known, staging_dir)
+        staged = _query_and_stage(pull, con)
     except BaseException:
-        control.attach(None)
-        release_source(con, source)
+        pull.control.attach(None)
+        release_source(con, pull.source, pull.connections)
         raise
-    control.attach(None)  # before the connection is given back: nothing may reach it then
-    held.callback(release_source, con, source)
+    pull.control.attach(None)  # before the connection is given back: nothing may reach it then
+    held.callback(release_source, con, pull.source, pull.connections)
     return staged
 
 
-def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, source: SourceConfig,
-                     query: CheckedQuery, window: Window, control: PullControl,
-                     previous_rows: int | None, store: Store, known: list[str],
-                     staging_dir: str) -> StagedResult:
+def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> StagedResult:
+    config, window, control = pull.metric, pull.window, pull.control
     control.check()
+    previous_rows = pull.previous_rows
+    known = pull.known_measures
     probes: tuple[tuple[datetime, str], ...] = ()
     heavy = window
     if config.change_probe:
-        fingerprints = run_probe(con, config, window, source)
-        stored = store.probe_fingerprints(config.name, window.start, window.end)
+        fingerprints = run_probe(con, config, window, pull.source)
+        stored = pull.store.probe_fingerprints(config.name, window.start, window.end)
         changed = first_changed_bucket(fingerprints, stored, window)
         probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
         if changed is None and known:
@@ -688,8 +760,8 @@ def _query_and_stage(con: duckdb.DuckDBPyConnection, config: MetricConfig, sourc
                            partial_start=window.partial_start)
             previous_rows = None  # a narrower window is no basis for a row-count change
     control.check()
-    raw = os.path.join(staging_dir, "result.parquet")
-    execute_metric_query(con, query, heavy, config, source, into=raw)
+    raw = os.path.join(pull.staging, "result.parquet")
+    execute_metric_query(con, pull.query, heavy, config, pull.source, into=raw)
     control.check()
     staged = stage_result(con, config, heavy, previous_rows, raw)
     if heavy is not window:
@@ -846,6 +918,7 @@ def run_windows(
     on_run: Callable[[int, int, RunRecord], None] | None = None,
     gate: threading.Semaphore | None = None,
     clock: Clock | None = None,
+    connections: SourceConnections | None = None,
 ) -> list[RunRecord]:
     """Pull each (trigger, window) of ``plans``, up to ``workers`` at once.
 
@@ -871,7 +944,8 @@ def run_windows(
                     return
         try:
             run = run_pull(project, config_for(trigger, window), store, trigger=trigger,
-                           window=window, control=child, observer=observer, clock=clock)
+                           window=window, control=child, observer=observer, clock=clock,
+                           connections=connections)
         finally:
             if gate is not None:
                 gate.release()
@@ -904,6 +978,7 @@ def backfill(
     trigger: str = "backfill",
     clock: Clock | None = None,
     workers: int = 1,
+    connections: SourceConnections | None = None,
 ) -> list[RunRecord]:
     """Pull every bucket in [start, end) chunk by chunk, up to ``workers`` chunks at once
     (never more than the source's ``concurrency``); a failed chunk does not stop the rest."""
@@ -913,7 +988,8 @@ def backfill(
                                                     clock() if clock else None)]
     return run_windows(project, config, store, plans,
                        workers=max(1, min(workers, source.concurrency)), control=control,
-                       observer=observer, on_run=on_chunk, clock=clock)
+                       observer=observer, on_run=on_chunk, clock=clock,
+                       connections=connections)
 
 
 def check_metric(project: Project, metric: MetricConfig | str,

@@ -17,6 +17,7 @@ from lookback_gui.core.errors import UsageError
 from lookback_gui.core.events import Observer, ignore
 from lookback_gui.core.project import MetricConfig, Project
 from lookback_gui.core.pull import PullControl, run_windows
+from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import RunRecord, Store, uses_as_of
 from lookback_gui.core.windows import Window, compute_window, local_now
 
@@ -69,9 +70,11 @@ def replay_windows(config: MetricConfig, start: datetime, end: datetime,
 def replay(project: Project, metric: MetricConfig | str, store: Store, windows: list[Window], *,
            control: PullControl | None = None, observer: Observer = ignore,
            on_run: Callable[[int, int, RunRecord], None] | None = None,
-           clock: Callable[[], datetime] | None = None) -> list[RunRecord]:
+           clock: Callable[[], datetime] | None = None,
+           connections: SourceConnections | None = None) -> list[RunRecord]:
     """Pull each of ``windows`` (from :func:`replay_windows`) in order, as trigger ``replay``;
     a failed pull does not stop the others, cancelling stops the rest."""
     config = project.metric(metric) if isinstance(metric, str) else metric
     return run_windows(project, config, store, [(TRIGGER, w) for w in windows],
-                       control=control, observer=observer, on_run=on_run, clock=clock)
+                       control=control, observer=observer, on_run=on_run, clock=clock,
+                       connections=connections)

@@ -1,7 +1,9 @@
 """What a process that runs pulls sets up once, at its entry point (never on import).
 
 The command line, the desktop app and the benchmarks call :func:`prepare_process`; the desktop
-app also :func:`prefer_the_gui_thread`.
+app also :func:`prefer_the_gui_thread`. They also make the process's source databases
+(:class:`lookback_gui.core.sources.SourceConnections`), hand them down to the pulls and close
+them when they end.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.events import Fanout, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
 from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
+from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
 from lookback_gui.core.teamstore import CatalogLease
 from lookback_gui.core.windows import Window, compute_window
@@ -115,7 +116,8 @@ def failed_windows(store: Store, metric: str) -> list[RunRecord]:
 def retry_failed(project: Project, store: Store, metric: str | None = None,
                  observer: Observer | None = None,
                  clock: Callable[[], datetime] | None = None,
-                 control: PullControl | None = None) -> list[RunRecord]:
+                 control: PullControl | None = None,
+                 connections: SourceConnections | None = None) -> list[RunRecord]:
     """Re-run exactly the windows of failed runs not covered since; oldest first. Once
     ``control`` is cancelled, no further window is started."""
     names = [metric] if metric else list(project.metrics)
@@ -131,7 +133,7 @@ def retry_failed(project: Project, store: Store, metric: str | None = None,
                             as_of=failed.as_of, partial_start=failed.partial_start)
             runs.append(run_pull(project, config, store, trigger="retry", window=window,
                                  observer=observer or (lambda e: None), clock=clock,
-                                 control=control))
+                                 control=control, connections=connections))
     return runs
 
 
@@ -149,9 +151,11 @@ class Scheduler:
 
     def __init__(self, project: Project, store: Store, *, workers: int = 2,
                  per_source: int = 1, clock: Clock = utc_now,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 connections: SourceConnections | None = None):
         self.project = project
         self.store = store
+        self._connections = connections
         self.events = Fanout()
         self._clock = clock
         self._monotonic = monotonic
@@ -308,7 +312,8 @@ class Scheduler:
                     try:
                         run_windows(self.project, config, self.store, part, workers=workers,
                                     control=control, observer=self.events, gate=gate,
-                                    clock=lambda: _local(self._clock(), config))
+                                    clock=lambda: _local(self._clock(), config),
+                                    connections=self._connections)
                     except LookbackError as exc:
                         self._say("error", f"{metric}: {exc}", metric)
                     except Exception as exc:
@@ -322,6 +327,8 @@ class Scheduler:
         finally:
             with self._lock:
                 self._running.pop(metric, None)
+        if self._connections is not None and not self._stopping.is_set():
+            self._connections.prepare()  # this worker's next pull starts at once
 
     def _source_gate(self, source: str) -> threading.BoundedSemaphore:
         with self._lock:

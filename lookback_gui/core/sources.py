@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
-from lookback_gui.core.failures import classify, is_login_refused
+from lookback_gui.core.failures import is_login_refused, is_transient
 from lookback_gui.core.project import SourceConfig
 
 KEYRING_SERVICE = "lookback-gui"
@@ -138,12 +138,12 @@ def _syntax_tree(text: str) -> dict[str, Any]:
     with _parser_lock:
         if not _parser:
             _parser.append(duckdb.connect())
+            atexit.register(_close_parser)  # on first use, never on import
         row = _parser[0].execute("SELECT json_serialize_sql(?)", [text]).fetchone()
     tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True}
     return tree
 
 
-@atexit.register
 def _close_parser() -> None:
     with _parser_lock:
         while _parser:
@@ -364,88 +364,127 @@ def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
     con.execute(f"LOAD {name}")
 
 
-_STOP: Any = object()  # tells the background thread of _SpareConnections to end
+_STOP: Any = object()  # tells the closing thread of SourceConnections to end
 
 
-class _SpareConnections:
-    """Used in-memory DuckDB databases closed off the path of a pull.
+def _new_database() -> duckdb.DuckDBPyConnection:
+    """A fresh, empty in-memory DuckDB database for one pull (made on the calling thread)."""
+    return duckdb.connect(":memory:", config={"threads": max(1, min(4, os.cpu_count() or 1))})
 
-    Closing a DuckDB database costs about a millisecond, a share of a small pull: one background
-    thread closes the databases that pulls gave back. Each pull gets a fresh database of its own
-    that nothing else ever saw, made on the pull's own thread.
+
+class SourceConnections:
+    """The in-memory DuckDB databases that pulls see their sources through: made ready ahead
+    of a pull, and closed off its path.
+
+    Opening a DuckDB database costs several milliseconds and closing one about a millisecond, a
+    large share of a small pull. Each pull still gets a database of its own that nothing else
+    ever saw. A database is only ever made on the thread that will use it: a thread that is
+    idle between pulls (a scheduler's worker, after its pull) calls :meth:`prepare`, and its next
+    pull takes that database at once; making one on another thread while DuckDB is in use
+    crashed the process now and then. Used databases are closed by one background thread.
+
+    The entry points (the command line, the desktop app, the benchmarks) make one for the
+    process, hand it to the pulls, and :meth:`close` it when they end; without one, a pull
+    opens and closes its database itself.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._ready: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
         self._used: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
+        self._closer: threading.Thread | None = None
+        self._closed = False
 
-    @staticmethod
-    def _new() -> duckdb.DuckDBPyConnection:
-        return duckdb.connect(":memory:", config={"threads": max(1, min(4, os.cpu_count() or 1))})
+    def prepare(self) -> None:
+        """Make the calling thread's next database now, while it has nothing else to do."""
+        thread = threading.current_thread()
+        with self._lock:
+            if self._closed or thread in self._ready:
+                return
+        try:
+            con = _new_database()
+        except duckdb.Error:  # e.g. out of memory: the next pull makes its own
+            return
+        with self._lock:
+            if not self._closed and thread not in self._ready:
+                self._ready[thread] = con
+                return
+        con.close()
 
     def take(self) -> duckdb.DuckDBPyConnection:
-        return self._new()
+        """A fresh database for a pull on the calling thread."""
+        with self._lock:
+            con = self._ready.pop(threading.current_thread(), None)
+        return con if con is not None else _new_database()
 
     def give_back(self, con: duckdb.DuckDBPyConnection) -> None:
         """Close ``con`` (a database a pull used) soon, on the background thread."""
-        self._wake(con)
-
-    def _wake(self, con: duckdb.DuckDBPyConnection | None) -> None:
-        self._used.put(con)
         with self._lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._work, name="duckdb-spares",
-                                                daemon=True)
-                self._worker.start()
+            if not self._closed:
+                self._used.put(con)
+                if self._closer is None or not self._closer.is_alive():
+                    self._closer = threading.Thread(target=self._close_given_back,
+                                                    name="duckdb-closer", daemon=True)
+                    self._closer.start()
+                return
+        with contextlib.suppress(duckdb.Error):  # closed already: close it here
+            con.close()
 
-    def _work(self) -> None:
+    def _close_given_back(self) -> None:
         while True:
             con = self._used.get()
             if con is _STOP:
                 return
-            if con is not None:
-                with contextlib.suppress(duckdb.Error):
-                    con.close()
-            # New databases are made by the pulls themselves (take): making one here while
-            # another thread uses DuckDB crashed the process now and then (a segmentation
-            # fault inside duckdb.connect on this thread).
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
-    def close_all(self) -> None:
-        """Stop the background thread and close every database still open here (at exit, so
-        that no database is being made or closed while the process ends)."""
+    def close(self) -> None:
+        """Stop the background thread and close every database still open here (when the
+        entry point ends, so that no database is being closed while the process ends)."""
         with self._lock:
-            worker = self._worker
-        if worker is not None and worker.is_alive():
+            self._closed = True
+            closer = self._closer
+            ready, self._ready = list(self._ready.values()), {}
+        if closer is not None and closer.is_alive():
             self._used.put(_STOP)
-            worker.join(timeout=5)  # a database still busy is not worth a hung exit
+            closer.join(timeout=5)  # a database still busy is not worth a hung exit
         while not self._used.empty():
             con = self._used.get_nowait()
-            if con is not None and con is not _STOP:
+            if con is not _STOP:
                 with contextlib.suppress(duckdb.Error):
                     con.close()
+        for con in ready:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+
+    def __enter__(self) -> SourceConnections:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-_spares = _SpareConnections()
-atexit.register(_spares.close_all)
-
-
-def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> None:
+def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig,
+                   connections: SourceConnections | None = None) -> None:
     """Give back a connection from connect_source.
 
     A database source is detached at once (a file is free for its writers, a server connection
     closed, when this returns); the in-memory database itself is closed soon, off the caller's
-    path.
+    path, when ``connections`` (the one it came from) is given, else now.
     """
     if source.type not in ("parquet", "csv"):
         with contextlib.suppress(duckdb.Error):
             con.execute(f"USE memory; DETACH {quote_identifier(source.name)}")
-    _spares.give_back(con)
+    if connections is not None:
+        connections.give_back(con)
+    else:
+        with contextlib.suppress(duckdb.Error):
+            con.close()
 
 
 def connect_source(
     source: SourceConfig, timezone: str = "UTC", environ: Mapping[str, str] | None = None,
-    staging_dir: str | None = None,
+    staging_dir: str | None = None, connections: SourceConnections | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection that sees ``source`` read-only and nothing else.
 
@@ -453,10 +492,12 @@ def connect_source(
     checked result goes there as Parquet for the store to read, so large results never become
     Python objects.
 
+    ``connections`` gives the database (made ready ahead) when given; else it is made here.
+
     Raises TransientSourceError when the source cannot be reached now (missing or locked file,
     refused connection) and PullError for anything retrying cannot fix.
     """
-    con = _spares.take()
+    con = connections.take() if connections is not None else _new_database()
     password: str | None = None
     try:
         con.execute(f"SET TimeZone = {quote_literal(timezone)}")
@@ -518,11 +559,6 @@ def connect_source(
         if is_transient(exc):
             raise TransientSourceError(f"source {source.name}: {message}") from None
         raise PullError(f"source {source.name}: {message}") from None
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying may fix ``exc`` (see :func:`lookback_gui.core.failures.classify`)."""
-    return classify(exc) == "transient"
 
 
 def source_warnings(source: SourceConfig, environ: Mapping[str, str] | None = None) -> list[str]:

@@ -16,8 +16,12 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
+
+if TYPE_CHECKING:
+    from lookback_gui.core.sources import SourceConnections
 
 APP_NAME = "lookback-gui"
 
@@ -110,10 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process
+    from lookback_gui.core.sources import SourceConnections
 
     args = build_parser().parse_args(argv)
     prepare_process()
     prefer_the_gui_thread()
+    # the databases the pulls see their sources through, for as long as the app runs
+    with SourceConnections() as connections:
+        return _run(args, connections)
+
+
+def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
     if args.install_desktop:
         for path in install_desktop():
             print(f"installed {path}")
@@ -136,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(True)
     settings = QSettings(APP_NAME, APP_NAME)
-    window = MainWindow(settings)
+    window = MainWindow(settings, connections=connections)
 
     project = args.project or args.file
     make_demo = fresh_demo if args.fresh else ensure_demo

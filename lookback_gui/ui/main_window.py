@@ -36,6 +36,7 @@ from lookback_gui.core import events as ev
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig, Project, ProjectDocument, write_atomically
 from lookback_gui.core.scheduler import PlannedPull, Scheduler
+from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import AlertState, RunRecord, Store
 from lookback_gui.core.storelock import WAIT_S
 from lookback_gui.core.windows import Window
@@ -104,11 +105,12 @@ class MainWindow(QMainWindow):
     opened = Signal(object)
     open_failed = Signal(str)
 
-    def __init__(self, settings: QSettings, bridge: Bridge | None = None):
+    def __init__(self, settings: QSettings, bridge: Bridge | None = None,
+                 connections: SourceConnections | None = None):
         super().__init__()
         self.settings = settings
         self.bridge = bridge or Bridge(parent=self)
-        self.sessions = SessionHost(self.bridge, self)
+        self.sessions = SessionHost(self.bridge, self, connections)
         self.session: Session | None = None
         self.quitting = False
         self.last_error: str | None = None

@@ -21,6 +21,7 @@ from lookback_gui.core.errors import LookbackError, StoreBusyError
 from lookback_gui.core.events import Event, Notice, Observer
 from lookback_gui.core.project import Project, load_project
 from lookback_gui.core.scheduler import Scheduler
+from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store, open_store
 from lookback_gui.core.storelock import WAIT_S
 
@@ -46,15 +47,16 @@ class Session:
     @classmethod
     def open(cls, path: str | os.PathLike[str], observer: Observer, *,
              start_scheduler: bool = True, paused: bool = False,
-             wait_s: float = WAIT_S) -> Session:
+             wait_s: float = WAIT_S, connections: SourceConnections | None = None) -> Session:
         """Load the project at ``path``, open its store and start its scheduler (paused, and
         without catching up, when ``paused``). Blocks, also while another process uses the
-        store (a Notice says so; up to ``wait_s`` seconds); raises LookbackError."""
+        store (a Notice says so; up to ``wait_s`` seconds); raises LookbackError.
+        ``connections`` (the app's) gives the scheduler's pulls their source databases."""
         project = load_project(path)
         store = open_store(project.store, wait_s=wait_s,
                            waiting=lambda message: observer(Notice("warning", message)))
         try:
-            scheduler = Scheduler(project, store)
+            scheduler = Scheduler(project, store, connections=connections)
             session = cls(project, store, scheduler)
             session._observer = observer
             scheduler.events.subscribe(observer)
@@ -124,9 +126,11 @@ class SessionHost(QObject):
     _done = Signal(int, bool, object)
     _event = Signal(int, object)
 
-    def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None):
+    def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None,
+                 connections: SourceConnections | None = None):
         super().__init__(parent)
         self._observer = observer
+        self._connections = connections
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
         self._request = 0
         self.session: Session | None = None
@@ -149,7 +153,7 @@ class SessionHost(QObject):
             if old is not None:
                 old.close()
             return Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
-                                wait_s=wait_s)
+                                wait_s=wait_s, connections=self._connections)
 
         return self._run(request, work)
 

@@ -35,9 +35,13 @@ import duckdb  # noqa: E402
 from lookback_gui.core.project import load_project  # noqa: E402
 from lookback_gui.core.pull import backfill, run_pull  # noqa: E402
 from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process  # noqa: E402
+from lookback_gui.core.sources import SourceConnections  # noqa: E402
 from lookback_gui.core.store import Store, open_store  # noqa: E402
 
 AS_OF = datetime(2026, 10, 31, 12, 0)
+# the source databases of the pulls (nothing is opened before a pull asks); main() closes them
+# at the end, as the command line and the app close theirs
+CONNECTIONS = SourceConnections()
 
 
 @dataclass
@@ -75,7 +79,7 @@ def median_pair(ours: Callable[[], object], baseline: Callable[[], object] | Non
 def puller(project: Any, store: Store) -> Callable[[], None]:
     """One pull of metric ``m`` as of AS_OF, which must succeed."""
     def run() -> None:
-        result = run_pull(project, "m", store, as_of=AS_OF)
+        result = run_pull(project, "m", store, as_of=AS_OF, connections=CONNECTIONS)
         assert result.status == "succeeded", result.error
     return run
 
@@ -138,7 +142,8 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
     make_facts(work / "src.duckdb", keys)
     project = load_project(write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL))
     store = Store(project.store_path)
-    run_pull(project, "m", store, as_of=AS_OF)  # the store holds the window: a lookback pull
+    run_pull(project, "m", store, as_of=AS_OF,  # the store holds the window: a lookback pull
+             connections=CONNECTIONS)
     flip = [0]
 
     def revise_one_percent() -> None:
@@ -146,9 +151,10 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
         con = duckdb.connect(str(work / "src.duckdb"))
         con.execute("UPDATE facts SET v = v + 1 WHERE (hash(k) + ?) % 100 = 0", [flip[0]])
         con.close()
+        CONNECTIONS.prepare()  # between two pulls, as a scheduler's worker does after each
 
     def ours() -> None:
-        run = run_pull(project, "m", store, as_of=AS_OF)
+        run = run_pull(project, "m", store, as_of=AS_OF, connections=CONNECTIONS)
         assert run.status == "succeeded", run.error
 
     window = {"window_start": datetime(2026, 10, 25), "window_end": datetime(2026, 11, 1)}
@@ -654,7 +660,7 @@ def bench_parallel_backfill(folder: Path, rows: int, reps: int) -> Row:
             store_path.unlink(missing_ok=True)
             with Store(store_path) as store:
                 runs = backfill(project, "m", store, datetime(2026, 7, 3), datetime(2026, 10, 30),
-                                workers=workers)
+                                workers=workers, connections=CONNECTIONS)
                 assert all(r.status == "succeeded" for r in runs)
         return go
 
@@ -678,7 +684,7 @@ def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
             extra="complete_buckets_only = true\n" + extra, lookback='"14d"'))
     stores = {k: Store(p.store_path) for k, p in projects.items()}
     for label in stores:
-        run_pull(projects[label], "m", stores[label], as_of=AS_OF)
+        run_pull(projects[label], "m", stores[label], as_of=AS_OF, connections=CONNECTIONS)
     counter = [rows]
 
     def last_day_changes() -> None:
@@ -1060,6 +1066,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # run one benchmark in this process
     args = parser.parse_args(argv)
     prepare_process()  # as the command line and the app do at their start
+    try:
+        return _main(args)
+    finally:
+        CONNECTIONS.close()
+
+
+def _main(args: argparse.Namespace) -> int:
     q = args.quick
     reps = 3 if q else 7
     sizes = {
