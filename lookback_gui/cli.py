@@ -890,11 +890,14 @@ def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     with _open_store(project, err, reading=True) as store:
         stats = store_stats(store)
+        label = store.label
     if args.json:
         write_json(stats.to_json(), out)
         return EXIT_OK
-    out.write(f"store {stats.path}: {_size(stats.bytes)} ({_size(stats.free_bytes)} free), "
-              f"{stats.runs:,} runs, {stats.versions:,} versions, {stats.values:,} values\n")
+    size = (f"{_size(stats.bytes)} of data files" if project.store.team else
+            f"{_size(stats.bytes)} ({_size(stats.free_bytes)} free)")
+    out.write(f"{label}: {size}, {stats.runs:,} runs, {stats.versions:,} versions, "
+              f"{stats.values:,} values\n")
     if stats.metrics:
         out.write("\n")
         print_table(["metric", "runs", "failed", "versions", "values", "revised", "first bucket",

@@ -4,6 +4,7 @@ PostgreSQL server, shared by several processes at once."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -467,3 +468,19 @@ def test_a_copy_is_refused_while_a_run_is_running_and_into_the_same_store(tmp_pa
     assert "run 2 is still running" in err
     code, out, _ = run_cli("--project", str(target), "runs", "--json")
     assert json.loads(out) == []
+
+
+def test_compacting_a_team_store_merges_its_files_and_keeps_every_version(team):
+    for as_of in ("2026-11-24 00:00", "2026-11-25 00:00", "2026-11-26 00:00", "2026-11-27 00:00"):
+        assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of", as_of)[0] == 0
+    before = (_history(team), run_cli("--project", str(team), "revisions", "daily_orders",
+                                      "--json")[1])
+    code, out, err = run_cli("--project", str(team), "store", "compact")
+    assert code == 0, err
+    files = re.search(r": (\d+) → (\d+) data files; every run and version kept", out)
+    assert files, out
+    assert int(files.group(2)) < int(files.group(1))
+    assert (_history(team), run_cli("--project", str(team), "revisions", "daily_orders",
+                                    "--json")[1]) == before
+    code, out, _ = run_cli("--project", str(team), "store", "stats", "--json")
+    assert json.loads(out)["runs"] == 4

@@ -165,13 +165,17 @@ class TeamDatabase(Database):
         return int(row[0]) if row else 0
 
     def compact(self) -> Compacted:
-        """Merge the small data files that many commits leave into few, and delete the files
-        no snapshot of the last hour needs. Every run and version stays."""
+        """Merge the small data files that many commits leave into few (with the rows that
+        later commits deleted left out), and delete the files no snapshot of the last hour
+        needs. Every run and version stays."""
         if self.read_only:
             raise StoreError(f"{self.label} is open for reading only")
         with self.write_lock, self._catalog.writing(), self.reading() as cur:
-            before = self._files(cur)
+            # rows small commits kept in the catalog go to data files first, so that both
+            # counts are of the same rows
             cur.execute(f"CALL ducklake_flush_inlined_data('{LAKE}')")
+            before = self._files(cur)
+            cur.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0.0)")
             cur.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
             cur.execute(f"SELECT count(*) FROM ducklake_expire_snapshots('{LAKE}', "
                         "older_than => now() - INTERVAL 1 HOUR)").fetchall()
