@@ -484,3 +484,33 @@ def test_compacting_a_team_store_merges_its_files_and_keeps_every_version(team):
                                     "--json")[1]) == before
     code, out, _ = run_cli("--project", str(team), "store", "stats", "--json")
     assert json.loads(out)["runs"] == 4
+
+
+def test_the_app_takes_the_schedule_over_when_the_scheduler_elsewhere_dies(qtbot, team,
+                                                                           tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    import lookback_gui.ui  # noqa: F401
+    from lookback_gui.ui.main_window import MainWindow
+    from tests.test_ui import open_and_wait
+
+    team.write_text(team.read_text().replace("retries = 0\n", "retries = 0" + SCHEDULED))
+    monkeypatch.setenv("LOOKBACK_LEASE_S", "4")
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    try:
+        with lookback_daemon("--project", str(team), "schedule") as daemon:
+            Lines(daemon).wait_for("scheduler started")
+            open_and_wait(qtbot, window, team)
+            session = window.session
+            assert session is not None
+            assert f"lookback PID {daemon.pid} on " in (session.scheduled_elsewhere or "")
+            assert window._standby.isActive()
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+        qtbot.waitUntil(lambda: session.scheduled_elsewhere is None, timeout=30000)
+        assert session.scheduler.running
+        assert "scheduled pulls run here now" in window.statusBar().currentMessage()
+        assert not window._standby.isActive()
+    finally:
+        window.close_session(wait=True)

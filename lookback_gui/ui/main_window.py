@@ -60,6 +60,7 @@ __all__ = ["RUN_PAGE", "MainWindow", "Snapshot", "run_detail_html"]
 
 RUN_PAGE = 300
 FALLBACK_REFRESH_MS = 12_000  # runs recorded by other processes appear within this time
+STANDBY_MS = 5_000  # how often a window whose schedule runs elsewhere asks if it still does
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,10 @@ class MainWindow(QMainWindow):
         self._soon.timeout.connect(self.refresh)
         self._status_timer = QTimer(self, interval=1000)
         self._status_timer.timeout.connect(self._update_status)
+        # while another process runs the project's scheduler, ask every few seconds whether it
+        # still does, and run the schedule here once it does not
+        self._standby = QTimer(self, interval=STANDBY_MS)
+        self._standby.timeout.connect(self._try_to_take_over)
         self._restore_state()
         self._set_enabled()
         self._update_status()
@@ -422,6 +427,7 @@ class MainWindow(QMainWindow):
         """Stop showing the current session: nothing of it stays on screen."""
         self._save_view()
         self._fallback.stop()
+        self._standby.stop()
         self.session = None
         self.metric_views.forget()
         self.tree.set_project(None)
@@ -460,9 +466,28 @@ class MainWindow(QMainWindow):
         self._selection_changed()
         self._fallback.start()
         self._status_timer.start()
+        if session.scheduled_elsewhere is not None:
+            self._standby.start()
         self._update_status()
         self.refresh()
         self.opened.emit(session)
+
+    def _try_to_take_over(self) -> None:
+        session = self.session
+        if session is None or session.scheduled_elsewhere is None:
+            self._standby.stop()
+            return
+
+        def done(ran_here: bool) -> None:
+            if session is not self.session or not ran_here:
+                return
+            self._standby.stop()
+            self.statusBar().showMessage("the scheduler that ran in another process has "
+                                         "stopped: scheduled pulls run here now", 15000)
+            self._update_status()
+
+        self.bridge.submit("take-over-schedule", session.take_over_schedule, done,
+                           lambda message: None)
 
     def _open_failed(self, message: str) -> None:
         self.statusBar().clearMessage()

@@ -73,6 +73,19 @@ class Session:
             raise
         return session
 
+    def take_over_schedule(self) -> bool:
+        """Run the schedule here if the process that ran it has stopped (or died, or on a team
+        store stopped renewing its lease); True once it runs here. Blocks briefly."""
+        if self.scheduled_elsewhere is None:
+            return True
+        try:
+            self.scheduler.start(catch_up=True)
+        except StoreBusyError as exc:
+            self.scheduled_elsewhere = str(exc)
+            return False
+        self.scheduled_elsewhere = None
+        return True
+
     @property
     def paused(self) -> bool:
         return self.scheduler.paused
