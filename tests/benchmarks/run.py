@@ -447,9 +447,12 @@ def bench_gui_chart(folder: Path, points: int, catalog: str | None = None) -> tu
     store.close()
     del app
     kind = "team_" if catalog else ""
+    # a team store reads Parquet files through its catalog (README: *Benchmarks*)
+    bound = 0.200 if catalog else 0.100
     return (Row(f"{kind}gui_heartbeat_chart", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)",
                 gap <= 0.050),
-            Row(f"{kind}chart_first_frame", first, None, None, "<= 100 ms", first <= 0.100))
+            Row(f"{kind}chart_first_frame", first, None, None,
+                f"<= {bound * 1000:.0f} ms", first <= bound))
 
 
 # -- the team store --------------------------------------------------------------------------
@@ -518,7 +521,7 @@ def bench_team_pull(folder: Path, values: int, reps: int) -> Row:
 
 
 # the team store's pull against the local store's (README: *Benchmarks*, why these bounds)
-TEAM_PULL_LIMIT = {1000: 8.0, 100_000: 3.0}
+TEAM_PULL_LIMIT = {1000: 3.0, 100_000: 1.5}
 
 
 def bench_runs_view(folder: Path, runs: int) -> Row:
