@@ -231,11 +231,18 @@ class Commit:
 
     def commit(self, request: CommitRequest) -> RunRecord:
         """Write the diff as the run's versions, and end the run ``succeeded``."""
-        values, counts, latest = self._values, self._counts, self._latest
+        values = self._values
         assert values is not None, "diff() comes first"
+        self._write_versions(values, request.settled_end)
+        self._log(values.metric, request)
+        self.record = self._close_run(values, request)
+        return self.record
+
+    def _write_versions(self, values: StagedValues, settled_end: datetime) -> None:
+        """Add the diff's versions and bring ``current`` up to them."""
+        counts, latest = self._counts, self._latest
         metric, run_id, known_at = values.metric, self.run_id, values.known_at
         window_start, window_end = values.window_start, values.window_end
-        settled_end = request.settled_end
         # the one bucket of the window this run may have seen partial is partial still
         # unless another run saw it complete
         row = self._cur.execute(
@@ -321,6 +328,10 @@ class Commit:
         self._cur.execute(
             "UPDATE current SET partial = false WHERE metric = ? AND partial"
             " AND bucket >= ? AND bucket < ?", [metric, window_start, settled_end])
+
+    def _log(self, metric: str, request: CommitRequest) -> None:
+        """The run's closing lines of log, and its change-probe fingerprints."""
+        counts, run_id = self._counts, self.run_id
         lines = [("warning", line) for line in request.log_warnings]
         lines.append(("info", f"succeeded: {request.rows} rows; {counts['new']} new, "
                               f"{counts['revised']} revised, {counts['removed']} removed, "
@@ -330,6 +341,10 @@ class Commit:
         if request.probes:
             self._cur.executemany("INSERT INTO probes VALUES (?, ?, ?, ?)",
                                   [[metric, bucket, run_id, fp] for bucket, fp in request.probes])
+
+    def _close_run(self, values: StagedValues, request: CommitRequest) -> RunRecord:
+        """End the run ``succeeded``, with its counts, in its place in the order of commits."""
+        counts = self._counts
         self._cur.execute(  # no RETURNING: a team store (DuckLake) has none for updates
             "UPDATE runs SET status = 'succeeded', finished_at = ?, attempts = ?, rows = ?,"
             " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
@@ -339,13 +354,13 @@ class Commit:
              counts["revised"], counts["removed"], counts["unchanged"],
              json.dumps(list(values.measures)), json.dumps(dict(request.schema_change)),
              json.dumps(list(request.warnings)), json.dumps(list(request.checks)),
-             request.duration_s, known_at, settled_end, self._commit_seq(self._cur), run_id],
+             request.duration_s, values.known_at, request.settled_end,
+             self._commit_seq(self._cur), self.run_id],
         )
         row = self._cur.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?",
-                                [run_id]).fetchone()
+                                [self.run_id]).fetchone()
         assert row is not None
-        self.record = run_from_row(row)
-        return self.record
+        return run_from_row(row)
 
 
 class Versions:
