@@ -240,7 +240,8 @@ def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
     runs = json.loads(out)
     ids = [r["id"] for r in runs]
     assert len(ids) == len(set(ids)) == 2 + len(times)  # two backfill chunks
-    assert all(r["status"] == "succeeded" for r in runs)
+    assert all(r["status"] == "succeeded" for r in runs), [
+        (r["id"], r["status"], r["error"]) for r in runs if r["status"] != "succeeded"]
     history: dict = {}
     for h in _history(team):
         history.setdefault((h["bucket"], h["dims"]["country"]), {})[h["measure"]] = h["value"]
@@ -514,3 +515,35 @@ def test_the_app_takes_the_schedule_over_when_the_scheduler_elsewhere_dies(qtbot
         assert not window._standby.isActive()
     finally:
         window.close_session(wait=True)
+
+
+def test_a_run_that_ends_while_another_process_opens_the_store_is_not_marked_interrupted(
+        team, monkeypatch):
+    """A process opening the team store (readers never wait) sees a run `running` whose
+    process then ends it and exits before the check of its life: the run stays as it ended."""
+    from lookback_gui.core.store import NewRun
+    from lookback_gui.core.store.team import TeamDatabase
+
+    config = load_project(team).store
+    first = open_store(config)
+    at = datetime(2026, 11, 26)
+    run_id = first.begin_run(NewRun(metric="daily_orders", trigger="manual", timezone="UTC",
+                                    grain="day", as_of=at, window_start=at - timedelta(days=7),
+                                    window_end=at, partial_start=None, started_at=at, sql="",
+                                    params={}))
+    with first._write() as cur:  # as if another process had started it
+        cur.execute("UPDATE runs SET pid = 4194303, pid_started = 1.0 WHERE id = ?", [run_id])
+
+    def ends_then_dies(self, pid, started):
+        first.finish_run(run_id, status="failed", finished_at=at, attempts=1, error="boom")
+        return False
+
+    monkeypatch.setattr(TeamDatabase, "process_alive", ends_then_dies)
+    second = open_store(config)
+    try:
+        assert second.interrupted_at_open == []
+        assert second.run(run_id).status == "failed"
+        assert second.run(run_id).error == "boom"
+    finally:
+        second.close()
+        first.close()

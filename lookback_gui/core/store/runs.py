@@ -128,18 +128,24 @@ class RunLog:
             if self._db.process_alive(pid, started):
                 continue
             dead.append(run_id)
+        marked: list[int] = []
         if dead:
             with self._db.write() as cur:
                 for run_id in dead:
-                    pid = next(r[1] for r in rows if r[0] == run_id)
+                    # its process may have ended it just before it ended itself
+                    row = cur.execute("SELECT pid FROM runs WHERE id = ? AND status = 'running'",
+                                      [run_id]).fetchone()
+                    if row is None:
+                        continue
                     cur.execute(
                         "UPDATE runs SET status = 'interrupted', error = ? WHERE id = ?",
-                        [f"the process running this pull (PID {pid}) ended before it finished",
-                         run_id],
+                        [f"the process running this pull (PID {row[0]}) ended before it "
+                         "finished", run_id],
                     )
                     append_log(cur, run_id, datetime.now(), "error",
                                "found interrupted: the process running this pull ended")
-        return dead
+                    marked.append(run_id)
+        return marked
 
     def begin_run(self, start: NewRun) -> int:
         """Commit a new run as ``running`` (with its first log line) and return its id."""
