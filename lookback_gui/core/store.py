@@ -915,7 +915,7 @@ class Store:
                          WHEN (s.value IS NULL AND c.value IS NULL)
                            OR (s.value IS NOT NULL AND c.value IS NOT NULL AND (
                                s.value = c.value
-                               OR abs(s.value - c.value)
+                               OR isfinite(s.value - c.value) AND abs(s.value - c.value)
                                   <= $tol * greatest(abs(s.value), abs(c.value))))
                            THEN 'unchanged'
                          ELSE 'revised'
@@ -1347,7 +1347,8 @@ class Store:
                         AND new_exact <> old_exact)
                     OR ((new_exact IS NULL OR old_exact IS NULL)
                         AND NOT (new_value = old_value
-                                 OR abs(new_value - old_value)
+                                 OR isfinite(new_value - old_value)
+                                    AND abs(new_value - old_value)
                                     <= {DEFAULT_TOLERANCE!r}
                                        * greatest(abs(new_value), abs(old_value))))
                     OR (new_value IS NULL) <> (old_value IS NULL))
