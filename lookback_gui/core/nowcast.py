@@ -88,6 +88,28 @@ def _link_ratios(known: np.ndarray, dev: Development, series: np.ndarray, pooled
     return ratio, own
 
 
+def _prefix_percentiles(values: np.ndarray, lengths: np.ndarray, percents: tuple[float, ...]
+                        ) -> np.ndarray:
+    """``np.percentile(values[:m], percents)`` for every ``m`` of ``lengths`` at once, computed
+    as numpy's default (linear) method computes it, to the last bit: (len(lengths), percents).
+    ``values`` must be finite."""
+    q = np.true_divide(percents, 100)
+    width = int(lengths.max())
+    grid = np.where(np.arange(width)[None, :] < lengths[:, None], values[None, :width], np.inf)
+    grid.sort(axis=1)
+    last = (lengths - 1)[:, None]
+    virtual = last * q[None, :]
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    above = virtual >= last
+    low = np.where(above, last, previous).astype(np.intp)
+    high = np.where(above, last, previous + 1).astype(np.intp)
+    a = np.take_along_axis(grid, low, axis=1)
+    b = np.take_along_axis(grid, high, axis=1)
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+
+
 def _expanding_quantiles(group: np.ndarray, time: np.ndarray, errors: np.ndarray,
                          q_group: np.ndarray, q_time: np.ndarray, minimum: int
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +128,13 @@ def _expanding_quantiles(group: np.ndarray, time: np.ndarray, errors: np.ndarray
         counts = np.searchsorted(times, q_time[queries], side="right")
         steps = np.unique(np.linspace(minimum, len(values), QUANTILE_STEPS).astype(np.int64))
         use = np.searchsorted(steps, counts, side="right") - 1  # the largest step <= count
-        for k, step in enumerate(steps):
-            at = queries[use == k]
-            if len(at):
-                lo, hi = np.percentile(values[:step], edges)
-                low[at], high[at] = lo, hi
+        known = use >= 0
+        used = np.unique(use[known])
+        if len(used):
+            percentiles = _prefix_percentiles(values, steps[used], edges)
+            row = np.searchsorted(used, use[known])
+            low[queries[known]] = percentiles[row, 0]
+            high[queries[known]] = percentiles[row, 1]
     return low, high
 
 

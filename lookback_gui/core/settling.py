@@ -33,51 +33,148 @@ def age_sql(grain: Grain, later: str, earlier: str) -> str:
     return f"date_diff('{part}', {earlier}, date_trunc('{part}', {later}))"
 
 
-def load_revisions(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
+def bucket_index_sql(grain: Grain, column: str) -> str:
+    """SQL for :func:`bucket_index` of a TIMESTAMP column."""
+    if grain is Grain.MONTH:
+        return f"((year({column}) - 1970) * 12 + month({column}) - 1)"
+    if grain is Grain.WEEK:
+        return f"(epoch_us({column}) // 86400000000 // 7)"
+    unit = {Grain.MINUTE: 60_000_000, Grain.HOUR: 3_600_000_000, Grain.DAY: 86_400_000_000}[grain]
+    return f"(epoch_us({column}) // {unit})"
+
+
+def _order_key(known_at: str, run_id: str) -> str:
+    """One number that orders (known time, run id) as the store orders versions."""
+    return f"(epoch_us({known_at})::HUGEINT * 4294967296 + {run_id})"
+
+
+def _covered_sql(grain: Grain) -> str:
+    """Each bucket of each successful pull's window with the pull's known time and its order
+    key (:func:`_order_key`): what an ASOF join asks for the last pull before a version that
+    held the version's bucket."""
+    step = f"INTERVAL 1 {grain.value}"
+    return f"""
+        SELECT unnest(generate_series(window_start, window_end - {step}, {step})) AS bucket,
+               known_at, {_order_key("known_at", "id")} AS key
+        FROM runs
+        WHERE metric = $metric AND status = 'succeeded' AND known_at IS NOT NULL
+          AND window_start < window_end
+    """
+
+
+def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
+    """Every version after the first of each value whose value changed (a removal as 0), with
+    ``prev_value`` and ``age``; ``columns`` are further columns of versions ``v`` or window
+    expressions over ``w``."""
+    age = age_sql(config.grain, "v.known_at", "v.bucket")
+    value = "CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END"
+    return f"""
+        SELECT v.measure, v.bucket, v.run_id, v.known_at, {columns},
+               {value} AS value, lag({value}) OVER w AS prev_value,
+               row_number() OVER w AS n, {age} AS age
+        FROM versions v
+        WHERE v.metric = $metric {where}
+        WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket ORDER BY v.known_at, v.run_id)
+        QUALIFY row_number() OVER w > 1 AND {value} <> lag({value}) OVER w
+    """
+
+
+def load_revisions(store: Store, config: MetricConfig, since: datetime | None = None,
+                   audits_only: bool = False) -> dict[str, np.ndarray]:
     """Every version after the first of each value whose value changed, with the ages of its
     observations: ``age`` (its own) and ``prev_age`` (the last successful pull before it that
-    held the bucket)."""
-    age = age_sql(config.grain, "v.known_at", "v.bucket")
-    prev_age = age_sql(config.grain, "p.prev_known_at", "p.bucket")
+    held the bucket). ``since``: only the buckets from then on; ``audits_only``: only the
+    versions of audit pulls."""
+    prev_age = age_sql(config.grain, "c.known_at", "revs.bucket")
+    where = "" if since is None else "AND v.bucket >= $since"
+    if audits_only:
+        where += (" AND (v.dims, v.measure, v.bucket) IN (SELECT (dims, measure, bucket) FROM"
+                  " versions WHERE metric = $metric AND run_id IN (SELECT id FROM runs WHERE"
+                  " metric = $metric AND trigger = 'audit'))")
+    params: dict[str, object] = {"metric": config.name}
+    if since is not None:
+        params["since"] = since
     with store.reading() as cur:
         return cur.execute(
             f"""
-            WITH v AS (
-                SELECT v.dims, v.measure, v.bucket, v.run_id, v.known_at, r.trigger,
-                       CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END AS value,
-                       lag(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END)
-                           OVER w AS prev_value,
-                       row_number() OVER w AS n,
-                       {age} AS age
-                FROM versions v JOIN runs r ON r.id = v.run_id
-                WHERE v.metric = $metric
-                WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket
-                             ORDER BY v.known_at, v.run_id)
-            ), revs AS (SELECT * FROM v WHERE n > 1 AND value <> prev_value),
-            p AS (
-                SELECT revs.dims, revs.measure, revs.bucket, revs.run_id,
-                       max(r2.known_at) AS prev_known_at
-                FROM revs JOIN runs r2
-                  ON r2.metric = $metric AND r2.status = 'succeeded'
-                 AND (r2.known_at < revs.known_at
-                      OR (r2.known_at = revs.known_at AND r2.id < revs.run_id))
-                 AND r2.window_start <= revs.bucket AND revs.bucket < r2.window_end
-                GROUP BY ALL
-            )
-            SELECT revs.dims, revs.measure, revs.bucket, revs.run_id, revs.trigger,
+            WITH revs AS (
+                SELECT *, {_order_key("known_at", "run_id")} AS key
+                FROM ({_changes_sql(config, "v.dims", where)})
+            ),
+            c AS ({_covered_sql(config.grain)})
+            SELECT revs.dims, revs.measure, revs.bucket, revs.run_id, r.trigger,
                    revs.prev_value, revs.value, revs.age,
                    coalesce({prev_age}, revs.age - 1) AS prev_age
-            FROM revs LEFT JOIN p USING (dims, measure, bucket, run_id)
-            ORDER BY revs.known_at, revs.run_id, revs.bucket
+            FROM revs ASOF LEFT JOIN c ON revs.bucket = c.bucket AND revs.key > c.key
+            JOIN runs r ON r.id = revs.run_id
+            {"WHERE r.trigger = 'audit'" if audits_only else ""}
+            ORDER BY revs.known_at, revs.run_id, revs.bucket, revs.dims, revs.measure
+            """,
+            params,
+        ).fetchnumpy()
+
+
+def load_arrival_sums(store: Store, config: MetricConfig, modulus: int) -> dict[str, np.ndarray]:
+    """The revisions of :func:`load_revisions` summed in DuckDB by what the advisor tells them
+    apart by: ``measure``, ``first_age`` (the age of the first version of their value),
+    ``age``, ``prev_age`` and ``phase`` (the bucket's :func:`bucket_index` modulo
+    ``modulus``); with ``revisions`` (how many), ``magnitude`` (the sum of |change|) and
+    ``signed`` (the sum of the changes). A handful of rows however long the history."""
+    first_age = age_sql(config.grain, "first_known", "bucket")
+    age = age_sql(config.grain, "g.known_at", "g.bucket")
+    prev_age = age_sql(config.grain, "c.known_at", "g.bucket")
+    changes = _changes_sql(config, "first_value(v.known_at) OVER w AS first_known")
+    with store.reading() as cur:
+        return cur.execute(
+            f"""
+            WITH g AS (
+                SELECT measure, bucket, run_id, known_at,
+                       {_order_key("known_at", "run_id")} AS key, {first_age} AS first_age,
+                       count(*) AS revisions, sum(abs(value - prev_value)) AS magnitude,
+                       sum(value - prev_value) AS signed
+                FROM ({changes}) v
+                GROUP BY ALL
+            ), c AS ({_covered_sql(config.grain)})
+            SELECT g.measure, g.first_age, {age} AS age,
+                   coalesce({prev_age}, {age} - 1) AS prev_age,
+                   {bucket_index_sql(config.grain, "g.bucket")} % $modulus AS phase,
+                   sum(g.revisions)::BIGINT AS revisions, sum(g.magnitude) AS magnitude,
+                   sum(g.signed) AS signed
+            FROM g ASOF LEFT JOIN c ON g.bucket = c.bucket AND g.key > c.key
+            GROUP BY ALL
+            ORDER BY ALL
+            """,
+            {"metric": config.name, "modulus": modulus},
+        ).fetchnumpy()
+
+
+def load_value_sums(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
+    """Per measure and age of the first version: how many values, and the sums of their first
+    and of their current values (0 for none), from the current values."""
+    first_age = age_sql(config.grain, "first_known_at", "bucket")
+    with store.reading() as cur:
+        return cur.execute(
+            f"""
+            SELECT measure, {first_age} AS first_age, count(*) AS values,
+                   sum(coalesce(first_value, 0)) AS first_value,
+                   sum(CASE WHEN removed THEN 0 ELSE coalesce(value, 0) END) AS final_value
+            FROM current WHERE metric = $metric
+            GROUP BY ALL ORDER BY ALL
             """,
             {"metric": config.name},
         ).fetchnumpy()
 
 
-def load_values(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
-    """Per value: its first version's value and age, and its final value."""
+def load_values(store: Store, config: MetricConfig,
+                since: datetime | None = None) -> dict[str, np.ndarray]:
+    """Per value: its first version's value and age, and its final value (``since``: only the
+    buckets from then on)."""
     age = age_sql(config.grain, "v.known_at", "v.bucket")
     order = "{'k': v.known_at, 'r': v.run_id}"
+    where = "" if since is None else "AND v.bucket >= $since"
+    params: dict[str, object] = {"metric": config.name}
+    if since is not None:
+        params["since"] = since
     with store.reading() as cur:
         return cur.execute(
             f"""
@@ -89,11 +186,11 @@ def load_values(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
                        AS final_value,
                    v.dims, v.bucket
             FROM versions v JOIN runs r ON r.id = v.run_id
-            WHERE v.metric = $metric
+            WHERE v.metric = $metric {where}
             GROUP BY v.dims, v.measure, v.bucket
             ORDER BY v.dims, v.measure, v.bucket
             """,
-            {"metric": config.name},
+            params,
         ).fetchnumpy()
 
 
@@ -160,9 +257,11 @@ class Development:
 
 
 def development(config: MetricConfig, revisions: dict[str, np.ndarray],
-                values: dict[str, np.ndarray], horizon: datetime | None) -> Development:
+                values: dict[str, np.ndarray], horizon: datetime | None,
+                settle_age: int | None = None) -> Development:
     """The values of ``values`` watched from their start, with their changes from
-    ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`)."""
+    ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`);
+    ``settle_age``: the metric's, when ``revisions`` hold only some of its revisions."""
     youngest = 1 if config.complete_buckets_only else 0
     empty_i = np.zeros(0, dtype=np.int64)
     if not values or len(values.get("measure", ())) == 0 or horizon is None:
@@ -190,6 +289,8 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
                 deltas.append(float(delta))
     change_age = np.asarray(ages, dtype=np.int64)
     settle = int(revisions["age"].max()) if revisions and len(revisions.get("age", ())) else 0
+    if settle_age is not None:
+        settle = settle_age
     return Development(
         dims=dims, measure=measure, bucket=bucket, index=index,
         first_age=values["first_age"].astype(np.int64)[young],
