@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from lookback_gui.core import advisor
 from lookback_gui.core.demo import seed_history, write_demo
 from lookback_gui.core.project import load_project
+from lookback_gui.core.settling import load_value_sums
 from lookback_gui.core.store import Store
 from tests.reference import advisor as reference
 from tests.test_advisor import build
@@ -80,6 +81,34 @@ def test_the_advice_is_the_reference_advice(tmp_path, shares, late_days, seed, o
         advice = compare(store, project.metrics["daily_orders"])
     assert advice["enough_history"] and advice["candidates"]
     assert advice["nowcast_backtest"] is not None
+
+
+def test_values_first_seen_old_stay_out_of_the_curve_as_in_the_reference(tmp_path):
+    """A deep first pull (a backfill) sees its older buckets for the first time when they are
+    already old: those values are not watched from their start."""
+    from lookback_gui.core.pull import run_pull
+    from lookback_gui.core.windows import compute_window
+    from tests.helpers import project_text
+    from tests.test_advisor import DAYS, PULL_HOUR, SQL, START, generate
+
+    generate(tmp_path / "shop.duckdb", 200, (0.6, 0.3, 0.1), (2, 6), 5)
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text(sql=SQL, lookback='"4d"'))
+    project = load_project(path)
+    config = project.metrics["daily_orders"]
+    with Store(project.store_path) as store:
+        first = START + timedelta(days=20, hours=PULL_HOUR)
+        run = run_pull(project, config, store, trigger="backfill",
+                       window=compute_window(first, config.grain, 21))
+        assert run.status == "succeeded", run.error
+        for day in range(21, DAYS):
+            run = run_pull(project, config, store, trigger="schedule",
+                           as_of=START + timedelta(days=day, hours=PULL_HOUR))
+            assert run.status == "succeeded", run.error
+        advice = compare(store, config)
+        first_ages = load_value_sums(store, config)["first_age"]
+    assert (first_ages > 0).any() and (first_ages == 0).any()
+    assert advice["settling_curve"]
 
 
 def _year_module() -> Any:

@@ -49,7 +49,7 @@ MIN_REVISIONS = 30
 MIN_RUNS = 3
 DEFAULT_SHARE = 0.99
 # the statistics that follow single values read at most about this many of the latest values
-MAX_WATCHED_VALUES = 50_000
+MAX_WATCHED_VALUES = 10_000
 
 
 def audit_window(config: MetricConfig, as_of: datetime) -> Window:
@@ -285,7 +285,6 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     spread_signed = np.repeat(sums["signed"].astype(float), spans) * share_of_revision
     spread_measures = np.repeat(sums["measure"], spans)
     spread_counts = np.repeat(sums["revisions"].astype(float), spans) * share_of_revision
-    spread_first = np.repeat(sums["first_age"].astype(np.int64), spans)
 
     complete_only = config.complete_buckets_only
     needed = np.maximum(spread_ages + (0 if complete_only else 1), 1)
@@ -305,8 +304,8 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     settled = {"p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
                "p99": _weighted_quantile(spread_ages, spread_weights, 0.99)}
 
-    curve = _settling_curve(store, config, spread_ages, spread_signed, spread_measures,
-                            spread_first)
+    curve = _settling_curve(store, config, modulus, density, spread_ages, spread_signed,
+                            spread_measures)
     missed = _missed(config, load_revisions(store, config, audits_only=True)) \
         if pulls.audits else []
 
@@ -424,10 +423,11 @@ def _offsets(spans: np.ndarray) -> np.ndarray:
     return np.arange(int(spans.sum())) - starts
 
 
-def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed: np.ndarray,
-                    measures: np.ndarray, first_ages: np.ndarray) -> list[dict[str, Any]]:
-    """Share of the final value present at each age, per measure, over buckets seen from new
-    (``first_ages``: the age of the first version of each part's value)."""
+def _settling_curve(store: Store, config: MetricConfig, modulus: int, density: np.ndarray,
+                    ages: np.ndarray, signed: np.ndarray, measures: np.ndarray
+                    ) -> list[dict[str, Any]]:
+    """Share of the final value present at each age, per measure, over buckets seen from new.
+    The changes of values not seen from new (usually none) are read again to take them out."""
     firsts = load_value_sums(store, config)
     if not firsts or len(firsts["measure"]) == 0:
         return []
@@ -437,7 +437,15 @@ def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed
         youngest = int(np.min(first_age))
     # only values whose buckets are young enough to have been watched from their start
     young = first_age <= youngest
-    watched = first_ages <= youngest
+    unwatched = np.zeros(0, dtype=float), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+    if not young.all():
+        sums = load_arrival_sums(store, config, modulus, first_age_above=youngest)
+        if len(sums["age"]):
+            spans, spread = _spread(sums["age"].astype(np.int64),
+                                    sums["prev_age"].astype(np.int64))
+            unwatched = (np.repeat(sums["signed"].astype(float), spans)
+                         * _shares(density, spread, spans), spread,
+                         np.repeat(sums["measure"], spans))
     max_age = int(ages.max()) if len(ages) else 0
     curve = []
     for age in range(0, max_age + 1):
@@ -446,7 +454,9 @@ def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed
             mask = young & (firsts["measure"] == measure)
             final = float(firsts["final_value"][mask].sum())
             start = float(firsts["first_value"][mask].sum())
-            arrived = float(signed[(measures == measure) & watched & (ages <= age)].sum())
+            arrived = float(signed[(measures == measure) & (ages <= age)].sum()
+                            - unwatched[0][(unwatched[2] == measure)
+                                           & (unwatched[1] <= age)].sum())
             point["share_present"][str(measure)] = (
                 round((start + arrived) / final * 100, 3) if final else None)
         curve.append(point)

@@ -9,9 +9,14 @@ to the one holding the known time, the current bucket being age 0 (see the store
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from lookback_gui.core.project import MetricConfig
@@ -70,12 +75,12 @@ def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
     value = "CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END"
     return f"""
         SELECT v.measure, v.bucket, v.run_id, v.known_at, {columns},
-               {value} AS value, lag({value}) OVER w AS prev_value,
-               row_number() OVER w AS n, {age} AS age
+               {value} AS value, lag({value}) OVER w AS prev_value, {age} AS age
         FROM versions v
         WHERE v.metric = $metric {where}
-        WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket ORDER BY v.known_at, v.run_id)
-        QUALIFY row_number() OVER w > 1 AND {value} <> lag({value}) OVER w
+        -- the bucket first: DuckDB partitions by it faster than by the dimension strings
+        WINDOW w AS (PARTITION BY v.bucket, v.dims, v.measure ORDER BY v.known_at, v.run_id)
+        QUALIFY {value} <> lag({value}) OVER w  -- the first version has no lag: NULL
     """
 
 
@@ -114,28 +119,55 @@ def load_revisions(store: Store, config: MetricConfig, since: datetime | None = 
         ).fetchnumpy()
 
 
-def load_arrival_sums(store: Store, config: MetricConfig, modulus: int) -> dict[str, np.ndarray]:
+# DuckDB keeps what it reads cached up to its memory limit (80 % of the machine's memory by
+# default); the advisor's scans of every version are bounded by this, spilling beyond it
+SCAN_MEMORY_LIMIT = "250MB"
+
+
+@contextlib.contextmanager
+def _bounded(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of ``store`` whose queries DuckDB runs within ``SCAN_MEMORY_LIMIT``."""
+    with store.reading() as cur:
+        with contextlib.suppress(duckdb.Error):  # where it spilled before, it stays
+            cur.execute("SET temp_directory = '"
+                        + str(Path(tempfile.gettempdir()) / "lookback-spill").replace("'", "''")
+                        + "'")
+        cur.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")
+        try:
+            yield cur
+        finally:
+            cur.execute("RESET memory_limit")
+
+
+def load_arrival_sums(store: Store, config: MetricConfig, modulus: int,
+                      first_age_above: int | None = None) -> dict[str, np.ndarray]:
     """The revisions of :func:`load_revisions` summed in DuckDB by what the advisor tells them
-    apart by: ``measure``, ``first_age`` (the age of the first version of their value),
-    ``age``, ``prev_age`` and ``phase`` (the bucket's :func:`bucket_index` modulo
-    ``modulus``); with ``revisions`` (how many), ``magnitude`` (the sum of |change|) and
-    ``signed`` (the sum of the changes). A handful of rows however long the history."""
-    first_age = age_sql(config.grain, "first_known", "bucket")
+    apart by: ``measure``, ``age``, ``prev_age`` and ``phase`` (the bucket's
+    :func:`bucket_index` modulo ``modulus``); with ``revisions`` (how many), ``magnitude`` (the
+    sum of |change|) and ``signed`` (the sum of the changes). A handful of rows however long
+    the history. ``first_age_above``: only the revisions of values whose first version is
+    older than that (not watched from their start)."""
     age = age_sql(config.grain, "g.known_at", "g.bucket")
     prev_age = age_sql(config.grain, "c.known_at", "g.bucket")
-    changes = _changes_sql(config, "first_value(v.known_at) OVER w AS first_known")
-    with store.reading() as cur:
+    where = ""
+    params: dict[str, object] = {"metric": config.name, "modulus": modulus}
+    if first_age_above is not None:
+        first_age = age_sql(config.grain, "first_known_at", "bucket")
+        where = (" AND (v.dims, v.measure, v.bucket) IN (SELECT (dims, measure, bucket) FROM"
+                 f" current WHERE metric = $metric AND {first_age} > $above)")
+        params["above"] = first_age_above
+    with _bounded(store) as cur:
         return cur.execute(
             f"""
             WITH g AS (
                 SELECT measure, bucket, run_id, known_at,
-                       {_order_key("known_at", "run_id")} AS key, {first_age} AS first_age,
+                       {_order_key("known_at", "run_id")} AS key,
                        count(*) AS revisions, sum(abs(value - prev_value)) AS magnitude,
                        sum(value - prev_value) AS signed
-                FROM ({changes}) v
+                FROM ({_changes_sql(config, "NULL AS none", where)}) v
                 GROUP BY ALL
             ), c AS ({_covered_sql(config.grain)})
-            SELECT g.measure, g.first_age, {age} AS age,
+            SELECT g.measure, {age} AS age,
                    coalesce({prev_age}, {age} - 1) AS prev_age,
                    {bucket_index_sql(config.grain, "g.bucket")} % $modulus AS phase,
                    sum(g.revisions)::BIGINT AS revisions, sum(g.magnitude) AS magnitude,
@@ -144,7 +176,7 @@ def load_arrival_sums(store: Store, config: MetricConfig, modulus: int) -> dict[
             GROUP BY ALL
             ORDER BY ALL
             """,
-            {"metric": config.name, "modulus": modulus},
+            params,
         ).fetchnumpy()
 
 
