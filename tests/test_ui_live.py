@@ -370,3 +370,24 @@ def test_a_run_announced_while_the_chart_loads_is_shown_once_the_load_arrives(
     assert max(r for r, _ in drawn[0].runs) < run.id and drawn[0].drawing.revised == 0
     assert drawn[1].drawing.revised == 1
     assert max(r for r, _ in drawn[1].runs) == run.id
+
+
+def test_the_runs_log_shows_its_first_page_before_the_rest_of_the_first_snapshot(
+        qtbot, window, tmp_path, monkeypatch):
+    path = two_metric_project(tmp_path)
+    release = threading.Event()
+    real = Store.last_successful_run
+
+    def slow(self, metric):
+        release.wait(10)  # the rest of the snapshot: each metric's newest successful run
+        return real(self, metric)
+
+    monkeypatch.setattr(Store, "last_successful_run", slow)
+    refreshed: list[bool] = []
+    window.refreshed.connect(lambda: refreshed.append(True))
+    window.open_project(path, start_scheduler=False)
+    qtbot.waitUntil(lambda: window.runs_model.rowCount() == 2, timeout=10000)
+    assert refreshed == []
+    release.set()
+    qtbot.waitUntil(lambda: bool(refreshed), timeout=10000)
+    assert window.runs_model.rowCount() == 2

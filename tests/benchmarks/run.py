@@ -910,7 +910,7 @@ def painted():
 def loaded(data):
     if data.drawing is not None and data.metric == "m00":
         marks.setdefault("loaded", time.time())
-def refreshed():
+def first_page():
     if "runs" not in marks and window.runs_model.rowCount() > 0:
         window.runs_log.view.grab()  # the first page of the runs log, painted
         marks["runs"] = time.time()
@@ -918,7 +918,9 @@ def refreshed():
 watcher = FirstPaint()
 window.chart.plot.viewport().installEventFilter(watcher)
 window.chart.loaded.connect(loaded)
-window.refreshed.connect(refreshed)
+poll = QTimer(interval=2)
+poll.timeout.connect(first_page)
+poll.start()
 window.open_failed.connect(lambda message: (print(message, file=sys.stderr), loop.quit()))
 marks["open"] = time.time()
 window.open_project(project, start_scheduler=False)
@@ -935,7 +937,8 @@ def bench_app_open(folder: Path, quick: bool, reps: int) -> list[Row]:
     """The desktop app started as a process on the year store, its last metric (``m00``, 60
     series) to be shown: from the process's start to the first painted frame of the chart
     with the metric's data; and from opening the project to the first page of the runs log
-    (700k runs) painted. The scheduler is not started (it would pull on the year store)."""
+    (700k runs) painted (seen within 2 ms). The scheduler is not started (it would pull on
+    the year store)."""
     project = load_project(year_store(folder, quick))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
     charts, pages = [], []
