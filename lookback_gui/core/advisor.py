@@ -15,6 +15,14 @@ revisions beyond the regular lookback: those are reported as *missed revisions*.
 The arrivals also drive the backtests: every candidate pull policy is replayed against them (see
 :mod:`policies`), the recommendation names the tail its lookback leaves and the audit that
 catches it, and the nowcast is replayed in time (see :mod:`nowcast`).
+
+A year of use leaves millions of versions, so the revisions are never read one by one: DuckDB
+sums them by measure, age, the age of the pull before and the bucket's phase against the audit
+cadences (:func:`settling.load_arrival_sums`), and everything that counts or weighs revisions
+comes from those few hundred rows. Only the statistics that follow single values (each policy's
+errors by age, the nowcast backtest) read values one by one: those of the latest buckets, at most
+about ``MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a small store
+all of them.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ MIN_REVISIONS = 30
 MIN_RUNS = 3
 DEFAULT_SHARE = 0.99
 # the statistics that follow single values read at most about this many of the latest values
-MAX_WATCHED_VALUES = 10_000
+MAX_WATCHED_VALUES = 5_000
 
 
 def audit_window(config: MetricConfig, as_of: datetime) -> Window:
