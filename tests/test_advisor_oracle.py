@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lookback_gui.core import advisor
+from lookback_gui.core import advisor, settling
 from lookback_gui.core.demo import seed_history, write_demo
 from lookback_gui.core.project import load_project
 from lookback_gui.core.settling import load_value_sums
@@ -150,7 +150,7 @@ def test_on_a_long_history_the_values_followed_one_by_one_are_the_latest(tmp_pat
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
         theirs = reference.advise(store, config).to_json()
-        monkeypatch.setattr(advisor, "MAX_WATCHED_VALUES", 40)
+        monkeypatch.setattr(settling, "MAX_WATCHED_VALUES", 40)
         ours = advisor.advise(store, config).to_json()
     per_value = ("max_error_by_age",)
     for key in ("settling_curve", "revisions_by_age", "lag_percentiles",
@@ -164,3 +164,33 @@ def test_on_a_long_history_the_values_followed_one_by_one_are_the_latest(tmp_pat
     settle = backtest["settle_age_buckets"]
     assert backtest["values"] <= 2 * (settle + 1) * settle
     assert backtest["values"] < theirs["nowcast_backtest"]["values"]
+
+
+def test_the_nowcast_and_the_triangle_are_the_reference_ones(tmp_path):
+    import numpy as np
+
+    from lookback_gui.core import nowcast
+    from tests.reference import nowcast as reference_nowcast
+
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
+    config = project.metrics["daily_orders"]
+    with Store(project.store_path) as store:
+        ours = nowcast.nowcast(store, config).to_json()
+        theirs = reference_nowcast.nowcast(store, config).to_json()
+        assert ours["buckets"] and same(ours, theirs) == []
+        mine, reference_one = (module.revision_triangle(store, config)
+                               for module in (nowcast, reference_nowcast))
+        assert mine.buckets == reference_one.buckets and mine.settle_age == reference_one.settle_age
+        assert np.array_equal(mine.share, reference_one.share, equal_nan=True)
+        # on a long history both read the latest values only: the same buckets are nowcast
+        settling.MAX_WATCHED_VALUES, kept = 40, settling.MAX_WATCHED_VALUES
+        try:
+            capped = nowcast.nowcast(store, config).to_json()
+            short = nowcast.revision_triangle(store, config)
+        finally:
+            settling.MAX_WATCHED_VALUES = kept
+    assert [(r["bucket"], r["value"], r["age_buckets"]) for r in capped["buckets"]] == \
+        [(r["bucket"], r["value"], r["age_buckets"]) for r in theirs["buckets"]]
+    assert capped["settle_age_buckets"] == theirs["settle_age_buckets"]
+    assert short.buckets == reference_one.buckets[-len(short.buckets):]
+    assert len(short.buckets) < len(reference_one.buckets)

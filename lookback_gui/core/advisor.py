@@ -21,7 +21,7 @@ sums them by measure, age, the age of the pull before and the bucket's phase aga
 cadences (:func:`settling.load_arrival_sums`), and everything that counts or weighs revisions
 comes from those few hundred rows. Only the statistics that follow single values (each policy's
 errors by age, the nowcast backtest) read values one by one: those of the latest buckets, at most
-about ``MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a small store
+about ``settling.MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a small store
 all of them.
 """
 
@@ -43,12 +43,10 @@ from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.settling import (
     Development,
     bucket_index,
-    development,
-    knowledge_horizon,
+    latest_development,
     load_arrival_sums,
     load_revisions,
     load_value_sums,
-    load_values,
 )
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import _FIXED, Grain, Window, compute_window, format_lookback
@@ -56,8 +54,6 @@ from lookback_gui.core.windows import _FIXED, Grain, Window, compute_window, for
 MIN_REVISIONS = 30
 MIN_RUNS = 3
 DEFAULT_SHARE = 0.99
-# the statistics that follow single values read at most about this many of the latest values
-MAX_WATCHED_VALUES = 5_000
 
 
 def audit_window(config: MetricConfig, as_of: datetime) -> Window:
@@ -192,31 +188,6 @@ def _modulus(config: MetricConfig) -> int:
     return modulus
 
 
-def _watch_since(store: Store, config: MetricConfig, settle: int) -> datetime | None:
-    """The first bucket of the values the per-value statistics are measured on: all of them
-    (None) while the metric has at most ``MAX_WATCHED_VALUES``; else the latest buckets that
-    hold about that many, and never fewer than enough for two settlings."""
-    grain = config.grain.value
-    with store.reading() as cur:
-        row = cur.execute(
-            f"""
-            WITH per AS (
-                SELECT bucket, count(*) AS n FROM current WHERE metric = $metric GROUP BY ALL
-            ), upto AS (
-                SELECT bucket, sum(n) OVER (ORDER BY bucket DESC) AS total FROM per
-            )
-            SELECT (SELECT sum(n) FROM per),
-                   (SELECT min(bucket) FROM upto WHERE total <= $cap),
-                   (SELECT max(bucket) FROM per) - INTERVAL ({2 * (settle + 1)}) {grain}
-            """, {"metric": config.name, "cap": MAX_WATCHED_VALUES}).fetchone()
-    if row is None or row[0] is None or row[0] <= MAX_WATCHED_VALUES:
-        return None
-    _total, by_count, by_settling = row
-    if by_count is None:
-        return by_settling
-    return min(by_count, by_settling) if by_settling is not None else by_count
-
-
 def _interval_density(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
                       iterations: int = 500) -> np.ndarray:
     """How likely a change arrives at each age, estimated from all revision intervals at once.
@@ -268,7 +239,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     (:func:`load_arrival_sums`): the shares, percentiles, curve, tail and what each candidate
     policy catches come from those sums. The statistics that follow single values (the errors
     by age of each policy, the nowcast backtest) read the values of the latest buckets, at most
-    about ``MAX_WATCHED_VALUES`` of them (all of them on a smaller store)."""
+    about ``settling.MAX_WATCHED_VALUES`` of them (all of them on a smaller store)."""
     pulls = _pulls(store, config)
     modulus = _modulus(config)
     sums = load_arrival_sums(store, config, modulus)
@@ -340,11 +311,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         if not pulls.audits:
             rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
                            "be seen; set audit_every to measure them")
-        settle = max(int(ages.max()), 0)
-        since = _watch_since(store, config, settle)
-        revisions = load_revisions(store, config, since=since)
-        dev = development(config, revisions, load_values(store, config, since=since),
-                          knowledge_horizon(store, config.name), settle_age=settle)
+        dev, revisions = latest_development(store, config, settle=max(int(ages.max()), 0))
         arrivals = Arrivals(
             age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
             count=spread_counts, index=np.repeat(sums["phase"].astype(np.int64), spans),

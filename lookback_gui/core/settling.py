@@ -226,6 +226,58 @@ def load_values(store: Store, config: MetricConfig,
         ).fetchnumpy()
 
 
+# the statistics that follow single values read at most about this many of the latest values
+MAX_WATCHED_VALUES = 5_000
+
+
+def settling_age(store: Store, config: MetricConfig) -> int:
+    """The oldest age at which any value of the metric changed (0 for none)."""
+    with _bounded(store) as cur:
+        row = cur.execute(f"SELECT max(age) FROM ({_changes_sql(config, 'NULL AS none')})",
+                          {"metric": config.name}).fetchone()
+    return max(int(row[0]), 0) if row and row[0] is not None else 0
+
+
+def watch_since(store: Store, config: MetricConfig, settle: int) -> datetime | None:
+    """The first bucket of the values that the statistics following single values are measured
+    on: all of them (None) while the metric has at most ``MAX_WATCHED_VALUES``; else the
+    latest buckets that hold about that many, and never fewer than enough for two settlings
+    (``settle``: the metric's :func:`settling_age`)."""
+    grain = config.grain.value
+    with store.reading() as cur:
+        row = cur.execute(
+            f"""
+            WITH per AS (
+                SELECT bucket, count(*) AS n FROM current WHERE metric = $metric GROUP BY ALL
+            ), upto AS (
+                SELECT bucket, sum(n) OVER (ORDER BY bucket DESC) AS total FROM per
+            )
+            SELECT (SELECT sum(n) FROM per),
+                   (SELECT min(bucket) FROM upto WHERE total <= $cap),
+                   (SELECT max(bucket) FROM per) - INTERVAL ({2 * (settle + 1)}) {grain}
+            """, {"metric": config.name, "cap": MAX_WATCHED_VALUES}).fetchone()
+    if row is None or row[0] is None or row[0] <= MAX_WATCHED_VALUES:
+        return None
+    _total, by_count, by_settling = row
+    if by_count is None:
+        return by_settling
+    return min(by_count, by_settling) if by_settling is not None else by_count
+
+
+def latest_development(store: Store, config: MetricConfig, settle: int | None = None
+                       ) -> tuple[Development, dict[str, np.ndarray]]:
+    """The :func:`development` of the values of the latest buckets (see :func:`watch_since`;
+    on a smaller store, of all of them), and the revisions it was built from. ``settle``: the
+    metric's :func:`settling_age`, when known."""
+    if settle is None:
+        settle = settling_age(store, config)
+    since = watch_since(store, config, settle)
+    revisions = load_revisions(store, config, since=since)
+    dev = development(config, revisions, load_values(store, config, since=since),
+                      knowledge_horizon(store, config.name), settle_age=settle)
+    return dev, revisions
+
+
 def knowledge_horizon(store: Store, metric: str) -> datetime | None:
     """The latest known time of the metric's successful pulls: what the store knows up to."""
     with store.reading() as cur:
