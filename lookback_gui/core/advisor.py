@@ -21,8 +21,8 @@ sums them by measure, age, the age of the pull before and the bucket's phase aga
 cadences (:func:`settling.load_arrival_sums`), and everything that counts or weighs revisions
 comes from those few hundred rows. Only the statistics that follow single values (each policy's
 errors by age, the nowcast backtest) read values one by one: those of the latest buckets, at most
-about ``settling.MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a small store
-all of them.
+about ``settling.MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a
+small store all of them.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Pulls:
 
 
 def _pulls(store: Store, config: MetricConfig) -> Pulls:
-    def buckets(grain: Grain, column: str = "") -> str:
+    def buckets(grain: Grain) -> str:
         if grain is Grain.MONTH:
             return "date_diff('month', window_start, window_end)"
         micros = int(_FIXED[grain].total_seconds()) * 1_000_000
