@@ -110,3 +110,22 @@ def test_a_removal_counts_as_a_revision_of_100_percent(tmp_path, write_project):
         check = next(c for c in run.checks if c["name"] == "big_revision")
         assert not check["ok"]
         assert "the largest revision in this run is 100.0%" in check["message"]
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("0.5", "'Infinity'"), ("'Infinity'", "0.5"), ("'Infinity'", "'-Infinity'"),
+    ("1e300", "'-Infinity'")])
+def test_a_change_to_or_from_infinity_is_a_revision(facts, old, new):
+    """The relative tolerance never makes an infinity equal to a finite value or to the other
+    infinity: |a - ∞| is ∞, and so is the tolerance's bound."""
+    project, store, source = facts
+    edit(source, f"UPDATE facts SET ratio = {old} WHERE bucket = '2026-10-28'")
+    pull(project, store)
+    edit(source, f"UPDATE facts SET ratio = {new} WHERE bucket = '2026-10-28'")
+    run = pull(project, store)
+    assert (run.revised, run.unchanged) == (1, 5)
+    revisions = [(r.bucket, r.measure, r.old_value, r.new_value)
+                 for r in store.revisions("daily_orders")]
+    assert revisions == [(ts("2026-10-28"), "ratio", float(old.strip("'")),
+                          float(new.strip("'")))]
+    assert pull(project, store).revised == 0  # an infinity equals itself on a repeat

@@ -64,8 +64,10 @@ def varied(tmp_path: Path, write_project) -> Path:
         edit(source, "DELETE FROM facts WHERE place = '東京'")
         edit(source, "UPDATE facts SET ratio = 0.30000000000000004 WHERE ratio = 2.0")
         pull("2026-10-30T06:00")
+        # Zürich's Infinity became -Infinity above (a revision): one stays current here
         edit(source, "INSERT INTO facts VALUES ('2026-10-28', '東京', 7, 7.125, 'NaN'), "
-                     "('2026-10-29', '東京', 8, 8, '-Infinity')")
+                     "('2026-10-29', '東京', 8, 8, '-Infinity'), "
+                     "('2026-10-27', '東京', 9, 9, 'Infinity')")
         pull("2026-10-30T12:00")
     return project.path
 

@@ -308,3 +308,86 @@ def test_the_chart_shows_the_values_as_known_at_a_date(qtbot, window, tmp_path):
         chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
     assert not chart.known_at_edit.isVisibleTo(chart)
     assert chart._data.arrays["value"].tolist() == [10.0]
+
+
+def test_the_first_look_at_the_runs_does_not_start_the_charts_first_load_over(
+        qtbot, tmp_path, monkeypatch):
+    from lookback_gui.ui import chart as chart_module
+    from lookback_gui.ui.main_window import _settings_key
+
+    path = two_metric_project(tmp_path)
+    loads: list[str] = []
+    real = chart_module.load_chart
+
+    def counted(store, metric, *args, **kwargs):
+        loads.append(metric)
+        return real(store, metric, *args, **kwargs)
+
+    monkeypatch.setattr(chart_module, "load_chart", counted)
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings.setValue(f"view/{_settings_key(path)}/metric", "daily_orders")  # shown last time
+    win = MainWindow(settings)
+    qtbot.addWidget(win)
+    try:
+        with qtbot.waitSignals([win.refreshed, win.chart.loaded], timeout=20000):
+            win.open_project(path, start_scheduler=False)
+        qtbot.waitUntil(lambda: win.bridge.pending == 0, timeout=10000)
+        assert loads == ["daily_orders"]
+        assert win.chart._data.drawing is not None
+    finally:
+        win.close_session(wait=True)
+
+
+def test_a_run_announced_while_the_chart_loads_is_shown_once_the_load_arrives(
+        qtbot, window, tmp_path, monkeypatch):
+    from lookback_gui.ui import chart as chart_module
+
+    path = two_metric_project(tmp_path)
+    open_and_wait(qtbot, window, path, start_scheduler=False)
+    window.select_metric("daily_orders")
+    chart = window.chart
+    qtbot.waitUntil(lambda: chart._data is not None and window.bridge.pending == 0,
+                    timeout=10000)
+    release = threading.Event()
+    real = chart_module.load_chart
+
+    def read_then_wait(*args, **kwargs):
+        data = real(*args, **kwargs)  # read before the run below commits
+        release.wait(10)
+        return data
+
+    monkeypatch.setattr(chart_module, "load_chart", read_then_wait)
+    drawn: list[object] = []
+    chart.loaded.connect(drawn.append)
+    chart.refresh()
+    add_order(tmp_path)
+    run = run_pull(window.project, "daily_orders", window.store)
+    window.metric_views.metric_changed("daily_orders", run.id)  # as its event would
+    monkeypatch.setattr(chart_module, "load_chart", real)
+    release.set()
+    qtbot.waitUntil(lambda: len(drawn) == 2, timeout=10000)
+    # the load on its way was read before the run; then it is loaded again for it
+    assert max(r for r, _ in drawn[0].runs) < run.id and drawn[0].drawing.revised == 0
+    assert drawn[1].drawing.revised == 1
+    assert max(r for r, _ in drawn[1].runs) == run.id
+
+
+def test_the_runs_log_shows_its_first_page_before_the_rest_of_the_first_snapshot(
+        qtbot, window, tmp_path, monkeypatch):
+    path = two_metric_project(tmp_path)
+    release = threading.Event()
+    real = Store.last_successful_run
+
+    def slow(self, metric):
+        release.wait(10)  # the rest of the snapshot: each metric's newest successful run
+        return real(self, metric)
+
+    monkeypatch.setattr(Store, "last_successful_run", slow)
+    refreshed: list[bool] = []
+    window.refreshed.connect(lambda: refreshed.append(True))
+    window.open_project(path, start_scheduler=False)
+    qtbot.waitUntil(lambda: window.runs_model.rowCount() == 2, timeout=10000)
+    assert refreshed == []
+    release.set()
+    qtbot.waitUntil(lambda: bool(refreshed), timeout=10000)
+    assert window.runs_model.rowCount() == 2

@@ -15,11 +15,20 @@ revisions beyond the regular lookback: those are reported as *missed revisions*.
 The arrivals also drive the backtests: every candidate pull policy is replayed against them (see
 :mod:`policies`), the recommendation names the tail its lookback leaves and the audit that
 catches it, and the nowcast is replayed in time (see :mod:`nowcast`).
+
+A year of use leaves millions of versions, so the revisions are never read one by one: DuckDB
+sums them by measure, age, the age of the pull before and the bucket's phase against the audit
+cadences (:func:`settling.load_arrival_sums`), and everything that counts or weighs revisions
+comes from those few hundred rows. Only the statistics that follow single values (each policy's
+errors by age, the nowcast backtest) read values one by one: those of the latest buckets, at most
+about ``settling.MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a
+small store all of them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,14 +41,15 @@ from lookback_gui.core.nowcast import backtest_nowcast
 from lookback_gui.core.policies import Arrivals
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.settling import (
+    Development,
     bucket_index,
-    development,
-    knowledge_horizon,
+    latest_development,
+    load_arrival_sums,
     load_revisions,
-    load_values,
+    load_value_sums,
 )
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Grain, Window, compute_window, format_lookback
+from lookback_gui.core.windows import _FIXED, Grain, Window, compute_window, format_lookback
 
 MIN_REVISIONS = 30
 MIN_RUNS = 3
@@ -107,32 +117,153 @@ def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> i
     return int(ages[order][min(index, len(order) - 1)])
 
 
+@dataclass(frozen=True)
+class Pulls:
+    """What the advisor needs of a metric's successful runs, read in one query.
+
+    Attributes:
+        count: how many there are; audits: whether any of them was an audit.
+        seconds_per_bucket: each run's duration over the buckets of its window.
+        usage: their span, pull rate and rows per bucket (see :mod:`policies`).
+    """
+
+    count: int
+    audits: bool
+    seconds_per_bucket: list[float]
+    usage: policies.Usage
+
+
+def _pulls(store: Store, config: MetricConfig) -> Pulls:
+    def buckets(grain: Grain) -> str:
+        if grain is Grain.MONTH:
+            return "date_diff('month', window_start, window_end)"
+        micros = int(_FIXED[grain].total_seconds()) * 1_000_000
+        return f"(epoch_us(window_end) - epoch_us(window_start)) // {micros}"
+
+    per_grain = " ".join(f"WHEN '{g.value}' THEN {buckets(g)}" for g in Grain)
+    where = "metric = $metric AND status = 'succeeded'"
+    params = {"metric": config.name}
+    with store.reading() as cur:
+        row = cur.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE trigger = 'audit'), "
+            f"count(known_at), min(known_at), max(known_at) FROM runs WHERE {where}",
+            params).fetchone()
+        assert row is not None
+        seconds = [r[0] for r in cur.execute(
+            f"""
+            SELECT duration_s / n FROM (
+                SELECT duration_s, CASE grain {per_grain} END AS n FROM runs
+                WHERE {where} AND duration_s IS NOT NULL AND window_start IS NOT NULL
+                  AND window_end IS NOT NULL
+            ) WHERE n > 0
+            """, params).fetchall()]
+        rates = [r[0] for r in cur.execute(
+            f"""
+            SELECT rows / n FROM (
+                SELECT rows, {buckets(config.grain)} AS n FROM runs
+                WHERE {where} AND rows IS NOT NULL AND window_start IS NOT NULL
+                  AND window_end IS NOT NULL
+            ) WHERE n > 0
+            """, params).fetchall()]
+    count, audits, known, first, last = row
+    regular = count - audits
+    span = 1.0
+    if known > 1:
+        span = max(1.0, (last - first) / policies._bucket_length(config.grain))
+    usage = policies.Usage(
+        span=span, regular_per_bucket=max(regular / span, 1 / span) if regular else 0.0,
+        rows_per_bucket=statistics.median(rates) if rates else None)
+    return Pulls(count, audits > 0, seconds, usage)
+
+
+def _modulus(config: MetricConfig) -> int:
+    """A multiple of every audit cadence the candidates try, so that a bucket's number modulo
+    it places the bucket against all of their audits."""
+    cadences = set(policies.AUDIT_CADENCES[config.grain])
+    if config.audit_every is not None and config.grain is not Grain.MONTH:
+        cadences.add(max(1, round(config.audit_every / _FIXED[config.grain])))
+    modulus = 1
+    for every in cadences:
+        modulus = math.lcm(modulus, every)
+    return modulus
+
+
+def _interval_density(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
+                      iterations: int = 500) -> np.ndarray:
+    """How likely a change arrives at each age, estimated from all revision intervals at once.
+
+    A revision seen at age ``k`` whose bucket was last seen unchanged at age ``k_prev`` arrived
+    at one of the ages ``k_prev + 1 … k``. Where pulls are one bucket apart that is exact; where
+    an audit saw the bucket after a long gap it is an interval. The arrival-age distribution is
+    estimated from all intervals at once (Turnbull's self-consistent estimator, by EM); each
+    interval's change is then divided over its ages in proportion to it (:func:`_shares`).
+    Intervals may come summed (``weights``: the |change| of all revisions of an interval).
+    Returns the density the last shares were taken from.
+    """
+    owner = np.repeat(np.arange(len(spans)), spans)
+    size = int(spread_ages.max()) + 1 if len(spread_ages) else 1
+    ages = np.maximum(spread_ages, 0)
+    density = np.full(size, 1.0 / size)
+    used = density
+    total = float(weights.sum()) or 1.0
+    for _ in range(iterations):
+        used = density
+        shares = _shares(density, spread_ages, spans, owner)
+        updated = np.bincount(ages, weights=shares * weights[owner], minlength=size) / total
+        if np.abs(updated - density).max() < 1e-9:
+            break
+        density = updated
+    return used
+
+
+def _shares(density: np.ndarray, spread_ages: np.ndarray, spans: np.ndarray,
+            owner: np.ndarray | None = None) -> np.ndarray:
+    """Each interval's share of its change at each of its ages, by ``density``."""
+    if owner is None:
+        owner = np.repeat(np.arange(len(spans)), spans)
+    mass = density[np.minimum(np.maximum(spread_ages, 0), len(density) - 1)]
+    norm = np.bincount(owner, weights=mass, minlength=len(spans))
+    return mass / np.where(norm[owner] > 0, norm[owner], 1.0)
+
+
+def _spread(ages: np.ndarray, prev_ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the spans, and each revision's ages it may have arrived at, newest first)."""
+    spans = np.maximum(ages - np.minimum(prev_ages, ages - 1), 1)
+    return spans, np.repeat(ages, spans) - _offsets(spans)
+
+
 def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> Advice:
-    """Measure how late ``config``'s data arrives and recommend the lookback it needs."""
-    runs = [r for r in store.runs(metric=config.name, status="succeeded")]
-    data = load_revisions(store, config)
-    count = len(data["age"]) if data else 0
+    """Measure how late ``config``'s data arrives and recommend the lookback it needs.
+
+    The revisions are summed in DuckDB by age, interval and bucket phase
+    (:func:`load_arrival_sums`): the shares, percentiles, curve, tail and what each candidate
+    policy catches come from those sums. The statistics that follow single values (the errors
+    by age of each policy, the nowcast backtest) read the values of the latest buckets, at most
+    about ``settling.MAX_WATCHED_VALUES`` of them (all of them on a smaller store)."""
+    pulls = _pulls(store, config)
+    modulus = _modulus(config)
+    sums = load_arrival_sums(store, config, modulus)
+    count = int(sums["revisions"].sum()) if len(sums.get("revisions", ())) else 0
     base: dict[str, Any] = {"metric": config.name, "grain": config.grain.value,
             "lookback_buckets": config.buckets, "revisions_observed": count,
-            "runs_observed": len(runs)}
-    if count < MIN_REVISIONS or len(runs) < MIN_RUNS:
+            "runs_observed": pulls.count}
+    if count < MIN_REVISIONS or pulls.count < MIN_RUNS:
         need = [f"need {MIN_REVISIONS}"] if count < MIN_REVISIONS else []
-        if len(runs) < MIN_RUNS:
-            need.append(f"{len(runs)} successful pull(s) of {MIN_RUNS}")
+        if pulls.count < MIN_RUNS:
+            need.append(f"{pulls.count} successful pull(s) of {MIN_RUNS}")
         return Advice(**base, enough_history=False,
                       message=f"not enough history yet: {count} revisions observed, "
                               + ", ".join(need))
 
-    ages = data["age"].astype(np.int64)
-    prev_ages = np.minimum(data["prev_age"].astype(np.int64), ages - 1)
-    deltas = data["value"].astype(float) - data["prev_value"].astype(float)
-    spans = np.maximum(ages - prev_ages, 1)
-    spread_ages = np.repeat(ages, spans) - _offsets(spans)
-    share_of_revision = _interval_shares(spread_ages, spans, np.abs(deltas))
-    spread_weights = np.repeat(np.abs(deltas), spans) * share_of_revision
-    spread_signed = np.repeat(deltas, spans) * share_of_revision
-    spread_measures = np.repeat(data["measure"], spans)
-    spread_counts = share_of_revision
+    ages = sums["age"].astype(np.int64)
+    spans, spread_ages = _spread(ages, sums["prev_age"].astype(np.int64))
+    magnitude = sums["magnitude"].astype(float)
+    density = _interval_density(spread_ages, spans, magnitude)
+    share_of_revision = _shares(density, spread_ages, spans)
+    spread_weights = np.repeat(magnitude, spans) * share_of_revision
+    spread_signed = np.repeat(sums["signed"].astype(float), spans) * share_of_revision
+    spread_measures = np.repeat(sums["measure"], spans)
+    spread_counts = np.repeat(sums["revisions"].astype(float), spans) * share_of_revision
 
     complete_only = config.complete_buckets_only
     needed = np.maximum(spread_ages + (0 if complete_only else 1), 1)
@@ -152,15 +283,18 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     settled = {"p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
                "p99": _weighted_quantile(spread_ages, spread_weights, 0.99)}
 
-    curve = _settling_curve(store, config, spread_ages, spread_signed, spread_measures, data)
-    missed = _missed(config, data, ages, deltas)
+    curve = _settling_curve(store, config, modulus, density, spread_ages, spread_signed,
+                            spread_measures)
+    missed = _missed(config, load_revisions(store, config, audits_only=True)) \
+        if pulls.audits else []
 
     quantile = _weighted_quantile(needed, spread_weights, share)
     recommendation = None
     candidates: list[dict[str, Any]] = []
     nowcast_backtest = None
     if quantile is not None:
-        per_bucket = _seconds_per_bucket(runs)
+        per_bucket = (round(statistics.median(pulls.seconds_per_bucket), 6)
+                      if pulls.seconds_per_bucket else None)
         recommended = int(quantile)
         rec: dict[str, Any] = {
             "lookback_buckets": recommended,
@@ -174,18 +308,16 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         }
         if per_bucket is not None and recommended < config.buckets:
             rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
-        if not any(r.trigger == "audit" for r in runs):
+        if not pulls.audits:
             rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
                            "be seen; set audit_every to measure them")
-        dev = development(config, data, load_values(store, config),
-                          knowledge_horizon(store, config.name))
+        dev, revisions = latest_development(store, config, settle=max(int(ages.max()), 0))
         arrivals = Arrivals(
             age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
-            count=spread_counts,
-            index=np.repeat(bucket_index(np.asarray(data["bucket"]), config.grain), spans),
-            owner=np.repeat(dev.revision_owner, spans), revisions=count)
-        candidates = policies.candidates(arrivals, dev, policies.usage_of(runs, config), config,
-                                         recommended)
+            count=spread_counts, index=np.repeat(sums["phase"].astype(np.int64), spans),
+            owner=np.full(len(spread_ages), -1, dtype=np.int64), revisions=count)
+        candidates = policies.candidates(arrivals, _owned(config, revisions, dev, density), dev,
+                                         pulls.usage, config, recommended)
         rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
                          spread_counts, count, candidates, arrivals))
         recommendation = rec
@@ -196,6 +328,27 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
                   settled_after_buckets=settled, missed_revisions=missed,
                   recommendation=recommendation, candidates=candidates,
                   nowcast_backtest=nowcast_backtest)
+
+
+def _owned(config: MetricConfig, revisions: dict[str, np.ndarray], dev: Development,
+           density: np.ndarray) -> Arrivals:
+    """The arrivals of the revisions of the values in ``dev``, one part per age each may have
+    arrived at (shared out by ``density``), for the errors a policy leaves in them."""
+    if not revisions or len(revisions.get("age", ())) == 0:
+        empty = np.zeros(0)
+        empty_i = np.zeros(0, dtype=np.int64)
+        return Arrivals(empty_i, empty, empty, empty, empty_i, empty_i, 0)
+    ages = revisions["age"].astype(np.int64)
+    spans, spread_ages = _spread(ages, revisions["prev_age"].astype(np.int64))
+    shares = _shares(density, spread_ages, spans)
+    deltas = revisions["value"].astype(float) - revisions["prev_value"].astype(float)
+    owner = np.repeat(dev.revision_owner, spans)
+    mine = owner >= 0
+    index = np.repeat(bucket_index(np.asarray(revisions["bucket"]), config.grain), spans)
+    signed = np.repeat(deltas, spans) * shares
+    return Arrivals(age=np.maximum(spread_ages, 0)[mine], magnitude=np.abs(signed)[mine],
+                    signed=signed[mine], count=shares[mine], index=index[mine],
+                    owner=owner[mine], revisions=len(ages))
 
 
 def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.ndarray,
@@ -239,58 +392,35 @@ def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.n
     }
 
 
-def _interval_shares(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
-                     iterations: int = 500) -> np.ndarray:
-    """How each revision's change divides over the ages it may have arrived at.
-
-    A revision seen at age ``k`` whose bucket was last seen unchanged at age ``k_prev`` arrived
-    at one of the ages ``k_prev + 1 … k``. Where pulls are one bucket apart that is exact; where
-    an audit saw the bucket after a long gap it is an interval. The arrival-age distribution is
-    estimated from all intervals at once (Turnbull's self-consistent estimator, by EM), and each
-    interval's change is divided over its ages in proportion to it.
-    """
-    owner = np.repeat(np.arange(len(spans)), spans)
-    size = int(spread_ages.max()) + 1 if len(spread_ages) else 1
-    ages = np.maximum(spread_ages, 0)
-    density = np.full(size, 1.0 / size)
-    total = float(weights.sum()) or 1.0
-    shares = np.repeat(1.0 / spans, spans)
-    for _ in range(iterations):
-        mass = density[ages]
-        norm = np.bincount(owner, weights=mass, minlength=len(spans))
-        shares = mass / np.where(norm[owner] > 0, norm[owner], 1.0)
-        updated = np.bincount(ages, weights=shares * weights[owner], minlength=size) / total
-        if np.abs(updated - density).max() < 1e-9:
-            density = updated
-            break
-        density = updated
-    return shares
-
-
 def _offsets(spans: np.ndarray) -> np.ndarray:
     """For spans [2, 3]: [0, 1, 0, 1, 2] — each revision's ages counted back from its own."""
     starts = np.repeat(np.cumsum(spans) - spans, spans)
     return np.arange(int(spans.sum())) - starts
 
 
-def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed: np.ndarray,
-                    measures: np.ndarray, data: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Share of the final value present at each age, per measure, over buckets seen from new."""
-    firsts = load_values(store, config)
+def _settling_curve(store: Store, config: MetricConfig, modulus: int, density: np.ndarray,
+                    ages: np.ndarray, signed: np.ndarray, measures: np.ndarray
+                    ) -> list[dict[str, Any]]:
+    """Share of the final value present at each age, per measure, over buckets seen from new.
+    The changes of values not seen from new (usually none) are read again to take them out."""
+    firsts = load_value_sums(store, config)
     if not firsts or len(firsts["measure"]) == 0:
         return []
-    young = firsts["first_age"].astype(np.int64) <= (1 if config.complete_buckets_only else 0)
-    if not young.any():
-        young = firsts["first_age"].astype(np.int64) <= int(np.min(firsts["first_age"]))
+    first_age = firsts["first_age"].astype(np.int64)
+    youngest = 1 if config.complete_buckets_only else 0
+    if not (first_age <= youngest).any():
+        youngest = int(np.min(first_age))
     # only values whose buckets are young enough to have been watched from their start
-    keys = {(d, m, b) for d, m, b, ok in zip(firsts["dims"], firsts["measure"], firsts["bucket"],
-                                               young, strict=True) if ok}
-    watched = np.array([(d, m, b) in keys for d, m, b in zip(data["dims"], data["measure"],
-                                                             data["bucket"], strict=True)])
-    spans = np.maximum(data["age"].astype(np.int64)
-                       - np.minimum(data["prev_age"].astype(np.int64),
-                                    data["age"].astype(np.int64) - 1), 1)
-    watched_spread = np.repeat(watched, spans)
+    young = first_age <= youngest
+    unwatched = np.zeros(0, dtype=float), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
+    if not young.all():
+        sums = load_arrival_sums(store, config, modulus, first_age_above=youngest)
+        if len(sums["age"]):
+            spans, spread = _spread(sums["age"].astype(np.int64),
+                                    sums["prev_age"].astype(np.int64))
+            unwatched = (np.repeat(sums["signed"].astype(float), spans)
+                         * _shares(density, spread, spans), spread,
+                         np.repeat(sums["measure"], spans))
     max_age = int(ages.max()) if len(ages) else 0
     curve = []
     for age in range(0, max_age + 1):
@@ -299,19 +429,23 @@ def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed
             mask = young & (firsts["measure"] == measure)
             final = float(firsts["final_value"][mask].sum())
             start = float(firsts["first_value"][mask].sum())
-            arrived = float(signed[(measures == measure) & watched_spread & (ages <= age)].sum())
+            arrived = float(signed[(measures == measure) & (ages <= age)].sum()
+                            - unwatched[0][(unwatched[2] == measure)
+                                           & (unwatched[1] <= age)].sum())
             point["share_present"][str(measure)] = (
                 round((start + arrived) / final * 100, 3) if final else None)
         curve.append(point)
     return curve
 
 
-def _missed(config: MetricConfig, data: dict[str, np.ndarray], ages: np.ndarray,
-            deltas: np.ndarray) -> list[dict[str, Any]]:
-    """Revisions an audit found in buckets the regular lookback no longer held."""
+def _missed(config: MetricConfig, data: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Revisions an audit found in buckets the regular lookback no longer held (``data``: the
+    revisions of audit pulls, see :func:`load_revisions`)."""
     missed = []
-    for i in np.flatnonzero(data["trigger"] == "audit"):
-        if needed_buckets(int(ages[i]), config.complete_buckets_only) <= config.buckets:
+    ages: list[int] = data["age"].astype(np.int64).tolist() if data and len(
+        data.get("age", ())) else []
+    for i, age in enumerate(ages):
+        if needed_buckets(int(age), config.complete_buckets_only) <= config.buckets:
             continue
         old, new = float(data["prev_value"][i]), float(data["value"][i])
         missed.append({
@@ -321,22 +455,9 @@ def _missed(config: MetricConfig, data: dict[str, np.ndarray], ages: np.ndarray,
             "measure": str(data["measure"][i]),
             "old_value": old, "new_value": new, "change": new - old,
             "change_pct": round((new - old) / abs(old) * 100, 3) if old else None,
-            "age_buckets": int(ages[i]),
+            "age_buckets": int(age),
         })
     return missed
-
-
-def _seconds_per_bucket(runs: list[Any]) -> float | None:
-    from lookback_gui.core.windows import buckets_between
-
-    rates = []
-    for run in runs:
-        if run.duration_s is None or not run.window_start or not run.window_end or not run.grain:
-            continue
-        count = buckets_between(run.window_start, run.window_end, Grain(run.grain))
-        if count > 0:
-            rates.append(run.duration_s / count)
-    return round(statistics.median(rates), 6) if rates else None
 
 
 def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,

@@ -17,6 +17,11 @@ then (ratios from values that had reached ``a + 1`` by that moment, errors of va
 then), and is compared with the value the bucket settled at. It reports, per age, the mean error
 of the nowcast and of the raw provisional value, and how often the interval held the settled
 value.
+
+Ratios, errors and the triangle come from the values of the latest buckets, at most about
+``settling.MAX_WATCHED_VALUES`` of them (:func:`settling.latest_development`; on a smaller store
+all of them), and only the current values of the provisional buckets are read: a year of
+history costs no more than a few weeks of it.
 """
 
 from __future__ import annotations
@@ -29,14 +34,8 @@ from typing import Any
 import numpy as np
 
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.settling import (
-    Development,
-    development,
-    knowledge_horizon,
-    load_revisions,
-    load_values,
-)
-from lookback_gui.core.windows import bucket_start
+from lookback_gui.core.settling import Development, knowledge_horizon, latest_development
+from lookback_gui.core.windows import add_buckets, bucket_start
 
 INTERVAL = 0.8
 MIN_POOLED_PAIRS = 5
@@ -88,6 +87,28 @@ def _link_ratios(known: np.ndarray, dev: Development, series: np.ndarray, pooled
     return ratio, own
 
 
+def _prefix_percentiles(values: np.ndarray, lengths: np.ndarray, percents: tuple[float, ...]
+                        ) -> np.ndarray:
+    """``np.percentile(values[:m], percents)`` for every ``m`` of ``lengths`` at once, computed
+    as numpy's default (linear) method computes it, to the last bit: (len(lengths), percents).
+    ``values`` must be finite."""
+    q = np.true_divide(percents, 100)
+    width = int(lengths.max())
+    grid = np.where(np.arange(width)[None, :] < lengths[:, None], values[None, :width], np.inf)
+    grid.sort(axis=1)
+    last = (lengths - 1)[:, None]
+    virtual = last * q[None, :]
+    previous = np.floor(virtual)
+    gamma = virtual - previous
+    above = virtual >= last
+    low = np.where(above, last, previous).astype(np.intp)
+    high = np.where(above, last, previous + 1).astype(np.intp)
+    a = np.take_along_axis(grid, low, axis=1)
+    b = np.take_along_axis(grid, high, axis=1)
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+
+
 def _expanding_quantiles(group: np.ndarray, time: np.ndarray, errors: np.ndarray,
                          q_group: np.ndarray, q_time: np.ndarray, minimum: int
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +127,13 @@ def _expanding_quantiles(group: np.ndarray, time: np.ndarray, errors: np.ndarray
         counts = np.searchsorted(times, q_time[queries], side="right")
         steps = np.unique(np.linspace(minimum, len(values), QUANTILE_STEPS).astype(np.int64))
         use = np.searchsorted(steps, counts, side="right") - 1  # the largest step <= count
-        for k, step in enumerate(steps):
-            at = queries[use == k]
-            if len(at):
-                lo, hi = np.percentile(values[:step], edges)
-                low[at], high[at] = lo, hi
+        known = use >= 0
+        used = np.unique(use[known])
+        if len(used):
+            percentiles = _prefix_percentiles(values, steps[used], edges)
+            row = np.searchsorted(used, use[known])
+            low[queries[known]] = percentiles[row, 0]
+            high[queries[known]] = percentiles[row, 1]
     return low, high
 
 
@@ -286,7 +309,7 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     The bucket in progress is left out when it was last seen at another point of it than
     earlier buckets were at that age."""
     horizon = knowledge_horizon(store, config.name)
-    dev = development(config, load_revisions(store, config), load_values(store, config), horizon)
+    dev, _revisions = latest_development(store, config)
     settle = dev.settle_age
     if horizon is None or len(dev) == 0:
         return Nowcast(config.name, horizon, 0, [], "no history yet: pull the metric first")
@@ -297,10 +320,14 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     e_age, e_owner, e_value, _p = _past_errors(dev, known)
     from lookback_gui.core.settling import bucket_index
 
-    rows = [r for r in store.history(config.name) if r.value is not None]
+    rows = _provisional_values(store, config, horizon, settle)
     if not rows:
-        return Nowcast(config.name, horizon, settle, [], "no values stored")
-    buckets = np.array([np.datetime64(r.bucket, "us") for r in rows])
+        with store.reading() as cur:
+            stored = cur.execute("SELECT count(*) FROM current WHERE metric = ? AND value IS"
+                                 " NOT NULL AND NOT removed", [config.name]).fetchone()
+        return Nowcast(config.name, horizon, settle, [],
+                       "no provisional bucket" if stored and stored[0] else "no values stored")
+    buckets = np.array([np.datetime64(r[0], "us") for r in rows])
     horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
     ages = horizon_index - bucket_index(buckets, config.grain)
     youngest = 1 if config.complete_buckets_only else 0
@@ -316,9 +343,9 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     chosen: list[int] = []
     owners: list[int] = []
     for i in (int(w) for w in wanted):
-        row = rows[i]
-        key = (json.dumps(dict(sorted(dict(row.dims).items())), separators=(",", ":"),
-                          ensure_ascii=False), row.measure)
+        _bucket, dims, measure, _value = rows[i]
+        key = (json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
+                          ensure_ascii=False), measure)
         found = series_of.get(key)
         if found is not None:
             chosen.append(i)
@@ -327,20 +354,33 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
         return Nowcast(config.name, horizon, settle, [], "no provisional bucket")
     owner = np.asarray(owners, dtype=np.int64)
     age = ages[chosen].astype(np.int64)
-    current = np.array([float(rows[i].value) for i in chosen])
+    current = np.array([float(rows[i][3]) for i in chosen])
     time = np.full(len(owner), np.iinfo(np.int64).max // 4)
     est = _estimate(dev, known, owner, age, current, time, (e_age, e_owner, e_value))
     out = []
     for k, i in enumerate(chosen):
-        row = rows[i]
+        bucket, dims, measure, _value = rows[i]
         basis = ("none" if np.isnan(est.expected[k])
                  else "series" if est.own[k] else "pooled")
-        out.append(NowcastRow(row.bucket, dict(row.dims), row.measure, int(age[k]),
+        out.append(NowcastRow(bucket, dims, measure, int(age[k]),
                               float(current[k]), _number(est.expected[k]), _number(est.low[k]),
                               _number(est.high[k]), basis))
     return Nowcast(config.name, horizon, settle, out,
                    f"{len(out)} provisional value(s); values settle after {settle} "
                    f"{config.grain.value}(s){note}")
+
+
+def _provisional_values(store: Any, config: MetricConfig, horizon: datetime, settle: int
+                        ) -> list[tuple[datetime, dict[str, Any], str, float]]:
+    """(bucket, dims, measure, value) of the current values of the buckets younger than
+    ``settle`` (and one more), as history orders them; removed values left out."""
+    start = add_buckets(bucket_start(horizon, config.grain), config.grain, -settle)
+    query, params = store.history_query(config.name, buckets=(start, datetime.max))
+    with store.reading() as cur:
+        rows = cur.execute(f"SELECT bucket, dims, measure, value FROM ({query})"
+                           " WHERE value IS NOT NULL ORDER BY bucket, dims, measure",
+                           params).fetchall()
+    return [(b, json.loads(d), m, float(v)) for b, d, m, v in rows]
 
 
 IN_STEP = 0.1  # how far (a share of a bucket) the last look at the bucket in progress may lie
@@ -411,8 +451,7 @@ class Triangle:
 
 def revision_triangle(store: Any, config: MetricConfig, measure: str | None = None) -> Triangle:
     """The triangle of ``measure`` (the first measure by name when not given)."""
-    dev = development(config, load_revisions(store, config), load_values(store, config),
-                      knowledge_horizon(store, config.name))
+    dev, _revisions = latest_development(store, config)
     measures = tuple(sorted({str(m) for m in dev.measure}))
     chosen = measure if measure in measures else (measures[0] if measures else "")
     buckets, share = triangle(dev, chosen, dev.settle_age + 2)

@@ -21,7 +21,6 @@ over the span of the stored history, at the rates the metric's own pulls showed.
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.settling import Development
-from lookback_gui.core.windows import _FIXED, Grain, buckets_between, format_lookback
+from lookback_gui.core.windows import _FIXED, Grain, format_lookback
 
 # the audit cadence suggested for the tail when the metric has none, in buckets of its grain
 DEFAULT_AUDIT_EVERY = {Grain.MINUTE: 60, Grain.HOUR: 24, Grain.DAY: 7, Grain.WEEK: 4,
@@ -116,24 +115,6 @@ def describe(policy: Policy, grain: Grain) -> str:
     return text
 
 
-def usage_of(runs: list[Any], config: MetricConfig) -> Usage:
-    """The span, pull rate and rows per bucket of the metric's successful runs."""
-    known = sorted(r.known_at for r in runs if r.known_at is not None)
-    span = 1.0
-    if len(known) > 1:
-        span = max(1.0, (known[-1] - known[0]) / _bucket_length(config.grain))
-    regular = sum(1 for r in runs if r.trigger != "audit")
-    rates = []
-    for run in runs:
-        if run.rows is None or not run.window_start or not run.window_end:
-            continue
-        count = buckets_between(run.window_start, run.window_end, config.grain)
-        if count > 0:
-            rates.append(run.rows / count)
-    return Usage(span=span, regular_per_bucket=max(regular / span, 1 / span) if regular else 0.0,
-                 rows_per_bucket=statistics.median(rates) if rates else None)
-
-
 def _bucket_length(grain: Grain) -> Any:
     from datetime import timedelta
 
@@ -157,7 +138,9 @@ def catch_ages(policy: Policy, arrivals: Arrivals, complete_only: bool) -> np.nd
 def _errors(caught: np.ndarray, arrivals: Arrivals, development: Development,
             ages: int, settled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The largest and the 95th-percentile error (in % of the settled value) a dashboard
-    following the policy would have shown at each age, over the settled values."""
+    following the policy would have shown at each age, over the settled values
+    (``arrivals``: the parts of the values of ``development``, ``caught``: when the policy
+    sees each)."""
     mine = arrivals.owner >= 0
     owner, signed, at = arrivals.owner[mine], arrivals.signed[mine], caught[mine]
     count = len(development)
@@ -181,16 +164,18 @@ def _errors(caught: np.ndarray, arrivals: Arrivals, development: Development,
     return largest, p95
 
 
-def try_policy(policy: Policy, arrivals: Arrivals, development: Development, usage: Usage,
-               config: MetricConfig, ages: int) -> dict[str, Any]:
-    """One candidate: what the policy would have caught, its errors by age, and its cost."""
+def try_policy(policy: Policy, arrivals: Arrivals, owned: Arrivals, development: Development,
+               usage: Usage, config: MetricConfig, ages: int) -> dict[str, Any]:
+    """One candidate: what the policy would have caught (of all ``arrivals``), its errors by
+    age (over ``owned``, the arrivals of the values of ``development``), and its cost."""
     complete_only = config.complete_buckets_only
     caught = catch_ages(policy, arrivals, complete_only)
     regular = needed_lookback(arrivals.age, complete_only) <= policy.lookback
     total = float(arrivals.magnitude.sum()) or 1.0
     found = np.isfinite(caught)
     settled = development.reached >= development.settle_age
-    largest, p95 = _errors(caught, arrivals, development, ages, settled)
+    largest, p95 = _errors(catch_ages(policy, owned, complete_only), owned, development, ages,
+                           settled)
     buckets_per_bucket = usage.regular_per_bucket * policy.lookback
     pulls = usage.regular_per_bucket * usage.span
     if policy.audited:
@@ -263,11 +248,12 @@ def _audit(lookback: int, longest: int, every: int) -> Policy:
     return Policy(lookback, every, factor)
 
 
-def candidates(arrivals: Arrivals, development: Development, usage: Usage,
+def candidates(arrivals: Arrivals, owned: Arrivals, development: Development, usage: Usage,
                config: MetricConfig, recommended: int) -> list[dict[str, Any]]:
     """Every lookback of 1 … N buckets (N: the longest any change needed, or the current one),
     and the current and the recommended lookback each with the audits that catch the whole
-    tail, at several cadences; the current policy is marked ``current``."""
+    tail, at several cadences; the current policy is marked ``current``. ``arrivals`` are all
+    the changes (parts may be summed), ``owned`` those of the values of ``development``."""
     complete_only = config.complete_buckets_only
     longest = int(needed_lookback(arrivals.age, complete_only).max()) if len(arrivals.age) else 1
     top = min(max(longest, config.buckets, recommended), MAX_CANDIDATE_LOOKBACK)
@@ -288,7 +274,7 @@ def candidates(arrivals: Arrivals, development: Development, usage: Usage,
             policies.append(current)
     out = []
     for policy in dict.fromkeys(policies):
-        entry = try_policy(policy, arrivals, development, usage, config, ages)
+        entry = try_policy(policy, arrivals, owned, development, usage, config, ages)
         entry["current"] = policy == current
         out.append(entry)
     return out

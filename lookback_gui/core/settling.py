@@ -9,9 +9,14 @@ to the one holding the known time, the current bucket being age 0 (see the store
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+import duckdb
 import numpy as np
 
 from lookback_gui.core.project import MetricConfig
@@ -33,51 +38,175 @@ def age_sql(grain: Grain, later: str, earlier: str) -> str:
     return f"date_diff('{part}', {earlier}, date_trunc('{part}', {later}))"
 
 
-def load_revisions(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
+def bucket_index_sql(grain: Grain, column: str) -> str:
+    """SQL for :func:`bucket_index` of a TIMESTAMP column."""
+    if grain is Grain.MONTH:
+        return f"((year({column}) - 1970) * 12 + month({column}) - 1)"
+    if grain is Grain.WEEK:
+        return f"(epoch_us({column}) // 86400000000 // 7)"
+    unit = {Grain.MINUTE: 60_000_000, Grain.HOUR: 3_600_000_000, Grain.DAY: 86_400_000_000}[grain]
+    return f"(epoch_us({column}) // {unit})"
+
+
+def _order_key(known_at: str, run_id: str) -> str:
+    """One number that orders (known time, run id) as the store orders versions."""
+    return f"(epoch_us({known_at})::HUGEINT * 4294967296 + {run_id})"
+
+
+def _covered_sql(grain: Grain) -> str:
+    """Each bucket of each successful pull's window with the pull's known time and its order
+    key (:func:`_order_key`): what an ASOF join asks for the last pull before a version that
+    held the version's bucket."""
+    step = f"INTERVAL 1 {grain.value}"
+    return f"""
+        SELECT unnest(generate_series(window_start, window_end - {step}, {step})) AS bucket,
+               known_at, {_order_key("known_at", "id")} AS key
+        FROM runs
+        WHERE metric = $metric AND status = 'succeeded' AND known_at IS NOT NULL
+          AND window_start < window_end
+    """
+
+
+def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
+    """Every version after the first of each value whose value changed (a removal as 0), with
+    ``prev_value`` and ``age``; ``columns`` are further columns of versions ``v`` or window
+    expressions over ``w``."""
+    age = age_sql(config.grain, "v.known_at", "v.bucket")
+    value = "CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END"
+    return f"""
+        SELECT v.measure, v.bucket, v.run_id, v.known_at, {columns},
+               {value} AS value, lag({value}) OVER w AS prev_value, {age} AS age
+        FROM versions v
+        WHERE v.metric = $metric {where}
+        -- the bucket first: DuckDB partitions by it faster than by the dimension strings
+        WINDOW w AS (PARTITION BY v.bucket, v.dims, v.measure ORDER BY v.known_at, v.run_id)
+        QUALIFY {value} <> lag({value}) OVER w  -- the first version has no lag: NULL
+    """
+
+
+def load_revisions(store: Store, config: MetricConfig, since: datetime | None = None,
+                   audits_only: bool = False) -> dict[str, np.ndarray]:
     """Every version after the first of each value whose value changed, with the ages of its
     observations: ``age`` (its own) and ``prev_age`` (the last successful pull before it that
-    held the bucket)."""
-    age = age_sql(config.grain, "v.known_at", "v.bucket")
-    prev_age = age_sql(config.grain, "p.prev_known_at", "p.bucket")
+    held the bucket). ``since``: only the buckets from then on; ``audits_only``: only the
+    versions of audit pulls."""
+    prev_age = age_sql(config.grain, "c.known_at", "revs.bucket")
+    where = "" if since is None else "AND v.bucket >= $since"
+    if audits_only:
+        where += (" AND (v.dims, v.measure, v.bucket) IN (SELECT (dims, measure, bucket) FROM"
+                  " versions WHERE metric = $metric AND run_id IN (SELECT id FROM runs WHERE"
+                  " metric = $metric AND trigger = 'audit'))")
+    params: dict[str, object] = {"metric": config.name}
+    if since is not None:
+        params["since"] = since
     with store.reading() as cur:
         return cur.execute(
             f"""
-            WITH v AS (
-                SELECT v.dims, v.measure, v.bucket, v.run_id, v.known_at, r.trigger,
-                       CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END AS value,
-                       lag(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END)
-                           OVER w AS prev_value,
-                       row_number() OVER w AS n,
-                       {age} AS age
-                FROM versions v JOIN runs r ON r.id = v.run_id
-                WHERE v.metric = $metric
-                WINDOW w AS (PARTITION BY v.dims, v.measure, v.bucket
-                             ORDER BY v.known_at, v.run_id)
-            ), revs AS (SELECT * FROM v WHERE n > 1 AND value <> prev_value),
-            p AS (
-                SELECT revs.dims, revs.measure, revs.bucket, revs.run_id,
-                       max(r2.known_at) AS prev_known_at
-                FROM revs JOIN runs r2
-                  ON r2.metric = $metric AND r2.status = 'succeeded'
-                 AND (r2.known_at < revs.known_at
-                      OR (r2.known_at = revs.known_at AND r2.id < revs.run_id))
-                 AND r2.window_start <= revs.bucket AND revs.bucket < r2.window_end
-                GROUP BY ALL
-            )
-            SELECT revs.dims, revs.measure, revs.bucket, revs.run_id, revs.trigger,
+            WITH revs AS (
+                SELECT *, {_order_key("known_at", "run_id")} AS key
+                FROM ({_changes_sql(config, "v.dims", where)})
+            ),
+            c AS ({_covered_sql(config.grain)})
+            SELECT revs.dims, revs.measure, revs.bucket, revs.run_id, r.trigger,
                    revs.prev_value, revs.value, revs.age,
                    coalesce({prev_age}, revs.age - 1) AS prev_age
-            FROM revs LEFT JOIN p USING (dims, measure, bucket, run_id)
-            ORDER BY revs.known_at, revs.run_id, revs.bucket
+            FROM revs ASOF LEFT JOIN c ON revs.bucket = c.bucket AND revs.key > c.key
+            JOIN runs r ON r.id = revs.run_id
+            {"WHERE r.trigger = 'audit'" if audits_only else ""}
+            ORDER BY revs.known_at, revs.run_id, revs.bucket, revs.dims, revs.measure
+            """,
+            params,
+        ).fetchnumpy()
+
+
+# DuckDB keeps what it reads cached up to its memory limit (80 % of the machine's memory by
+# default); the advisor's scans of every version are bounded by this, spilling beyond it
+SCAN_MEMORY_LIMIT = "250MB"
+
+
+@contextlib.contextmanager
+def _bounded(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of ``store`` whose queries DuckDB runs within ``SCAN_MEMORY_LIMIT``."""
+    with store.reading() as cur:
+        with contextlib.suppress(duckdb.Error):  # where it spilled before, it stays
+            cur.execute("SET temp_directory = '"
+                        + str(Path(tempfile.gettempdir()) / "lookback-spill").replace("'", "''")
+                        + "'")
+        cur.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")
+        try:
+            yield cur
+        finally:
+            cur.execute("RESET memory_limit")
+
+
+def load_arrival_sums(store: Store, config: MetricConfig, modulus: int,
+                      first_age_above: int | None = None) -> dict[str, np.ndarray]:
+    """The revisions of :func:`load_revisions` summed in DuckDB by what the advisor tells them
+    apart by: ``measure``, ``age``, ``prev_age`` and ``phase`` (the bucket's
+    :func:`bucket_index` modulo ``modulus``); with ``revisions`` (how many), ``magnitude`` (the
+    sum of |change|) and ``signed`` (the sum of the changes). A handful of rows however long
+    the history. ``first_age_above``: only the revisions of values whose first version is
+    older than that (not watched from their start)."""
+    age = age_sql(config.grain, "g.known_at", "g.bucket")
+    prev_age = age_sql(config.grain, "c.known_at", "g.bucket")
+    where = ""
+    params: dict[str, object] = {"metric": config.name, "modulus": modulus}
+    if first_age_above is not None:
+        first_age = age_sql(config.grain, "first_known_at", "bucket")
+        where = (" AND (v.dims, v.measure, v.bucket) IN (SELECT (dims, measure, bucket) FROM"
+                 f" current WHERE metric = $metric AND {first_age} > $above)")
+        params["above"] = first_age_above
+    with _bounded(store) as cur:
+        return cur.execute(
+            f"""
+            WITH g AS (
+                SELECT measure, bucket, run_id, known_at,
+                       {_order_key("known_at", "run_id")} AS key,
+                       count(*) AS revisions, sum(abs(value - prev_value)) AS magnitude,
+                       sum(value - prev_value) AS signed
+                FROM ({_changes_sql(config, "NULL AS none", where)}) v
+                GROUP BY ALL
+            ), c AS ({_covered_sql(config.grain)})
+            SELECT g.measure, {age} AS age,
+                   coalesce({prev_age}, {age} - 1) AS prev_age,
+                   {bucket_index_sql(config.grain, "g.bucket")} % $modulus AS phase,
+                   sum(g.revisions)::BIGINT AS revisions, sum(g.magnitude) AS magnitude,
+                   sum(g.signed) AS signed
+            FROM g ASOF LEFT JOIN c ON g.bucket = c.bucket AND g.key > c.key
+            GROUP BY ALL
+            ORDER BY ALL
+            """,
+            params,
+        ).fetchnumpy()
+
+
+def load_value_sums(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
+    """Per measure and age of the first version: how many values, and the sums of their first
+    and of their current values (0 for none), from the current values."""
+    first_age = age_sql(config.grain, "first_known_at", "bucket")
+    with store.reading() as cur:
+        return cur.execute(
+            f"""
+            SELECT measure, {first_age} AS first_age, count(*) AS values,
+                   sum(coalesce(first_value, 0)) AS first_value,
+                   sum(CASE WHEN removed THEN 0 ELSE coalesce(value, 0) END) AS final_value
+            FROM current WHERE metric = $metric
+            GROUP BY ALL ORDER BY ALL
             """,
             {"metric": config.name},
         ).fetchnumpy()
 
 
-def load_values(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
-    """Per value: its first version's value and age, and its final value."""
+def load_values(store: Store, config: MetricConfig,
+                since: datetime | None = None) -> dict[str, np.ndarray]:
+    """Per value: its first version's value and age, and its final value (``since``: only the
+    buckets from then on)."""
     age = age_sql(config.grain, "v.known_at", "v.bucket")
     order = "{'k': v.known_at, 'r': v.run_id}"
+    where = "" if since is None else "AND v.bucket >= $since"
+    params: dict[str, object] = {"metric": config.name}
+    if since is not None:
+        params["since"] = since
     with store.reading() as cur:
         return cur.execute(
             f"""
@@ -89,12 +218,64 @@ def load_values(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
                        AS final_value,
                    v.dims, v.bucket
             FROM versions v JOIN runs r ON r.id = v.run_id
-            WHERE v.metric = $metric
+            WHERE v.metric = $metric {where}
             GROUP BY v.dims, v.measure, v.bucket
             ORDER BY v.dims, v.measure, v.bucket
             """,
-            {"metric": config.name},
+            params,
         ).fetchnumpy()
+
+
+# the statistics that follow single values read at most about this many of the latest values
+MAX_WATCHED_VALUES = 5_000
+
+
+def settling_age(store: Store, config: MetricConfig) -> int:
+    """The oldest age at which any value of the metric changed (0 for none)."""
+    with _bounded(store) as cur:
+        row = cur.execute(f"SELECT max(age) FROM ({_changes_sql(config, 'NULL AS none')})",
+                          {"metric": config.name}).fetchone()
+    return max(int(row[0]), 0) if row and row[0] is not None else 0
+
+
+def watch_since(store: Store, config: MetricConfig, settle: int) -> datetime | None:
+    """The first bucket of the values that the statistics following single values are measured
+    on: all of them (None) while the metric has at most ``MAX_WATCHED_VALUES``; else the
+    latest buckets that hold about that many, and never fewer than enough for two settlings
+    (``settle``: the metric's :func:`settling_age`)."""
+    grain = config.grain.value
+    with store.reading() as cur:
+        row = cur.execute(
+            f"""
+            WITH per AS (
+                SELECT bucket, count(*) AS n FROM current WHERE metric = $metric GROUP BY ALL
+            ), upto AS (
+                SELECT bucket, sum(n) OVER (ORDER BY bucket DESC) AS total FROM per
+            )
+            SELECT (SELECT sum(n) FROM per),
+                   (SELECT min(bucket) FROM upto WHERE total <= $cap),
+                   (SELECT max(bucket) FROM per) - INTERVAL ({2 * (settle + 1)}) {grain}
+            """, {"metric": config.name, "cap": MAX_WATCHED_VALUES}).fetchone()
+    if row is None or row[0] is None or row[0] <= MAX_WATCHED_VALUES:
+        return None
+    _total, by_count, by_settling = row
+    if by_count is None:
+        return by_settling
+    return min(by_count, by_settling) if by_settling is not None else by_count
+
+
+def latest_development(store: Store, config: MetricConfig, settle: int | None = None
+                       ) -> tuple[Development, dict[str, np.ndarray]]:
+    """The :func:`development` of the values of the latest buckets (see :func:`watch_since`;
+    on a smaller store, of all of them), and the revisions it was built from. ``settle``: the
+    metric's :func:`settling_age`, when known."""
+    if settle is None:
+        settle = settling_age(store, config)
+    since = watch_since(store, config, settle)
+    revisions = load_revisions(store, config, since=since)
+    dev = development(config, revisions, load_values(store, config, since=since),
+                      knowledge_horizon(store, config.name), settle_age=settle)
+    return dev, revisions
 
 
 def knowledge_horizon(store: Store, metric: str) -> datetime | None:
@@ -160,9 +341,11 @@ class Development:
 
 
 def development(config: MetricConfig, revisions: dict[str, np.ndarray],
-                values: dict[str, np.ndarray], horizon: datetime | None) -> Development:
+                values: dict[str, np.ndarray], horizon: datetime | None,
+                settle_age: int | None = None) -> Development:
     """The values of ``values`` watched from their start, with their changes from
-    ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`)."""
+    ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`);
+    ``settle_age``: the metric's, when ``revisions`` hold only some of its revisions."""
     youngest = 1 if config.complete_buckets_only else 0
     empty_i = np.zeros(0, dtype=np.int64)
     if not values or len(values.get("measure", ())) == 0 or horizon is None:
@@ -190,6 +373,8 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
                 deltas.append(float(delta))
     change_age = np.asarray(ages, dtype=np.int64)
     settle = int(revisions["age"].max()) if revisions and len(revisions.get("age", ())) else 0
+    if settle_age is not None:
+        settle = settle_age
     return Development(
         dims=dims, measure=measure, bucket=bucket, index=index,
         first_age=values["first_age"].astype(np.int64)[young],

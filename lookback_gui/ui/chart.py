@@ -361,6 +361,9 @@ class ChartWidget(QWidget):
         self._data: ChartData | None = None
         self._updating = False
         self._settling: dict[str, int | None] = {}
+        # a load is on its way; the newest run announced meanwhile that it may not hold
+        self._loading = False
+        self._wanted_run: int | None = None
         self._measures: dict[str, str] = {}
         self.export_folder: Callable[[], Path] = Path.cwd  # the window gives the project's
         # what was drawn last and the view it was given: a refresh of the same series keeps
@@ -494,6 +497,9 @@ class ChartWidget(QWidget):
         """Show ``metric`` of ``store``: the measure last chosen for it, all of it in view."""
         changed = (metric is None or self._metric is None or metric.name != self._metric.name
                    or store is not self._store)
+        if metric is not None and metric is self._metric and store is self._store \
+                and self._loading:
+            return  # asked again for what the load on its way shows
         if self._metric is not None and self.measure_box.currentText():
             self._measures[self._metric.name] = self.measure_box.currentText()
         self._store = store
@@ -510,11 +516,22 @@ class ChartWidget(QWidget):
             self._drawn_key = None
         self.reload()
 
-    def refresh(self) -> None:
-        """The metric shown has new values: load them, keeping the measure, series, as-of run
-        and the part of the chart in view."""
-        if self._metric is not None:
-            self.reload()
+    def refresh(self, run_id: int | None = None) -> None:
+        """The metric shown has new values (of run ``run_id``, when known): load them, keeping
+        the measure, series, as-of run and the part of the chart in view. While a load is on
+        its way, it is not started over: once it arrives, it is loaded again only if it does
+        not hold run ``run_id`` yet (on opening a project, the first look at the runs would
+        otherwise restart the chart's first load)."""
+        if self._metric is None:
+            return
+        if run_id is not None and self._data is not None and not self._loading \
+                and self._data.metric == self._metric.name \
+                and max((run for run, _label in self._data.runs), default=0) >= run_id:
+            return  # what is shown was loaded after that run
+        if self._loading and run_id is not None:
+            self._wanted_run = max(self._wanted_run or 0, run_id)
+            return
+        self.reload()
 
     def reload(self) -> None:
         if self._store is None or self._metric is None:
@@ -527,6 +544,8 @@ class ChartWidget(QWidget):
         self.status.setText("loading…")
         config = self._metric
         settle = self._settling.get(name)
+        self._loading = True
+        self._wanted_run = None  # this load reads every run committed until now
         self._bridge.submit(
             "chart", lambda: load_chart(store, name, measure, dims, as_of, config, settle,
                                         known_at),
@@ -599,6 +618,8 @@ class ChartWidget(QWidget):
     # -- drawing --------------------------------------------------------------------------
 
     def _failed(self, message: str) -> None:
+        self._loading = False
+        self._wanted_run = None
         self._data = None
         self._clear(f"cannot load the chart: {message}")
 
@@ -732,6 +753,15 @@ class ChartWidget(QWidget):
         self.plot.getViewBox().setRange(xRange=(now - 7 * 86400, now), yRange=(0, 1))
 
     def _draw(self, data: ChartData) -> None:
+        self._loading = False
+        wanted, self._wanted_run = self._wanted_run, None
+        self._show(data)
+        newest = max((run for run, _label in data.runs), default=0)
+        if (wanted is not None and newest < wanted and self._metric is not None
+                and data.metric == self._metric.name):
+            self.reload()  # a run announced while it loaded is not in it
+
+    def _show(self, data: ChartData) -> None:
         if self._metric is None or data.metric != self._metric.name:
             return  # a load for a metric no longer shown
         self._data = data

@@ -592,6 +592,10 @@ class MainWindow(QMainWindow):
         if session is None:
             return
         store, names = session.store, list(session.project.metrics)
+        if self.runs_model.rowCount() == 0:  # just opened: the runs log's first page first
+            self.bridge.submit("first-runs", lambda: store.runs(limit=RUN_PAGE),
+                               lambda runs: self._show_first_runs(session, runs),
+                               self._snapshot_failed)
 
         def load() -> Snapshot:
             runs = store.runs(limit=RUN_PAGE)
@@ -600,6 +604,14 @@ class MainWindow(QMainWindow):
 
         self.bridge.submit("snapshot", load, lambda snap: self._apply_snapshot(session, snap),
                            self._snapshot_failed)
+
+    def _show_first_runs(self, session: Session, runs: list[RunRecord]) -> None:
+        """The first page of the runs log, read on its own while the rest of the snapshot
+        (alerts, each metric's latest runs) is still being read."""
+        if session is not self.session or self.runs_model.rowCount():
+            return
+        self.runs_model.update(runs)
+        self.runs_model.more_available = len(runs) == RUN_PAGE
 
     def _load_older_runs(self, before: int) -> None:
         store = self.store

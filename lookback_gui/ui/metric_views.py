@@ -77,7 +77,7 @@ class MetricViews(QObject):
             self._newest_run[name] = run_id
         if self.metric is None or name != self.metric.name:
             return
-        self.chart.refresh()
+        self.chart.refresh(run_id)
         self._stale = {"revisions", "advisor"}
         self._load_visible_tab()
 

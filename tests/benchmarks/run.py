@@ -962,6 +962,89 @@ def bench_advise_year(folder: Path, quick: bool, reps: int) -> list[Row]:
             Row("advise_year_store_rss", peak, None, None, "<= 400 MB", peak <= 400)]
 
 
+APP_OPEN = """
+import json, os, sys, time
+from pathlib import Path
+project, ini = Path(sys.argv[1]), sys.argv[2]
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process
+prepare_process()
+prefer_the_gui_thread()
+from PySide6.QtCore import QEvent, QEventLoop, QObject, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+import lookback_gui.ui
+from lookback_gui.ui.main_window import MainWindow, _settings_key
+app = QApplication(sys.argv[:1])
+settings = QSettings(ini, QSettings.Format.IniFormat)
+settings.setValue(f"view/{_settings_key(project)}/metric", "m00")  # the metric shown last time
+window = MainWindow(settings)
+window.resize(1400, 860)
+window.show()
+marks = {}
+loop = QEventLoop()
+def check():
+    if "chart" in marks and "runs" in marks:
+        loop.quit()
+class FirstPaint(QObject):
+    def eventFilter(self, _watched, event):
+        if event.type() == QEvent.Type.Paint and "loaded" in marks and "chart" not in marks:
+            QTimer.singleShot(0, painted)  # runs once this paint has finished
+        return False
+def painted():
+    marks.setdefault("chart", time.time())
+    check()
+def loaded(data):
+    if data.drawing is not None and data.metric == "m00":
+        marks.setdefault("loaded", time.time())
+def first_page():
+    if "runs" not in marks and window.runs_model.rowCount() > 0:
+        window.runs_log.view.grab()  # the first page of the runs log, painted
+        marks["runs"] = time.time()
+        check()
+watcher = FirstPaint()
+window.chart.plot.viewport().installEventFilter(watcher)
+window.chart.loaded.connect(loaded)
+poll = QTimer(interval=2)
+poll.timeout.connect(first_page)
+poll.start()
+window.open_failed.connect(lambda message: (print(message, file=sys.stderr), loop.quit()))
+marks["open"] = time.time()
+window.open_project(project, start_scheduler=False)
+QTimer.singleShot(120000, loop.quit)
+loop.exec()
+marks["rows"] = window.runs_model.rowCount()
+window.quitting = True
+window.close_session(wait=True)
+print(json.dumps(marks))
+"""
+
+
+def bench_app_open(folder: Path, quick: bool, reps: int) -> list[Row]:
+    """The desktop app started as a process on the year store, its last metric (``m00``, 60
+    series) to be shown: from the process's start to the first painted frame of the chart
+    with the metric's data; and from opening the project to the first page of the runs log
+    (700k runs) painted (seen within 2 ms). The scheduler is not started (it would pull on
+    the year store)."""
+    project = load_project(year_store(folder, quick))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"}
+    charts, pages = [], []
+    for rep in range(reps):
+        ini = folder / f"app_open_{rep}.ini"
+        start = time.time()
+        done = subprocess.run([sys.executable, "-c", APP_OPEN, str(project.path), str(ini)],
+                              capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"the app did not open: {done.stderr[-2000:]}")
+        marks = json.loads(done.stdout.strip().splitlines()[-1])
+        if "chart" not in marks or "runs" not in marks:
+            raise RuntimeError(f"the app did not show the chart and the runs: {marks}")
+        charts.append(marks["chart"] - start)
+        pages.append(marks["runs"] - marks["open"])
+    chart, page = statistics.median(charts), statistics.median(pages)
+    return [Row("app_open_year_store", chart, None, None, "<= 1500 ms", chart <= 1.5),
+            Row("app_open_runs_first_page", page, None, None, "<= 300 ms", page <= 0.300)]
+
+
 def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
     """The threshold rule of the big metric judged after its latest run, as a pull does."""
     from lookback_gui.core.alerts import evaluate_alerts
@@ -1108,11 +1191,13 @@ def _main(args: argparse.Namespace) -> int:
         # on the store a year of use leaves (built once, before these run)
         ("cli_reads", lambda f: bench_cli_reads(f, q, max(3, reps // 2))),
         ("advise_year_store", lambda f: bench_advise_year(f, q, reps)),
+        ("app_open_year_store", lambda f: bench_app_open(f, q, max(3, reps // 2))),
         ("alert_eval_after_run", lambda f: bench_alert_eval(f, q, reps)),
         ("catch_up_plan", lambda f: bench_catch_up_plan(f, q, reps)),
         ("store_bytes_per_version", lambda f: bench_store_bytes(f, q)),
     ]
-    year_rows = ("cli_reads", "advise_year_store", "alert_eval_after_run", "catch_up_plan",
+    year_rows = ("cli_reads", "advise_year_store", "app_open_year_store",
+                 "alert_eval_after_run", "catch_up_plan",
                  "store_bytes_per_version")
     if args.one:
         with tempfile.TemporaryDirectory(prefix="lookback-bench-") as temp:

@@ -181,7 +181,8 @@ class Reads:
                         AND new_exact <> old_exact)
                     OR ((new_exact IS NULL OR old_exact IS NULL)
                         AND NOT (new_value = old_value
-                                 OR abs(new_value - old_value)
+                                 OR isfinite(new_value - old_value)
+                                    AND abs(new_value - old_value)
                                     <= {DEFAULT_TOLERANCE!r}
                                        * greatest(abs(new_value), abs(old_value))))
                     OR (new_value IS NULL) <> (old_value IS NULL))

@@ -185,7 +185,7 @@ class Commit:
                      WHEN (s.value IS NULL AND c.value IS NULL)
                        OR (s.value IS NOT NULL AND c.value IS NOT NULL AND (
                            s.value = c.value
-                           OR abs(s.value - c.value)
+                           OR isfinite(s.value - c.value) AND abs(s.value - c.value)
                               <= $tol * greatest(abs(s.value), abs(c.value))))
                        THEN 'unchanged'
                      ELSE 'revised'
