@@ -521,7 +521,7 @@ def bench_team_pull(folder: Path, values: int, reps: int) -> Row:
 
 
 # the team store's pull against the local store's (README: *Benchmarks*, why these bounds)
-TEAM_PULL_LIMIT = {1000: 3.0, 100_000: 1.5}
+TEAM_PULL_LIMIT = {1000: 2.0, 100_000: 1.5}
 
 
 def bench_runs_view(folder: Path, runs: int) -> Row:
