@@ -4,8 +4,10 @@ PostgreSQL server, shared by several processes at once."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -548,3 +550,19 @@ def test_a_run_that_ends_while_another_process_opens_the_store_is_not_marked_int
     finally:
         second.close()
         first.close()
+
+
+def test_a_store_whose_catalog_session_was_dropped_makes_it_again(team):
+    """The server dropped the process's catalog session (a restart, an idle timeout): the next
+    pull makes a new one and goes on."""
+    project = load_project(team)
+    with open_store(project.store) as store:
+        from lookback_gui.core.pull import run_pull
+
+        assert run_pull(project, "daily_orders", store,
+                        as_of=datetime(2026, 11, 25)).status == "succeeded"
+        _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
+               f"= 'lookback PID {os.getpid()} on {socket.gethostname()} (store)'")
+        run = run_pull(project, "daily_orders", store, as_of=datetime(2026, 11, 26))
+        assert run.status == "succeeded", run.error
+        assert [r.id for r in store.runs()] == [2, 1]

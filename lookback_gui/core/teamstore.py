@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -117,43 +117,62 @@ class Catalog:
         self._con = _connect_catalog(config, self.password, "store")
         self._writing = 0
 
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """One statement on the session; its first row. A session the server dropped is made
+        again once, unless it held the write lock (which went with it): then the write fails
+        and is rolled back."""
+        import psycopg
+
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    cur = self._con.execute(sql, params)
+                    return cur.fetchone() if cur.description else None
+                except psycopg.OperationalError as exc:
+                    reason = " ".join(str(exc).split()) or type(exc).__name__
+                    if attempt == 2 or self._writing:
+                        raise StoreError(f"{self.config.describe()}: the catalog database went "
+                                         f"away: {reason}") from None
+                    with contextlib.suppress(Exception):
+                        self._con.close()
+                    self._con = _connect_catalog(self.config, self.password, "store")
+        return None  # not reached
+
     def prepare(self) -> None:
         """Create what the store needs in the catalog database besides DuckLake's tables."""
-        with self._lock:
-            for name in _SEQUENCES:
-                self._con.execute(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+        for name in _SEQUENCES:
+            self._query(f"CREATE SEQUENCE IF NOT EXISTS {name}")
 
     def next_id(self, sequence: str) -> int:
-        with self._lock:
-            row = self._con.execute("SELECT nextval(%s)", [sequence]).fetchone()
+        row = self._query("SELECT nextval(%s)", [sequence])
         assert row is not None
         return int(row[0])
 
     def move_past(self, sequence: str, used: int) -> None:
         """Make ``sequence`` hand out only numbers above ``used`` (after a copy)."""
-        with self._lock:
-            self._con.execute(
-                "SELECT setval(%s, greatest(%s, (SELECT last_value FROM "
-                f"{sequence})), true)", [sequence, max(used, 1)])
+        self._query("SELECT setval(%s, greatest(%s, (SELECT last_value FROM "
+                    f"{sequence})), true)", [sequence, max(used, 1)])
+
+    def still_writing(self) -> None:
+        """Raise StoreError unless the session that holds the write lock is still there."""
+        self._query("SELECT 1")
 
     def session_of(self, pid: int) -> bool:
         """Whether a Lookback process with this PID (on any machine) has a catalog session."""
-        with self._lock:
-            row = self._con.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s LIMIT 1",
-                [f"lookback PID {int(pid)} on %"]).fetchone()
+        row = self._query("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s "
+                          "LIMIT 1", [f"lookback PID {int(pid)} on %"])
         return row is not None
 
     def snapshot(self) -> int | None:
         """The newest DuckLake snapshot: it changes whenever any process commits."""
         import psycopg
 
-        with self._lock:
-            try:
-                row = self._con.execute("SELECT max(snapshot_id) FROM ducklake_snapshot"
-                                        ).fetchone()
-            except psycopg.Error:
-                return None
+        try:
+            row = self._query("SELECT max(snapshot_id) FROM ducklake_snapshot")
+        except psycopg.Error:  # no DuckLake tables yet
+            with self._lock, contextlib.suppress(Exception):
+                self._con.rollback()
+            return None
         return None if row is None or row[0] is None else int(row[0])
 
     @contextlib.contextmanager
@@ -179,9 +198,7 @@ class Catalog:
         started = time.monotonic()
         said = False
         while True:
-            with self._lock:
-                row = self._con.execute("SELECT pg_try_advisory_lock(%s)", [_WRITE_LOCK]
-                                        ).fetchone()
+            row = self._query("SELECT pg_try_advisory_lock(%s)", [_WRITE_LOCK])
             if row and row[0]:
                 return
             waited = time.monotonic() - started

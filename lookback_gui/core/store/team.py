@@ -137,6 +137,12 @@ class TeamDatabase(Database):
                     cur.execute("ROLLBACK")
                 raise
             try:
+                self._catalog.still_writing()  # the lock went with a lost session: roll back
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+                raise
+            try:
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
                 raise StoreError(f"{self.label}: a write failed: "
