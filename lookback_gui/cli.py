@@ -823,7 +823,7 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        if not _take_the_lease(project, scheduler, stop, out):
+        if not _take_the_lease(project, scheduler, stop, out, err):
             scheduler.shutdown(grace_s=0)
             out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} "
                       "scheduler stopped while standing by\n")
@@ -852,7 +852,7 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _take_the_lease(project: Project, scheduler: Scheduler, stop: threading.Event,
-                    out: TextIO) -> bool:
+                    out: TextIO, err: TextIO) -> bool:
     """Start ``scheduler``. On a team store whose scheduler runs elsewhere, stand by and take
     over when that one stops or dies; False when stopped while standing by."""
     from lookback_gui.core.errors import StoreBusyError
@@ -868,9 +868,11 @@ def _take_the_lease(project: Project, scheduler: Scheduler, stop: threading.Even
                 raise StoreBusyError(f"cannot start the scheduler: {exc}", exc.pid) from None
             if not standing_by:
                 standing_by = True
-                out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} standing "
-                          f"by: {exc}; this one takes over when it stops\n")
+                said = f"standing by: {exc}; this one takes over when it stops"
+                out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} {said}\n")
                 out.flush()
+                err.write(f"warning: {said}\n")
+                err.flush()
         if stop.wait(1.0):
             return False
 
