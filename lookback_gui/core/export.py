@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import duckdb
 
+from lookback_gui.core.duck import quote_literal
 from lookback_gui.core.store import Store
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -110,7 +111,7 @@ def history_csv_sql(query: str, dims: Sequence[str]) -> str:
     a column for each of ``dims``."""
     cells = [_iso("bucket")]
     for key in dims:
-        path = _literal(_json_pointer(key))
+        path = quote_literal(_json_pointer(key))
         text = (f"CASE json_type(dims, {path}) WHEN 'BOOLEAN' THEN"
                 f" {_bool(f'CAST(json_extract(dims, {path}) AS BOOLEAN)', 'True', 'False')}"
                 f" ELSE coalesce(json_extract_string(dims, {path}), '') END")
@@ -120,10 +121,6 @@ def history_csv_sql(query: str, dims: Sequence[str]) -> str:
               _bool("versions > 1"), _bool("partial")]
     line = " || ',' || ".join(cells)
     return f"SELECT {line} FROM ({query})"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _json_pointer(key: str) -> str:
@@ -151,10 +148,10 @@ def _copy_lines(store: Store, sql: str, params: Params, path: Path) -> None:
         # memory by default): bounded here, what a range needs beyond it spills to disk
         with contextlib.suppress(duckdb.Error):  # where it spilled before, it stays
             cur.execute("SET temp_directory = "
-                        + _literal(str(Path(tempfile.gettempdir()) / "lookback-spill")))
-        cur.execute(f"SET memory_limit = {_literal(MEMORY_LIMIT)}")
+                        + quote_literal(str(Path(tempfile.gettempdir()) / "lookback-spill")))
+        cur.execute(f"SET memory_limit = {quote_literal(MEMORY_LIMIT)}")
         try:
-            cur.execute(f"COPY ({sql}) TO {_literal(str(path))} "
+            cur.execute(f"COPY ({sql}) TO {quote_literal(str(path))} "
                         "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')",
                         params)
         finally:

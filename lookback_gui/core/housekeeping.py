@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from lookback_gui.core.duck import quote_identifier, quote_literal
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store import Store
 from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting
@@ -137,18 +138,10 @@ class Compaction:
     rows: dict[str, int]
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _counts(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
     counts = {}
     for table in TABLES:
-        row = con.execute(f"SELECT count(*) FROM {_quote(database)}.main.{table}").fetchone()
+        row = con.execute(f"SELECT count(*) FROM {quote_identifier(database)}.main.{table}").fetchone()
         counts[table] = int(row[0]) if row else 0
     return counts
 
@@ -179,9 +172,9 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
             assert row is not None
             database = str(row[0])
             alias = "lookback_compacted_store"
-            con.execute(f"ATTACH {_literal(str(fresh))} AS {alias}")
+            con.execute(f"ATTACH {quote_literal(str(fresh))} AS {alias}")
             try:
-                con.execute(f"COPY FROM DATABASE {_quote(database)} TO {alias}")
+                con.execute(f"COPY FROM DATABASE {quote_identifier(database)} TO {alias}")
                 rows = _counts(con, database)
                 copied = _counts(con, alias)
                 if copied != rows:

@@ -445,6 +445,16 @@ def _duplicate_line(text: str, message: str) -> int | None:
     return hits[1] if len(hits) > 1 else (hits[0] if hits else None)
 
 
+def _refuse_a_password(check: _Validator, key_path: tuple[Any, ...], key: str, dsn: str) -> None:
+    """A connection string in the project file never holds a password."""
+    if _DSN_PASSWORD.search(dsn) or _URI_PASSWORD.search(dsn):
+        raise check.fail(
+            (*key_path, key),
+            f"the {key} holds a password: secrets never go in the project file; "
+            "set password_env to the name of an environment variable, or keep it in the keyring",
+        )
+
+
 def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> StoreConfig:
     key_path = ("store",)
     check.known_keys(table, _STORE_KEYS, key_path)
@@ -473,12 +483,7 @@ def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> Stor
     if not data_path:
         raise check.fail(key_path, "a team store (ducklake) needs a 'data_path': the folder "
                          "every member reaches, where its data files go")
-    if _DSN_PASSWORD.search(catalog) or _URI_PASSWORD.search(catalog):
-        raise check.fail(
-            (*key_path, "catalog"),
-            "the catalog holds a password: secrets never go in the project file; "
-            "set password_env to the name of an environment variable, or keep it in the keyring",
-        )
+    _refuse_a_password(check, key_path, "catalog", catalog)
     if "://" not in data_path:  # a folder, relative to the project file; else object storage
         data_path = str((directory / os.path.expanduser(data_path)).resolve())
     return StoreConfig(type=kind, catalog=catalog, password_env=password_env,
@@ -517,12 +522,7 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
     if path is not None:
         raise check.fail((*key_path, "path"), f"a {kind} source takes a 'dsn', not a 'path'")
-    if _DSN_PASSWORD.search(dsn) or _URI_PASSWORD.search(dsn):
-        raise check.fail(
-            (*key_path, "dsn"),
-            "the dsn holds a password: secrets never go in the project file; "
-            "set password_env to the name of an environment variable, or keep it in the keyring",
-        )
+    _refuse_a_password(check, key_path, "dsn", dsn)
     return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env,
                         pushdown=pushdown, concurrency=concurrency)
 

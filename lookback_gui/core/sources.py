@@ -22,21 +22,14 @@ from typing import Any
 
 import duckdb
 
+from lookback_gui.core.duck import load_named_extension, quote_identifier, quote_literal
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
 from lookback_gui.core.failures import is_login_refused, is_transient
+from lookback_gui.core.passwords import keyring_get
 from lookback_gui.core.project import SourceConfig
 
-KEYRING_SERVICE = "lookback-gui"
 _EXTENSIONS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner", "mysql": "mysql_scanner"}
 WINDOW_PARAMETERS = ("window_start", "window_end", "as_of")
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -283,12 +276,7 @@ def keyring_user(source: SourceConfig) -> str:
 def keyring_password(source: SourceConfig) -> str | None:
     """The source's password from the OS keyring; None when the keyring holds none or when
     there is no keyring service here (:func:`keyring_available` tells which)."""
-    try:
-        import keyring
-
-        return keyring.get_password(KEYRING_SERVICE, keyring_user(source))
-    except Exception:  # no keyring service here; a server that wants a password says so
-        return None
+    return keyring_get(keyring_user(source))
 
 
 def keyring_available() -> bool:
@@ -352,16 +340,7 @@ def _check_database_file(source: SourceConfig, path: str) -> None:
 
 def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
     """Install (offline, from the pip package) and load the scanner for ``source_type``."""
-    name = _EXTENSIONS[source_type]
-    try:
-        con.execute(f"LOAD {name}")
-        return
-    except duckdb.Error:
-        pass
-    import duckdb_extensions
-
-    duckdb_extensions.import_extension(name, con=con)
-    con.execute(f"LOAD {name}")
+    load_named_extension(con, _EXTENSIONS[source_type])
 
 
 _STOP: Any = object()  # tells the closing thread of SourceConnections to end

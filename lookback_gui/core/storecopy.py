@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lookback_gui.core.duck import quote_literal
 from lookback_gui.core.errors import StoreError, UsageError
 from lookback_gui.core.store import Store
 
@@ -34,10 +35,6 @@ class Copied:
     @property
     def versions(self) -> int:
         return self.rows["versions"]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _counts(store: Store) -> dict[str, int]:
@@ -84,10 +81,10 @@ def copy_store(source: Store, target: Store,
                 for table in COPIED:
                     if progress is not None:
                         progress(f"reading {table} from {source.name}")
-                    cur.execute(f"COPY (SELECT * FROM {table}) TO {_literal(files[table])} "
+                    cur.execute(f"COPY (SELECT * FROM {table}) TO {quote_literal(files[table])} "
                                 "(FORMAT parquet)")
                     row = cur.execute(f"SELECT count(*) FROM read_parquet("
-                                      f"{_literal(files[table])})").fetchone()
+                                      f"{quote_literal(files[table])})").fetchone()
                     rows[table] = int(row[0]) if row else 0
                 top = cur.execute("SELECT coalesce(max(id), 0), coalesce(max(commit_seq), 0) "
                                   "FROM runs").fetchone()
@@ -99,7 +96,7 @@ def copy_store(source: Store, target: Store,
                 if progress is not None:
                     progress(f"writing {rows[table]:,} rows of {table} into {target.name}")
                 cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM "
-                            f"read_parquet({_literal(files[table])})")
+                            f"read_parquet({quote_literal(files[table])})")
             target.continue_numbering(cur, int(top[0]), int(top[1]))
     copied = _counts(target)
     if copied != rows:

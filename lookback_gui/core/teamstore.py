@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import StoreBusyError, StoreError
+from lookback_gui.core.passwords import keyring_get
 from lookback_gui.core.storelock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
 
 if TYPE_CHECKING:
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
     from lookback_gui.core.storeconfig import StoreConfig
 
 LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
-KEYRING_SERVICE = "lookback-gui"
 LEASE_S = 20.0  # a scheduling lease not renewed for this long is free to take over
 _WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per catalog database)
 _SEQUENCES = ("lookback_run_ids", "lookback_commit_seqs")
@@ -56,12 +57,7 @@ def store_password(config: StoreConfig, environ: Mapping[str, str] | None = None
             raise StoreError(f"{config.describe()}: the environment variable "
                              f"{config.password_env} (password_env) is not set")
         return env[config.password_env]
-    try:
-        import keyring
-
-        return keyring.get_password(KEYRING_SERVICE, keyring_user(config))
-    except Exception:  # no keyring service here: the server says if it wants a password
-        return None
+    return keyring_get(keyring_user(config))
 
 
 def _who() -> str:
@@ -229,7 +225,7 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
     """
     try:
         for name in ("postgres_scanner", "ducklake"):
-            _load(con, name)
+            load_named_extension(con, name)
     except (duckdb.Error, ImportError) as exc:
         raise StoreError(f"{config.describe()}: DuckDB's ducklake extension cannot be loaded "
                          f"({str(exc).splitlines()[0]}); install the pip package "
@@ -254,23 +250,6 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
             message = message.replace(password, "***")
         raise StoreError(f"{config.describe()} cannot be opened: {message}") from None
     con.execute(f"USE {LAKE}")
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _load(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Install (offline, from its pip package) and load a DuckDB extension."""
-    try:
-        con.execute(f"LOAD {name}")
-        return
-    except duckdb.Error:
-        pass
-    import duckdb_extensions
-
-    duckdb_extensions.import_extension(name, con=con)
-    con.execute(f"LOAD {name}")
 
 
 def is_conflict(exc: BaseException) -> bool:

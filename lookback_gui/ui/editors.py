@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from lookback_gui.core.errors import LookbackError, ProjectError
+from lookback_gui.core.passwords import KEYRING_SERVICE
 from lookback_gui.core.project import (
     FILE_SOURCE_TYPES,
     SOURCE_TYPES,
@@ -51,7 +52,7 @@ from lookback_gui.core.project import (
     parse_project,
 )
 from lookback_gui.core.pull import Preview, preview_metric
-from lookback_gui.core.sources import KEYRING_SERVICE, describe_schema, keyring_user
+from lookback_gui.core.sources import describe_schema, keyring_user
 from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.dialogs import open_file_name
