@@ -17,7 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -270,18 +270,29 @@ class Database:
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One write transaction, the only way anything is written."""
         if self.read_only:
-            raise StoreError(f"store {self.path} is open for reading only")
-        with self.write_lock, self.reading() as cur:
+            raise StoreError(f"{self.label} is open for reading only")
+        with self.write_lock, self.writers_turn(), self.reading() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur
+                self.check_before_commit()
             except BaseException:
-                cur.execute("ROLLBACK")
+                with contextlib.suppress(duckdb.Error):  # the first error is the one to tell
+                    cur.execute("ROLLBACK")
                 raise
             try:
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
-                raise StoreError(f"store {self.path}: a write failed: {exc}") from None
+                raise StoreError(f"{self.label}: a write failed: "
+                                 f"{' '.join(str(exc).split())}") from None
+
+    def writers_turn(self) -> AbstractContextManager[object]:
+        """Held for a whole write: other processes' writers wait meanwhile. A local store's
+        file is already held by this process alone while it is open for writing."""
+        return contextlib.nullcontext()
+
+    def check_before_commit(self) -> None:
+        """Raise to roll a write back instead of committing it (a local store never does)."""
 
     def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
              ) -> list[tuple[Any, ...]]:

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -123,30 +123,13 @@ class TeamDatabase(Database):
         finally:
             cur.close()
 
-    @contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction, with the store's write lock held from its start to its end."""
-        if self.read_only:
-            raise StoreError(f"{self.label} is open for reading only")
-        with self.write_lock, self._catalog.writing(), self.reading() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
-                raise
-            try:
-                self._catalog.still_writing()  # the lock went with a lost session: roll back
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    cur.execute("ROLLBACK")
-                raise
-            try:
-                cur.execute("COMMIT")
-            except duckdb.Error as exc:
-                raise StoreError(f"{self.label}: a write failed: "
-                                 f"{' '.join(str(exc).split())}") from None
+    def writers_turn(self) -> AbstractContextManager[object]:
+        """The catalog's write lock, held from a write's first read to its commit."""
+        return self._catalog.writing()
+
+    def check_before_commit(self) -> None:
+        """The write lock went with a lost catalog session: roll back."""
+        self._catalog.still_writing()
 
     def close(self) -> None:
         with self.write_lock, self._state:
