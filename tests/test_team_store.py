@@ -268,7 +268,13 @@ def test_one_scheduler_holds_the_lease_and_a_standby_takes_over_when_it_is_kille
             line = lines.wait_for("standing by")
             assert "already runs in another process (lookback PID " in line
             assert f"PID {first.pid} on " in line
-            time.sleep(6)  # longer than a lease: the first renews it, the second waits on
+            # a full lease goes by while the second stands by: the first renews it meanwhile
+            catalog = load_project(team).store.catalog
+            since = _lease_renewed(catalog)
+            deadline = time.monotonic() + 30
+            while _lease_renewed(catalog) <= since + timedelta(seconds=4):
+                assert time.monotonic() < deadline, "the first stopped renewing its lease"
+                lines.wait_for_any(timeout=0.5)
             assert first.poll() is None and second.poll() is None
             assert "scheduler started" not in lines.text()
             first.send_signal(signal.SIGKILL)
@@ -281,34 +287,57 @@ def test_one_scheduler_holds_the_lease_and_a_standby_takes_over_when_it_is_kille
     assert took < 20  # a lease of 4 s, renewed every second, checked every second
 
 
+def _lease_renewed(catalog: str) -> datetime:
+    """When the holder of the scheduling lease last renewed it (the catalog's clock)."""
+    import psycopg
+
+    with psycopg.connect(catalog, autocommit=True) as con:
+        row = con.execute("SELECT renewed_at FROM lookback_scheduler_lease").fetchone()
+    assert row is not None
+    return row[0]
+
+
 class Lines:
     """The lines a process writes on stdout, collected by a thread as they come."""
 
     def __init__(self, process: subprocess.Popen):
         self.process = process
         self.lines: list[str] = []
+        self._more = threading.Condition()
+        self._ended = False
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.lines.append(line)
+            with self._more:
+                self.lines.append(line)
+                self._more.notify_all()
         self.process.stdout.close()
+        with self._more:
+            self._ended = True
+            self._more.notify_all()
 
     def text(self) -> str:
         return "".join(self.lines)
 
+    def wait_for_any(self, timeout: float) -> None:
+        """Until the process writes a line or ends, at most ``timeout`` seconds."""
+        with self._more:
+            self._more.wait(timeout)
+
     def wait_for(self, words: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if words in line:
-                    return line
-            if self.process.poll() is not None and not self._thread.is_alive():
-                raise AssertionError(f"ended before {words!r}: {self.text()}")
-            time.sleep(0.1)
-        raise AssertionError(f"no line with {words!r}: {self.text()}")
+        def found() -> str | None:
+            return next((line for line in self.lines if words in line), None)
+
+        with self._more:
+            if not self._more.wait_for(lambda: found() is not None or self._ended, timeout):
+                raise AssertionError(f"no line with {words!r}: {self.text()}")
+            line = found()
+        if line is None:
+            raise AssertionError(f"ended before {words!r}: {self.text()}")
+        return line
 
 
 # -- copies ----------------------------------------------------------------------------------
