@@ -83,9 +83,6 @@ def resource(name: str) -> Path:
     """A file shipped in the package's resources (the icon, the .desktop file)."""
     from importlib.resources import files
 
-    checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "pyproject.toml").exists() and (checkout / "resources" / name).exists():
-        return checkout / "resources" / name  # run from a source checkout: its own files
     return Path(str(files("lookback_gui.resources") / name))
 
 
