@@ -131,6 +131,12 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
         return 0
     if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from lookback_gui.ui.system_libraries import xcb_problem
+
+    problem = xcb_problem()
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
 
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
