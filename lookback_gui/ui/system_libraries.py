@@ -20,9 +20,6 @@ from pathlib import Path
 # plugin refuses to start without libxcb-cursor
 LOADED_AT_RUN_TIME = {"xcb-cursor": "libxcb-cursor.so.0"}
 
-# the packages README's install section names for a Linux desktop
-README_PACKAGES = ("libxcb-cursor0", "libxcb-icccm4", "libxcb-keysyms1", "libxcb-image0",
-                   "libxcb-render-util0", "libxcb-shape0", "libxkbcommon-x11-0", "libegl1")
 
 
 def uses_xcb(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
