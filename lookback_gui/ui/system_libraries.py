@@ -21,7 +21,6 @@ from pathlib import Path
 LOADED_AT_RUN_TIME = {"xcb-cursor": "libxcb-cursor.so.0"}
 
 
-
 def uses_xcb(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
     """Whether Qt will load its xcb plugin: on Linux, unless another platform is chosen."""
     if not sys.platform.startswith("linux"):
