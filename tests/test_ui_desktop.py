@@ -112,9 +112,9 @@ def test_the_revisions_tab_filters(qtbot, settings, tmp_path):
     window.tabs.setCurrentIndex(1)
     qtbot.waitUntil(lambda: window.revisions_model.rowCount() == 2, timeout=10000)
     window.revisions_find.setText("revenue")
-    assert window.revisions_filter.rowCount() == 1
+    qtbot.waitUntil(lambda: window.revisions_filter.rowCount() == 1, timeout=5000)
     window.revisions_find.setText("")
-    assert window.revisions_filter.rowCount() == 2
+    qtbot.waitUntil(lambda: window.revisions_filter.rowCount() == 2, timeout=5000)
     window.close_session(wait=True)
 
 

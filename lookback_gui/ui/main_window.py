@@ -19,7 +19,6 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
-    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -53,6 +52,7 @@ from lookback_gui.ui.project_tree import ProjectTree
 from lookback_gui.ui.runs_views import RunsLog, RunsPane, run_detail_html
 from lookback_gui.ui.session import Session, SessionHost
 from lookback_gui.ui.status_bar import SchedulerStatusBar
+from lookback_gui.ui.table_filter import QueryFilter, query_box
 from lookback_gui.ui.tables import table_view
 from lookback_gui.ui.theme import apply_theme
 
@@ -127,11 +127,9 @@ class MainWindow(QMainWindow):
         self.runs_model = RunsModel(self)
         self.runs_model.wants_older.connect(self._load_older_runs)
         self.revisions_model = RevisionsModel(self)
-        self.revisions_filter = QSortFilterProxyModel(self)
+        self.revisions_filter = QueryFilter(self)
         self.revisions_filter.setSourceModel(self.revisions_model)
         self.revisions_filter.setSortRole(RecordTableModel.SORT_ROLE)
-        self.revisions_filter.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.revisions_filter.setFilterKeyColumn(-1)
         self.health_model = HealthModel(self)
         health_proxy = QSortFilterProxyModel(self)
         health_proxy.setSourceModel(self.health_model)
@@ -142,10 +140,8 @@ class MainWindow(QMainWindow):
         self.advisor = AdvisorWidget(self.bridge)
         self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
-        self.revisions_find = QLineEdit(accessibleName="Filter revisions")
-        self.revisions_find.setPlaceholderText("Filter revisions (bucket, series, measure, run…)")
-        self.revisions_find.setClearButtonEnabled(True)
-        self.revisions_find.textChanged.connect(self.revisions_filter.setFilterFixedString)
+        self.revisions_find = query_box(self.revisions_filter, "Filter revisions",
+                                        "Filter revisions: words, or column=value (measure=revenue)")
         self.metric_runs = RunsPane(self.runs_model, self.bridge, "Runs of this metric",
                                     "Run detail of this metric")
         self.runs_log = RunsLog(self.runs_model, self.bridge)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QLineEdit,
     QSplitter,
     QTableView,
     QTextBrowser,
@@ -22,13 +21,14 @@ from PySide6.QtWidgets import (
 from lookback_gui.core.store import LogLine, RunRecord, Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.models import RecordTableModel, RunsModel, fmt_number, fmt_time
+from lookback_gui.ui.table_filter import QueryFilter, query_box
 from lookback_gui.ui.tables import table_view
 
 COLUMN_WIDTHS = ((0, 60), (1, 130), (2, 100), (3, 90), (4, 150), (5, 270))
 
 
-class RunsFilter(QSortFilterProxyModel):
-    """Filters runs by metric, status, trigger and free text; sorts by each column's value."""
+class RunsFilter(QueryFilter):
+    """Filters runs by metric, status, trigger and a query; sorts by each column's value."""
 
     def __init__(self, parent: Any = None):
         super().__init__(parent)
@@ -36,18 +36,13 @@ class RunsFilter(QSortFilterProxyModel):
         self.status: str | None = None
         self.trigger: str | None = None
         self.setSortRole(RecordTableModel.SORT_ROLE)
-        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        self.setFilterKeyColumn(-1)
 
     def set_fields(self, metric: str | None = None, status: str | None = None,
                    trigger: str | None = None) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt 6.10 and newer
-            self.beginFilterChange()
+        def change() -> None:
             self.metric, self.status, self.trigger = metric, status, trigger
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            self.metric, self.status, self.trigger = metric, status, trigger
-            self.invalidateFilter()
+
+        self._change_filter(change)
 
     def filterAcceptsRow(self, row: int, parent: Any) -> bool:
         model = self.sourceModel()
@@ -140,10 +135,8 @@ class RunsLog(RunsPane):
 
     def __init__(self, model: RunsModel, bridge: Bridge, parent: QWidget | None = None):
         super().__init__(model, bridge, "Runs log", "Run detail", parent)
-        self.find_box = QLineEdit(accessibleName="Find in runs")
-        self.find_box.setPlaceholderText("Find runs (metric, status, error…)  Ctrl+F")
-        self.find_box.setClearButtonEnabled(True)
-        self.find_box.textChanged.connect(self.filter.setFilterFixedString)
+        self.find_box = query_box(self.filter, "Find in runs",
+                                  "Find runs: words, or column=value (status=failed)  Ctrl+F")
         self.status_filter = QComboBox(accessibleName="Filter by status")
         self.status_filter.addItems(["any status", "running", "succeeded", "failed",
                                      "cancelled", "interrupted"])
