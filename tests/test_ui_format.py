@@ -45,3 +45,36 @@ def test_long_tooltips_are_rich_text_that_qt_wraps():
             "short <error>")
     assert "width='440'" in wrapped_tip(long)
     assert wrapped_tip(None) is None
+
+
+@pytest.mark.parametrize(("pct", "text"), [
+    (12.345, "+12.3%"), (-0.5, "-0.5%"), (0.0034, "+0.003%"), (-0.042, "-0.04%"),
+    (0.0000001, "+<0.001%"), (0.1, "+0.1%"),
+])
+def test_a_small_change_never_reads_as_zero_percent(pct, text):
+    from lookback_gui.ui.models import fmt_pct
+
+    assert fmt_pct(pct) == text
+
+
+def test_the_runs_log_fits_its_counts(qtbot, tmp_path):
+    from datetime import UTC, datetime
+
+    from lookback_gui.core.store import RunRecord
+    from lookback_gui.ui.bridge import Bridge
+    from lookback_gui.ui.models import RunsModel
+    from lookback_gui.ui.runs_views import RunsLog
+
+    fields = {name: None for name in RunRecord.__dataclass_fields__}
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    fields.update(id=1, metric="daily_orders", trigger="manual", status="succeeded", as_of=now,
+                  window_start=now, window_end=now, attempts=1, rows=123_456_789, new=123_456_789,
+                  revised=0, removed=0)
+    model = RunsModel()
+    bridge = Bridge()
+    log = RunsLog(model, bridge)
+    qtbot.addWidget(log)
+    model.set_records([RunRecord(**fields)])
+    rows = next(c for c in range(model.columnCount()) if model.COLUMNS[c].header == "Rows")
+    text_width = log.view.fontMetrics().horizontalAdvance("123,456,789")
+    assert log.view.columnWidth(rows) >= text_width

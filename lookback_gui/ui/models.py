@@ -57,6 +57,17 @@ def fmt_duration_h(lag: timedelta) -> str:
             else f"{hours / 24:.1f} days")
 
 
+def fmt_pct(pct: float) -> str:
+    """A signed percentage with the digits that keep a change from reading as 0.0 %."""
+    size = abs(pct)
+    sign = "+" if pct > 0 else "-" if pct < 0 else ""
+    if size >= 0.1 or size == 0:
+        return f"{pct:+.1f}%" if pct else "0%"
+    if size >= 0.001:
+        return f"{sign}{size:.1g}%"
+    return f"{sign}<0.001%"
+
+
 def fmt_series(dims: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "(all)"
 
@@ -225,7 +236,7 @@ def _change(r: RevisionRow) -> str:
         return "removed"
     if r.old_value is None:
         return "reappeared"
-    pct = f" ({r.change_pct:+.1f}%)" if r.change_pct is not None else ""
+    pct = f" ({fmt_pct(r.change_pct)})" if r.change_pct is not None else ""
     return f"{fmt_number(r.delta, signed=True)}{pct}"
 
 

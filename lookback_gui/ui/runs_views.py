@@ -99,6 +99,9 @@ class RunsPane(QWidget):
         self.view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
         for column, width in COLUMN_WIDTHS:
             self.view.setColumnWidth(column, width)
+        # the counts and the duration fit their widest value (Rows of a big pull included)
+        model.modelReset.connect(self._fit_counts)
+        model.rowsInserted.connect(self._fit_counts)
         self.detail = RunDetail(bridge, detail_name)
         self.store: Store | None = None
         self.split = QSplitter(Qt.Orientation.Vertical)
@@ -123,6 +126,10 @@ class RunsPane(QWidget):
             return None
         run: RunRecord = self.model.record(self.filter.mapToSource(index).row())
         return run
+
+    def _fit_counts(self, *_: Any) -> None:
+        for column in range(len(COLUMN_WIDTHS), self.model.columnCount() - 1):
+            self.view.resizeColumnToContents(column)
 
     def _show(self, index: Any) -> None:
         run = self.model.record(self.filter.mapToSource(index).row()) if index.isValid() else None
