@@ -112,3 +112,19 @@ def test_export_png_has_a_title_and_the_legend_and_starts_in_the_project_folder(
     assert chart.export_image(str(out))
     image = QImage(str(out))
     assert image.height() > chart.plot.height()  # the title and legend lines are added
+
+
+def test_the_nowcast_has_one_legend_entry_however_often_the_chart_reloads(qtbot, window, tmp_path):
+    import dataclasses
+
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    x = chart._data.drawing.x
+    # the newest bucket expected to settle higher, with an interval around it
+    data = dataclasses.replace(chart._data, nowcast={float(x[-1]): (10.0, 8.0, 12.0)})
+    for _ in range(50):
+        chart._show_nowcast(data)
+    names = [label.text for _sample, label in chart.legend.items]
+    assert names.count("expected (nowcast)") == 1
+    chart._show_nowcast(dataclasses.replace(data, nowcast={}))
+    assert "expected (nowcast)" not in [label.text for _sample, label in chart.legend.items]

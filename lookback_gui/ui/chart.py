@@ -678,7 +678,8 @@ class ChartWidget(QWidget):
         self.nowcast_low.setData(line_x[band], lows[band])
         self.nowcast_high.setData(line_x[band], highs[band])
         self.nowcast_points.setData(x=xs, y=ys, data=xs)
-        if self.nowcast_curve not in [item for item, _label in self.legend.items]:
+        # the legend holds samples of its items, not the items: compare what they show
+        if self.nowcast_curve not in [sample.item for sample, _label in self.legend.items]:
             self.legend.addItem(self.nowcast_curve, "expected (nowcast)")
 
     def marker_tips(self) -> list[str]:
