@@ -142,3 +142,21 @@ def test_tab_leaves_the_sql_editor(qtbot, bridge, path):
     qtbot.keyClick(editor.sql, Qt.Key.Key_Tab)
     assert QApplication.focusWidget() is not editor.sql
     assert editor.sql.toPlainText() == text
+
+
+def test_a_preview_error_goes_once_the_sql_is_fixed(qtbot, bridge, tmp_path):
+    from tests.helpers import make_orders, project_text, ts
+
+    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
+    file = tmp_path / "lookback.toml"
+    file.write_text(project_text(), encoding="utf-8")
+    project = load_project(file)
+    editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+    qtbot.addWidget(editor)
+    good = editor.sql.toPlainText()
+    editor.sql.setPlainText(good.replace("FROM orders", "FROM ordrs"))
+    editor.preview_button.click()
+    qtbot.waitUntil(lambda: "ordrs" in editor.preview_info.text(), timeout=10000)
+    editor.sql.setPlainText(good)  # fixed, and Preview not pressed again
+    qtbot.waitUntil(lambda: "row(s) for window" in editor.preview_info.text(), timeout=10000)
+    assert "ordrs" not in editor.preview_info.text()

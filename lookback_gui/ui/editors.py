@@ -583,9 +583,21 @@ class MetricEditor(_Editor):
                    self.schedule_kind.currentTextChanged, self.schedule.textChanged,
                    self.timezone.currentTextChanged, self.sql.textChanged,
                    self.rules.textChanged, self.complete_only.toggled, self.allow_empty.toggled)
+        # a failed preview is run again once the SQL or its source is edited and typing pauses,
+        # so its error goes as soon as the SQL is fixed
+        self._preview_error_shown = False
+        self._repreview = QTimer(self, singleShot=True, interval=800)
+        self._repreview.timeout.connect(self.preview)
+        self.sql.textChanged.connect(self._query_edited)
+        self.source.currentTextChanged.connect(self._query_edited)
         if metric is None:
             self.source.currentTextChanged.connect(self._suggest_sql)
             self._suggest_sql()
+
+    def _query_edited(self, *_: object) -> None:
+        if self._preview_error_shown:
+            self.preview_info.setStyleSheet("color: palette(mid);")
+            self._repreview.start()
 
     def template(self, table: str, column: str) -> str:
         grain = self.grain.currentText() or "day"
@@ -803,6 +815,7 @@ class MetricEditor(_Editor):
 
     def _previewed(self, result: Preview) -> None:
         self.preview_button.setEnabled(True)
+        self._preview_error_shown = False
         self.preview_model.set_result(result.columns, result.rows)
         self.preview_table.resizeColumnsToContents()
         shape = result.shape
@@ -817,6 +830,7 @@ class MetricEditor(_Editor):
 
     def _preview_failed(self, message: str) -> None:
         self.preview_button.setEnabled(True)
+        self._preview_error_shown = True
         source = self.project.sources.get(self.source.currentText())
         if source is None or not source.pushdown:  # pushed-down SQL runs as written
             message = lines_as_written(message, self.values()["sql"])
