@@ -128,3 +128,16 @@ def test_the_nowcast_has_one_legend_entry_however_often_the_chart_reloads(qtbot,
     assert names.count("expected (nowcast)") == 1
     chart._show_nowcast(dataclasses.replace(data, nowcast={}))
     assert "expected (nowcast)" not in [label.text for _sample, label in chart.legend.items]
+
+
+def test_the_series_totals_are_those_of_the_time_chosen(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    chart.measure_box.setCurrentText("revenue")
+    qtbot.waitUntil(lambda: chart._data.measure == "revenue" and window.bridge.pending == 0,
+                    timeout=10000)
+    assert chart.series_box.currentText().endswith("(10)")  # 1 + 2 + 3 + 4 now
+    chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
+    qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0,
+                    timeout=10000)
+    assert chart.series_box.currentText().endswith("(6)")  # as known after run 1: 1 + 2 + 3

@@ -246,7 +246,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     """One series and what to draw around it: current, as known after run ``as_of_run`` or
     as known at ``as_known_at``; ``settle`` is the measured settling age (in buckets) when
     the advisor has one."""
-    series = store.series(metric, top=SERIES_OFFERED)
+    series = store.series(metric, top=SERIES_OFFERED, as_of_run=as_of_run, as_known_at=as_known_at)
     succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
     choices = tuple((r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
                     for r in succeeded if (r.known_at or r.as_of) is not None)

@@ -270,9 +270,9 @@ class Store:
                   run: int | None = None) -> list[RevisionRow]:
         return self._reads.revisions(metric, newest, run)
 
-    def series(self, metric: str, top: int | None = None
-               ) -> list[tuple[dict[str, Any], str, float]]:
-        return self._reads.series(metric, top)
+    def series(self, metric: str, top: int | None = None, as_of_run: int | None = None,
+               as_known_at: datetime | None = None) -> list[tuple[dict[str, Any], str, float]]:
+        return self._reads.series(metric, top, as_of_run, as_known_at)
 
     def chart_data(self, metric: str, measure: str, dims: Mapping[str, Any],
                    as_of_run: int | None = None,

@@ -207,19 +207,26 @@ class Reads:
                             prev_known_at=pk)
                 for r, b, d, m, o, ox, n, nx, k, pk in rows]
 
-    def series(self, metric: str, top: int | None = None
-               ) -> list[tuple[dict[str, Any], str, float]]:
+    def series(self, metric: str, top: int | None = None, as_of_run: int | None = None,
+               as_known_at: datetime | None = None) -> list[tuple[dict[str, Any], str, float]]:
         """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first;
         only the ``top`` largest of each measure when given (a metric may have a hundred
-        thousand series, and a chart offers a few)."""
+        thousand series, and a chart offers a few). The sizes are those of the current values,
+        or of the values as known after run ``as_of_run`` or at ``as_known_at``."""
+        keep = "" if top is None else (
+            f"QUALIFY row_number() OVER (PARTITION BY measure ORDER BY size DESC, dims)"
+            f" <= {int(top)}")
+        if as_of_run is not None or as_known_at is not None:
+            values, params = self._values_known(metric, as_of_run, as_known_at)
+            rows = self._db.read(
+                f"SELECT dims, measure, coalesce(sum(abs(value)), 0) AS size FROM ({values}) "
+                f"GROUP BY dims, measure {keep} ORDER BY size DESC, dims, measure", params)
+            return [(json.loads(d), m, float(size)) for d, m, size in rows]
         key = (metric, top)
         with self._lock:  # kept until the metric's next commit or until another
             known = self._series.get(key)  # process had the store
             generation = self._commits.get(metric, 0)
         if known is None:
-            keep = "" if top is None else (
-                f"QUALIFY row_number() OVER (PARTITION BY measure ORDER BY size DESC, dims)"
-                f" <= {int(top)}")
             rows = self._db.read(
                 "SELECT dims, measure, coalesce(sum(abs(value)), 0) AS size FROM current WHERE "
                 f"metric = ? GROUP BY dims, measure {keep} ORDER BY size DESC, dims, measure",
