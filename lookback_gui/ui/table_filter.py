@@ -98,9 +98,9 @@ class QueryFilter(QSortFilterProxyModel):
             texts.append("" if value is None else str(value).casefold())
         columns = self._columns()
         for term in self._terms:
-            column = self._column_of(term.column, columns) if term.column else None
-            if column is not None:
-                found = term.text in texts[column]
+            index = self._column_of(term.column, columns) if term.column else None
+            if index is not None:
+                found = term.text in texts[index]
             else:
                 whole = f"{term.column}={term.text}" if term.column else term.text
                 found = any(whole in text for text in texts)
@@ -120,5 +120,10 @@ def query_box(proxy: QueryFilter, name: str, placeholder: str, parent: QWidget |
     pause = QTimer(box, singleShot=True, interval=PAUSE_MS)
     pause.timeout.connect(lambda: proxy.set_query(box.text()))
     box.textChanged.connect(lambda _: pause.start())
-    box.returnPressed.connect(lambda: (pause.stop(), proxy.set_query(box.text())))
+
+    def apply_now() -> None:
+        pause.stop()
+        proxy.set_query(box.text())
+
+    box.returnPressed.connect(apply_now)
     return box
