@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
@@ -150,3 +152,24 @@ def test_pausing_a_project_opened_without_its_scheduler_is_harmless(qtbot, setti
     window.pause_action.trigger()
     assert window.scheduler_label.text() == "scheduler stopped"
     window.close_session(wait=True)
+
+
+def test_a_window_whose_schedule_runs_in_another_process_says_so_and_offers_no_pause(
+        qtbot, settings, tmp_path):
+    from lookback_gui.ui.session import Session
+
+    path = two_metric_project(tmp_path)
+    other = Session.open(path, lambda _event: None, paused=True)  # holds the project's schedule
+    try:
+        window = new_window(qtbot, settings)
+        open_and_wait(qtbot, window, path)
+        assert window.session.scheduled_elsewhere is not None
+        assert window.scheduler_label.text().startswith("schedule runs in another process (")
+        assert f"PID {os.getpid()}" in window.scheduler_label.text()
+        assert not window.pause_action.isEnabled()
+        assert not window.pause_button.isVisibleTo(window)
+        window.close_session(wait=True)
+        assert not window.pause_action.isEnabled()  # and none with no project open
+        assert window.scheduler_label.text() == "no project"
+    finally:
+        other.close()

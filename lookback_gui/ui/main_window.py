@@ -650,7 +650,8 @@ class MainWindow(QMainWindow):
     # -- status bar -----------------------------------------------------------------------
 
     def _update_status(self) -> None:
-        self.status.show_scheduler(self.scheduler, self._paused)
+        self.status.show_scheduler(self.scheduler, self._paused,
+                                   self.session.scheduled_elsewhere if self.session else None)
 
     def _on_event(self, event: object) -> None:
         self.status.follow(event)

@@ -7,6 +7,8 @@ the right, so a long message is cut short instead of drawn over them.
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
@@ -88,12 +90,17 @@ class SchedulerStatusBar(QStatusBar):
         self._progress.clear()
         self._backfills.clear()
 
-    def show_scheduler(self, scheduler: Scheduler | None, paused: bool) -> None:
+    def show_scheduler(self, scheduler: Scheduler | None, paused: bool,
+                       elsewhere: str | None = None) -> None:
         """Say what ``scheduler`` is doing (``paused`` when there is none: the choice that the
-        next project opened will get)."""
+        next project opened will get); ``elsewhere``: why the schedule runs in another process
+        (then there is nothing here to pause)."""
         paused = scheduler.paused if scheduler else paused
         self._pause_action.setChecked(paused)
         self._pause_action.setText("Resume scheduler" if paused else "&Pause scheduler")
+        self._pause_action.setEnabled(scheduler is not None and elsewhere is None)
+        self.pause_button.setVisible(scheduler is not None and elsewhere is None)
+        self.scheduler_label.setToolTip(elsewhere or "")
         if scheduler is None:
             self.scheduler_label.setText("no project")
             self.running_label.setText("")
@@ -101,8 +108,13 @@ class SchedulerStatusBar(QStatusBar):
             self.cancel_button.setVisible(False)
             self.next_label.setText("")
             return
-        self.scheduler_label.setText("scheduler stopped" if not scheduler.running else
-                                     "scheduler paused" if paused else "scheduler running")
+        if elsewhere is not None:  # pulls by hand still run here
+            holder = re.search(r"\(([^()]*)\)\s*$", elsewhere)
+            self.scheduler_label.setText("schedule runs in another process"
+                                         + (f" ({holder.group(1)})" if holder else ""))
+        else:
+            self.scheduler_label.setText("scheduler stopped" if not scheduler.running else
+                                         "scheduler paused" if paused else "scheduler running")
         running = scheduler.running_metrics()
         if running:
             parts = []
@@ -125,7 +137,7 @@ class SchedulerStatusBar(QStatusBar):
             self.progress.setVisible(False)
         self.cancel_button.setVisible(bool(running))
         fires = [f for f in scheduler.next_fire_times().values() if f is not None]
-        if fires and not paused:
+        if fires and not paused and elsewhere is None:
             self.next_label.setText(f"next run {min(fires).astimezone():%H:%M:%S}")
         else:
             self.next_label.setText("")
