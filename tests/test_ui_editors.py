@@ -160,3 +160,21 @@ def test_a_preview_error_goes_once_the_sql_is_fixed(qtbot, bridge, tmp_path):
     editor.sql.setPlainText(good)  # fixed, and Preview not pressed again
     qtbot.waitUntil(lambda: "row(s) for window" in editor.preview_info.text(), timeout=10000)
     assert "ordrs" not in editor.preview_info.text()
+
+
+@pytest.mark.parametrize(("locale", "said"), [("de_DE", "At 06:00;"), ("en_GB", "At 06:00;"),
+                                              ("en_US", "At 06:00 AM;")])
+def test_the_cron_preview_speaks_the_locale_s_clock(qtbot, bridge, path, locale, said):
+    from PySide6.QtCore import QLocale
+
+    before = QLocale()
+    QLocale.setDefault(QLocale(locale))
+    try:
+        project = load_project(path)
+        editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+        qtbot.addWidget(editor)
+        editor.schedule_kind.setCurrentText("cron")
+        editor.schedule.setText("0 6 * * *")
+        assert editor.schedule_preview.text().startswith(said)
+    finally:
+        QLocale.setDefault(before)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import tomlkit
 from pygments.lexers.sql import SqlLexer
 from pygments.token import Token
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QLocale, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QSyntaxHighlighter, QTextCharFormat, QTextDocument
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -662,12 +662,16 @@ class MetricEditor(_Editor):
 
         try:
             if kind == "cron":
-                from cron_descriptor import get_description
+                from cron_descriptor import ExpressionDescriptor, Options
 
                 if len(text.split()) != 5:
                     raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
                 trigger: Any = CronTrigger.from_crontab(text, timezone=zone)
-                words = get_description(text)
+                options = Options()
+                # the locale's clock: 06:00 where it has a 24-hour one, 06:00 AM where not
+                options.use_24hour_time_format = "a" not in QLocale().timeFormat(
+                    QLocale.FormatType.ShortFormat).lower()
+                words = ExpressionDescriptor(text, options).get_description()
             else:
                 every = parse_duration(text)
                 if every.total_seconds() <= 0:
