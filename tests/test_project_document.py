@@ -137,3 +137,15 @@ def test_a_quoted_header_is_renamed_too(tmp_path):
     document = ProjectDocument(file)
     document.rename_metric("other", "other 2".replace(" ", "-"))
     assert list(document.save().metrics) == ["daily_orders", "other-2"]
+
+
+def test_a_new_source_is_set_apart_from_the_table_after_it(tmp_path):
+    file = tmp_path / "lookback.toml"
+    file.write_text('[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n'
+                    '[metrics.daily_orders]\nsource = "shop"\ngrain = "day"\nlookback = "7d"\n'
+                    'sql = "SELECT current_date AS bucket, 1 AS n"\n', encoding="utf-8")
+    document = ProjectDocument(file)
+    document.set_source("crm", {"type": "sqlite", "path": "crm.db"})
+    text = document.text()
+    assert 'path = "crm.db"\n\n[metrics.daily_orders]' in text
+    assert text.index("[sources.crm]") < text.index("[metrics.daily_orders]")

@@ -798,7 +798,8 @@ class ProjectDocument:
     @staticmethod
     def _update(section: Any, name: str, values: Mapping[str, Any],
                 defaults: Mapping[str, Any]) -> None:
-        if name not in section:
+        created = name not in section
+        if created:
             section[name] = tomlkit.table()
         table = section[name]
         for key, value in values.items():
@@ -814,6 +815,8 @@ class ProjectDocument:
                 table[key] = sql_string(value)
             else:
                 table[key] = value
+        if created:  # a blank line before whatever table follows it
+            table.add(tomlkit.nl())
 
     def text(self) -> str:
         return tomlkit.dumps(self.document)
