@@ -141,3 +141,13 @@ def test_the_series_totals_are_those_of_the_time_chosen(qtbot, window, tmp_path)
     qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0,
                     timeout=10000)
     assert chart.series_box.currentText().endswith("(6)")  # as known after run 1: 1 + 2 + 3
+
+
+def test_an_export_is_named_after_the_series_and_time_on_show(qtbot, window, tmp_path):
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    assert chart.export_name(".csv") == f"daily_orders-{chart._data.measure}-country=DE.csv"
+    chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
+    qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0,
+                    timeout=10000)
+    assert chart.export_name(".png").endswith("-country=DE-run1.png")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -929,9 +930,23 @@ class ChartWidget(QWidget):
             axis.setTextPen(pg.mkPen(ink))
             axis.setTickPen(pg.mkPen(grid))
 
+    def export_name(self, suffix: str) -> str:
+        """A file name for what is on show: metric, measure, series and the time chosen, so a
+        second export of another series does not overwrite the first."""
+        data = self._data
+        if data is None:
+            return f"chart{suffix}"
+        parts = [data.metric, data.measure, *(f"{k}={v}" for k, v in sorted(data.dims.items()))]
+        if data.as_of_run is not None:
+            parts.append(f"run{data.as_of_run}")
+        elif data.as_known_at is not None:
+            parts.append(f"known{data.as_known_at:%Y%m%dT%H%M}")
+        name = "-".join(str(part) for part in parts)
+        return re.sub(r'[\\/:*?"<>|\s]+', "_", name)[:180] + suffix
+
     def _export_png(self) -> None:
         folder = self.export_folder()
-        name = f"{self._data.metric}-{self._data.measure}.png" if self._data else "chart.png"
+        name = self.export_name(".png")
         path = save_file_name(self, "Export chart", str(folder / name),
                               "PNG (*.png)")
         if path:
@@ -976,7 +991,7 @@ class ChartWidget(QWidget):
     def _export_csv(self) -> None:
         if self._data is None or self._data.drawing is None:
             return
-        name = f"{self._data.metric}-{self._data.measure}.csv"
+        name = self.export_name(".csv")
         path = save_file_name(self, "Export series",
                               str(self.export_folder() / name), "CSV (*.csv)")
         if path and self._store is not None:
