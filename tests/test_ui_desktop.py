@@ -173,3 +173,37 @@ def test_a_window_whose_schedule_runs_in_another_process_says_so_and_offers_no_p
         assert window.scheduler_label.text() == "no project"
     finally:
         other.close()
+
+
+def test_a_demo_stopped_while_it_is_built_is_never_reopened_half_built(tmp_path):
+    from lookback_gui.core.demo import write_demo
+    from lookback_gui.core.project import load_project
+    from lookback_gui.core.pull import run_pull
+    from lookback_gui.core.store import open_store
+    from lookback_gui.ui.app import build_demo
+
+    def one_pull_then_stopped(project_path):
+        project = load_project(project_path)
+        with open_store(project.store) as store:
+            run_pull(project, "daily_orders", store)
+        raise KeyboardInterrupt  # the app closed while the demo was seeded
+
+    folder = tmp_path / "demo"
+    with pytest.raises(KeyboardInterrupt):
+        build_demo(folder, write_demo, one_pull_then_stopped)
+    assert not folder.exists() and list(tmp_path.iterdir()) == []
+    # a process killed outright leaves its building folder behind: the next build clears it
+    stale = tmp_path / ".demo.building-999999"
+    write_demo(stale)
+
+    def both_metrics(project_path):
+        project = load_project(project_path)
+        with open_store(project.store) as store:
+            for name in ("daily_orders", "hourly_revenue"):
+                run_pull(project, name, store)
+
+    build_demo(folder, write_demo, both_metrics)
+    assert [path.name for path in tmp_path.iterdir()] == ["demo"]
+    project = load_project(folder / "lookback.toml")
+    with open_store(project.store) as store:
+        assert {run.metric for run in store.runs()} == {"daily_orders", "hourly_revenue"}

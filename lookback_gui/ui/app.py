@@ -16,7 +16,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
@@ -37,9 +37,23 @@ def ensure_demo(folder: Path | None = None) -> Path:
     folder = folder or data_dir() / "demo"
     project = folder / "lookback.toml"
     if not project.exists():
-        write_demo(folder)
-        seed_history(project)
+        build_demo(folder, write_demo, seed_history)
     return project
+
+
+def build_demo(folder: Path, write: Any, seed: Any) -> None:
+    """Write and seed a demo project beside ``folder`` and move it into place when complete,
+    so a demo whose building was stopped (the app closed or killed meanwhile) is never
+    reopened half-built: the next start builds it again."""
+    for stale in folder.parent.glob(f".{folder.name}.building-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    building = folder.with_name(f".{folder.name}.building-{os.getpid()}")
+    try:
+        write(building)
+        seed(building / "lookback.toml")
+        building.rename(folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def fresh_demo(root: Path | None = None) -> Path:
@@ -54,10 +68,8 @@ def fresh_demo(root: Path | None = None) -> Path:
     while folder.exists():
         number += 1
         folder = base / datetime.now().strftime(f"demo-%Y%m%d-%H%M%S-{number}")
-    write_demo(folder)
-    project = folder / "lookback.toml"
-    seed_history(project)
-    return project
+    build_demo(folder, write_demo, seed_history)
+    return folder / "lookback.toml"
 
 
 def launch_command() -> str:
@@ -168,7 +180,7 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
             return 1
     elif args.demo:
         window.show()
-        window.statusBar().showMessage("preparing the demo project (a month of pulls)…")
+        window.statusBar().showMessage("preparing the demo project (six weeks of pulls)…")
         window.bridge.submit("demo", lambda: str(make_demo()), window.open_project,
                              lambda message: window.show_error("Cannot create the demo", message))
         return app.exec()

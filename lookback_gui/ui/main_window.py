@@ -253,7 +253,7 @@ class MainWindow(QMainWindow):
         self.open_action = self._action("&Open project…", self.choose_project, keys.Open)
         self.fresh_demo_action = self._action(
             "Open a fresh &demo", self.open_fresh_demo, None,
-            "Write a new demo project with a month of pulls and open it")
+            "Write a new demo project with six weeks of pulls and open it")
         self.save_action = self._action("&Save", self.save_project, QKeySequence.StandardKey.Save,
                                         "Write the project file (editors save on OK)")
         self.quit_action = self._action("&Quit", self.quit, QKeySequence.StandardKey.Quit)
@@ -537,7 +537,7 @@ class MainWindow(QMainWindow):
         from lookback_gui.ui.app import fresh_demo
 
         self._detach()
-        self.statusBar().showMessage("preparing a fresh demo project (a month of pulls)…")
+        self.statusBar().showMessage("preparing a fresh demo project (six weeks of pulls)…")
         self.bridge.submit("demo", lambda: str(fresh_demo()), self.open_project,
                            lambda message: self.show_error("Cannot create the demo", message))
 
