@@ -151,3 +151,29 @@ def test_an_export_is_named_after_the_series_and_time_on_show(qtbot, window, tmp
     qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0,
                     timeout=10000)
     assert chart.export_name(".png").endswith("-country=DE-run1.png")
+
+
+@pytest.mark.parametrize("width", [300, 700, 2400])
+def test_day_ticks_keep_the_first_of_the_month_and_never_run_together(qtbot, width):
+    from datetime import UTC
+
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from lookback_gui.ui.chart_axes import LABEL_PX, BucketAxis
+
+    axis = BucketAxis()
+    axis.grain_s = 86400
+    axis.fontMetrics = QFontMetrics(QFont())  # as the axis learns it when painted
+    lo = datetime(2026, 11, 15, tzinfo=UTC).timestamp()
+    hi = datetime(2026, 12, 10, tzinfo=UTC).timestamp()
+    (level,) = axis.tickValues(lo, hi, width)
+    spacing, values = level
+    labels = axis.tickStrings(values, 1, spacing)
+    assert len(labels) == len(set(labels)) <= width // LABEL_PX
+    if width >= 2400:  # room for every day: the 1st of December among them
+        assert "Dec 01" in labels
+
+
+def test_the_empty_chart_shows_the_last_days_not_1970(qtbot, window):
+    (x0, x1), _ = window.chart.plot.getViewBox().viewRange()
+    assert x1 - x0 >= 6 * 86400 and x1 > datetime(2026, 1, 1).timestamp()

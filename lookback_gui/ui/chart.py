@@ -491,6 +491,7 @@ class ChartWidget(QWidget):
         self._first_values: np.ndarray | None = None
         self.export_png.triggered.connect(self._export_png)
         self.export_csv.triggered.connect(self._export_csv)
+        self._show_empty_range()  # the last days, not a second around 1970, until a metric shows
 
     # -- context --------------------------------------------------------------------------
 

@@ -17,6 +17,9 @@ def in_view(x: np.ndarray, x_range: tuple[float, float]) -> tuple[int, int]:
             int(np.searchsorted(x, x_range[1], "right")))
 
 
+# the room one time label takes on the axis ("Nov 17", "23:00", "Dec 2026" and the gap after it)
+LABEL_PX = 90
+
 GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
                  "month": 28 * 86400}
 
@@ -41,15 +44,21 @@ class BucketAxis(pg.DateAxisItem):
         levels = super().tickValues(minVal, maxVal, size)
         if not self.grain_s:
             return levels
+        most = max(1, int(size / LABEL_PX))
         kept = [(spacing, values) for spacing, values in levels if spacing >= self.grain_s * 0.99]
-        if kept:  # the finest level alone: a coarser one's labels would overlap its labels
-            return kept[-1:]
+        if kept:
+            # one level, labelled in the finest one's form: each coarser level's ticks (the 1st
+            # of a month) are left out of the finer levels, so they join them here; thinned to
+            # what fits, since labels of several levels drawn at once run into each other
+            merged = sorted({float(v) for _spacing, values in kept for v in values})
+            if len(merged) > most:
+                merged = merged[:: int(np.ceil(len(merged) / most))]
+            return [(kept[-1][0], merged)]
         lo, hi = in_view(self.buckets, (minVal, maxVal))
-        values = self.buckets[lo:hi]
-        most = max(1, int(size / 90))  # a label is about 90 pixels wide
-        if len(values) > most:
-            values = values[:: int(np.ceil(len(values) / most))]
-        return [(self.grain_s, [float(v) for v in values])]
+        buckets = self.buckets[lo:hi]
+        if len(buckets) > most:
+            buckets = buckets[:: int(np.ceil(len(buckets) / most))]
+        return [(self.grain_s, [float(v) for v in buckets])]
 
     def years(self, x_range: tuple[float, float]) -> str:
         """The year, or first and last year, of ``x_range``."""
