@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 
 import pytest
 
@@ -207,3 +208,18 @@ def test_a_demo_stopped_while_it_is_built_is_never_reopened_half_built(tmp_path)
     project = load_project(folder / "lookback.toml")
     with open_store(project.store) as store:
         assert {run.metric for run in store.runs()} == {"daily_orders", "hourly_revenue"}
+
+
+def test_the_demo_data_begins_with_a_whole_day(tmp_path):
+    import duckdb
+
+    from lookback_gui.core.demo import write_demo
+
+    write_demo(tmp_path / "demo", now=datetime(2026, 12, 7, 15, 37))
+    con = duckdb.connect(str(tmp_path / "demo" / "shop.duckdb"), read_only=True)
+    first, = con.execute("SELECT min(ordered_at) FROM orders").fetchone()
+    days = con.execute("SELECT count(*) FROM orders GROUP BY date_trunc('day', ordered_at)"
+                       " ORDER BY date_trunc('day', ordered_at) LIMIT 2").fetchall()
+    con.close()
+    assert (first.hour, first.minute) == (0, 0)
+    assert days[0][0] > 0.95 * days[1][0]  # as full as the day after it

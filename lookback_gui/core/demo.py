@@ -98,8 +98,11 @@ def write_sample_source(path: Path, anchor: datetime, days_before: int = 60,
     """Write the shop's orders (about one a minute) around ``anchor`` (naive UTC)."""
     from datetime import timedelta
 
-    start = anchor.replace(second=0, microsecond=0) - timedelta(days=days_before)
-    minutes = (days_before + days_after) * 24 * 60
+    # from a midnight on, so the first day (and hour) of the data is whole: a first bucket that
+    # holds only part of a day would read as a dip that never recovers
+    start = (anchor - timedelta(days=days_before)).replace(hour=0, minute=0, second=0,
+                                                           microsecond=0)
+    minutes = (days_before + 1 + days_after) * 24 * 60
     temp = path.with_name(path.name + ".tmp")
     temp.unlink(missing_ok=True)
     con = duckdb.connect(str(temp))
