@@ -34,6 +34,7 @@ from lookback_gui.core.errors import (
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
 from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
+from lookback_gui.core.pushdown import read_only, remote_select
 from lookback_gui.core.sources import (
     CheckedQuery,
     SourceConnections,
@@ -303,23 +304,23 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
     """Run the metric's SQL into a temporary table of the pull's own connection, or straight
     into the Parquet file ``into`` (one pass; the checks and the store then read that file).
 
-    For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), so
-    only the aggregates travel.
+    For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), in a
+    read-only transaction, so only the aggregates travel.
     """
     params = query_parameters(query, window)
     tail = "" if limit is None else f" LIMIT {int(limit)}"
+    transaction: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if source is not None and source.pushdown:
-        remote = render_pushdown(query, params)
-        function = "postgres_query" if source.type == "postgres" else "mysql_query"
-        select = (f"SELECT * FROM {function}({quote_literal(source.name)}, "
-                  f"{quote_literal(remote)}){tail}")
+        select = remote_select(source, render_pushdown(query, params)) + tail
         params = {}
+        transaction = read_only(con, source)
     else:
         select = f"SELECT * FROM (\n{query.text}\n){tail}"
-    if into is not None:
-        con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet)", params)
-    else:
-        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+    with transaction:
+        if into is not None:
+            con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet)", params)
+        else:
+            con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
 
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
