@@ -128,3 +128,37 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), out=out, err=err)
     return code, out.getvalue(), err.getvalue()
+
+
+@contextmanager
+def server_role(kind: str, tables: tuple[str, ...] = (), grants: tuple[str, ...] = ()
+                ) -> Iterator[str]:
+    """A fresh login role on the real PostgreSQL or MariaDB server that can only read: SELECT
+    on ``tables`` of the test database (PostgreSQL) or on the test database (MariaDB), plus the
+    statements ``grants`` (``{role}`` stands for its name, ``'{role}'@'%'`` on MariaDB). Dropped
+    afterwards."""
+    from lookback_gui.core.sources import load_extension
+
+    name = f"lb_{uuid.uuid4().hex[:10]}"
+    con = duckdb.connect()
+    load_extension(con, kind)
+    if kind == "postgres":
+        con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS srv "
+                    "(TYPE postgres)")
+        statements = [f"CREATE ROLE {name} LOGIN"]
+        statements += [f"GRANT SELECT ON public.{t} TO {name}" for t in tables]
+        drops = [f"DROP OWNED BY {name}", f"DROP ROLE {name}"]
+    else:
+        con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS srv "
+                    "(TYPE mysql)")
+        statements = [f"CREATE USER '{name}'@'%'", f"GRANT SELECT ON `test`.* TO '{name}'@'%'"]
+        drops = [f"DROP USER '{name}'@'%'"]
+    function = "postgres_execute" if kind == "postgres" else "mysql_execute"
+    try:
+        for statement in [*statements, *(g.format(role=name) for g in grants)]:
+            con.execute(f"CALL {function}('srv', ?)", [statement])
+        yield name
+    finally:
+        for statement in drops:
+            con.execute(f"CALL {function}('srv', ?)", [statement])
+        con.close()

@@ -129,3 +129,61 @@ def test_a_change_to_or_from_infinity_is_a_revision(facts, old, new):
     assert revisions == [(ts("2026-10-28"), "ratio", float(old.strip("'")),
                           float(new.strip("'")))]
     assert pull(project, store).revised == 0  # an infinity equals itself on a repeat
+
+
+WIDE_SQL = ("SELECT bucket, h, u, sum(big) AS total, money FROM wide "
+            "WHERE bucket >= $window_start AND bucket < $window_end GROUP BY ALL")
+H, U = 2**127 - 1, 2**128 - 1
+MONEY = "12345678901234567890123456789012345.678"
+
+
+def test_hugeint_and_uhugeint_measures_are_stored_compared_and_printed_exactly(
+        tmp_path, write_project, capsys):
+    """Parquet (the staged result) has no 128-bit integer: a HUGEINT or UHUGEINT measure, and
+    the HUGEINT that sum() of a BIGINT gives, must still come out digit for digit."""
+    from lookback_gui.cli import main
+
+    con = duckdb.connect(str(tmp_path / "shop.duckdb"))
+    con.execute("CREATE TABLE wide (bucket TIMESTAMP, h HUGEINT, u UHUGEINT, big BIGINT, "
+                "money DECIMAL(38,3))")
+    con.execute(f"INSERT INTO wide VALUES ('2026-10-28', {H - 1}, {U - 1}, {2**62}, {MONEY}), "
+                f"('2026-10-28', {H - 1}, {U - 1}, {2**62 + 1}, {MONEY})")
+    con.close()
+    project = load_project(write_project(sql=WIDE_SQL, lookback='"3d"'))
+    with Store(project.store_path) as store:
+        pull(project, store)
+        edit(tmp_path / "shop.duckdb", "UPDATE wide SET h = h + 1, u = u + 1, "
+                                       "big = big + (big % 2)")
+        run = pull(project, store)
+        assert (run.revised, run.unchanged) == (3, 1)  # a change of 1 on 2**127 - 1 is one
+        values = {r.measure: r.value for r in store.history("daily_orders")}
+        assert values == {"h": H, "u": U, "total": 2**63 + 2, "money": Decimal(MONEY)}
+        deltas = {r.measure: r.delta for r in store.revisions("daily_orders")}
+        assert deltas == {"h": 1, "u": 1, "total": 1}
+    where = ["--project", str(project.path)]
+    outputs = []
+    for args in (["history", "daily_orders", "--json"], ["history", "daily_orders", "--csv"],
+                 ["history", "daily_orders"], ["revisions", "daily_orders", "--json"],
+                 ["revisions", "daily_orders"],
+                 ["vintages", "daily_orders", "--measure", "h", "--csv"],
+                 ["vintages", "daily_orders", "--measure", "u", "--csv"]):
+        assert main([*args, *where]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert all(str(H) in text for text in outputs[:5] + outputs[5:6]), outputs
+    assert str(U) in outputs[6] and str(U) in outputs[0]
+    assert "e+" not in "".join(outputs)
+    rows = json.loads(outputs[0])
+    assert {r["measure"]: r["value"] for r in rows}["u"] == U
+
+
+def test_vintages_csv_prints_decimal_38_3_digits(facts, capsys):
+    from lookback_gui.cli import main
+
+    project, store, source = facts
+    pull(project, store)
+    store.close()
+    assert main(["vintages", "daily_orders", "--measure", "money", "--csv",
+                 "--project", str(project.path)]) == 0
+    text = capsys.readouterr().out
+    assert "12345678901234567890123456789012345.678" in text
+    assert "e+" not in text

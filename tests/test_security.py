@@ -20,7 +20,7 @@ from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.sources import load_extension
 from lookback_gui.core.store import Store
-from tests.helpers import make_orders, run_cli, ts
+from tests.helpers import make_orders, run_cli, server_role, ts
 
 AS_OF = ts("2026-10-30T12:00")
 SECRET = "hunter2-top-secret"
@@ -262,21 +262,25 @@ def test_no_keyring_and_no_password_env_says_so(write_project, mysql_user_with_p
 @pytest.mark.postgres
 def test_a_pushdown_server_error_is_not_retried(write_project):
     sql = "SELECT now()::timestamp AS bucket, 1 / 0 AS n"
-    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\npushdown = true', sql=sql)
-    path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
-    delays: list[float] = []
-    run, _, _ = pull(path, sleep=delays.append)
+    with server_role("postgres") as role:  # pushdown wants a read-only role
+        path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\npushdown = true'
+                             .replace("user=postgres", f"user={role}"), sql=sql)
+        path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
+        delays: list[float] = []
+        run, _, _ = pull(path, sleep=delays.append)
     assert run.status == "failed" and "division by zero" in run.error
     assert run.attempts == 1 and delays == []
 
 
 @pytest.mark.mysql
 def test_a_mysql_pushdown_server_error_is_not_retried(write_project):
-    path = write_project(source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true',
-                         sql="SELECT now() AS bucket, count(*) AS n FROM no_such_table_here")
-    path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
-    delays: list[float] = []
-    run, _, _ = pull(path, sleep=delays.append)
+    with server_role("mysql") as user:  # pushdown wants a read-only user
+        path = write_project(source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true'
+                             .replace("user=root", f"user={user}"),
+                             sql="SELECT now() AS bucket, count(*) AS n FROM no_such_table_here")
+        path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
+        delays: list[float] = []
+        run, _, _ = pull(path, sleep=delays.append)
     assert run.status == "failed" and "no_such_table_here" in run.error
     assert run.attempts == 1 and delays == []
 

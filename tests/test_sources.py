@@ -13,7 +13,7 @@ from lookback_gui.core.project import SourceConfig, load_project
 from lookback_gui.core.pull import check_metric, run_pull
 from lookback_gui.core.sources import connect_source, describe_schema
 from lookback_gui.core.store import Store
-from tests.helpers import DAILY_SQL, server_table, ts
+from tests.helpers import DAILY_SQL, server_role, server_table, ts
 
 AS_OF = ts("2026-10-30T12:00")
 ROWS = [
@@ -200,8 +200,10 @@ def test_postgres_pushdown_runs_the_whole_query_on_the_server(write_project, pg_
            f"count(*) AS orders, sum(amount)::float8 AS revenue FROM {pg_table} "
            f"WHERE ordered_at >= $window_start AND ordered_at < $window_end "
            f"AND EXISTS (SELECT 1 FROM generate_series(1, 1)) GROUP BY 1, 2")
-    path = write_project(source=PG_DSN + "\npushdown = true", sql=sql)
-    assert pull_and_read(path) == EXPECTED
+    with server_role("postgres", tables=(pg_table,)) as role:  # pushdown wants a read-only role
+        path = write_project(source=PG_DSN.replace("user=postgres", f"user={role}")
+                             + "\npushdown = true", sql=sql)
+        assert pull_and_read(path) == EXPECTED
     project = load_project(path)
     with Store(project.store_path) as store:
         run = store.runs()[0]
@@ -213,10 +215,11 @@ def test_mysql_pushdown(write_project, mysql_table):
     sql = (f"SELECT CAST(DATE(ordered_at) AS DATETIME) AS bucket, country, count(*) AS orders, "
            f"sum(amount) AS revenue FROM {mysql_table} "
            f"WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY 1, 2")
-    path = write_project(
-        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user=root"\n'
-               "pushdown = true", sql=sql)
-    assert pull_and_read(path) == EXPECTED
+    with server_role("mysql") as user:  # pushdown wants a read-only user
+        path = write_project(
+            source=f'type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user={user}"\n'
+                   "pushdown = true", sql=sql)
+        assert pull_and_read(path) == EXPECTED
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import tomlkit
 import tomlkit.exceptions
 
+from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
 from lookback_gui.core.storeconfig import STORE_TYPES, StoreConfig
@@ -35,7 +36,7 @@ DEFAULT_PROJECT = "lookback.toml"
 
 _TOP_KEYS = {"store", "sources", "metrics"}
 _STORE_KEYS = {"type", "path", "catalog", "password_env", "data_path"}
-_SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown", "concurrency"}
+_SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown", "trust_role", "concurrency"}
 _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
     "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
@@ -46,10 +47,6 @@ _ALERT_KEYS = {
     "kind", "name", "measure", "above", "below", "series", "older_than", "change_pct",
     "max_age", "command",
 }
-# a password in a DSN: ``password=...`` (or MySQL's ``passwd=``), as a key or a URI parameter,
-# or the ``user:password@`` of a URI (postgresql://, postgres://, mysql://, mariadb://)
-_DSN_PASSWORD = re.compile(r"(^|[\s?&;])(password|passwd)\s*=", re.IGNORECASE)
-_URI_PASSWORD = re.compile(r"^\s*[a-z][a-z0-9+.-]*://[^/@?#]*:[^/@?#]*@", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -65,6 +62,8 @@ class SourceConfig:
         dsn: for server sources, the connection string without a password.
         password_env: the environment variable that holds the password, if any.
         pushdown: for server sources, run the whole metric SQL on the server.
+        trust_role: accept a pushdown source whose role can read more than its own database
+            (the check then warns every time).
         concurrency: how many pulls may read this source at once (default 1).
     """
 
@@ -76,6 +75,7 @@ class SourceConfig:
     password_env: str | None = None
     pushdown: bool = False
     concurrency: int = 1
+    trust_role: bool = False
 
     @property
     def is_file(self) -> bool:
@@ -446,8 +446,9 @@ def _duplicate_line(text: str, message: str) -> int | None:
 
 
 def _refuse_a_password(check: _Validator, key_path: tuple[Any, ...], key: str, dsn: str) -> None:
-    """A connection string in the project file never holds a password."""
-    if _DSN_PASSWORD.search(dsn) or _URI_PASSWORD.search(dsn):
+    """A connection string in the project file never holds a password (``password=``,
+    ``passwd=``, a URI's ``user:password@`` or ``?password=``: :func:`parse_dsn` reads them all)."""
+    if parse_dsn(dsn).password_key is not None:
         raise check.fail(
             (*key_path, key),
             f"the {key} holds a password: secrets never go in the project file; "
@@ -503,11 +504,16 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     dsn = check.string(table, "dsn", key_path)
     password_env = check.string(table, "password_env", key_path)
     pushdown = check.boolean(table, "pushdown", key_path, False)
+    trust_role = check.boolean(table, "trust_role", key_path, False)
     concurrency = check.integer(table, "concurrency", key_path, minimum=1) or 1
     if pushdown and kind not in SERVER_SOURCE_TYPES:
         raise check.fail((*key_path, "pushdown"),
                          "pushdown runs the SQL on a postgres or mysql server; a "
                          f"{kind} source is read by DuckDB itself")
+    if trust_role and kind not in SERVER_SOURCE_TYPES:
+        raise check.fail((*key_path, "trust_role"),
+                         "trust_role accepts the role of a postgres or mysql server; a "
+                         f"{kind} source has none")
     if kind in FILE_SOURCE_TYPES:
         if not path:
             raise check.fail(key_path, f"a {kind} source needs a 'path'")
@@ -523,8 +529,12 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     if path is not None:
         raise check.fail((*key_path, "path"), f"a {kind} source takes a 'dsn', not a 'path'")
     _refuse_a_password(check, key_path, "dsn", dsn)
+    if kind == "mysql" and parse_dsn(dsn).database is None:
+        raise check.fail((*key_path, "dsn"),
+                         "a mysql dsn must name its database (database=NAME, or "
+                         "mysql://user@host:3306/NAME): the metric SQL reads that one only")
     return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env,
-                        pushdown=pushdown, concurrency=concurrency)
+                        pushdown=pushdown, concurrency=concurrency, trust_role=trust_role)
 
 
 def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],

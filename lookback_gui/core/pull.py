@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import os
 import tempfile
@@ -34,6 +35,7 @@ from lookback_gui.core.errors import (
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
 from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
+from lookback_gui.core.pushdown import read_only, remote_select
 from lookback_gui.core.sources import (
     CheckedQuery,
     SourceConnections,
@@ -303,23 +305,65 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
     """Run the metric's SQL into a temporary table of the pull's own connection, or straight
     into the Parquet file ``into`` (one pass; the checks and the store then read that file).
 
-    For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), so
-    only the aggregates travel.
+    For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), in a
+    read-only transaction, so only the aggregates travel.
     """
     params = query_parameters(query, window)
     tail = "" if limit is None else f" LIMIT {int(limit)}"
+    transaction: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if source is not None and source.pushdown:
-        remote = render_pushdown(query, params)
-        function = "postgres_query" if source.type == "postgres" else "mysql_query"
-        select = (f"SELECT * FROM {function}({quote_literal(source.name)}, "
-                  f"{quote_literal(remote)}){tail}")
+        select = remote_select(source, render_pushdown(query, params)) + tail
         params = {}
+        transaction = read_only(con, source)
     else:
         select = f"SELECT * FROM (\n{query.text}\n){tail}"
-    if into is not None:
-        con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet)", params)
-    else:
-        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+    with transaction:
+        if into is not None:
+            select, metadata = _parquet_ready(con, select, params)
+            con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet{metadata})",
+                        params)
+        else:
+            con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+
+
+_WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
+_WIDE_KEY = "lookback_wide_integers"
+
+
+def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any]
+                   ) -> tuple[str, str]:
+    """``select`` made fit for Parquet, and the COPY option that says how to read it back.
+
+    Parquet has no 128-bit integer: DuckDB writes HUGEINT and UHUGEINT (what ``sum`` of a
+    BIGINT gives) as DOUBLE, which would lose their exactness (DESIGN, *Exact*). Such columns
+    travel as their decimal text, and the file's key-value metadata names them and their type
+    for :func:`raw_relation`. A pushdown result never holds one (neither server has the type).
+    """
+    if "postgres_query(" in select or "mysql_query(" in select:
+        return select, ""
+    types = con.execute(f"DESCRIBE {select}", params).fetchall()
+    wide = {str(name): str(kind) for name, kind, *_ in types if str(kind) in _WIDE_INTEGERS}
+    if not wide:
+        return select, ""
+    casts = ", ".join(f"CAST({quote_identifier(n)} AS VARCHAR) AS {quote_identifier(n)}"
+                      for n in wide)
+    note = quote_literal(json.dumps(wide))
+    return (f"SELECT * REPLACE ({casts}) FROM ({select})",
+            f", KV_METADATA {{{_WIDE_KEY}: {note}}}")
+
+
+def raw_relation(con: duckdb.DuckDBPyConnection, raw: str) -> str:
+    """SQL for the staged result file ``raw`` with every column in its query's own type (the
+    128-bit integers that :func:`_parquet_ready` wrote as text cast back)."""
+    relation = f"read_parquet({quote_literal(raw)})"
+    row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
+                      "WHERE decode(key) = ?", [_WIDE_KEY]).fetchone()
+    if row is None:
+        return relation
+    wide: dict[str, str] = json.loads(row[0])
+    casts = ", ".join(f"CAST({quote_identifier(n)} AS {kind}) AS {quote_identifier(n)}"
+                      for n, kind in wide.items() if kind in _WIDE_INTEGERS)
+    return f"(SELECT * REPLACE ({casts}) FROM {relation})"
 
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
@@ -335,7 +379,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     For a file, the result also says how the store reads its values (one row per value).
     Raises QualityError on a check of severity ``error``.
     """
-    relation = f"read_parquet({quote_literal(raw)})" if raw else _RESULT
+    relation = raw_relation(con, raw) if raw else _RESULT
     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     shape = infer_shape(columns, metric)
     b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"

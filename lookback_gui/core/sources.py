@@ -22,11 +22,13 @@ from typing import Any
 
 import duckdb
 
+from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.duck import load_named_extension, quote_identifier, quote_literal
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
 from lookback_gui.core.failures import is_login_refused, is_transient
 from lookback_gui.core.passwords import keyring_get
 from lookback_gui.core.project import SourceConfig
+from lookback_gui.core.pushdown import role_excess, verify_role
 
 _EXTENSIONS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner", "mysql": "mysql_scanner"}
 WINDOW_PARAMETERS = ("window_start", "window_end", "as_of")
@@ -99,15 +101,14 @@ def check_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
 _REACHING_FUNCTIONS = re.compile(
     r"^(sqlite_\w+|postgres_\w+|mysql_\w+|pg_clear_cache|query|query_table|duckdb_secrets|"
     r"which_secret)$", re.IGNORECASE)
-_DSN_DATABASE = re.compile(r"(?:^|\s)(?:database|db|dbname)\s*=\s*(\S+)", re.IGNORECASE)
 
 
 def _own_database(source: SourceConfig | None) -> str | None:
     """The database a MySQL source's DSN names (its server holds others), else None."""
     if source is None or source.type != "mysql" or not source.dsn:
         return None
-    match = _DSN_DATABASE.search(source.dsn)
-    return match.group(1).strip("'\"").lower() if match else None
+    database = parse_dsn(source.dsn).database
+    return database.lower() if database else None
 
 
 def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
@@ -180,33 +181,62 @@ _WRITE_WORDS = re.compile(
     re.IGNORECASE)
 
 
-# Server functions that read the server's own files or reach another database
+# Server functions that read the server's own files or reach another database, and the server's
+# tables of secrets (checked with quotes taken off: "pg_read_file"(...) is the same call)
 _SERVER_REACH = re.compile(
-    r"\b(dblink\w*|pg_read_file|pg_read_binary_file|pg_ls_dir|pg_stat_file|lo_import|lo_get|"
-    r"lo_export|load_file)\s*\(", re.IGNORECASE)
-_QUALIFIED_TABLE = re.compile(r"\b(?:from|join)\s+[`\"]?(\w+)[`\"]?\s*\.\s*[`\"]?\w+",
-                              re.IGNORECASE)
+    r"\b(dblink\w*|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|lo_import|lo_get|"
+    r"lo_export|load_file|sys_exec|sys_eval)\s*\(", re.IGNORECASE)
+_SERVER_SECRETS = re.compile(
+    r"\b(pg_shadow|pg_authid|pg_user_mappings?|pg_hba_file_rules|pg_ident_file_mappings|"
+    r"pg_file_settings)\b", re.IGNORECASE)
+_QUALIFIED_TABLE = re.compile(r"\b(?:from|join)\s+(\w+)\s*\.\s*\w+", re.IGNORECASE)
+# a FROM clause up to the next clause; its comma-separated items are tables too
+_FROM_CLAUSE = re.compile(
+    r"\bfrom\b(.*?)(?=\b(?:where|group|having|order|limit|union|window|on|using|except|"
+    r"intersect|for|into|lock)\b|[()]|$)", re.IGNORECASE | re.DOTALL)
+_LISTED_TABLE = re.compile(r"(?:^|,)\s*(\w+)\s*\.\s*\w+", re.IGNORECASE)
+# MySQL runs what is inside /*! ... */ (and MariaDB /*M! ... */): code, not a comment
+_EXECUTED_COMMENT = re.compile(r"/\*M?!", re.IGNORECASE)
+
+
+def _databases_named(bare: str) -> list[str]:
+    """The database part of every qualified table name in ``bare`` (after FROM or JOIN, or
+    listed in a FROM clause)."""
+    names = [m.group(1) for m in _QUALIFIED_TABLE.finditer(bare)]
+    for clause in _FROM_CLAUSE.finditer(bare):
+        names += [m.group(1) for m in _LISTED_TABLE.finditer(clause.group(1))]
+    return names
 
 
 def check_pushdown_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
     """Accept one read-only query in the server's own dialect, for a pushdown source.
 
-    DuckDB's parser decides where it understands the SQL; otherwise the text must be a single
-    SELECT or WITH query with no writing keyword outside string literals and comments. Either
-    way it may not call the server's functions that read its files or other databases, and a
-    MySQL query may not name a table of another database.
+    This is a first net only: what the SQL can reach on the server is bounded by the source's
+    role, verified when it connects (:mod:`pushdown`). DuckDB's parser decides where it
+    understands the SQL; otherwise the text must be a single SELECT or WITH query with no
+    writing keyword outside string literals and comments. Either way it may not call the
+    server's functions that read its files or other databases, read its tables of secrets,
+    hold MySQL's executed comments, or (MySQL) name a table of another database.
     """
+    if source is not None and source.type == "mysql" and _EXECUTED_COMMENT.search(sql):
+        raise QueryError("the SQL holds a /*! ... */ comment, which MySQL runs as code; a "
+                         "pushdown query is written without one")
     text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
     bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
-    reach = _SERVER_REACH.search(bare)
+    unquoted = re.sub(r"[\"`]", "", bare)
+    reach = _SERVER_REACH.search(unquoted)
     if reach:
         raise QueryError(f"the SQL calls {reach.group(1)}(), which reaches past the metric's "
                          "source (the server's files or another database)")
+    secret = _SERVER_SECRETS.search(unquoted)
+    if secret:
+        raise QueryError(f"the SQL reads {secret.group(1)}, the server's own table of secrets, "
+                         "which reaches past the metric's source")
     own = _own_database(source)
     if own is not None:
-        for match in _QUALIFIED_TABLE.finditer(bare):
-            if match.group(1).lower() not in (own, "information_schema"):
-                raise QueryError(f"the SQL reads a table of {match.group(1)}, another database "
+        for database in _databases_named(unquoted):
+            if database.lower() not in (own, "information_schema"):
+                raise QueryError(f"the SQL reads a table of {database}, another database "
                                  f"than the source's own ({own})")
     try:
         return check_query(sql, source)
@@ -514,6 +544,8 @@ def connect_source(
                 options += ", SECRET lookback_source"
             con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
             con.execute(f"USE {alias}")
+            if source.pushdown:  # SQL the server runs is bounded by the role: verified first
+                verify_role(con, source)
         settings = []
         if allowed:
             settings.append(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
@@ -541,20 +573,24 @@ def connect_source(
 
 
 def source_warnings(source: SourceConfig, environ: Mapping[str, str] | None = None) -> list[str]:
-    """What ``lookback check`` should warn about a source: a PostgreSQL user that is a superuser
-    can read the server's own files and every database through the server's SQL."""
-    if source.type != "postgres":
+    """What ``lookback check`` should warn about a server source: a pushdown source whose role
+    ``trust_role`` accepts although it can do more than read its own database (every time), and
+    a PostgreSQL superuser, who could read the server's files with the server's own SQL."""
+    if source.type not in ("postgres", "mysql"):
         return []
     con = connect_source(source, environ=environ)
     try:
-        row = con.execute(
-            f"SELECT * FROM postgres_query({quote_literal(source.name)}, "
-            "'SELECT rolsuper FROM pg_roles WHERE rolname = current_user')").fetchone()
-    except duckdb.Error:
-        return []
+        if source.pushdown:
+            return verify_role(con, source)
+        if source.type != "postgres":
+            return []
+        try:
+            _, excess = role_excess(con, source)
+        except duckdb.Error:
+            return []
     finally:
         release_source(con, source)
-    if row and row[0]:
+    if "superuser" in excess:
         return [f"source {source.name}: its user is a PostgreSQL superuser, who can read the "
                 "server's files and every database with the server's own SQL (pushdown); "
                 "connect as a user that may only read the tables the metrics need"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from lookback_gui.core.errors import UsageError
@@ -79,7 +79,7 @@ def vintages(store: Store, config: MetricConfig, measure: str | None = None,
                 WHERE metric = $metric AND status = 'succeeded' AND known_at IS NOT NULL
             )
             SELECT s.bucket, dates.d, sum(s.value), count(s.value),
-                   sum(TRY_CAST(s.exact AS DECIMAL(38, 10))), count(s.exact)
+                   list(s.exact) FILTER (WHERE s.exact IS NOT NULL), count(s.exact)
             FROM spans s JOIN dates ON dates.d >= s.d AND (s.until IS NULL OR dates.d < s.until)
             GROUP BY ALL
             """, params).fetchall()
@@ -92,18 +92,24 @@ def vintages(store: Store, config: MetricConfig, measure: str | None = None,
         cells = matrix.setdefault(bucket, [None] * len(dates))
         if n == 0:
             continue
-        if n_exact == n and exact is not None:
-            cells[column[d]] = _exact(exact)
+        if n_exact == n and exact:
+            cells[column[d]] = exact_sum(exact)
         else:
             cells[column[d]] = float(total)
     return Vintages(measure, dates, sorted(matrix.items()), int(count_row[0]) if count_row else 0)
 
 
-def _exact(value: Decimal) -> int | Decimal:
-    if value == value.to_integral_value():
-        return int(value)
-    text = format(value, "f").rstrip("0").rstrip(".")
-    return Decimal(text)
+def exact_sum(texts: list[str]) -> int | Decimal:
+    """The exact sum of stored exact values (their canonical texts), however many digits they
+    have (a DECIMAL(38,3) or a HUGEINT is wider than any fixed SQL type of the sum)."""
+    if all("." not in t for t in texts):
+        return sum(int(t) for t in texts)
+    with localcontext() as context:
+        context.prec = 200  # wider than the sum of any 38-digit values: no rounding
+        total = sum((Decimal(t) for t in texts), Decimal(0))
+    if total == total.to_integral_value():
+        return int(total)
+    return Decimal(format(total, "f").rstrip("0").rstrip("."))
 
 
 def cell_text(value: Any) -> str:
