@@ -741,8 +741,9 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"\nnowcast tried on the stored history: not yet, {backtest.get('reason')}\n")
     if backtest and backtest["by_age"]:
         coverage = backtest["coverage"]
-        widened = (f"; the nowcast widens its intervals × {backtest['widen']:.2f}"
-                   if backtest.get("widen", 1) > 1 else "")
+        widened = (f"; the nowcast scales its intervals × {backtest['widen']:.2f}, which held "
+                   f"it {backtest['calibrated_coverage'] * 100:.0f}% of the time"
+                   if backtest.get("widen", 1) != 1 else "")
         out.write(f"\nnowcast tried on the stored history (80% interval held the settled value "
                   f"{'' if coverage is None else f'{coverage * 100:.0f}% of the time'}"
                   f"{widened}):\n")

@@ -297,7 +297,8 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     if quantile is not None:
         per_bucket = (round(statistics.median(pulls.seconds_per_bucket), 6)
                       if pulls.seconds_per_bucket else None)
-        recommended, caught = _verified(config, model, int(quantile), share)
+        recommended = int(quantile)
+        caught = _caught(config, model, recommended)
         rec: dict[str, Any] = {
             "lookback_buckets": recommended,
             "lookback": format_lookback(recommended, config.grain),
@@ -308,6 +309,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
             "current_pull_s": None if per_bucket is None else round(per_bucket * config.buckets, 4),
             "saves_s_per_pull": None,
             "development_share": caught,
+            "verified": caught is not None and abs(1 - caught) <= 1 - share + 1e-9,
         }
         if per_bucket is not None and recommended < config.buckets:
             rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
@@ -344,22 +346,6 @@ def _caught(config: MetricConfig, model: Model, lookback: int) -> float | None:
     values = [float(s[min(oldest, len(s) - 1)]) for s in present.values()]
     finite = [v for v in values if math.isfinite(v)]
     return round(min(finite), 6) if finite else None
-
-
-def _verified(config: MetricConfig, model: Model, lookback: int, share: float
-              ) -> tuple[int, float | None]:
-    """The recommended lookback, verified against the development: when the development says
-    a lookback of ``lookback`` buckets catches less than ``share`` of the final value, the
-    shortest one that catches it (as far as the development reaches); with the share it
-    catches."""
-    caught = _caught(config, model, lookback)
-    if caught is None or abs(1 - caught) <= 1 - share + 1e-12:
-        return lookback, caught
-    for longer in range(lookback + 1, model.ages + 2):
-        caught = _caught(config, model, longer)
-        if caught is not None and abs(1 - caught) <= 1 - share + 1e-12:
-            return longer, caught
-    return lookback, _caught(config, model, lookback)
 
 
 def _owned(config: MetricConfig, revisions: dict[str, np.ndarray], dev: Development,
@@ -474,10 +460,11 @@ def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
     n = rec["lookback_buckets"]
     text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
             f"{share * 100:g}% of the revised magnitude")
-    if rec.get("development_share") is not None:
-        text += (f" and holds its buckets until {rec['development_share'] * 100:.1f}% of their "
-                 "final value is present (by the development)")
     text += f"; the current one is {config.buckets}"
+    if rec.get("development_share") is not None and not rec.get("verified"):
+        text += (f". Measured against the development (the values as the pulls saw them), "
+                 f"only {rec['development_share'] * 100:.1f}% of the final value is present at "
+                 f"the oldest age it holds")
     if n < config.buckets and rec.get("saves_s_per_pull"):
         text += f"; the shorter window saves about {rec['saves_s_per_pull']:.3g} s per pull"
     elif n > config.buckets:

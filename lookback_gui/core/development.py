@@ -26,7 +26,8 @@ and alerts all read, so that they never disagree about when a value is settled.
   cells known by then), its nowcasts of the buckets provisional then are compared with the values
   those buckets settled at. Where the history holds at least ``MIN_BACKTEST_VALUES`` of them and
   the interval held the settled value less often than 80 %, the intervals are widened until it
-  would have.
+  would have (and narrowed, to no less than half, where it held it far more often: Mack's
+  interval is cautious on smooth data).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ DEFAULT_SETTLE_SHARE = 0.99
 CURVE_THRESHOLD = 1.00001  # factors at or below it are left out of the curve fit
 MIN_BACKTEST_VALUES = 30
 BACKTEST_CUTS = 12
+MIN_SCALE = 0.5  # calibration narrows an interval to no less than half of Mack's
 
 
 @dataclass(frozen=True)
@@ -342,7 +344,8 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
     no values."""
     dev, settle = model.dev, model.settle_age
     empty: dict[str, Any] = {"interval": INTERVAL, "settle_age_buckets": settle, "values": 0,
-                             "intervals": 0, "coverage": None, "by_age": [], "widen": 1.0,
+                             "intervals": 0, "coverage": None, "calibrated_coverage": None,
+                             "by_age": [], "widen": 1.0,
                              "cuts": 0, "reason": None}
     if len(dev) == 0 or settle == 0:
         empty["reason"] = ("no value has been revised yet: every bucket is as it will stay"
@@ -382,16 +385,21 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
         return empty
     owner, age, current, expected, se = (np.concatenate(parts) for parts in zip(*records,
                                                                                 strict=True))
+    if len(owner) == 0:
+        empty["reason"] = "no nowcast of the past could be estimated: the history is too short"
+        return empty
     final = dev.final[owner]
     z = z_scores(final, expected, se)
     widen = 1.0
     if len(z) >= MIN_BACKTEST_VALUES:
         needed = float(np.quantile(np.abs(z), INTERVAL)) / Z_INTERVAL
-        if math.isfinite(needed) and needed > 1 and np.mean(np.abs(z) <= Z_INTERVAL) < INTERVAL:
-            widen = needed
+        if math.isfinite(needed) and needed > 0:
+            widen = max(needed, MIN_SCALE)
     low, high = interval(expected, se)
     tolerance = 1e-9 * np.abs(final)
     held = (low - tolerance <= final) & (final <= high + tolerance)
+    low_c, high_c = interval(expected, se, widen)
+    held_c = (low_c - tolerance <= final) & (final <= high_c + tolerance)
     usable = final != 0
     with np.errstate(all="ignore"):
         nowcast_error = np.abs(expected - final) / np.abs(final) * 100
@@ -408,5 +416,5 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
                        "coverage": round(float(held[age == a].mean()), 4)})
     return {"interval": INTERVAL, "settle_age_buckets": settle, "values": int(usable.sum()),
             "intervals": len(held), "coverage": round(float(held.mean()), 4),
-            "by_age": by_age, "widen": round(widen, 4), "cuts": cuts,
+            "calibrated_coverage": round(float(held_c.mean()), 4), "by_age": by_age, "widen": round(widen, 4), "cuts": cuts,
             "reason": None if by_age else "no settled value to compare with"}
