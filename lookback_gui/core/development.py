@@ -416,5 +416,6 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
                        "coverage": round(float(held[age == a].mean()), 4)})
     return {"interval": INTERVAL, "settle_age_buckets": settle, "values": int(usable.sum()),
             "intervals": len(held), "coverage": round(float(held.mean()), 4),
-            "calibrated_coverage": round(float(held_c.mean()), 4), "by_age": by_age, "widen": round(widen, 4), "cuts": cuts,
+            "calibrated_coverage": round(float(held_c.mean()), 4), "by_age": by_age,
+            "widen": round(widen, 4), "cuts": cuts,
             "reason": None if by_age else "no settled value to compare with"}

@@ -6,9 +6,9 @@ the development model from its age on — and Mack's standard error of it (proce
 variance), from which an 80 % lognormal interval follows; this holds on a short history too,
 where the oldest factors come from the curve. Where the history is long enough to replay the
 nowcast on it (:func:`development.backtest`), the intervals are scaled so that they would have
-held the settled value 80 % of the time there (widened, or narrowed to no less than half). A settled bucket's interval is
-its value. When not one factor can be estimated yet, the rows say so (``basis: "none"``) and
-the message says how many more pulls it takes.
+held the settled value 80 % of the time there (widened, or narrowed to no less than half). A
+settled bucket's interval is its value. When not one factor can be estimated yet, the rows say
+so (``basis: "none"``) and the message says how many more pulls it takes.
 
 The development comes from the values of the latest buckets, at most about
 ``settling.MAX_WATCHED_VALUES`` of them (:func:`settling.latest_development`; on a smaller
