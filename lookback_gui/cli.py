@@ -737,10 +737,16 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("(* the current policy; largest error: in % of the settled value at ages "
                   "0, 1, 2, … until it is 0)\n")
     backtest = advice.nowcast_backtest
+    if backtest and not backtest["by_age"]:
+        out.write(f"\nnowcast tried on the stored history: not yet, {backtest.get('reason')}\n")
     if backtest and backtest["by_age"]:
         coverage = backtest["coverage"]
+        widened = (f"; the nowcast scales its intervals × {backtest['widen']:.2f}, which held "
+                   f"it {backtest['calibrated_coverage'] * 100:.0f}% of the time"
+                   if backtest.get("widen", 1) != 1 else "")
         out.write(f"\nnowcast tried on the stored history (80% interval held the settled value "
-                  f"{'' if coverage is None else f'{coverage * 100:.0f}% of the time'}):\n")
+                  f"{'' if coverage is None else f'{coverage * 100:.0f}% of the time'}"
+                  f"{widened}):\n")
         print_table(["age", "nowcast error", "raw error", "interval held"],
                     [[f"{b['age_buckets']} {grain}(s)", f"{b['nowcast_error_pct']:.2f}%",
                       f"{b['raw_error_pct']:.2f}%",

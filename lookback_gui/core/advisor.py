@@ -37,16 +37,15 @@ from typing import Any
 import numpy as np
 
 from lookback_gui.core import policies
-from lookback_gui.core.nowcast import backtest_nowcast
+from lookback_gui.core.development import Model
+from lookback_gui.core.nowcast import backtest_nowcast, latest_model
 from lookback_gui.core.policies import Arrivals
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.settling import (
     Development,
     bucket_index,
-    latest_development,
     load_arrival_sums,
     load_revisions,
-    load_value_sums,
 )
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import _FIXED, Grain, Window, compute_window, format_lookback
@@ -86,6 +85,8 @@ class Advice:
     recommendation: dict[str, Any] | None = None
     candidates: list[dict[str, Any]] = field(default_factory=list)
     nowcast_backtest: dict[str, Any] | None = None
+    settle_age_buckets: int | None = None
+    settle_share: float = DEFAULT_SHARE
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +105,8 @@ class Advice:
             "recommendation": self.recommendation,
             "candidates": self.candidates,
             "nowcast_backtest": self.nowcast_backtest,
+            "settle_age_buckets": self.settle_age_buckets,
+            "settle_share": self.settle_share,
         }
 
 
@@ -262,7 +265,6 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     share_of_revision = _shares(density, spread_ages, spans)
     spread_weights = np.repeat(magnitude, spans) * share_of_revision
     spread_signed = np.repeat(sums["signed"].astype(float), spans) * share_of_revision
-    spread_measures = np.repeat(sums["measure"], spans)
     spread_counts = np.repeat(sums["revisions"].astype(float), spans) * share_of_revision
 
     complete_only = config.complete_buckets_only
@@ -283,8 +285,8 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     settled = {"p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
                "p99": _weighted_quantile(spread_ages, spread_weights, 0.99)}
 
-    curve = _settling_curve(store, config, modulus, density, spread_ages, spread_signed,
-                            spread_measures)
+    model, revisions = latest_model(store, config)
+    curve = _settling_curve(model)
     missed = _missed(config, load_revisions(store, config, audits_only=True)) \
         if pulls.audits else []
 
@@ -296,6 +298,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         per_bucket = (round(statistics.median(pulls.seconds_per_bucket), 6)
                       if pulls.seconds_per_bucket else None)
         recommended = int(quantile)
+        caught = _caught(config, model, recommended)
         rec: dict[str, Any] = {
             "lookback_buckets": recommended,
             "lookback": format_lookback(recommended, config.grain),
@@ -305,13 +308,15 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
             "expected_pull_s": None if per_bucket is None else round(per_bucket * recommended, 4),
             "current_pull_s": None if per_bucket is None else round(per_bucket * config.buckets, 4),
             "saves_s_per_pull": None,
+            "development_share": caught,
+            "verified": caught is not None and abs(1 - caught) <= 1 - share + 1e-9,
         }
         if per_bucket is not None and recommended < config.buckets:
             rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
         if not pulls.audits:
             rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
                            "be seen; set audit_every to measure them")
-        dev, revisions = latest_development(store, config, settle=max(int(ages.max()), 0))
+        dev = model.dev
         arrivals = Arrivals(
             age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
             count=spread_counts, index=np.repeat(sums["phase"].astype(np.int64), spans),
@@ -321,13 +326,26 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
                          spread_counts, count, candidates, arrivals))
         recommendation = rec
-        nowcast_backtest = backtest_nowcast(dev, config)
-    sentence = _sentence(config, share, recommendation, missed, settled)
+    nowcast_backtest = backtest_nowcast(model, config)
+    sentence = _sentence(config, share, recommendation, missed, model)
     return Advice(**base, enough_history=True, message=sentence, settling_curve=curve,
                   revisions_by_age=by_age, lag_percentiles=percentiles,
                   settled_after_buckets=settled, missed_revisions=missed,
                   recommendation=recommendation, candidates=candidates,
-                  nowcast_backtest=nowcast_backtest)
+                  nowcast_backtest=nowcast_backtest, settle_age_buckets=model.settle_age,
+                  settle_share=config.settle_share)
+
+
+def _caught(config: MetricConfig, model: Model, lookback: int) -> float | None:
+    """The share of the final value present (by the development, the least over the measures)
+    at the oldest age a lookback of ``lookback`` buckets still holds."""
+    present = model.share_present()
+    if not present:
+        return None
+    oldest = lookback if config.complete_buckets_only else lookback - 1
+    values = [float(s[min(oldest, len(s) - 1)]) for s in present.values()]
+    finite = [v for v in values if math.isfinite(v)]
+    return round(min(finite), 6) if finite else None
 
 
 def _owned(config: MetricConfig, revisions: dict[str, np.ndarray], dev: Development,
@@ -398,43 +416,17 @@ def _offsets(spans: np.ndarray) -> np.ndarray:
     return np.arange(int(spans.sum())) - starts
 
 
-def _settling_curve(store: Store, config: MetricConfig, modulus: int, density: np.ndarray,
-                    ages: np.ndarray, signed: np.ndarray, measures: np.ndarray
-                    ) -> list[dict[str, Any]]:
-    """Share of the final value present at each age, per measure, over buckets seen from new.
-    The changes of values not seen from new (usually none) are read again to take them out."""
-    firsts = load_value_sums(store, config)
-    if not firsts or len(firsts["measure"]) == 0:
+def _settling_curve(model: Model) -> list[dict[str, Any]]:
+    """Share of the final value present at each age, per measure, from the development (the
+    chain-ladder factors of every value watched from its start, see :mod:`development`)."""
+    present = model.share_present()
+    if not present:
         return []
-    first_age = firsts["first_age"].astype(np.int64)
-    youngest = 1 if config.complete_buckets_only else 0
-    if not (first_age <= youngest).any():
-        youngest = int(np.min(first_age))
-    # only values whose buckets are young enough to have been watched from their start
-    young = first_age <= youngest
-    unwatched = np.zeros(0, dtype=float), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=object)
-    if not young.all():
-        sums = load_arrival_sums(store, config, modulus, first_age_above=youngest)
-        if len(sums["age"]):
-            spans, spread = _spread(sums["age"].astype(np.int64),
-                                    sums["prev_age"].astype(np.int64))
-            unwatched = (np.repeat(sums["signed"].astype(float), spans)
-                         * _shares(density, spread, spans), spread,
-                         np.repeat(sums["measure"], spans))
-    max_age = int(ages.max()) if len(ages) else 0
     curve = []
-    for age in range(0, max_age + 1):
-        point: dict[str, Any] = {"age_buckets": age, "share_present": {}}
-        for measure in sorted(set(firsts["measure"][young])):
-            mask = young & (firsts["measure"] == measure)
-            final = float(firsts["final_value"][mask].sum())
-            start = float(firsts["first_value"][mask].sum())
-            arrived = float(signed[(measures == measure) & (ages <= age)].sum()
-                            - unwatched[0][(unwatched[2] == measure)
-                                           & (unwatched[1] <= age)].sum())
-            point["share_present"][str(measure)] = (
-                round((start + arrived) / final * 100, 3) if final else None)
-        curve.append(point)
+    for age in range(model.ages):
+        curve.append({"age_buckets": age, "share_present": {
+            measure: (round(float(share[age]) * 100, 3) if math.isfinite(share[age]) else None)
+            for measure, share in sorted(present.items())}})
     return curve
 
 
@@ -461,19 +453,27 @@ def _missed(config: MetricConfig, data: dict[str, np.ndarray]) -> list[dict[str,
 
 
 def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
-              missed: list[dict[str, Any]], settled: dict[str, int | None]) -> str:
+              missed: list[dict[str, Any]], model: Model) -> str:
     grain = config.grain.value
     if rec is None:
         return "no revisions to measure yet"
     n = rec["lookback_buckets"]
     text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
-            f"{share * 100:g}% of the revised magnitude; the current one is {config.buckets}")
+            f"{share * 100:g}% of the revised magnitude")
+    text += f"; the current one is {config.buckets}"
+    if rec.get("development_share") is not None and not rec.get("verified"):
+        text += (f". Measured against the development (the values as the pulls saw them), "
+                 f"only {rec['development_share'] * 100:.1f}% of the final value is present at "
+                 f"the oldest age it holds")
     if n < config.buckets and rec.get("saves_s_per_pull"):
         text += f"; the shorter window saves about {rec['saves_s_per_pull']:.3g} s per pull"
     elif n > config.buckets:
         text += f"; {len(missed)} revision(s) were missed by the current lookback"
-    if settled.get("p99") is not None:
-        text += f". Buckets settle after about {settled['p99']} {grain}(s) (p99 of magnitude)"
+    text += (f". Values settle after {model.settle_age} {grain}(s) "
+             f"({config.settle_share * 100:g} % of their final value present, by the "
+             "development)")
+    if rec.get("note"):
+        text += f". Caution: {rec['note']}"
     tail = rec.get("tail")
     if tail:
         verb = {"add": "add", "set": "set", "keep": "keep"}[tail["action"]]

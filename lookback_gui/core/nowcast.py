@@ -1,26 +1,18 @@
-"""Nowcast: the value a provisional bucket is expected to settle at, from its measured settling.
+"""Nowcast: the value a provisional bucket is expected to settle at, with an 80 % interval.
 
-A chain-ladder on the revision triangle (see :mod:`settling`): for every age ``a`` the link
-ratio ``f_a`` is the sum of the values as known at age ``a + 1`` over their sum at age ``a``, over
-the values watched from their start that have reached age ``a + 1``. A bucket known at age ``a``
-is expected to settle at its value × ``f_a`` × … × ``f_(S-1)``, ``S`` being the oldest age at
-which the metric's values changed (a ratio with too few pairs counts as 1, except the first one a
-nowcast needs). The ratios are a series' own where it has at least
-``MIN_SERIES_PAIRS`` pairs at that age, else those of all series of the measure pooled.
+Every provisional bucket (younger than the metric's settle age, see :mod:`development`) gets the
+value it is expected to settle at — its current value developed by the chain-ladder factors of
+the development model from its age on — and Mack's standard error of it (process and parameter
+variance), from which an 80 % lognormal interval follows; this holds on a short history too,
+where the oldest factors come from the curve. Where the history is long enough to replay the
+nowcast on it (:func:`development.backtest`), the intervals are scaled so that they would have
+held the settled value 80 % of the time there (widened, or narrowed to no less than half). A
+settled bucket's interval is its value. When not one factor can be estimated yet, the rows say
+so (``basis: "none"``) and the message says how many more pulls it takes.
 
-The interval comes from the nowcast's own past errors: the relative error ``(settled - expected)
-/ |expected|`` of every settled value at the same age, its 10th and 90th percentile for the 80 %
-interval (a series' own errors where it has ``MIN_SERIES_ERRORS`` of them, else the measure's).
-
-The backtest replays this in time: the nowcast of a bucket at age ``a`` uses only what was known
-then (ratios from values that had reached ``a + 1`` by that moment, errors of values settled by
-then), and is compared with the value the bucket settled at. It reports, per age, the mean error
-of the nowcast and of the raw provisional value, and how often the interval held the settled
-value.
-
-Ratios, errors and the triangle come from the values of the latest buckets, at most about
-``settling.MAX_WATCHED_VALUES`` of them (:func:`settling.latest_development`; on a smaller store
-all of them), and only the current values of the provisional buckets are read: a year of
+The development comes from the values of the latest buckets, at most about
+``settling.MAX_WATCHED_VALUES`` of them (:func:`settling.latest_development`; on a smaller
+store all of them), and only the current values of the provisional buckets are read: a year of
 history costs no more than a few weeks of it.
 """
 
@@ -33,234 +25,39 @@ from typing import Any
 
 import numpy as np
 
+from lookback_gui.core import development as development_model
+from lookback_gui.core.development import INTERVAL, Model
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.settling import Development, knowledge_horizon, latest_development
+from lookback_gui.core.settling import (
+    Development,
+    bucket_index,
+    knowledge_horizon,
+    latest_development,
+)
 from lookback_gui.core.windows import add_buckets, bucket_start
 
-INTERVAL = 0.8
-MIN_POOLED_PAIRS = 5
-MIN_SERIES_PAIRS = 20
-MIN_POOLED_ERRORS = 10
-MIN_SERIES_ERRORS = 30
-QUANTILE_STEPS = 64  # an expanding window's percentiles are recomputed at most this often
+
+def latest_model(store: Any, config: MetricConfig) -> tuple[Model, dict[str, np.ndarray]]:
+    """The development model of the metric's latest values (what the nowcast, the advisor,
+    the chart and alerts all read their settle age from), and the revisions it was built
+    from."""
+    dev, revisions = latest_development(store, config)
+    return development_model.fit(dev, config.settle_share), revisions
 
 
-def _prefix_sums(group: np.ndarray, time: np.ndarray, weights: list[np.ndarray],
-                 q_group: np.ndarray, q_time: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """For each query (group, time): how many entries of its group have time <= its time, and
-    the sums of ``weights`` over them."""
-    if len(group) == 0:
-        return np.zeros(len(q_group)), [np.zeros(len(q_group)) for _ in weights]
-    q_time = np.clip(q_time, time.min() - 1, time.max() + 1)  # keeps the keys in range
-    span = int(max(time.max(), q_time.max() if len(q_time) else 0)) + 2
-    base = int(min(time.min(), q_time.min() if len(q_time) else 0))
-    keys = group * span + (time - base)
-    order = np.argsort(keys, kind="stable")
-    keys, sorted_group = keys[order], group[order]
-    position = np.searchsorted(keys, q_group * span + (q_time - base), side="right") - 1
-    start = np.searchsorted(keys, q_group * span, side="left")  # first entry of the group
-    inside = (position >= 0) & (position >= start)
-    safe = np.clip(position, 0, len(keys) - 1)
-    inside &= sorted_group[safe] == q_group
-    counts = np.where(inside, position - start + 1, 0).astype(float)
-    sums = []
-    for w in weights:
-        total = np.concatenate([[0.0], np.cumsum(w[order])])
-        sums.append(np.where(inside, total[safe + 1] - total[np.clip(start, 0, len(keys))], 0.0))
-    return counts, sums
+def metric_model(store: Any, config: MetricConfig) -> Model:
+    """The development model of the metric's latest values (see :func:`latest_model`)."""
+    return latest_model(store, config)[0]
 
 
-def _link_ratios(known: np.ndarray, dev: Development, series: np.ndarray, pooled: np.ndarray,
-                 age: int, q_series: np.ndarray, q_pooled: np.ndarray, q_time: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """f_age for each query, as known at its time, and whether it is the series' own."""
-    pair = ~np.isnan(known[:, age]) & ~np.isnan(known[:, age + 1])
-    available = dev.index[pair] + age + 1
-    num, den = known[pair, age + 1], known[pair, age]
-    n_s, (num_s, den_s) = _prefix_sums(series[pair], available, [num, den], q_series, q_time)
-    n_p, (num_p, den_p) = _prefix_sums(pooled[pair], available, [num, den], q_pooled, q_time)
-    own = n_s >= MIN_SERIES_PAIRS
-    with np.errstate(all="ignore"):
-        ratio = np.where(own, np.where(den_s != 0, num_s / den_s, 1.0),
-                         np.where(den_p != 0, num_p / den_p, 1.0))
-    ratio = np.where(own | (n_p >= MIN_POOLED_PAIRS), ratio, np.nan)
-    return ratio, own
+def settle_age(store: Any, config: MetricConfig) -> int:
+    """The age (in buckets) from which the metric's values are settled."""
+    return metric_model(store, config).settle_age
 
 
-def _prefix_percentiles(values: np.ndarray, lengths: np.ndarray, percents: tuple[float, ...]
-                        ) -> np.ndarray:
-    """``np.percentile(values[:m], percents)`` for every ``m`` of ``lengths`` at once, computed
-    as numpy's default (linear) method computes it, to the last bit: (len(lengths), percents).
-    ``values`` must be finite."""
-    q = np.true_divide(percents, 100)
-    width = int(lengths.max())
-    grid = np.where(np.arange(width)[None, :] < lengths[:, None], values[None, :width], np.inf)
-    grid.sort(axis=1)
-    last = (lengths - 1)[:, None]
-    virtual = last * q[None, :]
-    previous = np.floor(virtual)
-    gamma = virtual - previous
-    above = virtual >= last
-    low = np.where(above, last, previous).astype(np.intp)
-    high = np.where(above, last, previous + 1).astype(np.intp)
-    a = np.take_along_axis(grid, low, axis=1)
-    b = np.take_along_axis(grid, high, axis=1)
-    diff = b - a
-    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
-
-
-def _expanding_quantiles(group: np.ndarray, time: np.ndarray, errors: np.ndarray,
-                         q_group: np.ndarray, q_time: np.ndarray, minimum: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
-    """The (low, high) percentiles of the interval over the errors of each query's group known
-    by its time (NaN with fewer than ``minimum``)."""
-    low = np.full(len(q_group), np.nan)
-    high = np.full(len(q_group), np.nan)
-    edges = ((1 - INTERVAL) / 2 * 100, (1 + INTERVAL) / 2 * 100)
-    for g in np.unique(q_group):
-        mine = group == g
-        if mine.sum() < minimum:
-            continue
-        order = np.argsort(time[mine], kind="stable")
-        times, values = time[mine][order], errors[mine][order]
-        queries = np.flatnonzero(q_group == g)
-        counts = np.searchsorted(times, q_time[queries], side="right")
-        steps = np.unique(np.linspace(minimum, len(values), QUANTILE_STEPS).astype(np.int64))
-        use = np.searchsorted(steps, counts, side="right") - 1  # the largest step <= count
-        known = use >= 0
-        used = np.unique(use[known])
-        if len(used):
-            percentiles = _prefix_percentiles(values, steps[used], edges)
-            row = np.searchsorted(used, use[known])
-            low[queries[known]] = percentiles[row, 0]
-            high[queries[known]] = percentiles[row, 1]
-    return low, high
-
-
-@dataclass(frozen=True)
-class Estimates:
-    """Nowcasts of (value, age) pairs: ``expected``, ``low``, ``high`` (NaN: no estimate) and
-    whether a series' own ratios were used (``own``)."""
-
-    expected: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    own: np.ndarray
-
-
-def _groups(dev: Development) -> tuple[np.ndarray, np.ndarray]:
-    series = dev.series_keys()
-    _u, pooled = np.unique(dev.measure.astype(str), return_inverse=True)
-    return series, np.asarray(pooled, dtype=np.int64)
-
-
-def _estimate(dev: Development, known: np.ndarray, owner: np.ndarray, age: np.ndarray,
-              current: np.ndarray, time: np.ndarray,
-              errors: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> Estimates:
-    """The nowcast of values ``owner`` (their current value, at ``age``) as known at ``time``;
-    ``errors`` are (age, value, error) of past nowcasts for the interval."""
-    settle = dev.settle_age
-    series, pooled = _groups(dev)
-    factor = np.ones(len(owner))
-    own = np.zeros(len(owner), dtype=bool)
-    for j in range(0, settle):
-        needs = age <= j
-        if not needs.any():
-            continue
-        ratio, mine = _link_ratios(known, dev, series, pooled, j, series[owner[needs]],
-                                   pooled[owner[needs]], time[needs])
-        # an age that no value had reached by then is development not seen yet: no factor;
-        # the first factor of each nowcast must be measured, though
-        ratio = np.where(np.isnan(ratio) & (age[needs] < j), 1.0, ratio)
-        factor[needs] *= ratio
-        own[needs] |= mine
-    expected = current * factor
-    low = np.full(len(owner), np.nan)
-    high = np.full(len(owner), np.nan)
-    if errors is not None:
-        e_age, e_owner, e_value = errors
-        e_time = dev.index[e_owner] + settle
-        for a in np.unique(age):
-            q = np.flatnonzero(age == a)
-            e = e_age == a
-            lo_s, hi_s = _expanding_quantiles(series[e_owner[e]], e_time[e], e_value[e],
-                                              series[owner[q]], time[q], MIN_SERIES_ERRORS)
-            lo_p, hi_p = _expanding_quantiles(pooled[e_owner[e]], e_time[e], e_value[e],
-                                              pooled[owner[q]], time[q], MIN_POOLED_ERRORS)
-            lo, hi = np.where(np.isnan(lo_s), lo_p, lo_s), np.where(np.isnan(hi_s), hi_p, hi_s)
-            scale = np.abs(expected[q])
-            low[q], high[q] = expected[q] + lo * scale, expected[q] + hi * scale
-        low = np.where(age >= settle, expected, low)
-        high = np.where(age >= settle, expected, high)
-    return Estimates(expected, low, high, own)
-
-
-def _backtest_pairs(dev: Development) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(value, age, value as known then) for every settled value at every age before it
-    settled."""
-    settle = dev.settle_age
-    known = dev.known(settle + 1)
-    settled = np.flatnonzero(dev.reached >= settle)
-    grid_owner, grid_age = np.meshgrid(settled, np.arange(settle), indexing="ij")
-    owner, age = grid_owner.ravel(), grid_age.ravel()
-    current = known[owner, age]
-    keep = ~np.isnan(current)
-    return owner[keep], age[keep], current[keep]
-
-
-def _past_errors(dev: Development, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                               Estimates]:
-    """The point nowcasts of every settled value at every age, as made at the time, and their
-    relative errors against the settled value."""
-    owner, age, current = _backtest_pairs(dev)
-    point = _estimate(dev, known, owner, age, current, dev.index[owner] + age, None)
-    with np.errstate(all="ignore"):
-        error = (dev.final[owner] - point.expected) / np.abs(point.expected)
-    ok = np.isfinite(error)
-    return age[ok], owner[ok], error[ok], point
-
-
-def backtest_nowcast(dev: Development, config: MetricConfig) -> dict[str, Any] | None:
-    """The nowcast replayed on the stored history: per age, its mean error and the raw
-    provisional value's against the settled value, and how often the interval held it."""
-    settle = dev.settle_age
-    if len(dev) == 0 or settle == 0:
-        return None
-    known = dev.known(settle + 1)
-    owner, age, current = _backtest_pairs(dev)
-    e_age, e_owner, e_value, _point = _past_errors(dev, known)
-    est = _estimate(dev, known, owner, age, current, dev.index[owner] + age,
-                    (e_age, e_owner, e_value))
-    final = dev.final[owner]
-    usable = (final != 0) & ~np.isnan(est.expected)
-    with np.errstate(all="ignore"):
-        nowcast_error = np.abs(est.expected - final) / np.abs(final) * 100
-        raw_error = np.abs(current - final) / np.abs(final) * 100
-    has_interval = usable & ~np.isnan(est.low)
-    held = has_interval & (est.low - 1e-9 * np.abs(final) <= final) \
-        & (final <= est.high + 1e-9 * np.abs(final))
-    by_age = []
-    for a in range(1 if config.complete_buckets_only else 0, settle):
-        mask = usable & (age == a)
-        if not mask.any():
-            continue
-        intervals = has_interval & (age == a)
-        by_age.append({
-            "age_buckets": a,
-            "values": int(mask.sum()),
-            "nowcast_error_pct": round(float(nowcast_error[mask].mean()), 4),
-            "raw_error_pct": round(float(raw_error[mask].mean()), 4),
-            "intervals": int(intervals.sum()),
-            "coverage": round(float(held[intervals].mean()), 4) if intervals.any() else None,
-        })
-    return {
-        "interval": INTERVAL,
-        "settle_age_buckets": settle,
-        "values": int(usable.sum()),
-        "intervals": int(has_interval.sum()),
-        "coverage": round(float(held[has_interval].mean()), 4) if has_interval.any() else None,
-        "by_age": by_age,
-    }
+def backtest_nowcast(model: Model, config: MetricConfig) -> dict[str, Any]:
+    """The nowcast replayed on the stored history (see :func:`development.backtest`)."""
+    return development_model.backtest(model, 1 if config.complete_buckets_only else 0)
 
 
 @dataclass(frozen=True)
@@ -274,11 +71,13 @@ class NowcastRow:
     low: float | None
     high: float | None
     basis: str
+    standard_error: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"bucket": self.bucket.isoformat(), "dims": self.dims, "measure": self.measure,
                 "age_buckets": self.age, "value": self.value, "expected": self.expected,
-                "low": self.low, "high": self.high, "basis": self.basis}
+                "low": self.low, "high": self.high, "basis": self.basis,
+                "standard_error": self.standard_error}
 
 
 @dataclass(frozen=True)
@@ -291,11 +90,16 @@ class Nowcast:
     settle_age: int
     rows: list[NowcastRow]
     message: str
+    settle_share: float = development_model.DEFAULT_SETTLE_SHARE
+    widen: float = 1.0
+    pulls_needed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"metric": self.metric,
                 "as_known_at": self.as_known_at.isoformat() if self.as_known_at else None,
                 "settle_age_buckets": self.settle_age, "interval": INTERVAL,
+                "settle_share": self.settle_share, "widen": self.widen,
+                "pulls_needed": self.pulls_needed,
                 "message": self.message, "buckets": [r.to_json() for r in self.rows]}
 
 
@@ -304,29 +108,32 @@ def _number(value: float) -> float | None:
 
 
 def nowcast(store: Any, config: MetricConfig) -> Nowcast:
-    """For each provisional bucket (younger than the age at which the metric's values stop
-    changing): its current value and the value it is expected to settle at, with an interval.
-    The bucket in progress is left out when it was last seen at another point of it than
-    earlier buckets were at that age."""
+    """For each provisional bucket (younger than the metric's settle age): its current value
+    and the value it is expected to settle at, with an 80 % interval. The bucket in progress
+    is left out when it was last seen at another point of it than earlier buckets were at that
+    age."""
     horizon = knowledge_horizon(store, config.name)
-    dev, _revisions = latest_development(store, config)
-    settle = dev.settle_age
+    model = metric_model(store, config)
+    dev = model.dev
+    share = config.settle_share
     if horizon is None or len(dev) == 0:
-        return Nowcast(config.name, horizon, 0, [], "no history yet: pull the metric first")
-    if settle == 0:
+        return Nowcast(config.name, horizon, 0, [], "no history yet: pull the metric first",
+                       share)
+    settle = model.settle_age
+    if settle == 0 and model.estimable():
         return Nowcast(config.name, horizon, 0, [],
-                       "no value has been revised yet: every bucket is as it will stay")
-    known = dev.known(settle + 1)
-    e_age, e_owner, e_value, _p = _past_errors(dev, known)
-    from lookback_gui.core.settling import bucket_index
-
+                       "no value has been revised yet: every bucket is as it will stay", share)
+    estimable = model.estimable()
+    if not estimable:  # not one factor yet: every bucket the development has not seen settle
+        settle = max(model.ages, int(dev.reached.max()) + 1)
     rows = _provisional_values(store, config, horizon, settle)
     if not rows:
         with store.reading() as cur:
             stored = cur.execute("SELECT count(*) FROM current WHERE metric = ? AND value IS"
                                  " NOT NULL AND NOT removed", [config.name]).fetchone()
         return Nowcast(config.name, horizon, settle, [],
-                       "no provisional bucket" if stored and stored[0] else "no values stored")
+                       "no provisional bucket" if stored and stored[0] else "no values stored",
+                       share)
     buckets = np.array([np.datetime64(r[0], "us") for r in rows])
     horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
     ages = horizon_index - bucket_index(buckets, config.grain)
@@ -338,36 +145,61 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
                 "did, so the bucket in progress is left out and the others may be off")
     wanted = np.flatnonzero((ages < settle) & (ages >= youngest))
     series_of: dict[tuple[str, str], int] = {}
+    measure_of: dict[str, int] = {}
     for i, (d, m) in enumerate(zip(dev.dims, dev.measure, strict=True)):
         series_of.setdefault((str(d), str(m)), i)
+        measure_of.setdefault(str(m), i)
     chosen: list[int] = []
     owners: list[int] = []
+    pooled_only: list[bool] = []
     for i in (int(w) for w in wanted):
         _bucket, dims, measure, _value = rows[i]
         key = (json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
                           ensure_ascii=False), measure)
         found = series_of.get(key)
+        if found is None:
+            found = measure_of.get(measure)  # a series the development has not watched
         if found is not None:
             chosen.append(i)
             owners.append(found)
+            pooled_only.append(key not in series_of)
     if not chosen:
-        return Nowcast(config.name, horizon, settle, [], "no provisional bucket")
+        return Nowcast(config.name, horizon, settle, [], "no provisional bucket", share)
     owner = np.asarray(owners, dtype=np.int64)
     age = ages[chosen].astype(np.int64)
     current = np.array([float(rows[i][3]) for i in chosen])
-    time = np.full(len(owner), np.iinfo(np.int64).max // 4)
-    est = _estimate(dev, known, owner, age, current, time, (e_age, e_owner, e_value))
+    if not estimable:
+        needed = development_model.pulls_needed(model)
+        out = [NowcastRow(rows[i][0], rows[i][1], rows[i][2], int(age[k]), float(current[k]),
+                          None, None, None, "none") for k, i in enumerate(chosen)]
+        return Nowcast(config.name, horizon, settle, out,
+                       f"{len(out)} provisional value(s), none estimable yet: the development "
+                       f"needs {development_model.MIN_PAIRS} buckets seen at two ages in a row; "
+                       f"about {needed} more pull(s){note}", share, 1.0, needed)
+    check = backtest_nowcast(model, config)
+    widen = float(check["widen"])
+    est = model.nowcast(owner, age, current, widen, np.asarray(pooled_only))
     out = []
     for k, i in enumerate(chosen):
         bucket, dims, measure, _value = rows[i]
-        basis = ("none" if np.isnan(est.expected[k])
-                 else "series" if est.own[k] else "pooled")
+        basis = ("none" if np.isnan(est["expected"][k])
+                 else "series" if est["own"][k] else "pooled")
         out.append(NowcastRow(bucket, dims, measure, int(age[k]),
-                              float(current[k]), _number(est.expected[k]), _number(est.low[k]),
-                              _number(est.high[k]), basis))
-    return Nowcast(config.name, horizon, settle, out,
-                   f"{len(out)} provisional value(s); values settle after {settle} "
-                   f"{config.grain.value}(s){note}")
+                              float(current[k]), _number(est["expected"][k]),
+                              _number(est["low"][k]), _number(est["high"][k]), basis,
+                              _number(est["se"][k])))
+    refused = sum(r.basis == "none" for r in out)
+    text = (f"{len(out)} provisional value(s); values settle after {settle} "
+            f"{config.grain.value}(s) ({share * 100:g} % of their final value present)")
+    if refused:
+        text += f"; {refused} without an estimate"
+    if widen > 1:
+        text += (f"; intervals widened × {widen:.2f}: on the stored history they held the "
+                 "settled value too rarely")
+    elif widen < 1:
+        text += (f"; intervals narrowed × {widen:.2f}: on the stored history they held the "
+                 "settled value more often than 80 %")
+    return Nowcast(config.name, horizon, settle, out, text + note, share, widen, None)
 
 
 def _provisional_values(store: Any, config: MetricConfig, horizon: datetime, settle: int
@@ -410,12 +242,10 @@ def _in_step(store: Any, config: MetricConfig, horizon: datetime) -> bool:
     return abs(float(row[0]) - float(row[1])) <= IN_STEP
 
 
-def triangle(dev: Development, measure: str, ages: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def triangle(dev: Development, measure: str, ages: int) -> tuple[np.ndarray, np.ndarray]:
     """The revision triangle of one measure, all series summed: (buckets, share) where
     ``share[b, a]`` is the share (0…1) of bucket b's current value known at age a (NaN where
     the bucket had not reached that age)."""
-    ages = dev.settle_age + 1 if ages is None else ages
     mine = dev.measure.astype(str) == measure
     if not mine.any():
         return np.zeros(0, dtype="datetime64[us]"), np.zeros((0, ages))
@@ -439,7 +269,7 @@ class Triangle:
         buckets: the buckets watched from their start, oldest first.
         share: (buckets × ages) the share (0…1) of each bucket's current value known at each
             age; NaN where the bucket had not reached that age.
-        settle_age: the oldest age at which the metric's values changed.
+        settle_age: the age from which the metric's values are settled (the development's).
     """
 
     measure: str
@@ -451,9 +281,10 @@ class Triangle:
 
 def revision_triangle(store: Any, config: MetricConfig, measure: str | None = None) -> Triangle:
     """The triangle of ``measure`` (the first measure by name when not given)."""
-    dev, _revisions = latest_development(store, config)
+    model = metric_model(store, config)
+    dev = model.dev
     measures = tuple(sorted({str(m) for m in dev.measure}))
     chosen = measure if measure in measures else (measures[0] if measures else "")
-    buckets, share = triangle(dev, chosen, dev.settle_age + 2)
+    buckets, share = triangle(dev, chosen, max(model.ages, model.settle_age) + 1)
     return Triangle(chosen, measures, [b.astype("datetime64[us]").item() for b in buckets],
-                    share, dev.settle_age)
+                    share, model.settle_age)

@@ -41,6 +41,7 @@ _METRIC_KEYS = {
     "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
     "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
     "checks", "alerts", "description", "audit_every", "audit_factor", "change_probe",
+    "settle_share",
 }
 _CHECK_KEYS = {"measure", "min", "max", "row_change_pct", "revision_pct", "severity"}
 _ALERT_KEYS = {
@@ -143,6 +144,7 @@ class MetricConfig:
     audit_every: timedelta | None = None
     audit_factor: int = 4
     change_probe: str | None = None
+    settle_share: float = 0.99
 
     @property
     def zone(self) -> ZoneInfo:
@@ -610,6 +612,10 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         except ValueError:
             raise check.fail((*key_path, "audit_factor"), f"{audit_factor} times the lookback "
                              "is too long: an audit may span at most 100 years") from None
+    settle_share = check.number(table, "settle_share", key_path)
+    if settle_share is not None and not 0 < settle_share <= 1:
+        raise check.fail((*key_path, "settle_share"),
+                         f"must be a share above 0 and at most 1 (0.99: 99 %), not {settle_share}")
     checks = _checks(check, table.get("checks", {}), (*key_path, "checks"))
     alerts = _alerts(check, table.get("alerts", []), (*key_path, "alerts"))
     return MetricConfig(
@@ -635,6 +641,7 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         audit_every=audit_every,
         audit_factor=4 if audit_factor is None else audit_factor,
         change_probe=check.string(table, "change_probe", key_path),
+        settle_share=0.99 if settle_share is None else float(settle_share),
     )
 
 

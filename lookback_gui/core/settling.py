@@ -199,28 +199,41 @@ def load_value_sums(store: Store, config: MetricConfig) -> dict[str, np.ndarray]
 
 def load_values(store: Store, config: MetricConfig,
                 since: datetime | None = None) -> dict[str, np.ndarray]:
-    """Per value: its first version's value and age, and its final value (``since``: only the
-    buckets from then on)."""
+    """Per value: its first version's value and age, its final value, and ``seen_age``: the age
+    at which a successful pull first held its bucket (before its first version when the value
+    had nothing yet then) (``since``: only the buckets from then on)."""
     age = age_sql(config.grain, "v.known_at", "v.bucket")
     order = "{'k': v.known_at, 'r': v.run_id}"
     where = "" if since is None else "AND v.bucket >= $since"
     params: dict[str, object] = {"metric": config.name}
     if since is not None:
         params["since"] = since
+    seen_age = age_sql(config.grain, "s.seen", "x.bucket")
     with store.reading() as cur:
         return cur.execute(
             f"""
-            SELECT v.measure,
-                   arg_min(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
-                       AS first_value,
-                   arg_min({age}, {order}) AS first_age,
-                   arg_max(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
-                       AS final_value,
-                   v.dims, v.bucket
-            FROM versions v JOIN runs r ON r.id = v.run_id
-            WHERE v.metric = $metric {where}
-            GROUP BY v.dims, v.measure, v.bucket
-            ORDER BY v.dims, v.measure, v.bucket
+            WITH x AS (
+                SELECT v.measure,
+                       arg_min(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
+                           AS first_value,
+                       arg_min({age}, {order}) AS first_age,
+                       arg_max(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
+                           AS final_value,
+                       v.dims, v.bucket
+                FROM versions v JOIN runs r ON r.id = v.run_id
+                WHERE v.metric = $metric {where}
+                GROUP BY v.dims, v.measure, v.bucket
+            ), s AS (  -- when a successful pull first held each bucket in its window
+                SELECT b.bucket, min(r.known_at) AS seen
+                FROM (SELECT DISTINCT bucket FROM x) b JOIN runs r
+                  ON r.metric = $metric AND r.status = 'succeeded' AND r.known_at IS NOT NULL
+                 AND b.bucket >= r.window_start AND b.bucket < r.window_end
+                GROUP BY b.bucket
+            )
+            SELECT x.measure, x.first_value, x.first_age, x.final_value, x.dims, x.bucket,
+                   coalesce(least({seen_age}, x.first_age), x.first_age) AS seen_age
+            FROM x LEFT JOIN s ON s.bucket = x.bucket
+            ORDER BY x.dims, x.measure, x.bucket
             """,
             params,
         ).fetchnumpy()
@@ -293,12 +306,15 @@ class Development:
     Attributes:
         dims, measure, bucket: one entry per value.
         index: the bucket as a whole number of the grain (``bucket_index``).
-        first_age: the age of its first version (0, or 1 with complete buckets only).
-        first, final: its first and its current value (0 for none).
+        first_age: the age at which it was first seen (0, or 1 with complete buckets only):
+            its first version's, or an earlier pull's that held its bucket before anything
+            had arrived for it (its value then was 0).
+        first, final: its value when first seen and its current value (0 for none).
         reached: the age its bucket has reached in the store's knowledge (the latest known
             time of a successful pull).
-        change_owner, change_age, change_delta: every change (a revision, in knowledge order):
-            the value it belongs to, the age it was seen at, and by how much it moved.
+        change_owner, change_age, change_delta: every change (a revision, or the first
+            version of a value first seen empty): the value it belongs to, the age it was seen
+            at, and by how much it moved.
         settle_age: the oldest age at which any value of the metric changed (0 for none).
         revision_owner: for each row of the revisions it was built from, the value it
             belongs to (-1 for a value not watched from its start).
@@ -351,7 +367,13 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
     if not values or len(values.get("measure", ())) == 0 or horizon is None:
         return Development(*(np.zeros(0, dtype=object),) * 3, empty_i, empty_i,
                            np.zeros(0), np.zeros(0), empty_i, empty_i, empty_i, np.zeros(0), 0, empty_i)
-    young = values["first_age"].astype(np.int64) <= youngest
+    first_age = values["first_age"].astype(np.int64)
+    # a bucket held by a pull before its first row arrived had nothing then: it counts from
+    # that pull, from 0
+    seen_age = (np.minimum(values["seen_age"].astype(np.int64), first_age)
+                if "seen_age" in values else first_age)
+    young = seen_age <= youngest
+    late = (seen_age < first_age)[young]
     dims = np.asarray(values["dims"], dtype=object)[young]
     measure = np.asarray(values["measure"], dtype=object)[young]
     bucket = np.asarray(values["bucket"]).astype("datetime64[us]")[young]
@@ -371,14 +393,21 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
                 owners.append(owner)
                 ages.append(int(age))
                 deltas.append(float(delta))
+    first = values["first_value"].astype(float)[young]
+    arrived = np.flatnonzero(late)
+    owners.extend(arrived.tolist())
+    ages.extend(first_age[young][arrived].tolist())
+    deltas.extend(first[arrived].tolist())
     change_age = np.asarray(ages, dtype=np.int64)
     settle = int(revisions["age"].max()) if revisions and len(revisions.get("age", ())) else 0
     if settle_age is not None:
         settle = settle_age
+    if len(arrived):
+        settle = max(settle, int(first_age[young][arrived].max()))
     return Development(
         dims=dims, measure=measure, bucket=bucket, index=index,
-        first_age=values["first_age"].astype(np.int64)[young],
-        first=values["first_value"].astype(float)[young],
+        first_age=seen_age[young],
+        first=np.where(late, 0.0, first),
         final=values["final_value"].astype(float)[young],
         reached=horizon_index - index,
         change_owner=np.asarray(owners, dtype=np.int64), change_age=change_age,

@@ -174,14 +174,16 @@ class MetricViews(QObject):
         if key in self._settling_measured:
             return
         self._settling_measured.add(key)
-        from lookback_gui.core.advisor import advise
+        from lookback_gui.core.nowcast import settle_age
 
         store = session.store
+        name = metric.name
 
         def measure() -> None:  # after the window has settled down from what it just showed
             if self.session is session:
-                self.bridge.submit(f"settling-{metric.name}", lambda: advise(store, metric),
-                                   self._advice_loaded, lambda message: None)
+                self.bridge.submit(f"settling-{name}",
+                                   lambda: (name, settle_age(store, metric) or None),
+                                   self._settle_age_loaded, lambda message: None)
 
         QTimer.singleShot(1500, self, measure)
 
@@ -189,5 +191,11 @@ class MetricViews(QObject):
         from lookback_gui.core.advisor import Advice
 
         if isinstance(advice, Advice):
-            settled = advice.settled_after_buckets.get("p99") if advice.enough_history else None
-            self.chart.set_settling(advice.metric, settled)
+            self.chart.set_settling(advice.metric, advice.settle_age_buckets or None)
+
+    def _settle_age_loaded(self, result: object) -> None:
+        """The development's settle age of a metric (see :mod:`development`): the chart's
+        provisional region follows it, as the nowcast and the advisor do."""
+        if isinstance(result, tuple):
+            name, settled = result
+            self.chart.set_settling(name, settled)
