@@ -7,6 +7,7 @@ Editing goes through :class:`ProjectDocument`, which keeps the user's comments a
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tempfile
@@ -23,6 +24,7 @@ import tomlkit.exceptions
 from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
+from lookback_gui.core.project_keys import keys_of
 from lookback_gui.core.storeconfig import STORE_TYPES, StoreConfig
 from lookback_gui.core.windows import MAX_LOOKBACK, Grain, lookback_buckets
 
@@ -34,20 +36,13 @@ SEVERITIES = ("error", "warn")
 DEFAULT_STORE = "lookback.duckdb"
 DEFAULT_PROJECT = "lookback.toml"
 
-_TOP_KEYS = {"store", "sources", "metrics"}
-_STORE_KEYS = {"type", "path", "catalog", "password_env", "data_path"}
-_SOURCE_KEYS = {"type", "path", "dsn", "password_env", "pushdown", "trust_role", "concurrency"}
-_METRIC_KEYS = {
-    "source", "grain", "lookback", "schedule", "every", "timezone", "complete_buckets_only",
-    "allow_empty", "measures", "dimensions", "retries", "retry_base", "retry_max", "sql",
-    "checks", "alerts", "description", "audit_every", "audit_factor", "change_probe",
-    "settle_share",
-}
-_CHECK_KEYS = {"measure", "min", "max", "row_change_pct", "revision_pct", "severity"}
-_ALERT_KEYS = {
-    "kind", "name", "measure", "above", "below", "series", "older_than", "change_pct",
-    "max_age", "command",
-}
+# which keys each table takes: the one table of keys that the manual is made from too
+_TOP_KEYS = keys_of("project")
+_STORE_KEYS = keys_of("store")
+_SOURCE_KEYS = keys_of("source")
+_METRIC_KEYS = keys_of("metric")
+_CHECK_KEYS = keys_of("check")
+_ALERT_KEYS = keys_of("alert")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -276,9 +271,11 @@ class _Validator:
                    key_path: tuple[Any, ...]) -> None:
         for key in table:
             if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'? " if close else ""
                 raise self.fail(
                     (*key_path, key),
-                    f"unknown key '{key}' (known keys here: {', '.join(sorted(allowed))})",
+                    f"unknown key '{key}' ({hint}known keys here: {', '.join(sorted(allowed))})",
                 )
 
     def string(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
@@ -699,12 +696,7 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
         older_than = check.integer(table, "older_than", entry_path, minimum=1)
         change_pct = check.number(table, "change_pct", entry_path)
         max_age = check.duration(table, "max_age", entry_path)
-        allowed = {
-            "threshold": {"measure", "above", "below", "series"},
-            "restatement": {"measure", "older_than", "change_pct", "series"},
-            "freshness": {"max_age"},
-            "failure": set(),
-        }[kind] | {"kind", "name", "command"}
+        allowed = keys_of("alert", only=kind)
         for key in table:
             if key not in allowed:
                 raise check.fail((*entry_path, key), f"a {kind} alert takes no '{key}'")
