@@ -178,3 +178,16 @@ def test_the_cron_preview_speaks_the_locale_s_clock(qtbot, bridge, path, locale,
         assert editor.schedule_preview.text().startswith(said)
     finally:
         QLocale.setDefault(before)
+
+
+def test_the_editors_fields_say_what_the_manual_says(qtbot, bridge, path):
+    from lookback_gui.core.project_keys import tooltip
+
+    project = load_project(path)
+    editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
+    qtbot.addWidget(editor)
+    assert editor.lookback.toolTip() == tooltip("metric", "lookback")
+    assert "Default: UTC." in editor.timezone.toolTip()
+    source = SourceEditor(project, bridge, next(iter(project.sources.values())))
+    qtbot.addWidget(source)
+    assert source.dsn.toolTip() == tooltip("source", "dsn")

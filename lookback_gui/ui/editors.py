@@ -51,6 +51,7 @@ from lookback_gui.core.project import (
     SourceConfig,
     parse_project,
 )
+from lookback_gui.core.project_keys import tooltip
 from lookback_gui.core.pull import Preview, preview_metric
 from lookback_gui.core.sources import describe_schema, keyring_user
 from lookback_gui.core.store import Store
@@ -198,7 +199,12 @@ class _Editor(QDialog):
             return
         super().reject()
 
+    # the table of the project file whose keys this editor edits (project_keys.TABLES)
+    KEY_TABLE = ""
+
     def field_row(self, form: QFormLayout, label: str, key: str, widget: QWidget) -> None:
+        if not widget.toolTip() and self.KEY_TABLE:  # what the manual says of the key
+            widget.setToolTip(tooltip(self.KEY_TABLE, key))
         box = QWidget()
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -245,6 +251,8 @@ class _Editor(QDialog):
 
 class SourceEditor(_Editor):
     """Create or change one source."""
+
+    KEY_TABLE = "source"
 
     def __init__(self, project: Project, bridge: Bridge, source: SourceConfig | None = None,
                  parent: QWidget | None = None):
@@ -424,6 +432,8 @@ class SourceEditor(_Editor):
 
 class MetricEditor(_Editor):
     """Create or change one metric, with a schedule preview and a query preview."""
+
+    KEY_TABLE = "metric"
 
     def __init__(self, project: Project, bridge: Bridge, metric: MetricConfig | None = None,
                  parent: QWidget | None = None, store: Store | None = None):
