@@ -43,7 +43,7 @@ def _table() -> dict[str, str]:
         match = re.match(r"\| `lookback ([a-z-]+(?: [a-z]+)?)\b([^`]*)` \|", line)
         if match:
             words = match.group(1).split()
-            name = " ".join(w for w in words if w.islower() and w.isalpha() or "-" in w)
+            name = " ".join(w for w in words if (w.islower() and w.isalpha()) or "-" in w)
             rows[name] = match.group(0)
         elif rows and not line.startswith("|"):
             break
