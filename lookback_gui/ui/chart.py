@@ -99,6 +99,7 @@ class ChartWidget(QWidget):
         self._loading = False
         self._wanted_run: int | None = None
         self._measures: dict[str, str] = {}
+        self._requested_dims: dict[str, Any] | None = None  # a series asked for by name
         self.export_folder: Callable[[], Path] = Path.cwd  # the window gives the project's
         # what was drawn last and the view it was given: a refresh of the same series keeps
         # the view the user zoomed or panned to
@@ -251,6 +252,19 @@ class ChartWidget(QWidget):
             self._drawn_key = None
         self.reload()
 
+    def open_series(self, store: Store | None, metric: MetricConfig, measure: str,
+                    dims: dict[str, Any]) -> None:
+        """Show ``measure`` of the series ``dims`` of ``metric`` (the dashboard opens one)."""
+        self._measures[metric.name] = measure
+        self._requested_dims = dims
+        self._store, self._metric = store, metric
+        self._updating = True
+        self.measure_box.clear()
+        self.series_box.clear()
+        self._updating = False
+        self._drawn_key = None
+        self.reload()
+
     def refresh(self, run_id: int | None = None) -> None:
         """The metric shown has new values (of run ``run_id``, when known): load them, keeping
         the measure, series, as-of run and the part of the chart in view. While a load is on
@@ -275,6 +289,8 @@ class ChartWidget(QWidget):
         store, name = self._store, self._metric.name
         measure = self.measure_box.currentText() or self._measures.get(name)
         dims = self.selected_dims()
+        if self._requested_dims is not None:
+            dims, self._requested_dims = self._requested_dims, None
         as_of, known_at = self.as_known()
         self.status.setText("loading…")
         config = self._metric
