@@ -61,7 +61,7 @@ from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as 
 )
 from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
-from lookback_gui.ui.theme import chart_colours, is_dark
+from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
 
 REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
@@ -126,6 +126,7 @@ class ChartWidget(QWidget):
         self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.export_button)
         self.export_png = menu.addAction("Chart as PNG…")
+        self.export_light_png = menu.addAction("PNG for reports (light)…")
         self.export_csv = menu.addAction("Series as CSV…")
         self.export_button.setMenu(menu)
         self.status = QLabel()
@@ -223,7 +224,8 @@ class ChartWidget(QWidget):
         self._fit_later.timeout.connect(self._fit_to_view)
         self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._fit_later.start())
         self._first_values: np.ndarray | None = None
-        self.export_png.triggered.connect(self._export_png)
+        self.export_png.triggered.connect(lambda: self._export_png())
+        self.export_light_png.triggered.connect(lambda: self._export_png(light=True))
         self.export_csv.triggered.connect(self._export_csv)
         self._show_empty_range()  # the last days, not a second around 1970, until a metric shows
 
@@ -664,16 +666,23 @@ class ChartWidget(QWidget):
 
     # -- export ---------------------------------------------------------------------------
 
-    def apply_palette(self) -> None:
-        """Background, axes and grid in the colours of the current theme."""
-        background, ink, grid = chart_colours()
+    def apply_palette(self, dark: bool | None = None) -> None:
+        """Background, axes, grid and nowcast in the colours of the current theme (or, with
+        ``dark`` given, of that one)."""
+        dark = is_dark() if dark is None else dark
+        background, ink, grid = chart_colours(dark)
         self.plot.setBackground(background)
         self.legend.setBrush(pg.mkBrush(QColor(background).red(), QColor(background).green(),
                                         QColor(background).blue(), 200))
         self.legend.setLabelTextColor(ink)
         for _sample, label in self.legend.items:  # the labels already there keep their colour
             label.setText(label.text, color=ink)
-        self.region_label.setColor("#ffd54f" if is_dark() else "#8d6e00")
+        self.region_label.setColor("#ffd54f" if dark else "#8d6e00")
+        line, band = nowcast_colours(dark)
+        self.nowcast_curve.setPen(pg.mkPen(line, width=2, style=Qt.PenStyle.DashLine))
+        self.nowcast_band.setBrush(pg.mkBrush(band))
+        self.nowcast_points.setPen(pg.mkPen(line))
+        self.nowcast_points.setBrush(pg.mkBrush(background))
         for side in ("bottom", "left"):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(ink))
@@ -694,20 +703,31 @@ class ChartWidget(QWidget):
         name = "-".join(str(part) for part in parts)
         return re.sub(r'[\\/:*?"<>|\s]+', "_", name)[:180] + suffix
 
-    def _export_png(self) -> None:
+    def _export_png(self, light: bool = False) -> None:
         folder = self.export_folder()
-        name = self.export_name(".png")
-        path = save_file_name(self, "Export chart", str(folder / name),
-                              "PNG (*.png)")
+        name = self.export_name("-light.png" if light else ".png")
+        path = save_file_name(self, "Export chart for reports (light)" if light
+                              else "Export chart", str(folder / name), "PNG (*.png)")
         if path:
-            self.export_image(path)
+            self.export_image(path, light=light)
 
-    def export_image(self, path: str) -> bool:
+    def export_image(self, path: str, light: bool = False) -> bool:
         """Save the chart as shown, with a title naming the metric, measure and series, and
-        the legend of its marks."""
-        return self.image().save(path)
+        the legend of its marks; ``light``: in the light theme's colours, whatever the theme
+        (for reports, which are printed on white)."""
+        return self.image(light=light).save(path)
 
-    def image(self) -> QImage:
+    def image(self, light: bool = False) -> QImage:
+        """The chart as an image; ``light``: in the light theme's colours."""
+        if light and is_dark():
+            self.apply_palette(dark=False)
+            try:
+                return self._compose(dark=False)
+            finally:
+                self.apply_palette()
+        return self._compose(is_dark())
+
+    def _compose(self, dark: bool) -> QImage:
         from PySide6.QtGui import QPainter
 
         plot = self.plot.grab()
@@ -716,7 +736,7 @@ class ChartWidget(QWidget):
         margin, line = 12, self.fontMetrics().height()
         image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin,
                        QImage.Format.Format_ARGB32)
-        background, ink, _grid = chart_colours()
+        background, ink, _grid = chart_colours(dark)
         image.fill(QColor(background))
         painter = QPainter(image)
         painter.setPen(QColor(ink))
