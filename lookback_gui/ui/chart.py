@@ -62,6 +62,7 @@ from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as 
 from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
 from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
+from lookback_gui.ui.time_range import TimeRangePicker
 
 REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
@@ -138,6 +139,11 @@ class ChartWidget(QWidget):
             bar.addWidget(QLabel(label))
             bar.addWidget(box)
         bar.addWidget(self.known_at_edit)
+        self.range_picker = TimeRangePicker()
+        self.range_picker.current_view = lambda: (
+            tuple(self.plot.getViewBox().viewRange()[0]) if self._data else None)
+        self.range_picker.chosen.connect(self.apply_range)
+        bar.addWidget(self.range_picker)
         bar.addWidget(self.first_line)
         bar.addStretch(1)
         bar.addWidget(self.export_button)
@@ -252,6 +258,7 @@ class ChartWidget(QWidget):
             self.series_box.clear()
             self._updating = False
             self._drawn_key = None
+            self.range_picker.set_metric(metric.name if metric else None)
         self.reload()
 
     def open_series(self, store: Store | None, metric: MetricConfig, measure: str,
@@ -552,6 +559,8 @@ class ChartWidget(QWidget):
             # final range and size, _fit_to_view follows it
             self._show_curves(full, drawing.envelope)
             self._place_markers(full, drawing.y_range)
+            if self.range_picker.choice() != "all":
+                self.apply_range()
         self._drawn_key = key
         self._label_time_axis()
         for marker in self._markers:
@@ -581,6 +590,28 @@ class ChartWidget(QWidget):
             f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
             f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history.")
         self.loaded.emit(data)
+
+    def apply_range(self) -> None:
+        """Show the time range chosen in the range box, the values in it filling the height."""
+        data = self._data
+        if data is None or data.drawing is None or self._metric is None:
+            return
+        x, value = data.drawing.x, data.arrays["value"]
+        full = (float(x[0]), float(x[-1]))
+        step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
+        x_range = self.range_picker.x_range(full, step, data.provisional) or full
+        lo, hi = in_view(x, x_range)
+        shown = [value[lo:hi], *([np.array([v for xv, n in data.nowcast.items() for v in n
+                                            if v is not None and x_range[0] <= xv <= x_range[1]])]
+                                 if data.nowcast else [])]
+        ys = np.concatenate(shown) if shown else np.array([])
+        ys = ys[np.isfinite(ys)]
+        low, high = (float(ys.min()), float(ys.max())) if len(ys) else data.drawing.y_range
+        view = self.plot.getViewBox()
+        view.setRange(xRange=x_range, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)),
+                      padding=0)
+        self._drawn_view = [list(r) for r in view.targetRange()]
+        self._fit_to_view()
 
     def _place_markers(self, x_range: tuple[float, float] | None = None,
                        y_range: tuple[float, float] | None = None) -> None:

@@ -193,6 +193,7 @@ class MainWindow(QMainWindow):
         self.sessions.failed.connect(self._open_failed)
         self.advisor.applied.connect(lambda _: self.reload_project())
         self.chart.export_folder = self._project_folder
+        self.chart.range_picker.settings = settings
         self._fallback = QTimer(self, interval=FALLBACK_REFRESH_MS)
         self._fallback.timeout.connect(self.refresh)
         self._soon = QTimer(self, singleShot=True, interval=150)
@@ -455,6 +456,7 @@ class MainWindow(QMainWindow):
             4000 if session.scheduled_elsewhere is None else 30000)
         self.setWindowTitle(f"{project.path.name} — Lookback GUI")
         key = f"view/{_settings_key(project.path)}"
+        self.chart.range_picker.set_project(project.path)
         self.tree.set_project(project)
         selected = str(self.settings.value(f"{key}/metric", "") or "")
         if selected in project.metrics:
