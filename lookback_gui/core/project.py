@@ -43,6 +43,9 @@ _SOURCE_KEYS = keys_of("source")
 _METRIC_KEYS = keys_of("metric")
 _CHECK_KEYS = keys_of("check")
 _ALERT_KEYS = keys_of("alert")
+_DASHBOARD_KEYS = keys_of("dashboard")
+_DASHBOARD_CHART_KEYS = keys_of("dashboard chart")
+DASHBOARD_COLUMNS = 2  # the dashboard's columns when the file does not say
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -151,6 +154,25 @@ class MetricConfig:
 
 
 @dataclass(frozen=True)
+class DashboardChart:
+    """One small chart of the dashboard: a metric, and optionally its measure and one series
+    (None: the measure and series the chart would pick, the largest)."""
+
+    metric: str
+    measure: str | None = None
+    series: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """The ``[dashboard]`` table: its charts in order and how many columns they fill; no
+    charts means one chart per metric."""
+
+    charts: tuple[DashboardChart, ...] = ()
+    columns: int = DASHBOARD_COLUMNS
+
+
+@dataclass(frozen=True)
 class Project:
     """A loaded, validated project.
 
@@ -159,12 +181,14 @@ class Project:
         store: where runs and versions are kept (a local file or the team store).
         sources: the sources by name, in file order.
         metrics: the metrics by name, in file order.
+        dashboard: the charts of the dashboard (``[dashboard]``).
     """
 
     path: Path
     store: StoreConfig
     sources: Mapping[str, SourceConfig]
     metrics: Mapping[str, MetricConfig]
+    dashboard: Dashboard = field(default_factory=Dashboard)
 
     @property
     def store_path(self) -> Path:
@@ -399,11 +423,14 @@ def parse_project(text: str, path: Path) -> Project:
         key_path = ("metrics", name)
         metrics[name] = _metric(check, name, check.table(raw, key_path), key_path, sources)
 
+    dashboard = _dashboard(check, check.table(data.get("dashboard", {}), ("dashboard",)),
+                           metrics)
     return Project(
         path=path,
         store=store,
         sources=sources,
         metrics=metrics,
+        dashboard=dashboard,
     )
 
 
@@ -718,6 +745,37 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
     return tuple(out)
 
 
+def _dashboard(check: _Validator, table: Mapping[str, Any],
+               metrics: Mapping[str, MetricConfig]) -> Dashboard:
+    key_path: tuple[Any, ...] = ("dashboard",)
+    check.known_keys(table, _DASHBOARD_KEYS, key_path)
+    columns = check.integer(table, "columns", key_path, minimum=1)
+    if columns is not None and columns > 12:
+        raise check.fail((*key_path, "columns"), f"at most 12 columns, not {columns}")
+    raw = table.get("charts", [])
+    if not isinstance(raw, list):
+        raise check.fail((*key_path, "charts"),
+                         'expected a list of charts, like [{ metric = "daily_orders" }]')
+    charts = []
+    for index, entry in enumerate(raw):
+        entry_path = (*key_path, "charts", index)
+        chart = check.table(entry, entry_path)
+        check.known_keys(chart, _DASHBOARD_CHART_KEYS, entry_path)
+        metric = check.string(chart, "metric", entry_path, required=True)
+        if metric not in metrics:
+            known = ", ".join(metrics) or "none"
+            raise check.fail((*entry_path, "metric"),
+                             f"unknown metric '{metric}' (metrics: {known})")
+        assert metric is not None
+        series = chart.get("series")
+        if series is not None and not isinstance(series, Mapping):
+            raise check.fail((*entry_path, "series"),
+                             "expected a table of dimension values, like { country = \"DE\" }")
+        charts.append(DashboardChart(metric, check.string(chart, "measure", entry_path),
+                                     dict(series) if series is not None else None))
+    return Dashboard(tuple(charts), columns or DASHBOARD_COLUMNS)
+
+
 def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate the project file at ``path``."""
     file = Path(path).expanduser().absolute()
@@ -769,8 +827,9 @@ class ProjectDocument:
 
     def rename_metric(self, old: str, new: str) -> None:
         """Rename ``[metrics.OLD]`` to NEW where it stands, with every key, sub-table and
-        comment it holds."""
+        comment it holds; the dashboard's charts of it follow."""
         self._rename("metrics", old, new)
+        self._rename_in_dashboard(old, new)
 
     def rename_source(self, old: str, new: str) -> None:
         """Rename ``[sources.OLD]`` to NEW where it stands, and point the metrics that read it
@@ -781,6 +840,37 @@ class ProjectDocument:
             table: Any = metrics[name]
             if isinstance(table, dict) and table.get("source") == old:
                 table["source"] = new
+
+    def set_dashboard(self, charts: list[DashboardChart], columns: int) -> None:
+        """Write ``[dashboard]``: ``charts`` in order (one inline table each) and ``columns``;
+        comments elsewhere in the table stay."""
+        if "dashboard" not in self.document:
+            self.document.add(tomlkit.nl())
+            self.document["dashboard"] = tomlkit.table()
+        table: Any = self.document["dashboard"]
+        entries = tomlkit.array()
+        entries.multiline(True)
+        for chart in charts:
+            entry = tomlkit.inline_table()
+            entry["metric"] = chart.metric
+            if chart.measure is not None:
+                entry["measure"] = chart.measure
+            if chart.series is not None:
+                series = tomlkit.inline_table()
+                series.update(chart.series)
+                entry["series"] = series
+            entries.append(entry)
+        table["charts"] = entries
+        if columns == DASHBOARD_COLUMNS and "columns" not in table:
+            return
+        table["columns"] = columns
+
+    def _rename_in_dashboard(self, old: str, new: str) -> None:
+        """Charts of the dashboard that show metric ``old`` show ``new``."""
+        charts: Any = self.document.get("dashboard", {}).get("charts", [])
+        for chart in charts if isinstance(charts, list) else []:
+            if isinstance(chart, dict) and chart.get("metric") == old:
+                chart["metric"] = new
 
     def _rename(self, section: str, old: str, new: str) -> None:
         if old == new:

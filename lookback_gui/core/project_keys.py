@@ -44,6 +44,8 @@ TABLES = {
     "metric": "[metrics.NAME]",
     "check": "[metrics.NAME.checks] — NAME = { ... }",
     "alert": "[[metrics.NAME.alerts]]",
+    "dashboard": "[dashboard]",
+    "dashboard chart": "[dashboard] charts = [{ ... }, ...]",
 }
 
 _SERVERS = ("postgres", "mysql")
@@ -53,6 +55,8 @@ KEYS: tuple[Key, ...] = (
     Key("project", "store", "table", "a local store", "where runs and versions are kept"),
     Key("project", "sources", "tables", "", "the named connections metrics read"),
     Key("project", "metrics", "tables", "", "the pull definitions"),
+    Key("project", "dashboard", "table", "one chart per metric",
+        "the charts of the app's Dashboard tab (the app writes it)"),
 
     Key("store", "type", "duckdb | ducklake", "duckdb",
         "a local DuckDB file, or a team store (DuckLake, catalog in PostgreSQL)"),
@@ -151,6 +155,15 @@ KEYS: tuple[Key, ...] = (
         only=("freshness",)),
     Key("alert", "command", "command line", "",
         "run on every firing and resolving, without a shell, the alert as JSON on stdin"),
+
+    Key("dashboard", "charts", "array of tables", "one chart per metric",
+        "the small charts, in order"),
+    Key("dashboard", "columns", "integer, 1 to 12", "2", "how many charts a row holds"),
+    Key("dashboard chart", "metric", "metric name", "", "the metric charted", required=True),
+    Key("dashboard chart", "measure", "measure name", "the metric's first measure",
+        "the measure charted"),
+    Key("dashboard chart", "series", "table of dimension values", "the largest series",
+        "the series charted, like { country = \"DE\" }"),
 )
 
 

@@ -8,11 +8,9 @@ run N" travels back in time. Data is loaded off the GUI thread through the bridg
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,27 +31,44 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import add_buckets
 from lookback_gui.ui.bridge import Bridge
-from lookback_gui.ui.chart_axes import GRAIN_SECONDS, BucketAxis, ValueAxis, in_view
+from lookback_gui.ui.chart_axes import GRAIN_SECONDS, BucketAxis, ValueAxis
+from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as before the split)
+    AS_OF_RUNS,
+    ENVELOPE_COLUMNS,
+    MARKER_CELL_PX,
+    MARKER_SIZE_PX,
+    MAX_MARKERS,
+    SERIES_OFFERED,
+    ChartData,
+    Drawing,
+    bucket_detail,
+    curve_for_view,
+    describe_point,
+    epoch_seconds,
+    expected_text,
+    first_values,
+    in_view,
+    load_chart,
+    prepare_drawing,
+    series_id,
+    series_nowcast,
+    thin_markers,
+    when_text,
+    write_series_csv,
+)
 from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
-from lookback_gui.ui.theme import chart_colours, is_dark
+from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
+from lookback_gui.ui.time_range import TimeRangePicker
 
 REVISED = pg.mkBrush("#ef6c00")
 NORMAL = pg.mkBrush("#1565c0")
 REMOVED_PEN = pg.mkPen("#c62828", width=2)
 PARTIAL_PEN = pg.mkPen("#1565c0", width=2)
 MAX_PLAIN_POINTS = 2000  # plain buckets get a dot when at most this many are in view
-# More markers of one kind than this in view are thinned to one per square of the screen
-# (MARKER_CELL_PX, growing up to a marker's size while there are still too many): they overlap
-# there anyway, and every marker costs the GUI thread time.
-MAX_MARKERS = 2000
-MARKER_CELL_PX = 3
-MARKER_SIZE_PX = 12
 GRID_PEN = pg.mkPen("#e3e3e3")  # opaque: alpha-blended grid lines cost Qt ~10 ms a frame
 CURVE_PEN = pg.mkPen("#1565c0", width=2)
 # With more buckets in view than this the curve is drawn as its envelope (per pixel column the
@@ -61,288 +76,7 @@ CURVE_PEN = pg.mkPen("#1565c0", width=2)
 # raster engine about 14 ms more per frame there.
 THICK_CURVE_UP_TO = 20_000
 THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
-ENVELOPE_COLUMNS = 2000  # the first frame's envelope, before the view's width is known
-AS_OF_RUNS = 300  # the newest successful runs offered under "As known after"
 AT_A_TIME = "at"  # the "As known after" choice that shows the store as known at a date
-SERIES_OFFERED = 50  # the largest series of each measure that the Series box offers
-
-
-def when_text(as_of_run: int | None, as_known_at: datetime | None) -> str:
-    """Which state of the store a chart shows, in words."""
-    if as_known_at is not None:
-        return f"as known at {as_known_at:%Y-%m-%d %H:%M}"
-    return "latest" if as_of_run is None else f"as known after run {as_of_run}"
-
-
-def write_series_csv(store: Store, data: ChartData, path: str) -> int:
-    """Write the series ``data`` shows to ``path`` as CSV, one row per bucket; returns the rows.
-
-    Runs on a worker: a long series takes seconds."""
-    a = store.chart_data(data.metric, data.measure, data.dims, data.as_of_run, data.as_known_at)
-    series = fmt_series(data.dims)
-    try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["bucket", "series", "measure", "value", "first_value", "versions",
-                             "last_run", "removed", "partial"])
-            for bucket, value, first, versions, run, removed, partial in zip(
-                    np.datetime_as_string(a["bucket"], unit="s"), a["value"].tolist(),
-                    a["first_value"].tolist(), a["versions"].tolist(), a["last_run"].tolist(),
-                    a["removed"].tolist(), a["partial"].tolist(), strict=True):
-                writer.writerow([bucket.replace("T", " "), series, data.measure,
-                                 "" if value != value else value, "" if first != first else first,
-                                 versions, run, removed, partial])
-    except OSError as exc:
-        raise LookbackError(f"{path}: {exc.strerror}") from None
-    return len(a["bucket"])
-
-
-@dataclass(frozen=True)
-class ChartData:
-    """What one chart draw needs, loaded off the GUI thread; ``arrays`` as Store.chart_series
-    gives them (the details of marked buckets only)."""
-
-    metric: str
-    measure: str
-    dims: dict[str, Any]
-    arrays: dict[str, np.ndarray]
-    series: list[tuple[dict[str, Any], str, float]]
-    provisional: tuple[float, float] | None = None
-    provisional_label: str = "provisional (inside the lookback)"
-    schema_changes: list[tuple[float, str]] = field(default_factory=list)
-    as_of_run: int | None = None
-    drawing: Drawing | None = None
-    runs: tuple[tuple[int, str], ...] = ()
-    as_known_at: datetime | None = None
-    newest_known_at: datetime | None = None  # of the metric's newest successful run
-    nowcast: dict[float, tuple[float, float | None, float | None]] = field(default_factory=dict)
-
-
-def series_id(dims: dict[str, Any]) -> str:
-    """A series' dimension values as one string, to find it among the chart's choices."""
-    return json.dumps(dims, sort_keys=True, ensure_ascii=False)
-
-
-@dataclass(frozen=True)
-class Drawing:
-    """What the GUI thread draws of one series, computed on the worker that loaded it.
-
-    Attributes:
-        x: bucket times as epoch seconds (ascending).
-        marks: per marker kind (revised, partial, removed), the bucket indices it marks and
-            their x and y (a removed bucket sits at its first reported value).
-        y_range: the lowest and highest value and first value.
-        revised: how many buckets are revised; removed: how many are removed.
-        envelope: the curve of the whole series for a view ENVELOPE_COLUMNS pixels wide.
-    """
-
-    x: np.ndarray
-    marks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
-    y_range: tuple[float, float]
-    revised: int
-    removed: int
-    envelope: tuple[np.ndarray, np.ndarray]
-
-
-def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
-    x = epoch_seconds(arrays["bucket"])
-    value, marked = arrays["value"], arrays["marked"]
-    removed, partial = arrays["removed"], arrays["partial"]
-    revised = (arrays["versions"] > 1) & ~removed
-    marks = {}
-    # a bucket both revised and partial gets both marks: the diamond inside the hollow ring
-    for kind, mask in (("revised", revised), ("partial", partial & ~removed),
-                       ("removed", removed)):
-        where = marked[mask]
-        ys = arrays["first_value"][mask] if kind == "removed" else value[where]
-        marks[kind] = (where, x[where], np.nan_to_num(ys))
-    # the range of every value and first value (a plain bucket's first value is its value)
-    low, high = np.nanmin(value, initial=np.inf), np.nanmax(value, initial=-np.inf)
-    firsts = np.concatenate([arrays["first_value"], marks["removed"][2]])
-    low = min(low, np.nanmin(firsts, initial=np.inf))
-    high = max(high, np.nanmax(firsts, initial=-np.inf))
-    y_range = (float(low), float(high)) if low <= high else (0.0, 1.0)
-    envelope = curve_for_view(x, value, (float(x[0]), float(x[-1])), ENVELOPE_COLUMNS)
-    return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()), envelope)
-
-
-def curve_for_view(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
-                   columns: float) -> tuple[np.ndarray, np.ndarray]:
-    """The points to draw of the curve (x ascending) for a view of ``x_range`` that is
-    ``columns`` pixels wide: every point in view (and one beyond each side) when there are
-    few; else, per run of points, the lowest and highest value, which is all the eye can see of
-    a dense curve. A million points become a few thousand, and the GUI thread never has to
-    handle more."""
-    lo, hi = in_view(x, x_range)
-    lo, hi = max(lo - 1, 0), min(hi + 1, len(x))
-    width = max(int(columns), 1)
-    if hi - lo <= 2 * width:
-        return x[lo:hi], y[lo:hi]
-    step = (hi - lo) // width
-    rows = (hi - lo) // step
-    end = lo + rows * step
-    block = y[lo:end].reshape(rows, step)
-    with np.errstate(invalid="ignore"):  # a run of gaps (NaN) stays a gap
-        low, high = np.fmin.reduce(block, axis=1), np.fmax.reduce(block, axis=1)
-    xs = np.repeat(x[lo:end:step], 2)
-    ys = np.empty(2 * rows)
-    ys[0::2], ys[1::2] = low, high
-    return np.concatenate([xs, x[end:hi]]), np.concatenate([ys, y[end:hi]])
-
-
-def bucket_detail(arrays: dict[str, np.ndarray], i: int) -> tuple[float, int, int, bool, bool]:
-    """first value, versions, last run (-1: not loaded), removed, partial of bucket ``i``."""
-    marked = arrays["marked"]
-    j = int(np.searchsorted(marked, i))
-    if j < len(marked) and int(marked[j]) == i:
-        return (float(arrays["first_value"][j]), int(arrays["versions"][j]),
-                int(arrays["last_run"][j]), bool(arrays["removed"][j]), bool(arrays["partial"][j]))
-    return float(arrays["value"][i]), 1, -1, False, False
-
-
-def first_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
-    """The first reported value of every bucket."""
-    first = arrays["value"].copy()
-    first[arrays["marked"]] = arrays["first_value"]
-    return first
-
-
-def thin_markers(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
-                 y_range: tuple[float, float], size_px: tuple[float, float]) -> np.ndarray:
-    """Positions (into ``x``, which ascends) of the markers to draw for a view: those in view;
-    if there are more than MAX_MARKERS, the first of each square of the screen, the squares
-    growing from MARKER_CELL_PX up to the size of a marker until at most MAX_MARKERS remain
-    (or the marker-sized squares are reached: markers there would overlap anyway)."""
-    chosen = np.arange(*in_view(x, x_range))
-    if len(chosen) <= MAX_MARKERS:
-        return chosen
-    (x0, x1), (y0, y1) = x_range, y_range
-    with np.errstate(invalid="ignore"):
-        across = (x[chosen] - x0) / max(x1 - x0, 1e-12) * size_px[0]
-        down = (y[chosen] - y0) / max(y1 - y0, 1e-12) * size_px[1]
-    inside = np.isfinite(down) & (down >= 0) & (down < size_px[1])
-    chosen, across, down = chosen[inside], across[inside], down[inside]
-    cell_px = MARKER_CELL_PX
-    while True:
-        columns = max(1, int(size_px[0] / cell_px) + 1)
-        rows = max(1, int(size_px[1] / cell_px) + 1)
-        cell = (np.clip(across // cell_px, 0, columns - 1).astype(np.int64) * rows
-                + (down // cell_px).astype(np.int64))
-        first = np.full(columns * rows, -1, dtype=np.int64)
-        first[cell[::-1]] = chosen[::-1]  # the last write wins: the first marker of each cell
-        kept = np.sort(first[first >= 0])
-        if len(kept) <= MAX_MARKERS or cell_px >= MARKER_SIZE_PX:
-            return kept
-        cell_px *= 2
-
-
-def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
-    """Naive local bucket times as seconds, drawn as-is by an axis with no UTC offset."""
-    return buckets.astype("datetime64[us]", copy=False).view(np.int64) / 1e6
-
-
-def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
-               as_of_run: int | None, config: MetricConfig | None = None,
-               settle: int | None = None, as_known_at: datetime | None = None) -> ChartData:
-    """One series and what to draw around it: current, as known after run ``as_of_run`` or
-    as known at ``as_known_at``; ``settle`` is the measured settling age (in buckets) when
-    the advisor has one."""
-    series = store.series(metric, top=SERIES_OFFERED, as_of_run=as_of_run, as_known_at=as_known_at)
-    succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
-    choices = tuple((r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
-                    for r in succeeded if (r.known_at or r.as_of) is not None)
-    if not series:
-        return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run,
-                         runs=choices, as_known_at=as_known_at,
-                         newest_known_at=succeeded[0].known_at if succeeded else None)
-    if dims is None or measure is None or (dims, measure) not in [(d, m) for d, m, _ in series]:
-        of_measure = [s for s in series if s[1] == measure] or series
-        dims, measure, _ = of_measure[0]
-    arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run,
-                                as_known_at=as_known_at)
-    if as_known_at is not None:  # the provisional region of the pull known last by then
-        runs = [r for r in succeeded if r.known_at is not None and r.known_at <= as_known_at][:1]
-    else:
-        runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
-    provisional = None
-    label = "provisional (inside the lookback)"
-    if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
-        window_start, window_end = runs[0].window_start, runs[0].window_end
-        if settle is not None and config is not None:
-            newest = runs[0].partial_start or add_buckets(window_end, config.grain, -1)
-            window_start = add_buckets(newest, config.grain, -settle)
-            label = f"provisional: settles in {settle} {config.grain.value}s (measured)"
-        start, end = (np.datetime64(window_start), np.datetime64(window_end))
-        provisional = (float(epoch_seconds(np.array([start]))[0]),
-                       float(epoch_seconds(np.array([end]))[0]))
-    changes = []
-    for _run, as_of, change in store.schema_changes(metric):
-        if as_of is None or (as_of_run is not None and _run > as_of_run) or (
-                as_known_at is not None and as_of > as_known_at):
-            continue
-        text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
-        changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
-    drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
-    expected: dict[float, tuple[float, float | None, float | None]] = {}
-    if (as_of_run is None and as_known_at is None and settle is not None and config is not None
-            and drawing is not None):
-        expected = series_nowcast(store, config, measure, dims)
-    return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
-                     as_of_run, drawing, choices, as_known_at,
-                     succeeded[0].known_at if succeeded else None, expected)
-
-
-def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[str, Any]
-                   ) -> dict[float, tuple[float, float | None, float | None]]:
-    """The nowcast of one series' provisional buckets: x (epoch seconds) → (expected, low,
-    high)."""
-    from lookback_gui.core.nowcast import nowcast
-
-    try:
-        result = nowcast(store, config)
-    except LookbackError:
-        return {}
-    out = {}
-    for row in result.rows:
-        if row.measure == measure and row.dims == dims and row.expected is not None:
-            x = float(epoch_seconds(np.array([np.datetime64(row.bucket, "us")]))[0])
-            out[x] = (row.expected, row.low, row.high)
-    return out
-
-
-def expected_text(expected: float, low: float | None, high: float | None) -> str:
-    """"expected to settle at 41,200 (39,800–42,900)": three significant digits, no more than
-    an estimate has."""
-    text = f"expected to settle at {fmt_number(_significant(expected))}"
-    if low is not None and high is not None:
-        text += f" ({fmt_number(_significant(low))}–{fmt_number(_significant(high))})"
-    return text
-
-
-def _significant(value: float, digits: int = 3) -> float:
-    if value == 0 or not np.isfinite(value):
-        return value
-    return round(value, digits - 1 - int(np.floor(np.log10(abs(value)))))
-
-
-def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
-                   first: float, versions: int, last_run: int, removed: bool,
-                   partial: bool) -> str:
-    lines = [f"{bucket}  ({fmt_series(dims)}, {measure})"]
-    if removed:
-        lines.append(f"removed by run {last_run} (first reported {fmt_number(first)})")
-    else:
-        lines.append(f"value: {fmt_number(value)}")
-        lines.append(f"first reported: {fmt_number(first)}")
-        if versions > 1 and np.isfinite(first):
-            delta = value - first
-            pct = f" ({delta / abs(first) * 100:+.1f}%)" if first else ""
-            lines.append(f"change: {fmt_number(delta, signed=True)}{pct}")
-        lines.append(f"versions: {versions}" + (f", last revised by run {last_run}"
-                                                if versions > 1 else f", run {last_run}"))
-    if partial:
-        lines.append("partial: the bucket was still incomplete when pulled")
-    return "\n".join(lines)
 
 
 class ChartWidget(QWidget):
@@ -366,6 +100,7 @@ class ChartWidget(QWidget):
         self._loading = False
         self._wanted_run: int | None = None
         self._measures: dict[str, str] = {}
+        self._requested_dims: dict[str, Any] | None = None  # a series asked for by name
         self.export_folder: Callable[[], Path] = Path.cwd  # the window gives the project's
         # what was drawn last and the view it was given: a refresh of the same series keeps
         # the view the user zoomed or panned to
@@ -392,6 +127,7 @@ class ChartWidget(QWidget):
         self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.export_button)
         self.export_png = menu.addAction("Chart as PNG…")
+        self.export_light_png = menu.addAction("PNG for reports (light)…")
         self.export_csv = menu.addAction("Series as CSV…")
         self.export_button.setMenu(menu)
         self.status = QLabel()
@@ -403,6 +139,11 @@ class ChartWidget(QWidget):
             bar.addWidget(QLabel(label))
             bar.addWidget(box)
         bar.addWidget(self.known_at_edit)
+        self.range_picker = TimeRangePicker()
+        self.range_picker.current_view = lambda: (
+            tuple(self.plot.getViewBox().viewRange()[0]) if self._data else None)
+        self.range_picker.chosen.connect(self.apply_range)
+        bar.addWidget(self.range_picker)
         bar.addWidget(self.first_line)
         bar.addStretch(1)
         bar.addWidget(self.export_button)
@@ -489,7 +230,8 @@ class ChartWidget(QWidget):
         self._fit_later.timeout.connect(self._fit_to_view)
         self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._fit_later.start())
         self._first_values: np.ndarray | None = None
-        self.export_png.triggered.connect(self._export_png)
+        self.export_png.triggered.connect(lambda: self._export_png())
+        self.export_light_png.triggered.connect(lambda: self._export_png(light=True))
         self.export_csv.triggered.connect(self._export_csv)
         self._show_empty_range()  # the last days, not a second around 1970, until a metric shows
 
@@ -516,6 +258,20 @@ class ChartWidget(QWidget):
             self.series_box.clear()
             self._updating = False
             self._drawn_key = None
+            self.range_picker.set_metric(metric.name if metric else None)
+        self.reload()
+
+    def open_series(self, store: Store | None, metric: MetricConfig, measure: str,
+                    dims: dict[str, Any]) -> None:
+        """Show ``measure`` of the series ``dims`` of ``metric`` (the dashboard opens one)."""
+        self._measures[metric.name] = measure
+        self._requested_dims = dims
+        self._store, self._metric = store, metric
+        self._updating = True
+        self.measure_box.clear()
+        self.series_box.clear()
+        self._updating = False
+        self._drawn_key = None
         self.reload()
 
     def refresh(self, run_id: int | None = None) -> None:
@@ -542,6 +298,8 @@ class ChartWidget(QWidget):
         store, name = self._store, self._metric.name
         measure = self.measure_box.currentText() or self._measures.get(name)
         dims = self.selected_dims()
+        if self._requested_dims is not None:
+            dims, self._requested_dims = self._requested_dims, None
         as_of, known_at = self.as_known()
         self.status.setText("loading…")
         config = self._metric
@@ -801,6 +559,8 @@ class ChartWidget(QWidget):
             # final range and size, _fit_to_view follows it
             self._show_curves(full, drawing.envelope)
             self._place_markers(full, drawing.y_range)
+            if self.range_picker.choice() != "all":
+                self.apply_range()
         self._drawn_key = key
         self._label_time_axis()
         for marker in self._markers:
@@ -830,6 +590,28 @@ class ChartWidget(QWidget):
             f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
             f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history.")
         self.loaded.emit(data)
+
+    def apply_range(self) -> None:
+        """Show the time range chosen in the range box, the values in it filling the height."""
+        data = self._data
+        if data is None or data.drawing is None or self._metric is None:
+            return
+        x, value = data.drawing.x, data.arrays["value"]
+        full = (float(x[0]), float(x[-1]))
+        step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
+        x_range = self.range_picker.x_range(full, step, data.provisional) or full
+        lo, hi = in_view(x, x_range)
+        shown = [value[lo:hi], *([np.array([v for xv, n in data.nowcast.items() for v in n
+                                            if v is not None and x_range[0] <= xv <= x_range[1]])]
+                                 if data.nowcast else [])]
+        ys = np.concatenate(shown) if shown else np.array([])
+        ys = ys[np.isfinite(ys)]
+        low, high = (float(ys.min()), float(ys.max())) if len(ys) else data.drawing.y_range
+        view = self.plot.getViewBox()
+        view.setRange(xRange=x_range, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)),
+                      padding=0)
+        self._drawn_view = [list(r) for r in view.targetRange()]
+        self._fit_to_view()
 
     def _place_markers(self, x_range: tuple[float, float] | None = None,
                        y_range: tuple[float, float] | None = None) -> None:
@@ -915,16 +697,23 @@ class ChartWidget(QWidget):
 
     # -- export ---------------------------------------------------------------------------
 
-    def apply_palette(self) -> None:
-        """Background, axes and grid in the colours of the current theme."""
-        background, ink, grid = chart_colours()
+    def apply_palette(self, dark: bool | None = None) -> None:
+        """Background, axes, grid and nowcast in the colours of the current theme (or, with
+        ``dark`` given, of that one)."""
+        dark = is_dark() if dark is None else dark
+        background, ink, grid = chart_colours(dark)
         self.plot.setBackground(background)
         self.legend.setBrush(pg.mkBrush(QColor(background).red(), QColor(background).green(),
                                         QColor(background).blue(), 200))
         self.legend.setLabelTextColor(ink)
         for _sample, label in self.legend.items:  # the labels already there keep their colour
             label.setText(label.text, color=ink)
-        self.region_label.setColor("#ffd54f" if is_dark() else "#8d6e00")
+        self.region_label.setColor("#ffd54f" if dark else "#8d6e00")
+        line, band = nowcast_colours(dark)
+        self.nowcast_curve.setPen(pg.mkPen(line, width=2, style=Qt.PenStyle.DashLine))
+        self.nowcast_band.setBrush(pg.mkBrush(band))
+        self.nowcast_points.setPen(pg.mkPen(line))
+        self.nowcast_points.setBrush(pg.mkBrush(background))
         for side in ("bottom", "left"):
             axis = self.plot.getAxis(side)
             axis.setPen(pg.mkPen(ink))
@@ -945,20 +734,31 @@ class ChartWidget(QWidget):
         name = "-".join(str(part) for part in parts)
         return re.sub(r'[\\/:*?"<>|\s]+', "_", name)[:180] + suffix
 
-    def _export_png(self) -> None:
+    def _export_png(self, light: bool = False) -> None:
         folder = self.export_folder()
-        name = self.export_name(".png")
-        path = save_file_name(self, "Export chart", str(folder / name),
-                              "PNG (*.png)")
+        name = self.export_name("-light.png" if light else ".png")
+        path = save_file_name(self, "Export chart for reports (light)" if light
+                              else "Export chart", str(folder / name), "PNG (*.png)")
         if path:
-            self.export_image(path)
+            self.export_image(path, light=light)
 
-    def export_image(self, path: str) -> bool:
+    def export_image(self, path: str, light: bool = False) -> bool:
         """Save the chart as shown, with a title naming the metric, measure and series, and
-        the legend of its marks."""
-        return self.image().save(path)
+        the legend of its marks; ``light``: in the light theme's colours, whatever the theme
+        (for reports, which are printed on white)."""
+        return self.image(light=light).save(path)
 
-    def image(self) -> QImage:
+    def image(self, light: bool = False) -> QImage:
+        """The chart as an image; ``light``: in the light theme's colours."""
+        if light and is_dark():
+            self.apply_palette(dark=False)
+            try:
+                return self._compose(dark=False)
+            finally:
+                self.apply_palette()
+        return self._compose(is_dark())
+
+    def _compose(self, dark: bool) -> QImage:
         from PySide6.QtGui import QPainter
 
         plot = self.plot.grab()
@@ -967,7 +767,7 @@ class ChartWidget(QWidget):
         margin, line = 12, self.fontMetrics().height()
         image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin,
                        QImage.Format.Format_ARGB32)
-        background, ink, _grid = chart_colours()
+        background, ink, _grid = chart_colours(dark)
         image.fill(QColor(background))
         painter = QPainter(image)
         painter.setPen(QColor(ink))

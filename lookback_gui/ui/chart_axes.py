@@ -8,14 +8,8 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 
+from lookback_gui.ui.chart_model import in_view
 from lookback_gui.ui.models import fmt_number
-
-
-def in_view(x: np.ndarray, x_range: tuple[float, float]) -> tuple[int, int]:
-    """The slice [lo, hi) of ``x`` (ascending) that lies in ``x_range``, both ends included."""
-    return (int(np.searchsorted(x, x_range[0], "left")),
-            int(np.searchsorted(x, x_range[1], "right")))
-
 
 # the room one time label takes on the axis ("Nov 17", "23:00", "Dec 2026" and the gap after it)
 LABEL_PX = 90

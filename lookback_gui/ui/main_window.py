@@ -43,6 +43,7 @@ from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
+from lookback_gui.ui.dashboard import DashboardWidget
 from lookback_gui.ui.dialogs import open_file_name, save_file_name
 from lookback_gui.ui.editors import MONO, MetricEditor, SourceEditor
 from lookback_gui.ui.health import AlertBar, AlertNotifier, health_rows
@@ -138,6 +139,7 @@ class MainWindow(QMainWindow):
 
         self.chart = ChartWidget(self.bridge)
         self.advisor = AdvisorWidget(self.bridge)
+        self.dashboard = DashboardWidget(self.bridge)
         self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
         self.revisions_find = query_box(self.revisions_filter, "Filter revisions",
@@ -163,6 +165,7 @@ class MainWindow(QMainWindow):
             self.bridge, self.tabs, self.chart, self.advisor, self.revisions_model,
             self.revisions_view, self.definition, self.reload_project,
             lambda message: self.statusBar().showMessage(message, 8000), self)
+        self._connect_dashboard()
         self._build_actions()
         self._build_status_bar()
         self._build_tray()
@@ -190,6 +193,7 @@ class MainWindow(QMainWindow):
         self.sessions.failed.connect(self._open_failed)
         self.advisor.applied.connect(lambda _: self.reload_project())
         self.chart.export_folder = self._project_folder
+        self.chart.range_picker.settings = settings
         self._fallback = QTimer(self, interval=FALLBACK_REFRESH_MS)
         self._fallback.timeout.connect(self.refresh)
         self._soon = QTimer(self, singleShot=True, interval=150)
@@ -238,6 +242,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.runs_log, "Runs log")
         self.tabs.addTab(self.health_view, "Health")
         self.tabs.addTab(self.alerts_view, "Alerts")
+        self.tabs.addTab(self.dashboard, "Dashboard")
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -292,6 +297,8 @@ class MainWindow(QMainWindow):
                        self.backfill_action):
             metric.addAction(action)
         view = self.menuBar().addMenu("&View")
+        view.addAction(self._action("&Dashboard", lambda: self.tabs.setCurrentWidget(
+            self.dashboard), "Ctrl+D", "the charts of several metrics at once"))
         theme = view.addMenu("&Theme")
         for name in ("system", "light", "dark"):
             action = self._action(name.title(), lambda _=False, n=name: self.set_theme(n))
@@ -367,6 +374,7 @@ class MainWindow(QMainWindow):
         apply_theme(name)
         self.chart.apply_palette()
         self.advisor.apply_palette()
+        self.dashboard.apply_palette()
         for action in self.theme_menu.actions():
             action.setChecked(action.data() == name)
         self.settings.setValue("view/theme", name)
@@ -433,6 +441,7 @@ class MainWindow(QMainWindow):
         for pane in (self.metric_runs, self.runs_log):
             pane.set_store(None)
         self.metric_views.show(None, None)
+        self.dashboard.set_project(None, None)
         self.setWindowTitle("Lookback GUI")
         self._set_enabled()
         self._update_status()
@@ -447,6 +456,7 @@ class MainWindow(QMainWindow):
             4000 if session.scheduled_elsewhere is None else 30000)
         self.setWindowTitle(f"{project.path.name} — Lookback GUI")
         key = f"view/{_settings_key(project.path)}"
+        self.chart.range_picker.set_project(project.path)
         self.tree.set_project(project)
         selected = str(self.settings.value(f"{key}/metric", "") or "")
         if selected in project.metrics:
@@ -569,7 +579,32 @@ class MainWindow(QMainWindow):
         metric = self.selected_metric()
         self.metric_runs.filter.set_fields(metric=metric.name if metric else "\0none")
         self.metric_views.show(self.session, metric)
+        self.dashboard.set_project(self.store, self.project)
         self._set_enabled()
+
+    def _connect_dashboard(self) -> None:
+        self.metric_views.changed.connect(self.dashboard.metric_changed)
+        self.dashboard.open_requested.connect(self.open_chart)
+        self.dashboard.on_saved = self.reload_project
+        self.dashboard.on_error = lambda message: self.show_error("The dashboard", message)
+        self.dashboard.series_of = lambda: [
+            d for d, m, _size in (self.chart._data.series if self.chart._data else ())
+            if m == self.chart.measure_box.currentText()]
+
+        def on_show() -> tuple[str, str, dict[str, Any]] | None:
+            data = self.chart._data
+            return None if data is None or not data.measure else (data.metric, data.measure,
+                                                                  data.dims)
+
+        self.dashboard.chart_on_show = on_show
+
+    def open_chart(self, metric: str, measure: str, dims: dict[str, Any]) -> None:
+        """Show a series of ``metric`` full size in the Chart tab (a dashboard chart's click)."""
+        if self.project is None or metric not in self.project.metrics:
+            return
+        self.tree.select_metric(metric)
+        self.chart.open_series(self.store, self.project.metrics[metric], measure, dims)
+        self.tabs.setCurrentWidget(self.chart)
 
     def _edit_item(self, kind: str, name: str) -> None:
         if kind == "source":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QPlainTextEdit, QTabWidget
 
 from lookback_gui.core.errors import LookbackError
@@ -32,7 +32,14 @@ def _revision_key(view: RevisionView) -> tuple[object, ...]:
 
 
 class MetricViews(QObject):
-    """Keeps the chart, revisions, advisor and definition on the selected metric."""
+    """Keeps the chart, revisions, advisor and definition on the selected metric.
+
+    Signals:
+        changed(str, object): a run (its id, or None) of a metric, any metric, committed new
+            values; views of several metrics (the dashboard) follow it.
+    """
+
+    changed = Signal(str, object)
 
     def __init__(self, bridge: Bridge, tabs: QTabWidget, chart: ChartWidget,
                  advisor: AdvisorWidget, revisions: RevisionsModel, revisions_view: Any,
@@ -75,6 +82,7 @@ class MetricViews(QObject):
             if self._newest_run.get(name, 0) >= run_id:
                 return
             self._newest_run[name] = run_id
+        self.changed.emit(name, run_id)
         if self.metric is None or name != self.metric.name:
             return
         self.chart.refresh(run_id)

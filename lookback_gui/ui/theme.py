@@ -68,8 +68,17 @@ def is_dark() -> bool:
     return app.palette().color(QPalette.ColorRole.Window).lightness() < 128
 
 
-def chart_colours() -> tuple[str, str, str]:
-    """Background, ink (axes, text) and grid colour for a chart in the current theme."""
-    if is_dark():
+def chart_colours(dark: bool | None = None) -> tuple[str, str, str]:
+    """Background, ink (axes, text) and grid colour for a chart in the current theme (or, with
+    ``dark`` given, in that one)."""
+    if is_dark() if dark is None else dark:
         return "#1f1f1f", "#d0d0d0", "#3a3a3a"
     return "#ffffff", "#303030", "#e3e3e3"
+
+
+def nowcast_colours(dark: bool | None = None) -> tuple[QColor, QColor]:
+    """The nowcast's line and the fill of its interval band: a deep violet on light, a light
+    one on dark (the deep one all but vanishes on a dark background)."""
+    if is_dark() if dark is None else dark:
+        return QColor("#ce93d8"), QColor(206, 147, 216, 85)
+    return QColor("#6a1b9a"), QColor(106, 27, 154, 45)
