@@ -62,7 +62,8 @@ def open_dashboard(qtbot, window: MainWindow, path: Path) -> None:
     shortcut[0].trigger()
     assert window.tabs.currentWidget() is window.dashboard
     qtbot.waitUntil(lambda: len(window.dashboard.tiles) == len(window.project.metrics)
-                    and all(t.data is not None for t in window.dashboard.tiles), timeout=20000)
+                    and all(t.data is not None for t in window.dashboard.tiles)
+                    and window.bridge.pending == 0, timeout=20000)  # no second load on its way
 
 
 def test_without_a_dashboard_table_there_is_one_live_chart_per_metric(qtbot, window, shop):
