@@ -206,14 +206,18 @@ def test_a_pull_of_7_days_reads_only_those_days_partitions(write_project, s3_ser
     """A year of daily hive partitions: a 7-day window opens the window's files, plus the one
     file DuckDB reads to learn the columns, and no other."""
     bucket = s3_server.bucket("year")
-    client = s3_server.client()
-    first = date(2025, 1, 1)
-    for n in range(365):
-        day = first + timedelta(days=n)
-        client.put_object(Bucket=bucket, Key=f"events/day={day}/part-0.parquet",
-                          Body=_parquet_bytes(
-                              f"SELECT TIMESTAMP '{day} 00:00' + INTERVAL (i) HOUR AS event_at, "
-                              f"i::DOUBLE AS amount FROM range(24) t(i)"))
+    writer = duckdb.connect()
+    try:  # one hive partition per day, written through DuckDB's httpfs
+        writer.execute("LOAD httpfs")
+        writer.execute(f"CREATE SECRET w (TYPE s3, KEY_ID 'lookback-test-key', SECRET '{SECRET}', "
+                       f"ENDPOINT '127.0.0.1:{s3_server.port}', URL_STYLE 'path', "
+                       "USE_SSL false, REGION 'us-east-1')")
+        writer.execute(
+            "COPY (SELECT TIMESTAMP '2025-01-01' + INTERVAL (i) HOUR AS event_at, "
+            "(i % 24)::DOUBLE AS amount, CAST(event_at AS DATE) AS day FROM range(365 * 24) t(i)) "
+            f"TO 's3://{bucket}/events' (FORMAT parquet, PARTITION_BY (day))")
+    finally:
+        writer.close()
     sql = ("SELECT date_trunc('day', event_at) AS bucket, count(*) AS events, sum(amount) AS amount "
            "FROM events WHERE day >= CAST($window_start AS DATE) "
            "AND day < CAST($window_end AS DATE) GROUP BY ALL")

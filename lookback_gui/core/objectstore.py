@@ -17,7 +17,7 @@ import duckdb
 from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import LookbackError, PullError
 from lookback_gui.core.passwords import keyring_get
-from lookback_gui.core.storage import StorageConfig, has_glob, secret_type, url_prefix
+from lookback_gui.core.storage import StorageConfig, has_glob, is_url, secret_type, url_prefix
 
 _EXTENSIONS = {"s3": ("httpfs",), "gcs": ("httpfs",), "http": ("httpfs",),
                "azure": ("azure",)}
@@ -107,12 +107,13 @@ def create_secret(con: duckdb.DuckDBPyConnection, name: str, url: str,
 
 
 def list_objects(con: duckdb.DuckDBPyConnection, url: str) -> list[str]:
-    """The objects that ``url`` (a URL or a glob) names, sorted; [] when none exists.
+    """The objects (or local files) that ``url`` (a URL, path or glob) names, sorted; [] when
+    none exists.
 
     An ``https://`` address cannot be listed: it is returned as it is (a missing one fails
     when it is read, with DuckDB's message naming it).
     """
-    if secret_type(url) == "http":
+    if is_url(url) and secret_type(url) == "http":
         return [url]
     if has_glob(url):
         rows = con.execute("SELECT file FROM glob(?)", [url]).fetchall()
