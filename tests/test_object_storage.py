@@ -41,7 +41,8 @@ def _parquet_bytes(sql: str) -> bytes:
 
 
 def _orders_parquet(rows: list[tuple[int, str, str, float]]) -> bytes:
-    values = ", ".join(f"({i}, TIMESTAMP '{at}', '{c}', {a})" for i, at, c, a in rows)
+    values = ", ".join(f"({i}::BIGINT, TIMESTAMP '{at}', '{c}', {a}::DOUBLE)"
+                       for i, at, c, a in rows)
     return _parquet_bytes(f"SELECT * FROM (VALUES {values}) AS t(order_id, ordered_at, country, "
                           "amount)")
 
