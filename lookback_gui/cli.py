@@ -340,7 +340,8 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     now = local_now(config.zone)
     if start >= now:
         raise UsageError(f"--from ({_cell(start)}) is in the future; a replay pulls the past")
-    windows = replay_windows(config, start, end, now)
+    windows = replay_windows(config, start, end, now,
+                             snapshots=project.sources[config.source].snapshot_as_of)
     if not windows:
         raise UsageError(f"metric {config.name}: its schedule has no time in "
                          f"[{_cell(start)}, {_cell(min(end, now))})")

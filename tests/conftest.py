@@ -44,3 +44,23 @@ def project(write_project, tmp_path: Path) -> Path:
         (2, ts("2026-10-29T11:00"), "FR", 5.0),
     ])
     return write_project()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A local S3-compatible server (moto's server mode) for the whole session, stopped at the
+    end; see tests/s3server.py."""
+    from tests.s3server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3server")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test server's secret key, in the environment variable that its sources name."""
+    from tests.s3server import SECRET
+
+    monkeypatch.setenv("LOOKBACK_TEST_S3_SECRET", SECRET)
+    return SECRET

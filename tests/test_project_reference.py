@@ -93,3 +93,12 @@ def test_a_misspelt_key_gets_a_did_you_mean(tmp_path):
 def test_a_key_has_a_tooltip():
     assert tooltip("metric", "settle_share").startswith("settle_share: a bucket is settled")
     assert "Default: 0.99." in tooltip("metric", "settle_share")
+
+
+def test_the_object_storage_keys_are_those_the_storage_module_reads():
+    from lookback_gui.core.project_keys import keys_of
+    from lookback_gui.core.storage import STORAGE_KEYS
+
+    for table, only in (("source", "parquet"), ("store", "ducklake")):
+        assert set(STORAGE_KEYS) <= keys_of(table, only=only)
+    assert not set(STORAGE_KEYS) & keys_of("source", only="postgres")

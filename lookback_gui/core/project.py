@@ -25,11 +25,12 @@ from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
 from lookback_gui.core.project_keys import keys_of
+from lookback_gui.core.storage import STORAGE_KEYS, StorageConfig, is_url, storage_problem
 from lookback_gui.core.storeconfig import STORE_TYPES, StoreConfig
 from lookback_gui.core.windows import MAX_LOOKBACK, Grain, lookback_buckets
 
-SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv")
-FILE_SOURCE_TYPES = ("duckdb", "sqlite", "parquet", "csv")
+SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv", "iceberg", "delta")
+FILE_SOURCE_TYPES = ("duckdb", "sqlite", "parquet", "csv", "iceberg", "delta")
 SERVER_SOURCE_TYPES = ("postgres", "mysql")
 ALERT_KINDS = ("threshold", "restatement", "freshness", "failure")
 SEVERITIES = ("error", "warn")
@@ -64,6 +65,9 @@ class SourceConfig:
         trust_role: accept a pushdown source whose role can read more than its own database
             (the check then warns every time).
         concurrency: how many pulls may read this source at once (default 1).
+        storage: how to reach a path in object storage (None for a local path).
+        snapshot_as_of: for an Iceberg or Delta table, read the snapshot it had at the pull's
+            as-of (a replay of what a pull then would have seen).
     """
 
     name: str
@@ -75,6 +79,8 @@ class SourceConfig:
     pushdown: bool = False
     concurrency: int = 1
     trust_role: bool = False
+    storage: StorageConfig | None = None
+    snapshot_as_of: bool = False
 
     @property
     def is_file(self) -> bool:
@@ -511,10 +517,40 @@ def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> Stor
         raise check.fail(key_path, "a team store (ducklake) needs a 'data_path': the folder "
                          "every member reaches, where its data files go")
     _refuse_a_password(check, key_path, "catalog", catalog)
+    storage = _storage(check, table, key_path, data_path, "data_path")
     if "://" not in data_path:  # a folder, relative to the project file; else object storage
         data_path = str((directory / os.path.expanduser(data_path)).resolve())
     return StoreConfig(type=kind, catalog=catalog, password_env=password_env,
-                       data_path=data_path)
+                       data_path=data_path, storage=storage)
+
+
+def _storage(check: _Validator, table: Mapping[str, Any], key_path: tuple[Any, ...],
+             path: str | None, path_key: str) -> StorageConfig | None:
+    """The object-storage keys of a source or team store (see core/storage.py); None when it
+    has none. They belong to a URL only."""
+    given = sorted(key for key in STORAGE_KEYS if key in table)
+    if not is_url(path):
+        if given:
+            raise check.fail((*key_path, given[0]), f"{given[0]} is for object storage; the "
+                             f"{path_key} is not a URL (s3://, gs://, az://, https://)")
+        return None
+    use_ssl = check.boolean(table, "use_ssl", key_path, True) if "use_ssl" in table else None
+    storage = StorageConfig(
+        access_key_id=check.string(table, "access_key_id", key_path),
+        secret_env=check.string(table, "secret_env", key_path),
+        endpoint=check.string(table, "endpoint", key_path),
+        region=check.string(table, "region", key_path),
+        url_style=check.string(table, "url_style", key_path),
+        use_ssl=use_ssl,
+        credential_chain=check.boolean(table, "credential_chain", key_path, False))
+    problem = storage_problem(storage, path or "")
+    if problem:
+        raise check.fail((*key_path, problem[0]), problem[1])
+    if problem is None and path and path.lower().startswith(("http://", "https://")) \
+            and any(c in path for c in "*?["):
+        raise check.fail((*key_path, path_key), "a web address names one file; it cannot be "
+                         "a glob")
+    return storage
 
 
 def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
@@ -532,6 +568,12 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     pushdown = check.boolean(table, "pushdown", key_path, False)
     trust_role = check.boolean(table, "trust_role", key_path, False)
     concurrency = check.integer(table, "concurrency", key_path, minimum=1) or 1
+    snapshot_as_of = check.boolean(table, "snapshot_as_of", key_path, False)
+    if snapshot_as_of and kind not in ("iceberg", "delta"):
+        raise check.fail((*key_path, "snapshot_as_of"), "snapshot_as_of reads an Iceberg or "
+                         f"Delta table as it was at the pull's as-of; a {kind} source keeps no "
+                         "snapshots")
+    storage = _storage(check, table, key_path, path, "path")
     if pushdown and kind not in SERVER_SOURCE_TYPES:
         raise check.fail((*key_path, "pushdown"),
                          "pushdown runs the SQL on a postgres or mysql server; a "
@@ -547,9 +589,13 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
             raise check.fail((*key_path, "dsn"), f"a {kind} source takes a 'path', not a 'dsn'")
         if password_env is not None:
             raise check.fail((*key_path, "password_env"), f"a {kind} source has no password")
-        resolved = str(directory / os.path.expanduser(path))
+        if is_url(path) and kind in ("duckdb", "sqlite"):
+            raise check.fail((*key_path, "path"), f"a {kind} source is a file on this computer; "
+                             "object storage holds parquet, csv, iceberg or delta sources")
+        resolved = path if is_url(path) else str(directory / os.path.expanduser(path))
         return SourceConfig(name=name, type=kind, path=path, resolved_path=resolved,
-                            concurrency=concurrency)
+                            concurrency=concurrency, storage=storage,
+                            snapshot_as_of=snapshot_as_of)
     if dsn is None:
         raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
     if path is not None:

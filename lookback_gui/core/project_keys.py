@@ -49,7 +49,20 @@ TABLES = {
 }
 
 _SERVERS = ("postgres", "mysql")
-_FILES = ("duckdb", "sqlite", "parquet", "csv")
+_FILES = ("duckdb", "sqlite", "parquet", "csv", "iceberg", "delta")
+
+# how a path or data_path in object storage is reached (core/storage.py)
+_STORAGE = (
+    ("access_key_id", "string", "", "the access key's id (S3, GCS HMAC or an Azure account name)"),
+    ("secret_env", "variable name", "the keyring (user s3:ID, gcs:ID or azure:ID)",
+     "the environment variable holding the key's secret"),
+    ("endpoint", "host[:port]", "the provider's", "an S3-compatible store's address"),
+    ("region", "string", "us-east-1", "the S3 region"),
+    ("url_style", "path | vhost", "vhost", "how bucket names go into S3 requests"),
+    ("use_ssl", "boolean", "true", "https to the endpoint"),
+    ("credential_chain", "boolean", "false",
+     "use the environment's credentials (AWS profile, instance role, ...) instead of a key"),
+)
 
 KEYS: tuple[Key, ...] = (
     Key("project", "store", "table", "a local store", "where runs and versions are kept"),
@@ -70,10 +83,14 @@ KEYS: tuple[Key, ...] = (
         "where the team store's Parquet files go: a folder every member reaches, or object "
         "storage", only=("ducklake",)),
 
-    Key("source", "type", "duckdb | sqlite | postgres | mysql | parquet | csv", "",
-        "what kind of source it is", required=True),
-    Key("source", "path", "path or glob", "",
-        "the file(s), relative to the project file; a glob reads every match", only=_FILES),
+    Key("source", "type", "duckdb | sqlite | postgres | mysql | parquet | csv | iceberg | delta",
+        "", "what kind of source it is", required=True),
+    Key("source", "path", "path, glob or URL", "",
+        "the file(s), relative to the project file, or an s3://, gs://, az:// or https:// URL; "
+        "a glob reads every match; for iceberg and delta the table's folder", only=_FILES),
+    Key("source", "snapshot_as_of", "boolean", "false",
+        "read the table as it was at the pull's as-of (its versions known then: replay works "
+        "without an arrival column)", only=("iceberg", "delta")),
     Key("source", "dsn", "connection string", "",
         "key=value or URI; no password (a MySQL DSN names its database)", only=_SERVERS),
     Key("source", "password_env", "variable name", "the keyring (user TYPE:DSN)",
@@ -86,6 +103,9 @@ KEYS: tuple[Key, ...] = (
         only=_SERVERS),
     Key("source", "concurrency", "integer, 1 to 64", "1",
         "how many pulls may read the source at once (backfill --workers is capped by it)"),
+
+    *(Key(table, *storage, only=only) for table, only in (("source", _FILES), ("store", ("ducklake",)))
+      for storage in _STORAGE),
 
     Key("metric", "source", "source name", "", "the source the SQL reads", required=True),
     Key("metric", "grain", "minute | hour | day | week | month", "",

@@ -631,7 +631,8 @@ def run_pull(
         raise UsageError(f"metric {config.name}: a pull as of {_fmt(window.as_of)} would be as "
                          f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
                          f"{config.timezone})")
-    replays = uses_as_of(config.sql)
+    # a table read as of the pull (snapshot_as_of) replays its source as $as_of SQL does
+    replays = uses_as_of(config.sql) or source.snapshot_as_of
     started = time.monotonic()
     run_id = store.begin_run(NewRun(
         metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
@@ -768,7 +769,8 @@ def _attempt(pull: PullContext, held: contextlib.ExitStack) -> StagedResult:
     successful one with ``held``, after the commit, so that closing it stays off the pull's
     path."""
     con = connect_source(pull.source, pull.metric.timezone, environ=pull.environ,
-                         staging_dir=pull.staging, connections=pull.connections)
+                         staging_dir=pull.staging, connections=pull.connections,
+                         as_of=pull.window.as_of)
     pull.control.attach(con)
     try:
         staged = _query_and_stage(pull, con)

@@ -24,13 +24,15 @@ from lookback_gui.core.windows import Window, compute_window, local_now
 TRIGGER = "replay"
 
 
-def replay_times(config: MetricConfig, start: datetime, end: datetime) -> list[datetime]:
+def replay_times(config: MetricConfig, start: datetime, end: datetime, *,
+                 snapshots: bool = False) -> list[datetime]:
     """The metric's scheduled times in [start, end) (naive local times).
 
     ``every`` counts from ``start``; a cron schedule fires at its own times. Raises UsageError
-    for a metric without a schedule or whose SQL does not use ``$as_of``.
+    for a metric without a schedule or whose SQL does not use ``$as_of`` (unless its source
+    reads a table's snapshot as of each pull: ``snapshots``).
     """
-    if not uses_as_of(config.sql):
+    if not uses_as_of(config.sql) and not snapshots:
         raise UsageError(
             f"metric {config.name}: its SQL does not use $as_of, so a pull cannot see the "
             "source as it was at a past moment; use 'lookback backfill' to pull the past as "
@@ -60,11 +62,14 @@ def replay_times(config: MetricConfig, start: datetime, end: datetime) -> list[d
 
 
 def replay_windows(config: MetricConfig, start: datetime, end: datetime,
-                   now: datetime | None = None) -> list[Window]:
-    """The windows of a replay of [start, end): one per scheduled time, never after ``now``."""
+                   now: datetime | None = None, *, snapshots: bool = False) -> list[Window]:
+    """The windows of a replay of [start, end): one per scheduled time, never after ``now``.
+
+    ``snapshots``: the metric's source reads a table's snapshot as of each pull
+    (``snapshot_as_of``), which replays it as ``$as_of`` SQL does."""
     now = now or local_now(config.zone)
     return [compute_window(moment, config.grain, config.buckets, config.complete_buckets_only)
-            for moment in replay_times(config, start, min(end, now))]
+            for moment in replay_times(config, start, min(end, now), snapshots=snapshots)]
 
 
 def replay(project: Project, metric: MetricConfig | str, store: Store, windows: list[Window], *,

@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -26,6 +27,7 @@ from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.duck import load_named_extension, quote_identifier, quote_literal
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
 from lookback_gui.core.failures import is_login_refused, is_transient
+from lookback_gui.core.lakehouse import Reach, expose, is_lake, refuse_reach
 from lookback_gui.core.passwords import keyring_get
 from lookback_gui.core.project import SourceConfig
 from lookback_gui.core.pushdown import role_excess, verify_role
@@ -156,6 +158,7 @@ def check_reach(text: str, source: SourceConfig | None = None) -> None:
         raise QueryError(f"the SQL cannot be checked: {tree.get('error_message', 'unknown')}")
     own_database = _own_database(source)
     for node in _nodes(tree):
+        refuse_reach(node, source)  # object storage and lakehouse tables: their view only
         if node.get("type") == "TABLE_FUNCTION":
             name = str((node.get("function") or {}).get("function_name", ""))
             if _REACHING_FUNCTIONS.match(name):
@@ -481,7 +484,7 @@ def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig,
     closed, when this returns); the in-memory database itself is closed soon, off the caller's
     path, when ``connections`` (the one it came from) is given, else now.
     """
-    if source.type not in ("parquet", "csv"):
+    if source.type not in ("parquet", "csv") and not is_lake(source):
         with contextlib.suppress(duckdb.Error):
             con.execute(f"USE memory; DETACH {quote_identifier(source.name)}")
     if connections is not None:
@@ -494,6 +497,7 @@ def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig,
 def connect_source(
     source: SourceConfig, timezone: str = "UTC", environ: Mapping[str, str] | None = None,
     staging_dir: str | None = None, connections: SourceConnections | None = None,
+    as_of: datetime | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection that sees ``source`` read-only and nothing else.
 
@@ -502,6 +506,7 @@ def connect_source(
     Python objects.
 
     ``connections`` gives the database (made ready ahead) when given; else it is made here.
+    ``as_of`` is the pull's as-of, for a lakehouse table read as it was then.
 
     Raises TransientSourceError when the source cannot be reached now (missing or locked file,
     refused connection) and PullError for anything retrying cannot fix.
@@ -512,7 +517,11 @@ def connect_source(
         con.execute(f"SET TimeZone = {quote_literal(timezone)}")
         alias = quote_identifier(source.name)
         allowed: list[str] = []
-        if source.type in ("parquet", "csv"):
+        reach = Reach()
+        if is_lake(source):
+            reach = expose(con, source, as_of=as_of, environ=environ)
+            allowed = list(reach.paths)
+        elif source.type in ("parquet", "csv"):
             files = _file_list(source)
             reader = "read_parquet" if source.type == "parquet" else "read_csv"
             listed = ", ".join(quote_literal(f) for f in files)
@@ -553,9 +562,12 @@ def connect_source(
         # the pull's own folder instead, or nowhere
         spill = os.path.join(staging_dir, "spill") if staging_dir else ""
         settings.append(f"SET temp_directory = {quote_literal(spill)}")
+        folders = list(reach.directories)
         if staging_dir:
-            folder = staging_dir.rstrip("/") + "/"
-            settings.append(f"SET allowed_directories = [{quote_literal(folder)}]")
+            folders.append(staging_dir.rstrip("/") + "/")
+        if folders:
+            listed = ", ".join(quote_literal(folder) for folder in folders)
+            settings.append(f"SET allowed_directories = [{listed}]")
         settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
         con.execute("; ".join(settings))
         return con

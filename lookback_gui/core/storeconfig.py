@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from lookback_gui.core.storage import StorageConfig
+
 STORE_TYPES = ("duckdb", "ducklake")
 
 
@@ -18,6 +20,7 @@ class StoreConfig:
         catalog: the team store's catalog, a PostgreSQL DSN without a password.
         password_env: the environment variable that holds the catalog's password, if any.
         data_path: the folder (or object storage URL) of the team store's data files.
+        storage: how to reach a data_path in object storage (None for a folder).
     """
 
     type: str = "duckdb"
@@ -25,6 +28,7 @@ class StoreConfig:
     catalog: str | None = None
     password_env: str | None = None
     data_path: str | None = None
+    storage: StorageConfig | None = None
 
     @property
     def team(self) -> bool:
