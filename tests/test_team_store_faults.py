@@ -25,10 +25,8 @@ from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store, open_store
 from lookback_gui.core.teamstore import RIGHTS
-from tests.helpers import make_orders, project_text, run_cli
+from tests.helpers import PROCESS_S, make_orders, project_text, run_cli
 from tests.test_team_store import ROWS, SERVER, _admin, team_text
-
-PROCESS_S = 300  # a process start and a store's creation, on a machine at load 10-20
 
 
 def _fresh_catalog() -> str:
