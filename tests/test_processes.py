@@ -19,6 +19,7 @@ from lookback_gui.core.project import load_project
 from lookback_gui.core.store import Store
 from tests.helpers import (
     PROCESS_S,
+    PROCESSES_TEST_S,
     lookback_daemon,
     lookback_process,
     make_orders,
@@ -26,7 +27,7 @@ from tests.helpers import (
 )
 from tests.test_team_store import Lines
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(PROCESSES_TEST_S)]
 
 SECONDS = float(os.environ.get("LOOKBACK_PROCESS_TEST_S", "60"))
 

@@ -27,6 +27,7 @@ from lookback_gui.core.store import open_store
 from tests.helpers import (
     DAILY_SQL,
     PROCESS_S,
+    PROCESSES_TEST_S,
     lookback_daemon,
     lookback_process,
     make_orders,
@@ -210,6 +211,7 @@ def _aggregate(source: Path) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(PROCESSES_TEST_S)
 def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
     """Two processes pull over and over while a third backfills and a fourth reads; then every
     run is there once, with its own id, and the values equal a fresh aggregate."""
@@ -256,6 +258,7 @@ SCHEDULED = '\nevery = "1h"\n'
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(PROCESSES_TEST_S)
 def test_one_scheduler_holds_the_lease_and_a_standby_takes_over_when_it_is_killed(
         team, monkeypatch):
     """Two `lookback schedule` on one team store: one schedules, the other stands by; a kill -9

@@ -25,7 +25,7 @@ from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store, open_store
 from lookback_gui.core.teamstore import RIGHTS
-from tests.helpers import PROCESS_S, make_orders, project_text, run_cli
+from tests.helpers import PROCESS_S, PROCESSES_TEST_S, make_orders, project_text, run_cli
 from tests.test_team_store import ROWS, SERVER, _admin, team_text
 
 
@@ -100,6 +100,7 @@ OPENER = textwrap.dedent("""
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(PROCESSES_TEST_S)
 @pytest.mark.parametrize("trial", range(3))
 def test_processes_opening_a_new_team_store_at_once_all_succeed(tmp_path, trial):
     """Three processes open one new team store together: the first creates DuckLake's catalog
