@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,12 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+
+# How long a test waits for another process to start, answer or end: minutes, so that it holds
+# on a machine at load 10-20 (a test waits on its condition, and is as fast as the machine).
+PROCESS_S = float(os.environ.get("LOOKBACK_TEST_PROCESS_S", "600"))
+# the whole of a test that starts processes, waits on several and works for a while among them
+PROCESSES_TEST_S = int(os.environ.get("LOOKBACK_TEST_PROCESSES_S", "1500"))
 
 ORDERS_SCHEMA = "order_id BIGINT, ordered_at TIMESTAMP, country VARCHAR, amount DOUBLE"
 
@@ -90,7 +97,7 @@ def store_held_by_another_process(path: Path, busy: bool = False) -> Iterator[su
         assert holder.stdout.readline().strip() == "ready"
         yield holder
     finally:
-        holder.communicate(timeout=30)
+        holder.communicate(timeout=PROCESS_S)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import pytest
 
 from lookback_gui.core.store import Store
 from tests.helpers import (
+    PROCESS_S,
     lookback_process,
     project_text,
     run_cli,
@@ -239,10 +240,10 @@ def test_a_process_that_has_the_store_open_makes_way_for_others(project, tmp_pat
     with store_held_by_another_process(tmp_path / "lookback.duckdb"):
         proc = lookback_process("pull", "daily_orders", "--project", str(project),
                                 "--as-of", "2026-10-30T12:00")
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=PROCESS_S)
         assert proc.returncode == 0, err
         proc = lookback_process("runs", "--project", str(project), "--json")
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=PROCESS_S)
         assert proc.returncode == 0, err
         assert [r["status"] for r in json.loads(out)] == ["succeeded"]
 
@@ -251,7 +252,7 @@ def test_a_store_busy_in_another_process_is_waited_for_then_names_its_pid(projec
     with store_held_by_another_process(tmp_path / "lookback.duckdb", busy=True) as holder:
         proc = lookback_process("runs", "--project", str(project),
                                 env={**os.environ, "LOOKBACK_STORE_WAIT": "3"})
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=PROCESS_S)
         assert proc.returncode == 1
         lines = err.splitlines()
         assert lines[0].startswith(f"waiting for store {tmp_path / 'lookback.duckdb'}: in use by "
@@ -276,7 +277,7 @@ def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project,
     project.write_text(text)
     proc = lookback_process("pull", "slow", "--project", str(project))
     ps = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PROCESS_S
     wal = tmp_path / "lookback.duckdb.wal"
     # wait until the query is running: the run row is committed and the process burns CPU
     while not (wal.exists() and sum(ps.cpu_times()[:2]) > 2.0):
@@ -284,7 +285,7 @@ def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project,
         assert time.monotonic() < deadline, "the slow pull never started"
         ps.cpu_percent(interval=0.2)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=PROCESS_S)
     assert proc.returncode == -signal.SIGKILL
     with Store(tmp_path / "lookback.duckdb") as store:
         runs = {r.metric: r for r in store.runs()}

@@ -23,7 +23,7 @@ from lookback_gui.core.pull import (
     run_pull,
 )
 from lookback_gui.core.store import Store
-from tests.helpers import lookback_process, run_cli, ts
+from tests.helpers import PROCESS_S, lookback_process, run_cli, ts
 
 SLOW = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
         "FROM orders, range(100000000000) WHERE ordered_at >= $window_start "
@@ -51,7 +51,7 @@ def add_slow_metric(project: Path) -> None:
 
 def wait_for_staging(folder: Path, proc) -> None:
     """Wait until the process has a pull under way (its staging folder exists)."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PROCESS_S
     while not any(p.name.startswith(f"{STAGING_PREFIX}{proc.pid}-") for p in folder.iterdir()):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the slow pull never started"
@@ -73,7 +73,7 @@ def test_ctrl_c_cancels_the_pull_records_it_cancelled_and_exits_130(project, tmp
     wait_for_staging(temp, proc)
     os.kill(proc.pid, signal.SIGINT)
     sent = time.monotonic()
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=PROCESS_S)
     assert time.monotonic() - sent < 5, "the pull did not stop within a few seconds"
     assert proc.returncode == 130, err
     assert "internal error" not in out + err and "this is a bug" not in err
@@ -259,7 +259,7 @@ def test_ctrl_c_during_retry_failed_cancels_and_exits_130(project, tmp_path):
                             env={**os.environ, "TMPDIR": str(temp)})
     wait_for_staging(temp, proc)
     os.kill(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=PROCESS_S)
     assert proc.returncode == 130, err
     with Store(tmp_path / "lookback.duckdb") as store:
         assert [r.status for r in store.runs()] == ["cancelled", "failed"]

@@ -22,7 +22,7 @@ from lookback_gui.core.housekeeping import TABLES
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
-from tests.helpers import DAILY_SQL, make_orders, project_text, ts
+from tests.helpers import DAILY_SQL, PROCESS_S, make_orders, project_text, ts
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -135,7 +135,7 @@ def test_a_compaction_killed_halfway_leaves_the_store_whole(used):
     process = subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", "store", "compact",
                                 "--project", str(used)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + PROCESS_S
     while not (fresh.exists() and fresh.stat().st_size > 0) and process.poll() is None:
         assert time.monotonic() < deadline
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -159,7 +159,7 @@ def test_a_compaction_waits_for_the_store_and_gives_up_naming_the_holder(used):
     with Store(project.store_path) as store, store.reading():  # this process is using it
         done = subprocess.run([sys.executable, "-m", "lookback_gui.cli", "store", "compact",
                                "--project", str(used)], env=env, capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=PROCESS_S)
     assert done.returncode == 1
     assert "error:" in done.stderr and f"PID {os.getpid()}" in done.stderr
     assert contents(project.store_path) == before

@@ -27,7 +27,7 @@ from lookback_gui.core.project import Project, load_project
 from lookback_gui.core.pull import backfill, run_pull
 from lookback_gui.core.scheduler import plan_catch_up, retry_failed
 from lookback_gui.core.store import Store
-from tests.helpers import ts
+from tests.helpers import PROCESS_S, ts
 
 DAY = timedelta(days=1)
 START = datetime(2026, 10, 10, 9, 0)
@@ -520,7 +520,7 @@ def test_a_backfill_from_the_app_over_the_demo_leaves_every_current_value(tmp_pa
         scheduler = Scheduler(project, store, clock=lambda: now.replace(tzinfo=UTC))
         try:
             assert scheduler.backfill("daily_orders", now - timedelta(days=70), now) is not None
-            assert scheduler.wait_idle(timeout=120)
+            assert scheduler.wait_idle(timeout=PROCESS_S)
         finally:
             scheduler.shutdown(grace_s=1)
         runs = store.runs(metric="daily_orders", trigger="backfill")

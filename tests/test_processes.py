@@ -17,23 +17,31 @@ import pytest
 
 from lookback_gui.core.project import load_project
 from lookback_gui.core.store import Store
-from tests.helpers import lookback_daemon, lookback_process, make_orders, project_text
+from tests.helpers import (
+    PROCESS_S,
+    PROCESSES_TEST_S,
+    lookback_daemon,
+    lookback_process,
+    make_orders,
+    project_text,
+)
+from tests.test_team_store import Lines
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(PROCESSES_TEST_S)]
 
 SECONDS = float(os.environ.get("LOOKBACK_PROCESS_TEST_S", "60"))
 
 # the desktop app, offscreen, pulling by hand every second and a half (the daemon holds the
 # scheduler, so the app's schedule does not run)
 APP = textwrap.dedent("""
-    import os, sys, time
+    import os, sys, threading, time
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
     import lookback_gui.ui
     from lookback_gui.ui.main_window import MainWindow
 
-    path, seconds, folder = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+    path, folder = sys.argv[1], sys.argv[2]
     app = QApplication([])
     window = MainWindow(QSettings(os.path.join(folder, "settings.ini"), QSettings.Format.IniFormat))
     pulls = []
@@ -50,8 +58,21 @@ APP = textwrap.dedent("""
     timer.timeout.connect(pull)
     window.opened.connect(opened)
     window.open_failed.connect(lambda message: (print("failed", message, flush=True), app.exit(1)))
-    QTimer.singleShot(int(seconds * 1000), lambda: (timer.stop(), window.close_session(wait=True),
-                                                   app.quit()))
+    # the test says when to stop (a line on stdin): the app's own start may take minutes on a
+    # busy machine, so no clock of the app's decides how long it runs
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+
+    def stop_when_told():
+        if stop.is_set():
+            watch.stop()
+            timer.stop()
+            window.close_session(wait=True)
+            app.quit()
+
+    watch = QTimer(interval=200)
+    watch.timeout.connect(stop_when_told)
+    watch.start()
     window.open_project(path)
     code = app.exec()
     print("pulls", len(pulls), flush=True)
@@ -84,40 +105,53 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
     env = {**os.environ, "LOOKBACK_STORE_WAIT": "60"}
 
     with lookback_daemon("schedule", "--project", str(path)) as daemon:
-        assert daemon.stdout is not None
-        assert "scheduler started" in daemon.stdout.readline()
-        app = subprocess.Popen([sys.executable, "-c", APP, str(path), str(SECONDS),
-                                str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
+        daemon_lines = Lines(daemon)
+        daemon_lines.wait_for("scheduler started", timeout=PROCESS_S)
+        with (tmp_path / "app.err").open("w") as app_errors:
+            app = subprocess.Popen([sys.executable, "-c", APP, str(path), str(tmp_path)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=app_errors, text=True, env=env)
+        app_lines = Lines(app)
         pulled: list[int] = []
         reads = 0
-        deadline = time.monotonic() + SECONDS
         try:
+            # the app's start is not timed: SECONDS of work begin once it has opened the project
+            opened = app_lines.wait_for("opened", timeout=PROCESS_S)
+            deadline = time.monotonic() + SECONDS
             while time.monotonic() < deadline:
                 pull = lookback_process("pull", "daily_orders", "--project", str(path), env=env)
                 read = lookback_process("runs", "--project", str(path), "--json", env=env)
-                out, err = pull.communicate(timeout=120)
+                out, err = pull.communicate(timeout=PROCESS_S)
                 assert pull.returncode == 0, err
                 pulled.append(int(out.split()[1]))  # "run N daily_orders succeeded: ..."
-                out, err = read.communicate(timeout=120)
+                out, err = read.communicate(timeout=PROCESS_S)
                 assert read.returncode == 0, err
                 assert all(r["status"] in ("running", "succeeded") for r in json.loads(out))
                 history = lookback_process("history", "daily_orders", "--project", str(path),
                                            "--json", env=env)
-                out, err = history.communicate(timeout=120)
+                out, err = history.communicate(timeout=PROCESS_S)
                 assert history.returncode == 0, err
                 assert json.loads(out)
                 reads += 2
-            app_out, app_err = app.communicate(timeout=120)
+            assert app.stdin is not None
+            app.stdin.write("stop\n")
+            app.stdin.flush()
+            app_lines.wait_for("pulls", timeout=PROCESS_S)
+            app.wait(timeout=PROCESS_S)
         finally:
             if app.poll() is None:
                 app.kill()
-                app.communicate()
+                app.wait()
+        app_err = (tmp_path / "app.err").read_text()
         assert app.returncode == 0, app_err
-        assert app_out.splitlines()[0] == "opened True"  # the daemon has the schedule
-        app_pulls = int(app_out.splitlines()[-1].split()[1])
+        assert opened.strip() == "opened True"  # the daemon has the schedule
+        app_pulls = int(app_lines.wait_for("pulls").split()[1])
         daemon.send_signal(2)
-        daemon_out, daemon_err = daemon.communicate(timeout=60)
+        daemon.wait(timeout=PROCESS_S)
+        daemon_lines.wait_for("scheduler stopped", timeout=PROCESS_S)
+        daemon_out = daemon_lines.text()
+        assert daemon.stderr is not None
+        daemon_err = daemon.stderr.read()
     assert daemon.returncode == 0, daemon_err
     daemon_runs = {int(words[3]) for words in map(str.split, daemon_out.splitlines())
                    if len(words) > 3 and words[2] == "run"}

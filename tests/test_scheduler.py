@@ -26,7 +26,7 @@ from lookback_gui.core.scheduler import Scheduler, plan_catch_up, retry_failed
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import Window
-from tests.helpers import lookback_daemon, lookback_process, make_orders, project_text, ts
+from tests.helpers import PROCESS_S, lookback_daemon, lookback_process, make_orders, project_text, ts
 
 SCHEDULED = 'schedule = "0 6 * * *"\ntimezone = "UTC"'
 
@@ -136,12 +136,12 @@ def test_scheduler_catches_up_at_start_and_runs_now(write_project, shop):
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
     with Store(project.store_path) as store, \
             running(project, store, clock=clock) as (scheduler, recorder):
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         runs = recorder.finished()
         assert [(r.trigger, r.status) for r in runs] == [("catch-up", "succeeded")]
         assert scheduler.next_fire_times()["daily_orders"] is not None
         scheduler.run_now("daily_orders")
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [r.trigger for r in recorder.finished()] == ["catch-up", "manual"]
 
 
@@ -167,9 +167,9 @@ def test_a_worker_readies_its_next_source_database_after_its_pulls(write_project
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
     with Store(project.store_path) as store, CountingConnections() as connections, \
             running(project, store, clock=clock, connections=connections) as (scheduler, recorder):
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         scheduler.run_now("daily_orders")
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [r.status for r in recorder.finished()] == ["succeeded", "succeeded"]
         assert len(connections.taken_on) == 2
         assert connections.prepared_on  # by the workers, on their own threads
@@ -188,14 +188,41 @@ def test_a_fire_while_a_pull_runs_is_coalesced_and_cancel_commits_nothing(write_
             scheduler.events.subscribe(
                 lambda e: started.set() if type(e).__name__ == "RunStarted" else None)
             assert scheduler.run_now("daily_orders") is not None
-            assert started.wait(30)
+            assert started.wait(PROCESS_S)
             assert scheduler.run_now("daily_orders") is None
             assert any(isinstance(e, Notice) and "coalesced" in e.message for e in recorder.events)
             scheduler.cancel("daily_orders")
-            assert scheduler.wait_idle(timeout=60)
+            assert scheduler.wait_idle(timeout=PROCESS_S)
             [run] = recorder.finished()
             assert run.status == "cancelled"
             assert store.history("daily_orders") == []
+
+
+def test_an_observer_may_ask_the_scheduler_when_told_a_fire_was_coalesced(write_project, shop):
+    """The app's status bar asks which metrics run when the scheduler says something; it must
+    not find the scheduler's lock held by the very call that said it (the app hung so)."""
+    project = load_project(write_project(sql=SLOW_SQL))
+    with Store(project.store_path) as store:
+        started = threading.Event()
+        asked: list[list[str]] = []
+        with running(project, store, catch_up=False) as (scheduler, recorder):
+            def observe(event: object) -> None:
+                if type(event).__name__ == "RunStarted":
+                    started.set()
+                if isinstance(event, Notice) and "coalesced" in event.message:
+                    asked.append(scheduler.running_metrics())
+
+            scheduler.events.subscribe(observe)
+            assert scheduler.run_now("daily_orders") is not None
+            assert started.wait(PROCESS_S)
+            fire = threading.Thread(target=scheduler.run_now, args=("daily_orders",),
+                                    daemon=True)
+            fire.start()
+            fire.join(PROCESS_S)
+            assert not fire.is_alive(), "the scheduler deadlocked on its own lock"
+            assert asked == [["daily_orders"]]
+            scheduler.cancel("daily_orders")
+            assert scheduler.wait_idle(timeout=PROCESS_S)
 
 
 def test_broken_project_file_keeps_the_last_good_configuration(write_project, shop):
@@ -292,12 +319,12 @@ def test_daemon_pulls_on_schedule_and_stops_cleanly_on_sigterm(write_project, sh
             if sum("succeeded" in x for x in lines) >= 2 or "failed" in line:
                 break
         second = lookback_process("schedule", "--project", str(path))
-        _, second_err = second.communicate(timeout=60)
+        _, second_err = second.communicate(timeout=PROCESS_S)
         assert second.returncode == 1
         assert "cannot start the scheduler" in second_err
         assert f"PID {daemon.pid}" in second_err
         daemon.send_signal(signal.SIGTERM)
-        rest, err = daemon.communicate(timeout=60)
+        rest, err = daemon.communicate(timeout=PROCESS_S)
     assert daemon.returncode == 0, err
     text = "".join(lines) + rest
     assert "(catch-up)" in text and "(schedule)" in text
@@ -321,7 +348,7 @@ def test_schedule_log_names_metric_sql_errors(write_project, shop):
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
     with Store(project.store_path) as store:
         with running(project, store, clock=clock) as (scheduler, recorder):
-            assert scheduler.wait_idle(timeout=60)
+            assert scheduler.wait_idle(timeout=PROCESS_S)
         runs = {r.metric: r for r in recorder.finished()}
         assert runs["daily_orders"].status == "succeeded"
         assert runs["broken"].status == "failed" and "orderz" in runs["broken"].error
@@ -334,18 +361,18 @@ def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
     mono = [1000.0]
     with Store(project.store_path) as store, running(project, store, clock=lambda: wall[0],
                  monotonic=lambda: mono[0]) as (scheduler, recorder):
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         scheduler._tick()
         mono[0] += 1.0
         wall[0] += timedelta(seconds=1)
         scheduler._tick()
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [r.trigger for r in recorder.finished()] == ["catch-up"]
         # asleep for three days: the clock jumps, the monotonic clock barely moves
         mono[0] += 1.0
         wall[0] += timedelta(days=3)
         scheduler._tick()
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [r.trigger for r in recorder.finished()] == ["catch-up", "catch-up"]
         assert any(isinstance(e, Notice) and "clock jumped" in e.message
                    for e in recorder.events)
@@ -358,7 +385,7 @@ def test_sigterm_during_a_pull_cancels_it_after_the_grace_period(write_project, 
             if "started (catch-up)" in line:
                 break
         daemon.send_signal(signal.SIGTERM)
-        rest, err = daemon.communicate(timeout=90)
+        rest, err = daemon.communicate(timeout=PROCESS_S)
     assert daemon.returncode == 0, err
     assert "running pulls get 10 s before they are cancelled" in rest
     assert "cancelled" in rest

@@ -15,7 +15,7 @@ from lookback_gui.core.pull import run_pull
 from lookback_gui.core.scheduler import PlannedPull, plan_catch_up
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import Window
-from tests.helpers import make_orders, ts
+from tests.helpers import PROCESS_S, make_orders, ts
 from tests.test_scheduler import SCHEDULED, running
 
 
@@ -59,10 +59,10 @@ def test_pausing_keeps_the_project_file_in_sync(write_project, shop):
         scheduler.pause()
         assert scheduler.paused
         path.write_text(path.read_text().replace('"0 6 * * *"', '"30 7 * * *"'))
-        assert reloaded.wait(30), "a paused scheduler stopped watching the project file"
+        assert reloaded.wait(PROCESS_S), "a paused scheduler stopped watching the project file"
         assert scheduler.project.metrics["daily_orders"].schedule == "30 7 * * *"
         assert scheduler.run_now("daily_orders") is not None  # run now still works
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [r.trigger for r in recorder.finished()] == ["manual"]
 
 
@@ -81,7 +81,7 @@ def test_pausing_keeps_freshness_alerts(write_project, shop):
         scheduler.events.subscribe(
             lambda e: fired.set() if type(e).__name__ == "AlertChanged" else None)
         scheduler.pause()
-        assert fired.wait(30), "a paused scheduler stopped checking freshness"
+        assert fired.wait(PROCESS_S), "a paused scheduler stopped checking freshness"
 
 
 def test_resume_catches_up_what_was_owed(write_project, shop):
@@ -92,7 +92,7 @@ def test_resume_catches_up_what_was_owed(write_project, shop):
         scheduler.pause()
         assert scheduler.catch_up() == []  # paused: nothing starts
         scheduler.resume()
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [(r.trigger, r.status) for r in recorder.finished()] == [("catch-up",
                                                                           "succeeded")]
 
@@ -120,7 +120,7 @@ def test_a_bug_in_one_planned_pull_does_not_drop_the_rest(write_project, shop):
                                            as_of=ts("2026-10-30T12:00"),
                                            partial_start=ts("2026-10-30")))])
         assert future is not None
-        assert scheduler.wait_idle(timeout=60)
+        assert scheduler.wait_idle(timeout=PROCESS_S)
         assert broke
         runs = recorder.finished()
         assert [(r.trigger, r.window_start) for r in runs] == [

@@ -52,6 +52,12 @@ class StoreBusyError(StoreError):
         self.pid = pid
 
 
+class TransientStoreError(StoreError):
+    """The store could not be read or written just now, and trying again may work: the team
+    store's catalog database dropped this process's sessions, or a commit raced another
+    process's conflicting commit."""
+
+
 class PullError(LookbackError):
     """A pull failed; ``transient`` says whether trying again may help."""
 

@@ -5,7 +5,8 @@ so an error is never retried in one place and refused in another; :class:`RetryP
 a pull tries again, and after how long.
 
 - ``transient``: the source could not be reached now (file missing or locked, connection refused
-  or lost); trying again later may work.
+  or lost), or the team store's catalog went away or a commit raced another process's
+  (:class:`~lookback_gui.core.errors.TransientStoreError`); trying again later may work.
 - ``permanent``: retrying cannot fix it — a SQL mistake, a server that refused the query
   (``division by zero``, a missing table), or a refused login (retrying a wrong password invites
   an account lockout).
@@ -21,7 +22,7 @@ from typing import Literal
 
 import duckdb
 
-from lookback_gui.core.errors import CancelledError, PullError
+from lookback_gui.core.errors import CancelledError, PullError, TransientStoreError
 
 Failure = Literal["transient", "permanent", "cancelled"]
 
@@ -46,6 +47,8 @@ def classify(error: BaseException) -> Failure:
         return "cancelled"
     if isinstance(error, PullError):
         return "transient" if error.transient else "permanent"
+    if isinstance(error, TransientStoreError):
+        return "transient"
     text = str(error).lower()
     if "interrupted" in text and isinstance(error, RuntimeError | duckdb.Error):
         return "cancelled"

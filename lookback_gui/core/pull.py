@@ -30,6 +30,7 @@ from lookback_gui.core.errors import (
     QualityError,
     QueryError,
     TransientSourceError,
+    TransientStoreError,
     UsageError,
 )
 from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
@@ -656,7 +657,7 @@ def run_pull(
         pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
         pull.last = store.last_successful_run(config.name)
         staged, known_at = _stage_with_retries(pull, held, sleep or control.sleep, replays)
-        result = _commit(pull, staged, known_at, started)
+        result = _commit_with_retries(pull, staged, known_at, started, sleep or control.sleep)
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
         store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=pull.attempts,
@@ -718,6 +719,38 @@ def _stage_with_retries(pull: PullContext, held: contextlib.ExitStack,
                   f"(attempt {attempts + 1} of {config.retries + 1})")
         pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
         store.set_attempts(pull.run_id, attempts)
+        wait(delay)
+
+
+def _commit_with_retries(pull: PullContext, staged: StagedResult, known_at: datetime,
+                         started: float, wait: Callable[[float], None]) -> RunRecord:
+    """Commit the staged result. A commit that failed in a way that trying again may fix (the
+    team store's catalog went away, or another process's commit conflicted with it) is tried
+    again with the same staged result, under the metric's retry policy and counting as an
+    attempt; a commit that landed although its answer was lost is not made twice."""
+    config, store = pull.metric, pull.store
+    while True:
+        try:
+            return _commit(pull, staged, known_at, started)
+        except TransientStoreError as exc:
+            failure = exc
+        pull.control.check()
+        with contextlib.suppress(TransientStoreError):
+            landed = store.run(pull.run_id)
+            if landed.status == "succeeded":
+                return landed
+        attempts = pull.attempts
+        delay = pull.retry_policy.delay(failure, attempts)
+        if delay is None:  # the run's end tells the failure
+            pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), None))
+            raise failure
+        pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
+        pull.attempts += 1
+        with contextlib.suppress(TransientStoreError):  # the store may still be away
+            store.log(pull.run_id, "warning",
+                      f"attempt {attempts} failed: {failure}; committing again in "
+                      f"{delay:.2f} s (attempt {attempts + 1} of {config.retries + 1})")
+            store.set_attempts(pull.run_id, pull.attempts)
         wait(delay)
 
 

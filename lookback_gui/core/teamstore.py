@@ -13,7 +13,15 @@ own (:class:`Catalog`):
   with its session;
 - the scheduling lease is a row in ``lookback_scheduler_lease`` that its holder renews every few
   seconds; another scheduler takes it over when the holder lets go, dies, or stops renewing it
-  for :data:`LEASE_S` seconds (:class:`CatalogLease`).
+  for :data:`LEASE_S` seconds (:class:`CatalogLease`);
+- the first creation of the catalog's tables and sequences (DuckLake's own and ours) holds
+  another advisory lock, so that members who open a new store at the same moment take turns
+  instead of colliding in PostgreSQL's ``CREATE ... IF NOT EXISTS``.
+
+What goes wrong underneath is said in one line that names the store (:func:`lake_failure`): a
+catalog session the server dropped and a commit that raced another one are
+:class:`~lookback_gui.core.errors.TransientStoreError` (a pull tries again), a role without the
+rights the store needs is told which rights (:func:`missing_rights`).
 """
 
 from __future__ import annotations
@@ -29,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from lookback_gui.core.duck import load_named_extension, quote_literal
-from lookback_gui.core.errors import StoreBusyError, StoreError
+from lookback_gui.core.errors import StoreBusyError, StoreError, TransientStoreError
+from lookback_gui.core.failures import is_transient
 from lookback_gui.core.passwords import keyring_get
 from lookback_gui.core.storelock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
 
@@ -41,7 +50,63 @@ if TYPE_CHECKING:
 LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
 LEASE_S = 20.0  # a scheduling lease not renewed for this long is free to take over
 _WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per catalog database)
+_CREATE_LOCK = 0x100C_BAC1  # held while a process creates the catalog's tables the first time
 _SEQUENCES = ("lookback_run_ids", "lookback_commit_seqs")
+# what DuckDB and PostgreSQL say when the catalog's session went away under a statement
+_LOST_MARKERS = (
+    "server closed the connection", "no connection to the server", "terminating connection",
+    "connection to server", "could not receive data from server",
+    "could not send data to server", "ssl syscall error", "connection is closed",
+    "current transaction is aborted", "database has been invalidated",
+)
+RIGHTS = ("CREATE on the schema public of the catalog database to create the store the first "
+          "time (or a store created already by a role that has it), and SELECT, INSERT, "
+          "UPDATE and DELETE on its tables and USAGE and UPDATE on its sequences to use it")
+
+
+def missing_rights(config: StoreConfig, role: str | None, reason: str) -> StoreError:
+    """The error of a catalog role that lacks a right the store needs: which rights it needs."""
+    who = f"the catalog role {role}" if role else "the catalog role"
+    first = reason.strip().splitlines()[0] if reason.strip() else "permission denied"
+    return StoreError(f"{config.describe()}: {who} lacks a right the store needs ({first}); "
+                      f"it needs {RIGHTS}")
+
+
+def _dsn_user(config: StoreConfig) -> str | None:
+    import psycopg
+
+    try:
+        user = psycopg.conninfo.conninfo_to_dict(config.catalog or "").get("user")
+    except psycopg.Error:
+        return None
+    return str(user) if user else None
+
+
+def catalog_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says that a session with the catalog database went away."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.FatalException) or any(m in text for m in _LOST_MARKERS)
+
+
+def lake_failure(config: StoreConfig, exc: BaseException) -> StoreError | None:
+    """The one-line error that a failure of DuckDB on the team store stands for, or None for a
+    failure that is none of the store's (a mistake in a query: a bug, told as such)."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, duckdb.Error) and "permission denied for" in text.lower():
+        reason = text[text.lower().index("permission denied for"):]
+        return missing_rights(config, _dsn_user(config), reason.split(":")[0].split('"')[0])
+    if isinstance(exc, duckdb.Error) and catalog_lost(exc):
+        lowered = text.lower()
+        said = next((m for m in _LOST_MARKERS if m in lowered), "the session failed")
+        return TransientStoreError(f"{config.describe()}: the catalog database went away "
+                                   f"({said})")
+    if isinstance(exc, duckdb.InternalException):  # DuckDB gives the database up after it
+        return TransientStoreError(f"{config.describe()}: DuckDB failed on the store and opens "
+                                   f"it again ({text.split(' Stack Trace')[0]})")
+    if is_conflict(exc):
+        return TransientStoreError(f"{config.describe()}: a write conflicted with another "
+                                   "process's commit; nothing of it was kept")
+    return None
 
 
 def keyring_user(config: StoreConfig) -> str:
@@ -79,8 +144,11 @@ def _connect_catalog(config: StoreConfig, password: str | None,
         if "password" in reason.lower() and password is None:
             reason += ("; set password_env in [store] to the name of an environment variable "
                        "that holds it, or keep it in the keyring")
-        raise StoreError(f"{config.describe()}: cannot reach the catalog database: "
-                         f"{reason}") from None
+        # a server that is down or restarting may be back soon; a refusal stays a refusal
+        lowered = reason.lower()
+        kind = (TransientStoreError if is_transient(exc) and "does not exist" not in lowered
+                and "permission denied" not in lowered else StoreError)
+        raise kind(f"{config.describe()}: cannot reach the catalog database: {reason}") from None
 
 
 def _holders(cur: psycopg.Cursor[Any], key: int) -> str:
@@ -124,20 +192,54 @@ class Catalog:
                 try:
                     cur = self._con.execute(sql, params)
                     return cur.fetchone() if cur.description else None
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise missing_rights(self.config, self.role, str(exc)) from None
                 except psycopg.OperationalError as exc:
                     reason = " ".join(str(exc).split()) or type(exc).__name__
                     if attempt == 2 or self._writing:
-                        raise StoreError(f"{self.config.describe()}: the catalog database went "
-                                         f"away: {reason}") from None
+                        raise TransientStoreError(f"{self.config.describe()}: the catalog "
+                                                  f"database went away: {reason}") from None
                     with contextlib.suppress(Exception):
                         self._con.close()
                     self._con = _connect_catalog(self.config, self.password, "store")
         return None  # not reached
 
+    @property
+    def role(self) -> str | None:
+        """The role the catalog session logged in as."""
+        with self._lock, contextlib.suppress(Exception):
+            return str(self._con.info.user)
+        return _dsn_user(self.config)
+
     def prepare(self) -> None:
-        """Create what the store needs in the catalog database besides DuckLake's tables."""
+        """Create what the store needs in the catalog database besides DuckLake's tables (inside
+        :meth:`creating`)."""
         for name in _SEQUENCES:
-            self._query(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+            row = self._query("SELECT to_regclass(%s) IS NULL", [name])
+            if row and row[0]:
+                self._query(f"CREATE SEQUENCE IF NOT EXISTS {name}")
+
+    def created(self) -> bool:
+        """Whether the catalog holds the store's tables and sequences already."""
+        row = self._query("SELECT to_regclass('ducklake_metadata') IS NOT NULL AND "
+                          "to_regclass('ducklake_snapshot') IS NOT NULL AND "
+                          + " AND ".join(f"to_regclass('{n}') IS NOT NULL" for n in _SEQUENCES))
+        return bool(row and row[0])
+
+    @contextlib.contextmanager
+    def creating(self) -> Iterator[None]:
+        """Hold the creation lock for the block when the catalog is not created yet, so that
+        processes opening a new store together create its tables one after the other (the
+        later ones then find them made)."""
+        if self.created():
+            yield
+            return
+        self._take(_CREATE_LOCK, "created")
+        try:
+            yield
+        finally:
+            with self._lock, contextlib.suppress(Exception):
+                self._con.execute("SELECT pg_advisory_unlock(%s)", [_CREATE_LOCK])
 
     def next_id(self, sequence: str) -> int:
         row = self._query("SELECT nextval(%s)", [sequence])
@@ -180,7 +282,7 @@ class Catalog:
         """
         with self._writer:
             if self._writing == 0:
-                self._take_write_lock()
+                self._take(_WRITE_LOCK, "written")
             self._writing += 1
             try:
                 yield
@@ -190,27 +292,28 @@ class Catalog:
                     with self._lock, contextlib.suppress(Exception):
                         self._con.execute("SELECT pg_advisory_unlock(%s)", [_WRITE_LOCK])
 
-    def _take_write_lock(self) -> None:
+    def _take(self, key: int, doing: str) -> None:
+        """Take advisory lock ``key`` (the store is being ``doing`` by its holder meanwhile)."""
         started = time.monotonic()
         said = False
         while True:
-            row = self._query("SELECT pg_try_advisory_lock(%s)", [_WRITE_LOCK])
+            row = self._query("SELECT pg_try_advisory_lock(%s)", [key])
             if row and row[0]:
                 return
             waited = time.monotonic() - started
             if waited >= self.wait_s:
                 raise StoreBusyError(
-                    f"{self.config.describe()} is being written by {self._holder()} and was "
+                    f"{self.config.describe()} is being {doing} by {self._holder(key)} and was "
                     f"not free after {self.wait_s:.0f} s; try again when it has finished", None)
             if not said and waited >= SAY_AFTER_S and self.waiting is not None:
                 said = True
-                self.waiting(f"waiting for {self.config.describe()}: being written by "
-                             f"{self._holder()}")
+                self.waiting(f"waiting for {self.config.describe()}: being {doing} by "
+                             f"{self._holder(key)}")
             time.sleep(max(POLL_S, 0.05))
 
-    def _holder(self) -> str:
+    def _holder(self, key: int) -> str:
         with self._lock:
-            return _holders(self._con.cursor(), _WRITE_LOCK)
+            return _holders(self._con.cursor(), key)
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):
@@ -244,12 +347,15 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
     try:
         con.execute(f"ATTACH {quote_literal('ducklake:postgres:' + (config.catalog or ''))} "
                     f"AS {LAKE} ({', '.join(options)})")
+        con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:
         message = " ".join(str(exc).split())
         if password:
             message = message.replace(password, "***")
+        said = lake_failure(config, exc)
+        if said is not None:
+            raise said from None
         raise StoreError(f"{config.describe()} cannot be opened: {message}") from None
-    con.execute(f"USE {LAKE}")
 
 
 def is_conflict(exc: BaseException) -> bool:
@@ -283,11 +389,28 @@ class CatalogLease:
             raise StoreError("LOOKBACK_LEASE_S must be a number of seconds") from None
 
     def _session(self) -> psycopg.Connection[Any]:
+        import psycopg
+
         if self._con is None or self._con.closed:
-            self._con = _connect_catalog(self.config, self._password, "scheduler lease")
-            self._con.execute(
-                "CREATE TABLE IF NOT EXISTS lookback_scheduler_lease (name text PRIMARY KEY, "
-                "holder text NOT NULL, renewed_at timestamptz NOT NULL)")
+            con = _connect_catalog(self.config, self._password, "scheduler lease")
+            try:
+                missing = con.execute("SELECT to_regclass('lookback_scheduler_lease') IS NULL"
+                                      ).fetchone()
+                if missing and missing[0]:  # schedulers starting together take turns
+                    con.execute("SELECT pg_advisory_lock(%s)", [_CREATE_LOCK])
+                    try:
+                        con.execute("CREATE TABLE IF NOT EXISTS lookback_scheduler_lease (name "
+                                    "text PRIMARY KEY, holder text NOT NULL, renewed_at "
+                                    "timestamptz NOT NULL)")
+                    finally:
+                        con.execute("SELECT pg_advisory_unlock(%s)", [_CREATE_LOCK])
+            except psycopg.errors.InsufficientPrivilege as exc:
+                con.close()
+                raise missing_rights(self.config, str(con.info.user), str(exc)) from None
+            except BaseException:
+                con.close()
+                raise
+            self._con = con
         return self._con
 
     def take(self) -> None:

@@ -283,8 +283,7 @@ class Database:
             try:
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
-                raise StoreError(f"{self.label}: a write failed: "
-                                 f"{' '.join(str(exc).split())}") from None
+                raise self.commit_failed(exc) from None
 
     def writers_turn(self) -> AbstractContextManager[object]:
         """Held for a whole write: other processes' writers wait meanwhile. A local store's
@@ -293,6 +292,10 @@ class Database:
 
     def check_before_commit(self) -> None:
         """Raise to roll a write back instead of committing it (a local store never does)."""
+
+    def commit_failed(self, exc: duckdb.Error) -> StoreError:
+        """The error of a COMMIT that failed."""
+        return StoreError(f"{self.label}: a write failed: {' '.join(str(exc).split())}")
 
     def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
              ) -> list[tuple[Any, ...]]:

@@ -5,12 +5,16 @@ It stands in for :class:`~lookback_gui.core.store.database.Database`: the parts 
 the same SQL on it. What differs is underneath: the connection stays open (DuckLake gives each
 transaction a snapshot, so readers never wait), writers take turns through the catalog's
 advisory lock, ids come from the catalog's sequences, and what the parts keep in memory is
-forgotten whenever another process has committed since.
+forgotten whenever another process has committed since. A failure underneath (the catalog's
+sessions dropped, a commit that raced another) leaves a block as a one-line
+:class:`~lookback_gui.core.errors.StoreError`; a DuckDB that gave up on the store after such a
+failure is replaced at the next use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 import time
 from collections.abc import Iterator
@@ -23,10 +27,17 @@ from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store.database import Database
 from lookback_gui.core.storeconfig import StoreConfig
 from lookback_gui.core.storelock import WAIT_S, Waiting
-from lookback_gui.core.teamstore import LAKE, Catalog, CatalogLease, attach
+from lookback_gui.core.teamstore import LAKE, Catalog, CatalogLease, attach, lake_failure
 
 _SEQUENCES = {"run_ids": "lookback_run_ids", "commit_seqs": "lookback_commit_seqs"}
 CHECK_S = 0.5  # how often a reader asks whether another process has committed
+
+
+def _keep_forever(con: duckdb.DuckDBPyConnection) -> None:
+    """Never close or free ``con``: DuckDB aborts the whole process when a connection of a
+    database it invalidated after a fatal error is closed with a transaction open. Such a
+    connection is rare (the catalog's sessions dropped in the middle of a commit) and small."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(con))
 
 
 @dataclass(frozen=True)
@@ -58,11 +69,12 @@ class TeamDatabase(Database):
         self._closed = False
         self._state = threading.Condition()
         self._catalog = Catalog(config, wait_s=wait_s, waiting=waiting)
+        self._broken = False  # DuckDB gave up on the store: connect again at the next use
         try:
-            if not read_only:
-                self._catalog.prepare()
-            self._lake = duckdb.connect()
-            attach(self._lake, config, self._catalog.password, read_only=read_only)
+            with self._catalog.creating():
+                if not read_only:
+                    self._catalog.prepare()
+                self._lake = self._connect()
         except BaseException:
             self._catalog.close()
             raise
@@ -97,6 +109,23 @@ class TeamDatabase(Database):
 
     # -- the connection -------------------------------------------------------------------
 
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        lake = duckdb.connect()
+        try:
+            attach(lake, self.config, self._catalog.password, read_only=self.read_only)
+        except BaseException:
+            lake.close()
+            raise
+        return lake
+
+    def _failed(self, exc: BaseException) -> StoreError | None:
+        """What a failure of DuckDB in a block on the store stands for (None: not the store's
+        failure); remembers a DuckDB that gave up on the store."""
+        if isinstance(exc, duckdb.FatalException | duckdb.InternalException):
+            with self._state:
+                self._broken = True
+        return lake_failure(self.config, exc)
+
     def _others_committed(self) -> None:
         """Forget what the parts keep in memory when another process has committed."""
         now = time.monotonic()
@@ -115,12 +144,47 @@ class TeamDatabase(Database):
         with self._state:
             if self._closed:
                 raise StoreError(f"{self.label} is closed")
-            cur = self._lake.cursor()
+            if self._broken:
+                _keep_forever(self._lake)
+                self._lake = self._connect()
+                self._broken = False
+            lake = self._lake
+            cur = lake.cursor()
+        failed = False
         try:
             cur.execute(f"USE {LAKE}")
             self._others_committed()
             yield cur
+        except duckdb.Error as exc:
+            failed = True
+            said = self._failed(exc)
+            if said is None:
+                raise
+            raise said from None
+        except BaseException:
+            failed = True
+            raise
         finally:
+            self._end_block(lake, cur, failed)
+
+    def _end_block(self, lake: duckdb.DuckDBPyConnection, cur: duckdb.DuckDBPyConnection,
+                failed: bool) -> None:
+        """Close a block's cursor, unless its database was invalidated (by a failure in this
+        block or another: DuckDB may say so only to the next statement)."""
+        if failed or lake is not self._lake:
+            try:
+                cur.execute("SELECT 1")
+            except duckdb.Error as exc:
+                if isinstance(exc, duckdb.FatalException) or "invalidated" in str(exc):
+                    with self._state:
+                        if lake is self._lake:
+                            self._broken = True
+                    _keep_forever(cur)
+                    return
+            if lake is not self._lake:
+                _keep_forever(cur)  # the database it belonged to gave up earlier
+                return
+        with contextlib.suppress(duckdb.Error):
             cur.close()
 
     def writers_turn(self) -> AbstractContextManager[object]:
@@ -131,13 +195,21 @@ class TeamDatabase(Database):
         """The write lock went with a lost catalog session: roll back."""
         self._catalog.still_writing()
 
+    def commit_failed(self, exc: duckdb.Error) -> StoreError:
+        """A lost catalog session or a conflict with another process's commit can be tried
+        again; anything else is told as it came."""
+        return self._failed(exc) or super().commit_failed(exc)
+
     def close(self) -> None:
         with self.write_lock, self._state:
             if self._closed:
                 return
             self._closed = True
-            with contextlib.suppress(duckdb.Error):
-                self._lake.close()
+            if self._broken:
+                _keep_forever(self._lake)
+            else:
+                with contextlib.suppress(duckdb.Error):
+                    self._lake.close()
             self._catalog.close()
 
     # -- housekeeping ---------------------------------------------------------------------
