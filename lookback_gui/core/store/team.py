@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import duckdb
 
 from lookback_gui.core.errors import StoreError
-from lookback_gui.core.store.database import Database
+from lookback_gui.core.store.database import CLOSE_WAIT_S, Database
 from lookback_gui.core.storeconfig import StoreConfig
 from lookback_gui.core.storelock import WAIT_S, Waiting
 from lookback_gui.core.teamstore import LAKE, Catalog, CatalogLease, attach
@@ -57,6 +57,9 @@ class TeamDatabase(Database):
         self._forgetters = []
         self._closed = False
         self._state = threading.Condition()
+        self._users = 0
+        self._inside = threading.local()
+        self._watcher = None
         self._catalog = Catalog(config, wait_s=wait_s, waiting=waiting)
         try:
             if not read_only:
@@ -112,16 +115,23 @@ class TeamDatabase(Database):
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor of the team store for the calling thread, for the length of the block."""
+        depth = getattr(self._inside, "depth", 0)
         with self._state:
-            if self._closed:
+            if self._closed and depth == 0:  # a use under way may finish what it does
                 raise StoreError(f"{self.label} is closed")
             cur = self._lake.cursor()
+            self._users += 1
+        self._inside.depth = depth + 1
         try:
             cur.execute(f"USE {LAKE}")
             self._others_committed()
             yield cur
         finally:
             cur.close()
+            self._inside.depth = depth
+            with self._state:
+                self._users -= 1
+                self._state.notify_all()
 
     def writers_turn(self) -> AbstractContextManager[object]:
         """The catalog's write lock, held from a write's first read to its commit."""
@@ -131,11 +141,22 @@ class TeamDatabase(Database):
         """The write lock went with a lost catalog session: roll back."""
         self._catalog.still_writing()
 
-    def close(self) -> None:
-        with self.write_lock, self._state:
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Close the team store once the reads and writes under way are done (see
+        :meth:`Database.close`)."""
+        with self._state:
             if self._closed:
                 return
             self._closed = True
+            own = getattr(self._inside, "depth", 0)
+            deadline = time.monotonic() + wait_s
+            while self._users > own:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    with contextlib.suppress(duckdb.Error):
+                        self._lake.interrupt()
+                    deadline = time.monotonic() + wait_s
+                self._state.wait(max(0.01, min(left, 0.5)))
             with contextlib.suppress(duckdb.Error):
                 self._lake.close()
             self._catalog.close()
