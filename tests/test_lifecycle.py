@@ -169,3 +169,36 @@ def test_switching_projects_closes_the_one_still_opening(qtbot, tmp_path):
                     timeout=30000)
     window.close()
     assert not [t for t in threads_now() - before if t.name == "store-watch"]
+
+
+def test_an_observer_may_ask_the_scheduler_what_runs_when_a_fire_is_coalesced(
+        tmp_path, write_project):
+    """The window's observer runs on the GUI thread when Run now is coalesced into a running
+    pull, and asks the scheduler which pulls run: that must not wait for itself."""
+    from lookback_gui.core.events import Notice, RunStarted
+    from tests.helpers import make_orders, ts
+
+    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
+    project = load_project(write_project())
+    started, go, heard = threading.Event(), threading.Event(), []
+    with Store(project.store_path) as store:
+        scheduler = Scheduler(project, store)
+
+        def observer(event: object) -> None:
+            if isinstance(event, RunStarted):
+                started.set()
+                go.wait(60)  # the first pull stays running until the second is asked for
+            elif isinstance(event, Notice) and "coalesced" in event.message:
+                heard.append(scheduler.running_metrics())
+
+        scheduler.events.subscribe(observer)
+        assert scheduler.run_now("daily_orders") is not None
+        assert started.wait(60)
+        second = threading.Thread(target=scheduler.run_now, args=("daily_orders",), daemon=True)
+        second.start()
+        second.join(30)
+        go.set()
+        assert not second.is_alive(), "run_now waits for itself"
+        assert heard == [["daily_orders"]]
+        assert scheduler.wait_idle(60)
+        scheduler.shutdown(grace_s=0)

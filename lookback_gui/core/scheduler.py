@@ -273,14 +273,16 @@ class Scheduler:
         if self._stopping.is_set() or not plans:
             return None
         with self._lock:
-            if metric in self._running:
-                self._say("info", f"{metric}: a pull is already running; this "
-                          f"{plans[0].trigger} fire is coalesced into it", metric)
-                return None
-            control = PullControl()
-            self._running[metric] = control
-            future = self._pool.submit(self._work, metric, plans, control)
-            self._futures.add(future)
+            busy = metric in self._running
+            if not busy:
+                control = PullControl()
+                self._running[metric] = control
+                future = self._pool.submit(self._work, metric, plans, control)
+                self._futures.add(future)
+        if busy:  # said outside the lock: an observer may ask the scheduler what runs
+            self._say("info", f"{metric}: a pull is already running; this "
+                      f"{plans[0].trigger} fire is coalesced into it", metric)
+            return None
         future.add_done_callback(self._futures.discard)
         return future
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from lookback_gui.core.applog import log_unexpected
 from lookback_gui.core.errors import LookbackError, StoreBusyError
@@ -166,7 +166,9 @@ class SessionHost(QObject):
         self.busy = 0
         self._shut = False
         self._done.connect(self._deliver)
-        self._event.connect(self._relay)
+        # queued also when a scheduler speaks on the GUI thread (Run now): the window then
+        # hears it from the event loop, not from inside the scheduler
+        self._event.connect(self._relay, Qt.ConnectionType.QueuedConnection)
         self._then.connect(self._call)
 
     def open(self, path: str | os.PathLike[str], *, start_scheduler: bool = True,
