@@ -38,7 +38,6 @@ log = logging.getLogger("lookback_gui")
 
 _lock = threading.Lock()
 _handler: _RotatingLog | None = None
-_hooked = False
 _faulthandler_before = False
 
 
@@ -115,29 +114,29 @@ def disable_logging() -> None:
 
 def _install_hooks() -> None:
     """Log what nobody caught, then let the hooks that were there before say it as usual."""
-    global _hooked
-    if _hooked:
-        return
-    _hooked = True
-    previous_sys = sys.excepthook
-    previous_thread = threading.excepthook
+    global _previous_sys, _previous_thread
+    if sys.excepthook is not _sys_hook:
+        _previous_sys, sys.excepthook = sys.excepthook, _sys_hook
+    if threading.excepthook is not _thread_hook:
+        _previous_thread, threading.excepthook = threading.excepthook, _thread_hook
 
-    def sys_hook(kind: type[BaseException], value: BaseException,
-                 tb: TracebackType | None) -> None:
-        if _handler is not None and not issubclass(kind, KeyboardInterrupt):
-            log.critical("uncaught %s on the main thread", kind.__name__,
-                         exc_info=(kind, value, tb))
-        previous_sys(kind, value, tb)
 
-    def thread_hook(args: Any) -> None:
-        if _handler is not None and args.exc_type is not SystemExit:
-            name = args.thread.name if args.thread is not None else "a thread"
-            log.critical("uncaught %s in thread %s", args.exc_type.__name__, name,
-                         exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
-        previous_thread(args)
+def _sys_hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    if _handler is not None and not issubclass(kind, KeyboardInterrupt):
+        log.critical("uncaught %s on the main thread", kind.__name__, exc_info=(kind, value, tb))
+    _previous_sys(kind, value, tb)
 
-    sys.excepthook = sys_hook
-    threading.excepthook = thread_hook
+
+def _thread_hook(args: Any) -> None:
+    if _handler is not None and args.exc_type is not SystemExit:
+        name = args.thread.name if args.thread is not None else "a thread"
+        log.critical("uncaught %s in thread %s", args.exc_type.__name__, name,
+                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    _previous_thread(args)
+
+
+_previous_sys = sys.excepthook
+_previous_thread = threading.excepthook
 
 
 def where_details_are() -> str:
