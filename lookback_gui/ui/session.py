@@ -150,7 +150,7 @@ class SessionHost(QObject):
     closed = Signal()
     _done = Signal(int, bool, object)
     _event = Signal(int, object)
-    _then = Signal(object)
+    _then = Signal(int)
 
     def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None,
                  connections: SourceConnections | None = None):
@@ -170,6 +170,8 @@ class SessionHost(QObject):
         # hears it from the event loop, not from inside the scheduler
         self._event.connect(self._relay, Qt.ConnectionType.QueuedConnection)
         self._then.connect(self._call)
+        self._thens: dict[int, Callable[[], object]] = {}
+        self._tokens = 0
 
     def open(self, path: str | os.PathLike[str], *, start_scheduler: bool = True,
              paused: bool = False, wait_s: float = WAIT_S) -> Future[Any]:
@@ -205,6 +207,11 @@ class SessionHost(QObject):
         ``then`` on the GUI thread (unless the host has gone)."""
         if self._shut:
             return
+        token = 0
+        if then is not None:  # kept here: the session thread holds nothing of the GUI's
+            self._tokens += 1
+            token = self._tokens
+            self._thens[token] = then
 
         def work() -> None:
             try:
@@ -213,8 +220,8 @@ class SessionHost(QObject):
                 self._event.emit(self._wanted, Notice("error", str(exc)))
             except Exception as exc:
                 log_unexpected("a task on the session thread", exc)
-            if then is not None:
-                self._then.emit(then)
+            if token:
+                self._then.emit(token)
 
         self._pool.submit(work)
 
@@ -277,7 +284,8 @@ class SessionHost(QObject):
         if request == self._request:
             self._observer(event)  # type: ignore[arg-type]
 
-    @Slot(object)
-    def _call(self, then: object) -> None:
-        if callable(then):
+    @Slot(int)
+    def _call(self, token: int) -> None:
+        then = self._thens.pop(token, None)
+        if then is not None:
             then()
