@@ -8,7 +8,6 @@ import os
 import random
 import re
 import shutil
-import sys
 import threading
 import time
 from pathlib import Path
@@ -61,7 +60,6 @@ def test_stress(qtbot, tmp_path, monkeypatch):
     monkeypatch.setattr(Database, "_connection", watched)
     seed = int(os.environ.get("LOOKBACK_STRESS_SEED", str(time.time_ns())))
     pick = random.Random(seed)
-    print(f"stress seed {seed}", file=sys.__stderr__, flush=True)  # shown also after a crash
     before = {t for t in threading.enumerate() if t.is_alive()}
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     connections = SourceConnections()
