@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import logging
 import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -809,6 +811,7 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.scheduler import Scheduler
 
     project = _project(args)
+    _start_log(err)
     try:
         store = _open_store(project, err)
     except StoreBusyError as exc:
@@ -827,6 +830,9 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     scheduler = Scheduler(project, store, workers=args.workers, connections=args.connections)
     scheduler.events.subscribe(log_line)
+    # errors nobody expected: their tracebacks go to this log and to the log file
+    tracebacks = _LogLines(out, lock)
+    logging.getLogger().addHandler(tracebacks)
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -854,8 +860,40 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         store.close()
+        logging.getLogger().removeHandler(tracebacks)
     out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} scheduler stopped\n")
     return EXIT_OK
+
+
+class _LogLines(logging.Handler):
+    """Error records (with their tracebacks) as lines of ``lookback schedule``'s log."""
+
+    def __init__(self, out: TextIO, lock: threading.Lock):
+        super().__init__(logging.ERROR)
+        self.out = out
+        self.out_lock = lock
+        self.setFormatter(logging.Formatter("%(levelname)s %(threadName)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+            with self.out_lock:
+                for line in text.splitlines():
+                    self.out.write(f"{stamp} {line}\n")
+                self.out.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def _start_log(err: TextIO) -> None:
+    """The log file the desktop app keeps too (a folder that cannot be written: a warning)."""
+    from lookback_gui.core.applog import enable_logging, log_dir
+
+    try:
+        enable_logging()
+    except OSError as exc:
+        err.write(f"warning: no log file: cannot write {log_dir()}: {exc.strerror}\n")
 
 
 def _take_the_lease(project: Project, scheduler: Scheduler, stop: threading.Event,
@@ -1154,8 +1192,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
+        from lookback_gui.core.applog import log_file, log_unexpected
+
         if verbose:
             traceback.print_exc(file=err)
+        if log_file() is not None:  # a process that keeps the log file (lookback schedule)
+            err.write(f"error: {log_unexpected(args.command, exc)}\n")
+            return EXIT_FAILED
         err.write(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; run with "
                   "--verbose for the traceback)\n")
         return EXIT_FAILED

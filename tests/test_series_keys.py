@@ -61,7 +61,7 @@ def test_the_chart_tooltip_and_csv_of_a_non_ascii_series(qtbot, tmp_path):
                 chart.series_box.setCurrentIndex(index)
         data = chart._data
         assert len(data.arrays["bucket"]) == 2
-        assert "run 1" in chart._tip(0, 0, 0)
+        qtbot.waitUntil(lambda: "run 1" in chart._tip(0, 0, 0), timeout=10000)  # read off the GUI thread
         out = tmp_path / "münchen.csv"
         done: list[object] = []
         window.bridge.submit("export", lambda: write_series_csv(window.store, data, str(out)),

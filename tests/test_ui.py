@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -420,7 +421,8 @@ def test_the_app_can_paint_for_as_long_as_it_runs(qtbot, window, tmp_path):
     assert sys.getrefcount(None) >= before - 50
 
 
-def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, window, tmp_path):
+def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, window, tmp_path,
+                                                                    monkeypatch):
     import csv
 
     from lookback_gui.ui.chart import write_series_csv
@@ -441,6 +443,22 @@ def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, windo
     qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
                     timeout=10000)
     data = chart._data
+    # a plain bucket's run is read off the GUI thread: the tooltip names it once it is known
+    from lookback_gui.core.store.database import Database
+
+    gui_reads: list[int] = []
+    original = Database._connection
+
+    def watched(self: Database):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is threading.main_thread():
+            gui_reads.append(1)
+        return original(self)
+
+    monkeypatch.setattr(Database, "_connection", watched)
+    assert chart._tip(0, 0, 0).count("run") == 0
+    assert gui_reads == []
+    qtbot.waitUntil(lambda: "versions: 1, run 1" in chart._tip(0, 0, 0), timeout=10000)
+    assert gui_reads == []
     tips = [chart._tip(0, 0, i) for i in range(len(data.arrays["bucket"]))]
     assert "versions: 1, run 1" in tips[0]  # 2026-10-25: stored by run 1, never revised
     assert "versions: 2, last revised by run 2" in tips[1]

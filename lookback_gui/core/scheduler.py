@@ -10,7 +10,6 @@ successful pull covered. The planning takes a clock, so it is tested without wai
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from lookback_gui.core.applog import log_unexpected, where_details_are
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.events import Fanout, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
@@ -203,10 +203,11 @@ class Scheduler:
         self._say("error", message + "; scheduled pulls stop here")
 
     def shutdown(self, grace_s: float = 10.0) -> None:
-        """Stop firing, give running pulls ``grace_s`` seconds, then cancel them."""
+        """Stop firing, give running pulls ``grace_s`` seconds, then cancel them. Returns once
+        every thread of the scheduler (APScheduler's, its jobs', the pulls') has ended."""
         self._stopping.set()
-        if self._aps.running:
-            self._aps.shutdown(wait=False)
+        if self._aps.running:  # a job still running (a tick, a fire) only submits or reads
+            self._aps.shutdown(wait=True)
         deadline = time.monotonic() + grace_s
         with self._lock:
             pending = list(self._futures)
@@ -218,6 +219,8 @@ class Scheduler:
                 future.result(timeout=remaining)
         self.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._connections is not None:  # the databases made ready for its pull threads
+            self._connections.prune()
         self._lease.give_back()
 
     @property
@@ -319,13 +322,15 @@ class Scheduler:
                     except LookbackError as exc:
                         self._say("error", f"{metric}: {exc}", metric)
                     except Exception as exc:
-                        logging.getLogger(__name__).exception("a planned pull of %s failed",
-                                                              metric)
+                        log_unexpected(f"a {part[0][0]} pull of {metric}", exc)
                         self._say("error", f"{metric}: internal error in a {part[0][0]} pull: "
-                                  f"{type(exc).__name__}: {exc}; the rest of the plan goes on",
-                                  metric)
+                                  f"{type(exc).__name__}: {exc} ({where_details_are()}); "
+                                  "the rest of the plan goes on", metric)
         except LookbackError as exc:
             self._say("error", f"{metric}: {exc}", metric)
+        except Exception as exc:  # nobody reads this worker's future: the log keeps it
+            self._say("error", f"{metric}: " + log_unexpected(f"a planned pull of {metric}", exc),
+                      metric)
         finally:
             with self._lock:
                 self._running.pop(metric, None)
@@ -385,8 +390,10 @@ class Scheduler:
         for job_id in self._pull_jobs(metric):
             self._aps.pause_job(job_id)
 
-    def resume(self, metric: str | None = None) -> None:
-        """Start pulls again, first catching up what was owed while paused."""
+    def resume(self, metric: str | None = None, catch_up: bool = True) -> None:
+        """Start pulls again, first catching up what was owed while paused (unless
+        ``catch_up`` is False: the caller then calls :meth:`catch_up` where a store read may
+        block, never on a GUI thread)."""
         if metric is None:
             self._paused_all = False
         else:
@@ -396,7 +403,7 @@ class Scheduler:
         for job_id in self._pull_jobs(metric):
             if job_id.removesuffix(AUDIT_SUFFIX) not in self._paused_metrics:
                 self._aps.resume_job(job_id)
-        if self._aps.running:
+        if catch_up and self._aps.running:
             self._catch_up(only=metric)
 
     @property

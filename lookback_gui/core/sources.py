@@ -429,6 +429,21 @@ class SourceConnections:
             con = self._ready.pop(threading.current_thread(), None)
         return con if con is not None else _new_database()
 
+    def prune(self) -> int:
+        """Close the databases made ready for threads that have ended since (the pull threads
+        of a closed project's scheduler); return how many."""
+        with self._lock:
+            gone = [thread for thread in self._ready if not thread.is_alive()]
+            cons = [self._ready.pop(thread) for thread in gone]
+        for con in cons:
+            self.give_back(con)
+        return len(cons)
+
+    def ready_count(self) -> int:
+        """How many databases wait for a pull."""
+        with self._lock:
+            return len(self._ready)
+
     def give_back(self, con: duckdb.DuckDBPyConnection) -> None:
         """Close ``con`` (a database a pull used) soon, on the background thread."""
         with self._lock:

@@ -108,6 +108,18 @@ def install_desktop(home: Path | None = None) -> list[Path]:
     return [icon, launcher]
 
 
+def start_log() -> Path | None:
+    """Keep the log file (errors with their tracebacks from every thread, and a native crash's
+    stacks); a log folder that cannot be written is said once, and the app runs without."""
+    from lookback_gui.core.applog import enable_logging, log_dir
+
+    try:
+        return enable_logging()
+    except OSError as exc:
+        print(f"warning: no log file: cannot write {log_dir()}: {exc.strerror}", file=sys.stderr)
+        return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lookback-gui", description="Lookback GUI desktop app")
     source = parser.add_mutually_exclusive_group()
@@ -131,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prepare_process()
     prefer_the_gui_thread()
+    start_log()
     # the databases the pulls see their sources through, for as long as the app runs
     with SourceConnections() as connections:
         return _run(args, connections)

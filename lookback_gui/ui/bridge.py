@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from lookback_gui.core.applog import log_unexpected
 from lookback_gui.core.errors import LookbackError
 
 Done = Callable[[Any], object]
@@ -63,8 +64,9 @@ class Bridge(QObject):
             except LookbackError as exc:
                 self._finished.emit(key, generation, False, str(exc))
                 return None
-            except Exception as exc:  # a bug: say what it was rather than lose it
-                self._finished.emit(key, generation, False, f"unexpected {type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug: its traceback goes to the log, the user is told
+                self._finished.emit(key, generation, False,
+                                    log_unexpected(f"background task {key}", exc))
                 return None
             self._finished.emit(key, generation, True, result)
             return result

@@ -91,6 +91,7 @@ class ChartWidget(QWidget):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None):
         super().__init__(parent)
         self._bridge = bridge
+        self._tip_runs: tuple[ChartData | None, dict[int, int]] = (None, {})
         self._store: Store | None = None
         self._metric: MetricConfig | None = None
         self._data: ChartData | None = None
@@ -391,14 +392,35 @@ class ChartWidget(QWidget):
         label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
         label = label.removesuffix(" 00:00:00").removesuffix(":00")
         first, versions, last_run, removed, partial = bucket_detail(a, i)
-        if last_run < 0 and self._store is not None:  # a plain bucket: loaded without its run
-            bucket = a["bucket"][i].astype("datetime64[us]").item()
-            last_run = self._store.bucket_run(self._data.metric, self._data.measure,
-                                              self._data.dims, bucket) or 0
+        if last_run < 0:  # a plain bucket: loaded without its run
+            last_run = self._plain_bucket_run(i)
         text = describe_point(label, self._data.dims, self._data.measure, float(a["value"][i]),
                               first, versions, last_run, removed, partial)
         expected = self._data.nowcast.get(float(self._data.drawing.x[i]))
         return text + ("\n" + expected_text(*expected) if expected else "")
+
+    def _plain_bucket_run(self, i: int) -> int:
+        """The run that stored the plain bucket ``i`` of the series shown; 0 while it is read
+        (off the GUI thread: the next tooltip of the bucket names it)."""
+        data, store = self._data, self._store
+        if data is None or store is None:
+            return 0
+        if self._tip_runs[0] is not data:
+            self._tip_runs = (data, {})
+        known = self._tip_runs[1]
+        if i in known:
+            return known[i]
+        bucket = data.arrays["bucket"][i].astype("datetime64[us]").item()
+
+        def found(run: int) -> None:
+            if self._tip_runs[0] is data:
+                known[i] = run
+
+        self._bridge.submit(f"tip-run-{i}",
+                            lambda: store.bucket_run(data.metric, data.measure, data.dims,
+                                                     bucket) or 0,
+                            found, lambda message: None)
+        return 0
 
     def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
         if self._data is None or data is None:

@@ -310,8 +310,9 @@ def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float
             delta = value - first
             pct = f" ({delta / abs(first) * 100:+.1f}%)" if first else ""
             lines.append(f"change: {fmt_number(delta, signed=True)}{pct}")
+        run = f", run {last_run}" if last_run > 0 else ""  # 0: not known yet
         lines.append(f"versions: {versions}" + (f", last revised by run {last_run}"
-                                                if versions > 1 else f", run {last_run}"))
+                                                if versions > 1 else run))
     if partial:
         lines.append("partial: the bucket was still incomplete when pulled")
     return "\n".join(lines)

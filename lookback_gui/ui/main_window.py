@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from lookback_gui.core import events as ev
+from lookback_gui.core.applog import log_dir, log_file
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig, Project, ProjectDocument, write_atomically
 from lookback_gui.core.scheduler import PlannedPull, Scheduler
@@ -309,6 +310,9 @@ class MainWindow(QMainWindow):
         view.addAction(self.pause_action)
         view.addAction(self.tray_action)
         help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self._action("Open &log folder", self.open_log_folder, None,
+                                         "Show the folder of the log file, where errors are "
+                                         "recorded with their details"))
         help_menu.addAction(self._action("&About Lookback GUI", self.about))
         self._update_recent_menu()
 
@@ -786,10 +790,10 @@ class MainWindow(QMainWindow):
         if session is not None:
             if self._paused:
                 session.pause()
-            else:  # then catch up on what the pause missed: that reads the run history
-                session.resume()
-                self.sessions.run(session.catch_up)
-            self.refresh()  # the health view's next runs
+                self.refresh()  # the health view's next runs
+            else:  # then catch up on what the pause missed, once, off the GUI thread: that
+                session.resume()  # reads the run history
+                self.sessions.run(session.catch_up, then=self.refresh)
         self._update_status()
 
     def focus_find(self) -> None:
@@ -839,6 +843,13 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About Lookback GUI",
                           f"Lookback GUI {__version__}\nRe-pulls metrics over their lookback "
                           "window, keeps every version, and charts late-data revisions.")
+
+    def open_log_folder(self) -> bool:
+        """Show the log folder in the desktop's file manager."""
+        folder = log_file()
+        target = folder.parent if folder is not None else log_dir()
+        target.mkdir(parents=True, exist_ok=True)
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
 
     def show_error(self, title: str, message: str) -> None:
         self.statusBar().showMessage(message, 10000)

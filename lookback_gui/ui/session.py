@@ -9,14 +9,15 @@ cancels the running pulls and waits for them. Both block, so the app runs them o
 
 from __future__ import annotations
 
-import contextlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from lookback_gui.core.applog import log_unexpected
 from lookback_gui.core.errors import LookbackError, StoreBusyError
 from lookback_gui.core.events import Event, Notice, Observer
 from lookback_gui.core.project import Project, load_project
@@ -55,6 +56,7 @@ class Session:
         project = load_project(path)
         store = open_store(project.store, wait_s=wait_s,
                            waiting=lambda message: observer(Notice("warning", message)))
+        scheduler: Scheduler | None = None
         try:
             scheduler = Scheduler(project, store, connections=connections)
             session = cls(project, store, scheduler)
@@ -69,6 +71,8 @@ class Session:
                     if paused:
                         scheduler.pause()
         except BaseException:
+            if scheduler is not None:  # its threads end before the store closes
+                scheduler.shutdown(grace_s=0)
             store.close()
             raise
         return session
@@ -95,9 +99,10 @@ class Session:
             self.scheduler.pause()
 
     def resume(self) -> None:
-        """Resume the schedule; :meth:`catch_up` then pulls what the pause missed."""
+        """Resume the schedule (quick: no store read); :meth:`catch_up`, run off the GUI
+        thread, then pulls what the pause missed."""
         if self.scheduler.paused:
-            self.scheduler.resume()
+            self.scheduler.resume(catch_up=False)
 
     def catch_up(self) -> None:
         """Pull what the schedule owes now (reads the run history: blocks)."""
@@ -113,7 +118,8 @@ class Session:
         return self.project
 
     def close(self) -> None:
-        """Cancel the running pulls, wait for them to record it, and close the store. Blocks."""
+        """Cancel the running pulls, wait for them to record it and for every thread of the
+        scheduler to end, then close the store (once its readers are done). Blocks."""
         if self._observer is not None:
             self.scheduler.events.unsubscribe(self._observer)
         self.scheduler.shutdown(grace_s=0)
@@ -121,11 +127,17 @@ class Session:
 
 
 class SessionHost(QObject):
-    """Opens and closes sessions on a thread of its own, in the order asked.
+    """Owns every session the window opens: opens and closes them on a thread of its own, in
+    the order asked, and closes each one it opened.
 
-    Only the newest request counts: a session whose opening was overtaken by another request is
-    closed again as soon as it is open, and events of a session that is no longer current are
-    dropped. Events of the current session go to ``observer`` on the GUI thread.
+    The session thread keeps the one session that is open (:attr:`_live`); each request closes
+    it before doing anything else, so a session is closed by the request after the one that
+    opened it, whatever the GUI thread did meanwhile. Only the newest request counts: a
+    session whose opening was overtaken by another request (another project chosen, the window
+    closed) is closed on the session thread at once and never shown, and events of a session
+    that is no longer current are dropped. Events of the current session go to ``observer`` on
+    the GUI thread. :meth:`shutdown` returns once every session is closed and its threads
+    joined.
 
     Signals:
         opened(object): the Session asked for last is open.
@@ -138,6 +150,7 @@ class SessionHost(QObject):
     closed = Signal()
     _done = Signal(int, bool, object)
     _event = Signal(int, object)
+    _then = Signal(int)
 
     def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None,
                  connections: SourceConnections | None = None):
@@ -146,51 +159,91 @@ class SessionHost(QObject):
         self._connections = connections
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
         self._request = 0
+        self._wanted = 0  # the newest request, as the session thread sees it (under _lock)
+        self._lock = threading.Lock()
+        self._live: Session | None = None  # the open session; only the session thread sets it
         self.session: Session | None = None
         self.busy = 0
         self._shut = False
         self._done.connect(self._deliver)
-        self._event.connect(self._relay)
+        # queued also when a scheduler speaks on the GUI thread (Run now): the window then
+        # hears it from the event loop, not from inside the scheduler
+        self._event.connect(self._relay, Qt.ConnectionType.QueuedConnection)
+        self._then.connect(self._call)
+        self._thens: dict[int, Callable[[], object]] = {}
+        self._tokens = 0
 
     def open(self, path: str | os.PathLike[str], *, start_scheduler: bool = True,
              paused: bool = False, wait_s: float = WAIT_S) -> Future[Any]:
         """Close the current session (if any) and open the project at ``path``."""
-        old, self.session = self.session, None
-        self._request += 1
-        request = self._request
+        self.session = None
+        request = self._next_request()
 
         def observe(event: Event) -> None:
             self._event.emit(request, event)
 
-        def work() -> Session:
-            if old is not None:
-                old.close()
-            return Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
-                                wait_s=wait_s, connections=self._connections)
+        def work() -> Session | None:
+            self._close_live()
+            session = Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
+                                   wait_s=wait_s, connections=self._connections)
+            with self._lock:
+                current = request == self._wanted
+                if current:
+                    self._live = session
+            if not current:  # overtaken while it opened: nobody will show it
+                session.close()
+                return None
+            return session
 
         return self._run(request, work)
 
     def close(self) -> Future[Any]:
         """Close the current session."""
-        old, self.session = self.session, None
-        self._request += 1
+        self.session = None
+        return self._run(self._next_request(), self._close_live)
+
+    def run(self, fn: Callable[[], Any], then: Callable[[], object] | None = None) -> None:
+        """Run ``fn`` on the session thread, after what is already queued there; then call
+        ``then`` on the GUI thread (unless the host has gone)."""
+        if self._shut:
+            return
+        token = 0
+        if then is not None:  # kept here: the session thread holds nothing of the GUI's
+            self._tokens += 1
+            token = self._tokens
+            self._thens[token] = then
 
         def work() -> None:
-            if old is not None:
-                old.close()
+            try:
+                fn()
+            except LookbackError as exc:
+                self._event.emit(self._wanted, Notice("error", str(exc)))
+            except Exception as exc:
+                log_unexpected("a task on the session thread", exc)
+            if token:
+                self._then.emit(token)
 
-        return self._run(self._request, work)
-
-    def run(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` on the session thread, after what is already queued there."""
-        if not self._shut:
-            self._pool.submit(fn)
+        self._pool.submit(work)
 
     def shutdown(self) -> None:
-        """Close the current session and wait until every queued opening and closing is done."""
+        """Close every session (the current one, and one still opening) and wait until it is
+        closed and its threads are joined."""
         self.close()
         self._shut = True
         self._pool.shutdown(wait=True)
+
+    def _next_request(self) -> int:
+        self._request += 1
+        with self._lock:
+            self._wanted = self._request
+        return self._request
+
+    def _close_live(self) -> None:
+        """Close the open session (on the session thread)."""
+        with self._lock:
+            live, self._live = self._live, None
+        if live is not None:
+            live.close()
 
     def _run(self, request: int, work: Callable[[], Any]) -> Future[Any]:
         if self._shut:  # the app is going: nothing is open any more, nothing will open
@@ -205,8 +258,8 @@ class SessionHost(QObject):
             except LookbackError as exc:
                 self._done.emit(request, False, str(exc))
                 return None
-            except Exception as exc:  # a bug: say what it was rather than lose it
-                self._done.emit(request, False, f"unexpected {type(exc).__name__}: {exc}")
+            except Exception as exc:  # a bug: its traceback goes to the log, the user is told
+                self._done.emit(request, False, log_unexpected("opening or closing a project", exc))
                 return None
             self._done.emit(request, True, result)
             return result
@@ -217,10 +270,7 @@ class SessionHost(QObject):
     def _deliver(self, request: int, ok: bool, payload: object) -> None:
         self.busy -= 1
         if request != self._request:
-            if isinstance(payload, Session):  # overtaken: nobody shows it
-                with contextlib.suppress(RuntimeError):
-                    self._pool.submit(payload.close)
-            return
+            return  # overtaken: the session thread closes what this request opened
         if not ok:
             self.failed.emit(str(payload))
         elif isinstance(payload, Session):
@@ -233,3 +283,9 @@ class SessionHost(QObject):
     def _relay(self, request: int, event: object) -> None:
         if request == self._request:
             self._observer(event)  # type: ignore[arg-type]
+
+    @Slot(int)
+    def _call(self, token: int) -> None:
+        then = self._thens.pop(token, None)
+        if then is not None:
+            then()

@@ -28,6 +28,7 @@ from lookback_gui.core.errors import StoreBusyError, StoreError
 from lookback_gui.core.storelock import WAIT_S, Lease, SchedulerLease, StoreLock, Waiting
 
 _LOCK_PID = re.compile(r"PID (\d+)")
+CLOSE_WAIT_S = 30.0  # how long closing waits for a read under way before interrupting it
 
 
 def process_started(pid: int) -> float | None:
@@ -181,12 +182,12 @@ class Database:
         """The open store for one use by the calling thread (uses may nest)."""
         depth = getattr(self._inside, "depth", 0)
         with self._state:
-            if self._closed:
-                raise StoreError(f"store {self.path} is closed")
-            while self._let_go and depth == 0:  # let the waiting process have its turn
+            while self._let_go and depth == 0 and not self._closed:  # let the waiting process have its turn
                 self._state.wait(0.05)
                 if self._users == 0:
                     self._hand_over()
+            if self._closed and depth == 0:  # a use under way may finish what it does
+                raise StoreError(f"store {self.path} is closed")
             if self._con is None:
                 if self._lock is not None:
                     self._lock.acquire(exclusive=not self.read_only)
@@ -241,11 +242,27 @@ class Database:
                 else:
                     self._let_go = True
 
-    def close(self) -> None:
-        with self.write_lock, self._state:
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Close the store once the reads and writes under way in other threads are done.
+
+        From now on a new read or write fails with "store ... is closed"; one under way runs
+        to its end (for at most ``wait_s`` seconds, then it is interrupted and fails with that
+        error too). The watcher thread has ended when this returns."""
+        with self._state:
             if self._closed:
                 return
             self._closed = True
+            self._state.notify_all()
+        with self._state:  # a write under way is a use too: it commits (or rolls back) first
+            own = getattr(self._inside, "depth", 0)  # uses of the calling thread itself
+            deadline = time.monotonic() + wait_s
+            while self._users > own:
+                left = deadline - time.monotonic()
+                if left <= 0 and self._con is not None:
+                    with contextlib.suppress(duckdb.Error):
+                        self._con.interrupt()
+                    deadline = time.monotonic() + wait_s
+                self._state.wait(max(0.01, min(left, 0.5)))
             if self._con is not None:
                 with contextlib.suppress(duckdb.Error):
                     self._con.close()
@@ -253,6 +270,9 @@ class Database:
             if self._lock is not None:
                 self._lock.close()
             self._state.notify_all()
+        watcher = self._watcher
+        if watcher is not None and watcher is not threading.current_thread():
+            watcher.join()
 
     # -- transactions -------------------------------------------------------------------------
 

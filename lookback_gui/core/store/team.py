@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import duckdb
 
 from lookback_gui.core.errors import StoreError
-from lookback_gui.core.store.database import Database
+from lookback_gui.core.store.database import CLOSE_WAIT_S, Database
 from lookback_gui.core.storeconfig import StoreConfig
 from lookback_gui.core.storelock import WAIT_S, Waiting
 from lookback_gui.core.teamstore import LAKE, Catalog, CatalogLease, attach, lake_failure
@@ -68,6 +68,9 @@ class TeamDatabase(Database):
         self._forgetters = []
         self._closed = False
         self._state = threading.Condition()
+        self._users = 0  # blocks of reads and writes under way (close waits for them)
+        self._inside = threading.local()
+        self._watcher = None  # a local store's; a team store learns of commits in its reads
         self._catalog = Catalog(config, wait_s=wait_s, waiting=waiting)
         self._broken = False  # DuckDB gave up on the store: connect again at the next use
         try:
@@ -141,8 +144,9 @@ class TeamDatabase(Database):
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor of the team store for the calling thread, for the length of the block."""
+        depth = getattr(self._inside, "depth", 0)
         with self._state:
-            if self._closed:
+            if self._closed and depth == 0:  # a use under way may finish what it does
                 raise StoreError(f"{self.label} is closed")
             if self._broken:
                 _keep_forever(self._lake)
@@ -150,6 +154,8 @@ class TeamDatabase(Database):
                 self._broken = False
             lake = self._lake
             cur = lake.cursor()
+            self._users += 1
+        self._inside.depth = depth + 1
         failed = False
         try:
             cur.execute(f"USE {LAKE}")
@@ -166,6 +172,10 @@ class TeamDatabase(Database):
             raise
         finally:
             self._end_block(lake, cur, failed)
+            self._inside.depth = depth
+            with self._state:
+                self._users -= 1
+                self._state.notify_all()
 
     def _end_block(self, lake: duckdb.DuckDBPyConnection, cur: duckdb.DuckDBPyConnection,
                 failed: bool) -> None:
@@ -200,11 +210,22 @@ class TeamDatabase(Database):
         again; anything else is told as it came."""
         return self._failed(exc) or super().commit_failed(exc)
 
-    def close(self) -> None:
-        with self.write_lock, self._state:
+    def close(self, wait_s: float = CLOSE_WAIT_S) -> None:
+        """Close the team store once the reads and writes under way are done (see
+        :meth:`Database.close`)."""
+        with self._state:
             if self._closed:
                 return
             self._closed = True
+            own = getattr(self._inside, "depth", 0)
+            deadline = time.monotonic() + wait_s
+            while self._users > own:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    with contextlib.suppress(duckdb.Error):
+                        self._lake.interrupt()
+                    deadline = time.monotonic() + wait_s
+                self._state.wait(max(0.01, min(left, 0.5)))
             if self._broken:
                 _keep_forever(self._lake)
             else:
