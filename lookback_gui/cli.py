@@ -105,6 +105,9 @@ def run_summary(run: RunRecord) -> str:
 
 
 def _project(args: argparse.Namespace) -> Project:
+    if args.project is not None and not args.project.strip():
+        raise UsageError(f"--project is empty; give a project file (or leave it out for "
+                         f"{DEFAULT_PROJECT} in this folder)")
     return load_project(args.project or DEFAULT_PROJECT)
 
 
@@ -231,12 +234,15 @@ def _until_ctrl_c(work: Callable[[PullControl], T]) -> T:
 
 
 def _alert_warnings(err: TextIO) -> Observer:
-    """An observer that prints a failed alert command as a ``warning:`` line."""
-    from lookback_gui.core.events import AlertCommandFailed
+    """An observer that prints a failed alert command, and a warning or error a pull wants
+    said (its alert rules could not be evaluated), as a ``warning:`` / ``error:`` line."""
+    from lookback_gui.core.events import AlertCommandFailed, Notice
 
     def observe(event: Event) -> None:
         if isinstance(event, AlertCommandFailed):
             err.write(f"warning: {event.metric}: {event.message}\n")
+        elif isinstance(event, Notice) and event.level in ("warning", "error"):
+            err.write(f"{event.level}: {event.message}\n")
 
     return observe
 
@@ -331,7 +337,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS
-    from lookback_gui.core.replay import replay, replay_windows
+    from lookback_gui.core.replay import count_replay_times, replay, replay_windows
     from lookback_gui.core.windows import local_now
 
     project = _project(args)
@@ -340,6 +346,11 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     now = local_now(config.zone)
     if start >= now:
         raise UsageError(f"--from ({_cell(start)}) is in the future; a replay pulls the past")
+    count = count_replay_times(config, start, min(end, now))  # counted, not listed: at once
+    if count > MAX_BACKFILL_CHUNKS and not args.yes:
+        raise UsageError(f"a replay of {config.name} from {_cell(start)} to "
+                         f"{_cell(min(end, now))} would make {count:,} pulls (more than "
+                         f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead")
     windows = replay_windows(config, start, end, now)
     if not windows:
         raise UsageError(f"metric {config.name}: its schedule has no time in "
@@ -377,8 +388,6 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     if args.metric is not None:
         project.metric(args.metric)
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must not be negative")
     with _open_store(project, err, reading=True) as store:
         limit = None if args.limit is None or args.limit >= 2**62 else args.limit  # more: all
         runs = store.runs(metric=args.metric, limit=limit)
@@ -490,7 +499,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
     known_at = (_timestamp(args.as_known_at, project, config.name, "--as-known-at")
-                if args.as_known_at else None)
+                if args.as_known_at is not None else None)
     with _open_store(project, err, reading=True) as store:
         if args.json or args.csv:  # streamed: DuckDB writes the lines
             from lookback_gui.core.export import write_history
@@ -552,11 +561,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(f"project {project.path}: ok ({len(project.sources)} source(s), "
               f"{len(project.metrics)} metric(s))\n")
     failures = 0
+    failed_sources: set[str] = set()
     for source in project.sources.values():
         try:
             schema = describe_schema(source)
         except PullError as exc:
             failures += 1
+            failed_sources.add(source.name)
             err.write(f"error: {exc}\n")
             out.write(f"source {source.name} ({source.type}): FAILED\n")
             continue
@@ -566,6 +577,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for warning in source_warnings(source):
                 err.write(f"warning: {warning}\n")
     for metric in project.metrics.values():
+        if metric.source in failed_sources:  # its error is said once, by its source's line
+            out.write(f"metric {metric.name}: not tried (its source {metric.source} failed)\n")
+            continue
         try:
             shape = check_metric(project, metric)
         except PullError as exc:
@@ -1005,7 +1019,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
-    p.add_argument("--limit", metavar="N", type=int)
+    p.add_argument("--limit", metavar="N", type=_positive_int,
+                   help="the newest N runs (at least 1; default: all)")
     p.add_argument("--json", action="store_true")
 
     p = add("show", cmd_show, "one run in full: window, attempts and their errors, counts, "

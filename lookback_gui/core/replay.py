@@ -9,7 +9,7 @@ and never changes what later pulls knew.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -30,11 +30,7 @@ def replay_times(config: MetricConfig, start: datetime, end: datetime) -> list[d
     ``every`` counts from ``start``; a cron schedule fires at its own times. Raises UsageError
     for a metric without a schedule or whose SQL does not use ``$as_of``.
     """
-    if not uses_as_of(config.sql):
-        raise UsageError(
-            f"metric {config.name}: its SQL does not use $as_of, so a pull cannot see the "
-            "source as it was at a past moment; use 'lookback backfill' to pull the past as "
-            "the source is now")
+    _check_replayable(config)
     if config.every:
         step = config.every
         if step <= timedelta(0):
@@ -57,6 +53,90 @@ def replay_times(config: MetricConfig, start: datetime, end: datetime) -> list[d
             fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
         return times
     raise UsageError(f"metric {config.name} has no schedule ('schedule' or 'every') to replay")
+
+
+def _check_replayable(config: MetricConfig) -> None:
+    if not uses_as_of(config.sql):
+        raise UsageError(
+            f"metric {config.name}: its SQL does not use $as_of, so a pull cannot see the "
+            "source as it was at a past moment; use 'lookback backfill' to pull the past as "
+            "the source is now")
+    if not config.every and not config.schedule:
+        raise UsageError(f"metric {config.name} has no schedule ('schedule' or 'every') to "
+                         "replay")
+
+
+def count_replay_times(config: MetricConfig, start: datetime, end: datetime) -> int:
+    """How many scheduled times :func:`replay_times` finds in [start, end), counted without
+    listing them (a century of a five-minute schedule is counted at once).
+
+    ``every`` is counted exactly; a cron schedule by its times per day on each day it fires,
+    and exactly on the first and last day (a change of daylight saving time may add or drop
+    one). Raises UsageError as :func:`replay_times` does.
+    """
+    _check_replayable(config)
+    if end <= start:
+        return 0
+    if config.every:
+        step = config.every
+        return -(-(end - start) // step)  # ceiling
+    assert config.schedule is not None
+    first_day = datetime.combine(start.date(), time()) + timedelta(days=1)
+    last_day = datetime.combine(end.date(), time())
+    if last_day <= first_day:
+        return len(replay_times(config, start, end))
+    count = (len(replay_times(config, start, first_day))
+             + len(replay_times(config, last_day, end)))
+    minute, hour, dom, month, dow = config.schedule.split()
+    per_day = len(_cron_values(minute, 0, 59)) * len(_cron_values(hour, 0, 23))
+    days = (last_day - first_day).days
+    if (dom, month, dow) == ("*", "*", "*"):
+        return count + per_day * days
+    trigger = CronTrigger.from_crontab(config.schedule, timezone=config.zone)
+    fires_on = _days_it_fires(trigger, config)
+    day = first_day.date()
+    for _ in range(days):
+        count += per_day * fires_on(day)
+        day += timedelta(days=1)
+    return count
+
+
+_NAMES = {name: index for index, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+
+
+def _cron_values(field: str, low: int, high: int) -> set[int]:
+    """The values one field of a (valid) cron expression takes: ``*``, ``a``, ``a-b``,
+    ``*/n``, ``a-b/n``, ``a/n`` and lists of them."""
+    values: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = low, high
+        else:
+            a, _, b = span.partition("-")
+            first = int(_NAMES.get(a, a))
+            last = int(_NAMES.get(b, b)) if b else (high if step_text else first)
+        values.update(range(first, last + 1, step))
+    return values
+
+
+def _days_it_fires(trigger: CronTrigger, config: MetricConfig) -> Callable[[date], int]:
+    """Whether the cron trigger fires on a day at all (1 or 0). Its day fields (day of month,
+    month, weekday) must all match, so the trigger is asked once per (month, day, weekday):
+    at most 2,604 questions, however long the range."""
+    cache: dict[tuple[int, int, int], int] = {}
+
+    def fires_on(day: date) -> int:
+        key = (day.month, day.day, day.weekday())
+        if key not in cache:
+            begin = datetime.combine(day, time()).replace(tzinfo=config.zone)
+            fire = trigger.get_next_fire_time(None, begin)
+            cache[key] = int(fire is not None and fire.astimezone(config.zone).date() == day)
+        return cache[key]
+
+    return fires_on
 
 
 def replay_windows(config: MetricConfig, start: datetime, end: datetime,
