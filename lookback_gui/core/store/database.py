@@ -25,7 +25,15 @@ import duckdb
 import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError
-from lookback_gui.core.storelock import WAIT_S, Lease, SchedulerLease, StoreLock, Waiting
+from lookback_gui.core.storelock import (
+    WAIT_S,
+    Lease,
+    SchedulerLease,
+    StoreLock,
+    Waiting,
+    disk_full,
+    is_disk_full,
+)
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 
@@ -276,13 +284,17 @@ class Database:
             try:
                 yield cur
                 self.check_before_commit()
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):  # the first error is the one to tell
                     cur.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc) and not self.team:
+                    raise disk_full(self.path, "a write; nothing was written") from None
                 raise
             try:
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
+                if is_disk_full(exc) and not self.team:
+                    raise disk_full(self.path, "a write; nothing was written") from None
                 raise StoreError(f"{self.label}: a write failed: "
                                  f"{' '.join(str(exc).split())}") from None
 
