@@ -157,6 +157,8 @@ def test_a_pull_on_a_damaged_store_prints_only_error_and_warning_lines(tmp_path)
         for line in done.stdout.splitlines():
             assert line.startswith("run "), (index, done.stdout)
         assert "Traceback" not in done.stderr
+        assert "unexpected" not in done.stderr and "this is a bug" not in done.stderr, (
+            index, done.stderr)
         said.append(done.stderr)
     assert any(s.startswith("warning: daily_orders: its alert rules were not evaluated")
                for s in said), said

@@ -76,3 +76,44 @@ def test_sigterm_records_the_run_cancelled_and_exits_143(project, tmp_path, comm
     with Store(tmp_path / "lookback.duckdb") as store:
         runs = store.runs()
     assert [r.status for r in runs] == ["cancelled"]  # not "interrupted" at the next start
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_store_copy_leaves_the_target_empty(tmp_path):
+    """Ctrl+C while a store with a few million versions is written into an empty one."""
+    import duckdb
+
+    from tests.helpers import make_orders, project_text, ts
+
+    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 1.0)])
+    source = tmp_path / "lookback.toml"
+    source.write_text(project_text())
+    assert run_cli("pull", "daily_orders", "--project", str(source), "--as-of",
+                   "2026-10-30T12:00")[0] == 0
+    with Store(tmp_path / "lookback.duckdb") as store, store._db.write() as cur:
+        cur.execute("INSERT INTO versions SELECT v.* REPLACE (v.bucket - INTERVAL (i) DAY AS "
+                    "bucket) FROM versions v, range(1, 2000000) r(i)")
+    target = tmp_path / "other"
+    target.mkdir()
+    (target / "lookback.toml").write_text(project_text())
+    proc = lookback("store", "copy", "--to", str(target / "lookback.toml"), "--project",
+                    str(source), "--verbose", cwd=tmp_path)
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:  # --verbose says each step as it comes
+        said.append(line)
+        if line.startswith("writing") and "rows of versions" in line:
+            break
+    else:
+        pytest.fail(f"the copy never wrote the versions: {said}")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert err.startswith("error: store copy cancelled by Ctrl+C; nothing was copied"), err
+    assert err.count("\n") == 1 and "bug" not in err, err
+    con = duckdb.connect(str(target / "lookback.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM versions").fetchone() == (0,)
+    finally:
+        con.close()

@@ -271,6 +271,10 @@ class Database:
             cur = con.cursor()
             try:
                 yield cur
+            except duckdb.Error as exc:
+                if is_damage(exc) and not self.team:  # said as what it is, wherever it shows
+                    raise damaged(self.path, str(exc)) from None
+                raise
             finally:
                 cur.close()
 
@@ -295,6 +299,8 @@ class Database:
             except duckdb.Error as exc:
                 if is_disk_full(exc) and not self.team:
                     raise disk_full(self.path, "a write; nothing was written") from None
+                if is_damage(exc) and not self.team:
+                    raise damaged(self.path, str(exc)) from None
                 raise StoreError(f"{self.label}: a write failed: "
                                  f"{' '.join(str(exc).split())}") from None
 
