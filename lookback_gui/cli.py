@@ -1180,7 +1180,6 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.sources import SourceConnections
 
     prepare_process()
-    _say_log_records()
     parser = build_parser()
     try:
         args = parser.parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
@@ -1192,6 +1191,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     args.project = getattr(args, "project", None)
     args.stop = _Stop()
     verbose = getattr(args, "verbose", False)
+    _say_log_records(verbose)
     # the databases the pulls see their sources through: made and closed here, for this run
     args.connections = SourceConnections()
     try:
@@ -1208,6 +1208,11 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
+        from lookback_gui.core.failures import classify
+
+        if classify(exc) == "cancelled":  # Ctrl+C inside a query: DuckDB stops it and says so
+            err.write("error: interrupted by Ctrl+C\n")
+            return EXIT_CANCELLED
         if verbose:
             traceback.print_exc(file=err)
         err.write(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; run with "
@@ -1218,19 +1223,25 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
 
 
 class _Prefixed(logging.Handler):
-    """Log records that reach no handler of their own, as ``warning:`` / ``error:`` lines."""
+    """Log records that reach no handler of their own, as ``warning:`` / ``error:`` lines;
+    with ``verbose``, an error's traceback follows its line."""
+
+    verbose = False
 
     def emit(self, record: logging.LogRecord) -> None:
         level = "error" if record.levelno >= logging.ERROR else "warning"
         with contextlib.suppress(Exception):
             sys.stderr.write(f"{level}: {record.getMessage()}\n")
+            if self.verbose and record.exc_info:
+                sys.stderr.write("".join(traceback.format_exception(*record.exc_info)))
 
 
-def _say_log_records() -> None:
+def _say_log_records(verbose: bool) -> None:
     """Every line a command prints on stderr starts ``error:`` or ``warning:``, log records
     of the core included (Python would print their bare message)."""
     if not isinstance(logging.lastResort, _Prefixed):
         logging.lastResort = _Prefixed(logging.WARNING)
+    logging.lastResort.verbose = verbose
 
 
 def entry_point() -> None:

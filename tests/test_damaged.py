@@ -162,3 +162,33 @@ def test_a_pull_on_a_damaged_store_prints_only_error_and_warning_lines(tmp_path)
         said.append(done.stderr)
     assert any(s.startswith("warning: daily_orders: its alert rules were not evaluated")
                for s in said), said
+
+
+def test_a_log_record_of_the_core_is_a_warning_or_error_line(project, tmp_path):
+    """A record the core logs where no handler listens (Python would print it bare) comes out
+    of a command as a ``warning:`` / ``error:`` line; with --verbose an error's traceback
+    follows."""
+    script = ("import logging, sys\n"
+              "from lookback_gui import cli\n"
+              "def noisy(args, out, err):\n"
+              "    log = logging.getLogger('lookback_gui.core.pull')\n"
+              "    log.warning('alerts of daily_orders: the store is damaged')\n"
+              "    try:\n"
+              "        1 / 0\n"
+              "    except ZeroDivisionError:\n"
+              "        log.exception('a planned pull of daily_orders failed')\n"
+              "    return 0\n"
+              "cli.cmd_runs = noisy\n"
+              "sys.exit(cli.main(sys.argv[1:]))\n")
+    for verbose in ([], ["--verbose"]):
+        done = subprocess.run([sys.executable, "-c", script, "runs", "--project", str(project),
+                               *verbose], capture_output=True, text=True, timeout=120,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        assert lines[:2] == ["warning: alerts of daily_orders: the store is damaged",
+                             "error: a planned pull of daily_orders failed"], lines
+        if verbose:
+            assert "ZeroDivisionError" in done.stderr
+        else:
+            assert len(lines) == 2
