@@ -144,5 +144,5 @@ def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, t
     editor.rules.setPlainText(editor.rules.toPlainText().replace("below = 40", "below = 1000"))
     editor.try_button.click()
     qtbot.waitUntil(lambda: editor.try_info.text().startswith(
-        "threshold #1: would have fired 1 time(s)"), timeout=20000)
+        "threshold#1: would have fired 1 time(s)"), timeout=20000)
     assert "below = 40" in project.path.read_text()  # nothing was saved
