@@ -8,6 +8,7 @@ and never changes what later pulls knew.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
@@ -81,6 +82,9 @@ def count_replay_times(config: MetricConfig, start: datetime, end: datetime) -> 
         step = config.every
         return -(-(end - start) // step)  # ceiling
     assert config.schedule is not None
+    start = max(start, EPOCH)  # the cron trigger has no times before 1970
+    if end <= start:
+        return 0
     first_day = datetime.combine(start.date(), time()) + timedelta(days=1)
     last_day = datetime.combine(end.date(), time())
     if last_day <= first_day:
@@ -92,8 +96,7 @@ def count_replay_times(config: MetricConfig, start: datetime, end: datetime) -> 
     days = (last_day - first_day).days
     if (dom, month, dow) == ("*", "*", "*"):
         return count + per_day * days
-    trigger = CronTrigger.from_crontab(config.schedule, timezone=config.zone)
-    fires_on = _days_it_fires(trigger, config)
+    fires_on = _days_it_fires(config, dom, month, dow)
     day = first_day.date()
     for _ in range(days):
         count += per_day * fires_on(day)
@@ -101,11 +104,27 @@ def count_replay_times(config: MetricConfig, start: datetime, end: datetime) -> 
     return count
 
 
+EPOCH = datetime(1970, 1, 1)
+_WEEKDAYS = {name: index for index, name in enumerate(
+    ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
+def _same_kind_of_day(day: date) -> date:
+    """A day of 1972-1999 with the same month, day of month and weekday as ``day`` (every
+    such combination occurs within 28 years, February 29th included)."""
+    for year in range(1972, 2000):
+        with contextlib.suppress(ValueError):
+            same = date(year, day.month, day.day)
+            if same.weekday() == day.weekday():
+                return same
+    return day
+
+
 _NAMES = {name: index for index, name in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
 
 
-def _cron_values(field: str, low: int, high: int) -> set[int]:
+def _cron_values(field: str, low: int, high: int,
+                 names: dict[str, int] | None = None) -> set[int]:
     """The values one field of a (valid) cron expression takes: ``*``, ``a``, ``a-b``,
     ``*/n``, ``a-b/n``, ``a/n`` and lists of them."""
     values: set[int] = set()
@@ -116,25 +135,39 @@ def _cron_values(field: str, low: int, high: int) -> set[int]:
             first, last = low, high
         else:
             a, _, b = span.partition("-")
-            first = int(_NAMES.get(a, a))
-            last = int(_NAMES.get(b, b)) if b else (high if step_text else first)
+            known = names if names is not None else _NAMES
+            first = int(known.get(a, a))
+            last = int(known.get(b, b)) if b else (high if step_text else first)
         values.update(range(first, last + 1, step))
     return values
 
 
-def _days_it_fires(trigger: CronTrigger, config: MetricConfig) -> Callable[[date], int]:
-    """Whether the cron trigger fires on a day at all (1 or 0). Its day fields (day of month,
-    month, weekday) must all match, so the trigger is asked once per (month, day, weekday):
-    at most 2,604 questions, however long the range."""
-    cache: dict[tuple[int, int, int], int] = {}
+def _days_it_fires(config: MetricConfig, dom: str, month: str,
+                   dow: str) -> Callable[[date], int]:
+    """Whether the cron schedule fires on a day at all (1 or 0): its day of month, month and
+    weekday must all match, as the scheduler's trigger reads them (weekdays 0-6 from Monday,
+    or their names). A field this reading does not know is left to the trigger itself."""
+    try:
+        days, months = _cron_values(dom, 1, 31), _cron_values(month, 1, 12)
+        weekdays = _cron_values(dow, 0, 6, _WEEKDAYS)
+    except ValueError:
+        trigger = CronTrigger.from_crontab(config.schedule or "", timezone=config.zone)
+        cache: dict[tuple[int, int, int], int] = {}
+
+        def asked(day: date) -> int:
+            key = (day.month, day.day, day.weekday())
+            if key not in cache:
+                same = _same_kind_of_day(day)
+                begin = datetime.combine(same, time()).replace(tzinfo=config.zone)
+                fire = trigger.get_next_fire_time(None, begin)
+                cache[key] = int(fire is not None
+                                 and fire.astimezone(config.zone).date() == same)
+            return cache[key]
+
+        return asked
 
     def fires_on(day: date) -> int:
-        key = (day.month, day.day, day.weekday())
-        if key not in cache:
-            begin = datetime.combine(day, time()).replace(tzinfo=config.zone)
-            fire = trigger.get_next_fire_time(None, begin)
-            cache[key] = int(fire is not None and fire.astimezone(config.zone).date() == day)
-        return cache[key]
+        return int(day.day in days and day.month in months and day.weekday() in weekdays)
 
     return fires_on
 
