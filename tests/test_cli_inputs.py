@@ -70,9 +70,10 @@ def test_an_empty_project_name_is_refused(pulled, monkeypatch, tmp_path):
 
 def test_a_device_is_not_a_project_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    there = Path("/dev/lookback.duckdb").exists()
     code, out, err = run_cli("runs", "--project", "/dev/null")
     one_error_line(code, err, "/dev/null: is not a regular file")
-    assert not Path("/dev/lookback.duckdb").exists()
+    assert Path("/dev/lookback.duckdb").exists() == there  # no store was made beside it
 
 
 def test_the_demo_into_a_used_folder_is_a_usage_error(tmp_path):
