@@ -10,7 +10,7 @@ stops at once again when the command has finished.
 
 from __future__ import annotations
 
-import _signal  # loaded with the interpreter: the handler is in place before anything loads
+import _signal  # loaded with the interpreter, unlike signal: no wait before the handler is set
 import os
 
 EXIT_CANCELLED = 130
@@ -22,21 +22,12 @@ def _interrupted(signum: int, frame: object) -> None:
     os._exit(EXIT_CANCELLED)
 
 
-_signal.signal(_signal.SIGINT, _interrupted)  # from the moment the entry point is imported
-
-import signal  # noqa: E402  (after the handler: these take a while to load)
-import sys  # noqa: E402
-import threading  # noqa: E402
-
-
-def _stop_at_once() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _interrupted)
-
-
 def start() -> None:
     """Run ``lookback`` with the process's arguments and exit with its status."""
-    _stop_at_once()
+    _signal.signal(_signal.SIGINT, _interrupted)  # first: the modules below take a while
+    import signal
+    import sys
+
     from lookback_gui.cli import main  # the program's modules, Ctrl+C stopping at once
 
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -45,7 +36,7 @@ def start() -> None:
     except KeyboardInterrupt:  # between two statements of main's own
         os.write(2, b"error: interrupted by Ctrl+C\n")
         code = EXIT_CANCELLED
-    _stop_at_once()  # from here on nothing is left to cancel
+    signal.signal(signal.SIGINT, _interrupted)  # from here on nothing is left to cancel
     sys.stdout.flush()
     sys.exit(code)
 
