@@ -39,7 +39,23 @@ if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that 
     from lookback_gui.core.scheduler import Scheduler
     from lookback_gui.core.store import LogLine, RunRecord, Store
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class _Stop:
+    """Which signal stopped a command's pulls (None: none did): Ctrl+C (SIGINT) exits 130,
+    SIGTERM 143; either way the pull it stopped is recorded ``cancelled``."""
+
+    def __init__(self) -> None:
+        self.by: str | None = None
+
+    @property
+    def said(self) -> str:
+        return self.by or "Ctrl+C"
+
+    @property
+    def code(self) -> int:
+        return EXIT_TERMINATED if self.by == "SIGTERM" else EXIT_CANCELLED
 
 
 class _UsageExit(Exception):
@@ -107,6 +123,9 @@ def run_summary(run: RunRecord) -> str:
 
 
 def _project(args: argparse.Namespace) -> Project:
+    if args.project is not None and not args.project.strip():
+        raise UsageError(f"--project is empty; give a project file (or leave it out for "
+                         f"{DEFAULT_PROJECT} in this folder)")
     return load_project(args.project or DEFAULT_PROJECT)
 
 
@@ -191,12 +210,13 @@ def _print_warnings(run: RunRecord, err: TextIO) -> None:
 T = TypeVar("T")
 
 
-def _until_ctrl_c(work: Callable[[PullControl], T]) -> T:
-    """Run ``work`` on a thread of its own; Ctrl+C (SIGINT) cancels it through its control.
+def _until_ctrl_c(work: Callable[[PullControl], T], stop: _Stop | None = None) -> T:
+    """Run ``work`` on a thread of its own; Ctrl+C (SIGINT) or SIGTERM cancels it through its
+    control, and ``stop`` notes which.
 
     The main thread only waits, so the signal never lands inside DuckDB or a store write: the
     pull sees a cancellation, records its run ``cancelled`` and returns within a second or two.
-    A second Ctrl+C stops the process at once.
+    A second Ctrl+C or SIGTERM stops the process at once.
     """
     import signal
     import threading
@@ -213,32 +233,39 @@ def _until_ctrl_c(work: Callable[[PullControl], T]) -> T:
         except BaseException as exc:
             failed.append(exc)
 
-    def on_sigint(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if stop is not None:
+            stop.by = "SIGTERM" if signum == signal.SIGTERM else "Ctrl+C"
         control.cancel()
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, on_sigint) if in_main else None
+    previous = ({sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+                if in_main else {})
     try:
         thread = threading.Thread(target=target, name="pull", daemon=True)
         thread.start()
         while thread.is_alive():
             thread.join(0.1)
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if failed:
         raise failed[0]
     return done[0]
 
 
 def _alert_warnings(err: TextIO) -> Observer:
-    """An observer that prints a failed alert command as a ``warning:`` line."""
-    from lookback_gui.core.events import AlertCommandFailed
+    """An observer that prints a failed alert command, and a warning or error a pull wants
+    said (its alert rules could not be evaluated), as a ``warning:`` / ``error:`` line."""
+    from lookback_gui.core.events import AlertCommandFailed, Notice
 
     def observe(event: Event) -> None:
         if isinstance(event, AlertCommandFailed):
             err.write(f"warning: {event.metric}: {event.message}\n")
+        elif isinstance(event, Notice) and event.level in ("warning", "error"):
+            err.write(f"{event.level}: {event.message}\n")
 
     return observe
 
@@ -257,17 +284,17 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             window = audit_window(config, as_of or local_now(config.zone))
             run = _until_ctrl_c(lambda control: run_pull(
                 project, config, store, trigger="audit", window=window, control=control,
-                observer=_alert_warnings(err), connections=args.connections))
+                observer=_alert_warnings(err), connections=args.connections), args.stop)
         else:
             run = _until_ctrl_c(lambda control: run_pull(
                 project, config, store, trigger="command-line", as_of=as_of, control=control,
-                observer=_alert_warnings(err), connections=args.connections))
+                observer=_alert_warnings(err), connections=args.connections), args.stop)
     out.write(run_summary(run) + "\n")
     _print_warnings(run, err)
     if run.status == "cancelled":
-        err.write(f"error: cancelled by Ctrl+C: run {run.id} of {run.metric} is recorded as "
-                  "cancelled; nothing was committed\n")
-        return EXIT_CANCELLED
+        err.write(f"error: cancelled by {args.stop.said}: run {run.id} of {run.metric} is "
+                  "recorded as cancelled; nothing was committed\n")
+        return int(args.stop.code)
     if run.status != "succeeded":
         err.write(f"error: {run.error}\n")
         return EXIT_FAILED
@@ -311,7 +338,8 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: backfill(
             project, config, store, start, end, on_chunk=_progress(out, err), workers=args.workers,
-            control=control, observer=_alert_warnings(err), connections=args.connections))
+            control=control, observer=_alert_warnings(err), connections=args.connections),
+            args.stop)
     cancelled = [r for r in runs if r.status == "cancelled"]
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
@@ -322,9 +350,9 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                       f"{run.error}\n")
     if cancelled or len(runs) < total:
         done = sum(r.status == "succeeded" for r in runs)
-        err.write(f"error: backfill of {config.name} cancelled by Ctrl+C after {done} of "
-                  f"{total} chunk(s); the chunk(s) it stopped are recorded as cancelled\n")
-        return EXIT_CANCELLED
+        err.write(f"error: backfill of {config.name} cancelled by {args.stop.said} after {done} "
+                  f"of {total} chunk(s); the chunk(s) it stopped are recorded as cancelled\n")
+        return int(args.stop.code)
     if failed:
         return EXIT_FAILED
     out.write(f"backfill {config.name}: {len(runs)} chunk(s) succeeded\n")
@@ -333,7 +361,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS
-    from lookback_gui.core.replay import replay, replay_windows
+    from lookback_gui.core.replay import count_replay_times, replay, replay_windows
     from lookback_gui.core.windows import local_now
 
     project = _project(args)
@@ -342,8 +370,13 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     now = local_now(config.zone)
     if start >= now:
         raise UsageError(f"--from ({_cell(start)}) is in the future; a replay pulls the past")
-    windows = replay_windows(config, start, end, now,
-                             snapshots=project.sources[config.source].snapshot_as_of)
+    snapshots = project.sources[config.source].snapshot_as_of
+    count = count_replay_times(config, start, min(end, now), snapshots)  # counted: at once
+    if count > MAX_BACKFILL_CHUNKS and not args.yes:
+        raise UsageError(f"a replay of {config.name} from {_cell(start)} to "
+                         f"{_cell(min(end, now))} would make {count:,} pulls (more than "
+                         f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead")
+    windows = replay_windows(config, start, end, now, snapshots=snapshots)
     if not windows:
         raise UsageError(f"metric {config.name}: its schedule has no time in "
                          f"[{_cell(start)}, {_cell(min(end, now))})")
@@ -358,7 +391,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: replay(
             project, config, store, windows, on_run=_progress(out, err), control=control,
-            observer=_alert_warnings(err), connections=args.connections))
+            observer=_alert_warnings(err), connections=args.connections), args.stop)
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
         err.write(f"error: {len(failed)} of {len(runs)} replayed pull(s) of {config.name} "
@@ -367,9 +400,9 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"  run {run.id} as of {_cell(run.as_of)}: {run.error}\n")
     if any(r.status == "cancelled" for r in runs) or len(runs) < len(windows):
         done = sum(r.status == "succeeded" for r in runs)
-        err.write(f"error: replay of {config.name} cancelled by Ctrl+C after {done} of "
-                  f"{len(windows)} pull(s); the pull it stopped is recorded as cancelled\n")
-        return EXIT_CANCELLED
+        err.write(f"error: replay of {config.name} cancelled by {args.stop.said} after {done} "
+                  f"of {len(windows)} pull(s); the pull it stopped is recorded as cancelled\n")
+        return int(args.stop.code)
     if failed:
         return EXIT_FAILED
     out.write(f"replay {config.name}: {len(runs)} pull(s) succeeded\n")
@@ -380,8 +413,6 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     if args.metric is not None:
         project.metric(args.metric)
-    if args.limit is not None and args.limit < 0:
-        raise UsageError("--limit must not be negative")
     with _open_store(project, err, reading=True) as store:
         limit = None if args.limit is None or args.limit >= 2**62 else args.limit  # more: all
         runs = store.runs(metric=args.metric, limit=limit)
@@ -493,7 +524,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     config = project.metric(args.metric)
     known_at = (_timestamp(args.as_known_at, project, config.name, "--as-known-at")
-                if args.as_known_at else None)
+                if args.as_known_at is not None else None)
     with _open_store(project, err, reading=True) as store:
         if args.json or args.csv:  # streamed: DuckDB writes the lines
             from lookback_gui.core.export import write_history
@@ -555,11 +586,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(f"project {project.path}: ok ({len(project.sources)} source(s), "
               f"{len(project.metrics)} metric(s))\n")
     failures = 0
+    failed_sources: set[str] = set()
     for source in project.sources.values():
         try:
             schema = describe_schema(source)
         except PullError as exc:
             failures += 1
+            failed_sources.add(source.name)
             err.write(f"error: {exc}\n")
             out.write(f"source {source.name} ({source.type}): FAILED\n")
             continue
@@ -569,6 +602,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for warning in source_warnings(source):
                 err.write(f"warning: {warning}\n")
     for metric in project.metrics.values():
+        if metric.source in failed_sources:  # its error is said once, by its source's line
+            out.write(f"metric {metric.name}: not tried (its source {metric.source} failed)\n")
+            continue
         try:
             shape = check_metric(project, metric)
         except PullError as exc:
@@ -682,7 +718,7 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: retry_failed(
             project, store, args.metric, observer=_alert_warnings(err), control=control,
-            connections=args.connections))
+            connections=args.connections), args.stop)
     if not runs:
         out.write("no failed window is left uncovered\n")
         return EXIT_OK
@@ -693,9 +729,9 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for run in failed:
         err.write(f"error: run {run.id} of {run.metric}: {run.error}\n")
     if any(r.status == "cancelled" for r in runs):
-        err.write("error: retry-failed cancelled by Ctrl+C; the run it stopped is recorded as "
-                  "cancelled\n")
-        return EXIT_CANCELLED
+        err.write(f"error: retry-failed cancelled by {args.stop.said}; the run it stopped is "
+                  "recorded as cancelled\n")
+        return int(args.stop.code)
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -968,8 +1004,19 @@ def cmd_store_copy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if getattr(args, "verbose", False):
             err.write(message + "\n")
 
+    import duckdb
+
+    from lookback_gui.core.failures import classify
+
     with _open_store(project, err, reading=True) as source, _open_store(other, err) as target:
-        done = copy_store(source, target, progress)
+        try:
+            done = copy_store(source, target, progress)
+        except (KeyboardInterrupt, RuntimeError, duckdb.Error) as exc:
+            if classify(exc) != "cancelled":
+                raise
+            err.write(f"error: store copy cancelled by Ctrl+C; nothing was copied: "
+                      f"{target.label} is left as it was\n")
+            return EXIT_CANCELLED
         out.write(f"copied {done.runs:,} runs and {done.versions:,} versions from "
                   f"{source.name} to {target.name}\n")
     return EXIT_OK
@@ -1050,7 +1097,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
-    p.add_argument("--limit", metavar="N", type=int)
+    p.add_argument("--limit", metavar="N", type=_positive_int,
+                   help="the newest N runs (at least 1; default: all)")
     p.add_argument("--json", action="store_true")
 
     p = add("show", cmd_show, "one run in full: window, attempts and their errors, counts, "
@@ -1160,12 +1208,22 @@ def _join_relative_times(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
+    """Run one command; return its exit status. Ctrl+C at any moment (while the command's
+    modules load, too) is one ``error:`` line and status 130."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        return _main(argv, out, err)
+    except KeyboardInterrupt:
+        err.write("error: interrupted by Ctrl+C\n")
+        return EXIT_CANCELLED
+
+
+def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.runtime import prepare_process
     from lookback_gui.core.sources import SourceConnections
 
     prepare_process()
-    out = out or sys.stdout
-    err = err or sys.stderr
     parser = build_parser()
     try:
         args = parser.parse_args(_join_relative_times(sys.argv[1:] if argv is None else argv))
@@ -1175,7 +1233,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     args.project = getattr(args, "project", None)
+    args.stop = _Stop()
     verbose = getattr(args, "verbose", False)
+    _say_log_records(verbose)
     # the databases the pulls see their sources through: made and closed here, for this run
     args.connections = SourceConnections()
     try:
@@ -1187,13 +1247,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         err.write(f"error: {exc}\n")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        err.write("error: interrupted\n")
+        err.write("error: interrupted by Ctrl+C\n")
         return EXIT_CANCELLED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
         from lookback_gui.core.applog import log_file, log_unexpected
+        from lookback_gui.core.failures import classify
 
+        if classify(exc) == "cancelled":  # Ctrl+C inside a query: DuckDB stops it and says so
+            err.write("error: interrupted by Ctrl+C\n")
+            return EXIT_CANCELLED
         if verbose:
             traceback.print_exc(file=err)
         if log_file() is not None:  # a process that keeps the log file (lookback schedule)
@@ -1206,8 +1270,32 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         args.connections.close()
 
 
+class _Prefixed(logging.Handler):
+    """Log records that reach no handler of their own, as ``warning:`` / ``error:`` lines;
+    with ``verbose``, an error's traceback follows its line."""
+
+    verbose = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "error" if record.levelno >= logging.ERROR else "warning"
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"{level}: {record.getMessage()}\n")
+            if self.verbose and record.exc_info:
+                sys.stderr.write("".join(traceback.format_exception(*record.exc_info)))
+
+
+def _say_log_records(verbose: bool) -> None:
+    """Every line a command prints on stderr starts ``error:`` or ``warning:``, log records
+    of the core included (Python would print their bare message)."""
+    if not isinstance(logging.lastResort, _Prefixed):
+        logging.lastResort = _Prefixed(logging.WARNING)
+    logging.lastResort.verbose = verbose
+
+
 def entry_point() -> None:
-    sys.exit(main())
+    from lookback_gui.start import start
+
+    start()
 
 
 if __name__ == "__main__":

@@ -87,12 +87,12 @@ def test_alert_rules_tried_on_history_fire_as_often_as_they_did(tmp_path):
             run_pull(project, "daily_orders", store, as_of=START + timedelta(days=day, hours=12),
                      observer=lambda e: changes.append(e) if isinstance(e, AlertChanged)
                      else None)
-    fired = {"threshold #1": 0, "old days restated": 0}
+    fired = {"threshold#1": 0, "old days restated": 0}
     for change in changes:
         if change.state == "firing":
             fired[change.rule] += 1
     assert fired["old days restated"] > 0
-    for reference, label in (("threshold#1", "threshold #1"),
+    for reference, label in (("threshold#1", "threshold#1"),
                              ("old days restated", "old days restated")):
         out = io.StringIO()
         assert main(["alerts", "--try", "daily_orders", reference, "--project",
@@ -148,7 +148,7 @@ def test_a_metric_without_history_is_said_plainly(tmp_path, command):
     if command == "nowcast":
         assert code == 0 and "no history yet" in out.getvalue()
     else:
-        assert code == 2 and "has no measure" in err.getvalue()
+        assert code == 2 and "has no values in the store yet" in err.getvalue()
 
 
 def test_the_bucket_in_progress_seen_at_another_time_of_day_is_left_out(tmp_path):

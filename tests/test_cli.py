@@ -173,7 +173,7 @@ def test_unknown_metric_source_reference(tmp_path):
      (["backfill", "daily_orders", "--from", "2026-10-10", "--to", "2026-10-01"], "must be after --from"),
      (["backfill", "daily_orders", "--from", "2026-10-10"], "the following arguments are required: --to"),
      (["history", "daily_orders", "--as-of-run", "99"], "no run 99"),
-     (["runs", "--limit", "many"], "invalid int value"),
+     (["runs", "--limit", "many"], "'many' is not a whole number"),
      (["frobnicate"], "invalid choice"),
      (["history", "daily_orders", "--json", "--csv"], "not allowed with argument"),
      (["runs", "--metric", "ghost"], "no metric named 'ghost'")],
@@ -218,7 +218,7 @@ def test_demo_writes_a_project_once(tmp_path):
     code, out, _ = run_cli("demo", str(tmp_path / "demo"))
     assert code == 0 and (tmp_path / "demo" / "lookback.toml").exists()
     code, _, err = run_cli("demo", str(tmp_path / "demo"))
-    assert code == 1 and "already exists" in err
+    assert code == 2 and "already exists" in err
 
 
 def test_demo_shows_revisions_after_two_pulls(tmp_path, monkeypatch):

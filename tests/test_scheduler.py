@@ -298,7 +298,7 @@ def test_alerts_fire_once_per_episode_and_resolve(write_project, tmp_path):
         run_pull(project, "daily_orders", store, as_of=as_of)
         states = {s.rule: s for s in store.alert_states()}
         assert states["few orders"].state == "resolved"
-        assert states["restatement #3"].state == "firing"
+        assert states["restatement#3"].state == "firing"
         assert len((tmp_path / "fired.jsonl").read_text().splitlines()) == 2
 
         shop.unlink()
@@ -307,7 +307,7 @@ def test_alerts_fire_once_per_episode_and_resolve(write_project, tmp_path):
         assert main(["alerts", "--json", "--project", str(path)], out=out) == 0
         listed = json.loads(out.getvalue())
         assert listed[0]["state"] == "firing"
-        assert {a["rule"]: a["state"] for a in listed}["failure #2"] == "firing"
+        assert {a["rule"]: a["state"] for a in listed}["failure#2"] == "firing"
 
 
 def test_daemon_pulls_on_schedule_and_stops_cleanly_on_sigterm(write_project, shop, tmp_path):

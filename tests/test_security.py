@@ -99,11 +99,11 @@ def test_duckdb_temp_and_home_folders_are_closed(write_project, tmp_path, monkey
 
 
 def test_attach_and_other_statements_are_refused(sqlite_project, tmp_path):
-    for sql, kind in ((f"ATTACH '{tmp_path / 'other.sqlite'}' AS o (TYPE sqlite)", "ATTACH"),
-                      ("USE other", "USE"), ("CHECKPOINT", "CHECKPOINT")):
+    for sql, kind in ((f"ATTACH '{tmp_path / 'other.sqlite'}' AS o (TYPE sqlite)", "an ATTACH"),
+                      ("USE other", "a USE"), ("CHECKPOINT", "a CHECKPOINT")):
         run, _, _ = pull(sqlite_project(sql))
         assert run.status == "failed"
-        assert f"the SQL is a {kind} statement" in run.error
+        assert f"the SQL is {kind} statement" in run.error
 
 
 @pytest.fixture

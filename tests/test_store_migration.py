@@ -40,7 +40,7 @@ def test_a_schema_1_store_opens_and_keeps_every_run_and_version(tmp_path):
         assert [r.to_json()["known_at"] for r in store.runs(metric="replayed")] == [
             "2026-10-26T00:00:00", "2026-10-25T10:00:00", "2026-10-23T12:00:00",
             "2026-10-22T12:00:00"]
-        assert store.alert_states()[0].rule == "threshold #1"
+        assert store.alert_states()[0].rule == "threshold#1"
         assert len(store.run_log(7)) >= 2
 
         values = {(str(r.bucket.date()), r.dims.get("country"), r.measure): r.value

@@ -135,7 +135,7 @@ def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, t
     qtbot.waitUntil(lambda: "would have fired" in editor.try_info.text(), timeout=20000)
     expected = [try_rule(metric, window.store, rule) for rule in metric.alerts]
     lines = editor.try_info.text().splitlines()
-    assert [line.split(": would")[0] for line in lines] == ["threshold #1", "old days restated"]
+    assert [line.split(": would")[0] for line in lines] == ["threshold#1", "old days restated"]
     for line, trial in zip(lines, expected, strict=True):
         assert f"would have fired {trial['firings']} time(s) over 20 pull(s)" in line
     assert expected[0]["runs_firing"] < 20
@@ -144,5 +144,5 @@ def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, t
     editor.rules.setPlainText(editor.rules.toPlainText().replace("below = 40", "below = 1000"))
     editor.try_button.click()
     qtbot.waitUntil(lambda: editor.try_info.text().startswith(
-        "threshold #1: would have fired 1 time(s)"), timeout=20000)
+        "threshold#1: would have fired 1 time(s)"), timeout=20000)
     assert "below = 40" in project.path.read_text()  # nothing was saved

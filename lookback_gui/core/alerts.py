@@ -217,15 +217,19 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None)
 
 
 def find_rule(config: MetricConfig, reference: str) -> AlertRule:
-    """The rule ``reference`` names: its ``name``, or its kind and position (``threshold#1``,
-    ``threshold #1``)."""
+    """The rule ``reference`` names: its ``name``, or its kind and position (``threshold#1``;
+    ``threshold #1`` too), whether the rule has a name or not."""
     from lookback_gui.core.errors import UsageError
 
     wanted = reference.strip()
     for rule in config.alerts:
-        if rule.name == wanted or rule.label.replace(" ", "") == wanted.replace(" ", ""):
+        if rule.name == wanted:
             return rule
-    known = ", ".join(repr(r.label) for r in config.alerts) or "none"
+    for rule in config.alerts:
+        if rule.reference == wanted.replace(" ", ""):
+            return rule
+    known = ", ".join(repr(r.label) if r.name is None else f"{r.label!r} ({r.reference})"
+                      for r in config.alerts) or "none"
     raise UsageError(f"metric {config.name} has no alert rule {reference!r} (its rules: {known})")
 
 

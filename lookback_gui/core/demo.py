@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from lookback_gui.core.errors import LookbackError
+from lookback_gui.core.errors import LookbackError, UsageError
 
 PROJECT_TEXT = '''\
 # Lookback GUI demo project: a shop whose orders arrive late.
@@ -118,8 +118,13 @@ def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
     """Write the demo project into ``directory``; return the project file's path."""
     folder = Path(directory).expanduser().absolute()
     project = folder / "lookback.toml"
-    if project.exists():
-        raise LookbackError(f"{project} already exists; choose an empty folder for the demo")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file, not a folder; choose a new or empty folder for "
+                         "the demo")
+    for name in ("lookback.toml", "shop.duckdb", "lookback.duckdb"):
+        if (folder / name).exists():
+            raise UsageError(f"{folder / name} already exists; choose a new or empty folder "
+                             "for the demo")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         anchor = now or datetime.now(UTC).replace(tzinfo=None)

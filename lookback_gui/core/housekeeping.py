@@ -24,7 +24,7 @@ import duckdb
 from lookback_gui.core.duck import quote_identifier, quote_literal
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store import Store
-from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting
+from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting, disk_full, is_disk_full
 
 # the tables whose rows a compaction must carry over, every one of them
 TABLES = ("meta", "runs", "run_log", "versions", "current", "probes", "alerts")
@@ -190,10 +190,17 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
         _sync(fresh)
         os.replace(fresh, path)  # atomic: the old store or the new one, never half of one
         _sync(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             fresh.unlink(missing_ok=True)
             fresh_wal.unlink(missing_ok=True)
+        if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc):
+            raise disk_full(path, f"the compacted copy, which needs about "
+                            f"{_file_bytes(path) / 1e6:,.1f} MB beside the store; the store "
+                            "is unchanged") from None
+        if isinstance(exc, duckdb.Error):
+            raise StoreError(f"store {path}: the compaction failed, and the store is unchanged: "
+                             f"{' '.join(str(exc).split())}") from None
         raise
     finally:
         lock.close()

@@ -36,6 +36,9 @@ ALERT_KINDS = ("threshold", "restatement", "freshness", "failure")
 SEVERITIES = ("error", "warn")
 DEFAULT_STORE = "lookback.duckdb"
 DEFAULT_PROJECT = "lookback.toml"
+# the most a project file may ask for: more is a typo, and would tie up the machine or the source
+MAX_RETRIES = 20
+MAX_CONCURRENCY = 64
 
 # which keys each table takes: the one table of keys that the manual is made from too
 _TOP_KEYS = keys_of("project")
@@ -119,7 +122,12 @@ class AlertRule:
     @property
     def label(self) -> str:
         """The rule's name, or its kind and position."""
-        return self.name or f"{self.kind} #{self.position}"
+        return self.name or self.reference
+
+    @property
+    def reference(self) -> str:
+        """Its kind and position, like ``threshold#1``: a name for it whether it has one or not."""
+        return f"{self.kind}#{self.position}"
 
 
 @dataclass(frozen=True)
@@ -335,10 +343,12 @@ class _Validator:
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail((*key_path, key), f"expected a number, got {_kind(value)}")
+        if value != value:  # NaN: every comparison with it is false, so nothing would ever fail
+            raise self.fail((*key_path, key), "expected a number, got nan")
         return float(value)
 
     def integer(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-                minimum: int = 0) -> int | None:
+                minimum: int = 0, maximum: int | None = None) -> int | None:
         if key not in table:
             return None
         value = table[key]
@@ -346,6 +356,8 @@ class _Validator:
             raise self.fail((*key_path, key), f"expected a whole number, got {_kind(value)}")
         if value < minimum:
             raise self.fail((*key_path, key), f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise self.fail((*key_path, key), f"must be at most {maximum}, not {value}")
         return value
 
     def duration(self, table: Mapping[str, Any], key: str,
@@ -500,6 +512,9 @@ def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> Stor
     password_env = check.string(table, "password_env", key_path)
     data_path = check.string(table, "data_path", key_path)
     if kind == "duckdb":
+        if path is not None and not path.strip():
+            raise check.fail((*key_path, "path"), "the store's path is empty (leave the key out "
+                             f"for {DEFAULT_STORE} beside the project file)")
         for key, value in (("catalog", catalog), ("password_env", password_env),
                            ("data_path", data_path)):
             if value is not None:
@@ -567,7 +582,8 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     password_env = check.string(table, "password_env", key_path)
     pushdown = check.boolean(table, "pushdown", key_path, False)
     trust_role = check.boolean(table, "trust_role", key_path, False)
-    concurrency = check.integer(table, "concurrency", key_path, minimum=1) or 1
+    concurrency = check.integer(table, "concurrency", key_path, minimum=1,
+                                maximum=MAX_CONCURRENCY) or 1
     snapshot_as_of = check.boolean(table, "snapshot_as_of", key_path, False)
     if snapshot_as_of and kind not in ("iceberg", "delta"):
         raise check.fail((*key_path, "snapshot_as_of"), "snapshot_as_of reads an Iceberg or "
@@ -664,7 +680,7 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
             raise check.fail((*key_path, "schedule"), str(exc)) from None
     if every is not None and every <= timedelta(0):
         raise check.fail((*key_path, "every"), "must be longer than zero")
-    retries = check.integer(table, "retries", key_path, minimum=0)
+    retries = check.integer(table, "retries", key_path, minimum=0, maximum=MAX_RETRIES)
     retry_base = check.duration(table, "retry_base", key_path)
     retry_max = check.duration(table, "retry_max", key_path)
     measures = check.names(table, "measures", key_path)
@@ -710,9 +726,35 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
         description=check.string(table, "description", key_path),
         audit_every=audit_every,
         audit_factor=4 if audit_factor is None else audit_factor,
-        change_probe=check.string(table, "change_probe", key_path),
+        change_probe=_change_probe(check, table, key_path),
         settle_share=0.99 if settle_share is None else float(settle_share),
     )
+
+
+def _change_probe(check: _Validator, table: Mapping[str, Any],
+                  key_path: tuple[Any, ...]) -> str | None:
+    """The metric's ``change_probe``: one query that only reads (a SQL mistake in it is found
+    when the metric is checked or pulled, as for the metric's own SQL)."""
+    import duckdb
+
+    probe = check.string(table, "change_probe", key_path)
+    if probe is None:
+        return None
+    if not probe.strip():
+        raise check.fail((*key_path, "change_probe"), "the change_probe's SQL is empty")
+    try:
+        statements = duckdb.extract_statements(probe)
+    except duckdb.Error:
+        return probe
+    if len(statements) > 1:
+        raise check.fail((*key_path, "change_probe"), f"the change_probe holds {len(statements)} "
+                         "statements; it is exactly one query (SELECT, WITH or FROM ...)")
+    if statements and statements[0].type != duckdb.StatementType.SELECT:
+        kind = " ".join(probe.split()[:1]).upper()
+        article = "an" if kind[:1] in "AEIOU" else "a"
+        raise check.fail((*key_path, "change_probe"), f"the change_probe is {article} {kind} "
+                         "statement; it may only read (SELECT, WITH or FROM ...)")
+    return probe
 
 
 def _checks(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[CheckConfig, ...]:
@@ -749,7 +791,8 @@ def _checks(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Che
 def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[AlertRule, ...]:
     if not isinstance(raw, list):
         raise check.fail(key_path, "alerts are a list of tables ([[metrics.NAME.alerts]])")
-    out = []
+    out: list[AlertRule] = []
+    names: set[str] = set()
     for index, entry in enumerate(raw):
         entry_path = (*key_path, index)
         table = check.table(entry, entry_path)
@@ -782,11 +825,20 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
             raise check.fail(entry_path, "a restatement alert needs 'older_than' (buckets)")
         if kind == "freshness" and max_age is None:
             raise check.fail(entry_path, "a freshness alert needs 'max_age' (like \"26h\")")
+        name = check.string(table, "name", entry_path)
+        if name is not None:
+            if not name.strip():
+                raise check.fail((*entry_path, "name"), "the rule's name is empty (leave the key "
+                                 f"out to call it {kind}#{index + 1})")
+            if name in names:
+                raise check.fail((*entry_path, "name"), f"another alert rule of this metric is "
+                                 f"already named '{name}'; rule names are unique per metric")
+            names.add(name)
         out.append(AlertRule(
-            kind=kind, position=index + 1, name=check.string(table, "name", entry_path),
+            kind=kind, position=index + 1, name=name,
             measure=measure, above=above, below=below, series=dict(series),
             older_than=older_than, change_pct=change_pct, max_age=max_age,
-            command=check.string(table, "command", entry_path),
+            command=_command(check, table, entry_path),
         ))
     return tuple(out)
 
@@ -822,9 +874,33 @@ def _dashboard(check: _Validator, table: Mapping[str, Any],
     return Dashboard(tuple(charts), columns or DASHBOARD_COLUMNS)
 
 
+def _command(check: _Validator, table: Mapping[str, Any],
+             entry_path: tuple[Any, ...]) -> str | None:
+    """An alert rule's ``command``: split like a shell line (and run without a shell)."""
+    import shlex
+
+    command = check.string(table, "command", entry_path)
+    if command is None:
+        return None
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise check.fail((*entry_path, "command"), f"the command cannot be split like a shell "
+                         f"line: {str(exc).lower()}") from None
+    if not argv:
+        raise check.fail((*entry_path, "command"), "the command is empty (leave the key out "
+                         "for no command)")
+    return command
+
+
 def load_project(path: str | os.PathLike[str]) -> Project:
     """Read and validate the project file at ``path``."""
+    if not str(path).strip():
+        raise ProjectError(repr(str(path)), "the project file's name is empty")
     file = Path(path).expanduser().absolute()
+    if file.exists() and not file.is_file() and not file.is_dir():
+        raise ProjectError(str(file), "is not a regular file (a device, a pipe or a socket); "
+                           "give a project file (.toml)")
     try:
         text = file.read_text(encoding="utf-8-sig")  # a byte order mark some editors write
     except FileNotFoundError:

@@ -130,7 +130,7 @@ KEYS: tuple[Key, ...] = (
         "which result columns are measures"),
     Key("metric", "dimensions", "list of column names", "the other columns",
         "which result columns are dimensions"),
-    Key("metric", "retries", "integer, 0 to 100", "3",
+    Key("metric", "retries", "integer, 0 to 20", "3",
         "retries of an unreachable source (0: one attempt only)"),
     Key("metric", "retry_base", "duration", "2s", "the first retry's delay (it doubles, with jitter)"),
     Key("metric", "retry_max", "duration", "5m", "the longest delay between retries"),

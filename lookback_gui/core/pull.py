@@ -33,7 +33,14 @@ from lookback_gui.core.errors import (
     TransientStoreError,
     UsageError,
 )
-from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
+from lookback_gui.core.events import (
+    AttemptFailed,
+    Notice,
+    Observer,
+    RunFinished,
+    RunStarted,
+    ignore,
+)
 from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.pushdown import read_only, remote_select
@@ -794,7 +801,9 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
         evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
                         observer=observer)
     except LookbackError as exc:  # an alert must never undo or hide the run itself
-        logging.getLogger(__name__).warning("alerts of %s: %s", config.name, exc)
+        logging.getLogger(__name__).debug("alerts of %s: %s", config.name, exc)
+        observer(Notice("warning", f"{config.name}: its alert rules were not evaluated after "
+                        f"run {run.id}: {exc}", config.name))
 
 
 def _attempt(pull: PullContext, held: contextlib.ExitStack) -> StagedResult:

@@ -8,8 +8,9 @@ and never changes what later pulls knew.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -32,11 +33,7 @@ def replay_times(config: MetricConfig, start: datetime, end: datetime, *,
     for a metric without a schedule or whose SQL does not use ``$as_of`` (unless its source
     reads a table's snapshot as of each pull: ``snapshots``).
     """
-    if not uses_as_of(config.sql) and not snapshots:
-        raise UsageError(
-            f"metric {config.name}: its SQL does not use $as_of, so a pull cannot see the "
-            "source as it was at a past moment; use 'lookback backfill' to pull the past as "
-            "the source is now")
+    _check_replayable(config, snapshots)
     if config.every:
         step = config.every
         if step <= timedelta(0):
@@ -59,6 +56,123 @@ def replay_times(config: MetricConfig, start: datetime, end: datetime, *,
             fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
         return times
     raise UsageError(f"metric {config.name} has no schedule ('schedule' or 'every') to replay")
+
+
+def _check_replayable(config: MetricConfig, snapshots: bool = False) -> None:
+    if not uses_as_of(config.sql) and not snapshots:
+        raise UsageError(
+            f"metric {config.name}: its SQL does not use $as_of, so a pull cannot see the "
+            "source as it was at a past moment; use 'lookback backfill' to pull the past as "
+            "the source is now")
+    if not config.every and not config.schedule:
+        raise UsageError(f"metric {config.name} has no schedule ('schedule' or 'every') to "
+                         "replay")
+
+
+def count_replay_times(config: MetricConfig, start: datetime, end: datetime,
+                       snapshots: bool = False) -> int:
+    """How many scheduled times :func:`replay_times` finds in [start, end), counted without
+    listing them (a century of a five-minute schedule is counted at once).
+
+    ``every`` is counted exactly; a cron schedule by its times per day on each day it fires,
+    and exactly on the first and last day (a change of daylight saving time may add or drop
+    one). Raises UsageError as :func:`replay_times` does.
+    """
+    _check_replayable(config, snapshots)
+    if end <= start:
+        return 0
+    if config.every:
+        step = config.every
+        return -(-(end - start) // step)  # ceiling
+    assert config.schedule is not None
+    start = max(start, EPOCH)  # the cron trigger has no times before 1970
+    if end <= start:
+        return 0
+    first_day = datetime.combine(start.date(), time()) + timedelta(days=1)
+    last_day = datetime.combine(end.date(), time())
+    if last_day <= first_day:
+        return len(replay_times(config, start, end))
+    count = (len(replay_times(config, start, first_day))
+             + len(replay_times(config, last_day, end)))
+    minute, hour, dom, month, dow = config.schedule.split()
+    per_day = len(_cron_values(minute, 0, 59)) * len(_cron_values(hour, 0, 23))
+    days = (last_day - first_day).days
+    if (dom, month, dow) == ("*", "*", "*"):
+        return count + per_day * days
+    fires_on = _days_it_fires(config, dom, month, dow)
+    day = first_day.date()
+    for _ in range(days):
+        count += per_day * fires_on(day)
+        day += timedelta(days=1)
+    return count
+
+
+EPOCH = datetime(1970, 1, 1)
+_WEEKDAYS = {name: index for index, name in enumerate(
+    ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
+def _same_kind_of_day(day: date) -> date:
+    """A day of 1972-1999 with the same month, day of month and weekday as ``day`` (every
+    such combination occurs within 28 years, February 29th included)."""
+    for year in range(1972, 2000):
+        with contextlib.suppress(ValueError):
+            same = date(year, day.month, day.day)
+            if same.weekday() == day.weekday():
+                return same
+    return day
+
+
+_NAMES = {name: index for index, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+
+
+def _cron_values(field: str, low: int, high: int,
+                 names: dict[str, int] | None = None) -> set[int]:
+    """The values one field of a (valid) cron expression takes: ``*``, ``a``, ``a-b``,
+    ``*/n``, ``a-b/n``, ``a/n`` and lists of them."""
+    values: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = low, high
+        else:
+            a, _, b = span.partition("-")
+            known = names if names is not None else _NAMES
+            first = int(known.get(a, a))
+            last = int(known.get(b, b)) if b else (high if step_text else first)
+        values.update(range(first, last + 1, step))
+    return values
+
+
+def _days_it_fires(config: MetricConfig, dom: str, month: str,
+                   dow: str) -> Callable[[date], int]:
+    """Whether the cron schedule fires on a day at all (1 or 0): its day of month, month and
+    weekday must all match, as the scheduler's trigger reads them (weekdays 0-6 from Monday,
+    or their names). A field this reading does not know is left to the trigger itself."""
+    try:
+        days, months = _cron_values(dom, 1, 31), _cron_values(month, 1, 12)
+        weekdays = _cron_values(dow, 0, 6, _WEEKDAYS)
+    except ValueError:
+        trigger = CronTrigger.from_crontab(config.schedule or "", timezone=config.zone)
+        cache: dict[tuple[int, int, int], int] = {}
+
+        def asked(day: date) -> int:
+            key = (day.month, day.day, day.weekday())
+            if key not in cache:
+                same = _same_kind_of_day(day)
+                begin = datetime.combine(same, time()).replace(tzinfo=config.zone)
+                fire = trigger.get_next_fire_time(None, begin)
+                cache[key] = int(fire is not None
+                                 and fire.astimezone(config.zone).date() == same)
+            return cache[key]
+
+        return asked
+
+    def fires_on(day: date) -> int:
+        return int(day.day in days and day.month in months and day.weekday() in weekdays)
+
+    return fires_on
 
 
 def replay_windows(config: MetricConfig, start: datetime, end: datetime,

@@ -63,6 +63,12 @@ def _statement_kind(statement: Any) -> str:
     return str(statement.type.name.replace("_", " "))
 
 
+def _article(word: str) -> str:
+    """"a" or "an" before ``word`` as it is read out (an ATTACH, an UPDATE, a SET, a USE)."""
+    first = word[:1].upper()
+    return "an" if first in "AEIO" or (first == "U" and not word.upper().startswith("US")) else "a"
+
+
 def check_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
     """Accept exactly one read-only query (SELECT / WITH / FROM ...); refuse anything else.
 
@@ -81,8 +87,9 @@ def check_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
         )
     statement = statements[0]
     if statement.type != duckdb.StatementType.SELECT:
+        kind = _statement_kind(statement)
         raise QueryError(
-            f"the SQL is a {_statement_kind(statement)} statement; a metric may only read "
+            f"the SQL is {_article(kind)} {kind} statement; a metric may only read "
             "(SELECT, WITH or FROM ...)"
         )
     unknown = set(statement.named_parameters) - set(WINDOW_PARAMETERS)
@@ -371,6 +378,10 @@ def _check_database_file(source: SourceConfig, path: str) -> None:
         raise PullError(f"source {source.name}: {source.path} is not {kind} ({path})")
 
 
+_NEWER_FILE = re.compile(r"database file with version number (\d+), but we can only read "
+                         r"versions between (\d+) and (\d+)", re.IGNORECASE)
+
+
 def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
     """Install (offline, from the pip package) and load the scanner for ``source_type``."""
     load_named_extension(con, _EXTENSIONS[source_type])
@@ -592,6 +603,13 @@ def connect_source(
     except duckdb.Error as exc:
         con.close()
         message = clean_duckdb_message(str(exc))
+        newer = _NEWER_FILE.search(str(exc))
+        if newer and source.type == "duckdb":  # permanent: no retry makes this DuckDB read it
+            raise PullError(
+                f"source {source.name}: {source.path} was written by a newer DuckDB (storage "
+                f"version {newer.group(1)}; this DuckDB {duckdb.__version__} reads "
+                f"{newer.group(2)} to {newer.group(3)}); export it from that DuckDB "
+                f"(EXPORT DATABASE) or keep the source at a format this one reads") from None
         if source.type in ("postgres", "mysql") and password is None and is_login_refused(exc):
             raise PullError(_no_password_message(source)) from None
         if is_transient(exc):

@@ -19,6 +19,7 @@ lock of the open file, which no other descriptor can drop):
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -72,15 +73,48 @@ def _try(handle: IO[str], flags: portalocker.LockFlags) -> bool:
     return True
 
 
+FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left (or the user's quota is used up)
+
+
+def disk_full(store: Path, what: str) -> StoreError:
+    """The error for a store that cannot be written because its disk is full."""
+    return StoreError(f"store {store}: the disk holding {store.parent} is full (no space left "
+                      f"for {what}); free some space there and try again")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (an OSError, or DuckDB's message for one) says the disk is full."""
+    if isinstance(exc, OSError) and exc.errno in FULL:
+        return True
+    text = str(exc).lower()
+    return "no space left on device" in text or "disk quota exceeded" in text
+
+
 def _open(path: Path) -> IO[str]:
     try:
         return open(path, "a+", encoding="utf-8")  # held as long as its lock
-    except OSError:
+    except OSError as first:
         try:
             return open(path, encoding="utf-8")
         except OSError as exc:
-            raise StoreError(f"store {path.with_suffix('')}: cannot open its lock file "
+            store = path.with_suffix("")
+            if first.errno in FULL:
+                raise disk_full(store, f"its lock file {path.name}") from None
+            raise StoreError(f"store {store}: cannot open its lock file "
                              f"{path}: {exc.strerror}") from None
+
+
+def _note_pid(handle: IO[str]) -> None:
+    """Write this process's PID into a lock file, unbuffered: on a full disk the note is left
+    out (it only names the holder in messages) and nothing is left to flush at close."""
+    with contextlib.suppress(OSError):
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
+
+
+def _close(handle: IO[str]) -> None:
+    with contextlib.suppress(OSError):
+        handle.close()
 
 
 class StoreLock:
@@ -97,7 +131,11 @@ class StoreLock:
         self.waiting = waiting
         self.held: str | None = None
         self._hold = _open(path.with_name(path.name + ".lock"))
-        self._want = _open(path.with_name(path.name + ".want"))
+        try:
+            self._want = _open(path.with_name(path.name + ".want"))
+        except StoreError:
+            _close(self._hold)
+            raise
 
     def acquire(self, exclusive: bool) -> None:
         """Take the store; wait (saying so after a moment) while another process has it.
@@ -109,11 +147,7 @@ class StoreLock:
             self._wait_for(flags)
         self.held = "exclusive" if exclusive else "shared"
         if exclusive:
-            with contextlib.suppress(OSError):
-                self._hold.seek(0)
-                self._hold.truncate()
-                self._hold.write(f"{os.getpid()}\n")
-                self._hold.flush()
+            _note_pid(self._hold)
 
     def _wait_for(self, flags: portalocker.LockFlags) -> None:
         registered = _try(self._want, portalocker.LockFlags.SHARED)
@@ -152,8 +186,8 @@ class StoreLock:
 
     def close(self) -> None:
         self.release()
-        self._hold.close()
-        self._want.close()
+        _close(self._hold)
+        _close(self._want)
 
 
 class Lease(Protocol):
@@ -180,14 +214,11 @@ class SchedulerLease:
             handle.close()
             raise StoreBusyError(f"the scheduler of {self.path.with_suffix('')} already runs "
                                  f"in another process ({who})", pid)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        _note_pid(handle)
         self._handle = handle
 
     def give_back(self) -> None:
         if self._handle is not None:
             portalocker.unlock(self._handle)
-            self._handle.close()
+            _close(self._handle)
             self._handle = None

@@ -40,11 +40,27 @@ def measures_of(store: Store, metric: str) -> list[str]:
                                           " ORDER BY 1", [metric]).fetchall()]
 
 
+def dimensions_of(store: Store, metric: str) -> list[str]:
+    """The dimensions of the metric's stored values."""
+    with store.reading() as cur:
+        return [r[0] for r in cur.execute(
+            "SELECT DISTINCT unnest(json_keys(dims)) FROM current WHERE metric = ? ORDER BY 1",
+            [metric]).fetchall()]
+
+
 def vintages(store: Store, config: MetricConfig, measure: str | None = None,
              series: Mapping[str, str] | None = None) -> Vintages:
     """The vintage matrix of ``measure`` (the metric's only measure when not given) over the
     series whose dimensions match ``series``."""
     known = measures_of(store, config.name)
+    if not known:
+        raise UsageError(f"metric {config.name} has no values in the store yet; pull it first "
+                         f"(lookback pull {config.name})")
+    dimensions = dimensions_of(store, config.name)
+    for key in series or {}:
+        if key not in dimensions:
+            raise UsageError(f"--series {key}=...: metric {config.name} has no dimension "
+                             f"{key!r} (its dimensions: {', '.join(dimensions) or 'none'})")
     if measure is None:
         if len(known) > 1:
             raise UsageError(f"metric {config.name} has several measures ({', '.join(known)}); "

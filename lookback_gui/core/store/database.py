@@ -25,7 +25,15 @@ import duckdb
 import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError
-from lookback_gui.core.storelock import WAIT_S, Lease, SchedulerLease, StoreLock, Waiting
+from lookback_gui.core.storelock import (
+    WAIT_S,
+    Lease,
+    SchedulerLease,
+    StoreLock,
+    Waiting,
+    disk_full,
+    is_disk_full,
+)
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 CLOSE_WAIT_S = 30.0  # how long closing waits for a read under way before interrupting it
@@ -283,6 +291,10 @@ class Database:
             cur = con.cursor()
             try:
                 yield cur
+            except duckdb.Error as exc:
+                if is_damage(exc) and not self.team:  # said as what it is, wherever it shows
+                    raise damaged(self.path, str(exc)) from None
+                raise
             finally:
                 cur.close()
 
@@ -296,13 +308,19 @@ class Database:
             try:
                 yield cur
                 self.check_before_commit()
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):  # the first error is the one to tell
                     cur.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc) and not self.team:
+                    raise disk_full(self.path, "a write; nothing was written") from None
                 raise
             try:
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
+                if is_disk_full(exc) and not self.team:
+                    raise disk_full(self.path, "a write; nothing was written") from None
+                if is_damage(exc) and not self.team:
+                    raise damaged(self.path, str(exc)) from None
                 raise self.commit_failed(exc) from None
 
     def writers_turn(self) -> AbstractContextManager[object]:
