@@ -8,6 +8,7 @@ command and compares its contents with the tree.
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -49,5 +50,8 @@ def test_the_wheel_holds_the_resources_and_both_commands(wheel: zipfile.ZipFile)
     assert "lookback_gui/resources/lookback-gui.desktop" in names
     (entry_points,) = [name for name in names if name.endswith(".dist-info/entry_points.txt")]
     text = wheel.read(entry_points).decode()
-    assert "lookback = lookback_gui.cli:main" in text
-    assert "lookback-gui = lookback_gui.ui.app:main" in text
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for name, target in {**declared["scripts"], **declared["gui-scripts"]}.items():
+        assert f"{name} = {target}" in text
+        module = target.split(":")[0].replace(".", "/") + ".py"
+        assert module in names
