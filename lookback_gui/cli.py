@@ -300,16 +300,19 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     total = backfill_chunk_count(config, start, end)
     plan = (f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one "
             f"pull each")
+    known = ("each as of its own end (--as-known-then)" if args.as_known_then
+             else "each with what is known now")
     if total > MAX_BACKFILL_CHUNKS and not args.yes:
         raise UsageError(f"backfill of {config.name} from {_cell(start)} to {_cell(end)} would "
                          f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
                          "confirmed with --yes (or narrow --from/--to)")
-    out.write(f"backfill {config.name}: {plan}\n")
+    out.write(f"backfill {config.name}: {plan}, {known}\n")
     out.flush()
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: backfill(
             project, config, store, start, end, on_chunk=_progress(out, err), workers=args.workers,
-            control=control, observer=_alert_warnings(err), connections=args.connections))
+            control=control, observer=_alert_warnings(err), connections=args.connections,
+            as_known_then=args.as_known_then))
     cancelled = [r for r in runs if r.status == "cancelled"]
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
@@ -994,6 +997,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chunks pulled at once, at most the source's concurrency (default 2)")
     p.add_argument("--yes", action="store_true",
                    help="confirm a backfill of more than 1000 chunks")
+    p.add_argument("--as-known-then", action="store_true",
+                   help="pull each chunk as of its own end, not with what is known now (for "
+                   "SQL that uses $as_of; replay is usually what you want then)")
 
     p = add("replay", cmd_replay, "for SQL that uses $as_of: run the metric's schedule over "
             "the past, each pull as of its scheduled time")

@@ -841,11 +841,14 @@ def settled_end(window: Window, known_at: datetime, config: MetricConfig) -> dat
 
 
 def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
-                     now: datetime | None = None) -> list[Window]:
+                     now: datetime | None = None, *,
+                     as_known_then: bool = False) -> list[Window]:
     """Window-sized chunks covering every bucket in [start, end), oldest first.
 
-    Each chunk is a pull as of the chunk's end; never as of the future: the chunk that holds
-    ``now`` (default: now in the metric's time zone) is pulled as of ``now``, with its bucket
+    Each chunk is pulled with what is known now (its ``$as_of`` is ``now``, default: now in the
+    metric's time zone, and so is its known time): a backfill loads the past as the source
+    holds it today. With ``as_known_then`` each chunk is pulled as of its own end instead. Never
+    as of the future: the chunk that holds ``now`` is pulled as of ``now``, with its bucket
     partial, and no chunk starts after it.
     """
     now = now or local_now(config.zone)
@@ -863,7 +866,8 @@ def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
     while cursor < last:
         chunk_end = min(add_buckets(cursor, config.grain, config.buckets), last)
         if chunk_end <= now:
-            windows.append(Window(start=cursor, end=chunk_end, as_of=chunk_end,
+            windows.append(Window(start=cursor, end=chunk_end,
+                                  as_of=chunk_end if as_known_then else now,
                                   partial_start=None))
         else:
             windows.append(Window(start=cursor, end=chunk_end, as_of=now,
@@ -979,13 +983,18 @@ def backfill(
     clock: Clock | None = None,
     workers: int = 1,
     connections: SourceConnections | None = None,
+    as_known_then: bool = False,
 ) -> list[RunRecord]:
     """Pull every bucket in [start, end) chunk by chunk, up to ``workers`` chunks at once
-    (never more than the source's ``concurrency``); a failed chunk does not stop the rest."""
+    (never more than the source's ``concurrency``); a failed chunk does not stop the rest.
+
+    Every chunk is pulled with what is known now, unless ``as_known_then`` (each as of its
+    own end: see :func:`backfill_windows`)."""
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
     plans = [(trigger, w) for w in backfill_windows(config, start, end,
-                                                    clock() if clock else None)]
+                                                    clock() if clock else None,
+                                                    as_known_then=as_known_then)]
     return run_windows(project, config, store, plans,
                        workers=max(1, min(workers, source.concurrency)), control=control,
                        observer=observer, on_run=on_chunk, clock=clock,

@@ -288,11 +288,15 @@ class Scheduler:
         window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
         return self.submit(metric, [PlannedPull(trigger, window)])
 
-    def backfill(self, metric: str, start: datetime, end: datetime) -> Future[None] | None:
+    def backfill(self, metric: str, start: datetime, end: datetime,
+                 as_known_then: bool = False) -> Future[None] | None:
+        """Back-fill [start, end) of ``metric`` with what is known now (or, ``as_known_then``,
+        each chunk as of its own end)."""
         config = self.project.metric(metric)
         now = _local(self._clock(), config)
         return self.submit(metric, [PlannedPull("backfill", w)
-                                    for w in backfill_windows(config, start, end, now)])
+                                    for w in backfill_windows(config, start, end, now,
+                                                              as_known_then=as_known_then)])
 
     def _work(self, metric: str, plans: list[PlannedPull], control: PullControl) -> None:
         try:

@@ -740,10 +740,9 @@ class MainWindow(QMainWindow):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         start, end = dialog.range()
-        from lookback_gui.core.pull import backfill_windows
-
-        chunks = len(backfill_windows(metric, start, end))
-        if self.scheduler.backfill(metric.name, start, end) is None:
+        chunks = dialog.pulls()
+        if self.scheduler.backfill(metric.name, start, end,
+                                   as_known_then=dialog.as_known_then) is None:
             self.statusBar().showMessage(f"{metric.name} is already being pulled", 4000)
             return
         self.status.backfill_started(metric.name, chunks)
