@@ -148,9 +148,12 @@ def _age(delta: timedelta) -> str:
 
 def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
                     run: RunRecord | None = None, project_dir: Path | None = None,
-                    observer: Observer = ignore, kinds: tuple[str, ...] | None = None
-                    ) -> list[AlertState]:
-    """Evaluate the metric's rules and record state changes; return the changes."""
+                    observer: Observer = ignore, kinds: tuple[str, ...] | None = None,
+                    commands: bool = True) -> list[AlertState]:
+    """Evaluate the metric's rules and record state changes; return the changes.
+
+    ``commands`` false (a replay of the past) brings the states up to date without running
+    any rule's ``command``: history is not news."""
     changes = []
     for rule in config.alerts:
         if kinds is not None and rule.kind not in kinds:
@@ -178,7 +181,7 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
         changes.append(state)
         observer(AlertChanged(state.metric, state.rule, state.kind, state.state, state.since,
                               state.message))
-        if rule.command:
+        if rule.command and commands:
             problem = run_alert_command(rule.command, state, project_dir)
             if problem is not None:
                 if run is not None:

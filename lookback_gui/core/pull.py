@@ -712,9 +712,9 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
 
     if not config.alerts:
         return
-    try:
+    try:  # a replay brings the states up to date, but the past is no news: no command runs
         evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
-                        observer=observer)
+                        observer=observer, commands=run.trigger != "replay")
     except LookbackError as exc:  # an alert must never undo or hide the run itself
         logging.getLogger(__name__).warning("alerts of %s: %s", config.name, exc)
 
