@@ -174,6 +174,7 @@ class Scheduler:
         self._project_mtime = self._mtime()
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
+        self._job_specs: dict[str, tuple[object, ...]] = {}  # each job's schedule, to tell a change
         self.last_error: str | None = None
         self._lease = store.scheduler_lease()
         if isinstance(self._lease, CatalogLease):
@@ -227,26 +228,33 @@ class Scheduler:
     # -- jobs -----------------------------------------------------------------------------
 
     def _sync_jobs(self) -> None:
-        wanted = {}
+        """Bring the jobs in line with the project: a job whose schedule did not change keeps
+        its trigger and so its next fire time (saving the project file, however often, never
+        delays a pull); only new jobs and changed schedules get new timers."""
+        wanted: dict[str, tuple[CronTrigger | IntervalTrigger, tuple[object, ...]]] = {}
         for config in self.project.metrics.values():
             trigger = trigger_for(config)
             if trigger is not None:
-                wanted[config.name] = trigger
-        audits = {f"{c.name}{AUDIT_SUFFIX}": c for c in self.project.metrics.values()
-                  if c.audit_every is not None}
-        for job in self._aps.get_jobs():
-            if job.id != "__tick__" and job.id not in wanted and job.id not in audits:
-                job.remove()
-        for name, trigger in wanted.items():
-            self._aps.add_job(self._fire, trigger, args=[name], id=name, replace_existing=True)
+                wanted[config.name] = (trigger, (config.schedule, config.every, config.timezone))
+        for config in self.project.metrics.values():
+            if config.audit_every is not None:
+                wanted[f"{config.name}{AUDIT_SUFFIX}"] = (IntervalTrigger(
+                    seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
+                    ("audit", config.audit_every, config.timezone))
+        present = {job.id for job in self._aps.get_jobs()}
+        for job_id in present:
+            if job_id != "__tick__" and job_id not in wanted:
+                self._aps.remove_job(job_id)
+                self._job_specs.pop(job_id, None)
+        for job_id, (trigger, spec) in wanted.items():
+            if job_id in present and self._job_specs.get(job_id) == spec:
+                continue  # the same schedule: its timer runs on
+            audit = job_id.endswith(AUDIT_SUFFIX)
+            name = job_id.removesuffix(AUDIT_SUFFIX)
+            self._aps.add_job(self._fire_audit if audit else self._fire, trigger, args=[name],
+                              id=job_id, replace_existing=True)
+            self._job_specs[job_id] = spec
             if name in self._paused_metrics or self._paused_all:
-                self._aps.pause_job(name)
-        for job_id, config in audits.items():
-            assert config.audit_every is not None
-            self._aps.add_job(self._fire_audit, IntervalTrigger(
-                seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
-                args=[config.name], id=job_id, replace_existing=True)
-            if config.name in self._paused_metrics or self._paused_all:
                 self._aps.pause_job(job_id)
 
     def _fire(self, metric: str) -> None:
