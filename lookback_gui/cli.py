@@ -791,6 +791,8 @@ def describe_event(event: object) -> str:
         return f"warning: {event.metric}: {event.message}"
     if isinstance(event, ev.Notice):
         return f"{event.level}: {event.message}"
+    if isinstance(event, ev.GapFillHeld):
+        return ""  # said by its Notice
     if isinstance(event, ev.Progress):
         return f"{event.metric}: {event.percent:.0f}%"
     return repr(event)

@@ -82,8 +82,27 @@ class Notice:
     metric: str | None = None
 
 
+@dataclass(frozen=True)
+class GapFillHeld:
+    """A gap fill after downtime would make more pulls than a backfill makes unasked: it waits
+    for a confirmation (the app asks; the daemon logs how to run it), and only the catch-up
+    pull ran.
+
+    Attributes:
+        pulls: how many pulls the gap fill would make.
+        start, end: the buckets it would fill, [start, end) (naive, the metric's zone).
+        message: the line that says so, naming the command that runs it.
+    """
+
+    metric: str
+    pulls: int
+    start: Any
+    end: Any
+    message: str
+
+
 Event = (RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | AlertCommandFailed
-         | Notice)
+         | Notice | GapFillHeld)
 
 
 class Observer(Protocol):

@@ -23,9 +23,15 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from lookback_gui.core.errors import LookbackError
-from lookback_gui.core.events import Fanout, Notice, Observer, Progress
+from lookback_gui.core.events import Fanout, GapFillHeld, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
-from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
+from lookback_gui.core.pull import (
+    MAX_BACKFILL_CHUNKS,
+    PullControl,
+    backfill_windows,
+    run_pull,
+    run_windows,
+)
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
 from lookback_gui.core.teamstore import CatalogLease
@@ -79,8 +85,10 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
 
     Both go by coverage (the buckets successful pulls saw complete, see *Knowledge time*), never
     by a run's place in the log: a backfill or replay of the past neither makes the present look
-    pulled nor covers a bucket it saw partial. The buckets owed lie between the start of the
-    metric's first pull and the start of the window the catch-up pull will cover.
+    pulled nor covers a bucket it saw partial. The buckets owed lie between the first bucket
+    any pull found data for (an empty pull of the time before the data starts is no anchor)
+    and the start of the window the catch-up pull will cover; each is back-filled with what is
+    known now.
 
     ``facts`` are the metric's runs as :meth:`Store.catch_up_facts` gives them, when the
     caller read them for the whole project at once.
@@ -90,19 +98,20 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
     else:
         first, last_seen = facts.first, facts.last_seen
     current = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
-    if first is None or last_seen is None:
+    if last_seen is None:
         return [PlannedPull("catch-up", current)]
     if not is_due(config, last_seen, now):
         return []
     plans = []
-    cursor = first  # a one-bucket lookback covers nothing: it starts at the first pull
-    coverage = store.coverage(config.name) if facts is None else facts.coverage
-    for start, end in [*coverage, (current.start, current.start)]:
-        hole_end = min(start, current.start)
-        if cursor < hole_end:
-            plans += [PlannedPull("backfill", w)
-                      for w in backfill_windows(config, cursor, hole_end, now)]
-        cursor = max(cursor, end)
+    if first is not None:
+        cursor = first  # a one-bucket lookback covers nothing: it starts at the first data
+        coverage = store.coverage(config.name) if facts is None else facts.coverage
+        for start, end in [*coverage, (current.start, current.start)]:
+            hole_end = min(start, current.start)
+            if cursor < hole_end:
+                plans += [PlannedPull("backfill", w)
+                          for w in backfill_windows(config, cursor, hole_end, now)]
+            cursor = max(cursor, end)
     plans.append(PlannedPull("catch-up", current))
     return plans
 
@@ -175,6 +184,7 @@ class Scheduler:
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
         self._job_specs: dict[str, tuple[object, ...]] = {}  # each job's schedule, to tell a change
+        self._held: dict[str, list[PlannedPull]] = {}  # gap fills that wait for a confirmation
         self.last_error: str | None = None
         self._lease = store.scheduler_lease()
         if isinstance(self._lease, CatalogLease):
@@ -372,12 +382,38 @@ class Scheduler:
             if not plans:
                 continue
             fills = sum(p.trigger == "backfill" for p in plans)
+            if fills > MAX_BACKFILL_CHUNKS:
+                held = [p for p in plans if p.trigger == "backfill"]
+                plans = [p for p in plans if p.trigger != "backfill"]
+                with self._lock:
+                    self._held[config.name] = held
+                start, end = held[0].window.start, held[-1].window.end
+                message = (
+                    f"{config.name}: the gap fill would make {fills} pulls (more than "
+                    f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
+                    f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
+                    f"{config.name} --from {start.isoformat()} --to {end.isoformat()} --yes' "
+                    "to fill it; only the catch-up pull runs now")
+                self._say("warning", message, config.name)
+                self.events(GapFillHeld(config.name, fills, start, end, message))
+                fills = 0
             if fills:
                 self._say("info", f"{config.name}: back-filling {fills} chunk(s) that no pull "
                           "covered, then one catch-up pull", config.name)
             if self.submit(config.name, plans) is not None:
                 started.append(config.name)
         return started
+
+    def held_gap_fill(self, metric: str) -> int:
+        """How many pulls the gap fill of ``metric`` that waits for a confirmation makes."""
+        with self._lock:
+            return len(self._held.get(metric, []))
+
+    def fill_held_gap(self, metric: str) -> Future[None] | None:
+        """Run the gap fill of ``metric`` that waited for a confirmation (the app asked)."""
+        with self._lock:
+            held = self._held.pop(metric, [])
+        return self.submit(metric, held) if held else None
 
     # -- control --------------------------------------------------------------------------
 

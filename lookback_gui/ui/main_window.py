@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self.quitting = False
         self.last_error: str | None = None
+        self.gap_fill_question: QMessageBox | None = None  # a gap fill waiting for a yes
         self._latest: dict[str, RunRecord] = {}
         self._paused = bool(settings.value("scheduler/paused", False, type=bool))
         self.store_wait_s = WAIT_S  # how long opening waits for a store another process uses
@@ -677,6 +678,8 @@ class MainWindow(QMainWindow):
         if isinstance(event, ev.AlertCommandFailed):
             self.statusBar().showMessage(f"alert {event.metric} / {event.rule}: {event.message}",
                                          10000)
+        if isinstance(event, ev.GapFillHeld):
+            self._ask_gap_fill(event)
         session = self.session
         if session is not None and session.scheduler.project is not session.project:
             # the scheduler re-read the project file after an edit made elsewhere
@@ -809,6 +812,28 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About Lookback GUI",
                           f"Lookback GUI {__version__}\nRe-pulls metrics over their lookback "
                           "window, keeps every version, and charts late-data revisions.")
+
+    def _ask_gap_fill(self, event: ev.GapFillHeld) -> None:
+        """A gap fill of more than 1000 pulls waits for a yes: ask (without blocking)."""
+        span = f"[{event.start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
+        box = QMessageBox(
+            QMessageBox.Icon.Question, f"Fill the gap of {event.metric}?",
+            f"No pull covered {event.metric} over {span}. Filling that gap takes "
+            f"{event.pulls:,} pulls, each with what is known now. Run them now? (The catch-up "
+            "pull of the present has run either way.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("gap-fill-question")
+        box.finished.connect(lambda result: self._gap_fill_answered(event.metric, result))
+        self.gap_fill_question = box
+        box.open()
+
+    def _gap_fill_answered(self, metric: str, result: int) -> None:
+        session = self.session
+        if session is None or result != QMessageBox.StandardButton.Yes.value:
+            return
+        pulls = session.scheduler.held_gap_fill(metric)
+        if session.scheduler.fill_held_gap(metric) is not None:
+            self.status.backfill_started(metric, pulls)
 
     def show_error(self, title: str, message: str) -> None:
         self.statusBar().showMessage(message, 10000)

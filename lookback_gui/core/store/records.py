@@ -62,9 +62,9 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class CatchUpFacts:
-    """What catch-up planning needs of one metric's runs: the earliest window start and the
-    latest moment seen of its successful pulls, and the bucket ranges they covered (merged,
-    oldest first)."""
+    """What catch-up planning needs of one metric's runs: the first bucket any pull found data
+    for and the latest moment seen of its successful pulls, and the bucket ranges they covered
+    (merged, oldest first)."""
 
     first: datetime | None
     last_seen: datetime | None

@@ -249,11 +249,14 @@ class RunLog:
             """, [metric])]
 
     def pull_extent(self, metric: str) -> tuple[datetime | None, datetime | None]:
-        """(the earliest window start, the latest moment seen) of ``metric``'s successful
-        pulls. A pull saw its window up to its known time: a backfill or replay of the past
-        saw no more than its window's end, whenever it ran."""
-        rows = self._db.read("SELECT min(window_start), max(least(known_at, window_end)) FROM runs"
-                          " WHERE metric = ? AND status = 'succeeded'", [metric])
+        """(the first bucket any pull found data for, the latest moment seen) of ``metric``'s
+        successful pulls. A pull saw its window up to its known time: a backfill or replay of
+        the past saw no more than its window's end, whenever it ran. An empty pull of the time
+        before the data starts is no anchor for the gap fill: the first bucket is that of the
+        data."""
+        rows = self._db.read("SELECT (SELECT min(bucket) FROM current WHERE metric = $m),"
+                             " max(least(known_at, window_end)) FROM runs"
+                             " WHERE metric = $m AND status = 'succeeded'", {"m": metric})
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def uncovered_failures(self, metric: str | None = None) -> list[RunRecord]:
@@ -281,8 +284,11 @@ class RunLog:
         """For every metric with a successful pull: its :meth:`pull_extent` and
         :meth:`coverage`, read in two queries for the whole project (planning the catch-up of
         many metrics must not cost a query per metric)."""
-        extents = self._db.read("SELECT metric, min(window_start), max(least(known_at, window_end))"
-                             " FROM runs WHERE status = 'succeeded' GROUP BY metric")
+        extents = self._db.read(
+            "SELECT r.metric, c.first, r.seen FROM (SELECT metric,"
+            " max(least(known_at, window_end)) AS seen FROM runs WHERE status = 'succeeded'"
+            " GROUP BY metric) r LEFT JOIN (SELECT metric, min(bucket) AS first FROM current"
+            " GROUP BY metric) c ON c.metric = r.metric")
         facts = {m: CatchUpFacts(first, seen, []) for m, first, seen in extents}
         for metric, a, b in self._db.read(
             """
