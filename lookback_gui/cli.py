@@ -453,6 +453,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                  f"({run.timezone or 'UTC'}, {run.grain}{partial})")
     if data["known_at"]:
         lines.append(f"  known at    {data['known_at'].replace('T', ' ')}")
+    if run.definition:
+        lines.append(f"  definition  {run.definition}")
     duration = f" ({run.duration_s:.2f} s)" if run.duration_s is not None else ""
     lines.append(f"  started     {_cell(run.started_at)}, finished {_cell(run.finished_at) or '-'}"
                  f"{duration}")
@@ -541,9 +543,9 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             change = "reappeared"
         table.append([r.run, r.bucket, _series(dict(r.dims)), r.measure, r.old_value,
-                      r.new_value, change])
-    print_table(["run", "bucket", "series", "measure", "old_value", "new_value", "change"],
-                table, out, right=["run", "old_value", "new_value"])
+                      r.new_value, change, r.kind])
+    print_table(["run", "bucket", "series", "measure", "old_value", "new_value", "change",
+                 "kind"], table, out, right=["run", "old_value", "new_value"])
     return EXIT_OK
 
 

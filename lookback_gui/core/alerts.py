@@ -85,7 +85,7 @@ def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
     threshold = rule.change_pct or 0.0
     hits = []
     for rev in store.revisions(config.name, run=run.id):
-        if rev.bucket >= cutoff:
+        if rev.bucket >= cutoff or rev.kind == "redefinition":  # a new definition is no news
             continue
         if rule.measure and rev.measure != rule.measure:
             continue

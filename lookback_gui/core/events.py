@@ -101,8 +101,29 @@ class GapFillHeld:
     message: str
 
 
+@dataclass(frozen=True)
+class DefinitionChanged:
+    """A run was the first under a new definition of its metric: the values it changed are
+    redefinitions, and the older ones still come from the old definition.
+
+    Attributes:
+        redefined: how many values the run redefined.
+        start, end: the buckets older than the run's window that still come from the old
+            definition, [start, end) (naive, the metric's zone); start is None when there are
+            none. A backfill of them loads them under the new definition.
+    """
+
+    metric: str
+    run_id: int
+    old: str
+    new: str
+    redefined: int
+    start: Any
+    end: Any
+
+
 Event = (RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | AlertCommandFailed
-         | Notice | GapFillHeld)
+         | Notice | GapFillHeld | DefinitionChanged)
 
 
 class Observer(Protocol):

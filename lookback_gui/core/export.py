@@ -96,7 +96,8 @@ def revisions_json_sql(query: str) -> str:
                || ', "bucket": "' || {_iso('bucket')} || '", "dims": ' || dims
                || ', "measure": ' || CAST(to_json(measure) AS VARCHAR)
                || ', "old_value": ' || {_json_number('old_value', 'old_exact')}
-               || ', "new_value": ' || {_json_number('new_value', 'new_exact')} || '}}'
+               || ', "new_value": ' || {_json_number('new_value', 'new_exact')}
+               || ', "kind": "' || kind || '"}}'
         FROM ({query})
     """
 

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import psutil
 
+from lookback_gui.core.definitions import definition_version
 from lookback_gui.core.errors import (
     CancelledError,
     LookbackError,
@@ -31,7 +32,14 @@ from lookback_gui.core.errors import (
     TransientSourceError,
     UsageError,
 )
-from lookback_gui.core.events import AttemptFailed, Observer, RunFinished, RunStarted, ignore
+from lookback_gui.core.events import (
+    AttemptFailed,
+    DefinitionChanged,
+    Observer,
+    RunFinished,
+    RunStarted,
+    ignore,
+)
 from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.sources import (
@@ -513,6 +521,8 @@ class PullContext:
         observer: told what happens.
         last: the metric's newest successful run before this one.
         attempts: attempts at the query so far.
+        definition: the version of the metric's definition the pull runs under.
+        redefinition: set when the run is the first under a new definition.
     """
 
     project: Project
@@ -529,6 +539,8 @@ class PullContext:
     observer: Observer = ignore
     last: RunRecord | None = None
     attempts: int = 0
+    definition: str | None = None
+    redefinition: DefinitionChanged | None = None
 
     @functools.cached_property
     def query(self) -> CheckedQuery:
@@ -588,6 +600,7 @@ def run_pull(
                          f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
                          f"{config.timezone})")
     replays = uses_as_of(config.sql)
+    definition = definition_version(config)
     started = time.monotonic()
     run_id = store.begin_run(NewRun(
         metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
@@ -596,7 +609,7 @@ def run_pull(
         params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
         log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
-        known_at=window.as_of if replays else None,
+        known_at=window.as_of if replays else None, definition=definition,
     ))
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
@@ -606,7 +619,7 @@ def run_pull(
     pull = PullContext(
         project=project, metric=config, source=source, window=window, control=control,
         store=store, clock=now, staging=held.enter_context(staging_folder()), run_id=run_id,
-        connections=connections, environ=environ, observer=observer)
+        connections=connections, environ=environ, observer=observer, definition=definition)
     try:
         pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
         pull.last = store.last_successful_run(config.name)
@@ -636,6 +649,8 @@ def run_pull(
     finally:
         held.close()
     observer(RunFinished(result))
+    if pull.redefinition is not None and result.status == "succeeded":
+        observer(pull.redefinition)
     _evaluate_alerts(project, config, store, now(), result, observer)
     return result
 
@@ -688,6 +703,10 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
         warnings.append(text)
         store.log(pull.run_id, "warning", text)
     checks = list(staged.checks)
+    last = pull.last
+    changed = (last is not None and last.definition is not None
+               and last.definition != pull.definition)
+    older = store.pull_extent(config.name)[0] if changed else None
     pull.control.check()
     with store.begin_commit(pull.run_id) as commit:
         summary = commit.diff(StagedValues(
@@ -695,15 +714,38 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
             window_start=staged.diff_start or window.start, window_end=window.end,
             known_at=known_at,
             unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-            count=staged.values, exact=bool(staged.shape.exact)))
+            count=staged.values, exact=bool(staged.shape.exact), definition=pull.definition))
+        said: tuple[str, ...] = ()
+        if changed:
+            assert last is not None and last.definition is not None
+            said = (_redefined(pull, summary.redefined, last.definition, older),)
+            warnings += said
         _revision_check(config, checks, warnings, summary)
         pull.control.check()
         record = commit.commit(CommitRequest(
             settled_end=settled_end(window, known_at, config), finished_at=pull.clock(),
             duration_s=time.monotonic() - started, attempts=pull.attempts, rows=staged.rows,
             warnings=warnings, checks=checks, schema_change=schema_change,
-            log_warnings=staged.warnings, probes=staged.probes))
+            log_warnings=(*staged.warnings, *said),
+            probes=staged.probes))
     return record
+
+
+def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | None) -> str:
+    """The run is the first under a new definition: the warning that says so, and how to load
+    the older values under it (``first``: the metric's first bucket with data)."""
+    config, window = pull.metric, pull.window
+    assert pull.definition is not None
+    start = first if first is not None and first < window.start else None
+    text = (f"definition changed ({old} → {pull.definition}): {redefined} value(s) changed with "
+            "it (redefinitions, not late data)")
+    if start is not None:
+        text += (f"; the values before {_fmt(window.start)} still come from the old definition:"
+                 f" 'lookback backfill {config.name} --from {start.isoformat()} --to "
+                 f"{window.start.isoformat()}' loads them under the new one")
+    pull.redefinition = DefinitionChanged(config.name, pull.run_id, old, pull.definition,
+                                          redefined, start, window.start)
+    return text
 
 
 def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,

@@ -116,6 +116,8 @@ class MainWindow(QMainWindow):
         self.quitting = False
         self.last_error: str | None = None
         self.gap_fill_question: QMessageBox | None = None  # a gap fill waiting for a yes
+        self.redefinition_question: QMessageBox | None = None  # a backfill offered after a
+        # new definition
         self._latest: dict[str, RunRecord] = {}
         self._paused = bool(settings.value("scheduler/paused", False, type=bool))
         self.store_wait_s = WAIT_S  # how long opening waits for a store another process uses
@@ -680,6 +682,8 @@ class MainWindow(QMainWindow):
                                          10000)
         if isinstance(event, ev.GapFillHeld):
             self._ask_gap_fill(event)
+        if isinstance(event, ev.DefinitionChanged) and event.start is not None:
+            self._offer_redefinition_backfill(event)
         session = self.session
         if session is not None and session.scheduler.project is not session.project:
             # the scheduler re-read the project file after an edit made elsewhere
@@ -826,6 +830,29 @@ class MainWindow(QMainWindow):
         box.finished.connect(lambda result: self._gap_fill_answered(event.metric, result))
         self.gap_fill_question = box
         box.open()
+
+    def _offer_redefinition_backfill(self, event: ev.DefinitionChanged) -> None:
+        """A run was the first under a new definition: offer to load the older values under
+        it (without blocking)."""
+        span = f"[{event.start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
+        box = QMessageBox(
+            QMessageBox.Icon.Question, f"Backfill {event.metric} under its new definition?",
+            f"The definition of {event.metric} changed ({event.old} → {event.new}); run "
+            f"{event.run_id} changed {event.redefined} value(s) with it (redefinitions, not "
+            f"late data). The values in {span} still come from the old definition. Backfill "
+            "them under the new one now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("redefinition-question")
+        box.finished.connect(lambda result: self._redefinition_answered(event, result))
+        self.redefinition_question = box
+        box.open()
+
+    def _redefinition_answered(self, event: ev.DefinitionChanged, result: int) -> None:
+        session = self.session
+        if session is None or result != QMessageBox.StandardButton.Yes.value:
+            return
+        if session.scheduler.backfill(event.metric, event.start, event.end) is None:
+            self.statusBar().showMessage(f"{event.metric} is already being pulled", 4000)
 
     def _gap_fill_answered(self, metric: str, result: int) -> None:
         session = self.session

@@ -49,11 +49,12 @@ class RunRecord:
     duration_s: float | None = None
     known_at: datetime | None = None
     settled_end: datetime | None = None
+    definition: str | None = None
 
     JSON_KEYS = (
         "id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
         "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
-        "unchanged", "error",
+        "unchanged", "error", "definition",
     )
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +120,8 @@ class RevisionRow:
     Attributes:
         known_at: the revising version's known time.
         prev_known_at: the known time of the version before it.
+        kind: ``revision`` (late data), ``removal`` (the bucket vanished) or ``redefinition``
+            (the value changed because the metric's definition did).
     """
 
     run: int
@@ -129,6 +132,7 @@ class RevisionRow:
     new_value: Number | None
     known_at: datetime | None = None
     prev_known_at: datetime | None = None
+    kind: str = "revision"
 
     @property
     def delta(self) -> Number | None:
@@ -159,6 +163,7 @@ class RevisionRow:
             "measure": self.measure,
             "old_value": json_number(self.old_value),
             "new_value": json_number(self.new_value),
+            "kind": self.kind,
         }
 
 
