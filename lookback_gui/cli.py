@@ -619,6 +619,15 @@ def cmd_alerts_try(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(f"{config.name} / {trial['rule']} ({trial['kind']}): would have fired "
               f"{trial['firings']} time(s) over {trial['runs_evaluated']} pull(s); its condition "
               f"held after {trial['runs_firing']} of them\n")
+    if trial.get("judges"):
+        out.write(f"each judge over the same pulls (this rule judges {trial['judge']}; a false "
+                  "alarm fired on a bucket whose settled value did not cross):\n")
+        print_table(["judge", "pulls firing", "firings", "buckets", "false alarms",
+                     "not settled yet"],
+                    [[name, j["runs_firing"], j["firings"], j["buckets_fired"],
+                      j["false_alarms"], j["unsettled"]] for name, j in trial["judges"].items()],
+                    out, right=["pulls firing", "firings", "buckets", "false alarms",
+                                "not settled yet"])
     if trial["episodes"]:
         print_table(["run", "since", "resolved by run", "pulls", "message"],
                     [[e["run"], e["since"], e["resolved_run"] or "(still firing)", e["runs"],

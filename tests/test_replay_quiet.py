@@ -15,6 +15,7 @@ kind = "threshold"
 name = "any orders"
 measure = "orders"
 above = {bound}
+judge = "latest"
 command = "{python} -c 'import sys; open(\\"fired.jsonl\\", \\"a\\").write(sys.stdin.read() + \\"\\\\n\\")'"
 """
 

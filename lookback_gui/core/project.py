@@ -44,8 +44,11 @@ _METRIC_KEYS = {
 _CHECK_KEYS = {"measure", "min", "max", "row_change_pct", "revision_pct", "severity"}
 _ALERT_KEYS = {
     "kind", "name", "measure", "above", "below", "series", "older_than", "change_pct",
-    "max_age", "command",
+    "max_age", "command", "judge",
 }
+# what a threshold rule judges: a provisional bucket by its nowcast (expected), the newest
+# settled bucket (settled), or the newest complete bucket as it stands (latest)
+JUDGES = ("expected", "settled", "latest")
 # a password in a DSN: ``password=...`` (or MySQL's ``passwd=``), as a key or a URI parameter,
 # or the ``user:password@`` of a URI (postgresql://, postgres://, mysql://, mariadb://)
 _DSN_PASSWORD = re.compile(r"(^|[\s?&;])(password|passwd)\s*=", re.IGNORECASE)
@@ -110,6 +113,7 @@ class AlertRule:
     change_pct: float | None = None
     max_age: timedelta | None = None
     command: str | None = None
+    judge: str = "expected"
 
     @property
     def label(self) -> str:
@@ -683,7 +687,7 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
         change_pct = check.number(table, "change_pct", entry_path)
         max_age = check.duration(table, "max_age", entry_path)
         allowed = {
-            "threshold": {"measure", "above", "below", "series"},
+            "threshold": {"measure", "above", "below", "series", "judge"},
             "restatement": {"measure", "older_than", "change_pct", "series"},
             "freshness": {"max_age"},
             "failure": set(),
@@ -696,6 +700,10 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
                 raise check.fail(entry_path, "a threshold alert needs a 'measure'")
             if above is None and below is None:
                 raise check.fail(entry_path, "a threshold alert needs 'above' or 'below'")
+        judge = check.string(table, "judge", entry_path) or "expected"
+        if judge not in JUDGES:
+            raise check.fail((*entry_path, "judge"),
+                             f"unknown judge '{judge}' (expected {', '.join(JUDGES)})")
         if kind == "restatement" and older_than is None:
             raise check.fail(entry_path, "a restatement alert needs 'older_than' (buckets)")
         if kind == "freshness" and max_age is None:
@@ -704,7 +712,7 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
             kind=kind, position=index + 1, name=check.string(table, "name", entry_path),
             measure=measure, above=above, below=below, series=dict(series),
             older_than=older_than, change_pct=change_pct, max_age=max_age,
-            command=check.string(table, "command", entry_path),
+            command=check.string(table, "command", entry_path), judge=judge,
         ))
     return tuple(out)
 
