@@ -376,6 +376,22 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_rename(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``rename METRIC NEW``: the project file and the store in one step."""
+    from lookback_gui.core.rename import rename_metric
+
+    project = _project(args)
+    with _open_store(project, err) as store:
+        try:
+            done = rename_metric(project, store, args.metric, args.new)
+        except OSError as exc:
+            raise UsageError(f"cannot write {project.path}: {exc.strerror or exc}; nothing "
+                             "was renamed") from None
+    out.write(f"renamed {args.metric} to {args.new.strip()} in {project.path} and in "
+              f"{store.label}: {done.summary}\n")
+    return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     if args.metric is not None:
@@ -1021,6 +1037,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="TS", required=True)
     p.add_argument("--yes", action="store_true",
                    help="go ahead even when the replay makes more than 1000 pulls")
+
+    p = add("rename", cmd_rename, "rename a metric in the project file and in the store, with "
+            "its runs, versions and alert states")
+    p.add_argument("metric")
+    p.add_argument("new", metavar="NEW")
 
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")
