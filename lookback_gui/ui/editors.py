@@ -795,6 +795,10 @@ class MetricEditor(_Editor):
             if trial["episodes"]:
                 last = trial["episodes"][-1]
                 line += f"; last from run {last['run']}: {last['message'][:120]}"
+            if trial.get("judges"):  # a threshold rule: how each judge would have done
+                line += "; " + ", ".join(
+                    f"{judge}: {j['runs_firing']} pull(s) firing, {j['false_alarms']} false "
+                    "alarm(s)" for judge, j in trial["judges"].items())
             lines.append(line)
         self.try_info.setText("\n".join(lines))
 
