@@ -5,6 +5,7 @@ redefinitions, kept apart from late data."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
@@ -120,3 +121,20 @@ def test_a_migrated_store_knows_no_definition_of_its_old_runs(tmp_path):
         kinds = {r.kind for metric in ("replayed", "plain") for r in store.revisions(metric)}
         assert kinds <= {"revision", "removal"} and kinds
         assert store.definition_changes("replayed") == []
+
+
+def test_the_chart_marks_the_moment_the_definition_changed(write_project, shop, tmp_path):
+    pytest.importorskip("PySide6.QtWidgets")
+    import lookback_gui.ui  # noqa: F401
+    from lookback_gui.ui.chart import load_chart
+
+    path = write_project(project_text())
+    old = pull(path, "2026-10-30T12:00")
+    path.write_text(project_text(sql=NEW_SQL))
+    new = pull(path, "2026-10-30T13:00")
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        data = load_chart(store, "daily_orders", "orders", {"country": "FR"}, None)
+    [(at, tip)] = data.definition_changes
+    assert at == datetime(2026, 10, 30, 13, tzinfo=UTC).timestamp()  # its known time
+    assert f"new definition {new.definition} (was {old.definition}) from run {new.id}" in tip
