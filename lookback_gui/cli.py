@@ -26,6 +26,7 @@ from lookback_gui.core.errors import (
     StoreError,
     UsageError,
 )
+from lookback_gui.core.moments import iso, local, local_zone_note, machine_aware
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
 from lookback_gui.core.windows import parse_timestamp
 
@@ -409,7 +410,8 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     headers = ["id", "metric", "trigger", "status", "as_of", "window", "attempts", "rows",
                "new", "revised", "removed", "unchanged", "error"]
-    rows = [[r.id, r.metric, r.trigger, r.status, r.as_of,
+    out.write(f"{local_zone_note()}; windows are buckets in each metric's zone\n")
+    rows = [[r.id, r.metric, r.trigger, r.status, local(r.as_of, r.timezone),
              f"[{_cell(r.window_start)}, {_cell(r.window_end)})", r.attempts, r.rows, r.new,
              r.revised, r.removed, r.unchanged, (r.error or "")[:80]] for r in runs]
     print_table(headers, rows, out,
@@ -426,7 +428,6 @@ def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
     grain, partial bucket, duration, each attempt (its error and the delay before the next),
     checks, warnings, schema change, log, and the SQL with its bound parameters."""
     data = run.to_json()
-    data.setdefault("known_at", _iso(getattr(run, "known_at", None)))
     tries: list[dict[str, Any]] = []
     for line in log:
         match = _ATTEMPT.match(line.message)
@@ -442,8 +443,8 @@ def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
         "partial_start": _iso(run.partial_start), "duration_s": run.duration_s,
         "tries": tries, "checks": [dict(c) for c in run.checks], "warnings": list(run.warnings),
         "schema_change": dict(run.schema_change), "measures": list(run.measures),
-        "log": [{"at": _iso(line.at), "level": line.level, "message": line.message}
-                for line in log],
+        "log": [{"at": iso(machine_aware(line.at)), "level": line.level,
+                 "message": line.message} for line in log],
         "sql": run.sql, "parameters": {name: run.params[name] for name in used},
     })
     return data
@@ -462,18 +463,19 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         write_json(data, out)
         return EXIT_OK
-    lines = [f"run {run.id} {run.metric} {run.status} ({run.trigger})"]
+    zone = run.timezone
+    lines = [f"run {run.id} {run.metric} {run.status} ({run.trigger}); {local_zone_note()}"]
     window = f"[{_cell(run.window_start)}, {_cell(run.window_end)})"
     partial = f", partial from {_cell(run.partial_start)}" if run.partial_start else ""
-    lines.append(f"  window      {window} as of {_cell(run.as_of)} "
-                 f"({run.timezone or 'UTC'}, {run.grain}{partial})")
-    if data["known_at"]:
-        lines.append(f"  known at    {data['known_at'].replace('T', ' ')}")
+    lines.append(f"  window      {window} (buckets in {zone or 'UTC'}, {run.grain}{partial})")
+    lines.append(f"  as of       {_cell(local(run.as_of, zone))}")
+    if run.known_at:
+        lines.append(f"  known at    {_cell(local(run.known_at, zone))}")
     if run.definition:
         lines.append(f"  definition  {run.definition}")
     duration = f" ({run.duration_s:.2f} s)" if run.duration_s is not None else ""
-    lines.append(f"  started     {_cell(run.started_at)}, finished {_cell(run.finished_at) or '-'}"
-                 f"{duration}")
+    lines.append(f"  started     {_cell(local(run.started_at, zone))}, finished "
+                 f"{_cell(local(run.finished_at, zone)) or '-'}{duration}")
     lines.append(f"  attempts    {run.attempts}")
     for t in data["tries"]:
         if t["error"] is None:
@@ -496,7 +498,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         lines.append("  warnings")
         lines += [f"    {w}" for w in run.warnings]
     lines.append("  log")
-    lines += [f"    {_cell(line.at)}  {line.level:<7}  {line.message}" for line in log]
+    lines += [f"    {_cell(local(machine_aware(line.at)))}  {line.level:<7}  {line.message}"
+              for line in log]
     lines.append("  sql")
     lines += [f"    {text}" for text in (run.sql or "").strip().splitlines()]
     if data["parameters"]:
@@ -541,7 +544,7 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.json:  # streamed: DuckDB writes the lines
             from lookback_gui.core.export import write_revisions
 
-            write_revisions(store, config.name, out)
+            write_revisions(store, config.name, out, config.timezone)
             return EXIT_OK
         rows = store.revisions(config.name)
     if not rows:
@@ -609,13 +612,20 @@ def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     with _open_store(project, err, reading=True) as store:
         states = store.alert_states()
+
+    def zone(metric: str) -> str | None:  # alert states are stored in their metric's zone
+        config = project.metrics.get(metric)
+        return config.timezone if config is not None else None
+
     if args.json:
-        write_json([s.to_json() for s in states], out)
+        write_json([s.to_json(zone(s.metric)) for s in states], out)
     elif not states:
         out.write("no alert has fired yet\n")
     else:
+        out.write(local_zone_note() + "\n")
         print_table(["metric", "rule", "kind", "state", "since", "message"],
-                    [[s.metric, s.rule, s.kind, s.state, s.since, s.message] for s in states], out)
+                    [[s.metric, s.rule, s.kind, s.state, local(s.since, zone(s.metric)),
+                      s.message] for s in states], out)
     return EXIT_OK
 
 

@@ -41,7 +41,7 @@ def test_pull_runs_history_revisions_json(project, tmp_path):
     assert [list(r) for r in runs] == [RUN_KEYS, RUN_KEYS]
     assert [r["id"] for r in runs] == [2, 1]
     assert runs[0]["window_start"] == "2026-10-25T00:00:00"
-    assert runs[0]["as_of"] == "2026-10-31T12:00:00"
+    assert runs[0]["as_of"] == "2026-10-31T12:00:00+00:00"
     assert (runs[0]["new"], runs[0]["revised"], runs[0]["removed"], runs[0]["unchanged"]) == (0, 2, 0, 2)
     assert runs[0]["trigger"] == "command-line" and runs[0]["error"] is None
     code, out, _ = run_cli("runs", "--project", p, "--json", "--limit", "1", "--metric",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lookback_gui.core.events import AlertChanged, AlertCommandFailed, Observer, ignore
+from lookback_gui.core.moments import iso
 from lookback_gui.core.nowcast import Nowcast, NowcastRow, nowcast
 from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.project import JUDGES, AlertRule, MetricConfig
@@ -252,7 +253,7 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
         observer(AlertChanged(state.metric, state.rule, state.kind, state.state, state.since,
                               state.message))
         if rule.command and commands:
-            problem = run_alert_command(rule.command, state, project_dir)
+            problem = run_alert_command(rule.command, state, project_dir, config.timezone)
             if problem is not None:
                 if run is not None:
                     store.log(run.id, "warning", problem)
@@ -261,8 +262,10 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
     return changes
 
 
-def run_alert_command(command: str, state: AlertState, project_dir: Path | None) -> str | None:
-    """Run ``command`` (split like a shell line, no shell) with the alert as JSON on stdin.
+def run_alert_command(command: str, state: AlertState, project_dir: Path | None,
+                      zone: str | None = None) -> str | None:
+    """Run ``command`` (split like a shell line, no shell) with the alert as JSON on stdin
+    (``since`` with the UTC offset of ``zone``, the metric's).
 
     Returns a problem description, or None when it ran and exited 0.
     """
@@ -271,7 +274,7 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None)
     except ValueError as exc:
         return f"alert command {command!r} does not parse: {exc}"
     try:
-        result = subprocess.run(argv, input=json.dumps(state.to_json()), text=True,
+        result = subprocess.run(argv, input=json.dumps(state.to_json(zone)), text=True,
                                 capture_output=True, cwd=project_dir,
                                 timeout=COMMAND_TIMEOUT_S, check=False)
     except FileNotFoundError:
@@ -337,14 +340,14 @@ def try_rule(config: MetricConfig, store: Store, rule: AlertRule) -> dict[str, A
         if message is not None:
             held += 1
             if open_episode is None:
-                open_episode = {"run": run.id, "since": when.isoformat() if when else None,
+                open_episode = {"run": run.id, "since": iso(when, config.timezone),
                                 "resolved_run": None, "resolved": None, "runs": 0,
                                 "message": message}
                 episodes.append(open_episode)
             open_episode["runs"] += 1
         elif open_episode is not None:
             open_episode["resolved_run"] = run.id
-            open_episode["resolved"] = when.isoformat() if when else None
+            open_episode["resolved"] = iso(when, config.timezone)
             open_episode = None
     out = {"metric": config.name, "rule": rule.label, "kind": rule.kind,
            "runs_evaluated": len(runs), "runs_firing": held, "firings": len(episodes),

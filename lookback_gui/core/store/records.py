@@ -13,6 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from lookback_gui.core.moments import iso
+
 # values of FLOAT and DOUBLE measures within this relative difference are equal
 DEFAULT_TOLERANCE = 1e-9
 
@@ -57,8 +59,13 @@ class RunRecord:
         "unchanged", "error", "definition",
     )
 
+    # the moments among them: given with their UTC offset (the others are buckets, calendar
+    # periods in the metric's zone)
+    MOMENTS = ("as_of", "known_at", "started_at", "finished_at")
+
     def to_json(self) -> dict[str, Any]:
-        return {key: json_value(getattr(self, key)) for key in self.JSON_KEYS}
+        return {key: iso(getattr(self, key), self.timezone) if key in self.MOMENTS
+                else json_value(getattr(self, key)) for key in self.JSON_KEYS}
 
 
 @dataclass(frozen=True)
@@ -154,10 +161,12 @@ class RevisionRow:
             return None
         return float(delta) / abs(float(self.old_value)) * 100
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, zone: str | None = None) -> dict[str, Any]:
+        """The keys of ``revisions --json``; ``known_at`` with the UTC offset of ``zone``, the
+        metric's (in which it is stored)."""
         return {
             "run": self.run,
-            "known_at": json_value(self.known_at),
+            "known_at": iso(self.known_at, zone),
             "bucket": json_value(self.bucket),
             "dims": dict(self.dims),
             "measure": self.measure,
@@ -178,9 +187,11 @@ class AlertState:
     since: datetime
     message: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, zone: str | None = None) -> dict[str, Any]:
+        """The keys of ``alerts --json``; ``since`` with the UTC offset of ``zone``, the zone
+        of the metric it is about (in which it is stored)."""
         return {"metric": self.metric, "rule": self.rule, "kind": self.kind, "state": self.state,
-                "since": self.since.isoformat(), "message": self.message}
+                "since": iso(self.since, zone), "message": self.message}
 
 
 def json_number(value: Number | None) -> Number | None:
