@@ -28,6 +28,7 @@ from lookback_gui.core.errors import (
     StoreError,
     UsageError,
 )
+from lookback_gui.core.moments import iso, local, local_zone_note, machine_aware
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
 from lookback_gui.core.windows import parse_timestamp
 
@@ -329,17 +330,19 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     total = backfill_chunk_count(config, start, end)
     plan = (f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one "
             f"pull each")
+    known = ("each as of its own end (--as-known-then)" if args.as_known_then
+             else "each with what is known now")
     if total > MAX_BACKFILL_CHUNKS and not args.yes:
         raise UsageError(f"backfill of {config.name} from {_cell(start)} to {_cell(end)} would "
                          f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
                          "confirmed with --yes (or narrow --from/--to)")
-    out.write(f"backfill {config.name}: {plan}\n")
+    out.write(f"backfill {config.name}: {plan}, {known}\n")
     out.flush()
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: backfill(
             project, config, store, start, end, on_chunk=_progress(out, err), workers=args.workers,
-            control=control, observer=_alert_warnings(err), connections=args.connections),
-            args.stop)
+            control=control, observer=_alert_warnings(err), connections=args.connections,
+            as_known_then=args.as_known_then), args.stop)
     cancelled = [r for r in runs if r.status == "cancelled"]
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
@@ -409,6 +412,22 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_rename(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``rename METRIC NEW``: the project file and the store in one step."""
+    from lookback_gui.core.rename import rename_metric
+
+    project = _project(args)
+    with _open_store(project, err) as store:
+        try:
+            done = rename_metric(project, store, args.metric, args.new)
+        except OSError as exc:
+            raise UsageError(f"cannot write {project.path}: {exc.strerror or exc}; nothing "
+                             "was renamed") from None
+    out.write(f"renamed {args.metric} to {args.new.strip()} in {project.path} and in "
+              f"{store.label}: {done.summary}\n")
+    return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     if args.metric is not None:
@@ -424,7 +443,8 @@ def cmd_runs(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     headers = ["id", "metric", "trigger", "status", "as_of", "window", "attempts", "rows",
                "new", "revised", "removed", "unchanged", "error"]
-    rows = [[r.id, r.metric, r.trigger, r.status, r.as_of,
+    out.write(f"{local_zone_note()}; windows are buckets in each metric's zone\n")
+    rows = [[r.id, r.metric, r.trigger, r.status, local(r.as_of, r.timezone),
              f"[{_cell(r.window_start)}, {_cell(r.window_end)})", r.attempts, r.rows, r.new,
              r.revised, r.removed, r.unchanged, (r.error or "")[:80]] for r in runs]
     print_table(headers, rows, out,
@@ -441,7 +461,6 @@ def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
     grain, partial bucket, duration, each attempt (its error and the delay before the next),
     checks, warnings, schema change, log, and the SQL with its bound parameters."""
     data = run.to_json()
-    data.setdefault("known_at", _iso(getattr(run, "known_at", None)))
     tries: list[dict[str, Any]] = []
     for line in log:
         match = _ATTEMPT.match(line.message)
@@ -457,8 +476,8 @@ def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
         "partial_start": _iso(run.partial_start), "duration_s": run.duration_s,
         "tries": tries, "checks": [dict(c) for c in run.checks], "warnings": list(run.warnings),
         "schema_change": dict(run.schema_change), "measures": list(run.measures),
-        "log": [{"at": _iso(line.at), "level": line.level, "message": line.message}
-                for line in log],
+        "log": [{"at": iso(machine_aware(line.at)), "level": line.level,
+                 "message": line.message} for line in log],
         "sql": run.sql, "parameters": {name: run.params[name] for name in used},
     })
     return data
@@ -477,16 +496,19 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         write_json(data, out)
         return EXIT_OK
-    lines = [f"run {run.id} {run.metric} {run.status} ({run.trigger})"]
+    zone = run.timezone
+    lines = [f"run {run.id} {run.metric} {run.status} ({run.trigger}); {local_zone_note()}"]
     window = f"[{_cell(run.window_start)}, {_cell(run.window_end)})"
     partial = f", partial from {_cell(run.partial_start)}" if run.partial_start else ""
-    lines.append(f"  window      {window} as of {_cell(run.as_of)} "
-                 f"({run.timezone or 'UTC'}, {run.grain}{partial})")
-    if data["known_at"]:
-        lines.append(f"  known at    {data['known_at'].replace('T', ' ')}")
+    lines.append(f"  window      {window} (buckets in {zone or 'UTC'}, {run.grain}{partial})")
+    lines.append(f"  as of       {_cell(local(run.as_of, zone))}")
+    if run.known_at:
+        lines.append(f"  known at    {_cell(local(run.known_at, zone))}")
+    if run.definition:
+        lines.append(f"  definition  {run.definition}")
     duration = f" ({run.duration_s:.2f} s)" if run.duration_s is not None else ""
-    lines.append(f"  started     {_cell(run.started_at)}, finished {_cell(run.finished_at) or '-'}"
-                 f"{duration}")
+    lines.append(f"  started     {_cell(local(run.started_at, zone))}, finished "
+                 f"{_cell(local(run.finished_at, zone)) or '-'}{duration}")
     lines.append(f"  attempts    {run.attempts}")
     for t in data["tries"]:
         if t["error"] is None:
@@ -509,7 +531,8 @@ def cmd_show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         lines.append("  warnings")
         lines += [f"    {w}" for w in run.warnings]
     lines.append("  log")
-    lines += [f"    {_cell(line.at)}  {line.level:<7}  {line.message}" for line in log]
+    lines += [f"    {_cell(local(machine_aware(line.at)))}  {line.level:<7}  {line.message}"
+              for line in log]
     lines.append("  sql")
     lines += [f"    {text}" for text in (run.sql or "").strip().splitlines()]
     if data["parameters"]:
@@ -554,7 +577,7 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.json:  # streamed: DuckDB writes the lines
             from lookback_gui.core.export import write_revisions
 
-            write_revisions(store, config.name, out)
+            write_revisions(store, config.name, out, config.timezone)
             return EXIT_OK
         rows = store.revisions(config.name)
     if not rows:
@@ -572,9 +595,9 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         else:
             change = "reappeared"
         table.append([r.run, r.bucket, _series(dict(r.dims)), r.measure, r.old_value,
-                      r.new_value, change])
-    print_table(["run", "bucket", "series", "measure", "old_value", "new_value", "change"],
-                table, out, right=["run", "old_value", "new_value"])
+                      r.new_value, change, r.kind])
+    print_table(["run", "bucket", "series", "measure", "old_value", "new_value", "change",
+                 "kind"], table, out, right=["run", "old_value", "new_value"])
     return EXIT_OK
 
 
@@ -627,13 +650,20 @@ def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     project = _project(args)
     with _open_store(project, err, reading=True) as store:
         states = store.alert_states()
+
+    def zone(metric: str) -> str | None:  # alert states are stored in their metric's zone
+        config = project.metrics.get(metric)
+        return config.timezone if config is not None else None
+
     if args.json:
-        write_json([s.to_json() for s in states], out)
+        write_json([s.to_json(zone(s.metric)) for s in states], out)
     elif not states:
         out.write("no alert has fired yet\n")
     else:
+        out.write(local_zone_note() + "\n")
         print_table(["metric", "rule", "kind", "state", "since", "message"],
-                    [[s.metric, s.rule, s.kind, s.state, s.since, s.message] for s in states], out)
+                    [[s.metric, s.rule, s.kind, s.state, local(s.since, zone(s.metric)),
+                      s.message] for s in states], out)
     return EXIT_OK
 
 
@@ -653,6 +683,15 @@ def cmd_alerts_try(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     out.write(f"{config.name} / {trial['rule']} ({trial['kind']}): would have fired "
               f"{trial['firings']} time(s) over {trial['runs_evaluated']} pull(s); its condition "
               f"held after {trial['runs_firing']} of them\n")
+    if trial.get("judges"):
+        out.write(f"each judge over the same pulls (this rule judges {trial['judge']}; a false "
+                  "alarm fired on a bucket whose settled value did not cross):\n")
+        print_table(["judge", "pulls firing", "firings", "buckets", "false alarms",
+                     "not settled yet"],
+                    [[name, j["runs_firing"], j["firings"], j["buckets_fired"],
+                      j["false_alarms"], j["unsettled"]] for name, j in trial["judges"].items()],
+                    out, right=["pulls firing", "firings", "buckets", "false alarms",
+                                "not settled yet"])
     if trial["episodes"]:
         print_table(["run", "since", "resolved by run", "pulls", "message"],
                     [[e["run"], e["since"], e["resolved_run"] or "(still firing)", e["runs"],
@@ -833,6 +872,8 @@ def describe_event(event: object) -> str:
         return f"warning: {event.metric}: {event.message}"
     if isinstance(event, ev.Notice):
         return f"{event.level}: {event.message}"
+    if isinstance(event, ev.GapFillHeld):
+        return ""  # said by its Notice
     if isinstance(event, ev.Progress):
         return f"{event.metric}: {event.percent:.0f}%"
     return repr(event)
@@ -1086,6 +1127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chunks pulled at once, at most the source's concurrency (default 2)")
     p.add_argument("--yes", action="store_true",
                    help="confirm a backfill of more than 1000 chunks")
+    p.add_argument("--as-known-then", action="store_true",
+                   help="pull each chunk as of its own end, not with what is known now (for "
+                   "SQL that uses $as_of; replay is usually what you want then)")
 
     p = add("replay", cmd_replay, "for SQL that uses $as_of: run the metric's schedule over "
             "the past, each pull as of its scheduled time")
@@ -1094,6 +1138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="TS", required=True)
     p.add_argument("--yes", action="store_true",
                    help="go ahead even when the replay makes more than 1000 pulls")
+
+    p = add("rename", cmd_rename, "rename a metric in the project file and in the store, with "
+            "its runs, versions and alert states")
+    p.add_argument("metric")
+    p.add_argument("new", metavar="NEW")
 
     p = add("runs", cmd_runs, "the run history, newest first")
     p.add_argument("--metric", metavar="M")

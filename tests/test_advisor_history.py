@@ -23,6 +23,7 @@ RULES = """
 kind = "threshold"
 measure = "events"
 below = 40
+judge = "latest"  # as it stood after each pull: what the try replays exactly
 
 [[metrics.daily_orders.alerts]]
 kind = "restatement"

@@ -23,7 +23,7 @@ from tests.helpers import (
 
 RUN_KEYS = ["id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
             "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
-            "unchanged", "error"]
+            "unchanged", "error", "definition"]
 
 
 def test_pull_runs_history_revisions_json(project, tmp_path):
@@ -42,7 +42,7 @@ def test_pull_runs_history_revisions_json(project, tmp_path):
     assert [list(r) for r in runs] == [RUN_KEYS, RUN_KEYS]
     assert [r["id"] for r in runs] == [2, 1]
     assert runs[0]["window_start"] == "2026-10-25T00:00:00"
-    assert runs[0]["as_of"] == "2026-10-31T12:00:00"
+    assert runs[0]["as_of"] == "2026-10-31T12:00:00+00:00"
     assert (runs[0]["new"], runs[0]["revised"], runs[0]["removed"], runs[0]["unchanged"]) == (0, 2, 0, 2)
     assert runs[0]["trigger"] == "command-line" and runs[0]["error"] is None
     code, out, _ = run_cli("runs", "--project", p, "--json", "--limit", "1", "--metric",
@@ -69,11 +69,11 @@ def test_pull_runs_history_revisions_json(project, tmp_path):
     code, out, _ = run_cli("revisions", "daily_orders", "--project", p, "--json")
     revisions = json.loads(out)
     assert list(revisions[0]) == ["run", "known_at", "bucket", "dims", "measure", "old_value",
-                                  "new_value"]
+                                  "new_value", "kind"]
     assert revisions[0]["known_at"] == runs[0]["known_at"]  # plain SQL: when its query ran
     assert {k: v for k, v in revisions[0].items() if k != "known_at"} == {
         "run": 2, "bucket": "2026-10-25T00:00:00", "dims": {"country": "DE"},
-        "measure": "orders", "old_value": 1, "new_value": 2}
+        "measure": "orders", "old_value": 1, "new_value": 2, "kind": "revision"}
     assert run_cli("revisions", "daily_orders", "--project", p)[1].startswith("run")
 
 

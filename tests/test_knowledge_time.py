@@ -273,17 +273,18 @@ class KnowledgeTime(RuleBasedStateMachine):
             self.apply(again, as_of)
             assert (again.new, again.revised, again.removed) == (0, 0, 0)
 
-    @rule(metric=st.sampled_from(METRICS), days_back=st.integers(1, 9))
-    def backfill_to_now(self, metric, days_back):
+    @rule(metric=st.sampled_from(METRICS), days_back=st.integers(1, 9), then=st.booleans())
+    def backfill_to_now(self, metric, days_back, then):
         pulled = [(r["start"], r["end"]) for r in self.model.runs if r["metric"] == metric]
         runs = backfill(self.project, metric, self.store, day(self.now) - days_back * DAY,
-                        self.now, clock=self.clock)
+                        self.now, clock=self.clock, as_known_then=then)
         assert runs[0].window_start == day(self.now) - days_back * DAY
         # [from, to) holds the bucket of now unless now is that bucket's very start
         assert runs[-1].window_end == (day(self.now) + DAY if self.now > day(self.now)
                                        else self.now)
-        for run in runs:  # each chunk as of its end, or now for the chunk that holds now
-            assert run.as_of == min(run.window_end, self.now)
+        for run in runs:  # each chunk with what is known now; as known then: as of its end,
+            # or now for the chunk that holds now
+            assert run.as_of == (min(run.window_end, self.now) if then else self.now)
             self.apply(run, run.as_of, empty_ok=not any(
                 s < run.window_end and run.window_start < e for s, e in pulled))
 
@@ -349,9 +350,10 @@ def test_a_backfill_of_the_past_leaves_the_current_values_as_they_were(replayed)
     assert run.status == "succeeded", run.error
     before = stored(store.history("replayed"))
     assert before[("DE", "orders", ts("2026-10-05"))] == (2, 2, 1, False)
-    # one chunk as of its own end, 10-06: it sees 10-05 before the late order arrived
+    # as known then: one chunk as of its own end, 10-06: it sees 10-05 before the late order
+    # arrived
     runs = backfill(project, "replayed", store, ts("2026-10-03"), ts("2026-10-06"),
-                    clock=lambda: now)
+                    clock=lambda: now, as_known_then=True)
     assert [(r.status, r.as_of, r.known_at, r.new) for r in runs] == [
         ("succeeded", ts("2026-10-06"), ts("2026-10-06"), 2)]
     after = stored(store.history("replayed"))
@@ -369,7 +371,7 @@ def test_a_backfill_to_now_pulls_the_chunk_that_holds_now_as_of_now(replayed):
     project, store = replayed
     now = ts("2026-10-09T12:00")
     runs = backfill(project, "replayed", store, ts("2026-10-06"), now, clock=lambda: now)
-    assert [r.as_of for r in runs] == [ts("2026-10-09"), now]
+    assert [r.as_of for r in runs] == [now, now]
     today = [r for r in store.history("replayed") if r.bucket == ts("2026-10-09")]
     assert today and all(r.partial for r in today)
     with pytest.raises(UsageError, match="future"):

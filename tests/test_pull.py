@@ -362,7 +362,9 @@ def test_backfill_chunks_are_window_sized_complete_pulls(write_project, shop):
     assert [(w.start, w.end) for w in windows] == [
         (ts("2026-10-01"), ts("2026-10-08")), (ts("2026-10-08"), ts("2026-10-15")),
         (ts("2026-10-15"), ts("2026-10-20"))]
-    assert all(w.as_of == w.end and w.partial_start is None for w in windows)
+    assert all(w.as_of > w.end and w.partial_start is None for w in windows)  # known now
+    then = backfill_windows(config, ts("2026-10-01"), ts("2026-10-20"), as_known_then=True)
+    assert all(w.as_of == w.end and w.partial_start is None for w in then)
     with Store(project.store_path) as store:
         runs = backfill(project, config, store, ts("2026-10-20"), ts("2026-10-31"))
         assert [r.trigger for r in runs] == ["backfill", "backfill"]

@@ -38,7 +38,7 @@ def test_show_tells_one_run_in_full(project, tmp_path):
     assert code == 0
     data = json.loads(out)
     assert data["id"] == failed.id and data["status"] == "failed" and data["attempts"] == 2
-    assert data["window_start"] == "2026-10-24T00:00:00" and data["as_of"] == "2026-10-30T12:00:00"
+    assert data["window_start"] == "2026-10-24T00:00:00" and data["as_of"] == "2026-10-30T12:00:00+00:00"
     assert "known_at" in data
     assert [t["attempt"] for t in data["tries"]] == [1, 2]
     assert "file not found: shop.duckdb" in data["tries"][0]["error"]
@@ -51,8 +51,8 @@ def test_show_tells_one_run_in_full(project, tmp_path):
 
     code, out, _ = run_cli("show", "2", "--project", str(project))
     assert code == 0
-    assert out.startswith("run 2 daily_orders succeeded (command-line)\n")
-    for text in ("window      [2026-10-24 00:00, 2026-10-31 00:00) as of 2026-10-30 12:00",
+    assert out.startswith("run 2 daily_orders succeeded (command-line); times in local zone (UTC")
+    for text in ("window      [2026-10-24 00:00, 2026-10-31 00:00) (buckets in UTC, day, partial",
                  "attempt 1 succeeded", "2 rows: 4 new, 0 revised", "ok    empty (error)",
                  "$window_start = 2026-10-24 00:00:00", "  sql\n    SELECT date_trunc"):
         assert text in out, text

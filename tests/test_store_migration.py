@@ -38,8 +38,8 @@ def test_a_schema_1_store_opens_and_keeps_every_run_and_version(tmp_path):
         assert runs[5].known_at == runs[5].started_at and runs[6].known_at == runs[6].started_at
         assert runs[7].known_at is None
         assert [r.to_json()["known_at"] for r in store.runs(metric="replayed")] == [
-            "2026-10-26T00:00:00", "2026-10-25T10:00:00", "2026-10-23T12:00:00",
-            "2026-10-22T12:00:00"]
+            "2026-10-26T00:00:00+00:00", "2026-10-25T10:00:00+00:00",
+            "2026-10-23T12:00:00+00:00", "2026-10-22T12:00:00+00:00"]
         assert store.alert_states()[0].rule == "threshold#1"
         assert len(store.run_log(7)) >= 2
 

@@ -37,3 +37,20 @@ def test_a_date_typed_over_the_whole_field_is_taken_as_typed(qtbot, tmp_path, ty
     typed_over(qtbot, dialog.start, typed)
     typed_over(qtbot, dialog.end, "2024-03-10 00:00")
     assert dialog.range() == (expected, datetime(2024, 3, 10))
+
+
+@pytest.mark.qt_log_ignore("propagateSizeHints")
+def test_the_dialog_says_which_backfill_and_how_many_pulls(qtbot, tmp_path):
+    project = parse_project(project_text(), tmp_path / "lookback.toml")
+    dialog = BackfillDialog(project.metrics["daily_orders"])
+    qtbot.addWidget(dialog)
+    dialog.start.setDateTime(datetime(2024, 3, 1))
+    dialog.end.setDateTime(datetime(2024, 3, 22))
+    assert dialog.plan.text().startswith("3 pull(s) of up to 7 day bucket(s), each with what "
+                                         "is known now")
+    assert not dialog.as_known_then
+    dialog.known_then.setChecked(True)
+    assert dialog.as_known_then
+    assert "each chunk as of its own end (as known then)" in dialog.plan.text()
+    dialog.end.setDateTime(datetime(2024, 3, 8))
+    assert dialog.plan.text().startswith("1 pull(s)")

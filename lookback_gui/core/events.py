@@ -82,8 +82,48 @@ class Notice:
     metric: str | None = None
 
 
+@dataclass(frozen=True)
+class GapFillHeld:
+    """A gap fill after downtime would make more pulls than a backfill makes unasked: it waits
+    for a confirmation (the app asks; the daemon logs how to run it), and only the catch-up
+    pull ran.
+
+    Attributes:
+        pulls: how many pulls the gap fill would make.
+        start, end: the buckets it would fill, [start, end) (naive, the metric's zone).
+        message: the line that says so, naming the command that runs it.
+    """
+
+    metric: str
+    pulls: int
+    start: Any
+    end: Any
+    message: str
+
+
+@dataclass(frozen=True)
+class DefinitionChanged:
+    """A run was the first under a new definition of its metric: the values it changed are
+    redefinitions, and the older ones still come from the old definition.
+
+    Attributes:
+        redefined: how many values the run redefined.
+        start, end: the buckets older than the run's window that still come from the old
+            definition, [start, end) (naive, the metric's zone); start is None when there are
+            none. A backfill of them loads them under the new definition.
+    """
+
+    metric: str
+    run_id: int
+    old: str
+    new: str
+    redefined: int
+    start: Any
+    end: Any
+
+
 Event = (RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | AlertCommandFailed
-         | Notice)
+         | Notice | GapFillHeld | DefinitionChanged)
 
 
 class Observer(Protocol):

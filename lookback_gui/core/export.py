@@ -45,8 +45,15 @@ def _iso(column: str) -> str:
             f" ELSE strftime({column}, '%Y-%m-%dT%H:%M:%S.%f') END")
 
 
-def _json_time(column: str) -> str:
-    return f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {_iso(column)} || '\"' END"
+def _json_time(column: str, zone: str = "UTC") -> str:
+    """SQL: a moment (naive, wall-clock time in ``zone``) as a JSON string in ISO 8601 with its
+    UTC offset (``"2026-10-30T12:00:00+01:00"``), or null."""
+    offset = f"CAST(epoch({column}) - epoch(timezone({quote_literal(zone)}, {column})) AS INTEGER)"
+    sign = f"CASE WHEN {offset} < 0 THEN '-' ELSE '+' END"
+    hours = f"lpad(CAST(abs({offset}) // 3600 AS VARCHAR), 2, '0')"
+    minutes = f"lpad(CAST(abs({offset}) % 3600 // 60 AS VARCHAR), 2, '0')"
+    return (f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {_iso(column)} || {sign}"
+            f" || {hours} || ':' || {minutes} || '\"' END")
 
 
 def _number_text(value: str, exact: str, nan: str, inf: str, ninf: str, null: str) -> str:
@@ -89,14 +96,16 @@ def history_json_sql(query: str) -> str:
     """
 
 
-def revisions_json_sql(query: str) -> str:
-    """SQL giving one line of ``revisions --json`` per row of a :meth:`Store.revisions_query`."""
+def revisions_json_sql(query: str, zone: str = "UTC") -> str:
+    """SQL giving one line of ``revisions --json`` per row of a :meth:`Store.revisions_query`
+    (``zone``: the metric's, in which its known times are stored)."""
     return f"""
-        SELECT '{{"run": ' || CAST(run_id AS VARCHAR) || ', "known_at": ' || {_json_time('known_at')}
+        SELECT '{{"run": ' || CAST(run_id AS VARCHAR) || ', "known_at": ' || {_json_time('known_at', zone)}
                || ', "bucket": "' || {_iso('bucket')} || '", "dims": ' || dims
                || ', "measure": ' || CAST(to_json(measure) AS VARCHAR)
                || ', "old_value": ' || {_json_number('old_value', 'old_exact')}
-               || ', "new_value": ' || {_json_number('new_value', 'new_exact')} || '}}'
+               || ', "new_value": ' || {_json_number('new_value', 'new_exact')}
+               || ', "kind": "' || kind || '"}}'
         FROM ({query})
     """
 
@@ -275,7 +284,7 @@ def known_spans(store: Store, metric: str, rows: int | None = None
     return spans
 
 
-def write_revisions(store: Store, metric: str, out: TextIO) -> None:
+def write_revisions(store: Store, metric: str, out: TextIO, zone: str = "UTC") -> None:
     """``revisions --json`` of ``metric`` to ``out``, a range of known times at a time (the
     store closed before the copy)."""
     with _spool_folder() as folder:
@@ -284,7 +293,8 @@ def write_revisions(store: Store, metric: str, out: TextIO) -> None:
             for index, span in enumerate(known_spans(store, metric)):
                 query, params = store.revisions_query(metric, known=span)
                 paths.append(folder / f"part{index:04d}.txt")
-                _copy_lines(store, _json_lines(revisions_json_sql(query)), params, paths[-1])
+                _copy_lines(store, _json_lines(revisions_json_sql(query, zone)), params,
+                            paths[-1])
         store.close()
         _copy_out(paths, out, json_array=True)
 

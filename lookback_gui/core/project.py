@@ -50,6 +50,9 @@ _ALERT_KEYS = keys_of("alert")
 _DASHBOARD_KEYS = keys_of("dashboard")
 _DASHBOARD_CHART_KEYS = keys_of("dashboard chart")
 DASHBOARD_COLUMNS = 2  # the dashboard's columns when the file does not say
+# what a threshold rule judges: a provisional bucket by its nowcast (expected), the newest
+# settled bucket (settled), or the newest complete bucket as it stands (latest)
+JUDGES = ("expected", "settled", "latest")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -118,6 +121,7 @@ class AlertRule:
     change_pct: float | None = None
     max_age: timedelta | None = None
     command: str | None = None
+    judge: str = "expected"
 
     @property
     def label(self) -> str:
@@ -821,6 +825,10 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
                 raise check.fail(entry_path, "a threshold alert needs a 'measure'")
             if above is None and below is None:
                 raise check.fail(entry_path, "a threshold alert needs 'above' or 'below'")
+        judge = check.string(table, "judge", entry_path) or "expected"
+        if judge not in JUDGES:
+            raise check.fail((*entry_path, "judge"),
+                             f"unknown judge '{judge}' (expected {', '.join(JUDGES)})")
         if kind == "restatement" and older_than is None:
             raise check.fail(entry_path, "a restatement alert needs 'older_than' (buckets)")
         if kind == "freshness" and max_age is None:
@@ -838,7 +846,7 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
             kind=kind, position=index + 1, name=name,
             measure=measure, above=above, below=below, series=dict(series),
             older_than=older_than, change_pct=change_pct, max_age=max_age,
-            command=_command(check, table, entry_path),
+            command=_command(check, table, entry_path), judge=judge,
         ))
     return tuple(out)
 

@@ -164,6 +164,10 @@ KEYS: tuple[Key, ...] = (
         only=("threshold", "restatement")),
     Key("alert", "above", "number", "", "fires when the value is above this", only=("threshold",)),
     Key("alert", "below", "number", "", "fires when the value is below this", only=("threshold",)),
+    Key("alert", "judge", "expected | settled | latest", "expected",
+        "which value a threshold judges: a provisional bucket by its nowcast (fires only when "
+        "the whole 80 % interval is beyond the bound), the newest settled bucket, or the newest "
+        "complete bucket as it stands", only=("threshold",)),
     Key("alert", "series", "table of dimension values", "every series",
         "only this series, like { country = \"DE\" }", only=("threshold", "restatement")),
     Key("alert", "older_than", "integer (buckets)", "",

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import psutil
 
+from lookback_gui.core.definitions import definition_version
 from lookback_gui.core.errors import (
     CancelledError,
     LookbackError,
@@ -35,6 +36,7 @@ from lookback_gui.core.errors import (
 )
 from lookback_gui.core.events import (
     AttemptFailed,
+    DefinitionChanged,
     Notice,
     Observer,
     RunFinished,
@@ -565,6 +567,8 @@ class PullContext:
         observer: told what happens.
         last: the metric's newest successful run before this one.
         attempts: attempts at the query so far.
+        definition: the version of the metric's definition the pull runs under.
+        redefinition: set when the run is the first under a new definition.
     """
 
     project: Project
@@ -581,6 +585,8 @@ class PullContext:
     observer: Observer = ignore
     last: RunRecord | None = None
     attempts: int = 0
+    definition: str | None = None
+    redefinition: DefinitionChanged | None = None
 
     @functools.cached_property
     def query(self) -> CheckedQuery:
@@ -641,6 +647,7 @@ def run_pull(
                          f"{config.timezone})")
     # a table read as of the pull (snapshot_as_of) replays its source as $as_of SQL does
     replays = uses_as_of(config.sql) or source.snapshot_as_of
+    definition = definition_version(config)
     started = time.monotonic()
     run_id = store.begin_run(NewRun(
         metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
@@ -649,7 +656,7 @@ def run_pull(
         params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
         log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
-        known_at=window.as_of if replays else None,
+        known_at=window.as_of if replays else None, definition=definition,
     ))
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
@@ -659,7 +666,7 @@ def run_pull(
     pull = PullContext(
         project=project, metric=config, source=source, window=window, control=control,
         store=store, clock=now, staging=held.enter_context(staging_folder()), run_id=run_id,
-        connections=connections, environ=environ, observer=observer)
+        connections=connections, environ=environ, observer=observer, definition=definition)
     try:
         pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
         pull.last = store.last_successful_run(config.name)
@@ -689,6 +696,8 @@ def run_pull(
     finally:
         held.close()
     observer(RunFinished(result))
+    if pull.redefinition is not None and result.status == "succeeded":
+        observer(pull.redefinition)
     _evaluate_alerts(project, config, store, now(), result, observer)
     return result
 
@@ -773,6 +782,10 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
         warnings.append(text)
         store.log(pull.run_id, "warning", text)
     checks = list(staged.checks)
+    last = pull.last
+    changed = (last is not None and last.definition is not None
+               and last.definition != pull.definition)
+    older = store.pull_extent(config.name)[0] if changed else None
     pull.control.check()
     with store.begin_commit(pull.run_id) as commit:
         summary = commit.diff(StagedValues(
@@ -780,15 +793,38 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
             window_start=staged.diff_start or window.start, window_end=window.end,
             known_at=known_at,
             unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-            count=staged.values, exact=bool(staged.shape.exact)))
+            count=staged.values, exact=bool(staged.shape.exact), definition=pull.definition))
+        said: tuple[str, ...] = ()
+        if changed:
+            assert last is not None and last.definition is not None
+            said = (_redefined(pull, summary.redefined, last.definition, older),)
+            warnings += said
         _revision_check(config, checks, warnings, summary)
         pull.control.check()
         record = commit.commit(CommitRequest(
             settled_end=settled_end(window, known_at, config), finished_at=pull.clock(),
             duration_s=time.monotonic() - started, attempts=pull.attempts, rows=staged.rows,
             warnings=warnings, checks=checks, schema_change=schema_change,
-            log_warnings=staged.warnings, probes=staged.probes))
+            log_warnings=(*staged.warnings, *said),
+            probes=staged.probes))
     return record
+
+
+def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | None) -> str:
+    """The run is the first under a new definition: the warning that says so, and how to load
+    the older values under it (``first``: the metric's first bucket with data)."""
+    config, window = pull.metric, pull.window
+    assert pull.definition is not None
+    start = first if first is not None and first < window.start else None
+    text = (f"definition changed ({old} → {pull.definition}): {redefined} value(s) changed with "
+            "it (redefinitions, not late data)")
+    if start is not None:
+        text += (f"; the values before {_fmt(window.start)} still come from the old definition:"
+                 f" 'lookback backfill {config.name} --from {start.isoformat()} --to "
+                 f"{window.start.isoformat()}' loads them under the new one")
+    pull.redefinition = DefinitionChanged(config.name, pull.run_id, old, pull.definition,
+                                          redefined, start, window.start)
+    return text
 
 
 def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
@@ -797,9 +833,9 @@ def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: 
 
     if not config.alerts:
         return
-    try:
+    try:  # a replay brings the states up to date, but the past is no news: no command runs
         evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
-                        observer=observer)
+                        observer=observer, commands=run.trigger != "replay")
     except LookbackError as exc:  # an alert must never undo or hide the run itself
         logging.getLogger(__name__).debug("alerts of %s: %s", config.name, exc)
         observer(Notice("warning", f"{config.name}: its alert rules were not evaluated after "
@@ -929,11 +965,14 @@ def settled_end(window: Window, known_at: datetime, config: MetricConfig) -> dat
 
 
 def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
-                     now: datetime | None = None) -> list[Window]:
+                     now: datetime | None = None, *,
+                     as_known_then: bool = False) -> list[Window]:
     """Window-sized chunks covering every bucket in [start, end), oldest first.
 
-    Each chunk is a pull as of the chunk's end; never as of the future: the chunk that holds
-    ``now`` (default: now in the metric's time zone) is pulled as of ``now``, with its bucket
+    Each chunk is pulled with what is known now (its ``$as_of`` is ``now``, default: now in the
+    metric's time zone, and so is its known time): a backfill loads the past as the source
+    holds it today. With ``as_known_then`` each chunk is pulled as of its own end instead. Never
+    as of the future: the chunk that holds ``now`` is pulled as of ``now``, with its bucket
     partial, and no chunk starts after it.
     """
     now = now or local_now(config.zone)
@@ -951,7 +990,8 @@ def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
     while cursor < last:
         chunk_end = min(add_buckets(cursor, config.grain, config.buckets), last)
         if chunk_end <= now:
-            windows.append(Window(start=cursor, end=chunk_end, as_of=chunk_end,
+            windows.append(Window(start=cursor, end=chunk_end,
+                                  as_of=chunk_end if as_known_then else now,
                                   partial_start=None))
         else:
             windows.append(Window(start=cursor, end=chunk_end, as_of=now,
@@ -1067,13 +1107,18 @@ def backfill(
     clock: Clock | None = None,
     workers: int = 1,
     connections: SourceConnections | None = None,
+    as_known_then: bool = False,
 ) -> list[RunRecord]:
     """Pull every bucket in [start, end) chunk by chunk, up to ``workers`` chunks at once
-    (never more than the source's ``concurrency``); a failed chunk does not stop the rest."""
+    (never more than the source's ``concurrency``); a failed chunk does not stop the rest.
+
+    Every chunk is pulled with what is known now, unless ``as_known_then`` (each as of its
+    own end: see :func:`backfill_windows`)."""
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
     plans = [(trigger, w) for w in backfill_windows(config, start, end,
-                                                    clock() if clock else None)]
+                                                    clock() if clock else None,
+                                                    as_known_then=as_known_then)]
     return run_windows(project, config, store, plans,
                        workers=max(1, min(workers, source.concurrency)), control=control,
                        observer=observer, on_run=on_chunk, clock=clock,

@@ -23,9 +23,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from lookback_gui.core.applog import log_unexpected, where_details_are
 from lookback_gui.core.errors import LookbackError
-from lookback_gui.core.events import Fanout, Notice, Observer, Progress
+from lookback_gui.core.events import Fanout, GapFillHeld, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
-from lookback_gui.core.pull import PullControl, backfill_windows, run_pull, run_windows
+from lookback_gui.core.pull import (
+    MAX_BACKFILL_CHUNKS,
+    PullControl,
+    backfill_windows,
+    run_pull,
+    run_windows,
+)
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
 from lookback_gui.core.teamstore import CatalogLease
@@ -79,8 +85,10 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
 
     Both go by coverage (the buckets successful pulls saw complete, see *Knowledge time*), never
     by a run's place in the log: a backfill or replay of the past neither makes the present look
-    pulled nor covers a bucket it saw partial. The buckets owed lie between the start of the
-    metric's first pull and the start of the window the catch-up pull will cover.
+    pulled nor covers a bucket it saw partial. The buckets owed lie between the first bucket
+    any pull found data for (an empty pull of the time before the data starts is no anchor)
+    and the start of the window the catch-up pull will cover; each is back-filled with what is
+    known now.
 
     ``facts`` are the metric's runs as :meth:`Store.catch_up_facts` gives them, when the
     caller read them for the whole project at once.
@@ -90,19 +98,20 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
     else:
         first, last_seen = facts.first, facts.last_seen
     current = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
-    if first is None or last_seen is None:
+    if last_seen is None:
         return [PlannedPull("catch-up", current)]
     if not is_due(config, last_seen, now):
         return []
     plans = []
-    cursor = first  # a one-bucket lookback covers nothing: it starts at the first pull
-    coverage = store.coverage(config.name) if facts is None else facts.coverage
-    for start, end in [*coverage, (current.start, current.start)]:
-        hole_end = min(start, current.start)
-        if cursor < hole_end:
-            plans += [PlannedPull("backfill", w)
-                      for w in backfill_windows(config, cursor, hole_end, now)]
-        cursor = max(cursor, end)
+    if first is not None:
+        cursor = first  # a one-bucket lookback covers nothing: it starts at the first data
+        coverage = store.coverage(config.name) if facts is None else facts.coverage
+        for start, end in [*coverage, (current.start, current.start)]:
+            hole_end = min(start, current.start)
+            if cursor < hole_end:
+                plans += [PlannedPull("backfill", w)
+                          for w in backfill_windows(config, cursor, hole_end, now)]
+            cursor = max(cursor, end)
     plans.append(PlannedPull("catch-up", current))
     return plans
 
@@ -174,6 +183,8 @@ class Scheduler:
         self._project_mtime = self._mtime()
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
+        self._job_specs: dict[str, tuple[object, ...]] = {}  # each job's schedule, to tell a change
+        self._held: dict[str, list[PlannedPull]] = {}  # gap fills that wait for a confirmation
         self.last_error: str | None = None
         self._lease = store.scheduler_lease()
         if isinstance(self._lease, CatalogLease):
@@ -230,26 +241,33 @@ class Scheduler:
     # -- jobs -----------------------------------------------------------------------------
 
     def _sync_jobs(self) -> None:
-        wanted = {}
+        """Bring the jobs in line with the project: a job whose schedule did not change keeps
+        its trigger and so its next fire time (saving the project file, however often, never
+        delays a pull); only new jobs and changed schedules get new timers."""
+        wanted: dict[str, tuple[CronTrigger | IntervalTrigger, tuple[object, ...]]] = {}
         for config in self.project.metrics.values():
             trigger = trigger_for(config)
             if trigger is not None:
-                wanted[config.name] = trigger
-        audits = {f"{c.name}{AUDIT_SUFFIX}": c for c in self.project.metrics.values()
-                  if c.audit_every is not None}
-        for job in self._aps.get_jobs():
-            if job.id != "__tick__" and job.id not in wanted and job.id not in audits:
-                job.remove()
-        for name, trigger in wanted.items():
-            self._aps.add_job(self._fire, trigger, args=[name], id=name, replace_existing=True)
+                wanted[config.name] = (trigger, (config.schedule, config.every, config.timezone))
+        for config in self.project.metrics.values():
+            if config.audit_every is not None:
+                wanted[f"{config.name}{AUDIT_SUFFIX}"] = (IntervalTrigger(
+                    seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
+                    ("audit", config.audit_every, config.timezone))
+        present = {job.id for job in self._aps.get_jobs()}
+        for job_id in present:
+            if job_id != "__tick__" and job_id not in wanted:
+                self._aps.remove_job(job_id)
+                self._job_specs.pop(job_id, None)
+        for job_id, (trigger, spec) in wanted.items():
+            if job_id in present and self._job_specs.get(job_id) == spec:
+                continue  # the same schedule: its timer runs on
+            audit = job_id.endswith(AUDIT_SUFFIX)
+            name = job_id.removesuffix(AUDIT_SUFFIX)
+            self._aps.add_job(self._fire_audit if audit else self._fire, trigger, args=[name],
+                              id=job_id, replace_existing=True)
+            self._job_specs[job_id] = spec
             if name in self._paused_metrics or self._paused_all:
-                self._aps.pause_job(name)
-        for job_id, config in audits.items():
-            assert config.audit_every is not None
-            self._aps.add_job(self._fire_audit, IntervalTrigger(
-                seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
-                args=[config.name], id=job_id, replace_existing=True)
-            if config.name in self._paused_metrics or self._paused_all:
                 self._aps.pause_job(job_id)
 
     def _fire(self, metric: str) -> None:
@@ -293,11 +311,15 @@ class Scheduler:
         window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
         return self.submit(metric, [PlannedPull(trigger, window)])
 
-    def backfill(self, metric: str, start: datetime, end: datetime) -> Future[None] | None:
+    def backfill(self, metric: str, start: datetime, end: datetime,
+                 as_known_then: bool = False) -> Future[None] | None:
+        """Back-fill [start, end) of ``metric`` with what is known now (or, ``as_known_then``,
+        each chunk as of its own end)."""
         config = self.project.metric(metric)
         now = _local(self._clock(), config)
         return self.submit(metric, [PlannedPull("backfill", w)
-                                    for w in backfill_windows(config, start, end, now)])
+                                    for w in backfill_windows(config, start, end, now,
+                                                              as_known_then=as_known_then)])
 
     def _work(self, metric: str, plans: list[PlannedPull], control: PullControl) -> None:
         try:
@@ -367,12 +389,38 @@ class Scheduler:
             if not plans:
                 continue
             fills = sum(p.trigger == "backfill" for p in plans)
+            if fills > MAX_BACKFILL_CHUNKS:
+                held = [p for p in plans if p.trigger == "backfill"]
+                plans = [p for p in plans if p.trigger != "backfill"]
+                with self._lock:
+                    self._held[config.name] = held
+                start, end = held[0].window.start, held[-1].window.end
+                message = (
+                    f"{config.name}: the gap fill would make {fills} pulls (more than "
+                    f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
+                    f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
+                    f"{config.name} --from {start.isoformat()} --to {end.isoformat()} --yes' "
+                    "to fill it; only the catch-up pull runs now")
+                self._say("warning", message, config.name)
+                self.events(GapFillHeld(config.name, fills, start, end, message))
+                fills = 0
             if fills:
                 self._say("info", f"{config.name}: back-filling {fills} chunk(s) that no pull "
                           "covered, then one catch-up pull", config.name)
             if self.submit(config.name, plans) is not None:
                 started.append(config.name)
         return started
+
+    def held_gap_fill(self, metric: str) -> int:
+        """How many pulls the gap fill of ``metric`` that waits for a confirmation makes."""
+        with self._lock:
+            return len(self._held.get(metric, []))
+
+    def fill_held_gap(self, metric: str) -> Future[None] | None:
+        """Run the gap fill of ``metric`` that waited for a confirmation (the app asked)."""
+        with self._lock:
+            held = self._held.pop(metric, [])
+        return self.submit(metric, held) if held else None
 
     # -- control --------------------------------------------------------------------------
 

@@ -70,7 +70,8 @@ def _covered_sql(grain: Grain) -> str:
 def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
     """Every version after the first of each value whose value changed (a removal as 0), with
     ``prev_value`` and ``age``; ``columns`` are further columns of versions ``v`` or window
-    expressions over ``w``."""
+    expressions over ``w``. A redefinition (the definition changed, not late data) is left
+    out."""
     age = age_sql(config.grain, "v.known_at", "v.bucket")
     value = "CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END"
     return f"""
@@ -81,6 +82,7 @@ def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
         -- the bucket first: DuckDB partitions by it faster than by the dimension strings
         WINDOW w AS (PARTITION BY v.bucket, v.dims, v.measure ORDER BY v.known_at, v.run_id)
         QUALIFY {value} <> lag({value}) OVER w  -- the first version has no lag: NULL
+            AND NOT coalesce(v.redefined, false)
     """
 
 

@@ -594,6 +594,12 @@ class ChartWidget(QWidget):
             line.setToolTip(text)
             self.plot.addItem(line)
             self._markers.append(line)
+        for at, text in data.definition_changes:
+            line = pg.InfiniteLine(pos=at, angle=90, pen=pg.mkPen("#00695c", style=Qt.PenStyle.DashLine),
+                                   label="new definition", labelOpts={"position": 0.8, "color": "#00695c"})
+            line.setToolTip(text)
+            self.plot.addItem(line)
+            self._markers.append(line)
         self._show_nowcast(data)
         if data.provisional:
             self.region.setRegion(data.provisional)

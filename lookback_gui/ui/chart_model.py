@@ -88,6 +88,9 @@ class ChartData:
     as_known_at: datetime | None = None
     newest_known_at: datetime | None = None  # of the metric's newest successful run
     nowcast: dict[float, tuple[float, float | None, float | None]] = field(default_factory=dict)
+    # the moments the metric's definition changed (x, tooltip): values changed then are
+    # redefinitions, not late data
+    definition_changes: list[tuple[float, str]] = field(default_factory=list)
 
 
 def series_id(dims: dict[str, Any]) -> str:
@@ -254,6 +257,15 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
             continue
         text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
+    redefined = []
+    for _run, known, old, new in store.definition_changes(metric):
+        if known is None or (as_of_run is not None and _run > as_of_run) or (
+                as_known_at is not None and known > as_known_at):
+            continue
+        redefined.append((float(epoch_seconds(np.array([np.datetime64(known)]))[0]),
+                          f"new definition {new} (was {old}) from run {_run}, known "
+                          f"{known:%Y-%m-%d %H:%M}: values it changed are redefinitions, "
+                          "not late data"))
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     expected: dict[float, tuple[float, float | None, float | None]] = {}
     if (as_of_run is None and as_known_at is None and settle is not None and config is not None
@@ -261,7 +273,7 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
         expected = series_nowcast(store, config, measure, dims)
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
                      as_of_run, drawing, choices, as_known_at,
-                     succeeded[0].known_at if succeeded else None, expected)
+                     succeeded[0].known_at if succeeded else None, expected, redefined)
 
 
 def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[str, Any]

@@ -441,6 +441,7 @@ class MetricEditor(_Editor):
         self.setWindowTitle(f"Metric {metric.name}" if metric else "New metric")
         self.original = metric
         self._store = store
+        self.renamed: Any = None  # what a rename moved, once saved
         self.name = QLineEdit(metric.name if metric else "", accessibleName="Metric name")
         self.source = QComboBox(accessibleName="Source")
         self.source.addItems(list(project.sources))
@@ -820,6 +821,10 @@ class MetricEditor(_Editor):
             if trial["episodes"]:
                 last = trial["episodes"][-1]
                 line += f"; last from run {last['run']}: {last['message'][:120]}"
+            if trial.get("judges"):  # a threshold rule: how each judge would have done
+                line += "; " + ", ".join(
+                    f"{judge}: {j['runs_firing']} pull(s) firing, {j['false_alarms']} false "
+                    "alarm(s)" for judge, j in trial["judges"].items())
             lines.append(line)
         self.try_info.setText("\n".join(lines))
 
@@ -855,5 +860,38 @@ class MetricEditor(_Editor):
     def save(self) -> None:
         if self.candidate() is None:
             return
+        name = self.name.text().strip()
+        if self.original is not None and self.original.name != name and self._store is not None:
+            self._rename(self.original.name, name, self._store)
+            return
         if self.try_save(self._apply):
             self.accept()
+
+    def confirm_rename(self, old: str, new: str) -> bool:
+        """Say what a rename does to the store, and ask whether to go on."""
+        answer = QMessageBox.question(
+            self, f"Rename {old}", f"Renaming {old} to {new} also moves its history in the "
+            "store to the new name: its runs, versions and alert states. Rename it?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _rename(self, old: str, new: str, store: Store) -> None:
+        """Rename the metric in the project file (with the other edits) and in the store, in
+        one step, after saying so."""
+        from lookback_gui.core.rename import rename_metric
+
+        if not self.confirm_rename(old, new):
+            return
+        self.clear_errors()
+        try:
+            done = rename_metric(self.project, store, old, new, edit=lambda document:
+                                 document.set_metric(new, {**self.values(), **self._rules()}))
+        except ProjectError as exc:
+            self.show_project_error(exc)
+            return
+        except (OSError, LookbackError, ValueError) as exc:
+            self.show_error(None, f"cannot rename {old}: {exc}")
+            return
+        self.saved_project = done.project
+        self.renamed = done
+        self.accept()

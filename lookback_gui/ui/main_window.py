@@ -114,6 +114,9 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self.quitting = False
         self.last_error: str | None = None
+        self.gap_fill_question: QMessageBox | None = None  # a gap fill waiting for a yes
+        self.redefinition_question: QMessageBox | None = None  # a backfill offered after a
+        # new definition
         self._latest: dict[str, RunRecord] = {}
         self._paused = bool(settings.value("scheduler/paused", False, type=bool))
         self.store_wait_s = WAIT_S  # how long opening waits for a store another process uses
@@ -710,6 +713,10 @@ class MainWindow(QMainWindow):
         if isinstance(event, ev.AlertCommandFailed):
             self.statusBar().showMessage(f"alert {event.metric} / {event.rule}: {event.message}",
                                          10000)
+        if isinstance(event, ev.GapFillHeld):
+            self._ask_gap_fill(event)
+        if isinstance(event, ev.DefinitionChanged) and event.start is not None:
+            self._offer_redefinition_backfill(event)
         session = self.session
         if session is not None and session.scheduler.project is not session.project:
             # the scheduler re-read the project file after an edit made elsewhere
@@ -773,10 +780,9 @@ class MainWindow(QMainWindow):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         start, end = dialog.range()
-        from lookback_gui.core.pull import backfill_windows
-
-        chunks = len(backfill_windows(metric, start, end))
-        if self.scheduler.backfill(metric.name, start, end) is None:
+        chunks = dialog.pulls()
+        if self.scheduler.backfill(metric.name, start, end,
+                                   as_known_then=dialog.as_known_then) is None:
             self.statusBar().showMessage(f"{metric.name} is already being pulled", 4000)
             return
         self.status.backfill_started(metric.name, chunks)
@@ -850,6 +856,51 @@ class MainWindow(QMainWindow):
         target = folder.parent if folder is not None else log_dir()
         target.mkdir(parents=True, exist_ok=True)
         return QDesktopServices.openUrl(QUrl.fromLocalFile(str(target)))
+
+    def _ask_gap_fill(self, event: ev.GapFillHeld) -> None:
+        """A gap fill of more than 1000 pulls waits for a yes: ask (without blocking)."""
+        span = f"[{event.start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
+        box = QMessageBox(
+            QMessageBox.Icon.Question, f"Fill the gap of {event.metric}?",
+            f"No pull covered {event.metric} over {span}. Filling that gap takes "
+            f"{event.pulls:,} pulls, each with what is known now. Run them now? (The catch-up "
+            "pull of the present has run either way.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("gap-fill-question")
+        box.finished.connect(lambda result: self._gap_fill_answered(event.metric, result))
+        self.gap_fill_question = box
+        box.open()
+
+    def _offer_redefinition_backfill(self, event: ev.DefinitionChanged) -> None:
+        """A run was the first under a new definition: offer to load the older values under
+        it (without blocking)."""
+        span = f"[{event.start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
+        box = QMessageBox(
+            QMessageBox.Icon.Question, f"Backfill {event.metric} under its new definition?",
+            f"The definition of {event.metric} changed ({event.old} → {event.new}); run "
+            f"{event.run_id} changed {event.redefined} value(s) with it (redefinitions, not "
+            f"late data). The values in {span} still come from the old definition. Backfill "
+            "them under the new one now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("redefinition-question")
+        box.finished.connect(lambda result: self._redefinition_answered(event, result))
+        self.redefinition_question = box
+        box.open()
+
+    def _redefinition_answered(self, event: ev.DefinitionChanged, result: int) -> None:
+        session = self.session
+        if session is None or result != QMessageBox.StandardButton.Yes.value:
+            return
+        if session.scheduler.backfill(event.metric, event.start, event.end) is None:
+            self.statusBar().showMessage(f"{event.metric} is already being pulled", 4000)
+
+    def _gap_fill_answered(self, metric: str, result: int) -> None:
+        session = self.session
+        if session is None or result != QMessageBox.StandardButton.Yes.value:
+            return
+        pulls = session.scheduler.held_gap_fill(metric)
+        if session.scheduler.fill_held_gap(metric) is not None:
+            self.status.backfill_started(metric, pulls)
 
     def show_error(self, title: str, message: str) -> None:
         self.statusBar().showMessage(message, 10000)

@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
+from lookback_gui.core.moments import iso, local
 from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.store import AlertState, RevisionRow, RunRecord
 
@@ -181,7 +182,9 @@ class RunsModel(RecordTableModel):
         Column("Metric", lambda r: r.metric),
         Column("Trigger", lambda r: r.trigger),
         Column("Status", lambda r: r.status),
-        Column("As of", lambda r: fmt_time(r.as_of), lambda r: r.as_of.isoformat() if r.as_of else ""),
+        # a moment, in this computer's zone (the window: buckets in the metric's)
+        Column("As of", lambda r: fmt_time(local(r.as_of, r.timezone)),
+               lambda r: iso(r.as_of, r.timezone) or ""),
         Column("Window", lambda r: f"{fmt_time(r.window_start)} → {fmt_time(r.window_end)}",
                lambda r: r.window_start.isoformat() if r.window_start else ""),
         Column("Attempts", lambda r: str(r.attempts), lambda r: r.attempts, True),

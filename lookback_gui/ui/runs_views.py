@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from lookback_gui.core.moments import local
 from lookback_gui.core.store import LogLine, RunRecord, Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.models import RecordTableModel, RunsModel, fmt_number, fmt_time
@@ -186,8 +187,10 @@ def run_detail_html(run: RunRecord, log: list[LogLine]) -> str:
     rows = [
         ("Status", run.status), ("Trigger", run.trigger), ("Window",
          f"[{fmt_time(run.window_start)}, {fmt_time(run.window_end)})"),
-        ("As of", fmt_time(run.as_of)), ("Started", fmt_time(run.started_at)),
-        ("Finished", fmt_time(run.finished_at)), ("Attempts", str(run.attempts)),
+        ("As of", fmt_time(local(run.as_of, run.timezone))),
+        ("Started", fmt_time(local(run.started_at, run.timezone))),
+        ("Finished", fmt_time(local(run.finished_at, run.timezone))),
+        ("Attempts", str(run.attempts)),
         ("Result", "" if run.rows is None else _plural(run.rows, "row")),
         ("Values", values or ""),
     ]

@@ -235,6 +235,35 @@ class Store:
     def last_successful_run(self, metric: str) -> RunRecord | None:
         return self._runs.last_successful_run(metric)
 
+    def metric_names(self) -> list[str]:
+        return self._runs.metric_names()
+
+    def rename_metric(self, old: str, new: str) -> dict[str, int]:
+        """Move everything the store holds of metric ``old`` to ``new`` in one write
+        transaction: its runs, versions, current values, change-probe fingerprints and alert
+        states. Returns how many rows of each moved. Refused (UsageError) when the store
+        already holds a metric ``new``."""
+        from lookback_gui.core.errors import UsageError
+
+        moved: dict[str, int] = {}
+        with self._db.write() as cur:
+            row = cur.execute("SELECT count(*) FROM runs WHERE metric = ?", [new]).fetchone()
+            if row and row[0]:
+                raise UsageError(f"{self.label} already holds {row[0]} run(s) of a metric "
+                                 f"'{new}'; pick another name")
+            for table in ("runs", "versions", "current", "probes", "alerts"):
+                found = cur.execute(f"SELECT count(*) FROM {table} WHERE metric = ?",
+                                    [old]).fetchone()
+                moved[table] = int(found[0]) if found else 0
+                if moved[table]:
+                    cur.execute(f"UPDATE {table} SET metric = ? WHERE metric = ?", [new, old])
+        self._runs.forget()
+        self._reads.forget()
+        return moved
+
+    def definition_changes(self, metric: str) -> list[tuple[int, datetime, str, str]]:
+        return self._runs.definition_changes(metric)
+
     def schema_changes(self, metric: str) -> list[tuple[int, datetime, Mapping[str, Any]]]:
         return self._runs.schema_changes(metric)
 

@@ -142,7 +142,8 @@ class Reads:
                         ) -> tuple[str, list[Any]]:
         """SQL (with its parameters) for the rows of :meth:`revisions`, in their order: run_id,
         bucket, dims, measure, old_value, old_exact, new_value, new_exact, known_at,
-        prev_known_at. With ``known`` = (start, end, first bucket, last bucket): only the
+        prev_known_at, kind (``revision``, ``removal`` or ``redefinition``). With ``known`` =
+        (start, end, first bucket, last bucket): only the
         revisions known in [start, end), whose buckets lie between the two given."""
         where = "metric = ?"
         params: list[Any] = [metric]
@@ -163,9 +164,11 @@ class Reads:
         return (
             f"""
             SELECT run_id, bucket, dims, measure, old_value, old_exact, new_value, new_exact,
-                   known_at, prev_known_at
+                   known_at, prev_known_at,
+                   CASE WHEN coalesce(redefined, false) THEN 'redefinition'
+                        WHEN removed THEN 'removal' ELSE 'revision' END AS kind
             FROM (
-                SELECT run_id, bucket, dims, measure, known_at,
+                SELECT run_id, bucket, dims, measure, known_at, redefined,
                        lag(CASE WHEN removed THEN NULL ELSE value END) OVER w AS old_value,
                        lag(CASE WHEN removed THEN NULL ELSE exact END) OVER w AS old_exact,
                        lag(removed) OVER w AS old_removed,
@@ -204,8 +207,8 @@ class Reads:
         rows = self._db.read(*self.revisions_query(metric, newest, run))
         return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m,
                             old_value=stored_number(o, ox), new_value=stored_number(n, nx), known_at=k,
-                            prev_known_at=pk)
-                for r, b, d, m, o, ox, n, nx, k, pk in rows]
+                            prev_known_at=pk, kind=kind)
+                for r, b, d, m, o, ox, n, nx, k, pk, kind in rows]
 
     def series(self, metric: str, top: int | None = None, as_of_run: int | None = None,
                as_known_at: datetime | None = None) -> list[tuple[dict[str, Any], str, float]]:

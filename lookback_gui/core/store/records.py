@@ -13,6 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from lookback_gui.core.moments import iso
+
 # values of FLOAT and DOUBLE measures within this relative difference are equal
 DEFAULT_TOLERANCE = 1e-9
 
@@ -49,22 +51,28 @@ class RunRecord:
     duration_s: float | None = None
     known_at: datetime | None = None
     settled_end: datetime | None = None
+    definition: str | None = None
 
     JSON_KEYS = (
         "id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
         "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
-        "unchanged", "error",
+        "unchanged", "error", "definition",
     )
 
+    # the moments among them: given with their UTC offset (the others are buckets, calendar
+    # periods in the metric's zone)
+    MOMENTS = ("as_of", "known_at", "started_at", "finished_at")
+
     def to_json(self) -> dict[str, Any]:
-        return {key: json_value(getattr(self, key)) for key in self.JSON_KEYS}
+        return {key: iso(getattr(self, key), self.timezone) if key in self.MOMENTS
+                else json_value(getattr(self, key)) for key in self.JSON_KEYS}
 
 
 @dataclass(frozen=True)
 class CatchUpFacts:
-    """What catch-up planning needs of one metric's runs: the earliest window start and the
-    latest moment seen of its successful pulls, and the bucket ranges they covered (merged,
-    oldest first)."""
+    """What catch-up planning needs of one metric's runs: the first bucket any pull found data
+    for and the latest moment seen of its successful pulls, and the bucket ranges they covered
+    (merged, oldest first)."""
 
     first: datetime | None
     last_seen: datetime | None
@@ -119,6 +127,8 @@ class RevisionRow:
     Attributes:
         known_at: the revising version's known time.
         prev_known_at: the known time of the version before it.
+        kind: ``revision`` (late data), ``removal`` (the bucket vanished) or ``redefinition``
+            (the value changed because the metric's definition did).
     """
 
     run: int
@@ -129,6 +139,7 @@ class RevisionRow:
     new_value: Number | None
     known_at: datetime | None = None
     prev_known_at: datetime | None = None
+    kind: str = "revision"
 
     @property
     def delta(self) -> Number | None:
@@ -150,15 +161,18 @@ class RevisionRow:
             return None
         return float(delta) / abs(float(self.old_value)) * 100
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, zone: str | None = None) -> dict[str, Any]:
+        """The keys of ``revisions --json``; ``known_at`` with the UTC offset of ``zone``, the
+        metric's (in which it is stored)."""
         return {
             "run": self.run,
-            "known_at": json_value(self.known_at),
+            "known_at": iso(self.known_at, zone),
             "bucket": json_value(self.bucket),
             "dims": dict(self.dims),
             "measure": self.measure,
             "old_value": json_number(self.old_value),
             "new_value": json_number(self.new_value),
+            "kind": self.kind,
         }
 
 
@@ -173,9 +187,11 @@ class AlertState:
     since: datetime
     message: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, zone: str | None = None) -> dict[str, Any]:
+        """The keys of ``alerts --json``; ``since`` with the UTC offset of ``zone``, the zone
+        of the metric it is about (in which it is stored)."""
         return {"metric": self.metric, "rule": self.rule, "kind": self.kind, "state": self.state,
-                "since": self.since.isoformat(), "message": self.message}
+                "since": iso(self.since, zone), "message": self.message}
 
 
 def json_number(value: Number | None) -> Number | None:

@@ -42,13 +42,13 @@ RUN_COLUMNS = (
     "id, metric, trigger, status, as_of, window_start, window_end, started_at, finished_at,"
     " attempts, rows, new, revised, removed, unchanged, error, timezone, grain,"
     " partial_start, sql, params, measures, schema_change, warnings, checks, duration_s,"
-    " known_at, settled_end"
+    " known_at, settled_end, definition"
 )
 
 def run_from_row(row: Sequence[Any]) -> RunRecord:
     (run_id, metric, trigger, status, as_of, ws, we, started, finished, attempts, rows, new,
      revised, removed, unchanged, error, tz, grain, partial, sql, params, measures,
-     schema_change, warnings, checks, duration, known_at, settled_end) = row
+     schema_change, warnings, checks, duration, known_at, settled_end, definition) = row
     return RunRecord(
         id=run_id, metric=metric, trigger=trigger, status=status, as_of=as_of,
         window_start=ws, window_end=we, started_at=started, finished_at=finished,
@@ -60,6 +60,7 @@ def run_from_row(row: Sequence[Any]) -> RunRecord:
         warnings=tuple(json.loads(warnings)) if warnings else (),
         checks=tuple(json.loads(checks)) if checks else (),
         duration_s=duration, known_at=known_at, settled_end=settled_end,
+        definition=definition,
     )
 
 
@@ -72,6 +73,7 @@ class NewRun:
         known_at: the known time of its versions when it is known before the query runs
             (SQL that replays its source as of ``as_of``).
         log: its first line of log.
+        definition: the version of the metric's definition it runs under.
     """
 
     metric: str
@@ -87,6 +89,7 @@ class NewRun:
     params: Mapping[str, Any]
     log: str | None = None
     known_at: datetime | None = None
+    definition: str | None = None
 
 
 class RunLog:
@@ -154,12 +157,12 @@ class RunLog:
             cur.execute(
                 "INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, "
                 "window_start, window_end, partial_start, started_at, attempts, sql, params, "
-                "pid, pid_started, known_at) VALUES (?, ?, ?, 'running', ?, ?,"
-                " ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                "pid, pid_started, known_at, definition) VALUES (?, ?, ?, 'running', ?, ?,"
+                " ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
                 [run_id, start.metric, start.trigger, start.timezone, start.grain, start.as_of,
                  start.window_start, start.window_end, start.partial_start, start.started_at,
                  start.sql, json.dumps(jsonable(start.params)), self._pid, self._pid_started,
-                 start.known_at],
+                 start.known_at, start.definition],
             )
             if start.log:
                 cur.execute("INSERT INTO run_log VALUES (?, 1, ?, 'info', ?)",
@@ -249,11 +252,14 @@ class RunLog:
             """, [metric])]
 
     def pull_extent(self, metric: str) -> tuple[datetime | None, datetime | None]:
-        """(the earliest window start, the latest moment seen) of ``metric``'s successful
-        pulls. A pull saw its window up to its known time: a backfill or replay of the past
-        saw no more than its window's end, whenever it ran."""
-        rows = self._db.read("SELECT min(window_start), max(least(known_at, window_end)) FROM runs"
-                          " WHERE metric = ? AND status = 'succeeded'", [metric])
+        """(the first bucket any pull found data for, the latest moment seen) of ``metric``'s
+        successful pulls. A pull saw its window up to its known time: a backfill or replay of
+        the past saw no more than its window's end, whenever it ran. An empty pull of the time
+        before the data starts is no anchor for the gap fill: the first bucket is that of the
+        data."""
+        rows = self._db.read("SELECT (SELECT min(bucket) FROM current WHERE metric = $m),"
+                             " max(least(known_at, window_end)) FROM runs"
+                             " WHERE metric = $m AND status = 'succeeded'", {"m": metric})
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def uncovered_failures(self, metric: str | None = None) -> list[RunRecord]:
@@ -281,8 +287,11 @@ class RunLog:
         """For every metric with a successful pull: its :meth:`pull_extent` and
         :meth:`coverage`, read in two queries for the whole project (planning the catch-up of
         many metrics must not cost a query per metric)."""
-        extents = self._db.read("SELECT metric, min(window_start), max(least(known_at, window_end))"
-                             " FROM runs WHERE status = 'succeeded' GROUP BY metric")
+        extents = self._db.read(
+            "SELECT r.metric, c.first, r.seen FROM (SELECT metric,"
+            " max(least(known_at, window_end)) AS seen FROM runs WHERE status = 'succeeded'"
+            " GROUP BY metric) r LEFT JOIN (SELECT metric, min(bucket) AS first FROM current"
+            " GROUP BY metric) c ON c.metric = r.metric")
         facts = {m: CatchUpFacts(first, seen, []) for m, first, seen in extents}
         for metric, a, b in self._db.read(
             """
@@ -314,6 +323,24 @@ class RunLog:
         with self._lock:
             self._last_success.setdefault(metric, found)
         return found
+
+    def metric_names(self) -> list[str]:
+        """Every metric that has a run in the store."""
+        return [r[0] for r in self._db.read("SELECT DISTINCT metric FROM runs ORDER BY 1")]
+
+    def definition_changes(self, metric: str) -> list[tuple[int, datetime, str, str]]:
+        """(run, known time, old definition, new definition) of every successful run of
+        ``metric`` that was the first under a new definition, in commit order."""
+        rows = self._db.read(
+            """
+            SELECT id, known_at, prev, definition FROM (
+                SELECT id, known_at, definition,
+                       lag(definition) OVER (ORDER BY commit_seq, id) AS prev
+                FROM runs WHERE metric = ? AND status = 'succeeded'
+            ) WHERE prev IS NOT NULL AND definition IS NOT NULL AND prev <> definition
+            ORDER BY known_at, id
+            """, [metric])
+        return [(r, k, a, b) for r, k, a, b in rows]
 
     def schema_changes(self, metric: str) -> list[tuple[int, datetime, Mapping[str, Any]]]:
         """(run, as_of, change) of every run of ``metric`` that changed its measures."""

@@ -17,7 +17,7 @@ import duckdb
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store.database import Database, damaged, is_damage
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # the order of a value's versions: known time, then run id
 VERSION_ORDER = "{'k': known_at, 'r': run_id}"
@@ -54,7 +54,8 @@ CREATE TABLE runs (
     pid_started DOUBLE,
     known_at TIMESTAMP,
     settled_end TIMESTAMP,
-    commit_seq BIGINT
+    commit_seq BIGINT,
+    definition VARCHAR
 )
 """
 
@@ -112,7 +113,7 @@ def uses_as_of(sql: str | None) -> bool:
 
 
 
-_VERSIONS_TABLE = """
+_VERSIONS_TABLE_2 = """
 CREATE TABLE versions (
     metric VARCHAR NOT NULL,
     dims VARCHAR NOT NULL,
@@ -126,6 +127,11 @@ CREATE TABLE versions (
     exact VARCHAR
 )
 """
+
+# redefined: the version changed its value because the metric's definition changed (the first
+# pull under a new definition that held its bucket), not because late data arrived
+_VERSIONS_TABLE = _VERSIONS_TABLE_2.replace("    exact VARCHAR\n)",
+                                            "    exact VARCHAR,\n    redefined BOOLEAN\n)")
 
 _CURRENT_TABLE = """
 CREATE TABLE current (
@@ -200,7 +206,7 @@ def _migrate_1_to_2(cur: duckdb.DuckDBPyConnection) -> None:
     """)
     row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM runs").fetchone()
     cur.execute(f"CREATE SEQUENCE commit_seqs START {int(row[0]) if row else 1}")
-    cur.execute(_VERSIONS_TABLE.replace("TABLE versions", "TABLE versions_2"))
+    cur.execute(_VERSIONS_TABLE_2.replace("TABLE versions", "TABLE versions_2"))
     cur.execute("""
         INSERT INTO versions_2
         SELECT v.metric, v.dims, v.measure, v.bucket, v.run_id, v.value, v.removed, v.partial,
@@ -214,8 +220,17 @@ def _migrate_1_to_2(cur: duckdb.DuckDBPyConnection) -> None:
     rebuild_current(cur)
 
 
+def _migrate_2_to_3(cur: duckdb.DuckDBPyConnection) -> None:
+    """Definition versions: each run records the version of its metric's definition, and each
+    version whether it is a redefinition. Older runs have none (no value they made is taken
+    as a redefinition)."""
+    cur.execute("ALTER TABLE runs ADD COLUMN definition VARCHAR")
+    cur.execute("ALTER TABLE versions ADD COLUMN redefined BOOLEAN")
+
+
 # Each entry upgrades the schema from its index + 1 to the next version.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_migrate_1_to_2]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_migrate_1_to_2,
+                                                                  _migrate_2_to_3]
 
 _TABLES = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
            " AND table_catalog = current_database()")
@@ -254,14 +269,24 @@ def _prepare(db: Database) -> None:
             return
         if "meta" not in tables:
             raise StoreError(f"{db.label} is a DuckDB file but not a Lookback store")
-        row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
+        version = _version(cur)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{db.label} was written by a newer Lookback GUI (schema {version}; "
                 f"this version knows up to {SCHEMA_VERSION})"
             )
-        while version < SCHEMA_VERSION:
+    # one transaction per step: DuckDB commits no transaction that alters a table it has
+    # altered and written before
+    while version < SCHEMA_VERSION:
+        with db.write() as cur:
+            version = _version(cur)  # another process may have taken the step meanwhile
+            if version >= SCHEMA_VERSION:
+                break
             MIGRATIONS[version - 1](cur)
             version += 1
             cur.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(version)])
+
+
+def _version(cur: duckdb.DuckDBPyConnection) -> int:
+    row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0

@@ -41,11 +41,16 @@ class DiffSummary:
     Attributes:
         counts: new / revised / removed / unchanged.
         max_revision_pct: the largest |new - old| / |old| in percent among revised values
-            (a bucket that was still partial is expected to grow and does not count).
+            (a bucket that was still partial is expected to grow and does not count, nor
+            does a redefinition).
+        redefined: how many of the revised and removed values are redefinitions: changed
+            because the metric's definition changed, at the first pull under the new one
+            that held their bucket.
     """
 
     counts: Mapping[str, int]
     max_revision_pct: float | None
+    redefined: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class StagedValues:
         count: how many values ``sql`` gives, when the pull knows it.
         exact: false when no measure is an integer or DECIMAL (the exact columns are then
             left out of the diff).
+        definition: the version of the metric's definition the values come from.
     """
 
     metric: str
@@ -73,6 +79,7 @@ class StagedValues:
     unchanged_before: tuple[datetime, datetime] | None = None
     count: int | None = None
     exact: bool = True
+    definition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,15 +145,15 @@ class Commit:
         exact_column = "exact" if values.exact else "NULL::VARCHAR AS exact"
         known = (
             f"SELECT rowid AS current_row, dims, measure, bucket, value, {exact_column},"
-            " removed, partial FROM current WHERE metric = $metric AND bucket >= $ws"
+            " removed, partial, run_id FROM current WHERE metric = $metric AND bucket >= $ws"
             " AND bucket < $we"
         ) if latest else f"""
             SELECT NULL::BIGINT AS current_row, dims, measure, bucket, last.v AS value,
-                   last.x AS exact, last.r AS removed, last.p AS partial
+                   last.x AS exact, last.r AS removed, last.p AS partial, last.run AS run_id
             FROM (
                 SELECT dims, measure, bucket,
-                       arg_max({{'v': value, 'x': exact, 'r': removed, 'p': partial}},
-                               {VERSION_ORDER}) AS last
+                       arg_max({{'v': value, 'x': exact, 'r': removed, 'p': partial,
+                                 'run': run_id}}, {VERSION_ORDER}) AS last
                 FROM versions
                 WHERE metric = $metric AND bucket >= $ws AND bucket < $we
                   AND (known_at < $k OR (known_at = $k AND run_id < $run))
@@ -173,7 +180,7 @@ class Commit:
                    coalesce(s.bucket, c.bucket) AS bucket,
                    s.value AS new_value, c.value AS old_value, s.exact AS new_exact,
                    coalesce(c.partial, false) AS old_partial,
-                   c.current_row,
+                   c.current_row, c.run_id AS old_run, false AS redefined,
                    CASE
                      WHEN c.bucket IS NULL THEN 'new'
                      WHEN s.bucket IS NULL THEN
@@ -197,6 +204,20 @@ class Commit:
             {**window, **({} if latest else at), "measures": list(values.measures),
              "tol": values.tolerance},
         )
+        if values.definition is not None:
+            # a redefinition: a value whose version before came from another definition,
+            # changed by the first pull under this definition that held its bucket
+            self._cur.execute(
+                """
+                UPDATE diff SET redefined = true
+                WHERE kind IN ('revised', 'removed')
+                  AND (SELECT definition FROM runs WHERE id = diff.old_run) <> $def
+                  AND NOT EXISTS (
+                      SELECT 1 FROM runs s WHERE s.metric = $metric AND s.status = 'succeeded'
+                        AND s.definition = $def AND s.window_start <= diff.bucket
+                        AND diff.bucket < s.window_end
+                        AND (s.known_at < $k OR (s.known_at = $k AND s.id < $run)))
+                """, {"metric": values.metric, "def": values.definition, **at})
         # only what changes is kept: every staged value is new, revised or unchanged. A
         # removal is a revision to no value: it counts as a change of 100 %.
         row = self._cur.execute(
@@ -210,12 +231,13 @@ class Commit:
                             ELSE abs(new_value - old_value) / abs(old_value) END) FILTER (
                        WHERE kind IN ('revised', 'removed') AND old_value IS NOT NULL
                        AND (new_value IS NOT NULL OR kind = 'removed')
-                       AND old_value <> 0 AND NOT old_partial
-                   ) * 100
+                       AND old_value <> 0 AND NOT old_partial AND NOT redefined
+                   ) * 100,
+                   count(*) FILTER (WHERE redefined)
             FROM diff
             """).fetchone()
         assert row is not None
-        new, revised, removed, staged_rows, max_revision = row
+        new, revised, removed, staged_rows, max_revision, redefined = row
         counts = {"new": int(new), "revised": int(revised), "removed": int(removed),
                   "unchanged": int(staged_rows) - int(new) - int(revised)}
         unchanged_before = values.unchanged_before
@@ -225,7 +247,8 @@ class Commit:
                 "AND bucket >= ? AND bucket < ?", [values.metric, *unchanged_before]).fetchone()
             counts["unchanged"] += int(row[0]) if row else 0
 
-        summary = DiffSummary(counts=counts, max_revision_pct=max_revision)
+        summary = DiffSummary(counts=counts, max_revision_pct=max_revision,
+                              redefined=int(redefined))
         self._values, self._counts, self._latest = values, counts, latest
         return summary
 
@@ -258,7 +281,7 @@ class Commit:
             SELECT $metric, dims, measure, bucket, $run,
                    CASE WHEN kind = 'removed' THEN NULL ELSE new_value END,
                    kind = 'removed', kind <> 'removed' AND bucket >= $se, $k,
-                   CASE WHEN kind = 'removed' THEN NULL ELSE new_exact END
+                   CASE WHEN kind = 'removed' THEN NULL ELSE new_exact END, redefined
             FROM diff
             """,
             {k: params[k] for k in ("metric", "run", "k", "se")},
