@@ -1,8 +1,10 @@
 """The README's command-line examples are run, and their output matches what the README shows,
 up to the numbers (counts, times and dates differ from day to day) and paths.
 
-An example is a code block whose lines start with ``$ lookback`` (or ``$ cd``); the lines under
-a command are its output as shown. ``…`` in a shown line stands for any text.
+An example is a code block that starts with ``$ lookback demo`` (it makes the demo project it
+runs against); its lines starting ``$ `` are commands, the lines under a command its output as
+shown, and ``…`` in a shown line stands for any text. Other transcripts in the README show
+situations a demo does not have (a full disk, a changed definition) and are not run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _examples() -> list[list[tuple[str, list[str]]]]:
     blocks, current, inside = [], [], False
     for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines():
         if line.startswith("```"):
-            if inside and current and any(cmd.startswith("lookback") for cmd, _ in current):
+            if inside and current and current[0][0].startswith("lookback demo"):
                 blocks.append(current)
             current, inside = [], not inside
             continue
