@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -106,6 +107,12 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
 
     with lookback_daemon("schedule", "--project", str(path)) as daemon:
         daemon_lines = Lines(daemon)
+        # its stderr is read as it comes, too: a full pipe would stop the daemon at a write
+        assert daemon.stderr is not None
+        daemon_errors: list[str] = []
+        drain = threading.Thread(target=lambda: daemon_errors.append(daemon.stderr.read()),
+                                 daemon=True)
+        drain.start()
         daemon_lines.wait_for("scheduler started", timeout=PROCESS_S)
         with (tmp_path / "app.err").open("w") as app_errors:
             app = subprocess.Popen([sys.executable, "-c", APP, str(path), str(tmp_path)],
@@ -150,8 +157,8 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
         daemon.wait(timeout=PROCESS_S)
         daemon_lines.wait_for("scheduler stopped", timeout=PROCESS_S)
         daemon_out = daemon_lines.text()
-        assert daemon.stderr is not None
-        daemon_err = daemon.stderr.read()
+        drain.join(PROCESS_S)
+        daemon_err = "".join(daemon_errors)
     assert daemon.returncode == 0, daemon_err
     daemon_runs = {int(words[3]) for words in map(str.split, daemon_out.splitlines())
                    if len(words) > 3 and words[2] == "run"}

@@ -162,6 +162,7 @@ def test_pulls_on_a_team_store_give_what_a_local_store_gives(team, tmp_path):
     assert "3 runs" in out and "daily_orders" in out
 
 
+@pytest.mark.timeout(PROCESSES_TEST_S)  # dozens of pulls on the catalog server: minutes when busy
 def test_the_oracle_of_knowledge_time_holds_on_a_team_store():
     """The knowledge-time state machine (tests/test_knowledge_time.py), on a team store."""
     from hypothesis import HealthCheck, settings
