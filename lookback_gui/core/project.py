@@ -411,14 +411,14 @@ def _kind(value: Any) -> str:
 
 
 def _validate_cron(expression: str, zone: ZoneInfo) -> None:
-    from apscheduler.triggers.cron import CronTrigger
+    from lookback_gui.core.cron import cron_trigger
 
     if len(expression.split()) != 5:
         raise ValueError(
             f"'{expression}' is not a cron expression of 5 fields (minute hour day month weekday)"
         )
     try:
-        trigger = CronTrigger.from_crontab(expression, timezone=zone)
+        trigger = cron_trigger(expression, zone)
     except ValueError as exc:
         raise ValueError(f"'{expression}' is not a valid cron expression: {exc}") from None
     if trigger.get_next_fire_time(None, datetime.now(zone)) is None:

@@ -12,8 +12,7 @@ import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
-from apscheduler.triggers.cron import CronTrigger
-
+from lookback_gui.core.cron import cron_trigger, weekday_field
 from lookback_gui.core.errors import UsageError
 from lookback_gui.core.events import Observer, ignore
 from lookback_gui.core.project import MetricConfig, Project
@@ -45,7 +44,7 @@ def replay_times(config: MetricConfig, start: datetime, end: datetime, *,
             moment += step
         return times
     if config.schedule:
-        trigger = CronTrigger.from_crontab(config.schedule, timezone=config.zone)
+        trigger = cron_trigger(config.schedule, config.zone)
         times = []
         fire = trigger.get_next_fire_time(None, start.replace(tzinfo=config.zone))
         while fire is not None:
@@ -148,13 +147,14 @@ def _cron_values(field: str, low: int, high: int,
 def _days_it_fires(config: MetricConfig, dom: str, month: str,
                    dow: str) -> Callable[[date], int]:
     """Whether the cron schedule fires on a day at all (1 or 0): its day of month, month and
-    weekday must all match, as the scheduler's trigger reads them (weekdays 0-6 from Monday,
-    or their names). A field this reading does not know is left to the trigger itself."""
+    weekday must all match, as the scheduler's trigger reads them (weekdays as cron counts
+    them, 0 and 7 Sunday, or their names). A field this reading does not know is left to the
+    trigger itself."""
     try:
         days, months = _cron_values(dom, 1, 31), _cron_values(month, 1, 12)
-        weekdays = _cron_values(dow, 0, 6, _WEEKDAYS)
+        weekdays = _cron_values(weekday_field(dow), 0, 6, _WEEKDAYS)
     except ValueError:
-        trigger = CronTrigger.from_crontab(config.schedule or "", timezone=config.zone)
+        trigger = cron_trigger(config.schedule or "", config.zone)
         cache: dict[tuple[int, int, int], int] = {}
 
         def asked(day: date) -> int:

@@ -22,6 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from lookback_gui.core.applog import log_unexpected, where_details_are
+from lookback_gui.core.cron import cron_trigger
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.events import Fanout, GapFillHeld, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
@@ -56,7 +57,7 @@ class PlannedPull:
 def trigger_for(config: MetricConfig) -> CronTrigger | IntervalTrigger | None:
     """The APScheduler trigger of a metric's ``schedule`` or ``every``, in its time zone."""
     if config.schedule:
-        return CronTrigger.from_crontab(config.schedule, timezone=config.zone)
+        return cron_trigger(config.schedule, config.zone)
     if config.every:
         return IntervalTrigger(seconds=int(config.every.total_seconds()), timezone=config.zone)
     return None
@@ -72,7 +73,7 @@ def is_due(config: MetricConfig, last_seen: datetime, now: datetime) -> bool:
     if config.every:
         return now - last_seen >= config.every
     if config.schedule:
-        trigger = CronTrigger.from_crontab(config.schedule, timezone=config.zone)
+        trigger = cron_trigger(config.schedule, config.zone)
         after = last_seen.replace(tzinfo=config.zone) + timedelta(seconds=1)
         fire = trigger.get_next_fire_time(None, after)
         return fire is not None and fire <= now.replace(tzinfo=config.zone)

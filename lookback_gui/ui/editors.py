@@ -666,9 +666,9 @@ class MetricEditor(_Editor):
             zone = zoneinfo.ZoneInfo(self.timezone.currentText() or "UTC")
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             return "unknown time zone"
-        from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
+        from lookback_gui.core.cron import cron_trigger
         from lookback_gui.core.durations import parse_duration
 
         try:
@@ -677,7 +677,7 @@ class MetricEditor(_Editor):
 
                 if len(text.split()) != 5:
                     raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
-                trigger: Any = CronTrigger.from_crontab(text, timezone=zone)
+                trigger: Any = cron_trigger(text, zone)
                 options = Options()
                 # the locale's clock: 06:00 where it has a 24-hour one, 06:00 AM where not
                 options.use_24hour_time_format = "a" not in QLocale().timeFormat(
