@@ -30,7 +30,9 @@ import duckdb
 
 from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import StoreBusyError, StoreError
+from lookback_gui.core.objectstore import create_secret
 from lookback_gui.core.passwords import keyring_get
+from lookback_gui.core.storage import is_url
 from lookback_gui.core.storelock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
 
 if TYPE_CHECKING:
@@ -39,8 +41,10 @@ if TYPE_CHECKING:
     from lookback_gui.core.storeconfig import StoreConfig
 
 LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
+DATA_SECRET = "lookback_store_data"  # the DuckDB secret of a data_path in object storage
 LEASE_S = 20.0  # a scheduling lease not renewed for this long is free to take over
 _WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per catalog database)
+_CREATE_LOCK = 0x100C_BAC1  # held while a new store's DuckLake tables are made
 _SEQUENCES = ("lookback_run_ids", "lookback_commit_seqs")
 
 
@@ -190,27 +194,43 @@ class Catalog:
                     with self._lock, contextlib.suppress(Exception):
                         self._con.execute("SELECT pg_advisory_unlock(%s)", [_WRITE_LOCK])
 
-    def _take_write_lock(self) -> None:
+    @contextlib.contextmanager
+    def creating(self) -> Iterator[None]:
+        """Hold the block (preparing and attaching the store) under a lock of its own when the
+        catalog holds no DuckLake tables yet: two processes that open a new store at once
+        would both make them, and the second would fail. The one that waited finds them made."""
+        if self.snapshot() is not None:
+            yield
+            return
+        with self._writer:
+            self._take_write_lock(_CREATE_LOCK)
+            try:
+                yield
+            finally:
+                with self._lock, contextlib.suppress(Exception):
+                    self._con.execute("SELECT pg_advisory_unlock(%s)", [_CREATE_LOCK])
+
+    def _take_write_lock(self, key: int = _WRITE_LOCK) -> None:
         started = time.monotonic()
         said = False
         while True:
-            row = self._query("SELECT pg_try_advisory_lock(%s)", [_WRITE_LOCK])
+            row = self._query("SELECT pg_try_advisory_lock(%s)", [key])
             if row and row[0]:
                 return
             waited = time.monotonic() - started
             if waited >= self.wait_s:
                 raise StoreBusyError(
-                    f"{self.config.describe()} is being written by {self._holder()} and was "
+                    f"{self.config.describe()} is being written by {self._holder(key)} and was "
                     f"not free after {self.wait_s:.0f} s; try again when it has finished", None)
             if not said and waited >= SAY_AFTER_S and self.waiting is not None:
                 said = True
                 self.waiting(f"waiting for {self.config.describe()}: being written by "
-                             f"{self._holder()}")
+                             f"{self._holder(key)}")
             time.sleep(max(POLL_S, 0.05))
 
-    def _holder(self) -> str:
+    def _holder(self, key: int = _WRITE_LOCK) -> str:
         with self._lock:
-            return _holders(self._con.cursor(), _WRITE_LOCK)
+            return _holders(self._con.cursor(), key)
 
     def close(self) -> None:
         with self._lock, contextlib.suppress(Exception):
@@ -221,7 +241,9 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
            *, read_only: bool = False) -> None:
     """Attach the team store to ``con`` as ``lake`` and make it the default database.
 
-    The password reaches DuckDB only as a secret, which DuckDB never repeats in a message.
+    The password reaches DuckDB only as a secret, which DuckDB never repeats in a message; so
+    do the credentials of a ``data_path`` in object storage (a temporary secret of this
+    connection, scoped to the data path: never in the catalog, a message or the project file).
     """
     try:
         for name in ("postgres_scanner", "ducklake"):
@@ -230,7 +252,12 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
         raise StoreError(f"{config.describe()}: DuckDB's ducklake extension cannot be loaded "
                          f"({str(exc).splitlines()[0]}); install the pip package "
                          "duckdb-extension-ducklake") from None
-    options = [f"DATA_PATH {quote_literal(config.data_path or '')}"]
+    data_path = config.data_path or ""
+    if is_url(data_path):  # its credentials reach DuckDB as a secret scoped to the data files
+        data_path = data_path.rstrip("/") + "/"
+        create_secret(con, DATA_SECRET, data_path, config.storage, config.describe(),
+                      error=StoreError)
+    options = [f"DATA_PATH {quote_literal(data_path)}"]
     if read_only:
         options.append("READ_ONLY")
     if password is not None:

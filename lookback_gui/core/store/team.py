@@ -59,10 +59,11 @@ class TeamDatabase(Database):
         self._state = threading.Condition()
         self._catalog = Catalog(config, wait_s=wait_s, waiting=waiting)
         try:
-            if not read_only:
-                self._catalog.prepare()
             self._lake = duckdb.connect()
-            attach(self._lake, config, self._catalog.password, read_only=read_only)
+            with self._catalog.creating():
+                if not read_only:
+                    self._catalog.prepare()
+                attach(self._lake, config, self._catalog.password, read_only=read_only)
         except BaseException:
             self._catalog.close()
             raise
