@@ -332,6 +332,23 @@ def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(s3_server, s3
     assert len(err.strip().splitlines()) == 1
 
 
+def test_object_storage_out_of_reach_fails_a_pull_with_one_line_naming_the_store(
+        catalog, tmp_path, monkeypatch):
+    make_orders(tmp_path / "shop.duckdb", ROWS)
+    monkeypatch.setenv("LOOKBACK_UNREACHABLE_SECRET", "unreachable-secret-value")
+    path = tmp_path / "lookback.toml"
+    path.write_text(team_text(catalog, data="s3://nowhere/lake").replace(
+        "data_path = ", 'access_key_id = "k"\nsecret_env = "LOOKBACK_UNREACHABLE_SECRET"\n'
+        'endpoint = "127.0.0.1:1"\nuse_ssl = false\nurl_style = "path"\ndata_path = '))
+    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
+                           "2026-11-25 00:00")
+    assert code == 1
+    assert err.startswith("error: team store host=127.0.0.1"), err
+    assert "a write failed" in err and "127.0.0.1:1" in err
+    assert "this is a bug" not in err and len(err.strip().splitlines()) == 1
+    assert "unreachable-secret-value" not in err
+
+
 SCHEDULED = '\nevery = "1h"\n'
 
 

@@ -276,9 +276,12 @@ class Database:
             try:
                 yield cur
                 self.check_before_commit()
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):  # the first error is the one to tell
                     cur.execute("ROLLBACK")
+                if isinstance(exc, duckdb.IOException):  # data files out of reach: not a bug
+                    raise StoreError(f"{self.label}: a write failed: "
+                                     f"{' '.join(str(exc).split())}") from None
                 raise
             try:
                 cur.execute("COMMIT")
