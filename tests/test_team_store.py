@@ -76,6 +76,22 @@ def team(tmp_path: Path, catalog: str) -> Path:
     return path
 
 
+@pytest.fixture(params=["folder", "s3"])
+def any_team(request: pytest.FixtureRequest, tmp_path: Path, catalog: str) -> Path:
+    """A project whose team store keeps its data files in a folder, or in a bucket of the
+    local S3 server (its secret in an environment variable, as a member would set it)."""
+    make_orders(tmp_path / "shop.duckdb", ROWS)
+    path = tmp_path / "lookback.toml"
+    if request.param == "folder":
+        path.write_text(team_text(catalog))
+    else:
+        server = request.getfixturevalue("s3_server")
+        request.getfixturevalue("s3_secret")
+        text = team_text(catalog, data=f"s3://{server.bucket('team')}/lake")
+        path.write_text(text.replace('data_path = ', server.source_keys() + 'data_path = '))
+    return path
+
+
 # -- the project file ------------------------------------------------------------------------
 
 
@@ -255,6 +271,88 @@ def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
         tmp_path / "shop.duckdb")
 
 
+def test_two_processes_pulling_at_once_lose_nothing(any_team, tmp_path):
+    """Two processes pull into one team store at the same time (its data files in a folder or
+    in object storage): every run is there once, with its own id, and the values equal a
+    fresh aggregate of the buckets the pulls covered."""
+    team = any_team
+    script = textwrap.dedent("""
+        import sys
+        from lookback_gui.cli import main
+        for as_of in sys.argv[2:]:
+            code = main(["--project", sys.argv[1], "pull", "daily_orders", "--as-of", as_of])
+            assert code == 0, code
+    """)
+    chunks = (["2026-11-27 00:00", "2026-11-28 00:00"], ["2026-11-27 12:00", "2026-11-28 12:00"])
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(team), *chunk],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for chunk in chunks]
+    for writer in writers:
+        _, err = writer.communicate(timeout=240)
+        assert writer.returncode == 0, err
+    code, out, _ = run_cli("--project", str(team), "runs", "--json")
+    runs = json.loads(out)
+    assert sorted(r["id"] for r in runs) == [1, 2, 3, 4]
+    assert all(r["status"] == "succeeded" for r in runs), [r["error"] for r in runs]
+    history = {}
+    for h in _history(team):
+        history.setdefault((h["bucket"], h["dims"]["country"]), {})[h["measure"]] = h["value"]
+    expected = {k: v for k, v in _aggregate(tmp_path / "shop.duckdb").items()
+                if k[0] >= "2026-11-21"}  # the first pull's window starts there
+    assert {k: (v["orders"], v["revenue"]) for k, v in history.items()} == expected
+
+
+def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(s3_server, s3_secret,
+                                                                    catalog, tmp_path,
+                                                                    monkeypatch):
+    """The data files go to the bucket under data_path; the key's secret reaches DuckDB only:
+    it is in no message, no catalog table and not in the project file."""
+    import psycopg
+
+    make_orders(tmp_path / "shop.duckdb", ROWS)
+    bucket = s3_server.bucket("team")
+    path = tmp_path / "lookback.toml"
+    text = team_text(catalog, data=f"s3://{bucket}/lake")
+    path.write_text(text.replace("data_path = ", s3_server.source_keys() + "data_path = "))
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
+                             "2026-11-25 00:00")
+    assert code == 0, err
+    listed = s3_server.client().list_objects_v2(Bucket=bucket)
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert keys and all(k.startswith("lake/") for k in keys), keys
+    assert any(k.endswith(".parquet") for k in keys)
+    assert s3_secret not in path.read_text() and s3_secret not in out + err
+    with psycopg.connect(catalog, autocommit=True) as con:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")]
+        for table in tables:
+            for row in con.execute(f'SELECT t::text FROM "{table}" t'):
+                assert s3_secret not in row[0], table
+    # an unset secret: one line naming the variable
+    monkeypatch.delenv("LOOKBACK_TEST_S3_SECRET")
+    code, _, err = run_cli("--project", str(path), "runs")
+    assert code != 0
+    assert "LOOKBACK_TEST_S3_SECRET (secret_env) is not set" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_object_storage_out_of_reach_fails_a_pull_with_one_line_naming_the_store(
+        catalog, tmp_path, monkeypatch):
+    make_orders(tmp_path / "shop.duckdb", ROWS)
+    monkeypatch.setenv("LOOKBACK_UNREACHABLE_SECRET", "unreachable-secret-value")
+    path = tmp_path / "lookback.toml"
+    path.write_text(team_text(catalog, data="s3://nowhere/lake").replace(
+        "data_path = ", 'access_key_id = "k"\nsecret_env = "LOOKBACK_UNREACHABLE_SECRET"\n'
+        'endpoint = "127.0.0.1:1"\nuse_ssl = false\nurl_style = "path"\ndata_path = '))
+    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
+                           "2026-11-25 00:00")
+    assert code == 1
+    assert err.startswith("error: team store host=127.0.0.1"), err
+    assert "a write failed" in err and "127.0.0.1:1" in err
+    assert "this is a bug" not in err and len(err.strip().splitlines()) == 1
+    assert "unreachable-secret-value" not in err
+
+
 SCHEDULED = '\nevery = "1h"\n'
 
 
@@ -346,7 +444,8 @@ class Lines:
 
 
 def test_a_local_store_copied_into_a_team_store_and_back_keeps_every_run_and_version(
-        team, tmp_path):
+        any_team, tmp_path):
+    team = any_team  # data files in a folder, or in object storage
     local = tmp_path / "local"
     local.mkdir()
     make_orders(local / "shop.duckdb", ROWS)
@@ -502,7 +601,8 @@ def test_a_copy_is_refused_while_a_run_is_running_and_into_the_same_store(tmp_pa
     assert json.loads(out) == []
 
 
-def test_compacting_a_team_store_merges_its_files_and_keeps_every_version(team):
+def test_compacting_a_team_store_merges_its_files_and_keeps_every_version(any_team):
+    team = any_team  # data files in a folder, or in object storage
     for as_of in ("2026-11-24 00:00", "2026-11-25 00:00", "2026-11-26 00:00", "2026-11-27 00:00"):
         assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of", as_of)[0] == 0
     before = (_history(team), run_cli("--project", str(team), "revisions", "daily_orders",

@@ -39,7 +39,9 @@ import duckdb
 from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import StoreBusyError, StoreError, TransientStoreError
 from lookback_gui.core.failures import is_transient
+from lookback_gui.core.objectstore import create_secret
 from lookback_gui.core.passwords import keyring_get
+from lookback_gui.core.storage import is_url
 from lookback_gui.core.storelock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from lookback_gui.core.storeconfig import StoreConfig
 
 LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
+DATA_SECRET = "lookback_store_data"  # the DuckDB secret of a data_path in object storage
 LEASE_S = 20.0  # a scheduling lease not renewed for this long is free to take over
 _WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per catalog database)
 _CREATE_LOCK = 0x100C_BAC1  # held while a process creates the catalog's tables the first time
@@ -324,7 +327,9 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
            *, read_only: bool = False) -> None:
     """Attach the team store to ``con`` as ``lake`` and make it the default database.
 
-    The password reaches DuckDB only as a secret, which DuckDB never repeats in a message.
+    The password reaches DuckDB only as a secret, which DuckDB never repeats in a message; so
+    do the credentials of a ``data_path`` in object storage (a temporary secret of this
+    connection, scoped to the data path: never in the catalog, a message or the project file).
     """
     try:
         for name in ("postgres_scanner", "ducklake"):
@@ -333,7 +338,12 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
         raise StoreError(f"{config.describe()}: DuckDB's ducklake extension cannot be loaded "
                          f"({str(exc).splitlines()[0]}); install the pip package "
                          "duckdb-extension-ducklake") from None
-    options = [f"DATA_PATH {quote_literal(config.data_path or '')}"]
+    data_path = config.data_path or ""
+    if is_url(data_path):  # its credentials reach DuckDB as a secret scoped to the data files
+        data_path = data_path.rstrip("/") + "/"
+        create_secret(con, DATA_SECRET, data_path, config.storage, config.describe(),
+                      error=StoreError)
+    options = [f"DATA_PATH {quote_literal(data_path)}"]
     if read_only:
         options.append("READ_ONLY")
     if password is not None:

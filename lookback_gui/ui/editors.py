@@ -54,10 +54,12 @@ from lookback_gui.core.project import (
 from lookback_gui.core.project_keys import tooltip
 from lookback_gui.core.pull import Preview, preview_metric
 from lookback_gui.core.sources import describe_schema, keyring_user
+from lookback_gui.core.storage import StorageConfig
 from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.dialogs import open_file_name
 from lookback_gui.ui.models import PreviewModel
+from lookback_gui.ui.storage_fields import StorageFields, storage_kind
 
 MONO = QFont("monospace")
 MONO.setStyleHint(QFont.StyleHint.Monospace)
@@ -265,6 +267,8 @@ class SourceEditor(_Editor):
         if source:
             self.type.setCurrentText(source.type)
         self.path = QLineEdit(source.path or "" if source else "", accessibleName="Path or glob")
+        self.path.setPlaceholderText("a file or glob, or a URL: s3://bucket/events/*.parquet")
+        self.storage = StorageFields(source.storage if source else None)
         self.browse = QPushButton("Browse…", accessibleName="Choose a file")
         self.dsn = QLineEdit(source.dsn or "" if source else "", accessibleName="DSN")
         self.dsn.setPlaceholderText("host=127.0.0.1 port=5432 dbname=shop user=analyst")
@@ -288,6 +292,10 @@ class SourceEditor(_Editor):
         path_layout.addWidget(self.path, 1)
         path_layout.addWidget(self.browse)
         self.field_row(form, "Path", "path", path_row)
+        for key, label in (("access_key_id", "Access key id"), ("secret_env", "Secret variable"),
+                           ("secret", "Secret"), ("endpoint", "Endpoint"), ("region", "Region"),
+                           ("url_style", "URL style")):
+            self.field_row(form, label, key, self.storage.widgets()[key])
         self.field_row(form, "DSN", "dsn", self.dsn)
         self.field_row(form, "Password variable", "password_env", self.password_env)
         self.field_row(form, "Password", "password", self.password)
@@ -305,8 +313,10 @@ class SourceEditor(_Editor):
         self.resize(640, 560)
 
         self.watch(self.name.textChanged, self.type.currentTextChanged, self.path.textChanged,
-                   self.dsn.textChanged, self.password_env.textChanged)
+                   self.dsn.textChanged, self.password_env.textChanged,
+                   *self.storage.signals())
         self.type.currentTextChanged.connect(self._type_changed)
+        self.path.textChanged.connect(lambda _: self._type_changed(self.type.currentText()))
         self.browse.clicked.connect(self._browse)
         self.test.clicked.connect(self.test_connection)
         buttons.accepted.connect(self.save)
@@ -314,12 +324,17 @@ class SourceEditor(_Editor):
         self._type_changed(self.type.currentText())
 
     def _type_changed(self, kind: str) -> None:
-        """Show the path for file sources, the DSN and password for servers."""
+        """Show the path for file sources (with the storage keys when it is a URL of object
+        storage), the DSN and password for servers."""
         is_file = kind in FILE_SOURCE_TYPES
         self.form.setRowVisible(self.rows["path"], is_file)
         for key in ("dsn", "password_env", "password"):
             self.form.setRowVisible(self.rows[key], not is_file)
-        self.browse.setEnabled(is_file)
+        url = is_file and "://" in self.path.text()
+        shown = self.storage.visible_keys(storage_kind(self.path.text()) if is_file else None)
+        for key in StorageFields.KEYS:
+            self.form.setRowVisible(self.rows[key], key in shown)
+        self.browse.setEnabled(is_file and not url)
 
     def _browse(self) -> None:
         path = open_file_name(self, "Choose the source file",
@@ -335,7 +350,7 @@ class SourceEditor(_Editor):
 
     def snapshot(self) -> object:
         return (self.name.text(), self.type.currentText(), self.path.text(), self.dsn.text(),
-                self.password_env.text(), self.password.text())
+                self.password_env.text(), self.password.text(), self.storage.snapshot())
 
     def validate_quietly(self) -> None:
         self._candidate()
@@ -343,10 +358,12 @@ class SourceEditor(_Editor):
     def values(self) -> dict[str, Any]:
         kind = self.type.currentText()
         if kind in FILE_SOURCE_TYPES:
-            return {"type": kind, "path": self.path.text().strip(), "dsn": None,
-                    "password_env": None}
+            path = self.path.text().strip()
+            return {"type": kind, "path": path, "dsn": None, "password_env": None,
+                    **self.storage.values(path)}
         return {"type": kind, "path": None, "dsn": self.dsn.text().strip(),
-                "password_env": self.password_env.text().strip() or None}
+                "password_env": self.password_env.text().strip() or None,
+                **self.storage.values("")}
 
     def _apply(self, document: ProjectDocument) -> None:
         name = self.name.text().strip()
@@ -372,19 +389,29 @@ class SourceEditor(_Editor):
                                     resolved_path=str(self.project.directory
                                                       / (self.values()["path"] or "")),
                                     dsn=self.values()["dsn"],
-                                    password_env=self.values()["password_env"])
+                                    password_env=self.values()["password_env"],
+                                    storage=self._candidate_storage())
             self.show_project_error(exc)
             return None
         return project.sources[name]
 
+    def _candidate_storage(self) -> StorageConfig | None:
+        values = self.values()
+        if storage_kind(values["path"] or "") is None:
+            return None
+        return StorageConfig(access_key_id=values["access_key_id"],
+                             secret_env=values["secret_env"], endpoint=values.get("endpoint"),
+                             region=values.get("region"), url_style=values.get("url_style"))
+
     def test_connection(self) -> None:
-        source = self._candidate()
-        if source is None:
+        candidate = self._candidate()
+        if candidate is None:
             return
+        source, environ = self.storage.for_test(candidate)
         self.test.setEnabled(False)
         self.test_result.setText("connecting…")
         self.schema.clear()
-        self.bridge.submit(f"test-{id(self)}", lambda: describe_schema(source),
+        self.bridge.submit(f"test-{id(self)}", lambda: describe_schema(source, environ),
                            self._tested, self._test_failed)
 
     def _tested(self, rows: list[dict[str, Any]]) -> None:
@@ -426,6 +453,20 @@ class SourceEditor(_Editor):
                                 "password cannot be stored safely; set a password variable "
                                 f"(password_env) instead ({type(exc).__name__})")
                 return
+        path = self.path.text().strip() if self.type.currentText() in FILE_SOURCE_TYPES else ""
+        problem = self.storage.secret_problem(path)
+        if problem:
+            self.clear_errors()
+            self.show_error("secret", problem)
+            return
+        try:
+            self.storage.keep_secret(path)
+        except Exception as exc:
+            self.clear_errors()
+            self.show_error("secret", "no keyring service is available here, so the secret "
+                            "cannot be stored safely; set a secret variable (secret_env) "
+                            f"instead ({type(exc).__name__})")
+            return
         if self.try_save(self._apply):
             self.accept()
 

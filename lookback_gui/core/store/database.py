@@ -313,6 +313,9 @@ class Database:
                     cur.execute("ROLLBACK")
                 if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc) and not self.team:
                     raise disk_full(self.path, "a write; nothing was written") from None
+                if isinstance(exc, duckdb.IOException):  # data files out of reach: not a bug
+                    raise StoreError(f"{self.label}: a write failed: "
+                                     f"{' '.join(str(exc).split())}") from None
                 raise
             try:
                 cur.execute("COMMIT")
