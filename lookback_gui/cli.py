@@ -336,11 +336,16 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(f"backfill of {config.name} from {_cell(start)} to {_cell(end)} would "
                          f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
                          "confirmed with --yes (or narrow --from/--to)")
+    concurrency = project.sources[config.source].concurrency
+    workers = 2 if args.workers is None else args.workers
+    if args.workers is not None and workers > concurrency:  # asked for more than it may
+        known += (f"; {concurrency} at once, not {workers}: source {config.source} has "
+                  f"concurrency = {concurrency}")
     out.write(f"backfill {config.name}: {plan}, {known}\n")
     out.flush()
     with _open_store(project, err) as store:
         runs = _until_ctrl_c(lambda control: backfill(
-            project, config, store, start, end, on_chunk=_progress(out, err), workers=args.workers,
+            project, config, store, start, end, on_chunk=_progress(out, err), workers=workers,
             control=control, observer=_alert_warnings(err), connections=args.connections,
             as_known_then=args.as_known_then), args.stop)
     cancelled = [r for r in runs if r.status == "cancelled"]
@@ -1123,7 +1128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("metric")
     p.add_argument("--from", dest="from_", metavar="TS", required=True)
     p.add_argument("--to", metavar="TS", required=True)
-    p.add_argument("--workers", type=_positive_int, default=2, metavar="N",
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="chunks pulled at once, at most the source's concurrency (default 2)")
     p.add_argument("--yes", action="store_true",
                    help="confirm a backfill of more than 1000 chunks")

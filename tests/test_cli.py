@@ -295,3 +295,13 @@ def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project,
         assert len(store.history("daily_orders")) == 4
     code, out, _ = run_cli("runs", "--project", str(project), "--json")
     assert [r["status"] for r in json.loads(out)] == ["interrupted", "succeeded"]
+
+
+def test_backfill_says_when_the_source_caps_its_workers(project):
+    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
+                             "--from", "2026-10-25", "--to", "2026-10-31", "--workers", "3")
+    assert code == 0, err
+    assert "1 at once, not 3: source shop has concurrency = 1" in out.splitlines()[0]
+    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
+                             "--from", "2026-10-25", "--to", "2026-10-31")
+    assert "at once" not in out
