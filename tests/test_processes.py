@@ -173,7 +173,11 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
         assert {r.trigger for r in runs} >= {"command-line", "manual", "schedule"}
         assert sum(r.trigger == "manual" for r in runs) == app_pulls > 0
         assert daemon_runs <= set(ids)
-        assert all(r.status == "succeeded" for r in runs), [r.error for r in runs if r.error]
+        # every run succeeded, but for a pull of the daemon or the app that their stop cancelled
+        # (running pulls get 10 s: on a busy machine one may still run then)
+        assert all(r.status == "succeeded" or (r.status == "cancelled" and r.trigger != "command-line")
+                   for r in runs), [(r.status, r.error) for r in runs if r.error]
+        assert sum(r.status == "cancelled" for r in runs) <= 2
         last = runs[0]
         expected = fresh_aggregate(source, last.window_start, last.window_end)
         stored = {(r.bucket, r.dims["country"], r.measure): r.value

@@ -124,8 +124,8 @@ def test_processes_opening_a_new_team_store_at_once_all_succeed(tmp_path, trial)
                 if opener.poll() is None:
                     opener.kill()
                     opener.communicate()
-        assert [(o.returncode, out.strip(), err.strip()[-300:])
-                for o, (out, err) in zip(openers, results, strict=True)] == [(0, "0", "")] * 3
+        assert [(o.returncode, out.strip().splitlines()[-1:], err.strip()[-300:])
+                for o, (out, err) in zip(openers, results, strict=True)] == [(0, ["0"], "")] * 3
         code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
                                "2026-11-25 00:00")
         assert code == 0, err
