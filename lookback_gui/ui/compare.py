@@ -246,7 +246,7 @@ class CompareWidget(QWidget):
         self.top_button.setToolTip("compare the largest series of the measure (by the sum of "
                                    "their current values)")
         self.stacked_box = QCheckBox("Stacked", accessibleName="Stack the series")
-        self.status = QLabel()
+        self.status = QLabel(wordWrap=True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.series_list = QListWidget(accessibleName="Series to compare")
         self.series_list.setToolTip(f"tick the series to compare (at most {MAX_COMPARED})")
@@ -439,18 +439,41 @@ class CompareWidget(QWidget):
             self.region.setRegion(data.provisional)
             self.region.setToolTip(data.provisional_label)
         self.region.setVisible(data.provisional is not None)
+        # a new choice of series shows all of it; a reload of the same keeps the user's view
         key = (data.metric, data.measure, tuple(series_id(s.dims) for s in data.series), stacked,
-               tuple(sorted(self._hidden)))
+               tuple(sorted(self._hidden)) if stacked else ())
         if key != self._drawn_key:
-            self.plot.getPlotItem().enableAutoRange()
+            self._show_all(shown)
         self._drawn_key = key
         revised = sum(s.drawing.revised for s in data.series if s.drawing is not None)
         removed = sum(s.drawing.removed for s in data.series if s.drawing is not None)
-        how = ("stacked: the top line is the sum of the series shown" if stacked else "overlaid")
+        n_hidden = len(self.layers) - len(shown)
+        how = "stacked: the top line is their sum" if stacked else "overlaid"
         self.status.setText(
-            f"{len(data.series)} series of {data.measure}, {how}; {revised} revised, {removed} "
-            "removed buckets. ◆ revised  ✕ removed  ○ partial; click a legend entry to hide or "
-            "show its series.")
+            f"{len(data.series)} series of {data.measure}"
+            + (f" ({n_hidden} hidden)" if n_hidden else "") + f", {how}; {revised} revised, "
+            f"{removed} removed buckets; shaded: {data.provisional_label}. "
+            "◆ revised  ✕ removed  ○ partial; click a legend entry to hide or show its series.")
+
+    def _show_all(self, shown: list[SeriesLayer]) -> None:
+        """Every bucket of the series ``shown``, with headroom above them for the legend."""
+        xs, ys = [], []
+        for layer in shown:
+            x, y = layer.curve.getOriginalDataset()
+            if x is not None and y is not None and len(x):
+                xs.append(np.asarray(x, dtype=float))
+                ys.append(np.asarray(y, dtype=float))
+        if not xs:
+            return
+        x = np.concatenate(xs)
+        y = np.concatenate(ys)
+        y = y[np.isfinite(y)]
+        low, high = (float(y.min()), float(y.max())) if len(y) else (0.0, 1.0)
+        if self.stacked_box.isChecked():
+            low = min(low, 0.0)
+        span = (high - low) or abs(high) or 1.0
+        self.plot.getViewBox().setRange(xRange=(float(x.min()), float(x.max())),
+                                        yRange=(low, high + 0.12 * span))
 
     def _tip(self, data: ChartData, index: Any) -> str:
         if index is None or data.drawing is None:
