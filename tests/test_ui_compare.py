@@ -119,6 +119,10 @@ def test_several_series_are_drawn_each_in_its_own_colour_with_its_marks(qtbot, c
         expected = [float(epoch_seconds(np.array([np.datetime64("2026-10-28")]))[0])]
         assert revised == (expected if country in ("DE", "FR") else [])
         assert layer.revised.opts["brush"].color().name().upper() == layer.colour
+        if country == "DE":  # a marker's tooltip: the bucket of its series, and its history
+            tip = layer.revised.opts["tip"](0, 0, layer.revised.data["data"][0])
+            assert tip.startswith("2026-10-28  (country=DE, orders)")
+            assert "first reported: 1" in tip and "value: 2" in tip
         # DE's 10-30 was still filling when pulled
         assert (len(layer.partial.getData()[0]) == 1) is (country == "DE")
     assert compare.region.isVisible() and data.provisional is not None
@@ -227,11 +231,14 @@ def test_the_window_compares_the_selected_metric_and_a_run_reloads_it(qtbot, tmp
         with qtbot.waitSignal(window.opened, timeout=20000):
             window.open_project(shop, start_scheduler=False)
         window.select_metric("daily_orders")
+        qtbot.waitUntil(lambda: window.chart._data is not None, timeout=20000)
+        window.chart.measure_box.setCurrentText("orders")  # the measure the Chart tab shows
         action = [a for a in window.findChildren(QAction)
                   if a.shortcut() == QKeySequence("Ctrl+Shift+C")]
         with qtbot.waitSignal(window.compare.loaded, timeout=20000):
             action[0].trigger()
         assert window.tabs.currentWidget() is window.compare
+        assert window.compare._data.measure == "orders"
         before = window.compare._data
         with qtbot.waitSignal(window.compare.loaded, timeout=20000):
             run_pull(window.project, "daily_orders", window.store,

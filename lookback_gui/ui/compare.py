@@ -238,6 +238,8 @@ class CompareWidget(QWidget):
         self._drawn_key: tuple[Any, ...] | None = None
         self.layers: list[SeriesLayer] = []
         self.settling: Callable[[str], int | None] = lambda _name: None  # the window gives it
+        # the measure the Chart tab shows, compared until another is chosen here
+        self.measure_hint: Callable[[], str] = lambda: ""
 
         self.measure_box = QComboBox(accessibleName="Compared measure")
         self.top_box = QSpinBox(accessibleName="How many of the largest series", minimum=1,
@@ -336,7 +338,7 @@ class CompareWidget(QWidget):
             self._clear("no metric selected")
             return
         self._stale = False
-        measure = self.measure_box.currentText() or None
+        measure = self.measure_box.currentText() or self.measure_hint() or None
         chosen, top = self._chosen, self.top_box.value()
         settle = self.settling(config.name)
         self.status.setText("loading…")
