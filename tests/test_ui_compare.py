@@ -15,12 +15,19 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 import lookback_gui.ui  # noqa: F401
+from lookback_gui.core.additivity import Additivity
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
-from lookback_gui.ui.chart_model import epoch_seconds
-from lookback_gui.ui.compare import PALETTE, CompareWidget, load_comparison, stacked_levels
+from lookback_gui.ui.chart_model import MAX_MARKERS, ChartData, epoch_seconds, prepare_drawing
+from lookback_gui.ui.compare import (
+    PALETTE,
+    CompareWidget,
+    Comparison,
+    load_comparison,
+    stacked_levels,
+)
 from lookback_gui.ui.main_window import MainWindow
 from tests.helpers import DAILY_SQL, make_orders, project_text, ts
 
@@ -247,3 +254,30 @@ def test_the_window_compares_the_selected_metric_and_a_run_reloads_it(qtbot, tmp
         assert window.compare._data.metric == "daily_orders"
     finally:
         window.close_session(wait=True)
+
+
+def long_series(country: str, buckets: int) -> ChartData:
+    """A minute series of ``buckets`` buckets, every one of them revised once."""
+    bucket = np.datetime64("2026-01-01T00:00") + np.arange(buckets).astype("timedelta64[m]")
+    value = np.sin(np.arange(buckets) / 50.0) * 100 + 200
+    every = np.arange(buckets)
+    arrays = {"bucket": bucket, "value": value, "marked": every, "first_value": value - 1,
+              "versions": np.full(buckets, 2), "last_run": np.full(buckets, 2),
+              "removed": np.zeros(buckets, bool), "partial": np.zeros(buckets, bool)}
+    return ChartData("m", "orders", {"country": country}, arrays, [],
+                     drawing=prepare_drawing(arrays))
+
+
+def test_markers_of_long_series_are_thinned_to_the_view(qtbot, compare):
+    compare._metric = compare.project.metrics["daily_orders"]  # drawn as it, without a load
+    series = (long_series("DE", 200_000), long_series("FR", 200_000))
+    compare._show(Comparison("daily_orders", "orders", series, [], Additivity(True)))
+    for layer in compare.layers:  # the whole of each: no more than the screen can show
+        assert 0 < len(layer.revised.getData()[0]) <= MAX_MARKERS
+    x = series[0].drawing.x
+    compare.plot.getViewBox().setRange(xRange=(x[1000], x[1100]), padding=0)
+    qtbot.waitUntil(lambda: all(layer.revised.getData()[0].max() <= x[1100]
+                                for layer in compare.layers), timeout=10000)
+    for layer in compare.layers:  # zoomed in: every one in view
+        shown = layer.revised.getData()[0]
+        assert set(x[1000:1101].tolist()) <= set(shown.tolist()) and len(shown) <= 110

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -47,6 +47,7 @@ from lookback_gui.ui.chart_model import (
     describe_point,
     load_chart,
     series_id,
+    thin_markers,
 )
 from lookback_gui.ui.models import fmt_number, fmt_series
 from lookback_gui.ui.theme import chart_colours, is_dark
@@ -153,6 +154,7 @@ class SeriesLayer:
         self.colour = colour
         self._plot = plot
         self.stacked = False
+        self._marks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         pen = pg.mkPen(colour, width=2)
         self.curve = pg.PlotDataItem(pen=pen, name=fmt_series(data.dims))
         self.curve.setClipToView(True)
@@ -196,12 +198,26 @@ class SeriesLayer:
             self.curve.setData(x, top)
             self.base.setData(x, bottom)
             self.band.setVisible(self.curve.isVisible())
-        for item, kind in ((self.revised, "revised"), (self.partial, "partial"),
-                           (self.removed, "removed")):
+        self._marks = {}
+        for kind in ("revised", "partial", "removed"):
             where, xs, ys = drawing.marks[kind]
             if level is not None:  # on the top of its band
                 ys = level[2][np.searchsorted(level[0], xs)]
-            item.setData(x=xs, y=ys, data=where)
+            self._marks[kind] = (where, xs, ys)
+
+    def place_markers(self, x_range: tuple[float, float], y_range: tuple[float, float],
+                      size_px: tuple[float, float]) -> int:
+        """Set the markers in view, thinned as the chart thins them where they would pile up
+        (a long series has more revised buckets than the screen has room for); returns how
+        many were set."""
+        count = 0
+        for item, kind in ((self.revised, "revised"), (self.partial, "partial"),
+                           (self.removed, "removed")):
+            where, xs, ys = self._marks[kind]
+            chosen = thin_markers(xs, ys, x_range, y_range, size_px)
+            item.setData(x=xs[chosen], y=ys[chosen], data=where[chosen])
+            count += len(chosen)
+        return count
 
     def set_visible(self, shown: bool) -> None:
         for item in self.items:
@@ -288,6 +304,9 @@ class CompareWidget(QWidget):
         self.series_list.itemChanged.connect(self._ticked)
         self.top_button.clicked.connect(self.show_top)
         self.stacked_box.toggled.connect(lambda _on: self._draw_layers())
+        self._place_later = QTimer(self, singleShot=True, interval=15)  # a burst of zoom steps
+        self._place_later.timeout.connect(self.place_markers)
+        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._place_later.start())
         self.apply_palette()
         self._clear("no metric selected")
 
@@ -447,6 +466,7 @@ class CompareWidget(QWidget):
         if key != self._drawn_key:
             self._show_all(shown)
         self._drawn_key = key
+        self.place_markers()
         revised = sum(s.drawing.revised for s in data.series if s.drawing is not None)
         removed = sum(s.drawing.removed for s in data.series if s.drawing is not None)
         n_hidden = len(self.layers) - len(shown)
@@ -456,6 +476,14 @@ class CompareWidget(QWidget):
             + (f" ({n_hidden} hidden)" if n_hidden else "") + f", {how}; {revised} revised, "
             f"{removed} removed buckets; shaded: {data.provisional_label}. "
             "◆ revised  ✕ removed  ○ partial; click a legend entry to hide or show its series.")
+
+    def place_markers(self) -> None:
+        """The markers of every series for the part of the chart in view."""
+        view = self.plot.getViewBox()
+        (x0, x1), (y0, y1) = view.viewRange()
+        size = (view.width() or 1000.0, view.height() or 600.0)
+        for layer in self.layers:
+            layer.place_markers((x0, x1), (y0, y1), size)
 
     def _show_all(self, shown: list[SeriesLayer]) -> None:
         """Every bucket of the series ``shown``, with headroom above them for the legend."""
