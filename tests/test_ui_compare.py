@@ -272,8 +272,18 @@ def test_markers_of_long_series_are_thinned_to_the_view(qtbot, compare):
     compare._metric = compare.project.metrics["daily_orders"]  # drawn as it, without a load
     series = (long_series("DE", 200_000), long_series("FR", 200_000))
     compare._show(Comparison("daily_orders", "orders", series, [], Additivity(True)))
+    width = compare.plot.getViewBox().width()
     for layer in compare.layers:  # the whole of each: no more than the screen can show
         assert 0 < len(layer.revised.getData()[0]) <= MAX_MARKERS
+        assert len(layer.curve.getOriginalDataset()[0]) <= 3 * width  # 2 a column, and a tail
+    compare.stacked_box.setChecked(True)
+    for layer in compare.layers:  # a band: a bucket per pixel column, its top on the sum
+        xs, ys = layer.curve.getOriginalDataset()
+        assert 0 < len(xs) <= width + 4
+    top_x, top_y = compare.layers[-1].curve.getOriginalDataset()
+    at = np.searchsorted(series[0].drawing.x, top_x)
+    assert np.allclose(top_y, sum(s.arrays["value"][at] for s in series))
+    compare.stacked_box.setChecked(False)
     x = series[0].drawing.x
     compare.plot.getViewBox().setRange(xRange=(x[1000], x[1100]), padding=0)
     qtbot.waitUntil(lambda: all(layer.revised.getData()[0].max() <= x[1100]

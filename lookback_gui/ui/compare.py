@@ -44,7 +44,9 @@ from lookback_gui.ui.chart_model import (
     MARKER_SIZE_PX,
     ChartData,
     bucket_detail,
+    curve_for_view,
     describe_point,
+    in_view,
     load_chart,
     series_id,
     thin_markers,
@@ -155,10 +157,10 @@ class SeriesLayer:
         self._plot = plot
         self.stacked = False
         self._marks: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.line: tuple[np.ndarray, np.ndarray] = (np.array([]), np.array([]))
+        self.bottom: np.ndarray | None = None  # the bottom of its band, when stacked
         pen = pg.mkPen(colour, width=2)
         self.curve = pg.PlotDataItem(pen=pen, name=fmt_series(data.dims))
-        self.curve.setClipToView(True)
-        self.curve.setDownsampling(auto=True, method="peak")
         self.base = pg.PlotDataItem(pen=pg.mkPen(None))
         self.band = pg.FillBetweenItem(self.base, self.curve, brush=pg.mkBrush(
             QColor(colour).red(), QColor(colour).green(), QColor(colour).blue(), 110))
@@ -190,13 +192,13 @@ class SeriesLayer:
         assert drawing is not None
         self.stacked = level is not None
         if level is None:
-            self.curve.setData(drawing.x, self.data.arrays["value"], connect="finite")
+            self.line = (drawing.x, self.data.arrays["value"])
+            self.bottom = None
             self.base.setData([], [])
             self.band.setVisible(False)
         else:
             x, bottom, top = level
-            self.curve.setData(x, top)
-            self.base.setData(x, bottom)
+            self.line, self.bottom = (x, top), bottom
             self.band.setVisible(self.curve.isVisible())
         self._marks = {}
         for kind in ("revised", "partial", "removed"):
@@ -204,6 +206,24 @@ class SeriesLayer:
             if level is not None:  # on the top of its band
                 ys = level[2][np.searchsorted(level[0], xs)]
             self._marks[kind] = (where, xs, ys)
+
+    def fit(self, x_range: tuple[float, float], columns: float) -> None:
+        """The curve (and band) for a view of ``x_range`` that is ``columns`` pixels wide:
+        the points in view, or their envelope where there are more than pixels (see
+        curve_for_view), so a long series costs the GUI thread no more than a short one."""
+        x, y = self.line
+        if self.bottom is None:
+            self.curve.setData(*curve_for_view(x, y, x_range, columns), connect="finite")
+            return
+        # a band: one bucket per pixel column where there are more (the envelope's zigzag,
+        # filled, costs Qt seconds a frame); a spike narrower than a pixel shows once zoomed in
+        lo, hi = in_view(x, x_range)
+        lo, hi = max(lo - 1, 0), min(hi + 1, len(x))
+        step = max(1, (hi - lo) // max(int(columns), 1))
+        at = np.r_[np.arange(lo, hi, step), hi - 1] if hi > lo else np.arange(0)
+        at = np.unique(at)
+        self.curve.setData(x[at], y[at])
+        self.base.setData(x[at], self.bottom[at])
 
     def place_markers(self, x_range: tuple[float, float], y_range: tuple[float, float],
                       size_px: tuple[float, float]) -> int:
@@ -305,7 +325,7 @@ class CompareWidget(QWidget):
         self.top_button.clicked.connect(self.show_top)
         self.stacked_box.toggled.connect(lambda _on: self._draw_layers())
         self._place_later = QTimer(self, singleShot=True, interval=15)  # a burst of zoom steps
-        self._place_later.timeout.connect(self.place_markers)
+        self._place_later.timeout.connect(self.fit_to_view)
         self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._place_later.start())
         self.apply_palette()
         self._clear("no metric selected")
@@ -466,7 +486,8 @@ class CompareWidget(QWidget):
         if key != self._drawn_key:
             self._show_all(shown)
         self._drawn_key = key
-        self.place_markers()
+        self.fit_to_view()
+        self._place_later.stop()  # just fitted to this view
         revised = sum(s.drawing.revised for s in data.series if s.drawing is not None)
         removed = sum(s.drawing.removed for s in data.series if s.drawing is not None)
         n_hidden = len(self.layers) - len(shown)
@@ -477,19 +498,20 @@ class CompareWidget(QWidget):
             f"{removed} removed buckets; shaded: {data.provisional_label}. "
             "◆ revised  ✕ removed  ○ partial; click a legend entry to hide or show its series.")
 
-    def place_markers(self) -> None:
-        """The markers of every series for the part of the chart in view."""
+    def fit_to_view(self) -> None:
+        """The curves and markers of every series for the part of the chart in view."""
         view = self.plot.getViewBox()
         (x0, x1), (y0, y1) = view.viewRange()
         size = (view.width() or 1000.0, view.height() or 600.0)
         for layer in self.layers:
+            layer.fit((x0, x1), size[0])
             layer.place_markers((x0, x1), (y0, y1), size)
 
     def _show_all(self, shown: list[SeriesLayer]) -> None:
         """Every bucket of the series ``shown``, with headroom above them for the legend."""
         xs, ys = [], []
         for layer in shown:
-            x, y = layer.curve.getOriginalDataset()
+            x, y = layer.line
             if x is not None and y is not None and len(x):
                 xs.append(np.asarray(x, dtype=float))
                 ys.append(np.asarray(y, dtype=float))
