@@ -218,10 +218,12 @@ def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
 
 def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
                as_of_run: int | None, config: MetricConfig | None = None,
-               settle: int | None = None, as_known_at: datetime | None = None) -> ChartData:
+               settle: int | None = None, as_known_at: datetime | None = None,
+               with_nowcast: bool = True) -> ChartData:
     """One series and what to draw around it: current, as known after run ``as_of_run`` or
     as known at ``as_known_at``; ``settle`` is the measured settling age (in buckets) when
-    the advisor has one."""
+    the advisor has one. ``with_nowcast=False`` leaves the nowcast out (the comparison chart
+    draws none, and it costs a pass over the metric's history per series)."""
     series = store.series(metric, top=SERIES_OFFERED, as_of_run=as_of_run, as_known_at=as_known_at)
     succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
     choices = tuple((r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
@@ -268,8 +270,8 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
                           "not late data"))
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     expected: dict[float, tuple[float, float | None, float | None]] = {}
-    if (as_of_run is None and as_known_at is None and settle is not None and config is not None
-            and drawing is not None):
+    if (with_nowcast and as_of_run is None and as_known_at is None and settle is not None
+            and config is not None and drawing is not None):
         expected = series_nowcast(store, config, measure, dims)
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
                      as_of_run, drawing, choices, as_known_at,

@@ -44,6 +44,7 @@ from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
+from lookback_gui.ui.compare import CompareWidget
 from lookback_gui.ui.dashboard import DashboardWidget
 from lookback_gui.ui.dialogs import open_file_name, save_file_name
 from lookback_gui.ui.editors import MONO, MetricEditor, SourceEditor
@@ -144,6 +145,9 @@ class MainWindow(QMainWindow):
         self.chart = ChartWidget(self.bridge)
         self.advisor = AdvisorWidget(self.bridge)
         self.dashboard = DashboardWidget(self.bridge)
+        self.compare = CompareWidget(self.bridge)
+        self.compare.settling = lambda name: self.chart._settling.get(name)
+        self.compare.measure_hint = self.chart.measure_box.currentText
         self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
         self.revisions_find = query_box(self.revisions_filter, "Filter revisions",
@@ -247,6 +251,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.health_view, "Health")
         self.tabs.addTab(self.alerts_view, "Alerts")
         self.tabs.addTab(self.dashboard, "Dashboard")
+        self.tabs.addTab(self.compare, "Compare")
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -303,6 +308,8 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         view.addAction(self._action("&Dashboard", lambda: self.tabs.setCurrentWidget(
             self.dashboard), "Ctrl+D", "the charts of several metrics at once"))
+        view.addAction(self._action("&Compare series", lambda: self.tabs.setCurrentWidget(
+            self.compare), "Ctrl+Shift+C", "several series of the metric in one chart"))
         theme = view.addMenu("&Theme")
         for name in ("system", "light", "dark"):
             action = self._action(name.title(), lambda _=False, n=name: self.set_theme(n))
@@ -382,6 +389,7 @@ class MainWindow(QMainWindow):
         self.chart.apply_palette()
         self.advisor.apply_palette()
         self.dashboard.apply_palette()
+        self.compare.apply_palette()
         for action in self.theme_menu.actions():
             action.setChecked(action.data() == name)
         self.settings.setValue("view/theme", name)
@@ -448,6 +456,7 @@ class MainWindow(QMainWindow):
         for pane in (self.metric_runs, self.runs_log):
             pane.set_store(None)
         self.metric_views.show(None, None)
+        self.compare.set_metric(None, None)
         self.dashboard.set_project(None, None)
         self.setWindowTitle("Lookback GUI")
         self._set_enabled()
@@ -586,11 +595,13 @@ class MainWindow(QMainWindow):
         metric = self.selected_metric()
         self.metric_runs.filter.set_fields(metric=metric.name if metric else "\0none")
         self.metric_views.show(self.session, metric)
+        self.compare.set_metric(self.store, metric)
         self.dashboard.set_project(self.store, self.project)
         self._set_enabled()
 
     def _connect_dashboard(self) -> None:
         self.metric_views.changed.connect(self.dashboard.metric_changed)
+        self.metric_views.changed.connect(self.compare.metric_changed)
         self.dashboard.open_requested.connect(self.open_chart)
         self.dashboard.on_saved = self.reload_project
         self.dashboard.on_error = lambda message: self.show_error("The dashboard", message)
