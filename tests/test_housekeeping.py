@@ -122,7 +122,7 @@ def grow(path: Path, versions: int) -> None:
         cur.execute(
             "INSERT INTO versions SELECT 'daily_orders', '{\"country\":\"X' || (i % 5000) || "
             "'\"}', 'orders', TIMESTAMP '2020-01-01' + to_days(CAST(i // 5000 AS INTEGER)), 1,"
-            " i, false, false, TIMESTAMP '2020-01-02', CAST(i AS VARCHAR) FROM range(?) t(i)",
+            " i, false, false, TIMESTAMP '2020-01-02', CAST(i AS VARCHAR), false FROM range(?) t(i)",
             [versions])
 
 

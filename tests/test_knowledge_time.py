@@ -480,7 +480,7 @@ def test_replay_is_refused_for_sql_without_as_of_and_metrics_without_schedule(la
     assert code == 2 and "has no schedule" in err
     late_shop.write_text(REPLAY_PROJECT.replace('every = "6h"', 'every = "1m"'))
     code, _, err = run_cli("replay", "replayed", "--project", p, "--from", "-2d", "--to", "now")
-    assert code == 2 and "2880 pulls" in err and "--yes" in err
+    assert code == 2 and "2,880 pulls" in err and "--yes" in err
 
 
 def test_a_threshold_alert_fires_on_a_bucket_that_settled_without_changing(tmp_path):
