@@ -6,7 +6,7 @@ the development model from its age on — and Mack's standard error of it (proce
 variance), from which an 80 % lognormal interval follows; this holds on a short history too,
 where the oldest factors come from the curve. Where the history is long enough to replay the
 nowcast on it (:func:`development.backtest`), the intervals are scaled so that they would have
-held the settled value 80 % of the time there (widened, or narrowed to no less than half). A
+held the settled value 80 % of the time there (widened only, never narrowed). A
 settled bucket's interval is its value. When not one factor can be estimated yet, the rows say
 so (``basis: "none"``) and the message says how many more pulls it takes.
 
@@ -196,9 +196,6 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     if widen > 1:
         text += (f"; intervals widened × {widen:.2f}: on the stored history they held the "
                  "settled value too rarely")
-    elif widen < 1:
-        text += (f"; intervals narrowed × {widen:.2f}: on the stored history they held the "
-                 "settled value more often than 80 %")
     return Nowcast(config.name, horizon, settle, out, text + note, share, widen, None)
 
 
