@@ -296,7 +296,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
             count=spread_counts, index=np.repeat(sums["phase"].astype(np.int64), spans),
             owner=np.full(len(spread_ages), -1, dtype=np.int64), revisions=count)
         candidates = policies.candidates(arrivals, _owned(config, revisions, dev, density), dev,
-                                         pulls.usage, config, recommended)
+                                         pulls.usage, config, recommended, model.settle_age)
         rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
                          spread_counts, count, candidates, arrivals))
         recommendation = rec

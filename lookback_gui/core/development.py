@@ -59,6 +59,7 @@ MIN_SERIES_PAIRS = 20
 DEFAULT_SETTLE_SHARE = 0.99
 CURVE_THRESHOLD = 1.00001  # factors at or below it are left out of the curve fit
 MIN_BACKTEST_VALUES = 30
+MAX_WIDEN = 20.0  # the most the backtest widens an interval
 BACKTEST_CUTS = 12
 # Student's t 90th percentile for 1 … 30 degrees of freedom (beyond: Cornish-Fisher)
 T_INTERVAL = (3.077684, 1.885618, 1.637744, 1.533206, 1.475884, 1.439756, 1.414924, 1.396815,
@@ -458,7 +459,10 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
     z = z_scores(final, expected, se, df)
     widen = 1.0
     if len(z) >= MIN_BACKTEST_VALUES:
-        needed = float(np.quantile(np.abs(z), INTERVAL)) / Z_INTERVAL
+        # a zero-width interval that missed is infinitely far off: counted as a miss that no
+        # widening fixes (clipped, so the quantile does not subtract infinities)
+        needed = min(float(np.quantile(np.minimum(np.abs(z), 1e12), INTERVAL)) / Z_INTERVAL,
+                     MAX_WIDEN)
         if math.isfinite(needed) and needed > 1:
             widen = needed
     low, high = interval(expected, se, 1.0, df)

@@ -267,6 +267,9 @@ class Triangle:
         share: (buckets × ages) the share (0…1) of each bucket's current value known at each
             age; NaN where the bucket had not reached that age.
         settle_age: the age from which the metric's values are settled (the development's).
+        settled: per bucket, whether it is settled (older than ``settle_age``): the share of
+            a younger bucket's final value known at an age is not known yet, since its final
+            value is not.
     """
 
     measure: str
@@ -274,6 +277,7 @@ class Triangle:
     buckets: list[datetime]
     share: np.ndarray
     settle_age: int
+    settled: np.ndarray
 
 
 def revision_triangle(store: Any, config: MetricConfig, measure: str | None = None) -> Triangle:
@@ -283,5 +287,10 @@ def revision_triangle(store: Any, config: MetricConfig, measure: str | None = No
     measures = tuple(sorted({str(m) for m in dev.measure}))
     chosen = measure if measure in measures else (measures[0] if measures else "")
     buckets, share = triangle(dev, chosen, max(model.ages, model.settle_age) + 1)
+    reached = np.zeros(len(buckets), dtype=np.int64)
+    if len(buckets):
+        mine = dev.measure.astype(str) == chosen
+        position = np.searchsorted(buckets, dev.bucket[mine])
+        np.maximum.at(reached, position, dev.reached[mine])
     return Triangle(chosen, measures, [b.astype("datetime64[us]").item() for b in buckets],
-                    share, model.settle_age)
+                    share, model.settle_age, reached >= model.settle_age)
