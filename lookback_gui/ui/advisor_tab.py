@@ -485,7 +485,7 @@ class AdvisorWidget(QWidget):
             line = pg.InfiniteLine(pos=lookback_edge(rec["lookback_buckets"], complete), angle=90,
                                    pen=pg.mkPen("#ef6c00", style=Qt.PenStyle.DashLine),
                                    label=f"recommended: {rec['lookback']}",
-                                   labelOpts={"position": 0.1, "color": "#ef6c00"})
+                                   labelOpts={"position": 0.5, "color": "#ef6c00"})
             self.plot.addItem(line)
             self.recommended_line = line
         self.apply_button.setEnabled(bool(rec) and self._metric is not None and (
