@@ -39,3 +39,33 @@ def test_a_few_pair_factor_is_the_measured_one_where_the_curve_is_not_checked():
     factors = development.chain_ladder(tri, np.zeros(5, dtype=np.int64), 1)
     assert factors.curve[0].tolist() == [False, False, True, True]
     assert factors.factor[0] == pytest.approx(factors.measured[0])
+
+
+def test_the_chart_follows_the_development_also_when_nothing_was_revised(tmp_path):
+    """Before, a settle age of 0 (no value ever changed) was taken as "not measured", and the
+    chart shaded the whole lookback as provisional while the nowcast said every bucket was as
+    it would stay."""
+    from datetime import datetime, timedelta
+
+    from lookback_gui.core.nowcast import chart_settle_age, nowcast
+    from lookback_gui.core.project import load_project
+    from lookback_gui.core.pull import run_pull
+    from lookback_gui.core.store import Store
+    from tests.helpers import DAILY_SQL, make_orders, project_text
+
+    make_orders(tmp_path / "shop.duckdb",
+                [(i, datetime(2026, 3, 1, 10) + timedelta(days=d), "DE", 10.0)
+                 for i, d in enumerate(range(9))])  # one a day, all before each noon pull
+    sql = DAILY_SQL.replace("GROUP BY ALL", "  AND $as_of IS NOT NULL\nGROUP BY ALL")
+    (tmp_path / "lookback.toml").write_text(project_text(sql=sql))
+    project = load_project(tmp_path / "lookback.toml")
+    config = project.metrics["daily_orders"]
+    with Store(project.store_path) as store:
+        run = run_pull(project, config, store, as_of=datetime(2026, 3, 6, 12))
+        assert run.status == "succeeded", run.error
+        assert chart_settle_age(store, config) is None  # one pull: nothing measured yet
+        for day in (7, 8, 9):
+            run = run_pull(project, config, store, as_of=datetime(2026, 3, day, 12))
+            assert run.status == "succeeded", run.error
+        assert chart_settle_age(store, config) == 0
+        assert nowcast(store, config).settle_age == 0

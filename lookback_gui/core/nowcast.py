@@ -55,6 +55,14 @@ def settle_age(store: Any, config: MetricConfig) -> int:
     return metric_model(store, config).settle_age
 
 
+def chart_settle_age(store: Any, config: MetricConfig) -> int | None:
+    """The settle age the chart's provisional region follows: the development's (0 when it has
+    seen no value change: then only the bucket in progress is provisional), or None while it
+    cannot estimate a single factor (the region is then the lookback, and says so)."""
+    model = metric_model(store, config)
+    return model.settle_age if model.estimable() else None
+
+
 def backtest_nowcast(model: Model, config: MetricConfig) -> dict[str, Any]:
     """The nowcast replayed on the stored history (see :func:`development.backtest`)."""
     return development_model.backtest(model, 1 if config.complete_buckets_only else 0)
