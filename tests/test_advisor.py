@@ -14,6 +14,7 @@ import pytest
 
 from lookback_gui.cli import main
 from lookback_gui.core.advisor import advise, audit_window
+from lookback_gui.core.nowcast import metric_model
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
@@ -128,6 +129,31 @@ def test_recommendation_lands_within_one_bucket_of_the_truth(tmp_path, shares, l
     assert advice.recommendation["lookback"] == f"{recommended}d"
     assert recommended > LOOKBACK
     assert "missed by the current lookback" in advice.message
+    # "catching 99 %" holds against the development too (before, the development put every
+    # revision an audit saw at the audit's age: 86.5 % present at 6 days against 99.6 %)
+    assert advice.recommendation["verified"], advice.message
+    assert advice.recommendation["development_share"] >= 0.99
+
+
+@pytest.mark.parametrize(
+    ("shares", "late_days", "seed"),
+    [((0.70, 0.25, 0.05), (2, 10), 7),
+     ((0.50, 0.40, 0.10), (3, 6), 11)],
+)
+def test_the_development_follows_when_data_arrived_not_when_an_audit_saw_it(
+        tmp_path, shares, late_days, seed):
+    """A 3-day lookback sees late data again only at the weekly audits; the share of the final
+    value present at each age is what the generator says (arrived by the pull at that age)."""
+    project, events = build(tmp_path, shares, late_days, seed)
+    config = project.metrics["daily_orders"]
+    with Store(project.store_path) as store:
+        present = metric_model(store, config).share_present()["events"]
+    ts, arrived = events
+    day = 86400
+    bucket = ts // day * day
+    for age in range(8):
+        truth = float((arrived <= bucket + age * day + PULL_HOUR * 3600).mean())
+        assert present[age] == pytest.approx(truth, abs=0.02), (age, present[age], truth)
 
 
 def test_missed_revisions_are_the_late_events_beyond_the_window(tmp_path):
@@ -263,9 +289,11 @@ def test_the_nowcast_backtest_holds_on_known_lateness(tmp_path):
         advice = advise(store, project.metrics["daily_orders"])
     backtest = advice.nowcast_backtest
     assert backtest["interval"] == 0.8
-    assert backtest["intervals"] > 100
-    # Mack's interval alone is cautious here; scaled by the history it holds about 80 %
-    assert backtest["coverage"] >= 0.70
+    assert backtest["intervals"] > 80  # values settle after 8 days: 8 ages × 12 cuts
+    # Mack's interval alone holds the settled value less often than 80 % here (the audits'
+    # revisions, shared out over their gaps, are smoother than the data); the nowcast widens
+    # it by the history until it holds about 80 %, and never narrows it
+    assert backtest["widen"] >= 1
     assert 0.70 <= backtest["calibrated_coverage"] <= 0.90
     age0 = backtest["by_age"][0]
     assert age0["age_buckets"] == 0

@@ -30,8 +30,15 @@ def test_the_seeded_demo_has_policies_a_tail_a_nowcast_and_a_triangle(tmp_path):
     assert advice["enough_history"]
     assert len(advice["candidates"]) > 10
     assert advice["recommendation"]["tail"] is not None  # 3 % of the orders are a week late
+    # the lookback "catching 99 %" holds 99 % of the final value by the development
+    assert advice["recommendation"]["verified"], advice["message"]
+    assert advice["recommendation"]["development_share"] >= 0.99
     backtest = advice["nowcast_backtest"]
+    # coverage: how often Mack's 80 % interval alone held the settled value on the demo's own
+    # history; calibrated_coverage: how often the intervals the nowcast shows (widened by that
+    # history where it held too rarely, never narrowed) did
     assert backtest["intervals"] > 500 and 0.6 <= backtest["coverage"] <= 0.95
+    assert backtest["widen"] >= 1 and 0.70 <= backtest["calibrated_coverage"] <= 0.90
     assert backtest["by_age"][0]["age_buckets"] == 0
     nowcast = run("nowcast", "daily_orders")
     assert nowcast["buckets"] and all(b["expected"] is not None for b in nowcast["buckets"])

@@ -344,7 +344,8 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     from lookback_gui.ui.advisor_tab import lookback_edge
 
     line = window.advisor.recommended_line
-    assert line is not None and line.value() == lookback_edge(buckets, False) == buckets - 0.5
+    # "recommended: 12d" stands at 12 on the age axis (it stood at 11.5)
+    assert line is not None and line.value() == lookback_edge(buckets, False) == buckets
     asked: list[str] = []
     window.advisor.confirm = lambda question: asked.append(question) is not None
     window.advisor.apply_button.click()  # declined: the file stays as it was

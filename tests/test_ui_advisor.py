@@ -34,7 +34,7 @@ def test_the_advisor_pages_show_the_policies_the_nowcast_and_the_triangle(
     assert model.rowCount() == len(advice.candidates)
     selected = advisor.policy_view.currentIndex()
     assert model.rows[selected.row()]["policy"] == rec["policy"]
-    from PySide6.QtCore import Qt
+    from PySide6.QtCore import QPointF, Qt
 
     assert model.data(model.index(selected.row(), 0), Qt.ItemDataRole.FontRole).bold()
     current = next(r for r in range(model.rowCount()) if model.rows[r]["current"])
@@ -48,7 +48,8 @@ def test_the_advisor_pages_show_the_policies_the_nowcast_and_the_triangle(
 
     # Nowcast: the backtest's errors by age and how often the interval held
     backtest = advice.nowcast_backtest
-    assert f"held the settled value {backtest['coverage'] * 100:.0f} %" \
+    # the coverage of the intervals the nowcast shows (widened by the history), and Mack's
+    assert f"held the settled value {backtest['calibrated_coverage'] * 100:.2f} %" \
         in advisor.nowcast_label.text()
     curves = advisor.nowcast_plot.getPlotItem().listDataItems()
     assert [c.name() for c in curves] == ["current value (raw)", "nowcast"]
@@ -62,6 +63,30 @@ def test_the_advisor_pages_show_the_policies_the_nowcast_and_the_triangle(
     assert np.isnan(image[-1, 1:]).all() and not np.isnan(image[0]).any()
     assert np.nanmax(image) == pytest.approx(100)
     assert image[0, 0] < 90 < image[0, 5]  # most of a day arrives after its first pull
+    # buckets not settled yet are unknown (grey, with a tooltip), not ~100 % at age 0
+    unsettled = ~triangle.settled
+    assert unsettled.any() and triangle.settled.any()
+    assert np.isnan(image[unsettled]).all()
+    grey = advisor.triangle_unknown.image
+    known = ~np.isnan(triangle.share)
+    assert (grey[..., 3][unsettled[:, None] & known] > 0).all()
+    assert (grey[..., 3][~unsettled[:, None] | ~known] == 0).all()
+    young = int(np.flatnonzero(unsettled)[0])
+    scene = advisor.triangle_plot.getPlotItem().vb.mapViewToScene(QPointF(0, young))
+    advisor._triangle_hover(scene)
+    assert "not settled yet" in advisor.triangle_plot.toolTip()
+
+    # one format for shares: two decimals in every share column
+    import re
+
+    for r in range(model.rowCount()):
+        for c in (1, 2, 3):
+            assert re.fullmatch(r"(\d+\.\d\d %|–)", model.data(model.index(r, c))), (r, c)
+    # the last header is not cut: the column is at least as wide as its text
+    header = advisor.policy_view.horizontalHeader()
+    last = model.columnCount() - 1
+    text = model.headerData(last, Qt.Orientation.Horizontal)
+    assert header.sectionSize(last) >= header.fontMetrics().horizontalAdvance(text)
 
     # Apply writes the lookback and the audit
     asked: list[str] = []
@@ -146,3 +171,23 @@ def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, t
     qtbot.waitUntil(lambda: editor.try_info.text().startswith(
         "threshold#1: would have fired 1 time(s)"), timeout=20000)
     assert "below = 40" in project.path.read_text()  # nothing was saved
+
+
+def test_settling_curves_that_lie_on_each_other_are_told_apart(qtbot, window):  # noqa: F811
+    """Orders and revenue of the demo settle alike: before, the second curve hid under the
+    first; now it is drawn as hollow rings around it and named so."""
+    from lookback_gui.core.advisor import Advice
+
+    curve = [{"age_buckets": a, "share_present": {"orders": s, "revenue": s + 0.1,
+                                                  "refunds": s / 2}}
+             for a, s in enumerate([40.0, 80.0, 95.0, 100.0])]
+    advice = Advice(metric="m", grain="day", lookback_buckets=7, revisions_observed=100,
+                    runs_observed=30, enough_history=True, message="a lookback of 4 day",
+                    settling_curve=curve)
+    advisor = window.advisor
+    advisor._show(advice)
+    items = advisor.plot.getPlotItem().listDataItems()
+    names = [i.name() for i in items]
+    assert names == ["orders", "refunds", "revenue (on the curve of orders)"]
+    rings = items[2].opts
+    assert rings["symbolBrush"] is None and rings["symbolSize"] > items[0].opts["symbolSize"]

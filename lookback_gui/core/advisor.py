@@ -47,6 +47,15 @@ from lookback_gui.core.settling import (
     load_arrival_sums,
     load_revisions,
 )
+from lookback_gui.core.settling import (
+    interval_density as _interval_density,
+)
+from lookback_gui.core.settling import (
+    interval_shares as _shares,
+)
+from lookback_gui.core.settling import (
+    spread_intervals as _spread,
+)
 from lookback_gui.core.store import Store
 from lookback_gui.core.windows import _FIXED, Grain, Window, compute_window, format_lookback
 
@@ -191,50 +200,6 @@ def _modulus(config: MetricConfig) -> int:
     return modulus
 
 
-def _interval_density(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
-                      iterations: int = 500) -> np.ndarray:
-    """How likely a change arrives at each age, estimated from all revision intervals at once.
-
-    A revision seen at age ``k`` whose bucket was last seen unchanged at age ``k_prev`` arrived
-    at one of the ages ``k_prev + 1 … k``. Where pulls are one bucket apart that is exact; where
-    an audit saw the bucket after a long gap it is an interval. The arrival-age distribution is
-    estimated from all intervals at once (Turnbull's self-consistent estimator, by EM); each
-    interval's change is then divided over its ages in proportion to it (:func:`_shares`).
-    Intervals may come summed (``weights``: the |change| of all revisions of an interval).
-    Returns the density the last shares were taken from.
-    """
-    owner = np.repeat(np.arange(len(spans)), spans)
-    size = int(spread_ages.max()) + 1 if len(spread_ages) else 1
-    ages = np.maximum(spread_ages, 0)
-    density = np.full(size, 1.0 / size)
-    used = density
-    total = float(weights.sum()) or 1.0
-    for _ in range(iterations):
-        used = density
-        shares = _shares(density, spread_ages, spans, owner)
-        updated = np.bincount(ages, weights=shares * weights[owner], minlength=size) / total
-        if np.abs(updated - density).max() < 1e-9:
-            break
-        density = updated
-    return used
-
-
-def _shares(density: np.ndarray, spread_ages: np.ndarray, spans: np.ndarray,
-            owner: np.ndarray | None = None) -> np.ndarray:
-    """Each interval's share of its change at each of its ages, by ``density``."""
-    if owner is None:
-        owner = np.repeat(np.arange(len(spans)), spans)
-    mass = density[np.minimum(np.maximum(spread_ages, 0), len(density) - 1)]
-    norm = np.bincount(owner, weights=mass, minlength=len(spans))
-    return mass / np.where(norm[owner] > 0, norm[owner], 1.0)
-
-
-def _spread(ages: np.ndarray, prev_ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(the spans, and each revision's ages it may have arrived at, newest first)."""
-    spans = np.maximum(ages - np.minimum(prev_ages, ages - 1), 1)
-    return spans, np.repeat(ages, spans) - _offsets(spans)
-
-
 def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> Advice:
     """Measure how late ``config``'s data arrives and recommend the lookback it needs.
 
@@ -299,6 +264,14 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
                       if pulls.seconds_per_bucket else None)
         recommended = int(quantile)
         caught = _caught(config, model, recommended)
+        raised_from = None
+        if caught is not None and abs(1 - caught) > 1 - share + 1e-9:
+            # the development says the revisions' own quantile falls short: raise it to the
+            # smallest lookback whose oldest bucket holds the share of its final value
+            enough = _enough(config, model, share)
+            if enough is not None and enough > recommended:
+                raised_from, recommended = recommended, enough
+                caught = _caught(config, model, recommended)
         rec: dict[str, Any] = {
             "lookback_buckets": recommended,
             "lookback": format_lookback(recommended, config.grain),
@@ -310,6 +283,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
             "saves_s_per_pull": None,
             "development_share": caught,
             "verified": caught is not None and abs(1 - caught) <= 1 - share + 1e-9,
+            "raised_from_buckets": raised_from,
         }
         if per_bucket is not None and recommended < config.buckets:
             rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
@@ -322,7 +296,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
             count=spread_counts, index=np.repeat(sums["phase"].astype(np.int64), spans),
             owner=np.full(len(spread_ages), -1, dtype=np.int64), revisions=count)
         candidates = policies.candidates(arrivals, _owned(config, revisions, dev, density), dev,
-                                         pulls.usage, config, recommended)
+                                         pulls.usage, config, recommended, model.settle_age)
         rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
                          spread_counts, count, candidates, arrivals))
         recommendation = rec
@@ -334,6 +308,23 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
                   recommendation=recommendation, candidates=candidates,
                   nowcast_backtest=nowcast_backtest, settle_age_buckets=model.settle_age,
                   settle_share=config.settle_share)
+
+
+def _enough(config: MetricConfig, model: Model, share: float) -> int | None:
+    """The smallest lookback (buckets) whose oldest bucket holds ``share`` of its final value
+    by the development, for every measure (None: the development never says so)."""
+    present = model.share_present()
+    if not present:
+        return None
+    oldest = 0
+    for curve in present.values():
+        good = np.flatnonzero(np.abs(1 - curve) <= 1 - share + 1e-9)
+        if not len(good):
+            return None
+        # from that age on it stays settled
+        bad = np.flatnonzero(~(np.abs(1 - curve) <= 1 - share + 1e-9))
+        oldest = max(oldest, int(bad.max()) + 1 if len(bad) else 0)
+    return needed_buckets(oldest, config.complete_buckets_only)
 
 
 def _caught(config: MetricConfig, model: Model, lookback: int) -> float | None:
@@ -410,12 +401,6 @@ def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.n
     }
 
 
-def _offsets(spans: np.ndarray) -> np.ndarray:
-    """For spans [2, 3]: [0, 1, 0, 1, 2] — each revision's ages counted back from its own."""
-    starts = np.repeat(np.cumsum(spans) - spans, spans)
-    return np.arange(int(spans.sum())) - starts
-
-
 def _settling_curve(model: Model) -> list[dict[str, Any]]:
     """Share of the final value present at each age, per measure, from the development (the
     chain-ladder factors of every value watched from its start, see :mod:`development`)."""
@@ -458,8 +443,14 @@ def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
     if rec is None:
         return "no revisions to measure yet"
     n = rec["lookback_buckets"]
-    text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
-            f"{share * 100:g}% of the revised magnitude")
+    if rec.get("raised_from_buckets") is not None:
+        text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) holds "
+                f"{share * 100:g}% of the final value by the development (raised from "
+                f"{rec['raised_from_buckets']}, which caught {share * 100:g}% of the revised "
+                "magnitude the pulls saw but, by the development, not of the final value)")
+    else:
+        text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
+                f"{share * 100:g}% of the revised magnitude")
     text += f"; the current one is {config.buckets}"
     if rec.get("development_share") is not None and not rec.get("verified"):
         text += (f". Measured against the development (the values as the pulls saw them), "

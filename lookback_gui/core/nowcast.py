@@ -6,7 +6,7 @@ the development model from its age on — and Mack's standard error of it (proce
 variance), from which an 80 % lognormal interval follows; this holds on a short history too,
 where the oldest factors come from the curve. Where the history is long enough to replay the
 nowcast on it (:func:`development.backtest`), the intervals are scaled so that they would have
-held the settled value 80 % of the time there (widened, or narrowed to no less than half). A
+held the settled value 80 % of the time there (widened only, never narrowed). A
 settled bucket's interval is its value. When not one factor can be estimated yet, the rows say
 so (``basis: "none"``) and the message says how many more pulls it takes.
 
@@ -53,6 +53,14 @@ def metric_model(store: Any, config: MetricConfig) -> Model:
 def settle_age(store: Any, config: MetricConfig) -> int:
     """The age (in buckets) from which the metric's values are settled."""
     return metric_model(store, config).settle_age
+
+
+def chart_settle_age(store: Any, config: MetricConfig) -> int | None:
+    """The settle age the chart's provisional region follows: the development's (0 when it has
+    seen no value change: then only the bucket in progress is provisional), or None while it
+    cannot estimate a single factor (the region is then the lookback, and says so)."""
+    model = metric_model(store, config)
+    return model.settle_age if model.estimable() else None
 
 
 def backtest_nowcast(model: Model, config: MetricConfig) -> dict[str, Any]:
@@ -196,9 +204,6 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     if widen > 1:
         text += (f"; intervals widened × {widen:.2f}: on the stored history they held the "
                  "settled value too rarely")
-    elif widen < 1:
-        text += (f"; intervals narrowed × {widen:.2f}: on the stored history they held the "
-                 "settled value more often than 80 %")
     return Nowcast(config.name, horizon, settle, out, text + note, share, widen, None)
 
 
@@ -270,6 +275,9 @@ class Triangle:
         share: (buckets × ages) the share (0…1) of each bucket's current value known at each
             age; NaN where the bucket had not reached that age.
         settle_age: the age from which the metric's values are settled (the development's).
+        settled: per bucket, whether it is settled (older than ``settle_age``): the share of
+            a younger bucket's final value known at an age is not known yet, since its final
+            value is not.
     """
 
     measure: str
@@ -277,6 +285,7 @@ class Triangle:
     buckets: list[datetime]
     share: np.ndarray
     settle_age: int
+    settled: np.ndarray
 
 
 def revision_triangle(store: Any, config: MetricConfig, measure: str | None = None) -> Triangle:
@@ -286,5 +295,10 @@ def revision_triangle(store: Any, config: MetricConfig, measure: str | None = No
     measures = tuple(sorted({str(m) for m in dev.measure}))
     chosen = measure if measure in measures else (measures[0] if measures else "")
     buckets, share = triangle(dev, chosen, max(model.ages, model.settle_age) + 1)
+    reached = np.zeros(len(buckets), dtype=np.int64)
+    if len(buckets):
+        mine = dev.measure.astype(str) == chosen
+        position = np.searchsorted(buckets, dev.bucket[mine])
+        np.maximum.at(reached, position, dev.reached[mine])
     return Triangle(chosen, measures, [b.astype("datetime64[us]").item() for b in buckets],
-                    share, model.settle_age)
+                    share, model.settle_age, reached >= model.settle_age)

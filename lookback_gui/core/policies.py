@@ -165,15 +165,16 @@ def _errors(caught: np.ndarray, arrivals: Arrivals, development: Development,
 
 
 def try_policy(policy: Policy, arrivals: Arrivals, owned: Arrivals, development: Development,
-               usage: Usage, config: MetricConfig, ages: int) -> dict[str, Any]:
+               usage: Usage, config: MetricConfig, ages: int, settle_age: int) -> dict[str, Any]:
     """One candidate: what the policy would have caught (of all ``arrivals``), its errors by
-    age (over ``owned``, the arrivals of the values of ``development``), and its cost."""
+    age (over ``owned``, the arrivals of the values of ``development`` that have settled: older
+    than ``settle_age``, the development model's), and its cost."""
     complete_only = config.complete_buckets_only
     caught = catch_ages(policy, arrivals, complete_only)
     regular = needed_lookback(arrivals.age, complete_only) <= policy.lookback
     total = float(arrivals.magnitude.sum()) or 1.0
     found = np.isfinite(caught)
-    settled = development.reached >= development.settle_age
+    settled = development.reached >= settle_age
     largest, p95 = _errors(catch_ages(policy, owned, complete_only), owned, development, ages,
                            settled)
     buckets_per_bucket = usage.regular_per_bucket * policy.lookback
@@ -249,7 +250,7 @@ def _audit(lookback: int, longest: int, every: int) -> Policy:
 
 
 def candidates(arrivals: Arrivals, owned: Arrivals, development: Development, usage: Usage,
-               config: MetricConfig, recommended: int) -> list[dict[str, Any]]:
+               config: MetricConfig, recommended: int, settle_age: int) -> list[dict[str, Any]]:
     """Every lookback of 1 … N buckets (N: the longest any change needed, or the current one),
     and the current and the recommended lookback each with the audits that catch the whole
     tail, at several cadences; the current policy is marked ``current``. ``arrivals`` are all
@@ -274,7 +275,8 @@ def candidates(arrivals: Arrivals, owned: Arrivals, development: Development, us
             policies.append(current)
     out = []
     for policy in dict.fromkeys(policies):
-        entry = try_policy(policy, arrivals, owned, development, usage, config, ages)
+        entry = try_policy(policy, arrivals, owned, development, usage, config, ages,
+                           settle_age)
         entry["current"] = policy == current
         out.append(entry)
     return out

@@ -301,6 +301,56 @@ def knowledge_horizon(store: Store, metric: str) -> datetime | None:
     return row[0] if row else None
 
 
+def interval_density(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
+                      iterations: int = 500) -> np.ndarray:
+    """How likely a change arrives at each age, estimated from all revision intervals at once.
+
+    A revision seen at age ``k`` whose bucket was last seen unchanged at age ``k_prev`` arrived
+    at one of the ages ``k_prev + 1 … k``. Where pulls are one bucket apart that is exact; where
+    an audit saw the bucket after a long gap it is an interval. The arrival-age distribution is
+    estimated from all intervals at once (Turnbull's self-consistent estimator, by EM); each
+    interval's change is then divided over its ages in proportion to it (:func:`interval_shares`).
+    Intervals may come summed (``weights``: the |change| of all revisions of an interval).
+    Returns the density the last shares were taken from.
+    """
+    owner = np.repeat(np.arange(len(spans)), spans)
+    size = int(spread_ages.max()) + 1 if len(spread_ages) else 1
+    ages = np.maximum(spread_ages, 0)
+    density = np.full(size, 1.0 / size)
+    used = density
+    total = float(weights.sum()) or 1.0
+    for _ in range(iterations):
+        used = density
+        shares = interval_shares(density, spread_ages, spans, owner)
+        updated = np.bincount(ages, weights=shares * weights[owner], minlength=size) / total
+        if np.abs(updated - density).max() < 1e-9:
+            break
+        density = updated
+    return used
+
+
+def interval_shares(density: np.ndarray, spread_ages: np.ndarray, spans: np.ndarray,
+            owner: np.ndarray | None = None) -> np.ndarray:
+    """Each interval's share of its change at each of its ages, by ``density``."""
+    if owner is None:
+        owner = np.repeat(np.arange(len(spans)), spans)
+    mass = density[np.minimum(np.maximum(spread_ages, 0), len(density) - 1)]
+    norm = np.bincount(owner, weights=mass, minlength=len(spans))
+    return mass / np.where(norm[owner] > 0, norm[owner], 1.0)
+
+
+def spread_intervals(ages: np.ndarray, prev_ages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the spans, and each revision's ages it may have arrived at, newest first)."""
+    spans = np.maximum(ages - np.minimum(prev_ages, ages - 1), 1)
+    return spans, np.repeat(ages, spans) - _offsets(spans)
+
+
+def _offsets(spans: np.ndarray) -> np.ndarray:
+    """For spans [2, 3]: [0, 1, 0, 1, 2] — each revision's ages counted back from its own."""
+    starts = np.repeat(np.cumsum(spans) - spans, spans)
+    return np.arange(int(spans.sum())) - starts
+
+
 @dataclass(frozen=True)
 class Development:
     """The values watched from their start and the changes each went through.
@@ -315,8 +365,11 @@ class Development:
         reached: the age its bucket has reached in the store's knowledge (the latest known
             time of a successful pull).
         change_owner, change_age, change_delta: every change (a revision, or the first
-            version of a value first seen empty): the value it belongs to, the age it was seen
-            at, and by how much it moved.
+            version of a value first seen empty): the value it belongs to, the age it arrived
+            at, and by how much it moved. A revision seen at age ``a`` whose bucket no pull had
+            held since age ``p`` (a short lookback, then an audit) arrived somewhere in
+            ``p + 1 … a``: it is shared out over those ages by the arrival density of all
+            revisions (:func:`interval_density`).
         settle_age: the oldest age at which any value of the metric changed (0 for none).
         revision_owner: for each row of the revisions it was built from, the value it
             belongs to (-1 for a value not watched from its start).
@@ -387,14 +440,25 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
     if revisions and len(revisions.get("age", ())):
         rev_bucket = np.asarray(revisions["bucket"]).astype("datetime64[us]").astype(np.int64)
         rev_delta = (revisions["value"].astype(float) - revisions["prev_value"].astype(float))
-        for d, m, b, age, delta in zip(revisions["dims"], revisions["measure"], rev_bucket,
-                                       revisions["age"].astype(np.int64), rev_delta, strict=True):
+        rev_age = revisions["age"].astype(np.int64)
+        rev_prev = (revisions["prev_age"].astype(np.int64) if "prev_age" in revisions
+                    else rev_age - 1)
+        # a revision seen at ``age`` arrived after the last pull that held its bucket (at
+        # ``prev``) and by ``age``: shared out over the ages in between by the arrival density
+        # of all revisions (as the advisor does), not all put at the age a late audit saw it
+        spans, spread_ages = spread_intervals(rev_age, np.maximum(rev_prev, youngest - 1))
+        density = interval_density(spread_ages, spans, np.abs(rev_delta))
+        share = interval_shares(density, spread_ages, spans)
+        start = np.cumsum(spans) - spans
+        for r, (d, m, b) in enumerate(zip(revisions["dims"], revisions["measure"], rev_bucket,
+                                          strict=True)):
             owner = lookup.get((d, m, int(b)))
             of_revision.append(-1 if owner is None else owner)
             if owner is not None:
-                owners.append(owner)
-                ages.append(int(age))
-                deltas.append(float(delta))
+                part = slice(int(start[r]), int(start[r] + spans[r]))
+                owners.extend([owner] * int(spans[r]))
+                ages.extend(np.maximum(spread_ages[part], 0).tolist())
+                deltas.extend((rev_delta[r] * share[part]).tolist())
     first = values["first_value"].astype(float)[young]
     arrived = np.flatnonzero(late)
     owners.extend(arrived.tolist())

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QFont
@@ -45,16 +46,24 @@ STYLES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
 
 
 def lookback_edge(buckets: int, complete_only: bool) -> float:
-    """Where on the age axis a lookback of ``buckets`` ends: between the oldest age it pulls
-    again (ages 0 to buckets - 1; 1 to buckets with complete buckets only) and the next."""
-    return buckets - 0.5 + (1 if complete_only else 0)
+    """Where on the age axis the line of a lookback of ``buckets`` stands: at its length, so
+    that "recommended: 12d" stands at 12 on the axis (it pulls ages 0 to 11 again; 1 to 12 with
+    complete buckets only)."""
+    return float(buckets)
+
+
+# a curve that lies within this many percentage points of an earlier one is drawn hollow
+# around it and named so, or it would hide under it
+SAME_CURVE_PP = 0.5
+UNKNOWN_GREY = (150, 150, 150, 170)  # triangle cells of buckets not settled yet
 
 
 Index = QModelIndex | QPersistentModelIndex
 
 
-def _pct(share: float | None, digits: int = 2) -> str:
-    return "–" if share is None else f"{share * 100:.{digits}f} %"
+def _pct(share: float | None) -> str:
+    """A share as a percentage, always with two decimals (99.99 % beside 99.60 %)."""
+    return "–" if share is None else f"{share * 100:.2f} %"
 
 
 class PolicyModel(QAbstractTableModel):
@@ -121,7 +130,7 @@ class PolicyModel(QAbstractTableModel):
         if column == 1:
             return _pct(row["magnitude_share"])
         if column == 2:
-            return _pct(row["revisions_share"], 1)
+            return _pct(row["revisions_share"])
         if column == 3:
             return _pct(row["lookback_magnitude_share"])
         if column == 6:
@@ -199,7 +208,10 @@ class AdvisorWidget(QWidget):
         self.policy_view.setWordWrap(False)
         self.policy_view.horizontalHeader().setSectionResizeMode(
             QHeaderView.ResizeMode.ResizeToContents)
-        self.policy_view.horizontalHeader().setStretchLastSection(True)
+        # every column as wide as its header and its cells (a scroll bar where they do not
+        # fit): a stretched last section is cut to what is left of the view
+        self.policy_view.horizontalHeader().setStretchLastSection(False)
+        self.policy_view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.policy_view.selectionModel().currentRowChanged.connect(
             lambda current, _previous: self._plot_errors())
         self.errors_plot = self._make_plot("Largest error by age", "age of the bucket (buckets)",
@@ -225,6 +237,9 @@ class AdvisorWidget(QWidget):
         self.triangle_plot.showGrid(x=False, y=False)
         self.triangle_image = pg.ImageItem(axisOrder="row-major")
         self.triangle_plot.addItem(self.triangle_image)
+        # buckets not settled yet: their final value is unknown, so is the share known of it
+        self.triangle_unknown = pg.ImageItem(axisOrder="row-major")
+        self.triangle_plot.addItem(self.triangle_unknown)
         self.triangle_plot.invertY(True)
         self.triangle_bar = pg.ColorBarItem(values=(0, 100), colorMap=pg.colormap.get("viridis"),
                                             label="% of the value known", interactive=False)
@@ -352,13 +367,16 @@ class AdvisorWidget(QWidget):
             self.nowcast_label.setText("The nowcast needs buckets that have settled: it is "
                                        "tried once the history holds some.")
             return
-        coverage = backtest["coverage"]
-        held = "–" if coverage is None else f"{coverage * 100:.0f} %"
+        held = _pct(backtest["calibrated_coverage"])
+        widen = float(backtest.get("widen") or 1.0)
+        how = (f"Mack's, widened × {widen:.2f} by this history as the nowcast shows it; "
+               f"Mack's alone held it {_pct(backtest['coverage'])}" if widen > 1
+               else "Mack's, as the nowcast shows it")
         self.nowcast_label.setText(
             f"Tried on {backtest['values']} provisional values of the stored history, each "
             f"with only what was known then: the {backtest['interval'] * 100:.0f} % interval "
-            f"held the settled value {held} of the time ({backtest['intervals']} intervals). "
-            f"Values settle after {backtest['settle_age_buckets']} buckets.")
+            f"held the settled value {held} of the time ({backtest['intervals']} intervals; "
+            f"{how}). Values settle after {backtest['settle_age_buckets']} buckets.")
         legend = plot.getPlotItem().legend or plot.addLegend(offset=(-10, 10))
         legend.clear()
         ages = [b["age_buckets"] for b in backtest["by_age"]]
@@ -374,10 +392,17 @@ class AdvisorWidget(QWidget):
         share = triangle.share
         if share.size == 0:
             self.triangle_image.clear()
+            self.triangle_unknown.clear()
             self.triangle_label.setText("No bucket watched from its start yet.")
             return
-        self.triangle_image.setImage(share * 100, levels=(0, 100), autoLevels=False)
+        unsettled = ~np.asarray(triangle.settled, dtype=bool)[:, None] & ~np.isnan(share)
+        self.triangle_image.setImage(np.where(unsettled, np.nan, share * 100), levels=(0, 100),
+                                     autoLevels=False)
         self.triangle_image.setRect(-0.5, -0.5, share.shape[1], share.shape[0])
+        grey = np.zeros((*share.shape, 4), dtype=np.ubyte)
+        grey[unsettled] = UNKNOWN_GREY
+        self.triangle_unknown.setImage(grey, autoLevels=False, levels=(0, 255))
+        self.triangle_unknown.setRect(-0.5, -0.5, share.shape[1], share.shape[0])
         first, last = triangle.buckets[0], triangle.buckets[-1]
         step = max(1, len(triangle.buckets) // 8)
         ticks = [(i, f"{b:%Y-%m-%d}" if b.hour == 0 and b.minute == 0 else f"{b:%m-%d %H:%M}")
@@ -388,9 +413,9 @@ class AdvisorWidget(QWidget):
         self.triangle_plot.autoRange()
         self.triangle_label.setText(
             f"{triangle.measure} (all series): the share of each bucket's current value that "
-            f"was known at each age, {first:%Y-%m-%d} to {last:%Y-%m-%d}. Buckets younger "
-            f"than {triangle.settle_age} buckets have not settled yet; blank cells lie in the "
-            "future.")
+            f"was known at each age, {first:%Y-%m-%d} to {last:%Y-%m-%d}. Grey rows: buckets "
+            f"younger than {triangle.settle_age} buckets, not settled yet — their final value, "
+            "and so the share known of it, is unknown; blank cells lie in the future.")
 
     def _triangle_hover(self, position: Any) -> None:
         triangle = self.triangle
@@ -400,7 +425,9 @@ class AdvisorWidget(QWidget):
         row, age = round(point.y()), round(point.x())
         if 0 <= row < triangle.share.shape[0] and 0 <= age < triangle.share.shape[1]:
             value = triangle.share[row, age]
-            known = "not reached yet" if math.isnan(value) else f"{value * 100:.1f} % known"
+            known = ("not reached yet" if math.isnan(value)
+                     else "not settled yet: its final value, and so the share known, is unknown"
+                     if not triangle.settled[row] else f"{value * 100:.1f} % known")
             self.triangle_plot.setToolTip(
                 f"{triangle.buckets[row]:%Y-%m-%d %H:%M} at age {age}: {known}")
         else:
@@ -428,25 +455,37 @@ class AdvisorWidget(QWidget):
             parts.append(str(rec["note"]))
         self.details.setText("; ".join(parts))
         measures = sorted({m for p in advice.settling_curve for m in p["share_present"]})
+        drawn: list[tuple[str, dict[int, float]]] = []
         for index, measure in enumerate(measures):
-            points = [(p["age_buckets"], p["share_present"][measure])
+            points = {p["age_buckets"]: p["share_present"][measure]
                       for p in advice.settling_curve
-                      if p["share_present"].get(measure) is not None]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                colour = COLOURS[index % len(COLOURS)]
-                self.plot.plot(list(xs), list(ys), name=measure,
-                               symbol=SYMBOLS[index % len(SYMBOLS)], symbolSize=9 - 2 * (index % 3),
+                      if p["share_present"].get(measure) is not None}
+            if not points:
+                continue
+            same = next((name for name, other in drawn if other.keys() == points.keys()
+                         and all(abs(other[a] - v) <= SAME_CURVE_PP for a, v in points.items())),
+                        None)
+            colour = COLOURS[index % len(COLOURS)]
+            style = STYLES[index % len(STYLES)]
+            if same is None:  # its own curve: filled symbols
+                self.plot.plot(list(points), list(points.values()), name=measure,
+                               symbol=SYMBOLS[index % len(SYMBOLS)], symbolSize=8,
                                symbolBrush=colour, symbolPen=colour,
-                               pen=pg.mkPen(colour, width=3 if index == 0 else 2,
-                                            style=STYLES[index % len(STYLES)]))
+                               pen=pg.mkPen(colour, width=2, style=style))
+            else:  # on an earlier curve: hollow rings around its points, and said so
+                self.plot.plot(list(points), list(points.values()),
+                               name=f"{measure} (on the curve of {same})", symbol="o",
+                               symbolSize=15, symbolBrush=None,
+                               symbolPen=pg.mkPen(colour, width=2),
+                               pen=pg.mkPen(colour, width=2, style=style))
+            drawn.append((measure, points))
         self.recommended_line = None
         if rec and self._metric is not None:
             complete = self._metric.complete_buckets_only
             line = pg.InfiniteLine(pos=lookback_edge(rec["lookback_buckets"], complete), angle=90,
                                    pen=pg.mkPen("#ef6c00", style=Qt.PenStyle.DashLine),
                                    label=f"recommended: {rec['lookback']}",
-                                   labelOpts={"position": 0.1, "color": "#ef6c00"})
+                                   labelOpts={"position": 0.5, "color": "#ef6c00"})
             self.plot.addItem(line)
             self.recommended_line = line
         self.apply_button.setEnabled(bool(rec) and self._metric is not None and (

@@ -182,7 +182,7 @@ class MetricViews(QObject):
         if key in self._settling_measured:
             return
         self._settling_measured.add(key)
-        from lookback_gui.core.nowcast import settle_age
+        from lookback_gui.core.nowcast import chart_settle_age
 
         store = session.store
         name = metric.name
@@ -190,7 +190,7 @@ class MetricViews(QObject):
         def measure() -> None:  # after the window has settled down from what it just showed
             if self.session is session:
                 self.bridge.submit(f"settling-{name}",
-                                   lambda: (name, settle_age(store, metric) or None),
+                                   lambda: (name, chart_settle_age(store, metric)),
                                    self._settle_age_loaded, lambda message: None)
 
         QTimer.singleShot(1500, self, measure)
@@ -198,8 +198,8 @@ class MetricViews(QObject):
     def _advice_loaded(self, advice: object) -> None:
         from lookback_gui.core.advisor import Advice
 
-        if isinstance(advice, Advice):
-            self.chart.set_settling(advice.metric, advice.settle_age_buckets or None)
+        if isinstance(advice, Advice) and advice.enough_history:
+            self.chart.set_settling(advice.metric, advice.settle_age_buckets)
 
     def _settle_age_loaded(self, result: object) -> None:
         """The development's settle age of a metric (see :mod:`development`): the chart's

@@ -19,6 +19,7 @@ catches it, and the nowcast is replayed in time (see :mod:`nowcast`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -107,7 +108,8 @@ def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> i
     return int(ages[order][min(index, len(order) - 1)])
 
 
-def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> Advice:
+def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE,
+           settle_age: int | None = None) -> Advice:
     """Measure how late ``config``'s data arrives and recommend the lookback it needs."""
     runs = [r for r in store.runs(metric=config.name, status="succeeded")]
     data = load_revisions(store, config)
@@ -184,8 +186,11 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
             count=spread_counts,
             index=np.repeat(bucket_index(np.asarray(data["bucket"]), config.grain), spans),
             owner=np.repeat(dev.revision_owner, spans), revisions=count)
-        candidates = policies.candidates(arrivals, dev, policies.usage_of(runs, config), config,
-                                         recommended)
+        # which values count as settled for the policies' errors: the development model's
+        # settle age when given (its oracle is chainladder), else the oldest change
+        settled_dev = dev if settle_age is None else dataclasses.replace(dev, settle_age=settle_age)
+        candidates = policies.candidates(arrivals, settled_dev, policies.usage_of(runs, config),
+                                         config, recommended)
         rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
                          spread_counts, count, candidates, arrivals))
         recommendation = rec
