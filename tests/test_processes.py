@@ -149,10 +149,13 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
             if app.poll() is None:
                 app.kill()
                 app.wait()
+        app_pulls_line = app_lines.wait_for("pulls", timeout=PROCESS_S)
+        if app.stdin is not None:  # the app has exited (its stdout closes at its end)
+            app.stdin.close()
         app_err = (tmp_path / "app.err").read_text()
         assert app.returncode == 0, app_err
         assert opened.strip() == "opened True"  # the daemon has the schedule
-        app_pulls = int(app_lines.wait_for("pulls").split()[1])
+        app_pulls = int(app_pulls_line.split()[1])
         daemon.send_signal(2)
         daemon.wait(timeout=PROCESS_S)
         daemon_lines.wait_for("scheduler stopped", timeout=PROCESS_S)
