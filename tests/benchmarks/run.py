@@ -259,7 +259,7 @@ def seed_store(store: Store, versions: int, runs: int) -> None:
             "INSERT INTO versions SELECT 'm', '{\"k\":' || (i % 1000) || '}', 'v', "
             "TIMESTAMP '2020-01-01' + to_days(CAST(i // 1000 AS INTEGER) % 2000), "
             "1 + i // ?, (i % 977)::DOUBLE, false, false, TIMESTAMP '2020-01-01' + "
-            "to_hours(1 + i // ?), NULL FROM range(?) t(i)",
+            "to_hours(1 + i // ?), NULL, false FROM range(?) t(i)",
             [per_run, per_run, versions])
         cur.execute(
             "INSERT INTO current SELECT metric, dims, measure, bucket, arg_max(value, run_id), false, "
@@ -837,7 +837,8 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
         INSERT INTO versions
         SELECT metric, dims, measure, bucket, k * $m + i + 1,
                CASE WHEN rem THEN NULL ELSE val END, rem, q = 0,
-               $start + to_minutes(CAST(k * 15 AS BIGINT)), CASE WHEN rem THEN NULL ELSE ex END
+               $start + to_minutes(CAST(k * 15 AS BIGINT)), CASE WHEN rem THEN NULL ELSE ex END,
+               false
         FROM ({version}) ORDER BY k, i
         """, {"m": p["m"], "start": p["start"]})
     con.execute(
