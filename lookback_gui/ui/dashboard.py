@@ -219,6 +219,7 @@ class DashboardWidget(QWidget):
         self._store: Store | None = None
         self._project: Project | None = None
         self.tiles: list[SmallChart] = []
+        self._stale: set[str] = set()  # metrics whose charts changed while it was hidden
         # what the Chart tab shows (metric, measure, series), to add it: the window gives it
         self.chart_on_show: Callable[[], tuple[str, str, dict[str, Any]] | None] = lambda: None
         self.series_of: Callable[[], list[dict[str, Any]]] = list
@@ -284,6 +285,7 @@ class DashboardWidget(QWidget):
             self.grid.removeWidget(tile)
             tile.deleteLater()
         self.tiles = []
+        self._stale = set()
         columns = self._project.dashboard.columns if self._project else 2
         self.columns_box.blockSignals(True)
         self.columns_box.setValue(columns)
@@ -300,10 +302,22 @@ class DashboardWidget(QWidget):
         for metric in dict.fromkeys(tile.chart.metric for tile in self.tiles):
             self.reload(metric)
 
+    def setVisible(self, visible: bool) -> None:
+        """Shown (its tab chosen): load what changed while it was hidden."""
+        super().setVisible(visible)
+        if visible:
+            stale, self._stale = self._stale, set()
+            for metric in stale:
+                self.reload(metric)
+
     def reload(self, metric: str) -> None:
-        """Load the charts of ``metric`` again (a run of it finished)."""
+        """Load the charts of ``metric`` again (a run of it finished); while the dashboard is
+        not on show, only note that they are out of date (it loads them when shown)."""
         store, project = self._store, self._project
         if store is None or project is None or metric not in project.metrics:
+            return
+        if self.isHidden():
+            self._stale.add(metric)
             return
         tiles = [tile for tile in self.tiles if tile.chart.metric == metric]
         if not tiles:
