@@ -38,6 +38,7 @@ def every_second_demo(folder: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.stress
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")  # offscreen: shown
 def test_stress(qtbot, tmp_path, monkeypatch):
     # each window has projects of its own (the app has one window; a project is open in one
