@@ -588,18 +588,15 @@ class ChartWidget(QWidget):
         for marker in self._markers:
             self.plot.removeItem(marker)
         self._markers = []
-        for at, text in data.schema_changes:
-            line = pg.InfiniteLine(pos=at, angle=90, pen=pg.mkPen("#6a1b9a", style=Qt.PenStyle.DotLine),
-                                   label="schema change", labelOpts={"position": 0.9, "color": "#6a1b9a"})
-            line.setToolTip(text)
-            self.plot.addItem(line)
-            self._markers.append(line)
-        for at, text in data.definition_changes:
-            line = pg.InfiniteLine(pos=at, angle=90, pen=pg.mkPen("#00695c", style=Qt.PenStyle.DashLine),
-                                   label="new definition", labelOpts={"position": 0.8, "color": "#00695c"})
-            line.setToolTip(text)
-            self.plot.addItem(line)
-            self._markers.append(line)
+        for moments, label, colour, style, height in (
+                (data.schema_changes, "schema change", "#6a1b9a", Qt.PenStyle.DotLine, 0.9),
+                (data.definition_changes, "new definition", "#00695c", Qt.PenStyle.DashLine, 0.8)):
+            for at, text in moments:  # a vertical line at the moment, its tooltip the details
+                line = pg.InfiniteLine(pos=at, angle=90, pen=pg.mkPen(colour, style=style),
+                                       label=label, labelOpts={"position": height, "color": colour})
+                line.setToolTip(text)
+                self.plot.addItem(line)
+                self._markers.append(line)
         self._show_nowcast(data)
         if data.provisional:
             self.region.setRegion(data.provisional)
