@@ -28,17 +28,17 @@ from lookback_gui.core.errors import (
     StoreError,
     UsageError,
 )
-from lookback_gui.core.moments import iso, local, local_zone_note, machine_aware
 from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
-from lookback_gui.core.windows import parse_timestamp
+from lookback_gui.core.timing.moments import iso, local, local_zone_note, machine_aware
+from lookback_gui.core.timing.windows import parse_timestamp
 
 if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that open it
     import threading
 
-    from lookback_gui.core.events import Event, Observer
     from lookback_gui.core.pull import PullControl
-    from lookback_gui.core.scheduler import Scheduler
+    from lookback_gui.core.schedule.scheduler import Scheduler
     from lookback_gui.core.store import LogLine, RunRecord, Store
+    from lookback_gui.core.store.events import Event, Observer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -140,7 +140,7 @@ def _timestamp(text: str, project: Project, metric: str, flag: str) -> datetime:
 def _store_wait(err: TextIO) -> tuple[Callable[[str], None], float]:
     """How a command waits for a store another process uses: it says so on ``err`` and gives
     up after LOOKBACK_STORE_WAIT seconds (default 60)."""
-    from lookback_gui.core.storelock import WAIT_S
+    from lookback_gui.core.store.lock import WAIT_S
 
     def waiting(message: str) -> None:
         err.write(message + "\n")
@@ -180,7 +180,7 @@ def _open_store(project: Project, err: TextIO, reading: bool = False) -> Store:
 
 def _as_of(text: str | None, project: Project, metric: str) -> datetime | None:
     """``--as-of``, which is never in the future (None: now)."""
-    from lookback_gui.core.windows import local_now
+    from lookback_gui.core.timing.windows import local_now
 
     if text is None:
         return None
@@ -260,7 +260,7 @@ def _until_ctrl_c(work: Callable[[PullControl], T], stop: _Stop | None = None) -
 def _alert_warnings(err: TextIO) -> Observer:
     """An observer that prints a failed alert command, and a warning or error a pull wants
     said (its alert rules could not be evaluated), as a ``warning:`` / ``error:`` line."""
-    from lookback_gui.core.events import AlertCommandFailed, Notice
+    from lookback_gui.core.store.events import AlertCommandFailed, Notice
 
     def observe(event: Event) -> None:
         if isinstance(event, AlertCommandFailed):
@@ -279,8 +279,8 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     as_of = _as_of(args.as_of, project, config.name)
     with _open_store(project, err) as store:
         if args.audit:
-            from lookback_gui.core.advisor import audit_window
-            from lookback_gui.core.windows import local_now
+            from lookback_gui.core.insight.advisor import audit_window
+            from lookback_gui.core.timing.windows import local_now
 
             window = audit_window(config, as_of or local_now(config.zone))
             run = _until_ctrl_c(lambda control: run_pull(
@@ -369,8 +369,8 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS
-    from lookback_gui.core.replay import count_replay_times, replay, replay_windows
-    from lookback_gui.core.windows import local_now
+    from lookback_gui.core.pull.replay import count_replay_times, replay, replay_windows
+    from lookback_gui.core.timing.windows import local_now
 
     project = _project(args)
     config = project.metric(args.metric)
@@ -419,7 +419,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_rename(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``rename METRIC NEW``: the project file and the store in one step."""
-    from lookback_gui.core.rename import rename_metric
+    from lookback_gui.core.project.rename import rename_metric
 
     project = _project(args)
     with _open_store(project, err) as store:
@@ -555,7 +555,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 if args.as_known_at is not None else None)
     with _open_store(project, err, reading=True) as store:
         if args.json or args.csv:  # streamed: DuckDB writes the lines
-            from lookback_gui.core.export import write_history
+            from lookback_gui.core.store.export import write_history
 
             write_history(store, config.name, "json" if args.json else "csv", out,
                           as_of_run=args.as_of_run, as_known_at=known_at)
@@ -580,7 +580,7 @@ def cmd_revisions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = project.metric(args.metric)
     with _open_store(project, err, reading=True) as store:
         if args.json:  # streamed: DuckDB writes the lines
-            from lookback_gui.core.export import write_revisions
+            from lookback_gui.core.store.export import write_revisions
 
             write_revisions(store, config.name, out, config.timezone)
             return EXIT_OK
@@ -674,7 +674,7 @@ def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_alerts_try(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``alerts --try METRIC RULE``: how often a rule would have fired over the history."""
-    from lookback_gui.core.alerts import find_rule, try_rule
+    from lookback_gui.core.insight.alerts import find_rule, try_rule
 
     project = _project(args)
     metric, reference = args.try_rule
@@ -706,7 +706,7 @@ def cmd_alerts_try(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_nowcast(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.nowcast import nowcast
+    from lookback_gui.core.insight.nowcast import nowcast
 
     project = _project(args)
     config = project.metric(args.metric)
@@ -729,7 +729,7 @@ def cmd_nowcast(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_vintages(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.vintages import cell_text, vintages
+    from lookback_gui.core.insight.vintages import cell_text, vintages
 
     project = _project(args)
     config = project.metric(args.metric)
@@ -754,7 +754,7 @@ def cmd_vintages(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.scheduler import retry_failed
+    from lookback_gui.core.schedule.scheduler import retry_failed
 
     project = _project(args)
     if args.metric:
@@ -780,7 +780,7 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.advisor import advise
+    from lookback_gui.core.insight.advisor import advise
 
     project = _project(args)
     config = project.metric(args.metric)
@@ -859,7 +859,7 @@ def _error_profile(errors: list[dict[str, Any]]) -> str:
 
 def describe_event(event: object) -> str:
     """One log line for a scheduler event."""
-    from lookback_gui.core import events as ev
+    from lookback_gui.core.store import events as ev
 
     if isinstance(event, ev.RunStarted):
         return (f"run {event.run_id} {event.metric} started ({event.trigger}) for window "
@@ -889,8 +889,8 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import threading
 
     from lookback_gui.core.errors import StoreBusyError
-    from lookback_gui.core.events import Progress
-    from lookback_gui.core.scheduler import Scheduler
+    from lookback_gui.core.schedule.scheduler import Scheduler
+    from lookback_gui.core.store.events import Progress
 
     project = _project(args)
     _start_log(err)
@@ -1014,7 +1014,7 @@ def _size(count: int) -> str:
 
 
 def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.housekeeping import store_stats
+    from lookback_gui.core.store.housekeeping import store_stats
 
     project = _project(args)
     with _open_store(project, err, reading=True) as store:
@@ -1039,7 +1039,7 @@ def cmd_store_stats(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_store_copy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.storecopy import copy_store
+    from lookback_gui.core.store.copying import copy_store
 
     project = _project(args)
     other = load_project(args.to)
@@ -1069,7 +1069,7 @@ def cmd_store_copy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_store_compact(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from lookback_gui.core.housekeeping import compact_store
+    from lookback_gui.core.store.housekeeping import compact_store
 
     project = _project(args)
     waiting, wait_s = _store_wait(err)

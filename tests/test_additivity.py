@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lookback_gui.core.additivity import measure_additivity, words
+from lookback_gui.core.insight.additivity import measure_additivity, words
 from tests.helpers import DAILY_SQL
 
 SQL = """

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from lookback_gui.cli import main
-from lookback_gui.core.advisor import advise, audit_window
-from lookback_gui.core.nowcast import metric_model
+from lookback_gui.core.insight.advisor import advise, audit_window
+from lookback_gui.core.insight.nowcast import metric_model
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store

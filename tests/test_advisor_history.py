@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from lookback_gui.cli import main
-from lookback_gui.core.events import AlertChanged
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
+from lookback_gui.core.store.events import AlertChanged
 from tests.helpers import project_text
 from tests.test_advisor import DAYS, SQL, START, build, generate
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from lookback_gui.core import advisor, settling
 from lookback_gui.core.demo import seed_history, write_demo
+from lookback_gui.core.insight import advisor, settling
+from lookback_gui.core.insight.settling import load_value_sums
 from lookback_gui.core.project import load_project
-from lookback_gui.core.settling import load_value_sums
 from lookback_gui.core.store import Store
 from tests.reference import advisor as reference
 from tests.test_advisor import build
@@ -102,7 +102,7 @@ def test_values_first_seen_old_stay_out_of_the_curve_as_in_the_reference(tmp_pat
     """A deep first pull (a backfill) sees its older buckets for the first time when they are
     already old: those values are not watched from their start."""
     from lookback_gui.core.pull import run_pull
-    from lookback_gui.core.windows import compute_window
+    from lookback_gui.core.timing.windows import compute_window
     from tests.helpers import project_text
     from tests.test_advisor import DAYS, PULL_HOUR, SQL, START, generate
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lookback_gui.core.alerts import evaluate_alerts
 from lookback_gui.core.errors import ProjectError
-from lookback_gui.core.nowcast import nowcast
+from lookback_gui.core.insight.alerts import evaluate_alerts
+from lookback_gui.core.insight.nowcast import nowcast
 from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.project import load_project, parse_project
 from lookback_gui.core.pull import run_pull

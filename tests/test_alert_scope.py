@@ -12,7 +12,7 @@ import pytest
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Window
+from lookback_gui.core.timing.windows import Window
 from tests.helpers import make_orders, project_text, ts
 
 

@@ -18,9 +18,9 @@ import pytest
 
 from lookback_gui.core import applog
 from lookback_gui.core.project import load_project
-from lookback_gui.core.scheduler import PlannedPull, Scheduler
+from lookback_gui.core.schedule.scheduler import PlannedPull, Scheduler
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Window
+from lookback_gui.core.timing.windows import Window
 from tests.helpers import make_orders, project_text, ts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ def test_help_opens_the_log_folder(qtbot, tmp_path, logged):
 def test_lookback_schedule_logs_the_traceback_of_an_unexpected_error(
         tmp_path, write_project, monkeypatch):
     from lookback_gui import cli
-    from lookback_gui.core import scheduler as scheduler_module
+    from lookback_gui.core.schedule import scheduler as scheduler_module
 
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
     path = write_project(project_text().replace('lookback = "7d"', 'lookback = "7d"\nevery = "1h"'))

@@ -12,7 +12,7 @@ import pytest
 
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import backfill
-from lookback_gui.core.scheduler import plan_catch_up
+from lookback_gui.core.schedule.scheduler import plan_catch_up
 from lookback_gui.core.store import Store
 from tests.helpers import run_cli, ts
 from tests.test_knowledge_time import PROJECT, arrived_orders

@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-from lookback_gui.core import scheduler
 from lookback_gui.core.project import load_project
+from lookback_gui.core.schedule import scheduler
 from lookback_gui.core.store import CatchUpFacts, Store
 from tests.helpers import project_text, ts
 

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from lookback_gui.core.project import load_project
-from lookback_gui.core.replay import count_replay_times, replay_times
+from lookback_gui.core.pull.replay import count_replay_times, replay_times
 from tests.helpers import make_orders, project_text, run_cli, ts
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lookback_gui.core.cron import cron_trigger, weekday_field
 from lookback_gui.core.project import parse_project
-from lookback_gui.core.replay import count_replay_times, replay_times
+from lookback_gui.core.pull.replay import count_replay_times, replay_times
+from lookback_gui.core.timing.cron import cron_trigger, weekday_field
 
 
 def _weekdays(expression: str, days: int = 14) -> list[str]:

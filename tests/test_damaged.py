@@ -111,7 +111,7 @@ def test_lock_files_that_cannot_be_created_do_not_stop_a_reader(tmp_path, monkey
     with ENOSPC."""
     import builtins
 
-    import lookback_gui.core.storelock as storelock
+    import lookback_gui.core.store.lock as storelock
 
     project = pulled_project(tmp_path)
     for suffix in (".lock", ".want"):

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from lookback_gui.core.definitions import definition_version, normalise_sql
+from lookback_gui.core.insight.settling import load_revisions
 from lookback_gui.core.project import load_project
+from lookback_gui.core.project.definitions import definition_version, normalise_sql
 from lookback_gui.core.pull import backfill, run_pull
-from lookback_gui.core.settling import load_revisions
 from lookback_gui.core.store import Store
 from tests.helpers import DAILY_SQL, make_orders, project_text, run_cli, ts
 

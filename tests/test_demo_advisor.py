@@ -10,7 +10,7 @@ import pytest
 
 from lookback_gui.cli import main
 from lookback_gui.core.demo import seed_history, write_demo
-from lookback_gui.core.nowcast import revision_triangle
+from lookback_gui.core.insight.nowcast import revision_triangle
 from lookback_gui.core.project import load_project
 from lookback_gui.core.store import Store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookback_gui.core import development
+from lookback_gui.core.insight import development
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -47,7 +47,7 @@ def test_the_chart_follows_the_development_also_when_nothing_was_revised(tmp_pat
     it would stay."""
     from datetime import datetime, timedelta
 
-    from lookback_gui.core.nowcast import chart_settle_age, nowcast
+    from lookback_gui.core.insight.nowcast import chart_settle_age, nowcast
     from lookback_gui.core.project import load_project
     from lookback_gui.core.pull import run_pull
     from lookback_gui.core.store import Store

@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from lookback_gui.core.development import MIN_PAIRS
+from lookback_gui.core.insight.development import MIN_PAIRS
 from tests.helpers import run_cli
 
 cl = pytest.importorskip("chainladder")
@@ -229,7 +229,7 @@ def test_a_bucket_whose_first_row_arrives_late_counts_from_age_0(tmp_path):
                     [5.0, np.nan, np.nan, np.nan]])
     path = make_project(tmp_path / "late", tri)
     replay_until(path, 0, 3)
-    from lookback_gui.core.nowcast import metric_model
+    from lookback_gui.core.insight.nowcast import metric_model
     from lookback_gui.core.project import load_project
     from lookback_gui.core.store import Store
 

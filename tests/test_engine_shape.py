@@ -114,7 +114,7 @@ def test_importing_the_engine_starts_no_thread_and_registers_nothing_for_exit():
             "atexit.register = lambda f, *a, **k: (ours.append(f.__module__), register(f, *a,"
             " **k))[1];"
             "import lookback_gui.core.sources, lookback_gui.core.pull, lookback_gui.core.store,"
-            " lookback_gui.core.scheduler, lookback_gui.cli;"
+            " lookback_gui.core.schedule.scheduler, lookback_gui.cli;"
             "print([m for m in ours if m.startswith('lookback_gui')], threading.active_count())")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True, env={**os.environ})

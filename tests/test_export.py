@@ -19,10 +19,10 @@ import duckdb
 import pytest
 
 from lookback_gui.cli import main
-from lookback_gui.core import export, jsonout
+from lookback_gui.core import jsonout
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
-from lookback_gui.core.store import HistoryRow, Store
+from lookback_gui.core.store import HistoryRow, Store, export
 from tests.helpers import project_text, ts
 
 SQL = ("SELECT bucket, place, big, money, ratio FROM facts"

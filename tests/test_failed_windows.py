@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from lookback_gui.core import scheduler
+from lookback_gui.core.schedule import scheduler
 from lookback_gui.core.store import RunRecord, Store
 from tests.helpers import ts
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from lookback_gui.core.events import GapFillHeld, RunFinished
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS, run_pull
-from lookback_gui.core.scheduler import Scheduler, plan_catch_up
+from lookback_gui.core.schedule.scheduler import Scheduler, plan_catch_up
 from lookback_gui.core.store import Store
+from lookback_gui.core.store.events import GapFillHeld, RunFinished
 from tests.helpers import make_orders, run_cli, ts
 
 

@@ -18,10 +18,10 @@ import duckdb
 import pytest
 
 from lookback_gui.cli import main
-from lookback_gui.core.housekeeping import TABLES
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
+from lookback_gui.core.store.housekeeping import TABLES
 from tests.helpers import DAILY_SQL, PROCESS_S, make_orders, project_text, ts
 
 

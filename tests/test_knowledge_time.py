@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from lookback_gui.core.errors import UsageError
 from lookback_gui.core.project import Project, load_project
 from lookback_gui.core.pull import backfill, run_pull
-from lookback_gui.core.scheduler import plan_catch_up, retry_failed
+from lookback_gui.core.schedule.scheduler import plan_catch_up, retry_failed
 from lookback_gui.core.store import Store
 from tests.helpers import PROCESS_S, ts
 
@@ -406,7 +406,7 @@ REPLAY_PROJECT = PROJECT.replace('lookback = "3d"\n', 'lookback = "3d"\nevery = 
 @pytest.fixture
 def late_shop(tmp_path: Path) -> Path:
     """Orders of the last days in real time, some arriving a day late."""
-    from lookback_gui.core.windows import local_now
+    from lookback_gui.core.timing.windows import local_now
 
     now = local_now(load_zone("UTC")).replace(minute=0, second=0, microsecond=0)
     rows = []
@@ -510,7 +510,7 @@ def test_a_backfill_from_the_app_over_the_demo_leaves_every_current_value(tmp_pa
     from datetime import UTC
 
     from lookback_gui.core.demo import seed_history, write_demo
-    from lookback_gui.core.scheduler import Scheduler
+    from lookback_gui.core.schedule.scheduler import Scheduler
 
     now = datetime.now(UTC).replace(tzinfo=None, second=0, microsecond=0)
     path = write_demo(tmp_path / "demo", now=now)

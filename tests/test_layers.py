@@ -29,7 +29,7 @@ def test_importing_the_cli_loads_no_qt():
 
 def test_importing_the_packages_changes_nothing_in_the_process():
     code = ("import sys; before = sys.getswitchinterval();"
-            "import lookback_gui.core.pull, lookback_gui.core.scheduler, lookback_gui.cli;"
+            "import lookback_gui.core.pull, lookback_gui.core.schedule.scheduler, lookback_gui.cli;"
             "import lookback_gui.ui.main_window;"
             "print('pandas' in sys.modules and sys.modules['pandas'] is None,"
             " sys.getswitchinterval() == before)")

@@ -11,7 +11,7 @@ import pytest
 
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.project import load_project
-from lookback_gui.core.scheduler import Scheduler
+from lookback_gui.core.schedule.scheduler import Scheduler
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store
 from tests.helpers import project_text
@@ -175,7 +175,7 @@ def test_an_observer_may_ask_the_scheduler_what_runs_when_a_fire_is_coalesced(
         tmp_path, write_project):
     """The window's observer runs on the GUI thread when Run now is coalesced into a running
     pull, and asks the scheduler which pulls run: that must not wait for itself."""
-    from lookback_gui.core.events import Notice, RunStarted
+    from lookback_gui.core.store.events import Notice, RunStarted
     from tests.helpers import make_orders, ts
 
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])

@@ -134,7 +134,7 @@ def test_the_connection_itself_refuses_another_prefix(s3_server, shop_bucket):
     """Beneath the SQL check, the locked connection opens nothing but the listed objects."""
     project_dir = Path("/nonexistent")
     from lookback_gui.core.project import SourceConfig
-    from lookback_gui.core.storage import StorageConfig
+    from lookback_gui.core.storage.urls import StorageConfig
 
     source = SourceConfig(
         name="shop", type="parquet", path=f"s3://{shop_bucket}/orders/*.parquet",

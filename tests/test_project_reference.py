@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lookback_gui.core import project as project_module
 from lookback_gui.core.errors import ProjectError
+from lookback_gui.core.project import parse as project_module
 from lookback_gui.core.project import parse_project
-from lookback_gui.core.project_keys import KEYS, Key, reference_markdown, tooltip
+from lookback_gui.core.project.keys import KEYS, Key, reference_markdown, tooltip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def _sample(key: Key) -> str:
 def test_the_reference_in_docs_is_the_one_the_table_makes():
     written = (ROOT / "docs" / "project-file.md").read_text(encoding="utf-8")
     assert written == reference_markdown(), (
-        "docs/project-file.md is out of date: python -m lookback_gui.core.project_keys "
+        "docs/project-file.md is out of date: python -m lookback_gui.core.project.keys "
         "> docs/project-file.md")
 
 
@@ -96,8 +96,8 @@ def test_a_key_has_a_tooltip():
 
 
 def test_the_object_storage_keys_are_those_the_storage_module_reads():
-    from lookback_gui.core.project_keys import keys_of
-    from lookback_gui.core.storage import STORAGE_KEYS
+    from lookback_gui.core.project.keys import keys_of
+    from lookback_gui.core.storage.urls import STORAGE_KEYS
 
     for table, only in (("source", "parquet"), ("store", "ducklake")):
         assert set(STORAGE_KEYS) <= keys_of(table, only=only)

@@ -374,7 +374,7 @@ def test_backfill_chunks_are_window_sized_complete_pulls(write_project, shop):
 
 
 def test_parallel_backfill_gives_the_same_values_and_overlaps(write_project, shop, tmp_path):
-    from lookback_gui.core.events import RunFinished, RunStarted
+    from lookback_gui.core.store.events import RunFinished, RunStarted
 
     sql = ("SELECT date_trunc('day', ordered_at) AS bucket, country, count(*) AS orders, "
            "sum(amount) AS revenue FROM orders, range(300000) "

@@ -15,12 +15,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.errors import ProjectError
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
-from lookback_gui.core.pushdown import mysql_grant_excess, read_only, remote_select
 from lookback_gui.core.sources import connect_source, load_extension, release_source
+from lookback_gui.core.sources.pushdown import mysql_grant_excess, read_only, remote_select
+from lookback_gui.core.storage.dsn import parse_dsn
 from lookback_gui.core.store import Store
 from tests.helpers import run_cli, server_role, server_table, ts
 

@@ -19,13 +19,13 @@ import duckdb
 import pytest
 
 from lookback_gui.cli import main
-from lookback_gui.core.events import Notice, RunFinished
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
-from lookback_gui.core.scheduler import Scheduler, plan_catch_up, retry_failed
+from lookback_gui.core.schedule.scheduler import Scheduler, plan_catch_up, retry_failed
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Window
+from lookback_gui.core.store.events import Notice, RunFinished
+from lookback_gui.core.timing.windows import Window
 from tests.helpers import PROCESS_S, lookback_daemon, lookback_process, make_orders, project_text, ts
 
 SCHEDULED = 'schedule = "0 6 * * *"\ntimezone = "UTC"'

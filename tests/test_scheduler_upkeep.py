@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from lookback_gui.core.events import Notice
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
-from lookback_gui.core.scheduler import PlannedPull, plan_catch_up
+from lookback_gui.core.schedule.scheduler import PlannedPull, plan_catch_up
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Window
+from lookback_gui.core.store.events import Notice
+from lookback_gui.core.timing.windows import Window
 from tests.helpers import PROCESS_S, make_orders, ts
 from tests.test_scheduler import SCHEDULED, running
 

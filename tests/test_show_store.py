@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from lookback_gui.cli import describe_event
-from lookback_gui.core.events import RunFinished
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
+from lookback_gui.core.store.events import RunFinished
 from tests.helpers import run_cli, ts
 
 

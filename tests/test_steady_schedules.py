@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from lookback_gui.core.project import load_project
-from lookback_gui.core.scheduler import Scheduler
+from lookback_gui.core.schedule.scheduler import Scheduler
 from lookback_gui.core.store import Store
 from tests.helpers import DAILY_SQL
 

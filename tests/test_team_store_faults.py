@@ -24,7 +24,7 @@ from lookback_gui.core.failures import classify
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store, open_store
-from lookback_gui.core.teamstore import RIGHTS
+from lookback_gui.core.store.catalog import RIGHTS
 from tests.helpers import PROCESS_S, PROCESSES_TEST_S, make_orders, project_text, run_cli
 from tests.test_team_store import ROWS, SERVER, _admin, team_text
 
@@ -174,7 +174,7 @@ def test_sessions_dropped_with_no_retries_left_fail_the_run_in_one_line(
     with open_store(project.store) as store:
         _inside_first_commit(store, monkeypatch,
                              lambda run_id: _terminate_sessions(catalog_name))
-        from lookback_gui.core.scheduler import Scheduler
+        from lookback_gui.core.schedule.scheduler import Scheduler
 
         said: list[str] = []
         scheduler = Scheduler(project, store)
@@ -224,7 +224,7 @@ def test_a_commit_that_conflicts_with_another_process_is_tried_again(tmp_path, c
     project = load_project(path)
     other = duckdb.connect()
     with open_store(project.store) as store:
-        from lookback_gui.core.teamstore import attach
+        from lookback_gui.core.store.catalog import attach
 
         attach(other, project.store, None)
 
@@ -242,8 +242,8 @@ def test_a_commit_that_conflicts_with_another_process_is_tried_again(tmp_path, c
 
 
 def test_store_failures_that_retrying_may_fix_are_transient():
-    from lookback_gui.core.storeconfig import StoreConfig
-    from lookback_gui.core.teamstore import lake_failure
+    from lookback_gui.core.store.catalog import lake_failure
+    from lookback_gui.core.store.config import StoreConfig
 
     config = StoreConfig(type="ducklake", catalog="dbname=x", data_path="/x")
     lost = lake_failure(config, duckdb.BinderException(

@@ -17,10 +17,10 @@ pytest.importorskip("PySide6.QtWidgets")
 from PySide6.QtCore import QSettings
 
 import lookback_gui.ui  # noqa: F401
-from lookback_gui.core import events as ev
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
+from lookback_gui.core.store import events as ev
 from lookback_gui.ui.app import install_desktop
 from lookback_gui.ui.editors import MetricEditor, SourceEditor
 from lookback_gui.ui.health import health_rows

@@ -106,7 +106,7 @@ def test_the_policy_model_is_empty_before_advice(qtmodeltester):
 
 
 def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, tmp_path):  # noqa: F811
-    from lookback_gui.core.nowcast import nowcast
+    from lookback_gui.core.insight.nowcast import nowcast
     from lookback_gui.core.store import Store
 
     project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
@@ -140,7 +140,7 @@ def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, t
 def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, tmp_path):  # noqa: F811
     from datetime import timedelta
 
-    from lookback_gui.core.alerts import try_rule
+    from lookback_gui.core.insight.alerts import try_rule
     from lookback_gui.core.pull import run_pull
     from lookback_gui.core.store import Store
     from lookback_gui.ui.editors import MetricEditor
@@ -176,7 +176,7 @@ def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, t
 def test_settling_curves_that_lie_on_each_other_are_told_apart(qtbot, window):  # noqa: F811
     """Orders and revenue of the demo settle alike: before, the second curve hid under the
     first; now it is drawn as hollow rings around it and named so."""
-    from lookback_gui.core.advisor import Advice
+    from lookback_gui.core.insight.advisor import Advice
 
     curve = [{"age_buckets": a, "share_present": {"orders": s, "revenue": s + 0.1,
                                                   "refunds": s / 2}}

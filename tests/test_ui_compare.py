@@ -15,7 +15,7 @@ from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence
 
 import lookback_gui.ui  # noqa: F401
-from lookback_gui.core.additivity import Additivity
+from lookback_gui.core.insight.additivity import Additivity
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store

@@ -14,7 +14,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QApplication
 
 import lookback_gui.ui  # noqa: F401
-from lookback_gui.core import events as ev
+from lookback_gui.core.store import events as ev
 from lookback_gui.ui.main_window import MainWindow
 from tests.test_ui import open_and_wait
 from tests.test_ui_live import choose_measure, two_metric_project

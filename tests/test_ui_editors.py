@@ -181,7 +181,7 @@ def test_the_cron_preview_speaks_the_locale_s_clock(qtbot, bridge, path, locale,
 
 
 def test_the_editors_fields_say_what_the_manual_says(qtbot, bridge, path):
-    from lookback_gui.core.project_keys import tooltip
+    from lookback_gui.core.project.keys import tooltip
 
     project = load_project(path)
     editor = MetricEditor(project, bridge, project.metrics["daily_orders"])

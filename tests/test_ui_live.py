@@ -15,10 +15,10 @@ pytest.importorskip("PySide6.QtWidgets")
 from PySide6.QtCore import QSettings
 
 import lookback_gui.ui  # noqa: F401
-from lookback_gui.core import events as ev
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
+from lookback_gui.core.store import events as ev
 from lookback_gui.ui.main_window import FALLBACK_REFRESH_MS, MainWindow
 from lookback_gui.ui.session import Session
 from tests.helpers import DAILY_SQL, make_orders, project_text
@@ -141,7 +141,7 @@ def test_runs_that_no_event_announced_appear_at_the_slow_refresh(qtbot, window, 
 
 def test_opening_and_closing_a_project_plan_and_join_off_the_gui_thread(
         qtbot, window, tmp_path, monkeypatch):
-    from lookback_gui.core import scheduler as scheduler_module
+    from lookback_gui.core.schedule import scheduler as scheduler_module
 
     threads: dict[str, str] = {}
     plan = scheduler_module.plan_catch_up

@@ -16,9 +16,9 @@ import keyring
 import keyring.backend
 
 import lookback_gui.ui  # noqa: F401
-from lookback_gui.core.passwords import KEYRING_SERVICE
 from lookback_gui.core.project import load_project
 from lookback_gui.core.sources import describe_schema
+from lookback_gui.core.storage.passwords import KEYRING_SERVICE
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.editors import SourceEditor
 from tests.helpers import project_text

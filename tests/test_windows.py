@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lookback_gui.core.windows import (
+from lookback_gui.core.timing.windows import (
     Grain,
     bucket_start,
     compute_window,

@@ -148,7 +148,7 @@ def seed_history(project_path: Path, now: datetime | None = None) -> int:
     """
     from datetime import timedelta
 
-    from lookback_gui.core.advisor import audit_window
+    from lookback_gui.core.insight.advisor import audit_window
     from lookback_gui.core.project import load_project
     from lookback_gui.core.pull import run_pull
     from lookback_gui.core.store import open_store

@@ -30,12 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lookback_gui.core.advisor import Advice, advise
 from lookback_gui.core.errors import LookbackError
-from lookback_gui.core.nowcast import Triangle, revision_triangle
+from lookback_gui.core.insight.advisor import Advice, advise
+from lookback_gui.core.insight.nowcast import Triangle, revision_triangle
 from lookback_gui.core.project import MetricConfig, ProjectDocument
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import format_lookback
+from lookback_gui.core.timing.windows import format_lookback
 from lookback_gui.ui.bridge import Bridge
 
 COLOURS = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828"]

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.pull import backfill_chunk_count
-from lookback_gui.core.windows import add_buckets, bucket_start, local_now
+from lookback_gui.core.timing.windows import add_buckets, bucket_start, local_now
 
 
 class DateTimeField(QDateTimeEdit):

@@ -19,7 +19,7 @@ import numpy as np
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import add_buckets
+from lookback_gui.core.timing.windows import add_buckets
 from lookback_gui.ui.models import fmt_number, fmt_series
 
 # More markers of one kind than this in view are thinned to one per square of the screen
@@ -282,7 +282,7 @@ def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[
                    ) -> dict[float, tuple[float, float | None, float | None]]:
     """The nowcast of one series' provisional buckets: x (epoch seconds) → (expected, low,
     high)."""
-    from lookback_gui.core.nowcast import nowcast
+    from lookback_gui.core.insight.nowcast import nowcast
 
     try:
         result = nowcast(store, config)

@@ -8,7 +8,7 @@ it or shows it again; the series are picked in a list, or as the N largest.
 
 Stacked, the series are drawn as bands on top of each other, so the top line is their sum at
 every bucket; that is offered only for an additive measure (see
-:mod:`lookback_gui.core.additivity`). A finished run of the metric reloads the comparison.
+:mod:`lookback_gui.core.insight.additivity`). A finished run of the metric reloads the comparison.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lookback_gui.core.additivity import Additivity, measure_additivity
+from lookback_gui.core.insight.additivity import Additivity, measure_additivity
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge

@@ -52,7 +52,7 @@ SERIES_ADDED = 6  # "each series" adds the largest this many
 def measured_settling(store: Store, config: MetricConfig) -> int | None:
     """The settling age (buckets) the advisor measures for ``config``, when it can; the small
     charts' nowcast needs it, as the Chart tab's does."""
-    from lookback_gui.core.advisor import advise
+    from lookback_gui.core.insight.advisor import advise
 
     try:
         advice = advise(store, config)

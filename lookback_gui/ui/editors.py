@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
 )
 
 from lookback_gui.core.errors import LookbackError, ProjectError
-from lookback_gui.core.passwords import KEYRING_SERVICE
 from lookback_gui.core.project import (
     FILE_SOURCE_TYPES,
     SOURCE_TYPES,
@@ -51,10 +50,11 @@ from lookback_gui.core.project import (
     SourceConfig,
     parse_project,
 )
-from lookback_gui.core.project_keys import tooltip
+from lookback_gui.core.project.keys import tooltip
 from lookback_gui.core.pull import Preview, preview_metric
 from lookback_gui.core.sources import describe_schema, keyring_user
-from lookback_gui.core.storage import StorageConfig
+from lookback_gui.core.storage.passwords import KEYRING_SERVICE
+from lookback_gui.core.storage.urls import StorageConfig
 from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.dialogs import open_file_name
@@ -537,7 +537,7 @@ class MetricEditor(_Editor):
                 self.schedule.setText(metric.schedule)
             elif metric.every:
                 self.schedule_kind.setCurrentText("every")
-                from lookback_gui.core.durations import format_duration
+                from lookback_gui.core.timing.durations import format_duration
 
                 self.schedule.setText(format_duration(metric.every))
             self.timezone.setCurrentText(metric.timezone)
@@ -709,8 +709,8 @@ class MetricEditor(_Editor):
             return "unknown time zone"
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from lookback_gui.core.cron import cron_trigger
-        from lookback_gui.core.durations import parse_duration
+        from lookback_gui.core.timing.cron import cron_trigger
+        from lookback_gui.core.timing.durations import parse_duration
 
         try:
             if kind == "cron":
@@ -844,7 +844,7 @@ class MetricEditor(_Editor):
             return
 
         def work() -> list[dict[str, Any]]:
-            from lookback_gui.core.alerts import try_rule
+            from lookback_gui.core.insight.alerts import try_rule
 
             return [try_rule(metric, store, rule) for rule in rules]
 
@@ -919,7 +919,7 @@ class MetricEditor(_Editor):
     def _rename(self, old: str, new: str, store: Store) -> None:
         """Rename the metric in the project file (with the other edits) and in the store, in
         one step, after saying so."""
-        from lookback_gui.core.rename import rename_metric
+        from lookback_gui.core.project.rename import rename_metric
 
         if not self.confirm_rename(old, new):
             return

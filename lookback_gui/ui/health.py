@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSystemTrayIcon,
 
 from lookback_gui.core.project import Project
 from lookback_gui.core.store import AlertState, RunRecord
-from lookback_gui.core.windows import local_now
+from lookback_gui.core.timing.windows import local_now
 from lookback_gui.ui.models import HealthRow
 
 

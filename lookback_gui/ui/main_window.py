@@ -31,15 +31,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lookback_gui.core import events as ev
 from lookback_gui.core.applog import log_dir, log_file
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig, Project, ProjectDocument, write_atomically
-from lookback_gui.core.scheduler import PlannedPull, Scheduler
+from lookback_gui.core.schedule.scheduler import PlannedPull, Scheduler
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import AlertState, RunRecord, Store
-from lookback_gui.core.storelock import WAIT_S
-from lookback_gui.core.windows import Window
+from lookback_gui.core.store import events as ev
+from lookback_gui.core.store.lock import WAIT_S
+from lookback_gui.core.timing.windows import Window
 from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge

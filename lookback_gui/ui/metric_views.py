@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QPlainTextEdit, QTabWidget
 
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig, ProjectDocument
-from lookback_gui.core.windows import add_buckets
+from lookback_gui.core.timing.windows import add_buckets
 from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
@@ -182,7 +182,7 @@ class MetricViews(QObject):
         if key in self._settling_measured:
             return
         self._settling_measured.add(key)
-        from lookback_gui.core.nowcast import chart_settle_age
+        from lookback_gui.core.insight.nowcast import chart_settle_age
 
         store = session.store
         name = metric.name
@@ -196,7 +196,7 @@ class MetricViews(QObject):
         QTimer.singleShot(1500, self, measure)
 
     def _advice_loaded(self, advice: object) -> None:
-        from lookback_gui.core.advisor import Advice
+        from lookback_gui.core.insight.advisor import Advice
 
         if isinstance(advice, Advice) and advice.enough_history:
             self.chart.set_settling(advice.metric, advice.settle_age_buckets)

@@ -17,9 +17,9 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
-from lookback_gui.core.moments import iso, local
 from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.store import AlertState, RevisionRow, RunRecord
+from lookback_gui.core.timing.moments import iso, local
 
 Index = QModelIndex | QPersistentModelIndex
 

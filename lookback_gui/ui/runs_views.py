@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lookback_gui.core.moments import local
 from lookback_gui.core.store import LogLine, RunRecord, Store
+from lookback_gui.core.timing.moments import local
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.models import RecordTableModel, RunsModel, fmt_number, fmt_time
 from lookback_gui.ui.table_filter import QueryFilter, query_box

@@ -19,12 +19,12 @@ from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from lookback_gui.core.applog import log_unexpected
 from lookback_gui.core.errors import LookbackError, StoreBusyError
-from lookback_gui.core.events import Event, Notice, Observer
 from lookback_gui.core.project import Project, load_project
-from lookback_gui.core.scheduler import Scheduler
+from lookback_gui.core.schedule.scheduler import Scheduler
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store, open_store
-from lookback_gui.core.storelock import WAIT_S
+from lookback_gui.core.store.events import Event, Notice, Observer
+from lookback_gui.core.store.lock import WAIT_S
 
 
 class Session:

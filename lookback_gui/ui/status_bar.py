@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lookback_gui.core import events as ev
-from lookback_gui.core.scheduler import Scheduler
+from lookback_gui.core.schedule.scheduler import Scheduler
+from lookback_gui.core.store import events as ev
 
 
 class SchedulerStatusBar(QStatusBar):

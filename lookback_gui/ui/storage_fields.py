@@ -3,7 +3,7 @@
 endpoint and region, and path-style requests.
 
 They show while the source's path is a URL of object storage (``s3://``, ``gs://``, ``az://``);
-the keys they edit are :data:`lookback_gui.core.storage.STORAGE_KEYS`. A secret typed here goes
+the keys they edit are :data:`lookback_gui.core.storage.urls.STORAGE_KEYS`. A secret typed here goes
 to the keyring under the user name :meth:`StorageConfig.keyring_user` gives, never to the file;
 a connection test before saving hands it to DuckDB through a variable of the test's own.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 from PySide6.QtWidgets import QCheckBox, QLineEdit
 
-from lookback_gui.core.passwords import KEYRING_SERVICE
 from lookback_gui.core.project import SourceConfig
-from lookback_gui.core.storage import STORAGE_KEYS, StorageConfig, is_url, secret_type
+from lookback_gui.core.storage.passwords import KEYRING_SERVICE
+from lookback_gui.core.storage.urls import STORAGE_KEYS, StorageConfig, is_url, secret_type
 
 TEST_SECRET_ENV = "LOOKBACK_EDITOR_TEST_SECRET"  # a connection test's own, never written
 

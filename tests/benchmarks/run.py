@@ -309,7 +309,7 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
     the result (runs, status, chart)."""
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
-    from lookback_gui.core.events import RunFinished
+    from lookback_gui.core.store.events import RunFinished
     from lookback_gui.ui.main_window import MainWindow
 
     _app()
@@ -1048,7 +1048,7 @@ def bench_app_open(folder: Path, quick: bool, reps: int) -> list[Row]:
 
 def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
     """The threshold rule of the big metric judged after its latest run, as a pull does."""
-    from lookback_gui.core.alerts import evaluate_alerts
+    from lookback_gui.core.insight.alerts import evaluate_alerts
 
     project = load_project(year_store(folder, quick))
     config = project.metrics["m00"]
@@ -1071,7 +1071,7 @@ def bench_catch_up_plan(folder: Path, quick: bool, reps: int) -> list[Row]:
     every metric of the year store; and the failed windows ``retry-failed`` would re-run."""
     from datetime import timedelta
 
-    from lookback_gui.core.scheduler import plan_catch_up
+    from lookback_gui.core.schedule.scheduler import plan_catch_up
 
     project = load_project(year_store(folder, quick))
     with Store(project.store_path) as store:

@@ -30,7 +30,7 @@ import numpy as np
 
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Grain, Window, compute_window, format_lookback
+from lookback_gui.core.timing.windows import Grain, Window, compute_window, format_lookback
 from tests.reference import policies
 from tests.reference.nowcast import backtest_nowcast
 from tests.reference.policies import Arrivals
@@ -332,7 +332,7 @@ def _missed(config: MetricConfig, data: dict[str, np.ndarray], ages: np.ndarray,
 
 
 def _seconds_per_bucket(runs: list[Any]) -> float | None:
-    from lookback_gui.core.windows import buckets_between
+    from lookback_gui.core.timing.windows import buckets_between
 
     rates = []
     for run in runs:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.windows import bucket_start
+from lookback_gui.core.timing.windows import bucket_start
 from tests.reference.settling import (
     Development,
     development,

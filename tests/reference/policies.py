@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.windows import _FIXED, Grain, buckets_between, format_lookback
+from lookback_gui.core.timing.windows import _FIXED, Grain, buckets_between, format_lookback
 from tests.reference.settling import Development
 
 # the audit cadence suggested for the tail when the metric has none, in buckets of its grain

@@ -16,7 +16,7 @@ import numpy as np
 
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import Grain
+from lookback_gui.core.timing.windows import Grain
 
 # numpy's calendar units that count buckets of each grain (weeks counted from a Thursday, but
 # differences between Monday-aligned buckets are exact)

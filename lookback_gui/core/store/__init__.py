@@ -27,7 +27,9 @@ import numpy as np
 
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store.alert_states import AlertStates
+from lookback_gui.core.store.config import StoreConfig
 from lookback_gui.core.store.database import Database
+from lookback_gui.core.store.lock import WAIT_S, Lease, Waiting
 from lookback_gui.core.store.reads import Reads
 from lookback_gui.core.store.records import (
     DEFAULT_TOLERANCE,
@@ -49,8 +51,6 @@ from lookback_gui.core.store.versions import (
     StagedValues,
     Versions,
 )
-from lookback_gui.core.storeconfig import StoreConfig
-from lookback_gui.core.storelock import WAIT_S, Lease, Waiting
 
 __all__ = [
     "DEFAULT_TOLERANCE", "RUN_STATUSES", "SCHEMA_VERSION", "AlertState", "CatchUpFacts",

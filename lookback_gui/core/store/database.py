@@ -1,7 +1,7 @@
 """The store's one DuckDB connection: opening it, taking turns with other processes, and the
 read and write transactions every part of the store goes through.
 
-The file is open only while this process holds it (see :mod:`lookback_gui.core.storelock`): it
+The file is open only while this process holds it (see :mod:`lookback_gui.core.store.lock`): it
 is opened on first use, and closed and let go between two uses when another process waits for
 it, so several processes take turns. :func:`open_connection` is the one place that opens it.
 
@@ -25,7 +25,7 @@ import duckdb
 import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError
-from lookback_gui.core.storelock import (
+from lookback_gui.core.store.lock import (
     WAIT_S,
     Lease,
     SchedulerLease,

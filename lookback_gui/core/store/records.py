@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from lookback_gui.core.moments import iso
+from lookback_gui.core.timing.moments import iso
 
 # values of FLOAT and DOUBLE measures within this relative difference are equal
 DEFAULT_TOLERANCE = 1e-9

@@ -1,5 +1,5 @@
 """The team store's connection: a DuckLake attached to an in-memory DuckDB, its catalog in
-PostgreSQL (see :mod:`lookback_gui.core.teamstore`).
+PostgreSQL (see :mod:`lookback_gui.core.store.catalog`).
 
 It stands in for :class:`~lookback_gui.core.store.database.Database`: the parts of the store run
 the same SQL on it. What differs is underneath: the connection stays open (DuckLake gives each
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import duckdb
 
 from lookback_gui.core.errors import StoreError
+from lookback_gui.core.store.catalog import LAKE, Catalog, CatalogLease, attach, lake_failure
+from lookback_gui.core.store.config import StoreConfig
 from lookback_gui.core.store.database import CLOSE_WAIT_S, Database
-from lookback_gui.core.storeconfig import StoreConfig
-from lookback_gui.core.storelock import WAIT_S, Waiting
-from lookback_gui.core.teamstore import LAKE, Catalog, CatalogLease, attach, lake_failure
+from lookback_gui.core.store.lock import WAIT_S, Waiting
 
 _SEQUENCES = {"run_ids": "lookback_run_ids", "commit_seqs": "lookback_commit_seqs"}
 CHECK_S = 0.5  # how often a reader asks whether another process has committed

@@ -23,7 +23,6 @@ from typing import Any
 import duckdb
 import psutil
 
-from lookback_gui.core.definitions import definition_version
 from lookback_gui.core.errors import (
     CancelledError,
     LookbackError,
@@ -34,18 +33,9 @@ from lookback_gui.core.errors import (
     TransientStoreError,
     UsageError,
 )
-from lookback_gui.core.events import (
-    AttemptFailed,
-    DefinitionChanged,
-    Notice,
-    Observer,
-    RunFinished,
-    RunStarted,
-    ignore,
-)
 from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
-from lookback_gui.core.pushdown import read_only, remote_select
+from lookback_gui.core.project.definitions import definition_version
 from lookback_gui.core.sources import (
     CheckedQuery,
     SourceConnections,
@@ -59,6 +49,7 @@ from lookback_gui.core.sources import (
     render_pushdown,
     timestamp_literal,
 )
+from lookback_gui.core.sources.pushdown import read_only, remote_select
 from lookback_gui.core.store import (
     CommitRequest,
     DiffSummary,
@@ -68,7 +59,16 @@ from lookback_gui.core.store import (
     Store,
     uses_as_of,
 )
-from lookback_gui.core.windows import (
+from lookback_gui.core.store.events import (
+    AttemptFailed,
+    DefinitionChanged,
+    Notice,
+    Observer,
+    RunFinished,
+    RunStarted,
+    ignore,
+)
+from lookback_gui.core.timing.windows import (
     Window,
     add_buckets,
     bucket_start,
@@ -829,7 +829,7 @@ def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | No
 
 def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
                      run: RunRecord, observer: Observer) -> None:
-    from lookback_gui.core.alerts import evaluate_alerts
+    from lookback_gui.core.insight.alerts import evaluate_alerts
 
     if not config.alerts:
         return

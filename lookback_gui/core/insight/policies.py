@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from lookback_gui.core.insight.settling import Development
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.settling import Development
-from lookback_gui.core.windows import _FIXED, Grain, format_lookback
+from lookback_gui.core.timing.windows import _FIXED, Grain, format_lookback
 
 # the audit cadence suggested for the tail when the metric has none, in buckets of its grain
 DEFAULT_AUDIT_EVERY = {Grain.MINUTE: 60, Grain.HOUR: 24, Grain.DAY: 7, Grain.WEEK: 4,

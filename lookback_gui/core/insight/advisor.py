@@ -36,28 +36,28 @@ from typing import Any
 
 import numpy as np
 
-from lookback_gui.core import policies
-from lookback_gui.core.development import Model
-from lookback_gui.core.nowcast import backtest_nowcast, latest_model
-from lookback_gui.core.policies import Arrivals
-from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.settling import (
+from lookback_gui.core.insight import policies
+from lookback_gui.core.insight.development import Model
+from lookback_gui.core.insight.nowcast import backtest_nowcast, latest_model
+from lookback_gui.core.insight.policies import Arrivals
+from lookback_gui.core.insight.settling import (
     Development,
     bucket_index,
     load_arrival_sums,
     load_revisions,
 )
-from lookback_gui.core.settling import (
+from lookback_gui.core.insight.settling import (
     interval_density as _interval_density,
 )
-from lookback_gui.core.settling import (
+from lookback_gui.core.insight.settling import (
     interval_shares as _shares,
 )
-from lookback_gui.core.settling import (
+from lookback_gui.core.insight.settling import (
     spread_intervals as _spread,
 )
+from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
-from lookback_gui.core.windows import _FIXED, Grain, Window, compute_window, format_lookback
+from lookback_gui.core.timing.windows import _FIXED, Grain, Window, compute_window, format_lookback
 
 MIN_REVISIONS = 30
 MIN_RUNS = 3

@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from lookback_gui.core import development as development_model
-from lookback_gui.core.development import INTERVAL, Model
-from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.settling import (
+from lookback_gui.core.insight import development as development_model
+from lookback_gui.core.insight.development import INTERVAL, Model
+from lookback_gui.core.insight.settling import (
     Development,
     bucket_index,
     knowledge_horizon,
     latest_development,
 )
-from lookback_gui.core.windows import add_buckets, bucket_start
+from lookback_gui.core.project import MetricConfig
+from lookback_gui.core.timing.windows import add_buckets, bucket_start
 
 
 def latest_model(store: Any, config: MetricConfig) -> tuple[Model, dict[str, np.ndarray]]:

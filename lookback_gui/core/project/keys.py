@@ -4,7 +4,7 @@
 A key is accepted where this table lists it and nowhere else, so the manual cannot promise a
 key the program refuses, nor the program take one the manual never mentions.
 
-    python -m lookback_gui.core.project_keys > docs/project-file.md
+    python -m lookback_gui.core.project.keys > docs/project-file.md
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ TABLES = {
 _SERVERS = ("postgres", "mysql")
 _FILES = ("duckdb", "sqlite", "parquet", "csv", "iceberg", "delta")
 
-# how a path or data_path in object storage is reached (core/storage.py)
+# how a path or data_path in object storage is reached (core/storage/urls.py)
 _STORAGE = (
     ("access_key_id", "string", "", "the access key's id (S3, GCS HMAC or an Azure account name)"),
     ("secret_env", "variable name", "the keyring (user s3:ID, gcs:ID or azure:ID)",
@@ -224,7 +224,7 @@ def reference_markdown() -> str:
         "# The project file: every key",
         "",
         "This page is generated from the validator's own table of keys",
-        "(`lookback_gui/core/project_keys.py`): `python -m lookback_gui.core.project_keys >",
+        "(`lookback_gui/core/project/keys.py`): `python -m lookback_gui.core.project.keys >",
         "docs/project-file.md`. A test fails when it and the program disagree.",
         "",
         "Durations are written like `\"90s\"`, `\"15m\"`, `\"36h\"`, `\"7d\"`, `\"4w\"`.",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from lookback_gui.core.durations import parse_duration
+from lookback_gui.core.timing.durations import parse_duration
 
 
 class Grain(enum.StrEnum):

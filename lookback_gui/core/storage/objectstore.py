@@ -4,7 +4,7 @@ credentials handed over as DuckDB secrets, and listing what a URL or glob matche
 A key's secret reaches DuckDB only inside ``CREATE SECRET``; it is never part of a message (a
 failed ``CREATE SECRET`` is reported without DuckDB's text, which could quote the statement),
 of the store, or of the project file. What the project file says is in
-:mod:`lookback_gui.core.storage`.
+:mod:`lookback_gui.core.storage.urls`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import duckdb
 
 from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import LookbackError, PullError
-from lookback_gui.core.passwords import keyring_get
-from lookback_gui.core.storage import StorageConfig, has_glob, is_url, secret_type, url_prefix
+from lookback_gui.core.storage.passwords import keyring_get
+from lookback_gui.core.storage.urls import StorageConfig, has_glob, is_url, secret_type, url_prefix
 
 _EXTENSIONS = {"s3": ("httpfs",), "gcs": ("httpfs",), "http": ("httpfs",),
                "azure": ("azure",)}

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from lookback_gui.core.settling import Development
+from lookback_gui.core.insight.settling import Development
 
 INTERVAL = 0.8
 Z_INTERVAL = 1.2815515655446004  # the standard normal's 90th percentile

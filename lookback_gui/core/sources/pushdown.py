@@ -27,10 +27,10 @@ from collections.abc import Iterator
 
 import duckdb
 
-from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.duck import quote_literal
 from lookback_gui.core.errors import PullError
 from lookback_gui.core.project import SourceConfig
+from lookback_gui.core.storage.dsn import parse_dsn
 
 PG_SERVER_ROLES = ("pg_read_server_files", "pg_execute_server_program", "pg_read_all_data",
                    "pg_write_all_data", "pg_write_server_files")

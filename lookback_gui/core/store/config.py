@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookback_gui.core.storage import StorageConfig
+from lookback_gui.core.storage.urls import StorageConfig
 
 STORE_TYPES = ("duckdb", "ducklake")
 

@@ -23,14 +23,14 @@ from typing import Any
 
 import duckdb
 
-from lookback_gui.core.dsn import parse_dsn
 from lookback_gui.core.duck import load_named_extension, quote_identifier, quote_literal
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
 from lookback_gui.core.failures import is_login_refused, is_transient
-from lookback_gui.core.lakehouse import Reach, expose, is_lake, refuse_reach
-from lookback_gui.core.passwords import keyring_get
 from lookback_gui.core.project import SourceConfig
-from lookback_gui.core.pushdown import role_excess, verify_role
+from lookback_gui.core.sources.lakehouse import Reach, expose, is_lake, refuse_reach
+from lookback_gui.core.sources.pushdown import role_excess, verify_role
+from lookback_gui.core.storage.dsn import parse_dsn
+from lookback_gui.core.storage.passwords import keyring_get
 
 _EXTENSIONS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner", "mysql": "mysql_scanner"}
 WINDOW_PARAMETERS = ("window_start", "window_end", "as_of")

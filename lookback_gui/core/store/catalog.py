@@ -39,15 +39,15 @@ import duckdb
 from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import StoreBusyError, StoreError, TransientStoreError
 from lookback_gui.core.failures import is_transient
-from lookback_gui.core.objectstore import create_secret
-from lookback_gui.core.passwords import keyring_get
-from lookback_gui.core.storage import is_url
-from lookback_gui.core.storelock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
+from lookback_gui.core.storage.objectstore import create_secret
+from lookback_gui.core.storage.passwords import keyring_get
+from lookback_gui.core.storage.urls import is_url
+from lookback_gui.core.store.lock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
 
 if TYPE_CHECKING:
     import psycopg
 
-    from lookback_gui.core.storeconfig import StoreConfig
+    from lookback_gui.core.store.config import StoreConfig
 
 LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
 DATA_SECRET = "lookback_store_data"  # the DuckDB secret of a data_path in object storage

@@ -22,9 +22,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from lookback_gui.core.applog import log_unexpected, where_details_are
-from lookback_gui.core.cron import cron_trigger
 from lookback_gui.core.errors import LookbackError
-from lookback_gui.core.events import Fanout, GapFillHeld, Notice, Observer, Progress
 from lookback_gui.core.project import MetricConfig, Project, load_project
 from lookback_gui.core.pull import (
     MAX_BACKFILL_CHUNKS,
@@ -35,8 +33,10 @@ from lookback_gui.core.pull import (
 )
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
-from lookback_gui.core.teamstore import CatalogLease
-from lookback_gui.core.windows import Window, compute_window
+from lookback_gui.core.store.catalog import CatalogLease
+from lookback_gui.core.store.events import Fanout, GapFillHeld, Notice, Observer, Progress
+from lookback_gui.core.timing.cron import cron_trigger
+from lookback_gui.core.timing.windows import Window, compute_window
 
 Clock = Callable[[], datetime]  # aware UTC now
 AUDIT_SUFFIX = "::audit"
@@ -280,7 +280,7 @@ class Scheduler:
         self.submit(metric, [PlannedPull("schedule", window)])
 
     def _fire_audit(self, metric: str) -> None:
-        from lookback_gui.core.advisor import audit_window
+        from lookback_gui.core.insight.advisor import audit_window
 
         config = self.project.metrics.get(metric)
         if config is None or metric in self._paused_metrics or self._paused_all:
@@ -520,7 +520,7 @@ class Scheduler:
         self._check_freshness()
 
     def _check_freshness(self) -> None:
-        from lookback_gui.core.alerts import evaluate_alerts
+        from lookback_gui.core.insight.alerts import evaluate_alerts
 
         for config in self.project.metrics.values():
             if any(rule.kind == "freshness" for rule in config.alerts):

@@ -11,7 +11,7 @@ A source (or the team store's ``data_path``) in object storage takes these keys 
 - ``credential_chain = true``: the environment's default chain (AWS profile and environment
   variables, instance roles; Azure's CLI and managed identities) instead of a key.
 
-Nothing here talks to DuckDB (:mod:`lookback_gui.core.objectstore` does).
+Nothing here talks to DuckDB (:mod:`lookback_gui.core.storage.objectstore` does).
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ import duckdb
 
 from lookback_gui.core.duck import load_named_extension, quote_identifier, quote_literal
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
-from lookback_gui.core.objectstore import create_secret, list_objects
 from lookback_gui.core.project import SourceConfig
-from lookback_gui.core.storage import is_url
+from lookback_gui.core.storage.objectstore import create_secret, list_objects
+from lookback_gui.core.storage.urls import is_url
 
 TABLE_TYPES = ("iceberg", "delta")
 SECRET = "lookback_source"

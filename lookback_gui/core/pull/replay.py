@@ -12,14 +12,14 @@ import contextlib
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 
-from lookback_gui.core.cron import cron_trigger, weekday_field
 from lookback_gui.core.errors import UsageError
-from lookback_gui.core.events import Observer, ignore
 from lookback_gui.core.project import MetricConfig, Project
 from lookback_gui.core.pull import PullControl, run_windows
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import RunRecord, Store, uses_as_of
-from lookback_gui.core.windows import Window, compute_window, local_now
+from lookback_gui.core.store.events import Observer, ignore
+from lookback_gui.core.timing.cron import cron_trigger, weekday_field
+from lookback_gui.core.timing.windows import Window, compute_window, local_now
 
 TRIGGER = "replay"
 

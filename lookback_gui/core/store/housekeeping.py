@@ -24,7 +24,7 @@ import duckdb
 from lookback_gui.core.duck import quote_identifier, quote_literal
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store import Store
-from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting, disk_full, is_disk_full
+from lookback_gui.core.store.lock import WAIT_S, StoreLock, Waiting, disk_full, is_disk_full
 
 # the tables whose rows a compaction must carry over, every one of them
 TABLES = ("meta", "runs", "run_log", "versions", "current", "probes", "alerts")

@@ -1,18 +1,12 @@
-"""The project file: sources and metrics in TOML, loaded, validated and edited in place.
+"""Loading the project file: the text parsed, every table validated, one :class:`Project` made.
 
-Loading refuses a broken file as a whole with the file, the line and the key of the first mistake.
-Editing goes through :class:`ProjectDocument`, which keeps the user's comments and layout
-(tomlkit) and writes the file atomically.
-"""
+A broken file is refused as a whole with the file, the line and the key of the first mistake."""
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,397 +15,36 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import tomlkit
 import tomlkit.exceptions
 
-from lookback_gui.core.dsn import parse_dsn
-from lookback_gui.core.durations import parse_duration
 from lookback_gui.core.errors import ProjectError
-from lookback_gui.core.project_keys import keys_of
-from lookback_gui.core.storage import STORAGE_KEYS, StorageConfig, is_url, storage_problem
-from lookback_gui.core.storeconfig import STORE_TYPES, StoreConfig
-from lookback_gui.core.windows import MAX_LOOKBACK, Grain, lookback_buckets
-
-SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv", "iceberg", "delta")
-FILE_SOURCE_TYPES = ("duckdb", "sqlite", "parquet", "csv", "iceberg", "delta")
-SERVER_SOURCE_TYPES = ("postgres", "mysql")
-ALERT_KINDS = ("threshold", "restatement", "freshness", "failure")
-SEVERITIES = ("error", "warn")
-DEFAULT_STORE = "lookback.duckdb"
-DEFAULT_PROJECT = "lookback.toml"
-# the most a project file may ask for: more is a typo, and would tie up the machine or the source
-MAX_RETRIES = 20
-MAX_CONCURRENCY = 64
-
-# which keys each table takes: the one table of keys that the manual is made from too
-_TOP_KEYS = keys_of("project")
-_STORE_KEYS = keys_of("store")
-_SOURCE_KEYS = keys_of("source")
-_METRIC_KEYS = keys_of("metric")
-_CHECK_KEYS = keys_of("check")
-_ALERT_KEYS = keys_of("alert")
-_DASHBOARD_KEYS = keys_of("dashboard")
-_DASHBOARD_CHART_KEYS = keys_of("dashboard chart")
-DASHBOARD_COLUMNS = 2  # the dashboard's columns when the file does not say
-# what a threshold rule judges: a provisional bucket by its nowcast (expected), the newest
-# settled bucket (settled), or the newest complete bucket as it stands (latest)
-JUDGES = ("expected", "settled", "latest")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """One source as the project file defines it.
-
-    Attributes:
-        name: the source's name (its table key).
-        type: one of SOURCE_TYPES.
-        path: for file sources, the path or glob as written.
-        resolved_path: that path made absolute against the project's folder.
-        dsn: for server sources, the connection string without a password.
-        password_env: the environment variable that holds the password, if any.
-        pushdown: for server sources, run the whole metric SQL on the server.
-        trust_role: accept a pushdown source whose role can read more than its own database
-            (the check then warns every time).
-        concurrency: how many pulls may read this source at once (default 1).
-        storage: how to reach a path in object storage (None for a local path).
-        snapshot_as_of: for an Iceberg or Delta table, read the snapshot it had at the pull's
-            as-of (a replay of what a pull then would have seen).
-    """
-
-    name: str
-    type: str
-    path: str | None = None
-    resolved_path: str | None = None
-    dsn: str | None = None
-    password_env: str | None = None
-    pushdown: bool = False
-    concurrency: int = 1
-    trust_role: bool = False
-    storage: StorageConfig | None = None
-    snapshot_as_of: bool = False
-
-    @property
-    def is_file(self) -> bool:
-        return self.type in FILE_SOURCE_TYPES
-
-
-@dataclass(frozen=True)
-class CheckConfig:
-    """One named quality check of a metric."""
-
-    name: str
-    severity: str = "error"
-    measure: str | None = None
-    min: float | None = None
-    max: float | None = None
-    row_change_pct: float | None = None
-    revision_pct: float | None = None
-
-
-@dataclass(frozen=True)
-class AlertRule:
-    """One alert rule of a metric; ``position`` is its 1-based place among the metric's rules."""
-
-    kind: str
-    position: int
-    name: str | None = None
-    measure: str | None = None
-    above: float | None = None
-    below: float | None = None
-    series: Mapping[str, Any] = field(default_factory=dict)
-    older_than: int | None = None
-    change_pct: float | None = None
-    max_age: timedelta | None = None
-    command: str | None = None
-    judge: str = "expected"
-
-    @property
-    def label(self) -> str:
-        """The rule's name, or its kind and position."""
-        return self.name or self.reference
-
-    @property
-    def reference(self) -> str:
-        """Its kind and position, like ``threshold#1``: a name for it whether it has one or not."""
-        return f"{self.kind}#{self.position}"
-
-
-@dataclass(frozen=True)
-class MetricConfig:
-    """One metric: what to pull, from where, how often and over which window."""
-
-    name: str
-    source: str
-    grain: Grain
-    lookback: int | str
-    buckets: int
-    sql: str
-    timezone: str = "UTC"
-    schedule: str | None = None
-    every: timedelta | None = None
-    complete_buckets_only: bool = False
-    allow_empty: bool = False
-    measures: tuple[str, ...] | None = None
-    dimensions: tuple[str, ...] | None = None
-    retries: int = 3
-    retry_base: timedelta = timedelta(seconds=2)
-    retry_max: timedelta = timedelta(minutes=5)
-    checks: tuple[CheckConfig, ...] = ()
-    alerts: tuple[AlertRule, ...] = ()
-    description: str | None = None
-    audit_every: timedelta | None = None
-    audit_factor: int = 4
-    change_probe: str | None = None
-    settle_share: float = 0.99
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-    @property
-    def scheduled(self) -> bool:
-        return self.schedule is not None or self.every is not None
-
-
-@dataclass(frozen=True)
-class DashboardChart:
-    """One small chart of the dashboard: a metric, and optionally its measure and one series
-    (None: the measure and series the chart would pick, the largest)."""
-
-    metric: str
-    measure: str | None = None
-    series: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    """The ``[dashboard]`` table: its charts in order and how many columns they fill; no
-    charts means one chart per metric."""
-
-    charts: tuple[DashboardChart, ...] = ()
-    columns: int = DASHBOARD_COLUMNS
-
-
-@dataclass(frozen=True)
-class Project:
-    """A loaded, validated project.
-
-    Attributes:
-        path: the project file (absolute).
-        store: where runs and versions are kept (a local file or the team store).
-        sources: the sources by name, in file order.
-        metrics: the metrics by name, in file order.
-        dashboard: the charts of the dashboard (``[dashboard]``).
-    """
-
-    path: Path
-    store: StoreConfig
-    sources: Mapping[str, SourceConfig]
-    metrics: Mapping[str, MetricConfig]
-    dashboard: Dashboard = field(default_factory=Dashboard)
-
-    @property
-    def store_path(self) -> Path:
-        """The local store file; a team store has none (its lock files live nowhere)."""
-        if self.store.path is None:
-            raise ValueError(f"{self.path}: the store is a team store, not a file")
-        return self.store.path
-
-    @property
-    def directory(self) -> Path:
-        return self.path.parent
-
-    def metric(self, name: str) -> MetricConfig:
-        """The metric ``name``; raise UsageError listing the known ones otherwise."""
-        from lookback_gui.core.errors import UsageError
-
-        try:
-            return self.metrics[name]
-        except KeyError:
-            known = ", ".join(self.metrics) or "none"
-            raise UsageError(
-                f"no metric named '{name}' in {self.path} (its metrics: {known})"
-            ) from None
-
-
-# --------------------------------------------------------------------------------------------
-# Finding the line of a key
-
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*(.+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*("(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)\s*[=.]""")
-
-
-def _split_dotted(text: str) -> list[str]:
-    parts: list[str] = []
-    for match in re.finditer(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'|([A-Za-z0-9_\-]+)', text):
-        parts.append(next(g for g in match.groups() if g is not None))
-    return parts
-
-
-class _Locator:
-    """Maps key paths like ("metrics", "m", "grain") to the line they are written on."""
-
-    def __init__(self, text: str):
-        self._tables: list[tuple[tuple[Any, ...], int]] = []  # (path, line) of each header
-        self._keys: dict[tuple[Any, ...], int] = {}
-        current: tuple[Any, ...] = ()
-        array_counts: dict[tuple[str, ...], int] = {}
-        in_multiline: str | None = None
-        for number, line in enumerate(text.splitlines(), start=1):
-            if in_multiline:
-                if line.count(in_multiline) % 2 == 1:
-                    in_multiline = None
-                continue
-            header = _HEADER.match(line)
-            if header and not line.lstrip().startswith("#") and "=" not in line.split("]")[0]:
-                names = tuple(_split_dotted(header.group(2)))
-                if header.group(1) == "[[":
-                    index = array_counts.get(names, 0)
-                    array_counts[names] = index + 1
-                    current = (*names, index)
-                else:
-                    current = names
-                self._tables.append((current, number))
-                self._keys.setdefault(current, number)
-                continue
-            key = _KEY.match(line)
-            if key and not line.lstrip().startswith("#"):
-                name = _split_dotted(key.group(1))[0]
-                self._keys.setdefault((*current, name), number)
-                for quote in ('"""', "'''"):
-                    if line.count(quote) % 2 == 1:
-                        in_multiline = quote
-
-    def line(self, path: tuple[Any, ...]) -> int | None:
-        """The line of ``path``, or of its nearest written ancestor."""
-        for end in range(len(path), 0, -1):
-            found = self._keys.get(tuple(path[:end]))
-            if found is not None:
-                return found
-        return None
-
-
-# --------------------------------------------------------------------------------------------
-# Validation
-
-
-class _Validator:
-    def __init__(self, path: Path, text: str):
-        self.path = path
-        self.locator = _Locator(text)
-
-    def fail(self, key_path: tuple[Any, ...], reason: str) -> ProjectError:
-        return ProjectError(
-            str(self.path), reason, line=self.locator.line(key_path), key=_dotted(key_path)
-        )
-
-    def table(self, value: Any, key_path: tuple[Any, ...]) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(key_path, f"expected a table, got {_kind(value)}")
-        return value
-
-    def known_keys(self, table: Mapping[str, Any], allowed: set[str],
-                   key_path: tuple[Any, ...]) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'? " if close else ""
-                raise self.fail(
-                    (*key_path, key),
-                    f"unknown key '{key}' ({hint}known keys here: {', '.join(sorted(allowed))})",
-                )
-
-    def string(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-               required: bool = False) -> str | None:
-        if key not in table:
-            if required:
-                raise self.fail(key_path, f"missing required key '{key}'")
-            return None
-        value = table[key]
-        if not isinstance(value, str):
-            raise self.fail((*key_path, key), f"expected a string, got {_kind(value)}")
-        return value
-
-    def boolean(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-                default: bool) -> bool:
-        if key not in table:
-            return default
-        value = table[key]
-        if not isinstance(value, bool):
-            raise self.fail((*key_path, key), f"expected true or false, got {_kind(value)}")
-        return value
-
-    def number(self, table: Mapping[str, Any], key: str,
-               key_path: tuple[Any, ...]) -> float | None:
-        if key not in table:
-            return None
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail((*key_path, key), f"expected a number, got {_kind(value)}")
-        if value != value:  # NaN: every comparison with it is false, so nothing would ever fail
-            raise self.fail((*key_path, key), "expected a number, got nan")
-        return float(value)
-
-    def integer(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-                minimum: int = 0, maximum: int | None = None) -> int | None:
-        if key not in table:
-            return None
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail((*key_path, key), f"expected a whole number, got {_kind(value)}")
-        if value < minimum:
-            raise self.fail((*key_path, key), f"must be at least {minimum}, not {value}")
-        if maximum is not None and value > maximum:
-            raise self.fail((*key_path, key), f"must be at most {maximum}, not {value}")
-        return value
-
-    def duration(self, table: Mapping[str, Any], key: str,
-                 key_path: tuple[Any, ...]) -> timedelta | None:
-        text = self.string(table, key, key_path)
-        if text is None:
-            return None
-        try:
-            value = parse_duration(text)
-        except ValueError as exc:
-            raise self.fail((*key_path, key), str(exc)) from None
-        if value > MAX_LOOKBACK:
-            raise self.fail((*key_path, key), f"'{text}' is too long: at most 100 years")
-        return value
-
-    def names(self, table: Mapping[str, Any], key: str,
-              key_path: tuple[Any, ...]) -> tuple[str, ...] | None:
-        if key not in table:
-            return None
-        value = table[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail((*key_path, key), "expected a list of column names")
-        return tuple(value)
-
-
-def _dotted(key_path: tuple[Any, ...]) -> str:
-    out = ""
-    for part in key_path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a table"
-    return type(value).__name__
+from lookback_gui.core.project.keys import keys_of
+from lookback_gui.core.project.locate import Validator, kind_of
+from lookback_gui.core.project.model import (
+    ALERT_KINDS,
+    DASHBOARD_COLUMNS,
+    DEFAULT_STORE,
+    FILE_SOURCE_TYPES,
+    JUDGES,
+    MAX_CONCURRENCY,
+    MAX_RETRIES,
+    SERVER_SOURCE_TYPES,
+    SEVERITIES,
+    SOURCE_TYPES,
+    AlertRule,
+    CheckConfig,
+    Dashboard,
+    DashboardChart,
+    MetricConfig,
+    Project,
+    SourceConfig,
+)
+from lookback_gui.core.storage.dsn import parse_dsn
+from lookback_gui.core.storage.urls import STORAGE_KEYS, StorageConfig, is_url, storage_problem
+from lookback_gui.core.store.config import STORE_TYPES, StoreConfig
+from lookback_gui.core.timing.windows import Grain, lookback_buckets
 
 
 def _validate_cron(expression: str, zone: ZoneInfo) -> None:
-    from lookback_gui.core.cron import cron_trigger
+    from lookback_gui.core.timing.cron import cron_trigger
 
     if len(expression.split()) != 5:
         raise ValueError(
@@ -424,12 +57,24 @@ def _validate_cron(expression: str, zone: ZoneInfo) -> None:
     if trigger.get_next_fire_time(None, datetime.now(zone)) is None:
         raise ValueError(f"'{expression}' never fires (no such date, like February 31)")
 
+# which keys each table takes: the one table of keys that the manual is made from too
+_TOP_KEYS = keys_of("project")
+_STORE_KEYS = keys_of("store")
+_SOURCE_KEYS = keys_of("source")
+_METRIC_KEYS = keys_of("metric")
+_CHECK_KEYS = keys_of("check")
+_ALERT_KEYS = keys_of("alert")
+_DASHBOARD_KEYS = keys_of("dashboard")
+_DASHBOARD_CHART_KEYS = keys_of("dashboard chart")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
 
 def parse_project(text: str, path: Path) -> Project:
     """Validate ``text`` as the project file at ``path``; raise ProjectError on the first mistake."""
-    document = _parse_toml(text, path)
+    document = parse_toml(text, path)
     data = document.unwrap()
-    check = _Validator(path, text)
+    check = Validator(path, text)
     check.known_keys(data, _TOP_KEYS, ())
     directory = path.parent
 
@@ -461,7 +106,7 @@ def _parse_reason(exc: tomlkit.exceptions.ParseError) -> str:
     return re.sub(r"\s+at line \d+ col \d+$", "", message)
 
 
-def _parse_toml(text: str, path: Path) -> tomlkit.TOMLDocument:
+def parse_toml(text: str, path: Path) -> tomlkit.TOMLDocument:
     """Parse ``text``; any TOML mistake becomes a ProjectError with its line."""
     try:
         return tomlkit.parse(text)
@@ -493,7 +138,7 @@ def _duplicate_line(text: str, message: str) -> int | None:
     return hits[1] if len(hits) > 1 else (hits[0] if hits else None)
 
 
-def _refuse_a_password(check: _Validator, key_path: tuple[Any, ...], key: str, dsn: str) -> None:
+def _refuse_a_password(check: Validator, key_path: tuple[Any, ...], key: str, dsn: str) -> None:
     """A connection string in the project file never holds a password (``password=``,
     ``passwd=``, a URI's ``user:password@`` or ``?password=``: :func:`parse_dsn` reads them all)."""
     if parse_dsn(dsn).password_key is not None:
@@ -504,7 +149,7 @@ def _refuse_a_password(check: _Validator, key_path: tuple[Any, ...], key: str, d
         )
 
 
-def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> StoreConfig:
+def _store(check: Validator, table: Mapping[str, Any], directory: Path) -> StoreConfig:
     key_path = ("store",)
     check.known_keys(table, _STORE_KEYS, key_path)
     kind = check.string(table, "type", key_path) or "duckdb"
@@ -543,9 +188,9 @@ def _store(check: _Validator, table: Mapping[str, Any], directory: Path) -> Stor
                        data_path=data_path, storage=storage)
 
 
-def _storage(check: _Validator, table: Mapping[str, Any], key_path: tuple[Any, ...],
+def _storage(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...],
              path: str | None, path_key: str) -> StorageConfig | None:
-    """The object-storage keys of a source or team store (see core/storage.py); None when it
+    """The object-storage keys of a source or team store (see core/storage/urls.py); None when it
     has none. They belong to a URL only."""
     given = sorted(key for key in STORAGE_KEYS if key in table)
     if not is_url(path):
@@ -572,7 +217,7 @@ def _storage(check: _Validator, table: Mapping[str, Any], key_path: tuple[Any, .
     return storage
 
 
-def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
+def _source(check: Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
             directory: Path) -> SourceConfig:
     if not _NAME.match(name):
         raise check.fail(key_path, "a source name takes letters, digits, '_' and '-' only")
@@ -629,7 +274,7 @@ def _source(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
                         pushdown=pushdown, concurrency=concurrency, trust_role=trust_role)
 
 
-def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
+def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
             sources: Mapping[str, SourceConfig]) -> MetricConfig:
     if not _NAME.match(name):
         raise check.fail(key_path, "a metric name takes letters, digits, '_' and '-' only")
@@ -653,7 +298,7 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     if isinstance(lookback, bool) or not isinstance(lookback, int | str):
         raise check.fail((*key_path, "lookback"),
                          f"expected a duration like \"7d\" or a number of buckets, "
-                         f"got {_kind(lookback)}")
+                         f"got {kind_of(lookback)}")
     try:
         buckets = lookback_buckets(lookback, grain)
     except ValueError as exc:
@@ -735,7 +380,7 @@ def _metric(check: _Validator, name: str, table: Mapping[str, Any], key_path: tu
     )
 
 
-def _change_probe(check: _Validator, table: Mapping[str, Any],
+def _change_probe(check: Validator, table: Mapping[str, Any],
                   key_path: tuple[Any, ...]) -> str | None:
     """The metric's ``change_probe``: one query that only reads (a SQL mistake in it is found
     when the metric is checked or pulled, as for the metric's own SQL)."""
@@ -761,7 +406,7 @@ def _change_probe(check: _Validator, table: Mapping[str, Any],
     return probe
 
 
-def _checks(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[CheckConfig, ...]:
+def _checks(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[CheckConfig, ...]:
     out = []
     for name, entry in check.table(raw, key_path).items():
         entry_path = (*key_path, name)
@@ -792,7 +437,7 @@ def _checks(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Che
     return tuple(out)
 
 
-def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[AlertRule, ...]:
+def _alerts(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[AlertRule, ...]:
     if not isinstance(raw, list):
         raise check.fail(key_path, "alerts are a list of tables ([[metrics.NAME.alerts]])")
     out: list[AlertRule] = []
@@ -851,7 +496,7 @@ def _alerts(check: _Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Ale
     return tuple(out)
 
 
-def _dashboard(check: _Validator, table: Mapping[str, Any],
+def _dashboard(check: Validator, table: Mapping[str, Any],
                metrics: Mapping[str, MetricConfig]) -> Dashboard:
     key_path: tuple[Any, ...] = ("dashboard",)
     check.known_keys(table, _DASHBOARD_KEYS, key_path)
@@ -882,7 +527,7 @@ def _dashboard(check: _Validator, table: Mapping[str, Any],
     return Dashboard(tuple(charts), columns or DASHBOARD_COLUMNS)
 
 
-def _command(check: _Validator, table: Mapping[str, Any],
+def _command(check: Validator, table: Mapping[str, Any],
              entry_path: tuple[Any, ...]) -> str | None:
     """An alert rule's ``command``: split like a shell line (and run without a shell)."""
     import shlex
@@ -920,216 +565,5 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     except OSError as exc:
         raise ProjectError(str(file), f"cannot be read: {exc.strerror}") from None
     return parse_project(text, file)
-
-
-class ProjectDocument:
-    """A project file opened for editing: change it, then :meth:`save` it.
-
-    Every change keeps the user's comments and layout. ``save`` validates the new text first,
-    so a change that would break the project is refused and the file on disk stays as it was.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path).expanduser().absolute()
-        text = self.path.read_text(encoding="utf-8-sig") if self.path.exists() else ""
-        self.document = _parse_toml(text, self.path)
-
-    def _section(self, name: str) -> Any:
-        if name not in self.document:
-            self.document[name] = tomlkit.table(is_super_table=True)
-        return self.document[name]
-
-    def set_source(self, name: str, values: Mapping[str, Any]) -> None:
-        """Create or update ``[sources.NAME]`` with ``values`` (None deletes a key); a key
-        whose value does not change is left as written, comments and all."""
-        self._update(self._section("sources"), name, values, {})
-
-    def set_metric(self, name: str, values: Mapping[str, Any]) -> None:
-        """Create or update ``[metrics.NAME]`` with ``values`` (None deletes a key); a key
-        whose value does not change is left as written, and a key not given is kept."""
-        self._update(self._section("metrics"), name, values, _METRIC_DEFAULTS)
-
-    def remove_source(self, name: str) -> None:
-        self._section("sources").pop(name, None)
-
-    def remove_metric(self, name: str) -> None:
-        self._section("metrics").pop(name, None)
-
-    def rename_metric(self, old: str, new: str) -> None:
-        """Rename ``[metrics.OLD]`` to NEW where it stands, with every key, sub-table and
-        comment it holds; the dashboard's charts of it follow."""
-        self._rename("metrics", old, new)
-        self._rename_in_dashboard(old, new)
-
-    def rename_source(self, old: str, new: str) -> None:
-        """Rename ``[sources.OLD]`` to NEW where it stands, and point the metrics that read it
-        at the new name."""
-        self._rename("sources", old, new)
-        metrics: Any = self.document.get("metrics", {})
-        for name in list(metrics):
-            table: Any = metrics[name]
-            if isinstance(table, dict) and table.get("source") == old:
-                table["source"] = new
-
-    def set_dashboard(self, charts: list[DashboardChart], columns: int) -> None:
-        """Write ``[dashboard]``: ``charts`` in order (one inline table each) and ``columns``;
-        comments elsewhere in the table stay."""
-        if "dashboard" not in self.document:
-            self.document.add(tomlkit.nl())
-            self.document["dashboard"] = tomlkit.table()
-        table: Any = self.document["dashboard"]
-        entries = tomlkit.array()
-        entries.multiline(True)
-        for chart in charts:
-            entry = tomlkit.inline_table()
-            entry["metric"] = chart.metric
-            if chart.measure is not None:
-                entry["measure"] = chart.measure
-            if chart.series is not None:
-                series = tomlkit.inline_table()
-                series.update(chart.series)
-                entry["series"] = series
-            entries.append(entry)
-        table["charts"] = entries
-        if columns == DASHBOARD_COLUMNS and "columns" not in table:
-            return
-        table["columns"] = columns
-
-    def _rename_in_dashboard(self, old: str, new: str) -> None:
-        """Charts of the dashboard that show metric ``old`` show ``new``."""
-        charts: Any = self.document.get("dashboard", {}).get("charts", [])
-        for chart in charts if isinstance(charts, list) else []:
-            if isinstance(chart, dict) and chart.get("metric") == old:
-                chart["metric"] = new
-
-    def _rename(self, section: str, old: str, new: str) -> None:
-        if old == new:
-            return
-        tables = self.document.get(section, {})
-        if old not in tables:
-            raise ProjectError(str(self.path), f"no [{section}.{old}] to rename", key=f"{section}.{old}")
-        if new in tables:
-            raise ProjectError(str(self.path), f"there is already a [{section}.{new}]",
-                               key=f"{section}.{new}.name")
-        text = _rename_headers(self.text(), section, old, new)
-        renamed = _parse_toml(text, self.path)
-        if old in renamed.get(section, {}):  # written inline or as dotted keys: move the value
-            value = renamed[section][old]
-            renamed[section].pop(old)
-            renamed[section][new] = value
-        self.document = renamed
-
-    def set_store_path(self, path: str) -> None:
-        if "store" not in self.document:
-            self.document["store"] = tomlkit.table()
-        self.document["store"]["path"] = path
-
-    @staticmethod
-    def _update(section: Any, name: str, values: Mapping[str, Any],
-                defaults: Mapping[str, Any]) -> None:
-        created = name not in section
-        if created:
-            section[name] = tomlkit.table()
-        table = section[name]
-        for key, value in values.items():
-            if value is None:
-                table.pop(key, None)
-                continue
-            if key in table:
-                if _same_value(key, _plain(table[key]), _plain(value)):
-                    continue
-            elif key in defaults and _plain(value) == defaults[key]:
-                continue
-            if key == "sql" and isinstance(value, str):
-                table[key] = sql_string(value)
-            else:
-                table[key] = value
-        if created:  # a blank line before whatever table follows it
-            table.add(tomlkit.nl())
-
-    def text(self) -> str:
-        return tomlkit.dumps(self.document)
-
-    def validate(self) -> Project:
-        return parse_project(self.text(), self.path)
-
-    def save(self) -> Project:
-        """Validate and write the file atomically; return the project as saved."""
-        project = self.validate()
-        write_atomically(self.path, self.text())
-        return project
-
-
-_METRIC_DEFAULTS: Mapping[str, Any] = {"timezone": "UTC", "complete_buckets_only": False,
-                                       "allow_empty": False}
-
-
-def _plain(value: Any) -> Any:
-    """A tomlkit item (or a plain value) as plain Python data."""
-    return value.unwrap() if hasattr(value, "unwrap") else value
-
-
-def _same_value(key: str, old: Any, new: Any) -> bool:
-    if key == "sql" and isinstance(old, str) and isinstance(new, str):
-        return old.strip() == new.strip()
-    return bool(type(old) is type(new) and old == new)
-
-
-def sql_string(text: str) -> Any:
-    """``text`` as a multi-line TOML string that starts on the line after its opening quotes
-    (TOML drops that first newline, so the value does not gain a blank first line)."""
-    value = text.strip("\n") + "\n"
-    item = tomlkit.string(value, multiline=True)
-    item._original = "\n" + item._original  # shown, never part of the value
-    return item
-
-
-def _rename_headers(text: str, section: str, old: str, new: str) -> str:
-    """``text`` with every table header under ``[SECTION.OLD]`` renamed to NEW."""
-    out = []
-    in_multiline: str | None = None
-    for line in text.splitlines(keepends=True):
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            out.append(line)
-            continue
-        header = _HEADER.match(line.rstrip("\r\n"))
-        if header and not line.lstrip().startswith("#"):
-            names = _split_dotted(header.group(2))
-            if names[:2] == [section, old]:
-                brackets = header.group(1)
-                dotted = ".".join(_toml_key(n) for n in [section, new, *names[2:]])
-                comment = f"  {header.group(3)}" if header.group(3) else ""
-                ending = line[len(line.rstrip("\r\n")):]
-                line = f"{brackets}{dotted}{brackets.replace('[', ']')}{comment}{ending}"
-        elif not line.lstrip().startswith("#"):
-            for quote in ('"""', "'''"):
-                if line.count(quote) % 2 == 1:
-                    in_multiline = quote
-        out.append(line)
-    return "".join(out)
-
-
-def _toml_key(name: str) -> str:
-    return name if re.fullmatch(r"[A-Za-z0-9_\-]+", name) else tomlkit.dumps({name: 0}).split(" = ")[0]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves either the old or the new file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(temp, path.stat().st_mode & 0o777)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 

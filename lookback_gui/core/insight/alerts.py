@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lookback_gui.core.events import AlertChanged, AlertCommandFailed, Observer, ignore
-from lookback_gui.core.moments import iso
-from lookback_gui.core.nowcast import Nowcast, NowcastRow, nowcast
+from lookback_gui.core.insight.nowcast import Nowcast, NowcastRow, nowcast
 from lookback_gui.core.numbers import fmt_number
 from lookback_gui.core.project import JUDGES, AlertRule, MetricConfig
 from lookback_gui.core.store import AlertState, HistoryRow, RunRecord, Store
+from lookback_gui.core.store.events import AlertChanged, AlertCommandFailed, Observer, ignore
 from lookback_gui.core.store.records import stored_number
-from lookback_gui.core.windows import add_buckets, bucket_start, buckets_between
+from lookback_gui.core.timing.moments import iso
+from lookback_gui.core.timing.windows import add_buckets, bucket_start, buckets_between
 
 log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S = 30
