@@ -170,6 +170,7 @@ def test_a_log_record_of_the_core_is_a_warning_or_error_line(project, tmp_path):
     follows."""
     script = ("import logging, sys\n"
               "from lookback_gui import cli\n"
+              "from lookback_gui.cli import reads\n"
               "def noisy(args, out, err):\n"
               "    log = logging.getLogger('lookback_gui.core.pull')\n"
               "    log.warning('alerts of daily_orders: the store is damaged')\n"
@@ -178,7 +179,7 @@ def test_a_log_record_of_the_core_is_a_warning_or_error_line(project, tmp_path):
               "    except ZeroDivisionError:\n"
               "        log.exception('a planned pull of daily_orders failed')\n"
               "    return 0\n"
-              "cli.cmd_runs = noisy\n"
+              "reads.cmd_runs = noisy\n"
               "sys.exit(cli.main(sys.argv[1:]))\n")
     for verbose in ([], ["--verbose"]):
         done = subprocess.run([sys.executable, "-c", script, "runs", "--project", str(project),
