@@ -24,6 +24,12 @@ PROCESSES_TEST_S = int(os.environ.get("LOOKBACK_TEST_PROCESSES_S", "1500"))
 ORDERS_SCHEMA = "order_id BIGINT, ordered_at TIMESTAMP, country VARCHAR, amount DOUBLE"
 
 
+def query(store, sql: str, params=None) -> list[tuple]:
+    """Rows of ``sql`` read from an open store (a reading cursor for the block)."""
+    with store.reading() as cur:
+        return cur.execute(sql, params).fetchall() if params is not None else cur.execute(sql).fetchall()
+
+
 def make_orders(path: Path, rows: list[tuple]) -> Path:
     """A DuckDB source file with an ``orders`` table holding ``rows``."""
     con = duckdb.connect(str(path))
@@ -88,7 +94,7 @@ def store_held_by_another_process(path: Path, busy: bool = False) -> Iterator[su
             import contextlib, sys
             from lookback_gui.core.store import Store
             s = Store({str(path)!r})
-            with s._write() if {busy!r} else contextlib.nullcontext():
+            with s.writing() if {busy!r} else contextlib.nullcontext():
                 print("ready", flush=True)
                 sys.stdin.read()
         """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

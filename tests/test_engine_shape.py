@@ -17,7 +17,7 @@ from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import CommitRequest, NewRun, StagedValues, Store
-from tests.helpers import ts
+from tests.helpers import query, ts
 
 WINDOW = (ts("2026-10-24"), ts("2026-10-31"))
 
@@ -67,7 +67,7 @@ def test_a_commit_is_a_diff_then_one_request_and_nothing_is_written_without_it(t
             assert (summary.counts["revised"], summary.max_revision_pct) == (1, pytest.approx(
                 100 / 3))
             commit.commit(_request())
-        assert store._read("SELECT id, commit_seq FROM runs ORDER BY id") == [(1, 1), (2, 2)]
+        assert query(store, "SELECT id, commit_seq FROM runs ORDER BY id") == [(1, 1), (2, 2)]
 
 
 def test_the_retry_policy_retries_only_transient_failures_with_capped_backoff():

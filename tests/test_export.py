@@ -23,7 +23,7 @@ from lookback_gui.core import jsonout
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import HistoryRow, Store, export
-from tests.helpers import project_text, ts
+from tests.helpers import project_text, query, ts
 
 SQL = ("SELECT bucket, place, big, money, ratio FROM facts"
        " WHERE bucket >= $window_start AND bucket < $window_end")
@@ -183,7 +183,7 @@ def test_the_bucket_ranges_hold_every_bucket_once(varied):
 
 def test_the_known_time_ranges_hold_every_version_once(varied):
     with Store(load_project(varied).store_path) as store:
-        known = store._read("SELECT known_at, bucket FROM versions")
+        known = query(store, "SELECT known_at, bucket FROM versions")
         for rows in (1, 3, 1000):
             spans = export.known_spans(store, "daily_orders", rows=rows)
             assert all(b <= c for (_, b, _, _), (c, _, _, _) in itertools.pairwise(spans))

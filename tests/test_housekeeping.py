@@ -22,7 +22,7 @@ from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
 from lookback_gui.core.store.housekeeping import TABLES
-from tests.helpers import DAILY_SQL, PROCESS_S, make_orders, project_text, ts
+from tests.helpers import DAILY_SQL, PROCESS_S, make_orders, project_text, query, ts
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -112,8 +112,8 @@ def test_compact_keeps_every_run_and_version_and_the_ids_go_on(used):
         run = run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"),
                        clock=lambda: ts("2026-10-30T13:00"))
         assert run.status == "succeeded" and run.id == 9
-        row = store._read("SELECT max(commit_seq) FROM runs WHERE id < 9")[0][0]
-        assert store._read("SELECT commit_seq FROM runs WHERE id = 9")[0][0] == row + 1
+        row = query(store, "SELECT max(commit_seq) FROM runs WHERE id < 9")[0][0]
+        assert query(store, "SELECT commit_seq FROM runs WHERE id = 9")[0][0] == row + 1
 
 
 def grow(path: Path, versions: int) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 
 from lookback_gui.core.store import SCHEMA_VERSION, NewRun, Store
-from tests.helpers import ts
+from tests.helpers import query, ts
 
 OLD = Path(__file__).parent / "data" / "store_schema1.duckdb"
 
@@ -127,4 +127,4 @@ def test_a_new_store_numbers_its_runs_and_commits_from_one(project):
     with Store(loaded.store_path) as store:
         for _ in range(2):
             run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-30T12:00"))
-        assert store._read("SELECT id, commit_seq FROM runs ORDER BY id") == [(1, 1), (2, 2)]
+        assert query(store, "SELECT id, commit_seq FROM runs ORDER BY id") == [(1, 1), (2, 2)]

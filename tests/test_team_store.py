@@ -499,7 +499,7 @@ def team_held(team: Path) -> Iterator[subprocess.Popen]:
         from lookback_gui.core.project import load_project
         from lookback_gui.core.store import open_store
         store = open_store(load_project({str(team)!r}).store)
-        with store._write():
+        with store.writing():
             print("ready", flush=True)
             sys.stdin.read()
     """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -663,7 +663,7 @@ def test_a_run_that_ends_while_another_process_opens_the_store_is_not_marked_int
                                     grain="day", as_of=at, window_start=at - timedelta(days=7),
                                     window_end=at, partial_start=None, started_at=at, sql="",
                                     params={}))
-    with first._write() as cur:  # as if another process had started it
+    with first.writing() as cur:  # as if another process had started it
         cur.execute("UPDATE runs SET pid = 4194303, pid_started = 1.0 WHERE id = ?", [run_id])
 
     def ends_then_dies(self, pid, started):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from typing import TextIO
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
 
 from lookback_gui.cli.common import (
     EXIT_FAILED,
@@ -21,9 +23,10 @@ from lookback_gui.cli.common import (
     until_ctrl_c,
 )
 from lookback_gui.cli.output import cell, run_summary
-from lookback_gui.core.errors import (
-    UsageError,
-)
+from lookback_gui.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from lookback_gui.core.store import RunRecord
 
 
 def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -57,6 +60,44 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """How a command that makes many pulls (backfill, replay) speaks of them at its end."""
+
+    command: str
+    unit: str  # what it counts: "chunk(s)"
+    failed_unit: str  # what failed: "backfill chunk(s)"
+    stopped: str  # "the chunk(s) it stopped are"
+    where: Callable[[RunRecord], str]  # which part of the work a run was
+
+
+_BACKFILL = _Batch("backfill", "chunk(s)", "backfill chunk(s)", "the chunk(s) it stopped are",
+                   lambda run: f"[{cell(run.window_start)}, {cell(run.window_end)})")
+_REPLAY = _Batch("replay", "pull(s)", "replayed pull(s)", "the pull it stopped is",
+                 lambda run: f"as of {cell(run.as_of)}")
+
+
+def _said_the_end(batch: _Batch, metric: str, runs: list[RunRecord], total: int,
+                  args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The failed runs, a cancellation or the success of a backfill or replay, and its exit
+    status."""
+    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
+    if failed:
+        err.write(f"error: {len(failed)} of {len(runs)} {batch.failed_unit} of {metric} "
+                  "failed:\n")
+        for run in failed:
+            err.write(f"  run {run.id} {batch.where(run)}: {run.error}\n")
+    if any(r.status == "cancelled" for r in runs) or len(runs) < total:
+        done = sum(r.status == "succeeded" for r in runs)
+        err.write(f"error: {batch.command} of {metric} cancelled by {args.stop.said} after "
+                  f"{done} of {total} {batch.unit}; {batch.stopped} recorded as cancelled\n")
+        return int(args.stop.code)
+    if failed:
+        return EXIT_FAILED
+    out.write(f"{batch.command} {metric}: {len(runs)} {batch.unit} succeeded\n")
+    return EXIT_OK
+
+
 def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.pull import MAX_BACKFILL_CHUNKS, backfill, backfill_chunk_count
 
@@ -84,23 +125,7 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             project, config, store, start, end, on_chunk=progress_printer(out, err), workers=workers,
             control=control, observer=alert_warnings(err), connections=args.connections,
             as_known_then=args.as_known_then), args.stop)
-    cancelled = [r for r in runs if r.status == "cancelled"]
-    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
-    if failed:
-        err.write(f"error: {len(failed)} of {len(runs)} backfill chunk(s) of {config.name} "
-                  "failed:\n")
-        for run in failed:
-            err.write(f"  run {run.id} [{cell(run.window_start)}, {cell(run.window_end)}): "
-                      f"{run.error}\n")
-    if cancelled or len(runs) < total:
-        done = sum(r.status == "succeeded" for r in runs)
-        err.write(f"error: backfill of {config.name} cancelled by {args.stop.said} after {done} "
-                  f"of {total} chunk(s); the chunk(s) it stopped are recorded as cancelled\n")
-        return int(args.stop.code)
-    if failed:
-        return EXIT_FAILED
-    out.write(f"backfill {config.name}: {len(runs)} chunk(s) succeeded\n")
-    return EXIT_OK
+    return _said_the_end(_BACKFILL, config.name, runs, total, args, out, err)
 
 
 def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -136,21 +161,7 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         runs = until_ctrl_c(lambda control: replay(
             project, config, store, windows, on_run=progress_printer(out, err), control=control,
             observer=alert_warnings(err), connections=args.connections), args.stop)
-    failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
-    if failed:
-        err.write(f"error: {len(failed)} of {len(runs)} replayed pull(s) of {config.name} "
-                  "failed:\n")
-        for run in failed:
-            err.write(f"  run {run.id} as of {cell(run.as_of)}: {run.error}\n")
-    if any(r.status == "cancelled" for r in runs) or len(runs) < len(windows):
-        done = sum(r.status == "succeeded" for r in runs)
-        err.write(f"error: replay of {config.name} cancelled by {args.stop.said} after {done} "
-                  f"of {len(windows)} pull(s); the pull it stopped is recorded as cancelled\n")
-        return int(args.stop.code)
-    if failed:
-        return EXIT_FAILED
-    out.write(f"replay {config.name}: {len(runs)} pull(s) succeeded\n")
-    return EXIT_OK
+    return _said_the_end(_REPLAY, config.name, runs, len(windows), args, out, err)
 
 
 def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

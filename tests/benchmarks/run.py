@@ -37,6 +37,7 @@ from lookback_gui.core.pull import backfill, run_pull  # noqa: E402
 from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process  # noqa: E402
 from lookback_gui.core.sources import SourceConnections  # noqa: E402
 from lookback_gui.core.store import Store, open_store  # noqa: E402
+from tests.helpers import query  # noqa: E402
 
 AS_OF = datetime(2026, 10, 31, 12, 0)
 # the source databases of the pulls (nothing is opened before a pull asks); main() closes them
@@ -362,7 +363,7 @@ def chart_store(folder: Path, points: int, catalog: str | None = None
         team_project(path, catalog)
     project = parse_project(path.read_text(), path)
     store = open_store(project.store)
-    with store._write() as cur:
+    with store.writing() as cur:
         if not cur.execute("SELECT count(*) FROM current").fetchone()[0]:
             cur.execute(
                 "INSERT INTO current SELECT 'm', '{}', 'v', TIMESTAMP '2024-01-01' + to_minutes(i), "
@@ -1054,7 +1055,7 @@ def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
     config = project.metrics["m00"]
     with Store(project.store_path) as store:
         run = store.runs(metric="m00", status="succeeded", limit=1)[0]
-        values = store._read("SELECT count(*) FROM current WHERE metric = 'm00'")[0][0]
+        values = query(store, "SELECT count(*) FROM current WHERE metric = 'm00'")[0][0]
         assert run.known_at is not None
         now = run.known_at
 
@@ -1075,8 +1076,8 @@ def bench_catch_up_plan(folder: Path, quick: bool, reps: int) -> list[Row]:
 
     project = load_project(year_store(folder, quick))
     with Store(project.store_path) as store:
-        runs = store._read("SELECT count(*) FROM runs")[0][0]
-        end = store._read("SELECT max(as_of) FROM runs")[0][0]
+        runs = query(store, "SELECT count(*) FROM runs")[0][0]
+        end = query(store, "SELECT max(as_of) FROM runs")[0][0]
         now = end + timedelta(hours=9)
 
         def plan() -> None:

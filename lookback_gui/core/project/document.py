@@ -46,11 +46,7 @@ class ProjectDocument:
         whose value does not change is left as written, and a key not given is kept."""
         self._update(self._section("metrics"), name, values, _METRIC_DEFAULTS)
 
-    def remove_source(self, name: str) -> None:
-        self._section("sources").pop(name, None)
 
-    def remove_metric(self, name: str) -> None:
-        self._section("metrics").pop(name, None)
 
     def rename_metric(self, old: str, new: str) -> None:
         """Rename ``[metrics.OLD]`` to NEW where it stands, with every key, sub-table and
@@ -116,10 +112,6 @@ class ProjectDocument:
             renamed[section][new] = value
         self.document = renamed
 
-    def set_store_path(self, path: str) -> None:
-        if "store" not in self.document:
-            self.document["store"] = tomlkit.table()
-        self.document["store"]["path"] = path
 
     @staticmethod
     def _update(section: Any, name: str, values: Mapping[str, Any],

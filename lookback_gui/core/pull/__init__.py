@@ -78,9 +78,6 @@ from lookback_gui.core.timing.windows import (
 )
 
 Clock = Callable[[], datetime]
-TRIGGERS = ("schedule", "manual", "catch-up", "backfill", "command-line", "retry", "audit",
-            "replay")
-
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
             "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
 _EXACT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",

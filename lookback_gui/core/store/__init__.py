@@ -148,11 +148,6 @@ class Store:
         with self._db.reading() as cur:
             yield cur
 
-    @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction (for tests and tools that need to hold the store)."""
-        with self._db.write() as cur:
-            yield cur
 
     def writing(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """One write transaction for housekeeping (a copy into this store): all or nothing."""
@@ -183,9 +178,6 @@ class Store:
             raise StoreError(f"{self.label} is a file: compact it with compact_store")
         return self._db.compact()
 
-    def _read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-              ) -> list[tuple[Any, ...]]:
-        return self._db.read(sql, params)
 
     # -- runs -----------------------------------------------------------------------------
 

@@ -62,10 +62,6 @@ def add_buckets(start: datetime, grain: Grain, count: int) -> datetime:
     return start + count * _FIXED[grain]
 
 
-def is_aligned(moment: datetime, grain: Grain) -> bool:
-    """True when ``moment`` is the start of a bucket."""
-    return bucket_start(moment, grain) == moment
-
 
 def buckets_between(start: datetime, end: datetime, grain: Grain) -> int:
     """How many whole buckets lie in [start, end); both must be aligned."""
