@@ -30,7 +30,6 @@ import contextlib
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ from lookback_gui.core.failures import is_transient
 from lookback_gui.core.storage.objectstore import create_secret
 from lookback_gui.core.storage.passwords import keyring_get
 from lookback_gui.core.storage.urls import is_url
-from lookback_gui.core.store.lock import POLL_S, SAY_AFTER_S, WAIT_S, Waiting
+from lookback_gui.core.store.lock import POLL_S, WAIT_S, Waiting, wait_until
 
 if TYPE_CHECKING:
     import psycopg
@@ -297,22 +296,17 @@ class Catalog:
 
     def _take(self, key: int, doing: str) -> None:
         """Take advisory lock ``key`` (the store is being ``doing`` by its holder meanwhile)."""
-        started = time.monotonic()
-        said = False
-        while True:
+        def take() -> bool:
             row = self._query("SELECT pg_try_advisory_lock(%s)", [key])
-            if row and row[0]:
-                return
-            waited = time.monotonic() - started
-            if waited >= self.wait_s:
-                raise StoreBusyError(
-                    f"{self.config.describe()} is being {doing} by {self._holder(key)} and was "
-                    f"not free after {self.wait_s:.0f} s; try again when it has finished", None)
-            if not said and waited >= SAY_AFTER_S and self.waiting is not None:
-                said = True
-                self.waiting(f"waiting for {self.config.describe()}: being {doing} by "
-                             f"{self._holder(key)}")
-            time.sleep(max(POLL_S, 0.05))
+            return bool(row and row[0])
+
+        wait_until(
+            take, wait_s=self.wait_s, poll_s=max(POLL_S, 0.05), waiting=self.waiting,
+            busy=lambda: StoreBusyError(
+                f"{self.config.describe()} is being {doing} by {self._holder(key)} and was not "
+                f"free after {self.wait_s:.0f} s; try again when it has finished", None),
+            saying=lambda: f"waiting for {self.config.describe()}: being {doing} by "
+                           f"{self._holder(key)}")
 
     def _holder(self, key: int) -> str:
         with self._lock:

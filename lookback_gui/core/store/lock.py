@@ -117,6 +117,24 @@ def _close(handle: IO[str]) -> None:
         handle.close()
 
 
+def wait_until(take: Callable[[], bool], *, wait_s: float, poll_s: float,
+               busy: Callable[[], StoreBusyError], waiting: Waiting | None,
+               saying: Callable[[], str]) -> None:
+    """Try ``take`` until it succeeds: after :data:`SAY_AFTER_S` seconds tell ``waiting`` once
+    what is awaited (``saying``), and after ``wait_s`` seconds give up with ``busy()``. The one
+    loop of every wait for a store: its lock file here, the team store's catalog locks."""
+    started = time.monotonic()
+    said = False
+    while not take():
+        waited = time.monotonic() - started
+        if waited >= wait_s:
+            raise busy()
+        if not said and waited >= SAY_AFTER_S and waiting is not None:
+            said = True
+            waiting(saying())
+        time.sleep(poll_s)
+
+
 class StoreLock:
     """The hold of one process on a store file.
 
@@ -151,23 +169,25 @@ class StoreLock:
 
     def _wait_for(self, flags: portalocker.LockFlags) -> None:
         registered = _try(self._want, portalocker.LockFlags.SHARED)
+
+        def take() -> bool:
+            nonlocal registered
+            if _try(self._hold, flags):
+                return True
+            if not registered:
+                registered = _try(self._want, portalocker.LockFlags.SHARED)
+            return False
+
+        def busy() -> StoreBusyError:
+            pid, who = _holder(self._hold)
+            return StoreBusyError(
+                f"store {self.path} is in use by another process ({who}) and was not "
+                f"free after {self.wait_s:.0f} s; try again when it has finished", pid)
+
         try:
-            started = time.monotonic()
-            said = False
-            while not _try(self._hold, flags):
-                waited = time.monotonic() - started
-                if not registered:
-                    registered = _try(self._want, portalocker.LockFlags.SHARED)
-                if waited >= self.wait_s:
-                    pid, who = _holder(self._hold)
-                    raise StoreBusyError(
-                        f"store {self.path} is in use by another process ({who}) and was not "
-                        f"free after {self.wait_s:.0f} s; try again when it has finished", pid)
-                if not said and waited >= SAY_AFTER_S and self.waiting is not None:
-                    said = True
-                    self.waiting(f"waiting for store {self.path}: in use by "
-                                 f"{_holder(self._hold)[1]}")
-                time.sleep(POLL_S)
+            wait_until(take, wait_s=self.wait_s, poll_s=POLL_S, busy=busy, waiting=self.waiting,
+                       saying=lambda: f"waiting for store {self.path}: in use by "
+                                      f"{_holder(self._hold)[1]}")
         finally:
             if registered:
                 portalocker.unlock(self._want)
