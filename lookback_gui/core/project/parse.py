@@ -284,51 +284,13 @@ def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tup
     if source not in sources:
         known = ", ".join(sources) or "none defined"
         raise check.fail((*key_path, "source"), f"unknown source '{source}' (sources: {known})")
-    grain_text = check.string(table, "grain", key_path, required=True)
-    try:
-        grain = Grain(grain_text or "")
-    except ValueError:
-        raise check.fail(
-            (*key_path, "grain"),
-            f"unknown grain '{grain_text}' (expected minute, hour, day, week or month)",
-        ) from None
-    if "lookback" not in table:
-        raise check.fail(key_path, "missing required key 'lookback'")
-    lookback = table["lookback"]
-    if isinstance(lookback, bool) or not isinstance(lookback, int | str):
-        raise check.fail((*key_path, "lookback"),
-                         f"expected a duration like \"7d\" or a number of buckets, "
-                         f"got {kind_of(lookback)}")
-    try:
-        buckets = lookback_buckets(lookback, grain)
-    except ValueError as exc:
-        raise check.fail((*key_path, "lookback"), str(exc)) from None
+    grain, lookback, buckets = _lookback(check, table, key_path)
     sql = check.string(table, "sql", key_path, required=True)
     assert sql is not None
     if not sql.strip():
         raise check.fail((*key_path, "sql"), "the SQL is empty")
-    timezone = check.string(table, "timezone", key_path)
-    if timezone is not None and not timezone.strip():
-        raise check.fail((*key_path, "timezone"), "the time zone is empty (use an IANA name "
-                         "like \"Europe/Berlin\" or \"UTC\", or leave the key out for UTC)")
-    timezone = timezone or "UTC"
-    try:
-        zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise check.fail((*key_path, "timezone"),
-                         f"unknown time zone '{timezone}' (use an IANA name like "
-                         "\"Europe/Berlin\" or \"UTC\")") from None
-    schedule = check.string(table, "schedule", key_path)
-    every = check.duration(table, "every", key_path)
-    if schedule is not None and every is not None:
-        raise check.fail((*key_path, "every"), "give either 'schedule' or 'every', not both")
-    if schedule is not None:
-        try:
-            _validate_cron(schedule, zone)
-        except ValueError as exc:
-            raise check.fail((*key_path, "schedule"), str(exc)) from None
-    if every is not None and every <= timedelta(0):
-        raise check.fail((*key_path, "every"), "must be longer than zero")
+    timezone, zone = _zone(check, table, key_path)
+    schedule, every = _schedule(check, table, key_path, zone)
     retries = check.integer(table, "retries", key_path, minimum=0, maximum=MAX_RETRIES)
     retry_base = check.duration(table, "retry_base", key_path)
     retry_max = check.duration(table, "retry_max", key_path)
@@ -337,16 +299,7 @@ def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tup
     if measures and dimensions and set(measures) & set(dimensions):
         both = ", ".join(sorted(set(measures) & set(dimensions)))
         raise check.fail((*key_path, "dimensions"), f"{both} cannot be a measure and a dimension")
-    audit_every = check.duration(table, "audit_every", key_path)
-    if audit_every is not None and audit_every <= timedelta(0):
-        raise check.fail((*key_path, "audit_every"), "must be longer than zero")
-    audit_factor = check.integer(table, "audit_factor", key_path, minimum=2)
-    if audit_factor is not None:
-        try:
-            lookback_buckets(buckets * audit_factor, grain)
-        except ValueError:
-            raise check.fail((*key_path, "audit_factor"), f"{audit_factor} times the lookback "
-                             "is too long: an audit may span at most 100 years") from None
+    audit_every, audit_factor = _audit(check, table, key_path, grain, buckets)
     settle_share = check.number(table, "settle_share", key_path)
     if settle_share is not None and not 0 < settle_share <= 1:
         raise check.fail((*key_path, "settle_share"),
@@ -378,6 +331,81 @@ def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tup
         change_probe=_change_probe(check, table, key_path),
         settle_share=0.99 if settle_share is None else float(settle_share),
     )
+
+
+def _lookback(check: Validator, table: Mapping[str, Any],
+              key_path: tuple[Any, ...]) -> tuple[Grain, int | str, int]:
+    """A metric's grain, its lookback as written and the lookback in buckets."""
+    grain_text = check.string(table, "grain", key_path, required=True)
+    try:
+        grain = Grain(grain_text or "")
+    except ValueError:
+        raise check.fail(
+            (*key_path, "grain"),
+            f"unknown grain '{grain_text}' (expected minute, hour, day, week or month)",
+        ) from None
+    if "lookback" not in table:
+        raise check.fail(key_path, "missing required key 'lookback'")
+    lookback = table["lookback"]
+    if isinstance(lookback, bool) or not isinstance(lookback, int | str):
+        raise check.fail((*key_path, "lookback"),
+                         f"expected a duration like \"7d\" or a number of buckets, "
+                         f"got {kind_of(lookback)}")
+    try:
+        buckets = lookback_buckets(lookback, grain)
+    except ValueError as exc:
+        raise check.fail((*key_path, "lookback"), str(exc)) from None
+    return grain, lookback, buckets
+
+
+def _zone(check: Validator, table: Mapping[str, Any],
+          key_path: tuple[Any, ...]) -> tuple[str, ZoneInfo]:
+    """A metric's time zone: its name (UTC when the file does not say) and the zone."""
+    timezone = check.string(table, "timezone", key_path)
+    if timezone is not None and not timezone.strip():
+        raise check.fail((*key_path, "timezone"), "the time zone is empty (use an IANA name "
+                         "like \"Europe/Berlin\" or \"UTC\", or leave the key out for UTC)")
+    timezone = timezone or "UTC"
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise check.fail((*key_path, "timezone"),
+                         f"unknown time zone '{timezone}' (use an IANA name like "
+                         "\"Europe/Berlin\" or \"UTC\")") from None
+    return timezone, zone
+
+
+def _schedule(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...],
+              zone: ZoneInfo) -> tuple[str | None, timedelta | None]:
+    """A metric's ``schedule`` (cron) or ``every``: one of them, or neither."""
+    schedule = check.string(table, "schedule", key_path)
+    every = check.duration(table, "every", key_path)
+    if schedule is not None and every is not None:
+        raise check.fail((*key_path, "every"), "give either 'schedule' or 'every', not both")
+    if schedule is not None:
+        try:
+            _validate_cron(schedule, zone)
+        except ValueError as exc:
+            raise check.fail((*key_path, "schedule"), str(exc)) from None
+    if every is not None and every <= timedelta(0):
+        raise check.fail((*key_path, "every"), "must be longer than zero")
+    return schedule, every
+
+
+def _audit(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...], grain: Grain,
+           buckets: int) -> tuple[timedelta | None, int | None]:
+    """How often a metric's deep pull runs (``audit_every``) and how deep (``audit_factor``)."""
+    audit_every = check.duration(table, "audit_every", key_path)
+    if audit_every is not None and audit_every <= timedelta(0):
+        raise check.fail((*key_path, "audit_every"), "must be longer than zero")
+    audit_factor = check.integer(table, "audit_factor", key_path, minimum=2)
+    if audit_factor is not None:
+        try:
+            lookback_buckets(buckets * audit_factor, grain)
+        except ValueError:
+            raise check.fail((*key_path, "audit_factor"), f"{audit_factor} times the lookback "
+                             "is too long: an audit may span at most 100 years") from None
+    return audit_every, audit_factor
 
 
 def _change_probe(check: Validator, table: Mapping[str, Any],
