@@ -1,7 +1,9 @@
 """One place that decides what a failure of a pull means: try again, give up, or stop.
 
 The retry loop of a pull, the source connection and the error messages all ask :func:`classify`,
-so an error is never retried in one place and refused in another; :class:`RetryPolicy` says when
+so an error is never retried in one place and refused in another; the store asks
+:func:`store_trouble`, :func:`catalog_lost` and :func:`is_conflict` what DuckDB's messages mean
+(every marker text is in this module); :class:`RetryPolicy` says when
 a pull tries again, and after how long.
 
 - ``transient``: the source could not be reached now (file missing or locked, connection refused
@@ -26,10 +28,14 @@ from lookback_gui.core.errors import CancelledError, PullError, TransientStoreEr
 
 Failure = Literal["transient", "permanent", "cancelled"]
 
+# A server refused the login (wrong or missing password, unknown user).
+_LOGIN_REFUSED_MARKERS = (
+    "password authentication failed", "access denied", "no password supplied",
+    "authentication failed", "role \"",
+)
 # A server answered, and said no: retrying sends the same question again.
 _PERMANENT_MARKERS = (
-    "password authentication failed", "access denied", "no password supplied",
-    "authentication failed", "role \"", "failed to prepare", "failed to execute",
+    *_LOGIN_REFUSED_MARKERS, "failed to prepare", "failed to execute",
     "failed to run", "error:  ", "you have an error in your sql syntax", "doesn't exist",
     "division by zero", "permission denied for",
 )
@@ -67,7 +73,52 @@ def is_login_refused(error: BaseException) -> bool:
     """Whether ``error`` is a server refusing the login (wrong or missing password, unknown
     user)."""
     text = str(error).lower()
-    return any(m in text for m in _PERMANENT_MARKERS[:5])
+    return any(m in text for m in _LOGIN_REFUSED_MARKERS)
+
+
+# What DuckDB says of a store file it cannot open or read as it is.
+_DAMAGE_MARKERS = ("corrupt", "checksum")
+_LOCK_MARKERS = ("could not set lock", "conflicting lock")
+_NOT_A_DATABASE_MARKERS = ("not a valid duckdb", "unable to open")
+# A session with the team store's catalog database (PostgreSQL) went away.
+CATALOG_LOST_MARKERS = (
+    "server closed the connection", "no connection to the server", "terminating connection",
+    "connection to server", "could not receive data from server",
+    "could not send data to server", "ssl syscall error", "connection is closed",
+    "current transaction is aborted", "database has been invalidated",
+)
+
+StoreTrouble = Literal["damaged", "locked", "not a database"]
+
+
+def store_trouble(error: BaseException) -> StoreTrouble | None:
+    """What a DuckDB error on opening or reading a store file says of the file: damaged, locked
+    by another process, not a DuckDB database; None for anything else."""
+    text = str(error).lower()
+    if any(m in text for m in _DAMAGE_MARKERS):
+        return "damaged"
+    if any(m in text for m in _LOCK_MARKERS):
+        return "locked"
+    if any(m in text for m in _NOT_A_DATABASE_MARKERS):
+        return "not a database"
+    return None
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether DuckDB found a store file damaged."""
+    return store_trouble(error) == "damaged"
+
+
+def catalog_lost(error: BaseException) -> bool:
+    """Whether ``error`` says that a session with the team store's catalog database went away."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.FatalException) or any(m in text for m in CATALOG_LOST_MARKERS)
+
+
+def is_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is DuckLake refusing a commit that raced another (retrying succeeds)."""
+    return isinstance(error, duckdb.TransactionException) or (
+        isinstance(error, duckdb.Error) and "transaction conflict" in str(error).lower())
 
 
 def is_transient(error: BaseException) -> bool:

@@ -37,7 +37,7 @@ import duckdb
 
 from lookback_gui.core.duck import load_named_extension, quote_literal
 from lookback_gui.core.errors import StoreBusyError, StoreError, TransientStoreError
-from lookback_gui.core.failures import is_transient
+from lookback_gui.core.failures import CATALOG_LOST_MARKERS, catalog_lost, is_conflict, is_transient
 from lookback_gui.core.storage.objectstore import create_secret
 from lookback_gui.core.storage.passwords import keyring_get
 from lookback_gui.core.storage.urls import is_url
@@ -55,12 +55,6 @@ _WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per c
 _CREATE_LOCK = 0x100C_BAC1  # held while a process creates the catalog's tables the first time
 _SEQUENCES = ("lookback_run_ids", "lookback_commit_seqs")
 # what DuckDB and PostgreSQL say when the catalog's session went away under a statement
-_LOST_MARKERS = (
-    "server closed the connection", "no connection to the server", "terminating connection",
-    "connection to server", "could not receive data from server",
-    "could not send data to server", "ssl syscall error", "connection is closed",
-    "current transaction is aborted", "database has been invalidated",
-)
 RIGHTS = ("CREATE on the schema public of the catalog database to create the store the first "
           "time (or a store created already by a role that has it), and SELECT, INSERT, "
           "UPDATE and DELETE on its tables and USAGE and UPDATE on its sequences to use it")
@@ -84,12 +78,6 @@ def _dsn_user(config: StoreConfig) -> str | None:
     return str(user) if user else None
 
 
-def catalog_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` says that a session with the catalog database went away."""
-    text = str(exc).lower()
-    return isinstance(exc, duckdb.FatalException) or any(m in text for m in _LOST_MARKERS)
-
-
 def lake_failure(config: StoreConfig, exc: BaseException) -> StoreError | None:
     """The one-line error that a failure of DuckDB on the team store stands for, or None for a
     failure that is none of the store's (a mistake in a query: a bug, told as such)."""
@@ -99,7 +87,7 @@ def lake_failure(config: StoreConfig, exc: BaseException) -> StoreError | None:
         return missing_rights(config, _dsn_user(config), reason.split(":")[0].split('"')[0])
     if isinstance(exc, duckdb.Error) and catalog_lost(exc):
         lowered = text.lower()
-        said = next((m for m in _LOST_MARKERS if m in lowered), "the session failed")
+        said = next((m for m in CATALOG_LOST_MARKERS if m in lowered), "the session failed")
         return TransientStoreError(f"{config.describe()}: the catalog database went away "
                                    f"({said})")
     if isinstance(exc, duckdb.InternalException):  # DuckDB gives the database up after it
@@ -360,12 +348,6 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
         if said is not None:
             raise said from None
         raise StoreError(f"{config.describe()} cannot be opened: {message}") from None
-
-
-def is_conflict(exc: BaseException) -> bool:
-    """Whether ``exc`` is DuckLake refusing a commit that raced another (retrying succeeds)."""
-    return isinstance(exc, duckdb.TransactionException) or (
-        isinstance(exc, duckdb.Error) and "transaction conflict" in str(exc).lower())
 
 
 class CatalogLease:

@@ -25,6 +25,7 @@ import duckdb
 import psutil
 
 from lookback_gui.core.errors import StoreBusyError, StoreError
+from lookback_gui.core.failures import is_damage, store_trouble
 from lookback_gui.core.store.lock import (
     WAIT_S,
     Lease,
@@ -65,21 +66,16 @@ def damaged(path: Path | str, message: str) -> StoreError:
         "the moved file)")
 
 
-def is_damage(exc: duckdb.Error) -> bool:
-    lowered = str(exc).lower()
-    return "corrupt" in lowered or "checksum" in lowered
-
-
 def open_connection(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """The DuckDB connection of the store at ``path``; its failures as one clear StoreError."""
     try:
         return duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:
         message = str(exc)
-        lowered = message.lower()
-        if is_damage(exc):
+        trouble = store_trouble(exc)
+        if trouble == "damaged":
             raise damaged(path, message) from None
-        if "could not set lock" in lowered or "conflicting lock" in lowered:
+        if trouble == "locked":
             match = _LOCK_PID.search(message)
             pid = int(match.group(1)) if match else None
             holder = f"PID {pid}" if pid else "another process"
@@ -90,7 +86,7 @@ def open_connection(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"store {path} is in use by another process ({holder}); "
                 "close it there or wait until it finishes", pid
             ) from None
-        if "not a valid duckdb" in lowered or "unable to open" in lowered:
+        if trouble == "not a database":
             raise StoreError(f"store {path} is not a DuckDB database file (damaged, or "
                              "another kind of file); restore it from a backup, or move it "
                              "aside to start an empty store") from None

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import duckdb
 
 from lookback_gui.core.errors import StoreError
-from lookback_gui.core.store.database import Database, damaged, is_damage
+from lookback_gui.core.failures import is_damage
+from lookback_gui.core.store.database import Database, damaged
 
 SCHEMA_VERSION = 3
 
