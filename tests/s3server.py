@@ -85,20 +85,28 @@ class S3Server:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """End the server: close its input and wait for it (killed if it has not ended after
+        ``PROCESS_S``); its exit status, None when it was not running."""
         process, self._process = self._process, None
         if process is None:
-            return
+            return None
         with contextlib.suppress(OSError):
             if process.stdin is not None:
                 process.stdin.close()  # the server's signal to end
         try:
-            process.wait(timeout=PROCESS_S)
+            status = process.wait(timeout=PROCESS_S)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            status = process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        return status
+
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs."""
+        return self._process.pid if self._process is not None else None
 
     def wait(self) -> int:
         """Wait until the server process ends (it serves until stopped); its exit status."""
