@@ -2,7 +2,9 @@
 
 The tests (and DuckDB's httpfs, deltalake, pyiceberg) talk to it over HTTP like to any S3
 endpoint; nothing inside the test process is patched. Its request log (one line per request,
-written before the answer goes out) lets a test count what a pull read.
+written before the answer goes out) lets a test count what a pull read; a
+:class:`CountingProxy` in front of it counts the bytes of the answers (the benchmarks' measure of
+what a pull read).
 
 Run on its own (``python -m tests.s3server``) it serves until Ctrl+C, printing its endpoint.
 """
