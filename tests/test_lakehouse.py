@@ -75,11 +75,11 @@ class Table:
 
 
 def _wait_for_clock(moment: datetime) -> None:
-    """Wait until the clock is past ``moment`` (commit times are the writer's clock)."""
-    deadline = time.monotonic() + 30
-    while datetime.now(UTC).replace(tzinfo=None) <= moment:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    """Sleep until the clock is past ``moment`` (commit times are the writer's clock): the time
+    that is left, at once; a sleep ends no earlier than asked, so this loops only when the clock
+    itself was stepped back meanwhile."""
+    while (left := (moment - _now()).total_seconds()) >= 0:
+        time.sleep(left + 0.001)
 
 
 def _whole_second(moment: datetime) -> datetime:
@@ -130,8 +130,9 @@ def test_snapshot_as_of_replays_the_late_rows_arriving(table, write_project):
     table.append([(1, day, "DE", 10.0)])
     start = _whole_second(_now())  # the replay's times are whole seconds from here
     _wait_for_clock(start + timedelta(seconds=1.5))
+    before = _now()
     table.append([(2, day, "DE", 5.0)])  # late: arrives between two scheduled pulls
-    late = _now()
+    late = _now()  # the commit's time lies in [before, late], however long it took
     end = _whole_second(late) + timedelta(seconds=2)
     _wait_for_clock(end)
     path = write_project(project_text(source=table.source("snapshot_as_of = true\n"),
@@ -147,7 +148,8 @@ def test_snapshot_as_of_replays_the_late_rows_arriving(table, write_project):
     revenue = [r for r in revisions if r["measure"] == "revenue"]
     assert [(r["old_value"], r["new_value"]) for r in revenue] == [(10.0, 15.0)]
     known = datetime.fromisoformat(revenue[0]["known_at"]).astimezone(UTC).replace(tzinfo=None)
-    assert late < known <= _whole_second(late)  # the first pull as of after the commit
+    # the first pull as of at or after the commit (the pulls are as of whole seconds)
+    assert before <= known <= _whole_second(late)
     # a pull as of before the table existed says so
     project = load_project(path)
     with open_store(project.store) as store:

@@ -170,3 +170,30 @@ def test_a_source_moved_from_a_url_to_a_local_file_loses_its_storage_keys(qtbot,
     saved = load_project(path).sources["shop"]
     assert saved.storage is None and saved.path == "events.parquet"
     assert "access_key_id" not in path.read_text(encoding="utf-8")
+
+
+def test_a_gs_source_keeps_its_endpoint_and_an_az_source_shows_no_s3_fields(qtbot, bridge,
+                                                                           tmp_path):
+    path = tmp_path / "lookback.toml"
+    path.write_text(project_text(
+        source='type = "parquet"\npath = "gs://lake/events/*.parquet"\naccess_key_id = "HMAC"\n'
+               'secret_env = "GCS_SECRET"\nendpoint = "storage-lake.p.googleapis.com"\n'
+               'url_style = "path"'), encoding="utf-8")
+    project = load_project(path)
+    editor = SourceEditor(project, bridge, project.sources["shop"])
+    qtbot.addWidget(editor)
+    for key in ("access_key_id", "secret_env", "secret", "endpoint", "url_style"):
+        assert editor.form.isRowVisible(editor.rows[key]), key
+    assert not editor.form.isRowVisible(editor.rows["region"])
+    editor.save()
+    assert editor.result() == editor.DialogCode.Accepted, editor.general_error.text()
+    saved = load_project(path).sources["shop"].storage
+    assert saved is not None
+    assert (saved.endpoint, saved.url_style) == ("storage-lake.p.googleapis.com", "path")
+
+    editor = SourceEditor(project, bridge)
+    qtbot.addWidget(editor)
+    editor.path.setText("az://data/events/*.parquet")
+    for key in ("endpoint", "region", "url_style"):
+        assert not editor.form.isRowVisible(editor.rows[key]), key
+    assert editor.form.isRowVisible(editor.rows["access_key_id"])

@@ -44,6 +44,7 @@ _TRANSIENT_MARKERS = (
     "could not set lock", "connection refused", "server closed the connection",
     "lost connection", "gone away", "can't connect", "could not connect",
     "connection to server", "timeout expired", "could not translate host name",
+    "could not resolve",  # a host name no DNS answers for now (object storage: Azure, HTTP)
 )
 
 

@@ -1,6 +1,6 @@
 """The object-storage fields of the source editor: the key's id, where its secret comes from
 (an environment variable, or the OS keyring, written there by the editor), an S3-compatible
-endpoint and region, and path-style requests.
+endpoint and region, and path-style requests (endpoint and path style also for ``gs://``).
 
 They show while the source's path is a URL of object storage (``s3://``, ``gs://``, ``az://``);
 the keys they edit are :data:`lookback_gui.core.storage.urls.STORAGE_KEYS`. A secret typed here goes
@@ -80,6 +80,8 @@ class StorageFields:
             return set()
         if kind == "s3":
             return set(self.KEYS)
+        if kind == "gcs":
+            return {"access_key_id", "secret_env", "secret", "endpoint", "url_style"}
         return {"access_key_id", "secret_env", "secret"}
 
     def snapshot(self) -> tuple[Any, ...]:
@@ -95,10 +97,10 @@ class StorageFields:
         values: dict[str, Any] = {
             "access_key_id": self.access_key_id.text().strip() or None,
             "secret_env": self.secret_env.text().strip() or None}
-        if kind == "s3":
+        if kind in ("s3", "gcs"):
             original = self._original.url_style
             values.update(endpoint=self.endpoint.text().strip() or None,
-                          region=self.region.text().strip() or None,
+                          region=(self.region.text().strip() or None) if kind == "s3" else None,
                           url_style="path" if self.path_style.isChecked() else (
                               original if original != "path" else None))
         else:

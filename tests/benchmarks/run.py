@@ -96,25 +96,14 @@ def ratio_row(name: str, ours: float, base: float, limit: float,
 
 def write_project(folder: Path, source: str, sql: str, extra: str = "",
                   lookback: str = '"7d"', grain: str = "day") -> Path:
+    """A project file with the source ``src`` and the metric ``m``, each key at the start of
+    its line (a source or extra of several lines included), so that :func:`team_project` finds
+    its [store] table."""
     path = folder / "lookback.toml"
-    path.write_text(textwrap.dedent(f'''\
-        [store]
-        path = "lookback.duckdb"
-
-        [sources.src]
-        {source}
-
-        [metrics.m]
-        source = "src"
-        grain = "{grain}"
-        lookback = {lookback}
-        retries = 0
-        allow_empty = true
-        {extra}
-        sql = """
-        {sql}
-        """
-        '''))
+    path.write_text("\n".join([
+        "[store]", 'path = "lookback.duckdb"', "", "[sources.src]", source, "", "[metrics.m]",
+        'source = "src"', f'grain = "{grain}"', f"lookback = {lookback}", "retries = 0",
+        "allow_empty = true", extra, 'sql = """', sql, '"""', ""]))
     return path
 
 
@@ -478,20 +467,43 @@ def team_catalog() -> Iterator[str]:
             con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def team_project(path: Path, catalog: str) -> None:
-    """Point the project file at ``path`` to a team store in ``catalog``."""
-    path.write_text(path.read_text().replace(
-        '[store]\npath = "lookback.duckdb"\n',
-        f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\ndata_path = "lake"\n'))
+def team_project(path: Path, catalog: str, data: str = 'data_path = "lake"\n') -> None:
+    """Point the project file at ``path`` to a team store in ``catalog``, its data files where
+    ``data`` (the data_path key and its own keys) says."""
+    text, local = path.read_text(), '[store]\npath = "lookback.duckdb"\n'
+    if local not in text:  # measuring a local store under a team store's name
+        raise RuntimeError(f"{path}: no local [store] table to turn into a team store")
+    path.write_text(text.replace(
+        local, f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\n{data}'))
+
+
+@contextlib.contextmanager
+def team_data_in_s3(folder: Path) -> Iterator[str]:
+    """The data_path keys of a team store in a bucket of the local S3 server (moto), started
+    here and stopped after."""
+    from tests.s3server import SECRET, S3Server
+
+    server = S3Server(folder).start()
+    try:
+        os.environ["LOOKBACK_TEST_S3_SECRET"] = SECRET
+        bucket = server.bucket("team")
+        yield f'data_path = "s3://{bucket}/lake"\n{server.source_keys()}'
+        requests = server.requests_since(0)
+        print(f"team store in S3: {sum(r.method == 'PUT' for r in requests)} PUT, "
+              f"{sum(r.method in ('GET', 'HEAD') for r in requests)} GET/HEAD requests",
+              file=sys.stderr, flush=True)
+    finally:
+        server.stop()
 
 
 def open_config(path: Path) -> Any:
     return load_project(path).store
 
 
-def bench_team_pull(folder: Path, values: int, reps: int) -> Row:
+def bench_team_pull(folder: Path, values: int, reps: int, in_s3: bool = False) -> Row:
     """The same lookback pull (1 % of its values revised each time) into a team store and into
-    a local store, alternated: the team store's cost over the local one."""
+    a local store, alternated: the team store's cost over the local one. ``in_s3``: the team
+    store's data files in the local S3 server instead of a folder."""
     work = folder / f"team_{values}"
     work.mkdir()
     make_facts(work / "src.duckdb", max(1, values // 7))
@@ -508,9 +520,10 @@ def bench_team_pull(folder: Path, values: int, reps: int) -> Row:
         con.execute("UPDATE facts SET v = v + 1 WHERE (hash(k) + ?) % 100 = 0", [flip[0]])
         con.close()
 
-    with team_catalog() as catalog:
+    with team_catalog() as catalog, contextlib.ExitStack() as stack:
+        data = stack.enter_context(team_data_in_s3(work)) if in_s3 else 'data_path = "lake"\n'
         path = write_project(team_dir, source, FACTS_SQL)
-        team_project(path, catalog)
+        team_project(path, catalog, data)
         team = load_project(path)
         with open_store(local.store) as local_store, open_store(team.store) as team_store:
             for project, store in ((local, local_store), (team, team_store)):
@@ -518,7 +531,9 @@ def bench_team_pull(folder: Path, values: int, reps: int) -> Row:
             ours_s, base_s = median_pair(puller(team, team_store), puller(local, local_store),
                                          reps, before=revise_one_percent)
     label = {1000: "1k", 100_000: "100k"}[values]
-    return ratio_row(f"team_pull_{label}", ours_s, base_s or 0, TEAM_PULL_LIMIT[values])
+    return ratio_row(f"team_{'s3_' if in_s3 else ''}pull_{label}", ours_s, base_s or 0,
+                     TEAM_PULL_LIMIT[values], target=f"<= {TEAM_PULL_LIMIT[values]:g} (team "
+                     f"store{' in S3' if in_s3 else ''} / local store)")
 
 
 # the team store's pull against the local store's (README: *Benchmarks*, why these bounds)
@@ -1138,6 +1153,107 @@ def bench_pull_big(folder: Path, values: int, reps: int) -> list[Row]:
                 (peak.ours_s or 0) <= 1000)]
 
 
+# -- object storage --------------------------------------------------------------------------
+
+S3_DAY_SQL = ("SELECT date_trunc('day', event_at) AS bucket, country, count(*) AS n, "
+              "sum(amount) AS amount FROM src "
+              "WHERE day >= CAST($window_start AS DATE) AND day < CAST($window_end AS DATE) "
+              "AND event_at >= $window_start AND event_at < $window_end GROUP BY ALL")
+# the same without the partition column: nothing tells DuckDB which days' objects hold the window
+S3_EVENT_SQL = ("SELECT date_trunc('day', event_at) AS bucket, country, count(*) AS n, "
+                "sum(amount) AS amount FROM src "
+                "WHERE event_at >= $window_start AND event_at < $window_end GROUP BY ALL")
+S3_AS_OF = datetime(2025, 6, 7, 12)
+S3_WINDOW = {"window_start": datetime(2025, 6, 1), "window_end": datetime(2025, 6, 8)}
+
+
+def bench_s3_window(folder: Path, per_day: int, reps: int) -> list[Row]:
+    """A pull of a 7-day window of a year of daily hive-partitioned Parquet objects in the local
+    S3 server (moto) against the bare DuckDB query over the same URLs, and the bytes each read,
+    counted by a relay in front of the server."""
+    from lookback_gui.core.duck import load_named_extension
+    from tests.s3server import KEY_ID, REGION, SECRET, CountingProxy, S3Server
+
+    server = S3Server(folder).start()
+    try:
+        relay = CountingProxy(server.port)
+        bucket = server.bucket("year")
+
+        def secret(con: duckdb.DuckDBPyConnection) -> None:
+            load_named_extension(con, "httpfs")
+            con.execute(f"CREATE SECRET s3 (TYPE s3, KEY_ID '{KEY_ID}', SECRET '{SECRET}', "
+                        f"ENDPOINT '127.0.0.1:{relay.port}', REGION '{REGION}', "
+                        "URL_STYLE 'path', USE_SSL false)")
+
+        with duckdb.connect() as writer:  # 365 objects events/day=YYYY-MM-DD/data_0.parquet
+            secret(writer)
+            writer.execute(
+                f"COPY (SELECT TIMESTAMP '2025-01-01' + to_microseconds("
+                f"(i * 86400000000 // {per_day})::BIGINT) AS event_at, "
+                "(hash(i) % 1000)::DOUBLE AS amount, ['DE', 'FR', 'US', 'IT', 'ES'][i % 5 + 1] "
+                f"AS country, CAST(event_at AS DATE) AS day FROM range(365 * {per_day}) t(i)) "
+                f"TO 's3://{bucket}/events' (FORMAT parquet, PARTITION_BY (day))")
+        pages = server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        total = sum(o["Size"] for page in pages for o in page.get("Contents", []))
+        url = f"s3://{bucket}/events/*/*.parquet"
+        os.environ["LOOKBACK_BENCH_S3_SECRET"] = SECRET
+        source = (f'type = "parquet"\npath = "{url}"\naccess_key_id = "{KEY_ID}"\n'
+                  'secret_env = "LOOKBACK_BENCH_S3_SECRET"\n'
+                  f'endpoint = "127.0.0.1:{relay.port}"\nregion = "{REGION}"\n'
+                  'url_style = "path"\nuse_ssl = false')
+        projects = {}
+        for label, sql in (("day", S3_DAY_SQL), ("event", S3_EVENT_SQL)):
+            (folder / label).mkdir()
+            projects[label] = load_project(write_project(folder / label, source, sql))
+        stores = {label: Store(p.store_path) for label, p in projects.items()}
+
+        def pull(label: str) -> Callable[[], None]:
+            def run() -> None:
+                result = run_pull(projects[label], "m", stores[label], as_of=S3_AS_OF,
+                                  connections=CONNECTIONS)
+                assert result.status == "succeeded", result.error
+            return run
+
+        def bare() -> None:
+            con = duckdb.connect(str(folder / "baseline.duckdb"))
+            secret(con)
+            con.execute("CREATE OR REPLACE TABLE result (bucket TIMESTAMP, country VARCHAR, "
+                        "n BIGINT, amount DOUBLE)")
+            query = S3_DAY_SQL.replace("FROM src", f"FROM read_parquet('{url}')")
+            con.execute(f"INSERT INTO result SELECT * FROM ({query})", S3_WINDOW)
+            con.close()
+
+        def read(work: Callable[[], None]) -> tuple[int, int]:
+            """(bytes the server sent, GET and HEAD requests) while ``work`` ran."""
+            mark, before = server.mark(), relay.received
+            work()
+            reads = [r for r in server.requests_since(mark) if r.method in ("GET", "HEAD")]
+            return relay.received - before, len(reads)
+
+        pull("day")()  # the store holds the window: a lookback pull, as in pull_overhead
+        ours_s, base_s = median_pair(pull("day"), bare, reps, before=CONNECTIONS.prepare)
+        ours_bytes, ours_requests = read(pull("day"))
+        base_bytes, base_requests = read(bare)
+        event_bytes, event_requests = read(pull("event"))
+        for store in stores.values():
+            store.close()
+        relay.close()
+    finally:
+        server.stop()
+    print(f"s3: 365 objects, {total / 1e6:.1f} MB; a pull read {ours_bytes / 1e3:.0f} kB in "
+          f"{ours_requests} requests, the bare query {base_bytes / 1e3:.0f} kB in "
+          f"{base_requests}; without the partition filter {event_bytes / 1e3:.0f} kB in "
+          f"{event_requests}", file=sys.stderr, flush=True)
+    window = total * 7 / 365  # the window's share of the data
+    return [
+        ratio_row("s3_pull_7d_of_365", ours_s, base_s or 0, 1.5),
+        Row("s3_pull_7d_bytes", ours_bytes, window, ours_bytes / window,
+            "<= 1.5 x the window's 7/365 share", ours_bytes / window <= 1.5),
+        Row("s3_pull_7d_bytes_unfiltered", event_bytes, window, event_bytes / window,
+            "report (no partition filter)", True),
+    ]
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -1170,6 +1286,7 @@ def _main(args: argparse.Namespace) -> int:
         "backfill_rows": 2_000_000 if q else 8_000_000,
         "probe_rows": 2_000_000 if q else 10_000_000,
         "big_pull": 1_000_000 if q else 5_000_000,
+        "s3_rows_per_day": 10_000 if q else 20_000,
     }
     plan: list[tuple[str, Callable[[Path], object]]] = [
         ("pull_overhead_1k", lambda f: bench_pull_overhead(f, 1000, reps * 3)),
@@ -1181,6 +1298,8 @@ def _main(args: argparse.Namespace) -> int:
         ("gui_heartbeat_chart", lambda f: bench_gui_chart(f, 1_000_000)),
         ("team_pull_1k", lambda f: bench_team_pull(f, 1000, reps * 2)),
         ("team_pull_100k", lambda f: bench_team_pull(f, 100_000, reps)),
+        ("team_s3_pull_1k", lambda f: bench_team_pull(f, 1000, reps * 2, in_s3=True)),
+        ("team_s3_pull_100k", lambda f: bench_team_pull(f, 100_000, reps, in_s3=True)),
         ("team_gui_heartbeat_chart", lambda f: _on_a_team_store(bench_gui_chart, f, 1_000_000)),
         ("runs_view_open", lambda f: bench_runs_view(f, 100_000)),
         ("cli_runs", lambda f: bench_cli_runs(f, reps)),
@@ -1190,6 +1309,7 @@ def _main(args: argparse.Namespace) -> int:
         ("change_probe", lambda f: bench_change_probe(f, sizes["probe_rows"], reps)),
         ("cli_start", lambda f: bench_cli_start(f, reps)),
         ("pull_5m_values", lambda f: bench_pull_big(f, sizes["big_pull"], max(3, reps // 2))),
+        ("s3_pull_7d", lambda f: bench_s3_window(f, sizes["s3_rows_per_day"], reps)),
         # on the store a year of use leaves (built once, before these run)
         ("cli_reads", lambda f: bench_cli_reads(f, q, max(3, reps // 2))),
         ("advise_year_store", lambda f: bench_advise_year(f, q, reps)),
@@ -1249,6 +1369,8 @@ def print_table(rows: list[Row]) -> None:
             return f"{seconds:.0f} MB"
         if name == "store_bytes_per_version":
             return f"{seconds:.1f} B"
+        if "_bytes" in name:
+            return f"{seconds / 1e3:.0f} kB"
         return f"{seconds * 1000:.1f} ms"
 
     header = f"{'name':<26} {'ours':>11} {'baseline':>11} {'ratio':>7}  {'target':<34} ok"

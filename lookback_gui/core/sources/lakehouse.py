@@ -26,6 +26,7 @@ import duckdb
 
 from lookback_gui.core.duck import load_named_extension, quote_identifier, quote_literal
 from lookback_gui.core.errors import PullError, QueryError, TransientSourceError
+from lookback_gui.core.failures import is_transient
 from lookback_gui.core.project import SourceConfig
 from lookback_gui.core.storage.objectstore import create_secret, list_objects
 from lookback_gui.core.storage.urls import is_url
@@ -96,7 +97,7 @@ def expose(con: duckdb.DuckDBPyConnection, source: SourceConfig, *,
         create_secret(con, SECRET, where, source.storage, owner, environ)
     alias = quote_identifier(source.name)
     if source.type in ("parquet", "csv"):
-        files = list_objects(con, where)
+        files = _list(con, source, where)
         if not files:
             what = "no object matches" if any(c in where for c in "*?[{") else (
                 "object not found:")
@@ -118,6 +119,19 @@ def expose(con: duckdb.DuckDBPyConnection, source: SourceConfig, *,
     return Reach(directories=(folder + "/",))
 
 
+def _list(con: duckdb.DuckDBPyConnection, source: SourceConfig, url: str) -> list[str]:
+    """The objects ``url`` names (see list_objects); a storage that cannot be reached (an
+    unknown host, a refused connection, a wrong key) is said in one line naming the URL."""
+    try:
+        return list_objects(con, url)
+    except duckdb.Error as exc:
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        message = f"source {source.name}: {url} cannot be listed: {reason}"
+        if is_transient(exc):
+            raise TransientSourceError(message) from None
+        raise PullError(message) from None
+
+
 def _load(con: duckdb.DuckDBPyConnection, source: SourceConfig, *names: str) -> None:
     try:
         for name in names:
@@ -136,7 +150,7 @@ def _utc_ms(moment: datetime) -> int:
 def _delta_scan(con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: str,
                 as_of: datetime | None) -> str:
     _load(con, source, "delta")
-    commits = [f for f in list_objects(con, f"{folder}/_delta_log/*.json")
+    commits = [f for f in _list(con, source, f"{folder}/_delta_log/*.json")
                if _DELTA_COMMIT.search(f)]
     if not commits:
         raise TransientSourceError(f"source {source.name}: {source.path} is not a Delta table "
@@ -179,7 +193,7 @@ def _iceberg_scan(con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: 
                   as_of: datetime | None) -> str:
     _load(con, source, "avro", "iceberg")
     found = []
-    for name in list_objects(con, f"{folder}/metadata/*.metadata.json"):
+    for name in _list(con, source, f"{folder}/metadata/*.metadata.json"):
         match = _ICEBERG_METADATA.search(name)
         if match:
             found.append((int(match.group(1)), name))

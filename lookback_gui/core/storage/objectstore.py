@@ -84,7 +84,7 @@ def create_secret(con: duckdb.DuckDBPyConnection, name: str, url: str,
     elif secret is not None:
         options += [f"KEY_ID {quote_literal(storage.access_key_id or '')}",
                     f"SECRET {quote_literal(secret)}"]
-    if kind == "s3":
+    if kind in ("s3", "gcs"):  # GCS: its S3-compatible XML API, at an endpoint of one's own
         endpoint, use_ssl = storage.endpoint, storage.use_ssl
         if endpoint and "://" in endpoint:
             scheme, endpoint = endpoint.split("://", 1)

@@ -7,7 +7,9 @@ A source (or the team store's ``data_path``) in object storage takes these keys 
   its secret comes from the environment variable named by ``secret_env``, else the OS keyring
   (under ``s3:ID``, ``gcs:ID`` or ``azure:ID``) — never from the project file;
 - ``endpoint``, ``region``, ``url_style`` (``path`` or ``vhost``), ``use_ssl``: for
-  S3-compatible stores (MinIO, Ceph, R2, a local test server);
+  S3-compatible stores (MinIO, Ceph, R2, a local test server); ``endpoint``, ``url_style`` and
+  ``use_ssl`` also for ``gs://`` (a Private Service Connect endpoint, an S3-compatible test
+  server: DuckDB reads GCS through its S3-compatible XML API with an HMAC key);
 - ``credential_chain = true``: the environment's default chain (AWS profile and environment
   variables, instance roles; Azure's CLI and managed identities) instead of a key.
 
@@ -78,7 +80,8 @@ class StorageConfig:
         access_key_id: the key's id; None for no key (public data or the credential chain).
         secret_env: the environment variable that holds the key's secret, if any (else the
             keyring).
-        endpoint: host[:port] of an S3-compatible store; None for the provider's own.
+        endpoint: host[:port] of an S3-compatible store (or of GCS's XML API); None for the
+            provider's own.
         region: the bucket's region.
         url_style: ``path`` or ``vhost`` (None: DuckDB's default).
         use_ssl: False for a plain-HTTP endpoint (None: DuckDB's default, True).
@@ -115,10 +118,12 @@ def storage_problem(storage: StorageConfig, path: str) -> tuple[str, str] | None
                                     "it takes no secret_env")
     if storage.secret_env and not storage.access_key_id:
         return "secret_env", "secret_env holds the secret of a key: set access_key_id too"
-    if kind != "s3":
-        for key in ("endpoint", "url_style", "region"):
+    if kind != "s3" and storage.region is not None:
+        return "region", "region is for S3 and S3-compatible stores (s3://)"
+    if kind == "azure":
+        for key in ("endpoint", "url_style"):
             if getattr(storage, key) is not None:
-                return key, f"{key} is for S3 and S3-compatible stores (s3://)"
+                return key, f"{key} is for S3-compatible stores and GCS (s3://, gs://)"
     if storage.url_style is not None and storage.url_style not in URL_STYLES:
         return "url_style", f"url_style is 'path' or 'vhost', not '{storage.url_style}'"
     if storage.endpoint is not None and ("/" in storage.endpoint.split("://", 1)[-1].rstrip("/")
