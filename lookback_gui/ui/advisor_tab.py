@@ -199,6 +199,28 @@ class AdvisorWidget(QWidget):
         self.recommended_line: pg.InfiniteLine | None = None
         self.triangle: Triangle | None = None
 
+        policies = self._policies_page()
+        nowcast = self._nowcast_page()
+        triangle = self._triangle_page()
+
+        self.pages = QTabWidget(accessibleName="Advisor views")
+        self.pages.setDocumentMode(True)
+        self.pages.addTab(self.plot, "Settling")
+        self.pages.addTab(policies, "Policies")
+        self.pages.addTab(nowcast, "Nowcast")
+        self.pages.addTab(triangle, "Triangle")
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.sentence, 1)
+        buttons.addWidget(self.refresh_button)
+        buttons.addWidget(self.apply_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.details)
+        layout.addWidget(self.pages, 1)
+
+    def _policies_page(self) -> QWidget:
+        """The policies tried on the history, and the errors of the chosen one by age."""
         self.policy_model = PolicyModel(self)
         self.policy_view = QTableView(accessibleName="Policies tried on the history")
         self.policy_view.setModel(self.policy_model)
@@ -220,7 +242,10 @@ class AdvisorWidget(QWidget):
         policies.addWidget(self.policy_view)
         policies.addWidget(self.errors_plot)
         policies.setSizes([300, 300])
+        return policies
 
+    def _nowcast_page(self) -> QWidget:
+        """How far the nowcast was off, by the age of the bucket."""
         self.nowcast_label = QLabel(accessibleName="Nowcast backtest")
         self.nowcast_label.setWordWrap(True)
         self.nowcast_plot = self._make_plot("Nowcast error by age", "age of the bucket (buckets)",
@@ -230,7 +255,10 @@ class AdvisorWidget(QWidget):
         nowcast_layout.setContentsMargins(0, 0, 0, 0)
         nowcast_layout.addWidget(self.nowcast_label)
         nowcast_layout.addWidget(self.nowcast_plot, 1)
+        return nowcast
 
+    def _triangle_page(self) -> QWidget:
+        """The revision triangle: the share of each bucket's value known at each age."""
         self.triangle_label = QLabel(accessibleName="Revision triangle")
         self.triangle_label.setWordWrap(True)
         self.triangle_plot = self._make_plot("Revision triangle", "age (buckets)", "bucket")
@@ -251,22 +279,7 @@ class AdvisorWidget(QWidget):
         triangle_layout.setContentsMargins(0, 0, 0, 0)
         triangle_layout.addWidget(self.triangle_label)
         triangle_layout.addWidget(self.triangle_plot, 1)
-
-        self.pages = QTabWidget(accessibleName="Advisor views")
-        self.pages.setDocumentMode(True)
-        self.pages.addTab(self.plot, "Settling")
-        self.pages.addTab(policies, "Policies")
-        self.pages.addTab(nowcast, "Nowcast")
-        self.pages.addTab(triangle, "Triangle")
-
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.sentence, 1)
-        buttons.addWidget(self.refresh_button)
-        buttons.addWidget(self.apply_button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(buttons)
-        layout.addWidget(self.details)
-        layout.addWidget(self.pages, 1)
+        return triangle
 
     @staticmethod
     def _make_plot(name: str, bottom: str, left: str) -> pg.PlotWidget:
