@@ -310,81 +310,99 @@ def connect_source(
     con = connections.take() if connections is not None else _new_database()
     password: str | None = None
     try:
-        con.execute(f"SET TimeZone = {quote_literal(timezone)}")
-        alias = quote_identifier(source.name)
-        allowed: list[str] = []
-        reach = Reach()
-        if is_lake(source):
-            reach = expose(con, source, as_of=as_of, environ=environ)
-            allowed = list(reach.paths)
-        elif source.type in ("parquet", "csv"):
-            files = _file_list(source)
-            reader = "read_parquet" if source.type == "parquet" else "read_csv"
-            listed = ", ".join(quote_literal(f) for f in files)
-            options = ", union_by_name = true" if len(files) > 1 else ""
-            con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {reader}([{listed}]{options})")
-            allowed = files
-        elif source.type in ("duckdb", "sqlite"):
-            path = _file_list(source)[0]
-            _check_database_file(source, path)
-            if source.type == "sqlite":
-                load_extension(con, "sqlite")
-                con.execute(f"ATTACH {quote_literal(path)} AS {alias} (TYPE sqlite, READ_ONLY)")
-            else:
-                con.execute(f"ATTACH {quote_literal(path)} AS {alias} (READ_ONLY)")
-            con.execute(f"USE {alias}")
-        else:
-            load_extension(con, source.type)
+        if source.type in ("postgres", "mysql"):
             password = lookup_password(source, environ)
-            options = f"TYPE {source.type}, READ_ONLY"
-            if password is not None:
-                # the password reaches DuckDB only as a secret: DuckDB repeats the connection
-                # string in its errors, never a secret, so no message can hold the password
-                try:
-                    con.execute(f"CREATE SECRET lookback_source (TYPE {source.type}, "
-                                f"PASSWORD {quote_literal(password)})")
-                except duckdb.Error:  # its message could quote the statement: not repeated
-                    raise PullError(f"source {source.name}: the password could not be handed "
-                                    "to DuckDB (does it hold a control character?)") from None
-                options += ", SECRET lookback_source"
-            con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
-            con.execute(f"USE {alias}")
-            if source.pushdown:  # SQL the server runs is bounded by the role: verified first
-                verify_role(con, source)
-        settings = []
-        if allowed:
-            settings.append(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in allowed)}]")
-        # DuckDB allows its temp folder (.tmp in the current folder) to every query: spill into
-        # the pull's own folder instead, or nowhere
-        spill = os.path.join(staging_dir, "spill") if staging_dir else ""
-        settings.append(f"SET temp_directory = {quote_literal(spill)}")
-        folders = list(reach.directories)
-        if staging_dir:
-            folders.append(staging_dir.rstrip("/") + "/")
-        if folders:
-            listed = ", ".join(quote_literal(folder) for folder in folders)
-            settings.append(f"SET allowed_directories = [{listed}]")
-        settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
-        con.execute("; ".join(settings))
+        con.execute(f"SET TimeZone = {quote_literal(timezone)}")
+        reach = _attach(con, source, environ, as_of, password)
+        _lock_down(con, reach, staging_dir)
         return con
     except PullError:
         con.close()
         raise
     except duckdb.Error as exc:
         con.close()
-        message = clean_duckdb_message(str(exc))
-        newer = _NEWER_FILE.search(str(exc))
-        if newer and source.type == "duckdb":  # permanent: no retry makes this DuckDB read it
-            raise PullError(
-                f"source {source.name}: {source.path} was written by a newer DuckDB (storage "
-                f"version {newer.group(1)}; this DuckDB {duckdb.__version__} reads "
-                f"{newer.group(2)} to {newer.group(3)}); export it from that DuckDB "
-                f"(EXPORT DATABASE) or keep the source at a format this one reads") from None
-        if source.type in ("postgres", "mysql") and password is None and is_login_refused(exc):
-            raise PullError(_no_password_message(source)) from None
-        if is_transient(exc):
-            raise TransientSourceError(f"source {source.name}: {message}") from None
-        raise PullError(f"source {source.name}: {message}") from None
+        raise _source_failure(source, exc, password) from None
+
+
+def _attach(con: duckdb.DuckDBPyConnection, source: SourceConfig,
+            environ: Mapping[str, str] | None, as_of: datetime | None,
+            password: str | None) -> Reach:
+    """Let ``con`` see ``source`` (a view of its files, or the database attached read-only);
+    the files and folders its queries may read."""
+    alias = quote_identifier(source.name)
+    if is_lake(source):
+        return expose(con, source, as_of=as_of, environ=environ)
+    if source.type in ("parquet", "csv"):
+        files = _file_list(source)
+        reader = "read_parquet" if source.type == "parquet" else "read_csv"
+        listed = ", ".join(quote_literal(f) for f in files)
+        options = ", union_by_name = true" if len(files) > 1 else ""
+        con.execute(f"CREATE VIEW {alias} AS SELECT * FROM {reader}([{listed}]{options})")
+        return Reach(paths=tuple(files))
+    if source.type in ("duckdb", "sqlite"):
+        path = _file_list(source)[0]
+        _check_database_file(source, path)
+        if source.type == "sqlite":
+            load_extension(con, "sqlite")
+            con.execute(f"ATTACH {quote_literal(path)} AS {alias} (TYPE sqlite, READ_ONLY)")
+        else:
+            con.execute(f"ATTACH {quote_literal(path)} AS {alias} (READ_ONLY)")
+        con.execute(f"USE {alias}")
+        return Reach()
+    load_extension(con, source.type)
+    options = f"TYPE {source.type}, READ_ONLY"
+    if password is not None:
+        # the password reaches DuckDB only as a secret: DuckDB repeats the connection
+        # string in its errors, never a secret, so no message can hold the password
+        try:
+            con.execute(f"CREATE SECRET lookback_source (TYPE {source.type}, "
+                        f"PASSWORD {quote_literal(password)})")
+        except duckdb.Error:  # its message could quote the statement: not repeated
+            raise PullError(f"source {source.name}: the password could not be handed "
+                            "to DuckDB (does it hold a control character?)") from None
+        options += ", SECRET lookback_source"
+    con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
+    con.execute(f"USE {alias}")
+    if source.pushdown:  # SQL the server runs is bounded by the role: verified first
+        verify_role(con, source)
+    return Reach()
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, reach: Reach, staging_dir: str | None) -> None:
+    """Switch file access off but for ``reach`` and the pull's staging folder, and lock the
+    configuration so that the metric's SQL cannot switch it on again."""
+    settings = []
+    if reach.paths:
+        settings.append(f"SET allowed_paths = [{', '.join(quote_literal(f) for f in reach.paths)}]")
+    # DuckDB allows its temp folder (.tmp in the current folder) to every query: spill into
+    # the pull's own folder instead, or nowhere
+    spill = os.path.join(staging_dir, "spill") if staging_dir else ""
+    settings.append(f"SET temp_directory = {quote_literal(spill)}")
+    folders = list(reach.directories)
+    if staging_dir:
+        folders.append(staging_dir.rstrip("/") + "/")
+    if folders:
+        listed = ", ".join(quote_literal(folder) for folder in folders)
+        settings.append(f"SET allowed_directories = [{listed}]")
+    settings += ["SET enable_external_access = false", "SET lock_configuration = true"]
+    con.execute("; ".join(settings))
+
+
+def _source_failure(source: SourceConfig, exc: duckdb.Error, password: str | None) -> PullError:
+    """The error a failure of DuckDB on ``source`` stands for: transient or not, one line."""
+    message = clean_duckdb_message(str(exc))
+    newer = _NEWER_FILE.search(str(exc))
+    if newer and source.type == "duckdb":  # permanent: no retry makes this DuckDB read it
+        return PullError(
+            f"source {source.name}: {source.path} was written by a newer DuckDB (storage "
+            f"version {newer.group(1)}; this DuckDB {duckdb.__version__} reads "
+            f"{newer.group(2)} to {newer.group(3)}); export it from that DuckDB "
+            f"(EXPORT DATABASE) or keep the source at a format this one reads")
+    if source.type in ("postgres", "mysql") and password is None and is_login_refused(exc):
+        return PullError(_no_password_message(source))
+    if is_transient(exc):
+        return TransientSourceError(f"source {source.name}: {message}")
+    return PullError(f"source {source.name}: {message}")
 
 
 def source_warnings(source: SourceConfig, environ: Mapping[str, str] | None = None) -> list[str]:
