@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -147,6 +148,32 @@ def retry_failed(project: Project, store: Store, metric: str | None = None,
     return runs
 
 
+def hold_large_gap_fill(plans: list[PlannedPull]) -> tuple[list[PlannedPull], list[PlannedPull]]:
+    """The plans to run now, and the gap fill held back until it is confirmed: a gap fill of
+    more than :data:`MAX_BACKFILL_CHUNKS` pulls waits (only the catch-up pull runs)."""
+    fills = [p for p in plans if p.trigger == "backfill"]
+    if len(fills) <= MAX_BACKFILL_CHUNKS:
+        return plans, []
+    return [p for p in plans if p.trigger != "backfill"], fills
+
+
+def held_message(metric: str, held: list[PlannedPull]) -> str:
+    """What the scheduler says of a gap fill it holds back, with the command that runs it."""
+    start, end = held[0].window.start, held[-1].window.end
+    return (f"{metric}: the gap fill would make {len(held)} pulls (more than "
+            f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
+            f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
+            f"{metric} --from {start.isoformat()} --to {end.isoformat()} --yes' "
+            "to fill it; only the catch-up pull runs now")
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 class Scheduler:
     """Runs a project's scheduled pulls on worker threads.
 
@@ -181,7 +208,7 @@ class Scheduler:
         self._paused_metrics: set[str] = set()
         self._paused_all = False
         self._stopping = threading.Event()
-        self._project_mtime = self._mtime()
+        self._project_mtime = _mtime(self.project.path)
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
         self._job_specs: dict[str, tuple[object, ...]] = {}  # each job's schedule, to tell a change
@@ -389,22 +416,15 @@ class Scheduler:
                                   known.get(config.name, none))
             if not plans:
                 continue
+            plans, held = hold_large_gap_fill(plans)
             fills = sum(p.trigger == "backfill" for p in plans)
-            if fills > MAX_BACKFILL_CHUNKS:
-                held = [p for p in plans if p.trigger == "backfill"]
-                plans = [p for p in plans if p.trigger != "backfill"]
+            if held:
                 with self._lock:
                     self._held[config.name] = held
-                start, end = held[0].window.start, held[-1].window.end
-                message = (
-                    f"{config.name}: the gap fill would make {fills} pulls (more than "
-                    f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
-                    f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
-                    f"{config.name} --from {start.isoformat()} --to {end.isoformat()} --yes' "
-                    "to fill it; only the catch-up pull runs now")
+                message = held_message(config.name, held)
                 self._say("warning", message, config.name)
-                self.events(GapFillHeld(config.name, fills, start, end, message))
-                fills = 0
+                self.events(GapFillHeld(config.name, len(held), held[0].window.start,
+                                        held[-1].window.end, message))
             if fills:
                 self._say("info", f"{config.name}: back-filling {fills} chunk(s) that no pull "
                           "covered, then one catch-up pull", config.name)
@@ -531,15 +551,9 @@ class Scheduler:
                 except LookbackError as exc:
                     self._say("error", f"{config.name}: freshness alert: {exc}", config.name)
 
-    def _mtime(self) -> float | None:
-        try:
-            return self.project.path.stat().st_mtime
-        except OSError:
-            return None
-
     def reload_if_changed(self) -> bool:
         """Re-read the project file if it changed; keep the last good one if it is broken."""
-        mtime = self._mtime()
+        mtime = _mtime(self.project.path)
         if mtime == self._project_mtime:
             return False
         self._project_mtime = mtime
