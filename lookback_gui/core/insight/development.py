@@ -424,29 +424,7 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
         empty["reason"] = (f"no bucket has settled yet: values settle at age {settle} and the "
                            f"oldest bucket is {oldest} old; about {settle - oldest} more pull(s)")
         return empty
-    horizon = int((dev.index + dev.reached).max())
-    last_cut = horizon - settle
-    grid = np.arange(model.ages)[None, :]
-    records: list[tuple[np.ndarray, ...]] = []
-    cuts = 0
-    for cut in range(last_cut, last_cut - BACKTEST_CUTS, -1):
-        age_then = cut - dev.index
-        then = np.where(grid <= age_then[:, None], model.known, np.nan)
-        take = np.flatnonzero(settled & (age_then >= youngest) & (age_then < settle)
-                              & (age_then >= dev.first_age))
-        if len(take) == 0:
-            continue
-        cut_model = fit(dev, model.settle_share, known=then)
-        if not cut_model.estimable():
-            continue
-        cuts += 1
-        current = model.known[take, age_then[take]]
-        ok = ~np.isnan(current)
-        take, current = take[ok], current[ok]
-        est = cut_model.nowcast(take, age_then[take], current)
-        keep = np.isfinite(est["expected"])
-        records.append((take[keep], age_then[take][keep], current[keep],
-                        est["expected"][keep], est["se"][keep], est["df"][keep]))
+    records, cuts = _replayed(model, settled, youngest)
     if not records:
         empty["reason"] = "the history is too short to replay the nowcast on it"
         return empty
@@ -489,3 +467,35 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
             "calibrated_coverage": round(float(held_c.mean()), 4), "by_age": by_age,
             "widen": round(widen, 4), "cuts": cuts,
             "reason": None if by_age else "no settled value to compare with"}
+
+
+def _replayed(model: Model, settled: np.ndarray, youngest: int
+              ) -> tuple[list[tuple[np.ndarray, ...]], int]:
+    """The model refitted at each past cut with the cells known then, and its nowcasts of the
+    settled buckets that were provisional then: (bucket, age then, value then, expected,
+    standard error, degrees of freedom) per cut, and how many cuts could be estimated."""
+    dev, settle = model.dev, model.settle_age
+    horizon = int((dev.index + dev.reached).max())
+    last_cut = horizon - settle
+    grid = np.arange(model.ages)[None, :]
+    records: list[tuple[np.ndarray, ...]] = []
+    cuts = 0
+    for cut in range(last_cut, last_cut - BACKTEST_CUTS, -1):
+        age_then = cut - dev.index
+        then = np.where(grid <= age_then[:, None], model.known, np.nan)
+        take = np.flatnonzero(settled & (age_then >= youngest) & (age_then < settle)
+                              & (age_then >= dev.first_age))
+        if len(take) == 0:
+            continue
+        cut_model = fit(dev, model.settle_share, known=then)
+        if not cut_model.estimable():
+            continue
+        cuts += 1
+        current = model.known[take, age_then[take]]
+        ok = ~np.isnan(current)
+        take, current = take[ok], current[ok]
+        est = cut_model.nowcast(take, age_then[take], current)
+        keep = np.isfinite(est["expected"])
+        records.append((take[keep], age_then[take][keep], current[keep],
+                        est["expected"][keep], est["se"][keep], est["df"][keep]))
+    return records, cuts

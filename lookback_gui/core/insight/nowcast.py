@@ -152,25 +152,7 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
         note = ("; the latest pull saw its buckets at another point of them than earlier pulls "
                 "did, so the bucket in progress is left out and the others may be off")
     wanted = np.flatnonzero((ages < settle) & (ages >= youngest))
-    series_of: dict[tuple[str, str], int] = {}
-    measure_of: dict[str, int] = {}
-    for i, (d, m) in enumerate(zip(dev.dims, dev.measure, strict=True)):
-        series_of.setdefault((str(d), str(m)), i)
-        measure_of.setdefault(str(m), i)
-    chosen: list[int] = []
-    owners: list[int] = []
-    pooled_only: list[bool] = []
-    for i in (int(w) for w in wanted):
-        _bucket, dims, measure, _value = rows[i]
-        key = (json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
-                          ensure_ascii=False), measure)
-        found = series_of.get(key)
-        if found is None:
-            found = measure_of.get(measure)  # a series the development has not watched
-        if found is not None:
-            chosen.append(i)
-            owners.append(found)
-            pooled_only.append(key not in series_of)
+    chosen, owners, pooled_only = _owners(rows, wanted, dev)
     if not chosen:
         return Nowcast(config.name, horizon, settle, [], "no provisional bucket", share)
     owner = np.asarray(owners, dtype=np.int64)
@@ -205,6 +187,32 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
         text += (f"; intervals widened × {widen:.2f}: on the stored history they held the "
                  "settled value too rarely")
     return Nowcast(config.name, horizon, settle, out, text + note, share, widen, None)
+
+
+def _owners(rows: list[Any], wanted: np.ndarray, dev: Any) -> tuple[list[int], list[int], list[bool]]:
+    """Of the provisional ``rows`` at the ``wanted`` positions, those the development can
+    estimate: their positions, the development's series (or, for a series it has not watched,
+    the first of its measure) each is estimated by, and whether by its measure only."""
+    series_of: dict[tuple[str, str], int] = {}
+    measure_of: dict[str, int] = {}
+    for i, (d, m) in enumerate(zip(dev.dims, dev.measure, strict=True)):
+        series_of.setdefault((str(d), str(m)), i)
+        measure_of.setdefault(str(m), i)
+    chosen: list[int] = []
+    owners: list[int] = []
+    pooled_only: list[bool] = []
+    for i in (int(w) for w in wanted):
+        _bucket, dims, measure, _value = rows[i]
+        key = (json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
+                          ensure_ascii=False), measure)
+        found = series_of.get(key)
+        if found is None:
+            found = measure_of.get(measure)  # a series the development has not watched
+        if found is not None:
+            chosen.append(i)
+            owners.append(found)
+            pooled_only.append(key not in series_of)
+    return chosen, owners, pooled_only
 
 
 def _provisional_values(store: Any, config: MetricConfig, horizon: datetime, settle: int
