@@ -66,14 +66,15 @@ def test_the_selected_metric_tab_and_measure_come_back_on_reopen(qtbot, settings
     again.close_session(wait=True)
 
 
-def test_the_pause_holds_across_projects_and_the_action_says_resume(qtbot, settings, tmp_path):
+def test_the_pause_belongs_to_its_project_and_the_action_says_resume(qtbot, settings, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir()
     second.mkdir()
     window = new_window(qtbot, settings)
-    path = two_metric_project(first)
-    path.write_text(path.read_text().replace('lookback = "7d"', 'lookback = "7d"\nevery = "1h"'))
-    open_and_wait(qtbot, window, path)
+    paused_path = two_metric_project(first)
+    paused_path.write_text(paused_path.read_text().replace('lookback = "7d"',
+                                                           'lookback = "7d"\nevery = "1h"'))
+    open_and_wait(qtbot, window, paused_path)
     assert window.pause_action.text() == "&Pause scheduler"
     with qtbot.waitSignal(window.refreshed, timeout=10000):
         window.pause_action.trigger()
@@ -81,12 +82,48 @@ def test_the_pause_holds_across_projects_and_the_action_says_resume(qtbot, setti
     assert {row.next_run for row in window.health_model.records()} == {"paused"}
     assert window.pause_action.text() == "Resume scheduler"
     assert window.pause_button.text() == "Resume scheduler"
-    open_and_wait(qtbot, window, two_metric_project(second))
+    open_and_wait(qtbot, window, two_metric_project(second))  # another project: not paused
+    assert not window.scheduler.paused and not window.pause_action.isChecked()
+    assert window.scheduler_label.text() != "scheduler paused"
+    assert window.pause_action.text() == "&Pause scheduler"
+    open_and_wait(qtbot, window, paused_path)  # the paused one again: still paused
     assert window.scheduler.paused and window.pause_action.isChecked()
     assert window.scheduler_label.text() == "scheduler paused"
     window.pause_action.trigger()
     assert not window.scheduler.paused
     assert window.pause_action.text() == "&Pause scheduler"
+    window.close_session(wait=True)
+
+    again = new_window(qtbot, settings)  # the next start: resumed, as it was left
+    open_and_wait(qtbot, again, paused_path)
+    assert not again.scheduler.paused
+    again.close_session(wait=True)
+
+
+def test_the_measure_chosen_belongs_to_its_project(qtbot, settings, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    one, other = two_metric_project(first), two_metric_project(second)
+    window = new_window(qtbot, settings)
+    chart = window.chart
+    open_and_wait(qtbot, window, one, start_scheduler=False)
+    window.select_metric("revenue")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    choose_measure(qtbot, chart, "orders")
+    open_and_wait(qtbot, window, other, start_scheduler=False)
+    window.select_metric("revenue")  # the same metric's name in another project
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    qtbot.waitUntil(lambda: chart.measure_box.count() > 0, timeout=10000)
+    assert chart.measure_box.currentText() == "revenue"  # its first measure, not the other's
+    open_and_wait(qtbot, window, one, start_scheduler=False)
+    window.select_metric("revenue")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    qtbot.waitUntil(lambda: chart.measure_box.count() > 0, timeout=10000)
+    assert chart.measure_box.currentText() == "orders"
     window.close_session(wait=True)
 
 

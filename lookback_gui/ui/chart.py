@@ -348,8 +348,9 @@ class ChartWidget(QWidget):
             self._measures[self._metric.name] = self.measure_box.currentText()
         return dict(self._measures)
 
-    def remember_measures(self, measures: dict[str, str]) -> None:
-        self._measures.update(measures)
+    def set_measure_memory(self, measures: dict[str, str]) -> None:
+        """The measure last chosen for each metric of the project now open."""
+        self._measures = dict(measures)
 
     def _add_series(self, dims: dict[str, Any], size: float) -> None:
         self.series_box.addItem(f"{fmt_series(dims)}  ({fmt_number(size)})", series_id(dims))
