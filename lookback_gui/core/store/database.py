@@ -118,6 +118,7 @@ class Database:
         self._state = threading.Condition()
         self._users = 0
         self._inside = threading.local()
+        self._batch: tuple[int, duckdb.DuckDBPyConnection] | None = None  # see batch()
         self._let_go = False  # another process waits: close at the next idle moment
         self._closed = False
         self._forgetters: list[Callable[[], None]] = []
@@ -287,6 +288,10 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor of the open store for the calling thread, for the length of the block."""
+        batch = self._batch
+        if batch is not None and batch[0] == threading.get_ident():
+            yield batch[1]  # inside a batch, a read sees what the batch wrote
+            return
         with self._connection() as con:
             cur = con.cursor()
             try:
@@ -299,8 +304,26 @@ class Database:
                 cur.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One write transaction for every write and read of the calling thread inside the
+        block: what they wrote commits at its end, all of it, or none of it on an exception.
+        For a store being built (a demo seeded), where a transaction per write would cost
+        most of the time."""
+        with self.write() as cur:
+            self._batch = (threading.get_ident(), cur)
+            try:
+                yield
+            finally:
+                self._batch = None
+
+    @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction, the only way anything is written."""
+        """One write transaction, the only way anything is written (inside :meth:`batch`,
+        a part of the batch's)."""
+        batch = self._batch
+        if batch is not None and batch[0] == threading.get_ident():
+            yield batch[1]
+            return
         if self.read_only:
             raise StoreError(f"{self.label} is open for reading only")
         with self.write_lock, self.writers_turn(), self.reading() as cur:
