@@ -176,7 +176,7 @@ def test_a_fresh_demo_is_a_new_project_each_time(tmp_path, monkeypatch):
     from lookback_gui.core import demo
     from lookback_gui.ui.app import build_parser, fresh_demo
 
-    monkeypatch.setattr(demo, "seed_history", lambda project: None)  # a month of pulls is slow
+    monkeypatch.setattr(demo, "seed_history", lambda project, progress=None: None)
     first, second = fresh_demo(tmp_path), fresh_demo(tmp_path)
     assert first != second and first.exists() and second.exists()
     args = build_parser().parse_args(["--demo", "--fresh"])
