@@ -600,7 +600,8 @@ class ChartWidget(QWidget):
                 self.plot.addItem(line)
                 self._markers.append(line)
         step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
-        for item in threshold_items(data.thresholds, step):
+        for item in threshold_items(data.thresholds, step,
+                                    self.plot.backgroundBrush().color().name()):
             self.plot.addItem(item)
             self._markers.append(item)
         self._show_nowcast(data)

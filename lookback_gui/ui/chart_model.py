@@ -318,8 +318,12 @@ def threshold_marks(config: MetricConfig, measure: str, dims: dict[str, Any],
     if not rules:
         return []
     value = arrays["value"]
-    has_value = np.isfinite(value) & ~arrays["removed"].astype(bool)
-    complete = np.flatnonzero(has_value & ~arrays["partial"].astype(bool))
+    # removed and partial are given for the marked buckets only (see Store.chart_series)
+    removed, partial = np.zeros(len(value), bool), np.zeros(len(value), bool)
+    removed[arrays["marked"]] = arrays["removed"]
+    partial[arrays["marked"]] = arrays["partial"]
+    has_value = np.isfinite(value) & ~removed
+    complete = np.flatnonzero(has_value & ~partial)
     candidates = complete if len(complete) else np.flatnonzero(has_value)
     index = int(candidates[-1]) if len(candidates) else None
     at = float(x[index]) if index is not None else None

@@ -12,17 +12,22 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 
-from lookback_gui.ui.chart_model import ThresholdMark
+from lookback_gui.ui.chart_model import ThresholdMark, expected_text
 from lookback_gui.ui.models import fmt_number
 
 FIRING = "#c62828"
 QUIET = "#ef6c00"
 
 
-def threshold_items(marks: Sequence[ThresholdMark], bucket_s: float) -> list[Any]:
+def threshold_items(marks: Sequence[ThresholdMark], bucket_s: float,
+                    background: str = "#ffffff") -> list[Any]:
     """The graphics items of ``marks`` (``bucket_s``: a bucket's width in seconds, for the
-    width of the interval's caps); each item's tooltip says what the rule judges."""
+    width of the interval's caps; ``background``: the chart's, behind the labels); each item's
+    tooltip says what the rule judges."""
+    behind = QColor(background)
+    behind.setAlpha(210)
     items: list[Any] = []
     judged: set[tuple[float, tuple[float, float | None, float | None]]] = set()
     for mark in marks:
@@ -51,10 +56,8 @@ def threshold_items(marks: Sequence[ThresholdMark], bucket_s: float) -> list[Any
                                    hoverable=True, tip=lambda x, y, data, t=mark.text: t)
         point.setZValue(6)
         items.append(point)
-        interval = ("" if low is None or high is None
-                    else f" [{fmt_number(low)}, {fmt_number(high)}]")
-        label = pg.TextItem(f"judged: expected {fmt_number(value)}{interval}", color=colour,
-                            anchor=(1.05, 1.2))
+        label = pg.TextItem(f"{mark.rule}: {expected_text(value, low, high)}", color=colour,
+                            anchor=(1.05, 1.1), fill=pg.mkBrush(behind))
         label.setPos(mark.x, value)
         items.append(label)
     return items
