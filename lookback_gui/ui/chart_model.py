@@ -297,8 +297,9 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     if (with_nowcast and as_of_run is None and as_known_at is None and settle is not None
             and config is not None and drawing is not None):
         expected = series_nowcast(store, config, measure, dims)
+    latest = as_of_run is None and as_known_at is None  # a rule judges the present
     marks = (threshold_marks(config, measure, dims, arrays, drawing.x, expected)
-             if config is not None and drawing is not None else [])
+             if config is not None and drawing is not None and latest else [])
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
                      as_of_run, drawing, choices, as_known_at,
                      succeeded[0].known_at if succeeded else None, expected, redefined, marks)
@@ -364,17 +365,24 @@ def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[
                    ) -> dict[float, tuple[float, float | None, float | None]]:
     """The nowcast of one series' provisional buckets: x (epoch seconds) → (expected, low,
     high)."""
+    return measure_nowcast(store, config, measure).get(series_id(dims), {})
+
+
+def measure_nowcast(store: Store, config: MetricConfig, measure: str
+                    ) -> dict[str, dict[float, tuple[float, float | None, float | None]]]:
+    """The nowcast of the provisional buckets of every series of ``measure``, from one pass
+    over the metric's history: series_id → x (epoch seconds) → (expected, low, high)."""
     from lookback_gui.core.nowcast import nowcast
 
     try:
         result = nowcast(store, config)
     except LookbackError:
         return {}
-    out = {}
+    out: dict[str, dict[float, tuple[float, float | None, float | None]]] = {}
     for row in result.rows:
-        if row.measure == measure and row.dims == dims and row.expected is not None:
+        if row.measure == measure and row.expected is not None:
             x = float(epoch_seconds(np.array([np.datetime64(row.bucket, "us")]))[0])
-            out[x] = (row.expected, row.low, row.high)
+            out.setdefault(series_id(dict(row.dims)), {})[x] = (row.expected, row.low, row.high)
     return out
 
 

@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         self.compare = CompareWidget(self.bridge)
         self.compare.settling = lambda name: self.chart._settling.get(name)
         self.compare.measure_hint = self.chart.measure_box.currentText
+        self.compare.as_known = self.chart.as_known
         self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
         self.revisions_find = query_box(self.revisions_filter, "Filter revisions",
