@@ -109,6 +109,9 @@ class Database:
         read_only: opened for reading only (asked for, or the file cannot be written).
     """
 
+    # the thread and cursor of a batch under way (see batch()); a team store has them too
+    _batch: tuple[int, duckdb.DuckDBPyConnection] | None = None
+
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
                  waiting: Waiting | None = None, wait_s: float = WAIT_S):
         self.path = Path(path)
@@ -118,7 +121,6 @@ class Database:
         self._state = threading.Condition()
         self._users = 0
         self._inside = threading.local()
-        self._batch: tuple[int, duckdb.DuckDBPyConnection] | None = None  # see batch()
         self._let_go = False  # another process waits: close at the next idle moment
         self._closed = False
         self._forgetters: list[Callable[[], None]] = []
