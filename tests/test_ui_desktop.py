@@ -260,3 +260,33 @@ def test_the_demo_data_begins_with_a_whole_day(tmp_path):
     con.close()
     assert (first.hour, first.minute) == (0, 0)
     assert days[0][0] > 0.95 * days[1][0]  # as full as the day after it
+
+
+def test_the_demo_being_built_shows_its_progress_until_it_is_done(qtbot, settings, tmp_path):
+    import threading
+
+    from lookback_gui.ui.app import ensure_demo
+    from lookback_gui.ui.demo_progress import DemoProgress
+
+    window = new_window(qtbot, settings)
+    building = DemoProgress(window)
+    assert building.bar.parent() is not None and building.bar.maximum() == 0  # busy at first
+    assert "writing the shop's orders" in window.statusBar().currentMessage()
+    steps: list[tuple[int, int]] = []
+    building.step.connect(lambda done, total: steps.append((done, total)))
+    done = threading.Event()
+    # seeded on another thread, as the app does: the steps reach the bar on the GUI thread
+    worker = threading.Thread(target=lambda: (ensure_demo(tmp_path / "demo",
+                                                          progress=building.step.emit),
+                                              done.set()))
+    worker.start()
+    qtbot.waitUntil(lambda: bool(steps) and steps[-1][0] == steps[-1][1], timeout=120000)
+    worker.join()
+    assert done.is_set()
+    total = steps[-1][1]
+    assert [s for s, _t in steps] == list(range(1, total + 1))
+    assert building.bar.maximum() == total and building.bar.value() == total
+    assert window.statusBar().currentMessage() == \
+        "preparing the demo project: six weeks of pulls, 100 %…"
+    building.finish()
+    assert building.bar.parent() is None and window.statusBar().currentMessage() == ""
