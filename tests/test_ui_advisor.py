@@ -137,6 +137,64 @@ def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, t
     assert marker, chart.marker_tips()
 
 
+def test_a_threshold_judged_on_the_nowcast_shows_its_bound_and_the_expected_value(
+        qtbot, window, tmp_path):  # noqa: F811
+    import pyqtgraph as pg
+
+    from lookback_gui.core.insight.nowcast import nowcast
+    from lookback_gui.core.numbers import fmt_number as fmt
+    from lookback_gui.core.store import Store
+    from lookback_gui.ui.chart import expected_text
+
+    project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
+    with Store(project.store_path) as store:
+        expected = nowcast(store, project.metrics["daily_orders"])
+        latest, _values = store.latest_values("daily_orders", "events", {})
+    judged = next(r for r in expected.rows if r.bucket == latest and r.measure == "events")
+    assert judged.high is not None
+    bound = round(judged.high) + 5  # the whole interval lies below it: the rule fires
+    with project.path.open("a") as handle:
+        handle.write(f'\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nname = "few events"'
+                     f'\nmeasure = "events"\nbelow = {bound}\njudge = "expected"\n'
+                     '\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "events"'
+                     '\nabove = 1\njudge = "latest"\n')
+    from datetime import datetime
+
+    from lookback_gui.core.insight.alerts import evaluate_alerts
+    from lookback_gui.core.project import load_project
+
+    config = load_project(project.path).metrics["daily_orders"]
+    with Store(project.store_path) as store:  # the alert itself says what the chart shows
+        fired = evaluate_alerts(config, store, datetime.now(), kinds=("threshold",),
+                                commands=False)
+    few = [a for a in fired if a.rule == "few events"]
+    assert [a.state for a in few] == ["firing"]
+    assert f"expected to settle at {fmt(judged.expected)}" in few[0].message
+    open_and_wait(qtbot, window, project.path, start_scheduler=False)
+    chart = window.chart
+    with qtbot.waitSignal(chart.loaded, timeout=30000, check_params_cb=lambda d: bool(d.nowcast)):
+        window.select_metric("daily_orders")
+    marks = chart._data.thresholds
+    # the rule judged on the latest value has no mark of this kind
+    assert [(m.rule, m.side, m.bound) for m in marks] == [("few events", "below", bound)]
+    mark = marks[0]
+    assert mark.firing and mark.expected == (judged.expected, judged.low, judged.high)
+    assert expected_text(judged.expected, judged.low, judged.high) in mark.text
+    items = chart.plot.getPlotItem().items
+    lines = [i for i in items if isinstance(i, pg.InfiniteLine) and i.angle == 0]
+    assert [line.value() for line in lines] == [bound]
+    assert "few events: below" in lines[0].label.toPlainText()
+    bars = [i for i in items if isinstance(i, pg.ErrorBarItem)]
+    assert len(bars) == 1
+    opts = bars[0].opts
+    assert list(opts["x"]) == [mark.x] and list(opts["y"]) == [judged.expected]
+    assert opts["y"][0] - opts["bottom"][0] == pytest.approx(judged.low)
+    assert opts["y"][0] + opts["top"][0] == pytest.approx(judged.high)
+    # the view holds the bound
+    low, high = chart.plot.getViewBox().viewRange()[1]
+    assert low <= bound <= high
+
+
 def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, tmp_path):  # noqa: F811
     from datetime import timedelta
 

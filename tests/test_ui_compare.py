@@ -256,6 +256,94 @@ def test_the_window_compares_the_selected_metric_and_a_run_reloads_it(qtbot, tmp
         window.close_session(wait=True)
 
 
+def test_the_comparison_shows_the_time_the_chart_tab_chose(qtbot, tmp_path, shop):
+    """*As known after* run 1 on the Chart tab: the Compare tab shows every series as known
+    after run 1 too, and says so; back to the latest, the latest."""
+    window = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        with qtbot.waitSignal(window.opened, timeout=20000):
+            window.open_project(shop, start_scheduler=False)
+        window.select_metric("daily_orders")
+        chart = window.chart
+        qtbot.waitUntil(lambda: chart._data is not None and chart.as_of_box.findData(1) >= 0,
+                        timeout=20000)
+        with qtbot.waitSignal(chart.loaded, timeout=20000,
+                              check_params_cb=lambda d: d.as_of_run == 1):
+            chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
+        with qtbot.waitSignal(window.compare.loaded, timeout=20000):
+            window.tabs.setCurrentWidget(window.compare)
+        data = window.compare._data
+        assert data.as_of_run == 1 and "as known after run 1" in window.compare.status.text()
+        store = window.store
+        for layer in window.compare.layers:
+            then = store.chart_data("daily_orders", data.measure, layer.data.dims, 1)
+            assert list(layer.line[1]) == then["value"].tolist()
+        de = next(layer for layer in window.compare.layers if layer.data.dims["country"] == "DE")
+        now = store.chart_data("daily_orders", data.measure, {"country": "DE"})
+        assert list(de.line[1]) != now["value"].tolist()  # DE's 10-28 was revised by run 3
+
+        window.tabs.setCurrentIndex(0)  # the Chart tab
+        with qtbot.waitSignal(chart.loaded, timeout=20000,
+                              check_params_cb=lambda d: d.as_of_run is None):
+            chart.as_of_box.setCurrentIndex(0)  # latest
+        with qtbot.waitSignal(window.compare.loaded, timeout=20000):
+            window.tabs.setCurrentWidget(window.compare)
+        assert window.compare._data.as_of_run is None
+        de = next(layer for layer in window.compare.layers if layer.data.dims["country"] == "DE")
+        assert list(de.line[1]) == now["value"].tolist()
+    finally:
+        window.close_session(wait=True)
+
+
+def test_each_compared_series_shows_its_nowcast_and_none_when_stacked(qtbot, bridge, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from lookback_gui.core.demo import history_plan, write_demo
+    from lookback_gui.core.pull.seeding import seed
+    from lookback_gui.ui.chart_model import series_nowcast
+
+    now = (datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)).replace(microsecond=0)
+    project = load_project(write_demo(tmp_path / "demo", now=now))
+    store = Store(project.store_path)
+    try:
+        seed(project, store, history_plan(project, now, days=20))
+        config = project.metrics["daily_orders"]
+        widget = CompareWidget(bridge)
+        qtbot.addWidget(widget)
+        widget.resize(1000, 600)
+        widget.settling = lambda _name: 10
+        widget.show()
+        qtbot.waitExposed(widget)
+        with qtbot.waitSignal(widget.loaded, timeout=30000):
+            widget.set_metric(store, config)
+        if widget.measure_box.currentText() != "orders":
+            with qtbot.waitSignal(widget.loaded, timeout=30000):
+                widget.measure_box.setCurrentText("orders")
+        assert len(widget.layers) == 4 and widget._data.has_nowcast
+        for layer in widget.layers:
+            expected = series_nowcast(store, config, "orders", layer.data.dims)
+            assert expected and layer.data.nowcast == expected
+            xs, ys = layer.expected.getData()
+            assert list(ys[-len(expected):]) == [expected[x][0] for x in sorted(expected)]
+            assert list(xs[-len(expected):]) == sorted(expected)
+            assert layer.expected.opts["pen"].color().name() == layer.pen_colour()
+            low, high = layer.expected_low.getData()[1], layer.expected_high.getData()[1]
+            assert (low <= ys).all() and (ys <= high).all()
+        assert "nowcast" in widget.status.text()
+        # the view holds the nowcast's intervals
+        top = max(float(layer.expected_high.getData()[1].max()) for layer in widget.layers)
+        assert widget.plot.getViewBox().viewRange()[1][1] >= top
+        widget.stacked_box.setChecked(True)
+        for layer in widget.layers:
+            xs = layer.expected.getData()[0]
+            assert xs is None or len(xs) == 0
+        assert "the nowcast is drawn overlaid only" in widget.status.text()
+    finally:
+        store.close()
+
+
 def long_series(country: str, buckets: int) -> ChartData:
     """A minute series of ``buckets`` buckets, every one of them revised once."""
     bucket = np.datetime64("2026-01-01T00:00") + np.arange(buckets).astype("timedelta64[m]")

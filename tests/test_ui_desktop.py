@@ -66,14 +66,15 @@ def test_the_selected_metric_tab_and_measure_come_back_on_reopen(qtbot, settings
     again.close_session(wait=True)
 
 
-def test_the_pause_holds_across_projects_and_the_action_says_resume(qtbot, settings, tmp_path):
+def test_the_pause_belongs_to_its_project_and_the_action_says_resume(qtbot, settings, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir()
     second.mkdir()
     window = new_window(qtbot, settings)
-    path = two_metric_project(first)
-    path.write_text(path.read_text().replace('lookback = "7d"', 'lookback = "7d"\nevery = "1h"'))
-    open_and_wait(qtbot, window, path)
+    paused_path = two_metric_project(first)
+    paused_path.write_text(paused_path.read_text().replace('lookback = "7d"',
+                                                           'lookback = "7d"\nevery = "1h"'))
+    open_and_wait(qtbot, window, paused_path)
     assert window.pause_action.text() == "&Pause scheduler"
     with qtbot.waitSignal(window.refreshed, timeout=10000):
         window.pause_action.trigger()
@@ -81,12 +82,48 @@ def test_the_pause_holds_across_projects_and_the_action_says_resume(qtbot, setti
     assert {row.next_run for row in window.health_model.records()} == {"paused"}
     assert window.pause_action.text() == "Resume scheduler"
     assert window.pause_button.text() == "Resume scheduler"
-    open_and_wait(qtbot, window, two_metric_project(second))
+    open_and_wait(qtbot, window, two_metric_project(second))  # another project: not paused
+    assert not window.scheduler.paused and not window.pause_action.isChecked()
+    assert window.scheduler_label.text() != "scheduler paused"
+    assert window.pause_action.text() == "&Pause scheduler"
+    open_and_wait(qtbot, window, paused_path)  # the paused one again: still paused
     assert window.scheduler.paused and window.pause_action.isChecked()
     assert window.scheduler_label.text() == "scheduler paused"
     window.pause_action.trigger()
     assert not window.scheduler.paused
     assert window.pause_action.text() == "&Pause scheduler"
+    window.close_session(wait=True)
+
+    again = new_window(qtbot, settings)  # the next start: resumed, as it was left
+    open_and_wait(qtbot, again, paused_path)
+    assert not again.scheduler.paused
+    again.close_session(wait=True)
+
+
+def test_the_measure_chosen_belongs_to_its_project(qtbot, settings, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    one, other = two_metric_project(first), two_metric_project(second)
+    window = new_window(qtbot, settings)
+    chart = window.chart
+    open_and_wait(qtbot, window, one, start_scheduler=False)
+    window.select_metric("revenue")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    choose_measure(qtbot, chart, "orders")
+    open_and_wait(qtbot, window, other, start_scheduler=False)
+    window.select_metric("revenue")  # the same metric's name in another project
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    qtbot.waitUntil(lambda: chart.measure_box.count() > 0, timeout=10000)
+    assert chart.measure_box.currentText() == "revenue"  # its first measure, not the other's
+    open_and_wait(qtbot, window, one, start_scheduler=False)
+    window.select_metric("revenue")
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
+                    timeout=10000)
+    qtbot.waitUntil(lambda: chart.measure_box.count() > 0, timeout=10000)
+    assert chart.measure_box.currentText() == "orders"
     window.close_session(wait=True)
 
 
@@ -139,7 +176,7 @@ def test_a_fresh_demo_is_a_new_project_each_time(tmp_path, monkeypatch):
     from lookback_gui.core import demo
     from lookback_gui.ui.app import build_parser, fresh_demo
 
-    monkeypatch.setattr(demo, "seed_history", lambda project: None)  # a month of pulls is slow
+    monkeypatch.setattr(demo, "seed_history", lambda project, progress=None: None)
     first, second = fresh_demo(tmp_path), fresh_demo(tmp_path)
     assert first != second and first.exists() and second.exists()
     args = build_parser().parse_args(["--demo", "--fresh"])
@@ -223,3 +260,33 @@ def test_the_demo_data_begins_with_a_whole_day(tmp_path):
     con.close()
     assert (first.hour, first.minute) == (0, 0)
     assert days[0][0] > 0.95 * days[1][0]  # as full as the day after it
+
+
+def test_the_demo_being_built_shows_its_progress_until_it_is_done(qtbot, settings, tmp_path):
+    import threading
+
+    from lookback_gui.ui.app import ensure_demo
+    from lookback_gui.ui.demo_progress import DemoProgress
+
+    window = new_window(qtbot, settings)
+    building = DemoProgress(window)
+    assert building.bar.parent() is not None and building.bar.maximum() == 0  # busy at first
+    assert "writing the shop's orders" in window.statusBar().currentMessage()
+    steps: list[tuple[int, int]] = []
+    building.step.connect(lambda done, total: steps.append((done, total)))
+    done = threading.Event()
+    # seeded on another thread, as the app does: the steps reach the bar on the GUI thread
+    worker = threading.Thread(target=lambda: (ensure_demo(tmp_path / "demo",
+                                                          progress=building.step.emit),
+                                              done.set()))
+    worker.start()
+    qtbot.waitUntil(lambda: bool(steps) and steps[-1][0] == steps[-1][1], timeout=120000)
+    worker.join()
+    assert done.is_set()
+    total = steps[-1][1]
+    assert [s for s, _t in steps] == list(range(1, total + 1))
+    assert building.bar.maximum() == total and building.bar.value() == total
+    assert window.statusBar().currentMessage() == \
+        "preparing the demo project: six weeks of pulls, 100 %…"
+    building.finish()
+    assert building.bar.parent() is None and window.statusBar().currentMessage() == ""

@@ -8,12 +8,18 @@ written to 30 days after it, so a demo keeps receiving late data for a month.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from lookback_gui.core.errors import LookbackError, UsageError
+
+if TYPE_CHECKING:
+    from lookback_gui.core.project import MetricConfig, Project
+    from lookback_gui.core.pull.seeding import PlannedPull
 
 PROJECT_TEXT = '''\
 # Lookback GUI demo project: a shop whose orders arrive late.
@@ -138,41 +144,55 @@ def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
 HISTORY_DAYS = 42
 
 
-def seed_history(project_path: Path, now: datetime | None = None) -> int:
-    """Replay the pulls a schedule would have made over the last weeks; return how many ran.
+def seed_history(project_path: Path, now: datetime | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> int:
+    """Seed the pulls a schedule would have made over the last weeks; return how many.
 
     Each pull is as of a past moment, so it sees only the orders that had arrived by then and
     the store fills with the revisions late data caused. Six weeks of daily pulls, with an audit
     every other day, are enough for the Advisor tab to show everything on the first start: the
     policies tried on the history, a nowcast with settled buckets to try it on, the triangle.
+    The pulls are written in one pass (:mod:`lookback_gui.core.pull.seeding`): the store holds what
+    the same pulls made one by one would have left. ``progress(done, total)`` follows it.
     """
-    from datetime import timedelta
-
-    from lookback_gui.core.insight.advisor import audit_window
     from lookback_gui.core.project import load_project
-    from lookback_gui.core.pull import run_pull
+    from lookback_gui.core.pull.seeding import seed
     from lookback_gui.core.store import open_store
 
     project = load_project(project_path)
-    moment = (now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
-    count = 0
+    plan = history_plan(project, now)
     with open_store(project.store) as store:
-        daily = project.metrics["daily_orders"]
-        for days_ago in range(HISTORY_DAYS, 0, -1):
-            # at the time of day of the last pull, as a schedule would: the nowcast learns how
-            # much of a day is known at that point of it
-            as_of = moment - timedelta(days=days_ago)
-            run_pull(project, daily, store, trigger="schedule", as_of=as_of)
-            count += 1
-            if days_ago % 2 == 0:
-                run_pull(project, daily, store, trigger="audit",
-                         window=audit_window(daily, as_of + timedelta(minutes=5)))
-                count += 1
-        for hours_ago in range(72, 0, -6):
-            run_pull(project, "hourly_revenue", store, trigger="schedule",
-                     as_of=moment - timedelta(hours=hours_ago))
-            count += 1
-        for name in ("daily_orders", "hourly_revenue"):
-            run_pull(project, name, store, trigger="schedule", as_of=moment)
-            count += 1
-    return count
+        seed(project, store, plan, progress=progress)
+    return len(plan)
+
+
+def history_plan(project: Project, now: datetime | None = None,
+                 days: int = HISTORY_DAYS) -> list[PlannedPull]:
+    """The demo's past pulls, in the order of their known times per metric: a daily pull at
+    the time of day of the last one for ``days`` days (six weeks) (the nowcast learns how much of a day is
+    known at that point of it), an audit every other day, a pull of the hourly metric every
+    six hours for the last three days, and one of each metric now."""
+    from datetime import timedelta
+
+    from lookback_gui.core.insight.advisor import audit_window
+    from lookback_gui.core.pull.seeding import PlannedPull
+    from lookback_gui.core.timing.windows import compute_window
+
+    moment = (now or datetime.now(UTC).replace(tzinfo=None)).replace(second=0, microsecond=0)
+    daily, hourly = project.metrics["daily_orders"], project.metrics["hourly_revenue"]
+
+    def pull(config: MetricConfig, as_of: datetime) -> PlannedPull:
+        return PlannedPull(config.name, "schedule", compute_window(
+            as_of, config.grain, config.buckets, config.complete_buckets_only))
+
+    plan = []
+    for days_ago in range(days, 0, -1):
+        as_of = moment - timedelta(days=days_ago)
+        plan.append(pull(daily, as_of))
+        if days_ago % 2 == 0:
+            plan.append(PlannedPull(daily.name, "audit",
+                                    audit_window(daily, as_of + timedelta(minutes=5))))
+    plan += [pull(hourly, moment - timedelta(hours=hours_ago))
+             for hours_ago in range(72, 0, -6)]
+    plan += [pull(daily, moment), pull(hourly, moment)]
+    return plan

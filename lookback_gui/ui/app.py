@@ -14,7 +14,7 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +30,18 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def ensure_demo(folder: Path | None = None) -> Path:
-    """The demo project in the user data folder, created with a history of pulls on first use."""
+Progress = Callable[[int, int], None]
+
+
+def ensure_demo(folder: Path | None = None, progress: Progress | None = None) -> Path:
+    """The demo project in the user data folder, created with a history of pulls on first use
+    (``progress(done, total)`` follows its seeding)."""
     from lookback_gui.core.demo import seed_history, write_demo
 
     folder = folder or data_dir() / "demo"
     project = folder / "lookback.toml"
     if not project.exists():
-        build_demo(folder, write_demo, seed_history)
+        build_demo(folder, write_demo, lambda path: seed_history(path, progress=progress))
     return project
 
 
@@ -56,7 +60,7 @@ def build_demo(folder: Path, write: Any, seed: Any) -> None:
         shutil.rmtree(building, ignore_errors=True)
 
 
-def fresh_demo(root: Path | None = None) -> Path:
+def fresh_demo(root: Path | None = None, progress: Progress | None = None) -> Path:
     """A new demo project in a folder of its own (the older demos stay as they are)."""
     from datetime import datetime
 
@@ -68,7 +72,7 @@ def fresh_demo(root: Path | None = None) -> Path:
     while folder.exists():
         number += 1
         folder = base / datetime.now().strftime(f"demo-%Y%m%d-%H%M%S-{number}")
-    build_demo(folder, write_demo, seed_history)
+    build_demo(folder, write_demo, lambda path: seed_history(path, progress=progress))
     return folder / "lookback.toml"
 
 
@@ -167,6 +171,7 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
     from PySide6.QtWidgets import QApplication
 
     import lookback_gui.ui  # noqa: F401  (PySide6 before pyqtgraph)
+    from lookback_gui.ui.demo_progress import DemoProgress
     from lookback_gui.ui.main_window import MainWindow, app_icon
 
     existing = QApplication.instance()
@@ -193,9 +198,18 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
             return 1
     elif args.demo:
         window.show()
-        window.statusBar().showMessage("preparing the demo project (six weeks of pulls)…")
-        window.bridge.submit("demo", lambda: str(make_demo()), window.open_project,
-                             lambda message: window.show_error("Cannot create the demo", message))
+        building = DemoProgress(window)
+
+        def built(path: str) -> None:
+            building.finish()
+            window.open_project(path)
+
+        def failed(message: str) -> None:
+            building.finish()
+            window.show_error("Cannot create the demo", message)
+
+        window.bridge.submit("demo", lambda: str(make_demo(progress=building.step.emit)),
+                             built, failed)
         return app.exec()
     elif project is None:
         last = settings.value("project/last")

@@ -59,6 +59,7 @@ from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as 
     when_text,
     write_series_csv,
 )
+from lookback_gui.ui.chart_thresholds import threshold_items
 from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
 from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
@@ -215,7 +216,7 @@ class ChartWidget(QWidget):
                                         anchor=(1, 0))
         self.plot.addItem(self.region_label)
         self.region_label.setVisible(False)
-        self._markers: list[pg.InfiniteLine] = []
+        self._markers: list[Any] = []  # the moments marked, the thresholds' lines
 
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -348,8 +349,9 @@ class ChartWidget(QWidget):
             self._measures[self._metric.name] = self.measure_box.currentText()
         return dict(self._measures)
 
-    def remember_measures(self, measures: dict[str, str]) -> None:
-        self._measures.update(measures)
+    def set_measure_memory(self, measures: dict[str, str]) -> None:
+        """The measure last chosen for each metric of the project now open."""
+        self._measures = dict(measures)
 
     def _add_series(self, dims: dict[str, Any], size: float) -> None:
         self.series_box.addItem(f"{fmt_series(dims)}  ({fmt_number(size)})", series_id(dims))
@@ -573,7 +575,7 @@ class ChartWidget(QWidget):
             self._show_curves((x0, x1))
             self._place_markers((x0, x1), (y0, y1))
         else:
-            low, high = drawing.y_range
+            low, high = _with_bounds(drawing.y_range, data)
             # headroom above the highest value for the provisional label
             view.setRange(xRange=full, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)))
             self._drawn_view = [list(r) for r in view.targetRange()]
@@ -597,6 +599,11 @@ class ChartWidget(QWidget):
                 line.setToolTip(text)
                 self.plot.addItem(line)
                 self._markers.append(line)
+        step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
+        for item in threshold_items(data.thresholds, step,
+                                    self.plot.backgroundBrush().color().name()):
+            self.plot.addItem(item)
+            self._markers.append(item)
         self._show_nowcast(data)
         if data.provisional:
             self.region.setRegion(data.provisional)
@@ -827,3 +834,14 @@ class ChartWidget(QWidget):
                 "export", lambda: write_series_csv(store, data, path),
                 lambda rows: self.status.setText(f"exported {rows} buckets to {path}"),
                 lambda message: self.status.setText(f"cannot export to {path}: {message}"))
+
+
+def _with_bounds(y_range: tuple[float, float], data: ChartData) -> tuple[float, float]:
+    """``y_range`` widened to the thresholds' bounds that lie near it (a bound far away from
+    every value would squash the series into a line)."""
+    low, high = y_range
+    span = (high - low) or abs(high) or 1.0
+    for mark in data.thresholds:
+        if low - span <= mark.bound <= high + span:
+            low, high = min(low, mark.bound), max(high, mark.bound)
+    return low, high

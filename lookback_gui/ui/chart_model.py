@@ -91,6 +91,30 @@ class ChartData:
     # the moments the metric's definition changed (x, tooltip): values changed then are
     # redefinitions, not late data
     definition_changes: list[tuple[float, str]] = field(default_factory=list)
+    thresholds: list[ThresholdMark] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ThresholdMark:
+    """A threshold rule judged on the nowcast (``judge = "expected"``), as the chart shows it.
+
+    Attributes:
+        rule: the rule's name (or kind and position).
+        side: "below" or "above"; bound: its value.
+        x: the bucket it judges now (the newest complete one), None without one.
+        expected: the expected value, low and high it judges that bucket by while it is
+            provisional; None once it is settled (then its value is judged).
+        firing: whether that judgment crosses the bound (the whole interval beyond it).
+        text: what the rule does and what it judges now, in words.
+    """
+
+    rule: str
+    side: str
+    bound: float
+    x: float | None
+    expected: tuple[float, float | None, float | None] | None
+    firing: bool
+    text: str
 
 
 def series_id(dims: dict[str, Any]) -> str:
@@ -273,26 +297,92 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
     if (with_nowcast and as_of_run is None and as_known_at is None and settle is not None
             and config is not None and drawing is not None):
         expected = series_nowcast(store, config, measure, dims)
+    latest = as_of_run is None and as_known_at is None  # a rule judges the present
+    marks = (threshold_marks(config, measure, dims, arrays, drawing.x, expected)
+             if config is not None and drawing is not None and latest else [])
     return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
                      as_of_run, drawing, choices, as_known_at,
-                     succeeded[0].known_at if succeeded else None, expected, redefined)
+                     succeeded[0].known_at if succeeded else None, expected, redefined, marks)
+
+
+def threshold_marks(config: MetricConfig, measure: str, dims: dict[str, Any],
+                    arrays: dict[str, np.ndarray], x: np.ndarray,
+                    expected: dict[float, tuple[float, float | None, float | None]]
+                    ) -> list[ThresholdMark]:
+    """The threshold rules of ``config`` judged on the nowcast that apply to the series shown
+    (their measure, and a series that matches), each with the bucket it judges: the newest
+    complete one of the series (the newest one at all while none is complete), by its expected
+    value and interval while it is provisional, else by its value."""
+    rules = [r for r in config.alerts if r.kind == "threshold" and r.judge == "expected"
+             and r.measure == measure
+             and all(str(dims.get(k)) == str(v) for k, v in r.series.items())]
+    if not rules:
+        return []
+    value = arrays["value"]
+    # removed and partial are given for the marked buckets only (see Store.chart_series)
+    removed, partial = np.zeros(len(value), bool), np.zeros(len(value), bool)
+    removed[arrays["marked"]] = arrays["removed"]
+    partial[arrays["marked"]] = arrays["partial"]
+    has_value = np.isfinite(value) & ~removed
+    complete = np.flatnonzero(has_value & ~partial)
+    candidates = complete if len(complete) else np.flatnonzero(has_value)
+    index = int(candidates[-1]) if len(candidates) else None
+    at = float(x[index]) if index is not None else None
+    judged = expected.get(at) if at is not None else None
+    bucket = "" if index is None else str(np.datetime_as_string(arrays["bucket"][index],
+                                                                 unit="m")).replace("T", " ")
+    marks = []
+    for rule in rules:
+        for side, bound in (("below", rule.below), ("above", rule.above)):
+            if bound is None:
+                continue
+            if judged is not None:
+                e, low, high = judged
+                edge = high if side == "below" else low
+                firing = edge is not None and _beyond(edge, side, bound)
+                now = (f"judged now: {bucket}, {expected_text(e, low, high)}"
+                       if low is not None and high is not None else
+                       f"judged now: {bucket}, expected {fmt_number(e)} (no interval yet: "
+                       "not judged)")
+            elif index is not None:
+                firing = _beyond(float(value[index]), side, bound)
+                now = f"judged now: {bucket}, settled at {fmt_number(float(value[index]))}"
+            else:
+                firing, now = False, "nothing to judge yet"
+            marks.append(ThresholdMark(
+                rule.label, side, float(bound), at, judged, firing,
+                f"alert {rule.label}: fires when the newest complete bucket is expected to "
+                f"settle {side} {fmt_number(bound)} (its whole 80 % interval); {now}"
+                + (" — firing" if firing else "")))
+    return marks
+
+
+def _beyond(value: float, side: str, bound: float) -> bool:
+    return value < bound if side == "below" else value > bound
 
 
 def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[str, Any]
                    ) -> dict[float, tuple[float, float | None, float | None]]:
     """The nowcast of one series' provisional buckets: x (epoch seconds) → (expected, low,
     high)."""
+    return measure_nowcast(store, config, measure).get(series_id(dims), {})
+
+
+def measure_nowcast(store: Store, config: MetricConfig, measure: str
+                    ) -> dict[str, dict[float, tuple[float, float | None, float | None]]]:
+    """The nowcast of the provisional buckets of every series of ``measure``, from one pass
+    over the metric's history: series_id → x (epoch seconds) → (expected, low, high)."""
     from lookback_gui.core.insight.nowcast import nowcast
 
     try:
         result = nowcast(store, config)
     except LookbackError:
         return {}
-    out = {}
+    out: dict[str, dict[float, tuple[float, float | None, float | None]]] = {}
     for row in result.rows:
-        if row.measure == measure and row.dims == dims and row.expected is not None:
+        if row.measure == measure and row.expected is not None:
             x = float(epoch_seconds(np.array([np.datetime64(row.bucket, "us")]))[0])
-            out[x] = (row.expected, row.low, row.high)
+            out.setdefault(series_id(dict(row.dims)), {})[x] = (row.expected, row.low, row.high)
     return out
 
 

@@ -13,8 +13,10 @@ every bucket; that is offered only for an additive measure (see
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -48,8 +50,10 @@ from lookback_gui.ui.chart_model import (
     describe_point,
     in_view,
     load_chart,
+    measure_nowcast,
     series_id,
     thin_markers,
+    when_text,
 )
 from lookback_gui.ui.models import fmt_number, fmt_series
 from lookback_gui.ui.theme import chart_colours, is_dark
@@ -79,6 +83,7 @@ class Comparison:
         series: one ChartData per compared series, in the order asked for.
         offered: every (dims, measure, size) the metric offers, largest first per measure.
         additivity: whether the measure's series may be stacked, and why not.
+        as_of_run, as_known_at: the state of the store shown (both None: the latest).
     """
 
     metric: str
@@ -86,6 +91,12 @@ class Comparison:
     series: tuple[ChartData, ...]
     offered: list[tuple[dict[str, Any], str, float]] = field(default_factory=list)
     additivity: Additivity = field(default_factory=lambda: Additivity(True))
+    as_of_run: int | None = None
+    as_known_at: datetime | None = None
+
+    @property
+    def has_nowcast(self) -> bool:
+        return any(s.nowcast for s in self.series)
 
     @property
     def provisional(self) -> tuple[float, float] | None:
@@ -98,12 +109,18 @@ class Comparison:
 
 def load_comparison(store: Store, config: MetricConfig, measure: str | None,
                     chosen: Sequence[dict[str, Any]] | None, top: int = TOP_DEFAULT,
-                    settle: int | None = None) -> Comparison:
+                    settle: int | None = None, as_of_run: int | None = None,
+                    as_known_at: datetime | None = None) -> Comparison:
     """The series ``chosen`` of ``measure`` (or, with None, its ``top`` largest), each as the
-    chart loads it, without the nowcast. Series that no longer exist are left out; at most
-    MAX_COMPARED are loaded. Runs on a worker."""
-    first = load_chart(store, config.name, measure, dict(chosen[0]) if chosen else None, None,
-                       config, settle, with_nowcast=False)
+    chart loads it: current, as known after run ``as_of_run`` or as known at ``as_known_at``
+    (the chart's *As known after*). Current values come with their nowcast where the chart
+    draws one (``settle`` known), from one pass over the history for all of them. Series that
+    no longer exist are left out; at most MAX_COMPARED are loaded. Runs on a worker."""
+    def one(dims: dict[str, Any] | None, of: str | None) -> ChartData:
+        return load_chart(store, config.name, of, dims, as_of_run, config, settle, as_known_at,
+                          with_nowcast=False)
+
+    first = one(dict(chosen[0]) if chosen else None, measure)
     measure = first.measure
     additivity = measure_additivity(measure, config.sql) if measure else Additivity(True)
     offered = first.series
@@ -118,10 +135,14 @@ def load_comparison(store: Store, config: MetricConfig, measure: str | None,
         if dims == first.dims and first.drawing is not None:
             datas.append(first)
         else:
-            datas.append(load_chart(store, config.name, measure, dims, None, config, settle,
-                                    with_nowcast=False))
-    return Comparison(config.name, measure, tuple(d for d in datas if d.drawing is not None),
-                      offered, additivity)
+            datas.append(one(dims, measure))
+    datas = [d for d in datas if d.drawing is not None]
+    if datas and settle is not None and as_of_run is None and as_known_at is None:
+        expected = measure_nowcast(store, config, measure)
+        datas = [dataclasses.replace(d, nowcast=expected.get(series_id(d.dims), {}))
+                 for d in datas]
+    return Comparison(config.name, measure, tuple(datas), offered, additivity, as_of_run,
+                      as_known_at)
 
 
 def stacked_levels(series: Sequence[ChartData]) -> tuple[np.ndarray, np.ndarray]:
@@ -180,17 +201,30 @@ class SeriesLayer:
         self.removed = pg.ScatterPlotItem(
             hoverable=True, tip=tip_of, hoverPen=hover, symbol="x", size=MARKER_SIZE_PX,
             pen=pg.mkPen(outline, width=2), brush=pg.mkBrush(colour))
-        self.items: tuple[pg.GraphicsObject, ...] = (self.band, self.curve, self.revised,
-                                                      self.partial, self.removed)
+        # its nowcast: a dashed line through the expected values, a band between the intervals
+        self.expected = pg.PlotDataItem(pen=pg.mkPen(colour, width=2,
+                                                     style=Qt.PenStyle.DashLine))
+        self.expected_low = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.expected_high = pg.PlotDataItem(pen=pg.mkPen(None))
+        self.expected_band = pg.FillBetweenItem(self.expected_low, self.expected_high,
+                                                brush=pg.mkBrush(QColor(colour).red(),
+                                                                 QColor(colour).green(),
+                                                                 QColor(colour).blue(), 45))
+        self.expected_band.setZValue(-7)
+        self.items: tuple[pg.GraphicsObject, ...] = (
+            self.band, self.curve, self.revised, self.partial, self.removed, self.expected,
+            self.expected_band)
         for item in self.items:
             plot.addItem(item)
 
     def draw(self, level: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
         """Draw the series as it is (``level`` None) or stacked: ``level`` is the buckets,
-        the bottom and the top of its band."""
+        the bottom and the top of its band. Its nowcast is drawn as it is only: the expected
+        values of a stack's lower bands would lift every band above them."""
         drawing = self.data.drawing
         assert drawing is not None
         self.stacked = level is not None
+        self._draw_nowcast(drawing.x if level is None else None)
         if level is None:
             self.line = (drawing.x, self.data.arrays["value"])
             self.bottom = None
@@ -206,6 +240,28 @@ class SeriesLayer:
             if level is not None:  # on the top of its band
                 ys = level[2][np.searchsorted(level[0], xs)]
             self._marks[kind] = (where, xs, ys)
+
+    def _draw_nowcast(self, x: np.ndarray | None) -> None:
+        """From the newest value before the provisional buckets through their expected values
+        (nothing when ``x`` is None or the series has no nowcast), as the chart draws it."""
+        expected = self.data.nowcast
+        if x is None or not expected:
+            for item in (self.expected, self.expected_low, self.expected_high):
+                item.setData([], [])
+            return
+        xs = np.array(sorted(expected))
+        ys = np.array([expected[v][0] for v in xs])
+        lows = np.array([np.nan if expected[v][1] is None else expected[v][1] for v in xs])
+        highs = np.array([np.nan if expected[v][2] is None else expected[v][2] for v in xs])
+        before = int(np.searchsorted(x, xs[0])) - 1
+        value = self.data.arrays["value"]
+        if before >= 0 and np.isfinite(value[before]):  # joined to the last settled value
+            xs, ys = np.r_[x[before], xs], np.r_[value[before], ys]
+            lows, highs = np.r_[value[before], lows], np.r_[value[before], highs]
+        self.expected.setData(xs, ys)
+        band = ~np.isnan(lows) & ~np.isnan(highs)
+        self.expected_low.setData(xs[band], lows[band])
+        self.expected_high.setData(xs[band], highs[band])
 
     def fit(self, x_range: tuple[float, float], columns: float) -> None:
         """The curve (and band) for a view of ``x_range`` that is ``columns`` pixels wide:
@@ -276,6 +332,9 @@ class CompareWidget(QWidget):
         self.settling: Callable[[str], int | None] = lambda _name: None  # the window gives it
         # the measure the Chart tab shows, compared until another is chosen here
         self.measure_hint: Callable[[], str] = lambda: ""
+        # the Chart tab's "As known after": (run, moment), both None for the latest
+        self.as_known: Callable[[], tuple[int | None, datetime | None]] = lambda: (None, None)
+        self._as_known_loaded: tuple[int | None, datetime | None] = (None, None)
 
         self.measure_box = QComboBox(accessibleName="Compared measure")
         self.top_box = QSpinBox(accessibleName="How many of the largest series", minimum=1,
@@ -358,7 +417,8 @@ class CompareWidget(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._stale and self._metric is not None:
+        if (self._stale or self.as_known() != self._as_known_loaded) \
+                and self._metric is not None:
             self.reload()
 
     def show_top(self) -> None:
@@ -380,9 +440,11 @@ class CompareWidget(QWidget):
         measure = self.measure_box.currentText() or self.measure_hint() or None
         chosen, top = self._chosen, self.top_box.value()
         settle = self.settling(config.name)
+        self._as_known_loaded = as_of_run, as_known_at = self.as_known()
         self.status.setText("loading…")
         self._bridge.submit(
-            "compare", lambda: load_comparison(store, config, measure, chosen, top, settle),
+            "compare", lambda: load_comparison(store, config, measure, chosen, top, settle,
+                                               as_of_run, as_known_at),
             self._show, self._failed)
 
     # -- drawing --------------------------------------------------------------------------
@@ -482,7 +544,7 @@ class CompareWidget(QWidget):
         self.region.setVisible(data.provisional is not None)
         # a new choice of series shows all of it; a reload of the same keeps the user's view
         key = (data.metric, data.measure, tuple(series_id(s.dims) for s in data.series), stacked,
-               tuple(sorted(self._hidden)) if stacked else ())
+               tuple(sorted(self._hidden)) if stacked else (), data.as_of_run, data.as_known_at)
         if key != self._drawn_key:
             self._show_all(shown)
         self._drawn_key = key
@@ -492,9 +554,13 @@ class CompareWidget(QWidget):
         removed = sum(s.drawing.removed for s in data.series if s.drawing is not None)
         n_hidden = len(self.layers) - len(shown)
         how = "stacked: the top line is their sum" if stacked else "overlaid"
+        if data.has_nowcast:
+            how += ("; the nowcast is drawn overlaid only" if stacked else
+                    "; dashed: each series' expected settled values (nowcast)")
         self.status.setText(
             f"{len(data.series)} series of {data.measure}"
-            + (f" ({n_hidden} hidden)" if n_hidden else "") + f", {how}; {revised} revised, "
+            + (f" ({n_hidden} hidden)" if n_hidden else "")
+            + f" ({when_text(data.as_of_run, data.as_known_at)}), {how}; {revised} revised, "
             f"{removed} removed buckets; shaded: {data.provisional_label}. "
             "◆ revised  ✕ removed  ○ partial; click a legend entry to hide or show its series.")
 
@@ -515,6 +581,10 @@ class CompareWidget(QWidget):
             if x is not None and y is not None and len(x):
                 xs.append(np.asarray(x, dtype=float))
                 ys.append(np.asarray(y, dtype=float))
+            for item in (layer.expected_low, layer.expected_high):  # its nowcast's interval
+                _x, bound = item.getData()
+                if bound is not None and len(bound):
+                    ys.append(np.asarray(bound, dtype=float))
         if not xs:
             return
         x = np.concatenate(xs)

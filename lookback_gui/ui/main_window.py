@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self.redefinition_question: QMessageBox | None = None  # a backfill offered after a
         # new definition
         self._latest: dict[str, RunRecord] = {}
-        self._paused = bool(settings.value("scheduler/paused", False, type=bool))
+        self._paused = False  # the open project's scheduler is paused (kept per project)
         self.store_wait_s = WAIT_S  # how long opening waits for a store another process uses
         self._restore_view: tuple[str | None, int] | None = None
         self.setWindowTitle("Lookback GUI")
@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         self.compare = CompareWidget(self.bridge)
         self.compare.settling = lambda name: self.chart._settling.get(name)
         self.compare.measure_hint = self.chart.measure_box.currentText
+        self.compare.as_known = self.chart.as_known
         self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
         self.revisions_find = query_box(self.revisions_filter, "Filter revisions",
@@ -360,26 +361,29 @@ class MainWindow(QMainWindow):
         self.tray_action.setChecked(self.tray is not None and bool(
             self.settings.value("tray/keep_running", False, type=bool)))
         self.set_theme(str(self.settings.value("view/theme", "system")))
-        measures = self.settings.value("view/measures", {})
-        if isinstance(measures, dict):
-            self.chart.remember_measures({str(k): str(v) for k, v in measures.items()})
 
     def _save_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/splitter", self.splitter.saveState())
         self._save_view()
-        self.settings.setValue("view/measures", self.chart.measure_memory())
         if self.project:
             self.settings.setValue("project/last", str(self.project.path))
         self.settings.sync()
 
     def _save_view(self) -> None:
-        """The selected metric and tab of the open project, for when it is opened again."""
+        """The selected metric, tab and the measure chosen for each metric of the open
+        project, for when it is opened again."""
         if self.project is None:
             return
         key = f"view/{_settings_key(self.project.path)}"
         self.settings.setValue(f"{key}/metric", self.tree.selected_metric_name() or "")
         self.settings.setValue(f"{key}/tab", self.tabs.currentIndex())
+        self.settings.setValue(f"{key}/measures", self.chart.measure_memory())
+
+    def _paused_setting(self, path: str | Path) -> bool:
+        """Whether the scheduler of the project file at ``path`` was left paused."""
+        key = f"view/{_settings_key(Path(path).expanduser().absolute())}"
+        return bool(self.settings.value(f"{key}/paused", False, type=bool))
 
     def _tray_setting_changed(self) -> None:
         self.settings.setValue("tray/keep_running", self.tray_action.isChecked())
@@ -420,6 +424,7 @@ class MainWindow(QMainWindow):
         """Open a project: it is loaded, its store opened and its scheduler started off the
         GUI thread; :attr:`opened` or :attr:`open_failed` says how it went."""
         self._detach()
+        self._paused = self._paused_setting(path)
         self.statusBar().showMessage(f"opening {path}…")
         self.sessions.open(path, start_scheduler=start_scheduler, paused=self._paused,
                            wait_s=self.store_wait_s)
@@ -456,6 +461,7 @@ class MainWindow(QMainWindow):
         for pane in (self.metric_runs, self.runs_log):
             pane.set_store(None)
         self.metric_views.show(None, None)
+        self.chart.set_measure_memory({})  # each project remembers its own
         self.compare.set_metric(None, None)
         self.dashboard.set_project(None, None)
         self.setWindowTitle("Lookback GUI")
@@ -473,6 +479,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{project.path.name} — Lookback GUI")
         key = f"view/{_settings_key(project.path)}"
         self.chart.range_picker.set_project(project.path)
+        measures = self.settings.value(f"{key}/measures", {})
+        if isinstance(measures, dict):
+            self.chart.set_measure_memory({str(k): str(v) for k, v in measures.items()})
         self.tree.set_project(project)
         selected = str(self.settings.value(f"{key}/metric", "") or "")
         if selected in project.metrics:
@@ -800,11 +809,13 @@ class MainWindow(QMainWindow):
         self._update_status()
 
     def toggle_pause(self) -> None:
-        """Pause or resume the scheduler; the choice holds for the next project opened too."""
+        """Pause or resume the scheduler of the open project; the choice holds when that
+        project is opened again (not for other projects)."""
         self._paused = self.pause_action.isChecked()
-        self.settings.setValue("scheduler/paused", self._paused)
         session = self.session
         if session is not None:
+            key = f"view/{_settings_key(session.project.path)}"
+            self.settings.setValue(f"{key}/paused", self._paused)
             if self._paused:
                 session.pause()
                 self.refresh()  # the health view's next runs

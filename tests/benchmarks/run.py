@@ -1276,6 +1276,46 @@ def main(argv: list[str] | None = None) -> int:
         CONNECTIONS.close()
 
 
+def bench_demo_seed(folder: Path, days: int, reps: int) -> Row:
+    """The demo's history (``days`` days of it) seeded in one pass, against the same pulls
+    made one by one: each builds a new demo store from the same sample source."""
+    import shutil
+
+    from lookback_gui.core.demo import history_plan, write_demo
+    from lookback_gui.core.project import load_project
+    from lookback_gui.core.pull.seeding import seed
+
+    now = datetime(2026, 10, 31, 12, 0)
+    source = write_demo(folder / "source", now=now).parent / "shop.duckdb"
+    counter = iter(range(10_000))
+
+    def fresh() -> tuple[Any, list[Any]]:
+        target = folder / f"demo-{next(counter)}"
+        target.mkdir()
+        shutil.copy(source, target / "shop.duckdb")
+        shutil.copy(source.parent / "lookback.toml", target / "lookback.toml")
+        project = load_project(target / "lookback.toml")
+        return project, history_plan(project, now, days=days)
+
+    def seeded() -> None:
+        project, plan = fresh()
+        with open_store(project.store) as store:
+            seed(project, store, plan)
+
+    def pulled() -> None:
+        project, plan = fresh()
+        with open_store(project.store) as store:
+            for pull in plan:
+                run = run_pull(project, pull.metric, store, trigger=pull.trigger,
+                               window=pull.window, connections=CONNECTIONS)
+                assert run.status == "succeeded", run.error
+
+    ours, base = median_pair(seeded, pulled, reps)
+    assert base is not None
+    return ratio_row(f"demo_seed_{days}d", ours, base, 0.5,
+                     target="<= 0.5 (one pass / the same pulls one by one)")
+
+
 def _main(args: argparse.Namespace) -> int:
     q = args.quick
     reps = 3 if q else 7
@@ -1308,6 +1348,7 @@ def _main(args: argparse.Namespace) -> int:
         ("backfill", lambda f: bench_parallel_backfill(f, sizes["backfill_rows"], max(3, reps // 2))),
         ("change_probe", lambda f: bench_change_probe(f, sizes["probe_rows"], reps)),
         ("cli_start", lambda f: bench_cli_start(f, reps)),
+        ("demo_seed", lambda f: bench_demo_seed(f, 14 if q else 42, 3)),
         ("pull_5m_values", lambda f: bench_pull_big(f, sizes["big_pull"], max(3, reps // 2))),
         ("s3_pull_7d", lambda f: bench_s3_window(f, sizes["s3_rows_per_day"], reps)),
         # on the store a year of use leaves (built once, before these run)

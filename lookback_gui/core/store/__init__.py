@@ -261,6 +261,12 @@ class Store:
 
     # -- the commit -----------------------------------------------------------------------
 
+    def batch(self) -> AbstractContextManager[None]:
+        """One write transaction for all the runs begun and committed by the calling thread
+        inside the block (see :meth:`Database.batch`): for a store being built, which is
+        thrown away when the block fails."""
+        return self._db.batch()
+
     def begin_commit(self, run_id: int) -> AbstractContextManager[Commit]:
         """The write transaction of run ``run_id``'s diff and commit (see
         :meth:`Versions.begin_commit`)."""

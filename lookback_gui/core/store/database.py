@@ -105,6 +105,9 @@ class Database:
         read_only: opened for reading only (asked for, or the file cannot be written).
     """
 
+    # the thread and cursor of a batch under way (see batch()); a team store has them too
+    _batch: tuple[int, duckdb.DuckDBPyConnection] | None = None
+
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
                  waiting: Waiting | None = None, wait_s: float = WAIT_S):
         self.path = Path(path)
@@ -283,6 +286,10 @@ class Database:
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor of the open store for the calling thread, for the length of the block."""
+        batch = self._batch
+        if batch is not None and batch[0] == threading.get_ident():
+            yield batch[1]  # inside a batch, a read sees what the batch wrote
+            return
         with self._connection() as con:
             cur = con.cursor()
             try:
@@ -295,8 +302,26 @@ class Database:
                 cur.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One write transaction for every write and read of the calling thread inside the
+        block: what they wrote commits at its end, all of it, or none of it on an exception.
+        For a store being built (a demo seeded), where a transaction per write would cost
+        most of the time."""
+        with self.write() as cur:
+            self._batch = (threading.get_ident(), cur)
+            try:
+                yield
+            finally:
+                self._batch = None
+
+    @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One write transaction, the only way anything is written."""
+        """One write transaction, the only way anything is written (inside :meth:`batch`,
+        a part of the batch's)."""
+        batch = self._batch
+        if batch is not None and batch[0] == threading.get_ident():
+            yield batch[1]
+            return
         if self.read_only:
             raise StoreError(f"{self.label} is open for reading only")
         with self.write_lock, self.writers_turn(), self.reading() as cur:
