@@ -27,7 +27,8 @@ from lookback_gui.core.store import Store
 from lookback_gui.core.storelock import WAIT_S, StoreLock, Waiting, disk_full, is_disk_full
 
 # the tables whose rows a compaction must carry over, every one of them
-TABLES = ("meta", "runs", "run_log", "versions", "current", "probes", "alerts")
+TABLES = ("meta", "runs", "run_log", "versions", "current", "arrivals", "arrival_sums", "probes",
+          "alerts")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from lookback_gui.core.pull import backfill, run_pull  # noqa: E402
 from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process  # noqa: E402
 from lookback_gui.core.sources import SourceConnections  # noqa: E402
 from lookback_gui.core.store import Store, open_store  # noqa: E402
+from lookback_gui.core.store.schema import fill_arrivals  # noqa: E402
 
 AS_OF = datetime(2026, 10, 31, 12, 0)
 # the source databases of the pulls (nothing is opened before a pull asks); main() closes them
@@ -762,7 +763,7 @@ below = 10
 
 def build_year_store(folder: Path, shape: YearShape) -> Path:
     """A project and its store as ``shape`` says a year of 15-minute pulls leaves them, built
-    with set-based inserts into the store's own tables (schema 2). Every succeeded run's
+    with set-based inserts into the store's own tables. Every succeeded run's
     window, known time and settled span are those the pull would have recorded; about one in
     200 pulls failed (none of them stored a version). Returns the project file."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -857,6 +858,7 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
         ORDER BY bucket, metric
         """, {"m": p["m"], "h": p["h"], "start": p["start"]})
     con.execute("DROP TABLE vals")
+    fill_arrivals(con)  # the changes late data made, as the commits would have kept them
     con.execute("CHECKPOINT")
     con.close()
     return folder / "lookback.toml"
