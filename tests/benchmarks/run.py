@@ -37,7 +37,7 @@ from lookback_gui.core.pull import backfill, run_pull  # noqa: E402
 from lookback_gui.core.runtime import prefer_the_gui_thread, prepare_process  # noqa: E402
 from lookback_gui.core.sources import SourceConnections  # noqa: E402
 from lookback_gui.core.store import Store, open_store  # noqa: E402
-from lookback_gui.core.store.schema import fill_arrivals  # noqa: E402
+from lookback_gui.core.store.schema import cluster_current, fill_arrivals  # noqa: E402
 
 AS_OF = datetime(2026, 10, 31, 12, 0)
 # the source databases of the pulls (nothing is opened before a pull asks); main() closes them
@@ -859,6 +859,7 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
         """, {"m": p["m"], "h": p["h"], "start": p["start"]})
     con.execute("DROP TABLE vals")
     fill_arrivals(con)  # the changes late data made, as the commits would have kept them
+    cluster_current(con)  # as a migration or a compaction leaves it
     con.execute("CHECKPOINT")
     con.close()
     return folder / "lookback.toml"
