@@ -577,7 +577,7 @@ def bench_cli_runs(folder: Path, reps: int) -> Row:
         subprocess.run([sys.executable, "-c", "import duckdb"], check=True, capture_output=True)
 
     ours_s, base_s = median_pair(ours, baseline, reps)
-    return ratio_row("cli_runs", ours_s, base_s or 0, 3)
+    return ratio_row("cli_runs", ours_s, base_s or 0, 2)
 
 
 def bench_peak_rss(folder: Path, values: int) -> Row:
@@ -962,7 +962,7 @@ def bench_advise_year(folder: Path, quick: bool, reps: int) -> list[Row]:
     results = [_process_peak(argv) for _ in range(max(1, reps // 2))]
     seconds = statistics.median(r[0] for r in results)
     peak = max(r[1] for r in results)
-    return [Row("advise_year_store", seconds, None, None, "<= 2000 ms", seconds <= 2.0),
+    return [Row("advise_year_store", seconds, None, None, "<= 500 ms", seconds <= 0.5),
             Row("advise_year_store_rss", peak, None, None, "<= 400 MB", peak <= 400)]
 
 
@@ -1045,8 +1045,8 @@ def bench_app_open(folder: Path, quick: bool, reps: int) -> list[Row]:
         charts.append(marks["chart"] - start)
         pages.append(marks["runs"] - marks["open"])
     chart, page = statistics.median(charts), statistics.median(pages)
-    return [Row("app_open_year_store", chart, None, None, "<= 1500 ms", chart <= 1.5),
-            Row("app_open_runs_first_page", page, None, None, "<= 300 ms", page <= 0.300)]
+    return [Row("app_open_year_store", chart, None, None, "<= 1000 ms", chart <= 1.0),
+            Row("app_open_runs_first_page", page, None, None, "<= 200 ms", page <= 0.200)]
 
 
 def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
