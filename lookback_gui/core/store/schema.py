@@ -240,6 +240,7 @@ def fill_arrivals(cur: duckdb.DuckDBPyConnection, metric: str | None = None,
                ch.prev_value, c.known_at
         FROM ch ASOF LEFT JOIN c
           ON ch.metric = c.metric AND ch.bucket = c.bucket AND ch.key > c.key
+        ORDER BY ch.metric, ch.bucket  -- a read of a metric's latest buckets is a range read
     """, params)
     sum_arrivals(cur, " AND ".join(where), params)
 
@@ -253,6 +254,7 @@ def sum_arrivals(cur: duckdb.DuckDBPyConnection, where: str,
                sum(abs(value - prev_value)), sum(value - prev_value)
         FROM arrivals WHERE {where}
         GROUP BY ALL
+        ORDER BY metric, bucket
     """, params)
 
 
