@@ -116,6 +116,25 @@ def test_compact_keeps_every_run_and_version_and_the_ids_go_on(used):
         assert query(store, "SELECT commit_seq FROM runs WHERE id = 9")[0][0] == row + 1
 
 
+def test_a_compaction_puts_each_metrics_current_values_together_again(used):
+    """A pull adds the values of its new buckets after every other metric's; a compaction
+    gathers each metric's values again, in bucket order, so that one metric is a range read."""
+    project = load_project(used)
+
+    def stored_order() -> list[tuple[str, object]]:
+        con = duckdb.connect(str(project.store_path), read_only=True)
+        try:
+            return con.execute("SELECT metric, bucket FROM current ORDER BY rowid").fetchall()
+        finally:
+            con.close()
+
+    before = stored_order()
+    assert before != sorted(before)  # the pulls of the two metrics took turns
+    code, _out, err = cli("store", "compact", "--project", str(used))
+    assert code == 0, err
+    assert stored_order() == sorted(before)
+
+
 def grow(path: Path, versions: int) -> None:
     """Add ``versions`` versions of old buckets, so that a copy of the store takes a while."""
     with Store(path) as store, store.reading() as cur:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from lookback_gui.core.errors import UsageError
+from lookback_gui.core.insight.settling import load_revisions
 from lookback_gui.core.project import Project, load_project
 from lookback_gui.core.pull import backfill, run_pull
 from lookback_gui.core.schedule.scheduler import plan_catch_up, retry_failed
@@ -160,6 +161,25 @@ class Model:
             last = seen[-1][2]
             out[key[1:]] = (None if last == REMOVED else last, seen[0][2], len(seen),
                             not self.settled(metric, key[3], runs))
+        return out
+
+    def changes(self, metric: str) -> set[tuple]:
+        """Every change late data made (a version after the first whose value differs from
+        the one before it, a removal as 0): (country, measure, bucket, run, known, before,
+        after, the known time of the last successful pull before it that held the bucket)."""
+        out = set()
+        for key, versions in self.versions.items():
+            if key[0] != metric:
+                continue
+            seen = sorted(versions, key=lambda v: (v[0], v[1]))
+            for (_, _, old), (known, run, new) in itertools.pairwise(seen):
+                before, after = (0.0 if v == REMOVED else float(v) for v in (old, new))
+                if before == after:
+                    continue
+                pulls = [r["known"] for r in self.runs if r["metric"] == metric
+                         and r["start"] <= key[3] < r["end"]
+                         and (r["known"], r["id"]) < (known, run)]
+                out.add((*key[1:], run, known, before, after, max(pulls, default=None)))
         return out
 
     def covered(self, metric: str) -> set[datetime]:
@@ -307,6 +327,32 @@ class KnowledgeTime(RuleBasedStateMachine):
             assert buckets == self.model.covered(metric)
 
     @invariant()
+    def the_changes_late_data_made_as_the_commits_kept_them(self):
+        for metric in METRICS:
+            with self.store.reading() as cur:
+                rows = cur.execute(
+                    "SELECT dims, measure, bucket, run_id, known_at, prev_value, value,"
+                    " prev_known_at FROM arrivals WHERE metric = ?", [metric]).fetchall()
+            kept = {(json.loads(d)["country"], *rest) for d, *rest in rows}
+            assert len(kept) == len(rows)
+            changes = self.model.changes(metric)
+            assert kept == changes
+            # summed by measure, bucket, known time and the pull before, as the advisor reads
+            with self.store.reading() as cur:
+                rows = cur.execute(
+                    "SELECT measure, bucket, known_at, prev_known_at, sum(revisions),"
+                    " sum(magnitude), sum(signed) FROM arrival_sums WHERE metric = ?"
+                    " GROUP BY ALL", [metric]).fetchall()
+            sums: dict[tuple, list[float]] = {}
+            for _c, measure, bucket, _run, known, before, after, prev in changes:
+                total = sums.setdefault((measure, bucket, known, prev), [0, 0.0, 0.0])
+                total[0] += 1
+                total[1] += abs(after - before)
+                total[2] += after - before
+            assert {(*k, n, m, s) for *k, n, m, s in rows} == {
+                (*k, *v) for k, v in sums.items()}
+
+    @invariant()
     def the_past_as_known_at_a_time_and_after_a_run(self):
         runs = self.model.runs
         for r in runs[-2:]:
@@ -381,6 +427,26 @@ def test_a_backfill_to_now_pulls_the_chunk_that_holds_now_as_of_now(replayed):
     assert plan_catch_up(config, store, now) == []
     assert [p.trigger for p in plan_catch_up(config, store, now + timedelta(hours=7))] == [
         "catch-up"]
+
+
+def test_a_replay_between_two_pulls_splits_the_change_they_saw_in_two(replayed):
+    """The changes late data made, as the advisor reads them, follow a replay of the past
+    that slots versions between those of earlier commits."""
+    project, store = replayed
+    config = project.metrics["replayed"]
+    con = duckdb.connect(str(project.path.parent / "shop.duckdb"))
+    con.execute("INSERT INTO orders VALUES (4, '2026-10-05 13:00', '2026-10-07 06:00', 'DE', 5)")
+    con.close()  # two days late
+    first, between, now = ts("2026-10-05T20:00"), ts("2026-10-06T12:00"), ts("2026-10-07T12:00")
+    for as_of in (first, now, between):
+        run = run_pull(project, "replayed", store, as_of=as_of, clock=lambda: now)
+        assert run.status == "succeeded", run.error
+    found = load_revisions(store, config)
+    assert [(m, p, v, a, pa) for m, p, v, a, pa in zip(
+        found["measure"], found["prev_value"], found["value"], found["age"],
+        found["prev_age"], strict=True)] == [
+        ("orders", 1, 2, 1, 0), ("revenue", 10.0, 15.0, 1, 0),  # the replay, known 10-06
+        ("orders", 2, 3, 2, 1), ("revenue", 15.0, 20.0, 2, 1)]  # the pull known 10-07
 
 
 def test_a_bucket_settles_when_a_later_pull_sees_it_complete_even_unchanged(replayed):

@@ -16,13 +16,14 @@ The arrivals also drive the backtests: every candidate pull policy is replayed a
 :mod:`policies`), the recommendation names the tail its lookback leaves and the audit that
 catches it, and the nowcast is replayed in time (see :mod:`nowcast`).
 
-A year of use leaves millions of versions, so the revisions are never read one by one: DuckDB
-sums them by measure, age, the age of the pull before and the bucket's phase against the audit
-cadences (:func:`settling.load_arrival_sums`), and everything that counts or weighs revisions
-comes from those few hundred rows. Only the statistics that follow single values (each policy's
-errors by age, the nowcast backtest) read values one by one: those of the latest buckets, at most
-about ``settling.MAX_WATCHED_VALUES`` of them (never fewer buckets than two settlings), so on a
-small store all of them.
+A year of use leaves millions of versions, so the advisor reads none of them: each commit keeps the
+changes late data made, summed per bucket, known time and the known time of the pull before (the
+store's ``arrival_sums``); DuckDB sums those by measure, age, the age of the pull before and the
+bucket's phase against the audit cadences (:func:`settling.load_arrival_sums`), and everything that
+counts or weighs revisions comes from those few hundred rows. Only the statistics that follow
+single values (each policy's errors by age, the nowcast backtest) read values one by one: those of
+the latest buckets, at most about ``settling.MAX_WATCHED_VALUES`` of them (never fewer buckets than
+two settlings), so on a small store all of them.
 """
 
 from __future__ import annotations

@@ -9,14 +9,9 @@ to the one holding the known time, the current bucket being age 0 (see the store
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-import duckdb
 import numpy as np
 
 from lookback_gui.core.project import MetricConfig
@@ -48,41 +43,20 @@ def bucket_index_sql(grain: Grain, column: str) -> str:
     return f"(epoch_us({column}) // {unit})"
 
 
-def _order_key(known_at: str, run_id: str) -> str:
-    """One number that orders (known time, run id) as the store orders versions."""
-    return f"(epoch_us({known_at})::HUGEINT * 4294967296 + {run_id})"
-
-
-def _covered_sql(grain: Grain) -> str:
-    """Each bucket of each successful pull's window with the pull's known time and its order
-    key (:func:`_order_key`): what an ASOF join asks for the last pull before a version that
-    held the version's bucket."""
-    step = f"INTERVAL 1 {grain.value}"
-    return f"""
-        SELECT unnest(generate_series(window_start, window_end - {step}, {step})) AS bucket,
-               known_at, {_order_key("known_at", "id")} AS key
-        FROM runs
-        WHERE metric = $metric AND status = 'succeeded' AND known_at IS NOT NULL
-          AND window_start < window_end
-    """
-
-
 def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
-    """Every version after the first of each value whose value changed (a removal as 0), with
-    ``prev_value`` and ``age``; ``columns`` are further columns of versions ``v`` or window
-    expressions over ``w``. A redefinition (the definition changed, not late data) is left
-    out."""
+    """Every change late data made to a value of the metric (a version after the first whose
+    value changed, a removal as 0; a redefinition is none), as the store keeps them at each
+    commit (its ``arrivals``): ``measure``, ``bucket``, ``run_id``, ``known_at``, ``value``,
+    ``prev_value``, ``age`` and ``prev_age`` (the age at which the last successful pull before
+    it that held the bucket saw it; one less than its own when none did); ``columns`` are
+    further columns of ``v``."""
     age = age_sql(config.grain, "v.known_at", "v.bucket")
-    value = "CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END"
+    prev_age = age_sql(config.grain, "v.prev_known_at", "v.bucket")
     return f"""
-        SELECT v.measure, v.bucket, v.run_id, v.known_at, {columns},
-               {value} AS value, lag({value}) OVER w AS prev_value, {age} AS age
-        FROM versions v
+        SELECT v.measure, v.bucket, v.run_id, v.known_at, {columns}, v.value, v.prev_value,
+               {age} AS age, coalesce({prev_age}, {age} - 1) AS prev_age
+        FROM arrivals v
         WHERE v.metric = $metric {where}
-        -- the bucket first: DuckDB partitions by it faster than by the dimension strings
-        WINDOW w AS (PARTITION BY v.bucket, v.dims, v.measure ORDER BY v.known_at, v.run_id)
-        QUALIFY {value} <> lag({value}) OVER w  -- the first version has no lag: NULL
-            AND NOT coalesce(v.redefined, false)
     """
 
 
@@ -92,89 +66,59 @@ def load_revisions(store: Store, config: MetricConfig, since: datetime | None = 
     observations: ``age`` (its own) and ``prev_age`` (the last successful pull before it that
     held the bucket). ``since``: only the buckets from then on; ``audits_only``: only the
     versions of audit pulls."""
-    prev_age = age_sql(config.grain, "c.known_at", "revs.bucket")
     where = "" if since is None else "AND v.bucket >= $since"
     if audits_only:
-        where += (" AND (v.dims, v.measure, v.bucket) IN (SELECT (dims, measure, bucket) FROM"
-                  " versions WHERE metric = $metric AND run_id IN (SELECT id FROM runs WHERE"
-                  " metric = $metric AND trigger = 'audit'))")
+        where += (" AND v.run_id IN (SELECT id FROM runs WHERE metric = $metric"
+                  " AND trigger = 'audit')")
     params: dict[str, object] = {"metric": config.name}
     if since is not None:
         params["since"] = since
     with store.reading() as cur:
         return cur.execute(
             f"""
-            WITH revs AS (
-                SELECT *, {_order_key("known_at", "run_id")} AS key
-                FROM ({_changes_sql(config, "v.dims", where)})
-            ),
-            c AS ({_covered_sql(config.grain)})
             SELECT revs.dims, revs.measure, revs.bucket, revs.run_id, r.trigger,
-                   revs.prev_value, revs.value, revs.age,
-                   coalesce({prev_age}, revs.age - 1) AS prev_age
-            FROM revs ASOF LEFT JOIN c ON revs.bucket = c.bucket AND revs.key > c.key
+                   revs.prev_value, revs.value, revs.age, revs.prev_age
+            FROM ({_changes_sql(config, "v.dims", where)}) revs
             JOIN runs r ON r.id = revs.run_id
-            {"WHERE r.trigger = 'audit'" if audits_only else ""}
             ORDER BY revs.known_at, revs.run_id, revs.bucket, revs.dims, revs.measure
             """,
             params,
         ).fetchnumpy()
 
 
-# DuckDB keeps what it reads cached up to its memory limit (80 % of the machine's memory by
-# default); the advisor's scans of every version are bounded by this, spilling beyond it
-SCAN_MEMORY_LIMIT = "250MB"
-
-
-@contextlib.contextmanager
-def _bounded(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A cursor of ``store`` whose queries DuckDB runs within ``SCAN_MEMORY_LIMIT``."""
-    with store.reading() as cur:
-        with contextlib.suppress(duckdb.Error):  # where it spilled before, it stays
-            cur.execute("SET temp_directory = '"
-                        + str(Path(tempfile.gettempdir()) / "lookback-spill").replace("'", "''")
-                        + "'")
-        cur.execute(f"SET memory_limit = '{SCAN_MEMORY_LIMIT}'")
-        try:
-            yield cur
-        finally:
-            cur.execute("RESET memory_limit")
-
-
 def load_arrival_sums(store: Store, config: MetricConfig, modulus: int,
                       first_age_above: int | None = None) -> dict[str, np.ndarray]:
-    """The revisions of :func:`load_revisions` summed in DuckDB by what the advisor tells them
-    apart by: ``measure``, ``age``, ``prev_age`` and ``phase`` (the bucket's
-    :func:`bucket_index` modulo ``modulus``); with ``revisions`` (how many), ``magnitude`` (the
-    sum of |change|) and ``signed`` (the sum of the changes). A handful of rows however long
-    the history. ``first_age_above``: only the revisions of values whose first version is
-    older than that (not watched from their start)."""
+    """The revisions of :func:`load_revisions` summed by what the advisor tells them apart by:
+    ``measure``, ``age``, ``prev_age`` and ``phase`` (the bucket's :func:`bucket_index` modulo
+    ``modulus``); with ``revisions`` (how many), ``magnitude`` (the sum of |change|) and
+    ``signed`` (the sum of the changes). A handful of rows however long the history, from the
+    sums the store keeps per bucket at each commit. ``first_age_above``: only the revisions of
+    values whose first version is older than that (not watched from their start)."""
     age = age_sql(config.grain, "g.known_at", "g.bucket")
-    prev_age = age_sql(config.grain, "c.known_at", "g.bucket")
-    where = ""
+    prev_age = age_sql(config.grain, "g.prev_known_at", "g.bucket")
     params: dict[str, object] = {"metric": config.name, "modulus": modulus}
+    source = "arrival_sums"
     if first_age_above is not None:
         first_age = age_sql(config.grain, "first_known_at", "bucket")
-        where = (" AND (v.dims, v.measure, v.bucket) IN (SELECT (dims, measure, bucket) FROM"
-                 f" current WHERE metric = $metric AND {first_age} > $above)")
+        source = f"""(
+            SELECT metric, measure, bucket, known_at, prev_known_at, count(*) AS revisions,
+                   sum(abs(value - prev_value)) AS magnitude, sum(value - prev_value) AS signed
+            FROM arrivals
+            WHERE metric = $metric AND (dims, measure, bucket) IN (
+                SELECT (dims, measure, bucket) FROM current
+                WHERE metric = $metric AND {first_age} > $above)
+            GROUP BY ALL
+        )"""
         params["above"] = first_age_above
-    with _bounded(store) as cur:
+    with store.reading() as cur:
         return cur.execute(
             f"""
-            WITH g AS (
-                SELECT measure, bucket, run_id, known_at,
-                       {_order_key("known_at", "run_id")} AS key,
-                       count(*) AS revisions, sum(abs(value - prev_value)) AS magnitude,
-                       sum(value - prev_value) AS signed
-                FROM ({_changes_sql(config, "NULL AS none", where)}) v
-                GROUP BY ALL
-            ), c AS ({_covered_sql(config.grain)})
-            SELECT g.measure, {age} AS age,
-                   coalesce({prev_age}, {age} - 1) AS prev_age,
+            SELECT g.measure, {age} AS age, coalesce({prev_age}, {age} - 1) AS prev_age,
                    {bucket_index_sql(config.grain, "g.bucket")} % $modulus AS phase,
                    sum(g.revisions)::BIGINT AS revisions, sum(g.magnitude) AS magnitude,
                    sum(g.signed) AS signed
-            FROM g ASOF LEFT JOIN c ON g.bucket = c.bucket AND g.key > c.key
+            FROM {source} g
+            WHERE g.metric = $metric
             GROUP BY ALL
             ORDER BY ALL
             """,
@@ -204,9 +148,8 @@ def load_values(store: Store, config: MetricConfig,
     """Per value: its first version's value and age, its final value, and ``seen_age``: the age
     at which a successful pull first held its bucket (before its first version when the value
     had nothing yet then) (``since``: only the buckets from then on)."""
-    age = age_sql(config.grain, "v.known_at", "v.bucket")
-    order = "{'k': v.known_at, 'r': v.run_id}"
-    where = "" if since is None else "AND v.bucket >= $since"
+    first_age = age_sql(config.grain, "first_known_at", "bucket")
+    where = "" if since is None else "AND bucket >= $since"
     params: dict[str, object] = {"metric": config.name}
     if since is not None:
         params["since"] = since
@@ -214,17 +157,13 @@ def load_values(store: Store, config: MetricConfig,
     with store.reading() as cur:
         return cur.execute(
             f"""
-            WITH x AS (
-                SELECT v.measure,
-                       arg_min(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
-                           AS first_value,
-                       arg_min({age}, {order}) AS first_age,
-                       arg_max(CASE WHEN v.removed THEN 0 ELSE coalesce(v.value, 0) END, {order})
-                           AS final_value,
-                       v.dims, v.bucket
-                FROM versions v JOIN runs r ON r.id = v.run_id
-                WHERE v.metric = $metric {where}
-                GROUP BY v.dims, v.measure, v.bucket
+            WITH x AS (  -- the current values keep their first version's value and time
+                SELECT measure, coalesce(first_value, 0) AS first_value,
+                       {first_age} AS first_age,
+                       CASE WHEN removed THEN 0 ELSE coalesce(value, 0) END AS final_value,
+                       dims, bucket
+                FROM current
+                WHERE metric = $metric {where}
             ), s AS (  -- when a successful pull first held each bucket in its window
                 SELECT b.bucket, min(r.known_at) AS seen
                 FROM (SELECT DISTINCT bucket FROM x) b JOIN runs r
@@ -247,8 +186,9 @@ MAX_WATCHED_VALUES = 5_000
 
 def settling_age(store: Store, config: MetricConfig) -> int:
     """The oldest age at which any value of the metric changed (0 for none)."""
-    with _bounded(store) as cur:
-        row = cur.execute(f"SELECT max(age) FROM ({_changes_sql(config, 'NULL AS none')})",
+    age = age_sql(config.grain, "known_at", "bucket")
+    with store.reading() as cur:
+        row = cur.execute(f"SELECT max({age}) FROM arrival_sums WHERE metric = $metric",
                           {"metric": config.name}).fetchone()
     return max(int(row[0]), 0) if row and row[0] is not None else 0
 

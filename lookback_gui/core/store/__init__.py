@@ -232,9 +232,9 @@ class Store:
 
     def rename_metric(self, old: str, new: str) -> dict[str, int]:
         """Move everything the store holds of metric ``old`` to ``new`` in one write
-        transaction: its runs, versions, current values, change-probe fingerprints and alert
-        states. Returns how many rows of each moved. Refused (UsageError) when the store
-        already holds a metric ``new``."""
+        transaction: its runs, versions, current values, the changes late data made,
+        change-probe fingerprints and alert states. Returns how many rows of each moved.
+        Refused (UsageError) when the store already holds a metric ``new``."""
         from lookback_gui.core.errors import UsageError
 
         moved: dict[str, int] = {}
@@ -243,7 +243,8 @@ class Store:
             if row and row[0]:
                 raise UsageError(f"{self.label} already holds {row[0]} run(s) of a metric "
                                  f"'{new}'; pick another name")
-            for table in ("runs", "versions", "current", "probes", "alerts"):
+            for table in ("runs", "versions", "current", "arrivals", "arrival_sums", "probes",
+                          "alerts"):
                 found = cur.execute(f"SELECT count(*) FROM {table} WHERE metric = ?",
                                     [old]).fetchone()
                 moved[table] = int(found[0]) if found else 0

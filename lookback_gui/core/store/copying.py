@@ -19,7 +19,8 @@ from lookback_gui.core.errors import StoreError, UsageError
 from lookback_gui.core.store import Store
 
 # the tables a copy carries, in the order they are written (meta stays: each store has its own)
-COPIED = ("runs", "run_log", "versions", "current", "probes", "alerts")
+COPIED = ("runs", "run_log", "versions", "current", "arrivals", "arrival_sums", "probes",
+          "alerts")
 
 
 @dataclass(frozen=True)

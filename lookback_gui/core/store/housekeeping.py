@@ -1,13 +1,14 @@
 """Long-haul housekeeping of a local store: what it holds (``lookback store stats``) and
 compaction (``lookback store compact``).
 
-A store keeps every run and every version forever; nothing here deletes any of them. What a
-store loses over time is the space of rows it rewrote (the ``current`` values a pull updates,
-run rows finished after they started): DuckDB reuses such blocks but never gives them back to
-the file system. Compaction copies every table, sequence and row into a fresh file beside the
-store (``STORE.compact``) and puts it in place with one atomic rename, holding the store
-exclusively all the while: a compaction killed at any moment leaves the store as it was (and
-a stale ``STORE.compact``, which the next compaction removes).
+A store keeps every run and every version forever; nothing here deletes any of them. What a store
+loses over time is the space of rows it rewrote (the ``current`` values a pull updates, run rows
+finished after they started): DuckDB reuses such blocks but never gives them back to the file
+system. Compaction copies every table, sequence and row into a fresh file beside the store
+(``STORE.compact``), the current values in metric order again (a pull adds the values of its new
+buckets after all others), and puts it in place with one atomic rename, holding the store
+exclusively all the while: a compaction killed at any moment leaves the store as it was (and a
+stale ``STORE.compact``, which the next compaction removes).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from lookback_gui.core.duck import quote_identifier, quote_literal
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store import Store
 from lookback_gui.core.store.lock import WAIT_S, StoreLock, Waiting, disk_full, is_disk_full
+from lookback_gui.core.store.schema import CURRENT_ORDER
 
 # the tables whose rows a compaction must carry over, every one of them
-TABLES = ("meta", "runs", "run_log", "versions", "current", "probes", "alerts")
+TABLES = ("meta", "runs", "run_log", "versions", "current", "arrivals", "arrival_sums", "probes",
+          "alerts")
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,17 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
             alias = "lookback_compacted_store"
             con.execute(f"ATTACH {quote_literal(str(fresh))} AS {alias}")
             try:
-                con.execute(f"COPY FROM DATABASE {quote_identifier(database)} TO {alias}")
+                source = quote_identifier(database)
+                # the tables and sequences first, then the rows, ``current`` in its order
+                # (the values a pull adds come after the others: this gathers them again)
+                con.execute(f"COPY FROM DATABASE {source} TO {alias} (SCHEMA)")
+                tables = [r[0] for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ?"
+                    " AND schema_name = 'main' ORDER BY table_name", [database]).fetchall()]
+                for table in tables:
+                    order = f" ORDER BY {CURRENT_ORDER}" if table == "current" else ""
+                    con.execute(f"INSERT INTO {alias}.main.{quote_identifier(table)} SELECT *"
+                                f" FROM {source}.main.{quote_identifier(table)}{order}")
                 rows = _counts(con, database)
                 copied = _counts(con, alias)
                 if copied != rows:

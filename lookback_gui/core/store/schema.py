@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 
 import duckdb
 
@@ -18,7 +19,7 @@ from lookback_gui.core.errors import StoreError
 from lookback_gui.core.failures import is_damage
 from lookback_gui.core.store.database import Database, damaged
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # the order of a value's versions: known time, then run id
 VERSION_ORDER = "{'k': known_at, 'r': run_id}"
@@ -94,7 +95,8 @@ def create_schema(cur: duckdb.DuckDBPyConnection, team: bool = False) -> None:
     A team store (DuckLake) has neither keys nor sequences: its ids come from sequences in its
     catalog database, and its writers take turns, so no key is ever written twice.
     """
-    for ddl in (_OTHER_TABLES, _RUNS_TABLE, _VERSIONS_TABLE, _CURRENT_TABLE):
+    for ddl in (_OTHER_TABLES, _RUNS_TABLE, _VERSIONS_TABLE, _CURRENT_TABLE,
+                _ARRIVALS_TABLE, _ARRIVAL_SUMS_TABLE):
         if team:
             ddl = re.sub(r"CREATE SEQUENCE [^;]*;", "", ddl.replace(" PRIMARY KEY", ""))
         cur.execute(ddl)
@@ -153,6 +155,108 @@ CREATE TABLE current (
     first_known_at TIMESTAMP NOT NULL
 )
 """
+
+
+# every change that late data made to a value (a redefinition is not one), kept by each commit:
+# what the advisor, the development and the nowcast read instead of every version. value and
+# prev_value are the value after and before the change (a removal, or no value, as 0);
+# prev_known_at is the known time of the last successful pull before it whose window held the
+# bucket (NULL for none).
+_ARRIVALS_TABLE = """
+CREATE TABLE arrivals (
+    metric VARCHAR NOT NULL,
+    dims VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    run_id BIGINT NOT NULL,
+    known_at TIMESTAMP NOT NULL,
+    value DOUBLE NOT NULL,
+    prev_value DOUBLE NOT NULL,
+    prev_known_at TIMESTAMP
+)
+"""
+
+# the changes summed by what the advisor tells them apart by (their bucket, their known time and
+# that of the pull before them, not their series): a few rows per bucket however many series
+# a metric has. revisions: how many; magnitude: the sum of |value - prev_value|; signed: the
+# sum of value - prev_value.
+_ARRIVAL_SUMS_TABLE = """
+CREATE TABLE arrival_sums (
+    metric VARCHAR NOT NULL,
+    measure VARCHAR NOT NULL,
+    bucket TIMESTAMP NOT NULL,
+    known_at TIMESTAMP NOT NULL,
+    prev_known_at TIMESTAMP,
+    revisions BIGINT NOT NULL,
+    magnitude DOUBLE NOT NULL,
+    signed DOUBLE NOT NULL
+)
+"""
+
+# one number that orders (known time, run id) as the store orders versions
+ORDER_KEY = "(epoch_us({known_at})::HUGEINT * 4294967296 + {run_id})"
+
+
+def fill_arrivals(cur: duckdb.DuckDBPyConnection, metric: str | None = None,
+                  buckets: tuple[datetime, datetime] | None = None) -> None:
+    """Add to ``arrivals`` (and their sums to ``arrival_sums``) the changes that the versions
+    hold (of ``metric`` and of the buckets in ``buckets``, [start, end), when given: the caller
+    has deleted those rows of both first).
+
+    A change is a version after the first of its value whose value (a removal as 0) differs
+    from the one before it in known-time order and that is not a redefinition; the pull before
+    it is the successful run known last before it whose window holds its bucket on its grain.
+    """
+    where, runs_where = ["true"], ["true"]
+    params: dict[str, object] = {}
+    if metric is not None:
+        where.append("metric = $metric")
+        runs_where.append("metric = $metric")
+        params["metric"] = metric
+    if buckets is not None:
+        where.append("bucket >= $b0 AND bucket < $b1")
+        runs_where.append("window_start < $b1 AND window_end > $b0")
+        params.update(b0=buckets[0], b1=buckets[1])
+    value = "CASE WHEN removed THEN 0 ELSE coalesce(value, 0) END"
+    step = "CAST('1 ' || grain AS INTERVAL)"
+    cur.execute(f"""
+        INSERT INTO arrivals
+        WITH ch AS (
+            SELECT metric, dims, measure, bucket, run_id, known_at, {value} AS value,
+                   lag({value}) OVER w AS prev_value,
+                   {ORDER_KEY.format(known_at="known_at", run_id="run_id")} AS key
+            FROM versions
+            WHERE {" AND ".join(where)}
+            WINDOW w AS (PARTITION BY metric, bucket, dims, measure ORDER BY known_at, run_id)
+            QUALIFY {value} <> lag({value}) OVER w AND NOT coalesce(redefined, false)
+        ), c AS (
+            SELECT metric, unnest(generate_series(window_start, window_end - {step}, {step}))
+                       AS bucket,
+                   known_at, {ORDER_KEY.format(known_at="known_at", run_id="id")} AS key
+            FROM runs
+            WHERE status = 'succeeded' AND known_at IS NOT NULL AND grain IS NOT NULL
+              AND window_start < window_end AND {" AND ".join(runs_where)}
+        )
+        SELECT ch.metric, ch.dims, ch.measure, ch.bucket, ch.run_id, ch.known_at, ch.value,
+               ch.prev_value, c.known_at
+        FROM ch ASOF LEFT JOIN c
+          ON ch.metric = c.metric AND ch.bucket = c.bucket AND ch.key > c.key
+        ORDER BY ch.metric, ch.bucket  -- a read of a metric's latest buckets is a range read
+    """, params)
+    sum_arrivals(cur, " AND ".join(where), params)
+
+
+def sum_arrivals(cur: duckdb.DuckDBPyConnection, where: str,
+                 params: dict[str, object] | list[object]) -> None:
+    """Add to ``arrival_sums`` the sums of the ``arrivals`` rows that ``where`` picks."""
+    cur.execute(f"""
+        INSERT INTO arrival_sums
+        SELECT metric, measure, bucket, known_at, prev_known_at, count(*),
+               sum(abs(value - prev_value)), sum(value - prev_value)
+        FROM arrivals WHERE {where}
+        GROUP BY ALL
+        ORDER BY metric, bucket
+    """, params)
 
 
 def rebuild_current(cur: duckdb.DuckDBPyConnection) -> None:
@@ -229,9 +333,34 @@ def _migrate_2_to_3(cur: duckdb.DuckDBPyConnection) -> None:
     cur.execute("ALTER TABLE versions ADD COLUMN redefined BOOLEAN")
 
 
+# the order in which ``current`` is kept (by a migration and by a compaction): one metric's
+# values lie together, so that DuckDB's zone maps make a read of one metric a range read, and
+# within a metric by bucket, so that a pull's window is a range too
+CURRENT_ORDER = "metric, bucket"
+
+
+def cluster_current(cur: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite ``current`` in :data:`CURRENT_ORDER` (inside the caller's write transaction)."""
+    cur.execute(f"CREATE TEMP TABLE current_in_order AS SELECT * FROM current"
+                f" ORDER BY {CURRENT_ORDER}")
+    cur.execute("DELETE FROM current")
+    cur.execute("INSERT INTO current SELECT * FROM current_in_order")
+    cur.execute("DROP TABLE current_in_order")
+
+
+def _migrate_3_to_4(cur: duckdb.DuckDBPyConnection) -> None:
+    """The changes that late data made, kept from now on by each commit, filled from every
+    version; ``current`` kept in metric order."""
+    cur.execute(_ARRIVALS_TABLE)
+    cur.execute(_ARRIVAL_SUMS_TABLE)
+    fill_arrivals(cur)
+    cluster_current(cur)
+
+
 # Each entry upgrades the schema from its index + 1 to the next version.
 MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_migrate_1_to_2,
-                                                                  _migrate_2_to_3]
+                                                                  _migrate_2_to_3,
+                                                                  _migrate_3_to_4]
 
 _TABLES = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
            " AND table_catalog = current_database()")

@@ -11,6 +11,13 @@ A bucket is *partial* until a successful pull saw it with a known time at or aft
 end; every run records the end of the span it settled (``settled_end``), and the same spans are
 the scheduler's coverage.
 
+Each commit also keeps what the advisor, the development and the nowcast read instead of every
+version: ``arrivals``, every change late data made to a value (its value before and after, its
+known time and that of the last successful pull before it that held its bucket), and
+``arrival_sums``, the same summed per bucket and pair of known times. A run known after every
+version of its window adds its own; a replay or back-fill of the past finds those of its window
+again, since it may sit between two versions or two pulls.
+
 A commit has two phases in one write transaction (:meth:`Versions.begin_commit`): the pull asks
 for the diff of its result (:meth:`Commit.diff`, a :class:`DiffSummary`), runs its own checks on
 it, and then commits one :class:`CommitRequest` (:meth:`Commit.commit`). A check that fails, or a
@@ -31,7 +38,7 @@ import duckdb
 from lookback_gui.core.store.database import Database
 from lookback_gui.core.store.records import DEFAULT_TOLERANCE, RunRecord
 from lookback_gui.core.store.runs import RUN_COLUMNS, append_log, run_from_row
-from lookback_gui.core.store.schema import VERSION_ORDER
+from lookback_gui.core.store.schema import VERSION_ORDER, fill_arrivals, sum_arrivals
 
 
 @dataclass(frozen=True)
@@ -259,6 +266,7 @@ class Commit:
         self._write_versions(values, request.settled_end)
         self._log(values.metric, request)
         self.record = self._close_run(values, request)
+        self._write_arrivals(values)
         return self.record
 
     def _write_versions(self, values: StagedValues, settled_end: datetime) -> None:
@@ -352,6 +360,45 @@ class Commit:
             "UPDATE current SET partial = false WHERE metric = ? AND partial"
             " AND bucket >= ? AND bucket < ?", [metric, window_start, settled_end])
 
+    def _write_arrivals(self, values: StagedValues) -> None:
+        """Bring ``arrivals`` (the changes late data made) up to this run, once it is recorded
+        as succeeded: a run known after every version of its window adds its own changes; one
+        known earlier (a replay or back-fill of the past) sits between versions and pulls
+        known before and after it, so the changes of its window are found again."""
+        metric, known_at = values.metric, values.known_at
+        if not self._latest:
+            window = [metric, values.window_start, values.window_end]
+            for table in ("arrivals", "arrival_sums"):
+                self._cur.execute(f"DELETE FROM {table} WHERE metric = ? AND bucket >= ?"
+                                  " AND bucket < ?", window)
+            fill_arrivals(self._cur, metric, (values.window_start, values.window_end))
+            return
+        if not (self._counts["revised"] or self._counts["removed"]):
+            return
+        self._cur.execute(
+            """
+            INSERT INTO arrivals
+            WITH d AS (
+                SELECT dims, measure, bucket,
+                       CASE WHEN kind = 'removed' THEN 0 ELSE coalesce(new_value, 0) END
+                           AS value,
+                       coalesce(old_value, 0) AS prev_value
+                FROM diff WHERE kind IN ('revised', 'removed') AND NOT redefined
+            ), seen AS (  -- the last successful pull before this run that held each bucket
+                SELECT b.bucket, max(r.known_at) AS known_at
+                FROM (SELECT DISTINCT bucket FROM d) b JOIN runs r
+                  ON r.metric = $metric AND r.status = 'succeeded' AND r.known_at IS NOT NULL
+                 AND r.window_start <= b.bucket AND b.bucket < r.window_end
+                 AND (r.known_at < $k OR (r.known_at = $k AND r.id < $run))
+                GROUP BY b.bucket
+            )
+            SELECT $metric, d.dims, d.measure, d.bucket, $run, $k, d.value, d.prev_value,
+                   seen.known_at
+            FROM d LEFT JOIN seen ON seen.bucket = d.bucket
+            WHERE d.value <> d.prev_value
+            """, {"metric": metric, "k": known_at, "run": self.run_id})
+        sum_arrivals(self._cur, "metric = ? AND run_id = ?", [metric, self.run_id])
+
     def _log(self, metric: str, request: CommitRequest) -> None:
         """The run's closing lines of log, and its change-probe fingerprints."""
         counts, run_id = self._counts, self.run_id
@@ -387,7 +434,8 @@ class Commit:
 
 
 class Versions:
-    """The ``versions``, ``current`` and ``probes`` tables, written only by a commit."""
+    """The ``versions``, ``current``, ``arrivals``, ``arrival_sums`` and ``probes`` tables,
+    written only by a commit."""
 
     def __init__(self, db: Database, on_commit: Callable[[RunRecord], None]):
         self._db = db
