@@ -829,10 +829,10 @@ def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | No
 
 def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
                      run: RunRecord, observer: Observer) -> None:
-    from lookback_gui.core.alerts import evaluate_alerts
-
     if not config.alerts:
         return
+    from lookback_gui.core.alerts import evaluate_alerts  # numpy and the nowcast: only here
+
     try:  # a replay brings the states up to date, but the past is no news: no command runs
         evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
                         observer=observer, commands=run.trigger != "replay")
