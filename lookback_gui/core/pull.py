@@ -311,9 +311,12 @@ def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]
 
 def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
                          metric: MetricConfig, source: SourceConfig | None = None,
-                         limit: int | None = None, into: str | None = None) -> None:
+                         limit: int | None = None, into: str | None = None
+                         ) -> dict[str, str] | None:
     """Run the metric's SQL into a temporary table of the pull's own connection, or straight
     into the Parquet file ``into`` (one pass; the checks and the store then read that file).
+    Returns, for a file, its 128-bit integer columns and their types (see
+    :func:`raw_relation`).
 
     For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), in a
     read-only transaction, so only the aggregates travel.
@@ -329,11 +332,12 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
         select = f"SELECT * FROM (\n{query.text}\n){tail}"
     with transaction:
         if into is not None:
-            select, metadata = _parquet_ready(con, select, params)
+            select, metadata, wide = _parquet_ready(con, select, params)
             con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet{metadata})",
                         params)
-        else:
-            con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+            return wide
+        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+    return None
 
 
 _WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
@@ -341,8 +345,9 @@ _WIDE_KEY = "lookback_wide_integers"
 
 
 def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any]
-                   ) -> tuple[str, str]:
-    """``select`` made fit for Parquet, and the COPY option that says how to read it back.
+                   ) -> tuple[str, str, dict[str, str]]:
+    """``select`` made fit for Parquet, the COPY option that says how to read it back, and
+    the columns cast (their names and types).
 
     Parquet has no 128-bit integer: DuckDB writes HUGEINT and UHUGEINT (what ``sum`` of a
     BIGINT gives) as DOUBLE, which would lose their exactness (DESIGN, *Exact*). Such columns
@@ -350,27 +355,30 @@ def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[
     for :func:`raw_relation`. A pushdown result never holds one (neither server has the type).
     """
     if "postgres_query(" in select or "mysql_query(" in select:
-        return select, ""
+        return select, "", {}
     types = con.execute(f"DESCRIBE {select}", params).fetchall()
     wide = {str(name): str(kind) for name, kind, *_ in types if str(kind) in _WIDE_INTEGERS}
     if not wide:
-        return select, ""
+        return select, "", wide
     casts = ", ".join(f"CAST({quote_identifier(n)} AS VARCHAR) AS {quote_identifier(n)}"
                       for n in wide)
     note = quote_literal(json.dumps(wide))
     return (f"SELECT * REPLACE ({casts}) FROM ({select})",
-            f", KV_METADATA {{{_WIDE_KEY}: {note}}}")
+            f", KV_METADATA {{{_WIDE_KEY}: {note}}}", wide)
 
 
-def raw_relation(con: duckdb.DuckDBPyConnection, raw: str) -> str:
+def raw_relation(con: duckdb.DuckDBPyConnection, raw: str,
+                 wide: Mapping[str, str] | None = None) -> str:
     """SQL for the staged result file ``raw`` with every column in its query's own type (the
-    128-bit integers that :func:`_parquet_ready` wrote as text cast back)."""
+    128-bit integers that :func:`_parquet_ready` wrote as text cast back). ``wide``: those
+    columns, when the caller knows them (the file's metadata is read otherwise)."""
     relation = f"read_parquet({quote_literal(raw)})"
-    row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
-                      "WHERE decode(key) = ?", [_WIDE_KEY]).fetchone()
-    if row is None:
+    if wide is None:
+        row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
+                          "WHERE decode(key) = ?", [_WIDE_KEY]).fetchone()
+        wide = json.loads(row[0]) if row is not None else {}
+    if not wide:
         return relation
-    wide: dict[str, str] = json.loads(row[0])
     casts = ", ".join(f"CAST({quote_identifier(n)} AS {kind}) AS {quote_identifier(n)}"
                       for n, kind in wide.items() if kind in _WIDE_INTEGERS)
     return f"(SELECT * REPLACE ({casts}) FROM {relation})"
@@ -383,13 +391,15 @@ def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
 
 
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
-                 previous_rows: int | None, raw: str | None = None) -> StagedResult:
-    """Check the query's result: the Parquet file ``raw`` if given, else the result table.
+                 previous_rows: int | None, raw: str | None = None,
+                 wide: Mapping[str, str] | None = None) -> StagedResult:
+    """Check the query's result: the Parquet file ``raw`` if given (``wide``: its 128-bit
+    integer columns, when known), else the result table.
 
     For a file, the result also says how the store reads its values (one row per value).
     Raises QualityError on a check of severity ``error``.
     """
-    relation = raw_relation(con, raw) if raw else _RESULT
+    relation = raw_relation(con, raw, wide) if raw else _RESULT
     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     shape = infer_shape(columns, metric)
     b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"
@@ -885,9 +895,9 @@ def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> Stage
             previous_rows = None  # a narrower window is no basis for a row-count change
     control.check()
     raw = os.path.join(pull.staging, "result.parquet")
-    execute_metric_query(con, pull.query, heavy, config, pull.source, into=raw)
+    wide = execute_metric_query(con, pull.query, heavy, config, pull.source, into=raw)
     control.check()
-    staged = stage_result(con, config, heavy, previous_rows, raw)
+    staged = stage_result(con, config, heavy, previous_rows, raw, wide)
     if heavy is not window:
         note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
                 f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")

@@ -1125,6 +1125,34 @@ def bench_cli_start(folder: Path, reps: int) -> Row:
     return ratio_row("cli_start", ours_s, base_s or 0, 2.0)
 
 
+def bench_cli_pull(folder: Path, rows: int, reps: int) -> Row:
+    """``lookback pull`` as a whole process (a lookback pull of 7 days of a ``rows``-row
+    source, the window already stored) against a process that runs the same query with bare
+    DuckDB on the same file and stores its result in a table of its own."""
+    work = folder / "cli_pull"
+    work.mkdir()
+    make_events(work / "src.duckdb", rows, 730, keys=100)
+    project = write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ours = [sys.executable, "-m", "lookback_gui.cli", "pull", "m", "--as-of",
+            AS_OF.isoformat(), "--project", str(project)]
+    subprocess.run(ours, check=True, capture_output=True, env=env)  # the window is stored
+    query = EVENTS_SQL.replace("FROM events", "FROM src.events")
+    code = (f"import duckdb\nfrom datetime import datetime\n"
+            f"con = duckdb.connect({str(work / 'bare.duckdb')!r})\n"
+            f"con.execute(\"ATTACH '{work / 'src.duckdb'}' AS src (READ_ONLY)\")\n"
+            f"con.execute('CREATE OR REPLACE TABLE result AS ' + {query!r}, "
+            "{'window_start': datetime(2026, 10, 25), 'window_end': datetime(2026, 11, 1)})\n")
+    baseline = [sys.executable, "-c", code]
+
+    def run(argv: list[str]) -> Callable[[], None]:
+        return lambda: subprocess.run(argv, check=True, capture_output=True, env=env)
+
+    ours_s, base_s = median_pair(run(ours), run(baseline), reps)
+    return ratio_row("cli_pull_process", ours_s, base_s or 0, 2.0,
+                     target=f"<= 2 (a process, {rows / 1e6:g}M-row source)")
+
+
 def bench_pull_big(folder: Path, values: int, reps: int) -> list[Row]:
     """A pull of ``values`` values (unchanged but for 1 %) against the bare query + insert,
     and the peak memory of a first pull of them in a process of its own."""
@@ -1169,6 +1197,7 @@ def _main(args: argparse.Namespace) -> int:
         "backfill_rows": 2_000_000 if q else 8_000_000,
         "probe_rows": 2_000_000 if q else 10_000_000,
         "big_pull": 1_000_000 if q else 5_000_000,
+        "cli_pull_rows": 2_000_000 if q else 20_000_000,
     }
     plan: list[tuple[str, Callable[[Path], object]]] = [
         ("pull_overhead_1k", lambda f: bench_pull_overhead(f, 1000, reps * 3)),
@@ -1188,6 +1217,7 @@ def _main(args: argparse.Namespace) -> int:
         ("backfill", lambda f: bench_parallel_backfill(f, sizes["backfill_rows"], max(3, reps // 2))),
         ("change_probe", lambda f: bench_change_probe(f, sizes["probe_rows"], reps)),
         ("cli_start", lambda f: bench_cli_start(f, reps)),
+        ("cli_pull_process", lambda f: bench_cli_pull(f, sizes["cli_pull_rows"], reps)),
         ("pull_5m_values", lambda f: bench_pull_big(f, sizes["big_pull"], max(3, reps // 2))),
         # on the store a year of use leaves (built once, before these run)
         ("cli_reads", lambda f: bench_cli_reads(f, q, max(3, reps // 2))),
