@@ -171,7 +171,7 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
     ours_s, base_s = median_pair(ours, baseline, reps, before=revise_one_percent)
     store.close()
     label = {1000: "1k", 100_000: "100k", 1_000_000: "1m", 5_000_000: "5m"}[values]
-    return ratio_row(f"pull_overhead_{label}", ours_s, base_s or 0, 1.5,
+    return ratio_row(f"pull_overhead_{label}", ours_s, base_s or 0, 1.25,
                      0.030 if values == 1000 else None)
 
 
@@ -946,9 +946,9 @@ def bench_cli_reads(folder: Path, quick: bool, reps: int) -> list[Row]:
         copy_to = folder / f"copy.{fmt}"
         ours_s, base_s, peak = _timed_pair(
             ours, _copy_baseline(store, select, fmt, copy_to), reps, folder / f"out.{fmt}")
-        label = f"<= 2 at {values / 1e6:.2f}M values"
-        rows.append(ratio_row(name, ours_s, base_s, 2.0, target=label))
-        rows.append(Row(f"{name}_rss", peak, None, None, "<= 400 MB", peak <= 400))
+        label = f"<= 1.5 at {values / 1e6:.2f}M values"
+        rows.append(ratio_row(name, ours_s, base_s, 1.5, target=label))
+        rows.append(Row(f"{name}_rss", peak, None, None, "<= 300 MB", peak <= 300))
     return rows
 
 
@@ -1159,8 +1159,8 @@ def bench_pull_big(folder: Path, values: int, reps: int) -> list[Row]:
     row = bench_pull_overhead(folder, values, reps)
     peak = bench_peak_rss(folder, values)
     label = f"{values // 1_000_000}m"
-    return [Row(f"pull_{label}_values", row.ours_s, row.baseline_s, row.ratio, "<= 1.5",
-                row.ratio is not None and row.ratio <= 1.5),
+    return [Row(f"pull_{label}_values", row.ours_s, row.baseline_s, row.ratio, "<= 1.3",
+                row.ratio is not None and row.ratio <= 1.3),
             Row(f"pull_{label}_values_rss", peak.ours_s, None, None, "<= 1000 MB",
                 (peak.ours_s or 0) <= 1000)]
 
