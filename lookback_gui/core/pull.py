@@ -408,30 +408,29 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     key_columns = ", ".join([b, *(quote_identifier(d) for d in shape.dimensions)])
     measure_nulls = " + ".join(
         f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures)
+    # a bucket must be the start of a bucket of the grain in the metric's time zone (the
+    # connection's zone is the metric's, so a bucket with a time zone casts to local time;
+    # DuckDB's week starts on Monday, as windows.bucket_start): counted in the same scan
+    unit = quote_literal(metric.grain.value)
+    off_grain = f"{b} IS NOT NULL AND {b} <> date_trunc({unit}, {b})"
     row = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
         f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
         f" {measure_nulls},"
         f" (SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL"
-        f"  HAVING count(*) > 1))"
+        f"  HAVING count(*) > 1)),"
+        f" count(*) FILTER (WHERE {off_grain}), min({b}) FILTER (WHERE {off_grain})"
         f" FROM {relation}", window_params).fetchone()
     assert row is not None
-    rows, null_buckets, outside, null_measures, duplicates = (int(x or 0) for x in row)
+    rows, null_buckets, outside, null_measures, duplicates, bad_buckets = (
+        int(x or 0) for x in row[:6])
+    first_off_grain = row[6]
     dup_row: tuple[Any, ...] | None = None
     if duplicates:
         dup_row = con.execute(
             f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "
             f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
             f"HAVING count(*) > 1)").fetchone()
-
-    # a bucket must be the start of a bucket of the grain in the metric's time zone (the
-    # connection's zone is the metric's, so a bucket with a time zone casts to local time;
-    # DuckDB's week starts on Monday, as windows.bucket_start)
-    unit = metric.grain.value
-    misaligned = con.execute(
-        f"SELECT count(*), min({b}) FROM {relation} WHERE {b} IS NOT NULL "
-        f"AND {b} <> date_trunc({quote_literal(unit)}, {b})").fetchone()
-    bad_buckets = int(misaligned[0] or 0) if misaligned else 0
 
     checks: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -452,7 +451,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
            f"{null_buckets} row(s) have no bucket (NULL)")
     record("bucket_start", "error", bad_buckets == 0,
            f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
-           f"(first: {_fmt(misaligned[1]) if bad_buckets and misaligned else ''}); truncate "
+           f"(first: {_fmt(first_off_grain) if bad_buckets else ''}); truncate "
            f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket")
     record("duplicate_keys", "error", duplicates == 0,
            f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
