@@ -311,12 +311,10 @@ def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]
 
 def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
                          metric: MetricConfig, source: SourceConfig | None = None,
-                         limit: int | None = None, into: str | None = None
-                         ) -> dict[str, str] | None:
-    """Run the metric's SQL into a temporary table of the pull's own connection, or straight
-    into the Parquet file ``into`` (one pass; the checks and the store then read that file).
-    Returns, for a file, its 128-bit integer columns and their types (see
-    :func:`raw_relation`).
+                         limit: int | None = None, into: str | None = None) -> dict[str, str] | None:
+    """Run the metric's SQL into a temporary table of the pull's own connection, or straight into the
+    Parquet file ``into`` (one pass; the checks and the store then read that file), then returning its
+    128-bit integer columns and their types (:func:`raw_relation`).
 
     For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), in a
     read-only transaction, so only the aggregates travel.
@@ -346,8 +344,7 @@ _WIDE_KEY = "lookback_wide_integers"
 
 def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any]
                    ) -> tuple[str, str, dict[str, str]]:
-    """``select`` made fit for Parquet, the COPY option that says how to read it back, and
-    the columns cast (their names and types).
+    """``select`` made fit for Parquet, the COPY option that says how to read it back, and the casts.
 
     Parquet has no 128-bit integer: DuckDB writes HUGEINT and UHUGEINT (what ``sum`` of a
     BIGINT gives) as DOUBLE, which would lose their exactness (DESIGN, *Exact*). Such columns
@@ -367,11 +364,10 @@ def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[
             f", KV_METADATA {{{_WIDE_KEY}: {note}}}", wide)
 
 
-def raw_relation(con: duckdb.DuckDBPyConnection, raw: str,
-                 wide: Mapping[str, str] | None = None) -> str:
+def raw_relation(con: duckdb.DuckDBPyConnection, raw: str, wide: Mapping[str, str] | None = None) -> str:
     """SQL for the staged result file ``raw`` with every column in its query's own type (the
-    128-bit integers that :func:`_parquet_ready` wrote as text cast back). ``wide``: those
-    columns, when the caller knows them (the file's metadata is read otherwise)."""
+    128-bit integers that :func:`_parquet_ready` wrote as text cast back; ``wide``, or else
+    the file's metadata, names them)."""
     relation = f"read_parquet({quote_literal(raw)})"
     if wide is None:
         row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
@@ -393,8 +389,7 @@ def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
                  previous_rows: int | None, raw: str | None = None,
                  wide: Mapping[str, str] | None = None) -> StagedResult:
-    """Check the query's result: the Parquet file ``raw`` if given (``wide``: its 128-bit
-    integer columns, when known), else the result table.
+    """Check the query's result: the Parquet file ``raw`` (``wide``: as raw_relation) if given, else _RESULT.
 
     For a file, the result also says how the store reads its values (one row per value).
     Raises QualityError on a check of severity ``error``.
@@ -408,11 +403,8 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     key_columns = ", ".join([b, *(quote_identifier(d) for d in shape.dimensions)])
     measure_nulls = " + ".join(
         f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures)
-    # a bucket must be the start of a bucket of the grain in the metric's time zone (the
-    # connection's zone is the metric's, so a bucket with a time zone casts to local time;
-    # DuckDB's week starts on Monday, as windows.bucket_start): counted in the same scan
-    unit = quote_literal(metric.grain.value)
-    off_grain = f"{b} IS NOT NULL AND {b} <> date_trunc({unit}, {b})"
+    # off the grain: no bucket start in the metric's zone (the connection's); weeks start on Monday
+    off_grain = f"{b} IS NOT NULL AND {b} <> date_trunc({quote_literal(metric.grain.value)}, {b})"
     row = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
         f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
@@ -422,9 +414,8 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
         f" count(*) FILTER (WHERE {off_grain}), min({b}) FILTER (WHERE {off_grain})"
         f" FROM {relation}", window_params).fetchone()
     assert row is not None
-    rows, null_buckets, outside, null_measures, duplicates, bad_buckets = (
-        int(x or 0) for x in row[:6])
-    first_off_grain = row[6]
+    *counts, first_off_grain = row
+    rows, null_buckets, outside, null_measures, duplicates, bad_buckets = (int(x or 0) for x in counts)
     dup_row: tuple[Any, ...] | None = None
     if duplicates:
         dup_row = con.execute(
