@@ -28,6 +28,9 @@ def start() -> None:
     import signal
     import sys
 
+    from lookback_gui.core.runtime import leave_pandas_unloaded
+
+    leave_pandas_unloaded()
     from lookback_gui.cli import main  # the program's modules, Ctrl+C stopping at once
 
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -77,7 +77,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
 def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.runtime import prepare_process
-    from lookback_gui.core.sources import SourceConnections
 
     prepare_process()
     parser = build_parser()
@@ -93,6 +92,9 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     verbose = getattr(args, "verbose", False)
     _say_log_records(verbose)
     # the databases the pulls see their sources through: made and closed here, for this run
+    # (imported once the arguments are read: --help and a usage error load no DuckDB)
+    from lookback_gui.core.sources import SourceConnections
+
     args.connections = SourceConnections()
     try:
         return int(args.func(args, out, err))

@@ -308,9 +308,10 @@ def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]
 
 def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
                          metric: MetricConfig, source: SourceConfig | None = None,
-                         limit: int | None = None, into: str | None = None) -> None:
-    """Run the metric's SQL into a temporary table of the pull's own connection, or straight
-    into the Parquet file ``into`` (one pass; the checks and the store then read that file).
+                         limit: int | None = None, into: str | None = None) -> dict[str, str] | None:
+    """Run the metric's SQL into a temporary table of the pull's own connection, or straight into the
+    Parquet file ``into`` (one pass; the checks and the store then read that file), then returning its
+    128-bit integer columns and their types (:func:`raw_relation`).
 
     For a pushdown source the whole SQL runs on the server (postgres_query / mysql_query), in a
     read-only transaction, so only the aggregates travel.
@@ -326,11 +327,12 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
         select = f"SELECT * FROM (\n{query.text}\n){tail}"
     with transaction:
         if into is not None:
-            select, metadata = _parquet_ready(con, select, params)
+            select, metadata, wide = _parquet_ready(con, select, params)
             con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet{metadata})",
                         params)
-        else:
-            con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+            return wide
+        con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
+    return None
 
 
 _WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
@@ -338,8 +340,8 @@ _WIDE_KEY = "lookback_wide_integers"
 
 
 def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any]
-                   ) -> tuple[str, str]:
-    """``select`` made fit for Parquet, and the COPY option that says how to read it back.
+                   ) -> tuple[str, str, dict[str, str]]:
+    """``select`` made fit for Parquet, the COPY option that says how to read it back, and the casts.
 
     Parquet has no 128-bit integer: DuckDB writes HUGEINT and UHUGEINT (what ``sum`` of a
     BIGINT gives) as DOUBLE, which would lose their exactness (DESIGN, *Exact*). Such columns
@@ -347,27 +349,29 @@ def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[
     for :func:`raw_relation`. A pushdown result never holds one (neither server has the type).
     """
     if "postgres_query(" in select or "mysql_query(" in select:
-        return select, ""
+        return select, "", {}
     types = con.execute(f"DESCRIBE {select}", params).fetchall()
     wide = {str(name): str(kind) for name, kind, *_ in types if str(kind) in _WIDE_INTEGERS}
     if not wide:
-        return select, ""
+        return select, "", wide
     casts = ", ".join(f"CAST({quote_identifier(n)} AS VARCHAR) AS {quote_identifier(n)}"
                       for n in wide)
     note = quote_literal(json.dumps(wide))
     return (f"SELECT * REPLACE ({casts}) FROM ({select})",
-            f", KV_METADATA {{{_WIDE_KEY}: {note}}}")
+            f", KV_METADATA {{{_WIDE_KEY}: {note}}}", wide)
 
 
-def raw_relation(con: duckdb.DuckDBPyConnection, raw: str) -> str:
+def raw_relation(con: duckdb.DuckDBPyConnection, raw: str, wide: Mapping[str, str] | None = None) -> str:
     """SQL for the staged result file ``raw`` with every column in its query's own type (the
-    128-bit integers that :func:`_parquet_ready` wrote as text cast back)."""
+    128-bit integers that :func:`_parquet_ready` wrote as text cast back; ``wide``, or else
+    the file's metadata, names them)."""
     relation = f"read_parquet({quote_literal(raw)})"
-    row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
-                      "WHERE decode(key) = ?", [_WIDE_KEY]).fetchone()
-    if row is None:
+    if wide is None:
+        row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
+                          "WHERE decode(key) = ?", [_WIDE_KEY]).fetchone()
+        wide = json.loads(row[0]) if row is not None else {}
+    if not wide:
         return relation
-    wide: dict[str, str] = json.loads(row[0])
     casts = ", ".join(f"CAST({quote_identifier(n)} AS {kind}) AS {quote_identifier(n)}"
                       for n, kind in wide.items() if kind in _WIDE_INTEGERS)
     return f"(SELECT * REPLACE ({casts}) FROM {relation})"
@@ -380,13 +384,14 @@ def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
 
 
 def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
-                 previous_rows: int | None, raw: str | None = None) -> StagedResult:
-    """Check the query's result: the Parquet file ``raw`` if given, else the result table.
+                 previous_rows: int | None, raw: str | None = None,
+                 wide: Mapping[str, str] | None = None) -> StagedResult:
+    """Check the query's result: the Parquet file ``raw`` (``wide``: as raw_relation) if given, else _RESULT.
 
     For a file, the result also says how the store reads its values (one row per value).
     Raises QualityError on a check of severity ``error``.
     """
-    relation = raw_relation(con, raw) if raw else _RESULT
+    relation = raw_relation(con, raw, wide) if raw else _RESULT
     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     shape = infer_shape(columns, metric)
     b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"
@@ -395,30 +400,25 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     key_columns = ", ".join([b, *(quote_identifier(d) for d in shape.dimensions)])
     measure_nulls = " + ".join(
         f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures)
+    # off the grain: no bucket start in the metric's zone (the connection's); weeks start on Monday
+    off_grain = f"{b} IS NOT NULL AND {b} <> date_trunc({quote_literal(metric.grain.value)}, {b})"
     row = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
         f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
         f" {measure_nulls},"
         f" (SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL"
-        f"  HAVING count(*) > 1))"
+        f"  HAVING count(*) > 1)),"
+        f" count(*) FILTER (WHERE {off_grain}), min({b}) FILTER (WHERE {off_grain})"
         f" FROM {relation}", window_params).fetchone()
     assert row is not None
-    rows, null_buckets, outside, null_measures, duplicates = (int(x or 0) for x in row)
+    *counts, first_off_grain = row
+    rows, null_buckets, outside, null_measures, duplicates, bad_buckets = (int(x or 0) for x in counts)
     dup_row: tuple[Any, ...] | None = None
     if duplicates:
         dup_row = con.execute(
             f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "
             f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
             f"HAVING count(*) > 1)").fetchone()
-
-    # a bucket must be the start of a bucket of the grain in the metric's time zone (the
-    # connection's zone is the metric's, so a bucket with a time zone casts to local time;
-    # DuckDB's week starts on Monday, as windows.bucket_start)
-    unit = metric.grain.value
-    misaligned = con.execute(
-        f"SELECT count(*), min({b}) FROM {relation} WHERE {b} IS NOT NULL "
-        f"AND {b} <> date_trunc({quote_literal(unit)}, {b})").fetchone()
-    bad_buckets = int(misaligned[0] or 0) if misaligned else 0
 
     checks: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -439,7 +439,7 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
            f"{null_buckets} row(s) have no bucket (NULL)")
     record("bucket_start", "error", bad_buckets == 0,
            f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
-           f"(first: {_fmt(misaligned[1]) if bad_buckets and misaligned else ''}); truncate "
+           f"(first: {_fmt(first_off_grain) if bad_buckets else ''}); truncate "
            f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket")
     record("duplicate_keys", "error", duplicates == 0,
            f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
@@ -826,10 +826,10 @@ def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | No
 
 def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
                      run: RunRecord, observer: Observer) -> None:
-    from lookback_gui.core.insight.alerts import evaluate_alerts
-
     if not config.alerts:
         return
+    from lookback_gui.core.insight.alerts import evaluate_alerts  # numpy and the nowcast: only here
+
     try:  # a replay brings the states up to date, but the past is no news: no command runs
         evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
                         observer=observer, commands=run.trigger != "replay")
@@ -882,9 +882,9 @@ def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> Stage
             previous_rows = None  # a narrower window is no basis for a row-count change
     control.check()
     raw = os.path.join(pull.staging, "result.parquet")
-    execute_metric_query(con, pull.query, heavy, config, pull.source, into=raw)
+    wide = execute_metric_query(con, pull.query, heavy, config, pull.source, into=raw)
     control.check()
-    staged = stage_result(con, config, heavy, previous_rows, raw)
+    staged = stage_result(con, config, heavy, previous_rows, raw, wide)
     if heavy is not window:
         note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
                 f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")

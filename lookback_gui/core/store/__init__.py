@@ -20,10 +20,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
 
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.store.alert_states import AlertStates
@@ -51,6 +50,9 @@ from lookback_gui.core.store.versions import (
     StagedValues,
     Versions,
 )
+
+if TYPE_CHECKING:  # numpy is loaded by the chart reads only
+    import numpy as np
 
 __all__ = [
     "DEFAULT_TOLERANCE", "RUN_STATUSES", "SCHEMA_VERSION", "AlertState", "CatchUpFacts",

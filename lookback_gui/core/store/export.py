@@ -32,10 +32,12 @@ from lookback_gui.core.store import Store
 Params = Sequence[Any] | Mapping[str, Any]
 
 # history is written a range of buckets at a time, each of about this many values (revisions:
-# a range of known times with five times as many versions)
-CHUNK_ROWS = 200_000
-# DuckDB's memory while it writes one range; the process needs about 150 MB besides
-MEMORY_LIMIT = "200MB"
+# a range of known times with half as many versions); DuckDB sorts a range out of core within
+# its memory limit, so a range costs no more memory than a smaller one, and each range is a
+# scan of its own (a year's 1M values of one metric: one range)
+CHUNK_ROWS = 2_000_000
+# DuckDB's memory while it writes one range; the process needs about 100 MB besides
+MEMORY_LIMIT = "120MB"
 
 
 def _iso(column: str) -> str:
@@ -48,88 +50,88 @@ def _iso(column: str) -> str:
 def _json_time(column: str, zone: str = "UTC") -> str:
     """SQL: a moment (naive, wall-clock time in ``zone``) as a JSON string in ISO 8601 with its
     UTC offset (``"2026-10-30T12:00:00+01:00"``), or null."""
+    if zone == "UTC":  # no offset to work out per row
+        return f"CASE WHEN {column} IS NULL THEN 'null' ELSE concat('\"', {_iso(column)}, '+00:00\"') END"
     offset = f"CAST(epoch({column}) - epoch(timezone({quote_literal(zone)}, {column})) AS INTEGER)"
     sign = f"CASE WHEN {offset} < 0 THEN '-' ELSE '+' END"
     hours = f"lpad(CAST(abs({offset}) // 3600 AS VARCHAR), 2, '0')"
     minutes = f"lpad(CAST(abs({offset}) % 3600 // 60 AS VARCHAR), 2, '0')"
-    return (f"CASE WHEN {column} IS NULL THEN 'null' ELSE '\"' || {_iso(column)} || {sign}"
-            f" || {hours} || ':' || {minutes} || '\"' END")
+    return (f"CASE WHEN {column} IS NULL THEN 'null' ELSE concat('\"', {_iso(column)}, {sign},"
+            f" {hours}, ':', {minutes}, '\"') END")
 
 
 def _number_text(value: str, exact: str, nan: str, inf: str, ninf: str, null: str) -> str:
     """SQL: a stored value as text: its exact text where it has one, a whole float below 2**53
     as an integer, any other float in its shortest round-trip form."""
-    return (f"CASE WHEN {exact} IS NOT NULL THEN {exact}"
-            f" WHEN {value} IS NULL THEN {null}"
-            f" WHEN isnan({value}) THEN {nan}"
-            f" WHEN isinf({value}) THEN CASE WHEN {value} > 0 THEN {inf} ELSE {ninf} END"
+    return (f"coalesce({exact}, CASE"
             f" WHEN {value} = trunc({value}) AND abs({value}) < 9007199254740992"
             f" THEN CAST(CAST({value} AS BIGINT) AS VARCHAR)"
-            f" ELSE CAST({value} AS VARCHAR) END")
+            f" WHEN isfinite({value}) THEN CAST({value} AS VARCHAR)"
+            f" WHEN isnan({value}) THEN {nan}"
+            f" WHEN {value} > 0 THEN {inf} WHEN {value} < 0 THEN {ninf} ELSE {null} END)")
 
 
 def _json_number(value: str, exact: str) -> str:
     return _number_text(value, exact, "'\"NaN\"'", "'\"Infinity\"'", "'\"-Infinity\"'", "'null'")
 
 
-def _csv_field(text: str) -> str:
-    """SQL: a text quoted as Python's csv module quotes it (only when it must be)."""
-    return (f"CASE WHEN regexp_matches({text}, '[,\"\\r\\n]')"
-            f" THEN '\"' || replace({text}, '\"', '\"\"') || '\"' ELSE {text} END")
-
-
 def _bool(column: str, true: str = "true", false: str = "false") -> str:
     return f"CASE WHEN {column} THEN '{true}' ELSE '{false}' END"
 
 
+def _line(*parts: str) -> str:
+    """SQL: one line of a JSON array (indented, with its comma) made of ``parts``, SQL text
+    expressions, in one ``concat`` (one string made per row, where ``||`` makes one per
+    operator)."""
+    return f"concat('  ', {', '.join(parts)}, ',')"
+
+
 def history_json_sql(query: str) -> str:
-    """SQL giving one line of ``history --json`` per row of a :meth:`Store.history_query`."""
-    return f"""
-        SELECT '{{"bucket": "' || {_iso('bucket')} || '", "dims": ' || dims
-               || ', "measure": ' || CAST(to_json(measure) AS VARCHAR)
-               || ', "value": ' || {_json_number('value', 'exact')}
-               || ', "first_value": ' || {_json_number('first_value', 'first_exact')}
-               || ', "versions": ' || CAST(versions AS VARCHAR)
-               || ', "revised": ' || {_bool('versions > 1')}
-               || ', "partial": ' || {_bool('partial')} || '}}'
-        FROM ({query})
-    """
+    """SQL giving one line of ``history --json`` (an element of its array) per row of a
+    :meth:`Store.history_query`."""
+    line = _line("'{\"bucket\": \"'", _iso("bucket"), "'\", \"dims\": '", "dims",
+                 "', \"measure\": '", "to_json(measure)",
+                 "', \"value\": '", _json_number("value", "exact"),
+                 "', \"first_value\": '", _json_number("first_value", "first_exact"),
+                 "', \"versions\": '", "versions",
+                 "', \"revised\": '", _bool("versions > 1"),
+                 "', \"partial\": '", _bool("partial"), "'}'")
+    return f"SELECT {line} FROM ({query})"
 
 
 def revisions_json_sql(query: str, zone: str = "UTC") -> str:
-    """SQL giving one line of ``revisions --json`` per row of a :meth:`Store.revisions_query`
-    (``zone``: the metric's, in which its known times are stored)."""
-    return f"""
-        SELECT '{{"run": ' || CAST(run_id AS VARCHAR) || ', "known_at": ' || {_json_time('known_at', zone)}
-               || ', "bucket": "' || {_iso('bucket')} || '", "dims": ' || dims
-               || ', "measure": ' || CAST(to_json(measure) AS VARCHAR)
-               || ', "old_value": ' || {_json_number('old_value', 'old_exact')}
-               || ', "new_value": ' || {_json_number('new_value', 'new_exact')}
-               || ', "kind": "' || kind || '"}}'
-        FROM ({query})
-    """
+    """SQL giving one line of ``revisions --json`` (an element of its array) per row of a
+    :meth:`Store.revisions_query` (``zone``: the metric's, in which its known times are
+    stored)."""
+    line = _line("'{\"run\": '", "run_id", "', \"known_at\": '", _json_time("known_at", zone),
+                 "', \"bucket\": \"'", _iso("bucket"), "'\", \"dims\": '", "dims",
+                 "', \"measure\": '", "to_json(measure)",
+                 "', \"old_value\": '", _json_number("old_value", "old_exact"),
+                 "', \"new_value\": '", _json_number("new_value", "new_exact"),
+                 "', \"kind\": \"'", "kind", "'\"}'")
+    return f"SELECT {line} FROM ({query})"
 
 
 def _csv_number(value: str, exact: str) -> str:
     # as Python's csv module writes the number (str() of an int, Decimal or float)
-    return _number_text(value, exact, "'nan'", "'inf'", "'-inf'", "''")
+    return _number_text(value, exact, "'nan'", "'inf'", "'-inf'", "NULL")
 
 
 def history_csv_sql(query: str, dims: Sequence[str]) -> str:
-    """SQL giving one line of ``history --csv`` per row of a :meth:`Store.history_query`, with
-    a column for each of ``dims``."""
+    """SQL giving the cells of ``history --csv`` per row of a :meth:`Store.history_query`,
+    with a column for each of ``dims``, as text; DuckDB's CSV writer quotes them (where
+    Python's csv module would) and writes NULL as an empty cell."""
     cells = [_iso("bucket")]
     for key in dims:
         path = quote_literal(_json_pointer(key))
-        text = (f"CASE json_type(dims, {path}) WHEN 'BOOLEAN' THEN"
-                f" {_bool(f'CAST(json_extract(dims, {path}) AS BOOLEAN)', 'True', 'False')}"
-                f" ELSE coalesce(json_extract_string(dims, {path}), '') END")
-        cells.append(_csv_field(text))
-    cells += [_csv_field("measure"), _csv_number("value", "exact"),
+        cells.append(f"CASE json_type(dims, {path}) WHEN 'BOOLEAN' THEN"
+                     f" {_bool(f'CAST(json_extract(dims, {path}) AS BOOLEAN)', 'True', 'False')}"
+                     f" ELSE nullif(json_extract_string(dims, {path}), '') END")
+    cells += ["nullif(measure, '')", _csv_number("value", "exact"),
               _csv_number("first_value", "first_exact"), "CAST(versions AS VARCHAR)",
               _bool("versions > 1"), _bool("partial")]
-    line = " || ',' || ".join(cells)
-    return f"SELECT {line} FROM ({query})"
+    return "SELECT " + ", ".join(f"{cell} AS c{i}" for i, cell in enumerate(cells)) + \
+        f" FROM ({query})"
 
 
 def _json_pointer(key: str) -> str:
@@ -139,6 +141,7 @@ def _json_pointer(key: str) -> str:
 
 def _dims_keys(store: Store, query: str, params: Params) -> list[str]:
     """The dims keys of the rows of a history query, in the order they first appear."""
+    query = query.removesuffix(" ORDER BY bucket, dims, measure")  # no sort needed here
     with store.reading() as cur:
         rows = cur.execute(f"""
         WITH d AS (SELECT dims, min(bucket) AS first FROM ({query}) GROUP BY dims),
@@ -149,9 +152,11 @@ def _dims_keys(store: Store, query: str, params: Params) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _copy_lines(store: Store, sql: str, params: Params, path: Path) -> None:
-    """DuckDB writes the one-column rows of ``sql`` to ``path``, each as it is, one a line
-    (a CSV writer with no quoting and a delimiter that never occurs writes the text verbatim)."""
+def _copy_lines(store: Store, sql: str, params: Params, path: Path, verbatim: bool = True
+                ) -> None:
+    """DuckDB writes the rows of ``sql`` to ``path``, one a line: when ``verbatim``, each
+    one-column row as it is (a CSV writer with no quoting and a delimiter that never occurs
+    writes the text verbatim), else as CSV (cells quoted where they must be)."""
     with store.reading() as cur:
         # DuckDB keeps what it reads cached up to its memory limit (80 % of the machine's
         # memory by default): bounded here, what a range needs beyond it spills to disk
@@ -160,9 +165,9 @@ def _copy_lines(store: Store, sql: str, params: Params, path: Path) -> None:
                         + quote_literal(str(Path(tempfile.gettempdir()) / "lookback-spill")))
         cur.execute(f"SET memory_limit = {quote_literal(MEMORY_LIMIT)}")
         try:
-            cur.execute(f"COPY ({sql}) TO {quote_literal(str(path))} "
-                        "(FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f')",
-                        params)
+            options = ("FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x1f'"
+                       if verbatim else "FORMAT csv, HEADER false")
+            cur.execute(f"COPY ({sql}) TO {quote_literal(str(path))} ({options})", params)
         finally:
             cur.execute("RESET memory_limit")
 
@@ -251,10 +256,10 @@ def write_history(store: Store, metric: str, fmt: str, out: TextIO,
         with store.reading():  # one hold of the store for every range
             for index, span in enumerate(bucket_spans(store, metric, as_of_run, as_known_at)):
                 query, params = store.history_query(metric, as_of_run, as_known_at, span)
-                sql = (_json_lines(history_json_sql(query)) if fmt == "json"
+                sql = (history_json_sql(query) if fmt == "json"
                        else history_csv_sql(query, dims))
                 paths.append(folder / f"part{index:04d}.txt")
-                _copy_lines(store, sql, params, paths[-1])
+                _copy_lines(store, sql, params, paths[-1], verbatim=fmt == "json")
         store.close()
         _copy_out(paths, out, head, json_array=fmt == "json")
 
@@ -269,7 +274,7 @@ def known_spans(store: Store, metric: str, rows: int | None = None
         if row is None or row[0] is None:
             return []
         first, last, count = row
-        parts = max(1, min(1000, -(-int(count) // (rows or CHUNK_ROWS * 5))))
+        parts = max(1, min(1000, -(-int(count) // (rows or max(1, CHUNK_ROWS // 2)))))
         step = (last - first) / parts
         edges = [first + step * i for i in range(parts)] + [last + timedelta(microseconds=1)]
         spans = []
@@ -293,12 +298,7 @@ def write_revisions(store: Store, metric: str, out: TextIO, zone: str = "UTC") -
             for index, span in enumerate(known_spans(store, metric)):
                 query, params = store.revisions_query(metric, known=span)
                 paths.append(folder / f"part{index:04d}.txt")
-                _copy_lines(store, _json_lines(revisions_json_sql(query, zone)), params,
-                            paths[-1])
+                _copy_lines(store, revisions_json_sql(query, zone), params, paths[-1])
         store.close()
         _copy_out(paths, out, json_array=True)
 
-
-def _json_lines(sql: str) -> str:
-    """The lines of ``sql`` as elements of a JSON array: indented, each with a comma."""
-    return f"SELECT '  ' || line || ',' FROM ({sql}) AS j(line)"

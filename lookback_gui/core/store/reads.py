@@ -12,9 +12,7 @@ import json
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from lookback_gui.core.store.database import Database
 from lookback_gui.core.store.records import (
@@ -26,6 +24,9 @@ from lookback_gui.core.store.records import (
 )
 from lookback_gui.core.store.runs import RunLog
 from lookback_gui.core.store.schema import VERSION_ORDER
+
+if TYPE_CHECKING:  # numpy is loaded by the chart reads, not by every command that reads
+    import numpy as np
 
 
 class Reads:
@@ -278,6 +279,8 @@ class Reads:
         marked, and reading and holding four more columns for all of them would cost more than
         the values themselves.
         """
+        import numpy as np
+
         if as_of_run is not None or as_known_at is not None:  # the versions are aggregated
             full = self.chart_data(metric, measure, dims, as_of_run, as_known_at)  # anyway
             at = np.flatnonzero((full["versions"] > 1) | full["partial"])
@@ -368,6 +371,8 @@ def _sorted_by_bucket(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
     pulls stored them), which a stable sort handles in a fraction of the time of ORDER BY, and
     an already sorted result costs one comparison pass.
     """
+    import numpy as np
+
     arrays = {k: np.asarray(v) for k, v in data.items()}
     buckets = arrays["bucket"].astype("datetime64[us]", copy=False).view(np.int64)
     if len(buckets) > 1 and not bool(np.all(buckets[1:] >= buckets[:-1])):
