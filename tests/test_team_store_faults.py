@@ -242,8 +242,8 @@ def test_a_commit_that_conflicts_with_another_process_is_tried_again(tmp_path, c
 
 
 def test_store_failures_that_retrying_may_fix_are_transient():
+    from lookback_gui.core.storage.store_config import StoreConfig
     from lookback_gui.core.store.catalog import lake_failure
-    from lookback_gui.core.store.config import StoreConfig
 
     config = StoreConfig(type="ducklake", catalog="dbname=x", data_path="/x")
     lost = lake_failure(config, duckdb.BinderException(

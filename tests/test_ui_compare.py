@@ -21,13 +21,8 @@ from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart_model import MAX_MARKERS, ChartData, epoch_seconds, prepare_drawing
-from lookback_gui.ui.compare import (
-    PALETTE,
-    CompareWidget,
-    Comparison,
-    load_comparison,
-    stacked_levels,
-)
+from lookback_gui.ui.compare import CompareWidget
+from lookback_gui.ui.compare_series import PALETTE, Comparison, load_comparison, stacked_levels
 from lookback_gui.ui.main_window import MainWindow
 from tests.helpers import DAILY_SQL, make_orders, project_text, ts
 

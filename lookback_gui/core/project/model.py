@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from lookback_gui.core.storage.store_config import StoreConfig
 from lookback_gui.core.storage.urls import StorageConfig
-from lookback_gui.core.store.config import StoreConfig
 from lookback_gui.core.timing.windows import Grain
 
 SOURCE_TYPES = ("duckdb", "sqlite", "postgres", "mysql", "parquet", "csv", "iceberg", "delta")

@@ -38,8 +38,8 @@ from lookback_gui.core.project.model import (
     SourceConfig,
 )
 from lookback_gui.core.storage.dsn import parse_dsn
+from lookback_gui.core.storage.store_config import STORE_TYPES, StoreConfig
 from lookback_gui.core.storage.urls import STORAGE_KEYS, StorageConfig, is_url, storage_problem
-from lookback_gui.core.store.config import STORE_TYPES, StoreConfig
 from lookback_gui.core.timing.windows import Grain, lookback_buckets
 
 

@@ -5,8 +5,9 @@
 - ``objectstore``: those credentials handed to DuckDB as secrets, extensions loaded offline,
   listing what a URL or glob matches;
 - ``dsn``: connection strings of server sources and the team store's catalog;
-- ``passwords``: passwords and secrets kept in the OS keyring.
+- ``passwords``: passwords and secrets kept in the OS keyring;
+- ``store_config``: the project file's ``[store]`` table: a local file or a team store, where.
 
-Imports only the core's base modules (``errors``, ``duck``); sources, the store and the project
-file import it.
+Imports only the core's base modules. ``urls``, ``dsn``, ``passwords`` and ``store_config`` load no
+DuckDB: the project file imports them, and ``lookback --help`` loads no more than that.
 """

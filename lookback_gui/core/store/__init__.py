@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from lookback_gui.core.errors import StoreError
+from lookback_gui.core.storage.store_config import StoreConfig
 from lookback_gui.core.store.alert_states import AlertStates
-from lookback_gui.core.store.config import StoreConfig
 from lookback_gui.core.store.database import Database
 from lookback_gui.core.store.lock import WAIT_S, Lease, Waiting
 from lookback_gui.core.store.reads import Reads

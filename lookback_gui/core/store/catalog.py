@@ -46,7 +46,7 @@ from lookback_gui.core.store.lock import POLL_S, WAIT_S, Waiting, wait_until
 if TYPE_CHECKING:
     import psycopg
 
-    from lookback_gui.core.store.config import StoreConfig
+    from lookback_gui.core.storage.store_config import StoreConfig
 
 LAKE = "lake"  # the name the team store is attached under in each DuckDB connection
 DATA_SECRET = "lookback_store_data"  # the DuckDB secret of a data_path in object storage

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import duckdb
 
 from lookback_gui.core.errors import StoreError
+from lookback_gui.core.storage.store_config import StoreConfig
 from lookback_gui.core.store.catalog import LAKE, Catalog, CatalogLease, attach, lake_failure
-from lookback_gui.core.store.config import StoreConfig
 from lookback_gui.core.store.database import CLOSE_WAIT_S, Database
 from lookback_gui.core.store.lock import WAIT_S, Waiting
 
