@@ -14,7 +14,8 @@ from datetime import date, datetime, time, timedelta
 
 from lookback_gui.core.errors import UsageError
 from lookback_gui.core.project import MetricConfig, Project
-from lookback_gui.core.pull import PullControl, run_windows
+from lookback_gui.core.pull.backfill import run_windows
+from lookback_gui.core.pull.control import PullControl
 from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import RunRecord, Store, uses_as_of
 from lookback_gui.core.store.events import Observer, ignore

@@ -27,13 +27,11 @@ import duckdb
 from lookback_gui.core.errors import LookbackError, UsageError
 from lookback_gui.core.project import MetricConfig, Project
 from lookback_gui.core.project.definitions import definition_version
-from lookback_gui.core.pull import (
+from lookback_gui.core.pull.run import revision_check, schema_change_of, settled_end
+from lookback_gui.core.pull.staging import (
     StagedResult,
-    _revision_check,
-    _schema_change,
     execute_metric_query,
     metric_query,
-    settled_end,
     stage_result,
     staging_folder,
 )
@@ -145,7 +143,7 @@ def _commit_all(project: Project, configs: dict[str, MetricConfig], store: Store
                  f"{_fmt(window.as_of)}"),
             known_at=window.as_of, definition=definition))
         before = last.get(config.name)
-        schema_change = _schema_change(list(before.measures) if before else [],
+        schema_change = schema_change_of(list(before.measures) if before else [],
                                        result.shape.measures)
         warnings = list(result.warnings)
         if schema_change:
@@ -157,7 +155,7 @@ def _commit_all(project: Project, configs: dict[str, MetricConfig], store: Store
                 metric=config.name, sql=result.values_sql, measures=result.shape.measures,
                 window_start=window.start, window_end=window.end, known_at=window.as_of,
                 count=result.values, exact=bool(result.shape.exact), definition=definition))
-            _revision_check(config, checks, warnings, summary)
+            revision_check(config, checks, warnings, summary)
             record = commit.commit(CommitRequest(
                 settled_end=settled_end(window, window.as_of, config),
                 finished_at=local_now(config.zone),

@@ -1,0 +1,516 @@
+"""One pull: a metric's query for one window, its checks, and what changed committed as one
+run, tried again after transient failures (:func:`run_pull`, :class:`PullContext`)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from lookback_gui.core.errors import (
+    CancelledError,
+    LookbackError,
+    PullError,
+    QualityError,
+    QueryError,
+    TransientSourceError,
+    TransientStoreError,
+    UsageError,
+)
+from lookback_gui.core.failures import RetryPolicy, is_transient
+from lookback_gui.core.project import MetricConfig, Project, SourceConfig
+from lookback_gui.core.project.definitions import definition_version
+from lookback_gui.core.pull.control import Clock, PullControl
+from lookback_gui.core.pull.staging import (
+    ResultShape,
+    StagedResult,
+    _fmt,
+    execute_metric_query,
+    metric_query,
+    query_parameters,
+    stage_result,
+    staging_folder,
+)
+from lookback_gui.core.sources import (
+    CheckedQuery,
+    SourceConnections,
+    check_query,
+    clean_duckdb_message,
+    connect_source,
+    quote_identifier,
+    release_source,
+)
+from lookback_gui.core.store import (
+    CommitRequest,
+    DiffSummary,
+    NewRun,
+    RunRecord,
+    StagedValues,
+    Store,
+    uses_as_of,
+)
+from lookback_gui.core.store.events import (
+    AttemptFailed,
+    DefinitionChanged,
+    Notice,
+    Observer,
+    RunFinished,
+    RunStarted,
+    ignore,
+)
+from lookback_gui.core.timing.windows import (
+    Window,
+    bucket_start,
+    compute_window,
+    local_now,
+)
+
+
+def revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
+                    summary: DiffSummary) -> None:
+    failures: list[str] = []
+    for check in metric.checks:
+        if check.revision_pct is None:
+            continue
+        largest = summary.max_revision_pct or 0.0
+        ok = largest <= check.revision_pct
+        message = (f"check {check.name}: the largest revision in this run is {largest:.1f}% "
+                   f"(at most {check.revision_pct:g}%)")
+        checks.append({"name": check.name, "severity": check.severity, "ok": ok,
+                       "message": message})
+        if not ok:
+            (failures if check.severity == "error" else warnings).append(message)
+    if failures:
+        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
+
+
+def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:
+    message = clean_duckdb_message(str(exc))
+    if is_transient(exc):
+        return TransientSourceError(f"metric {metric.name}: source {metric.source}: {message}")
+    return QueryError(f"metric {metric.name}: {message}")
+
+
+@dataclass
+class PullContext:
+    """Everything one pull works with, and how far it got.
+
+    Attributes:
+        project: the project the metric belongs to (alert commands run in its folder).
+        metric: the metric as pulled (a back-fill chunk may allow an empty result).
+        source: the metric's source.
+        window: the window pulled.
+        control: cancels the pull and shows its progress.
+        store: where the run is recorded.
+        clock: now, in the metric's time zone.
+        staging: the pull's private folder; its result goes there as Parquet.
+        run_id: the run that records the pull.
+        connections: where its source database comes from (None: it is made here).
+        environ: where passwords are looked up (None: the process's environment).
+        observer: told what happens.
+        last: the metric's newest successful run before this one.
+        attempts: attempts at the query so far.
+        definition: the version of the metric's definition the pull runs under.
+        redefinition: set when the run is the first under a new definition.
+    """
+
+    project: Project
+    metric: MetricConfig
+    source: SourceConfig
+    window: Window
+    control: PullControl
+    store: Store
+    clock: Clock
+    staging: str
+    run_id: int
+    connections: SourceConnections | None = None
+    environ: Mapping[str, str] | None = None
+    observer: Observer = ignore
+    last: RunRecord | None = None
+    attempts: int = 0
+    definition: str | None = None
+    redefinition: DefinitionChanged | None = None
+
+    @functools.cached_property
+    def query(self) -> CheckedQuery:
+        """The metric's SQL, checked for the way it will run (PullError if it is refused)."""
+        return metric_query(self.metric, self.source)
+
+    @property
+    def previous_rows(self) -> int | None:
+        """The row count of the last successful run, for the row-change check."""
+        return self.last.rows if self.last else None
+
+    @property
+    def known_measures(self) -> list[str]:
+        """The measures of the last successful run, to tell a schema change."""
+        return list(self.last.measures) if self.last else []
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.metric.retries, self.metric.retry_base.total_seconds(),
+                           self.metric.retry_max.total_seconds())
+
+
+def run_pull(
+    project: Project,
+    metric: MetricConfig | str,
+    store: Store,
+    *,
+    trigger: str = "manual",
+    as_of: datetime | None = None,
+    window: Window | None = None,
+    control: PullControl | None = None,
+    observer: Observer = ignore,
+    clock: Clock | None = None,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    connections: SourceConnections | None = None,
+) -> RunRecord:
+    """Pull ``metric`` for one window and return the finished run (whatever its status).
+
+    The window is ``window`` if given, else the lookback window as of ``as_of`` (default: now in
+    the metric's time zone); a pull is never as of the future (UsageError). Its versions are
+    known at its as-of when the SQL replays the source with ``$as_of``, else at the moment its
+    query ran. Failures are recorded in the run, not raised; a LookbackError is raised only
+    when no run could be recorded at all. ``connections`` (from the process's entry point)
+    gives the source database; ``sleep`` waits between attempts (default: until cancelled).
+    """
+    config = project.metric(metric) if isinstance(metric, str) else metric
+    source = project.sources[config.source]
+    zone = config.zone
+    control = control or PullControl()
+    now = clock or (lambda: local_now(zone))
+    if window is None:
+        window = compute_window(as_of or now(), config.grain, config.buckets,
+                                config.complete_buckets_only)
+    if window.as_of > now():
+        raise UsageError(f"metric {config.name}: a pull as of {_fmt(window.as_of)} would be as "
+                         f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
+                         f"{config.timezone})")
+    # a table read as of the pull (snapshot_as_of) replays its source as $as_of SQL does
+    replays = uses_as_of(config.sql) or source.snapshot_as_of
+    definition = definition_version(config)
+    started = time.monotonic()
+    run_id = store.begin_run(NewRun(
+        metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
+        as_of=window.as_of, window_start=window.start, window_end=window.end,
+        partial_start=window.partial_start, started_at=now(), sql=config.sql,
+        params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
+        log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
+             f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
+        known_at=window.as_of if replays else None, definition=definition,
+    ))
+    control.run_id = run_id
+    observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
+    result: RunRecord
+    # what the pull holds until it ends: its private folder and its source connection
+    held = contextlib.ExitStack()
+    pull = PullContext(
+        project=project, metric=config, source=source, window=window, control=control,
+        store=store, clock=now, staging=held.enter_context(staging_folder()), run_id=run_id,
+        connections=connections, environ=environ, observer=observer, definition=definition)
+    try:
+        pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
+        pull.last = store.last_successful_run(config.name)
+        staged, known_at = _stage_with_retries(pull, held, sleep or control.sleep, replays)
+        result = _commit_with_retries(pull, staged, known_at, started, sleep or control.sleep)
+    except CancelledError:
+        store.log(run_id, "warning", "cancelled; nothing was committed")
+        store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=pull.attempts,
+                         error="cancelled", duration_s=time.monotonic() - started)
+        result = store.run(run_id)
+    except LookbackError as exc:
+        message = str(exc)
+        if isinstance(exc, QualityError):
+            store.log(run_id, "error", f"{message}; nothing was committed")
+        elif pull.attempts == 0 or not isinstance(exc, PullError):
+            store.log(run_id, "error", message)
+        store.finish_run(run_id, status="failed", finished_at=now(),
+                         attempts=max(pull.attempts, 1), error=message,
+                         duration_s=time.monotonic() - started)
+        result = store.run(run_id)
+    except Exception as exc:  # a bug: the run must not stay "running"; then report it
+        store.finish_run(run_id, status="failed", finished_at=now(),
+                         attempts=max(pull.attempts, 1),
+                         error=f"internal error: {type(exc).__name__}: {exc}",
+                         duration_s=time.monotonic() - started)
+        raise
+    finally:
+        held.close()
+    observer(RunFinished(result))
+    if pull.redefinition is not None and result.status == "succeeded":
+        observer(pull.redefinition)
+    _evaluate_alerts(project, config, store, now(), result, observer)
+    return result
+
+
+def _stage_with_retries(pull: PullContext, held: contextlib.ExitStack,
+                        wait: Callable[[float], None], replays: bool
+                        ) -> tuple[StagedResult, datetime]:
+    """Attempt the query until it succeeds or the retry policy gives up; return the staged
+    result and the known time of its values."""
+    config, control, store = pull.metric, pull.control, pull.store
+    policy = pull.retry_policy
+    while True:
+        pull.attempts += 1
+        attempts = pull.attempts
+        control.check()
+        queried_at = pull.window.as_of if replays else pull.clock()
+        try:
+            return _attempt(pull, held), queried_at
+        except (QualityError, CancelledError):
+            raise
+        except PullError as exc:
+            failure = exc
+        except duckdb.Error as exc:
+            if control.cancelled:
+                raise CancelledError("cancelled") from None
+            failure = _duckdb_failure(config, exc)
+        control.check()  # a cancel that broke the attempt is no failure of the source
+        delay = policy.delay(failure, attempts)
+        if delay is None:
+            store.log(pull.run_id, "error", f"attempt {attempts} failed: {failure}")
+            pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), None))
+            raise failure
+        store.log(pull.run_id, "warning",
+                  f"attempt {attempts} failed: {failure}; retrying in {delay:.2f} s "
+                  f"(attempt {attempts + 1} of {config.retries + 1})")
+        pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
+        store.set_attempts(pull.run_id, attempts)
+        wait(delay)
+
+
+def _commit_with_retries(pull: PullContext, staged: StagedResult, known_at: datetime,
+                         started: float, wait: Callable[[float], None]) -> RunRecord:
+    """Commit the staged result. A commit that failed in a way that trying again may fix (the
+    team store's catalog went away, or another process's commit conflicted with it) is tried
+    again with the same staged result, under the metric's retry policy and counting as an
+    attempt; a commit that landed although its answer was lost is not made twice."""
+    config, store = pull.metric, pull.store
+    while True:
+        try:
+            return _commit(pull, staged, known_at, started)
+        except TransientStoreError as exc:
+            failure = exc
+        pull.control.check()
+        with contextlib.suppress(TransientStoreError):
+            landed = store.run(pull.run_id)
+            if landed.status == "succeeded":
+                return landed
+        attempts = pull.attempts
+        delay = pull.retry_policy.delay(failure, attempts)
+        if delay is None:  # the run's end tells the failure
+            pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), None))
+            raise failure
+        pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
+        pull.attempts += 1
+        with contextlib.suppress(TransientStoreError):  # the store may still be away
+            store.log(pull.run_id, "warning",
+                      f"attempt {attempts} failed: {failure}; committing again in "
+                      f"{delay:.2f} s (attempt {attempts + 1} of {config.retries + 1})")
+            store.set_attempts(pull.run_id, pull.attempts)
+        wait(delay)
+
+
+def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
+            started: float) -> RunRecord:
+    """Diff the staged result, run the checks on the diff, and commit it as the pull's run
+    (nothing is written when a check fails or the pull is cancelled meanwhile)."""
+    config, window, store = pull.metric, pull.window, pull.store
+    schema_change = schema_change_of(pull.known_measures, staged.shape.measures)
+    warnings = list(staged.warnings)
+    if schema_change:
+        text = _describeschema_change_of(schema_change)
+        warnings.append(text)
+        store.log(pull.run_id, "warning", text)
+    checks = list(staged.checks)
+    last = pull.last
+    changed = (last is not None and last.definition is not None
+               and last.definition != pull.definition)
+    older = store.pull_extent(config.name)[0] if changed else None
+    pull.control.check()
+    with store.begin_commit(pull.run_id) as commit:
+        summary = commit.diff(StagedValues(
+            metric=config.name, sql=staged.values_sql, measures=staged.shape.measures,
+            window_start=staged.diff_start or window.start, window_end=window.end,
+            known_at=known_at,
+            unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
+            count=staged.values, exact=bool(staged.shape.exact), definition=pull.definition))
+        said: tuple[str, ...] = ()
+        if changed:
+            assert last is not None and last.definition is not None
+            said = (_redefined(pull, summary.redefined, last.definition, older),)
+            warnings += said
+        revision_check(config, checks, warnings, summary)
+        pull.control.check()
+        record = commit.commit(CommitRequest(
+            settled_end=settled_end(window, known_at, config), finished_at=pull.clock(),
+            duration_s=time.monotonic() - started, attempts=pull.attempts, rows=staged.rows,
+            warnings=warnings, checks=checks, schema_change=schema_change,
+            log_warnings=(*staged.warnings, *said),
+            probes=staged.probes))
+    return record
+
+
+def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | None) -> str:
+    """The run is the first under a new definition: the warning that says so, and how to load
+    the older values under it (``first``: the metric's first bucket with data)."""
+    config, window = pull.metric, pull.window
+    assert pull.definition is not None
+    start = first if first is not None and first < window.start else None
+    text = (f"definition changed ({old} → {pull.definition}): {redefined} value(s) changed with "
+            "it (redefinitions, not late data)")
+    if start is not None:
+        text += (f"; the values before {_fmt(window.start)} still come from the old definition:"
+                 f" 'lookback backfill {config.name} --from {start.isoformat()} --to "
+                 f"{window.start.isoformat()}' loads them under the new one")
+    pull.redefinition = DefinitionChanged(config.name, pull.run_id, old, pull.definition,
+                                          redefined, start, window.start)
+    return text
+
+
+def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
+                     run: RunRecord, observer: Observer) -> None:
+    if not config.alerts:
+        return
+    from lookback_gui.core.insight.alerts import evaluate_alerts  # numpy and the nowcast: only here
+
+    try:  # a replay brings the states up to date, but the past is no news: no command runs
+        evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
+                        observer=observer, commands=run.trigger != "replay")
+    except LookbackError as exc:  # an alert must never undo or hide the run itself
+        logging.getLogger(__name__).debug("alerts of %s: %s", config.name, exc)
+        observer(Notice("warning", f"{config.name}: its alert rules were not evaluated after "
+                        f"run {run.id}: {exc}", config.name))
+
+
+def _attempt(pull: PullContext, held: contextlib.ExitStack) -> StagedResult:
+    """One attempt at the query. A failed attempt releases its source connection at once; a
+    successful one with ``held``, after the commit, so that closing it stays off the pull's
+    path."""
+    con = connect_source(pull.source, pull.metric.timezone, environ=pull.environ,
+                         staging_dir=pull.staging, connections=pull.connections,
+                         as_of=pull.window.as_of)
+    pull.control.attach(con)
+    try:
+        staged = _query_and_stage(pull, con)
+    except BaseException:
+        pull.control.attach(None)
+        release_source(con, pull.source, pull.connections)
+        raise
+    pull.control.attach(None)  # before the connection is given back: nothing may reach it then
+    held.callback(release_source, con, pull.source, pull.connections)
+    return staged
+
+
+def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> StagedResult:
+    config, window, control = pull.metric, pull.window, pull.control
+    control.check()
+    previous_rows = pull.previous_rows
+    known = pull.known_measures
+    probes: tuple[tuple[datetime, str], ...] = ()
+    heavy = window
+    if config.change_probe:
+        fingerprints = run_probe(con, config, window, pull.source)
+        stored = pull.store.probe_fingerprints(config.name, window.start, window.end)
+        changed = first_changed_bucket(fingerprints, stored, window)
+        probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
+        if changed is None and known:
+            return StagedResult(
+                shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
+                values_sql=None, checks=(), probes=probes, diff_start=window.end,
+                warnings=("change_probe: no bucket changed since the last pull; the query "
+                          "was not run",))
+        if changed is not None and changed > window.start:
+            heavy = Window(start=changed, end=window.end, as_of=window.as_of,
+                           partial_start=window.partial_start)
+            previous_rows = None  # a narrower window is no basis for a row-count change
+    control.check()
+    raw = os.path.join(pull.staging, "result.parquet")
+    wide = execute_metric_query(con, pull.query, heavy, config, pull.source, into=raw)
+    control.check()
+    staged = stage_result(con, config, heavy, previous_rows, raw, wide)
+    if heavy is not window:
+        note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
+                f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
+        staged = dataclasses.replace(staged, warnings=(*staged.warnings, note),
+                                     diff_start=heavy.start, probes=probes)
+    elif probes:
+        staged = dataclasses.replace(staged, probes=probes)
+    return staged
+
+
+def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Window,
+              source: SourceConfig | None = None) -> tuple[tuple[datetime, str], ...]:
+    """The change probe's fingerprint of each bucket of the window."""
+    assert config.change_probe is not None
+    probe = check_query(config.change_probe, source)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM "
+                    f"(\n{probe.text}\n)", query_parameters(probe, window))
+    except duckdb.Error as exc:
+        raise _duckdb_failure(config, exc) from None
+    columns = [r[0] for r in con.execute("DESCRIBE __lookback_probe").fetchall()]
+    bucket = next((c for c in columns if c.lower() == "bucket"), None)
+    if bucket is None:
+        raise QueryError(f"metric {config.name}: change_probe returns no 'bucket' column")
+    others = [c for c in columns if c != bucket] or [bucket]
+    fingerprint = " || '|' || ".join(
+        f"coalesce(CAST({quote_identifier(c)} AS VARCHAR), '∅')" for c in others)
+    rows = con.execute(
+        f"SELECT CAST({quote_identifier(bucket)} AS TIMESTAMP) AS b, {fingerprint} "
+        f"FROM __lookback_probe WHERE b >= $ws AND b < $we ORDER BY b",
+        {"ws": window.start, "we": window.end}).fetchall()
+    return tuple((b, fp) for b, fp in rows)
+
+
+def first_changed_bucket(probes: tuple[tuple[datetime, str], ...], stored: Mapping[datetime, str],
+                         window: Window) -> datetime | None:
+    """The earliest bucket whose fingerprint is new, changed or gone; None when none is.
+
+    The partial bucket is always taken as changed: it is still filling.
+    """
+    now = dict(probes)
+    changed = [b for b in set(now) | set(stored) if now.get(b) != stored.get(b)]
+    if window.partial_start is not None and window.partial_start < window.end:
+        changed.append(window.partial_start)
+    return min(changed) if changed else None
+
+
+def schema_change_of(known: list[str], measures: tuple[str, ...]) -> dict[str, list[str]]:
+    if not known:
+        return {}
+    dropped = [m for m in known if m not in measures]
+    added = [m for m in measures if m not in known]
+    out = {}
+    if dropped:
+        out["dropped"] = dropped
+    if added:
+        out["added"] = added
+    return out
+
+
+def _describeschema_change_of(change: Mapping[str, list[str]]) -> str:
+    parts = []
+    if change.get("dropped"):
+        parts.append("measure(s) no longer in the result: " + ", ".join(change["dropped"])
+                     + " (their values are kept, not removed)")
+    if change.get("added"):
+        parts.append("new measure(s): " + ", ".join(change["added"]))
+    return "schema change: " + "; ".join(parts)
+
+
+def settled_end(window: Window, known_at: datetime, config: MetricConfig) -> datetime:
+    """The end of the part of ``window`` that a pull known at ``known_at`` saw complete: the
+    buckets that ended by then."""
+    return min(window.end, max(window.start, bucket_start(known_at, config.grain)))
