@@ -15,7 +15,6 @@ KNOWN: dict[str, int] = {
     "core/insight/advisor.py:advise": 108,
     "core/pull/staging.py:stage_result": 125,
     "core/pull/run.py:run_pull": 91,
-    "core/store/versions.py:diff": 127,
     "core/store/versions.py:_write_versions": 90,
     "ui/chart.py": 829,
     "ui/chart.py:ChartWidget": 748,

@@ -113,6 +113,29 @@ class CommitRequest:
     probes: Sequence[tuple[datetime, str]] = ()
 
 
+def _known_values(values: StagedValues, latest: bool) -> str:
+    """The SQL of the values of ``values``' window as known before this run: the current
+    rows when nothing later is stored (``latest``), else each value's last version before it."""
+    exact_column = "exact" if values.exact else "NULL::VARCHAR AS exact"
+    return (
+        f"SELECT rowid AS current_row, dims, measure, bucket, value, {exact_column},"
+        " removed, partial, run_id FROM current WHERE metric = $metric AND bucket >= $ws"
+        " AND bucket < $we"
+    ) if latest else f"""
+        SELECT NULL::BIGINT AS current_row, dims, measure, bucket, last.v AS value,
+               last.x AS exact, last.r AS removed, last.p AS partial, last.run AS run_id
+        FROM (
+            SELECT dims, measure, bucket,
+                   arg_max({{'v': value, 'x': exact, 'r': removed, 'p': partial,
+                             'run': run_id}}, {VERSION_ORDER}) AS last
+            FROM versions
+            WHERE metric = $metric AND bucket >= $ws AND bucket < $we
+              AND (known_at < $k OR (known_at = $k AND run_id < $run))
+            GROUP BY ALL
+        )
+    """
+
+
 class Commit:
     """One run's diff and commit, inside one write transaction.
 
@@ -149,24 +172,7 @@ class Commit:
             " AND bucket < $we AND (known_at > $k OR (known_at = $k AND run_id > $run))",
             {**window, **at}).fetchone()
         latest = not (row and row[0])
-        exact_column = "exact" if values.exact else "NULL::VARCHAR AS exact"
-        known = (
-            f"SELECT rowid AS current_row, dims, measure, bucket, value, {exact_column},"
-            " removed, partial, run_id FROM current WHERE metric = $metric AND bucket >= $ws"
-            " AND bucket < $we"
-        ) if latest else f"""
-            SELECT NULL::BIGINT AS current_row, dims, measure, bucket, last.v AS value,
-                   last.x AS exact, last.r AS removed, last.p AS partial, last.run AS run_id
-            FROM (
-                SELECT dims, measure, bucket,
-                       arg_max({{'v': value, 'x': exact, 'r': removed, 'p': partial,
-                                 'run': run_id}}, {VERSION_ORDER}) AS last
-                FROM versions
-                WHERE metric = $metric AND bucket >= $ws AND bucket < $we
-                  AND (known_at < $k OR (known_at = $k AND run_id < $run))
-                GROUP BY ALL
-            )
-        """
+        known = _known_values(values, latest)
         self._cur.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE diff AS
@@ -212,19 +218,29 @@ class Commit:
              "tol": values.tolerance},
         )
         if values.definition is not None:
-            # a redefinition: a value whose version before came from another definition,
-            # changed by the first pull under this definition that held its bucket
-            self._cur.execute(
-                """
-                UPDATE diff SET redefined = true
-                WHERE kind IN ('revised', 'removed')
-                  AND (SELECT definition FROM runs WHERE id = diff.old_run) <> $def
-                  AND NOT EXISTS (
-                      SELECT 1 FROM runs s WHERE s.metric = $metric AND s.status = 'succeeded'
-                        AND s.definition = $def AND s.window_start <= diff.bucket
-                        AND diff.bucket < s.window_end
-                        AND (s.known_at < $k OR (s.known_at = $k AND s.id < $run)))
-                """, {"metric": values.metric, "def": values.definition, **at})
+            self._mark_redefined(values, at)
+        summary, counts = self._summarize(values, source)
+        self._values, self._counts, self._latest = values, counts, latest
+        return summary
+
+    def _mark_redefined(self, values: StagedValues, at: dict[str, Any]) -> None:
+        """Mark in the diff the changes a redefinition made: a value whose version before came
+        from another definition, changed by the first pull under this definition that held its
+        bucket."""
+        self._cur.execute(
+            """
+            UPDATE diff SET redefined = true
+            WHERE kind IN ('revised', 'removed')
+              AND (SELECT definition FROM runs WHERE id = diff.old_run) <> $def
+              AND NOT EXISTS (
+                  SELECT 1 FROM runs s WHERE s.metric = $metric AND s.status = 'succeeded'
+                    AND s.definition = $def AND s.window_start <= diff.bucket
+                    AND diff.bucket < s.window_end
+                    AND (s.known_at < $k OR (s.known_at = $k AND s.id < $run)))
+            """, {"metric": values.metric, "def": values.definition, **at})
+
+    def _summarize(self, values: StagedValues, source: str) -> tuple[DiffSummary, dict[str, int]]:
+        """The diff's counts (new, revised, removed, unchanged) and its largest revision."""
         # only what changes is kept: every staged value is new, revised or unchanged. A
         # removal is a revision to no value: it counts as a change of 100 %.
         row = self._cur.execute(
@@ -256,8 +272,7 @@ class Commit:
 
         summary = DiffSummary(counts=counts, max_revision_pct=max_revision,
                               redefined=int(redefined))
-        self._values, self._counts, self._latest = values, counts, latest
-        return summary
+        return summary, counts
 
     def commit(self, request: CommitRequest) -> RunRecord:
         """Write the diff as the run's versions, and end the run ``succeeded``."""
