@@ -236,15 +236,7 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     complete_only = config.complete_buckets_only
     needed = np.maximum(spread_ages + (0 if complete_only else 1), 1)
     total = spread_weights.sum()
-    by_age = []
-    for age in range(int(spread_ages.min()), int(spread_ages.max()) + 1):
-        mask = spread_ages == age
-        if not mask.any():
-            continue
-        by_age.append({"age_buckets": age,
-                       "revisions_share": round(float(spread_counts[mask].sum() / count), 6),
-                       "magnitude_share": round(float(spread_weights[mask].sum() / total), 6)
-                       if total else 0.0})
+    by_age = _by_age(spread_ages, spread_counts, spread_weights, count, total)
     percentiles: dict[str, float | None] = {
         f"p{int(q * 100)}": _weighted_quantile(spread_ages, spread_weights, q)
         for q in (0.5, 0.9, 0.95, 0.99)}
@@ -261,36 +253,8 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     candidates: list[dict[str, Any]] = []
     nowcast_backtest = None
     if quantile is not None:
-        per_bucket = (round(statistics.median(pulls.seconds_per_bucket), 6)
-                      if pulls.seconds_per_bucket else None)
-        recommended = int(quantile)
-        caught = _caught(config, model, recommended)
-        raised_from = None
-        if caught is not None and abs(1 - caught) > 1 - share + 1e-9:
-            # the development says the revisions' own quantile falls short: raise it to the
-            # smallest lookback whose oldest bucket holds the share of its final value
-            enough = _enough(config, model, share)
-            if enough is not None and enough > recommended:
-                raised_from, recommended = recommended, enough
-                caught = _caught(config, model, recommended)
-        rec: dict[str, Any] = {
-            "lookback_buckets": recommended,
-            "lookback": format_lookback(recommended, config.grain),
-            "target_share": share,
-            "current_lookback_buckets": config.buckets,
-            "seconds_per_bucket": per_bucket,
-            "expected_pull_s": None if per_bucket is None else round(per_bucket * recommended, 4),
-            "current_pull_s": None if per_bucket is None else round(per_bucket * config.buckets, 4),
-            "saves_s_per_pull": None,
-            "development_share": caught,
-            "verified": caught is not None and abs(1 - caught) <= 1 - share + 1e-9,
-            "raised_from_buckets": raised_from,
-        }
-        if per_bucket is not None and recommended < config.buckets:
-            rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
-        if not pulls.audits:
-            rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
-                           "be seen; set audit_every to measure them")
+        rec = _recommended(config, model, pulls, int(quantile), share)
+        recommended = rec["lookback_buckets"]
         dev = model.dev
         arrivals = Arrivals(
             age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
@@ -309,6 +273,57 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
                   recommendation=recommendation, candidates=candidates,
                   nowcast_backtest=nowcast_backtest, settle_age_buckets=model.settle_age,
                   settle_share=config.settle_share)
+
+
+def _recommended(config: MetricConfig, model: Model, pulls: Pulls, recommended: int,
+                 share: float) -> dict[str, Any]:
+    """The recommendation from the revisions' quantile (``recommended`` buckets): raised where
+    the development says it falls short of ``share``, with what it costs and saves per pull."""
+    per_bucket = (round(statistics.median(pulls.seconds_per_bucket), 6)
+                  if pulls.seconds_per_bucket else None)
+    caught = _caught(config, model, recommended)
+    raised_from = None
+    if caught is not None and abs(1 - caught) > 1 - share + 1e-9:
+        # the development says the revisions' own quantile falls short: raise it to the
+        # smallest lookback whose oldest bucket holds the share of its final value
+        enough = _enough(config, model, share)
+        if enough is not None and enough > recommended:
+            raised_from, recommended = recommended, enough
+            caught = _caught(config, model, recommended)
+    rec: dict[str, Any] = {
+        "lookback_buckets": recommended,
+        "lookback": format_lookback(recommended, config.grain),
+        "target_share": share,
+        "current_lookback_buckets": config.buckets,
+        "seconds_per_bucket": per_bucket,
+        "expected_pull_s": None if per_bucket is None else round(per_bucket * recommended, 4),
+        "current_pull_s": None if per_bucket is None else round(per_bucket * config.buckets, 4),
+        "saves_s_per_pull": None,
+        "development_share": caught,
+        "verified": caught is not None and abs(1 - caught) <= 1 - share + 1e-9,
+        "raised_from_buckets": raised_from,
+    }
+    if per_bucket is not None and recommended < config.buckets:
+        rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
+    if not pulls.audits:
+        rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
+                       "be seen; set audit_every to measure them")
+    return rec
+
+
+def _by_age(spread_ages: np.ndarray, spread_counts: np.ndarray, spread_weights: np.ndarray,
+            count: int, total: float) -> list[dict[str, Any]]:
+    """The share of the revisions, and of their magnitude, that arrived at each age."""
+    by_age = []
+    for age in range(int(spread_ages.min()), int(spread_ages.max()) + 1):
+        mask = spread_ages == age
+        if not mask.any():
+            continue
+        by_age.append({"age_buckets": age,
+                       "revisions_share": round(float(spread_counts[mask].sum() / count), 6),
+                       "magnitude_share": round(float(spread_weights[mask].sum() / total), 6)
+                       if total else 0.0})
+    return by_age
 
 
 def _enough(config: MetricConfig, model: Model, share: float) -> int | None:
