@@ -419,7 +419,7 @@ class ChartWidget(QWidget):
         self._bridge.submit(f"tip-run-{i}",
                             lambda: store.bucket_run(data.metric, data.measure, data.dims,
                                                      bucket) or 0,
-                            found, lambda message: None)
+                            found, lambda message: None, owner=self)
         return 0
 
     def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
@@ -826,4 +826,5 @@ class ChartWidget(QWidget):
             self._bridge.submit(
                 "export", lambda: write_series_csv(store, data, path),
                 lambda rows: self.status.setText(f"exported {rows} buckets to {path}"),
-                lambda message: self.status.setText(f"cannot export to {path}: {message}"))
+                lambda message: self.status.setText(f"cannot export to {path}: {message}"),
+                owner=self)

@@ -339,7 +339,8 @@ class DashboardWidget(QWidget):
                     tile.show_error(message)
 
         self._bridge.submit(f"dashboard-{metric}",
-                            lambda: load_metric_charts(store, config, charts), done, failed)
+                            lambda: load_metric_charts(store, config, charts), done, failed,
+                            owner=self)
 
     def metric_changed(self, name: str, _run_id: object = None) -> None:
         """A run of ``name`` committed new values."""

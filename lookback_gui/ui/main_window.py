@@ -506,7 +506,7 @@ class MainWindow(QMainWindow):
             self._update_status()
 
         self.bridge.submit("take-over-schedule", session.take_over_schedule, done,
-                           lambda message: None)
+                           lambda message: None, owner=self)
 
     def _open_failed(self, message: str) -> None:
         self.statusBar().clearMessage()
@@ -565,7 +565,8 @@ class MainWindow(QMainWindow):
         self._detach()
         self.statusBar().showMessage("preparing a fresh demo project (six weeks of pulls)…")
         self.bridge.submit("demo", lambda: str(fresh_demo()), self.open_project,
-                           lambda message: self.show_error("Cannot create the demo", message))
+                           lambda message: self.show_error("Cannot create the demo", message),
+                           owner=self)
 
     def save_project(self) -> None:
         if self.project is None:
@@ -641,7 +642,7 @@ class MainWindow(QMainWindow):
         if self.runs_model.rowCount() == 0:  # just opened: the runs log's first page first
             self.bridge.submit("first-runs", lambda: store.runs(limit=RUN_PAGE),
                                lambda runs: self._show_first_runs(session, runs),
-                               self._snapshot_failed)
+                               self._snapshot_failed, owner=self)
 
         def load() -> Snapshot:
             runs = store.runs(limit=RUN_PAGE)
@@ -649,7 +650,7 @@ class MainWindow(QMainWindow):
                             {name: store.last_successful_run(name) for name in names})
 
         self.bridge.submit("snapshot", load, lambda snap: self._apply_snapshot(session, snap),
-                           self._snapshot_failed)
+                           self._snapshot_failed, owner=self)
 
     def _show_first_runs(self, session: Session, runs: list[RunRecord]) -> None:
         """The first page of the runs log, read on its own while the rest of the snapshot
@@ -665,7 +666,7 @@ class MainWindow(QMainWindow):
             return
         self.bridge.submit("older-runs", lambda: store.runs(limit=RUN_PAGE, before=before),
                            lambda runs: self.runs_model.append_older(runs, len(runs) == RUN_PAGE),
-                           self._snapshot_failed)
+                           self._snapshot_failed, owner=self)
 
     def _snapshot_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"cannot read the store: {message}", 8000)

@@ -133,7 +133,7 @@ class MetricViews(QObject):
         self._revisions_of = metric.name
         self.bridge.submit("revisions", load,
                            lambda views: self._show_revisions(views, keep=same_metric),
-                           self._on_error)
+                           self._on_error, owner=self)
 
     def _show_revisions(self, views: list[RevisionView], keep: bool) -> None:
         """New revisions of the metric shown; a reload of the same metric keeps the selected

@@ -73,12 +73,12 @@ class RunDetail(QTextBrowser):
             return
         self.run_id = run.id
         self._bridge.submit(f"detail-{id(self)}", lambda: (store.run(run.id), store.run_log(run.id)),
-                            lambda found: self.setHtml(run_detail_html(*found)))
+                            lambda found: self.setHtml(run_detail_html(*found)), owner=self)
 
     def forget(self) -> None:
         """Show nothing (and drop a load still on its way)."""
         self.run_id = None
-        self._bridge.submit(f"detail-{id(self)}", lambda: None, lambda _: self.clear())
+        self._bridge.submit(f"detail-{id(self)}", lambda: None, lambda _: self.clear(), owner=self)
 
 
 class RunsPane(QWidget):
