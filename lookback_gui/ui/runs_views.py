@@ -112,7 +112,7 @@ class RunsPane(QWidget):
         self.layout_ = QVBoxLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.layout_.addWidget(self.split, 1)
-        self.view.selectionModel().currentRowChanged.connect(lambda current, _: self._show(current))
+        self.view.selectionModel().currentRowChanged.connect(self._show)
 
     def set_store(self, store: Store | None) -> None:
         """A new session: the old run shown is no longer there."""
