@@ -1,6 +1,7 @@
 """Windows opened, projects switched, closed, and windows closed and deleted at random moments
 while scheduled pulls run: the app never crashes, and every thread a window started has ended
-once it is closed. Bounded to about a minute; run on its own with ``-m slow``."""
+once it is closed, or deleted without being closed. Part of the default run (marked ``slow`` and
+``stress``); about 45 s (``LOOKBACK_STRESS_S``)."""
 
 from __future__ import annotations
 
@@ -71,8 +72,8 @@ def test_stress(qtbot, tmp_path, monkeypatch):
     try:
         while time.monotonic() < deadline:
             steps += 1
-            action = pick.choice(["new", "open", "open", "close-project", "close-window", "run",
-                                  "pause"])
+            action = pick.choice(["new", "open", "open", "close-project", "close-window",
+                                  "delete-window", "run", "pause"])
             free = [slot for slot in range(WINDOWS) if slot not in windows]
             if (action == "new" or not windows) and free:
                 slot = pick.choice(free)
@@ -93,6 +94,8 @@ def test_stress(qtbot, tmp_path, monkeypatch):
                 window.quitting = True
                 window.close()
                 window.deleteLater()
+            elif action == "delete-window":  # deleted without close(): its session still closes
+                windows.pop(pick.choice(list(windows))).deleteLater()
             elif action == "run":
                 window = pick.choice(list(windows.values()))
                 if window.project is not None:
