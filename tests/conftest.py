@@ -36,6 +36,11 @@ def _collect_cycles_on_the_main_thread():
     yield
     collector = sys.modules.get("lookback_gui.ui.collector")
     if collector is not None and not gc.isenabled():
+        # the widgets pytest-qt closed and deleteLater()ed go first: collecting the Python
+        # half of a widget that Qt still holds clears what Qt calls as it deletes it
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
         collector.collect_if_due()
 
 

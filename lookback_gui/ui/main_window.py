@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -953,6 +954,14 @@ class MainWindow(QMainWindow):
         if self.tray:
             self.tray.hide()
         event.accept()
+
+    def __del__(self) -> None:
+        """Dropped by Python while Qt still has it (never closed and deleted): delete it now,
+        while every Python part of it is intact. Left to the collector, the window's cycles
+        would be cleared part by part first, and Qt calls those parts (pyqtgraph's items) as it
+        tears the window down. Its session closes as it goes (see SessionHost)."""
+        if shiboken6.isValid(self) and QApplication.instance() is not None:
+            shiboken6.delete(self)
 
     def quit(self) -> None:
         self.quitting = True
