@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -68,23 +69,36 @@ def alive(obj: QObject | None) -> bool:
     return obj is None or shiboken6.isValid(obj)
 
 
+def _stop(pool: ThreadPoolExecutor, stopped: threading.Event) -> None:
+    """Drop what is still to come, and wait for the tasks under way."""
+    stopped.set()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Tasks:
     """What a bridge knows about its tasks, kept apart from the QObject so that worker threads
-    and the bridge's ``destroyed`` handler never touch a deleted object."""
+    and the bridge's ``destroyed`` handler never touch a deleted object.
+
+    Only the bridge holds it: worker threads and the ``destroyed`` handler (which Qt keeps
+    for as long as the bridge lives) hold none of the callbacks, whose closures hold widgets
+    and their window, so that a window dropped by Python is freed even while a task runs."""
 
     def __init__(self, bridge: Bridge, workers: int):
         self.bridge = weakref.ref(bridge)  # worker threads hold no reference of a QObject
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ui-task")
+        self.stopped = threading.Event()
         self.generation: dict[str, int] = {}
         self.callbacks: dict[tuple[str, int], tuple[Done, Failed | None, QObject | None]] = {}
         self.pending = 0
-        self.closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self.stopped.is_set()
 
     def shutdown(self) -> None:
         """Drop every result still on its way, and wait for the tasks under way."""
-        self.closed = True
         self.callbacks.clear()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        _stop(self.pool, self.stopped)
 
     def relay(self, event: object) -> None:
         """On the GUI thread: a core event from a worker, unless the bridge is gone."""
@@ -106,6 +120,23 @@ class _Tasks:
             on_error(str(payload))
 
 
+# what worker threads queue for the GUI thread holds the bridge's tasks weakly: a window
+# whose pulls keep speaking would otherwise be kept alive by its own queued events
+
+
+def _deliver(tasks: weakref.ref[_Tasks], key: str, generation: int, ok: bool,
+             payload: object) -> None:
+    owner = tasks()
+    if owner is not None:  # else the bridge, and all that waited on it, is gone
+        owner.deliver(key, generation, ok, payload)
+
+
+def _relay(tasks: weakref.ref[_Tasks], event: object) -> None:
+    owner = tasks()
+    if owner is not None:
+        owner.relay(event)
+
+
 class Bridge(QObject):
     """Runs callables off the GUI thread and hands results and events back on it.
 
@@ -122,10 +153,10 @@ class Bridge(QObject):
         self._invoker = gui_invoker()
         self._tasks = _Tasks(self, workers)
         self._counter = itertools.count(1)
-        tasks = self._tasks
+        pool, stopped = self._tasks.pool, self._tasks.stopped
         # deleted without shutdown() (its window deleted without being closed): its workers
         # still end, and what they return is dropped
-        self.destroyed.connect(lambda *_: tasks.shutdown())
+        self.destroyed.connect(lambda *_: _stop(pool, stopped))
 
     @property
     def pending(self) -> int:
@@ -140,7 +171,7 @@ class Bridge(QObject):
         if QThread.currentThread() == self.thread():
             self.core_event.emit(event)
             return
-        self._invoker.call.emit(functools.partial(self._tasks.relay, event))
+        self._invoker.call.emit(functools.partial(_relay, weakref.ref(self._tasks), event))
 
     def submit(self, key: str | None, fn: Callable[[], Any], on_done: Done,
                on_error: Failed | None = None, owner: QObject | None = None) -> Future[Any]:
@@ -159,7 +190,7 @@ class Bridge(QObject):
         tasks.generation[key] = generation
         tasks.callbacks[(key, generation)] = (on_done, on_error, owner)
         tasks.pending += 1
-        call = self._invoker.call
+        call, tasks_ref = self._invoker.call, weakref.ref(tasks)
 
         def run() -> Any:
             try:
@@ -172,7 +203,7 @@ class Bridge(QObject):
                 result = None
             else:
                 outcome = (True, result)
-            call.emit(lambda: tasks.deliver(key, generation, *outcome))
+            call.emit(functools.partial(_deliver, tasks_ref, key, generation, *outcome))
             return result
 
         try:
