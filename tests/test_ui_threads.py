@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("PySide6.QtWidgets")
 
 from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QWidget
 
 import lookback_gui.ui  # noqa: F401
 from lookback_gui.ui.bridge import Bridge
@@ -28,7 +29,7 @@ def test_a_cycle_of_qt_objects_is_collected_on_the_gui_thread(qtbot):
     gc.collect()
     timer = QTimer()
     timer.start(60_000)
-    timer.cycle = [timer]  # type: ignore[attr-defined]  # garbage only the collector frees
+    timer.cycle = [timer]  # garbage only the cycle collector frees
     weakref.finalize(timer, lambda: ended_on.append(threading.current_thread().name))
     del timer
     kept: list[object] = []
@@ -72,17 +73,17 @@ def test_a_load_that_completes_after_its_widget_was_deleted_is_dropped(qtbot, pr
     bridge = Bridge()
     try:
         if view == "compare":
-            widget: object = compare.CompareWidget(bridge)
-            widget.show()  # type: ignore[attr-defined]
-            widget.set_metric(store, config.metrics["daily_orders"])  # type: ignore[attr-defined]
+            widget: QWidget = compare.CompareWidget(bridge)
+            widget.show()
+            widget.set_metric(store, config.metrics["daily_orders"])
         else:
             widget = dashboard.DashboardWidget(bridge)
-            widget.show()  # type: ignore[attr-defined]
-            widget.set_project(store, config)  # type: ignore[attr-defined]
+            widget.show()
+            widget.set_project(store, config)
         assert started.wait(30)  # the load is under way
         gone = threading.Event()
-        widget.destroyed.connect(lambda *_: gone.set())  # type: ignore[attr-defined]
-        widget.deleteLater()  # type: ignore[attr-defined]
+        widget.destroyed.connect(lambda *_: gone.set())
+        widget.deleteLater()
         qtbot.waitUntil(gone.is_set, timeout=10_000)
         go.set()
         qtbot.waitUntil(lambda: bridge.pending == 0, timeout=30_000)  # delivered, or dropped
