@@ -116,6 +116,8 @@ def test_a_window_deleted_without_being_closed_closes_its_session(qtbot, tmp_pat
     window = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     with qtbot.waitSignal(window.opened, timeout=60_000):
         window.open_project(path)
+    window.select_metric("daily_orders")  # its views hold the window's methods: the advisor
+    window.tabs.setCurrentWidget(window.advisor)  # is given reload_project when it is shown
     started = {t.name for t in threads_now() - before}
     assert "store-watch" in started and any(n.startswith("session") for n in started), started
     ended = threading.Event()
