@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PySide6")
@@ -24,6 +26,22 @@ def _fresh_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
         monkeypatch.setenv(name, str(base / name.lower()))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     yield
+
+
+@pytest.fixture(autouse=True)
+def _collect_cycles_on_the_main_thread():
+    """Once a GUI test made a Bridge, the app's collector has switched Python's automatic
+    cycle collection off (lookback_gui/ui/collector.py) and collects from a timer while an
+    event loop runs; between tests it collects here, on the main thread, as that timer would."""
+    yield
+    collector = sys.modules.get("lookback_gui.ui.collector")
+    if collector is not None and not gc.isenabled():
+        # the widgets pytest-qt closed and deleteLater()ed go first: collecting the Python
+        # half of a widget that Qt still holds clears what Qt calls as it deletes it
+        from PySide6.QtCore import QCoreApplication, QEvent
+
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+        collector.collect_if_due()
 
 
 @pytest.fixture

@@ -1,15 +1,18 @@
 """Windows opened, projects switched, closed, and windows closed and deleted at random moments
 while scheduled pulls run: the app never crashes, and every thread a window started has ended
-once it is closed. Bounded to about a minute; run on its own with ``-m slow``."""
+once it is closed, or deleted or dropped without being closed. Part of the default run (marked ``slow`` and
+``stress``); about 45 s (``LOOKBACK_STRESS_S``)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import re
 import shutil
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -65,14 +68,15 @@ def test_stress(qtbot, tmp_path, monkeypatch):
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     connections = SourceConnections()
     windows: dict[int, MainWindow] = {}
+    dropped: list[weakref.ref[MainWindow]] = []
     opened = [0]
     deadline = time.monotonic() + DURATION_S
     steps = 0
     try:
         while time.monotonic() < deadline:
             steps += 1
-            action = pick.choice(["new", "open", "open", "close-project", "close-window", "run",
-                                  "pause"])
+            action = pick.choice(["new", "open", "open", "close-project", "close-window",
+                                  "delete-window", "drop-window", "run", "pause"])
             free = [slot for slot in range(WINDOWS) if slot not in windows]
             if (action == "new" or not windows) and free:
                 slot = pick.choice(free)
@@ -93,6 +97,10 @@ def test_stress(qtbot, tmp_path, monkeypatch):
                 window.quitting = True
                 window.close()
                 window.deleteLater()
+            elif action == "delete-window":  # deleted without close(): its session still closes
+                windows.pop(pick.choice(list(windows))).deleteLater()
+            elif action == "drop-window":  # dropped by Python, unclosed: the collector frees it
+                dropped.append(weakref.ref(windows.pop(pick.choice(list(windows)))))
             elif action == "run":
                 window = pick.choice(list(windows.values()))
                 if window.project is not None:
@@ -100,6 +108,7 @@ def test_stress(qtbot, tmp_path, monkeypatch):
                     window.run_now()
             elif action == "pause":
                 pick.choice(list(windows.values())).pause_action.trigger()
+            window = None  # the dict holds the windows; a dropped one is nobody's
             # a random moment: let the event loop deliver what arrived meanwhile (openings,
             # runs, chart loads) for a while, short or long
             qtbot.wait(pick.choice([0, 1, 5, 20, 50, 200, 600]))
@@ -108,7 +117,14 @@ def test_stress(qtbot, tmp_path, monkeypatch):
             window.quitting = True
             window.close()
             window.deleteLater()
-        qtbot.wait(50)  # the deleteLater()s run
+        window = None
+        qtbot.wait(50)  # the deleteLater()s run, and what the event loop still had to deliver
+
+        def all_freed() -> bool:  # what the collector's timer does, at once
+            gc.collect()
+            return all(ref() is None for ref in dropped)
+
+        qtbot.waitUntil(all_freed, timeout=60_000)
         connections.close()
     left = {t for t in threading.enumerate() if t.is_alive()} - before
     assert not left, (seed, sorted(t.name for t in left))

@@ -165,6 +165,55 @@ def test_sessions_dropped_during_a_commit_are_one_line_and_the_commit_is_tried_a
             for h in other.history("daily_orders")]
 
 
+def test_sessions_dropped_while_a_run_begins_are_transient_and_the_run_is_begun_again(
+        tmp_path, catalog_name, monkeypatch):
+    """The catalog's sessions dropped while a pull records its run (the write lock held): the
+    failure to begin it is transient and said in one line, and the pull begins it again
+    under the metric's retry policy, from the scheduler as from the command line."""
+    path = _team_project(tmp_path, f"{SERVER} dbname={catalog_name}", retries=2)
+    project = load_project(path)
+    with open_store(project.store) as store:
+        db = store._db
+        real = db.next_id
+        hit: list[str] = []
+
+        def next_id(cur, sequence):  # type: ignore[no-untyped-def]
+            if sequence == "run_ids" and len(hit) < 2:  # the first two times it begins a run
+                hit.append(sequence)
+                _terminate_sessions(catalog_name)
+            return real(cur, sequence)
+
+        monkeypatch.setattr(db, "next_id", next_id)
+        with pytest.raises(TransientStoreError, match="the catalog database went away") as caught:
+            store.begin_run(_new_run(project))
+        assert classify(caught.value) == "transient" and "\n" not in str(caught.value)
+        assert store.runs() == []  # nothing of it was kept
+        from lookback_gui.core.schedule.scheduler import Scheduler
+
+        said: list[str] = []
+        scheduler = Scheduler(project, store)
+        scheduler.events.subscribe(lambda event: said.append(str(getattr(event, "message", ""))))
+        try:
+            scheduler.run_now("daily_orders", as_of=datetime(2026, 11, 25))
+            assert scheduler.wait_idle(timeout=PROCESS_S)
+        finally:
+            scheduler.shutdown(grace_s=0)
+        assert len(hit) == 2
+        [run] = store.runs()
+        assert (run.status, run.error) == ("succeeded", None)
+        assert not [m for m in said if "internal error" in m], said
+
+
+def _new_run(project):  # type: ignore[no-untyped-def]
+    from lookback_gui.core.store.runs import NewRun
+
+    config = project.metric("daily_orders")
+    now = datetime(2026, 11, 25)
+    return NewRun(metric=config.name, trigger="manual", timezone=config.timezone,
+                  grain=config.grain.value, as_of=now, window_start=now, window_end=now,
+                  partial_start=None, started_at=now, sql=config.sql, params={})
+
+
 def test_sessions_dropped_with_no_retries_left_fail_the_run_in_one_line(
         tmp_path, catalog_name, monkeypatch, caplog):
     """The command line and the scheduler both say it in one line naming the team store; no

@@ -37,6 +37,7 @@ from lookback_gui.core.project import MetricConfig, ProjectDocument
 from lookback_gui.core.store import Store
 from lookback_gui.core.timing.windows import format_lookback
 from lookback_gui.ui.bridge import Bridge
+from lookback_gui.ui.slots import weakly
 
 COLOURS = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828"]
 # curves of several measures often lie on top of each other: each gets its own symbol and dash
@@ -234,8 +235,7 @@ class AdvisorWidget(QWidget):
         # fit): a stretched last section is cut to what is left of the view
         self.policy_view.horizontalHeader().setStretchLastSection(False)
         self.policy_view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.policy_view.selectionModel().currentRowChanged.connect(
-            lambda current, _previous: self._plot_errors())
+        self.policy_view.selectionModel().currentRowChanged.connect(weakly(self._plot_errors))
         self.errors_plot = self._make_plot("Largest error by age", "age of the bucket (buckets)",
                                            "largest error shown (% of settled value)")
         policies = QSplitter(Qt.Orientation.Vertical)

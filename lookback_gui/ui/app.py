@@ -220,7 +220,7 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
 
     window.show()
     if project:
-        QTimer.singleShot(0, lambda: window.open_project(project))
+        QTimer.singleShot(0, window, lambda: window.open_project(project))
     else:
         window.statusBar().showMessage("Open a project (Ctrl+O) or create one (Ctrl+N); "
                                        "lookback-gui --demo opens a demo.")

@@ -62,6 +62,7 @@ from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as 
 from lookback_gui.ui.chart_thresholds import threshold_items
 from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
+from lookback_gui.ui.slots import weakly
 from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
 from lookback_gui.ui.time_range import TimeRangePicker
 
@@ -230,12 +231,15 @@ class ChartWidget(QWidget):
         self.first_line.toggled.connect(self._first_line_toggled)
         self._fit_later = QTimer(self, singleShot=True, interval=15)  # a burst of zoom steps
         self._fit_later.timeout.connect(self._fit_to_view)
-        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._fit_later.start())
+        self.plot.getViewBox().sigRangeChanged.connect(self._range_changed)
         self._first_values: np.ndarray | None = None
-        self.export_png.triggered.connect(lambda: self._export_png())
-        self.export_light_png.triggered.connect(lambda: self._export_png(light=True))
+        self.export_png.triggered.connect(weakly(self._export_png))
+        self.export_light_png.triggered.connect(weakly(self._export_png, True))
         self.export_csv.triggered.connect(self._export_csv)
         self._show_empty_range()  # the last days, not a second around 1970, until a metric shows
+
+    def _range_changed(self) -> None:
+        self._fit_later.start()
 
     # -- context --------------------------------------------------------------------------
 
@@ -421,7 +425,7 @@ class ChartWidget(QWidget):
         self._bridge.submit(f"tip-run-{i}",
                             lambda: store.bucket_run(data.metric, data.measure, data.dims,
                                                      bucket) or 0,
-                            found, lambda message: None)
+                            found, lambda message: None, owner=self)
         return 0
 
     def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
@@ -833,7 +837,8 @@ class ChartWidget(QWidget):
             self._bridge.submit(
                 "export", lambda: write_series_csv(store, data, path),
                 lambda rows: self.status.setText(f"exported {rows} buckets to {path}"),
-                lambda message: self.status.setText(f"cannot export to {path}: {message}"))
+                lambda message: self.status.setText(f"cannot export to {path}: {message}"),
+                owner=self)
 
 
 def _with_bounds(y_range: tuple[float, float], data: ChartData) -> tuple[float, float]:

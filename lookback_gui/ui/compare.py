@@ -57,6 +57,7 @@ from lookback_gui.ui.compare_series import (
     stacked_levels,
 )
 from lookback_gui.ui.models import fmt_number, fmt_series
+from lookback_gui.ui.slots import weakly
 from lookback_gui.ui.theme import chart_colours, is_dark
 
 
@@ -134,12 +135,15 @@ class CompareWidget(QWidget):
         self.measure_box.currentIndexChanged.connect(self._measure_changed)
         self.series_list.itemChanged.connect(self._ticked)
         self.top_button.clicked.connect(self.show_top)
-        self.stacked_box.toggled.connect(lambda _on: self._draw_layers())
+        self.stacked_box.toggled.connect(weakly(self._draw_layers))
         self._place_later = QTimer(self, singleShot=True, interval=15)  # a burst of zoom steps
         self._place_later.timeout.connect(self.fit_to_view)
-        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._place_later.start())
+        self.plot.getViewBox().sigRangeChanged.connect(self._range_changed)
         self.apply_palette()
         self._clear("no metric selected")
+
+    def _range_changed(self) -> None:
+        self._place_later.start()
 
     # -- context --------------------------------------------------------------------------
 

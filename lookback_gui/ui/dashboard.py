@@ -43,6 +43,7 @@ from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart_axes import BucketAxis, ValueAxis
 from lookback_gui.ui.chart_model import ChartData, curve_for_view, load_chart
 from lookback_gui.ui.models import fmt_number, fmt_series
+from lookback_gui.ui.slots import weakly
 from lookback_gui.ui.theme import chart_colours, nowcast_colours
 
 TILE_HEIGHT = 220
@@ -292,8 +293,8 @@ class DashboardWidget(QWidget):
         self.columns_box.blockSignals(False)
         for index, chart in enumerate(self.charts()):
             tile = SmallChart(chart)
-            tile.clicked.connect(lambda t=tile: self._open(t))
-            tile.remove_requested.connect(lambda i=index: self._remove(i))
+            tile.clicked.connect(weakly(self._open, tile))
+            tile.remove_requested.connect(weakly(self._remove, index))
             self.grid.addWidget(tile, index // columns, index % columns)
             self.tiles.append(tile)
         self.status.setText("" if self._project is None else
@@ -339,7 +340,8 @@ class DashboardWidget(QWidget):
                     tile.show_error(message)
 
         self._bridge.submit(f"dashboard-{metric}",
-                            lambda: load_metric_charts(store, config, charts), done, failed)
+                            lambda: load_metric_charts(store, config, charts), done, failed,
+                            owner=self)
 
     def metric_changed(self, name: str, _run_id: object = None) -> None:
         """A run of ``name`` committed new values."""

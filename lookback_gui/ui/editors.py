@@ -674,7 +674,7 @@ class MetricEditor(_Editor):
                     return
 
         self.bridge.submit(f"suggest-{id(self)}", lambda: describe_schema(source), suggest,
-                           lambda message: None)
+                           lambda message: None, owner=self)
 
     def _rules_text(self, name: str) -> str:
         try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -54,6 +55,7 @@ from lookback_gui.ui.models import AlertsModel, HealthModel, RecordTableModel, R
 from lookback_gui.ui.project_tree import ProjectTree
 from lookback_gui.ui.runs_views import RunsLog, RunsPane, run_detail_html
 from lookback_gui.ui.session import Session, SessionHost
+from lookback_gui.ui.slots import weakly
 from lookback_gui.ui.status_bar import SchedulerStatusBar
 from lookback_gui.ui.table_filter import QueryFilter, query_box
 from lookback_gui.ui.tables import table_view
@@ -179,7 +181,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_tray()
         self.alert_bar = AlertBar()
-        self.alert_bar.show_alerts.connect(lambda: self.tabs.setCurrentWidget(self.alerts_view))
+        self.alert_bar.show_alerts.connect(weakly(self.show_tab, "alerts_view"))
         self.notifier = AlertNotifier(self.tray, self.alert_bar)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -195,12 +197,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
 
-        self.metric_runs.selected.connect(lambda _: self._set_enabled())
-        self.runs_log.selected.connect(lambda _: self._set_enabled())
+        # bound methods and weakly(): a lambda connected here would keep the window alive
+        # (see ui/slots.py), and with it its session, when Python drops it unclosed
+        self.metric_runs.selected.connect(self._set_enabled)
+        self.runs_log.selected.connect(self._set_enabled)
         self.bridge.core_event.connect(self._on_event)
         self.sessions.opened.connect(self._session_opened)
         self.sessions.failed.connect(self._open_failed)
-        self.advisor.applied.connect(lambda _: self.reload_project())
+        self.advisor.applied.connect(self.reload_project)
         self.chart.export_folder = self._project_folder
         self.chart.range_picker.settings = settings
         self._fallback = QTimer(self, interval=FALLBACK_REFRESH_MS)
@@ -307,13 +311,13 @@ class MainWindow(QMainWindow):
                        self.backfill_action):
             metric.addAction(action)
         view = self.menuBar().addMenu("&View")
-        view.addAction(self._action("&Dashboard", lambda: self.tabs.setCurrentWidget(
-            self.dashboard), "Ctrl+D", "the charts of several metrics at once"))
-        view.addAction(self._action("&Compare series", lambda: self.tabs.setCurrentWidget(
-            self.compare), "Ctrl+Shift+C", "several series of the metric in one chart"))
+        view.addAction(self._action("&Dashboard", weakly(self.show_tab, "dashboard"), "Ctrl+D",
+                                    "the charts of several metrics at once"))
+        view.addAction(self._action("&Compare series", weakly(self.show_tab, "compare"),
+                                    "Ctrl+Shift+C", "several series of the metric in one chart"))
         theme = view.addMenu("&Theme")
         for name in ("system", "light", "dark"):
-            action = self._action(name.title(), lambda _=False, n=name: self.set_theme(n))
+            action = self._action(name.title(), weakly(self.set_theme, name))
             action.setCheckable(True)
             action.setData(name)
             theme.addAction(action)
@@ -326,6 +330,10 @@ class MainWindow(QMainWindow):
                                          "recorded with their details"))
         help_menu.addAction(self._action("&About Lookback GUI", self.about))
         self._update_recent_menu()
+
+    def show_tab(self, name: str) -> None:
+        """Bring the tab of the view named ``name`` (an attribute of the window) to the front."""
+        self.tabs.setCurrentWidget(getattr(self, name))
 
     def _build_status_bar(self) -> None:
         self.status = SchedulerStatusBar(self.pause_action)
@@ -344,7 +352,7 @@ class MainWindow(QMainWindow):
             menu.addAction(self.quit_action)
             self.tray.setContextMenu(menu)
             self.tray.setToolTip("Lookback GUI")
-            self.tray.activated.connect(lambda *_: self._show_from_tray())
+            self.tray.activated.connect(self._show_from_tray)
             self.tray.show()
         else:  # without a tray, closing the window cannot leave it running anywhere
             self.tray_action.setVisible(False)
@@ -402,7 +410,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         recent = [p for p in self._recent() if Path(p).exists()]
         for path in recent:
-            self.recent_menu.addAction(self._action(path, lambda _=False, p=path: self.open_project(p)))
+            self.recent_menu.addAction(self._action(path, weakly(self.open_project, path)))
         self.recent_menu.setEnabled(bool(recent))
 
     def _recent(self) -> list[str]:
@@ -515,7 +523,7 @@ class MainWindow(QMainWindow):
             self._update_status()
 
         self.bridge.submit("take-over-schedule", session.take_over_schedule, done,
-                           lambda message: None)
+                           lambda message: None, owner=self)
 
     def _open_failed(self, message: str) -> None:
         self.statusBar().clearMessage()
@@ -574,7 +582,8 @@ class MainWindow(QMainWindow):
         self._detach()
         self.statusBar().showMessage("preparing a fresh demo project (six weeks of pulls)…")
         self.bridge.submit("demo", lambda: str(fresh_demo()), self.open_project,
-                           lambda message: self.show_error("Cannot create the demo", message))
+                           lambda message: self.show_error("Cannot create the demo", message),
+                           owner=self)
 
     def save_project(self) -> None:
         if self.project is None:
@@ -650,7 +659,7 @@ class MainWindow(QMainWindow):
         if self.runs_model.rowCount() == 0:  # just opened: the runs log's first page first
             self.bridge.submit("first-runs", lambda: store.runs(limit=RUN_PAGE),
                                lambda runs: self._show_first_runs(session, runs),
-                               self._snapshot_failed)
+                               self._snapshot_failed, owner=self)
 
         def load() -> Snapshot:
             runs = store.runs(limit=RUN_PAGE)
@@ -658,7 +667,7 @@ class MainWindow(QMainWindow):
                             {name: store.last_successful_run(name) for name in names})
 
         self.bridge.submit("snapshot", load, lambda snap: self._apply_snapshot(session, snap),
-                           self._snapshot_failed)
+                           self._snapshot_failed, owner=self)
 
     def _show_first_runs(self, session: Session, runs: list[RunRecord]) -> None:
         """The first page of the runs log, read on its own while the rest of the snapshot
@@ -674,7 +683,7 @@ class MainWindow(QMainWindow):
             return
         self.bridge.submit("older-runs", lambda: store.runs(limit=RUN_PAGE, before=before),
                            lambda runs: self.runs_model.append_older(runs, len(runs) == RUN_PAGE),
-                           self._snapshot_failed)
+                           self._snapshot_failed, owner=self)
 
     def _snapshot_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"cannot read the store: {message}", 8000)
@@ -889,7 +898,7 @@ class MainWindow(QMainWindow):
             "pull of the present has run either way.)",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setObjectName("gap-fill-question")
-        box.finished.connect(lambda result: self._gap_fill_answered(event.metric, result))
+        box.finished.connect(weakly(self._gap_fill_answered, event.metric, signal_args=True))
         self.gap_fill_question = box
         box.open()
 
@@ -905,7 +914,7 @@ class MainWindow(QMainWindow):
             "them under the new one now?",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
         box.setObjectName("redefinition-question")
-        box.finished.connect(lambda result: self._redefinition_answered(event, result))
+        box.finished.connect(weakly(self._redefinition_answered, event, signal_args=True))
         self.redefinition_question = box
         box.open()
 
@@ -956,6 +965,14 @@ class MainWindow(QMainWindow):
         if self.tray:
             self.tray.hide()
         event.accept()
+
+    def __del__(self) -> None:
+        """Dropped by Python while Qt still has it (never closed and deleted): delete it now,
+        while every Python part of it is intact. Left to the collector, the window's cycles
+        would be cleared part by part first, and Qt calls those parts (pyqtgraph's items) as it
+        tears the window down. Its session closes as it goes (see SessionHost)."""
+        if shiboken6.isValid(self) and QApplication.instance() is not None:
+            shiboken6.delete(self)
 
     def quit(self) -> None:
         self.quitting = True

@@ -22,6 +22,7 @@ from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
 from lookback_gui.ui.models import RevisionsModel, RevisionView, fmt_duration_h
 from lookback_gui.ui.session import Session
+from lookback_gui.ui.slots import weakly
 
 REVISIONS_SHOWN = 2000
 
@@ -61,7 +62,7 @@ class MetricViews(QObject):
         self._settling_measured: set[tuple[str, int | None]] = set()
         self._newest_run: dict[str, int] = {}
         self._revisions_of: str | None = None
-        tabs.currentChanged.connect(lambda _: self._load_visible_tab())
+        tabs.currentChanged.connect(weakly(self._load_visible_tab))
         chart.loaded.connect(self._measure_settling)
         advisor.loaded.connect(self._advice_loaded)
 
@@ -133,7 +134,7 @@ class MetricViews(QObject):
         self._revisions_of = metric.name
         self.bridge.submit("revisions", load,
                            lambda views: self._show_revisions(views, keep=same_metric),
-                           self._on_error)
+                           self._on_error, owner=self)
 
     def _show_revisions(self, views: list[RevisionView], keep: bool) -> None:
         """New revisions of the metric shown; a reload of the same metric keeps the selected
@@ -182,18 +183,17 @@ class MetricViews(QObject):
         if key in self._settling_measured:
             return
         self._settling_measured.add(key)
+        # after the window has settled down from what it just showed
+        QTimer.singleShot(1500, self, weakly(self._submit_settling, session, metric))
+
+    def _submit_settling(self, session: Session, metric: MetricConfig) -> None:
         from lookback_gui.core.insight.nowcast import chart_settle_age
 
-        store = session.store
-        name = metric.name
-
-        def measure() -> None:  # after the window has settled down from what it just showed
-            if self.session is session:
-                self.bridge.submit(f"settling-{name}",
-                                   lambda: (name, chart_settle_age(store, metric)),
-                                   self._settle_age_loaded, lambda message: None)
-
-        QTimer.singleShot(1500, self, measure)
+        if self.session is not session:
+            return
+        store, name = session.store, metric.name
+        self.bridge.submit(f"settling-{name}", lambda: (name, chart_settle_age(store, metric)),
+                           self._settle_age_loaded, lambda message: None)
 
     def _advice_loaded(self, advice: object) -> None:
         from lookback_gui.core.insight.advisor import Advice

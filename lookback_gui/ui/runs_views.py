@@ -73,12 +73,12 @@ class RunDetail(QTextBrowser):
             return
         self.run_id = run.id
         self._bridge.submit(f"detail-{id(self)}", lambda: (store.run(run.id), store.run_log(run.id)),
-                            lambda found: self.setHtml(run_detail_html(*found)))
+                            lambda found: self.setHtml(run_detail_html(*found)), owner=self)
 
     def forget(self) -> None:
         """Show nothing (and drop a load still on its way)."""
         self.run_id = None
-        self._bridge.submit(f"detail-{id(self)}", lambda: None, lambda _: self.clear())
+        self._bridge.submit(f"detail-{id(self)}", lambda: None, lambda _: self.clear(), owner=self)
 
 
 class RunsPane(QWidget):
@@ -112,7 +112,7 @@ class RunsPane(QWidget):
         self.layout_ = QVBoxLayout(self)
         self.layout_.setContentsMargins(0, 0, 0, 0)
         self.layout_.addWidget(self.split, 1)
-        self.view.selectionModel().currentRowChanged.connect(lambda current, _: self._show(current))
+        self.view.selectionModel().currentRowChanged.connect(self._show)
 
     def set_store(self, store: Store | None) -> None:
         """A new session: the old run shown is no longer there."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from lookback_gui.core.applog import log_unexpected
 from lookback_gui.core.errors import LookbackError, StoreBusyError
@@ -25,6 +26,7 @@ from lookback_gui.core.sources import SourceConnections
 from lookback_gui.core.store import Store, open_store
 from lookback_gui.core.store.events import Event, Notice, Observer
 from lookback_gui.core.store.lock import WAIT_S
+from lookback_gui.ui.bridge import alive, gui_invoker
 
 
 class Session:
@@ -126,18 +128,91 @@ class Session:
         self.store.close()
 
 
+class _SessionThread:
+    """The session thread and the one session open on it: plain Python, so that the session
+    thread, the pull threads and the host's ``destroyed`` handler never touch a QObject that
+    may be deleted meanwhile. Outcomes go to the host through the application's invoker
+    (:func:`~lookback_gui.ui.bridge.gui_invoker`) and are dropped once it is gone."""
+
+    def __init__(self, host: SessionHost, connections: SourceConnections | None):
+        self.host = weakref.ref(host)
+        self.call = gui_invoker().call
+        self.connections = connections
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
+        self.lock = threading.Lock()
+        self.wanted = 0  # the newest request, as the session thread sees it (under lock)
+        self.live: Session | None = None  # the open session; only the session thread sets it
+        self.shut = False
+
+    def to_host(self, name: str, *args: object) -> None:
+        """Call the host's method ``name`` on the GUI thread, unless the host is gone then."""
+        host = self.host
+
+        def call() -> None:
+            receiver = host()
+            if receiver is not None and alive(receiver):
+                getattr(receiver, name)(*args)
+
+        self.call.emit(call)
+
+    def want(self, request: int) -> None:
+        with self.lock:
+            self.wanted = request
+
+    def close_live(self) -> None:
+        """Close the open session (on the session thread)."""
+        with self.lock:
+            live, self.live = self.live, None
+        if live is not None:
+            live.close()
+
+    def open(self, request: int, path: str | os.PathLike[str], start_scheduler: bool,
+             paused: bool, wait_s: float) -> Session | None:
+        """Close the open session, then open the one at ``path`` (on the session thread)."""
+
+        def observe(event: Event) -> None:  # on pull threads, and on the GUI thread (Run now)
+            self.to_host("_relay", request, event)
+
+        self.close_live()
+        session = Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
+                               wait_s=wait_s, connections=self.connections)
+        with self.lock:
+            current = request == self.wanted
+            if current:
+                self.live = session
+        if not current:  # overtaken while it opened: nobody will show it
+            session.close()
+            return None
+        return session
+
+    def shutdown(self) -> None:
+        """Close the open session and the one still opening; return once they are closed and
+        the session thread has ended. Called again, it does nothing."""
+        with self.lock:
+            if self.shut:
+                return
+            self.shut = True
+            self.wanted = -1  # a session still opening is overtaken: it closes itself
+        try:
+            self.pool.submit(self.close_live)
+        except RuntimeError:  # the interpreter is exiting: its pool threads have ended
+            self.close_live()
+        self.pool.shutdown(wait=True)
+
+
 class SessionHost(QObject):
     """Owns every session the window opens: opens and closes them on a thread of its own, in
     the order asked, and closes each one it opened.
 
-    The session thread keeps the one session that is open (:attr:`_live`); each request closes
-    it before doing anything else, so a session is closed by the request after the one that
-    opened it, whatever the GUI thread did meanwhile. Only the newest request counts: a
-    session whose opening was overtaken by another request (another project chosen, the window
-    closed) is closed on the session thread at once and never shown, and events of a session
-    that is no longer current are dropped. Events of the current session go to ``observer`` on
-    the GUI thread. :meth:`shutdown` returns once every session is closed and its threads
-    joined.
+    The session thread keeps the one session that is open; each request closes it before
+    doing anything else, so a session is closed by the request after the one that opened it,
+    whatever the GUI thread did meanwhile. Only the newest request counts: a session whose
+    opening was overtaken by another request (another project chosen, the window closed) is
+    closed on the session thread at once and never shown, and events of a session that is no
+    longer current are dropped. Events of the current session go to ``observer`` on the GUI
+    thread. :meth:`shutdown` returns once every session is closed and its threads joined; a
+    host deleted without it (its window deleted without being closed) does the same as it
+    goes.
 
     Signals:
         opened(object): the Session asked for last is open.
@@ -148,105 +223,75 @@ class SessionHost(QObject):
     opened = Signal(object)
     failed = Signal(str)
     closed = Signal()
-    _done = Signal(int, bool, object)
-    _event = Signal(int, object)
-    _then = Signal(int)
 
     def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None,
                  connections: SourceConnections | None = None):
         super().__init__(parent)
         self._observer = observer
-        self._connections = connections
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
+        self._thread = _SessionThread(self, connections)
         self._request = 0
-        self._wanted = 0  # the newest request, as the session thread sees it (under _lock)
-        self._lock = threading.Lock()
-        self._live: Session | None = None  # the open session; only the session thread sets it
         self.session: Session | None = None
         self.busy = 0
-        self._shut = False
-        self._done.connect(self._deliver)
-        # queued also when a scheduler speaks on the GUI thread (Run now): the window then
-        # hears it from the event loop, not from inside the scheduler
-        self._event.connect(self._relay, Qt.ConnectionType.QueuedConnection)
-        self._then.connect(self._call)
         self._thens: dict[int, Callable[[], object]] = {}
         self._tokens = 0
+        thread = self._thread
+        self.destroyed.connect(lambda *_: thread.shutdown())
 
     def open(self, path: str | os.PathLike[str], *, start_scheduler: bool = True,
              paused: bool = False, wait_s: float = WAIT_S) -> Future[Any]:
         """Close the current session (if any) and open the project at ``path``."""
         self.session = None
         request = self._next_request()
-
-        def observe(event: Event) -> None:
-            self._event.emit(request, event)
-
-        def work() -> Session | None:
-            self._close_live()
-            session = Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
-                                   wait_s=wait_s, connections=self._connections)
-            with self._lock:
-                current = request == self._wanted
-                if current:
-                    self._live = session
-            if not current:  # overtaken while it opened: nobody will show it
-                session.close()
-                return None
-            return session
-
-        return self._run(request, work)
+        thread = self._thread
+        return self._run(request, lambda: thread.open(request, path, start_scheduler, paused,
+                                                      wait_s))
 
     def close(self) -> Future[Any]:
         """Close the current session."""
         self.session = None
-        return self._run(self._next_request(), self._close_live)
+        return self._run(self._next_request(), self._thread.close_live)
 
     def run(self, fn: Callable[[], Any], then: Callable[[], object] | None = None) -> None:
         """Run ``fn`` on the session thread, after what is already queued there; then call
         ``then`` on the GUI thread (unless the host has gone)."""
-        if self._shut:
+        thread = self._thread
+        if thread.shut:
             return
         token = 0
         if then is not None:  # kept here: the session thread holds nothing of the GUI's
             self._tokens += 1
             token = self._tokens
             self._thens[token] = then
+        request = self._request
 
         def work() -> None:
             try:
                 fn()
             except LookbackError as exc:
-                self._event.emit(self._wanted, Notice("error", str(exc)))
+                thread.to_host("_relay", request, Notice("error", str(exc)))
             except Exception as exc:
                 log_unexpected("a task on the session thread", exc)
             if token:
-                self._then.emit(token)
+                thread.to_host("_call", token)
 
-        self._pool.submit(work)
+        thread.pool.submit(work)
 
     def shutdown(self) -> None:
         """Close every session (the current one, and one still opening) and wait until it is
         closed and its threads are joined."""
-        self.close()
-        self._shut = True
-        self._pool.shutdown(wait=True)
+        self.session = None
+        self._next_request()
+        self._thens.clear()
+        self._thread.shutdown()
 
     def _next_request(self) -> int:
         self._request += 1
-        with self._lock:
-            self._wanted = self._request
+        self._thread.want(self._request)
         return self._request
 
-    def _close_live(self) -> None:
-        """Close the open session (on the session thread)."""
-        with self._lock:
-            live, self._live = self._live, None
-        if live is not None:
-            live.close()
-
     def _run(self, request: int, work: Callable[[], Any]) -> Future[Any]:
-        if self._shut:  # the app is going: nothing is open any more, nothing will open
+        thread = self._thread
+        if thread.shut:  # the app is going: nothing is open any more, nothing will open
             done: Future[Any] = Future()
             done.set_result(None)
             return done
@@ -256,17 +301,17 @@ class SessionHost(QObject):
             try:
                 result = work()
             except LookbackError as exc:
-                self._done.emit(request, False, str(exc))
+                thread.to_host("_deliver", request, False, str(exc))
                 return None
             except Exception as exc:  # a bug: its traceback goes to the log, the user is told
-                self._done.emit(request, False, log_unexpected("opening or closing a project", exc))
+                thread.to_host("_deliver", request, False,
+                               log_unexpected("opening or closing a project", exc))
                 return None
-            self._done.emit(request, True, result)
+            thread.to_host("_deliver", request, True, result)
             return result
 
-        return self._pool.submit(run)
+        return thread.pool.submit(run)
 
-    @Slot(int, bool, object)
     def _deliver(self, request: int, ok: bool, payload: object) -> None:
         self.busy -= 1
         if request != self._request:
@@ -279,12 +324,10 @@ class SessionHost(QObject):
         else:
             self.closed.emit()
 
-    @Slot(int, object)
     def _relay(self, request: int, event: object) -> None:
         if request == self._request:
             self._observer(event)  # type: ignore[arg-type]
 
-    @Slot(int)
     def _call(self, token: int) -> None:
         then = self._thens.pop(token, None)
         if then is not None:

@@ -157,8 +157,14 @@ class PullContext:
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(self.metric.retries, self.metric.retry_base.total_seconds(),
-                           self.metric.retry_max.total_seconds())
+        return retry_policy(self.metric)
+
+
+def retry_policy(config: MetricConfig) -> RetryPolicy:
+    """When a pull of ``config`` tries again: its ``retries``, ``retry_base`` and
+    ``retry_max``."""
+    return RetryPolicy(config.retries, config.retry_base.total_seconds(),
+                       config.retry_max.total_seconds())
 
 
 def run_pull(
@@ -201,7 +207,7 @@ def run_pull(
     replays = uses_as_of(config.sql) or source.snapshot_as_of
     definition = definition_version(config)
     started = time.monotonic()
-    run_id = store.begin_run(NewRun(
+    run_id = _begin_with_retries(store, NewRun(
         metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
         as_of=window.as_of, window_start=window.start, window_end=window.end,
         partial_start=window.partial_start, started_at=now(), sql=config.sql,
@@ -209,7 +215,7 @@ def run_pull(
         log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
              f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
         known_at=window.as_of if replays else None, definition=definition,
-    ))
+    ), config, sleep or control.sleep, control)
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
     result: RunRecord
@@ -252,6 +258,26 @@ def run_pull(
         observer(pull.redefinition)
     _evaluate_alerts(project, config, store, now(), result, observer)
     return result
+
+
+def _begin_with_retries(store: Store, start: NewRun, config: MetricConfig,
+                        wait: Callable[[float], None], control: PullControl) -> int:
+    """Record the run's start and return its id. A store that failed in a way that trying
+    again may fix (the team store's catalog went away while the run was being recorded; nothing
+    of it was kept) is tried again under the metric's retry policy, as a failed query is;
+    when the policy gives up, the failure is raised (no run could be recorded)."""
+    policy = retry_policy(config)
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            return store.begin_run(start)
+        except TransientStoreError as exc:
+            delay = policy.delay(exc, attempts)
+            if delay is None:
+                raise
+        control.check()
+        wait(delay)
 
 
 def _stage_with_retries(pull: PullContext, held: contextlib.ExitStack,
