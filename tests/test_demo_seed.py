@@ -87,7 +87,7 @@ CHILD = """
 import sys
 from pathlib import Path
 
-from lookback_gui.ui.app import ensure_demo
+from lookback_gui.core.demo import ensure_demo
 
 def progress(done, total):
     if done == total - 5:  # the runs are being committed
@@ -105,7 +105,7 @@ def test_a_demo_whose_seeding_was_killed_is_built_anew_at_the_next_start(tmp_pat
     import subprocess
     import sys
 
-    from lookback_gui.ui.app import ensure_demo
+    from lookback_gui.core.demo import ensure_demo
 
     folder = tmp_path / "demo"
     with subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdin=subprocess.PIPE,

@@ -174,7 +174,8 @@ def test_the_dark_theme_sets_a_dark_palette_on_qt_and_the_charts(qtbot, settings
 
 def test_a_fresh_demo_is_a_new_project_each_time(tmp_path, monkeypatch):
     from lookback_gui.core import demo
-    from lookback_gui.ui.app import build_parser, fresh_demo
+    from lookback_gui.core.demo import fresh_demo
+    from lookback_gui.ui.app import build_parser
 
     monkeypatch.setattr(demo, "seed_history", lambda project, progress=None: None)
     first, second = fresh_demo(tmp_path), fresh_demo(tmp_path)
@@ -214,11 +215,10 @@ def test_a_window_whose_schedule_runs_in_another_process_says_so_and_offers_no_p
 
 
 def test_a_demo_stopped_while_it_is_built_is_never_reopened_half_built(tmp_path):
-    from lookback_gui.core.demo import write_demo
+    from lookback_gui.core.demo import build_demo, write_demo
     from lookback_gui.core.project import load_project
     from lookback_gui.core.pull import run_pull
     from lookback_gui.core.store import open_store
-    from lookback_gui.ui.app import build_demo
 
     def one_pull_then_stopped(project_path):
         project = load_project(project_path)
@@ -265,7 +265,7 @@ def test_the_demo_data_begins_with_a_whole_day(tmp_path):
 def test_the_demo_being_built_shows_its_progress_until_it_is_done(qtbot, settings, tmp_path):
     import threading
 
-    from lookback_gui.ui.app import ensure_demo
+    from lookback_gui.core.demo import ensure_demo
     from lookback_gui.ui.demo_progress import DemoProgress
 
     window = new_window(qtbot, settings)

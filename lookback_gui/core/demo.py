@@ -8,12 +8,15 @@ written to 30 days after it, so a demo keeps receiving late data for a month.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
+import platformdirs
 
 from lookback_gui.core.errors import LookbackError, UsageError
 
@@ -196,3 +199,53 @@ def history_plan(project: Project, now: datetime | None = None,
              for hours_ago in range(72, 0, -6)]
     plan += [pull(daily, moment), pull(hourly, moment)]
     return plan
+
+
+APP_NAME = "lookback-gui"
+
+
+def data_dir() -> Path:
+    """The user's data folder of the app (the demo projects live there)."""
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+Progress = Callable[[int, int], None]
+
+
+def ensure_demo(folder: Path | None = None, progress: Progress | None = None) -> Path:
+    """The demo project in the user data folder, created with a history of pulls on first use
+    (``progress(done, total)`` follows its seeding)."""
+    folder = folder or data_dir() / "demo"
+    project = folder / "lookback.toml"
+    if not project.exists():
+        build_demo(folder, write_demo, lambda path: seed_history(path, progress=progress))
+    return project
+
+
+def build_demo(folder: Path, write: Any, seed: Any) -> None:
+    """Write and seed a demo project beside ``folder`` and move it into place when complete,
+    so a demo whose building was stopped (the app closed or killed meanwhile) is never
+    reopened half-built: the next start builds it again."""
+    for stale in folder.parent.glob(f".{folder.name}.building-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    building = folder.with_name(f".{folder.name}.building-{os.getpid()}")
+    try:
+        write(building)
+        seed(building / "lookback.toml")
+        building.rename(folder)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+
+
+def fresh_demo(root: Path | None = None, progress: Progress | None = None) -> Path:
+    """A new demo project in a folder of its own (the older demos stay as they are)."""
+    from datetime import datetime
+
+    base = root or data_dir() / "demos"
+    folder = base / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
+    number = 1
+    while folder.exists():
+        number += 1
+        folder = base / datetime.now().strftime(f"demo-%Y%m%d-%H%M%S-{number}")
+    build_demo(folder, write_demo, lambda path: seed_history(path, progress=progress))
+    return folder / "lookback.toml"

@@ -14,66 +14,14 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import platformdirs
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from lookback_gui.core.sources import SourceConnections
 
 APP_NAME = "lookback-gui"
-
-
-def data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-Progress = Callable[[int, int], None]
-
-
-def ensure_demo(folder: Path | None = None, progress: Progress | None = None) -> Path:
-    """The demo project in the user data folder, created with a history of pulls on first use
-    (``progress(done, total)`` follows its seeding)."""
-    from lookback_gui.core.demo import seed_history, write_demo
-
-    folder = folder or data_dir() / "demo"
-    project = folder / "lookback.toml"
-    if not project.exists():
-        build_demo(folder, write_demo, lambda path: seed_history(path, progress=progress))
-    return project
-
-
-def build_demo(folder: Path, write: Any, seed: Any) -> None:
-    """Write and seed a demo project beside ``folder`` and move it into place when complete,
-    so a demo whose building was stopped (the app closed or killed meanwhile) is never
-    reopened half-built: the next start builds it again."""
-    for stale in folder.parent.glob(f".{folder.name}.building-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    building = folder.with_name(f".{folder.name}.building-{os.getpid()}")
-    try:
-        write(building)
-        seed(building / "lookback.toml")
-        building.rename(folder)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-
-
-def fresh_demo(root: Path | None = None, progress: Progress | None = None) -> Path:
-    """A new demo project in a folder of its own (the older demos stay as they are)."""
-    from datetime import datetime
-
-    from lookback_gui.core.demo import seed_history, write_demo
-
-    base = root or data_dir() / "demos"
-    folder = base / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
-    number = 1
-    while folder.exists():
-        number += 1
-        folder = base / datetime.now().strftime(f"demo-%Y%m%d-%H%M%S-{number}")
-    build_demo(folder, write_demo, lambda path: seed_history(path, progress=progress))
-    return folder / "lookback.toml"
 
 
 def launch_command() -> str:
@@ -98,7 +46,7 @@ def _desktop_quote(argument: str) -> str:
 
 def install_desktop(home: Path | None = None) -> list[Path]:
     """Install the icon and the .desktop launcher into the user's XDG folders."""
-    from lookback_gui.ui.main_window import resource
+    from lookback_gui.resources import resource
 
     share = Path(os.environ.get("XDG_DATA_HOME") or (home or Path.home()) / ".local" / "share")
     icon = share / "icons" / "hicolor" / "scalable" / "apps" / "lookback-gui.svg"
@@ -171,6 +119,7 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
     from PySide6.QtWidgets import QApplication
 
     import lookback_gui.ui  # noqa: F401  (PySide6 before pyqtgraph)
+    from lookback_gui.core.demo import ensure_demo, fresh_demo
     from lookback_gui.ui.demo_progress import DemoProgress
     from lookback_gui.ui.main_window import MainWindow, app_icon
 

@@ -41,6 +41,7 @@ from lookback_gui.core.store import AlertState, RunRecord, Store
 from lookback_gui.core.store import events as ev
 from lookback_gui.core.store.lock import WAIT_S
 from lookback_gui.core.timing.windows import Window
+from lookback_gui.resources import resource
 from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
@@ -82,13 +83,6 @@ class Snapshot:
     alerts: list[AlertState]
     latest: dict[str, RunRecord] = field(default_factory=dict)
     successes: dict[str, RunRecord | None] = field(default_factory=dict)
-
-
-def resource(name: str) -> Path:
-    """A file shipped in the package's resources (the icon, the .desktop file)."""
-    from importlib.resources import files
-
-    return Path(str(files("lookback_gui.resources") / name))
 
 
 def app_icon() -> QIcon:
@@ -577,7 +571,7 @@ class MainWindow(QMainWindow):
             self.open_project(path)
 
     def open_fresh_demo(self) -> None:
-        from lookback_gui.ui.app import fresh_demo
+        from lookback_gui.core.demo import fresh_demo
 
         self._detach()
         self.statusBar().showMessage("preparing a fresh demo project (six weeks of pulls)…")
