@@ -165,7 +165,6 @@ class _Editor(QDialog):
         self.errors: dict[str, QLabel] = {}
         self.rows: dict[str, QWidget] = {}
         self.general_error = _error_label()
-        self.saved_project: Project | None = None
         self.confirm_discard: Callable[[str], bool] = lambda what: ask_to_discard(self, what)
         self._opened_with: object = None
         self._live = False  # once a mistake was shown, edits are checked as they are made
@@ -241,7 +240,7 @@ class _Editor(QDialog):
         try:
             document = ProjectDocument(self.project.path)
             apply(document)
-            self.saved_project = document.save()
+            document.save()
         except ProjectError as exc:
             self.show_project_error(exc)
             return False
@@ -933,6 +932,5 @@ class MetricEditor(_Editor):
         except (OSError, LookbackError, ValueError) as exc:
             self.show_error(None, f"cannot rename {old}: {exc}")
             return
-        self.saved_project = done.project
         self.renamed = done
         self.accept()

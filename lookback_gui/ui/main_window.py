@@ -117,7 +117,6 @@ class MainWindow(QMainWindow):
         self._latest: dict[str, RunRecord] = {}
         self._paused = False  # the open project's scheduler is paused (kept per project)
         self.store_wait_s = WAIT_S  # how long opening waits for a store another process uses
-        self._restore_view: tuple[str | None, int] | None = None
         self.setWindowTitle("Lookback GUI")
         self.setWindowIcon(app_icon())
         self.resize(1280, 820)
@@ -269,6 +268,9 @@ class MainWindow(QMainWindow):
             "Write a new demo project with six weeks of pulls and open it")
         self.save_action = self._action("&Save", self.save_project, QKeySequence.StandardKey.Save,
                                         "Write the project file (editors save on OK)")
+        self.close_project_action = self._action(
+            "&Close project", self.close_project, keys.Close,
+            "Close the open project: its pulls are cancelled, its scheduler stopped")
         self.quit_action = self._action("&Quit", self.quit, QKeySequence.StandardKey.Quit)
         self.run_now_action = self._action("&Run now", self.run_now, "Ctrl+R",
                                            "Pull the selected metric now")
@@ -293,6 +295,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = files.addMenu("Open &recent")
         files.addAction(self.fresh_demo_action)
         files.addAction(self.save_action)
+        files.addAction(self.close_project_action)
         files.addSeparator()
         files.addAction(self.quit_action)
         edit = self.menuBar().addMenu("&Edit")

@@ -231,7 +231,6 @@ class SessionHost(QObject):
         self._thread = _SessionThread(self, connections)
         self._request = 0
         self.session: Session | None = None
-        self.busy = 0
         self._thens: dict[int, Callable[[], object]] = {}
         self._tokens = 0
         thread = self._thread
@@ -295,7 +294,6 @@ class SessionHost(QObject):
             done: Future[Any] = Future()
             done.set_result(None)
             return done
-        self.busy += 1
 
         def run() -> Any:
             try:
@@ -313,7 +311,6 @@ class SessionHost(QObject):
         return thread.pool.submit(run)
 
     def _deliver(self, request: int, ok: bool, payload: object) -> None:
-        self.busy -= 1
         if request != self._request:
             return  # overtaken: the session thread closes what this request opened
         if not ok:
