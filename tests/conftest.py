@@ -57,10 +57,13 @@ def write_project(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def project(write_project, tmp_path: Path) -> Path:
     """A project over a shop with two orders, on 2026-10-25 (DE) and 2026-10-29 (FR)."""
-    make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-25T10:00"), "DE", 10.0),
-        (2, ts("2026-10-29T11:00"), "FR", 5.0),
-    ])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, ts("2026-10-25T10:00"), "DE", 10.0),
+            (2, ts("2026-10-29T11:00"), "FR", 5.0),
+        ],
+    )
     return write_project()
 
 

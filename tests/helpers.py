@@ -52,9 +52,15 @@ GROUP BY ALL
 """
 
 
-def project_text(source: str = 'type = "duckdb"\npath = "shop.duckdb"', sql: str = DAILY_SQL,
-                 extra: str = "", metric: str = "daily_orders", grain: str = "day",
-                 lookback: str = '"7d"', source_name: str = "shop") -> str:
+def project_text(
+    source: str = 'type = "duckdb"\npath = "shop.duckdb"',
+    sql: str = DAILY_SQL,
+    extra: str = "",
+    metric: str = "daily_orders",
+    grain: str = "day",
+    lookback: str = '"7d"',
+    source_name: str = "shop",
+) -> str:
     return (
         f'[store]\npath = "lookback.duckdb"\n\n[sources.{source_name}]\n{source}\n\n'
         f'[metrics.{metric}]\nsource = "{source_name}"\ngrain = "{grain}"\n'
@@ -68,9 +74,13 @@ def ts(text: str) -> datetime:
 
 def lookback_process(*args: str, **kwargs: object) -> subprocess.Popen:
     """``lookback ARGS`` as a process of its own, its output captured as text."""
-    return subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "lookback_gui.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 @contextmanager
@@ -90,14 +100,22 @@ def store_held_by_another_process(path: Path, busy: bool = False) -> Iterator[su
     """Another process that has the store at ``path`` open until the block ends: idle (it
     makes way for others between its uses), or ``busy`` in one long write."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import contextlib, sys
             from lookback_gui.core.store import Store
             s = Store({str(path)!r})
             with s.writing() if {busy!r} else contextlib.nullcontext():
                 print("ready", flush=True)
                 sys.stdin.read()
-        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "ready"
@@ -116,15 +134,14 @@ def server_table(kind: str, rows: list[tuple]) -> Iterator[str]:
     con = duckdb.connect()
     load_extension(con, kind)
     if kind == "postgres":
-        con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS srv "
-                    "(TYPE postgres)")
+        con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS srv (TYPE postgres)")
         table = f"srv.public.{name}"
     else:
-        con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS srv "
-                    "(TYPE mysql)")
+        con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS srv (TYPE mysql)")
         table = f"srv.{name}"
-    con.execute(f"CREATE TABLE {table} (order_id BIGINT, ordered_at TIMESTAMP, "
-                "country VARCHAR, amount DOUBLE)")
+    con.execute(
+        f"CREATE TABLE {table} (order_id BIGINT, ordered_at TIMESTAMP, country VARCHAR, amount DOUBLE)"
+    )
     for row in rows:
         con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?)", list(row))
     try:
@@ -144,8 +161,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 @contextmanager
-def server_role(kind: str, tables: tuple[str, ...] = (), grants: tuple[str, ...] = ()
-                ) -> Iterator[str]:
+def server_role(kind: str, tables: tuple[str, ...] = (), grants: tuple[str, ...] = ()) -> Iterator[str]:
     """A fresh login role on the real PostgreSQL or MariaDB server that can only read: SELECT
     on ``tables`` of the test database (PostgreSQL) or on the test database (MariaDB), plus the
     statements ``grants`` (``{role}`` stands for its name, ``'{role}'@'%'`` on MariaDB). Dropped
@@ -156,14 +172,12 @@ def server_role(kind: str, tables: tuple[str, ...] = (), grants: tuple[str, ...]
     con = duckdb.connect()
     load_extension(con, kind)
     if kind == "postgres":
-        con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS srv "
-                    "(TYPE postgres)")
+        con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=test user=postgres' AS srv (TYPE postgres)")
         statements = [f"CREATE ROLE {name} LOGIN"]
         statements += [f"GRANT SELECT ON public.{t} TO {name}" for t in tables]
         drops = [f"DROP OWNED BY {name}", f"DROP ROLE {name}"]
     else:
-        con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS srv "
-                    "(TYPE mysql)")
+        con.execute("ATTACH 'host=127.0.0.1 port=3306 database=test user=root' AS srv (TYPE mysql)")
         statements = [f"CREATE USER '{name}'@'%'", f"GRANT SELECT ON `test`.* TO '{name}'@'%'"]
         drops = [f"DROP USER '{name}'@'%'"]
     function = "postgres_execute" if kind == "postgres" else "mysql_execute"

@@ -71,9 +71,13 @@ class S3Server:
         timeout_s = PROCESS_S if timeout_s is None else timeout_s
         with open(self.log, "wb") as out:  # the process keeps its own copy of the handle
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "tests.s3server", "--serve"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=out, cwd=Path(__file__).resolve().parents[1],
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                [sys.executable, "-m", "tests.s3server", "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=out,
+                cwd=Path(__file__).resolve().parents[1],
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         assert self._process.stdout is not None
         with selectors.DefaultSelector() as selector:
             selector.register(self._process.stdout, selectors.EVENT_READ)
@@ -120,8 +124,13 @@ class S3Server:
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY_ID,
-                            aws_secret_access_key=SECRET, region_name=REGION)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+            region_name=REGION,
+        )
 
     def bucket(self, prefix: str = "lb") -> str:
         """A new empty bucket with a unique name."""
@@ -131,20 +140,31 @@ class S3Server:
 
     def storage_options(self) -> dict[str, str]:
         """What deltalake / object_store need to reach this server."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": KEY_ID,
-                "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION, "AWS_ALLOW_HTTP": "true",
-                "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": REGION,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+        }
 
     def pyiceberg_properties(self) -> dict[str, str]:
-        return {"s3.endpoint": self.endpoint, "s3.access-key-id": KEY_ID,
-                "s3.secret-access-key": SECRET, "s3.region": REGION}
+        return {
+            "s3.endpoint": self.endpoint,
+            "s3.access-key-id": KEY_ID,
+            "s3.secret-access-key": SECRET,
+            "s3.region": REGION,
+        }
 
     def source_keys(self) -> str:
         """The project-file keys of a source (or team store) in this server, the secret read
         from the environment variable LOOKBACK_TEST_S3_SECRET."""
-        return (f'access_key_id = "{KEY_ID}"\nsecret_env = "LOOKBACK_TEST_S3_SECRET"\n'
-                f'endpoint = "127.0.0.1:{self.port}"\nregion = "{REGION}"\n'
-                'url_style = "path"\nuse_ssl = false\n')
+        return (
+            f'access_key_id = "{KEY_ID}"\nsecret_env = "LOOKBACK_TEST_S3_SECRET"\n'
+            f'endpoint = "127.0.0.1:{self.port}"\nregion = "{REGION}"\n'
+            'url_style = "path"\nuse_ssl = false\n'
+        )
 
     def mark(self) -> int:
         """A place in the request log; :meth:`requests_since` reads what came after it."""
@@ -154,8 +174,7 @@ class S3Server:
         with open(self.log, "rb") as handle:
             handle.seek(mark)
             text = handle.read().decode("utf-8", "replace")
-        return [Request(m.group(1), m.group(2), int(m.group(3)))
-                for m in _REQUEST.finditer(text)]
+        return [Request(m.group(1), m.group(2), int(m.group(3))) for m in _REQUEST.finditer(text)]
 
 
 class CountingProxy:
@@ -184,8 +203,11 @@ class CountingProxy:
             threading.Thread(target=self._relay, args=(client,), daemon=True).start()
 
     def _relay(self, client: socket.socket) -> None:
-        with client, socket.create_connection(self._upstream) as server, \
-                selectors.DefaultSelector() as selector:
+        with (
+            client,
+            socket.create_connection(self._upstream) as server,
+            selectors.DefaultSelector() as selector,
+        ):
             selector.register(client, selectors.EVENT_READ, server)
             selector.register(server, selectors.EVENT_READ, client)
             while True:

@@ -24,20 +24,43 @@ SELECT *, revenue AS takings FROM daily
 """
 
 
-@pytest.mark.parametrize(("measure", "additive"), [
-    ("orders", True), ("revenue", True), ("revenue_hundreds", True), ("takings", True),
-    ("buyers", False), ("basket", False), ("biggest", False), ("middle", False),
-    ("typical", False), ("p90", False), ("per_kilo", False), ("refunds", False),
-    ("not_in_the_sql", True),
-])
+@pytest.mark.parametrize(
+    ("measure", "additive"),
+    [
+        ("orders", True),
+        ("revenue", True),
+        ("revenue_hundreds", True),
+        ("takings", True),
+        ("buyers", False),
+        ("basket", False),
+        ("biggest", False),
+        ("middle", False),
+        ("typical", False),
+        ("p90", False),
+        ("per_kilo", False),
+        ("refunds", False),
+        ("not_in_the_sql", True),
+    ],
+)
 def test_the_sql_expression_of_a_measure_decides(measure: str, additive: bool) -> None:
     result = measure_additivity(measure, SQL)
     assert result.additive is additive
     assert (result.reason == "") is additive
 
 
-@pytest.mark.parametrize("name", ["avg_price", "conversionRate", "Share_of_orders", "pct_late",
-                                  "MEAN", "distinct_users", "p50_median", "refund_ratio"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "avg_price",
+        "conversionRate",
+        "Share_of_orders",
+        "pct_late",
+        "MEAN",
+        "distinct_users",
+        "p50_median",
+        "refund_ratio",
+    ],
+)
 def test_a_name_that_says_it_is_not_additive(name: str) -> None:
     result = measure_additivity(name, DAILY_SQL)
     assert not result.additive

@@ -34,28 +34,39 @@ GROUP BY ALL
 """
 
 
-def generate(path: Path, per_day: int, shares: tuple[float, float, float],
-             late_days: tuple[float, float], seed: int,
-             tail_from: float | None = None) -> np.ndarray:
+def generate(
+    path: Path,
+    per_day: int,
+    shares: tuple[float, float, float],
+    late_days: tuple[float, float],
+    seed: int,
+    tail_from: float | None = None,
+) -> np.ndarray:
     """Events: ``shares`` on time (within an hour), within late_days[0], within late_days[1]
     (from ``tail_from`` days on, when given, else from late_days[0])."""
     rng = np.random.default_rng(seed)
     count = per_day * DAYS
     offsets = (rng.random(count) * DAYS * 86400).astype("timedelta64[s]")
     kind = rng.choice(3, size=count, p=shares)
-    hours = np.where(kind == 0, rng.random(count),
-                     np.where(kind == 1, 1 + rng.random(count) * (late_days[0] * 24 - 1),
-                              (tail_from or late_days[0]) * 24 + rng.random(count)
-                              * (late_days[1] - (tail_from or late_days[0])) * 24))
+    hours = np.where(
+        kind == 0,
+        rng.random(count),
+        np.where(
+            kind == 1,
+            1 + rng.random(count) * (late_days[0] * 24 - 1),
+            (tail_from or late_days[0]) * 24
+            + rng.random(count) * (late_days[1] - (tail_from or late_days[0])) * 24,
+        ),
+    )
     ts = np.datetime64(START, "s") + offsets
     arrived = ts + (hours * 3600).astype("timedelta64[s]")
     con = duckdb.connect(str(path))
-    con.register("gen", {"ts": ts.astype("datetime64[us]"),
-                         "arrived_at": arrived.astype("datetime64[us]")})
+    con.register("gen", {"ts": ts.astype("datetime64[us]"), "arrived_at": arrived.astype("datetime64[us]")})
     con.execute("CREATE TABLE events AS SELECT * FROM gen ORDER BY ts")
     con.close()
-    return np.stack([ts.astype("datetime64[s]").astype(np.int64),
-                     arrived.astype("datetime64[s]").astype(np.int64)])
+    return np.stack(
+        [ts.astype("datetime64[s]").astype(np.int64), arrived.astype("datetime64[s]").astype(np.int64)]
+    )
 
 
 def pull_times(audit_every: int = AUDIT_EVERY) -> list[tuple[datetime, str]]:
@@ -84,28 +95,38 @@ def true_lookback(events: np.ndarray, share: float) -> int:
     late = arrived > first_pull
     next_pull = np.ceil((arrived - PULL_HOUR * 3600) / day) * day + PULL_HOUR * 3600
     age = (next_pull // day * day - bucket) // day
-    needed = (age + 1)[late & (next_pull < (START - datetime(1970, 1, 1)).total_seconds()
-                               + DAYS * day)]
+    needed = (age + 1)[late & (next_pull < (START - datetime(1970, 1, 1)).total_seconds() + DAYS * day)]
     needed = np.sort(needed)
     return int(needed[int(np.ceil(share * len(needed))) - 1])
 
 
-def build(tmp_path: Path, shares, late_days, seed, *, per_day: int = 300,
-          lookback: int = LOOKBACK, audit_every: int = AUDIT_EVERY,
-          audit_factor: int = AUDIT_FACTOR, tail_from: float | None = None
-          ) -> tuple[object, np.ndarray]:
+def build(
+    tmp_path: Path,
+    shares,
+    late_days,
+    seed,
+    *,
+    per_day: int = 300,
+    lookback: int = LOOKBACK,
+    audit_every: int = AUDIT_EVERY,
+    audit_factor: int = AUDIT_FACTOR,
+    tail_from: float | None = None,
+) -> tuple[object, np.ndarray]:
     events = generate(tmp_path / "shop.duckdb", per_day, shares, late_days, seed, tail_from)
     path = tmp_path / "lookback.toml"
-    path.write_text(project_text(sql=SQL, lookback=f'"{lookback}d"',
-                                 extra=f'audit_every = "{audit_every}d"\n'
-                                       f"audit_factor = {audit_factor}"))
+    path.write_text(
+        project_text(
+            sql=SQL,
+            lookback=f'"{lookback}d"',
+            extra=f'audit_every = "{audit_every}d"\naudit_factor = {audit_factor}',
+        )
+    )
     project = load_project(path)
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
         for moment, trigger in pull_times(audit_every):
             if trigger == "audit":
-                run = run_pull(project, config, store, trigger="audit",
-                               window=audit_window(config, moment))
+                run = run_pull(project, config, store, trigger="audit", window=audit_window(config, moment))
             else:
                 run = run_pull(project, config, store, trigger="schedule", as_of=moment)
             assert run.status == "succeeded", run.error
@@ -114,8 +135,7 @@ def build(tmp_path: Path, shares, late_days, seed, *, per_day: int = 300,
 
 @pytest.mark.parametrize(
     ("shares", "late_days", "seed"),
-    [((0.70, 0.25, 0.05), (2, 10), 7),
-     ((0.50, 0.40, 0.10), (3, 6), 11)],
+    [((0.70, 0.25, 0.05), (2, 10), 7), ((0.50, 0.40, 0.10), (3, 6), 11)],
 )
 def test_recommendation_lands_within_one_bucket_of_the_truth(tmp_path, shares, late_days, seed):
     project, events = build(tmp_path, shares, late_days, seed)
@@ -137,11 +157,11 @@ def test_recommendation_lands_within_one_bucket_of_the_truth(tmp_path, shares, l
 
 @pytest.mark.parametrize(
     ("shares", "late_days", "seed"),
-    [((0.70, 0.25, 0.05), (2, 10), 7),
-     ((0.50, 0.40, 0.10), (3, 6), 11)],
+    [((0.70, 0.25, 0.05), (2, 10), 7), ((0.50, 0.40, 0.10), (3, 6), 11)],
 )
 def test_the_development_follows_when_data_arrived_not_when_an_audit_saw_it(
-        tmp_path, shares, late_days, seed):
+    tmp_path, shares, late_days, seed
+):
     """A 3-day lookback sees late data again only at the weekly audits; the share of the final
     value present at each age is what the generator says (arrived by the pull at that age)."""
     project, events = build(tmp_path, shares, late_days, seed)
@@ -164,8 +184,7 @@ def test_missed_revisions_are_the_late_events_beyond_the_window(tmp_path):
     bucket = ts // day * day
     last_regular = bucket + (LOOKBACK - 1) * day + PULL_HOUR * 3600  # last daily pull holding it
     start = int((START - datetime(1970, 1, 1)).total_seconds())
-    audits = [int((m - datetime(1970, 1, 1)).total_seconds())
-              for m, t in pull_times() if t == "audit"]
+    audits = [int((m - datetime(1970, 1, 1)).total_seconds()) for m, t in pull_times() if t == "audit"]
     found_by_audit = 0
     for b, a, regular_end in zip(bucket, arrived, last_regular, strict=True):
         if a <= regular_end:
@@ -224,8 +243,17 @@ def test_advise_command_prints_the_curve_and_json(tmp_path):
 
 def test_the_advice_names_the_tail_that_the_lookback_leaves(tmp_path):
     # 0.1 % of the orders arrive about 9 days late; a 7-day lookback with weekly audits
-    project, _events = build(tmp_path, (0.80, 0.199, 0.001), (3, 9.5), 7, per_day=1000,
-                             lookback=7, audit_every=7, audit_factor=2, tail_from=8.5)
+    project, _events = build(
+        tmp_path,
+        (0.80, 0.199, 0.001),
+        (3, 9.5),
+        7,
+        per_day=1000,
+        lookback=7,
+        audit_every=7,
+        audit_factor=2,
+        tail_from=8.5,
+    )
     with Store(project.store_path) as store:
         advice = advise(store, project.metrics["daily_orders"])
     rec = advice.recommendation
@@ -237,8 +265,10 @@ def test_the_advice_names_the_tail_that_the_lookback_leaves(tmp_path):
     assert 8 <= tail["up_to_age_buckets"] <= 10  # the late orders' age when they arrive
     assert rec["audit_every"] == "7d"
     assert rec["audit_factor"] * rec["lookback_buckets"] >= 10 + 6  # held until the next audit
-    assert (f'arrives after {rec["lookback_buckets"]} day(s)' in advice.message
-            and f'audit_every = "7d", audit_factor = {rec["audit_factor"]}' in advice.message)
+    assert (
+        f"arrives after {rec['lookback_buckets']} day(s)" in advice.message
+        and f'audit_every = "7d", audit_factor = {rec["audit_factor"]}' in advice.message
+    )
     # the recommended policy, tried on the history, catches all of it; the lookback alone not
     by_name = {c["policy"]: c for c in advice.candidates}
     assert by_name[rec["policy"]]["magnitude_share"] == pytest.approx(1.0)
@@ -263,8 +293,7 @@ def test_candidates_are_tried_on_the_history(tmp_path):
     first_pull = bucket + PULL_HOUR * 3600
     next_pull = np.ceil((arrived - PULL_HOUR * 3600) / day) * day + PULL_HOUR * 3600
     needed = (next_pull // day * day - bucket) // day + 1
-    late = (arrived > first_pull) & (next_pull < (START - datetime(1970, 1, 1)).total_seconds()
-                                     + DAYS * day)
+    late = (arrived > first_pull) & (next_pull < (START - datetime(1970, 1, 1)).total_seconds() + DAYS * day)
     for c in plain[:8]:
         truth = float(np.mean(needed[late] <= c["lookback_buckets"]))
         assert c["magnitude_share"] == pytest.approx(truth, abs=0.02), c["policy"]

@@ -45,11 +45,9 @@ def test_vintages_are_the_values_as_known_on_each_date(tmp_path):
     with Store(project.store_path) as store:
         for day in range(14):
             for hour in (6, 18):  # two pulls a day: a cell is the later one
-                run_pull(project, "daily_orders", store,
-                         as_of=START + timedelta(days=day, hours=hour))
+                run_pull(project, "daily_orders", store, as_of=START + timedelta(days=day, hours=hour))
     out = io.StringIO()
-    assert main(["vintages", "daily_orders", "--project", str(project.path), "--csv"],
-                out=out) == 0
+    assert main(["vintages", "daily_orders", "--project", str(project.path), "--csv"], out=out) == 0
     rows = list(csv.reader(io.StringIO(out.getvalue())))
     header = rows[0]
     assert header[0] == "bucket"
@@ -71,12 +69,24 @@ def test_vintages_sum_the_series_asked_for_and_refuse_a_missing_measure(tmp_path
     with Store(project.store_path) as store:
         run_pull(project, "daily_orders", store, as_of=START + timedelta(days=5, hours=12))
     err = io.StringIO()
-    assert main(["vintages", "daily_orders", "--project", str(project.path), "--measure",
-                 "orders", "--csv"], out=io.StringIO(), err=err) == 2
+    assert (
+        main(
+            ["vintages", "daily_orders", "--project", str(project.path), "--measure", "orders", "--csv"],
+            out=io.StringIO(),
+            err=err,
+        )
+        == 2
+    )
     assert err.getvalue().startswith("error: metric daily_orders has no measure 'orders'")
     err = io.StringIO()
-    assert main(["vintages", "daily_orders", "--project", str(project.path), "--series",
-                 "country", "--csv"], out=io.StringIO(), err=err) == 2
+    assert (
+        main(
+            ["vintages", "daily_orders", "--project", str(project.path), "--series", "country", "--csv"],
+            out=io.StringIO(),
+            err=err,
+        )
+        == 2
+    )
     assert "KEY=VALUE" in err.getvalue()
 
 
@@ -85,35 +95,48 @@ def test_alert_rules_tried_on_history_fire_as_often_as_they_did(tmp_path):
     changes: list[AlertChanged] = []
     with Store(project.store_path) as store:
         for day in range(20):
-            run_pull(project, "daily_orders", store, as_of=START + timedelta(days=day, hours=12),
-                     observer=lambda e: changes.append(e) if isinstance(e, AlertChanged)
-                     else None)
+            run_pull(
+                project,
+                "daily_orders",
+                store,
+                as_of=START + timedelta(days=day, hours=12),
+                observer=lambda e: changes.append(e) if isinstance(e, AlertChanged) else None,
+            )
     fired = {"threshold#1": 0, "old days restated": 0}
     for change in changes:
         if change.state == "firing":
             fired[change.rule] += 1
     assert fired["old days restated"] > 0
-    for reference, label in (("threshold#1", "threshold#1"),
-                             ("old days restated", "old days restated")):
+    for reference, label in (("threshold#1", "threshold#1"), ("old days restated", "old days restated")):
         out = io.StringIO()
-        assert main(["alerts", "--try", "daily_orders", reference, "--project",
-                     str(project.path), "--json"], out=out) == 0
+        assert (
+            main(
+                ["alerts", "--try", "daily_orders", reference, "--project", str(project.path), "--json"],
+                out=out,
+            )
+            == 0
+        )
         trial = json.loads(out.getvalue())
         assert trial["rule"] == label
         assert trial["runs_evaluated"] == 20
         assert trial["firings"] == fired[label], (label, trial)
         assert trial["runs_firing"] >= trial["firings"]
     err = io.StringIO()
-    assert main(["alerts", "--try", "daily_orders", "freshness#9", "--project",
-                 str(project.path)], out=io.StringIO(), err=err) == 2
+    assert (
+        main(
+            ["alerts", "--try", "daily_orders", "freshness#9", "--project", str(project.path)],
+            out=io.StringIO(),
+            err=err,
+        )
+        == 2
+    )
     assert "no alert rule 'freshness#9'" in err.getvalue()
 
 
 def test_nowcast_lists_the_provisional_buckets_with_their_expected_value(tmp_path):
     project, events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
     out = io.StringIO()
-    assert main(["nowcast", "daily_orders", "--project", str(project.path), "--json"],
-                out=out) == 0
+    assert main(["nowcast", "daily_orders", "--project", str(project.path), "--json"], out=out) == 0
     data = json.loads(out.getvalue())
     settle = data["settle_age_buckets"]
     assert settle >= 8
@@ -156,11 +179,9 @@ def test_the_bucket_in_progress_seen_at_another_time_of_day_is_left_out(tmp_path
     project, _events = build(tmp_path, (0.70, 0.25, 0.05), (2, 10), 7)
     # every earlier day was last seen at noon; now one at 23:00
     with Store(project.store_path) as store:
-        run_pull(project, "daily_orders", store,
-                 as_of=START + timedelta(days=DAYS - 1, hours=23))
+        run_pull(project, "daily_orders", store, as_of=START + timedelta(days=DAYS - 1, hours=23))
     out = io.StringIO()
-    assert main(["nowcast", "daily_orders", "--project", str(project.path), "--json"],
-                out=out) == 0
+    assert main(["nowcast", "daily_orders", "--project", str(project.path), "--json"], out=out) == 0
     data = json.loads(out.getvalue())
     ages = {r["age_buckets"] for r in data["buckets"]}
     assert 0 not in ages and 1 in ages

@@ -31,8 +31,7 @@ def same(a: Any, b: Any, path: str = "") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} items != {len(b)}"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in same(x, y, f"{path}[{i}]")]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in same(x, y, f"{path}[{i}]")]
     if isinstance(a, float) and isinstance(b, float | int) and not isinstance(b, bool):
         if math.isclose(a, b, rel_tol=1e-6, abs_tol=2e-6) or (math.isnan(a) and math.isnan(b)):
             return []
@@ -49,29 +48,33 @@ def _same_text(a: str, b: str) -> bool:
     numbers = re.compile(r"-?\d+(?:\.\d+)?")
     if numbers.sub("#", a) != numbers.sub("#", b):
         return False
-    return all(math.isclose(float(x), float(y), rel_tol=1e-3, abs_tol=1e-3)
-               for x, y in zip(numbers.findall(a), numbers.findall(b), strict=True))
+    return all(
+        math.isclose(float(x), float(y), rel_tol=1e-3, abs_tol=1e-3)
+        for x, y in zip(numbers.findall(a), numbers.findall(b), strict=True)
+    )
 
 
 def _in_order(advice: dict[str, Any]) -> dict[str, Any]:
     """The reference lists missed revisions of one run and bucket in no particular order."""
-    missed = sorted(advice["missed_revisions"],
-                    key=lambda m: (m["run"], m["bucket"], str(m["dims"]), m["measure"]))
+    missed = sorted(
+        advice["missed_revisions"], key=lambda m: (m["run"], m["bucket"], str(m["dims"]), m["measure"])
+    )
     return {**advice, "missed_revisions": missed}
 
 
 # what now comes from the development model (its oracle is chainladder, see
 # test_development_oracle), not from the summed revisions the reference reads one by one
-FROM_DEVELOPMENT = ("settling_curve", "nowcast_backtest", "message", "settle_age_buckets",
-                    "settle_share")
+FROM_DEVELOPMENT = ("settling_curve", "nowcast_backtest", "message", "settle_age_buckets", "settle_share")
 
 
 def _summed(advice: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in _in_order(advice).items() if k not in FROM_DEVELOPMENT}
     if out.get("recommendation"):
-        out["recommendation"] = {k: v for k, v in out["recommendation"].items()
-                                 if k not in ("development_share", "verified",
-                                              "raised_from_buckets")}
+        out["recommendation"] = {
+            k: v
+            for k, v in out["recommendation"].items()
+            if k not in ("development_share", "verified", "raised_from_buckets")
+        }
     return out
 
 
@@ -85,10 +88,16 @@ def compare(store: Store, config: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("shares", "late_days", "seed", "options"),
-    [((0.70, 0.25, 0.05), (2, 10), 7, {}),
-     ((0.50, 0.40, 0.10), (3, 6), 11, {"lookback": 2}),
-     ((0.80, 0.199, 0.001), (3, 9.5), 7,
-      {"per_day": 1000, "lookback": 7, "audit_every": 7, "audit_factor": 2, "tail_from": 8.5})],
+    [
+        ((0.70, 0.25, 0.05), (2, 10), 7, {}),
+        ((0.50, 0.40, 0.10), (3, 6), 11, {"lookback": 2}),
+        (
+            (0.80, 0.199, 0.001),
+            (3, 9.5),
+            7,
+            {"per_day": 1000, "lookback": 7, "audit_every": 7, "audit_factor": 2, "tail_from": 8.5},
+        ),
+    ],
 )
 def test_the_advice_is_the_reference_advice(tmp_path, shares, late_days, seed, options):
     project, _events = build(tmp_path, shares, late_days, seed, **options)
@@ -113,12 +122,14 @@ def test_values_first_seen_old_stay_out_of_the_curve_as_in_the_reference(tmp_pat
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
         first = START + timedelta(days=20, hours=PULL_HOUR)
-        run = run_pull(project, config, store, trigger="backfill",
-                       window=compute_window(first, config.grain, 21))
+        run = run_pull(
+            project, config, store, trigger="backfill", window=compute_window(first, config.grain, 21)
+        )
         assert run.status == "succeeded", run.error
         for day in range(21, DAYS):
-            run = run_pull(project, config, store, trigger="schedule",
-                           as_of=START + timedelta(days=day, hours=PULL_HOUR))
+            run = run_pull(
+                project, config, store, trigger="schedule", as_of=START + timedelta(days=day, hours=PULL_HOUR)
+            )
             assert run.status == "succeeded", run.error
         advice = compare(store, config)
         first_ages = load_value_sums(store, config)["first_age"]
@@ -138,8 +149,9 @@ def _year_module() -> Any:
 
 def test_the_advice_on_hours_of_many_series_with_removals_is_the_reference_advice(tmp_path):
     bench = _year_module()
-    path = bench.build_year_store(tmp_path / "year", bench.YearShape(metrics=2, hours=24 * 6,
-                                                                     big_series=12, series=3))
+    path = bench.build_year_store(
+        tmp_path / "year", bench.YearShape(metrics=2, hours=24 * 6, big_series=12, series=3)
+    )
     project = load_project(path)
     with Store(project.store_path) as store:
         for name in ("m00", "m01"):
@@ -148,9 +160,12 @@ def test_the_advice_on_hours_of_many_series_with_removals_is_the_reference_advic
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="hourly_revenue: with the development's settle age (42 "
-                   "hours) the product finds settled values for the policies' errors and the "
-                   "reference, on its own development of the same store, finds none: open")
+@pytest.mark.xfail(
+    strict=True,
+    reason="hourly_revenue: with the development's settle age (42 "
+    "hours) the product finds settled values for the policies' errors and the "
+    "reference, on its own development of the same store, finds none: open",
+)
 def test_the_demo_advice_is_the_reference_advice(tmp_path):
     now = datetime(2026, 11, 30, 20, 0)
     path = write_demo(tmp_path / "demo", now=now)
@@ -171,9 +186,13 @@ def test_on_a_long_history_the_values_followed_one_by_one_are_the_latest(tmp_pat
         monkeypatch.setattr(settling, "MAX_WATCHED_VALUES", 40)
         ours = advisor.advise(store, config).to_json()
     per_value = ("max_error_by_age",)
-    for key in ("revisions_by_age", "lag_percentiles", "settled_after_buckets",
-                "missed_revisions"):
+    for key in ("revisions_by_age", "lag_percentiles", "settled_after_buckets", "missed_revisions"):
         assert same(ours[key], theirs[key]) == [], key
     for mine, reference_one in zip(ours["candidates"], theirs["candidates"], strict=True):
-        assert same({k: v for k, v in mine.items() if k not in per_value},
-                    {k: v for k, v in reference_one.items() if k not in per_value}) == []
+        assert (
+            same(
+                {k: v for k, v in mine.items() if k not in per_value},
+                {k: v for k, v in reference_one.items() if k not in per_value},
+            )
+            == []
+        )

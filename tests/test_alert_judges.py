@@ -47,14 +47,14 @@ PROJECT = textwrap.dedent('''
     """
 ''')
 
-RULE = '''
+RULE = """
 [[metrics.orders.alerts]]
 kind = "threshold"
 name = "{name}"
 measure = "orders"
 below = {below}
 {judge}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +100,11 @@ def test_judge_is_checked_by_the_project_file(tmp_path):
     text = PROJECT + RULE.format(name="x", below=1, judge='judge = "eventually"')
     with pytest.raises(ProjectError, match=r"judge.*unknown judge 'eventually'"):
         parse_project(text, tmp_path / "lookback.toml")
-    rule = parse_project(PROJECT + RULE.format(name="x", below=1, judge=""),
-                         tmp_path / "lookback.toml").metrics["orders"].alerts[0]
+    rule = (
+        parse_project(PROJECT + RULE.format(name="x", below=1, judge=""), tmp_path / "lookback.toml")
+        .metrics["orders"]
+        .alerts[0]
+    )
     assert rule.judge == "expected"
 
 
@@ -113,11 +116,13 @@ def test_a_provisional_bucket_fires_only_when_its_whole_interval_is_beyond(histo
     [row] = [r for r in cast.rows if r.bucket == yesterday]
     assert row.value < 75 and row.low <= 100 <= row.high  # short now, settles near 100
     # the newest complete bucket is short of 80 as it stands, not as it will settle
-    path = with_rules(history,
-                      RULE.format(name="latest", below=80, judge='judge = "latest"'),
-                      RULE.format(name="expected", below=80, judge=""),
-                      RULE.format(name="settled", below=80, judge='judge = "settled"'),
-                      RULE.format(name="far", below=int(row.high) + 10, judge=""))
+    path = with_rules(
+        history,
+        RULE.format(name="latest", below=80, judge='judge = "latest"'),
+        RULE.format(name="expected", below=80, judge=""),
+        RULE.format(name="settled", below=80, judge='judge = "settled"'),
+        RULE.format(name="far", below=int(row.high) + 10, judge=""),
+    )
     messages = {}
     project = load_project(path)
     with Store(project.store_path) as store:
@@ -129,13 +134,13 @@ def test_a_provisional_bucket_fires_only_when_its_whole_interval_is_beyond(histo
     assert messages["far"] == (
         f"orders at {yesterday.isoformat(sep=' ')}: all orders expected to settle at "
         f"{fmt_number(row.expected)} [{fmt_number(row.low)}, {fmt_number(row.high)}] < "
-        f"{int(row.high) + 10}")
+        f"{int(row.high) + 10}"
+    )
 
 
 def test_alerts_try_says_how_often_each_judge_fired_and_how_often_falsely(history):
     with_rules(history, RULE.format(name="few", below=80, judge=""))
-    code, out, err = run_cli("alerts", "--project", str(history), "--try", "orders", "few",
-                             "--json")
+    code, out, err = run_cli("alerts", "--project", str(history), "--try", "orders", "few", "--json")
     assert code == 0, err
     trial = json.loads(out)
     judges = trial["judges"]

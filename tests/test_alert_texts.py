@@ -24,9 +24,11 @@ def test_numbers_read_the_same_everywhere():
 
 def test_alert_messages_use_the_number_format(write_project, tmp_path):
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 1e9)])
-    alerts = ('[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "revenue"\n'
-              'above = 1000000\n\n[[metrics.daily_orders.alerts]]\nkind = "restatement"\n'
-              'measure = "revenue"\nolder_than = 2\nchange_pct = 5\n')
+    alerts = (
+        '[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "revenue"\n'
+        'above = 1000000\n\n[[metrics.daily_orders.alerts]]\nkind = "restatement"\n'
+        'measure = "revenue"\nolder_than = 2\nchange_pct = 5\n'
+    )
     project = load_project(write_project(project_text(lookback='"7d"') + alerts))
     with Store(project.store_path) as store:
         run_pull(project, "daily_orders", store, as_of=NOW, clock=lambda: NOW)
@@ -35,6 +37,7 @@ def test_alert_messages_use_the_number_format(write_project, tmp_path):
         con.close()
         run_pull(project, "daily_orders", store, as_of=NOW, clock=lambda: NOW)
         messages = {s.kind: s.message for s in store.alert_states()}
-    assert messages["threshold"] == ("resolved: revenue at 2026-10-25 00:00:00: country=DE: "
-                                     "1,000,000,000 > 1,000,000")
+    assert messages["threshold"] == (
+        "resolved: revenue at 2026-10-25 00:00:00: country=DE: 1,000,000,000 > 1,000,000"
+    )
     assert "country=DE revenue 1,000,000,000 → 562.50 (-100.0%)" in messages["restatement"]

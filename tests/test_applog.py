@@ -38,8 +38,9 @@ def logged(tmp_path: Path) -> Iterator[Path]:
 def child(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh Python process whose platform folders are under ``tmp_path``."""
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, text=True,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, text=True, capture_output=True, timeout=120
+    )
 
 
 def default_log(tmp_path: Path) -> Path:
@@ -47,24 +48,30 @@ def default_log(tmp_path: Path) -> Path:
 
 
 def test_the_log_lives_in_the_platform_log_folder(tmp_path):
-    done = child("""
+    done = child(
+        """
         from lookback_gui.core.applog import enable_logging
         print(enable_logging())
-        """, tmp_path)
+        """,
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == default_log(tmp_path)
     assert "log opened" in default_log(tmp_path).read_text()
 
 
 def test_a_native_crash_leaves_its_stack_in_the_log(tmp_path):
-    done = child("""
+    done = child(
+        """
         import os, signal
         from lookback_gui.core.applog import enable_logging
         enable_logging()
         def crash_here():
             os.kill(os.getpid(), signal.SIGSEGV)
         crash_here()
-        """, tmp_path)
+        """,
+        tmp_path,
+    )
     assert done.returncode == -signal.SIGSEGV
     text = default_log(tmp_path).read_text()
     assert "Fatal Python error: Segmentation fault" in text
@@ -72,7 +79,8 @@ def test_a_native_crash_leaves_its_stack_in_the_log(tmp_path):
 
 
 def test_uncaught_errors_of_every_thread_are_logged_with_their_traceback(tmp_path):
-    done = child("""
+    done = child(
+        """
         import threading
         from lookback_gui.core.applog import enable_logging
         enable_logging()
@@ -82,7 +90,9 @@ def test_uncaught_errors_of_every_thread_are_logged_with_their_traceback(tmp_pat
         thread.start()
         thread.join()
         raise KeyError("the main thread broke")
-        """, tmp_path)
+        """,
+        tmp_path,
+    )
     assert done.returncode == 1
     text = default_log(tmp_path).read_text()
     assert "uncaught ValueError in thread worker-7" in text
@@ -92,8 +102,7 @@ def test_uncaught_errors_of_every_thread_are_logged_with_their_traceback(tmp_pat
     assert "KeyError: 'the main thread broke'" in done.stderr  # and said as usual
 
 
-def test_a_scheduler_worker_that_raises_leaves_its_traceback_in_the_log(
-        tmp_path, write_project, logged):
+def test_a_scheduler_worker_that_raises_leaves_its_traceback_in_the_log(tmp_path, write_project, logged):
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
     project = load_project(write_project())
     notices: list[str] = []
@@ -106,8 +115,9 @@ def test_a_scheduler_worker_that_raises_leaves_its_traceback_in_the_log(
     with Store(project.store_path) as store:
         scheduler = Scheduler(project, store, clock=clock)
         scheduler.events.subscribe(lambda e: notices.append(getattr(e, "message", "")))
-        window = Window(start=ts("2026-10-24"), end=ts("2026-10-31"),
-                        as_of=ts("2026-10-30T12:00"), partial_start=None)
+        window = Window(
+            start=ts("2026-10-24"), end=ts("2026-10-31"), as_of=ts("2026-10-30T12:00"), partial_start=None
+        )
         assert scheduler.submit("daily_orders", [PlannedPull("catch-up", window)]) is not None
         assert scheduler.wait_idle(60)
         scheduler.shutdown(grace_s=0)
@@ -164,8 +174,7 @@ def test_help_opens_the_log_folder(qtbot, tmp_path, logged):
     assert [Path(u.toLocalFile()) for u in opener.urls] == [logged.parent]
 
 
-def test_lookback_schedule_logs_the_traceback_of_an_unexpected_error(
-        tmp_path, write_project, monkeypatch):
+def test_lookback_schedule_logs_the_traceback_of_an_unexpected_error(tmp_path, write_project, monkeypatch):
     from lookback_gui import cli
     from lookback_gui.core.schedule import scheduler as scheduler_module
 
@@ -200,4 +209,3 @@ def test_lookback_schedule_logs_the_traceback_of_an_unexpected_error(
     # the same file as the app's, in the platform's log folder (XDG_STATE_HOME: see conftest)
     assert log == Path(os.environ["XDG_STATE_HOME"]) / "lookback-gui" / "log" / "lookback-gui.log"
     assert "RuntimeError: a bug in the pull" in log.read_text()
-

@@ -32,15 +32,15 @@ def late(tmp_path: Path):
 
 
 def orders(store: Store, bucket: str) -> object:
-    return next(r.value for r in store.history("replayed")
-                if r.bucket == ts(bucket) and r.measure == "orders")
+    return next(
+        r.value for r in store.history("replayed") if r.bucket == ts(bucket) and r.measure == "orders"
+    )
 
 
 def test_a_backfill_loads_the_past_as_the_source_holds_it_now(late):
     now = ts("2026-10-20T12:00")
     with Store(late.store_path) as store:
-        runs = backfill(late, "replayed", store, ts("2026-10-03"), ts("2026-10-06"),
-                        clock=lambda: now)
+        runs = backfill(late, "replayed", store, ts("2026-10-03"), ts("2026-10-06"), clock=lambda: now)
         assert [(r.status, r.as_of, r.known_at) for r in runs] == [("succeeded", now, now)]
         assert orders(store, "2026-10-05") == 2  # not the 1 known at the chunk's end
         assert not any(r.partial for r in store.history("replayed"))
@@ -49,8 +49,9 @@ def test_a_backfill_loads_the_past_as_the_source_holds_it_now(late):
 def test_as_known_then_pulls_each_chunk_as_of_its_end(late):
     now = ts("2026-10-20T12:00")
     with Store(late.store_path) as store:
-        runs = backfill(late, "replayed", store, ts("2026-10-03"), ts("2026-10-06"),
-                        clock=lambda: now, as_known_then=True)
+        runs = backfill(
+            late, "replayed", store, ts("2026-10-03"), ts("2026-10-06"), clock=lambda: now, as_known_then=True
+        )
         assert [(r.as_of, r.known_at) for r in runs] == [(ts("2026-10-06"),) * 2]
         assert orders(store, "2026-10-05") == 1
 
@@ -61,8 +62,7 @@ def test_the_gap_fill_after_downtime_loads_the_gap_as_known_now(late):
     with Store(late.store_path) as store:
         from lookback_gui.core.pull import run_pull
 
-        assert run_pull(late, config, store, as_of=first, clock=lambda: first).status == (
-            "succeeded")
+        assert run_pull(late, config, store, as_of=first, clock=lambda: first).status == ("succeeded")
         now = ts("2026-10-20T12:00")
         plans = plan_catch_up(config, store, now)
         fills = [p.window for p in plans if p.trigger == "backfill"]
@@ -71,12 +71,12 @@ def test_the_gap_fill_after_downtime_loads_the_gap_as_known_now(late):
 
 def test_the_command_line_says_which_backfill_it_makes(late, monkeypatch):
     monkeypatch.chdir(late.directory)
-    code, out, err = run_cli("backfill", "replayed", "--from", "2026-10-03", "--to",
-                             "2026-10-06")
+    code, out, err = run_cli("backfill", "replayed", "--from", "2026-10-03", "--to", "2026-10-06")
     assert code == 0, err
     assert "1 chunk(s) of up to 3 day bucket(s), one pull each, each with what is known now" in out
-    code, out, err = run_cli("backfill", "replayed", "--from", "2026-10-03", "--to",
-                             "2026-10-06", "--as-known-then")
+    code, out, err = run_cli(
+        "backfill", "replayed", "--from", "2026-10-03", "--to", "2026-10-06", "--as-known-then"
+    )
     assert code == 0, err
     assert "each as of its own end (--as-known-then)" in out
     code, out, err = run_cli("runs", "--json")

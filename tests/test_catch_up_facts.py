@@ -21,19 +21,31 @@ def fill(store: Store, count: int, seed: int, metrics: list[str]) -> None:
         known = end - timedelta(hours=pick.choice([0, 12, 24, 36, 200]))
         settled = min(end, max(start, known.replace(hour=0)))
         status = pick.choice(["failed", "succeeded", "succeeded", "succeeded"])
-        rows.append((run_id, pick.choice(metrics), "schedule", status, start, end,
-                     known if status == "succeeded" else None,
-                     settled if status == "succeeded" else None))
+        rows.append(
+            (
+                run_id,
+                pick.choice(metrics),
+                "schedule",
+                status,
+                start,
+                end,
+                known if status == "succeeded" else None,
+                settled if status == "succeeded" else None,
+            )
+        )
     with store.reading() as cur:
-        cur.executemany("INSERT INTO runs (id, metric, trigger, status, window_start, window_end,"
-                        " known_at, settled_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        cur.executemany(
+            "INSERT INTO runs (id, metric, trigger, status, window_start, window_end,"
+            " known_at, settled_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def test_the_facts_of_every_metric_are_those_read_one_by_one(tmp_path, write_project):
-    text = "".join(project_text(metric=m, extra='every = "6h"').split("\n\n", 2)[2] + "\n"
-                   for m in ("b", "c"))
-    project = load_project(write_project(project_text(metric="a", extra='every = "6h"')
-                                         + "\n" + text))
+    text = "".join(
+        project_text(metric=m, extra='every = "6h"').split("\n\n", 2)[2] + "\n" for m in ("b", "c")
+    )
+    project = load_project(write_project(project_text(metric="a", extra='every = "6h"') + "\n" + text))
     for seed in range(4):
         path = tmp_path / f"s{seed}.duckdb"
         with Store(path) as store:
@@ -42,10 +54,12 @@ def test_the_facts_of_every_metric_are_those_read_one_by_one(tmp_path, write_pro
             assert sorted(facts) == (["a", "b", "c"] if seed else ["a"])
             for metric in ("a", "b", "c"):
                 one = facts.get(metric, CatchUpFacts(None, None, []))
-                assert (one.first, one.last_seen) == (store.pull_extent(metric) if seed or
-                                                      metric == "a" else (None, None))
+                assert (one.first, one.last_seen) == (
+                    store.pull_extent(metric) if seed or metric == "a" else (None, None)
+                )
                 assert one.coverage == store.coverage(metric)
                 config = project.metrics[metric]
                 for now in (ts("2026-10-20T12:00"), ts("2026-11-05T00:00")):
-                    assert scheduler.plan_catch_up(config, store, now, one) == \
-                        scheduler.plan_catch_up(config, store, now)
+                    assert scheduler.plan_catch_up(config, store, now, one) == scheduler.plan_catch_up(
+                        config, store, now
+                    )

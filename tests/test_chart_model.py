@@ -8,11 +8,14 @@ import sys
 
 
 def test_the_chart_model_imports_no_widgets_and_no_plotting():
-    code = ("import sys, lookback_gui.ui.chart_model;"
-            "print(sorted(m for m in sys.modules if m.startswith(('PySide6.QtWidgets', "
-            "'pyqtgraph'))))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=60, check=True)
+    code = (
+        "import sys, lookback_gui.ui.chart_model;"
+        "print(sorted(m for m in sys.modules if m.startswith(('PySide6.QtWidgets', "
+        "'pyqtgraph'))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -30,15 +33,17 @@ def test_a_threshold_mark_judges_the_newest_complete_bucket_among_unmarked_ones(
 
     path = three_days_revised_today(tmp_path)
     with path.open("a") as handle:
-        handle.write('\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nname = "few"\n'
-                     'measure = "orders"\nbelow = 5\njudge = "expected"\n')
+        handle.write(
+            '\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nname = "few"\n'
+            'measure = "orders"\nbelow = 5\njudge = "expected"\n'
+        )
     project = load_project(path)
     with Store(project.store_path) as store:
-        data = load_chart(store, "daily_orders", "orders", {"country": "DE"}, None,
-                          project.metrics["daily_orders"])
+        data = load_chart(
+            store, "daily_orders", "orders", {"country": "DE"}, None, project.metrics["daily_orders"]
+        )
     assert len(data.arrays["marked"]) < len(data.arrays["value"])  # some buckets unmarked
-    yesterday = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0) \
-        - timedelta(days=1)
+    yesterday = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
     [mark] = data.thresholds
     assert mark.x == float(np.datetime64(yesterday, "s").astype("int64"))
     assert mark.expected is None and mark.firing  # settled at 1, below 5

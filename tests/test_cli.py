@@ -21,9 +21,26 @@ from tests.helpers import (
     store_held_by_another_process,
 )
 
-RUN_KEYS = ["id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
-            "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
-            "unchanged", "error", "definition"]
+RUN_KEYS = [
+    "id",
+    "metric",
+    "trigger",
+    "status",
+    "as_of",
+    "window_start",
+    "window_end",
+    "known_at",
+    "started_at",
+    "finished_at",
+    "attempts",
+    "rows",
+    "new",
+    "revised",
+    "removed",
+    "unchanged",
+    "error",
+    "definition",
+]
 
 
 def test_pull_runs_history_revisions_json(project, tmp_path):
@@ -45,22 +62,28 @@ def test_pull_runs_history_revisions_json(project, tmp_path):
     assert runs[0]["as_of"] == "2026-10-31T12:00:00+00:00"
     assert (runs[0]["new"], runs[0]["revised"], runs[0]["removed"], runs[0]["unchanged"]) == (0, 2, 0, 2)
     assert runs[0]["trigger"] == "command-line" and runs[0]["error"] is None
-    code, out, _ = run_cli("runs", "--project", p, "--json", "--limit", "1", "--metric",
-                           "daily_orders")
+    code, out, _ = run_cli("runs", "--project", p, "--json", "--limit", "1", "--metric", "daily_orders")
     assert len(json.loads(out)) == 1
 
     code, out, _ = run_cli("history", "daily_orders", "--project", p, "--json")
     rows = json.loads(out)
-    assert list(rows[0]) == ["bucket", "dims", "measure", "value", "first_value", "versions",
-                             "revised", "partial"]
+    assert list(rows[0]) == [
+        "bucket",
+        "dims",
+        "measure",
+        "value",
+        "first_value",
+        "versions",
+        "revised",
+        "partial",
+    ]
     de = next(r for r in rows if r["dims"] == {"country": "DE"} and r["measure"] == "orders")
     assert (de["value"], de["first_value"], de["versions"], de["revised"]) == (2, 1, 2, True)
     fr = next(r for r in rows if r["dims"] == {"country": "FR"} and r["measure"] == "orders")
     assert fr["partial"] is False and fr["bucket"] == "2026-10-29T00:00:00"
 
     code, out, _ = run_cli("history", "daily_orders", "--project", p, "--json", "--as-of-run", "1")
-    old = next(r for r in json.loads(out)
-               if r["dims"] == {"country": "DE"} and r["measure"] == "orders")
+    old = next(r for r in json.loads(out) if r["dims"] == {"country": "DE"} and r["measure"] == "orders")
     assert (old["value"], old["versions"]) == (1, 1)
 
     code, out, _ = run_cli("history", "daily_orders", "--project", p, "--csv")
@@ -68,12 +91,26 @@ def test_pull_runs_history_revisions_json(project, tmp_path):
 
     code, out, _ = run_cli("revisions", "daily_orders", "--project", p, "--json")
     revisions = json.loads(out)
-    assert list(revisions[0]) == ["run", "known_at", "bucket", "dims", "measure", "old_value",
-                                  "new_value", "kind"]
+    assert list(revisions[0]) == [
+        "run",
+        "known_at",
+        "bucket",
+        "dims",
+        "measure",
+        "old_value",
+        "new_value",
+        "kind",
+    ]
     assert revisions[0]["known_at"] == runs[0]["known_at"]  # plain SQL: when its query ran
     assert {k: v for k, v in revisions[0].items() if k != "known_at"} == {
-        "run": 2, "bucket": "2026-10-25T00:00:00", "dims": {"country": "DE"},
-        "measure": "orders", "old_value": 1, "new_value": 2, "kind": "revision"}
+        "run": 2,
+        "bucket": "2026-10-25T00:00:00",
+        "dims": {"country": "DE"},
+        "measure": "orders",
+        "old_value": 1,
+        "new_value": 2,
+        "kind": "revision",
+    }
     assert run_cli("revisions", "daily_orders", "--project", p)[1].startswith("run")
 
 
@@ -84,8 +121,9 @@ def test_project_defaults_to_lookback_toml_in_this_folder(project, monkeypatch):
 
 
 def test_backfill_chunks_before_the_data_succeed_with_a_warning(project, tmp_path):
-    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
-                             "--from", "2026-10-11", "--to", "2026-10-31")
+    code, out, err = run_cli(
+        "backfill", "daily_orders", "--project", str(project), "--from", "2026-10-11", "--to", "2026-10-31"
+    )
     # [10-11, 10-18) and [10-18, 10-25) have no rows and nothing stored: empty is no failure
     assert code == 0, err
     assert "3 chunk(s)" in out
@@ -104,37 +142,54 @@ def test_check_reports_each_source_and_metric(project):
 
 BAD_PROJECTS = [
     ("[store  #<\npath = 1", "not valid TOML"),
-    ('[sources.shop]\ntype = "duckdb"\npath = "a"\n[sources.shop]  #<\ntype = "csv"',
-     "not valid TOML"),
+    ('[sources.shop]\ntype = "duckdb"\npath = "a"\n[sources.shop]  #<\ntype = "csv"', "not valid TOML"),
     ('colour = "blue"  #<\n', "unknown key 'colour'"),
     ('[sources.shop]\ntype = "excel"  #<\npath = "a.xlsx"\n', "unknown source type 'excel'"),
     ('[sources.shop]  #<\ntype = "duckdb"\n', "needs a 'path'"),
-    ('[sources.db]\ntype = "postgres"\ndsn = "host=x password=hunter2"  #<\n',
-     "secrets never go in the project file"),
+    (
+        '[sources.db]\ntype = "postgres"\ndsn = "host=x password=hunter2"  #<\n',
+        "secrets never go in the project file",
+    ),
     ('[sources.shop]\ntype = "duckdb"\npath = "s"\nport = 5  #<\n', "unknown key 'port'"),
     ('METRIC\ngrain = "dya"  #<\n', "unknown grain 'dya'"),
     ('METRIC\ngrain = "day"\nlookback = "36h"  #<\n', "'36h' is not a whole number of day buckets"),
     ('METRIC\ngrain = "month"\nlookback = "30d"  #<\n', "number of buckets"),
-    ('[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n[metrics.m]  #<\nsource = "shop"\n'
-     'grain = "day"\nlookback = "7d"\n', "missing required key 'sql'"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\nschedule = "0 25 * * *"  #<\n',
-     "not a valid cron expression"),
+    (
+        '[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n[metrics.m]  #<\nsource = "shop"\n'
+        'grain = "day"\nlookback = "7d"\n',
+        "missing required key 'sql'",
+    ),
+    (
+        'METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\nschedule = "0 25 * * *"  #<\n',
+        "not a valid cron expression",
+    ),
     ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\nschedule = "daily"  #<\n', "5 fields"),
     ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\nevery = "0m"  #<\n', "longer than zero"),
     ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\nevery = "soon"  #<\n', "not a duration"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\ntimezone = "Mars/Olympus"  #<\nsql = "x"\n',
-     "unknown time zone"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\nretries = "3"  #<\nsql = "x"\n',
-     "expected a whole number"),
+    (
+        'METRIC\ngrain = "day"\nlookback = "7d"\ntimezone = "Mars/Olympus"  #<\nsql = "x"\n',
+        "unknown time zone",
+    ),
+    ('METRIC\ngrain = "day"\nlookback = "7d"\nretries = "3"  #<\nsql = "x"\n', "expected a whole number"),
     ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\ncolour = 1  #<\n', "unknown key 'colour'"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[metrics.m.checks]\n'
-     'c = { measure = "orders" }  #<\n', "needs a 'min' or a 'max'"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[[metrics.m.alerts]]\n'
-     'kind = "weather"  #<\n', "unknown alert kind 'weather'"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[[metrics.m.alerts]]  #<\n'
-     'kind = "freshness"\n', "needs 'max_age'"),
-    ('METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[[metrics.m.alerts]]\n'
-     'kind = "threshold"\nmeasure = "orders"\nbelow = "ten"  #<\n', "expected a number"),
+    (
+        'METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[metrics.m.checks]\n'
+        'c = { measure = "orders" }  #<\n',
+        "needs a 'min' or a 'max'",
+    ),
+    (
+        'METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[[metrics.m.alerts]]\nkind = "weather"  #<\n',
+        "unknown alert kind 'weather'",
+    ),
+    (
+        'METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[[metrics.m.alerts]]  #<\nkind = "freshness"\n',
+        "needs 'max_age'",
+    ),
+    (
+        'METRIC\ngrain = "day"\nlookback = "7d"\nsql = "x"\n[[metrics.m.alerts]]\n'
+        'kind = "threshold"\nmeasure = "orders"\nbelow = "ten"  #<\n',
+        "expected a number",
+    ),
     ('METRIC\nlookback = "7d"\nsql = "x"\nsource = "nowhere"  #<\n', "unknown source 'nowhere'"),
 ]
 
@@ -142,12 +197,16 @@ BAD_PROJECTS = [
 @pytest.mark.parametrize(("text", "message"), BAD_PROJECTS)
 def test_broken_project_files_name_the_line_and_exit_2(tmp_path, text, message):
     """Each mistake is refused as a whole, naming the file and the line marked #<."""
-    text = text.replace(
-        "METRIC",
-        '[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n[metrics.m]\n'
-        'grain = "day"' if "grain" not in text else
-        '[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n[metrics.m]\nsource = "shop"',
-    ) if text.startswith("METRIC") else text
+    text = (
+        text.replace(
+            "METRIC",
+            '[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n[metrics.m]\ngrain = "day"'
+            if "grain" not in text
+            else '[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n[metrics.m]\nsource = "shop"',
+        )
+        if text.startswith("METRIC")
+        else text
+    )
     line = next(n for n, t in enumerate(text.splitlines(), 1) if "#<" in t)
     path = tmp_path / "lookback.toml"
     path.write_text(text)
@@ -168,15 +227,17 @@ def test_unknown_metric_source_reference(tmp_path):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["pull", "nope"], "no metric named 'nope'"),
-     (["pull", "daily_orders", "--as-of", "yesterday-ish"], "--as-of: 'yesterday-ish' is not a timestamp"),
-     (["backfill", "daily_orders", "--from", "2026-10-10", "--to", "2026-10-01"], "must be after --from"),
-     (["backfill", "daily_orders", "--from", "2026-10-10"], "the following arguments are required: --to"),
-     (["history", "daily_orders", "--as-of-run", "99"], "no run 99"),
-     (["runs", "--limit", "many"], "'many' is not a whole number"),
-     (["frobnicate"], "invalid choice"),
-     (["history", "daily_orders", "--json", "--csv"], "not allowed with argument"),
-     (["runs", "--metric", "ghost"], "no metric named 'ghost'")],
+    [
+        (["pull", "nope"], "no metric named 'nope'"),
+        (["pull", "daily_orders", "--as-of", "yesterday-ish"], "--as-of: 'yesterday-ish' is not a timestamp"),
+        (["backfill", "daily_orders", "--from", "2026-10-10", "--to", "2026-10-01"], "must be after --from"),
+        (["backfill", "daily_orders", "--from", "2026-10-10"], "the following arguments are required: --to"),
+        (["history", "daily_orders", "--as-of-run", "99"], "no run 99"),
+        (["runs", "--limit", "many"], "'many' is not a whole number"),
+        (["frobnicate"], "invalid choice"),
+        (["history", "daily_orders", "--json", "--csv"], "not allowed with argument"),
+        (["runs", "--metric", "ghost"], "no metric named 'ghost'"),
+    ],
 )
 def test_usage_errors_exit_2(project, args, message):
     code, _, err = run_cli(*args, "--project", str(project))
@@ -238,8 +299,9 @@ def test_demo_shows_revisions_after_two_pulls(tmp_path, monkeypatch):
 
 def test_a_process_that_has_the_store_open_makes_way_for_others(project, tmp_path):
     with store_held_by_another_process(tmp_path / "lookback.duckdb"):
-        proc = lookback_process("pull", "daily_orders", "--project", str(project),
-                                "--as-of", "2026-10-30T12:00")
+        proc = lookback_process(
+            "pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00"
+        )
         out, err = proc.communicate(timeout=PROCESS_S)
         assert proc.returncode == 0, err
         proc = lookback_process("runs", "--project", str(project), "--json")
@@ -250,23 +312,27 @@ def test_a_process_that_has_the_store_open_makes_way_for_others(project, tmp_pat
 
 def test_a_store_busy_in_another_process_is_waited_for_then_names_its_pid(project, tmp_path):
     with store_held_by_another_process(tmp_path / "lookback.duckdb", busy=True) as holder:
-        proc = lookback_process("runs", "--project", str(project),
-                                env={**os.environ, "LOOKBACK_STORE_WAIT": "3"})
+        proc = lookback_process(
+            "runs", "--project", str(project), env={**os.environ, "LOOKBACK_STORE_WAIT": "3"}
+        )
         out, err = proc.communicate(timeout=PROCESS_S)
         assert proc.returncode == 1
         lines = err.splitlines()
-        assert lines[0].startswith(f"waiting for store {tmp_path / 'lookback.duckdb'}: in use by "
-                                   f"PID {holder.pid}")
-        assert lines[1].startswith(f"error: store {tmp_path / 'lookback.duckdb'} is in use by "
-                                   f"another process (PID {holder.pid}")
+        assert lines[0].startswith(
+            f"waiting for store {tmp_path / 'lookback.duckdb'}: in use by PID {holder.pid}"
+        )
+        assert lines[1].startswith(
+            f"error: store {tmp_path / 'lookback.duckdb'} is in use by another process (PID {holder.pid}"
+        )
         assert "was not free after 3 s" in lines[1] and len(lines) == 2
 
 
 def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project, tmp_path):
-    assert run_cli("pull", "daily_orders", "--project", str(project),
-                   "--as-of", "2026-10-30T12:00")[0] == 0
-    slow = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
-            "FROM orders, range(3000000000) GROUP BY ALL")
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
+    slow = (
+        "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
+        "FROM orders, range(3000000000) GROUP BY ALL"
+    )
     text = project.read_text() + textwrap.dedent(f'''
         [metrics.slow]
         source = "shop"
@@ -298,10 +364,21 @@ def test_kill_9_during_a_pull_leaves_an_interrupted_run_and_intact_data(project,
 
 
 def test_backfill_says_when_the_source_caps_its_workers(project):
-    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
-                             "--from", "2026-10-25", "--to", "2026-10-31", "--workers", "3")
+    code, out, err = run_cli(
+        "backfill",
+        "daily_orders",
+        "--project",
+        str(project),
+        "--from",
+        "2026-10-25",
+        "--to",
+        "2026-10-31",
+        "--workers",
+        "3",
+    )
     assert code == 0, err
     assert "1 at once, not 3: source shop has concurrency = 1" in out.splitlines()[0]
-    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
-                             "--from", "2026-10-25", "--to", "2026-10-31")
+    code, out, err = run_cli(
+        "backfill", "daily_orders", "--project", str(project), "--from", "2026-10-25", "--to", "2026-10-31"
+    )
     assert "at once" not in out

@@ -34,15 +34,20 @@ def pulled(project: Path) -> Path:
 # -- the command line ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["history", "daily_orders", "--as-known-at", ""], "--as-known-at: an empty text is not"),
-    (["history", "daily_orders", "--as-known-at", "  "], "--as-known-at: an empty text is not"),
-    (["runs", "--limit", "0"], "--limit: must be at least 1, not 0"),
-    (["runs", "--limit", "-3"], "--limit: must be at least 1, not -3"),
-    (["vintages", "daily_orders", "--measure", "orders", "--series", "region=EU"],
-     "metric daily_orders has no dimension 'region' (its dimensions: country)"),
-    (["vintages", "daily_orders"], "has several measures (orders, revenue); choose one"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["history", "daily_orders", "--as-known-at", ""], "--as-known-at: an empty text is not"),
+        (["history", "daily_orders", "--as-known-at", "  "], "--as-known-at: an empty text is not"),
+        (["runs", "--limit", "0"], "--limit: must be at least 1, not 0"),
+        (["runs", "--limit", "-3"], "--limit: must be at least 1, not -3"),
+        (
+            ["vintages", "daily_orders", "--measure", "orders", "--series", "region=EU"],
+            "metric daily_orders has no dimension 'region' (its dimensions: country)",
+        ),
+        (["vintages", "daily_orders"], "has several measures (orders, revenue); choose one"),
+    ],
+)
 def test_a_mistaken_argument_is_a_usage_error(pulled, args, message):
     code, out, err = run_cli(*args, "--project", str(pulled))
     one_error_line(code, err, message)
@@ -96,26 +101,46 @@ def test_the_demo_into_a_used_folder_is_a_usage_error(tmp_path):
 ALERT = '\n[[metrics.daily_orders.alerts]]\nkind = "failure"\n'
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    (project_text().replace('path = "lookback.duckdb"', 'path = ""'),
-     "store.path: the store's path is empty"),
-    (project_text() + ALERT + 'command = ""\n', "command: the command is empty"),
-    (project_text() + ALERT + 'command = "   "\n', "command: the command is empty"),
-    (project_text() + ALERT + 'command = "notify \'team"\n',
-     "cannot be split like a shell line: no closing quotation"),
-    (project_text() + '[metrics.daily_orders.checks]\nneg = { measure = "orders", min = nan }\n',
-     "checks.neg.min: expected a number, got nan"),
-    (project_text() + '[metrics.daily_orders.checks]\nneg = { measure = "orders", max = -nan }\n',
-     "checks.neg.max: expected a number, got nan"),
-    (project_text() + ALERT + 'name = "down"\n' + ALERT + 'name = "down"\n',
-     "alerts[1].name: another alert rule of this metric is already named 'down'"),
-    (project_text().replace("retries = 0", "retries = 1000000"), "retries: must be at most 20, not 1000000"),
-    (project_text(source='type = "duckdb"\npath = "shop.duckdb"\nconcurrency = 100000'),
-     "concurrency: must be at most 64, not 100000"),
-    (project_text(extra='change_probe = "ATTACH \'other.duckdb\' AS o"'),
-     "change_probe: the change_probe is an ATTACH statement"),
-    (project_text(extra='change_probe = "SELECT 1; SELECT 2"'), "the change_probe holds 2 statements"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            project_text().replace('path = "lookback.duckdb"', 'path = ""'),
+            "store.path: the store's path is empty",
+        ),
+        (project_text() + ALERT + 'command = ""\n', "command: the command is empty"),
+        (project_text() + ALERT + 'command = "   "\n', "command: the command is empty"),
+        (
+            project_text() + ALERT + 'command = "notify \'team"\n',
+            "cannot be split like a shell line: no closing quotation",
+        ),
+        (
+            project_text() + '[metrics.daily_orders.checks]\nneg = { measure = "orders", min = nan }\n',
+            "checks.neg.min: expected a number, got nan",
+        ),
+        (
+            project_text() + '[metrics.daily_orders.checks]\nneg = { measure = "orders", max = -nan }\n',
+            "checks.neg.max: expected a number, got nan",
+        ),
+        (
+            project_text() + ALERT + 'name = "down"\n' + ALERT + 'name = "down"\n',
+            "alerts[1].name: another alert rule of this metric is already named 'down'",
+        ),
+        (
+            project_text().replace("retries = 0", "retries = 1000000"),
+            "retries: must be at most 20, not 1000000",
+        ),
+        (
+            project_text(source='type = "duckdb"\npath = "shop.duckdb"\nconcurrency = 100000'),
+            "concurrency: must be at most 64, not 100000",
+        ),
+        (
+            project_text(extra="change_probe = \"ATTACH 'other.duckdb' AS o\""),
+            "change_probe: the change_probe is an ATTACH statement",
+        ),
+        (project_text(extra='change_probe = "SELECT 1; SELECT 2"'), "the change_probe holds 2 statements"),
+    ],
+)
 def test_a_project_file_mistake_is_refused_naming_its_line(write_project, text, message):
     path = write_project(text)
     code, out, err = run_cli("runs", "--project", str(path))
@@ -143,9 +168,12 @@ def test_a_statement_is_named_with_its_article(project, tmp_path):
 @pytest.mark.postgres
 def test_check_says_a_missing_password_once(write_project, monkeypatch):
     monkeypatch.delenv("LOOKBACK_TEST_UNSET_PASSWORD", raising=False)
-    path = write_project(project_text(
-        source='type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"\n'
-               'password_env = "LOOKBACK_TEST_UNSET_PASSWORD"'))
+    path = write_project(
+        project_text(
+            source='type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"\n'
+            'password_env = "LOOKBACK_TEST_UNSET_PASSWORD"'
+        )
+    )
     code, out, err = run_cli("check", "--project", str(path))
     assert code == 1
     assert err.count("error:") == 1 and err.count("\n") == 1, err
@@ -192,8 +220,7 @@ def test_a_rule_is_found_by_kind_and_position_even_when_it_has_a_name(pulled):
     threshold = ALERT.replace("failure", "threshold") + 'measure = "orders"\nabove = 0\n'
     pulled.write_text(pulled.read_text() + ALERT + 'name = "outage"\n' + threshold)
     for reference in ("threshold#2", "threshold #2", "failure#1", "outage"):
-        code, out, err = run_cli("alerts", "--project", str(pulled), "--try", "daily_orders",
-                                 reference)
+        code, out, err = run_cli("alerts", "--project", str(pulled), "--try", "daily_orders", reference)
         if reference.startswith("threshold"):
             assert code == 0, err
             assert out.startswith("daily_orders / threshold#2 (threshold)"), out
@@ -209,12 +236,15 @@ def test_an_alert_state_written_the_old_way_is_read_the_new_way(pulled, tmp_path
 
     with Store(tmp_path / "lookback.duckdb") as store:
         with store._db.write() as cur:
-            cur.execute("INSERT INTO alerts VALUES ('daily_orders', 'failure #1', 'failure', "
-                        "'firing', TIMESTAMPTZ '2026-10-30 12:00:00+00', 'down')")
+            cur.execute(
+                "INSERT INTO alerts VALUES ('daily_orders', 'failure #1', 'failure', "
+                "'firing', TIMESTAMPTZ '2026-10-30 12:00:00+00', 'down')"
+            )
         assert [s.rule for s in store.alert_states()] == ["failure#1"]
         assert store.alert_state("daily_orders", "failure#1").state == "firing"
-        store.set_alert_state(AlertState("daily_orders", "failure#1", "failure", "resolved",
-                                         ts("2026-10-31T12:00"), "up"))
+        store.set_alert_state(
+            AlertState("daily_orders", "failure#1", "failure", "resolved", ts("2026-10-31T12:00"), "up")
+        )
         assert [(s.rule, s.state) for s in store.alert_states()] == [("failure#1", "resolved")]
 
 
@@ -222,17 +252,20 @@ def test_an_alert_state_written_the_old_way_is_read_the_new_way(pulled, tmp_path
 
 
 def replay_project(write_project, schedule: str) -> Path:
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders "
-           "WHERE ordered_at >= $window_start AND ordered_at < $window_end "
-           "AND ordered_at <= $as_of GROUP BY ALL")
+    sql = (
+        "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders "
+        "WHERE ordered_at >= $window_start AND ordered_at < $window_end "
+        "AND ordered_at <= $as_of GROUP BY ALL"
+    )
     return write_project(project_text(sql=sql, extra=schedule))
 
 
 def test_a_replay_over_a_century_is_refused_at_once(write_project):
     path = replay_project(write_project, 'schedule = "*/5 * * * *"')
     started = time.monotonic()
-    code, out, err = run_cli("replay", "daily_orders", "--project", str(path), "--from",
-                             "1900-01-01", "--to", "now")
+    code, out, err = run_cli(
+        "replay", "daily_orders", "--project", str(path), "--from", "1900-01-01", "--to", "now"
+    )
     elapsed = time.monotonic() - started
     one_error_line(code, err, "pulls (more than 1000); narrow the range, or add --yes")
     count = int(err.split("would make ")[1].split(" pulls")[0].replace(",", ""))
@@ -240,19 +273,33 @@ def test_a_replay_over_a_century_is_refused_at_once(write_project):
     assert elapsed < 30, f"took {elapsed:.1f} s to refuse"  # listing them takes minutes
 
 
-@pytest.mark.parametrize("schedule", [
-    'schedule = "*/5 * * * *"', 'schedule = "0 6 * * *"', 'schedule = "15,45 */3 * * 1-5"',
-    'schedule = "0 0 1,15 * *"', 'schedule = "30 2 * 2-4 sun"', 'schedule = "0 0 29 2 *"',
-    'schedule = "7 9-17/4 */10 jan-jun *"', 'schedule = "0 6 13 * fri"',
-    'schedule = "5 4 */3 jan-mar mon-wed"', 'schedule = "0 6 * * 0"', 'every = "7h"',
-    'every = "1d"',
-])
-@pytest.mark.parametrize("span", [("2026-10-03T05:17", "2026-10-03T23:00"),
-                                  ("2026-01-30T05:17", "2026-05-02T01:00"),
-                                  ("2023-12-31T23:59", "2024-03-03T00:00"),
-                                  ("1969-12-25T00:00", "1972-03-02T00:00")])
-def test_the_count_of_replay_pulls_is_the_number_of_scheduled_times(write_project, schedule,
-                                                                    span):
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        'schedule = "*/5 * * * *"',
+        'schedule = "0 6 * * *"',
+        'schedule = "15,45 */3 * * 1-5"',
+        'schedule = "0 0 1,15 * *"',
+        'schedule = "30 2 * 2-4 sun"',
+        'schedule = "0 0 29 2 *"',
+        'schedule = "7 9-17/4 */10 jan-jun *"',
+        'schedule = "0 6 13 * fri"',
+        'schedule = "5 4 */3 jan-mar mon-wed"',
+        'schedule = "0 6 * * 0"',
+        'every = "7h"',
+        'every = "1d"',
+    ],
+)
+@pytest.mark.parametrize(
+    "span",
+    [
+        ("2026-10-03T05:17", "2026-10-03T23:00"),
+        ("2026-01-30T05:17", "2026-05-02T01:00"),
+        ("2023-12-31T23:59", "2024-03-03T00:00"),
+        ("1969-12-25T00:00", "1972-03-02T00:00"),
+    ],
+)
+def test_the_count_of_replay_pulls_is_the_number_of_scheduled_times(write_project, schedule, span):
     config = load_project(replay_project(write_project, schedule)).metrics["daily_orders"]
     start, end = ts(span[0]), ts(span[1])
     assert count_replay_times(config, start, end) == len(replay_times(config, start, end))

@@ -25,13 +25,17 @@ from lookback_gui.core.pull import (
 from lookback_gui.core.store import Store
 from tests.helpers import PROCESS_S, lookback_process, run_cli, ts
 
-SLOW = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
-        "FROM orders, range(100000000000) WHERE ordered_at >= $window_start "
-        "AND ordered_at < $window_end GROUP BY ALL")
+SLOW = (
+    "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
+    "FROM orders, range(100000000000) WHERE ordered_at >= $window_start "
+    "AND ordered_at < $window_end GROUP BY ALL"
+)
 
 
 def add_slow_metric(project: Path) -> None:
-    project.write_text(project.read_text() + textwrap.dedent(f'''
+    project.write_text(
+        project.read_text()
+        + textwrap.dedent(f'''
         [metrics.slow]
         source = "shop"
         grain = "day"
@@ -46,7 +50,8 @@ def add_slow_metric(project: Path) -> None:
         every = "1d"
         retries = 0
         sql = "{SLOW} HAVING max(ordered_at) <= $as_of"
-    '''))
+    ''')
+    )
 
 
 def wait_for_staging(folder: Path, proc) -> None:
@@ -59,17 +64,19 @@ def wait_for_staging(folder: Path, proc) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [
-    ["pull", "slow", "--as-of", "2026-10-30T12:00"],
-    ["backfill", "slow", "--from", "2026-10-22", "--to", "2026-11-05", "--workers", "1"],
-    ["replay", "slow_replay", "--from", "2026-10-28", "--to", "2026-10-31"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pull", "slow", "--as-of", "2026-10-30T12:00"],
+        ["backfill", "slow", "--from", "2026-10-22", "--to", "2026-11-05", "--workers", "1"],
+        ["replay", "slow_replay", "--from", "2026-10-28", "--to", "2026-10-31"],
+    ],
+)
 def test_ctrl_c_cancels_the_pull_records_it_cancelled_and_exits_130(project, tmp_path, command):
     add_slow_metric(project)
     temp = tmp_path / "temp"
     temp.mkdir()
-    proc = lookback_process(*command, "--project", str(project),
-                            env={**os.environ, "TMPDIR": str(temp)})
+    proc = lookback_process(*command, "--project", str(project), env={**os.environ, "TMPDIR": str(temp)})
     wait_for_staging(temp, proc)
     os.kill(proc.pid, signal.SIGINT)
     sent = time.monotonic()
@@ -88,21 +95,28 @@ def test_ctrl_c_cancels_the_pull_records_it_cancelled_and_exits_130(project, tmp
 # -- out-of-range input -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["pull", "daily_orders", "--as-of", "9999-12-31T23:59"], "--as-of: '9999-12-31T23:59' is"),
-    (["pull", "daily_orders", "--as-of", "0001-01-01"], "out of range"),
-    (["pull", "daily_orders", "--as-of", "-99999999d"], "out of range"),
-    (["pull", "daily_orders", "--as-of", "-9999999999999999d"], "too long a duration"),
-    (["pull", "daily_orders", "--as-of", "2199-01-01"], "is in the future"),
-    (["pull", "daily_orders", "--as-of", ""], "an empty text is not a timestamp"),
-    (["backfill", "daily_orders", "--from", "0001-01-01", "--to", "9999-12-31"], "out of range"),
-    (["backfill", "daily_orders", "--from", "2026-10-01", "--to", "2026-10-08", "--workers", "0"],
-     "--workers: must be at least 1, not 0"),
-    (["backfill", "daily_orders", "--from", "2026-10-01", "--to", "2026-10-08", "--workers=-5"],
-     "--workers: must be at least 1, not -5"),
-    (["schedule", "--workers", "0"], "--workers: must be at least 1, not 0"),
-    (["schedule", "--workers=-5"], "--workers: must be at least 1, not -5"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pull", "daily_orders", "--as-of", "9999-12-31T23:59"], "--as-of: '9999-12-31T23:59' is"),
+        (["pull", "daily_orders", "--as-of", "0001-01-01"], "out of range"),
+        (["pull", "daily_orders", "--as-of", "-99999999d"], "out of range"),
+        (["pull", "daily_orders", "--as-of", "-9999999999999999d"], "too long a duration"),
+        (["pull", "daily_orders", "--as-of", "2199-01-01"], "is in the future"),
+        (["pull", "daily_orders", "--as-of", ""], "an empty text is not a timestamp"),
+        (["backfill", "daily_orders", "--from", "0001-01-01", "--to", "9999-12-31"], "out of range"),
+        (
+            ["backfill", "daily_orders", "--from", "2026-10-01", "--to", "2026-10-08", "--workers", "0"],
+            "--workers: must be at least 1, not 0",
+        ),
+        (
+            ["backfill", "daily_orders", "--from", "2026-10-01", "--to", "2026-10-08", "--workers=-5"],
+            "--workers: must be at least 1, not -5",
+        ),
+        (["schedule", "--workers", "0"], "--workers: must be at least 1, not 0"),
+        (["schedule", "--workers=-5"], "--workers: must be at least 1, not -5"),
+    ],
+)
 def test_out_of_range_input_is_a_usage_error(project, args, message):
     code, out, err = run_cli(*args, "--project", str(project))
     assert code == 2, err
@@ -111,11 +125,13 @@ def test_out_of_range_input_is_a_usage_error(project, args, message):
     assert not (project.parent / "lookback.duckdb").exists()
 
 
-@pytest.mark.parametrize(("lookback", "grain"), [("1000000", "day"), ('"99999999999999999d"',
-                                                                      "day"),
-                                                   ("5000", "month"), ("60000000", "minute")])
-def test_a_lookback_beyond_100_years_is_refused_by_the_project_check(write_project, tmp_path,
-                                                                     lookback, grain):
+@pytest.mark.parametrize(
+    ("lookback", "grain"),
+    [("1000000", "day"), ('"99999999999999999d"', "day"), ("5000", "month"), ("60000000", "minute")],
+)
+def test_a_lookback_beyond_100_years_is_refused_by_the_project_check(
+    write_project, tmp_path, lookback, grain
+):
     path = write_project(lookback=lookback, grain=grain)
     code, out, err = run_cli("check", "--project", str(path))
     assert code == 2
@@ -127,12 +143,16 @@ def test_a_lookback_beyond_100_years_is_refused_by_the_project_check(write_proje
 
 
 def test_a_huge_backfill_says_how_many_pulls_and_needs_yes(project, tmp_path):
-    text = project.read_text().replace('grain = "day"', 'grain = "minute"').replace(
-        'lookback = "7d"', 'lookback = "1h"')
+    text = (
+        project.read_text()
+        .replace('grain = "day"', 'grain = "minute"')
+        .replace('lookback = "7d"', 'lookback = "1h"')
+    )
     project.write_text(text)
     started = time.monotonic()
-    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
-                             "--from", "1900-01-01", "--to", "2100-01-01")
+    code, out, err = run_cli(
+        "backfill", "daily_orders", "--project", str(project), "--from", "1900-01-01", "--to", "2100-01-01"
+    )
     assert time.monotonic() - started < 5
     assert code == 2
     assert "would make 1753176 chunk(s) of up to 60 minute bucket(s), one pull each" in err
@@ -142,15 +162,20 @@ def test_a_huge_backfill_says_how_many_pulls_and_needs_yes(project, tmp_path):
 
 def test_chunk_count_matches_the_chunks(project):
     config = load_project(project).metric("daily_orders")
-    for start, end in (("2026-10-01", "2026-10-08"), ("2026-10-01T05:00", "2026-11-30"),
-                       ("2026-01-01", "2026-01-01T00:01")):
+    for start, end in (
+        ("2026-10-01", "2026-10-08"),
+        ("2026-10-01T05:00", "2026-11-30"),
+        ("2026-01-01", "2026-01-01T00:01"),
+    ):
         assert backfill_chunk_count(config, ts(start), ts(end)) == len(
-            backfill_windows(config, ts(start), ts(end)))
+            backfill_windows(config, ts(start), ts(end))
+        )
 
 
 def test_a_backfill_from_before_the_data_leaves_no_failed_runs(project, tmp_path):
-    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
-                             "--from", "2026-09-01", "--to", "2026-10-31")
+    code, out, err = run_cli(
+        "backfill", "daily_orders", "--project", str(project), "--from", "2026-09-01", "--to", "2026-10-31"
+    )
     assert code == 0, err
     assert "9 chunk(s)" in out
     assert "warning: daily_orders: the query returned no rows" in err
@@ -160,13 +185,13 @@ def test_a_backfill_from_before_the_data_leaves_no_failed_runs(project, tmp_path
 
 
 def test_an_empty_backfill_chunk_over_stored_values_still_fails(project, tmp_path):
-    assert run_cli("pull", "daily_orders", "--project", str(project),
-                   "--as-of", "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
     con = duckdb.connect(str(tmp_path / "shop.duckdb"))
     con.execute("DELETE FROM orders")
     con.close()
-    code, out, err = run_cli("backfill", "daily_orders", "--project", str(project),
-                             "--from", "2026-10-11", "--to", "2026-10-31")
+    code, out, err = run_cli(
+        "backfill", "daily_orders", "--project", str(project), "--from", "2026-10-11", "--to", "2026-10-31"
+    )
     assert code == 1
     assert "error: 2 of 3 backfill chunk(s) of daily_orders failed" in err
     with Store(tmp_path / "lookback.duckdb") as store:
@@ -196,8 +221,7 @@ def test_the_next_pull_removes_staging_folders_of_dead_processes(project, tmp_pa
         (folder / "result.parquet").write_bytes(b"x" * 1000)
     project_ = load_project(project)
     with Store(project_.store_path) as store:
-        assert run_pull(project_, "daily_orders", store, as_of=ts("2026-10-30T12:00")
-                        ).status == "succeeded"
+        assert run_pull(project_, "daily_orders", store, as_of=ts("2026-10-30T12:00")).status == "succeeded"
     assert not leftovers["dead"].exists() and not leftovers["reused_pid"].exists()
     assert leftovers["alive"].exists() and leftovers["other"].exists()
 
@@ -206,16 +230,18 @@ def test_the_next_pull_removes_staging_folders_of_dead_processes(project, tmp_pa
 
 
 def test_a_failing_alert_command_is_a_warning_in_stderr_and_the_run_log(project, tmp_path):
-    project.write_text(project.read_text() + textwrap.dedent(f'''
+    project.write_text(
+        project.read_text()
+        + textwrap.dedent(f'''
         [[metrics.daily_orders.alerts]]
         kind = "threshold"
         name = "few orders"
         measure = "orders"
         below = 100
         command = "{sys.executable} -c 'import sys; sys.exit(3)'"
-    '''))
-    code, out, err = run_cli("pull", "daily_orders", "--project", str(project),
-                             "--as-of", "2026-10-30T12:00")
+    ''')
+    )
+    code, out, err = run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")
     assert code == 0
     lines = [line for line in err.splitlines() if line]
     assert lines and all(line.startswith("warning: ") for line in lines), err
@@ -225,11 +251,14 @@ def test_a_failing_alert_command_is_a_warning_in_stderr_and_the_run_log(project,
     assert any(line.level == "warning" and "exited 3" in line.message for line in log)
 
 
-
-@pytest.mark.parametrize(("extra", "key"), [
-    ('every = "99999999d"', "every"), ('retry_max = "9999999999d"', "retry_max"),
-    ('audit_every = "1d"\naudit_factor = 99999999', "audit_factor"),
-])
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ('every = "99999999d"', "every"),
+        ('retry_max = "9999999999d"', "retry_max"),
+        ('audit_every = "1d"\naudit_factor = 99999999', "audit_factor"),
+    ],
+)
 def test_durations_beyond_100_years_are_refused_by_the_project_check(write_project, extra, key):
     path = write_project(extra=extra)
     code, out, err = run_cli("check", "--project", str(path))
@@ -238,8 +267,7 @@ def test_durations_beyond_100_years_are_refused_by_the_project_check(write_proje
 
 
 def test_a_huge_limit_means_every_run(project):
-    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
     code, out, err = run_cli("runs", "--limit", "99999999999999999999", "--project", str(project))
     assert code == 0, err
     assert "daily_orders" in out
@@ -250,13 +278,13 @@ def test_ctrl_c_during_retry_failed_cancels_and_exits_130(project, tmp_path):
     add_slow_metric(project)
     broken = project.read_text().replace("FROM orders, range", "FROM orderz, range")
     project.write_text(broken)
-    assert run_cli("pull", "slow", "--project", str(project), "--as-of",
-                   "2026-10-30T12:00")[0] == 1
+    assert run_cli("pull", "slow", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 1
     project.write_text(broken.replace("FROM orderz, range", "FROM orders, range"))
     temp = tmp_path / "temp"
     temp.mkdir()
-    proc = lookback_process("retry-failed", "slow", "--project", str(project),
-                            env={**os.environ, "TMPDIR": str(temp)})
+    proc = lookback_process(
+        "retry-failed", "slow", "--project", str(project), env={**os.environ, "TMPDIR": str(temp)}
+    )
     wait_for_staging(temp, proc)
     os.kill(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=PROCESS_S)

@@ -49,8 +49,9 @@ def test_nothing_new_crosses_a_limit_and_nothing_known_grows():
     over = sizes()
     new = {name: size for name, size in over.items() if name not in KNOWN}
     assert not new, f"over the limit (lines, limit): {new}"
-    grown = {name: (over[name][0], KNOWN[name]) for name in over if name in KNOWN
-             and over[name][0] > KNOWN[name]}
+    grown = {
+        name: (over[name][0], KNOWN[name]) for name in over if name in KNOWN and over[name][0] > KNOWN[name]
+    }
     assert not grown, f"grew past its size (now, before): {grown}"
 
 

@@ -30,8 +30,9 @@ runpy.run_module("lookback_gui.start", run_name="__main__")
 def loaded_by(tmp_path: Path, *args: str) -> set[str]:
     modules = tmp_path / "modules.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOOKBACK_TEST_MODULES": str(modules)}
-    done = subprocess.run([sys.executable, "-c", RUN, *args], capture_output=True, text=True,
-                          env=env, check=False, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", RUN, *args], capture_output=True, text=True, env=env, check=False, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return {name.split(".")[0] for name in json.loads(modules.read_text())}
 
@@ -40,8 +41,14 @@ def loaded_by(tmp_path: Path, *args: str) -> set[str]:
 def pulled(project: Path) -> Path:
     from lookback_gui.cli import main
 
-    assert main(["pull", "daily_orders", "--project", str(project), "--as-of",
-                 "2026-10-30T12:00"], out=io.StringIO(), err=io.StringIO()) == 0
+    assert (
+        main(
+            ["pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00"],
+            out=io.StringIO(),
+            err=io.StringIO(),
+        )
+        == 0
+    )
     return project
 
 
@@ -49,10 +56,15 @@ def test_the_help_loads_neither_duckdb_nor_numpy_nor_pandas(tmp_path):
     assert not {"duckdb", "numpy", "pandas", "PySide6"} & loaded_by(tmp_path, "--help")
 
 
-@pytest.mark.parametrize("command", [["history", "daily_orders", "--json"],
-                                     ["history", "daily_orders", "--csv"],
-                                     ["revisions", "daily_orders", "--json"],
-                                     ["runs", "--json"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["history", "daily_orders", "--json"],
+        ["history", "daily_orders", "--csv"],
+        ["revisions", "daily_orders", "--json"],
+        ["runs", "--json"],
+    ],
+)
 def test_a_read_of_the_store_loads_no_numpy_and_no_pandas(pulled, tmp_path, command):
     modules = loaded_by(tmp_path, *command, "--project", str(pulled))
     assert "duckdb" in modules
@@ -60,6 +72,7 @@ def test_a_read_of_the_store_loads_no_numpy_and_no_pandas(pulled, tmp_path, comm
 
 
 def test_a_pull_without_alert_rules_loads_no_numpy_and_no_pandas(pulled, tmp_path):
-    modules = loaded_by(tmp_path, "pull", "daily_orders", "--project", str(pulled),
-                        "--as-of", "2026-10-31T12:00")
+    modules = loaded_by(
+        tmp_path, "pull", "daily_orders", "--project", str(pulled), "--as-of", "2026-10-31T12:00"
+    )
     assert not {"numpy", "pandas", "pyarrow", "PySide6"} & modules

@@ -23,14 +23,22 @@ def _weekdays(expression: str, days: int = 14) -> list[str]:
         fired.append(moment.strftime("%a"))
 
 
-@pytest.mark.parametrize(("field", "days"), [
-    ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
-    ("0", ["Sun"]), ("7", ["Sun"]), ("6,0", ["Sun", "Sat"]),
-    ("5-7", ["Sun", "Fri", "Sat"]), ("0-2", ["Sun", "Mon", "Tue"]),
-    ("*/2", ["Sun", "Tue", "Thu", "Sat"]), ("1/3", ["Mon", "Thu"]),
-    ("MON-FRI", ["Mon", "Tue", "Wed", "Thu", "Fri"]), ("sat,sun", ["Sun", "Sat"]),
-    ("*", ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]),
-])
+@pytest.mark.parametrize(
+    ("field", "days"),
+    [
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("0", ["Sun"]),
+        ("7", ["Sun"]),
+        ("6,0", ["Sun", "Sat"]),
+        ("5-7", ["Sun", "Fri", "Sat"]),
+        ("0-2", ["Sun", "Mon", "Tue"]),
+        ("*/2", ["Sun", "Tue", "Thu", "Sat"]),
+        ("1/3", ["Mon", "Thu"]),
+        ("MON-FRI", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("sat,sun", ["Sun", "Sat"]),
+        ("*", ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]),
+    ],
+)
 def test_weekdays_are_those_cron_means(field, days):
     assert _weekdays(f"0 6 * * {field}") == days
 
@@ -45,7 +53,9 @@ def test_replays_and_their_count_fire_on_weekdays_only(tmp_path):
     project = parse_project(
         '[sources.s]\ntype = "duckdb"\npath = "s.duckdb"\n\n[metrics.m]\nsource = "s"\n'
         'grain = "day"\nlookback = "7d"\nschedule = "0 6 * * 1-5"\n'
-        'sql = "SELECT $as_of AS bucket, 1 AS n"\n', tmp_path / "lookback.toml")
+        'sql = "SELECT $as_of AS bucket, 1 AS n"\n',
+        tmp_path / "lookback.toml",
+    )
     config = project.metrics["m"]
     start, end = datetime(2026, 11, 1), datetime(2026, 12, 1)  # November 2026: 21 weekdays
     times = replay_times(config, start, end)

@@ -20,9 +20,16 @@ import pytest
 
 from tests.helpers import run_cli
 
-READERS = [["runs"], ["history", "daily_orders"], ["revisions", "daily_orders"],
-           ["store", "stats"], ["advise", "daily_orders"], ["nowcast", "daily_orders"],
-           ["show", "1"], ["alerts"]]
+READERS = [
+    ["runs"],
+    ["history", "daily_orders"],
+    ["revisions", "daily_orders"],
+    ["store", "stats"],
+    ["advise", "daily_orders"],
+    ["nowcast", "daily_orders"],
+    ["show", "1"],
+    ["alerts"],
+]
 
 
 def pulled_project(folder: Path) -> Path:
@@ -30,8 +37,10 @@ def pulled_project(folder: Path) -> Path:
     from tests.helpers import make_orders, project_text, ts
 
     folder.mkdir(parents=True, exist_ok=True)
-    make_orders(folder / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0),
-                                         (2, ts("2026-10-29T11:00"), "FR", 5.0)])
+    make_orders(
+        folder / "shop.duckdb",
+        [(1, ts("2026-10-25T10:00"), "DE", 10.0), (2, ts("2026-10-29T11:00"), "FR", 5.0)],
+    )
     path = folder / "lookback.toml"
     path.write_text(project_text())
     for as_of in ("2026-10-30T12:00", "2026-10-31T12:00"):
@@ -61,8 +70,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real file system of 8 MB and 16 inodes (a tmpfs), mounted for the test."""
     mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=16", "tmpfs",
-                           str(mount)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=16", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
     try:
@@ -72,8 +85,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def lookback(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lookback_gui.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "lookback_gui.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def one_line(err: str, text: str) -> None:
@@ -148,47 +167,60 @@ def test_a_pull_on_a_damaged_store_prints_only_error_and_warning_lines(tmp_path)
     for index in range((len(clean) - 12_288) // block):
         data = bytearray(clean)
         start = 12_288 + index * block
-        data[start:start + block] = bytes(block)
+        data[start : start + block] = bytes(block)
         store.write_bytes(bytes(data))
-        done = lookback("pull", "daily_orders", "--project", str(project), "--as-of",
-                        (now - timedelta(days=1)).isoformat(), cwd=tmp_path)
+        done = lookback(
+            "pull",
+            "daily_orders",
+            "--project",
+            str(project),
+            "--as-of",
+            (now - timedelta(days=1)).isoformat(),
+            cwd=tmp_path,
+        )
         for line in done.stderr.splitlines():
             assert line.startswith(("error: ", "warning: ")), (index, done.stderr)
         for line in done.stdout.splitlines():
             assert line.startswith("run "), (index, done.stdout)
         assert "Traceback" not in done.stderr
-        assert "unexpected" not in done.stderr and "this is a bug" not in done.stderr, (
-            index, done.stderr)
+        assert "unexpected" not in done.stderr and "this is a bug" not in done.stderr, (index, done.stderr)
         said.append(done.stderr)
-    assert any(s.startswith("warning: daily_orders: its alert rules were not evaluated")
-               for s in said), said
+    assert any(s.startswith("warning: daily_orders: its alert rules were not evaluated") for s in said), said
 
 
 def test_a_log_record_of_the_core_is_a_warning_or_error_line(project, tmp_path):
     """A record the core logs where no handler listens (Python would print it bare) comes out
     of a command as a ``warning:`` / ``error:`` line; with --verbose an error's traceback
     follows."""
-    script = ("import logging, sys\n"
-              "from lookback_gui import cli\n"
-              "from lookback_gui.cli import reads\n"
-              "def noisy(args, out, err):\n"
-              "    log = logging.getLogger('lookback_gui.core.pull')\n"
-              "    log.warning('alerts of daily_orders: the store is damaged')\n"
-              "    try:\n"
-              "        1 / 0\n"
-              "    except ZeroDivisionError:\n"
-              "        log.exception('a planned pull of daily_orders failed')\n"
-              "    return 0\n"
-              "reads.cmd_runs = noisy\n"
-              "sys.exit(cli.main(sys.argv[1:]))\n")
+    script = (
+        "import logging, sys\n"
+        "from lookback_gui import cli\n"
+        "from lookback_gui.cli import reads\n"
+        "def noisy(args, out, err):\n"
+        "    log = logging.getLogger('lookback_gui.core.pull')\n"
+        "    log.warning('alerts of daily_orders: the store is damaged')\n"
+        "    try:\n"
+        "        1 / 0\n"
+        "    except ZeroDivisionError:\n"
+        "        log.exception('a planned pull of daily_orders failed')\n"
+        "    return 0\n"
+        "reads.cmd_runs = noisy\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
     for verbose in ([], ["--verbose"]):
-        done = subprocess.run([sys.executable, "-c", script, "runs", "--project", str(project),
-                               *verbose], capture_output=True, text=True, timeout=120,
-                              check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", script, "runs", "--project", str(project), *verbose],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         lines = done.stderr.splitlines()
-        assert lines[:2] == ["warning: alerts of daily_orders: the store is damaged",
-                             "error: a planned pull of daily_orders failed"], lines
+        assert lines[:2] == [
+            "warning: alerts of daily_orders: the store is damaged",
+            "error: a planned pull of daily_orders failed",
+        ], lines
         if verbose:
             assert "ZeroDivisionError" in done.stderr
         else:

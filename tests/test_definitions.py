@@ -18,38 +18,45 @@ from lookback_gui.core.store import Store
 from tests.helpers import DAILY_SQL, make_orders, project_text, run_cli, ts
 
 NEW_SQL = DAILY_SQL.replace("GROUP BY ALL", "  AND amount >= 6\nGROUP BY ALL")
-CHECK = ("\n[metrics.daily_orders.checks]\n"
-         "big_revision = { revision_pct = 5, severity = \"warn\" }\n"
-         "\n[[metrics.daily_orders.alerts]]\nkind = \"restatement\"\nolder_than = 1\n"
-         "change_pct = 1\n")
+CHECK = (
+    "\n[metrics.daily_orders.checks]\n"
+    'big_revision = { revision_pct = 5, severity = "warn" }\n'
+    '\n[[metrics.daily_orders.alerts]]\nkind = "restatement"\nolder_than = 1\n'
+    "change_pct = 1\n"
+)
 
 
 def test_the_version_ignores_layout_and_comments_but_not_meaning(write_project, tmp_path):
     config = load_project(write_project()).metrics["daily_orders"]
     import dataclasses
 
-    spaced = dataclasses.replace(config, sql="  -- orders by day\n" + config.sql.replace(
-        " ", "   ") + ";\n")
+    spaced = dataclasses.replace(config, sql="  -- orders by day\n" + config.sql.replace(" ", "   ") + ";\n")
     assert normalise_sql(spaced.sql) == normalise_sql(config.sql)
     assert definition_version(spaced) == definition_version(config)
-    for change in ({"sql": NEW_SQL}, {"timezone": "Europe/Berlin"}, {"source": "other"},
-                   {"measures": ("orders",)}, {"dimensions": ("country",)}):
-        assert definition_version(dataclasses.replace(config, **change)) != (
-            definition_version(config))
-    quoted = dataclasses.replace(config, sql=config.sql.replace("date_trunc('day'",
-                                                                "date_trunc('day'  "))
+    for change in (
+        {"sql": NEW_SQL},
+        {"timezone": "Europe/Berlin"},
+        {"source": "other"},
+        {"measures": ("orders",)},
+        {"dimensions": ("country",)},
+    ):
+        assert definition_version(dataclasses.replace(config, **change)) != (definition_version(config))
+    quoted = dataclasses.replace(config, sql=config.sql.replace("date_trunc('day'", "date_trunc('day'  "))
     assert definition_version(quoted) != definition_version(config)  # a literal is kept
 
 
 @pytest.fixture
 def shop(tmp_path):
-    return make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-20T10:00"), "DE", 3.0),
-        (2, ts("2026-10-20T11:00"), "DE", 8.0),
-        (3, ts("2026-10-25T10:00"), "DE", 10.0),
-        (4, ts("2026-10-29T11:00"), "FR", 5.0),
-        (5, ts("2026-10-29T12:00"), "FR", 20.0),
-    ])
+    return make_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, ts("2026-10-20T10:00"), "DE", 3.0),
+            (2, ts("2026-10-20T11:00"), "DE", 8.0),
+            (3, ts("2026-10-25T10:00"), "DE", 10.0),
+            (4, ts("2026-10-29T11:00"), "FR", 5.0),
+            (5, ts("2026-10-29T12:00"), "FR", 20.0),
+        ],
+    )
 
 
 def pull(path, as_of: str):
@@ -61,8 +68,7 @@ def pull(path, as_of: str):
     return run
 
 
-def test_a_changed_definition_gives_redefinitions_not_revisions(write_project, shop, tmp_path,
-                                                                monkeypatch):
+def test_a_changed_definition_gives_redefinitions_not_revisions(write_project, shop, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = write_project(project_text() + CHECK)
     first = pull(path, "2026-10-22T12:00")
@@ -73,18 +79,25 @@ def test_a_changed_definition_gives_redefinitions_not_revisions(write_project, s
     assert not any("big_revision" in w for w in new.warnings)  # a new definition is no revision
     assert new.definition != old.definition and new.revised == 2 and new.removed == 0
     [said] = [w for w in new.warnings if w.startswith("definition changed")]
-    assert (f"({old.definition} → {new.definition}): 2 value(s) changed with it" in said
-            and "'lookback backfill daily_orders --from 2026-10-20T00:00:00 --to "
-                "2026-10-24T00:00:00'" in said)
+    assert (
+        f"({old.definition} → {new.definition}): 2 value(s) changed with it" in said
+        and "'lookback backfill daily_orders --from 2026-10-20T00:00:00 --to 2026-10-24T00:00:00'" in said
+    )
     code, out, err = run_cli("pull", "daily_orders", "--as-of", "2026-10-30T14:00")
     assert code == 0 and "definition changed" not in err  # only the first pull says it
 
     revisions = json.loads(run_cli("revisions", "daily_orders", "--json")[1])
     assert [(r["bucket"][:10], r["measure"], r["kind"]) for r in revisions] == [
-        ("2026-10-29", "orders", "redefinition"), ("2026-10-29", "revenue", "redefinition")]
+        ("2026-10-29", "orders", "redefinition"),
+        ("2026-10-29", "revenue", "redefinition"),
+    ]
     runs = {r["id"]: r["definition"] for r in json.loads(run_cli("runs", "--json")[1])}
-    assert runs == {first.id: old.definition, old.id: old.definition,
-                    new.id: new.definition, new.id + 1: new.definition}
+    assert runs == {
+        first.id: old.definition,
+        old.id: old.definition,
+        new.id: new.definition,
+        new.id + 1: new.definition,
+    }
     assert f"definition  {new.definition}" in run_cli("show", str(new.id))[1]
     states = json.loads(run_cli("alerts", "--json")[1])
     assert states == []  # a redefinition is no restatement
@@ -101,14 +114,22 @@ def test_a_changed_definition_gives_redefinitions_not_revisions(write_project, s
         runs = backfill(project, "daily_orders", store, ts("2026-10-20"), ts("2026-10-24"))
         assert [r.status for r in runs] == ["succeeded"]
         kinds = [(r.bucket.day, r.measure, r.kind) for r in store.revisions("daily_orders")]
-        assert kinds == [(29, "orders", "redefinition"), (29, "revenue", "redefinition"),
-                         (29, "orders", "revision"), (29, "revenue", "revision"),
-                         (20, "orders", "redefinition"), (20, "revenue", "redefinition")]
+        assert kinds == [
+            (29, "orders", "redefinition"),
+            (29, "revenue", "redefinition"),
+            (29, "orders", "revision"),
+            (29, "revenue", "revision"),
+            (20, "orders", "redefinition"),
+            (20, "revenue", "redefinition"),
+        ]
         late = load_revisions(store, project.metrics["daily_orders"])
         assert sorted(zip(late["bucket"].tolist(), late["measure"].tolist(), strict=True)) == [
-            (ts("2026-10-29"), "orders"), (ts("2026-10-29"), "revenue")]
+            (ts("2026-10-29"), "orders"),
+            (ts("2026-10-29"), "revenue"),
+        ]
         assert [(r, a, b) for r, _, a, b in store.definition_changes("daily_orders")] == [
-            (new.id, old.definition, new.definition)]
+            (new.id, old.definition, new.definition)
+        ]
 
 
 def test_a_migrated_store_knows_no_definition_of_its_old_runs(tmp_path):

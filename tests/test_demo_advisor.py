@@ -48,6 +48,21 @@ def test_the_seeded_demo_has_policies_a_tail_a_nowcast_and_a_triangle(tmp_path):
         triangle = revision_triangle(store, project.metrics["daily_orders"])
     assert triangle.share.shape[0] >= 40 and triangle.measures == ("orders", "revenue")
     out = io.StringIO()
-    assert main(["vintages", "daily_orders", "--measure", "orders", "--series", "country=DE",
-                 "--csv", "--project", str(path)], out=out) == 0
+    assert (
+        main(
+            [
+                "vintages",
+                "daily_orders",
+                "--measure",
+                "orders",
+                "--series",
+                "country=DE",
+                "--csv",
+                "--project",
+                str(path),
+            ],
+            out=out,
+        )
+        == 0
+    )
     assert len(out.getvalue().splitlines()[0].split(",")) == 1 + 43  # 42 days and today

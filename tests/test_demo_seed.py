@@ -16,10 +16,12 @@ from lookback_gui.core.pull.seeding import PlannedPull, seed
 from lookback_gui.core.store import open_store
 
 # every column of the runs but the ones that tell when and where it ran
-RUN_FACTS = ("id, metric, trigger, status, timezone, grain, as_of, window_start, window_end, "
-             "partial_start, attempts, rows, new, revised, removed, unchanged, error, sql, "
-             "params, measures, schema_change, warnings, checks, known_at, settled_end, "
-             "commit_seq, definition")
+RUN_FACTS = (
+    "id, metric, trigger, status, timezone, grain, as_of, window_start, window_end, "
+    "partial_start, attempts, rows, new, revised, removed, unchanged, error, sql, "
+    "params, measures, schema_change, warnings, checks, known_at, settled_end, "
+    "commit_seq, definition"
+)
 
 
 def facts(store_path: Path) -> dict[str, list[tuple]]:
@@ -29,10 +31,10 @@ def facts(store_path: Path) -> dict[str, list[tuple]]:
             "runs": con.execute(f"SELECT {RUN_FACTS} FROM runs ORDER BY id").fetchall(),
             "versions": con.execute("SELECT * FROM versions ORDER BY ALL").fetchall(),
             "current": con.execute("SELECT * FROM current ORDER BY ALL").fetchall(),
-            "log": con.execute("SELECT run_id, seq, level, message FROM run_log "
-                               "ORDER BY ALL").fetchall(),
-            "alerts": con.execute("SELECT metric, rule, kind, state, message FROM alerts "
-                                  "ORDER BY ALL").fetchall(),
+            "log": con.execute("SELECT run_id, seq, level, message FROM run_log ORDER BY ALL").fetchall(),
+            "alerts": con.execute(
+                "SELECT metric, rule, kind, state, message FROM alerts ORDER BY ALL"
+            ).fetchall(),
             "probes": con.execute("SELECT * FROM probes ORDER BY ALL").fetchall(),
         }
     finally:
@@ -108,8 +110,13 @@ def test_a_demo_whose_seeding_was_killed_is_built_anew_at_the_next_start(tmp_pat
     from lookback_gui.core.demo import ensure_demo
 
     folder = tmp_path / "demo"
-    with subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, text=True, env=os.environ.copy()) as child:
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    ) as child:
         try:
             assert child.stdout is not None
             # the line the child says, after any progress bar DuckDB drew on a busy machine

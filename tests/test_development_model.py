@@ -31,11 +31,15 @@ def test_an_interval_through_a_step_of_one_pair_is_as_wide_as_t_with_one_degree(
 def test_a_few_pair_factor_is_the_measured_one_where_the_curve_is_not_checked():
     """Before, an age with fewer than MIN_PAIRS pairs took the curve's factor alone, even where
     the curve rested on two points (and so could not have missed any)."""
-    tri = np.array([[100.0, 200.0, 260.0, 290.0, 300.0],
-                    [100.0, 210.0, 270.0, 300.0, np.nan],
-                    [100.0, 190.0, 250.0, np.nan, np.nan],
-                    [100.0, 205.0, np.nan, np.nan, np.nan],
-                    [100.0, np.nan, np.nan, np.nan, np.nan]])
+    tri = np.array(
+        [
+            [100.0, 200.0, 260.0, 290.0, 300.0],
+            [100.0, 210.0, 270.0, 300.0, np.nan],
+            [100.0, 190.0, 250.0, np.nan, np.nan],
+            [100.0, 205.0, np.nan, np.nan, np.nan],
+            [100.0, np.nan, np.nan, np.nan, np.nan],
+        ]
+    )
     factors = development.chain_ladder(tri, np.zeros(5, dtype=np.int64), 1)
     assert factors.curve[0].tolist() == [False, False, True, True]
     assert factors.factor[0] == pytest.approx(factors.measured[0])
@@ -53,9 +57,10 @@ def test_the_chart_follows_the_development_also_when_nothing_was_revised(tmp_pat
     from lookback_gui.core.store import Store
     from tests.helpers import DAILY_SQL, make_orders, project_text
 
-    make_orders(tmp_path / "shop.duckdb",
-                [(i, datetime(2026, 3, 1, 10) + timedelta(days=d), "DE", 10.0)
-                 for i, d in enumerate(range(9))])  # one a day, all before each noon pull
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(i, datetime(2026, 3, 1, 10) + timedelta(days=d), "DE", 10.0) for i, d in enumerate(range(9))],
+    )  # one a day, all before each noon pull
     sql = DAILY_SQL.replace("GROUP BY ALL", "  AND $as_of IS NOT NULL\nGROUP BY ALL")
     (tmp_path / "lookback.toml").write_text(project_text(sql=sql))
     project = load_project(tmp_path / "lookback.toml")

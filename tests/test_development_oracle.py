@@ -43,9 +43,12 @@ def make_project(folder: Path, tri: np.ndarray) -> Path:
     whose daily metric replays it."""
     n = tri.shape[0]
     increments = np.diff(tri, axis=1, prepend=0.0)
-    rows = [(START + timedelta(days=i), START + timedelta(days=i + j, hours=12),
-             float(increments[i, j]))
-            for i in range(n) for j in range(n - i) if not np.isnan(increments[i, j])]
+    rows = [
+        (START + timedelta(days=i), START + timedelta(days=i + j, hours=12), float(increments[i, j]))
+        for i in range(n)
+        for j in range(n - i)
+        if not np.isnan(increments[i, j])
+    ]
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(folder / "claims.duckdb"))
     con.execute("CREATE TABLE claims (bucket TIMESTAMP, arrived TIMESTAMP, amount DOUBLE)")
@@ -75,10 +78,16 @@ GROUP BY ALL
 
 
 def replay_until(path: Path, first_day: int, last_day: int) -> None:
-    code, _out, err = run_cli("--project", str(path), "replay", "paid",
-                              "--from", (START + timedelta(days=first_day)).isoformat(),
-                              "--to", (START + timedelta(days=last_day, hours=23,
-                                                         minutes=30)).isoformat())
+    code, _out, err = run_cli(
+        "--project",
+        str(path),
+        "replay",
+        "paid",
+        "--from",
+        (START + timedelta(days=first_day)).isoformat(),
+        "--to",
+        (START + timedelta(days=last_day, hours=23, minutes=30)).isoformat(),
+    )
     assert code == 0, err
 
 
@@ -94,12 +103,12 @@ def cut_triangle(tri: np.ndarray, cut: int):
     m = n - cut
     records = [(2000 + i, 2000 + i + j, tri[i, j]) for i in range(m) for j in range(m - i)]
     frame = pd.DataFrame(records, columns=["origin", "valuation", "values"])
-    return cl.Triangle(frame, origin="origin", development="valuation", columns="values",
-                       cumulative=True)
+    return cl.Triangle(frame, origin="origin", development="valuation", columns="values", cumulative=True)
 
 
-def blend(tri: np.ndarray, measured: np.ndarray, fitted: np.ndarray, well: np.ndarray,
-          sigma2: np.ndarray) -> np.ndarray:
+def blend(
+    tri: np.ndarray, measured: np.ndarray, fitted: np.ndarray, well: np.ndarray, sigma2: np.ndarray
+) -> np.ndarray:
     """The credibility blend written out: the measured factor weighs ``v_curve / (v_curve +
     sigma² / S)``, ``v_curve`` the curve's squared misses on the well-known factors over
     ``n - 2`` (no blend, the measured factor, for two points or fewer)."""
@@ -125,13 +134,19 @@ def reference(tri: np.ndarray, cut: int = 0) -> tuple[np.ndarray, np.ndarray, np
         ldf = np.asarray(dev.ldf_.values[0, 0, 0], dtype=float)
         well = np.array([m - 1 - k for k in range(m - 1)]) >= MIN_PAIRS
         if (~well).any() and (well & (ldf > 1.00001)).any():
-            tail = cl.TailCurve(curve="exponential", fit_period=list(well & (ldf > 1.00001)),
-                                attachment_age=int(t.ddims[int(np.argmax(~well))])).fit(dev)
+            tail = cl.TailCurve(
+                curve="exponential",
+                fit_period=list(well & (ldf > 1.00001)),
+                attachment_age=int(t.ddims[int(np.argmax(~well))]),
+            ).fit(dev)
             # the curve at every age (TailCurve's ldf_ keeps the measured ones where it fits)
-            fitted = 1 + np.exp(float(np.asarray(tail.intercept_).ravel()[0])
-                                + float(np.asarray(tail.slope_).ravel()[0]) * np.arange(1, m))
-            ldf = np.where(well, ldf, blend(tri[:m, :m], ldf, fitted, well,
-                                            np.asarray(dev.sigma_.values[0, 0, 0]) ** 2))
+            fitted = 1 + np.exp(
+                float(np.asarray(tail.intercept_).ravel()[0])
+                + float(np.asarray(tail.slope_).ravel()[0]) * np.arange(1, m)
+            )
+            ldf = np.where(
+                well, ldf, blend(tri[:m, :m], ldf, fitted, well, np.asarray(dev.sigma_.values[0, 0, 0]) ** 2)
+            )
         patterns = {int(a): float(f) for a, f in zip(t.ddims[:-1], ldf, strict=True)}
         same = cl.DevelopmentConstant(patterns=patterns, style="ldf").fit_transform(t)
         ultimate = np.asarray(cl.Chainladder().fit(same).ultimate_.values[0, 0, :, 0])
@@ -177,8 +192,9 @@ def test_sample_triangles_replayed_nowcast_as_chainladder_and_mack(tmp_path, nam
     check_against_chainladder(tmp_path, name)
 
 
-def backtest(tmp_path: Path, name: str, cuts: tuple[int, ...] = (5, 4, 3)
-             ) -> list[tuple[float, float, float, bool]]:
+def backtest(
+    tmp_path: Path, name: str, cuts: tuple[int, ...] = (5, 4, 3)
+) -> list[tuple[float, float, float, bool]]:
     """The nowcasts of the triangle cut 5, 4 and 3 diagonals early (one store, replayed on),
     each bucket's expected value and chainladder's against the value it had at the oldest age
     of the cut (truth: the later diagonals), and whether our interval held it."""
@@ -198,8 +214,7 @@ def backtest(tmp_path: Path, name: str, cuts: tuple[int, ...] = (5, 4, 3)
             if i + last > n - 1 or row["age_buckets"] >= last:
                 continue  # no truth at the cut's oldest age yet
             truth = tri[i, last]
-            out.append((row["expected"], plain[i], truth,
-                        row["low"] <= truth <= row["high"]))
+            out.append((row["expected"], plain[i], truth, row["low"] <= truth <= row["high"]))
     return out
 
 
@@ -223,10 +238,14 @@ def test_backtests_on_the_sample_triangles_are_as_good_as_chainladder(tmp_path):
 def test_a_bucket_whose_first_row_arrives_late_counts_from_age_0(tmp_path):
     """Before, a bucket that had nothing at age 0 was left out of the development, and the
     ratios came from the others only."""
-    tri = np.array([[10.0, 20.0, 30.0, 30.0],
-                    [0.0, 10.0, 20.0, np.nan],
-                    [10.0, 20.0, np.nan, np.nan],
-                    [5.0, np.nan, np.nan, np.nan]])
+    tri = np.array(
+        [
+            [10.0, 20.0, 30.0, 30.0],
+            [0.0, 10.0, 20.0, np.nan],
+            [10.0, 20.0, np.nan, np.nan],
+            [5.0, np.nan, np.nan, np.nan],
+        ]
+    )
     path = make_project(tmp_path / "late", tri)
     replay_until(path, 0, 3)
     from lookback_gui.core.insight.nowcast import metric_model

@@ -25,8 +25,10 @@ from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import HistoryRow, Store, export
 from tests.helpers import project_text, query, ts
 
-SQL = ("SELECT bucket, place, big, money, ratio FROM facts"
-       " WHERE bucket >= $window_start AND bucket < $window_end")
+SQL = (
+    "SELECT bucket, place, big, money, ratio FROM facts"
+    " WHERE bucket >= $window_start AND bucket < $window_end"
+)
 
 
 def edit(path: Path, sql: str) -> None:
@@ -40,9 +42,13 @@ def varied(tmp_path: Path, write_project) -> Path:
     """A store with revisions, a removal and a reappearance, non-ASCII and awkward dims, exact
     BIGINT and DECIMAL values, NaN, infinities, fractions and whole floats."""
     source = tmp_path / "shop.duckdb"
-    edit(source, "CREATE TABLE facts (bucket TIMESTAMP, place VARCHAR, big BIGINT, "
-                 "money DECIMAL(38,3), ratio DOUBLE)")
-    edit(source, """INSERT INTO facts VALUES
+    edit(
+        source,
+        "CREATE TABLE facts (bucket TIMESTAMP, place VARCHAR, big BIGINT, money DECIMAL(38,3), ratio DOUBLE)",
+    )
+    edit(
+        source,
+        """INSERT INTO facts VALUES
         ('2026-10-27', 'Zürich', 9007199254740993, 12345678901234567890123456789012345.678, 0.1),
         ('2026-10-27', 'a,b "c"', -5, 0.001, 'NaN'),
         ('2026-10-28', 'Zürich', 9223372036854775806, 1.000, 'Infinity'),
@@ -51,23 +57,31 @@ def varied(tmp_path: Path, write_project) -> Path:
         ('2026-10-29', 'a,b "c"', 2, 4, -1e300),
         ('2026-10-29', 'two' || chr(10) || 'lines', 3, 1.5, 1e-300),
         ('2026-10-27', 'Ünïcode', 4, 5, 123456.0),
-        ('2026-10-28', 'Ünïcode', 5, 6, 9007199254740992.0)""")
+        ('2026-10-28', 'Ünïcode', 5, 6, 9007199254740992.0)""",
+    )
     project = load_project(write_project(sql=SQL, lookback='"4d"'))
     with Store(project.store_path) as store:
+
         def pull(at: str) -> None:
             run = run_pull(project, "daily_orders", store, as_of=ts(at), clock=lambda: ts(at))
             assert run.status == "succeeded", run.error
 
         pull("2026-10-29T12:00")
-        edit(source, "UPDATE facts SET big = big - 1, money = money + 0.001, "
-                     "ratio = '-Infinity' WHERE place = 'Zürich' AND bucket = '2026-10-28'")
+        edit(
+            source,
+            "UPDATE facts SET big = big - 1, money = money + 0.001, "
+            "ratio = '-Infinity' WHERE place = 'Zürich' AND bucket = '2026-10-28'",
+        )
         edit(source, "DELETE FROM facts WHERE place = '東京'")
         edit(source, "UPDATE facts SET ratio = 0.30000000000000004 WHERE ratio = 2.0")
         pull("2026-10-30T06:00")
         # Zürich's Infinity became -Infinity above (a revision): one stays current here
-        edit(source, "INSERT INTO facts VALUES ('2026-10-28', '東京', 7, 7.125, 'NaN'), "
-                     "('2026-10-29', '東京', 8, 8, '-Infinity'), "
-                     "('2026-10-27', '東京', 9, 9, 'Infinity')")
+        edit(
+            source,
+            "INSERT INTO facts VALUES ('2026-10-28', '東京', 7, 7.125, 'NaN'), "
+            "('2026-10-29', '東京', 8, 8, '-Infinity'), "
+            "('2026-10-27', '東京', 9, 9, 'Infinity')",
+        )
         pull("2026-10-30T12:00")
     return project.path
 
@@ -87,19 +101,27 @@ def record_csv(rows: list[HistoryRow]) -> str:
                 dims.append(key)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["bucket", *dims, "measure", "value", "first_value", "versions", "revised",
-                     "partial"])
+    writer.writerow(["bucket", *dims, "measure", "value", "first_value", "versions", "revised", "partial"])
     for row in rows:
         data = row.to_json()
-        writer.writerow([data["bucket"], *(row.dims.get(d, "") for d in dims), row.measure,
-                         "" if data["value"] is None else data["value"],
-                         "" if data["first_value"] is None else data["first_value"],
-                         row.versions, str(row.revised).lower(), str(row.partial).lower()])
+        writer.writerow(
+            [
+                data["bucket"],
+                *(row.dims.get(d, "") for d in dims),
+                row.measure,
+                "" if data["value"] is None else data["value"],
+                "" if data["first_value"] is None else data["first_value"],
+                row.versions,
+                str(row.revised).lower(),
+                str(row.partial).lower(),
+            ]
+        )
     return out.getvalue()
 
 
 def exactly(text: str) -> Any:
     """Parsed JSON with every number as written (Decimal / int), and no bare NaN."""
+
     def bare(name: str) -> None:
         pytest.fail(f"bare {name} in the JSON output")
 
@@ -111,14 +133,13 @@ def same(streamed: str, records: str) -> None:
     assert [list(r) for r in ours] == [list(r) for r in theirs]  # keys in the same order
     assert ours == theirs
     # and the numbers are written alike (Decimal equality ignores 1.0 vs 1)
-    assert [[type(v) for v in r.values()] for r in ours] == \
-           [[type(v) for v in r.values()] for r in theirs]
-    assert [[str(v) for v in r.values()] for r in ours] == \
-           [[str(v) for v in r.values()] for r in theirs]
+    assert [[type(v) for v in r.values()] for r in ours] == [[type(v) for v in r.values()] for r in theirs]
+    assert [[str(v) for v in r.values()] for r in ours] == [[str(v) for v in r.values()] for r in theirs]
 
 
-@pytest.mark.parametrize("when", [[], ["--as-of-run", "1"], ["--as-of-run", "2"],
-                                  ["--as-known-at", "2026-10-30T07:00"]])
+@pytest.mark.parametrize(
+    "when", [[], ["--as-of-run", "1"], ["--as-of-run", "2"], ["--as-known-at", "2026-10-30T07:00"]]
+)
 def test_streamed_history_means_what_the_records_say(varied, when, monkeypatch):
     monkeypatch.setattr(export, "CHUNK_ROWS", 5)  # written in several bucket ranges
     p = str(varied)
@@ -130,11 +151,12 @@ def test_streamed_history_means_what_the_records_say(varied, when, monkeypatch):
     if not when:
         values = {r["value"] for r in json.loads(jsonout.dumps([r.to_json() for r in rows]))}
         assert {"NaN", "Infinity", "-Infinity"} <= values
-    same(cli("history", "daily_orders", "--project", p, "--json", *when),
-         jsonout.dumps([r.to_json() for r in rows]))
+    same(
+        cli("history", "daily_orders", "--project", p, "--json", *when),
+        jsonout.dumps([r.to_json() for r in rows]),
+    )
     streamed = cli("history", "daily_orders", "--project", p, "--csv", *when)
-    assert list(csv.reader(io.StringIO(streamed))) == \
-           list(csv.reader(io.StringIO(record_csv(rows))))
+    assert list(csv.reader(io.StringIO(streamed))) == list(csv.reader(io.StringIO(record_csv(rows))))
 
 
 @pytest.mark.parametrize("chunk", [1, 1000])
@@ -151,23 +173,34 @@ def test_streamed_revisions_mean_what_the_records_say(varied, chunk, monkeypatch
 
 
 def test_an_empty_history_is_an_empty_list(tmp_path, write_project):
-    edit(tmp_path / "shop.duckdb", "CREATE TABLE facts (bucket TIMESTAMP, place VARCHAR, "
-                                   "big BIGINT, money DECIMAL(38,3), ratio DOUBLE)")
+    edit(
+        tmp_path / "shop.duckdb",
+        "CREATE TABLE facts (bucket TIMESTAMP, place VARCHAR, big BIGINT, money DECIMAL(38,3), ratio DOUBLE)",
+    )
     p = str(write_project(project_text(sql=SQL)))
     assert json.loads(cli("history", "daily_orders", "--project", p, "--json")) == []
     assert json.loads(cli("revisions", "daily_orders", "--project", p, "--json")) == []
-    assert cli("history", "daily_orders", "--project", p, "--csv") == \
-           "bucket,measure,value,first_value,versions,revised,partial\n"
+    assert (
+        cli("history", "daily_orders", "--project", p, "--csv")
+        == "bucket,measure,value,first_value,versions,revised,partial\n"
+    )
 
 
 def test_a_process_writes_the_same_bytes_as_a_call(varied):
     """The command as a process (its output copied to stdout as bytes) writes what ``main``
     writes to a text stream."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    for args in (["history", "daily_orders", "--json"], ["history", "daily_orders", "--csv"],
-                 ["revisions", "daily_orders", "--json"]):
-        done = subprocess.run([sys.executable, "-m", "lookback_gui.cli", *args, "--project",
-                               str(varied)], capture_output=True, env=env, check=True)
+    for args in (
+        ["history", "daily_orders", "--json"],
+        ["history", "daily_orders", "--csv"],
+        ["revisions", "daily_orders", "--json"],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "lookback_gui.cli", *args, "--project", str(varied)],
+            capture_output=True,
+            env=env,
+            check=True,
+        )
         assert done.stdout.decode("utf-8") == cli(*args, "--project", str(varied))
 
 

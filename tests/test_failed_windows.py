@@ -19,9 +19,14 @@ def walked(runs: list[RunRecord]) -> list[int]:
     for index, run in enumerate(runs):
         if run.status != "failed" or run.window_start is None or run.window_end is None:
             continue
-        if any(later.status == "succeeded" and later.window_start is not None
-               and later.window_end is not None and later.window_start <= run.window_start
-               and later.window_end >= run.window_end for later in runs[index + 1:]):
+        if any(
+            later.status == "succeeded"
+            and later.window_start is not None
+            and later.window_end is not None
+            and later.window_start <= run.window_start
+            and later.window_end >= run.window_end
+            for later in runs[index + 1 :]
+        ):
             continue
         if (run.window_start, run.window_end) not in seen:
             seen.add((run.window_start, run.window_end))
@@ -42,8 +47,11 @@ def fill(store: Store, count: int, seed: int) -> None:
             start = end = None  # a run that failed before it had a window
         rows.append((run_id, metric, "schedule", status, start, end))
     with store.reading() as cur:
-        cur.executemany("INSERT INTO runs (id, metric, trigger, status, window_start, "
-                        "window_end) VALUES (?, ?, ?, ?, ?, ?)", rows)
+        cur.executemany(
+            "INSERT INTO runs (id, metric, trigger, status, window_start, "
+            "window_end) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def test_the_uncovered_failures_are_those_a_walk_over_the_log_finds(tmp_path):

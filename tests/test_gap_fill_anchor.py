@@ -20,8 +20,7 @@ from tests.helpers import make_orders, run_cli, ts
 
 def test_an_empty_backfill_before_the_data_plans_no_gap_fill_back_to_it(project, monkeypatch):
     monkeypatch.chdir(project.parent)
-    code, out, err = run_cli("backfill", "daily_orders", "--from", "1900-01-01", "--to",
-                             "1900-01-02")
+    code, out, err = run_cli("backfill", "daily_orders", "--from", "1900-01-01", "--to", "1900-01-02")
     assert code == 0, err
     loaded = load_project(project)
     config = dataclasses.replace(loaded.metrics["daily_orders"], every=timedelta(hours=6))
@@ -29,8 +28,9 @@ def test_an_empty_backfill_before_the_data_plans_no_gap_fill_back_to_it(project,
     with Store(loaded.store_path) as store:
         # nothing was found: no gap to fill, one catch-up pull
         assert [p.trigger for p in plan_catch_up(config, store, now)] == ["catch-up"]
-        first = run_pull(loaded, config, store, as_of=ts("2026-10-26T12:00"),
-                         clock=lambda: ts("2026-11-20T12:00"))
+        first = run_pull(
+            loaded, config, store, as_of=ts("2026-10-26T12:00"), clock=lambda: ts("2026-11-20T12:00")
+        )
         assert first.status == "succeeded", first.error
         plans = plan_catch_up(config, store, now)
         fills = [p.window for p in plans if p.trigger == "backfill"]
@@ -64,8 +64,10 @@ FROM orders WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP
 
 
 def test_a_gap_fill_of_more_than_1000_pulls_waits_and_says_how_to_run_it(tmp_path):
-    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-08-01T10:30"), "DE", 1.0),
-                                           (2, ts("2026-10-30T11:30"), "DE", 1.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(1, ts("2026-08-01T10:30"), "DE", 1.0), (2, ts("2026-10-30T11:30"), "DE", 1.0)],
+    )
     (tmp_path / "lookback.toml").write_text(HOURLY)
     project = load_project(tmp_path / "lookback.toml")
     then = ts("2026-08-01T10:45")
@@ -108,8 +110,10 @@ def test_the_app_asks_before_a_gap_fill_of_more_than_1000_pulls(qtbot, tmp_path)
 
     now = datetime.now(UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
     then = now - timedelta(days=60)
-    make_orders(tmp_path / "shop.duckdb", [(1, then + timedelta(minutes=10), "DE", 1.0),
-                                           (2, now - timedelta(hours=2), "DE", 1.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(1, then + timedelta(minutes=10), "DE", 1.0), (2, now - timedelta(hours=2), "DE", 1.0)],
+    )
     (tmp_path / "lookback.toml").write_text(HOURLY)
     project = load_project(tmp_path / "lookback.toml")
     with Store(project.store_path) as store:

@@ -41,35 +41,45 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 def _gcs_keys(server) -> str:
     """A gs:// source's keys for the local server: an HMAC key, its endpoint, path style."""
-    return (f'access_key_id = "{KEY_ID}"\nsecret_env = "LOOKBACK_TEST_S3_SECRET"\n'
-            f'endpoint = "127.0.0.1:{server.port}"\nurl_style = "path"\nuse_ssl = false\n')
+    return (
+        f'access_key_id = "{KEY_ID}"\nsecret_env = "LOOKBACK_TEST_S3_SECRET"\n'
+        f'endpoint = "127.0.0.1:{server.port}"\nurl_style = "path"\nuse_ssl = false\n'
+    )
 
 
 @pytest.fixture
 def gcs_bucket(s3_server, s3_secret) -> str:
     bucket = s3_server.bucket("gcs")
     client = s3_server.client()
-    client.put_object(Bucket=bucket, Key="orders/2026-10-25.parquet", Body=_orders_parquet(
-        [(1, "2026-10-25 10:00", "DE", 10.0), (2, "2026-10-25 11:00", "FR", 4.0)]))
-    client.put_object(Bucket=bucket, Key="orders/2026-10-29.parquet", Body=_orders_parquet(
-        [(3, "2026-10-29 09:00", "DE", 7.0)]))
-    client.put_object(Bucket=bucket, Key="private/salaries.parquet",
-                      Body=_parquet_bytes("SELECT 'alice' AS name, 99999 AS salary"))
+    client.put_object(
+        Bucket=bucket,
+        Key="orders/2026-10-25.parquet",
+        Body=_orders_parquet([(1, "2026-10-25 10:00", "DE", 10.0), (2, "2026-10-25 11:00", "FR", 4.0)]),
+    )
+    client.put_object(
+        Bucket=bucket,
+        Key="orders/2026-10-29.parquet",
+        Body=_orders_parquet([(3, "2026-10-29 09:00", "DE", 7.0)]),
+    )
+    client.put_object(
+        Bucket=bucket,
+        Key="private/salaries.parquet",
+        Body=_parquet_bytes("SELECT 'alice' AS name, 99999 AS salary"),
+    )
     return bucket
 
 
 def test_a_gs_source_is_read_with_an_hmac_key(write_project, s3_server, gcs_bucket, tmp_path):
-    source = f'type = "parquet"\npath = "gs://{gcs_bucket}/orders/*.parquet"\n' \
-             f'{_gcs_keys(s3_server)}'
+    source = f'type = "parquet"\npath = "gs://{gcs_bucket}/orders/*.parquet"\n{_gcs_keys(s3_server)}'
     path = write_project(project_text(source=source, source_name="orders"))
     mark = s3_server.mark()
-    code, out, err = _run("--project", str(path), "pull", "daily_orders",
-                          "--as-of", "2026-10-30T12:00")
+    code, out, err = _run("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
     assert code == 0, err
     assert any(r.key.startswith(f"{gcs_bucket}/orders/") for r in s3_server.requests_since(mark))
     with open_store(load_project(path).store) as store:
-        rows = {(r.bucket.date(), r.dims["country"], r.measure): r.value
-                for r in store.history("daily_orders")}
+        rows = {
+            (r.bucket.date(), r.dims["country"], r.measure): r.value for r in store.history("daily_orders")
+        }
     assert rows[(date(2026, 10, 25), "DE", "orders")] == 1
     assert rows[(date(2026, 10, 29), "DE", "revenue")] == 7.0
     for file in tmp_path.rglob("*"):
@@ -82,19 +92,28 @@ def test_a_gs_source_is_read_with_an_hmac_key(write_project, s3_server, gcs_buck
 def test_a_gs_source_reaches_nothing_but_its_objects(s3_server, gcs_bucket):
     url = f"gs://{gcs_bucket}/orders/*.parquet"
     source = SourceConfig(
-        name="shop", type="parquet", path=url, resolved_path=url,
-        storage=StorageConfig(access_key_id=KEY_ID, secret_env="LOOKBACK_TEST_S3_SECRET",
-                              endpoint=f"127.0.0.1:{s3_server.port}", url_style="path",
-                              use_ssl=False))
+        name="shop",
+        type="parquet",
+        path=url,
+        resolved_path=url,
+        storage=StorageConfig(
+            access_key_id=KEY_ID,
+            secret_env="LOOKBACK_TEST_S3_SECRET",
+            endpoint=f"127.0.0.1:{s3_server.port}",
+            url_style="path",
+            use_ssl=False,
+        ),
+    )
     con = connect_source(source)
     try:
         assert con.execute("SELECT count(*) FROM shop").fetchone() == (3,)
         secrets = con.execute("SELECT type, scope, secret_string FROM duckdb_secrets()").fetchall()
-        assert [(kind, scope) for kind, scope, _ in secrets] == [
-            ("gcs", [f"gs://{gcs_bucket}/orders/"])]
+        assert [(kind, scope) for kind, scope, _ in secrets] == [("gcs", [f"gs://{gcs_bucket}/orders/"])]
         assert SECRET not in str(secrets)
-        for other in (f"gs://{gcs_bucket}/private/salaries.parquet",
-                      f"s3://{gcs_bucket}/private/salaries.parquet"):
+        for other in (
+            f"gs://{gcs_bucket}/private/salaries.parquet",
+            f"s3://{gcs_bucket}/private/salaries.parquet",
+        ):
             with pytest.raises(duckdb.PermissionException):
                 con.execute(f"SELECT * FROM read_parquet('{other}')").fetchall()
     finally:
@@ -111,12 +130,13 @@ def test_storage_that_cannot_be_reached_is_one_line_naming_the_url(write_project
     """DuckDB's message for a failed listing ended with the listing's own SQL ("LINE 1: SELECT
     file FROM glob(?)"); the error names the source's URL instead."""
     url = "s3://shop/orders/*.parquet"
-    source = (f'type = "parquet"\npath = "{url}"\naccess_key_id = "{KEY_ID}"\n'
-              'secret_env = "LOOKBACK_TEST_S3_SECRET"\n'
-              f'endpoint = "127.0.0.1:{_closed_port()}"\nurl_style = "path"\nuse_ssl = false\n')
+    source = (
+        f'type = "parquet"\npath = "{url}"\naccess_key_id = "{KEY_ID}"\n'
+        'secret_env = "LOOKBACK_TEST_S3_SECRET"\n'
+        f'endpoint = "127.0.0.1:{_closed_port()}"\nurl_style = "path"\nuse_ssl = false\n'
+    )
     path = write_project(project_text(source=source, source_name="orders"))
-    code, out, err = _run("--project", str(path), "pull", "daily_orders",
-                          "--as-of", "2026-10-30T12:00")
+    code, out, err = _run("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
     assert code == 1
     assert err.startswith(f"error: source orders: {url} cannot be listed: "), err
     assert err.count("\n") == 1 and "glob" not in err and "LINE" not in err, err
@@ -129,33 +149,39 @@ def _account() -> str:
 
 def test_an_azure_secret_is_made_scoped_with_its_key_redacted():
     key = "c2VjcmV0LWFjY291bnQta2V5"
-    for storage, provider in ((StorageConfig(access_key_id=_account(), secret_env="AZ_KEY"),
-                               "config"),
-                              (StorageConfig(access_key_id=_account(), credential_chain=True),
-                               "credential_chain")):
+    for storage, provider in (
+        (StorageConfig(access_key_id=_account(), secret_env="AZ_KEY"), "config"),
+        (StorageConfig(access_key_id=_account(), credential_chain=True), "credential_chain"),
+    ):
         con = duckdb.connect()
         try:
-            create_secret(con, "lookback_source", "az://data/orders/*.parquet", storage,
-                          "source orders", environ={"AZ_KEY": key})
-            rows = con.execute("SELECT type, provider, scope, secret_string "
-                               "FROM duckdb_secrets()").fetchall()
+            create_secret(
+                con,
+                "lookback_source",
+                "az://data/orders/*.parquet",
+                storage,
+                "source orders",
+                environ={"AZ_KEY": key},
+            )
+            rows = con.execute("SELECT type, provider, scope, secret_string FROM duckdb_secrets()").fetchall()
         finally:
             con.close()
         assert [(kind, given, scope) for kind, given, scope, _ in rows] == [
-            ("azure", provider, ["az://data/orders/"])]
+            ("azure", provider, ["az://data/orders/"])
+        ]
         assert key not in str(rows)
 
 
-def test_an_azure_account_that_cannot_be_reached_is_retried_and_named(write_project,
-                                                                        monkeypatch):
+def test_an_azure_account_that_cannot_be_reached_is_retried_and_named(write_project, monkeypatch):
     """No server here speaks the Azure Blob API: an account that does not exist fails as one
     unreachable, which a retry may fix (a network down) — tried twice, said in one line."""
     key = "c2VjcmV0LWFjY291bnQta2V5"
     monkeypatch.setenv("LOOKBACK_TEST_AZ_KEY", key)
     account = _account()
     url = "az://data/orders/*.parquet"
-    source = (f'type = "parquet"\npath = "{url}"\naccess_key_id = "{account}"\n'
-              'secret_env = "LOOKBACK_TEST_AZ_KEY"')
+    source = (
+        f'type = "parquet"\npath = "{url}"\naccess_key_id = "{account}"\nsecret_env = "LOOKBACK_TEST_AZ_KEY"'
+    )
     text = project_text(source=source, source_name="orders")
     path = write_project(text.replace("retries = 0\n", 'retries = 1\nretry_base = "1s"\n'))
     project = load_project(path)
@@ -168,14 +194,23 @@ def test_an_azure_account_that_cannot_be_reached_is_retried_and_named(write_proj
     assert key not in error and "glob" not in error
 
 
-@pytest.mark.parametrize(("source", "said"), [
-    ('type = "parquet"\npath = "gs://b/x/*.parquet"\nregion = "europe-west3"',
-     "region is for S3 and S3-compatible stores (s3://)"),
-    ('type = "parquet"\npath = "az://c/x/*.parquet"\nendpoint = "127.0.0.1:9"',
-     "endpoint is for S3-compatible stores and GCS (s3://, gs://)"),
-    ('type = "parquet"\npath = "az://c/x/*.parquet"\nurl_style = "path"',
-     "url_style is for S3-compatible stores and GCS (s3://, gs://)"),
-])
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        (
+            'type = "parquet"\npath = "gs://b/x/*.parquet"\nregion = "europe-west3"',
+            "region is for S3 and S3-compatible stores (s3://)",
+        ),
+        (
+            'type = "parquet"\npath = "az://c/x/*.parquet"\nendpoint = "127.0.0.1:9"',
+            "endpoint is for S3-compatible stores and GCS (s3://, gs://)",
+        ),
+        (
+            'type = "parquet"\npath = "az://c/x/*.parquet"\nurl_style = "path"',
+            "url_style is for S3-compatible stores and GCS (s3://, gs://)",
+        ),
+    ],
+)
 def test_keys_a_gcs_or_azure_path_does_not_take_are_refused(write_project, source, said):
     path = write_project(project_text(source=source))
     code, out, err = _run("--project", str(path), "check")
@@ -184,8 +219,11 @@ def test_keys_a_gcs_or_azure_path_does_not_take_are_refused(write_project, sourc
 
 
 def test_a_gs_endpoint_is_accepted_in_the_project_file(write_project):
-    path = write_project(project_text(
-        source='type = "parquet"\npath = "gs://b/x/*.parquet"\n'
-               'endpoint = "storage-lake.p.googleapis.com"\nurl_style = "path"'))
+    path = write_project(
+        project_text(
+            source='type = "parquet"\npath = "gs://b/x/*.parquet"\n'
+            'endpoint = "storage-lake.p.googleapis.com"\nurl_style = "path"'
+        )
+    )
     storage = load_project(path).sources["shop"].storage
     assert (storage.endpoint, storage.url_style) == ("storage-lake.p.googleapis.com", "path")

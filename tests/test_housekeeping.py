@@ -34,19 +34,30 @@ def cli(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def used(tmp_path, write_project) -> Path:
     """A project of two metrics after a few pulls that revised and removed values."""
-    make_orders(tmp_path / "shop.duckdb", [(i, ts(f"2026-10-{20 + i % 9:02d}T10:00"),
-                                            ["DE", "FR", "ÜS"][i % 3], float(i))
-                                           for i in range(60)])
-    other = project_text(metric="weekly", grain="week", lookback='"4w"',
-                         sql=DAILY_SQL.replace("'day'", "'week'")).split("\n\n", 2)[2]
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(i, ts(f"2026-10-{20 + i % 9:02d}T10:00"), ["DE", "FR", "ÜS"][i % 3], float(i)) for i in range(60)],
+    )
+    other = project_text(
+        metric="weekly", grain="week", lookback='"4w"', sql=DAILY_SQL.replace("'day'", "'week'")
+    ).split("\n\n", 2)[2]
     path = write_project(project_text() + "\n" + other)
     project = load_project(path)
     with Store(project.store_path) as store:
-        for day, change in ((27, "amount = amount + 1"), (28, "amount = amount * 2"),
-                            (29, "country = 'DE'"), (30, "amount = amount - 1")):
+        for day, change in (
+            (27, "amount = amount + 1"),
+            (28, "amount = amount * 2"),
+            (29, "country = 'DE'"),
+            (30, "amount = amount - 1"),
+        ):
             for metric in ("daily_orders", "weekly"):
-                run = run_pull(project, metric, store, as_of=ts(f"2026-10-{day}T12:00"),
-                               clock=lambda d=day: ts(f"2026-10-{d}T12:00"))  # type: ignore[misc]
+                run = run_pull(
+                    project,
+                    metric,
+                    store,
+                    as_of=ts(f"2026-10-{day}T12:00"),
+                    clock=lambda d=day: ts(f"2026-10-{d}T12:00"),
+                )  # type: ignore[misc]
                 assert run.status == "succeeded", run.error
             con = duckdb.connect(str(tmp_path / "shop.duckdb"))
             con.execute(f"UPDATE orders SET {change} WHERE order_id % 4 = {day % 4}")
@@ -64,11 +75,12 @@ def contents(path: Path) -> dict[str, object]:
             count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             found[table] = (
                 sorted(con.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
-                if count < 10_000 else
-                con.execute(f"SELECT count(*), sum(hash({table})) FROM {table}").fetchall())
+                if count < 10_000
+                else con.execute(f"SELECT count(*), sum(hash({table})) FROM {table}").fetchall()
+            )
         found["sequences"] = con.execute(
-            "SELECT sequence_name, last_value, start_value FROM duckdb_sequences() "
-            "ORDER BY 1").fetchall()
+            "SELECT sequence_name, last_value, start_value FROM duckdb_sequences() ORDER BY 1"
+        ).fetchall()
         return found
     finally:
         con.close()
@@ -81,14 +93,16 @@ def test_store_stats_counts_by_metric(used):
     stats = json.loads(out)
     assert list(stats) == ["path", "bytes", "free_bytes", "runs", "versions", "values", "metrics"]
     con = duckdb.connect(str(project.store_path), read_only=True)
-    expected = {m: (runs, versions, values) for m, runs, versions, values in con.execute("""
+    expected = {
+        m: (runs, versions, values)
+        for m, runs, versions, values in con.execute("""
         SELECT metric, (SELECT count(*) FROM runs r WHERE r.metric = m.metric),
                (SELECT count(*) FROM versions v WHERE v.metric = m.metric),
                (SELECT count(*) FROM current c WHERE c.metric = m.metric)
-        FROM (SELECT DISTINCT metric FROM runs) m""").fetchall()}
+        FROM (SELECT DISTINCT metric FROM runs) m""").fetchall()
+    }
     con.close()
-    assert {m["metric"]: (m["runs"], m["versions"], m["values"]) for m in stats["metrics"]} \
-        == expected
+    assert {m["metric"]: (m["runs"], m["versions"], m["values"]) for m in stats["metrics"]} == expected
     assert stats["runs"] == 8 and stats["versions"] == sum(v for _, v, _ in expected.values())
     assert stats["bytes"] == project.store_path.stat().st_size
     assert 0 < sum(m["bytes"] for m in stats["metrics"]) <= stats["bytes"]
@@ -109,8 +123,9 @@ def test_compact_keeps_every_run_and_version_and_the_ids_go_on(used):
     assert project.store_path.stat().st_size <= size
     assert not project.store_path.with_name("lookback.duckdb.compact").exists()
     with Store(project.store_path) as store:  # the next run gets the next id and commit
-        run = run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"),
-                       clock=lambda: ts("2026-10-30T13:00"))
+        run = run_pull(
+            project, "daily_orders", store, as_of=ts("2026-10-30T13:00"), clock=lambda: ts("2026-10-30T13:00")
+        )
         assert run.status == "succeeded" and run.id == 9
         row = query(store, "SELECT max(commit_seq) FROM runs WHERE id < 9")[0][0]
         assert query(store, "SELECT commit_seq FROM runs WHERE id = 9")[0][0] == row + 1
@@ -142,7 +157,8 @@ def grow(path: Path, versions: int) -> None:
             "INSERT INTO versions SELECT 'daily_orders', '{\"country\":\"X' || (i % 5000) || "
             "'\"}', 'orders', TIMESTAMP '2020-01-01' + to_days(CAST(i // 5000 AS INTEGER)), 1,"
             " i, false, false, TIMESTAMP '2020-01-02', CAST(i AS VARCHAR), false FROM range(?) t(i)",
-            [versions])
+            [versions],
+        )
 
 
 def test_a_compaction_killed_halfway_leaves_the_store_whole(used):
@@ -151,9 +167,12 @@ def test_a_compaction_killed_halfway_leaves_the_store_whole(used):
     before = contents(project.store_path)
     fresh = project.store_path.with_name("lookback.duckdb.compact")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    process = subprocess.Popen([sys.executable, "-m", "lookback_gui.cli", "store", "compact",
-                                "--project", str(used)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lookback_gui.cli", "store", "compact", "--project", str(used)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + PROCESS_S
     while not (fresh.exists() and fresh.stat().st_size > 0) and process.poll() is None:
         assert time.monotonic() < deadline
@@ -173,12 +192,15 @@ def test_a_compaction_killed_halfway_leaves_the_store_whole(used):
 def test_a_compaction_waits_for_the_store_and_gives_up_naming_the_holder(used):
     project = load_project(used)
     before = contents(project.store_path)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
-           "LOOKBACK_STORE_WAIT": "1"}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "LOOKBACK_STORE_WAIT": "1"}
     with Store(project.store_path) as store, store.reading():  # this process is using it
-        done = subprocess.run([sys.executable, "-m", "lookback_gui.cli", "store", "compact",
-                               "--project", str(used)], env=env, capture_output=True,
-                              text=True, timeout=PROCESS_S)
+        done = subprocess.run(
+            [sys.executable, "-m", "lookback_gui.cli", "store", "compact", "--project", str(used)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_S,
+        )
     assert done.returncode == 1
     assert "error:" in done.stderr and f"PID {os.getpid()}" in done.stderr
     assert contents(project.store_path) == before

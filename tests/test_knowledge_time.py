@@ -72,8 +72,7 @@ METRICS = ("replayed", "plain")
 
 # hours before now: often inside today's still-partial bucket, else any time in the lookbacks
 hours_ago = st.one_of(st.integers(0, 12), st.integers(0, 8 * 24))
-countries = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
-                    min_size=1, max_size=3)
+countries = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=3)
 
 
 def day(moment: datetime) -> datetime:
@@ -85,8 +84,10 @@ def arrived_orders(path: Path, rows: list[tuple]) -> Path:
     country, amount)."""
     con = duckdb.connect(str(path))
     try:
-        con.execute("CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, "
-                    "arrived_at TIMESTAMP, country VARCHAR, amount DOUBLE)")
+        con.execute(
+            "CREATE TABLE orders (id INTEGER, ordered_at TIMESTAMP, "
+            "arrived_at TIMESTAMP, country VARCHAR, amount DOUBLE)"
+        )
         if rows:
             con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", rows)
     finally:
@@ -112,8 +113,16 @@ class Model:
             out[(country, "revenue", bucket)] = out.get((country, "revenue", bucket), 0) + amount
         return out
 
-    def pull(self, metric: str, run: int, start: datetime, end: datetime, as_of: datetime,
-             known: datetime, empty_ok: bool = False) -> tuple[int, int, int, int] | None:
+    def pull(
+        self,
+        metric: str,
+        run: int,
+        start: datetime,
+        end: datetime,
+        as_of: datetime,
+        known: datetime,
+        empty_ok: bool = False,
+    ) -> tuple[int, int, int, int] | None:
         """Apply one pull; its counts (new, revised, removed, unchanged), None if it fails.
 
         An empty result is refused, except for a backfill chunk that no successful pull's
@@ -142,14 +151,15 @@ class Model:
                 counts[1] += 1
             else:
                 counts[3] += 1
-        self.runs.append({"id": run, "metric": metric, "start": start, "end": end,
-                          "known": known})
+        self.runs.append({"id": run, "metric": metric, "start": start, "end": end, "known": known})
         return counts[0], counts[1], counts[2], counts[3]
 
     def settled(self, metric: str, bucket: datetime, runs: list[dict]) -> bool:
         """A successful pull saw the bucket with a known time at or after the bucket's end."""
-        return any(r["metric"] == metric and r["start"] <= bucket < r["end"]
-                   and r["known"] >= bucket + DAY for r in runs)
+        return any(
+            r["metric"] == metric and r["start"] <= bucket < r["end"] and r["known"] >= bucket + DAY
+            for r in runs
+        )
 
     def values(self, metric: str, keep=lambda known, run: True, runs=None) -> dict:
         runs = self.runs if runs is None else runs
@@ -159,8 +169,12 @@ class Model:
             if key[0] != metric or not seen:
                 continue
             last = seen[-1][2]
-            out[key[1:]] = (None if last == REMOVED else last, seen[0][2], len(seen),
-                            not self.settled(metric, key[3], runs))
+            out[key[1:]] = (
+                None if last == REMOVED else last,
+                seen[0][2],
+                len(seen),
+                not self.settled(metric, key[3], runs),
+            )
         return out
 
     def changes(self, metric: str) -> set[tuple]:
@@ -176,9 +190,13 @@ class Model:
                 before, after = (0.0 if v == REMOVED else float(v) for v in (old, new))
                 if before == after:
                     continue
-                pulls = [r["known"] for r in self.runs if r["metric"] == metric
-                         and r["start"] <= key[3] < r["end"]
-                         and (r["known"], r["id"]) < (known, run)]
+                pulls = [
+                    r["known"]
+                    for r in self.runs
+                    if r["metric"] == metric
+                    and r["start"] <= key[3] < r["end"]
+                    and (r["known"], r["id"]) < (known, run)
+                ]
                 out.add((*key[1:], run, known, before, after, max(pulls, default=None)))
         return out
 
@@ -195,8 +213,10 @@ class Model:
 
 
 def stored(rows) -> dict:
-    return {(r.dims["country"], r.measure, r.bucket): (r.value, r.first_value, r.versions,
-                                                       r.partial) for r in rows}
+    return {
+        (r.dims["country"], r.measure, r.bucket): (r.value, r.first_value, r.versions, r.partial)
+        for r in rows
+    }
 
 
 class KnowledgeTime(RuleBasedStateMachine):
@@ -236,8 +256,9 @@ class KnowledgeTime(RuleBasedStateMachine):
         assert run.as_of <= self.now, "a pull as of the future"
         replays = run.metric == "replayed"
         known = as_of if replays else self.now
-        expected = self.model.pull(run.metric, run.id, run.window_start, run.window_end, as_of,
-                                   known, empty_ok)
+        expected = self.model.pull(
+            run.metric, run.id, run.window_start, run.window_end, as_of, known, empty_ok
+        )
         if expected is None:
             assert run.status == "failed", run
             return
@@ -245,16 +266,21 @@ class KnowledgeTime(RuleBasedStateMachine):
         assert run.known_at == known
         assert (run.new, run.revised, run.removed, run.unchanged) == expected
 
-    @initialize(rows=st.lists(st.tuples(hours_ago, st.integers(0, 72), countries,
-                                        st.integers(-3, 50)), min_size=1, max_size=6))
+    @initialize(
+        rows=st.lists(
+            st.tuples(hours_ago, st.integers(0, 72), countries, st.integers(-3, 50)), min_size=1, max_size=6
+        )
+    )
     def history(self, rows):
         for hours, delay, country, amount in rows:
             self.add(START - timedelta(hours=hours), min(delay, hours), country, amount)
 
     def add(self, ordered: datetime, delay_hours: int, country: str, amount: int) -> None:
         arrived = ordered + timedelta(hours=delay_hours)
-        self.edit("INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
-                  [self.next_id, ordered, arrived, country, float(amount)])
+        self.edit(
+            "INSERT INTO orders VALUES (?, ?, ?, ?, ?)",
+            [self.next_id, ordered, arrived, country, float(amount)],
+        )
         self.model.rows[self.next_id] = (ordered, arrived, country, float(amount))
         self.next_id += 1
 
@@ -285,8 +311,10 @@ class KnowledgeTime(RuleBasedStateMachine):
     def pull(self, metric, hours_back):
         as_of = self.now - timedelta(hours=hours_back)
         run = run_pull(self.project, metric, self.store, as_of=as_of, clock=self.clock)
-        assert (run.window_start, run.window_end) == (day(as_of) + DAY - LOOKBACK_DAYS * DAY,
-                                                      day(as_of) + DAY)
+        assert (run.window_start, run.window_end) == (
+            day(as_of) + DAY - LOOKBACK_DAYS * DAY,
+            day(as_of) + DAY,
+        )
         self.apply(run, as_of)
         if run.status == "succeeded":  # a repeated pull adds nothing
             again = run_pull(self.project, metric, self.store, as_of=as_of, clock=self.clock)
@@ -296,17 +324,26 @@ class KnowledgeTime(RuleBasedStateMachine):
     @rule(metric=st.sampled_from(METRICS), days_back=st.integers(1, 9), then=st.booleans())
     def backfill_to_now(self, metric, days_back, then):
         pulled = [(r["start"], r["end"]) for r in self.model.runs if r["metric"] == metric]
-        runs = backfill(self.project, metric, self.store, day(self.now) - days_back * DAY,
-                        self.now, clock=self.clock, as_known_then=then)
+        runs = backfill(
+            self.project,
+            metric,
+            self.store,
+            day(self.now) - days_back * DAY,
+            self.now,
+            clock=self.clock,
+            as_known_then=then,
+        )
         assert runs[0].window_start == day(self.now) - days_back * DAY
         # [from, to) holds the bucket of now unless now is that bucket's very start
-        assert runs[-1].window_end == (day(self.now) + DAY if self.now > day(self.now)
-                                       else self.now)
+        assert runs[-1].window_end == (day(self.now) + DAY if self.now > day(self.now) else self.now)
         for run in runs:  # each chunk with what is known now; as known then: as of its end,
             # or now for the chunk that holds now
             assert run.as_of == (min(run.window_end, self.now) if then else self.now)
-            self.apply(run, run.as_of, empty_ok=not any(
-                s < run.window_end and run.window_start < e for s, e in pulled))
+            self.apply(
+                run,
+                run.as_of,
+                empty_ok=not any(s < run.window_end and run.window_start < e for s, e in pulled),
+            )
 
     @rule(metric=st.sampled_from(METRICS))
     def retry_failed_windows(self, metric):
@@ -332,7 +369,9 @@ class KnowledgeTime(RuleBasedStateMachine):
             with self.store.reading() as cur:
                 rows = cur.execute(
                     "SELECT dims, measure, bucket, run_id, known_at, prev_value, value,"
-                    " prev_known_at FROM arrivals WHERE metric = ?", [metric]).fetchall()
+                    " prev_known_at FROM arrivals WHERE metric = ?",
+                    [metric],
+                ).fetchall()
             kept = {(json.loads(d)["country"], *rest) for d, *rest in rows}
             assert len(kept) == len(rows)
             changes = self.model.changes(metric)
@@ -342,15 +381,16 @@ class KnowledgeTime(RuleBasedStateMachine):
                 rows = cur.execute(
                     "SELECT measure, bucket, known_at, prev_known_at, sum(revisions),"
                     " sum(magnitude), sum(signed) FROM arrival_sums WHERE metric = ?"
-                    " GROUP BY ALL", [metric]).fetchall()
+                    " GROUP BY ALL",
+                    [metric],
+                ).fetchall()
             sums: dict[tuple, list[float]] = {}
             for _c, measure, bucket, _run, known, before, after, prev in changes:
                 total = sums.setdefault((measure, bucket, known, prev), [0, 0.0, 0.0])
                 total[0] += 1
                 total[1] += abs(after - before)
                 total[2] += after - before
-            assert {(*k, n, m, s) for *k, n, m, s in rows} == {
-                (*k, *v) for k, v in sums.items()}
+            assert {(*k, n, m, s) for *k, n, m, s in rows} == {(*k, *v) for k, v in sums.items()}
 
     @invariant()
     def the_past_as_known_at_a_time_and_after_a_run(self):
@@ -359,17 +399,22 @@ class KnowledgeTime(RuleBasedStateMachine):
             for metric in METRICS:
                 at = r["known"]
                 assert stored(self.store.history(metric, as_known_at=at)) == self.model.values(
-                    metric, keep=lambda known, run, at=at: known <= at,
-                    runs=[x for x in runs if x["known"] <= at])
+                    metric,
+                    keep=lambda known, run, at=at: known <= at,
+                    runs=[x for x in runs if x["known"] <= at],
+                )
                 n = r["id"]
                 assert stored(self.store.history(metric, as_of_run=n)) == self.model.values(
-                    metric, keep=lambda known, run, n=n: run <= n,
-                    runs=[x for x in runs if x["id"] <= n])
+                    metric, keep=lambda known, run, n=n: run <= n, runs=[x for x in runs if x["id"] <= n]
+                )
 
 
 KnowledgeTime.TestCase.settings = settings(
-    max_examples=30, stateful_step_count=14, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=30,
+    stateful_step_count=14,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 test_the_store_agrees_with_a_model_of_knowledge_time = KnowledgeTime.TestCase
 
 
@@ -379,11 +424,14 @@ test_the_store_agrees_with_a_model_of_knowledge_time = KnowledgeTime.TestCase
 @pytest.fixture
 def replayed(tmp_path: Path):
     (tmp_path / "lookback.toml").write_text(PROJECT)
-    arrived_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-05T10:00"), ts("2026-10-05T11:00"), "DE", 10.0),
-        (2, ts("2026-10-05T12:00"), ts("2026-10-06T09:00"), "DE", 5.0),  # a day late
-        (3, ts("2026-10-09T08:00"), ts("2026-10-09T08:30"), "DE", 1.0),
-    ])
+    arrived_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, ts("2026-10-05T10:00"), ts("2026-10-05T11:00"), "DE", 10.0),
+            (2, ts("2026-10-05T12:00"), ts("2026-10-06T09:00"), "DE", 5.0),  # a day late
+            (3, ts("2026-10-09T08:00"), ts("2026-10-09T08:30"), "DE", 1.0),
+        ],
+    )
     project = load_project(tmp_path / "lookback.toml")
     with Store(project.store_path) as store:
         yield project, store
@@ -398,19 +446,24 @@ def test_a_backfill_of_the_past_leaves_the_current_values_as_they_were(replayed)
     assert before[("DE", "orders", ts("2026-10-05"))] == (2, 2, 1, False)
     # as known then: one chunk as of its own end, 10-06: it sees 10-05 before the late order
     # arrived
-    runs = backfill(project, "replayed", store, ts("2026-10-03"), ts("2026-10-06"),
-                    clock=lambda: now, as_known_then=True)
+    runs = backfill(
+        project, "replayed", store, ts("2026-10-03"), ts("2026-10-06"), clock=lambda: now, as_known_then=True
+    )
     assert [(r.status, r.as_of, r.known_at, r.new) for r in runs] == [
-        ("succeeded", ts("2026-10-06"), ts("2026-10-06"), 2)]
+        ("succeeded", ts("2026-10-06"), ts("2026-10-06"), 2)
+    ]
     after = stored(store.history("replayed"))
     # the current values stay; the backfill's older view is in the history, known earlier
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
     assert after[("DE", "orders", ts("2026-10-05"))] == (2, 1, 2, False)
-    past = {(r.bucket, r.measure): r.value
-            for r in store.history("replayed", as_known_at=ts("2026-10-06T12:00"))}
+    past = {
+        (r.bucket, r.measure): r.value for r in store.history("replayed", as_known_at=ts("2026-10-06T12:00"))
+    }
     assert past == {(ts("2026-10-05"), "orders"): 1, (ts("2026-10-05"), "revenue"): 10.0}
     assert [(r.old_value, r.new_value, r.known_at) for r in store.revisions("replayed")] == [
-        (1, 2, now), (10.0, 15.0, now)]
+        (1, 2, now),
+        (10.0, 15.0, now),
+    ]
 
 
 def test_a_backfill_to_now_pulls_the_chunk_that_holds_now_as_of_now(replayed):
@@ -425,8 +478,7 @@ def test_a_backfill_to_now_pulls_the_chunk_that_holds_now_as_of_now(replayed):
     # the backfill looked at the present: the scheduler owes no catch-up right now
     config = dataclasses.replace(project.metrics["replayed"], every=timedelta(hours=6))
     assert plan_catch_up(config, store, now) == []
-    assert [p.trigger for p in plan_catch_up(config, store, now + timedelta(hours=7))] == [
-        "catch-up"]
+    assert [p.trigger for p in plan_catch_up(config, store, now + timedelta(hours=7))] == ["catch-up"]
 
 
 def test_a_replay_between_two_pulls_splits_the_change_they_saw_in_two(replayed):
@@ -442,26 +494,37 @@ def test_a_replay_between_two_pulls_splits_the_change_they_saw_in_two(replayed):
         run = run_pull(project, "replayed", store, as_of=as_of, clock=lambda: now)
         assert run.status == "succeeded", run.error
     found = load_revisions(store, config)
-    assert [(m, p, v, a, pa) for m, p, v, a, pa in zip(
-        found["measure"], found["prev_value"], found["value"], found["age"],
-        found["prev_age"], strict=True)] == [
-        ("orders", 1, 2, 1, 0), ("revenue", 10.0, 15.0, 1, 0),  # the replay, known 10-06
-        ("orders", 2, 3, 2, 1), ("revenue", 15.0, 20.0, 2, 1)]  # the pull known 10-07
+    assert [
+        (m, p, v, a, pa)
+        for m, p, v, a, pa in zip(
+            found["measure"],
+            found["prev_value"],
+            found["value"],
+            found["age"],
+            found["prev_age"],
+            strict=True,
+        )
+    ] == [
+        ("orders", 1, 2, 1, 0),
+        ("revenue", 10.0, 15.0, 1, 0),  # the replay, known 10-06
+        ("orders", 2, 3, 2, 1),
+        ("revenue", 15.0, 20.0, 2, 1),
+    ]  # the pull known 10-07
 
 
 def test_a_bucket_settles_when_a_later_pull_sees_it_complete_even_unchanged(replayed):
     project, store = replayed
     noon, next_day = ts("2026-10-09T12:00"), ts("2026-10-10T12:00")
     run_pull(project, "replayed", store, as_of=noon, clock=lambda: noon)
-    assert [r.partial for r in store.history("replayed") if r.bucket == ts("2026-10-09")] == [
-        True, True]
+    assert [r.partial for r in store.history("replayed") if r.bucket == ts("2026-10-09")] == [True, True]
     again = run_pull(project, "replayed", store, as_of=next_day, clock=lambda: next_day)
     assert again.revised == 0 and again.new == 0  # 10-09 did not change, and nothing new
-    assert [r.partial for r in store.history("replayed") if r.bucket == ts("2026-10-09")] == [
-        False, False]
+    assert [r.partial for r in store.history("replayed") if r.bucket == ts("2026-10-09")] == [False, False]
     # as known after the first run it was still partial
-    assert [r.partial for r in store.history("replayed", as_of_run=1)
-            if r.bucket == ts("2026-10-09")] == [True, True]
+    assert [r.partial for r in store.history("replayed", as_of_run=1) if r.bucket == ts("2026-10-09")] == [
+        True,
+        True,
+    ]
 
 
 # -- the command line: replay and history as known at a time --------------------------------
@@ -478,8 +541,15 @@ def late_shop(tmp_path: Path) -> Path:
     rows = []
     for i in range(40):
         ordered = now - timedelta(hours=3 * i + 1)
-        rows.append((i, ordered, ordered + timedelta(hours=30 if i % 3 == 0 else 1),
-                     "DE" if i % 2 else "Ürdün", float(i)))
+        rows.append(
+            (
+                i,
+                ordered,
+                ordered + timedelta(hours=30 if i % 3 == 0 else 1),
+                "DE" if i % 2 else "Ürdün",
+                float(i),
+            )
+        )
     arrived_orders(tmp_path / "shop.duckdb", [r for r in rows if r[2] <= now])
     (tmp_path / "lookback.toml").write_text(REPLAY_PROJECT)
     return tmp_path / "lookback.toml"
@@ -515,20 +585,23 @@ def test_replay_fills_in_the_history_and_leaves_the_present_as_it_was(late_shop)
     # the present is as it was; the late orders now show as revisions in the past
     after = json.loads(run_cli("history", "replayed", "--project", p, "--json")[1])
     first = before[0]["bucket"]  # older buckets are new: the pull's window did not reach them
-    assert [(r["bucket"], r["dims"], r["measure"], r["value"]) for r in after
-            if r["bucket"] >= first] == [
-        (r["bucket"], r["dims"], r["measure"], r["value"]) for r in before]
+    assert [(r["bucket"], r["dims"], r["measure"], r["value"]) for r in after if r["bucket"] >= first] == [
+        (r["bucket"], r["dims"], r["measure"], r["value"]) for r in before
+    ]
     assert any(r["bucket"] < first for r in after)
     revisions = json.loads(run_cli("revisions", "replayed", "--project", p, "--json")[1])
-    assert any(r["measure"] == "orders" and r["old_value"] is not None
-               and r["new_value"] > r["old_value"] for r in revisions)
+    assert any(
+        r["measure"] == "orders" and r["old_value"] is not None and r["new_value"] > r["old_value"]
+        for r in revisions
+    )
     known = [r["known_at"] for r in revisions]
     assert known == sorted(known)
 
     # as known at a replayed pull's time = as known after that run
     middle = replayed[len(replayed) // 2]
-    at = json.loads(run_cli("history", "replayed", "--project", p, "--json", "--as-known-at",
-                            middle["known_at"])[1])
+    at = json.loads(
+        run_cli("history", "replayed", "--project", p, "--json", "--as-known-at", middle["known_at"])[1]
+    )
     assert at and all(r["versions"] >= 1 for r in at)
     code, out, err = run_cli("history", "replayed", "--project", p, "--as-known-at", "2026-13-01")
     assert code == 2 and err.startswith("error: --as-known-at")
@@ -550,14 +623,19 @@ def test_replay_is_refused_for_sql_without_as_of_and_metrics_without_schedule(la
 
 
 def test_a_threshold_alert_fires_on_a_bucket_that_settled_without_changing(tmp_path):
-    text = PROJECT.replace('[metrics.plain]', '[[metrics.replayed.alerts]]\nkind = "threshold"\n'
-                           'measure = "orders"\nbelow = 2\n\n[metrics.plain]')
+    text = PROJECT.replace(
+        "[metrics.plain]",
+        '[[metrics.replayed.alerts]]\nkind = "threshold"\nmeasure = "orders"\nbelow = 2\n\n[metrics.plain]',
+    )
     (tmp_path / "lookback.toml").write_text(text)
-    arrived_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-08T10:00"), ts("2026-10-08T10:00"), "DE", 1.0),
-        (2, ts("2026-10-08T11:00"), ts("2026-10-08T11:00"), "DE", 1.0),
-        (3, ts("2026-10-09T08:00"), ts("2026-10-09T08:00"), "DE", 1.0),
-    ])
+    arrived_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, ts("2026-10-08T10:00"), ts("2026-10-08T10:00"), "DE", 1.0),
+            (2, ts("2026-10-08T11:00"), ts("2026-10-08T11:00"), "DE", 1.0),
+            (3, ts("2026-10-09T08:00"), ts("2026-10-09T08:00"), "DE", 1.0),
+        ],
+    )
     project = load_project(tmp_path / "lookback.toml")
     noon, next_day = ts("2026-10-09T12:00"), ts("2026-10-10T12:00")
     with Store(project.store_path) as store:
@@ -566,7 +644,8 @@ def test_a_threshold_alert_fires_on_a_bucket_that_settled_without_changing(tmp_p
         run_pull(project, "replayed", store, as_of=next_day, clock=lambda: next_day)
         states = store.alert_states()
         assert [(s.state, s.message) for s in states] == [
-            ("firing", "orders at 2026-10-09 00:00:00: country=DE: 1 < 2")]
+            ("firing", "orders at 2026-10-09 00:00:00: country=DE: 1 < 2")
+        ]
 
 
 def test_a_backfill_from_the_app_over_the_demo_leaves_every_current_value(tmp_path):
@@ -583,8 +662,10 @@ def test_a_backfill_from_the_app_over_the_demo_leaves_every_current_value(tmp_pa
     seed_history(path, now=now)
     project = load_project(path)
     with Store(project.store_path) as store:
-        before = {(r.bucket, r.dims["country"], r.measure): (r.value, r.known_at)
-                  for r in store.history("daily_orders")}
+        before = {
+            (r.bucket, r.dims["country"], r.measure): (r.value, r.known_at)
+            for r in store.history("daily_orders")
+        }
         scheduler = Scheduler(project, store, clock=lambda: now.replace(tzinfo=UTC))
         try:
             assert scheduler.backfill("daily_orders", now - timedelta(days=70), now) is not None
@@ -593,8 +674,10 @@ def test_a_backfill_from_the_app_over_the_demo_leaves_every_current_value(tmp_pa
             scheduler.shutdown(grace_s=1)
         runs = store.runs(metric="daily_orders", trigger="backfill")
         assert len(runs) == 11 and all(r.as_of <= now for r in runs)
-        after = {(r.bucket, r.dims["country"], r.measure): (r.value, r.known_at)
-                 for r in store.history("daily_orders")}
+        after = {
+            (r.bucket, r.dims["country"], r.measure): (r.value, r.known_at)
+            for r in store.history("daily_orders")
+        }
         for key, (value, known) in before.items():
             assert after[key] == (value, known) or after[key][1] > known, key
         # the lookback window was pulled as of now: nothing knew it later

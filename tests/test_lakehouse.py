@@ -26,12 +26,14 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 
 def _orders(rows: list[tuple[int, datetime, str, float]]) -> pa.Table:
-    return pa.table({
-        "order_id": pa.array([r[0] for r in rows], pa.int64()),
-        "ordered_at": pa.array([r[1] for r in rows], pa.timestamp("us")),
-        "country": pa.array([r[2] for r in rows], pa.string()),
-        "amount": pa.array([r[3] for r in rows], pa.float64()),
-    })
+    return pa.table(
+        {
+            "order_id": pa.array([r[0] for r in rows], pa.int64()),
+            "ordered_at": pa.array([r[1] for r in rows], pa.timestamp("us")),
+            "country": pa.array([r[2] for r in rows], pa.string()),
+            "amount": pa.array([r[3] for r in rows], pa.float64()),
+        }
+    )
 
 
 class Table:
@@ -49,15 +51,19 @@ class Table:
         if kind == "iceberg":
             from pyiceberg.catalog.sql import SqlCatalog
 
-            props = {"uri": f"sqlite:///{tmp_path}/catalog.db",
-                     "warehouse": self.location if where == "s3" else f"file://{tmp_path}/wh"}
+            props = {
+                "uri": f"sqlite:///{tmp_path}/catalog.db",
+                "warehouse": self.location if where == "s3" else f"file://{tmp_path}/wh",
+            }
             if where == "s3":
                 props.update(s3_server.pyiceberg_properties())
             catalog = SqlCatalog("lookback", **props)
             catalog.create_namespace("shop")
-            self._iceberg = catalog.create_table("shop.orders", schema=_orders([]).schema,
-                                                 location=self.location if where == "s3" else
-                                                 f"file://{self.location}")
+            self._iceberg = catalog.create_table(
+                "shop.orders",
+                schema=_orders([]).schema,
+                location=self.location if where == "s3" else f"file://{self.location}",
+            )
 
     def append(self, rows: list[tuple[int, datetime, str, float]]) -> None:
         data = _orders(rows)
@@ -103,8 +109,7 @@ def table(request, tmp_path, s3_secret):
 
 
 @pytest.mark.parametrize("table", KINDS, indirect=True, ids=["-".join(k) for k in KINDS])
-def test_a_table_is_read_as_a_view_named_after_the_source_and_late_rows_revise(
-        table, write_project):
+def test_a_table_is_read_as_a_view_named_after_the_source_and_late_rows_revise(table, write_project):
     day = (_now() - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
     table.append([(1, day, "DE", 10.0), (2, day, "FR", 4.0)])
     path = write_project(project_text(source=table.source(), source_name="orders"))
@@ -135,11 +140,17 @@ def test_snapshot_as_of_replays_the_late_rows_arriving(table, write_project):
     late = _now()  # the commit's time lies in [before, late], however long it took
     end = _whole_second(late) + timedelta(seconds=2)
     _wait_for_clock(end)
-    path = write_project(project_text(source=table.source("snapshot_as_of = true\n"),
-                                      source_name="orders", sql=DAILY_SQL,
-                                      extra='every = "1s"\n'))
-    code, out, err = _run("--project", str(path), "replay", "daily_orders",
-                          "--from", start.isoformat(), "--to", end.isoformat())
+    path = write_project(
+        project_text(
+            source=table.source("snapshot_as_of = true\n"),
+            source_name="orders",
+            sql=DAILY_SQL,
+            extra='every = "1s"\n',
+        )
+    )
+    code, out, err = _run(
+        "--project", str(path), "replay", "daily_orders", "--from", start.isoformat(), "--to", end.isoformat()
+    )
     assert code == 0, err
     code, out, err = _run("--project", str(path), "revisions", "daily_orders", "--json")
     import json
@@ -160,13 +171,11 @@ def test_snapshot_as_of_replays_the_late_rows_arriving(table, write_project):
 def test_a_table_that_is_not_there_is_an_error_naming_it(write_project, tmp_path):
     (tmp_path / "empty").mkdir()
     for kind, what in (("delta", "is not a Delta table"), ("iceberg", "is not an Iceberg table")):
-        path = write_project(project_text(source=f'type = "{kind}"\npath = "empty"',
-                                          source_name="orders"))
+        path = write_project(project_text(source=f'type = "{kind}"\npath = "empty"', source_name="orders"))
         code, out, err = _run("--project", str(path), "pull", "daily_orders")
         assert code == 1
         assert f"source orders: empty {what}" in err, err
-    path = write_project(project_text(source='type = "delta"\npath = "nowhere"',
-                                      source_name="orders"))
+    path = write_project(project_text(source='type = "delta"\npath = "nowhere"', source_name="orders"))
     code, out, err = _run("--project", str(path), "pull", "daily_orders")
     assert code == 1 and "folder not found: nowhere" in err
 
@@ -178,10 +187,16 @@ def test_a_table_source_reads_nothing_outside_its_folder(write_project, tmp_path
     other = Table("delta", "local", tmp_path / "o")
     (tmp_path / "o").mkdir(exist_ok=True)
     other.append([(9, day, "XX", 1.0)])
-    for sql in (f"SELECT * FROM delta_scan('{other.location}')",
-                f"SELECT * FROM '{tmp_path}/o/lake/orders/*.parquet'"):
-        path = write_project(project_text(
-            source=table.source(), source_name="orders",
-            sql=f"SELECT DATE '2026-01-01' AS bucket, count(*) AS n FROM ({sql})"))
+    for sql in (
+        f"SELECT * FROM delta_scan('{other.location}')",
+        f"SELECT * FROM '{tmp_path}/o/lake/orders/*.parquet'",
+    ):
+        path = write_project(
+            project_text(
+                source=table.source(),
+                source_name="orders",
+                sql=f"SELECT DATE '2026-01-01' AS bucket, count(*) AS n FROM ({sql})",
+            )
+        )
         code, out, err = _run("--project", str(path), "pull", "daily_orders")
         assert code == 1 and "through the view orders" in err, err

@@ -84,13 +84,15 @@ def test_a_scheduler_that_shut_down_leaves_no_thread_and_no_prepared_database(tm
             scheduler.shutdown(grace_s=0)
             # the databases made ready for its pull threads went with them
             assert connections.ready_count() == 0
-            left = {t for t in threads_now() - before if t.name != "store-watch"
-                    and t.name != "duckdb-closer"}
+            left = {
+                t for t in threads_now() - before if t.name != "store-watch" and t.name != "duckdb-closer"
+            }
             assert left == set(), sorted(t.name for t in left)
 
 
 def test_resuming_reads_no_store_on_the_calling_thread_and_catches_up_once(
-        tmp_path, write_project, monkeypatch):
+    tmp_path, write_project, monkeypatch
+):
     from lookback_gui.core.store import Store as StoreClass
     from lookback_gui.ui.session import Session
     from tests.helpers import make_orders, ts
@@ -130,8 +132,9 @@ def test_a_window_closed_while_its_project_opens_closes_that_session(qtbot, tmp_
     path = write_project(EVERY_SECOND)
     before = threads_now()
     with SourceConnections() as connections:
-        window = MainWindow(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
-                            connections=connections)
+        window = MainWindow(
+            QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), connections=connections
+        )
         window.open_project(path)  # still opening when the window goes
         window.close()
         left = threads_now() - before
@@ -165,14 +168,14 @@ def test_switching_projects_closes_the_one_still_opening(qtbot, tmp_path):
         window.open_project(paths[-1])
     assert window.project is not None and window.project.path == paths[-1]
     # exactly one session is open: one store watcher, one scheduler
-    qtbot.waitUntil(lambda: len([t for t in threads_now() - before if t.name == "store-watch"]) == 1,
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: len([t for t in threads_now() - before if t.name == "store-watch"]) == 1, timeout=30000
+    )
     window.close()
     assert not [t for t in threads_now() - before if t.name == "store-watch"]
 
 
-def test_an_observer_may_ask_the_scheduler_what_runs_when_a_fire_is_coalesced(
-        tmp_path, write_project):
+def test_an_observer_may_ask_the_scheduler_what_runs_when_a_fire_is_coalesced(tmp_path, write_project):
     """The window's observer runs on the GUI thread when Run now is coalesced into a running
     pull, and asks the scheduler which pulls run: that must not wait for itself."""
     from lookback_gui.core.store.events import Notice, RunStarted

@@ -25,11 +25,12 @@ def strict_json(text: str):
 
 def test_history_json_is_valid_json_with_nan_and_infinities(write_project, tmp_path):
     make_orders(tmp_path / "shop.duckdb", [])
-    sql = ("SELECT TIMESTAMP '2026-10-25' AS bucket, 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, "
-           "'-inf'::DOUBLE AS c, 1.5::DOUBLE AS d")
+    sql = (
+        "SELECT TIMESTAMP '2026-10-25' AS bucket, 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, "
+        "'-inf'::DOUBLE AS c, 1.5::DOUBLE AS d"
+    )
     path = write_project(sql=sql)
-    assert run_cli("pull", "daily_orders", "--project", str(path), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(path), "--as-of", "2026-10-30T12:00")[0] == 0
     code, out, _ = run_cli("history", "daily_orders", "--project", str(path), "--json")
     assert code == 0
     values = {row["measure"]: row["value"] for row in strict_json(out)}
@@ -38,18 +39,23 @@ def test_history_json_is_valid_json_with_nan_and_infinities(write_project, tmp_p
     assert first["a"] == "NaN"
 
 
-@pytest.mark.parametrize(("grain", "expression", "first"), [
-    ("day", "ordered_at", "2026-10-25 10:00:00"),
-    ("hour", "ordered_at + INTERVAL 30 MINUTE", "2026-10-25 10:30:00"),
-    ("week", "date_trunc('day', ordered_at)", "2026-10-25 00:00:00"),
-    ("month", "date_trunc('week', ordered_at)", "2026-10-19 00:00:00"),
-])
-def test_buckets_not_at_the_start_of_their_grain_fail_the_run(write_project, tmp_path, grain,
-                                                                 expression, first):
-    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0),
-                                            (2, ts("2026-10-25T11:00"), "DE", 5.0)])
-    sql = (f"SELECT {expression} AS bucket, country, count(*) AS orders FROM orders "
-           "GROUP BY ALL")
+@pytest.mark.parametrize(
+    ("grain", "expression", "first"),
+    [
+        ("day", "ordered_at", "2026-10-25 10:00:00"),
+        ("hour", "ordered_at + INTERVAL 30 MINUTE", "2026-10-25 10:30:00"),
+        ("week", "date_trunc('day', ordered_at)", "2026-10-25 00:00:00"),
+        ("month", "date_trunc('week', ordered_at)", "2026-10-19 00:00:00"),
+    ],
+)
+def test_buckets_not_at_the_start_of_their_grain_fail_the_run(
+    write_project, tmp_path, grain, expression, first
+):
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(1, ts("2026-10-25T10:00"), "DE", 10.0), (2, ts("2026-10-25T11:00"), "DE", 5.0)],
+    )
+    sql = f"SELECT {expression} AS bucket, country, count(*) AS orders FROM orders GROUP BY ALL"
     lookback = {"day": '"7d"', "hour": '"24h"', "week": '"4w"', "month": "3"}[grain]
     path = write_project(sql=sql, grain=grain, lookback=lookback)
     project = load_project(path)
@@ -63,8 +69,10 @@ def test_buckets_not_at_the_start_of_their_grain_fail_the_run(write_project, tmp
 
 def test_a_bucket_with_a_time_zone_is_checked_in_the_metrics_zone(write_project, tmp_path):
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0)])
-    sql = ("SELECT timezone('Europe/Berlin', date_trunc('day', ordered_at)) AS bucket, "
-           "count(*) AS orders FROM orders GROUP BY ALL")
+    sql = (
+        "SELECT timezone('Europe/Berlin', date_trunc('day', ordered_at)) AS bucket, "
+        "count(*) AS orders FROM orders GROUP BY ALL"
+    )
     path = write_project(sql=sql, extra='timezone = "Europe/Berlin"')
     project = load_project(path)
     with Store(project.store_path) as store:
@@ -104,9 +112,15 @@ def test_a_cron_that_never_fires_is_refused(write_project, tmp_path):
     assert "metrics.daily_orders.schedule: '0 6 31 2 *' never fires" in err
 
 
-@pytest.mark.parametrize(("sql", "kind"), [("USE memory", "USE"), ("CHECKPOINT", "CHECKPOINT"),
-                                           ("SET threads = 1", "SET"), ("CALL pragma_version()",
-                                                                        "CALL")])
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("USE memory", "USE"),
+        ("CHECKPOINT", "CHECKPOINT"),
+        ("SET threads = 1", "SET"),
+        ("CALL pragma_version()", "CALL"),
+    ],
+)
 def test_refused_statements_are_named_as_written(write_project, tmp_path, sql, kind):
     make_orders(tmp_path / "shop.duckdb", [])
     path = write_project(sql=sql)
@@ -117,10 +131,9 @@ def test_refused_statements_are_named_as_written(write_project, tmp_path, sql, k
 
 def test_min_max_check_errors_name_the_metric(write_project, tmp_path):
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", -10.0)])
-    path: Path = write_project(project_text() + "\n[metrics.daily_orders.checks]\n"
-                                                "pos = { measure = \"revenue\", min = 0 }\n")
-    code, _, err = run_cli("pull", "daily_orders", "--project", str(path), "--as-of",
-                           "2026-10-30T12:00")
+    path: Path = write_project(
+        project_text() + '\n[metrics.daily_orders.checks]\npos = { measure = "revenue", min = 0 }\n'
+    )
+    code, _, err = run_cli("pull", "daily_orders", "--project", str(path), "--as-of", "2026-10-30T12:00")
     assert code == 1
     assert "error: metric daily_orders: quality check failed: check pos:" in err
-

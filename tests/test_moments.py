@@ -55,11 +55,12 @@ def kolkata(monkeypatch):
     time.tzset()
 
 
-def test_moments_in_json_have_offsets_and_tables_say_their_zone(tmp_path, monkeypatch,
-                                                               kolkata):
+def test_moments_in_json_have_offsets_and_tables_say_their_zone(tmp_path, monkeypatch, kolkata):
     now = datetime.now()
-    make_orders(tmp_path / "shop.duckdb", [(1, now - timedelta(days=2), "DE", 1.0),
-                                           (2, now - timedelta(days=1), "FR", 2.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(1, now - timedelta(days=2), "DE", 1.0), (2, now - timedelta(days=1), "FR", 2.0)],
+    )
     (tmp_path / "lookback.toml").write_text(TWO_ZONES)
     monkeypatch.chdir(tmp_path)
     assert run_cli("pull", "berlin")[0] == 0
@@ -75,8 +76,7 @@ def test_moments_in_json_have_offsets_and_tables_say_their_zone(tmp_path, monkey
     utc, berlin = runs
     assert berlin["started_at"].endswith("+01:00") and utc["started_at"].endswith("+00:00")
     # the Berlin run started first, and its moments say so however the zones differ
-    assert (datetime.fromisoformat(berlin["started_at"])
-            <= datetime.fromisoformat(utc["started_at"]))
+    assert datetime.fromisoformat(berlin["started_at"]) <= datetime.fromisoformat(utc["started_at"])
 
     table = run_cli("runs")[1].splitlines()
     assert table[0].startswith("times in local zone (UTC+05:30)")
@@ -92,12 +92,16 @@ def test_moments_in_json_have_offsets_and_tables_say_their_zone(tmp_path, monkey
     assert state["since"].endswith("+01:00")  # stored in Berlin time
     assert "times in local zone (UTC+05:30)" in run_cli("alerts")[1]
 
-    make_orders(tmp_path / "shop.duckdb", [(1, now - timedelta(days=2), "DE", 1.0),
-                                           (2, now - timedelta(days=1), "FR", 2.0),
-                                           (3, now - timedelta(days=1), "FR", 2.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, now - timedelta(days=2), "DE", 1.0),
+            (2, now - timedelta(days=1), "FR", 2.0),
+            (3, now - timedelta(days=1), "FR", 2.0),
+        ],
+    )
     assert run_cli("pull", "berlin")[0] == 0
     [revision, _] = json.loads(run_cli("revisions", "berlin", "--json")[1])
     assert revision["known_at"].endswith("+01:00") and not OFFSET.search(revision["bucket"])
     newest = json.loads(run_cli("runs", "--json", "--limit", "1")[1])[0]
-    assert datetime.fromisoformat(revision["known_at"]) == datetime.fromisoformat(
-        newest["known_at"])
+    assert datetime.fromisoformat(revision["known_at"]) == datetime.fromisoformat(newest["known_at"])

@@ -25,12 +25,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "lookback_gui", source / "lookback_gui",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        ROOT / "lookback_gui", source / "lookback_gui", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     out = tmp_path_factory.mktemp("wheel")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(source)],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     (built,) = out.glob("lookback_gui-*.whl")
     return zipfile.ZipFile(built)
@@ -38,8 +42,11 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
 
 def test_the_wheel_holds_every_module_of_the_source_tree(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
-    tree = sorted(path.relative_to(ROOT).as_posix()
-                  for path in (ROOT / "lookback_gui").rglob("*.py") if "__pycache__" not in path.parts)
+    tree = sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in (ROOT / "lookback_gui").rglob("*.py")
+        if "__pycache__" not in path.parts
+    )
     assert len(tree) > 40
     assert [module for module in tree if module not in names] == []
 

@@ -84,9 +84,11 @@ APP = textwrap.dedent("""
 def fresh_aggregate(source: Path, start: datetime, end: datetime) -> dict:
     con = duckdb.connect(str(source), read_only=True)
     try:
-        rows = con.execute("SELECT date_trunc('day', ordered_at), country, count(*), sum(amount) "
-                           "FROM orders WHERE ordered_at >= ? AND ordered_at < ? GROUP BY ALL",
-                           [start, end]).fetchall()
+        rows = con.execute(
+            "SELECT date_trunc('day', ordered_at), country, count(*), sum(amount) "
+            "FROM orders WHERE ordered_at >= ? AND ordered_at < ? GROUP BY ALL",
+            [start, end],
+        ).fetchall()
     finally:
         con.close()
     out = {}
@@ -98,8 +100,10 @@ def fresh_aggregate(source: Path, start: datetime, end: datetime) -> dict:
 
 def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
     today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = [(i, today - timedelta(days=i % 6, hours=-(i % 20)), "DE" if i % 3 else "FR",
-             float(i)) for i in range(300)]
+    rows = [
+        (i, today - timedelta(days=i % 6, hours=-(i % 20)), "DE" if i % 3 else "FR", float(i))
+        for i in range(300)
+    ]
     source = make_orders(tmp_path / "shop.duckdb", rows)
     path = tmp_path / "lookback.toml"
     path.write_text(project_text(extra='every = "2s"'))
@@ -110,14 +114,18 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
         # its stderr is read as it comes, too: a full pipe would stop the daemon at a write
         assert daemon.stderr is not None
         daemon_errors: list[str] = []
-        drain = threading.Thread(target=lambda: daemon_errors.append(daemon.stderr.read()),
-                                 daemon=True)
+        drain = threading.Thread(target=lambda: daemon_errors.append(daemon.stderr.read()), daemon=True)
         drain.start()
         daemon_lines.wait_for("scheduler started", timeout=PROCESS_S)
         with (tmp_path / "app.err").open("w") as app_errors:
-            app = subprocess.Popen([sys.executable, "-c", APP, str(path), str(tmp_path)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=app_errors, text=True, env=env)
+            app = subprocess.Popen(
+                [sys.executable, "-c", APP, str(path), str(tmp_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=app_errors,
+                text=True,
+                env=env,
+            )
         app_lines = Lines(app)
         pulled: list[int] = []
         reads = 0
@@ -134,8 +142,9 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
                 out, err = read.communicate(timeout=PROCESS_S)
                 assert read.returncode == 0, err
                 assert all(r["status"] in ("running", "succeeded") for r in json.loads(out))
-                history = lookback_process("history", "daily_orders", "--project", str(path),
-                                           "--json", env=env)
+                history = lookback_process(
+                    "history", "daily_orders", "--project", str(path), "--json", env=env
+                )
                 out, err = history.communicate(timeout=PROCESS_S)
                 assert history.returncode == 0, err
                 assert json.loads(out)
@@ -163,8 +172,11 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
         drain.join(PROCESS_S)
         daemon_err = "".join(daemon_errors)
     assert daemon.returncode == 0, daemon_err
-    daemon_runs = {int(words[3]) for words in map(str.split, daemon_out.splitlines())
-                   if len(words) > 3 and words[2] == "run"}
+    daemon_runs = {
+        int(words[3])
+        for words in map(str.split, daemon_out.splitlines())
+        if len(words) > 3 and words[2] == "run"
+    }
 
     project = load_project(path)
     with Store(project.store_path) as store:
@@ -178,14 +190,17 @@ def test_the_app_the_daemon_and_commands_share_one_store(tmp_path):
         assert daemon_runs <= set(ids)
         # every run succeeded, but for a pull of the daemon or the app that their stop cancelled
         # (running pulls get 10 s: on a busy machine one may still run then)
-        assert all(r.status == "succeeded" or (r.status == "cancelled" and r.trigger != "command-line")
-                   for r in runs), [(r.status, r.error) for r in runs if r.error]
+        assert all(
+            r.status == "succeeded" or (r.status == "cancelled" and r.trigger != "command-line") for r in runs
+        ), [(r.status, r.error) for r in runs if r.error]
         assert sum(r.status == "cancelled" for r in runs) <= 2
         last = runs[0]
         expected = fresh_aggregate(source, last.window_start, last.window_end)
-        stored = {(r.bucket, r.dims["country"], r.measure): r.value
-                  for r in store.history("daily_orders")
-                  if last.window_start <= r.bucket < last.window_end and r.value is not None}
+        stored = {
+            (r.bucket, r.dims["country"], r.measure): r.value
+            for r in store.history("daily_orders")
+            if last.window_start <= r.bucket < last.window_end and r.value is not None
+        }
         assert stored == expected
     assert len(pulled) >= 5 and reads >= 10
 
@@ -208,8 +223,9 @@ def test_the_app_s_file_dialogs_do_not_open_the_store(qtbot, tmp_path):
 
     try:
         assert locked()
-        dialog = file_dialog(None, "Open project", str(tmp_path), "All files (*)",
-                             QFileDialog.AcceptMode.AcceptOpen)
+        dialog = file_dialog(
+            None, "Open project", str(tmp_path), "All files (*)", QFileDialog.AcceptMode.AcceptOpen
+        )
         qtbot.addWidget(dialog)
         dialog.show()
         model = dialog.findChild(QFileSystemModel)

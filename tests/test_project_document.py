@@ -54,10 +54,16 @@ PROJECT = textwrap.dedent('''\
     ''')
 
 EDITOR_VALUES = {  # what the metric editor shows of daily_orders, unchanged
-    "source": "shop", "grain": "day", "lookback": "7d", "schedule": None, "every": None,
-    "timezone": "UTC", "complete_buckets_only": False, "allow_empty": False,
+    "source": "shop",
+    "grain": "day",
+    "lookback": "7d",
+    "schedule": None,
+    "every": None,
+    "timezone": "UTC",
+    "complete_buckets_only": False,
+    "allow_empty": False,
     "sql": "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders\nFROM orders\n"
-           "WHERE ordered_at >= $window_start AND ordered_at < $window_end\nGROUP BY ALL",
+    "WHERE ordered_at >= $window_start AND ordered_at < $window_end\nGROUP BY ALL",
 }
 
 
@@ -106,23 +112,26 @@ def test_renaming_a_metric_keeps_every_key_and_comment_where_it_stood(path):
     assert metric.audit_every is not None and metric.audit_factor == 3
     assert [c.name for c in metric.checks] == ["not_negative"]
     assert [a.kind for a in metric.alerts] == ["failure"]
-    expected = (PROJECT.replace("[metrics.daily_orders]", "[metrics.orders_per_day]")
-                .replace("[metrics.daily_orders.checks]", "[metrics.orders_per_day.checks]")
-                .replace("[[metrics.daily_orders.alerts]]", "[[metrics.orders_per_day.alerts]]"))
+    expected = (
+        PROJECT.replace("[metrics.daily_orders]", "[metrics.orders_per_day]")
+        .replace("[metrics.daily_orders.checks]", "[metrics.orders_per_day.checks]")
+        .replace("[[metrics.daily_orders.alerts]]", "[[metrics.orders_per_day.alerts]]")
+    )
     assert path.read_text(encoding="utf-8") == expected
 
 
 def test_renaming_a_source_keeps_its_keys_and_moves_its_metrics_along(path):
     document = ProjectDocument(path)
     document.rename_source("shop", "warehouse")
-    document.set_source("warehouse", {"type": "duckdb", "path": "shop.duckdb", "dsn": None,
-                                      "password_env": None})
+    document.set_source(
+        "warehouse", {"type": "duckdb", "path": "shop.duckdb", "dsn": None, "password_env": None}
+    )
     project = document.save()
     assert project.sources["warehouse"].concurrency == 2
     assert {m.source for m in project.metrics.values()} == {"warehouse"}
     text = path.read_text(encoding="utf-8")
     assert "[sources.warehouse]  # the warehouse export" in text
-    assert "shop\"" not in text.replace('"shop.duckdb"', "")
+    assert 'shop"' not in text.replace('"shop.duckdb"', "")
 
 
 def test_a_rename_onto_an_existing_name_is_refused(path):
@@ -141,9 +150,12 @@ def test_a_quoted_header_is_renamed_too(tmp_path):
 
 def test_a_new_source_is_set_apart_from_the_table_after_it(tmp_path):
     file = tmp_path / "lookback.toml"
-    file.write_text('[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n'
-                    '[metrics.daily_orders]\nsource = "shop"\ngrain = "day"\nlookback = "7d"\n'
-                    'sql = "SELECT current_date AS bucket, 1 AS n"\n', encoding="utf-8")
+    file.write_text(
+        '[sources.shop]\ntype = "duckdb"\npath = "shop.duckdb"\n\n'
+        '[metrics.daily_orders]\nsource = "shop"\ngrain = "day"\nlookback = "7d"\n'
+        'sql = "SELECT current_date AS bucket, 1 AS n"\n',
+        encoding="utf-8",
+    )
     document = ProjectDocument(file)
     document.set_source("crm", {"type": "sqlite", "path": "crm.db"})
     text = document.text()

@@ -31,8 +31,13 @@ sql = "SELECT current_date AS bucket, 1 AS n"
 """
 
 SAMPLES = {
-    "string": '"x"', "boolean": "true", "number": "5", "duration": '"1h"',
-    "integer": "2", "SQL": '"SELECT 1"', "table": "{}",
+    "string": '"x"',
+    "boolean": "true",
+    "number": "5",
+    "duration": '"1h"',
+    "integer": "2",
+    "SQL": '"SELECT 1"',
+    "table": "{}",
 }
 
 
@@ -48,24 +53,30 @@ def _sample(key: Key) -> str:
 def test_the_reference_in_docs_is_the_one_the_table_makes():
     written = (ROOT / "docs" / "project-file.md").read_text(encoding="utf-8")
     assert written == reference_markdown(), (
-        "docs/project-file.md is out of date: python -m lookback_gui.core.project.keys "
-        "> docs/project-file.md")
+        "docs/project-file.md is out of date: python -m lookback_gui.core.project.keys > docs/project-file.md"
+    )
 
 
 def test_the_readme_links_the_reference():
     assert "docs/project-file.md" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("key", [k for k in KEYS if k.table in ("source", "metric", "check", "alert")],
-                         ids=lambda k: f"{k.table}.{k.name}")
+@pytest.mark.parametrize(
+    "key",
+    [k for k in KEYS if k.table in ("source", "metric", "check", "alert")],
+    ids=lambda k: f"{k.table}.{k.name}",
+)
 def test_every_documented_key_is_accepted_where_the_reference_says(key: Key, tmp_path):
     value = _sample(key)
     if key.table == "source":
         table = "db" if key.only and "postgres" in key.only else "shop"
         text = BASE.replace(f"[sources.{table}]\n", f"[sources.{table}]\n{key.name} = {value}\n")
     elif key.table == "metric":
-        text = BASE + f"{key.name} = {value}\n" if key.name not in ("source", "grain", "lookback",
-                                                                      "sql") else BASE
+        text = (
+            BASE + f"{key.name} = {value}\n"
+            if key.name not in ("source", "grain", "lookback", "sql")
+            else BASE
+        )
     elif key.table == "check":
         text = BASE + f"\n[metrics.daily_orders.checks]\nc = {{ {key.name} = {value} }}\n"
     else:

@@ -19,12 +19,15 @@ AS_OF = ts("2026-10-30T12:00")
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
-    return make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-25T10:00"), "DE", 10.0),
-        (2, ts("2026-10-25T11:00"), "DE", 5.0),
-        (3, ts("2026-10-26T09:00"), "FR", 7.5),
-        (4, ts("2026-10-30T08:00"), "DE", 1.0),
-    ])
+    return make_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, ts("2026-10-25T10:00"), "DE", 10.0),
+            (2, ts("2026-10-25T11:00"), "DE", 5.0),
+            (3, ts("2026-10-26T09:00"), "FR", 7.5),
+            (4, ts("2026-10-30T08:00"), "DE", 1.0),
+        ],
+    )
 
 
 def edit(path: Path, sql: str, params: list | None = None) -> None:
@@ -36,8 +39,10 @@ def edit(path: Path, sql: str, params: list | None = None) -> None:
 
 
 def values(store: Store, metric: str = "daily_orders", run: int | None = None) -> dict:
-    return {(str(r.bucket.date()), r.dims.get("country"), r.measure): r.value
-            for r in store.history(metric, as_of_run=run)}
+    return {
+        (str(r.bucket.date()), r.dims.get("country"), r.measure): r.value
+        for r in store.history(metric, as_of_run=run)
+    }
 
 
 def counts(run) -> tuple:
@@ -89,8 +94,9 @@ def test_late_rows_revise_and_deleted_rows_remove_then_reappear(write_project, s
         edit(shop, "INSERT INTO orders VALUES (3, '2026-10-26 09:00', 'FR', 7.5)")
         fourth = run_pull(project, "daily_orders", store, as_of=AS_OF)
         assert counts(fourth) == (0, 2, 0, 4)
-        history = {(str(r.bucket.date()), r.dims.get("country"), r.measure): r
-                   for r in store.history("daily_orders")}
+        history = {
+            (str(r.bucket.date()), r.dims.get("country"), r.measure): r for r in store.history("daily_orders")
+        }
         fr = history[("2026-10-26", "FR", "orders")]
         assert (fr.value, fr.first_value, fr.versions, fr.revised) == (1, 1, 3, True)
         # time travel: as known after the first run, and after the removal
@@ -101,8 +107,7 @@ def test_late_rows_revise_and_deleted_rows_remove_then_reappear(write_project, s
 
 
 def test_rows_outside_the_window_are_not_stored_and_warned(write_project, shop):
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders "
-           "GROUP BY ALL")
+    sql = "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders GROUP BY ALL"
     edit(shop, "INSERT INTO orders VALUES (9, '2026-09-01 10:00', 'DE', 1.0)")
     project = load_project(write_project(sql=sql))
     with Store(project.store_path) as store:
@@ -114,8 +119,10 @@ def test_rows_outside_the_window_are_not_stored_and_warned(write_project, shop):
 
 
 def test_float_noise_is_not_a_revision(write_project, shop):
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, sum(amount) AS revenue FROM orders "
-           "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL")
+    sql = (
+        "SELECT date_trunc('day', ordered_at) AS bucket, sum(amount) AS revenue FROM orders "
+        "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL"
+    )
     project = load_project(write_project(sql=sql))
     with Store(project.store_path) as store:
         run_pull(project, "daily_orders", store, as_of=AS_OF)
@@ -150,8 +157,10 @@ def test_empty_result_after_values_removes_them_only_when_allowed(write_project,
 
 
 def test_duplicate_keys_fail_and_commit_nothing(write_project, shop):
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, amount AS revenue FROM orders "
-           "WHERE ordered_at >= $window_start AND ordered_at < $window_end")
+    sql = (
+        "SELECT date_trunc('day', ordered_at) AS bucket, amount AS revenue FROM orders "
+        "WHERE ordered_at >= $window_start AND ordered_at < $window_end"
+    )
     project = load_project(write_project(sql=sql))
     with Store(project.store_path) as store:
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
@@ -161,7 +170,7 @@ def test_duplicate_keys_fail_and_commit_nothing(write_project, shop):
 
 
 def test_error_check_fails_run_and_keeps_previous_values(write_project, shop):
-    extra = "[metrics.daily_orders.checks]\nfew = { measure = \"orders\", max = 2 }\n"
+    extra = '[metrics.daily_orders.checks]\nfew = { measure = "orders", max = 2 }\n'
     path = write_project(project_text() + "\n" + extra)
     project = load_project(path)
     with Store(project.store_path) as store:
@@ -174,7 +183,7 @@ def test_error_check_fails_run_and_keeps_previous_values(write_project, shop):
 
 
 def test_warn_check_commits_and_flags(write_project, shop):
-    extra = "\n[metrics.daily_orders.checks]\nbig = { revision_pct = 10, severity = \"warn\" }\n"
+    extra = '\n[metrics.daily_orders.checks]\nbig = { revision_pct = 10, severity = "warn" }\n'
     project = load_project(write_project(project_text() + extra))
     with Store(project.store_path) as store:
         run_pull(project, "daily_orders", store, as_of=AS_OF)
@@ -209,30 +218,37 @@ def test_syntax_error_fails_at_once_without_retry(write_project, shop):
     path.write_text(path.read_text().replace("retries = 0", "retries = 5"))
     project = load_project(path)
     with Store(project.store_path) as store:
-        run = run_pull(project, "daily_orders", store, as_of=AS_OF,
-                       sleep=lambda s: pytest.fail("a syntax error must not be retried"))
+        run = run_pull(
+            project,
+            "daily_orders",
+            store,
+            as_of=AS_OF,
+            sleep=lambda s: pytest.fail("a syntax error must not be retried"),
+        )
         assert run.status == "failed" and run.attempts == 1
         assert "syntax error" in run.error
 
 
 def test_missing_column_fails_at_once_and_names_it(write_project, shop):
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, sum(price) AS revenue FROM orders "
-           "GROUP BY ALL")
+    sql = "SELECT date_trunc('day', ordered_at) AS bucket, sum(price) AS revenue FROM orders GROUP BY ALL"
     project = load_project(write_project(sql=sql))
     with Store(project.store_path) as store:
-        run = run_pull(project, "daily_orders", store, as_of=AS_OF,
-                       sleep=lambda s: pytest.fail("must not be retried"))
+        run = run_pull(
+            project, "daily_orders", store, as_of=AS_OF, sleep=lambda s: pytest.fail("must not be retried")
+        )
         assert run.status == "failed" and run.attempts == 1
         assert "price" in run.error
 
 
 @pytest.mark.parametrize(
     ("sql", "message"),
-    [("INSERT INTO orders VALUES (1, now(), 'DE', 1)", "INSERT statement"),
-     ("DELETE FROM orders", "DELETE statement"),
-     ("SELECT 1 AS bucket; DROP TABLE orders", "2 statements"),
-     ("ATTACH 'other.duckdb' AS o", "ATTACH statement"),
-     ("COPY orders TO 'x.csv'", "COPY statement")],
+    [
+        ("INSERT INTO orders VALUES (1, now(), 'DE', 1)", "INSERT statement"),
+        ("DELETE FROM orders", "DELETE statement"),
+        ("SELECT 1 AS bucket; DROP TABLE orders", "2 statements"),
+        ("ATTACH 'other.duckdb' AS o", "ATTACH statement"),
+        ("COPY orders TO 'x.csv'", "COPY statement"),
+    ],
 )
 def test_writing_statements_are_refused_before_they_run(write_project, shop, sql, message):
     project = load_project(write_project(sql=sql))
@@ -247,8 +263,10 @@ def test_writing_statements_are_refused_before_they_run(write_project, shop, sql
 
 def test_the_query_cannot_reach_other_files(write_project, shop, tmp_path):
     other = make_orders(tmp_path / "other.duckdb", [(1, ts("2026-10-25"), "X", 1.0)])
-    sql = (f"SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS n "
-           f"FROM read_csv('{tmp_path / 'lookback.toml'}') GROUP BY ALL")
+    sql = (
+        f"SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS n "
+        f"FROM read_csv('{tmp_path / 'lookback.toml'}') GROUP BY ALL"
+    )
     project = load_project(write_project(sql=sql))
     with Store(project.store_path) as store:
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
@@ -258,8 +276,9 @@ def test_the_query_cannot_reach_other_files(write_project, shop, tmp_path):
 
 
 def test_missing_file_is_retried_with_backoff_then_fails_naming_the_path(write_project, tmp_path):
-    text = project_text(source='type = "duckdb"\npath = "gone.duckdb"',
-                        extra='retry_base = "1s"\nretry_max = "2s"').replace("retries = 0", "retries = 2")
+    text = project_text(
+        source='type = "duckdb"\npath = "gone.duckdb"', extra='retry_base = "1s"\nretry_max = "2s"'
+    ).replace("retries = 0", "retries = 2")
     project = load_project(write_project(text))
     delays: list[float] = []
     with Store(project.store_path) as store:
@@ -299,14 +318,20 @@ def test_the_source_file_is_free_for_its_writers_when_a_pull_returns(write_proje
 
 
 def test_chart_data_is_in_bucket_order_whatever_order_pulls_stored_it(write_project, shop):
-    edit(shop, "INSERT INTO orders VALUES (5, '2026-10-20 10:00', 'DE', 3.0), "
-               "(6, '2026-10-18 10:00', 'DE', 4.0), (7, '2026-10-27 10:00', 'DE', 2.0)")
+    edit(
+        shop,
+        "INSERT INTO orders VALUES (5, '2026-10-20 10:00', 'DE', 3.0), "
+        "(6, '2026-10-18 10:00', 'DE', 4.0), (7, '2026-10-27 10:00', 'DE', 2.0)",
+    )
     project = load_project(write_project())
     with Store(project.store_path) as store:
         run_pull(project, "daily_orders", store, as_of=AS_OF)  # the newest week first
         backfill(project, "daily_orders", store, ts("2026-10-17"), ts("2026-10-24"))
-        history = sorted((r.bucket, r.value) for r in store.history("daily_orders")
-                         if r.measure == "revenue" and r.dims == {"country": "DE"})
+        history = sorted(
+            (r.bucket, r.value)
+            for r in store.history("daily_orders")
+            if r.measure == "revenue" and r.dims == {"country": "DE"}
+        )
         for run in (None, store.runs(limit=1)[0].id):
             data = store.chart_data("daily_orders", "revenue", {"country": "DE"}, as_of_run=run)
             buckets = [b.astype("datetime64[us]").item() for b in data["bucket"]]
@@ -318,8 +343,7 @@ def test_chart_series_holds_the_details_of_marked_buckets_only(write_project, sh
     project = load_project(write_project())
     with Store(project.store_path) as store:
         run_pull(project, "daily_orders", store, as_of=AS_OF)
-        edit(shop, "UPDATE orders SET amount = 99 WHERE order_id = 3; "
-                   "DELETE FROM orders WHERE order_id = 4")
+        edit(shop, "UPDATE orders SET amount = 99 WHERE order_id = 3; DELETE FROM orders WHERE order_id = 4")
         run_pull(project, "daily_orders", store, as_of=AS_OF)
         for run in (None, 1):
             for dims in ({"country": "DE"}, {"country": "FR"}):
@@ -336,8 +360,12 @@ def test_chart_series_holds_the_details_of_marked_buckets_only(write_project, sh
                 np.testing.assert_array_equal(full["first_value"][plain], full["value"][plain])
                 if run is None:
                     for bucket, last in zip(full["bucket"], full["last_run"], strict=True):
-                        assert store.bucket_run("daily_orders", "revenue", dims,
-                                                bucket.astype("datetime64[us]").item()) == last
+                        assert (
+                            store.bucket_run(
+                                "daily_orders", "revenue", dims, bucket.astype("datetime64[us]").item()
+                            )
+                            == last
+                        )
         # latest: the revised FR bucket and the removed DE one are marked; DE 10-25 is plain
         fr = store.chart_series("daily_orders", "revenue", {"country": "FR"})
         assert list(fr["versions"]) == [2] and fr["first_value"][0] == 7.5
@@ -360,8 +388,10 @@ def test_backfill_chunks_are_window_sized_complete_pulls(write_project, shop):
     config = project.metrics["daily_orders"]
     windows = backfill_windows(config, ts("2026-10-01"), ts("2026-10-20"))
     assert [(w.start, w.end) for w in windows] == [
-        (ts("2026-10-01"), ts("2026-10-08")), (ts("2026-10-08"), ts("2026-10-15")),
-        (ts("2026-10-15"), ts("2026-10-20"))]
+        (ts("2026-10-01"), ts("2026-10-08")),
+        (ts("2026-10-08"), ts("2026-10-15")),
+        (ts("2026-10-15"), ts("2026-10-20")),
+    ]
     assert all(w.as_of > w.end and w.partial_start is None for w in windows)  # known now
     then = backfill_windows(config, ts("2026-10-01"), ts("2026-10-20"), as_known_then=True)
     assert all(w.as_of == w.end and w.partial_start is None for w in then)
@@ -376,11 +406,14 @@ def test_backfill_chunks_are_window_sized_complete_pulls(write_project, shop):
 def test_parallel_backfill_gives_the_same_values_and_overlaps(write_project, shop, tmp_path):
     from lookback_gui.core.store.events import RunFinished, RunStarted
 
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, country, count(*) AS orders, "
-           "sum(amount) AS revenue FROM orders, range(300000) "
-           "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL")
+    sql = (
+        "SELECT date_trunc('day', ordered_at) AS bucket, country, count(*) AS orders, "
+        "sum(amount) AS revenue FROM orders, range(300000) "
+        "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL"
+    )
     text = project_text(sql=sql, lookback="2", extra="allow_empty = true").replace(
-        'path = "shop.duckdb"', 'path = "shop.duckdb"\nconcurrency = 2')
+        'path = "shop.duckdb"', 'path = "shop.duckdb"\nconcurrency = 2'
+    )
     project = load_project(write_project(text))
     assert project.sources["shop"].concurrency == 2
     open_runs: set[int] = set()
@@ -394,8 +427,9 @@ def test_parallel_backfill_gives_the_same_values_and_overlaps(write_project, sho
             open_runs.discard(event.run.id)
 
     with Store(project.store_path) as store:
-        runs = backfill(project, "daily_orders", store, ts("2026-10-21"), ts("2026-10-31"),
-                        workers=2, observer=watch)
+        runs = backfill(
+            project, "daily_orders", store, ts("2026-10-21"), ts("2026-10-31"), workers=2, observer=watch
+        )
         assert len(runs) == 5 and all(r.status == "succeeded" for r in runs)
         assert [r.window_start for r in runs] == sorted(r.window_start for r in runs)
         assert most[0] == 2
@@ -412,8 +446,7 @@ FROM orders WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP
 """
 
 
-def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_project, shop,
-                                                                         tmp_path):
+def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_project, shop, tmp_path):
     extra = f'complete_buckets_only = true\nchange_probe = """{PROBE_SQL}"""'
     project = load_project(write_project(extra=extra))
     as_of = ts("2026-10-31T12:00")  # window [10-24, 10-31), all complete
@@ -426,8 +459,7 @@ def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_pr
         edit(shop, "INSERT INTO orders VALUES (8, '2026-10-30 09:00', 'FR', 4.0)")
         late = run_pull(project, "daily_orders", store, as_of=as_of)
         assert counts(late) == (2, 0, 0, 6)  # FR on 10-30 is new; the rest untouched
-        assert any("the query ran for [2026-10-30 00:00:00, 2026-10-31 00:00:00)" in w
-                   for w in late.warnings)
+        assert any("the query ran for [2026-10-30 00:00:00, 2026-10-31 00:00:00)" in w for w in late.warnings)
         edit(shop, "DELETE FROM orders WHERE country = 'FR' AND ordered_at < '2026-10-27'")
         removal = run_pull(project, "daily_orders", store, as_of=as_of)
         assert counts(removal) == (0, 0, 2, 6)
@@ -439,19 +471,18 @@ def test_change_probe_runs_the_query_only_from_the_first_changed_bucket(write_pr
         assert {k: v for k, v in probed.items() if v is not None} == values(store)
 
 
-
 def test_a_bucket_with_a_time_zone_becomes_the_metrics_wall_clock_time(write_project, tmp_path):
     con = duckdb.connect(str(tmp_path / "shop.duckdb"))
     con.execute("CREATE TABLE orders (ordered_at TIMESTAMPTZ, amount DOUBLE)")
     # 23:30 UTC on the 24th is already the 25th in Berlin
-    con.execute("INSERT INTO orders VALUES ('2026-10-24 23:30:00+00', 1.0), "
-                "('2026-10-25 10:00:00+00', 2.0)")
+    con.execute("INSERT INTO orders VALUES ('2026-10-24 23:30:00+00', 1.0), ('2026-10-25 10:00:00+00', 2.0)")
     con.close()
-    sql = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders "
-           "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL")
+    sql = (
+        "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders FROM orders "
+        "WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY ALL"
+    )
     project = load_project(write_project(sql=sql, extra='timezone = "Europe/Berlin"'))
     with Store(project.store_path) as store:
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
         assert run.status == "succeeded", run.error
-        assert [(r.bucket, r.value) for r in store.history("daily_orders")] == [
-            (ts("2026-10-25"), 2)]
+        assert [(r.bucket, r.value) for r in store.history("daily_orders")] == [(ts("2026-10-25"), 2)]

@@ -68,8 +68,7 @@ def test_a_readme_example_runs_as_shown(block, tmp_path):
             if words[0] == "cd":
                 cwd = cwd / words[1]
                 continue
-            result = subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True,
-                                    timeout=300)
+            result = subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
             assert result.returncode == 0, f"{command}: {result.stderr}"
         if shown:
             actual = _shape(result.stdout, tmp_path)

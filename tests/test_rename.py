@@ -11,14 +11,16 @@ from lookback_gui.core.project import load_project
 from tests.helpers import project_text, run_cli
 from tests.test_team_store import catalog, team  # noqa: F401 -- fixtures
 
-ALERT = ('\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "orders"\n'
-         'above = 0\njudge = "latest"\n')
+ALERT = (
+    '\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "orders"\nabove = 0\njudge = "latest"\n'
+)
 
 
 @pytest.fixture
 def pulled(project, monkeypatch):
-    text = project.read_text().replace('[metrics.daily_orders]',
-                                       '# the orders, by day\n[metrics.daily_orders]')
+    text = project.read_text().replace(
+        "[metrics.daily_orders]", "# the orders, by day\n[metrics.daily_orders]"
+    )
     project.write_text(text + ALERT)
     monkeypatch.chdir(project.parent)
     for as_of in ("2026-10-30T12:00", "2026-10-31T12:00"):
@@ -27,8 +29,7 @@ def pulled(project, monkeypatch):
 
 
 def test_rename_moves_the_metric_and_its_history(pulled):
-    before = {cmd: json.loads(run_cli(cmd, "daily_orders", "--json")[1])
-              for cmd in ("history", "revisions")}
+    before = {cmd: json.loads(run_cli(cmd, "daily_orders", "--json")[1]) for cmd in ("history", "revisions")}
     code, out, err = run_cli("rename", "daily_orders", "orders_by_day")
     assert code == 0, err
     assert out.startswith("renamed daily_orders to orders_by_day in ")
@@ -50,9 +51,12 @@ def test_rename_moves_the_metric_and_its_history(pulled):
 
 def test_rename_refuses_a_taken_or_unknown_name_and_changes_nothing(pulled):
     text = pulled.read_text()
-    pulled.write_text(text + project_text(metric="other").split("[metrics.other]", 1)[0][:0]
-                      + '\n[metrics.other]\nsource = "shop"\ngrain = "day"\nlookback = "7d"\n'
-                      'sql = "SELECT 1"\n')
+    pulled.write_text(
+        text
+        + project_text(metric="other").split("[metrics.other]", 1)[0][:0]
+        + '\n[metrics.other]\nsource = "shop"\ngrain = "day"\nlookback = "7d"\n'
+        'sql = "SELECT 1"\n'
+    )
     saved = pulled.read_text()
     code, out, err = run_cli("rename", "daily_orders", "other")
     assert code == 2 and err.startswith("error: there is already a metric 'other'")

@@ -17,9 +17,13 @@ def test_the_relay_counts_the_bytes_a_client_reads_and_the_log_its_requests(s3_s
     s3_server.client().put_object(Bucket=bucket, Key="blob", Body=body)
     relay = CountingProxy(s3_server.port)
     try:
-        client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{relay.port}",
-                              aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
-                              region_name=REGION)
+        client = boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{relay.port}",
+            aws_access_key_id=KEY_ID,
+            aws_secret_access_key=SECRET,
+            region_name=REGION,
+        )
         mark = s3_server.mark()
         got = client.get_object(Bucket=bucket, Key="blob", Range="bytes=0-49999")["Body"].read()
         first = relay.received

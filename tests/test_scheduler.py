@@ -46,7 +46,8 @@ def test_a_scheduled_metric_never_pulled_is_pulled_at_start(write_project, shop)
     with Store(project.store_path) as store:
         plans = plan_catch_up(project.metrics["daily_orders"], store, ts("2026-10-30T12:00"))
     assert [(p.trigger, p.window.start, p.window.end) for p in plans] == [
-        ("catch-up", ts("2026-10-24"), ts("2026-10-31"))]
+        ("catch-up", ts("2026-10-24"), ts("2026-10-31"))
+    ]
 
 
 def test_no_catch_up_when_no_scheduled_time_passed(write_project, shop):
@@ -73,8 +74,7 @@ def test_a_gap_longer_than_the_lookback_backfills_every_uncovered_bucket(write_p
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
         # covers [09-25, 10-01) complete, 10-01 partial
-        run_pull(project, config, store, as_of=ts("2026-10-01T06:00"),
-                 clock=lambda: ts("2026-10-01T06:00"))
+        run_pull(project, config, store, as_of=ts("2026-10-01T06:00"), clock=lambda: ts("2026-10-01T06:00"))
         plans = plan_catch_up(config, store, ts("2026-10-30T12:00"))
         assert [p.trigger for p in plans] == ["backfill"] * 4 + ["catch-up"]
         fills = [(p.window.start, p.window.end) for p in plans[:-1]]
@@ -83,8 +83,14 @@ def test_a_gap_longer_than_the_lookback_backfills_every_uncovered_bucket(write_p
         assert all(a[1] == b[0] for a, b in itertools.pairwise(fills))
         # run the plan: afterwards every bucket from the first pull to now is covered
         for plan in plans:
-            run = run_pull(project, config, store, trigger=plan.trigger, window=plan.window,
-                           clock=lambda: ts("2026-10-30T12:00"))
+            run = run_pull(
+                project,
+                config,
+                store,
+                trigger=plan.trigger,
+                window=plan.window,
+                clock=lambda: ts("2026-10-30T12:00"),
+            )
             assert run.status == "succeeded", run.error
         spans = store.coverage("daily_orders")
         assert spans == [(ts("2026-09-25"), ts("2026-10-30"))]
@@ -101,7 +107,8 @@ def test_a_hole_left_by_a_failed_chunk_is_back_filled(write_project, shop):
         plans = plan_catch_up(config, store, ts("2026-10-30T12:00"))
         assert [(p.trigger, p.window.start, p.window.end) for p in plans] == [
             ("backfill", ts("2026-10-08"), ts("2026-10-15")),
-            ("catch-up", ts("2026-10-24"), ts("2026-10-31"))]
+            ("catch-up", ts("2026-10-24"), ts("2026-10-31")),
+        ]
 
 
 class Recorder:
@@ -134,8 +141,7 @@ def running(project, store, catch_up: bool = True, **options) -> Iterator[tuple]
 def test_scheduler_catches_up_at_start_and_runs_now(write_project, shop):
     project = load_project(write_project(extra=SCHEDULED))
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
-    with Store(project.store_path) as store, \
-            running(project, store, clock=clock) as (scheduler, recorder):
+    with Store(project.store_path) as store, running(project, store, clock=clock) as (scheduler, recorder):
         assert scheduler.wait_idle(timeout=PROCESS_S)
         runs = recorder.finished()
         assert [(r.trigger, r.status) for r in runs] == [("catch-up", "succeeded")]
@@ -165,8 +171,11 @@ class CountingConnections(SourceConnections):
 def test_a_worker_readies_its_next_source_database_after_its_pulls(write_project, shop):
     project = load_project(write_project(extra=SCHEDULED))
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
-    with Store(project.store_path) as store, CountingConnections() as connections, \
-            running(project, store, clock=clock, connections=connections) as (scheduler, recorder):
+    with (
+        Store(project.store_path) as store,
+        CountingConnections() as connections,
+        running(project, store, clock=clock, connections=connections) as (scheduler, recorder),
+    ):
         assert scheduler.wait_idle(timeout=PROCESS_S)
         scheduler.run_now("daily_orders")
         assert scheduler.wait_idle(timeout=PROCESS_S)
@@ -176,8 +185,10 @@ def test_a_worker_readies_its_next_source_database_after_its_pulls(write_project
         assert all(name.startswith("pull") for name in connections.prepared_on)
 
 
-SLOW_SQL = ("SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
-            "FROM orders, range(3000000000) GROUP BY ALL")
+SLOW_SQL = (
+    "SELECT date_trunc('day', ordered_at) AS bucket, count(*) AS orders "
+    "FROM orders, range(3000000000) GROUP BY ALL"
+)
 
 
 def test_a_fire_while_a_pull_runs_is_coalesced_and_cancel_commits_nothing(write_project, shop):
@@ -185,8 +196,7 @@ def test_a_fire_while_a_pull_runs_is_coalesced_and_cancel_commits_nothing(write_
     with Store(project.store_path) as store:
         started = threading.Event()
         with running(project, store, catch_up=False) as (scheduler, recorder):
-            scheduler.events.subscribe(
-                lambda e: started.set() if type(e).__name__ == "RunStarted" else None)
+            scheduler.events.subscribe(lambda e: started.set() if type(e).__name__ == "RunStarted" else None)
             assert scheduler.run_now("daily_orders") is not None
             assert started.wait(PROCESS_S)
             assert scheduler.run_now("daily_orders") is None
@@ -206,6 +216,7 @@ def test_an_observer_may_ask_the_scheduler_when_told_a_fire_was_coalesced(write_
         started = threading.Event()
         asked: list[list[str]] = []
         with running(project, store, catch_up=False) as (scheduler, recorder):
+
             def observe(event: object) -> None:
                 if type(event).__name__ == "RunStarted":
                     started.set()
@@ -215,8 +226,7 @@ def test_an_observer_may_ask_the_scheduler_when_told_a_fire_was_coalesced(write_
             scheduler.events.subscribe(observe)
             assert scheduler.run_now("daily_orders") is not None
             assert started.wait(PROCESS_S)
-            fire = threading.Thread(target=scheduler.run_now, args=("daily_orders",),
-                                    daemon=True)
+            fire = threading.Thread(target=scheduler.run_now, args=("daily_orders",), daemon=True)
             fire.start()
             fire.join(PROCESS_S)
             assert not fire.is_alive(), "the scheduler deadlocked on its own lock"
@@ -234,8 +244,11 @@ def test_broken_project_file_keeps_the_last_good_configuration(write_project, sh
         assert scheduler.reload_if_changed() is False
         assert "fortnight" in (scheduler.last_error or "")
         assert scheduler.project.metrics["daily_orders"].grain.value == "day"
-        path.write_text(path.read_text().replace('grain = "fortnight"', 'grain = "day"')
-                        .replace('"0 6 * * *"', '"30 7 * * *"'))
+        path.write_text(
+            path.read_text()
+            .replace('grain = "fortnight"', 'grain = "day"')
+            .replace('"0 6 * * *"', '"30 7 * * *"')
+        )
         assert scheduler.reload_if_changed() is True
         assert scheduler.project.metrics["daily_orders"].schedule == "30 7 * * *"
         scheduler.shutdown(grace_s=0)
@@ -245,13 +258,15 @@ def test_retry_failed_reruns_exactly_the_uncovered_failed_windows(write_project,
     project = load_project(write_project())
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
-        failed = run_pull(project, config, store, trigger="backfill",
-                          window=window("2026-10-01", "2026-10-08"))
+        failed = run_pull(
+            project, config, store, trigger="backfill", window=window("2026-10-01", "2026-10-08")
+        )
         assert failed.status == "failed"  # shop.duckdb does not exist yet
         make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-03T10:00"), "DE", 2.0)])
         runs = retry_failed(project, store)
         assert [(r.trigger, r.status, r.window_start, r.window_end) for r in runs] == [
-            ("retry", "succeeded", ts("2026-10-01"), ts("2026-10-08"))]
+            ("retry", "succeeded", ts("2026-10-01"), ts("2026-10-08"))
+        ]
         assert retry_failed(project, store) == []
 
 
@@ -275,8 +290,10 @@ change_pct = 5
 
 
 def test_alerts_fire_once_per_episode_and_resolve(write_project, tmp_path):
-    shop = make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-29T10:00"), "DE", 2.0),
-                                                  (2, ts("2026-10-25T10:00"), "DE", 2.0)])
+    shop = make_orders(
+        tmp_path / "shop.duckdb",
+        [(1, ts("2026-10-29T10:00"), "DE", 2.0), (2, ts("2026-10-25T10:00"), "DE", 2.0)],
+    )
     path = write_project(project_text() + ALERTS.replace("{python}", sys.executable))
     project = load_project(path)
     as_of = ts("2026-10-30T12:00")
@@ -292,8 +309,9 @@ def test_alerts_fire_once_per_episode_and_resolve(write_project, tmp_path):
         assert list(json.loads(lines[0])) == ["metric", "rule", "kind", "state", "since", "message"]
 
         con = duckdb.connect(str(shop))
-        con.execute("INSERT INTO orders VALUES (3, '2026-10-29 11:00', 'DE', 1.0), "
-                    "(4, '2026-10-25 11:00', 'DE', 1.0)")
+        con.execute(
+            "INSERT INTO orders VALUES (3, '2026-10-29 11:00', 'DE', 1.0), (4, '2026-10-25 11:00', 'DE', 1.0)"
+        )
         con.close()
         run_pull(project, "daily_orders", store, as_of=as_of)
         states = {s.rule: s for s in store.alert_states()}
@@ -335,7 +353,7 @@ def test_daemon_pulls_on_schedule_and_stops_cleanly_on_sigterm(write_project, sh
 
 def test_schedule_log_names_metric_sql_errors(write_project, shop):
     """A metric whose SQL breaks does not stop the others."""
-    text = project_text(extra=SCHEDULED) + textwrap.dedent('''
+    text = project_text(extra=SCHEDULED) + textwrap.dedent("""
         [metrics.broken]
         source = "shop"
         grain = "day"
@@ -343,7 +361,7 @@ def test_schedule_log_names_metric_sql_errors(write_project, shop):
         retries = 0
         schedule = "0 6 * * *"
         sql = "SELECT ordered_at AS bucket, count(*) AS n FROM orderz GROUP BY ALL"
-    ''')
+    """)
     project = load_project(write_project(text))
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
     with Store(project.store_path) as store:
@@ -359,8 +377,10 @@ def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
     project = load_project(write_project(extra=SCHEDULED))
     wall = [datetime(2026, 10, 30, 12, 0, tzinfo=UTC)]
     mono = [1000.0]
-    with Store(project.store_path) as store, running(project, store, clock=lambda: wall[0],
-                 monotonic=lambda: mono[0]) as (scheduler, recorder):
+    with (
+        Store(project.store_path) as store,
+        running(project, store, clock=lambda: wall[0], monotonic=lambda: mono[0]) as (scheduler, recorder),
+    ):
         assert scheduler.wait_idle(timeout=PROCESS_S)
         scheduler._tick()
         mono[0] += 1.0
@@ -374,8 +394,7 @@ def test_a_wall_clock_jump_triggers_one_catch_up(write_project, shop):
         scheduler._tick()
         assert scheduler.wait_idle(timeout=PROCESS_S)
         assert [r.trigger for r in recorder.finished()] == ["catch-up", "catch-up"]
-        assert any(isinstance(e, Notice) and "clock jumped" in e.message
-                   for e in recorder.events)
+        assert any(isinstance(e, Notice) and "clock jumped" in e.message for e in recorder.events)
 
 
 def test_sigterm_during_a_pull_cancels_it_after_the_grace_period(write_project, shop, tmp_path):

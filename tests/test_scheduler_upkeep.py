@@ -30,32 +30,47 @@ def test_a_one_bucket_lookback_is_back_filled_after_downtime(write_project, shop
     config = project.metrics["daily_orders"]
     with Store(project.store_path) as store:
         # a pull as of 10-25 06:00 sees only the partial bucket 10-25
-        assert run_pull(project, config, store, as_of=ts("2026-10-25T06:00"),
-                        clock=lambda: ts("2026-10-25T06:00")).status == "succeeded"
+        assert (
+            run_pull(
+                project, config, store, as_of=ts("2026-10-25T06:00"), clock=lambda: ts("2026-10-25T06:00")
+            ).status
+            == "succeeded"
+        )
         plans = plan_catch_up(config, store, ts("2026-10-30T12:00"))
         assert [p.trigger for p in plans] == ["backfill"] * 5 + ["catch-up"]
         fills = [(p.window.start, p.window.end) for p in plans[:-1]]
         assert fills[0] == (ts("2026-10-25"), ts("2026-10-26"))  # the partial bucket is owed
         assert fills[-1][1] == ts("2026-10-30") == plans[-1].window.start
         for plan in plans:
-            assert run_pull(project, config, store, trigger=plan.trigger, window=plan.window,
-                            clock=lambda: ts("2026-10-30T12:00")).status == "succeeded"
+            assert (
+                run_pull(
+                    project,
+                    config,
+                    store,
+                    trigger=plan.trigger,
+                    window=plan.window,
+                    clock=lambda: ts("2026-10-30T12:00"),
+                ).status
+                == "succeeded"
+            )
         assert plan_catch_up(config, store, ts("2026-10-30T12:30")) == []
         plans = plan_catch_up(config, store, ts("2026-11-02T12:00"))
         assert [(p.trigger, p.window.start) for p in plans] == [
-            ("backfill", ts("2026-10-30")), ("backfill", ts("2026-10-31")),
-            ("backfill", ts("2026-11-01")), ("catch-up", ts("2026-11-02"))]
+            ("backfill", ts("2026-10-30")),
+            ("backfill", ts("2026-10-31")),
+            ("backfill", ts("2026-11-01")),
+            ("catch-up", ts("2026-11-02")),
+        ]
 
 
 def test_pausing_keeps_the_project_file_in_sync(write_project, shop):
     path = write_project(extra=SCHEDULED)
     project = load_project(path)
     reloaded = threading.Event()
-    with Store(project.store_path) as store, \
-            running(project, store, catch_up=False) as (scheduler, recorder):
+    with Store(project.store_path) as store, running(project, store, catch_up=False) as (scheduler, recorder):
         scheduler.events.subscribe(
-            lambda e: reloaded.set() if isinstance(e, Notice) and "reloaded" in e.message
-            else None)
+            lambda e: reloaded.set() if isinstance(e, Notice) and "reloaded" in e.message else None
+        )
         scheduler.pause()
         assert scheduler.paused
         path.write_text(path.read_text().replace('"0 6 * * *"', '"30 7 * * *"'))
@@ -68,18 +83,19 @@ def test_pausing_keeps_the_project_file_in_sync(write_project, shop):
 
 def test_pausing_keeps_freshness_alerts(write_project, shop):
     path = write_project(extra=SCHEDULED)
-    path.write_text(path.read_text() + '\n[[metrics.daily_orders.alerts]]\nkind = "freshness"\n'
-                                       'max_age = "1h"\n')
+    path.write_text(
+        path.read_text() + '\n[[metrics.daily_orders.alerts]]\nkind = "freshness"\nmax_age = "1h"\n'
+    )
     project = load_project(path)
     fired = threading.Event()
     later = lambda: datetime.now(UTC) + timedelta(hours=2)  # noqa: E731
     with Store(project.store_path) as store:
-        assert run_pull(project, "daily_orders", store,
-                        as_of=ts("2026-10-30T12:00")).status == "succeeded"
-    with Store(project.store_path) as store, \
-            running(project, store, catch_up=False, clock=later) as (scheduler, recorder):
-        scheduler.events.subscribe(
-            lambda e: fired.set() if type(e).__name__ == "AlertChanged" else None)
+        assert run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T12:00")).status == "succeeded"
+    with (
+        Store(project.store_path) as store,
+        running(project, store, catch_up=False, clock=later) as (scheduler, recorder),
+    ):
+        scheduler.events.subscribe(lambda e: fired.set() if type(e).__name__ == "AlertChanged" else None)
         scheduler.pause()
         assert fired.wait(PROCESS_S), "a paused scheduler stopped checking freshness"
 
@@ -87,14 +103,15 @@ def test_pausing_keeps_freshness_alerts(write_project, shop):
 def test_resume_catches_up_what_was_owed(write_project, shop):
     project = load_project(write_project(extra=SCHEDULED))
     clock = lambda: datetime(2026, 10, 30, 12, 0, tzinfo=UTC)  # noqa: E731
-    with Store(project.store_path) as store, \
-            running(project, store, catch_up=False, clock=clock) as (scheduler, recorder):
+    with (
+        Store(project.store_path) as store,
+        running(project, store, catch_up=False, clock=clock) as (scheduler, recorder),
+    ):
         scheduler.pause()
         assert scheduler.catch_up() == []  # paused: nothing starts
         scheduler.resume()
         assert scheduler.wait_idle(timeout=PROCESS_S)
-        assert [(r.trigger, r.status) for r in recorder.finished()] == [("catch-up",
-                                                                          "succeeded")]
+        assert [(r.trigger, r.status) for r in recorder.finished()] == [("catch-up", "succeeded")]
 
 
 def test_a_bug_in_one_planned_pull_does_not_drop_the_rest(write_project, shop):
@@ -111,21 +128,33 @@ def test_a_bug_in_one_planned_pull_does_not_drop_the_rest(write_project, shop):
     def window(start: str, end: str) -> Window:
         return Window(start=ts(start), end=ts(end), as_of=ts(end), partial_start=None)
 
-    with Store(project.store_path) as store, \
-            running(project, store, catch_up=False, clock=clock) as (scheduler, recorder):
-        future = scheduler.submit("daily_orders", [
-            PlannedPull("backfill", window("2026-10-10", "2026-10-17")),
-            PlannedPull("backfill", window("2026-10-17", "2026-10-24")),
-            PlannedPull("catch-up", Window(start=ts("2026-10-24"), end=ts("2026-10-31"),
-                                           as_of=ts("2026-10-30T12:00"),
-                                           partial_start=ts("2026-10-30")))])
+    with (
+        Store(project.store_path) as store,
+        running(project, store, catch_up=False, clock=clock) as (scheduler, recorder),
+    ):
+        future = scheduler.submit(
+            "daily_orders",
+            [
+                PlannedPull("backfill", window("2026-10-10", "2026-10-17")),
+                PlannedPull("backfill", window("2026-10-17", "2026-10-24")),
+                PlannedPull(
+                    "catch-up",
+                    Window(
+                        start=ts("2026-10-24"),
+                        end=ts("2026-10-31"),
+                        as_of=ts("2026-10-30T12:00"),
+                        partial_start=ts("2026-10-30"),
+                    ),
+                ),
+            ],
+        )
         assert future is not None
         assert scheduler.wait_idle(timeout=PROCESS_S)
         assert broke
         runs = recorder.finished()
         assert [(r.trigger, r.window_start) for r in runs] == [
-            ("backfill", ts("2026-10-17")), ("catch-up", ts("2026-10-24"))]
-        errors = [e.message for e in recorder.events
-                  if isinstance(e, Notice) and e.level == "error"]
-        assert any("internal error in a backfill pull: RuntimeError: the clock broke" in m
-                   for m in errors)
+            ("backfill", ts("2026-10-17")),
+            ("catch-up", ts("2026-10-24")),
+        ]
+        errors = [e.message for e in recorder.events if isinstance(e, Notice) and e.level == "error"]
+        assert any("internal error in a backfill pull: RuntimeError: the clock broke" in m for m in errors)

@@ -39,8 +39,10 @@ def pull(path: Path, **kwargs: object):
 
 def secret_query(source: str) -> str:
     """A metric SQL that would store the secret's length, and the secret as a dimension."""
-    return (f"SELECT TIMESTAMP '2026-10-25' AS bucket, CAST(s AS VARCHAR) AS leaked, "
-            f"length(CAST(s AS VARCHAR)) AS n FROM {source}")
+    return (
+        f"SELECT TIMESTAMP '2026-10-25' AS bucket, CAST(s AS VARCHAR) AS leaked, "
+        f"length(CAST(s AS VARCHAR)) AS n FROM {source}"
+    )
 
 
 def assert_refused(path: Path, match: str) -> None:
@@ -68,12 +70,15 @@ def sqlite_project(write_project, tmp_path) -> Callable:
     return write
 
 
-@pytest.mark.parametrize("door", [
-    "sqlite_scan('{other}', 'creds')",
-    "sqlite_query('{other}', 'SELECT s FROM creds')",
-    "(SELECT * FROM sqlite_attach('{other}'), (SELECT 'x' AS s))",
-    "query('SELECT s FROM sqlite_scan(''{other}'', ''creds'')')",
-])
+@pytest.mark.parametrize(
+    "door",
+    [
+        "sqlite_scan('{other}', 'creds')",
+        "sqlite_query('{other}', 'SELECT s FROM creds')",
+        "(SELECT * FROM sqlite_attach('{other}'), (SELECT 'x' AS s))",
+        "query('SELECT s FROM sqlite_scan(''{other}'', ''creds'')')",
+    ],
+)
 def test_a_sqlite_metric_cannot_read_another_sqlite_file(sqlite_project, tmp_path, door):
     source = door.format(other=tmp_path / "other.sqlite", secret=SECRET)
     path = sqlite_project(secret_query(source))
@@ -90,8 +95,12 @@ def test_duckdb_temp_and_home_folders_are_closed(write_project, tmp_path, monkey
     (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "notes.csv").write_text(f"s\n{SECRET}\n")
     (tmp_path / "notes.csv").write_text(f"s\n{SECRET}\n")
-    for reader in ("read_csv('.tmp/notes.csv')", f"read_csv('{tmp_path}/.tmp/notes.csv')",
-                   "read_csv('~/notes.csv')", "'.tmp/notes.csv'"):
+    for reader in (
+        "read_csv('.tmp/notes.csv')",
+        f"read_csv('{tmp_path}/.tmp/notes.csv')",
+        "read_csv('~/notes.csv')",
+        "'.tmp/notes.csv'",
+    ):
         path = write_project(sql=secret_query(reader))
         run, log, store_bytes = pull(path)
         assert run.status == "failed", reader
@@ -99,8 +108,11 @@ def test_duckdb_temp_and_home_folders_are_closed(write_project, tmp_path, monkey
 
 
 def test_attach_and_other_statements_are_refused(sqlite_project, tmp_path):
-    for sql, kind in ((f"ATTACH '{tmp_path / 'other.sqlite'}' AS o (TYPE sqlite)", "an ATTACH"),
-                      ("USE other", "a USE"), ("CHECKPOINT", "a CHECKPOINT")):
+    for sql, kind in (
+        (f"ATTACH '{tmp_path / 'other.sqlite'}' AS o (TYPE sqlite)", "an ATTACH"),
+        ("USE other", "a USE"),
+        ("CHECKPOINT", "a CHECKPOINT"),
+    ):
         run, _, _ = pull(sqlite_project(sql))
         assert run.status == "failed"
         assert f"the SQL is {kind} statement" in run.error
@@ -112,8 +124,7 @@ def pg_secret() -> Iterator[str]:
     name = f"secret_{uuid.uuid4().hex[:8]}"
     con = duckdb.connect()
     load_extension(con, "postgres")
-    con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=postgres user=postgres' AS other "
-                "(TYPE postgres)")
+    con.execute("ATTACH 'host=127.0.0.1 port=5432 dbname=postgres user=postgres' AS other (TYPE postgres)")
     con.execute(f"CREATE TABLE other.public.{name} (s VARCHAR)")
     con.execute(f"INSERT INTO other.public.{name} VALUES (?)", [SECRET])
     try:
@@ -124,18 +135,22 @@ def pg_secret() -> Iterator[str]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("door", [
-    "postgres_scan('host=127.0.0.1 port=5432 dbname=postgres user=postgres', 'public', '{t}')",
-    "postgres_scan_pushdown('host=127.0.0.1 port=5432 dbname=postgres user=postgres', "
-    "'public', '{t}')",
-    "(SELECT * FROM postgres_attach('host=127.0.0.1 port=5432 dbname=postgres user=postgres'), "
-    "(SELECT 'x' AS s))",
-    "postgres_query('shop', 'SELECT s FROM dblink_or_other_db.{t}')",
-    "postgres_execute('shop', 'CREATE TABLE {t}_copy AS SELECT 1')",
-])
+@pytest.mark.parametrize(
+    "door",
+    [
+        "postgres_scan('host=127.0.0.1 port=5432 dbname=postgres user=postgres', 'public', '{t}')",
+        "postgres_scan_pushdown('host=127.0.0.1 port=5432 dbname=postgres user=postgres', 'public', '{t}')",
+        "(SELECT * FROM postgres_attach('host=127.0.0.1 port=5432 dbname=postgres user=postgres'), "
+        "(SELECT 'x' AS s))",
+        "postgres_query('shop', 'SELECT s FROM dblink_or_other_db.{t}')",
+        "postgres_execute('shop', 'CREATE TABLE {t}_copy AS SELECT 1')",
+    ],
+)
 def test_a_postgres_metric_cannot_reach_another_database(write_project, pg_secret, door):
-    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"',
-                         sql=secret_query(door.format(t=pg_secret, secret=SECRET)))
+    path = write_project(
+        source=f'type = "postgres"\ndsn = "{PG_DSN}"',
+        sql=secret_query(door.format(t=pg_secret, secret=SECRET)),
+    )
     assert_refused(path, "reaches past the metric's source")
 
 
@@ -157,16 +172,19 @@ def mysql_secret() -> Iterator[str]:
 
 
 @pytest.mark.mysql
-@pytest.mark.parametrize("door", [
-    "shop.{db}.creds",
-    "{db}.creds",
-    "mysql_query('shop', 'SELECT s FROM {db}.creds')",
-    "mysql_scan('shop', '{db}', 'creds')",
-])
-def test_a_mysql_metric_cannot_read_another_database_on_its_server(write_project, mysql_secret,
-                                                                     door):
-    path = write_project(source=f'type = "mysql"\ndsn = "{MY_DSN}"',
-                         sql=secret_query(door.format(db=mysql_secret)))
+@pytest.mark.parametrize(
+    "door",
+    [
+        "shop.{db}.creds",
+        "{db}.creds",
+        "mysql_query('shop', 'SELECT s FROM {db}.creds')",
+        "mysql_scan('shop', '{db}', 'creds')",
+    ],
+)
+def test_a_mysql_metric_cannot_read_another_database_on_its_server(write_project, mysql_secret, door):
+    path = write_project(
+        source=f'type = "mysql"\ndsn = "{MY_DSN}"', sql=secret_query(door.format(db=mysql_secret))
+    )
     run, log, store_bytes = pull(path)
     assert run.status == "failed"
     assert "another database" in run.error or "reaches past" in run.error
@@ -175,8 +193,9 @@ def test_a_mysql_metric_cannot_read_another_database_on_its_server(write_project
 
 @pytest.mark.postgres
 def test_check_warns_when_a_postgres_user_is_a_superuser(write_project):
-    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"',
-                         sql="SELECT now()::TIMESTAMP AS bucket, 1 AS n")
+    path = write_project(
+        source=f'type = "postgres"\ndsn = "{PG_DSN}"', sql="SELECT now()::TIMESTAMP AS bucket, 1 AS n"
+    )
     code, out, err = run_cli("check", "--project", str(path))
     assert "warning: source shop: its user is a PostgreSQL superuser" in err
 
@@ -184,13 +203,16 @@ def test_check_warns_when_a_postgres_user_is_a_superuser(write_project):
 # -- passwords --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dsn", [
-    f"postgresql://postgres:{SECRET}@127.0.0.1:5432/test",
-    f"postgres://postgres:{SECRET}@127.0.0.1/test",
-    f"mysql://root:{SECRET}@127.0.0.1:3306/test",
-    f"host=127.0.0.1 user=root passwd={SECRET}",
-    f"postgresql://127.0.0.1/test?user=postgres&password={SECRET}",
-])
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://postgres:{SECRET}@127.0.0.1:5432/test",
+        f"postgres://postgres:{SECRET}@127.0.0.1/test",
+        f"mysql://root:{SECRET}@127.0.0.1:3306/test",
+        f"host=127.0.0.1 user=root passwd={SECRET}",
+        f"postgresql://127.0.0.1/test?user=postgres&password={SECRET}",
+    ],
+)
 def test_a_password_in_a_dsn_is_a_project_file_error(write_project, dsn):
     kind = "mysql" if "mysql" in dsn or "passwd" in dsn else "postgres"
     path = write_project(source=f'type = "{kind}"\ndsn = "{dsn}"')
@@ -204,8 +226,10 @@ def test_a_password_in_a_dsn_is_a_project_file_error(write_project, dsn):
 @pytest.mark.mysql
 def test_a_short_password_does_not_garble_messages(write_project, monkeypatch):
     monkeypatch.setenv("SHOP_PASSWORD", "a")
-    path = write_project(source='type = "mysql"\ndsn = "host=127.0.0.1 port=3399 database=test '
-                                'user=root"\npassword_env = "SHOP_PASSWORD"')
+    path = write_project(
+        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3399 database=test '
+        'user=root"\npassword_env = "SHOP_PASSWORD"'
+    )
     run, log, _ = pull(path)
     assert run.status == "failed"
     assert "Failed to connect to MySQL database" in run.error
@@ -218,8 +242,7 @@ def mysql_user_with_password() -> Iterator[str]:
     con = duckdb.connect()
     load_extension(con, "mysql")
     con.execute(f"ATTACH '{MY_DSN}' AS srv (TYPE mysql)")
-    con.execute(f"CALL mysql_execute('srv', 'CREATE USER ''{user}''@''%'' IDENTIFIED BY "
-                f"''right-password''')")
+    con.execute(f"CALL mysql_execute('srv', 'CREATE USER ''{user}''@''%'' IDENTIFIED BY ''right-password''')")
     try:
         yield user
     finally:
@@ -229,11 +252,13 @@ def mysql_user_with_password() -> Iterator[str]:
 
 @pytest.mark.mysql
 def test_a_refused_login_is_permanent_and_never_repeats_the_password(
-        write_project, monkeypatch, mysql_user_with_password):
+    write_project, monkeypatch, mysql_user_with_password
+):
     monkeypatch.setenv("SHOP_PASSWORD", SECRET)
     path = write_project(
         source=f'type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test '
-               f'user={mysql_user_with_password}"\npassword_env = "SHOP_PASSWORD"')
+        f'user={mysql_user_with_password}"\npassword_env = "SHOP_PASSWORD"'
+    )
     path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
     delays: list[float] = []
     run, log, store_bytes = pull(path, sleep=delays.append)
@@ -247,7 +272,8 @@ def test_a_refused_login_is_permanent_and_never_repeats_the_password(
 def test_no_keyring_and_no_password_env_says_so(write_project, mysql_user_with_password):
     path = write_project(
         source=f'type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test '
-               f'user={mysql_user_with_password}"')
+        f'user={mysql_user_with_password}"'
+    )
     run, _, _ = pull(path)
     assert run.status == "failed"
     assert "source shop: the server wants a password and none is set" in run.error
@@ -263,8 +289,12 @@ def test_no_keyring_and_no_password_env_says_so(write_project, mysql_user_with_p
 def test_a_pushdown_server_error_is_not_retried(write_project):
     sql = "SELECT now()::timestamp AS bucket, 1 / 0 AS n"
     with server_role("postgres") as role:  # pushdown wants a read-only role
-        path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\npushdown = true'
-                             .replace("user=postgres", f"user={role}"), sql=sql)
+        path = write_project(
+            source=f'type = "postgres"\ndsn = "{PG_DSN}"\npushdown = true'.replace(
+                "user=postgres", f"user={role}"
+            ),
+            sql=sql,
+        )
         path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
         delays: list[float] = []
         run, _, _ = pull(path, sleep=delays.append)
@@ -275,9 +305,10 @@ def test_a_pushdown_server_error_is_not_retried(write_project):
 @pytest.mark.mysql
 def test_a_mysql_pushdown_server_error_is_not_retried(write_project):
     with server_role("mysql") as user:  # pushdown wants a read-only user
-        path = write_project(source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true'
-                             .replace("user=root", f"user={user}"),
-                             sql="SELECT now() AS bucket, count(*) AS n FROM no_such_table_here")
+        path = write_project(
+            source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true'.replace("user=root", f"user={user}"),
+            sql="SELECT now() AS bucket, count(*) AS n FROM no_such_table_here",
+        )
         path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
         delays: list[float] = []
         run, _, _ = pull(path, sleep=delays.append)
@@ -291,12 +322,15 @@ def test_classify_sorts_failures_into_three_kinds():
     assert classify(TransientSourceError("file locked")) == "transient"
     assert classify(QueryError("bad SQL")) == "permanent"
     assert classify(duckdb.IOException("IO Error: Could not set lock on file")) == "transient"
-    assert classify(duckdb.IOException("IO Error: Failed to prepare COPY: ERROR:  division by "
-                                       "zero")) == "permanent"
-    assert classify(duckdb.IOException("Access denied for user 'x'@'h' (using password: YES)")
-                    ) == "permanent"
-    assert classify(duckdb.IOException("connection to server at 127.0.0.1 failed: Connection "
-                                       "refused")) == "transient"
+    assert (
+        classify(duckdb.IOException("IO Error: Failed to prepare COPY: ERROR:  division by zero"))
+        == "permanent"
+    )
+    assert classify(duckdb.IOException("Access denied for user 'x'@'h' (using password: YES)")) == "permanent"
+    assert (
+        classify(duckdb.IOException("connection to server at 127.0.0.1 failed: Connection refused"))
+        == "transient"
+    )
     assert classify(duckdb.BinderException("Referenced column x not found")) == "permanent"
     assert classify(duckdb.InterruptException("Query interrupted")) == "cancelled"
 
@@ -304,17 +338,20 @@ def test_classify_sorts_failures_into_three_kinds():
 def test_a_change_probe_cannot_read_another_sqlite_file(sqlite_project, tmp_path):
     path = sqlite_project("SELECT TIMESTAMP '2026-10-25' AS bucket, 1 AS n")
     other = tmp_path / "other.sqlite"
-    path.write_text(path.read_text().replace(
-        "retries = 0", f"retries = 0\nchange_probe = \"SELECT TIMESTAMP '2026-10-25' AS bucket, "
-                       f"s FROM sqlite_scan('{other}', 'creds')\""))
+    path.write_text(
+        path.read_text().replace(
+            "retries = 0",
+            f"retries = 0\nchange_probe = \"SELECT TIMESTAMP '2026-10-25' AS bucket, "
+            f"s FROM sqlite_scan('{other}', 'creds')\"",
+        )
+    )
     assert_refused(path, "reaches past the metric's source")
 
 
 @pytest.mark.postgres
 def test_an_unset_password_env_is_not_retried(write_project, monkeypatch):
     monkeypatch.delenv("NOPE_PASSWORD", raising=False)
-    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\n'
-                                'password_env = "NOPE_PASSWORD"')
+    path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\npassword_env = "NOPE_PASSWORD"')
     path.write_text(path.read_text().replace("retries = 0", "retries = 3"))
     delays: list[float] = []
     run, _, _ = pull(path, sleep=delays.append)
@@ -323,16 +360,19 @@ def test_an_unset_password_env_is_not_retried(write_project, monkeypatch):
 
 
 @pytest.mark.mysql
-@pytest.mark.parametrize("sql", [
-    "SELECT TIMESTAMP('2026-10-25') AS bucket, s AS leaked, length(s) AS n FROM {db}.creds",
-    "SELECT TIMESTAMP('2026-10-25') AS bucket, c.s AS leaked, 1 AS n FROM `{db}`.`creds` c "
-    "JOIN `{db}`.`creds` d",
-    "SELECT TIMESTAMP('2026-10-25') AS bucket, length(load_file('/etc/hostname')) AS n",
-])
-def test_mysql_pushdown_sql_cannot_reach_another_database_or_server_files(write_project,
-                                                                          mysql_secret, sql):
-    path = write_project(source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true',
-                         sql=sql.format(db=mysql_secret))
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT TIMESTAMP('2026-10-25') AS bucket, s AS leaked, length(s) AS n FROM {db}.creds",
+        "SELECT TIMESTAMP('2026-10-25') AS bucket, c.s AS leaked, 1 AS n FROM `{db}`.`creds` c "
+        "JOIN `{db}`.`creds` d",
+        "SELECT TIMESTAMP('2026-10-25') AS bucket, length(load_file('/etc/hostname')) AS n",
+    ],
+)
+def test_mysql_pushdown_sql_cannot_reach_another_database_or_server_files(write_project, mysql_secret, sql):
+    path = write_project(
+        source=f'type = "mysql"\ndsn = "{MY_DSN}"\npushdown = true', sql=sql.format(db=mysql_secret)
+    )
     run, log, store_bytes = pull(path)
     assert run.status == "failed"
     assert "another database" in run.error or "reaches past" in run.error
@@ -340,11 +380,14 @@ def test_mysql_pushdown_sql_cannot_reach_another_database_or_server_files(write_
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("sql", [
-    "SELECT TIMESTAMP '2026-10-25' AS bucket, length(pg_read_file('/etc/hostname')) AS n",
-    "SELECT TIMESTAMP '2026-10-25' AS bucket, count(*) AS n FROM dblink('dbname=postgres', "
-    "'SELECT 1') AS t(x int)",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT TIMESTAMP '2026-10-25' AS bucket, length(pg_read_file('/etc/hostname')) AS n",
+        "SELECT TIMESTAMP '2026-10-25' AS bucket, count(*) AS n FROM dblink('dbname=postgres', "
+        "'SELECT 1') AS t(x int)",
+    ],
+)
 def test_postgres_pushdown_sql_cannot_read_server_files_or_other_databases(write_project, sql):
     path = write_project(source=f'type = "postgres"\ndsn = "{PG_DSN}"\npushdown = true', sql=sql)
     run, _, _ = pull(path)

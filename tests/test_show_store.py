@@ -28,11 +28,9 @@ def test_show_tells_one_run_in_full(project, tmp_path):
     loaded = load_project(project)
     delays: list[float] = []
     with Store(loaded.store_path) as store:
-        failed = run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-30T12:00"),
-                          sleep=delays.append)
+        failed = run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-30T12:00"), sleep=delays.append)
     (tmp_path / "away.duckdb").rename(shop)
-    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
 
     code, out, _ = run_cli("show", str(failed.id), "--project", str(project), "--json")
     assert code == 0
@@ -44,17 +42,21 @@ def test_show_tells_one_run_in_full(project, tmp_path):
     assert "file not found: shop.duckdb" in data["tries"][0]["error"]
     assert data["tries"][0]["retry_after_s"] == pytest.approx(delays[0], abs=0.01)
     assert data["tries"][1]["retry_after_s"] is None
-    assert data["parameters"] == {"window_end": "2026-10-31T00:00:00",
-                                  "window_start": "2026-10-24T00:00:00"}
+    assert data["parameters"] == {"window_end": "2026-10-31T00:00:00", "window_start": "2026-10-24T00:00:00"}
     assert "FROM orders" in data["sql"]
     assert any("attempt 1 failed" in line["message"] for line in data["log"])
 
     code, out, _ = run_cli("show", "2", "--project", str(project))
     assert code == 0
     assert out.startswith("run 2 daily_orders succeeded (command-line); times in local zone (UTC")
-    for text in ("window      [2026-10-24 00:00, 2026-10-31 00:00) (buckets in UTC, day, partial",
-                 "attempt 1 succeeded", "2 rows: 4 new, 0 revised", "ok    empty (error)",
-                 "$window_start = 2026-10-24 00:00:00", "  sql\n    SELECT date_trunc"):
+    for text in (
+        "window      [2026-10-24 00:00, 2026-10-31 00:00) (buckets in UTC, day, partial",
+        "attempt 1 succeeded",
+        "2 rows: 4 new, 0 revised",
+        "ok    empty (error)",
+        "$window_start = 2026-10-24 00:00:00",
+        "  sql\n    SELECT date_trunc",
+    ):
         assert text in out, text
 
     code, _, err = run_cli("show", "99", "--project", str(project))
@@ -62,8 +64,9 @@ def test_show_tells_one_run_in_full(project, tmp_path):
 
 
 def test_the_daemon_log_prints_a_runs_warnings(project):
-    project.write_text(project.read_text().replace(
-        "WHERE ordered_at >= $window_start AND ordered_at < $window_end", ""))
+    project.write_text(
+        project.read_text().replace("WHERE ordered_at >= $window_start AND ordered_at < $window_end", "")
+    )
     loaded = load_project(project)
     with Store(loaded.store_path) as store:
         run = run_pull(loaded, "daily_orders", store, as_of=ts("2026-10-27T12:00"))
@@ -80,8 +83,7 @@ def zero_blocks(path: Path) -> None:
 
 
 def test_a_damaged_store_names_the_file_and_what_to_do(project, tmp_path):
-    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
     store = tmp_path / "lookback.duckdb"
     zero_blocks(store)
     for command in (["runs"], ["history", "daily_orders"], ["pull", "daily_orders"]):
@@ -119,18 +121,23 @@ def read_only(*paths: Path) -> Iterator[None]:
 
 
 def test_read_only_commands_work_on_a_read_only_store(project, tmp_path):
-    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
     store = tmp_path / "lookback.duckdb"
     folder = tmp_path / "store"
     folder.mkdir()
     store.rename(folder / "lookback.duckdb")
-    project.write_text(project.read_text().replace('path = "lookback.duckdb"',
-                                                   'path = "store/lookback.duckdb"'))
+    project.write_text(
+        project.read_text().replace('path = "lookback.duckdb"', 'path = "store/lookback.duckdb"')
+    )
     with read_only(folder / "lookback.duckdb", folder):
-        for command in (["runs", "--json"], ["history", "daily_orders", "--json"],
-                        ["revisions", "daily_orders"], ["alerts"], ["advise", "daily_orders"],
-                        ["show", "1"]):
+        for command in (
+            ["runs", "--json"],
+            ["history", "daily_orders", "--json"],
+            ["revisions", "daily_orders"],
+            ["alerts"],
+            ["advise", "daily_orders"],
+            ["show", "1"],
+        ):
             code, out, err = run_cli(*command, "--project", str(project))
             assert code == 0, (command, err)
         assert len(json.loads(run_cli("runs", "--json", "--project", str(project))[1])) == 1

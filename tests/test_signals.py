@@ -24,9 +24,13 @@ ENTRY = "import sys\nfrom lookback_gui.start import start\nsys.exit(start())"
 
 
 def lookback(*args: str, **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", ENTRY, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            **kwargs)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-c", ENTRY, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 @pytest.mark.slow
@@ -36,8 +40,7 @@ def test_ctrl_c_in_the_first_moments_is_one_line_and_130(project, tmp_path):
     the program at all (its own start-up, which no program can reach) Python itself answers;
     from the program's first line on, the answer is one ``error:`` line and status 130, or the
     command's own output if it finished first."""
-    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(project), "--as-of", "2026-10-30T12:00")[0] == 0
     command = ("history", "daily_orders", "--project", str(project))
     started = time.monotonic()
     proc = lookback(*command, cwd=tmp_path)
@@ -50,8 +53,11 @@ def test_ctrl_c_in_the_first_moments_is_one_line_and_130(project, tmp_path):
         time.sleep(rng.uniform(0.1, 1) * whole)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
-        if PACKAGE not in err and proc.returncode in (-signal.SIGINT, 1) and (
-                not err or "KeyboardInterrupt" in err):
+        if (
+            PACKAGE not in err
+            and proc.returncode in (-signal.SIGINT, 1)
+            and (not err or "KeyboardInterrupt" in err)
+        ):
             continue  # Python's own start-up: the program had not begun
         reached += 1
         if proc.returncode == 0:  # it had finished before the signal came
@@ -63,11 +69,14 @@ def test_ctrl_c_in_the_first_moments_is_one_line_and_130(project, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [
-    ["pull", "slow", "--as-of", "2026-10-30T12:00"],
-    ["backfill", "slow", "--from", "2026-10-22", "--to", "2026-11-05", "--workers", "1"],
-    ["replay", "slow_replay", "--from", "2026-10-28", "--to", "2026-10-31"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["pull", "slow", "--as-of", "2026-10-30T12:00"],
+        ["backfill", "slow", "--from", "2026-10-22", "--to", "2026-11-05", "--workers", "1"],
+        ["replay", "slow_replay", "--from", "2026-10-28", "--to", "2026-10-31"],
+    ],
+)
 def test_sigterm_records_the_run_cancelled_and_exits_143(project, tmp_path, command):
     add_slow_metric(project)
     temp = tmp_path / "temp"
@@ -94,16 +103,25 @@ def test_ctrl_c_during_a_store_copy_leaves_the_target_empty(tmp_path):
     make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 1.0)])
     source = tmp_path / "lookback.toml"
     source.write_text(project_text())
-    assert run_cli("pull", "daily_orders", "--project", str(source), "--as-of",
-                   "2026-10-30T12:00")[0] == 0
+    assert run_cli("pull", "daily_orders", "--project", str(source), "--as-of", "2026-10-30T12:00")[0] == 0
     with Store(tmp_path / "lookback.duckdb") as store, store._db.write() as cur:
-        cur.execute("INSERT INTO versions SELECT v.* REPLACE (v.bucket - INTERVAL (i) DAY AS "
-                    "bucket) FROM versions v, range(1, 2000000) r(i)")
+        cur.execute(
+            "INSERT INTO versions SELECT v.* REPLACE (v.bucket - INTERVAL (i) DAY AS "
+            "bucket) FROM versions v, range(1, 2000000) r(i)"
+        )
     target = tmp_path / "other"
     target.mkdir()
     (target / "lookback.toml").write_text(project_text())
-    proc = lookback("store", "copy", "--to", str(target / "lookback.toml"), "--project",
-                    str(source), "--verbose", cwd=tmp_path)
+    proc = lookback(
+        "store",
+        "copy",
+        "--to",
+        str(target / "lookback.toml"),
+        "--project",
+        str(source),
+        "--verbose",
+        cwd=tmp_path,
+    )
     assert proc.stderr is not None
     said = []
     for line in proc.stderr:  # --verbose says each step as it comes

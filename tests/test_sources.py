@@ -21,8 +21,12 @@ ROWS = [
     (2, "2026-10-25 11:00:00", "DE", 5.0),
     (3, "2026-10-26 09:00:00", "FR", 7.5),
 ]
-EXPECTED = {("2026-10-25", "DE", "orders"): 2, ("2026-10-25", "DE", "revenue"): 15.0,
-            ("2026-10-26", "FR", "orders"): 1, ("2026-10-26", "FR", "revenue"): 7.5}
+EXPECTED = {
+    ("2026-10-25", "DE", "orders"): 2,
+    ("2026-10-25", "DE", "revenue"): 15.0,
+    ("2026-10-26", "FR", "orders"): 1,
+    ("2026-10-26", "FR", "revenue"): 7.5,
+}
 
 
 def pull_and_read(project_path: Path) -> dict:
@@ -31,8 +35,10 @@ def pull_and_read(project_path: Path) -> dict:
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
         assert run.status == "succeeded", run.error
         assert run.new == 4
-        return {(str(r.bucket.date()), r.dims["country"], r.measure): r.value
-                for r in store.history("daily_orders")}
+        return {
+            (str(r.bucket.date()), r.dims["country"], r.measure): r.value
+            for r in store.history("daily_orders")
+        }
 
 
 def test_sqlite_source(write_project, tmp_path):
@@ -56,7 +62,8 @@ def _write_files(tmp_path: Path, kind: str) -> None:
         con.execute(
             f"COPY (SELECT {row[0]} AS order_id, TIMESTAMP '{row[1]}' AS ordered_at, "
             f"'{row[2]}' AS country, {row[3]} AS amount) TO '{folder}/part{index}.{kind}'"
-            + (" (FORMAT parquet)" if kind == "parquet" else " (HEADER)"))
+            + (" (FORMAT parquet)" if kind == "parquet" else " (HEADER)")
+        )
     con.close()
 
 
@@ -76,16 +83,22 @@ def test_a_replaced_file_is_seen_at_the_next_pull(write_project, tmp_path):
     with Store(project.store_path) as store:
         assert run_pull(project, "daily_orders", store, as_of=AS_OF).new == 2
         con = duckdb.connect()
-        con.execute(f"COPY (SELECT 1 AS order_id, TIMESTAMP '2026-10-25 10:00' AS ordered_at, "
-                    f"'DE' AS country, 99.0 AS amount) TO '{tmp_path}/exports/part0.parquet'")
+        con.execute(
+            f"COPY (SELECT 1 AS order_id, TIMESTAMP '2026-10-25 10:00' AS ordered_at, "
+            f"'DE' AS country, 99.0 AS amount) TO '{tmp_path}/exports/part0.parquet'"
+        )
         con.close()
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
         assert run.revised == 1 and run.unchanged == 1
 
 
 def test_a_glob_that_matches_nothing_names_the_path(tmp_path):
-    source = SourceConfig(name="shop", type="parquet", path="exports/*.parquet",
-                          resolved_path=str(tmp_path / "exports/*.parquet"))
+    source = SourceConfig(
+        name="shop",
+        type="parquet",
+        path="exports/*.parquet",
+        resolved_path=str(tmp_path / "exports/*.parquet"),
+    )
     with pytest.raises(TransientSourceError, match=r"no file matches exports/\*\.parquet"):
         connect_source(source)
 
@@ -137,8 +150,8 @@ def mysql_table():
 def test_postgres_source(write_project, pg_table):
     sql = DAILY_SQL.replace("FROM orders", f"FROM {pg_table}")
     path = write_project(
-        source='type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"',
-        sql=sql)
+        source='type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"', sql=sql
+    )
     assert pull_and_read(path) == EXPECTED
 
 
@@ -147,7 +160,8 @@ def test_postgres_password_never_appears_in_errors(write_project, monkeypatch):
     monkeypatch.setenv("SHOP_PASSWORD", "s3cret-hunter2")
     path = write_project(
         source='type = "postgres"\ndsn = "host=127.0.0.1 port=5499 dbname=test user=postgres"\n'
-               'password_env = "SHOP_PASSWORD"')
+        'password_env = "SHOP_PASSWORD"'
+    )
     project = load_project(path)
     with Store(project.store_path) as store:
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
@@ -163,7 +177,8 @@ def test_password_env_that_is_not_set_is_named(write_project, monkeypatch):
     monkeypatch.delenv("NOPE_PASSWORD", raising=False)
     path = write_project(
         source='type = "postgres"\ndsn = "host=127.0.0.1 dbname=test user=postgres"\n'
-               'password_env = "NOPE_PASSWORD"')
+        'password_env = "NOPE_PASSWORD"'
+    )
     project = load_project(path)
     with pytest.raises(PullError, match="NOPE_PASSWORD"):
         check_metric(project, "daily_orders")
@@ -173,14 +188,14 @@ def test_password_env_that_is_not_set_is_named(write_project, monkeypatch):
 def test_mysql_source(write_project, mysql_table):
     sql = DAILY_SQL.replace("FROM orders", f"FROM {mysql_table}")
     path = write_project(
-        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user=root"', sql=sql)
+        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user=root"', sql=sql
+    )
     assert pull_and_read(path) == EXPECTED
 
 
 @pytest.mark.mysql
 def test_mysql_refused_connection_is_transient_and_retried(write_project):
-    path = write_project(
-        source='type = "mysql"\ndsn = "host=127.0.0.1 port=3399 database=test user=root"')
+    path = write_project(source='type = "mysql"\ndsn = "host=127.0.0.1 port=3399 database=test user=root"')
     path.write_text(path.read_text().replace("retries = 0", 'retries = 1\nretry_base = "1s"'))
     project = load_project(path)
     delays: list[float] = []
@@ -196,13 +211,16 @@ PG_DSN = 'type = "postgres"\ndsn = "host=127.0.0.1 port=5432 dbname=test user=po
 @pytest.mark.postgres
 def test_postgres_pushdown_runs_the_whole_query_on_the_server(write_project, pg_table):
     # generate_series and ::date casts are PostgreSQL's dialect: only the server can run this
-    sql = (f"SELECT date_trunc('day', ordered_at)::timestamp AS bucket, country, "
-           f"count(*) AS orders, sum(amount)::float8 AS revenue FROM {pg_table} "
-           f"WHERE ordered_at >= $window_start AND ordered_at < $window_end "
-           f"AND EXISTS (SELECT 1 FROM generate_series(1, 1)) GROUP BY 1, 2")
+    sql = (
+        f"SELECT date_trunc('day', ordered_at)::timestamp AS bucket, country, "
+        f"count(*) AS orders, sum(amount)::float8 AS revenue FROM {pg_table} "
+        f"WHERE ordered_at >= $window_start AND ordered_at < $window_end "
+        f"AND EXISTS (SELECT 1 FROM generate_series(1, 1)) GROUP BY 1, 2"
+    )
     with server_role("postgres", tables=(pg_table,)) as role:  # pushdown wants a read-only role
-        path = write_project(source=PG_DSN.replace("user=postgres", f"user={role}")
-                             + "\npushdown = true", sql=sql)
+        path = write_project(
+            source=PG_DSN.replace("user=postgres", f"user={role}") + "\npushdown = true", sql=sql
+        )
         assert pull_and_read(path) == EXPECTED
     project = load_project(path)
     with Store(project.store_path) as store:
@@ -212,22 +230,28 @@ def test_postgres_pushdown_runs_the_whole_query_on_the_server(write_project, pg_
 
 @pytest.mark.mysql
 def test_mysql_pushdown(write_project, mysql_table):
-    sql = (f"SELECT CAST(DATE(ordered_at) AS DATETIME) AS bucket, country, count(*) AS orders, "
-           f"sum(amount) AS revenue FROM {mysql_table} "
-           f"WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY 1, 2")
+    sql = (
+        f"SELECT CAST(DATE(ordered_at) AS DATETIME) AS bucket, country, count(*) AS orders, "
+        f"sum(amount) AS revenue FROM {mysql_table} "
+        f"WHERE ordered_at >= $window_start AND ordered_at < $window_end GROUP BY 1, 2"
+    )
     with server_role("mysql") as user:  # pushdown wants a read-only user
         path = write_project(
             source=f'type = "mysql"\ndsn = "host=127.0.0.1 port=3306 database=test user={user}"\n'
-                   "pushdown = true", sql=sql)
+            "pushdown = true",
+            sql=sql,
+        )
         assert pull_and_read(path) == EXPECTED
 
 
 @pytest.mark.parametrize(
     ("sql", "message"),
-    [("DELETE FROM orders", "DELETE statement"),
-     ("WITH x AS (DELETE FROM orders RETURNING *) SELECT * FROM x", "contains DELETE"),
-     ("SELECT 1 AS bucket; DROP TABLE orders", "holds 2 statements"),
-     ("SELECT * INTO new_table FROM orders", "contains INTO")],
+    [
+        ("DELETE FROM orders", "DELETE statement"),
+        ("WITH x AS (DELETE FROM orders RETURNING *) SELECT * FROM x", "contains DELETE"),
+        ("SELECT 1 AS bucket; DROP TABLE orders", "holds 2 statements"),
+        ("SELECT * INTO new_table FROM orders", "contains INTO"),
+    ],
 )
 def test_pushdown_refuses_writing_sql(write_project, sql, message):
     path = write_project(source=PG_DSN + "\npushdown = true", sql=sql)

@@ -62,8 +62,7 @@ def test_saving_the_project_file_keeps_the_timers_of_unchanged_schedules(tmp_pat
             now = scheduler.next_fire_times()
             assert now["steady"] == first["steady"]  # its timer runs on
             assert now["changing"] != first["changing"]  # a new timer for the new schedule
-            assert {j.id: j.next_run_time for j in scheduler._aps.get_jobs()}[
-                "steady::audit"] == audit
+            assert {j.id: j.next_run_time for j in scheduler._aps.get_jobs()}["steady::audit"] == audit
             scheduler.pause("steady")
             save(path, path.read_text() + "# saved while paused\n")
             assert scheduler.reload_if_changed() is True

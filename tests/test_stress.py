@@ -75,8 +75,19 @@ def test_stress(qtbot, tmp_path, monkeypatch):
     try:
         while time.monotonic() < deadline:
             steps += 1
-            action = pick.choice(["new", "open", "open", "close-project", "close-window",
-                                  "delete-window", "drop-window", "run", "pause"])
+            action = pick.choice(
+                [
+                    "new",
+                    "open",
+                    "open",
+                    "close-project",
+                    "close-window",
+                    "delete-window",
+                    "drop-window",
+                    "run",
+                    "pause",
+                ]
+            )
             free = [slot for slot in range(WINDOWS) if slot not in windows]
             if (action == "new" or not windows) and free:
                 slot = pick.choice(free)

@@ -48,10 +48,15 @@ def test_the_app_names_the_packages_to_install_in_one_line(tmp_path: Path) -> No
     fake.mkdir()
     (fake / "ldd").write_text(f"#!/bin/sh\ncat <<'END'\n{LDD_OUTPUT}END\n")
     (fake / "ldd").chmod(0o755)
-    env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}", "QT_QPA_PLATFORM": "xcb",
-           "DISPLAY": ":1999"}
-    result = subprocess.run([sys.executable, "-m", "lookback_gui.ui.app"], capture_output=True,
-                            text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
+        "QT_QPA_PLATFORM": "xcb",
+        "DISPLAY": ":1999",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "lookback_gui.ui.app"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

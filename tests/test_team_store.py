@@ -58,13 +58,16 @@ def catalog() -> Iterator[str]:
 
 def team_text(catalog: str, data: str = "lake", **kwargs: str) -> str:
     text = project_text(**kwargs)
-    return text.replace('[store]\npath = "lookback.duckdb"\n',
-                        f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\n'
-                        f'data_path = "{data}"\n')
+    return text.replace(
+        '[store]\npath = "lookback.duckdb"\n',
+        f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\ndata_path = "{data}"\n',
+    )
 
 
-ROWS = [(i, datetime(2026, 11, 20) + timedelta(hours=3 * i), ("DE", "FR", "ÉIRE")[i % 3],
-         float(i % 7)) for i in range(60)]
+ROWS = [
+    (i, datetime(2026, 11, 20) + timedelta(hours=3 * i), ("DE", "FR", "ÉIRE")[i % 3], float(i % 7))
+    for i in range(60)
+]
 
 
 @pytest.fixture
@@ -88,25 +91,31 @@ def any_team(request: pytest.FixtureRequest, tmp_path: Path, catalog: str) -> Pa
         server = request.getfixturevalue("s3_server")
         request.getfixturevalue("s3_secret")
         text = team_text(catalog, data=f"s3://{server.bucket('team')}/lake")
-        path.write_text(text.replace('data_path = ', server.source_keys() + 'data_path = '))
+        path.write_text(text.replace("data_path = ", server.source_keys() + "data_path = "))
     return path
 
 
 # -- the project file ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("store, reason", [
-    ('type = "ducklake"\ndata_path = "x"', "needs a 'catalog'"),
-    ('type = "ducklake"\ncatalog = "dbname=x"', "needs a 'data_path'"),
-    ('type = "ducklake"\ncatalog = "dbname=x password=hunter2"\ndata_path = "x"',
-     "the catalog holds a password"),
-    ('type = "ducklake"\ncatalog = "postgresql://me:hunter2@db/x"\ndata_path = "x"',
-     "the catalog holds a password"),
-    ('type = "ducklake"\npath = "a.duckdb"\ncatalog = "dbname=x"\ndata_path = "x"',
-     "not a 'path'"),
-    ('catalog = "dbname=x"', "a local store takes a 'path', not a 'catalog'"),
-    ('type = "iceberg"', "unknown store type 'iceberg'"),
-])
+@pytest.mark.parametrize(
+    "store, reason",
+    [
+        ('type = "ducklake"\ndata_path = "x"', "needs a 'catalog'"),
+        ('type = "ducklake"\ncatalog = "dbname=x"', "needs a 'data_path'"),
+        (
+            'type = "ducklake"\ncatalog = "dbname=x password=hunter2"\ndata_path = "x"',
+            "the catalog holds a password",
+        ),
+        (
+            'type = "ducklake"\ncatalog = "postgresql://me:hunter2@db/x"\ndata_path = "x"',
+            "the catalog holds a password",
+        ),
+        ('type = "ducklake"\npath = "a.duckdb"\ncatalog = "dbname=x"\ndata_path = "x"', "not a 'path'"),
+        ('catalog = "dbname=x"', "a local store takes a 'path', not a 'catalog'"),
+        ('type = "iceberg"', "unknown store type 'iceberg'"),
+    ],
+)
 def test_a_wrong_store_table_is_a_project_error_naming_the_key(tmp_path, store, reason):
     text = f"[store]\n{store}\n"
     with pytest.raises(ProjectError) as caught:
@@ -116,21 +125,26 @@ def test_a_wrong_store_table_is_a_project_error_naming_the_key(tmp_path, store, 
 
 
 def test_a_team_store_is_parsed_with_its_data_folder_beside_the_project(tmp_path):
-    project = parse_project('[store]\ntype = "ducklake"\ncatalog = "dbname=team"\n'
-                            'password_env = "TEAM_PW"\ndata_path = "shared/lake"\n',
-                            tmp_path / "lookback.toml")
+    project = parse_project(
+        '[store]\ntype = "ducklake"\ncatalog = "dbname=team"\n'
+        'password_env = "TEAM_PW"\ndata_path = "shared/lake"\n',
+        tmp_path / "lookback.toml",
+    )
     assert project.store.team
     assert project.store.catalog == "dbname=team"
     assert project.store.password_env == "TEAM_PW"
     assert project.store.data_path == str((tmp_path / "shared" / "lake").resolve())
-    s3 = parse_project('[store]\ntype = "ducklake"\ncatalog = "dbname=team"\n'
-                       'data_path = "s3://bucket/lake/"\n', tmp_path / "lookback.toml")
+    s3 = parse_project(
+        '[store]\ntype = "ducklake"\ncatalog = "dbname=team"\ndata_path = "s3://bucket/lake/"\n',
+        tmp_path / "lookback.toml",
+    )
     assert s3.store.data_path == "s3://bucket/lake/"
 
 
 def test_an_unset_password_variable_is_named(team, monkeypatch):
-    text = team.read_text().replace('data_path = "lake"',
-                                    'data_path = "lake"\npassword_env = "LOOKBACK_NO_SUCH_PW"')
+    text = team.read_text().replace(
+        'data_path = "lake"', 'data_path = "lake"\npassword_env = "LOOKBACK_NO_SUCH_PW"'
+    )
     team.write_text(text)
     monkeypatch.delenv("LOOKBACK_NO_SUCH_PW", raising=False)
     code, _, err = run_cli("--project", str(team), "runs")
@@ -164,8 +178,7 @@ def test_pulls_on_a_team_store_give_what_a_local_store_gives(team, tmp_path):
     (local / "lookback.toml").write_text(project_text())
     for as_of in ("2026-11-25 00:00", "2026-11-27 12:00", "2026-11-30 00:00"):
         for path in (team, local / "lookback.toml"):
-            code, _, err = run_cli("--project", str(path), "pull", "daily_orders",
-                                   "--as-of", as_of)
+            code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", as_of)
             assert code == 0, err
     assert _history(team) == _history(local / "lookback.toml")
     assert len(_history(team)) > 10
@@ -192,10 +205,15 @@ def test_the_oracle_of_knowledge_time_holds_on_a_team_store():
             super().__init__()
 
         def open_store(self, root: Path):  # type: ignore[override]
-            text = (root / "lookback.toml").read_text().replace(
-                '[store]\npath = "lookback.duckdb"\n',
-                f'[store]\ntype = "ducklake"\ncatalog = "{SERVER} dbname={self.catalog_name}"\n'
-                'data_path = "lake"\n')
+            text = (
+                (root / "lookback.toml")
+                .read_text()
+                .replace(
+                    '[store]\npath = "lookback.duckdb"\n',
+                    f'[store]\ntype = "ducklake"\ncatalog = "{SERVER} dbname={self.catalog_name}"\n'
+                    'data_path = "lake"\n',
+                )
+            )
             (root / "lookback.toml").write_text(text)
             project = load_project(root / "lookback.toml")
             assert project.store.team
@@ -208,9 +226,12 @@ def test_the_oracle_of_knowledge_time_holds_on_a_team_store():
                 _admin(f"DROP DATABASE IF EXISTS {self.catalog_name} WITH (FORCE)")
 
     test = OnATeamStore.TestCase
-    test.settings = settings(max_examples=8, stateful_step_count=10, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow,
-                                                    HealthCheck.filter_too_much])
+    test.settings = settings(
+        max_examples=8,
+        stateful_step_count=10,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
     test("runTest").runTest()
 
 
@@ -220,8 +241,11 @@ def test_the_oracle_of_knowledge_time_holds_on_a_team_store():
 def _aggregate(source: Path) -> dict:
     con = duckdb.connect(str(source), read_only=True)
     try:
-        rows = con.execute(DAILY_SQL.replace("$window_start", "TIMESTAMP '2000-01-01'")
-                           .replace("$window_end", "TIMESTAMP '2100-01-01'")).fetchall()
+        rows = con.execute(
+            DAILY_SQL.replace("$window_start", "TIMESTAMP '2000-01-01'").replace(
+                "$window_end", "TIMESTAMP '2100-01-01'"
+            )
+        ).fetchall()
     finally:
         con.close()
     return {(b.isoformat(timespec="seconds"), c): (n, r) for b, c, n, r in rows}
@@ -232,8 +256,18 @@ def _aggregate(source: Path) -> dict:
 def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
     """Two processes pull over and over while a third backfills and a fourth reads; then every
     run is there once, with its own id, and the values equal a fresh aggregate."""
-    writers = [lookback_process("--project", str(team), "backfill", "daily_orders",
-                                "--from", "2026-11-20", "--to", "2026-11-30 06:00")]
+    writers = [
+        lookback_process(
+            "--project",
+            str(team),
+            "backfill",
+            "daily_orders",
+            "--from",
+            "2026-11-20",
+            "--to",
+            "2026-11-30 06:00",
+        )
+    ]
     script = textwrap.dedent("""
         import sys
         from lookback_gui.cli import main
@@ -243,9 +277,14 @@ def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
     """)
     times = [f"2026-11-{d} {h:02d}:00" for d in (28, 29, 30) for h in (0, 8, 16) if d < 30 or h == 0]
     for chunk in (times[::2], times[1::2]):
-        writers.append(subprocess.Popen([sys.executable, "-c", script, str(team), *chunk],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True))
+        writers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(team), *chunk],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     reads = 0
     deadline = time.monotonic() + PROCESS_S
     while any(w.poll() is None for w in writers):
@@ -263,12 +302,14 @@ def test_three_writers_and_a_reader_at_once_lose_nothing(team, tmp_path):
     ids = [r["id"] for r in runs]
     assert len(ids) == len(set(ids)) == 2 + len(times)  # two backfill chunks
     assert all(r["status"] == "succeeded" for r in runs), [
-        (r["id"], r["status"], r["error"]) for r in runs if r["status"] != "succeeded"]
+        (r["id"], r["status"], r["error"]) for r in runs if r["status"] != "succeeded"
+    ]
     history: dict = {}
     for h in _history(team):
         history.setdefault((h["bucket"], h["dims"]["country"]), {})[h["measure"]] = h["value"]
     assert {k: (v["orders"], v["revenue"]) for k, v in history.items()} == _aggregate(
-        tmp_path / "shop.duckdb")
+        tmp_path / "shop.duckdb"
+    )
 
 
 def test_two_processes_pulling_at_once_lose_nothing(any_team, tmp_path):
@@ -284,9 +325,15 @@ def test_two_processes_pulling_at_once_lose_nothing(any_team, tmp_path):
             assert code == 0, code
     """)
     chunks = (["2026-11-27 00:00", "2026-11-28 00:00"], ["2026-11-27 12:00", "2026-11-28 12:00"])
-    writers = [subprocess.Popen([sys.executable, "-c", script, str(team), *chunk],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for chunk in chunks]
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(team), *chunk],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for chunk in chunks
+    ]
     for writer in writers:
         _, err = writer.communicate(timeout=240)
         assert writer.returncode == 0, err
@@ -297,14 +344,15 @@ def test_two_processes_pulling_at_once_lose_nothing(any_team, tmp_path):
     history = {}
     for h in _history(team):
         history.setdefault((h["bucket"], h["dims"]["country"]), {})[h["measure"]] = h["value"]
-    expected = {k: v for k, v in _aggregate(tmp_path / "shop.duckdb").items()
-                if k[0] >= "2026-11-21"}  # the first pull's window starts there
+    expected = {
+        k: v for k, v in _aggregate(tmp_path / "shop.duckdb").items() if k[0] >= "2026-11-21"
+    }  # the first pull's window starts there
     assert {k: (v["orders"], v["revenue"]) for k, v in history.items()} == expected
 
 
-def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(s3_server, s3_secret,
-                                                                    catalog, tmp_path,
-                                                                    monkeypatch):
+def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(
+    s3_server, s3_secret, catalog, tmp_path, monkeypatch
+):
     """The data files go to the bucket under data_path; the key's secret reaches DuckDB only:
     it is in no message, no catalog table and not in the project file."""
     import psycopg
@@ -314,8 +362,7 @@ def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(s3_server, s3
     path = tmp_path / "lookback.toml"
     text = team_text(catalog, data=f"s3://{bucket}/lake")
     path.write_text(text.replace("data_path = ", s3_server.source_keys() + "data_path = "))
-    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
-                             "2026-11-25 00:00")
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")
     assert code == 0, err
     listed = s3_server.client().list_objects_v2(Bucket=bucket)
     keys = [o["Key"] for o in listed.get("Contents", [])]
@@ -323,8 +370,12 @@ def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(s3_server, s3
     assert any(k.endswith(".parquet") for k in keys)
     assert s3_secret not in path.read_text() and s3_secret not in out + err
     with psycopg.connect(catalog, autocommit=True) as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+            )
+        ]
         for table in tables:
             for row in con.execute(f'SELECT t::text FROM "{table}" t'):
                 assert s3_secret not in row[0], table
@@ -337,15 +388,19 @@ def test_a_team_store_in_object_storage_keeps_its_secret_to_duckdb(s3_server, s3
 
 
 def test_object_storage_out_of_reach_fails_a_pull_with_one_line_naming_the_store(
-        catalog, tmp_path, monkeypatch):
+    catalog, tmp_path, monkeypatch
+):
     make_orders(tmp_path / "shop.duckdb", ROWS)
     monkeypatch.setenv("LOOKBACK_UNREACHABLE_SECRET", "unreachable-secret-value")
     path = tmp_path / "lookback.toml"
-    path.write_text(team_text(catalog, data="s3://nowhere/lake").replace(
-        "data_path = ", 'access_key_id = "k"\nsecret_env = "LOOKBACK_UNREACHABLE_SECRET"\n'
-        'endpoint = "127.0.0.1:1"\nuse_ssl = false\nurl_style = "path"\ndata_path = '))
-    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
-                           "2026-11-25 00:00")
+    path.write_text(
+        team_text(catalog, data="s3://nowhere/lake").replace(
+            "data_path = ",
+            'access_key_id = "k"\nsecret_env = "LOOKBACK_UNREACHABLE_SECRET"\n'
+            'endpoint = "127.0.0.1:1"\nuse_ssl = false\nurl_style = "path"\ndata_path = ',
+        )
+    )
+    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")
     assert code == 1
     assert err.startswith("error: team store host=127.0.0.1"), err
     assert "a write failed" in err and "127.0.0.1:1" in err
@@ -358,8 +413,7 @@ SCHEDULED = '\nevery = "1h"\n'
 
 @pytest.mark.slow
 @pytest.mark.timeout(PROCESSES_TEST_S)
-def test_one_scheduler_holds_the_lease_and_a_standby_takes_over_when_it_is_killed(
-        team, monkeypatch):
+def test_one_scheduler_holds_the_lease_and_a_standby_takes_over_when_it_is_killed(team, monkeypatch):
     """Two `lookback schedule` on one team store: one schedules, the other stands by; a kill -9
     of the first leaves its lease unrenewed, and the second takes over."""
     team.write_text(team.read_text().replace("retries = 0\n", "retries = 0" + SCHEDULED))
@@ -443,44 +497,45 @@ class Lines:
 # -- copies ----------------------------------------------------------------------------------
 
 
-def test_a_local_store_copied_into_a_team_store_and_back_keeps_every_run_and_version(
-        any_team, tmp_path):
+def test_a_local_store_copied_into_a_team_store_and_back_keeps_every_run_and_version(any_team, tmp_path):
     team = any_team  # data files in a folder, or in object storage
     local = tmp_path / "local"
     local.mkdir()
     make_orders(local / "shop.duckdb", ROWS)
     (local / "lookback.toml").write_text(project_text())
     for as_of in ("2026-11-25 00:00", "2026-11-27 12:00"):
-        assert run_cli("--project", str(local / "lookback.toml"), "pull", "daily_orders",
-                       "--as-of", as_of)[0] == 0
+        assert (
+            run_cli("--project", str(local / "lookback.toml"), "pull", "daily_orders", "--as-of", as_of)[0]
+            == 0
+        )
     before = _history(local / "lookback.toml")
-    code, out, err = run_cli("--project", str(local / "lookback.toml"), "store", "copy",
-                             "--to", str(team))
+    code, out, err = run_cli("--project", str(local / "lookback.toml"), "store", "copy", "--to", str(team))
     assert code == 0, err
     assert "copied 2 runs" in out
     assert _history(team) == before
     # the team store goes on numbering after the copied runs
-    assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of",
-                   "2026-11-29 00:00")[0] == 0
+    assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of", "2026-11-29 00:00")[0] == 0
     code, out, _ = run_cli("--project", str(team), "runs", "--json")
     assert [r["id"] for r in json.loads(out)] == [3, 2, 1]
     _, revisions_team, _ = run_cli("--project", str(team), "revisions", "daily_orders", "--json")
     # and back into a new local store
     back = tmp_path / "back"
     back.mkdir()
-    (back / "lookback.toml").write_text(project_text().replace(
-        'path = "lookback.duckdb"', f'path = "{back / "copy.duckdb"}"'))
-    code, out, err = run_cli("--project", str(team), "store", "copy", "--to",
-                             str(back / "lookback.toml"))
+    (back / "lookback.toml").write_text(
+        project_text().replace('path = "lookback.duckdb"', f'path = "{back / "copy.duckdb"}"')
+    )
+    code, out, err = run_cli("--project", str(team), "store", "copy", "--to", str(back / "lookback.toml"))
     assert code == 0, err
     assert "copied 3 runs" in out
-    _, revisions_back, _ = run_cli("--project", str(back / "lookback.toml"), "revisions",
-                                   "daily_orders", "--json")
+    _, revisions_back, _ = run_cli(
+        "--project", str(back / "lookback.toml"), "revisions", "daily_orders", "--json"
+    )
     assert json.loads(revisions_back) == json.loads(revisions_team)
     assert _history(back / "lookback.toml") == _history(team)
     # a copy into a store that holds runs is refused, and changes nothing
-    code, _, err = run_cli("--project", str(local / "lookback.toml"), "store", "copy", "--to",
-                           str(back / "lookback.toml"))
+    code, _, err = run_cli(
+        "--project", str(local / "lookback.toml"), "store", "copy", "--to", str(back / "lookback.toml")
+    )
     assert code == 2
     assert "already holds 3 runs" in err
     assert _history(back / "lookback.toml") == _history(team)
@@ -492,9 +547,12 @@ def test_a_local_store_copied_into_a_team_store_and_back_keeps_every_run_and_ver
 @pytest.fixture
 def team_held(team: Path) -> Iterator[subprocess.Popen]:
     """Another process in the middle of one long write to the team store of ``team``."""
-    assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of",
-                   "2026-11-25 00:00")[0] == 0
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")[0] == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys
         from lookback_gui.core.project import load_project
         from lookback_gui.core.store import open_store
@@ -502,7 +560,12 @@ def team_held(team: Path) -> Iterator[subprocess.Popen]:
         with store.writing():
             print("ready", flush=True)
             sys.stdin.read()
-    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "ready"
     try:
@@ -519,12 +582,10 @@ def test_a_reader_gets_its_answer_while_another_process_writes(team, team_held, 
     assert "waiting" not in err
 
 
-def test_a_writer_waits_names_the_holder_and_gives_up_after_the_wait(team, team_held,
-                                                                      monkeypatch):
+def test_a_writer_waits_names_the_holder_and_gives_up_after_the_wait(team, team_held, monkeypatch):
     monkeypatch.setenv("LOOKBACK_STORE_WAIT", "4")
     started = time.monotonic()
-    code, _, err = run_cli("--project", str(team), "pull", "daily_orders", "--as-of",
-                           "2026-11-26 00:00")
+    code, _, err = run_cli("--project", str(team), "pull", "daily_orders", "--as-of", "2026-11-26 00:00")
     took = time.monotonic() - started
     assert code == 1
     lines = err.strip().splitlines()
@@ -541,8 +602,7 @@ def test_a_writer_waits_names_the_holder_and_gives_up_after_the_wait(team, team_
 # -- the desktop app -------------------------------------------------------------------------
 
 
-def test_the_app_on_a_team_store_shows_runs_that_another_process_recorded(qtbot, team,
-                                                                          tmp_path):
+def test_the_app_on_a_team_store_shows_runs_that_another_process_recorded(qtbot, team, tmp_path):
     from PySide6.QtCore import QSettings
 
     import lookback_gui.ui  # noqa: F401
@@ -554,16 +614,18 @@ def test_the_app_on_a_team_store_shows_runs_that_another_process_recorded(qtbot,
     try:
         open_and_wait(qtbot, window, team, start_scheduler=False)
         assert window.store is not None and window.store.team
-        pulled = lookback_process("--project", str(team), "pull", "daily_orders", "--as-of",
-                                  "2026-11-26 00:00")
+        pulled = lookback_process(
+            "--project", str(team), "pull", "daily_orders", "--as-of", "2026-11-26 00:00"
+        )
         _, err = pulled.communicate(timeout=PROCESS_S)
         assert pulled.returncode == 0, err
         window._fallback.timeout.emit()  # the app's slow refresh
         qtbot.waitUntil(lambda: window.runs_model.rowCount() == 1, timeout=120_000)
         assert window.runs_model.record(0).status == "succeeded"
         window.select_metric("daily_orders")
-        qtbot.waitUntil(lambda: window.chart._data is not None
-                        and window.chart._data.drawing is not None, timeout=120_000)
+        qtbot.waitUntil(
+            lambda: window.chart._data is not None and window.chart._data.drawing is not None, timeout=120_000
+        )
     finally:
         window.close_session(wait=True)
 
@@ -580,20 +642,29 @@ def test_a_copy_is_refused_while_a_run_is_running_and_into_the_same_store(tmp_pa
     from lookback_gui.core.store import NewRun
 
     source, target = _local(tmp_path, "a"), _local(tmp_path, "b")
-    assert run_cli("--project", str(source), "pull", "daily_orders", "--as-of",
-                   "2026-11-25 00:00")[0] == 0
+    assert run_cli("--project", str(source), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")[0] == 0
     code, _, err = run_cli("--project", str(source), "store", "copy", "--to", str(source))
     assert code == 2 and "uses the same store" in err
-    code, _, err = run_cli("--project", str(source), "store", "copy", "--to",
-                           str(tmp_path / "missing.toml"))
+    code, _, err = run_cli("--project", str(source), "store", "copy", "--to", str(tmp_path / "missing.toml"))
     assert code == 2 and "missing.toml" in err
     project = load_project(source)
     with open_store(project.store) as store:
         at = datetime(2026, 11, 26)
-        store.begin_run(NewRun(metric="daily_orders", trigger="manual", timezone="UTC",
-                               grain="day", as_of=at, window_start=at - timedelta(days=7),
-                               window_end=at, partial_start=None, started_at=at, sql="",
-                               params={}))
+        store.begin_run(
+            NewRun(
+                metric="daily_orders",
+                trigger="manual",
+                timezone="UTC",
+                grain="day",
+                as_of=at,
+                window_start=at - timedelta(days=7),
+                window_end=at,
+                partial_start=None,
+                started_at=at,
+                sql="",
+                params={},
+            )
+        )
         code, _, err = run_cli("--project", str(source), "store", "copy", "--to", str(target))
     assert code == 2
     assert "run 2 is still running" in err
@@ -605,21 +676,23 @@ def test_compacting_a_team_store_merges_its_files_and_keeps_every_version(any_te
     team = any_team  # data files in a folder, or in object storage
     for as_of in ("2026-11-24 00:00", "2026-11-25 00:00", "2026-11-26 00:00", "2026-11-27 00:00"):
         assert run_cli("--project", str(team), "pull", "daily_orders", "--as-of", as_of)[0] == 0
-    before = (_history(team), run_cli("--project", str(team), "revisions", "daily_orders",
-                                      "--json")[1])
+    before = (_history(team), run_cli("--project", str(team), "revisions", "daily_orders", "--json")[1])
     code, out, err = run_cli("--project", str(team), "store", "compact")
     assert code == 0, err
     files = re.search(r": (\d+) → (\d+) data files; every run and version kept", out)
     assert files, out
     assert int(files.group(2)) < int(files.group(1))
-    assert (_history(team), run_cli("--project", str(team), "revisions", "daily_orders",
-                                    "--json")[1]) == before
+    assert (
+        _history(team),
+        run_cli("--project", str(team), "revisions", "daily_orders", "--json")[1],
+    ) == before
     code, out, _ = run_cli("--project", str(team), "store", "stats", "--json")
     assert json.loads(out)["runs"] == 4
 
 
-def test_the_app_takes_the_schedule_over_when_the_scheduler_elsewhere_dies(qtbot, team,
-                                                                           tmp_path, monkeypatch):
+def test_the_app_takes_the_schedule_over_when_the_scheduler_elsewhere_dies(
+    qtbot, team, tmp_path, monkeypatch
+):
     from PySide6.QtCore import QSettings
 
     import lookback_gui.ui  # noqa: F401
@@ -649,8 +722,7 @@ def test_the_app_takes_the_schedule_over_when_the_scheduler_elsewhere_dies(qtbot
         window.close_session(wait=True)
 
 
-def test_a_run_that_ends_while_another_process_opens_the_store_is_not_marked_interrupted(
-        team, monkeypatch):
+def test_a_run_that_ends_while_another_process_opens_the_store_is_not_marked_interrupted(team, monkeypatch):
     """A process opening the team store (readers never wait) sees a run `running` whose
     process then ends it and exits before the check of its life: the run stays as it ended."""
     from lookback_gui.core.store import NewRun
@@ -659,10 +731,21 @@ def test_a_run_that_ends_while_another_process_opens_the_store_is_not_marked_int
     config = load_project(team).store
     first = open_store(config)
     at = datetime(2026, 11, 26)
-    run_id = first.begin_run(NewRun(metric="daily_orders", trigger="manual", timezone="UTC",
-                                    grain="day", as_of=at, window_start=at - timedelta(days=7),
-                                    window_end=at, partial_start=None, started_at=at, sql="",
-                                    params={}))
+    run_id = first.begin_run(
+        NewRun(
+            metric="daily_orders",
+            trigger="manual",
+            timezone="UTC",
+            grain="day",
+            as_of=at,
+            window_start=at - timedelta(days=7),
+            window_end=at,
+            partial_start=None,
+            started_at=at,
+            sql="",
+            params={},
+        )
+    )
     with first.writing() as cur:  # as if another process had started it
         cur.execute("UPDATE runs SET pid = 4194303, pid_started = 1.0 WHERE id = ?", [run_id])
 
@@ -688,10 +771,11 @@ def test_a_store_whose_catalog_session_was_dropped_makes_it_again(team):
     with open_store(project.store) as store:
         from lookback_gui.core.pull import run_pull
 
-        assert run_pull(project, "daily_orders", store,
-                        as_of=datetime(2026, 11, 25)).status == "succeeded"
-        _admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
-               f"= 'lookback PID {os.getpid()} on {socket.gethostname()} (store)'")
+        assert run_pull(project, "daily_orders", store, as_of=datetime(2026, 11, 25)).status == "succeeded"
+        _admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name "
+            f"= 'lookback PID {os.getpid()} on {socket.gethostname()} (store)'"
+        )
         run = run_pull(project, "daily_orders", store, as_of=datetime(2026, 11, 26))
         assert run.status == "succeeded", run.error
         assert [r.id for r in store.runs()] == [2, 1]

@@ -47,8 +47,11 @@ def catalog_name() -> Iterator[str]:
 def _team_project(tmp_path: Path, catalog: str, retries: int) -> Path:
     make_orders(tmp_path / "shop.duckdb", ROWS)
     path = tmp_path / "lookback.toml"
-    path.write_text(team_text(catalog).replace(
-        "retries = 0\n", f'retries = {retries}\nretry_base = "1s"\nretry_max = "1s"\n'))
+    path.write_text(
+        team_text(catalog).replace(
+            "retries = 0\n", f'retries = {retries}\nretry_base = "1s"\nretry_max = "1s"\n'
+        )
+    )
     return path
 
 
@@ -58,13 +61,17 @@ def _terminate_sessions(name: str) -> int:
     import psycopg
 
     with psycopg.connect(f"{SERVER} dbname=test", autocommit=True) as con:
-        rows = con.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                           "datname = %s AND pid <> pg_backend_pid()", [name]).fetchall()
+        rows = con.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+            "datname = %s AND pid <> pg_backend_pid()",
+            [name],
+        ).fetchall()
     return len(rows)
 
 
-def _inside_first_commit(store: Store, monkeypatch: pytest.MonkeyPatch,
-                         fault: Callable[[int], None]) -> list[int]:
+def _inside_first_commit(
+    store: Store, monkeypatch: pytest.MonkeyPatch, fault: Callable[[int], None]
+) -> list[int]:
     """Make ``fault(run_id)`` happen inside the first commit's write transaction (after its
     first read, before its COMMIT); the list holds the runs it happened in."""
     real = store.begin_commit
@@ -108,9 +115,16 @@ def test_processes_opening_a_new_team_store_at_once_all_succeed(tmp_path, trial)
     name = _fresh_catalog()
     try:
         path = _team_project(tmp_path, f"{SERVER} dbname={name}", retries=0)
-        openers = [subprocess.Popen([sys.executable, "-c", OPENER, str(path)],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        openers = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPENER, str(path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
         try:
             for opener in openers:  # every one imported and loaded the project: start together
                 assert opener.stdout is not None and opener.stdout.readline() == "ready\n"
@@ -124,10 +138,11 @@ def test_processes_opening_a_new_team_store_at_once_all_succeed(tmp_path, trial)
                 if opener.poll() is None:
                     opener.kill()
                     opener.communicate()
-        assert [(o.returncode, out.strip().splitlines()[-1:], err.strip()[-300:])
-                for o, (out, err) in zip(openers, results, strict=True)] == [(0, ["0"], "")] * 3
-        code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
-                               "2026-11-25 00:00")
+        assert [
+            (o.returncode, out.strip().splitlines()[-1:], err.strip()[-300:])
+            for o, (out, err) in zip(openers, results, strict=True)
+        ] == [(0, ["0"], "")] * 3
+        code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")
         assert code == 0, err
     finally:
         _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -137,12 +152,12 @@ def test_processes_opening_a_new_team_store_at_once_all_succeed(tmp_path, trial)
 
 
 def test_sessions_dropped_during_a_commit_are_one_line_and_the_commit_is_tried_again(
-        tmp_path, catalog_name, monkeypatch):
+    tmp_path, catalog_name, monkeypatch
+):
     path = _team_project(tmp_path, f"{SERVER} dbname={catalog_name}", retries=2)
     project = load_project(path)
     with open_store(project.store) as store:
-        hit = _inside_first_commit(store, monkeypatch,
-                                   lambda run_id: _terminate_sessions(catalog_name))
+        hit = _inside_first_commit(store, monkeypatch, lambda run_id: _terminate_sessions(catalog_name))
         run = run_pull(project, "daily_orders", store, as_of=datetime(2026, 11, 25))
         assert hit == [run.id]
         assert (run.status, run.attempts, run.error) == ("succeeded", 2, None)
@@ -158,15 +173,20 @@ def test_sessions_dropped_during_a_commit_are_one_line_and_the_commit_is_tried_a
     make_orders(local / "shop.duckdb", ROWS)
     (local / "lookback.toml").write_text(project_text())
     with Store(local / "lookback.duckdb") as other:
-        assert run_pull(load_project(local / "lookback.toml"), "daily_orders", other,
-                        as_of=datetime(2026, 11, 25)).status == "succeeded"
+        assert (
+            run_pull(
+                load_project(local / "lookback.toml"), "daily_orders", other, as_of=datetime(2026, 11, 25)
+            ).status
+            == "succeeded"
+        )
         assert [(h.bucket, h.dims, h.measure, h.value, h.versions) for h in values] == [
-            (h.bucket, h.dims, h.measure, h.value, h.versions)
-            for h in other.history("daily_orders")]
+            (h.bucket, h.dims, h.measure, h.value, h.versions) for h in other.history("daily_orders")
+        ]
 
 
 def test_sessions_dropped_while_a_run_begins_are_transient_and_the_run_is_begun_again(
-        tmp_path, catalog_name, monkeypatch):
+    tmp_path, catalog_name, monkeypatch
+):
     """The catalog's sessions dropped while a pull records its run (the write lock held): the
     failure to begin it is transient and said in one line, and the pull begins it again
     under the metric's retry policy, from the scheduler as from the command line."""
@@ -209,20 +229,30 @@ def _new_run(project):  # type: ignore[no-untyped-def]
 
     config = project.metric("daily_orders")
     now = datetime(2026, 11, 25)
-    return NewRun(metric=config.name, trigger="manual", timezone=config.timezone,
-                  grain=config.grain.value, as_of=now, window_start=now, window_end=now,
-                  partial_start=None, started_at=now, sql=config.sql, params={})
+    return NewRun(
+        metric=config.name,
+        trigger="manual",
+        timezone=config.timezone,
+        grain=config.grain.value,
+        as_of=now,
+        window_start=now,
+        window_end=now,
+        partial_start=None,
+        started_at=now,
+        sql=config.sql,
+        params={},
+    )
 
 
 def test_sessions_dropped_with_no_retries_left_fail_the_run_in_one_line(
-        tmp_path, catalog_name, monkeypatch, caplog):
+    tmp_path, catalog_name, monkeypatch, caplog
+):
     """The command line and the scheduler both say it in one line naming the team store; no
     traceback, no "internal error"."""
     path = _team_project(tmp_path, f"{SERVER} dbname={catalog_name}", retries=0)
     project = load_project(path)
     with open_store(project.store) as store:
-        _inside_first_commit(store, monkeypatch,
-                             lambda run_id: _terminate_sessions(catalog_name))
+        _inside_first_commit(store, monkeypatch, lambda run_id: _terminate_sessions(catalog_name))
         from lookback_gui.core.schedule.scheduler import Scheduler
 
         said: list[str] = []
@@ -244,8 +274,7 @@ def test_sessions_dropped_with_no_retries_left_fail_the_run_in_one_line(
     assert not [m for m in said if "internal error" in m]
 
 
-def test_a_command_whose_commit_loses_the_catalog_says_one_line(tmp_path, catalog_name,
-                                                                monkeypatch):
+def test_a_command_whose_commit_loses_the_catalog_says_one_line(tmp_path, catalog_name, monkeypatch):
     path = _team_project(tmp_path, f"{SERVER} dbname={catalog_name}", retries=0)
     real = Store.begin_commit
 
@@ -257,15 +286,13 @@ def test_a_command_whose_commit_loses_the_catalog_says_one_line(tmp_path, catalo
             yield commit
 
     monkeypatch.setattr(Store, "begin_commit", begin_commit)
-    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
-                           "2026-11-25 00:00")
+    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")
     assert code == 1
     assert "Traceback" not in err and "internal error" not in err
     assert "the catalog database went away" in err
 
 
-def test_a_commit_that_conflicts_with_another_process_is_tried_again(tmp_path, catalog_name,
-                                                                      monkeypatch):
+def test_a_commit_that_conflicts_with_another_process_is_tried_again(tmp_path, catalog_name, monkeypatch):
     """A process that writes the store without taking turns (DuckLake itself, a tool) commits
     a change to the same run while the pull commits: DuckLake refuses the pull's commit as a
     conflict, and the pull commits again."""
@@ -295,20 +322,27 @@ def test_store_failures_that_retrying_may_fix_are_transient():
     from lookback_gui.core.store.catalog import lake_failure
 
     config = StoreConfig(type="ducklake", catalog="dbname=x", data_path="/x")
-    lost = lake_failure(config, duckdb.BinderException(
-        'Binder Error: Failed to get data file list from DuckLake: Failed to prepare query '
-        '"SELECT 1": server closed the connection unexpectedly\n\tThis probably means the '
-        "server terminated abnormally\n\n\nLINE 2: SELECT * FROM postgres_query('x',"))
-    raced = lake_failure(config, duckdb.TransactionException(
-        "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction.\n"
-        'Transaction conflict - attempting to insert into table with index "1"'))
+    lost = lake_failure(
+        config,
+        duckdb.BinderException(
+            "Binder Error: Failed to get data file list from DuckLake: Failed to prepare query "
+            '"SELECT 1": server closed the connection unexpectedly\n\tThis probably means the '
+            "server terminated abnormally\n\n\nLINE 2: SELECT * FROM postgres_query('x',"
+        ),
+    )
+    raced = lake_failure(
+        config,
+        duckdb.TransactionException(
+            "TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction.\n"
+            'Transaction conflict - attempting to insert into table with index "1"'
+        ),
+    )
     for said in (lost, raced):
         assert isinstance(said, TransientStoreError)
         assert classify(said) == "transient"
         assert str(said).startswith("team store dbname=x (data in /x): ")
         assert "\n" not in str(said)
-    assert lake_failure(config, duckdb.BinderException("Binder Error: column x not found")) \
-        is None
+    assert lake_failure(config, duckdb.BinderException("Binder Error: column x not found")) is None
     assert classify(StoreError("store x is closed")) == "permanent"
 
 
@@ -332,9 +366,11 @@ def bare_role(catalog_name: str) -> Iterator[str]:
 
 
 def test_a_catalog_role_that_may_not_create_tables_is_told_which_rights_it_needs(
-        tmp_path, catalog_name, bare_role):
-    path = _team_project(tmp_path, f"host=127.0.0.1 port=5432 user={bare_role} "
-                                   f"dbname={catalog_name}", retries=0)
+    tmp_path, catalog_name, bare_role
+):
+    path = _team_project(
+        tmp_path, f"host=127.0.0.1 port=5432 user={bare_role} dbname={catalog_name}", retries=0
+    )
     code, _, err = run_cli("--project", str(path), "runs")
     assert code == 1 or code == 2
     lines = err.strip().splitlines()
@@ -347,12 +383,12 @@ def test_a_catalog_role_that_may_not_create_tables_is_told_which_rights_it_needs
 
 
 def test_a_role_that_may_not_use_a_store_made_by_another_is_told_which_rights(
-        tmp_path, catalog_name, bare_role):
+    tmp_path, catalog_name, bare_role
+):
     """The store was created by a role that could; this member's role has no grant on its
     tables."""
     path = _team_project(tmp_path, f"{SERVER} dbname={catalog_name}", retries=0)
-    assert run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
-                   "2026-11-25 00:00")[0] == 0
+    assert run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-11-25 00:00")[0] == 0
     path.write_text(path.read_text().replace("user=postgres", f"user={bare_role}"))
     code, _, err = run_cli("--project", str(path), "runs", "--json")
     assert code != 0
@@ -362,8 +398,10 @@ def test_a_role_that_may_not_use_a_store_made_by_another_is_told_which_rights(
     assert "permission denied for " in lines[0]
     assert RIGHTS in lines[0]
     # with the rights the README names, the same role reads and writes the store
-    for grant in ("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}",
-                  "GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {r}"):
+    for grant in (
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}",
+        "GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {r}",
+    ):
         import psycopg
 
         with psycopg.connect(f"{SERVER} dbname={catalog_name}", autocommit=True) as con:
@@ -371,6 +409,5 @@ def test_a_role_that_may_not_use_a_store_made_by_another_is_told_which_rights(
     code, out, err = run_cli("--project", str(path), "runs", "--json")
     assert code == 0, err
     assert [r["id"] for r in json.loads(out)] == [1]
-    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of",
-                           "2026-11-26 00:00")
+    code, _, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-11-26 00:00")
     assert code == 0, err

@@ -41,7 +41,7 @@ from tests.helpers import (
     ts,
 )
 
-EMPTY_PROJECT = "# my analytics project\n\n[store]\npath = \"lookback.duckdb\"  # keep next to me\n"
+EMPTY_PROJECT = '# my analytics project\n\n[store]\npath = "lookback.duckdb"  # keep next to me\n'
 
 
 @pytest.fixture
@@ -75,8 +75,10 @@ def recent_shop(tmp_path: Path) -> Path:
     from datetime import datetime, timedelta
 
     today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = [(1, today - timedelta(days=2, hours=-10), "DE", 10.0),
-            (2, today - timedelta(days=1, hours=-9), "FR", 5.0)]
+    rows = [
+        (1, today - timedelta(days=2, hours=-10), "DE", 10.0),
+        (2, today - timedelta(days=1, hours=-9), "FR", 5.0),
+    ]
     return make_orders(tmp_path / "shop.duckdb", rows)
 
 
@@ -122,21 +124,27 @@ def test_editor_flow_new_source_metric_preview_save_run_chart(qtbot, window, tmp
     window.select_metric("daily_orders")
     assert window.selected_metric().schedule == "0 6 * * *"
 
-    with qtbot.waitSignal(window.bridge.core_event, timeout=20000,
-                          check_params_cb=lambda e: isinstance(e, ev.RunFinished)):
+    with qtbot.waitSignal(
+        window.bridge.core_event, timeout=20000, check_params_cb=lambda e: isinstance(e, ev.RunFinished)
+    ):
         window.run_now()
     con = duckdb.connect(str(shop))
-    con.execute("INSERT INTO orders SELECT 3, ordered_at + INTERVAL 1 MINUTE, 'DE', 1.0 "
-                "FROM orders WHERE order_id = 1")
+    con.execute(
+        "INSERT INTO orders SELECT 3, ordered_at + INTERVAL 1 MINUTE, 'DE', 1.0 "
+        "FROM orders WHERE order_id = 1"
+    )
     con.close()
-    with qtbot.waitSignal(window.bridge.core_event, timeout=20000,
-                          check_params_cb=lambda e: isinstance(e, ev.RunFinished)):
+    with qtbot.waitSignal(
+        window.bridge.core_event, timeout=20000, check_params_cb=lambda e: isinstance(e, ev.RunFinished)
+    ):
         window.run_now()
     chart = window.chart
     qtbot.waitUntil(lambda: chart.measure_box.findText("orders") >= 0, timeout=10000)
-    with qtbot.waitSignal(chart.loaded, timeout=20000,
-                          check_params_cb=lambda d: d.measure == "orders"
-                          and int(d.arrays["versions"].max(initial=1)) == 2):
+    with qtbot.waitSignal(
+        chart.loaded,
+        timeout=20000,
+        check_params_cb=lambda d: d.measure == "orders" and int(d.arrays["versions"].max(initial=1)) == 2,
+    ):
         if chart.measure_box.currentText() == "orders":
             chart.reload()
         else:
@@ -160,8 +168,7 @@ def test_editors_show_mistakes_next_to_the_field_and_keep_the_file(qtbot, window
     path.write_text(project_text())
     before = path.read_text()
     open_and_wait(qtbot, window, path, start_scheduler=False)
-    editor = MetricEditor(window.project, window.bridge, window.project.metrics["daily_orders"],
-                          window)
+    editor = MetricEditor(window.project, window.bridge, window.project.metrics["daily_orders"], window)
     qtbot.addWidget(editor)
     editor.lookback.setText("36h")
     editor.save()
@@ -189,8 +196,7 @@ def test_editors_show_mistakes_next_to_the_field_and_keep_the_file(qtbot, window
     qtbot.addWidget(source)
     source.path.setText("missing.duckdb")
     source.test.click()
-    qtbot.waitUntil(lambda: "file not found: missing.duckdb" in source.test_result.text(),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: "file not found: missing.duckdb" in source.test_result.text(), timeout=10000)
 
 
 def test_a_store_busy_in_another_process_is_a_message_not_a_crash(qtbot, window, tmp_path):
@@ -240,8 +246,7 @@ def test_every_table_model_passes_the_model_tester(qtmodeltester, qtbot, window,
         runs.update(store.runs())
         qtmodeltester.check(runs)
         revisions = RevisionsModel()
-        revisions.set_records([RevisionView(r, "1.0 h", 3600.0)
-                               for r in store.revisions("daily_orders")])
+        revisions.set_records([RevisionView(r, "1.0 h", 3600.0) for r in store.revisions("daily_orders")])
         assert revisions.rowCount() == 2
         qtmodeltester.check(revisions)
         alerts = AlertsModel()
@@ -250,8 +255,9 @@ def test_every_table_model_passes_the_model_tester(qtmodeltester, qtbot, window,
         preview.set_result(("bucket", "n"), [(ts("2026-10-25"), 1), (ts("2026-10-26"), None)])
         qtmodeltester.check(preview)
         health = HealthModel()
-        health.set_records(health_rows(load_project(tmp_path / "lookback.toml"), store.runs(),
-                                       {}, {}, [], {}))
+        health.set_records(
+            health_rows(load_project(tmp_path / "lookback.toml"), store.runs(), {}, {}, [], {})
+        )
         assert health.rowCount() == 1
         qtmodeltester.check(health)
     finally:
@@ -289,11 +295,19 @@ def test_install_desktop_writes_icon_and_launcher(tmp_path, monkeypatch):
 
 def test_screenshot_of_the_demo(tmp_path):
     shot = tmp_path / "shot.png"
-    env = {**__import__("os").environ, "XDG_DATA_HOME": str(tmp_path / "data"),
-           "XDG_CONFIG_HOME": str(tmp_path / "config"), "QT_QPA_PLATFORM": "offscreen"}
-    result = subprocess.run([sys.executable, "-m", "lookback_gui.ui.app", "--demo",
-                             "--screenshot", str(shot)], capture_output=True, text=True,
-                            timeout=240, env=env)
+    env = {
+        **__import__("os").environ,
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "QT_QPA_PLATFORM": "offscreen",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "lookback_gui.ui.app", "--demo", "--screenshot", str(shot)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "data/lookback-gui/demo/lookback.toml").exists()
@@ -333,8 +347,7 @@ def test_advisor_tab_shows_the_recommendation_and_applies_it(qtbot, window, tmp_
     text = project.path.read_text()
     project.path.write_text("# tuned by hand\n" + text)
     open_and_wait(qtbot, window, project.path, start_scheduler=False)
-    with qtbot.waitSignal(window.advisor.loaded, timeout=30000,
-                          check_params_cb=lambda a: a.enough_history):
+    with qtbot.waitSignal(window.advisor.loaded, timeout=30000, check_params_cb=lambda a: a.enough_history):
         window.tabs.setCurrentWidget(window.advisor)  # measured when its tab is shown
     advice = window.advisor.advice
     recommended = advice.recommendation["lookback"]
@@ -375,10 +388,12 @@ def test_the_runs_log_fetches_older_runs_a_page_at_a_time(qtbot, window, tmp_pat
     path.write_text(project_text())
     store = Store(tmp_path / "lookback.duckdb")
     with store.reading() as cur:
-        cur.execute("INSERT INTO runs (id, metric, trigger, status, as_of, window_start, window_end, "
-                    "attempts) SELECT i, 'daily_orders', 'schedule', 'succeeded', "
-                    "TIMESTAMP '2026-01-01' + to_hours(i), TIMESTAMP '2026-01-01', "
-                    "TIMESTAMP '2026-01-02', 1 FROM range(1, 701) t(i)")
+        cur.execute(
+            "INSERT INTO runs (id, metric, trigger, status, as_of, window_start, window_end, "
+            "attempts) SELECT i, 'daily_orders', 'schedule', 'succeeded', "
+            "TIMESTAMP '2026-01-01' + to_hours(i), TIMESTAMP '2026-01-01', "
+            "TIMESTAMP '2026-01-02', 1 FROM range(1, 701) t(i)"
+        )
     store.close()
     with qtbot.waitSignal(window.refreshed, timeout=10000):
         open_and_wait(qtbot, window, path, start_scheduler=False)
@@ -422,14 +437,15 @@ def test_the_app_can_paint_for_as_long_as_it_runs(qtbot, window, tmp_path):
     assert sys.getrefcount(None) >= before - 50
 
 
-def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, window, tmp_path,
-                                                                    monkeypatch):
+def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, window, tmp_path, monkeypatch):
     import csv
 
     from lookback_gui.ui.chart import write_series_csv
 
-    make_orders(tmp_path / "shop.duckdb", [(1, ts("2026-10-25T10:00"), "DE", 10.0),
-                                           (2, ts("2026-10-26T10:00"), "DE", 4.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [(1, ts("2026-10-25T10:00"), "DE", 10.0), (2, ts("2026-10-26T10:00"), "DE", 4.0)],
+    )
     path = tmp_path / "lookback.toml"
     path.write_text(project_text())
     project = load_project(path)
@@ -441,8 +457,7 @@ def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, windo
         run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"))
     open_and_wait(qtbot, window, path)
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None, timeout=10000)
     data = chart._data
     # a plain bucket's run is read off the GUI thread: the tooltip names it once it is known
     from lookback_gui.core.store.database import Database
@@ -466,20 +481,22 @@ def test_chart_tooltips_and_csv_export_name_the_run_of_every_bucket(qtbot, windo
 
     out = tmp_path / "series.csv"
     done: list[object] = []
-    window.bridge.submit("export", lambda: write_series_csv(window.store, data, str(out)),
-                         done.append, done.append)
+    window.bridge.submit(
+        "export", lambda: write_series_csv(window.store, data, str(out)), done.append, done.append
+    )
     qtbot.waitUntil(lambda: bool(done), timeout=10000)
     assert done == [2]  # rows written, not an error message
     with out.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["bucket"], r["versions"], r["last_run"]) for r in rows] == [
-        ("2026-10-25 00:00:00", "1", "1"), ("2026-10-26 00:00:00", "2", "2")]
+        ("2026-10-25 00:00:00", "1", "1"),
+        ("2026-10-26 00:00:00", "2", "2"),
+    ]
     first, latest = {"revenue": ("4.0", "5.0"), "orders": ("1.0", "2.0")}[data.measure]
     assert (rows[1]["first_value"], rows[1]["value"]) == (first, latest)
 
 
-def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed_in(
-        qtbot, window, tmp_path):
+def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed_in(qtbot, window, tmp_path):
     from lookback_gui.ui.chart import (
         ENVELOPE_COLUMNS,
         MARKER_SIZE_PX,
@@ -489,15 +506,27 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
 
     minutes = 40_000
     con = duckdb.connect(str(tmp_path / "clicks.duckdb"))
-    con.execute("CREATE TABLE clicks AS SELECT TIMESTAMP '2026-09-01' + to_minutes(i) AS ts, "
-                "(i % 97)::DOUBLE AS v FROM range(?) t(i)", [minutes])
+    con.execute(
+        "CREATE TABLE clicks AS SELECT TIMESTAMP '2026-09-01' + to_minutes(i) AS ts, "
+        "(i % 97)::DOUBLE AS v FROM range(?) t(i)",
+        [minutes],
+    )
     con.close()
-    sql = ("SELECT date_trunc('minute', ts) AS bucket, sum(v) AS v FROM clicks "
-           "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+    sql = (
+        "SELECT date_trunc('minute', ts) AS bucket, sum(v) AS v FROM clicks "
+        "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL"
+    )
     path = tmp_path / "lookback.toml"
-    path.write_text(project_text(source='type = "duckdb"\npath = "clicks.duckdb"', sql=sql,
-                                 metric="clicks", grain="minute", lookback=f'"{minutes}m"',
-                                 extra="complete_buckets_only = true"))
+    path.write_text(
+        project_text(
+            source='type = "duckdb"\npath = "clicks.duckdb"',
+            sql=sql,
+            metric="clicks",
+            grain="minute",
+            lookback=f'"{minutes}m"',
+            extra="complete_buckets_only = true",
+        )
+    )
     project = load_project(path)
     end = ts("2026-09-01") + (ts("2026-09-02") - ts("2026-09-01")) * minutes / 1440
     with Store(project.store_path) as store:
@@ -509,19 +538,21 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
     open_and_wait(qtbot, window, path)
     window.resize(1200, 800)
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None, timeout=10000)
     view = chart.plot.getViewBox()
 
     def pixels(xs, ys) -> np.ndarray:
         (x0, x1), (y0, y1) = view.viewRange()
-        return np.column_stack([(np.asarray(xs) - x0) / (x1 - x0) * view.width(),
-                                (np.asarray(ys) - y0) / (y1 - y0) * view.height()])
+        return np.column_stack(
+            [
+                (np.asarray(xs) - x0) / (x1 - x0) * view.width(),
+                (np.asarray(ys) - y0) / (y1 - y0) * view.height(),
+            ]
+        )
 
     # everything the window loads on opening (the runs, the chart) has arrived and been drawn,
     # and the markers follow the view's final range
-    qtbot.waitUntil(lambda: window.bridge.pending == 0 and not chart._fit_later.isActive(),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: window.bridge.pending == 0 and not chart._fit_later.isActive(), timeout=10000)
     # the whole series: 4,000 revised buckets are more than fit; the markers shown are fewer
     # but leave none of them uncovered: each lies within a marker's size of a marker shown
     shown = chart.revised_points.points()

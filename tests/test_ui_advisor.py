@@ -14,13 +14,25 @@ from tests.test_ui import open_and_wait, settings, window  # noqa: F401  (fixtur
 
 
 def test_the_advisor_pages_show_the_policies_the_nowcast_and_the_triangle(
-        qtbot, qtmodeltester, window, tmp_path):  # noqa: F811
-    project, _events = build(tmp_path, (0.80, 0.199, 0.001), (3, 9.5), 7, per_day=1000,
-                             lookback=7, audit_every=7, audit_factor=2, tail_from=8.5)
+    qtbot,
+    qtmodeltester,
+    window,  # noqa: F811
+    tmp_path,
+):
+    project, _events = build(
+        tmp_path,
+        (0.80, 0.199, 0.001),
+        (3, 9.5),
+        7,
+        per_day=1000,
+        lookback=7,
+        audit_every=7,
+        audit_factor=2,
+        tail_from=8.5,
+    )
     open_and_wait(qtbot, window, project.path, start_scheduler=False)
     advisor = window.advisor
-    with qtbot.waitSignal(advisor.loaded, timeout=30000,
-                          check_params_cb=lambda a: a.enough_history):
+    with qtbot.waitSignal(advisor.loaded, timeout=30000, check_params_cb=lambda a: a.enough_history):
         window.tabs.setCurrentWidget(advisor)
     advice = advisor.advice
     rec = advice.recommendation
@@ -49,8 +61,10 @@ def test_the_advisor_pages_show_the_policies_the_nowcast_and_the_triangle(
     # Nowcast: the backtest's errors by age and how often the interval held
     backtest = advice.nowcast_backtest
     # the coverage of the intervals the nowcast shows (widened by the history), and Mack's
-    assert f"held the settled value {backtest['calibrated_coverage'] * 100:.2f} %" \
+    assert (
+        f"held the settled value {backtest['calibrated_coverage'] * 100:.2f} %"
         in advisor.nowcast_label.text()
+    )
     curves = advisor.nowcast_plot.getPlotItem().listDataItems()
     assert [c.name() for c in curves] == ["current value (raw)", "nowcast"]
     assert list(curves[1].getData()[1]) == [b["nowcast_error_pct"] for b in backtest["by_age"]]
@@ -129,16 +143,16 @@ def test_the_chart_draws_the_nowcast_of_the_provisional_buckets(qtbot, window, t
     from lookback_gui.ui.chart import expected_text
 
     assert expected_text(41200, 39800, 42900) == "expected to settle at 41,200 (39,800–42,900)"
-    assert expected_text(36765.4, 34390.28, 41341.38) == \
-        "expected to settle at 36,800 (34,400–41,300)"  # no more digits than an estimate has
+    assert (
+        expected_text(36765.4, 34390.28, 41341.38) == "expected to settle at 36,800 (34,400–41,300)"
+    )  # no more digits than an estimate has
     tip = chart._nowcast_tip(0, 0, max(data.nowcast))
     assert tip.endswith(expected_text(last.expected, last.low, last.high))
     marker = [t for t in chart.marker_tips() if "expected to settle at" in t]
     assert marker, chart.marker_tips()
 
 
-def test_a_threshold_judged_on_the_nowcast_shows_its_bound_and_the_expected_value(
-        qtbot, window, tmp_path):  # noqa: F811
+def test_a_threshold_judged_on_the_nowcast_shows_its_bound_and_the_expected_value(qtbot, window, tmp_path):  # noqa: F811
     import pyqtgraph as pg
 
     from lookback_gui.core.insight.nowcast import nowcast
@@ -154,10 +168,12 @@ def test_a_threshold_judged_on_the_nowcast_shows_its_bound_and_the_expected_valu
     assert judged.high is not None
     bound = round(judged.high) + 5  # the whole interval lies below it: the rule fires
     with project.path.open("a") as handle:
-        handle.write(f'\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nname = "few events"'
-                     f'\nmeasure = "events"\nbelow = {bound}\njudge = "expected"\n'
-                     '\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "events"'
-                     '\nabove = 1\njudge = "latest"\n')
+        handle.write(
+            f'\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nname = "few events"'
+            f'\nmeasure = "events"\nbelow = {bound}\njudge = "expected"\n'
+            '\n[[metrics.daily_orders.alerts]]\nkind = "threshold"\nmeasure = "events"'
+            '\nabove = 1\njudge = "latest"\n'
+        )
     from datetime import datetime
 
     from lookback_gui.core.insight.alerts import evaluate_alerts
@@ -165,8 +181,7 @@ def test_a_threshold_judged_on_the_nowcast_shows_its_bound_and_the_expected_valu
 
     config = load_project(project.path).metrics["daily_orders"]
     with Store(project.store_path) as store:  # the alert itself says what the chart shows
-        fired = evaluate_alerts(config, store, datetime.now(), kinds=("threshold",),
-                                commands=False)
+        fired = evaluate_alerts(config, store, datetime.now(), kinds=("threshold",), commands=False)
     few = [a for a in fired if a.rule == "few events"]
     assert [a.state for a in few] == ["firing"]
     assert f"expected to settle at {fmt(judged.expected)}" in few[0].message
@@ -226,8 +241,9 @@ def test_the_metric_editor_tries_its_alert_rules_on_the_history(qtbot, window, t
     # pull, one episode that never resolves
     editor.rules.setPlainText(editor.rules.toPlainText().replace("below = 40", "below = 1000"))
     editor.try_button.click()
-    qtbot.waitUntil(lambda: editor.try_info.text().startswith(
-        "threshold#1: would have fired 1 time(s)"), timeout=20000)
+    qtbot.waitUntil(
+        lambda: editor.try_info.text().startswith("threshold#1: would have fired 1 time(s)"), timeout=20000
+    )
     assert "below = 40" in project.path.read_text()  # nothing was saved
 
 
@@ -236,12 +252,20 @@ def test_settling_curves_that_lie_on_each_other_are_told_apart(qtbot, window):  
     first; now it is drawn as hollow rings around it and named so."""
     from lookback_gui.core.insight.advisor import Advice
 
-    curve = [{"age_buckets": a, "share_present": {"orders": s, "revenue": s + 0.1,
-                                                  "refunds": s / 2}}
-             for a, s in enumerate([40.0, 80.0, 95.0, 100.0])]
-    advice = Advice(metric="m", grain="day", lookback_buckets=7, revisions_observed=100,
-                    runs_observed=30, enough_history=True, message="a lookback of 4 day",
-                    settling_curve=curve)
+    curve = [
+        {"age_buckets": a, "share_present": {"orders": s, "revenue": s + 0.1, "refunds": s / 2}}
+        for a, s in enumerate([40.0, 80.0, 95.0, 100.0])
+    ]
+    advice = Advice(
+        metric="m",
+        grain="day",
+        lookback_buckets=7,
+        revisions_observed=100,
+        runs_observed=30,
+        enough_history=True,
+        message="a lookback of 4 day",
+        settling_curve=curve,
+    )
     advisor = window.advisor
     advisor._show(advice)
     items = advisor.plot.getPlotItem().listDataItems()

@@ -24,10 +24,13 @@ def typed_over(qtbot, field, text: str) -> None:
 
 
 @pytest.mark.qt_log_ignore("propagateSizeHints")
-@pytest.mark.parametrize(("typed", "expected"), [
-    ("2024-03-05 10:00", datetime(2024, 3, 5, 10, 0)),
-    ("2023-1-9 7:05", datetime(2023, 1, 9, 7, 5)),
-])
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("2024-03-05 10:00", datetime(2024, 3, 5, 10, 0)),
+        ("2023-1-9 7:05", datetime(2023, 1, 9, 7, 5)),
+    ],
+)
 def test_a_date_typed_over_the_whole_field_is_taken_as_typed(qtbot, tmp_path, typed, expected):
     project = parse_project(project_text(), tmp_path / "lookback.toml")
     dialog = BackfillDialog(project.metrics["daily_orders"])
@@ -46,8 +49,7 @@ def test_the_dialog_says_which_backfill_and_how_many_pulls(qtbot, tmp_path):
     qtbot.addWidget(dialog)
     dialog.start.setDateTime(datetime(2024, 3, 1))
     dialog.end.setDateTime(datetime(2024, 3, 22))
-    assert dialog.plan.text().startswith("3 pull(s) of up to 7 day bucket(s), each with what "
-                                         "is known now")
+    assert dialog.plan.text().startswith("3 pull(s) of up to 7 day bucket(s), each with what is known now")
     assert not dialog.as_known_then
     dialog.known_then.setChecked(True)
     assert dialog.as_known_then

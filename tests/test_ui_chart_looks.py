@@ -32,9 +32,14 @@ def window(qtbot, tmp_path):
 def three_days_revised_today(tmp_path):
     """Orders on the last three days; today's bucket (still partial) revised by a second pull."""
     today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    make_orders(tmp_path / "shop.duckdb", [(1, today - timedelta(days=2), "DE", 1.0),
-                                           (2, today - timedelta(days=1), "DE", 2.0),
-                                           (3, today, "DE", 3.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, today - timedelta(days=2), "DE", 1.0),
+            (2, today - timedelta(days=1), "DE", 2.0),
+            (3, today, "DE", 3.0),
+        ],
+    )
     path = tmp_path / "lookback.toml"
     path.write_text(project_text(lookback='"3d"'))
     project = load_project(path)
@@ -49,27 +54,22 @@ def three_days_revised_today(tmp_path):
 
 def drawn(qtbot, window):
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
-                    timeout=10000)
-    qtbot.waitUntil(lambda: window.bridge.pending == 0 and not chart._fit_later.isActive(),
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None, timeout=10000)
+    qtbot.waitUntil(lambda: window.bridge.pending == 0 and not chart._fit_later.isActive(), timeout=10000)
     return chart
 
 
-def test_a_daily_chart_has_day_ticks_with_the_year_and_a_labelled_value_axis(
-        qtbot, window, tmp_path):
+def test_a_daily_chart_has_day_ticks_with_the_year_and_a_labelled_value_axis(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
     chart = drawn(qtbot, window)
     chart.plot.grab()  # the axis learns its font when painted
     (x0, x1), _ = chart.plot.getViewBox().viewRange()
     levels = chart.axis.tickValues(x0, x1, chart.axis.width() or 1000)
     assert levels and all(spacing >= 86400 * 0.99 for spacing, _ in levels)
-    labels = [text for spacing, values in levels
-              for text in chart.axis.tickStrings(values, 1, spacing)]
+    labels = [text for spacing, values in levels for text in chart.axis.tickStrings(values, 1, spacing)]
     assert labels and all(":" not in text for text in labels)  # no hours on a daily chart
     assert chart.plot.getAxis("left").labelText == chart._data.measure
-    assert chart.plot.getAxis("left").tickStrings([12000.0, 14000.0], 1, 2000) == [
-        "12,000", "14,000"]
+    assert chart.plot.getAxis("left").tickStrings([12000.0, 14000.0], 1, 2000) == ["12,000", "14,000"]
     bottom = chart.plot.getAxis("bottom").labelText
     assert "UTC" in bottom and str(datetime.now().year) in bottom
 
@@ -99,8 +99,7 @@ def test_first_reported_is_in_the_legend_while_it_is_shown(qtbot, window, tmp_pa
     assert "first reported" not in names()
 
 
-def test_export_png_has_a_title_and_the_legend_and_starts_in_the_project_folder(
-        qtbot, window, tmp_path):
+def test_export_png_has_a_title_and_the_legend_and_starts_in_the_project_folder(qtbot, window, tmp_path):
     from PySide6.QtGui import QImage
 
     open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
@@ -134,12 +133,10 @@ def test_the_series_totals_are_those_of_the_time_chosen(qtbot, window, tmp_path)
     open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
     chart = drawn(qtbot, window)
     chart.measure_box.setCurrentText("revenue")
-    qtbot.waitUntil(lambda: chart._data.measure == "revenue" and window.bridge.pending == 0,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data.measure == "revenue" and window.bridge.pending == 0, timeout=10000)
     assert chart.series_box.currentText().endswith("(10)")  # 1 + 2 + 3 + 4 now
     chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
-    qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0, timeout=10000)
     assert chart.series_box.currentText().endswith("(6)")  # as known after run 1: 1 + 2 + 3
 
 
@@ -148,8 +145,7 @@ def test_an_export_is_named_after_the_series_and_time_on_show(qtbot, window, tmp
     chart = drawn(qtbot, window)
     assert chart.export_name(".csv") == f"daily_orders-{chart._data.measure}-country=DE.csv"
     chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
-    qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data.as_of_run == 1 and window.bridge.pending == 0, timeout=10000)
     assert chart.export_name(".png").endswith("-country=DE-run1.png")
 
 

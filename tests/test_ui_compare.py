@@ -27,15 +27,22 @@ from lookback_gui.ui.main_window import MainWindow
 from tests.helpers import DAILY_SQL, make_orders, project_text, ts
 
 ROWS = [  # GB has no order on 10-26 and 10-28: its series lacks those buckets
-    (1, ts("2026-10-25T10:00"), "DE", 10.0), (2, ts("2026-10-25T11:00"), "FR", 4.0),
-    (3, ts("2026-10-25T12:00"), "GB", 3.0), (4, ts("2026-10-26T10:00"), "DE", 7.0),
-    (5, ts("2026-10-26T10:00"), "DE", 2.0), (6, ts("2026-10-26T11:00"), "FR", 5.0),
-    (7, ts("2026-10-27T09:00"), "GB", 8.0), (8, ts("2026-10-28T10:00"), "DE", 1.0),
-    (9, ts("2026-10-28T10:00"), "FR", 6.0), (10, ts("2026-10-29T10:00"), "GB", 2.0),
-    (11, ts("2026-10-29T10:00"), "DE", 9.0), (14, ts("2026-10-30T08:00"), "DE", 1.0),
+    (1, ts("2026-10-25T10:00"), "DE", 10.0),
+    (2, ts("2026-10-25T11:00"), "FR", 4.0),
+    (3, ts("2026-10-25T12:00"), "GB", 3.0),
+    (4, ts("2026-10-26T10:00"), "DE", 7.0),
+    (5, ts("2026-10-26T10:00"), "DE", 2.0),
+    (6, ts("2026-10-26T11:00"), "FR", 5.0),
+    (7, ts("2026-10-27T09:00"), "GB", 8.0),
+    (8, ts("2026-10-28T10:00"), "DE", 1.0),
+    (9, ts("2026-10-28T10:00"), "FR", 6.0),
+    (10, ts("2026-10-29T10:00"), "GB", 2.0),
+    (11, ts("2026-10-29T10:00"), "DE", 9.0),
+    (14, ts("2026-10-30T08:00"), "DE", 1.0),
 ]
 LATE = [  # arrive after the first pull: DE's and FR's 10-28 are revised
-    (12, ts("2026-10-28T15:00"), "DE", 4.0), (13, ts("2026-10-28T16:00"), "FR", 1.0),
+    (12, ts("2026-10-28T15:00"), "DE", 4.0),
+    (13, ts("2026-10-28T16:00"), "FR", 1.0),
 ]
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")  # the offscreen platform says so
 
@@ -58,8 +65,9 @@ def shop(tmp_path: Path) -> Path:
     make_orders(tmp_path / "shop.duckdb", ROWS)
     path = tmp_path / "lookback.toml"
     # what was known at the pull's as-of: its versions are known then, and 10-30 is partial
-    path.write_text(project_text(sql=DAILY_SQL.replace(
-        "GROUP BY", "AND ordered_at <= $as_of GROUP BY")) + AVERAGES)
+    path.write_text(
+        project_text(sql=DAILY_SQL.replace("GROUP BY", "AND ordered_at <= $as_of GROUP BY")) + AVERAGES
+    )
     project = load_project(path)
     with Store(project.store_path) as store:
         for metric in project.metrics:
@@ -116,7 +124,8 @@ def test_several_series_are_drawn_each_in_its_own_colour_with_its_marks(qtbot, c
         country = layer.data.dims["country"]
         xs, ys = layer.curve.getOriginalDataset()
         assert dict(zip(xs.tolist(), ys.tolist(), strict=True)) == current_values(
-            compare.store, "orders", country)
+            compare.store, "orders", country
+        )
         revised = layer.revised.getData()[0].tolist()
         expected = [float(epoch_seconds(np.array([np.datetime64("2026-10-28")]))[0])]
         assert revised == (expected if country in ("DE", "FR") else [])
@@ -133,7 +142,10 @@ def test_several_series_are_drawn_each_in_its_own_colour_with_its_marks(qtbot, c
         with qtbot.waitSignal(compare.loaded, timeout=20000):
             compare.metric_changed("daily_orders", None)
     assert sorted(label.text for _s, label in compare.legend.items) == [
-        "country=DE", "country=FR", "country=GB"]
+        "country=DE",
+        "country=FR",
+        "country=GB",
+    ]
 
 
 def click_legend_entry(qtbot, compare: CompareWidget, text: str) -> None:
@@ -165,9 +177,10 @@ def test_stacked_the_top_of_each_band_is_the_sum_of_the_series_up_to_it(qtbot, c
     assert compare.stacked_box.isEnabled()
     compare.stacked_box.setChecked(True)
     store = compare.store
-    values = {layer.data.dims["country"]: current_values(store, "orders",
-                                                         layer.data.dims["country"])
-              for layer in compare.layers}
+    values = {
+        layer.data.dims["country"]: current_values(store, "orders", layer.data.dims["country"])
+        for layer in compare.layers
+    }
     buckets = sorted(set().union(*values.values()))
     running = dict.fromkeys(buckets, 0.0)
     for layer in compare.layers:  # in stacking order: each band ends on the running sum
@@ -181,8 +194,7 @@ def test_stacked_the_top_of_each_band_is_the_sum_of_the_series_up_to_it(qtbot, c
     assert running == total  # the top line: the sum of every series at each bucket
     # a series hidden from the legend leaves the stack: the top is the sum of those shown
     click_legend_entry(qtbot, compare, "country=DE")
-    top = compare.layers[-1] if compare.layers[-1].data.dims != {"country": "DE"} \
-        else compare.layers[-2]
+    top = compare.layers[-1] if compare.layers[-1].data.dims != {"country": "DE"} else compare.layers[-2]
     xs, ys = top.curve.getOriginalDataset()
     shown = [v for c, v in values.items() if c != "DE"]
     assert ys.tolist() == [sum(v.get(b, 0.0) for v in shown) for b in xs.tolist()]
@@ -207,8 +219,11 @@ def test_the_series_are_picked_in_the_list_or_as_the_largest(qtbot, compare):
     with qtbot.waitSignal(compare.loaded, timeout=20000):
         compare.top_button.click()
     assert [layer.data.dims for layer in compare.layers] == [{"country": "DE"}]  # the largest
-    gb = next(i for i in range(compare.series_list.count())
-              if compare.series_list.item(i).data(Qt.ItemDataRole.UserRole) == {"country": "GB"})
+    gb = next(
+        i
+        for i in range(compare.series_list.count())
+        if compare.series_list.item(i).data(Qt.ItemDataRole.UserRole) == {"country": "GB"}
+    )
     with qtbot.waitSignal(compare.loaded, timeout=20000):
         compare.series_list.item(gb).setCheckState(Qt.CheckState.Checked)
     assert [layer.data.dims for layer in compare.layers] == [{"country": "DE"}, {"country": "GB"}]
@@ -235,16 +250,20 @@ def test_the_window_compares_the_selected_metric_and_a_run_reloads_it(qtbot, tmp
         window.select_metric("daily_orders")
         qtbot.waitUntil(lambda: window.chart._data is not None, timeout=20000)
         window.chart.measure_box.setCurrentText("orders")  # the measure the Chart tab shows
-        action = [a for a in window.findChildren(QAction)
-                  if a.shortcut() == QKeySequence("Ctrl+Shift+C")]
+        action = [a for a in window.findChildren(QAction) if a.shortcut() == QKeySequence("Ctrl+Shift+C")]
         with qtbot.waitSignal(window.compare.loaded, timeout=20000):
             action[0].trigger()
         assert window.tabs.currentWidget() is window.compare
         assert window.compare._data.measure == "orders"
         before = window.compare._data
         with qtbot.waitSignal(window.compare.loaded, timeout=20000):
-            run_pull(window.project, "daily_orders", window.store,
-                     as_of=ts("2026-10-30T14:00"), observer=window.bridge)
+            run_pull(
+                window.project,
+                "daily_orders",
+                window.store,
+                as_of=ts("2026-10-30T14:00"),
+                observer=window.bridge,
+            )
         assert window.compare._data is not before
         assert window.compare._data.metric == "daily_orders"
     finally:
@@ -262,10 +281,8 @@ def test_the_comparison_shows_the_time_the_chart_tab_chose(qtbot, tmp_path, shop
             window.open_project(shop, start_scheduler=False)
         window.select_metric("daily_orders")
         chart = window.chart
-        qtbot.waitUntil(lambda: chart._data is not None and chart.as_of_box.findData(1) >= 0,
-                        timeout=20000)
-        with qtbot.waitSignal(chart.loaded, timeout=20000,
-                              check_params_cb=lambda d: d.as_of_run == 1):
+        qtbot.waitUntil(lambda: chart._data is not None and chart.as_of_box.findData(1) >= 0, timeout=20000)
+        with qtbot.waitSignal(chart.loaded, timeout=20000, check_params_cb=lambda d: d.as_of_run == 1):
             chart.as_of_box.setCurrentIndex(chart.as_of_box.findData(1))
         with qtbot.waitSignal(window.compare.loaded, timeout=20000):
             window.tabs.setCurrentWidget(window.compare)
@@ -280,8 +297,7 @@ def test_the_comparison_shows_the_time_the_chart_tab_chose(qtbot, tmp_path, shop
         assert list(de.line[1]) != now["value"].tolist()  # DE's 10-28 was revised by run 3
 
         window.tabs.setCurrentIndex(0)  # the Chart tab
-        with qtbot.waitSignal(chart.loaded, timeout=20000,
-                              check_params_cb=lambda d: d.as_of_run is None):
+        with qtbot.waitSignal(chart.loaded, timeout=20000, check_params_cb=lambda d: d.as_of_run is None):
             chart.as_of_box.setCurrentIndex(0)  # latest
         with qtbot.waitSignal(window.compare.loaded, timeout=20000):
             window.tabs.setCurrentWidget(window.compare)
@@ -321,8 +337,8 @@ def test_each_compared_series_shows_its_nowcast_and_none_when_stacked(qtbot, bri
             expected = series_nowcast(store, config, "orders", layer.data.dims)
             assert expected and layer.data.nowcast == expected
             xs, ys = layer.expected.getData()
-            assert list(ys[-len(expected):]) == [expected[x][0] for x in sorted(expected)]
-            assert list(xs[-len(expected):]) == sorted(expected)
+            assert list(ys[-len(expected) :]) == [expected[x][0] for x in sorted(expected)]
+            assert list(xs[-len(expected) :]) == sorted(expected)
             assert layer.expected.opts["pen"].color().name() == layer.pen_colour()
             low, high = layer.expected_low.getData()[1], layer.expected_high.getData()[1]
             assert (low <= ys).all() and (ys <= high).all()
@@ -344,11 +360,17 @@ def long_series(country: str, buckets: int) -> ChartData:
     bucket = np.datetime64("2026-01-01T00:00") + np.arange(buckets).astype("timedelta64[m]")
     value = np.sin(np.arange(buckets) / 50.0) * 100 + 200
     every = np.arange(buckets)
-    arrays = {"bucket": bucket, "value": value, "marked": every, "first_value": value - 1,
-              "versions": np.full(buckets, 2), "last_run": np.full(buckets, 2),
-              "removed": np.zeros(buckets, bool), "partial": np.zeros(buckets, bool)}
-    return ChartData("m", "orders", {"country": country}, arrays, [],
-                     drawing=prepare_drawing(arrays))
+    arrays = {
+        "bucket": bucket,
+        "value": value,
+        "marked": every,
+        "first_value": value - 1,
+        "versions": np.full(buckets, 2),
+        "last_run": np.full(buckets, 2),
+        "removed": np.zeros(buckets, bool),
+        "partial": np.zeros(buckets, bool),
+    }
+    return ChartData("m", "orders", {"country": country}, arrays, [], drawing=prepare_drawing(arrays))
 
 
 def test_markers_of_long_series_are_thinned_to_the_view(qtbot, compare):
@@ -369,8 +391,9 @@ def test_markers_of_long_series_are_thinned_to_the_view(qtbot, compare):
     compare.stacked_box.setChecked(False)
     x = series[0].drawing.x
     compare.plot.getViewBox().setRange(xRange=(x[1000], x[1100]), padding=0)
-    qtbot.waitUntil(lambda: all(layer.revised.getData()[0].max() <= x[1100]
-                                for layer in compare.layers), timeout=10000)
+    qtbot.waitUntil(
+        lambda: all(layer.revised.getData()[0].max() <= x[1100] for layer in compare.layers), timeout=10000
+    )
     for layer in compare.layers:  # zoomed in: every one in view
         shown = layer.revised.getData()[0]
         assert set(x[1000:1101].tolist()) <= set(shown.tolist()) and len(shown) <= 110

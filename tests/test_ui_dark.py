@@ -38,14 +38,16 @@ def chart(qtbot):
 def over(colour: QColor, background: QColor) -> float:
     """The lightness (0–255) of ``colour`` painted with its alpha over ``background``."""
     a = colour.alphaF()
-    mixed = QColor.fromRgbF(*(a * c + (1 - a) * b for c, b in zip(
-        colour.getRgbF()[:3], background.getRgbF()[:3], strict=True)))
+    mixed = QColor.fromRgbF(
+        *(a * c + (1 - a) * b for c, b in zip(colour.getRgbF()[:3], background.getRgbF()[:3], strict=True))
+    )
     return mixed.lightness()
 
 
 def test_the_export_file_dialog_follows_the_dark_theme(dark, qtbot):
-    dialog = file_dialog(None, "Export chart", "/tmp/chart.png", "PNG (*.png)",
-                         QFileDialog.AcceptMode.AcceptSave)
+    dialog = file_dialog(
+        None, "Export chart", "/tmp/chart.png", "PNG (*.png)", QFileDialog.AcceptMode.AcceptSave
+    )
     qtbot.addWidget(dialog)
     assert dialog.palette().color(QPalette.ColorRole.Window).lightness() < 80
     assert dialog.palette().color(QPalette.ColorRole.Base).lightness() < 80
@@ -59,8 +61,7 @@ def test_the_nowcast_band_and_line_stand_out_on_dark(dark, chart):
     assert line.lightness() - background.lightness() >= 100
 
 
-def test_a_png_for_reports_is_light_in_the_dark_theme_and_the_chart_stays_dark(
-        dark, chart, tmp_path):
+def test_a_png_for_reports_is_light_in_the_dark_theme_and_the_chart_stays_dark(dark, chart, tmp_path):
     assert chart.export_light_png.text() == "PNG for reports (light)…"
     path = tmp_path / "chart-light.png"
     assert chart.export_image(str(path), light=True)

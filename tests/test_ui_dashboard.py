@@ -42,9 +42,15 @@ def window(qtbot, tmp_path: Path):
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
-    make_orders(tmp_path / "shop.duckdb", [
-        (1, ts("2026-10-25T10:00"), "DE", 10.0), (2, ts("2026-10-26T10:00"), "FR", 4.0),
-        (3, ts("2026-10-28T10:00"), "DE", 7.0), (4, ts("2026-10-29T10:00"), "DE", 2.0)])
+    make_orders(
+        tmp_path / "shop.duckdb",
+        [
+            (1, ts("2026-10-25T10:00"), "DE", 10.0),
+            (2, ts("2026-10-26T10:00"), "FR", 4.0),
+            (3, ts("2026-10-28T10:00"), "DE", 7.0),
+            (4, ts("2026-10-29T10:00"), "DE", 2.0),
+        ],
+    )
     path = tmp_path / "lookback.toml"
     path.write_text(project_text() + SECOND)
     project = load_project(path)
@@ -61,9 +67,14 @@ def open_dashboard(qtbot, window: MainWindow, path: Path) -> None:
     assert [a.text() for a in shortcut] == ["&Dashboard"]  # View → Dashboard, Ctrl+D
     shortcut[0].trigger()
     assert window.tabs.currentWidget() is window.dashboard
-    qtbot.waitUntil(lambda: len(window.dashboard.tiles) == len(window.project.metrics)
-                    and all(t.data is not None for t in window.dashboard.tiles)
-                    and window.bridge.pending == 0, timeout=20000)  # no second load on its way
+    qtbot.waitUntil(
+        lambda: (
+            len(window.dashboard.tiles) == len(window.project.metrics)
+            and all(t.data is not None for t in window.dashboard.tiles)
+            and window.bridge.pending == 0
+        ),
+        timeout=20000,
+    )  # no second load on its way
 
 
 def test_without_a_dashboard_table_there_is_one_live_chart_per_metric(qtbot, window, shop):
@@ -78,10 +89,10 @@ def test_without_a_dashboard_table_there_is_one_live_chart_per_metric(qtbot, win
 
     # a run of daily_orders reloads its chart, and only its chart
     project, store = window.project, window.store
-    with qtbot.waitSignal(dashboard.loaded, timeout=20000,
-                          check_params_cb=lambda metric: metric == "daily_orders"):
-        run = run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"),
-                       observer=window.bridge)
+    with qtbot.waitSignal(
+        dashboard.loaded, timeout=20000, check_params_cb=lambda metric: metric == "daily_orders"
+    ):
+        run = run_pull(project, "daily_orders", store, as_of=ts("2026-10-30T13:00"), observer=window.bridge)
     assert run.id not in runs_before
     assert run.id in {r for r, _label in daily.data.runs}
     assert weekly.data is weekly_before
@@ -91,19 +102,29 @@ def test_charts_added_and_removed_are_saved_in_the_project_file(qtbot, window, s
     open_dashboard(qtbot, window, shop)
     chart, dashboard = window.chart, window.dashboard
     window.select_metric("daily_orders")
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders"
-                    and chart._data.drawing is not None, timeout=20000)
+    qtbot.waitUntil(
+        lambda: (
+            chart._data is not None
+            and chart._data.metric == "daily_orders"
+            and chart._data.drawing is not None
+        ),
+        timeout=20000,
+    )
     fr = chart.series_box.findData('{"country": "FR"}')
     measure = chart.measure_box.currentText()
     chart.series_box.setCurrentIndex(fr)
     qtbot.waitUntil(lambda: chart._data.dims == {"country": "FR"}, timeout=20000)
 
     dashboard.add_shown.trigger()
-    expected = [DashboardChart("daily_orders"), DashboardChart("weekly_orders"),
-                DashboardChart("daily_orders", measure, {"country": "FR"})]
+    expected = [
+        DashboardChart("daily_orders"),
+        DashboardChart("weekly_orders"),
+        DashboardChart("daily_orders", measure, {"country": "FR"}),
+    ]
     assert list(load_project(shop).dashboard.charts) == expected
-    qtbot.waitUntil(lambda: len(dashboard.tiles) == 3
-                    and all(t.data is not None for t in dashboard.tiles), timeout=20000)
+    qtbot.waitUntil(
+        lambda: len(dashboard.tiles) == 3 and all(t.data is not None for t in dashboard.tiles), timeout=20000
+    )
     assert dashboard.tiles[2].data.dims == {"country": "FR"}
 
     dashboard.columns_box.setValue(3)
@@ -116,9 +137,11 @@ def test_charts_added_and_removed_are_saved_in_the_project_file(qtbot, window, s
 @pytest.mark.qt_log_ignore("propagateSizeHints")  # the offscreen platform says so
 def test_clicking_a_chart_opens_it_full_size_in_the_chart_tab(qtbot, window, shop):
     path = shop
-    path.write_text(path.read_text() + '\n[dashboard]\ncharts = [{ metric = "weekly_orders" },'
-                    ' { metric = "daily_orders", measure = "revenue", series = '
-                    '{ country = "FR" } }]\n')
+    path.write_text(
+        path.read_text() + '\n[dashboard]\ncharts = [{ metric = "weekly_orders" },'
+        ' { metric = "daily_orders", measure = "revenue", series = '
+        '{ country = "FR" } }]\n'
+    )
     open_dashboard(qtbot, window, path)
     tile = window.dashboard.tiles[1]
     assert (tile.data.measure, tile.data.dims) == ("revenue", {"country": "FR"})
@@ -128,8 +151,14 @@ def test_clicking_a_chart_opens_it_full_size_in_the_chart_tab(qtbot, window, sho
     assert window.tabs.currentWidget() is window.chart
     assert window.selected_metric_name() == "daily_orders"
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders"
-                    and chart._data.dims == {"country": "FR"}, timeout=20000)
+    qtbot.waitUntil(
+        lambda: (
+            chart._data is not None
+            and chart._data.metric == "daily_orders"
+            and chart._data.dims == {"country": "FR"}
+        ),
+        timeout=20000,
+    )
     assert chart._data.measure == "revenue"
     assert chart.series_box.currentData() == '{"country": "FR"}'
 

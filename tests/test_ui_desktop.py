@@ -37,20 +37,16 @@ def test_the_selected_metric_tab_and_measure_come_back_on_reopen(qtbot, settings
     open_and_wait(qtbot, window, path, start_scheduler=False)
     window.select_metric("revenue")
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue", timeout=10000)
     choose_measure(qtbot, chart, "revenue")
     window.select_metric("daily_orders")
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders", timeout=10000)
     choose_measure(qtbot, chart, "orders")
     window.select_metric("revenue")  # the measure chosen for it is chosen again
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue", timeout=10000)
     assert chart.measure_box.currentText() == "revenue"
     window.select_metric("daily_orders")  # the measure chosen for it is chosen again
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders", timeout=10000)
     assert chart.measure_box.currentText() == "orders"
     window.select_metric("revenue")
     window.tabs.setCurrentWidget(window.runs_log)
@@ -72,8 +68,9 @@ def test_the_pause_belongs_to_its_project_and_the_action_says_resume(qtbot, sett
     second.mkdir()
     window = new_window(qtbot, settings)
     paused_path = two_metric_project(first)
-    paused_path.write_text(paused_path.read_text().replace('lookback = "7d"',
-                                                           'lookback = "7d"\nevery = "1h"'))
+    paused_path.write_text(
+        paused_path.read_text().replace('lookback = "7d"', 'lookback = "7d"\nevery = "1h"')
+    )
     open_and_wait(qtbot, window, paused_path)
     assert window.pause_action.text() == "&Pause scheduler"
     with qtbot.waitSignal(window.refreshed, timeout=10000):
@@ -109,19 +106,16 @@ def test_the_measure_chosen_belongs_to_its_project(qtbot, settings, tmp_path):
     chart = window.chart
     open_and_wait(qtbot, window, one, start_scheduler=False)
     window.select_metric("revenue")
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue", timeout=10000)
     choose_measure(qtbot, chart, "orders")
     open_and_wait(qtbot, window, other, start_scheduler=False)
     window.select_metric("revenue")  # the same metric's name in another project
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue", timeout=10000)
     qtbot.waitUntil(lambda: chart.measure_box.count() > 0, timeout=10000)
     assert chart.measure_box.currentText() == "revenue"  # its first measure, not the other's
     open_and_wait(qtbot, window, one, start_scheduler=False)
     window.select_metric("revenue")
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "revenue", timeout=10000)
     qtbot.waitUntil(lambda: chart.measure_box.count() > 0, timeout=10000)
     assert chart.measure_box.currentText() == "orders"
     window.close_session(wait=True)
@@ -133,10 +127,19 @@ def test_without_a_tray_alerts_show_in_the_window(qtbot, settings, tmp_path, mon
     monkeypatch.setattr(QSystemTrayIcon, "isSystemTrayAvailable", staticmethod(lambda: False))
     window = new_window(qtbot, settings)
     assert window.tray is None and not window.tray_action.isVisible()
-    assert window.tray_action not in [a for m in window.menuBar().actions()
-                                      for a in m.menu().actions() if a.isVisible()]
-    window.bridge(ev.AlertChanged(metric="daily_orders", rule="few orders", kind="threshold",
-                                  state="firing", since=None, message="orders 3 below 10"))
+    assert window.tray_action not in [
+        a for m in window.menuBar().actions() for a in m.menu().actions() if a.isVisible()
+    ]
+    window.bridge(
+        ev.AlertChanged(
+            metric="daily_orders",
+            rule="few orders",
+            kind="threshold",
+            state="firing",
+            since=None,
+            message="orders 3 below 10",
+        )
+    )
     qtbot.waitUntil(lambda: window.alert_bar.isVisibleTo(window), timeout=5000)
     assert "few orders" in window.alert_bar.text.text()
     assert "orders 3 below 10" in window.alert_bar.text.text()
@@ -194,7 +197,8 @@ def test_pausing_a_project_opened_without_its_scheduler_is_harmless(qtbot, setti
 
 
 def test_a_window_whose_schedule_runs_in_another_process_says_so_and_offers_no_pause(
-        qtbot, settings, tmp_path):
+    qtbot, settings, tmp_path
+):
     from lookback_gui.ui.session import Session
 
     path = two_metric_project(tmp_path)
@@ -254,9 +258,11 @@ def test_the_demo_data_begins_with_a_whole_day(tmp_path):
 
     write_demo(tmp_path / "demo", now=datetime(2026, 12, 7, 15, 37))
     con = duckdb.connect(str(tmp_path / "demo" / "shop.duckdb"), read_only=True)
-    first, = con.execute("SELECT min(ordered_at) FROM orders").fetchone()
-    days = con.execute("SELECT count(*) FROM orders GROUP BY date_trunc('day', ordered_at)"
-                       " ORDER BY date_trunc('day', ordered_at) LIMIT 2").fetchall()
+    (first,) = con.execute("SELECT min(ordered_at) FROM orders").fetchone()
+    days = con.execute(
+        "SELECT count(*) FROM orders GROUP BY date_trunc('day', ordered_at)"
+        " ORDER BY date_trunc('day', ordered_at) LIMIT 2"
+    ).fetchall()
     con.close()
     assert (first.hour, first.minute) == (0, 0)
     assert days[0][0] > 0.95 * days[1][0]  # as full as the day after it
@@ -276,9 +282,9 @@ def test_the_demo_being_built_shows_its_progress_until_it_is_done(qtbot, setting
     building.step.connect(lambda done, total: steps.append((done, total)))
     done = threading.Event()
     # seeded on another thread, as the app does: the steps reach the bar on the GUI thread
-    worker = threading.Thread(target=lambda: (ensure_demo(tmp_path / "demo",
-                                                          progress=building.step.emit),
-                                              done.set()))
+    worker = threading.Thread(
+        target=lambda: (ensure_demo(tmp_path / "demo", progress=building.step.emit), done.set())
+    )
     worker.start()
     qtbot.waitUntil(lambda: bool(steps) and steps[-1][0] == steps[-1][1], timeout=120000)
     worker.join()
@@ -286,7 +292,6 @@ def test_the_demo_being_built_shows_its_progress_until_it_is_done(qtbot, setting
     total = steps[-1][1]
     assert [s for s, _t in steps] == list(range(1, total + 1))
     assert building.bar.maximum() == total and building.bar.value() == total
-    assert window.statusBar().currentMessage() == \
-        "preparing the demo project: six weeks of pulls, 100 %…"
+    assert window.statusBar().currentMessage() == "preparing the demo project: six weeks of pulls, 100 %…"
     building.finish()
     assert building.bar.parent() is None and window.statusBar().currentMessage() == ""

@@ -37,10 +37,11 @@ def test_renaming_a_metric_in_its_editor_keeps_what_the_editor_does_not_show(qtb
     editor.save()
     assert editor.result() == editor.DialogCode.Accepted
     text = path.read_text(encoding="utf-8")
-    assert text == (PROJECT.replace("[metrics.daily_orders]", "[metrics.orders_per_day]")
-                    .replace("[metrics.daily_orders.checks]", "[metrics.orders_per_day.checks]")
-                    .replace("[[metrics.daily_orders.alerts]]",
-                             "[[metrics.orders_per_day.alerts]]"))
+    assert text == (
+        PROJECT.replace("[metrics.daily_orders]", "[metrics.orders_per_day]")
+        .replace("[metrics.daily_orders.checks]", "[metrics.orders_per_day.checks]")
+        .replace("[[metrics.daily_orders.alerts]]", "[[metrics.orders_per_day.alerts]]")
+    )
 
 
 def test_saving_an_unchanged_metric_leaves_the_file_alone(qtbot, bridge, path):
@@ -85,8 +86,7 @@ def test_a_sql_syntax_error_names_the_line_at_fault(qtbot, bridge, tmp_path):
     assert "LINE 2: FORM ordrs" in editor.preview_info.text()
 
 
-def test_an_error_text_goes_once_its_mistake_is_fixed_and_preview_says_why_not(
-        qtbot, bridge, path):
+def test_an_error_text_goes_once_its_mistake_is_fixed_and_preview_says_why_not(qtbot, bridge, path):
     project = load_project(path)
     editor = MetricEditor(project, bridge, project.metrics["daily_orders"])
     qtbot.addWidget(editor)
@@ -162,8 +162,9 @@ def test_a_preview_error_goes_once_the_sql_is_fixed(qtbot, bridge, tmp_path):
     assert "ordrs" not in editor.preview_info.text()
 
 
-@pytest.mark.parametrize(("locale", "said"), [("de_DE", "At 06:00;"), ("en_GB", "At 06:00;"),
-                                              ("en_US", "At 06:00 AM;")])
+@pytest.mark.parametrize(
+    ("locale", "said"), [("de_DE", "At 06:00;"), ("en_GB", "At 06:00;"), ("en_US", "At 06:00 AM;")]
+)
 def test_the_cron_preview_speaks_the_locale_s_clock(qtbot, bridge, path, locale, said):
     from PySide6.QtCore import QLocale
 

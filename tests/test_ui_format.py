@@ -11,12 +11,21 @@ pytest.importorskip("PySide6.QtWidgets")
 from lookback_gui.ui.models import PreviewModel, fmt_number
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (4585.240000000002, "4,585.24"), (2_210_000.5, "2,210,000.50"), (12320.82, "12,320.82"),
-    (287072.0, "287,072"), (9_223_372_036_854_775_806, "9,223,372,036,854,775,806"),
-    (Decimal("1234.5"), "1,234.50"), (0.0012345, "0.0012"), (-3.5, "-3.50"), (None, "–"),
-    (float("nan"), "–"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (4585.240000000002, "4,585.24"),
+        (2_210_000.5, "2,210,000.50"),
+        (12320.82, "12,320.82"),
+        (287072.0, "287,072"),
+        (9_223_372_036_854_775_806, "9,223,372,036,854,775,806"),
+        (Decimal("1234.5"), "1,234.50"),
+        (0.0012345, "0.0012"),
+        (-3.5, "-3.50"),
+        (None, "–"),
+        (float("nan"), "–"),
+    ],
+)
 def test_numbers_read_the_same_everywhere(value, text):
     assert fmt_number(value) == text
 
@@ -41,16 +50,22 @@ def test_long_tooltips_are_rich_text_that_qt_wraps():
     long = "quality check failed: the query returned no rows for the window " * 3
     for text in ("short <error>", long):
         tip = wrapped_tip(text)
-        assert tip is not None and Qt.mightBeRichText(tip) and "&lt;error&gt;" in wrapped_tip(
-            "short <error>")
+        assert tip is not None and Qt.mightBeRichText(tip) and "&lt;error&gt;" in wrapped_tip("short <error>")
     assert "width='440'" in wrapped_tip(long)
     assert wrapped_tip(None) is None
 
 
-@pytest.mark.parametrize(("pct", "text"), [
-    (12.345, "+12.3%"), (-0.5, "-0.5%"), (0.0034, "+0.003%"), (-0.042, "-0.04%"),
-    (0.0000001, "+<0.001%"), (0.1, "+0.1%"),
-])
+@pytest.mark.parametrize(
+    ("pct", "text"),
+    [
+        (12.345, "+12.3%"),
+        (-0.5, "-0.5%"),
+        (0.0034, "+0.003%"),
+        (-0.042, "-0.04%"),
+        (0.0000001, "+<0.001%"),
+        (0.1, "+0.1%"),
+    ],
+)
 def test_a_small_change_never_reads_as_zero_percent(pct, text):
     from lookback_gui.ui.models import fmt_pct
 
@@ -67,9 +82,20 @@ def test_the_runs_log_fits_its_counts(qtbot, tmp_path):
 
     fields = {name: None for name in RunRecord.__dataclass_fields__}
     now = datetime(2026, 12, 7, tzinfo=UTC)
-    fields.update(id=1, metric="daily_orders", trigger="manual", status="succeeded", as_of=now,
-                  window_start=now, window_end=now, attempts=1, rows=123_456_789, new=123_456_789,
-                  revised=0, removed=0)
+    fields.update(
+        id=1,
+        metric="daily_orders",
+        trigger="manual",
+        status="succeeded",
+        as_of=now,
+        window_start=now,
+        window_end=now,
+        attempts=1,
+        rows=123_456_789,
+        new=123_456_789,
+        revised=0,
+        removed=0,
+    )
     model = RunsModel()
     bridge = Bridge()
     log = RunsLog(model, bridge)

@@ -26,7 +26,8 @@ from tests.test_ui import open_and_wait, recent_shop
 
 TWO_METRICS = project_text() + (
     '\n[metrics.revenue]\nsource = "shop"\ngrain = "day"\nlookback = "7d"\nretries = 0\n'
-    f'sql = """\n{DAILY_SQL.strip()}\n"""\n')
+    f'sql = """\n{DAILY_SQL.strip()}\n"""\n'
+)
 
 
 @pytest.fixture
@@ -42,8 +43,7 @@ def busy_shop(tmp_path: Path) -> Path:
     from datetime import datetime, timedelta
 
     today = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = [(i, today - timedelta(days=d, hours=-10), "DE", 10.0 + d)
-            for i, d in enumerate(range(1, 7))]
+    rows = [(i, today - timedelta(days=d, hours=-10), "DE", 10.0 + d) for i, d in enumerate(range(1, 7))]
     return make_orders(tmp_path / "shop.duckdb", rows)
 
 
@@ -60,19 +60,18 @@ def two_metric_project(tmp_path: Path) -> Path:
 
 def choose_measure(qtbot, chart, measure: str) -> None:
     """Show ``measure`` on ``chart`` and wait until it is drawn."""
-    qtbot.waitUntil(lambda: chart.measure_box.findText(measure) >= 0 and chart._data is not None,
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: chart.measure_box.findText(measure) >= 0 and chart._data is not None, timeout=10000
+    )
     if chart._data.measure == measure and chart.measure_box.currentText() == measure:
         return
-    with qtbot.waitSignal(chart.loaded, timeout=10000,
-                          check_params_cb=lambda d: d.measure == measure):
+    with qtbot.waitSignal(chart.loaded, timeout=10000, check_params_cb=lambda d: d.measure == measure):
         chart.measure_box.setCurrentText(measure)
 
 
 def zoom_in(qtbot, window) -> list[list[float]]:
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None, timeout=10000)
     qtbot.waitUntil(lambda: window.bridge.pending == 0, timeout=10000)
     x = chart._data.drawing.x
     view = chart.plot.getViewBox()
@@ -83,8 +82,10 @@ def zoom_in(qtbot, window) -> list[list[float]]:
 
 def add_order(tmp_path: Path) -> None:
     con = duckdb.connect(str(tmp_path / "shop.duckdb"))
-    con.execute("INSERT INTO orders SELECT 99, ordered_at + INTERVAL 1 MINUTE, 'DE', 1.0 "
-                "FROM orders WHERE order_id = 2")
+    con.execute(
+        "INSERT INTO orders SELECT 99, ordered_at + INTERVAL 1 MINUTE, 'DE', 1.0 "
+        "FROM orders WHERE order_id = 2"
+    )
     con.close()
 
 
@@ -93,13 +94,13 @@ def test_a_pull_of_the_metric_shown_keeps_the_zoom_measure_and_series(qtbot, win
     open_and_wait(qtbot, window, path)
     window.select_metric("daily_orders")
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders",
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.metric == "daily_orders", timeout=10000)
     choose_measure(qtbot, chart, "revenue")
     zoomed = zoom_in(qtbot, window)
     add_order(tmp_path)
-    with qtbot.waitSignal(chart.loaded, timeout=20000,
-                          check_params_cb=lambda d: int(d.arrays["versions"].max()) == 2):
+    with qtbot.waitSignal(
+        chart.loaded, timeout=20000, check_params_cb=lambda d: int(d.arrays["versions"].max()) == 2
+    ):
         window.run_now()
     assert chart.measure_box.currentText() == "revenue"
     assert np.allclose(chart.plot.getViewBox().targetRange(), zoomed)
@@ -115,8 +116,11 @@ def test_a_pull_of_another_metric_leaves_the_chart_alone(qtbot, window, tmp_path
     zoomed = zoom_in(qtbot, window)
     drawn: list[object] = []
     window.chart.loaded.connect(drawn.append)
-    with qtbot.waitSignals([window.bridge.core_event, window.refreshed], timeout=20000,
-                           check_params_cbs=[lambda e: isinstance(e, ev.RunFinished), None]):
+    with qtbot.waitSignals(
+        [window.bridge.core_event, window.refreshed],
+        timeout=20000,
+        check_params_cbs=[lambda e: isinstance(e, ev.RunFinished), None],
+    ):
         window.scheduler.run_now("revenue")
     qtbot.waitUntil(lambda: window.runs_model.record(0).status == "succeeded", timeout=10000)
     qtbot.waitUntil(lambda: window.bridge.pending == 0, timeout=10000)
@@ -133,14 +137,14 @@ def test_runs_that_no_event_announced_appear_at_the_slow_refresh(qtbot, window, 
     qtbot.waitUntil(lambda: window.bridge.pending == 0, timeout=10000)
     add_order(tmp_path)
     run = run_pull(window.project, "daily_orders", window.store)  # no scheduler, no event
-    with qtbot.waitSignal(window.chart.loaded, timeout=20000,
-                          check_params_cb=lambda d: int(d.arrays["versions"].max()) == 2):
+    with qtbot.waitSignal(
+        window.chart.loaded, timeout=20000, check_params_cb=lambda d: int(d.arrays["versions"].max()) == 2
+    ):
         window._fallback.timeout.emit()
     qtbot.waitUntil(lambda: window.runs_model.record(0).id == run.id, timeout=10000)
 
 
-def test_opening_and_closing_a_project_plan_and_join_off_the_gui_thread(
-        qtbot, window, tmp_path, monkeypatch):
+def test_opening_and_closing_a_project_plan_and_join_off_the_gui_thread(qtbot, window, tmp_path, monkeypatch):
     from lookback_gui.core.schedule import scheduler as scheduler_module
 
     threads: dict[str, str] = {}
@@ -187,8 +191,9 @@ def test_switching_projects_leaves_nothing_of_the_old_one_on_screen(qtbot, windo
     first.mkdir()
     path = two_metric_project(first)
     open_and_wait(qtbot, window, path, start_scheduler=False)
-    qtbot.waitUntil(lambda: window.chart._data is not None and window.runs_model.rowCount() == 2,
-                    timeout=10000)
+    qtbot.waitUntil(
+        lambda: window.chart._data is not None and window.runs_model.rowCount() == 2, timeout=10000
+    )
     window.tabs.setCurrentWidget(window.runs_log)
     log = window.runs_log
     log.view.selectRow(0)
@@ -218,13 +223,15 @@ def test_the_series_box_shows_current_totals_after_a_run(qtbot, window, tmp_path
     qtbot.waitUntil(lambda: window.bridge.pending == 0, timeout=10000)
     before = chart.series_box.itemText(0)
     add_order(tmp_path)
-    with qtbot.waitSignal(chart.loaded, timeout=20000,
-                          check_params_cb=lambda d: int(d.arrays["versions"].max()) == 2):
+    with qtbot.waitSignal(
+        chart.loaded, timeout=20000, check_params_cb=lambda d: int(d.arrays["versions"].max()) == 2
+    ):
         window.run_now()
     assert chart.series_box.itemText(0) != before
     total = sum(s for d, m, s in chart._data.series if m == chart._data.measure)
-    assert chart.series_box.itemText(0).endswith(f"({total:,.0f})") or \
-        chart.series_box.itemText(0).endswith(f"({total:,.2f})")
+    assert chart.series_box.itemText(0).endswith(f"({total:,.0f})") or chart.series_box.itemText(0).endswith(
+        f"({total:,.2f})"
+    )
 
 
 def test_a_pull_keeps_the_selected_revision(qtbot, window, tmp_path):
@@ -264,8 +271,9 @@ def test_an_edit_of_the_project_file_made_elsewhere_reaches_the_tree(qtbot, wind
     path.write_text(path.read_text().replace("[metrics.revenue]", "[metrics.sales]"))
     later = path.stat().st_mtime + 5
     os.utime(path, (later, later))
-    with qtbot.waitSignal(window.bridge.core_event, timeout=10000,
-                          check_params_cb=lambda e: isinstance(e, ev.Notice)):
+    with qtbot.waitSignal(
+        window.bridge.core_event, timeout=10000, check_params_cb=lambda e: isinstance(e, ev.Notice)
+    ):
         window.scheduler.reload_if_changed()  # as its tick does every few seconds
     assert [i.text(0) for i in window.tree.metric_items()] == ["daily_orders", "sales"]
     assert window.project is window.scheduler.project
@@ -293,13 +301,13 @@ def test_the_chart_shows_the_values_as_known_at_a_date(qtbot, window, tmp_path):
     choose_measure(qtbot, chart, "revenue")
     assert chart._data.arrays["value"].tolist() == [11.0]
 
-    with qtbot.waitSignal(chart.loaded, timeout=10000,
-                          check_params_cb=lambda d: d.as_known_at is not None):
+    with qtbot.waitSignal(chart.loaded, timeout=10000, check_params_cb=lambda d: d.as_known_at is not None):
         chart.as_of_box.setCurrentIndex(chart.as_of_box.findText("a date and time…"))
     assert chart.known_at_edit.isVisibleTo(chart)
     assert chart.known_at_edit.dateTime().toPython() == second  # the newest run's known time
-    with qtbot.waitSignal(chart.loaded, timeout=10000,
-                          check_params_cb=lambda d: d.as_known_at == datetime(2026, 10, 30, 15)):
+    with qtbot.waitSignal(
+        chart.loaded, timeout=10000, check_params_cb=lambda d: d.as_known_at == datetime(2026, 10, 30, 15)
+    ):
         chart.known_at_edit.setDateTime(QDateTime(datetime(2026, 10, 30, 15)))
     assert chart._data.arrays["value"].tolist() == [10.0]  # as known between the two pulls
     assert "as known at 2026-10-30 15:00" in chart.status.text()
@@ -310,8 +318,7 @@ def test_the_chart_shows_the_values_as_known_at_a_date(qtbot, window, tmp_path):
     assert chart._data.arrays["value"].tolist() == [10.0]
 
 
-def test_the_first_look_at_the_runs_does_not_start_the_charts_first_load_over(
-        qtbot, tmp_path, monkeypatch):
+def test_the_first_look_at_the_runs_does_not_start_the_charts_first_load_over(qtbot, tmp_path, monkeypatch):
     from lookback_gui.ui import chart as chart_module
     from lookback_gui.ui.main_window import _settings_key
 
@@ -339,15 +346,15 @@ def test_the_first_look_at_the_runs_does_not_start_the_charts_first_load_over(
 
 
 def test_a_run_announced_while_the_chart_loads_is_shown_once_the_load_arrives(
-        qtbot, window, tmp_path, monkeypatch):
+    qtbot, window, tmp_path, monkeypatch
+):
     from lookback_gui.ui import chart as chart_module
 
     path = two_metric_project(tmp_path)
     open_and_wait(qtbot, window, path, start_scheduler=False)
     window.select_metric("daily_orders")
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and window.bridge.pending == 0,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: chart._data is not None and window.bridge.pending == 0, timeout=10000)
     release = threading.Event()
     real = chart_module.load_chart
 
@@ -373,7 +380,8 @@ def test_a_run_announced_while_the_chart_loads_is_shown_once_the_load_arrives(
 
 
 def test_the_runs_log_shows_its_first_page_before_the_rest_of_the_first_snapshot(
-        qtbot, window, tmp_path, monkeypatch):
+    qtbot, window, tmp_path, monkeypatch
+):
     path = two_metric_project(tmp_path)
     release = threading.Event()
     real = Store.last_successful_run

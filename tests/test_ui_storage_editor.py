@@ -64,11 +64,12 @@ def _parquet_in(server, bucket: str, folder: Path) -> str:
     """One Parquet file written by DuckDB, put into the bucket under events/day=1/."""
     file = folder / "part-0.parquet"
     con = duckdb.connect()
-    con.execute("COPY (SELECT TIMESTAMP '2026-11-20 10:00' AS ordered_at, 'DE' AS country, "
-                f"4.5::DOUBLE AS amount) TO '{file}' (FORMAT parquet)")
+    con.execute(
+        "COPY (SELECT TIMESTAMP '2026-11-20 10:00' AS ordered_at, 'DE' AS country, "
+        f"4.5::DOUBLE AS amount) TO '{file}' (FORMAT parquet)"
+    )
     con.close()
-    server.client().put_object(Bucket=bucket, Key="events/day=1/part-0.parquet",
-                               Body=file.read_bytes())
+    server.client().put_object(Bucket=bucket, Key="events/day=1/part-0.parquet", Body=file.read_bytes())
     return f"s3://{bucket}/events/*/*.parquet"
 
 
@@ -95,7 +96,8 @@ def _fill(editor: SourceEditor, kind: str, url: str, server) -> None:
 
 @pytest.mark.parametrize("kind", ["parquet", "delta", "iceberg"])
 def test_a_source_in_object_storage_is_tested_browsed_and_saved_with_its_secret_in_the_keyring(
-        qtbot, bridge, tmp_path, s3_server, memory_keyring, kind, monkeypatch):
+    qtbot, bridge, tmp_path, s3_server, memory_keyring, kind, monkeypatch
+):
     monkeypatch.delenv("LOOKBACK_TEST_S3_SECRET", raising=False)
     url = _url_of(kind, s3_server, tmp_path)
     path = tmp_path / "lookback.toml"
@@ -134,8 +136,7 @@ def test_a_source_in_object_storage_is_tested_browsed_and_saved_with_its_secret_
     assert {r["column"] for r in describe_schema(source)} >= {"ordered_at", "amount"}
 
 
-def test_without_a_keyring_the_secret_is_refused_and_nothing_is_written(qtbot, bridge, tmp_path,
-                                                                        s3_server):
+def test_without_a_keyring_the_secret_is_refused_and_nothing_is_written(qtbot, bridge, tmp_path, s3_server):
     path = tmp_path / "lookback.toml"
     path.write_text(project_text(), encoding="utf-8")
     before = path.read_text(encoding="utf-8")
@@ -152,12 +153,12 @@ def test_without_a_keyring_the_secret_is_refused_and_nothing_is_written(qtbot, b
     assert "access key id" in editor.errors["secret"].text()
 
 
-def test_a_source_moved_from_a_url_to_a_local_file_loses_its_storage_keys(qtbot, bridge,
-                                                                          tmp_path, s3_server):
+def test_a_source_moved_from_a_url_to_a_local_file_loses_its_storage_keys(qtbot, bridge, tmp_path, s3_server):
     path = tmp_path / "lookback.toml"
-    path.write_text(project_text(
-        source=f'type = "parquet"\npath = "s3://b/events/*.parquet"\n{s3_server.source_keys()}'),
-        encoding="utf-8")
+    path.write_text(
+        project_text(source=f'type = "parquet"\npath = "s3://b/events/*.parquet"\n{s3_server.source_keys()}'),
+        encoding="utf-8",
+    )
     project = load_project(path)
     editor = SourceEditor(project, bridge, project.sources["shop"])
     qtbot.addWidget(editor)
@@ -172,13 +173,16 @@ def test_a_source_moved_from_a_url_to_a_local_file_loses_its_storage_keys(qtbot,
     assert "access_key_id" not in path.read_text(encoding="utf-8")
 
 
-def test_a_gs_source_keeps_its_endpoint_and_an_az_source_shows_no_s3_fields(qtbot, bridge,
-                                                                           tmp_path):
+def test_a_gs_source_keeps_its_endpoint_and_an_az_source_shows_no_s3_fields(qtbot, bridge, tmp_path):
     path = tmp_path / "lookback.toml"
-    path.write_text(project_text(
-        source='type = "parquet"\npath = "gs://lake/events/*.parquet"\naccess_key_id = "HMAC"\n'
-               'secret_env = "GCS_SECRET"\nendpoint = "storage-lake.p.googleapis.com"\n'
-               'url_style = "path"'), encoding="utf-8")
+    path.write_text(
+        project_text(
+            source='type = "parquet"\npath = "gs://lake/events/*.parquet"\naccess_key_id = "HMAC"\n'
+            'secret_env = "GCS_SECRET"\nendpoint = "storage-lake.p.googleapis.com"\n'
+            'url_style = "path"'
+        ),
+        encoding="utf-8",
+    )
     project = load_project(path)
     editor = SourceEditor(project, bridge, project.sources["shop"])
     qtbot.addWidget(editor)

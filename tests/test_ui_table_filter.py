@@ -24,14 +24,17 @@ def _proxy(qtbot) -> QueryFilter:
 
 
 def _shown(proxy: QueryFilter) -> list[tuple[str, ...]]:
-    return [tuple(proxy.index(row, column).data() for column in range(4))
-            for row in range(proxy.rowCount())]
+    return [tuple(proxy.index(row, column).data() for column in range(4)) for row in range(proxy.rowCount())]
 
 
 def test_a_query_is_words_column_terms_negations_and_quotes() -> None:
     assert parse_query('country=GB Revenue -failed measure:orders "new york"') == [
-        Term("gb", "country"), Term("revenue"), Term("failed", negated=True),
-        Term("orders", "measure"), Term("new york")]
+        Term("gb", "country"),
+        Term("revenue"),
+        Term("failed", negated=True),
+        Term("orders", "measure"),
+        Term("new york"),
+    ]
     assert parse_query('"unbalanced') == [Term('"unbalanced')]
 
 

@@ -46,8 +46,7 @@ def test_a_cycle_of_qt_objects_is_collected_on_the_gui_thread(qtbot):
 
 
 @pytest.mark.parametrize("view", ["compare", "dashboard"])
-def test_a_load_that_completes_after_its_widget_was_deleted_is_dropped(qtbot, project, monkeypatch,
-                                                                       view):
+def test_a_load_that_completes_after_its_widget_was_deleted_is_dropped(qtbot, project, monkeypatch, view):
     """The bridge outlives the widget (it is shared): the result of a load still on its way
     when the widget is deleted reaches nothing of it."""
     from lookback_gui.core.project import load_project
@@ -60,8 +59,7 @@ def test_a_load_that_completes_after_its_widget_was_deleted_is_dropped(qtbot, pr
     store = Store(config.store_path)
     run_pull(config, "daily_orders", store, as_of=ts("2026-10-30T12:00"))
     go, started = threading.Event(), threading.Event()
-    module, name = (compare, "load_comparison") if view == "compare" else (dashboard,
-                                                                           "load_metric_charts")
+    module, name = (compare, "load_comparison") if view == "compare" else (dashboard, "load_metric_charts")
     load = getattr(module, name)
 
     def held(*args: object, **kwargs: object) -> object:
@@ -98,8 +96,7 @@ def threads_now() -> set[threading.Thread]:
 
 
 @pytest.mark.parametrize("how", ["deleteLater", "dropped"])
-def test_a_window_deleted_without_being_closed_closes_its_session(qtbot, tmp_path, write_project,
-                                                                   how):
+def test_a_window_deleted_without_being_closed_closes_its_session(qtbot, tmp_path, write_project, how):
     """Deleted with deleteLater() only, or dropped by Python, the window's session still
     closes: its scheduler's, store's and session's threads end and its store can be opened
     again."""

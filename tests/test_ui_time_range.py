@@ -25,8 +25,9 @@ DAY = 86400.0
 @pytest.fixture
 def shop(tmp_path: Path) -> Path:
     start = ts("2026-08-01T10:00")
-    make_orders(tmp_path / "shop.duckdb", [(i, start + timedelta(days=i), "DE", float(i))
-                                           for i in range(90)])  # to 2026-10-29
+    make_orders(
+        tmp_path / "shop.duckdb", [(i, start + timedelta(days=i), "DE", float(i)) for i in range(90)]
+    )  # to 2026-10-29
     path = tmp_path / "lookback.toml"
     path.write_text(project_text(lookback='"100d"'))
     project = load_project(path)
@@ -42,8 +43,7 @@ def shown(qtbot, settings: QSettings, path: Path):
         window.open_project(path, start_scheduler=False)
     window.select_metric("daily_orders")
     chart = window.chart
-    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None,
-                    timeout=20000)
+    qtbot.waitUntil(lambda: chart._data is not None and chart._data.drawing is not None, timeout=20000)
     return window, chart
 
 
@@ -78,16 +78,22 @@ def test_quick_ranges_the_lookback_and_a_typed_range_remembered_per_metric(qtbot
     for edit, text in ((picker.start, "2026-09-01T00:00"), (picker.end, "2026-09-15T00:00")):
         edit.setDateTime(_utc(text))
         edit.editingFinished.emit()
-    assert x_range(chart) == pytest.approx((epoch("2026-09-01T00:00"),
-                                            epoch("2026-09-15T00:00")), abs=DAY * 0.2)
+    assert x_range(chart) == pytest.approx(
+        (epoch("2026-09-01T00:00"), epoch("2026-09-15T00:00")), abs=DAY * 0.2
+    )
     window.close_session(wait=True)
     window.close()
 
     # opened again: the same metric shows the same range
     again, chart = shown(qtbot, settings, shop)
     assert chart.range_picker.choice() == "from … to …"
-    qtbot.waitUntil(lambda: x_range(chart) == pytest.approx(
-        (epoch("2026-09-01T00:00"), epoch("2026-09-15T00:00")), abs=DAY * 0.2), timeout=10000)
+    qtbot.waitUntil(
+        lambda: (
+            x_range(chart)
+            == pytest.approx((epoch("2026-09-01T00:00"), epoch("2026-09-15T00:00")), abs=DAY * 0.2)
+        ),
+        timeout=10000,
+    )
     again.close_session(wait=True)
 
     # another project's metric of the same name keeps its own (all of it)

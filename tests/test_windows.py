@@ -69,8 +69,7 @@ def test_day_buckets_follow_the_local_calendar_across_dst(day, hours):
     window = compute_window(as_of, Grain.DAY, 1)
     assert window.start == dt(day)
     utc = ZoneInfo("UTC")
-    real = (window.end.replace(tzinfo=zone).astimezone(utc)
-            - window.start.replace(tzinfo=zone).astimezone(utc))
+    real = window.end.replace(tzinfo=zone).astimezone(utc) - window.start.replace(tzinfo=zone).astimezone(utc)
     assert real == timedelta(hours=hours)
 
 
@@ -91,8 +90,15 @@ def test_relative_as_of():
 
 @pytest.mark.parametrize(
     ("lookback", "grain", "expected"),
-    [("7d", Grain.DAY, 7), ("36h", Grain.HOUR, 36), ("4w", Grain.WEEK, 4),
-     ("28d", Grain.WEEK, 4), ("2h", Grain.MINUTE, 120), (3, Grain.MONTH, 3), ("1d", Grain.HOUR, 24)],
+    [
+        ("7d", Grain.DAY, 7),
+        ("36h", Grain.HOUR, 36),
+        ("4w", Grain.WEEK, 4),
+        ("28d", Grain.WEEK, 4),
+        ("2h", Grain.MINUTE, 120),
+        (3, Grain.MONTH, 3),
+        ("1d", Grain.HOUR, 24),
+    ],
 )
 def test_lookback_in_buckets(lookback, grain, expected):
     assert lookback_buckets(lookback, grain) == expected
@@ -100,12 +106,14 @@ def test_lookback_in_buckets(lookback, grain, expected):
 
 @pytest.mark.parametrize(
     ("lookback", "grain", "message"),
-    [("36h", Grain.DAY, "not a whole number of day buckets"),
-     ("10d", Grain.WEEK, "not a whole number of week buckets"),
-     ("90s", Grain.MINUTE, "not a whole number of minute buckets"),
-     ("3w", Grain.MONTH, "number of buckets"),
-     (0, Grain.DAY, "at least 1 bucket"),
-     ("seven days", Grain.DAY, "is not a duration")],
+    [
+        ("36h", Grain.DAY, "not a whole number of day buckets"),
+        ("10d", Grain.WEEK, "not a whole number of week buckets"),
+        ("90s", Grain.MINUTE, "not a whole number of minute buckets"),
+        ("3w", Grain.MONTH, "number of buckets"),
+        (0, Grain.DAY, "at least 1 bucket"),
+        ("seven days", Grain.DAY, "is not a duration"),
+    ],
 )
 def test_bad_lookbacks(lookback, grain, message):
     with pytest.raises(ValueError, match=message):

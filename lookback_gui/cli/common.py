@@ -20,15 +20,12 @@ from lookback_gui.core.project import DEFAULT_PROJECT, Project, load_project
 from lookback_gui.core.timing.windows import parse_timestamp
 
 if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that open it
-
     from lookback_gui.core.pull import PullControl
     from lookback_gui.core.store import RunRecord, Store
     from lookback_gui.core.store.events import Event, Observer
 
 # a command group's ``register`` gets this: add(name, command, help) -> its parser
 AddCommand = Callable[[str, Callable[..., int], str], argparse.ArgumentParser]
-
-
 
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
@@ -61,8 +58,9 @@ class Parser(argparse.ArgumentParser):
 
 def project_of(args: argparse.Namespace) -> Project:
     if args.project is not None and not args.project.strip():
-        raise UsageError(f"--project is empty; give a project file (or leave it out for "
-                         f"{DEFAULT_PROJECT} in this folder)")
+        raise UsageError(
+            f"--project is empty; give a project file (or leave it out for {DEFAULT_PROJECT} in this folder)"
+        )
     return load_project(args.project or DEFAULT_PROJECT)
 
 
@@ -123,8 +121,10 @@ def as_of_flag(text: str | None, project: Project, metric: str) -> datetime | No
     moment = timestamp_flag(text, project, metric, "--as-of")
     now = local_now(project.metrics[metric].zone)
     if moment > now:
-        raise UsageError(f"--as-of: {text!r} ({cell(moment)}) is in the future (now is "
-                         f"{cell(now)}); a pull is never as of a time that has not come yet")
+        raise UsageError(
+            f"--as-of: {text!r} ({cell(moment)}) is in the future (now is "
+            f"{cell(now)}); a pull is never as of a time that has not come yet"
+        )
     return moment
 
 
@@ -177,8 +177,9 @@ def until_ctrl_c(work: Callable[[PullControl], T], stop: Stop | None = None) -> 
         control.cancel()
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = ({sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-                if in_main else {})
+    previous = (
+        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    )
     try:
         thread = threading.Thread(target=target, name="pull", daemon=True)
         thread.start()
@@ -217,6 +218,7 @@ def time_range(args: argparse.Namespace, project: Project, metric: str) -> tuple
 
 def progress_printer(out: TextIO, err: TextIO) -> Callable[[int, int, RunRecord], None]:
     """One line per finished pull of a backfill or replay: "[3/12] run 7 ..."."""
+
     def progress(index: int, count: int, run: RunRecord) -> None:
         out.write(f"[{index}/{count}] {run_summary(run)}\n")
         out.flush()

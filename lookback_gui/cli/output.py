@@ -11,11 +11,7 @@ from lookback_gui.core import jsonout
 from lookback_gui.core.timing.moments import iso, machine_aware
 
 if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that open it
-
     from lookback_gui.core.store import LogLine, RunRecord
-
-
-
 
 
 def cell(value: Any) -> str:
@@ -30,15 +26,17 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO,
-                right: Sequence[str] = ()) -> None:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], out: TextIO, right: Sequence[str] = ()
+) -> None:
     """Print an aligned table; columns named in ``right`` are right-aligned."""
     text = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        parts = [c.rjust(w) if h in right else c.ljust(w)
-                 for c, w, h in zip(cells, widths, headers, strict=True)]
+        parts = [
+            c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, headers, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     out.write(line(headers) + "\n")
@@ -60,15 +58,20 @@ def run_summary(run: RunRecord) -> str:
     window = f"[{cell(run.window_start)}, {cell(run.window_end)})"
     head = f"run {run.id} {run.metric} {run.status}: window {window}"
     if run.status == "succeeded":
-        return (f"{head}, {run.rows} rows: {run.new} new, {run.revised} revised, "
-                f"{run.removed} removed, {run.unchanged} unchanged "
-                f"({run.duration_s or 0:.2f} s, {run.attempts} attempt"
-                f"{'s' if run.attempts != 1 else ''})")
+        return (
+            f"{head}, {run.rows} rows: {run.new} new, {run.revised} revised, "
+            f"{run.removed} removed, {run.unchanged} unchanged "
+            f"({run.duration_s or 0:.2f} s, {run.attempts} attempt"
+            f"{'s' if run.attempts != 1 else ''})"
+        )
     return f"{head} after {run.attempts} attempt{'s' if run.attempts != 1 else ''}"
 
 
-_ATTEMPT = re.compile(r"^attempt (\d+) failed: (.*?)(?:; retrying in ([\d.]+) s "
-                      r"\(attempt \d+ of \d+\))?$", re.DOTALL)
+_ATTEMPT = re.compile(
+    r"^attempt (\d+) failed: (.*?)(?:; retrying in ([\d.]+) s "
+    r"\(attempt \d+ of \d+\))?$",
+    re.DOTALL,
+)
 
 
 def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
@@ -80,21 +83,35 @@ def run_details(run: RunRecord, log: Sequence[LogLine]) -> dict[str, Any]:
     for line in log:
         match = _ATTEMPT.match(line.message)
         if match:
-            tries.append({"attempt": int(match.group(1)), "error": match.group(2),
-                          "retry_after_s": float(match.group(3)) if match.group(3) else None})
-    if run.status == "succeeded" and run.attempts and all(t["attempt"] != run.attempts
-                                                         for t in tries):
+            tries.append(
+                {
+                    "attempt": int(match.group(1)),
+                    "error": match.group(2),
+                    "retry_after_s": float(match.group(3)) if match.group(3) else None,
+                }
+            )
+    if run.status == "succeeded" and run.attempts and all(t["attempt"] != run.attempts for t in tries):
         tries.append({"attempt": run.attempts, "error": None, "retry_after_s": None})
     used = sorted(name for name in run.params if re.search(rf"\${name}\b", run.sql or ""))
-    data.update({
-        "timezone": run.timezone, "grain": run.grain,
-        "partial_start": iso_or_none(run.partial_start), "duration_s": run.duration_s,
-        "tries": tries, "checks": [dict(c) for c in run.checks], "warnings": list(run.warnings),
-        "schema_change": dict(run.schema_change), "measures": list(run.measures),
-        "log": [{"at": iso(machine_aware(line.at)), "level": line.level,
-                 "message": line.message} for line in log],
-        "sql": run.sql, "parameters": {name: run.params[name] for name in used},
-    })
+    data.update(
+        {
+            "timezone": run.timezone,
+            "grain": run.grain,
+            "partial_start": iso_or_none(run.partial_start),
+            "duration_s": run.duration_s,
+            "tries": tries,
+            "checks": [dict(c) for c in run.checks],
+            "warnings": list(run.warnings),
+            "schema_change": dict(run.schema_change),
+            "measures": list(run.measures),
+            "log": [
+                {"at": iso(machine_aware(line.at)), "level": line.level, "message": line.message}
+                for line in log
+            ],
+            "sql": run.sql,
+            "parameters": {name: run.params[name] for name in used},
+        }
+    )
     return data
 
 
@@ -103,11 +120,14 @@ def describe_event(event: object) -> str:
     from lookback_gui.core.store import events as ev
 
     if isinstance(event, ev.RunStarted):
-        return (f"run {event.run_id} {event.metric} started ({event.trigger}) for window "
-                f"[{cell(event.window_start)}, {cell(event.window_end)})")
+        return (
+            f"run {event.run_id} {event.metric} started ({event.trigger}) for window "
+            f"[{cell(event.window_start)}, {cell(event.window_end)})"
+        )
     if isinstance(event, ev.AttemptFailed):
-        then = (f"; retrying in {event.next_delay_s:.1f} s" if event.next_delay_s is not None
-                else "; giving up")
+        then = (
+            f"; retrying in {event.next_delay_s:.1f} s" if event.next_delay_s is not None else "; giving up"
+        )
         return f"run {event.run_id} {event.metric} attempt {event.attempt} failed: {event.error}{then}"
     if isinstance(event, ev.RunFinished):
         text = run_summary(event.run) + (f": {event.run.error}" if event.run.error else "")
@@ -136,4 +156,3 @@ def size_text(count: int) -> str:
 
 def iso_or_none(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-

@@ -22,13 +22,24 @@ from lookback_gui.core.project import DEFAULT_PROJECT
 
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
-    common.add_argument("--project", metavar="FILE", default=argparse.SUPPRESS,
-                        help=f"the project file (default: {DEFAULT_PROJECT} in this folder)")
-    common.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks of unexpected errors")
-    parser = Parser(prog="lookback", parents=[common],
-                     description="Re-pull metrics over their lookback window and keep every "
-                                 "version (the headless side of Lookback GUI).")
+    common.add_argument(
+        "--project",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help=f"the project file (default: {DEFAULT_PROJECT} in this folder)",
+    )
+    common.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks of unexpected errors",
+    )
+    parser = Parser(
+        prog="lookback",
+        parents=[common],
+        description="Re-pull metrics over their lookback window and keep every "
+        "version (the headless side of Lookback GUI).",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -62,8 +73,7 @@ def _join_relative_times(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Run one command; return its exit status. Ctrl+C at any moment (while the command's
     modules load, too) is one ``error:`` line and status 130."""
     out = out or sys.stdout
@@ -121,8 +131,10 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
         if log_file() is not None:  # a process that keeps the log file (lookback schedule)
             err.write(f"error: {log_unexpected(args.command, exc)}\n")
             return EXIT_FAILED
-        err.write(f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; run with "
-                  "--verbose for the traceback)\n")
+        err.write(
+            f"error: unexpected {type(exc).__name__}: {exc} (this is a bug; run with "
+            "--verbose for the traceback)\n"
+        )
         return EXIT_FAILED
     finally:
         args.connections.close()
@@ -154,5 +166,3 @@ def entry_point() -> None:
     from lookback_gui.start import start
 
     start()
-
-

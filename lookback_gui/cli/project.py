@@ -18,8 +18,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.sources import describe_schema, source_warnings
 
     project = project_of(args)
-    out.write(f"project {project.path}: ok ({len(project.sources)} source(s), "
-              f"{len(project.metrics)} metric(s))\n")
+    out.write(
+        f"project {project.path}: ok ({len(project.sources)} source(s), {len(project.metrics)} metric(s))\n"
+    )
     failures = 0
     failed_sources: set[str] = set()
     for source in project.sources.values():
@@ -51,8 +52,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(f"metric {metric.name}: FAILED\n")
             continue
         dims = ", ".join(shape.dimensions) or "none"
-        out.write(f"metric {metric.name}: ok (measures: {', '.join(shape.measures)}; "
-                  f"dimensions: {dims})\n")
+        out.write(f"metric {metric.name}: ok (measures: {', '.join(shape.measures)}; dimensions: {dims})\n")
     return EXIT_FAILED if failures else EXIT_OK
 
 
@@ -65,10 +65,13 @@ def cmd_rename(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         try:
             done = rename_metric(project, store, args.metric, args.new)
         except OSError as exc:
-            raise UsageError(f"cannot write {project.path}: {exc.strerror or exc}; nothing "
-                             "was renamed") from None
-    out.write(f"renamed {args.metric} to {args.new.strip()} in {project.path} and in "
-              f"{store.label}: {done.summary}\n")
+            raise UsageError(
+                f"cannot write {project.path}: {exc.strerror or exc}; nothing was renamed"
+            ) from None
+    out.write(
+        f"renamed {args.metric} to {args.new.strip()} in {project.path} and in "
+        f"{store.label}: {done.summary}\n"
+    )
     return EXIT_OK
 
 
@@ -76,17 +79,22 @@ def cmd_demo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from lookback_gui.core.demo import write_demo
 
     path = write_demo(args.dir)
-    out.write(f"demo project written: {path}\n"
-              f"try:  cd {path.parent} && lookback pull daily_orders --as-of -2d && "
-              "lookback pull daily_orders && lookback revisions daily_orders\n")
+    out.write(
+        f"demo project written: {path}\n"
+        f"try:  cd {path.parent} && lookback pull daily_orders --as-of -2d && "
+        "lookback pull daily_orders && lookback revisions daily_orders\n"
+    )
     return EXIT_OK
 
 
 def register(add: AddCommand, common: Parser) -> None:
     """Add check, rename, demo to the parser."""
     add("check", cmd_check, "validate the project file and try every source and metric")
-    p = add("rename", cmd_rename, "rename a metric in the project file and in the store, with "
-            "its runs, versions and alert states")
+    p = add(
+        "rename",
+        cmd_rename,
+        "rename a metric in the project file and in the store, with its runs, versions and alert states",
+    )
     p.add_argument("metric")
     p.add_argument("new", metavar="NEW")
     p = add("demo", cmd_demo, "write a demo project with a sample source that has late events")

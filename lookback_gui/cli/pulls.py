@@ -41,18 +41,40 @@ def cmd_pull(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             from lookback_gui.core.timing.windows import local_now
 
             window = audit_window(config, as_of or local_now(config.zone))
-            run = until_ctrl_c(lambda control: run_pull(
-                project, config, store, trigger="audit", window=window, control=control,
-                observer=alert_warnings(err), connections=args.connections), args.stop)
+            run = until_ctrl_c(
+                lambda control: run_pull(
+                    project,
+                    config,
+                    store,
+                    trigger="audit",
+                    window=window,
+                    control=control,
+                    observer=alert_warnings(err),
+                    connections=args.connections,
+                ),
+                args.stop,
+            )
         else:
-            run = until_ctrl_c(lambda control: run_pull(
-                project, config, store, trigger="command-line", as_of=as_of, control=control,
-                observer=alert_warnings(err), connections=args.connections), args.stop)
+            run = until_ctrl_c(
+                lambda control: run_pull(
+                    project,
+                    config,
+                    store,
+                    trigger="command-line",
+                    as_of=as_of,
+                    control=control,
+                    observer=alert_warnings(err),
+                    connections=args.connections,
+                ),
+                args.stop,
+            )
     out.write(run_summary(run) + "\n")
     print_warnings(run, err)
     if run.status == "cancelled":
-        err.write(f"error: cancelled by {args.stop.said}: run {run.id} of {run.metric} is "
-                  "recorded as cancelled; nothing was committed\n")
+        err.write(
+            f"error: cancelled by {args.stop.said}: run {run.id} of {run.metric} is "
+            "recorded as cancelled; nothing was committed\n"
+        )
         return int(args.stop.code)
     if run.status != "succeeded":
         err.write(f"error: {run.error}\n")
@@ -71,26 +93,40 @@ class _Batch:
     where: Callable[[RunRecord], str]  # which part of the work a run was
 
 
-_BACKFILL = _Batch("backfill", "chunk(s)", "backfill chunk(s)", "the chunk(s) it stopped are",
-                   lambda run: f"[{cell(run.window_start)}, {cell(run.window_end)})")
-_REPLAY = _Batch("replay", "pull(s)", "replayed pull(s)", "the pull it stopped is",
-                 lambda run: f"as of {cell(run.as_of)}")
+_BACKFILL = _Batch(
+    "backfill",
+    "chunk(s)",
+    "backfill chunk(s)",
+    "the chunk(s) it stopped are",
+    lambda run: f"[{cell(run.window_start)}, {cell(run.window_end)})",
+)
+_REPLAY = _Batch(
+    "replay", "pull(s)", "replayed pull(s)", "the pull it stopped is", lambda run: f"as of {cell(run.as_of)}"
+)
 
 
-def _said_the_end(batch: _Batch, metric: str, runs: list[RunRecord], total: int,
-                  args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _said_the_end(
+    batch: _Batch,
+    metric: str,
+    runs: list[RunRecord],
+    total: int,
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+) -> int:
     """The failed runs, a cancellation or the success of a backfill or replay, and its exit
     status."""
     failed = [r for r in runs if r.status not in ("succeeded", "cancelled")]
     if failed:
-        err.write(f"error: {len(failed)} of {len(runs)} {batch.failed_unit} of {metric} "
-                  "failed:\n")
+        err.write(f"error: {len(failed)} of {len(runs)} {batch.failed_unit} of {metric} failed:\n")
         for run in failed:
             err.write(f"  run {run.id} {batch.where(run)}: {run.error}\n")
     if any(r.status == "cancelled" for r in runs) or len(runs) < total:
         done = sum(r.status == "succeeded" for r in runs)
-        err.write(f"error: {batch.command} of {metric} cancelled by {args.stop.said} after "
-                  f"{done} of {total} {batch.unit}; {batch.stopped} recorded as cancelled\n")
+        err.write(
+            f"error: {batch.command} of {metric} cancelled by {args.stop.said} after "
+            f"{done} of {total} {batch.unit}; {batch.stopped} recorded as cancelled\n"
+        )
         return int(args.stop.code)
     if failed:
         return EXIT_FAILED
@@ -105,26 +141,41 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     config = project.metric(args.metric)
     start, end = time_range(args, project, config.name)
     total = backfill_chunk_count(config, start, end)
-    plan = (f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one "
-            f"pull each")
-    known = ("each as of its own end (--as-known-then)" if args.as_known_then
-             else "each with what is known now")
+    plan = f"{total} chunk(s) of up to {config.buckets} {config.grain.value} bucket(s), one pull each"
+    known = (
+        "each as of its own end (--as-known-then)" if args.as_known_then else "each with what is known now"
+    )
     if total > MAX_BACKFILL_CHUNKS and not args.yes:
-        raise UsageError(f"backfill of {config.name} from {cell(start)} to {cell(end)} would "
-                         f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
-                         "confirmed with --yes (or narrow --from/--to)")
+        raise UsageError(
+            f"backfill of {config.name} from {cell(start)} to {cell(end)} would "
+            f"make {plan}; more than {MAX_BACKFILL_CHUNKS} is refused unless "
+            "confirmed with --yes (or narrow --from/--to)"
+        )
     concurrency = project.sources[config.source].concurrency
     workers = 2 if args.workers is None else args.workers
     if args.workers is not None and workers > concurrency:  # asked for more than it may
-        known += (f"; {concurrency} at once, not {workers}: source {config.source} has "
-                  f"concurrency = {concurrency}")
+        known += (
+            f"; {concurrency} at once, not {workers}: source {config.source} has concurrency = {concurrency}"
+        )
     out.write(f"backfill {config.name}: {plan}, {known}\n")
     out.flush()
     with open_store(project, err) as store:
-        runs = until_ctrl_c(lambda control: backfill(
-            project, config, store, start, end, on_chunk=progress_printer(out, err), workers=workers,
-            control=control, observer=alert_warnings(err), connections=args.connections,
-            as_known_then=args.as_known_then), args.stop)
+        runs = until_ctrl_c(
+            lambda control: backfill(
+                project,
+                config,
+                store,
+                start,
+                end,
+                on_chunk=progress_printer(out, err),
+                workers=workers,
+                control=control,
+                observer=alert_warnings(err),
+                connections=args.connections,
+                as_known_then=args.as_known_then,
+            ),
+            args.stop,
+        )
     return _said_the_end(_BACKFILL, config.name, runs, total, args, out, err)
 
 
@@ -142,25 +193,42 @@ def cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     snapshots = project.sources[config.source].snapshot_as_of
     count = count_replay_times(config, start, min(end, now), snapshots)  # counted: at once
     if count > MAX_BACKFILL_CHUNKS and not args.yes:
-        raise UsageError(f"a replay of {config.name} from {cell(start)} to "
-                         f"{cell(min(end, now))} would make {count:,} pulls (more than "
-                         f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead")
+        raise UsageError(
+            f"a replay of {config.name} from {cell(start)} to "
+            f"{cell(min(end, now))} would make {count:,} pulls (more than "
+            f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead"
+        )
     windows = replay_windows(config, start, end, now, snapshots=snapshots)
     if not windows:
-        raise UsageError(f"metric {config.name}: its schedule has no time in "
-                         f"[{cell(start)}, {cell(min(end, now))})")
+        raise UsageError(
+            f"metric {config.name}: its schedule has no time in [{cell(start)}, {cell(min(end, now))})"
+        )
     if len(windows) > MAX_BACKFILL_CHUNKS and not args.yes:
-        raise UsageError(f"a replay of {config.name} from {cell(start)} to "
-                         f"{cell(min(end, now))} would make {len(windows)} pulls (more than "
-                         f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead")
+        raise UsageError(
+            f"a replay of {config.name} from {cell(start)} to "
+            f"{cell(min(end, now))} would make {len(windows)} pulls (more than "
+            f"{MAX_BACKFILL_CHUNKS}); narrow the range, or add --yes to go ahead"
+        )
     stop = " (up to now)" if end > now else ""
-    out.write(f"replay {config.name}: {len(windows)} pull(s) on its schedule from "
-              f"{cell(windows[0].as_of)} to {cell(windows[-1].as_of)}{stop}\n")
+    out.write(
+        f"replay {config.name}: {len(windows)} pull(s) on its schedule from "
+        f"{cell(windows[0].as_of)} to {cell(windows[-1].as_of)}{stop}\n"
+    )
     out.flush()
     with open_store(project, err) as store:
-        runs = until_ctrl_c(lambda control: replay(
-            project, config, store, windows, on_run=progress_printer(out, err), control=control,
-            observer=alert_warnings(err), connections=args.connections), args.stop)
+        runs = until_ctrl_c(
+            lambda control: replay(
+                project,
+                config,
+                store,
+                windows,
+                on_run=progress_printer(out, err),
+                control=control,
+                observer=alert_warnings(err),
+                connections=args.connections,
+            ),
+            args.stop,
+        )
     return _said_the_end(_REPLAY, config.name, runs, len(windows), args, out, err)
 
 
@@ -171,9 +239,17 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.metric:
         project.metric(args.metric)
     with open_store(project, err) as store:
-        runs = until_ctrl_c(lambda control: retry_failed(
-            project, store, args.metric, observer=alert_warnings(err), control=control,
-            connections=args.connections), args.stop)
+        runs = until_ctrl_c(
+            lambda control: retry_failed(
+                project,
+                store,
+                args.metric,
+                observer=alert_warnings(err),
+                control=control,
+                connections=args.connections,
+            ),
+            args.stop,
+        )
     if not runs:
         out.write("no failed window is left uncovered\n")
         return EXIT_OK
@@ -184,8 +260,10 @@ def cmd_retry_failed(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for run in failed:
         err.write(f"error: run {run.id} of {run.metric}: {run.error}\n")
     if any(r.status == "cancelled" for r in runs):
-        err.write(f"error: retry-failed cancelled by {args.stop.said}; the run it stopped is "
-                  "recorded as cancelled\n")
+        err.write(
+            f"error: retry-failed cancelled by {args.stop.said}; the run it stopped is "
+            "recorded as cancelled\n"
+        )
         return int(args.stop.code)
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -195,26 +273,40 @@ def register(add: AddCommand, common: Parser) -> None:
     p = add("pull", cmd_pull, "one pull now; prints a one-line summary")
     p.add_argument("metric")
     p.add_argument("--as-of", metavar="TS", help="pull as of this time (default: now)")
-    p.add_argument("--audit", action="store_true",
-                   help="a deep pull over audit_factor times the lookback (trigger audit)")
+    p.add_argument(
+        "--audit",
+        action="store_true",
+        help="a deep pull over audit_factor times the lookback (trigger audit)",
+    )
     p = add("backfill", cmd_backfill, "pull every bucket in [from, to) in window-sized chunks")
     p.add_argument("metric")
     p.add_argument("--from", dest="from_", metavar="TS", required=True)
     p.add_argument("--to", metavar="TS", required=True)
-    p.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                   help="chunks pulled at once, at most the source's concurrency (default 2)")
-    p.add_argument("--yes", action="store_true",
-                   help="confirm a backfill of more than 1000 chunks")
-    p.add_argument("--as-known-then", action="store_true",
-                   help="pull each chunk as of its own end, not with what is known now (for "
-                   "SQL that uses $as_of; replay is usually what you want then)")
-    p = add("replay", cmd_replay, "for SQL that uses $as_of: run the metric's schedule over "
-            "the past, each pull as of its scheduled time")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="chunks pulled at once, at most the source's concurrency (default 2)",
+    )
+    p.add_argument("--yes", action="store_true", help="confirm a backfill of more than 1000 chunks")
+    p.add_argument(
+        "--as-known-then",
+        action="store_true",
+        help="pull each chunk as of its own end, not with what is known now (for "
+        "SQL that uses $as_of; replay is usually what you want then)",
+    )
+    p = add(
+        "replay",
+        cmd_replay,
+        "for SQL that uses $as_of: run the metric's schedule over "
+        "the past, each pull as of its scheduled time",
+    )
     p.add_argument("metric")
     p.add_argument("--from", dest="from_", metavar="TS", required=True)
     p.add_argument("--to", metavar="TS", required=True)
-    p.add_argument("--yes", action="store_true",
-                   help="go ahead even when the replay makes more than 1000 pulls")
-    p = add("retry-failed", cmd_retry_failed,
-            "re-run exactly the windows of failed runs not covered since")
+    p.add_argument(
+        "--yes", action="store_true", help="go ahead even when the replay makes more than 1000 pulls"
+    )
+    p = add("retry-failed", cmd_retry_failed, "re-run exactly the windows of failed runs not covered since")
     p.add_argument("metric", nargs="?")

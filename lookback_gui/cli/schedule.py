@@ -21,9 +21,6 @@ if TYPE_CHECKING:  # the store (DuckDB, numpy) is imported by the commands that 
     from lookback_gui.core.schedule.scheduler import Scheduler
 
 
-
-
-
 def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import signal
     import threading
@@ -54,17 +51,20 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # errors nobody expected: their tracebacks go to this log and to the log file
     tracebacks = _LogLines(out, lock)
     logging.getLogger().addHandler(tracebacks)
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not _take_the_lease(project, scheduler, stop, out, err):
             scheduler.shutdown(grace_s=0)
-            out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} "
-                      "scheduler stopped while standing by\n")
+            out.write(
+                f"{datetime.now().isoformat(sep=' ', timespec='seconds')} "
+                "scheduler stopped while standing by\n"
+            )
             return EXIT_OK
         scheduled = [m for m in project.metrics.values() if m.scheduled]
-        log_line_text = (f"scheduler started for {project.path}: {len(scheduled)} scheduled "
-                         f"metric(s), {args.workers} worker(s); stop with Ctrl+C or SIGTERM")
+        log_line_text = (
+            f"scheduler started for {project.path}: {len(scheduled)} scheduled "
+            f"metric(s), {args.workers} worker(s); stop with Ctrl+C or SIGTERM"
+        )
         out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} {log_line_text}\n")
         out.flush()
         scheduler.catch_up()
@@ -73,8 +73,10 @@ def cmd_schedule(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         while not stop.wait(0.2):
             pass
         with lock:
-            out.write(f"{datetime.now().isoformat(sep=' ', timespec='seconds')} stopping: "
-                      "no new pulls; running pulls get 10 s before they are cancelled\n")
+            out.write(
+                f"{datetime.now().isoformat(sep=' ', timespec='seconds')} stopping: "
+                "no new pulls; running pulls get 10 s before they are cancelled\n"
+            )
             out.flush()
         scheduler.shutdown(grace_s=10.0)
     finally:
@@ -117,8 +119,9 @@ def _start_log(err: TextIO) -> None:
         err.write(f"warning: no log file: cannot write {log_dir()}: {exc.strerror}\n")
 
 
-def _take_the_lease(project: Project, scheduler: Scheduler, stop: threading.Event,
-                    out: TextIO, err: TextIO) -> bool:
+def _take_the_lease(
+    project: Project, scheduler: Scheduler, stop: threading.Event, out: TextIO, err: TextIO
+) -> bool:
     """Start ``scheduler``. On a team store whose scheduler runs elsewhere, stand by and take
     over when that one stops or dies; False when stopped while standing by."""
 
@@ -145,5 +148,6 @@ def _take_the_lease(project: Project, scheduler: Scheduler, stop: threading.Even
 def register(add: AddCommand, common: Parser) -> None:
     """Add schedule to the parser."""
     p = add("schedule", cmd_schedule, "run the scheduler headless until SIGINT/SIGTERM")
-    p.add_argument("--workers", type=positive_int, default=2, metavar="N",
-                   help="pulls that may run at once (default 2)")
+    p.add_argument(
+        "--workers", type=positive_int, default=2, metavar="N", help="pulls that may run at once (default 2)"
+    )

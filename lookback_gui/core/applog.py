@@ -77,8 +77,7 @@ def enable_logging(folder: Path | None = None) -> Path:
             return Path(_handler.baseFilename)
         target = folder or log_dir()
         target.mkdir(parents=True, exist_ok=True)
-        handler = _RotatingLog(target / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS,
-                               encoding="utf-8")
+        handler = _RotatingLog(target / LOG_FILE, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
         handler.setFormatter(logging.Formatter(FORMAT))
         handler.setLevel(logging.INFO)
         root = logging.getLogger()
@@ -92,8 +91,7 @@ def enable_logging(folder: Path | None = None) -> Path:
         faulthandler.enable(file=handler.stream, all_threads=True)
         _install_hooks()
         _handler = handler
-        log.info("log opened by %s (Python %s)", " ".join(sys.argv[:1]) or "python",
-                 sys.version.split()[0])
+        log.info("log opened by %s (Python %s)", " ".join(sys.argv[:1]) or "python", sys.version.split()[0])
         return Path(handler.baseFilename)
 
 
@@ -130,8 +128,12 @@ def _sys_hook(kind: type[BaseException], value: BaseException, tb: TracebackType
 def _thread_hook(args: Any) -> None:
     if _handler is not None and args.exc_type is not SystemExit:
         name = args.thread.name if args.thread is not None else "a thread"
-        log.critical("uncaught %s in thread %s", args.exc_type.__name__, name,
-                     exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+        log.critical(
+            "uncaught %s in thread %s",
+            args.exc_type.__name__,
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
     _previous_thread(args)
 
 

@@ -102,15 +102,15 @@ ORDER BY ordered_at
 """
 
 
-def write_sample_source(path: Path, anchor: datetime, days_before: int = 60,
-                        days_after: int = 30, seed: float = 0.42) -> None:
+def write_sample_source(
+    path: Path, anchor: datetime, days_before: int = 60, days_after: int = 30, seed: float = 0.42
+) -> None:
     """Write the shop's orders (about one a minute) around ``anchor`` (naive UTC)."""
     from datetime import timedelta
 
     # from a midnight on, so the first day (and hour) of the data is whole: a first bucket that
     # holds only part of a day would read as a dip that never recovers
-    start = (anchor - timedelta(days=days_before)).replace(hour=0, minute=0, second=0,
-                                                           microsecond=0)
+    start = (anchor - timedelta(days=days_before)).replace(hour=0, minute=0, second=0, microsecond=0)
     minutes = (days_before + 1 + days_after) * 24 * 60
     temp = path.with_name(path.name + ".tmp")
     temp.unlink(missing_ok=True)
@@ -128,12 +128,10 @@ def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
     folder = Path(directory).expanduser().absolute()
     project = folder / "lookback.toml"
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder} is a file, not a folder; choose a new or empty folder for "
-                         "the demo")
+        raise UsageError(f"{folder} is a file, not a folder; choose a new or empty folder for the demo")
     for name in ("lookback.toml", "shop.duckdb", "lookback.duckdb"):
         if (folder / name).exists():
-            raise UsageError(f"{folder / name} already exists; choose a new or empty folder "
-                             "for the demo")
+            raise UsageError(f"{folder / name} already exists; choose a new or empty folder for the demo")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         anchor = now or datetime.now(UTC).replace(tzinfo=None)
@@ -147,8 +145,9 @@ def write_demo(directory: str | Path, now: datetime | None = None) -> Path:
 HISTORY_DAYS = 42
 
 
-def seed_history(project_path: Path, now: datetime | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> int:
+def seed_history(
+    project_path: Path, now: datetime | None = None, progress: Callable[[int, int], None] | None = None
+) -> int:
     """Seed the pulls a schedule would have made over the last weeks; return how many.
 
     Each pull is as of a past moment, so it sees only the orders that had arrived by then and
@@ -169,8 +168,9 @@ def seed_history(project_path: Path, now: datetime | None = None,
     return len(plan)
 
 
-def history_plan(project: Project, now: datetime | None = None,
-                 days: int = HISTORY_DAYS) -> list[PlannedPull]:
+def history_plan(
+    project: Project, now: datetime | None = None, days: int = HISTORY_DAYS
+) -> list[PlannedPull]:
     """The demo's past pulls, in the order of their known times per metric: a daily pull at
     the time of day of the last one for ``days`` days (six weeks) (the nowcast learns how much of a day is
     known at that point of it), an audit every other day, a pull of the hourly metric every
@@ -185,18 +185,19 @@ def history_plan(project: Project, now: datetime | None = None,
     daily, hourly = project.metrics["daily_orders"], project.metrics["hourly_revenue"]
 
     def pull(config: MetricConfig, as_of: datetime) -> PlannedPull:
-        return PlannedPull(config.name, "schedule", compute_window(
-            as_of, config.grain, config.buckets, config.complete_buckets_only))
+        return PlannedPull(
+            config.name,
+            "schedule",
+            compute_window(as_of, config.grain, config.buckets, config.complete_buckets_only),
+        )
 
     plan = []
     for days_ago in range(days, 0, -1):
         as_of = moment - timedelta(days=days_ago)
         plan.append(pull(daily, as_of))
         if days_ago % 2 == 0:
-            plan.append(PlannedPull(daily.name, "audit",
-                                    audit_window(daily, as_of + timedelta(minutes=5))))
-    plan += [pull(hourly, moment - timedelta(hours=hours_ago))
-             for hours_ago in range(72, 0, -6)]
+            plan.append(PlannedPull(daily.name, "audit", audit_window(daily, as_of + timedelta(minutes=5))))
+    plan += [pull(hourly, moment - timedelta(hours=hours_ago)) for hours_ago in range(72, 0, -6)]
     plan += [pull(daily, moment), pull(hourly, moment)]
     return plan
 

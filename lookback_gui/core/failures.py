@@ -30,20 +30,36 @@ Failure = Literal["transient", "permanent", "cancelled"]
 
 # A server refused the login (wrong or missing password, unknown user).
 _LOGIN_REFUSED_MARKERS = (
-    "password authentication failed", "access denied", "no password supplied",
-    "authentication failed", "role \"",
+    "password authentication failed",
+    "access denied",
+    "no password supplied",
+    "authentication failed",
+    'role "',
 )
 # A server answered, and said no: retrying sends the same question again.
 _PERMANENT_MARKERS = (
-    *_LOGIN_REFUSED_MARKERS, "failed to prepare", "failed to execute",
-    "failed to run", "error:  ", "you have an error in your sql syntax", "doesn't exist",
-    "division by zero", "permission denied for",
+    *_LOGIN_REFUSED_MARKERS,
+    "failed to prepare",
+    "failed to execute",
+    "failed to run",
+    "error:  ",
+    "you have an error in your sql syntax",
+    "doesn't exist",
+    "division by zero",
+    "permission denied for",
 )
 # The server (or file) could not be reached, or the connection went away.
 _TRANSIENT_MARKERS = (
-    "could not set lock", "connection refused", "server closed the connection",
-    "lost connection", "gone away", "can't connect", "could not connect",
-    "connection to server", "timeout expired", "could not translate host name",
+    "could not set lock",
+    "connection refused",
+    "server closed the connection",
+    "lost connection",
+    "gone away",
+    "can't connect",
+    "could not connect",
+    "connection to server",
+    "timeout expired",
+    "could not translate host name",
     "could not resolve",  # a host name no DNS answers for now (object storage: Azure, HTTP)
 )
 
@@ -83,10 +99,16 @@ _LOCK_MARKERS = ("could not set lock", "conflicting lock")
 _NOT_A_DATABASE_MARKERS = ("not a valid duckdb", "unable to open")
 # A session with the team store's catalog database (PostgreSQL) went away.
 CATALOG_LOST_MARKERS = (
-    "server closed the connection", "no connection to the server", "terminating connection",
-    "connection to server", "could not receive data from server",
-    "could not send data to server", "ssl syscall error", "connection is closed",
-    "current transaction is aborted", "database has been invalidated",
+    "server closed the connection",
+    "no connection to the server",
+    "terminating connection",
+    "connection to server",
+    "could not receive data from server",
+    "could not send data to server",
+    "ssl syscall error",
+    "connection is closed",
+    "current transaction is aborted",
+    "database has been invalidated",
 )
 
 StoreTrouble = Literal["damaged", "locked", "not a database"]
@@ -119,7 +141,8 @@ def catalog_lost(error: BaseException) -> bool:
 def is_conflict(error: BaseException) -> bool:
     """Whether ``error`` is DuckLake refusing a commit that raced another (retrying succeeds)."""
     return isinstance(error, duckdb.TransactionException) or (
-        isinstance(error, duckdb.Error) and "transaction conflict" in str(error).lower())
+        isinstance(error, duckdb.Error) and "transaction conflict" in str(error).lower()
+    )
 
 
 def is_transient(error: BaseException) -> bool:
@@ -141,8 +164,9 @@ class RetryPolicy:
     base_s: float
     max_s: float
 
-    def delay(self, error: BaseException, attempts: int,
-              draw: Callable[[float, float], float] = random.uniform) -> float | None:
+    def delay(
+        self, error: BaseException, attempts: int, draw: Callable[[float, float], float] = random.uniform
+    ) -> float | None:
         """How long to wait before trying again after attempt number ``attempts`` failed
         with ``error``; None when it is not tried again."""
         if classify(error) != "transient" or attempts > self.retries:

@@ -42,8 +42,13 @@ from lookback_gui.ui.slots import weakly
 COLOURS = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828"]
 # curves of several measures often lie on top of each other: each gets its own symbol and dash
 SYMBOLS = ["o", "t", "s", "d", "x"]
-STYLES = [Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine,
-          Qt.PenStyle.DashDotLine, Qt.PenStyle.DashDotDotLine]
+STYLES = [
+    Qt.PenStyle.SolidLine,
+    Qt.PenStyle.DashLine,
+    Qt.PenStyle.DotLine,
+    Qt.PenStyle.DashDotLine,
+    Qt.PenStyle.DashDotDotLine,
+]
 
 
 def lookback_edge(buckets: int, complete_only: bool) -> float:
@@ -74,8 +79,15 @@ class PolicyModel(QAbstractTableModel):
         recommended: the ``policy`` text of the recommended policy.
     """
 
-    HEADERS = ("Policy", "Revised magnitude caught", "Revisions caught", "Caught by the lookback",
-               "Pulls", "Rows read", "Largest error by age (0, 1, 2, …)")
+    HEADERS = (
+        "Policy",
+        "Revised magnitude caught",
+        "Revisions caught",
+        "Caught by the lookback",
+        "Pulls",
+        "Rows read",
+        "Largest error by age (0, 1, 2, …)",
+    )
     RIGHT = frozenset({1, 2, 3, 4, 5})
 
     def __init__(self, parent: Any = None):
@@ -94,10 +106,14 @@ class PolicyModel(QAbstractTableModel):
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.HEADERS)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
-                and 0 <= section < len(self.HEADERS):
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.HEADERS)
+        ):
             return self.HEADERS[section]
         return None
 
@@ -108,8 +124,7 @@ class PolicyModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(row, column)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            horizontal = Qt.AlignmentFlag.AlignRight if column in self.RIGHT \
-                else Qt.AlignmentFlag.AlignLeft
+            horizontal = Qt.AlignmentFlag.AlignRight if column in self.RIGHT else Qt.AlignmentFlag.AlignLeft
             return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.FontRole and row["policy"] == self.recommended:
             font = QFont()
@@ -149,10 +164,13 @@ class PolicyModel(QAbstractTableModel):
 
 
 def ask_to_apply(parent: QWidget, question: str) -> bool:
-    answer = QMessageBox.question(parent, "Change the lookback", question,
-                                  QMessageBox.StandardButton.Apply
-                                  | QMessageBox.StandardButton.Cancel,
-                                  QMessageBox.StandardButton.Cancel)
+    answer = QMessageBox.question(
+        parent,
+        "Change the lookback",
+        question,
+        QMessageBox.StandardButton.Apply | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
     return answer == QMessageBox.StandardButton.Apply
 
 
@@ -229,15 +247,15 @@ class AdvisorWidget(QWidget):
         self.policy_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.policy_view.verticalHeader().hide()
         self.policy_view.setWordWrap(False)
-        self.policy_view.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
+        self.policy_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         # every column as wide as its header and its cells (a scroll bar where they do not
         # fit): a stretched last section is cut to what is left of the view
         self.policy_view.horizontalHeader().setStretchLastSection(False)
         self.policy_view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.policy_view.selectionModel().currentRowChanged.connect(weakly(self._plot_errors))
-        self.errors_plot = self._make_plot("Largest error by age", "age of the bucket (buckets)",
-                                           "largest error shown (% of settled value)")
+        self.errors_plot = self._make_plot(
+            "Largest error by age", "age of the bucket (buckets)", "largest error shown (% of settled value)"
+        )
         policies = QSplitter(Qt.Orientation.Vertical)
         policies.addWidget(self.policy_view)
         policies.addWidget(self.errors_plot)
@@ -248,8 +266,9 @@ class AdvisorWidget(QWidget):
         """How far the nowcast was off, by the age of the bucket."""
         self.nowcast_label = QLabel(accessibleName="Nowcast backtest")
         self.nowcast_label.setWordWrap(True)
-        self.nowcast_plot = self._make_plot("Nowcast error by age", "age of the bucket (buckets)",
-                                            "mean error (% of settled value)")
+        self.nowcast_plot = self._make_plot(
+            "Nowcast error by age", "age of the bucket (buckets)", "mean error (% of settled value)"
+        )
         nowcast = QWidget()
         nowcast_layout = QVBoxLayout(nowcast)
         nowcast_layout.setContentsMargins(0, 0, 0, 0)
@@ -269,8 +288,12 @@ class AdvisorWidget(QWidget):
         self.triangle_unknown = pg.ImageItem(axisOrder="row-major")
         self.triangle_plot.addItem(self.triangle_unknown)
         self.triangle_plot.invertY(True)
-        self.triangle_bar = pg.ColorBarItem(values=(0, 100), colorMap=pg.colormap.get("viridis"),
-                                            label="% of the value known", interactive=False)
+        self.triangle_bar = pg.ColorBarItem(
+            values=(0, 100),
+            colorMap=pg.colormap.get("viridis"),
+            label="% of the value known",
+            interactive=False,
+        )
         self.triangle_bar.setImageItem(self.triangle_image, insert_in=self.triangle_plot.getPlotItem())
         self.triangle_image.setToolTip("")
         self.triangle_plot.scene().sigMouseMoved.connect(self._triangle_hover)
@@ -303,8 +326,13 @@ class AdvisorWidget(QWidget):
                 axis.setPen(pg.mkPen(ink))
                 axis.setTextPen(pg.mkPen(ink))
 
-    def set_metric(self, store: Store | None, metric: MetricConfig | None,
-                   project_path: object, on_applied: Callable[[], None]) -> None:
+    def set_metric(
+        self,
+        store: Store | None,
+        metric: MetricConfig | None,
+        project_path: object,
+        on_applied: Callable[[], None],
+    ) -> None:
         self._store, self._metric = store, metric
         self._project_path = project_path
         self._on_applied = on_applied
@@ -319,9 +347,12 @@ class AdvisorWidget(QWidget):
             self.policy_model.set_candidates([], None)
             return
         self.sentence.setText("measuring…")
-        self._bridge.submit("advisor",
-                            lambda: (advise(store, metric), revision_triangle(store, metric)),
-                            self._show_all, lambda message: self.sentence.setText(message))
+        self._bridge.submit(
+            "advisor",
+            lambda: (advise(store, metric), revision_triangle(store, metric)),
+            self._show_all,
+            lambda message: self.sentence.setText(message),
+        )
 
     def _show_all(self, result: tuple[Advice, Triangle]) -> None:
         advice, triangle = result
@@ -351,11 +382,13 @@ class AdvisorWidget(QWidget):
         rows = self.policy_model.rows
         picked: list[tuple[dict[str, Any], str, str]] = []
         current = next((r for r in rows if r.get("current")), None)
-        recommended = next((r for r in rows if r["policy"] == self.policy_model.recommended),
-                           None)
+        recommended = next((r for r in rows if r["policy"] == self.policy_model.recommended), None)
         selected_index = self.policy_view.currentIndex()
-        selected = rows[selected_index.row()] if selected_index.isValid() \
-            and selected_index.row() < len(rows) else None
+        selected = (
+            rows[selected_index.row()]
+            if selected_index.isValid() and selected_index.row() < len(rows)
+            else None
+        )
         if current is not None:
             picked.append((current, "current: " + current["policy"], "#c62828"))
         if recommended is not None and recommended is not current:
@@ -363,43 +396,71 @@ class AdvisorWidget(QWidget):
         if selected is not None and all(selected is not p[0] for p in picked):
             picked.append((selected, "selected: " + selected["policy"], "#1565c0"))
         for index, (row, name, colour) in enumerate(picked):
-            points = [(e["age_buckets"], e["max_error_pct"]) for e in row["max_error_by_age"]
-                      if e["max_error_pct"] is not None]
+            points = [
+                (e["age_buckets"], e["max_error_pct"])
+                for e in row["max_error_by_age"]
+                if e["max_error_pct"] is not None
+            ]
             if points:
                 xs, ys = zip(*points, strict=True)
-                plot.plot(list(xs), list(ys), name=name, stepMode=None,
-                          pen=pg.mkPen(colour, width=2, style=STYLES[index % len(STYLES)]),
-                          symbol=SYMBOLS[index % len(SYMBOLS)], symbolSize=6,
-                          symbolBrush=colour, symbolPen=colour)
+                plot.plot(
+                    list(xs),
+                    list(ys),
+                    name=name,
+                    stepMode=None,
+                    pen=pg.mkPen(colour, width=2, style=STYLES[index % len(STYLES)]),
+                    symbol=SYMBOLS[index % len(SYMBOLS)],
+                    symbolSize=6,
+                    symbolBrush=colour,
+                    symbolPen=colour,
+                )
 
     def _show_nowcast(self, advice: Advice) -> None:
         plot = self.nowcast_plot
         plot.clear()
         backtest = advice.nowcast_backtest
         if not backtest or not backtest["by_age"]:
-            self.nowcast_label.setText("The nowcast needs buckets that have settled: it is "
-                                       "tried once the history holds some.")
+            self.nowcast_label.setText(
+                "The nowcast needs buckets that have settled: it is tried once the history holds some."
+            )
             return
         held = _pct(backtest["calibrated_coverage"])
         widen = float(backtest.get("widen") or 1.0)
-        how = (f"Mack's, widened × {widen:.2f} by this history as the nowcast shows it; "
-               f"Mack's alone held it {_pct(backtest['coverage'])}" if widen > 1
-               else "Mack's, as the nowcast shows it")
+        how = (
+            f"Mack's, widened × {widen:.2f} by this history as the nowcast shows it; "
+            f"Mack's alone held it {_pct(backtest['coverage'])}"
+            if widen > 1
+            else "Mack's, as the nowcast shows it"
+        )
         self.nowcast_label.setText(
             f"Tried on {backtest['values']} provisional values of the stored history, each "
             f"with only what was known then: the {backtest['interval'] * 100:.0f} % interval "
             f"held the settled value {held} of the time ({backtest['intervals']} intervals; "
-            f"{how}). Values settle after {backtest['settle_age_buckets']} buckets.")
+            f"{how}). Values settle after {backtest['settle_age_buckets']} buckets."
+        )
         legend = plot.getPlotItem().legend or plot.addLegend(offset=(-10, 10))
         legend.clear()
         ages = [b["age_buckets"] for b in backtest["by_age"]]
-        plot.plot(ages, [b["raw_error_pct"] for b in backtest["by_age"]],
-                  name="current value (raw)", pen=pg.mkPen("#c62828", width=2,
-                                                           style=Qt.PenStyle.DashLine),
-                  symbol="t", symbolSize=7, symbolBrush="#c62828", symbolPen="#c62828")
-        plot.plot(ages, [b["nowcast_error_pct"] for b in backtest["by_age"]],
-                  name="nowcast", pen=pg.mkPen("#1565c0", width=3), symbol="o", symbolSize=7,
-                  symbolBrush="#1565c0", symbolPen="#1565c0")
+        plot.plot(
+            ages,
+            [b["raw_error_pct"] for b in backtest["by_age"]],
+            name="current value (raw)",
+            pen=pg.mkPen("#c62828", width=2, style=Qt.PenStyle.DashLine),
+            symbol="t",
+            symbolSize=7,
+            symbolBrush="#c62828",
+            symbolPen="#c62828",
+        )
+        plot.plot(
+            ages,
+            [b["nowcast_error_pct"] for b in backtest["by_age"]],
+            name="nowcast",
+            pen=pg.mkPen("#1565c0", width=3),
+            symbol="o",
+            symbolSize=7,
+            symbolBrush="#1565c0",
+            symbolPen="#1565c0",
+        )
 
     def _show_triangle(self, triangle: Triangle) -> None:
         share = triangle.share
@@ -409,8 +470,9 @@ class AdvisorWidget(QWidget):
             self.triangle_label.setText("No bucket watched from its start yet.")
             return
         unsettled = ~np.asarray(triangle.settled, dtype=bool)[:, None] & ~np.isnan(share)
-        self.triangle_image.setImage(np.where(unsettled, np.nan, share * 100), levels=(0, 100),
-                                     autoLevels=False)
+        self.triangle_image.setImage(
+            np.where(unsettled, np.nan, share * 100), levels=(0, 100), autoLevels=False
+        )
         self.triangle_image.setRect(-0.5, -0.5, share.shape[1], share.shape[0])
         grey = np.zeros((*share.shape, 4), dtype=np.ubyte)
         grey[unsettled] = UNKNOWN_GREY
@@ -418,17 +480,19 @@ class AdvisorWidget(QWidget):
         self.triangle_unknown.setRect(-0.5, -0.5, share.shape[1], share.shape[0])
         first, last = triangle.buckets[0], triangle.buckets[-1]
         step = max(1, len(triangle.buckets) // 8)
-        ticks = [(i, f"{b:%Y-%m-%d}" if b.hour == 0 and b.minute == 0 else f"{b:%m-%d %H:%M}")
-                 for i, b in list(enumerate(triangle.buckets))[::step]]
+        ticks = [
+            (i, f"{b:%Y-%m-%d}" if b.hour == 0 and b.minute == 0 else f"{b:%m-%d %H:%M}")
+            for i, b in list(enumerate(triangle.buckets))[::step]
+        ]
         self.triangle_plot.getAxis("left").setTicks([ticks])
-        self.triangle_plot.setLimits(xMin=-1, xMax=share.shape[1] + 1, yMin=-1,
-                                     yMax=share.shape[0] + 1)
+        self.triangle_plot.setLimits(xMin=-1, xMax=share.shape[1] + 1, yMin=-1, yMax=share.shape[0] + 1)
         self.triangle_plot.autoRange()
         self.triangle_label.setText(
             f"{triangle.measure} (all series): the share of each bucket's current value that "
             f"was known at each age, {first:%Y-%m-%d} to {last:%Y-%m-%d}. Grey rows: buckets "
             f"younger than {triangle.settle_age} buckets, not settled yet — their final value, "
-            "and so the share known of it, is unknown; blank cells lie in the future.")
+            "and so the share known of it, is unknown; blank cells lie in the future."
+        )
 
     def _triangle_hover(self, position: Any) -> None:
         triangle = self.triangle
@@ -438,11 +502,14 @@ class AdvisorWidget(QWidget):
         row, age = round(point.y()), round(point.x())
         if 0 <= row < triangle.share.shape[0] and 0 <= age < triangle.share.shape[1]:
             value = triangle.share[row, age]
-            known = ("not reached yet" if math.isnan(value)
-                     else "not settled yet: its final value, and so the share known, is unknown"
-                     if not triangle.settled[row] else f"{value * 100:.1f} % known")
-            self.triangle_plot.setToolTip(
-                f"{triangle.buckets[row]:%Y-%m-%d %H:%M} at age {age}: {known}")
+            known = (
+                "not reached yet"
+                if math.isnan(value)
+                else "not settled yet: its final value, and so the share known, is unknown"
+                if not triangle.settled[row]
+                else f"{value * 100:.1f} % known"
+            )
+            self.triangle_plot.setToolTip(f"{triangle.buckets[row]:%Y-%m-%d %H:%M} at age {age}: {known}")
         else:
             self.triangle_plot.setToolTip("")
 
@@ -451,9 +518,11 @@ class AdvisorWidget(QWidget):
         self.plot.clear()
         if not advice.enough_history:
             self.sentence.setText(advice.message)
-            self.details.setText("Pulls with revisions build the history the advisor measures; "
-                                 "audit pulls (audit_every) show what arrives later than the "
-                                 "lookback.")
+            self.details.setText(
+                "Pulls with revisions build the history the advisor measures; "
+                "audit pulls (audit_every) show what arrives later than the "
+                "lookback."
+            )
             self.loaded.emit(advice)
             return
         self.sentence.setText(advice.message[:1].upper() + advice.message[1:] + ".")
@@ -462,48 +531,76 @@ class AdvisorWidget(QWidget):
         if advice.missed_revisions:
             parts.append(f"{len(advice.missed_revisions)} found by audits beyond the lookback")
         if rec.get("expected_pull_s") is not None:
-            parts.append(f"expected pull time {rec['expected_pull_s']:.3g} s "
-                         f"(now {rec['current_pull_s']:.3g} s)")
+            parts.append(
+                f"expected pull time {rec['expected_pull_s']:.3g} s (now {rec['current_pull_s']:.3g} s)"
+            )
         if rec.get("note"):
             parts.append(str(rec["note"]))
         self.details.setText("; ".join(parts))
         measures = sorted({m for p in advice.settling_curve for m in p["share_present"]})
         drawn: list[tuple[str, dict[int, float]]] = []
         for index, measure in enumerate(measures):
-            points = {p["age_buckets"]: p["share_present"][measure]
-                      for p in advice.settling_curve
-                      if p["share_present"].get(measure) is not None}
+            points = {
+                p["age_buckets"]: p["share_present"][measure]
+                for p in advice.settling_curve
+                if p["share_present"].get(measure) is not None
+            }
             if not points:
                 continue
-            same = next((name for name, other in drawn if other.keys() == points.keys()
-                         and all(abs(other[a] - v) <= SAME_CURVE_PP for a, v in points.items())),
-                        None)
+            same = next(
+                (
+                    name
+                    for name, other in drawn
+                    if other.keys() == points.keys()
+                    and all(abs(other[a] - v) <= SAME_CURVE_PP for a, v in points.items())
+                ),
+                None,
+            )
             colour = COLOURS[index % len(COLOURS)]
             style = STYLES[index % len(STYLES)]
             if same is None:  # its own curve: filled symbols
-                self.plot.plot(list(points), list(points.values()), name=measure,
-                               symbol=SYMBOLS[index % len(SYMBOLS)], symbolSize=8,
-                               symbolBrush=colour, symbolPen=colour,
-                               pen=pg.mkPen(colour, width=2, style=style))
+                self.plot.plot(
+                    list(points),
+                    list(points.values()),
+                    name=measure,
+                    symbol=SYMBOLS[index % len(SYMBOLS)],
+                    symbolSize=8,
+                    symbolBrush=colour,
+                    symbolPen=colour,
+                    pen=pg.mkPen(colour, width=2, style=style),
+                )
             else:  # on an earlier curve: hollow rings around its points, and said so
-                self.plot.plot(list(points), list(points.values()),
-                               name=f"{measure} (on the curve of {same})", symbol="o",
-                               symbolSize=15, symbolBrush=None,
-                               symbolPen=pg.mkPen(colour, width=2),
-                               pen=pg.mkPen(colour, width=2, style=style))
+                self.plot.plot(
+                    list(points),
+                    list(points.values()),
+                    name=f"{measure} (on the curve of {same})",
+                    symbol="o",
+                    symbolSize=15,
+                    symbolBrush=None,
+                    symbolPen=pg.mkPen(colour, width=2),
+                    pen=pg.mkPen(colour, width=2, style=style),
+                )
             drawn.append((measure, points))
         self.recommended_line = None
         if rec and self._metric is not None:
             complete = self._metric.complete_buckets_only
-            line = pg.InfiniteLine(pos=lookback_edge(rec["lookback_buckets"], complete), angle=90,
-                                   pen=pg.mkPen("#ef6c00", style=Qt.PenStyle.DashLine),
-                                   label=f"recommended: {rec['lookback']}",
-                                   labelOpts={"position": 0.5, "color": "#ef6c00"})
+            line = pg.InfiniteLine(
+                pos=lookback_edge(rec["lookback_buckets"], complete),
+                angle=90,
+                pen=pg.mkPen("#ef6c00", style=Qt.PenStyle.DashLine),
+                label=f"recommended: {rec['lookback']}",
+                labelOpts={"position": 0.5, "color": "#ef6c00"},
+            )
             self.plot.addItem(line)
             self.recommended_line = line
-        self.apply_button.setEnabled(bool(rec) and self._metric is not None and (
-            rec.get("lookback_buckets") != self._metric.buckets
-            or (rec.get("tail") is not None and rec["tail"]["action"] != "keep")))
+        self.apply_button.setEnabled(
+            bool(rec)
+            and self._metric is not None
+            and (
+                rec.get("lookback_buckets") != self._metric.buckets
+                or (rec.get("tail") is not None and rec["tail"]["action"] != "keep")
+            )
+        )
         self.loaded.emit(advice)
 
     def apply(self) -> None:
@@ -516,11 +613,15 @@ class AdvisorWidget(QWidget):
         audit = ""
         if rec.get("audit_every") and rec.get("tail"):
             changes.update(audit_every=rec["audit_every"], audit_factor=rec["audit_factor"])
-            audit = (f" Audit every {rec['audit_every']} over {rec['audit_factor']} times the "
-                     "lookback, to catch the late tail?")
-        if not self.confirm(f"Change the lookback of {self._metric.name} from "
-                            f"{self._metric.lookback} to {value}?{audit} This rewrites the "
-                            "project file, and every later pull re-reads the new window."):
+            audit = (
+                f" Audit every {rec['audit_every']} over {rec['audit_factor']} times the "
+                "lookback, to catch the late tail?"
+            )
+        if not self.confirm(
+            f"Change the lookback of {self._metric.name} from "
+            f"{self._metric.lookback} to {value}?{audit} This rewrites the "
+            "project file, and every later pull re-reads the new window."
+        ):
             return
         try:
             document = ProjectDocument(str(self._project_path))

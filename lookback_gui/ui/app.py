@@ -1,11 +1,11 @@
 """``lookback-gui``: start the desktop app. This is the one place that wires the services.
 
-    lookback-gui [--project FILE]            open a project (default: the last one)
-    lookback-gui --demo                      create (once) and open the demo project
-    lookback-gui --demo --fresh              create a new demo project and open it
-    lookback-gui --screenshot PATH [--demo | --project FILE]
-                                             render the main window offscreen and exit
-    lookback-gui --install-desktop           install the icon and launcher for this user
+lookback-gui [--project FILE]            open a project (default: the last one)
+lookback-gui --demo                      create (once) and open the demo project
+lookback-gui --demo --fresh              create a new demo project and open it
+lookback-gui --screenshot PATH [--demo | --project FILE]
+                                         render the main window offscreen and exit
+lookback-gui --install-desktop           install the icon and launcher for this user
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def launch_command() -> str:
 
 def _desktop_quote(argument: str) -> str:
     """One argument of an Exec line (Desktop Entry Specification, "The Exec key")."""
-    if not any(c in argument for c in ' \t\n"\'\\><~|&;$*?#()`'):
+    if not any(c in argument for c in " \t\n\"'\\><~|&;$*?#()`"):
         return argument
     escaped = argument.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
     return '"' + escaped.replace("$", "\\$") + '"'
@@ -55,8 +55,7 @@ def install_desktop(home: Path | None = None) -> list[Path]:
     launcher.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(resource("lookback-gui.svg"), icon)
     text = resource("lookback-gui.desktop").read_text(encoding="utf-8")
-    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={launch_command()}"),
-                        encoding="utf-8")
+    launcher.write_text(text.replace("Exec=lookback-gui", f"Exec={launch_command()}"), encoding="utf-8")
     return [icon, launcher]
 
 
@@ -76,14 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lookback-gui", description="Lookback GUI desktop app")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--project", metavar="FILE", help="the project file to open")
-    source.add_argument("--demo", action="store_true",
-                        help="create (once) and open the demo project")
-    parser.add_argument("--fresh", action="store_true",
-                        help="with --demo: write a new demo project instead of reopening the old")
-    parser.add_argument("--screenshot", metavar="PATH",
-                        help="render the main window offscreen on a chart, save it, and exit")
-    parser.add_argument("--install-desktop", action="store_true",
-                        help="install the icon and .desktop launcher for this user")
+    source.add_argument("--demo", action="store_true", help="create (once) and open the demo project")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="with --demo: write a new demo project instead of reopening the old",
+    )
+    parser.add_argument(
+        "--screenshot", metavar="PATH", help="render the main window offscreen on a chart, save it, and exit"
+    )
+    parser.add_argument(
+        "--install-desktop", action="store_true", help="install the icon and .desktop launcher for this user"
+    )
     parser.add_argument("file", nargs="?", help=argparse.SUPPRESS)
     return parser
 
@@ -157,8 +160,7 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
             building.finish()
             window.show_error("Cannot create the demo", message)
 
-        window.bridge.submit("demo", lambda: str(make_demo(progress=building.step.emit)),
-                             built, failed)
+        window.bridge.submit("demo", lambda: str(make_demo(progress=building.step.emit)), built, failed)
         return app.exec()
     elif project is None:
         last = settings.value("project/last")
@@ -171,8 +173,9 @@ def _run(args: argparse.Namespace, connections: SourceConnections) -> int:
     if project:
         QTimer.singleShot(0, window, lambda: window.open_project(project))
     else:
-        window.statusBar().showMessage("Open a project (Ctrl+O) or create one (Ctrl+N); "
-                                       "lookback-gui --demo opens a demo.")
+        window.statusBar().showMessage(
+            "Open a project (Ctrl+O) or create one (Ctrl+N); lookback-gui --demo opens a demo."
+        )
     return app.exec()
 
 

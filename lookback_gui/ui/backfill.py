@@ -69,8 +69,7 @@ class BackfillDialog(QDialog):
         known_then: pull each chunk as of its own end instead of with what is known now.
     """
 
-    def __init__(self, metric: MetricConfig, parent: QWidget | None = None,
-                 start: datetime | None = None):
+    def __init__(self, metric: MetricConfig, parent: QWidget | None = None, start: datetime | None = None):
         super().__init__(parent)
         self._metric = metric
         self.setWindowTitle(f"Backfill {metric.name}")
@@ -82,7 +81,8 @@ class BackfillDialog(QDialog):
         self.known_then.setToolTip(
             "For SQL that uses $as_of. Without it, every chunk loads the past as the source "
             "holds it now, so no bucket is left short of the source. To rebuild the revision "
-            "history, replay is usually what you want.")
+            "history, replay is usually what you want."
+        )
         self.plan = QLabel()
         self.plan.setWordWrap(True)
         self.error = QLabel()
@@ -93,8 +93,9 @@ class BackfillDialog(QDialog):
         form.addRow(self.known_then)
         form.addRow(self.plan)
         form.addRow(self.error)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
         buttons.accepted.connect(self._check)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
@@ -122,10 +123,15 @@ class BackfillDialog(QDialog):
     def _describe(self) -> None:
         metric = self._metric
         count = self.pulls()
-        how = ("each chunk as of its own end (as known then)" if self.as_known_then
-               else "each with what is known now")
-        self.plan.setText(f"{count} pull(s) of up to {metric.buckets} {metric.grain.value} "
-                          f"bucket(s), {how}; times in {metric.timezone}")
+        how = (
+            "each chunk as of its own end (as known then)"
+            if self.as_known_then
+            else "each with what is known now"
+        )
+        self.plan.setText(
+            f"{count} pull(s) of up to {metric.buckets} {metric.grain.value} "
+            f"bucket(s), {how}; times in {metric.timezone}"
+        )
 
     def _check(self) -> None:
         start, end = self.range()

@@ -124,8 +124,7 @@ class _Tasks:
 # whose pulls keep speaking would otherwise be kept alive by its own queued events
 
 
-def _deliver(tasks: weakref.ref[_Tasks], key: str, generation: int, ok: bool,
-             payload: object) -> None:
+def _deliver(tasks: weakref.ref[_Tasks], key: str, generation: int, ok: bool, payload: object) -> None:
     owner = tasks()
     if owner is not None:  # else the bridge, and all that waited on it, is gone
         owner.deliver(key, generation, ok, payload)
@@ -173,8 +172,14 @@ class Bridge(QObject):
             return
         self._invoker.call.emit(functools.partial(_relay, weakref.ref(self._tasks), event))
 
-    def submit(self, key: str | None, fn: Callable[[], Any], on_done: Done,
-               on_error: Failed | None = None, owner: QObject | None = None) -> Future[Any]:
+    def submit(
+        self,
+        key: str | None,
+        fn: Callable[[], Any],
+        on_done: Done,
+        on_error: Failed | None = None,
+        owner: QObject | None = None,
+    ) -> Future[Any]:
         """Run ``fn`` on a worker; call ``on_done(result)`` or ``on_error(message)`` on the GUI
         thread, unless a newer task with the same ``key`` was submitted meanwhile, or ``owner``
         (by default the object ``on_done`` is a method of) was deleted meanwhile."""

@@ -112,17 +112,19 @@ class ChartWidget(QWidget):
 
         self.measure_box = QComboBox(accessibleName="Measure")
         self.series_box = QComboBox(accessibleName="Series")
-        self.series_box.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.series_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.series_box.setMinimumContentsLength(24)
         self.as_of_box = QComboBox(accessibleName="As known after run")
-        self.as_of_box.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.as_of_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.as_of_box.setMinimumContentsLength(18)
-        self.known_at_edit = QDateTimeEdit(accessibleName="As known at this date and time",
-                                           calendarPopup=True, displayFormat="yyyy-MM-dd HH:mm")
-        self.known_at_edit.setToolTip("the values as they were known at this time: for each, "
-                                      "its latest version known by then")
+        self.known_at_edit = QDateTimeEdit(
+            accessibleName="As known at this date and time",
+            calendarPopup=True,
+            displayFormat="yyyy-MM-dd HH:mm",
+        )
+        self.known_at_edit.setToolTip(
+            "the values as they were known at this time: for each, its latest version known by then"
+        )
         self.known_at_edit.setVisible(False)
         self.first_line = QCheckBox("First reported", accessibleName="Show first reported values")
         self.export_button = QToolButton(accessibleName="Export the chart or the series")
@@ -137,14 +139,18 @@ class ChartWidget(QWidget):
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         bar = QHBoxLayout()
-        for label, box in (("Measure", self.measure_box), ("Series", self.series_box),
-                           ("As known after", self.as_of_box)):
+        for label, box in (
+            ("Measure", self.measure_box),
+            ("Series", self.series_box),
+            ("As known after", self.as_of_box),
+        ):
             bar.addWidget(QLabel(label))
             bar.addWidget(box)
         bar.addWidget(self.known_at_edit)
         self.range_picker = TimeRangePicker()
         self.range_picker.current_view = lambda: (
-            tuple(self.plot.getViewBox().viewRange()[0]) if self._data else None)
+            tuple(self.plot.getViewBox().viewRange()[0]) if self._data else None
+        )
         self.range_picker.chosen.connect(self.apply_range)
         bar.addWidget(self.range_picker)
         bar.addWidget(self.first_line)
@@ -154,9 +160,13 @@ class ChartWidget(QWidget):
         self.axis = BucketAxis()
         self.plot = pg.PlotWidget(axisItems={"bottom": self.axis, "left": ValueAxis()})
         # one row at the top, in the headroom above the values (like the provisional label)
-        self.legend = self.plot.addLegend(offset=(10, 2), brush=pg.mkBrush(255, 255, 255, 200),
-                                          labelTextColor="#303030", colCount=5,
-                                          verSpacing=-6)
+        self.legend = self.plot.addLegend(
+            offset=(10, 2),
+            brush=pg.mkBrush(255, 255, 255, 200),
+            labelTextColor="#303030",
+            colCount=5,
+            verSpacing=-6,
+        )
         self.plot.setAccessibleName("Metric chart")
         self.plot.showGrid(x=True, y=True)
         self.plot.setBackground(None)
@@ -164,8 +174,9 @@ class ChartWidget(QWidget):
         for side in ("bottom", "left"):  # major and minor ticks, an opaque light grid
             axis = self.plot.getAxis(side)
             # labels of the minor level too while they fit (pyqtgraph drops them at 60 % fill)
-            axis.setStyle(maxTickLevel=1, tickAlpha=255,
-                          textFillLimits=[(0, 0.95), (2, 0.85), (4, 0.5), (6, 0.2)])
+            axis.setStyle(
+                maxTickLevel=1, tickAlpha=255, textFillLimits=[(0, 0.95), (2, 0.85), (4, 0.5), (6, 0.2)]
+            )
             axis.setTickPen(GRID_PEN)
             axis.setZValue(-200)  # below the plot's items (the view box is at -100)
         self.curve = self.plot.plot(name="current", pen=CURVE_PEN)
@@ -173,24 +184,51 @@ class ChartWidget(QWidget):
         # spans the whole series, so that "auto range" still shows all of it
         self.extent = self.plot.plot(pen=pg.mkPen(0, 0, 0, 0))  # drawn, but not seen
         self.first_curve = self.plot.plot(
-            name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine))
+            name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine)
+        )
         self.first_curve.setVisible(False)
         self.legend.removeItem(self.first_curve)  # in the legend while it is shown
         hover = pg.mkPen("k", width=2)
         self.plain_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=5,
-            pen=pg.mkPen(None), brush=NORMAL)
+            hoverable=True,
+            tip=self._tip,
+            hoverPen=hover,
+            symbol="o",
+            size=5,
+            pen=pg.mkPen(None),
+            brush=NORMAL,
+        )
         self.revised_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="d", size=MARKER_SIZE_PX,
-            pen=pg.mkPen("#bf360c"), brush=REVISED, name="revised")
+            hoverable=True,
+            tip=self._tip,
+            hoverPen=hover,
+            symbol="d",
+            size=MARKER_SIZE_PX,
+            pen=pg.mkPen("#bf360c"),
+            brush=REVISED,
+            name="revised",
+        )
         self.partial_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="o", size=17,
-            pen=PARTIAL_PEN, brush=pg.mkBrush(None), name="partial (still incomplete)")
+            hoverable=True,
+            tip=self._tip,
+            hoverPen=hover,
+            symbol="o",
+            size=17,
+            pen=PARTIAL_PEN,
+            brush=pg.mkBrush(None),
+            name="partial (still incomplete)",
+        )
         self.removed_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._tip, hoverPen=hover, symbol="x", size=MARKER_SIZE_PX,
-            pen=REMOVED_PEN, brush=pg.mkBrush("#c62828"), name="removed")
-        self.marker_items = (self.plain_points, self.revised_points, self.partial_points,
-                             self.removed_points)
+            hoverable=True,
+            tip=self._tip,
+            hoverPen=hover,
+            symbol="x",
+            size=MARKER_SIZE_PX,
+            pen=REMOVED_PEN,
+            brush=pg.mkBrush("#c62828"),
+            name="removed",
+        )
+        self.marker_items = (self.plain_points, self.revised_points, self.partial_points, self.removed_points)
         for item in self.marker_items:
             self.plot.addItem(item)
         nowcast_pen = pg.mkPen("#6a1b9a", width=2, style=Qt.PenStyle.DashLine)
@@ -198,23 +236,30 @@ class ChartWidget(QWidget):
         self.legend.removeItem(self.nowcast_curve)  # in the legend while it is shown
         self.nowcast_low = pg.PlotDataItem(pen=pg.mkPen(None))
         self.nowcast_high = pg.PlotDataItem(pen=pg.mkPen(None))
-        self.nowcast_band = pg.FillBetweenItem(self.nowcast_low, self.nowcast_high,
-                                               brush=pg.mkBrush(106, 27, 154, 45))
+        self.nowcast_band = pg.FillBetweenItem(
+            self.nowcast_low, self.nowcast_high, brush=pg.mkBrush(106, 27, 154, 45)
+        )
         self.nowcast_band.setZValue(-5)
         self.plot.addItem(self.nowcast_band)
         self.nowcast_points = pg.ScatterPlotItem(
-            hoverable=True, tip=self._nowcast_tip, hoverPen=hover, symbol="o", size=7,
-            pen=pg.mkPen("#6a1b9a"), brush=pg.mkBrush(255, 255, 255, 220))
+            hoverable=True,
+            tip=self._nowcast_tip,
+            hoverPen=hover,
+            symbol="o",
+            size=7,
+            pen=pg.mkPen("#6a1b9a"),
+            brush=pg.mkBrush(255, 255, 255, 220),
+        )
         self.plot.addItem(self.nowcast_points)
-        self.region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 193, 7, 40),
-                                          pen=pg.mkPen(None))
+        self.region = pg.LinearRegionItem(
+            movable=False, brush=pg.mkBrush(255, 193, 7, 40), pen=pg.mkPen(None)
+        )
         self.region.setZValue(-10)
         self.region.setVisible(False)
         self.plot.addItem(self.region)
         # anchored at the region's right end: the region ends at the newest bucket, so a label
         # that started at its left would run out of the plot whenever the region is narrow
-        self.region_label = pg.TextItem("provisional (inside the lookback)", color="#8d6e00",
-                                        anchor=(1, 0))
+        self.region_label = pg.TextItem("provisional (inside the lookback)", color="#8d6e00", anchor=(1, 0))
         self.plot.addItem(self.region_label)
         self.region_label.setVisible(False)
         self._markers: list[Any] = []  # the moments marked, the thresholds' lines
@@ -245,10 +290,13 @@ class ChartWidget(QWidget):
 
     def set_metric(self, store: Store | None, metric: MetricConfig | None) -> None:
         """Show ``metric`` of ``store``: the measure last chosen for it, all of it in view."""
-        changed = (metric is None or self._metric is None or metric.name != self._metric.name
-                   or store is not self._store)
-        if metric is not None and metric is self._metric and store is self._store \
-                and self._loading:
+        changed = (
+            metric is None
+            or self._metric is None
+            or metric.name != self._metric.name
+            or store is not self._store
+        )
+        if metric is not None and metric is self._metric and store is self._store and self._loading:
             return  # asked again for what the load on its way shows
         if self._metric is not None and self.measure_box.currentText():
             self._measures[self._metric.name] = self.measure_box.currentText()
@@ -267,8 +315,9 @@ class ChartWidget(QWidget):
             self.range_picker.set_metric(metric.name if metric else None)
         self.reload()
 
-    def open_series(self, store: Store | None, metric: MetricConfig, measure: str,
-                    dims: dict[str, Any]) -> None:
+    def open_series(
+        self, store: Store | None, metric: MetricConfig, measure: str, dims: dict[str, Any]
+    ) -> None:
         """Show ``measure`` of the series ``dims`` of ``metric`` (the dashboard opens one)."""
         self._measures[metric.name] = measure
         self._requested_dims = dims
@@ -288,9 +337,13 @@ class ChartWidget(QWidget):
         otherwise restart the chart's first load)."""
         if self._metric is None:
             return
-        if run_id is not None and self._data is not None and not self._loading \
-                and self._data.metric == self._metric.name \
-                and max((run for run, _label in self._data.runs), default=0) >= run_id:
+        if (
+            run_id is not None
+            and self._data is not None
+            and not self._loading
+            and self._data.metric == self._metric.name
+            and max((run for run, _label in self._data.runs), default=0) >= run_id
+        ):
             return  # what is shown was loaded after that run
         if self._loading and run_id is not None:
             self._wanted_run = max(self._wanted_run or 0, run_id)
@@ -313,16 +366,17 @@ class ChartWidget(QWidget):
         self._loading = True
         self._wanted_run = None  # this load reads every run committed until now
         self._bridge.submit(
-            "chart", lambda: load_chart(store, name, measure, dims, as_of, config, settle,
-                                        known_at),
-            self._draw, self._failed)
+            "chart",
+            lambda: load_chart(store, name, measure, dims, as_of, config, settle, known_at),
+            self._draw,
+            self._failed,
+        )
 
     def as_known(self) -> tuple[int | None, datetime | None]:
         """(the run, the date) chosen under "As known after"; both None for the latest."""
         choice = self.as_of_box.currentData()
         if choice == AT_A_TIME:
-            return None, self.known_at_edit.dateTime().toPython().replace(second=0,
-                                                                           microsecond=0)
+            return None, self.known_at_edit.dateTime().toPython().replace(second=0, microsecond=0)
         return choice, None
 
     def _as_of_changed(self) -> None:
@@ -378,8 +432,9 @@ class ChartWidget(QWidget):
             self.reload()
 
     @staticmethod
-    def _top_series(series: list[tuple[dict[str, Any], str, float]], measure: str,
-                    limit: int = SERIES_OFFERED) -> list[tuple[dict[str, Any], str, float]]:
+    def _top_series(
+        series: list[tuple[dict[str, Any], str, float]], measure: str, limit: int = SERIES_OFFERED
+    ) -> list[tuple[dict[str, Any], str, float]]:
         return [s for s in series if s[1] == measure][:limit]
 
     # -- drawing --------------------------------------------------------------------------
@@ -400,8 +455,17 @@ class ChartWidget(QWidget):
         first, versions, last_run, removed, partial = bucket_detail(a, i)
         if last_run < 0:  # a plain bucket: loaded without its run
             last_run = self._plain_bucket_run(i)
-        text = describe_point(label, self._data.dims, self._data.measure, float(a["value"][i]),
-                              first, versions, last_run, removed, partial)
+        text = describe_point(
+            label,
+            self._data.dims,
+            self._data.measure,
+            float(a["value"][i]),
+            first,
+            versions,
+            last_run,
+            removed,
+            partial,
+        )
         expected = self._data.nowcast.get(float(self._data.drawing.x[i]))
         return text + ("\n" + expected_text(*expected) if expected else "")
 
@@ -422,10 +486,13 @@ class ChartWidget(QWidget):
             if self._tip_runs[0] is data:
                 known[i] = run
 
-        self._bridge.submit(f"tip-run-{i}",
-                            lambda: store.bucket_run(data.metric, data.measure, data.dims,
-                                                     bucket) or 0,
-                            found, lambda message: None, owner=self)
+        self._bridge.submit(
+            f"tip-run-{i}",
+            lambda: store.bucket_run(data.metric, data.measure, data.dims, bucket) or 0,
+            found,
+            lambda message: None,
+            owner=self,
+        )
         return 0
 
     def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
@@ -436,8 +503,7 @@ class ChartWidget(QWidget):
             return ""
         bucket = np.datetime64(int(float(data) * 1e6), "us").astype("datetime64[s]")
         label = str(bucket).replace("T", " ").removesuffix(" 00:00:00").removesuffix(":00")
-        return f"{label}  ({fmt_series(self._data.dims)}, {self._data.measure})\n" \
-            + expected_text(*expected)
+        return f"{label}  ({fmt_series(self._data.dims)}, {self._data.measure})\n" + expected_text(*expected)
 
     def _show_nowcast(self, data: ChartData) -> None:
         """A dashed line from the last settled value through the expected values of the
@@ -452,8 +518,7 @@ class ChartWidget(QWidget):
         xs = np.array(sorted(data.nowcast))
         ys = np.array([data.nowcast[x][0] for x in xs])
         lows = np.array([np.nan if data.nowcast[x][1] is None else data.nowcast[x][1] for x in xs])
-        highs = np.array([np.nan if data.nowcast[x][2] is None else data.nowcast[x][2]
-                          for x in xs])
+        highs = np.array([np.nan if data.nowcast[x][2] is None else data.nowcast[x][2] for x in xs])
         before = np.searchsorted(drawing.x, xs[0]) - 1
         if before >= 0:  # start from the newest bucket that is not provisional
             anchor_x, anchor_y = drawing.x[before], float(data.arrays["value"][before])
@@ -472,8 +537,7 @@ class ChartWidget(QWidget):
 
     def marker_tips(self) -> list[str]:
         """The tooltips of every marked bucket (revised, partial, removed) now shown."""
-        return [self._tip(0, 0, spot.data()) for item in self.marker_items[1:]
-                for spot in item.points()]
+        return [self._tip(0, 0, spot.data()) for item in self.marker_items[1:] for spot in item.points()]
 
     def _clear(self, message: str) -> None:
         if self._metric is None:  # nothing of an earlier metric or project stays on show
@@ -511,10 +575,10 @@ class ChartWidget(QWidget):
             self.measure_box.addItems(measures)
         self.measure_box.setCurrentText(data.measure)
         wanted = self._top_series(data.series, data.measure)
-        shown = [(self.series_box.itemText(i), self.series_box.itemData(i))
-                 for i in range(self.series_box.count())]
-        if shown != [(f"{fmt_series(d)}  ({fmt_number(size)})", series_id(d))
-                     for d, _m, size in wanted]:
+        shown = [
+            (self.series_box.itemText(i), self.series_box.itemData(i)) for i in range(self.series_box.count())
+        ]
+        if shown != [(f"{fmt_series(d)}  ({fmt_number(size)})", series_id(d)) for d, _m, size in wanted]:
             self.series_box.clear()
             for dims, _m, size in wanted:
                 self._add_series(dims, size)
@@ -522,9 +586,13 @@ class ChartWidget(QWidget):
         if index >= 0:
             self.series_box.setCurrentIndex(index)
         runs: list[tuple[int | str | None, str]] = [
-            (None, "latest"), (AT_A_TIME, "a date and time…"), *data.runs]
-        if [(self.as_of_box.itemData(i), self.as_of_box.itemText(i))
-                for i in range(self.as_of_box.count())] != runs:
+            (None, "latest"),
+            (AT_A_TIME, "a date and time…"),
+            *data.runs,
+        ]
+        if [
+            (self.as_of_box.itemData(i), self.as_of_box.itemText(i)) for i in range(self.as_of_box.count())
+        ] != runs:
             self.as_of_box.clear()
             for run, text in runs:
                 self.as_of_box.addItem(text, run)
@@ -546,8 +614,12 @@ class ChartWidget(QWidget):
         wanted, self._wanted_run = self._wanted_run, None
         self._show(data)
         newest = max((run for run, _label in data.runs), default=0)
-        if (wanted is not None and newest < wanted and self._metric is not None
-                and data.metric == self._metric.name):
+        if (
+            wanted is not None
+            and newest < wanted
+            and self._metric is not None
+            and data.metric == self._metric.name
+        ):
             self.reload()  # a run announced while it loaded is not in it
 
     def _show(self, data: ChartData) -> None:
@@ -572,8 +644,11 @@ class ChartWidget(QWidget):
         self.extent.setData(list(full), list(drawing.y_range))
         view = self.plot.getViewBox()
         key = (data.metric, data.measure, series_id(data.dims), data.as_of_run, data.as_known_at)
-        moved = (key == self._drawn_key and self._drawn_view is not None
-                 and not np.allclose(view.targetRange(), self._drawn_view))
+        moved = (
+            key == self._drawn_key
+            and self._drawn_view is not None
+            and not np.allclose(view.targetRange(), self._drawn_view)
+        )
         if moved:  # the same series with newer values: the user's view stays
             (x0, x1), (y0, y1) = view.viewRange()
             self._show_curves((x0, x1))
@@ -595,17 +670,22 @@ class ChartWidget(QWidget):
             self.plot.removeItem(marker)
         self._markers = []
         for moments, label, colour, style, height in (
-                (data.schema_changes, "schema change", "#6a1b9a", Qt.PenStyle.DotLine, 0.9),
-                (data.definition_changes, "new definition", "#00695c", Qt.PenStyle.DashLine, 0.8)):
+            (data.schema_changes, "schema change", "#6a1b9a", Qt.PenStyle.DotLine, 0.9),
+            (data.definition_changes, "new definition", "#00695c", Qt.PenStyle.DashLine, 0.8),
+        ):
             for at, text in moments:  # a vertical line at the moment, its tooltip the details
-                line = pg.InfiniteLine(pos=at, angle=90, pen=pg.mkPen(colour, style=style),
-                                       label=label, labelOpts={"position": height, "color": colour})
+                line = pg.InfiniteLine(
+                    pos=at,
+                    angle=90,
+                    pen=pg.mkPen(colour, style=style),
+                    label=label,
+                    labelOpts={"position": height, "color": colour},
+                )
                 line.setToolTip(text)
                 self.plot.addItem(line)
                 self._markers.append(line)
         step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
-        for item in threshold_items(data.thresholds, step,
-                                    self.plot.backgroundBrush().color().name()):
+        for item in threshold_items(data.thresholds, step, self.plot.backgroundBrush().color().name()):
             self.plot.addItem(item)
             self._markers.append(item)
         self._show_nowcast(data)
@@ -624,7 +704,8 @@ class ChartWidget(QWidget):
         when = when_text(data.as_of_run, data.as_known_at)
         self.status.setText(
             f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
-            f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history.")
+            f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history."
+        )
         self.loaded.emit(data)
 
     def apply_range(self) -> None:
@@ -637,20 +718,34 @@ class ChartWidget(QWidget):
         step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
         x_range = self.range_picker.x_range(full, step, data.provisional) or full
         lo, hi = in_view(x, x_range)
-        shown = [value[lo:hi], *([np.array([v for xv, n in data.nowcast.items() for v in n
-                                            if v is not None and x_range[0] <= xv <= x_range[1]])]
-                                 if data.nowcast else [])]
+        shown = [
+            value[lo:hi],
+            *(
+                [
+                    np.array(
+                        [
+                            v
+                            for xv, n in data.nowcast.items()
+                            for v in n
+                            if v is not None and x_range[0] <= xv <= x_range[1]
+                        ]
+                    )
+                ]
+                if data.nowcast
+                else []
+            ),
+        ]
         ys = np.concatenate(shown) if shown else np.array([])
         ys = ys[np.isfinite(ys)]
         low, high = (float(ys.min()), float(ys.max())) if len(ys) else data.drawing.y_range
         view = self.plot.getViewBox()
-        view.setRange(xRange=x_range, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)),
-                      padding=0)
+        view.setRange(xRange=x_range, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)), padding=0)
         self._drawn_view = [list(r) for r in view.targetRange()]
         self._fit_to_view()
 
-    def _place_markers(self, x_range: tuple[float, float] | None = None,
-                       y_range: tuple[float, float] | None = None) -> None:
+    def _place_markers(
+        self, x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None
+    ) -> None:
         """Set the markers for the view (its current range unless given): those in view,
         thinned where they would pile up; plain buckets get a dot only when few are in view."""
         drawing = self._data.drawing if self._data is not None else None
@@ -668,8 +763,7 @@ class ChartWidget(QWidget):
             self.plain_points.setData(x=drawing.x[where], y=a["value"][where], data=where)
         else:
             self.plain_points.setData(x=[], y=[])
-        for item, kind in zip(self.marker_items[1:], ("revised", "partial", "removed"),
-                              strict=True):
+        for item, kind in zip(self.marker_items[1:], ("revised", "partial", "removed"), strict=True):
             where, xs, ys = drawing.marks[kind]
             chosen = thin_markers(xs, ys, x_range, y_range, size)
             item.setData(x=xs[chosen], y=ys[chosen], data=where[chosen])
@@ -705,8 +799,9 @@ class ChartWidget(QWidget):
         years = self.axis.years((x0, x1)) if self._data is not None else ""
         self.plot.setLabel("bottom", f"{years}  bucket start ({zone})".strip())
 
-    def _show_curves(self, x_range: tuple[float, float],
-                     envelope: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def _show_curves(
+        self, x_range: tuple[float, float], envelope: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> None:
         """The current-value curve (``envelope`` if given) and, while it is shown, the
         first-reported one, for the view ``x_range``."""
         assert self._data is not None and self._data.drawing is not None
@@ -719,8 +814,9 @@ class ChartWidget(QWidget):
         if self.first_line.isChecked():
             if self._first_values is None:
                 self._first_values = first_values(self._data.arrays)
-            self.first_curve.setData(*curve_for_view(x, self._first_values, x_range, columns),
-                                     connect="finite")
+            self.first_curve.setData(
+                *curve_for_view(x, self._first_values, x_range, columns), connect="finite"
+            )
         else:
             self.first_curve.setData([], [])
 
@@ -739,8 +835,9 @@ class ChartWidget(QWidget):
         dark = is_dark() if dark is None else dark
         background, ink, grid = chart_colours(dark)
         self.plot.setBackground(background)
-        self.legend.setBrush(pg.mkBrush(QColor(background).red(), QColor(background).green(),
-                                        QColor(background).blue(), 200))
+        self.legend.setBrush(
+            pg.mkBrush(QColor(background).red(), QColor(background).green(), QColor(background).blue(), 200)
+        )
         self.legend.setLabelTextColor(ink)
         for _sample, label in self.legend.items:  # the labels already there keep their colour
             label.setText(label.text, color=ink)
@@ -773,8 +870,12 @@ class ChartWidget(QWidget):
     def _export_png(self, light: bool = False) -> None:
         folder = self.export_folder()
         name = self.export_name("-light.png" if light else ".png")
-        path = save_file_name(self, "Export chart for reports (light)" if light
-                              else "Export chart", str(folder / name), "PNG (*.png)")
+        path = save_file_name(
+            self,
+            "Export chart for reports (light)" if light else "Export chart",
+            str(folder / name),
+            "PNG (*.png)",
+        )
         if path:
             self.export_image(path, light=light)
 
@@ -801,8 +902,7 @@ class ChartWidget(QWidget):
         title = self.title_text()
         legend = self.status.text().removesuffix(" hover a point for its history.").rstrip(";")
         margin, line = 12, self.fontMetrics().height()
-        image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin,
-                       QImage.Format.Format_ARGB32)
+        image = QImage(plot.width(), plot.height() + 2 * line + 3 * margin, QImage.Format.Format_ARGB32)
         background, ink, _grid = chart_colours(dark)
         image.fill(QColor(background))
         painter = QPainter(image)
@@ -822,23 +922,23 @@ class ChartWidget(QWidget):
         if self._data is None:
             return ""
         when = when_text(self._data.as_of_run, self._data.as_known_at)
-        return (f"{self._data.metric} — {self._data.measure} — {fmt_series(self._data.dims)}"
-                f" ({when})")
+        return f"{self._data.metric} — {self._data.measure} — {fmt_series(self._data.dims)} ({when})"
 
     def _export_csv(self) -> None:
         if self._data is None or self._data.drawing is None:
             return
         name = self.export_name(".csv")
-        path = save_file_name(self, "Export series",
-                              str(self.export_folder() / name), "CSV (*.csv)")
+        path = save_file_name(self, "Export series", str(self.export_folder() / name), "CSV (*.csv)")
         if path and self._store is not None:
             store, data = self._store, self._data
             self.status.setText(f"exporting to {path}…")
             self._bridge.submit(
-                "export", lambda: write_series_csv(store, data, path),
+                "export",
+                lambda: write_series_csv(store, data, path),
                 lambda rows: self.status.setText(f"exported {rows} buckets to {path}"),
                 lambda message: self.status.setText(f"cannot export to {path}: {message}"),
-                owner=self)
+                owner=self,
+            )
 
 
 def _with_bounds(y_range: tuple[float, float], data: ChartData) -> tuple[float, float]:

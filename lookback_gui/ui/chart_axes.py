@@ -14,8 +14,7 @@ from lookback_gui.ui.models import fmt_number
 # the room one time label takes on the axis ("Nov 17", "23:00", "Dec 2026" and the gap after it)
 LABEL_PX = 90
 
-GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400,
-                 "month": 28 * 86400}
+GRAIN_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 28 * 86400}
 
 
 class BucketAxis(pg.DateAxisItem):

@@ -35,8 +35,7 @@ SERIES_OFFERED = 50  # the largest series of each measure that the Series box of
 
 def in_view(x: np.ndarray, x_range: tuple[float, float]) -> tuple[int, int]:
     """The slice [lo, hi) of ``x`` (ascending) that lies in ``x_range``, both ends included."""
-    return (int(np.searchsorted(x, x_range[0], "left")),
-            int(np.searchsorted(x, x_range[1], "right")))
+    return (int(np.searchsorted(x, x_range[0], "left")), int(np.searchsorted(x, x_range[1], "right")))
 
 
 def when_text(as_of_run: int | None, as_known_at: datetime | None) -> str:
@@ -55,15 +54,42 @@ def write_series_csv(store: Store, data: ChartData, path: str) -> int:
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["bucket", "series", "measure", "value", "first_value", "versions",
-                             "last_run", "removed", "partial"])
+            writer.writerow(
+                [
+                    "bucket",
+                    "series",
+                    "measure",
+                    "value",
+                    "first_value",
+                    "versions",
+                    "last_run",
+                    "removed",
+                    "partial",
+                ]
+            )
             for bucket, value, first, versions, run, removed, partial in zip(
-                    np.datetime_as_string(a["bucket"], unit="s"), a["value"].tolist(),
-                    a["first_value"].tolist(), a["versions"].tolist(), a["last_run"].tolist(),
-                    a["removed"].tolist(), a["partial"].tolist(), strict=True):
-                writer.writerow([bucket.replace("T", " "), series, data.measure,
-                                 "" if value != value else value, "" if first != first else first,
-                                 versions, run, removed, partial])
+                np.datetime_as_string(a["bucket"], unit="s"),
+                a["value"].tolist(),
+                a["first_value"].tolist(),
+                a["versions"].tolist(),
+                a["last_run"].tolist(),
+                a["removed"].tolist(),
+                a["partial"].tolist(),
+                strict=True,
+            ):
+                writer.writerow(
+                    [
+                        bucket.replace("T", " "),
+                        series,
+                        data.measure,
+                        "" if value != value else value,
+                        "" if first != first else first,
+                        versions,
+                        run,
+                        removed,
+                        partial,
+                    ]
+                )
     except OSError as exc:
         raise LookbackError(f"{path}: {exc.strerror}") from None
     return len(a["bucket"])
@@ -150,8 +176,7 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     revised = (arrays["versions"] > 1) & ~removed
     marks = {}
     # a bucket both revised and partial gets both marks: the diamond inside the hollow ring
-    for kind, mask in (("revised", revised), ("partial", partial & ~removed),
-                       ("removed", removed)):
+    for kind, mask in (("revised", revised), ("partial", partial & ~removed), ("removed", removed)):
         where = marked[mask]
         ys = arrays["first_value"][mask] if kind == "removed" else value[where]
         marks[kind] = (where, x[where], np.nan_to_num(ys))
@@ -165,8 +190,9 @@ def prepare_drawing(arrays: dict[str, np.ndarray]) -> Drawing:
     return Drawing(x, marks, y_range, int(revised.sum()), int(removed.sum()), envelope)
 
 
-def curve_for_view(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
-                   columns: float) -> tuple[np.ndarray, np.ndarray]:
+def curve_for_view(
+    x: np.ndarray, y: np.ndarray, x_range: tuple[float, float], columns: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The points to draw of the curve (x ascending) for a view of ``x_range`` that is
     ``columns`` pixels wide: every point in view (and one beyond each side) when there are
     few; else, per run of points, the lowest and highest value, which is all the eye can see of
@@ -194,8 +220,13 @@ def bucket_detail(arrays: dict[str, np.ndarray], i: int) -> tuple[float, int, in
     marked = arrays["marked"]
     j = int(np.searchsorted(marked, i))
     if j < len(marked) and int(marked[j]) == i:
-        return (float(arrays["first_value"][j]), int(arrays["versions"][j]),
-                int(arrays["last_run"][j]), bool(arrays["removed"][j]), bool(arrays["partial"][j]))
+        return (
+            float(arrays["first_value"][j]),
+            int(arrays["versions"][j]),
+            int(arrays["last_run"][j]),
+            bool(arrays["removed"][j]),
+            bool(arrays["partial"][j]),
+        )
     return float(arrays["value"][i]), 1, -1, False, False
 
 
@@ -206,8 +237,13 @@ def first_values(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return first
 
 
-def thin_markers(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
-                 y_range: tuple[float, float], size_px: tuple[float, float]) -> np.ndarray:
+def thin_markers(
+    x: np.ndarray,
+    y: np.ndarray,
+    x_range: tuple[float, float],
+    y_range: tuple[float, float],
+    size_px: tuple[float, float],
+) -> np.ndarray:
     """Positions (into ``x``, which ascends) of the markers to draw for a view: those in view;
     if there are more than MAX_MARKERS, the first of each square of the screen, the squares
     growing from MARKER_CELL_PX up to the size of a marker until at most MAX_MARKERS remain
@@ -225,8 +261,9 @@ def thin_markers(x: np.ndarray, y: np.ndarray, x_range: tuple[float, float],
     while True:
         columns = max(1, int(size_px[0] / cell_px) + 1)
         rows = max(1, int(size_px[1] / cell_px) + 1)
-        cell = (np.clip(across // cell_px, 0, columns - 1).astype(np.int64) * rows
-                + (down // cell_px).astype(np.int64))
+        cell = np.clip(across // cell_px, 0, columns - 1).astype(np.int64) * rows + (down // cell_px).astype(
+            np.int64
+        )
         first = np.full(columns * rows, -1, dtype=np.int64)
         first[cell[::-1]] = chosen[::-1]  # the last write wins: the first marker of each cell
         kept = np.sort(first[first >= 0])
@@ -240,27 +277,44 @@ def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
     return buckets.astype("datetime64[us]", copy=False).view(np.int64) / 1e6
 
 
-def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, Any] | None,
-               as_of_run: int | None, config: MetricConfig | None = None,
-               settle: int | None = None, as_known_at: datetime | None = None,
-               with_nowcast: bool = True) -> ChartData:
+def load_chart(
+    store: Store,
+    metric: str,
+    measure: str | None,
+    dims: dict[str, Any] | None,
+    as_of_run: int | None,
+    config: MetricConfig | None = None,
+    settle: int | None = None,
+    as_known_at: datetime | None = None,
+    with_nowcast: bool = True,
+) -> ChartData:
     """One series and what to draw around it: current, as known after run ``as_of_run`` or
     as known at ``as_known_at``; ``settle`` is the measured settling age (in buckets) when
     the advisor has one. ``with_nowcast=False`` leaves the nowcast out (the comparison chart
     draws none, and it costs a pass over the metric's history per series)."""
     series = store.series(metric, top=SERIES_OFFERED, as_of_run=as_of_run, as_known_at=as_known_at)
     succeeded = store.runs(metric=metric, status="succeeded", limit=AS_OF_RUNS)
-    choices = tuple((r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
-                    for r in succeeded if (r.known_at or r.as_of) is not None)
+    choices = tuple(
+        (r.id, f"run {r.id} (known {(r.known_at or r.as_of):%Y-%m-%d %H:%M})")
+        for r in succeeded
+        if (r.known_at or r.as_of) is not None
+    )
     if not series:
-        return ChartData(metric, measure or "", dims or {}, {}, [], as_of_run=as_of_run,
-                         runs=choices, as_known_at=as_known_at,
-                         newest_known_at=succeeded[0].known_at if succeeded else None)
+        return ChartData(
+            metric,
+            measure or "",
+            dims or {},
+            {},
+            [],
+            as_of_run=as_of_run,
+            runs=choices,
+            as_known_at=as_known_at,
+            newest_known_at=succeeded[0].known_at if succeeded else None,
+        )
     if dims is None or measure is None or (dims, measure) not in [(d, m) for d, m, _ in series]:
         of_measure = [s for s in series if s[1] == measure] or series
         dims, measure, _ = of_measure[0]
-    arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run,
-                                as_known_at=as_known_at)
+    arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run, as_known_at=as_known_at)
     if as_known_at is not None:  # the provisional region of the pull known last by then
         runs = [r for r in succeeded if r.known_at is not None and r.known_at <= as_known_at][:1]
     else:
@@ -274,48 +328,90 @@ def load_chart(store: Store, metric: str, measure: str | None, dims: dict[str, A
             window_start = add_buckets(newest, config.grain, -settle)
             label = f"provisional: settles in {settle} {config.grain.value}s (measured)"
         start, end = (np.datetime64(window_start), np.datetime64(window_end))
-        provisional = (float(epoch_seconds(np.array([start]))[0]),
-                       float(epoch_seconds(np.array([end]))[0]))
+        provisional = (float(epoch_seconds(np.array([start]))[0]), float(epoch_seconds(np.array([end]))[0]))
     changes = []
     for _run, as_of, change in store.schema_changes(metric):
-        if as_of is None or (as_of_run is not None and _run > as_of_run) or (
-                as_known_at is not None and as_of > as_known_at):
+        if (
+            as_of is None
+            or (as_of_run is not None and _run > as_of_run)
+            or (as_known_at is not None and as_of > as_known_at)
+        ):
             continue
         text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
         changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
     redefined = []
     for _run, known, old, new in store.definition_changes(metric):
-        if known is None or (as_of_run is not None and _run > as_of_run) or (
-                as_known_at is not None and known > as_known_at):
+        if (
+            known is None
+            or (as_of_run is not None and _run > as_of_run)
+            or (as_known_at is not None and known > as_known_at)
+        ):
             continue
-        redefined.append((float(epoch_seconds(np.array([np.datetime64(known)]))[0]),
-                          f"new definition {new} (was {old}) from run {_run}, known "
-                          f"{known:%Y-%m-%d %H:%M}: values it changed are redefinitions, "
-                          "not late data"))
+        redefined.append(
+            (
+                float(epoch_seconds(np.array([np.datetime64(known)]))[0]),
+                f"new definition {new} (was {old}) from run {_run}, known "
+                f"{known:%Y-%m-%d %H:%M}: values it changed are redefinitions, "
+                "not late data",
+            )
+        )
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     expected: dict[float, tuple[float, float | None, float | None]] = {}
-    if (with_nowcast and as_of_run is None and as_known_at is None and settle is not None
-            and config is not None and drawing is not None):
+    if (
+        with_nowcast
+        and as_of_run is None
+        and as_known_at is None
+        and settle is not None
+        and config is not None
+        and drawing is not None
+    ):
         expected = series_nowcast(store, config, measure, dims)
     latest = as_of_run is None and as_known_at is None  # a rule judges the present
-    marks = (threshold_marks(config, measure, dims, arrays, drawing.x, expected)
-             if config is not None and drawing is not None and latest else [])
-    return ChartData(metric, measure, dims, arrays, series, provisional, label, changes,
-                     as_of_run, drawing, choices, as_known_at,
-                     succeeded[0].known_at if succeeded else None, expected, redefined, marks)
+    marks = (
+        threshold_marks(config, measure, dims, arrays, drawing.x, expected)
+        if config is not None and drawing is not None and latest
+        else []
+    )
+    return ChartData(
+        metric,
+        measure,
+        dims,
+        arrays,
+        series,
+        provisional,
+        label,
+        changes,
+        as_of_run,
+        drawing,
+        choices,
+        as_known_at,
+        succeeded[0].known_at if succeeded else None,
+        expected,
+        redefined,
+        marks,
+    )
 
 
-def threshold_marks(config: MetricConfig, measure: str, dims: dict[str, Any],
-                    arrays: dict[str, np.ndarray], x: np.ndarray,
-                    expected: dict[float, tuple[float, float | None, float | None]]
-                    ) -> list[ThresholdMark]:
+def threshold_marks(
+    config: MetricConfig,
+    measure: str,
+    dims: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    x: np.ndarray,
+    expected: dict[float, tuple[float, float | None, float | None]],
+) -> list[ThresholdMark]:
     """The threshold rules of ``config`` judged on the nowcast that apply to the series shown
     (their measure, and a series that matches), each with the bucket it judges: the newest
     complete one of the series (the newest one at all while none is complete), by its expected
     value and interval while it is provisional, else by its value."""
-    rules = [r for r in config.alerts if r.kind == "threshold" and r.judge == "expected"
-             and r.measure == measure
-             and all(str(dims.get(k)) == str(v) for k, v in r.series.items())]
+    rules = [
+        r
+        for r in config.alerts
+        if r.kind == "threshold"
+        and r.judge == "expected"
+        and r.measure == measure
+        and all(str(dims.get(k)) == str(v) for k, v in r.series.items())
+    ]
     if not rules:
         return []
     value = arrays["value"]
@@ -329,8 +425,11 @@ def threshold_marks(config: MetricConfig, measure: str, dims: dict[str, Any],
     index = int(candidates[-1]) if len(candidates) else None
     at = float(x[index]) if index is not None else None
     judged = expected.get(at) if at is not None else None
-    bucket = "" if index is None else str(np.datetime_as_string(arrays["bucket"][index],
-                                                                 unit="m")).replace("T", " ")
+    bucket = (
+        ""
+        if index is None
+        else str(np.datetime_as_string(arrays["bucket"][index], unit="m")).replace("T", " ")
+    )
     marks = []
     for rule in rules:
         for side, bound in (("below", rule.below), ("above", rule.above)):
@@ -340,20 +439,29 @@ def threshold_marks(config: MetricConfig, measure: str, dims: dict[str, Any],
                 e, low, high = judged
                 edge = high if side == "below" else low
                 firing = edge is not None and _beyond(edge, side, bound)
-                now = (f"judged now: {bucket}, {expected_text(e, low, high)}"
-                       if low is not None and high is not None else
-                       f"judged now: {bucket}, expected {fmt_number(e)} (no interval yet: "
-                       "not judged)")
+                now = (
+                    f"judged now: {bucket}, {expected_text(e, low, high)}"
+                    if low is not None and high is not None
+                    else f"judged now: {bucket}, expected {fmt_number(e)} (no interval yet: not judged)"
+                )
             elif index is not None:
                 firing = _beyond(float(value[index]), side, bound)
                 now = f"judged now: {bucket}, settled at {fmt_number(float(value[index]))}"
             else:
                 firing, now = False, "nothing to judge yet"
-            marks.append(ThresholdMark(
-                rule.label, side, float(bound), at, judged, firing,
-                f"alert {rule.label}: fires when the newest complete bucket is expected to "
-                f"settle {side} {fmt_number(bound)} (its whole 80 % interval); {now}"
-                + (" — firing" if firing else "")))
+            marks.append(
+                ThresholdMark(
+                    rule.label,
+                    side,
+                    float(bound),
+                    at,
+                    judged,
+                    firing,
+                    f"alert {rule.label}: fires when the newest complete bucket is expected to "
+                    f"settle {side} {fmt_number(bound)} (its whole 80 % interval); {now}"
+                    + (" — firing" if firing else ""),
+                )
+            )
     return marks
 
 
@@ -361,15 +469,17 @@ def _beyond(value: float, side: str, bound: float) -> bool:
     return value < bound if side == "below" else value > bound
 
 
-def series_nowcast(store: Store, config: MetricConfig, measure: str, dims: dict[str, Any]
-                   ) -> dict[float, tuple[float, float | None, float | None]]:
+def series_nowcast(
+    store: Store, config: MetricConfig, measure: str, dims: dict[str, Any]
+) -> dict[float, tuple[float, float | None, float | None]]:
     """The nowcast of one series' provisional buckets: x (epoch seconds) → (expected, low,
     high)."""
     return measure_nowcast(store, config, measure).get(series_id(dims), {})
 
 
-def measure_nowcast(store: Store, config: MetricConfig, measure: str
-                    ) -> dict[str, dict[float, tuple[float, float | None, float | None]]]:
+def measure_nowcast(
+    store: Store, config: MetricConfig, measure: str
+) -> dict[str, dict[float, tuple[float, float | None, float | None]]]:
     """The nowcast of the provisional buckets of every series of ``measure``, from one pass
     over the metric's history: series_id → x (epoch seconds) → (expected, low, high)."""
     from lookback_gui.core.insight.nowcast import nowcast
@@ -387,7 +497,7 @@ def measure_nowcast(store: Store, config: MetricConfig, measure: str
 
 
 def expected_text(expected: float, low: float | None, high: float | None) -> str:
-    """"expected to settle at 41,200 (39,800–42,900)": three significant digits, no more than
+    """ "expected to settle at 41,200 (39,800–42,900)": three significant digits, no more than
     an estimate has."""
     text = f"expected to settle at {fmt_number(_significant(expected))}"
     if low is not None and high is not None:
@@ -401,9 +511,17 @@ def _significant(value: float, digits: int = 3) -> float:
     return round(value, digits - 1 - int(np.floor(np.log10(abs(value)))))
 
 
-def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float,
-                   first: float, versions: int, last_run: int, removed: bool,
-                   partial: bool) -> str:
+def describe_point(
+    bucket: str,
+    dims: dict[str, Any],
+    measure: str,
+    value: float,
+    first: float,
+    versions: int,
+    last_run: int,
+    removed: bool,
+    partial: bool,
+) -> str:
     lines = [f"{bucket}  ({fmt_series(dims)}, {measure})"]
     if removed:
         lines.append(f"removed by run {last_run} (first reported {fmt_number(first)})")
@@ -415,8 +533,7 @@ def describe_point(bucket: str, dims: dict[str, Any], measure: str, value: float
             pct = f" ({delta / abs(first) * 100:+.1f}%)" if first else ""
             lines.append(f"change: {fmt_number(delta, signed=True)}{pct}")
         run = f", run {last_run}" if last_run > 0 else ""  # 0: not known yet
-        lines.append(f"versions: {versions}" + (f", last revised by run {last_run}"
-                                                if versions > 1 else run))
+        lines.append(f"versions: {versions}" + (f", last revised by run {last_run}" if versions > 1 else run))
     if partial:
         lines.append("partial: the bucket was still incomplete when pulled")
     return "\n".join(lines)

@@ -21,8 +21,9 @@ FIRING = "#c62828"
 QUIET = "#ef6c00"
 
 
-def threshold_items(marks: Sequence[ThresholdMark], bucket_s: float,
-                    background: str = "#ffffff") -> list[Any]:
+def threshold_items(
+    marks: Sequence[ThresholdMark], bucket_s: float, background: str = "#ffffff"
+) -> list[Any]:
     """The graphics items of ``marks`` (``bucket_s``: a bucket's width in seconds, for the
     width of the interval's caps; ``background``: the chart's, behind the labels); each item's
     tooltip says what the rule judges."""
@@ -33,10 +34,13 @@ def threshold_items(marks: Sequence[ThresholdMark], bucket_s: float,
     for mark in marks:
         colour = FIRING if mark.firing else QUIET
         line = pg.InfiniteLine(
-            pos=mark.bound, angle=0, movable=False,
+            pos=mark.bound,
+            angle=0,
+            movable=False,
             pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashDotLine),
             label=f"{mark.rule}: {mark.side} {fmt_number(mark.bound)}",
-            labelOpts={"position": 0.03, "color": colour, "anchors": [(0, 1), (0, 1)]})
+            labelOpts={"position": 0.03, "color": colour, "anchors": [(0, 1), (0, 1)]},
+        )
         line.setToolTip(mark.text)
         items.append(line)
         expected = mark.expected
@@ -45,19 +49,35 @@ def threshold_items(marks: Sequence[ThresholdMark], bucket_s: float,
         judged.add((mark.x, expected))
         value, low, high = expected
         if low is not None and high is not None:
-            bar = pg.ErrorBarItem(x=np.array([mark.x]), y=np.array([value]),
-                                  top=np.array([high - value]), bottom=np.array([value - low]),
-                                  beam=0.5 * bucket_s, pen=pg.mkPen(colour, width=2))
+            bar = pg.ErrorBarItem(
+                x=np.array([mark.x]),
+                y=np.array([value]),
+                top=np.array([high - value]),
+                bottom=np.array([value - low]),
+                beam=0.5 * bucket_s,
+                pen=pg.mkPen(colour, width=2),
+            )
             bar.setToolTip(mark.text)
             bar.setZValue(5)
             items.append(bar)
-        point = pg.ScatterPlotItem(x=[mark.x], y=[value], symbol="star", size=16,
-                                   pen=pg.mkPen(colour), brush=pg.mkBrush(colour),
-                                   hoverable=True, tip=lambda x, y, data, t=mark.text: t)
+        point = pg.ScatterPlotItem(
+            x=[mark.x],
+            y=[value],
+            symbol="star",
+            size=16,
+            pen=pg.mkPen(colour),
+            brush=pg.mkBrush(colour),
+            hoverable=True,
+            tip=lambda x, y, data, t=mark.text: t,
+        )
         point.setZValue(6)
         items.append(point)
-        label = pg.TextItem(f"{mark.rule}: {expected_text(value, low, high)}", color=colour,
-                            anchor=(1.05, 1.1), fill=pg.mkBrush(behind))
+        label = pg.TextItem(
+            f"{mark.rule}: {expected_text(value, low, high)}",
+            color=colour,
+            anchor=(1.05, 1.1),
+            fill=pg.mkBrush(behind),
+        )
         label.setPos(mark.x, value)
         items.append(label)
     return items

@@ -90,11 +90,16 @@ class CompareWidget(QWidget):
         self._as_known_loaded: tuple[int | None, datetime | None] = (None, None)
 
         self.measure_box = QComboBox(accessibleName="Compared measure")
-        self.top_box = QSpinBox(accessibleName="How many of the largest series", minimum=1,
-                                maximum=MAX_COMPARED, value=TOP_DEFAULT)
+        self.top_box = QSpinBox(
+            accessibleName="How many of the largest series",
+            minimum=1,
+            maximum=MAX_COMPARED,
+            value=TOP_DEFAULT,
+        )
         self.top_button = QPushButton("Show the largest", accessibleName="Show the largest series")
-        self.top_button.setToolTip("compare the largest series of the measure (by the sum of "
-                                   "their current values)")
+        self.top_button.setToolTip(
+            "compare the largest series of the measure (by the sum of their current values)"
+        )
         self.stacked_box = QCheckBox("Stacked", accessibleName="Stack the series")
         self.status = QLabel(wordWrap=True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -116,8 +121,9 @@ class CompareWidget(QWidget):
         self.plot.getAxis("left").setWidth(72)
         self.legend = self.plot.addLegend(offset=(10, 2), colCount=4, verSpacing=-6)
         self.legend.sigSampleClicked.connect(self._sample_clicked)
-        self.region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 193, 7, 40),
-                                          pen=pg.mkPen(None))
+        self.region = pg.LinearRegionItem(
+            movable=False, brush=pg.mkBrush(255, 193, 7, 40), pen=pg.mkPen(None)
+        )
         self.region.setZValue(-10)
         self.region.setVisible(False)
         self.plot.addItem(self.region)
@@ -149,8 +155,12 @@ class CompareWidget(QWidget):
 
     def set_metric(self, store: Store | None, metric: MetricConfig | None) -> None:
         """Compare the series of ``metric`` (the largest of its first measure, at first)."""
-        if store is self._store and metric is not None and self._metric is not None \
-                and metric.name == self._metric.name:
+        if (
+            store is self._store
+            and metric is not None
+            and self._metric is not None
+            and metric.name == self._metric.name
+        ):
             self._metric = metric  # the same metric, perhaps edited
         else:
             self._store, self._metric = store, metric
@@ -173,8 +183,7 @@ class CompareWidget(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if (self._stale or self.as_known() != self._as_known_loaded) \
-                and self._metric is not None:
+        if (self._stale or self.as_known() != self._as_known_loaded) and self._metric is not None:
             self.reload()
 
     def show_top(self) -> None:
@@ -199,9 +208,11 @@ class CompareWidget(QWidget):
         self._as_known_loaded = as_of_run, as_known_at = self.as_known()
         self.status.setText("loading…")
         self._bridge.submit(
-            "compare", lambda: load_comparison(store, config, measure, chosen, top, settle,
-                                               as_of_run, as_known_at),
-            self._show, self._failed)
+            "compare",
+            lambda: load_comparison(store, config, measure, chosen, top, settle, as_of_run, as_known_at),
+            self._show,
+            self._failed,
+        )
 
     # -- drawing --------------------------------------------------------------------------
 
@@ -224,13 +235,16 @@ class CompareWidget(QWidget):
         additive = data.additivity.additive
         self.stacked_box.setEnabled(additive)
         if additive:
-            self.stacked_box.setToolTip(f"{data.measure} is additive: stacked, the top line is "
-                                        "the sum of the series shown at each bucket")
+            self.stacked_box.setToolTip(
+                f"{data.measure} is additive: stacked, the top line is "
+                "the sum of the series shown at each bucket"
+            )
         else:
             self.stacked_box.setChecked(False)
             self.stacked_box.setToolTip(
                 f"{data.measure} cannot be stacked: it is not additive ({data.additivity.reason}),"
-                f" so a sum of its series would mean nothing. {ADDITIVE_RULE}")
+                f" so a sum of its series would mean nothing. {ADDITIVE_RULE}"
+            )
         self._draw_layers()
         self.loaded.emit(data)
 
@@ -249,8 +263,9 @@ class CompareWidget(QWidget):
             item = QListWidgetItem(f"{fmt_series(dims)}  ({fmt_number(size)})")
             item.setData(Qt.ItemDataRole.UserRole, dims)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if series_id(dims) in compared
-                               else Qt.CheckState.Unchecked)
+            item.setCheckState(
+                Qt.CheckState.Checked if series_id(dims) in compared else Qt.CheckState.Unchecked
+            )
             self.series_list.addItem(item)
         self._updating = False
 
@@ -269,17 +284,17 @@ class CompareWidget(QWidget):
             return
         colours = series_colours(is_dark())
         for k, series in enumerate(data.series):
-            layer = SeriesLayer(self.plot.getPlotItem(), series, colours[k % len(colours)],
-                                self._tip)
+            layer = SeriesLayer(self.plot.getPlotItem(), series, colours[k % len(colours)], self._tip)
             self.layers.append(layer)
         stacked = self.stacked_box.isChecked() and data.additivity.additive
-        shown = [layer for layer in self.layers
-                 if series_id(layer.data.dims) not in self._hidden]
+        shown = [layer for layer in self.layers if series_id(layer.data.dims) not in self._hidden]
         levels = None
         if stacked:
             x, tops = stacked_levels([layer.data for layer in shown])
-            levels = {id(layer): (x, tops[k - 1] if k else np.zeros(len(x)), tops[k])
-                      for k, layer in enumerate(shown)}
+            levels = {
+                id(layer): (x, tops[k - 1] if k else np.zeros(len(x)), tops[k])
+                for k, layer in enumerate(shown)
+            }
         for layer in self.layers:
             hidden = series_id(layer.data.dims) in self._hidden
             layer.draw(levels.get(id(layer)) if levels is not None else None)
@@ -289,9 +304,11 @@ class CompareWidget(QWidget):
         for sample, label in self.legend.items:
             label.mouseClickEvent = sample.mouseClickEvent
         self.plot.setLabel("left", data.measure + (" (stacked)" if stacked else ""))
-        self.axis.buckets = np.unique(np.concatenate([layer.data.drawing.x for layer in shown
-                                                      if layer.data.drawing is not None]
-                                                     or [np.array([])]))
+        self.axis.buckets = np.unique(
+            np.concatenate(
+                [layer.data.drawing.x for layer in shown if layer.data.drawing is not None] or [np.array([])]
+            )
+        )
         self.axis.grain_s = GRAIN_SECONDS.get(self._metric.grain.value)
         self.plot.setLabel("bottom", f"bucket start ({self._metric.timezone})")
         if data.provisional:
@@ -299,8 +316,15 @@ class CompareWidget(QWidget):
             self.region.setToolTip(data.provisional_label)
         self.region.setVisible(data.provisional is not None)
         # a new choice of series shows all of it; a reload of the same keeps the user's view
-        key = (data.metric, data.measure, tuple(series_id(s.dims) for s in data.series), stacked,
-               tuple(sorted(self._hidden)) if stacked else (), data.as_of_run, data.as_known_at)
+        key = (
+            data.metric,
+            data.measure,
+            tuple(series_id(s.dims) for s in data.series),
+            stacked,
+            tuple(sorted(self._hidden)) if stacked else (),
+            data.as_of_run,
+            data.as_known_at,
+        )
         if key != self._drawn_key:
             self._show_all(shown)
         self._drawn_key = key
@@ -311,14 +335,18 @@ class CompareWidget(QWidget):
         n_hidden = len(self.layers) - len(shown)
         how = "stacked: the top line is their sum" if stacked else "overlaid"
         if data.has_nowcast:
-            how += ("; the nowcast is drawn overlaid only" if stacked else
-                    "; dashed: each series' expected settled values (nowcast)")
+            how += (
+                "; the nowcast is drawn overlaid only"
+                if stacked
+                else "; dashed: each series' expected settled values (nowcast)"
+            )
         self.status.setText(
             f"{len(data.series)} series of {data.measure}"
             + (f" ({n_hidden} hidden)" if n_hidden else "")
             + f" ({when_text(data.as_of_run, data.as_known_at)}), {how}; {revised} revised, "
             f"{removed} removed buckets; shaded: {data.provisional_label}. "
-            "◆ revised  ✕ removed  ○ partial; click a legend entry to hide or show its series.")
+            "◆ revised  ✕ removed  ○ partial; click a legend entry to hide or show its series."
+        )
 
     def fit_to_view(self) -> None:
         """The curves and markers of every series for the part of the chart in view."""
@@ -350,8 +378,9 @@ class CompareWidget(QWidget):
         if self.stacked_box.isChecked():
             low = min(low, 0.0)
         span = (high - low) or abs(high) or 1.0
-        self.plot.getViewBox().setRange(xRange=(float(x.min()), float(x.max())),
-                                        yRange=(low, high + 0.12 * span))
+        self.plot.getViewBox().setRange(
+            xRange=(float(x.min()), float(x.max())), yRange=(low, high + 0.12 * span)
+        )
 
     def _tip(self, data: ChartData, index: Any) -> str:
         if index is None or data.drawing is None:
@@ -360,8 +389,9 @@ class CompareWidget(QWidget):
         label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
         label = label.removesuffix(" 00:00:00").removesuffix(":00")
         first, versions, last_run, removed, partial = bucket_detail(a, i)
-        return describe_point(label, data.dims, data.measure, float(a["value"][i]), first,
-                              versions, last_run, removed, partial)
+        return describe_point(
+            label, data.dims, data.measure, float(a["value"][i]), first, versions, last_run, removed, partial
+        )
 
     # -- choosing -------------------------------------------------------------------------
 
@@ -397,15 +427,18 @@ class CompareWidget(QWidget):
     def _ticked(self, item: QListWidgetItem) -> None:
         if self._updating:
             return
-        chosen = [self.series_list.item(i).data(Qt.ItemDataRole.UserRole)
-                  for i in range(self.series_list.count())
-                  if self.series_list.item(i).checkState() == Qt.CheckState.Checked]
+        chosen = [
+            self.series_list.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.series_list.count())
+            if self.series_list.item(i).checkState() == Qt.CheckState.Checked
+        ]
         if len(chosen) > MAX_COMPARED:
             self._updating = True
             item.setCheckState(Qt.CheckState.Unchecked)
             self._updating = False
-            self.status.setText(f"at most {MAX_COMPARED} series at a time: more colours than "
-                                "that cannot be told apart")
+            self.status.setText(
+                f"at most {MAX_COMPARED} series at a time: more colours than that cannot be told apart"
+            )
             return
         if not chosen:
             return  # the last one stays until another is ticked

@@ -31,13 +31,14 @@ from lookback_gui.ui.models import fmt_series
 
 # Okabe & Ito (2008), "Color Universal Design": told apart with every common colour-vision
 # deficiency. Black is the ink of the dark theme's background, so it is swapped for white there.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
-           "#F0E442")
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
 MAX_COMPARED = len(PALETTE)  # more colours than these are no longer told apart
 TOP_DEFAULT = 5
-ADDITIVE_RULE = ("A measure is additive unless its name or its SQL expression says avg, "
-                 "average, mean, ratio, rate, pct, percent, share, median, percentile, "
-                 "quantile or distinct, takes min or max, or divides by a column.")
+ADDITIVE_RULE = (
+    "A measure is additive unless its name or its SQL expression says avg, "
+    "average, mean, ratio, rate, pct, percent, share, median, percentile, "
+    "quantile or distinct, takes min or max, or divides by a column."
+)
 
 
 def series_colours(dark: bool = False) -> tuple[str, ...]:
@@ -78,18 +79,26 @@ class Comparison:
         return self.series[0].provisional_label if self.series else ""
 
 
-def load_comparison(store: Store, config: MetricConfig, measure: str | None,
-                    chosen: Sequence[dict[str, Any]] | None, top: int = TOP_DEFAULT,
-                    settle: int | None = None, as_of_run: int | None = None,
-                    as_known_at: datetime | None = None) -> Comparison:
+def load_comparison(
+    store: Store,
+    config: MetricConfig,
+    measure: str | None,
+    chosen: Sequence[dict[str, Any]] | None,
+    top: int = TOP_DEFAULT,
+    settle: int | None = None,
+    as_of_run: int | None = None,
+    as_known_at: datetime | None = None,
+) -> Comparison:
     """The series ``chosen`` of ``measure`` (or, with None, its ``top`` largest), each as the
     chart loads it: current, as known after run ``as_of_run`` or as known at ``as_known_at``
     (the chart's *As known after*). Current values come with their nowcast where the chart
     draws one (``settle`` known), from one pass over the history for all of them. Series that
     no longer exist are left out; at most MAX_COMPARED are loaded. Runs on a worker."""
+
     def one(dims: dict[str, Any] | None, of: str | None) -> ChartData:
-        return load_chart(store, config.name, of, dims, as_of_run, config, settle, as_known_at,
-                          with_nowcast=False)
+        return load_chart(
+            store, config.name, of, dims, as_of_run, config, settle, as_known_at, with_nowcast=False
+        )
 
     first = one(dict(chosen[0]) if chosen else None, measure)
     measure = first.measure
@@ -97,7 +106,7 @@ def load_comparison(store: Store, config: MetricConfig, measure: str | None,
     offered = first.series
     of_measure = [dims for dims, m, _size in offered if m == measure]
     if chosen is None:
-        wanted = of_measure[:max(1, min(top, MAX_COMPARED))]
+        wanted = of_measure[: max(1, min(top, MAX_COMPARED))]
     else:
         ids = {series_id(d) for d in of_measure}
         wanted = [dict(d) for d in chosen if series_id(d) in ids][:MAX_COMPARED]
@@ -110,10 +119,8 @@ def load_comparison(store: Store, config: MetricConfig, measure: str | None,
     datas = [d for d in datas if d.drawing is not None]
     if datas and settle is not None and as_of_run is None and as_known_at is None:
         expected = measure_nowcast(store, config, measure)
-        datas = [dataclasses.replace(d, nowcast=expected.get(series_id(d.dims), {}))
-                 for d in datas]
-    return Comparison(config.name, measure, tuple(datas), offered, additivity, as_of_run,
-                      as_known_at)
+        datas = [dataclasses.replace(d, nowcast=expected.get(series_id(d.dims), {})) for d in datas]
+    return Comparison(config.name, measure, tuple(datas), offered, additivity, as_of_run, as_known_at)
 
 
 def stacked_levels(series: Sequence[ChartData]) -> tuple[np.ndarray, np.ndarray]:
@@ -142,8 +149,7 @@ class SeriesLayer:
         curve: its line, the item the legend entry toggles.
     """
 
-    def __init__(self, plot: pg.PlotItem, data: ChartData, colour: str,
-                 tip: Callable[[ChartData, Any], str]):
+    def __init__(self, plot: pg.PlotItem, data: ChartData, colour: str, tip: Callable[[ChartData, Any], str]):
         self.data = data
         self.colour = colour
         self._plot = plot
@@ -154,8 +160,11 @@ class SeriesLayer:
         pen = pg.mkPen(colour, width=2)
         self.curve = pg.PlotDataItem(pen=pen, name=fmt_series(data.dims))
         self.base = pg.PlotDataItem(pen=pg.mkPen(None))
-        self.band = pg.FillBetweenItem(self.base, self.curve, brush=pg.mkBrush(
-            QColor(colour).red(), QColor(colour).green(), QColor(colour).blue(), 110))
+        self.band = pg.FillBetweenItem(
+            self.base,
+            self.curve,
+            brush=pg.mkBrush(QColor(colour).red(), QColor(colour).green(), QColor(colour).blue(), 110),
+        )
         self.band.setZValue(-6)
         outline = QColor(colour).darker(140)
         hover = pg.mkPen("k", width=2)
@@ -164,27 +173,51 @@ class SeriesLayer:
             return tip(data, index)
 
         self.revised = pg.ScatterPlotItem(
-            hoverable=True, tip=tip_of, hoverPen=hover, symbol="d", size=MARKER_SIZE_PX,
-            pen=pg.mkPen(outline), brush=pg.mkBrush(colour))
+            hoverable=True,
+            tip=tip_of,
+            hoverPen=hover,
+            symbol="d",
+            size=MARKER_SIZE_PX,
+            pen=pg.mkPen(outline),
+            brush=pg.mkBrush(colour),
+        )
         self.partial = pg.ScatterPlotItem(
-            hoverable=True, tip=tip_of, hoverPen=hover, symbol="o", size=15,
-            pen=pg.mkPen(colour, width=2), brush=pg.mkBrush(None))
+            hoverable=True,
+            tip=tip_of,
+            hoverPen=hover,
+            symbol="o",
+            size=15,
+            pen=pg.mkPen(colour, width=2),
+            brush=pg.mkBrush(None),
+        )
         self.removed = pg.ScatterPlotItem(
-            hoverable=True, tip=tip_of, hoverPen=hover, symbol="x", size=MARKER_SIZE_PX,
-            pen=pg.mkPen(outline, width=2), brush=pg.mkBrush(colour))
+            hoverable=True,
+            tip=tip_of,
+            hoverPen=hover,
+            symbol="x",
+            size=MARKER_SIZE_PX,
+            pen=pg.mkPen(outline, width=2),
+            brush=pg.mkBrush(colour),
+        )
         # its nowcast: a dashed line through the expected values, a band between the intervals
-        self.expected = pg.PlotDataItem(pen=pg.mkPen(colour, width=2,
-                                                     style=Qt.PenStyle.DashLine))
+        self.expected = pg.PlotDataItem(pen=pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine))
         self.expected_low = pg.PlotDataItem(pen=pg.mkPen(None))
         self.expected_high = pg.PlotDataItem(pen=pg.mkPen(None))
-        self.expected_band = pg.FillBetweenItem(self.expected_low, self.expected_high,
-                                                brush=pg.mkBrush(QColor(colour).red(),
-                                                                 QColor(colour).green(),
-                                                                 QColor(colour).blue(), 45))
+        self.expected_band = pg.FillBetweenItem(
+            self.expected_low,
+            self.expected_high,
+            brush=pg.mkBrush(QColor(colour).red(), QColor(colour).green(), QColor(colour).blue(), 45),
+        )
         self.expected_band.setZValue(-7)
         self.items: tuple[pg.GraphicsObject, ...] = (
-            self.band, self.curve, self.revised, self.partial, self.removed, self.expected,
-            self.expected_band)
+            self.band,
+            self.curve,
+            self.revised,
+            self.partial,
+            self.removed,
+            self.expected,
+            self.expected_band,
+        )
         for item in self.items:
             plot.addItem(item)
 
@@ -252,14 +285,14 @@ class SeriesLayer:
         self.curve.setData(x[at], y[at])
         self.base.setData(x[at], self.bottom[at])
 
-    def place_markers(self, x_range: tuple[float, float], y_range: tuple[float, float],
-                      size_px: tuple[float, float]) -> int:
+    def place_markers(
+        self, x_range: tuple[float, float], y_range: tuple[float, float], size_px: tuple[float, float]
+    ) -> int:
         """Set the markers in view, thinned as the chart thins them where they would pile up
         (a long series has more revised buckets than the screen has room for); returns how
         many were set."""
         count = 0
-        for item, kind in ((self.revised, "revised"), (self.partial, "partial"),
-                           (self.removed, "removed")):
+        for item, kind in ((self.revised, "revised"), (self.partial, "partial"), (self.removed, "removed")):
             where, xs, ys = self._marks[kind]
             chosen = thin_markers(xs, ys, x_range, y_range, size_px)
             item.setData(x=xs[chosen], y=ys[chosen], data=where[chosen])

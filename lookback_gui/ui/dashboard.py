@@ -62,13 +62,21 @@ def measured_settling(store: Store, config: MetricConfig) -> int | None:
     return advice.settled_after_buckets.get("p99") if advice.enough_history else None
 
 
-def load_metric_charts(store: Store, config: MetricConfig,
-                       charts: list[DashboardChart]) -> list[ChartData]:
+def load_metric_charts(store: Store, config: MetricConfig, charts: list[DashboardChart]) -> list[ChartData]:
     """The data of every small chart of one metric (runs on a worker)."""
     settle = measured_settling(store, config)
-    return [load_chart(store, config.name, chart.measure,
-                       dict(chart.series) if chart.series is not None else None, None, config,
-                       settle) for chart in charts]
+    return [
+        load_chart(
+            store,
+            config.name,
+            chart.measure,
+            dict(chart.series) if chart.series is not None else None,
+            None,
+            config,
+            settle,
+        )
+        for chart in charts
+    ]
 
 
 class SmallChart(QFrame):
@@ -103,21 +111,23 @@ class SmallChart(QFrame):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.getAxis("left").setWidth(52)
         self.plot.showGrid(x=False, y=True, alpha=0.3)
-        self.region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 193, 7, 40),
-                                          pen=pg.mkPen(None))
+        self.region = pg.LinearRegionItem(
+            movable=False, brush=pg.mkBrush(255, 193, 7, 40), pen=pg.mkPen(None)
+        )
         self.region.setZValue(-10)
         self.region.setVisible(False)
         self.plot.addItem(self.region)
         self.curve = self.plot.plot(pen=pg.mkPen("#1565c0", width=2))
-        self.partial = pg.ScatterPlotItem(symbol="o", size=9, pen=pg.mkPen("#1565c0", width=2),
-                                          brush=pg.mkBrush(None))
+        self.partial = pg.ScatterPlotItem(
+            symbol="o", size=9, pen=pg.mkPen("#1565c0", width=2), brush=pg.mkBrush(None)
+        )
         self.plot.addItem(self.partial)
-        self.nowcast_curve = self.plot.plot(pen=pg.mkPen("#6a1b9a", width=2,
-                                                         style=Qt.PenStyle.DashLine))
+        self.nowcast_curve = self.plot.plot(pen=pg.mkPen("#6a1b9a", width=2, style=Qt.PenStyle.DashLine))
         self.nowcast_low = pg.PlotDataItem(pen=pg.mkPen(None))
         self.nowcast_high = pg.PlotDataItem(pen=pg.mkPen(None))
-        self.nowcast_band = pg.FillBetweenItem(self.nowcast_low, self.nowcast_high,
-                                               brush=pg.mkBrush(106, 27, 154, 45))
+        self.nowcast_band = pg.FillBetweenItem(
+            self.nowcast_low, self.nowcast_high, brush=pg.mkBrush(106, 27, 154, 45)
+        )
         self.nowcast_band.setZValue(-5)
         self.plot.addItem(self.nowcast_band)
         self.plot.scene().sigMouseClicked.connect(self._scene_clicked)
@@ -145,8 +155,9 @@ class SmallChart(QFrame):
         """Draw ``data``: the series, its provisional region and its nowcast."""
         self.data = data
         drawing = data.drawing
-        self.title.setText(f"{data.metric} — {data.measure or '?'}"
-                           + (f" — {fmt_series(data.dims)}" if data.dims else ""))
+        self.title.setText(
+            f"{data.metric} — {data.measure or '?'}" + (f" — {fmt_series(data.dims)}" if data.dims else "")
+        )
         if drawing is None:
             self.curve.setData([], [])
             self.partial.setData(x=[], y=[])
@@ -156,8 +167,7 @@ class SmallChart(QFrame):
             return
         x, value = drawing.x, data.arrays["value"]
         width = self.plot.getViewBox().width() or 400
-        self.curve.setData(*curve_for_view(x, value, (float(x[0]), float(x[-1])), width),
-                           connect="finite")
+        self.curve.setData(*curve_for_view(x, value, (float(x[0]), float(x[-1])), width), connect="finite")
         _where, xs, ys = drawing.marks["partial"]
         self.partial.setData(x=xs, y=ys)
         self._show_nowcast(data)
@@ -167,9 +177,11 @@ class SmallChart(QFrame):
         low, high = drawing.y_range
         highs = [v[2] for v in data.nowcast.values() if v[2] is not None]
         high = max([high, *highs])
-        self.plot.getViewBox().setRange(xRange=(float(x[0]), float(x[-1])),
-                                        yRange=(min(low, 0.0) if low >= 0 else low, high),
-                                        padding=0.05)
+        self.plot.getViewBox().setRange(
+            xRange=(float(x[0]), float(x[-1])),
+            yRange=(min(low, 0.0) if low >= 0 else low, high),
+            padding=0.05,
+        )
         finite = value[np.isfinite(value)]
         self.value.setText(f"latest {fmt_number(float(finite[-1]))}" if len(finite) else "")
 
@@ -180,10 +192,8 @@ class SmallChart(QFrame):
             return
         xs = np.array(sorted(data.nowcast))
         ys = np.array([data.nowcast[x][0] for x in xs])
-        lows = np.array([np.nan if data.nowcast[x][1] is None else data.nowcast[x][1]
-                         for x in xs])
-        highs = np.array([np.nan if data.nowcast[x][2] is None else data.nowcast[x][2]
-                          for x in xs])
+        lows = np.array([np.nan if data.nowcast[x][1] is None else data.nowcast[x][1] for x in xs])
+        highs = np.array([np.nan if data.nowcast[x][2] is None else data.nowcast[x][2] for x in xs])
         self.nowcast_curve.setData(xs, ys)
         band = ~np.isnan(lows) & ~np.isnan(highs)
         self.nowcast_low.setData(xs[band], lows[band])
@@ -273,9 +283,13 @@ class DashboardWidget(QWidget):
         """Show the dashboard of ``project``; the same project again changes nothing."""
         if store is self._store and project is self._project:
             return
-        same = (project is not None and self._project is not None and store is self._store
-                and project.dashboard == self._project.dashboard
-                and list(project.metrics) == list(self._project.metrics))
+        same = (
+            project is not None
+            and self._project is not None
+            and store is self._store
+            and project.dashboard == self._project.dashboard
+            and list(project.metrics) == list(self._project.metrics)
+        )
         self._store, self._project = store, project
         if not same:
             self._build()
@@ -297,9 +311,13 @@ class DashboardWidget(QWidget):
             tile.remove_requested.connect(weakly(self._remove, index))
             self.grid.addWidget(tile, index // columns, index % columns)
             self.tiles.append(tile)
-        self.status.setText("" if self._project is None else
-                            "click a chart to open it full size" if self.tiles else
-                            "no metrics yet")
+        self.status.setText(
+            ""
+            if self._project is None
+            else "click a chart to open it full size"
+            if self.tiles
+            else "no metrics yet"
+        )
         for metric in dict.fromkeys(tile.chart.metric for tile in self.tiles):
             self.reload(metric)
 
@@ -339,9 +357,9 @@ class DashboardWidget(QWidget):
                 if tile in self.tiles:
                     tile.show_error(message)
 
-        self._bridge.submit(f"dashboard-{metric}",
-                            lambda: load_metric_charts(store, config, charts), done, failed,
-                            owner=self)
+        self._bridge.submit(
+            f"dashboard-{metric}", lambda: load_metric_charts(store, config, charts), done, failed, owner=self
+        )
 
     def metric_changed(self, name: str, _run_id: object = None) -> None:
         """A run of ``name`` committed new values."""
@@ -391,8 +409,7 @@ class DashboardWidget(QWidget):
         shown = self.chart_on_show()
         if shown is not None:
             metric, measure, _dims = shown
-            self.add([DashboardChart(metric, measure, dims)
-                      for dims in self.series_of()[:SERIES_ADDED]])
+            self.add([DashboardChart(metric, measure, dims) for dims in self.series_of()[:SERIES_ADDED]])
 
     def _add_every_metric(self) -> None:
         if self._project is not None:
@@ -411,4 +428,3 @@ class DashboardWidget(QWidget):
 
     def grab_image(self) -> Any:
         return self.grid_host.grab()
-

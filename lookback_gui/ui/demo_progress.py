@@ -35,7 +35,8 @@ class DemoProgress(QObject):
         self.bar.setRange(0, total)
         self.bar.setValue(done)
         self._window.statusBar().showMessage(
-            f"preparing the demo project: six weeks of pulls, {100 * done // total} %…")
+            f"preparing the demo project: six weeks of pulls, {100 * done // total} %…"
+        )
 
     def finish(self) -> None:
         """The demo is built (or could not be): the bar goes."""

@@ -18,8 +18,11 @@ class PlainIcons(QAbstractFileIconProvider):
 
     def icon(self, what: QFileInfo | QAbstractFileIconProvider.IconType) -> QIcon:
         if isinstance(what, QFileInfo):
-            kind = (QAbstractFileIconProvider.IconType.Folder if what.isDir()
-                    else QAbstractFileIconProvider.IconType.File)
+            kind = (
+                QAbstractFileIconProvider.IconType.Folder
+                if what.isDir()
+                else QAbstractFileIconProvider.IconType.File
+            )
             return super().icon(kind)
         return super().icon(what)
 
@@ -27,8 +30,9 @@ class PlainIcons(QAbstractFileIconProvider):
         return "Folder" if info.isDir() else f"{info.suffix().upper()} file".lstrip()
 
 
-def file_dialog(parent: QWidget | None, caption: str, start: str, filters: str,
-                mode: QFileDialog.AcceptMode) -> QFileDialog:
+def file_dialog(
+    parent: QWidget | None, caption: str, start: str, filters: str, mode: QFileDialog.AcceptMode
+) -> QFileDialog:
     """A file dialog that names files by their kind alone (see the module)."""
     dialog = QFileDialog(parent, caption, start, filters)
     dialog.setOption(QFileDialog.Option.DontUseNativeDialog)  # a native one may peek anyway
@@ -54,11 +58,9 @@ def _chosen(dialog: QFileDialog) -> str:
 
 def open_file_name(parent: QWidget | None, caption: str, start: str, filters: str = "") -> str:
     """The file the user chose to open, or "" when cancelled."""
-    return _chosen(file_dialog(parent, caption, start, filters,
-                               QFileDialog.AcceptMode.AcceptOpen))
+    return _chosen(file_dialog(parent, caption, start, filters, QFileDialog.AcceptMode.AcceptOpen))
 
 
 def save_file_name(parent: QWidget | None, caption: str, start: str, filters: str = "") -> str:
     """The file the user chose to save to, or "" when cancelled."""
-    return _chosen(file_dialog(parent, caption, start, filters,
-                               QFileDialog.AcceptMode.AcceptSave))
+    return _chosen(file_dialog(parent, caption, start, filters, QFileDialog.AcceptMode.AcceptSave))

@@ -140,9 +140,12 @@ def _error_label() -> QLabel:
 def ask_to_discard(parent: QWidget, what: str) -> bool:
     """Whether the user wants to throw away the unsaved changes of ``what``."""
     answer = QMessageBox.question(
-        parent, "Unsaved changes", f"Discard your changes to {what}?",
+        parent,
+        "Unsaved changes",
+        f"Discard your changes to {what}?",
         QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
-        QMessageBox.StandardButton.Cancel)
+        QMessageBox.StandardButton.Cancel,
+    )
     return answer == QMessageBox.StandardButton.Discard
 
 
@@ -255,8 +258,13 @@ class SourceEditor(_Editor):
 
     KEY_TABLE = "source"
 
-    def __init__(self, project: Project, bridge: Bridge, source: SourceConfig | None = None,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        project: Project,
+        bridge: Bridge,
+        source: SourceConfig | None = None,
+        parent: QWidget | None = None,
+    ):
         super().__init__(project, bridge, parent)
         self.setWindowTitle(f"Source {source.name}" if source else "New source")
         self.original = source
@@ -271,8 +279,9 @@ class SourceEditor(_Editor):
         self.browse = QPushButton("Browse…", accessibleName="Choose a file")
         self.dsn = QLineEdit(source.dsn or "" if source else "", accessibleName="DSN")
         self.dsn.setPlaceholderText("host=127.0.0.1 port=5432 dbname=shop user=analyst")
-        self.password_env = QLineEdit(source.password_env or "" if source else "",
-                                      accessibleName="Password environment variable")
+        self.password_env = QLineEdit(
+            source.password_env or "" if source else "", accessibleName="Password environment variable"
+        )
         self.password = QLineEdit(accessibleName="Password for the keyring")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("kept in the OS keyring, never in the project file")
@@ -291,15 +300,21 @@ class SourceEditor(_Editor):
         path_layout.addWidget(self.path, 1)
         path_layout.addWidget(self.browse)
         self.field_row(form, "Path", "path", path_row)
-        for key, label in (("access_key_id", "Access key id"), ("secret_env", "Secret variable"),
-                           ("secret", "Secret"), ("endpoint", "Endpoint"), ("region", "Region"),
-                           ("url_style", "URL style")):
+        for key, label in (
+            ("access_key_id", "Access key id"),
+            ("secret_env", "Secret variable"),
+            ("secret", "Secret"),
+            ("endpoint", "Endpoint"),
+            ("region", "Region"),
+            ("url_style", "URL style"),
+        ):
             self.field_row(form, label, key, self.storage.widgets()[key])
         self.field_row(form, "DSN", "dsn", self.dsn)
         self.field_row(form, "Password variable", "password_env", self.password_env)
         self.field_row(form, "Password", "password", self.password)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         test_row = QHBoxLayout()
@@ -311,9 +326,14 @@ class SourceEditor(_Editor):
         layout.addWidget(buttons)
         self.resize(640, 560)
 
-        self.watch(self.name.textChanged, self.type.currentTextChanged, self.path.textChanged,
-                   self.dsn.textChanged, self.password_env.textChanged,
-                   *self.storage.signals())
+        self.watch(
+            self.name.textChanged,
+            self.type.currentTextChanged,
+            self.path.textChanged,
+            self.dsn.textChanged,
+            self.password_env.textChanged,
+            *self.storage.signals(),
+        )
         self.type.currentTextChanged.connect(self._type_changed)
         self.path.textChanged.connect(lambda _: self._type_changed(self.type.currentText()))
         self.browse.clicked.connect(self._browse)
@@ -336,8 +356,7 @@ class SourceEditor(_Editor):
         self.browse.setEnabled(is_file and not url)
 
     def _browse(self) -> None:
-        path = open_file_name(self, "Choose the source file",
-                              str(self.project.directory))
+        path = open_file_name(self, "Choose the source file", str(self.project.directory))
         if path:
             try:
                 from pathlib import Path
@@ -348,8 +367,15 @@ class SourceEditor(_Editor):
             self.path.setText(path)
 
     def snapshot(self) -> object:
-        return (self.name.text(), self.type.currentText(), self.path.text(), self.dsn.text(),
-                self.password_env.text(), self.password.text(), self.storage.snapshot())
+        return (
+            self.name.text(),
+            self.type.currentText(),
+            self.path.text(),
+            self.dsn.text(),
+            self.password_env.text(),
+            self.password.text(),
+            self.storage.snapshot(),
+        )
 
     def validate_quietly(self) -> None:
         self._candidate()
@@ -358,11 +384,20 @@ class SourceEditor(_Editor):
         kind = self.type.currentText()
         if kind in FILE_SOURCE_TYPES:
             path = self.path.text().strip()
-            return {"type": kind, "path": path, "dsn": None, "password_env": None,
-                    **self.storage.values(path)}
-        return {"type": kind, "path": None, "dsn": self.dsn.text().strip(),
-                "password_env": self.password_env.text().strip() or None,
-                **self.storage.values("")}
+            return {
+                "type": kind,
+                "path": path,
+                "dsn": None,
+                "password_env": None,
+                **self.storage.values(path),
+            }
+        return {
+            "type": kind,
+            "path": None,
+            "dsn": self.dsn.text().strip(),
+            "password_env": self.password_env.text().strip() or None,
+            **self.storage.values(""),
+        }
 
     def _apply(self, document: ProjectDocument) -> None:
         name = self.name.text().strip()
@@ -383,13 +418,15 @@ class SourceEditor(_Editor):
         except ProjectError as exc:
             if exc.key and exc.key.startswith("metrics."):
                 # a metric still names the old source; the source itself is fine to test
-                return SourceConfig(name=name, type=self.type.currentText(),
-                                    path=self.values()["path"],
-                                    resolved_path=str(self.project.directory
-                                                      / (self.values()["path"] or "")),
-                                    dsn=self.values()["dsn"],
-                                    password_env=self.values()["password_env"],
-                                    storage=self._candidate_storage())
+                return SourceConfig(
+                    name=name,
+                    type=self.type.currentText(),
+                    path=self.values()["path"],
+                    resolved_path=str(self.project.directory / (self.values()["path"] or "")),
+                    dsn=self.values()["dsn"],
+                    password_env=self.values()["password_env"],
+                    storage=self._candidate_storage(),
+                )
             self.show_project_error(exc)
             return None
         return project.sources[name]
@@ -398,9 +435,13 @@ class SourceEditor(_Editor):
         values = self.values()
         if storage_kind(values["path"] or "") is None:
             return None
-        return StorageConfig(access_key_id=values["access_key_id"],
-                             secret_env=values["secret_env"], endpoint=values.get("endpoint"),
-                             region=values.get("region"), url_style=values.get("url_style"))
+        return StorageConfig(
+            access_key_id=values["access_key_id"],
+            secret_env=values["secret_env"],
+            endpoint=values.get("endpoint"),
+            region=values.get("region"),
+            url_style=values.get("url_style"),
+        )
 
     def test_connection(self) -> None:
         candidate = self._candidate()
@@ -410,8 +451,9 @@ class SourceEditor(_Editor):
         self.test.setEnabled(False)
         self.test_result.setText("connecting…")
         self.schema.clear()
-        self.bridge.submit(f"test-{id(self)}", lambda: describe_schema(source, environ),
-                           self._tested, self._test_failed)
+        self.bridge.submit(
+            f"test-{id(self)}", lambda: describe_schema(source, environ), self._tested, self._test_failed
+        )
 
     def _tested(self, rows: list[dict[str, Any]]) -> None:
         self.test.setEnabled(True)
@@ -440,17 +482,21 @@ class SourceEditor(_Editor):
             return
         password = self.password.text()
         if password and self.type.currentText() not in FILE_SOURCE_TYPES:
-            source = SourceConfig(name=self.name.text().strip(), type=self.type.currentText(),
-                                  dsn=self.dsn.text().strip())
+            source = SourceConfig(
+                name=self.name.text().strip(), type=self.type.currentText(), dsn=self.dsn.text().strip()
+            )
             try:
                 import keyring
 
                 keyring.set_password(KEYRING_SERVICE, keyring_user(source), password)
             except Exception as exc:
                 self.clear_errors()
-                self.show_error("password", "no keyring service is available here, so the "
-                                "password cannot be stored safely; set a password variable "
-                                f"(password_env) instead ({type(exc).__name__})")
+                self.show_error(
+                    "password",
+                    "no keyring service is available here, so the "
+                    "password cannot be stored safely; set a password variable "
+                    f"(password_env) instead ({type(exc).__name__})",
+                )
                 return
         path = self.path.text().strip() if self.type.currentText() in FILE_SOURCE_TYPES else ""
         problem = self.storage.secret_problem(path)
@@ -462,9 +508,12 @@ class SourceEditor(_Editor):
             self.storage.keep_secret(path)
         except Exception as exc:
             self.clear_errors()
-            self.show_error("secret", "no keyring service is available here, so the secret "
-                            "cannot be stored safely; set a secret variable (secret_env) "
-                            f"instead ({type(exc).__name__})")
+            self.show_error(
+                "secret",
+                "no keyring service is available here, so the secret "
+                "cannot be stored safely; set a secret variable (secret_env) "
+                f"instead ({type(exc).__name__})",
+            )
             return
         if self.try_save(self._apply):
             self.accept()
@@ -475,8 +524,14 @@ class MetricEditor(_Editor):
 
     KEY_TABLE = "metric"
 
-    def __init__(self, project: Project, bridge: Bridge, metric: MetricConfig | None = None,
-                 parent: QWidget | None = None, store: Store | None = None):
+    def __init__(
+        self,
+        project: Project,
+        bridge: Bridge,
+        metric: MetricConfig | None = None,
+        parent: QWidget | None = None,
+        store: Store | None = None,
+    ):
         super().__init__(project, bridge, parent)
         self.setWindowTitle(f"Metric {metric.name}" if metric else "New metric")
         self.original = metric
@@ -487,8 +542,7 @@ class MetricEditor(_Editor):
         self.source.addItems(list(project.sources))
         self.grain = QComboBox(accessibleName="Grain")
         self.grain.addItems(["minute", "hour", "day", "week", "month"])
-        self.lookback = QLineEdit(str(metric.lookback) if metric else "7d",
-                                  accessibleName="Lookback")
+        self.lookback = QLineEdit(str(metric.lookback) if metric else "7d", accessibleName="Lookback")
         self.lookback.setPlaceholderText('"7d", "36h", "4w" or a number of buckets')
         self.schedule_kind = QComboBox(accessibleName="Schedule kind")
         self.schedule_kind.addItems(["manual only", "cron", "every"])
@@ -498,10 +552,8 @@ class MetricEditor(_Editor):
         self.timezone = QComboBox(accessibleName="Time zone")
         self.timezone.setEditable(True)
         self.timezone.addItems(sorted(zoneinfo.available_timezones()))
-        self.complete_only = QCheckBox("complete buckets only",
-                                       accessibleName="Complete buckets only")
-        self.allow_empty = QCheckBox("an empty result is a real zero",
-                                     accessibleName="Allow an empty result")
+        self.complete_only = QCheckBox("complete buckets only", accessibleName="Complete buckets only")
+        self.allow_empty = QCheckBox("an empty result is a real zero", accessibleName="Allow an empty result")
         self.sql = QPlainTextEdit(accessibleName="SQL")
         self.sql.setFont(MONO)
         self.sql.setTabChangesFocus(True)  # Tab leaves the editor; indent with spaces
@@ -510,10 +562,11 @@ class MetricEditor(_Editor):
         self.rules.setFont(MONO)
         self.rules.setTabChangesFocus(True)
         self.rules.setPlaceholderText(
-            '[checks]\norders_not_negative = { measure = "orders", min = 0 }\n\n'
-            '[[alerts]]\nkind = "failure"')
-        self.try_button = QPushButton("Try the alert rules on the history",
-                                      accessibleName="Try the alert rules on the history")
+            '[checks]\norders_not_negative = { measure = "orders", min = 0 }\n\n[[alerts]]\nkind = "failure"'
+        )
+        self.try_button = QPushButton(
+            "Try the alert rules on the history", accessibleName="Try the alert rules on the history"
+        )
         self.try_button.setEnabled(metric is not None and store is not None)
         self.try_info = QLabel(accessibleName="Alert rules tried on the history")
         self.try_info.setWordWrap(True)
@@ -526,7 +579,8 @@ class MetricEditor(_Editor):
         self.preview_table.setModel(self.preview_model)
         self.preview_table.setWordWrap(False)
         self.preview_table.verticalHeader().setDefaultSectionSize(
-            self.preview_table.fontMetrics().height() + 6)
+            self.preview_table.fontMetrics().height() + 6
+        )
 
         if metric:
             self.source.setCurrentText(metric.source)
@@ -583,8 +637,9 @@ class MetricEditor(_Editor):
         sql_box = QWidget()
         sql_layout = QVBoxLayout(sql_box)
         sql_layout.setContentsMargins(0, 0, 0, 0)
-        sql_layout.addWidget(QLabel("SQL (the source is the default catalog, or a view named "
-                                    "after it for files)"))
+        sql_layout.addWidget(
+            QLabel("SQL (the source is the default catalog, or a view named after it for files)")
+        )
         sql_layout.addWidget(self.sql, 1)
         self.errors["sql"] = _error_label()
         sql_layout.addWidget(self.errors["sql"])
@@ -595,8 +650,7 @@ class MetricEditor(_Editor):
         rules_box = QWidget()
         rules_layout = QVBoxLayout(rules_box)
         rules_layout.setContentsMargins(0, 0, 0, 0)
-        rules_layout.addWidget(QLabel("Quality checks and alert rules (TOML, as under "
-                                      "[metrics.NAME])"))
+        rules_layout.addWidget(QLabel("Quality checks and alert rules (TOML, as under [metrics.NAME])"))
         rules_layout.addWidget(self.rules, 1)
         self.errors["checks"] = _error_label()
         self.errors["alerts"] = self.errors["checks"]
@@ -612,8 +666,9 @@ class MetricEditor(_Editor):
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
 
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save
-                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(splitter, 1)
@@ -629,11 +684,19 @@ class MetricEditor(_Editor):
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
         self._schedule_changed()
-        self.watch(self.name.textChanged, self.source.currentTextChanged,
-                   self.grain.currentTextChanged, self.lookback.textChanged,
-                   self.schedule_kind.currentTextChanged, self.schedule.textChanged,
-                   self.timezone.currentTextChanged, self.sql.textChanged,
-                   self.rules.textChanged, self.complete_only.toggled, self.allow_empty.toggled)
+        self.watch(
+            self.name.textChanged,
+            self.source.currentTextChanged,
+            self.grain.currentTextChanged,
+            self.lookback.textChanged,
+            self.schedule_kind.currentTextChanged,
+            self.schedule.textChanged,
+            self.timezone.currentTextChanged,
+            self.sql.textChanged,
+            self.rules.textChanged,
+            self.complete_only.toggled,
+            self.allow_empty.toggled,
+        )
         # a failed preview is run again once the SQL or its source is edited and typing pauses,
         # so its error goes as soon as the SQL is fixed
         self._preview_error_shown = False
@@ -652,9 +715,11 @@ class MetricEditor(_Editor):
 
     def template(self, table: str, column: str) -> str:
         grain = self.grain.currentText() or "day"
-        return (f"SELECT date_trunc('{grain}', {column}) AS bucket, count(*) AS n\n"
-                f"FROM {table}\nWHERE {column} >= $window_start AND {column} < $window_end\n"
-                "GROUP BY ALL")
+        return (
+            f"SELECT date_trunc('{grain}', {column}) AS bucket, count(*) AS n\n"
+            f"FROM {table}\nWHERE {column} >= $window_start AND {column} < $window_end\n"
+            "GROUP BY ALL"
+        )
 
     def _suggest_sql(self) -> None:
         """Start a new metric's SQL from the source's first table that has a time column."""
@@ -672,8 +737,9 @@ class MetricEditor(_Editor):
                     self.sql.setPlainText(self.template(table, row["column"]))
                     return
 
-        self.bridge.submit(f"suggest-{id(self)}", lambda: describe_schema(source), suggest,
-                           lambda message: None, owner=self)
+        self.bridge.submit(
+            f"suggest-{id(self)}", lambda: describe_schema(source), suggest, lambda message: None, owner=self
+        )
 
     def _rules_text(self, name: str) -> str:
         try:
@@ -720,8 +786,9 @@ class MetricEditor(_Editor):
                 trigger: Any = cron_trigger(text, zone)
                 options = Options()
                 # the locale's clock: 06:00 where it has a 24-hour one, 06:00 AM where not
-                options.use_24hour_time_format = "a" not in QLocale().timeFormat(
-                    QLocale.FormatType.ShortFormat).lower()
+                options.use_24hour_time_format = (
+                    "a" not in QLocale().timeFormat(QLocale.FormatType.ShortFormat).lower()
+                )
                 words = ExpressionDescriptor(text, options).get_description()
             else:
                 every = parse_duration(text)
@@ -746,10 +813,19 @@ class MetricEditor(_Editor):
         return f"{words}; next: " + ", ".join(f.strftime("%a %Y-%m-%d %H:%M") for f in fires)
 
     def snapshot(self) -> object:
-        return (self.name.text(), self.source.currentText(), self.grain.currentText(),
-                self.lookback.text(), self.schedule_kind.currentText(), self.schedule.text(),
-                self.timezone.currentText(), self.complete_only.isChecked(),
-                self.allow_empty.isChecked(), self.sql.toPlainText(), self.rules.toPlainText())
+        return (
+            self.name.text(),
+            self.source.currentText(),
+            self.grain.currentText(),
+            self.lookback.text(),
+            self.schedule_kind.currentText(),
+            self.schedule.text(),
+            self.timezone.currentText(),
+            self.complete_only.isChecked(),
+            self.allow_empty.isChecked(),
+            self.sql.toPlainText(),
+            self.rules.toPlainText(),
+        )
 
     def validate_quietly(self) -> None:
         if self.candidate() is not None and self.preview_info.text().startswith("cannot preview"):
@@ -811,8 +887,7 @@ class MetricEditor(_Editor):
     def preview(self) -> None:
         found = self.candidate()
         if found is None:
-            shown = [(key, label.text()) for key, label in self.errors.items()
-                     if label.isVisibleTo(self)]
+            shown = [(key, label.text()) for key, label in self.errors.items() if label.isVisibleTo(self)]
             if self.general_error.isVisibleTo(self):
                 shown.append(("", self.general_error.text()))
             key, reason = shown[0] if shown else ("", "")
@@ -825,8 +900,12 @@ class MetricEditor(_Editor):
         self.preview_button.setEnabled(False)
         self.preview_info.setStyleSheet("")
         self.preview_info.setText("running the query for the current window…")
-        self.bridge.submit(f"preview-{id(self)}", lambda: preview_metric(project, metric),
-                           self._previewed, self._preview_failed)
+        self.bridge.submit(
+            f"preview-{id(self)}",
+            lambda: preview_metric(project, metric),
+            self._previewed,
+            self._preview_failed,
+        )
 
     def try_rules(self) -> None:
         """How often the threshold and restatement rules as edited would have fired over the
@@ -849,22 +928,24 @@ class MetricEditor(_Editor):
 
         self.try_button.setEnabled(False)
         self.try_info.setText("replaying the rules over the stored history…")
-        self.bridge.submit(f"try-rules-{id(self)}", work, self._rules_tried,
-                           self._rules_failed)
+        self.bridge.submit(f"try-rules-{id(self)}", work, self._rules_tried, self._rules_failed)
 
     def _rules_tried(self, trials: list[dict[str, Any]]) -> None:
         self.try_button.setEnabled(True)
         lines = []
         for trial in trials:
-            line = (f"{trial['rule']}: would have fired {trial['firings']} time(s) over "
-                    f"{trial['runs_evaluated']} pull(s)")
+            line = (
+                f"{trial['rule']}: would have fired {trial['firings']} time(s) over "
+                f"{trial['runs_evaluated']} pull(s)"
+            )
             if trial["episodes"]:
                 last = trial["episodes"][-1]
                 line += f"; last from run {last['run']}: {last['message'][:120]}"
             if trial.get("judges"):  # a threshold rule: how each judge would have done
                 line += "; " + ", ".join(
-                    f"{judge}: {j['runs_firing']} pull(s) firing, {j['false_alarms']} false "
-                    "alarm(s)" for judge, j in trial["judges"].items())
+                    f"{judge}: {j['runs_firing']} pull(s) firing, {j['false_alarms']} false alarm(s)"
+                    for judge, j in trial["judges"].items()
+                )
             lines.append(line)
         self.try_info.setText("\n".join(lines))
 
@@ -879,9 +960,11 @@ class MetricEditor(_Editor):
         self.preview_table.resizeColumnsToContents()
         shape = result.shape
         window = f"[{result.window.start:%Y-%m-%d %H:%M}, {result.window.end:%Y-%m-%d %H:%M})"
-        text = (f"{result.total_rows} row(s) for window {window}. bucket: {shape.bucket}; "
-                f"dimensions: {', '.join(shape.dimensions) or 'none'}; measures: "
-                f"{', '.join(shape.measures)}")
+        text = (
+            f"{result.total_rows} row(s) for window {window}. bucket: {shape.bucket}; "
+            f"dimensions: {', '.join(shape.dimensions) or 'none'}; measures: "
+            f"{', '.join(shape.measures)}"
+        )
         if result.warnings:
             text += "\n⚠ " + "\n⚠ ".join(result.warnings)
         self.preview_info.setStyleSheet("color: #2e7d32;")
@@ -910,9 +993,12 @@ class MetricEditor(_Editor):
     def confirm_rename(self, old: str, new: str) -> bool:
         """Say what a rename does to the store, and ask whether to go on."""
         answer = QMessageBox.question(
-            self, f"Rename {old}", f"Renaming {old} to {new} also moves its history in the "
+            self,
+            f"Rename {old}",
+            f"Renaming {old} to {new} also moves its history in the "
             "store to the new name: its runs, versions and alert states. Rename it?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def _rename(self, old: str, new: str, store: Store) -> None:
@@ -924,8 +1010,13 @@ class MetricEditor(_Editor):
             return
         self.clear_errors()
         try:
-            done = rename_metric(self.project, store, old, new, edit=lambda document:
-                                 document.set_metric(new, {**self.values(), **self._rules()}))
+            done = rename_metric(
+                self.project,
+                store,
+                old,
+                new,
+                edit=lambda document: document.set_metric(new, {**self.values(), **self._rules()}),
+            )
         except ProjectError as exc:
             self.show_project_error(exc)
             return

@@ -16,9 +16,14 @@ from lookback_gui.core.timing.windows import local_now
 from lookback_gui.ui.models import HealthRow
 
 
-def health_rows(project: Project, runs: Sequence[RunRecord], latest: Mapping[str, RunRecord],
-                successes: Mapping[str, RunRecord | None], alerts: Sequence[AlertState],
-                fires: Mapping[str, datetime | None]) -> list[HealthRow]:
+def health_rows(
+    project: Project,
+    runs: Sequence[RunRecord],
+    latest: Mapping[str, RunRecord],
+    successes: Mapping[str, RunRecord | None],
+    alerts: Sequence[AlertState],
+    fires: Mapping[str, datetime | None],
+) -> list[HealthRow]:
     """One row per metric of ``project``: its last run and success, how fresh it is, its next
     run, duration, failure rate over its last 20 ended runs and its firing alerts."""
     rows = []
@@ -26,28 +31,33 @@ def health_rows(project: Project, runs: Sequence[RunRecord], latest: Mapping[str
         own = [r for r in runs if r.metric == metric.name]
         if not own and metric.name in latest:
             own = [latest[metric.name]]
-        success = successes.get(metric.name) or next(
-            (r for r in own if r.status == "succeeded"), None)
+        success = successes.get(metric.name) or next((r for r in own if r.status == "succeeded"), None)
         ended = [r for r in own[:20] if r.status in ("succeeded", "failed")]
         failures = sum(r.status == "failed" for r in ended)
         now = local_now(metric.zone)
         freshness = ""
         if success and success.finished_at:
             age = now - success.finished_at
-            freshness = (f"{int(age.total_seconds() // 60)} min ago" if age < timedelta(hours=2)
-                         else f"{age.total_seconds() / 3600:.1f} h ago")
+            freshness = (
+                f"{int(age.total_seconds() // 60)} min ago"
+                if age < timedelta(hours=2)
+                else f"{age.total_seconds() / 3600:.1f} h ago"
+            )
         fire = fires.get(metric.name)
-        rows.append(HealthRow(
-            metric=metric.name,
-            last_success=success.finished_at if success else None,
-            freshness=freshness or "never",
-            next_run=fire.astimezone(metric.zone).strftime("%Y-%m-%d %H:%M") if fire else
-            ("paused" if metric.scheduled else "manual"),
-            last_duration=own[0].duration_s if own else None,
-            failure_rate=failures / len(ended) * 100 if ended else None,
-            firing=sum(a.metric == metric.name and a.state == "firing" for a in alerts),
-            status=own[0].status if own else "never run",
-        ))
+        rows.append(
+            HealthRow(
+                metric=metric.name,
+                last_success=success.finished_at if success else None,
+                freshness=freshness or "never",
+                next_run=fire.astimezone(metric.zone).strftime("%Y-%m-%d %H:%M")
+                if fire
+                else ("paused" if metric.scheduled else "manual"),
+                last_duration=own[0].duration_s if own else None,
+                failure_rate=failures / len(ended) * 100 if ended else None,
+                firing=sum(a.metric == metric.name and a.state == "firing" for a in alerts),
+                status=own[0].status if own else "never run",
+            )
+        )
     return rows
 
 
@@ -65,8 +75,10 @@ class AlertBar(QWidget):
         super().__init__(parent)
         self.setAccessibleName("Firing alert")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # its own background
-        self.setStyleSheet("AlertBar { background: #fdecea; border-bottom: 1px solid #e57373; }"
-                           " AlertBar QLabel { color: #8e1c1c; }")
+        self.setStyleSheet(
+            "AlertBar { background: #fdecea; border-bottom: 1px solid #e57373; }"
+            " AlertBar QLabel { color: #8e1c1c; }"
+        )
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -102,8 +102,9 @@ class MainWindow(QMainWindow):
     opened = Signal(object)
     open_failed = Signal(str)
 
-    def __init__(self, settings: QSettings, bridge: Bridge | None = None,
-                 connections: SourceConnections | None = None):
+    def __init__(
+        self, settings: QSettings, bridge: Bridge | None = None, connections: SourceConnections | None = None
+    ):
         super().__init__()
         self.settings = settings
         self.bridge = bridge or Bridge(parent=self)
@@ -146,16 +147,22 @@ class MainWindow(QMainWindow):
         self.compare.as_known = self.chart.as_known
         self.revisions_view = table_view(self.revisions_filter, "Revisions")
         self.revisions_view.sortByColumn(5, Qt.SortOrder.DescendingOrder)  # newest run first
-        self.revisions_find = query_box(self.revisions_filter, "Filter revisions",
-                                        "Filter revisions: words, or column=value (measure=revenue)")
-        self.metric_runs = RunsPane(self.runs_model, self.bridge, "Runs of this metric",
-                                    "Run detail of this metric")
+        self.revisions_find = query_box(
+            self.revisions_filter,
+            "Filter revisions",
+            "Filter revisions: words, or column=value (measure=revenue)",
+        )
+        self.metric_runs = RunsPane(
+            self.runs_model, self.bridge, "Runs of this metric", "Run detail of this metric"
+        )
         self.runs_log = RunsLog(self.runs_model, self.bridge)
         self.health_view = table_view(health_proxy, "Health")
         self.alerts_view = table_view(self.alerts_model, "Alerts")
-        for model, view in ((self.revisions_model, self.revisions_view),
-                            (self.health_model, self.health_view),
-                            (self.alerts_model, self.alerts_view)):
+        for model, view in (
+            (self.revisions_model, self.revisions_view),
+            (self.health_model, self.health_view),
+            (self.alerts_model, self.alerts_view),
+        ):
             model.modelReset.connect(view.resizeColumnsToContents)
         self.definition = QPlainTextEdit(accessibleName="Metric definition")
         self.definition.setReadOnly(True)
@@ -166,9 +173,17 @@ class MainWindow(QMainWindow):
 
         self._build_tabs()
         self.metric_views = MetricViews(
-            self.bridge, self.tabs, self.chart, self.advisor, self.revisions_model,
-            self.revisions_view, self.definition, self.reload_project,
-            lambda message: self.statusBar().showMessage(message, 8000), self)
+            self.bridge,
+            self.tabs,
+            self.chart,
+            self.advisor,
+            self.revisions_model,
+            self.revisions_view,
+            self.definition,
+            self.reload_project,
+            lambda message: self.statusBar().showMessage(message, 8000),
+            self,
+        )
         self._connect_dashboard()
         self._build_actions()
         self._build_status_bar()
@@ -264,20 +279,31 @@ class MainWindow(QMainWindow):
         self.new_project_action = self._action("&New project…", self.new_project, keys.New)
         self.open_action = self._action("&Open project…", self.choose_project, keys.Open)
         self.fresh_demo_action = self._action(
-            "Open a fresh &demo", self.open_fresh_demo, None,
-            "Write a new demo project with six weeks of pulls and open it")
-        self.save_action = self._action("&Save", self.save_project, QKeySequence.StandardKey.Save,
-                                        "Write the project file (editors save on OK)")
+            "Open a fresh &demo",
+            self.open_fresh_demo,
+            None,
+            "Write a new demo project with six weeks of pulls and open it",
+        )
+        self.save_action = self._action(
+            "&Save",
+            self.save_project,
+            QKeySequence.StandardKey.Save,
+            "Write the project file (editors save on OK)",
+        )
         self.close_project_action = self._action(
-            "&Close project", self.close_project, keys.Close,
-            "Close the open project: its pulls are cancelled, its scheduler stopped")
+            "&Close project",
+            self.close_project,
+            keys.Close,
+            "Close the open project: its pulls are cancelled, its scheduler stopped",
+        )
         self.quit_action = self._action("&Quit", self.quit, QKeySequence.StandardKey.Quit)
-        self.run_now_action = self._action("&Run now", self.run_now, "Ctrl+R",
-                                           "Pull the selected metric now")
-        self.retry_action = self._action("Re&try run", self.retry_run, None,
-                                         "Re-run the selected failed run's window")
-        self.cancel_action = self._action("&Cancel pull", self.cancel_pull, "Ctrl+.",
-                                          "Cancel the selected metric's running pull")
+        self.run_now_action = self._action("&Run now", self.run_now, "Ctrl+R", "Pull the selected metric now")
+        self.retry_action = self._action(
+            "Re&try run", self.retry_run, None, "Re-run the selected failed run's window"
+        )
+        self.cancel_action = self._action(
+            "&Cancel pull", self.cancel_pull, "Ctrl+.", "Cancel the selected metric's running pull"
+        )
         self.backfill_action = self._action("&Backfill…", self.backfill, "Ctrl+B")
         self.new_metric_action = self._action("New &metric…", self.new_metric, "Ctrl+M")
         self.new_source_action = self._action("New &source…", self.new_source, "Ctrl+Shift+N")
@@ -285,8 +311,7 @@ class MainWindow(QMainWindow):
         self.find_action = self._action("&Find runs", self.focus_find, QKeySequence.StandardKey.Find)
         self.pause_action = self._action("&Pause scheduler", self.toggle_pause, "Ctrl+P")
         self.pause_action.setCheckable(True)
-        self.tray_action = self._action("Keep running in the &tray when closed",
-                                        self._tray_setting_changed)
+        self.tray_action = self._action("Keep running in the &tray when closed", self._tray_setting_changed)
         self.tray_action.setCheckable(True)
 
         files = self.menuBar().addMenu("&File")
@@ -304,14 +329,25 @@ class MainWindow(QMainWindow):
         edit.addAction(self.edit_action)
         edit.addAction(self.find_action)
         metric = self.menuBar().addMenu("&Metric")
-        for action in (self.run_now_action, self.retry_action, self.cancel_action,
-                       self.backfill_action):
+        for action in (self.run_now_action, self.retry_action, self.cancel_action, self.backfill_action):
             metric.addAction(action)
         view = self.menuBar().addMenu("&View")
-        view.addAction(self._action("&Dashboard", weakly(self.show_tab, "dashboard"), "Ctrl+D",
-                                    "the charts of several metrics at once"))
-        view.addAction(self._action("&Compare series", weakly(self.show_tab, "compare"),
-                                    "Ctrl+Shift+C", "several series of the metric in one chart"))
+        view.addAction(
+            self._action(
+                "&Dashboard",
+                weakly(self.show_tab, "dashboard"),
+                "Ctrl+D",
+                "the charts of several metrics at once",
+            )
+        )
+        view.addAction(
+            self._action(
+                "&Compare series",
+                weakly(self.show_tab, "compare"),
+                "Ctrl+Shift+C",
+                "several series of the metric in one chart",
+            )
+        )
         theme = view.addMenu("&Theme")
         for name in ("system", "light", "dark"):
             action = self._action(name.title(), weakly(self.set_theme, name))
@@ -322,9 +358,14 @@ class MainWindow(QMainWindow):
         view.addAction(self.pause_action)
         view.addAction(self.tray_action)
         help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._action("Open &log folder", self.open_log_folder, None,
-                                         "Show the folder of the log file, where errors are "
-                                         "recorded with their details"))
+        help_menu.addAction(
+            self._action(
+                "Open &log folder",
+                self.open_log_folder,
+                None,
+                "Show the folder of the log file, where errors are recorded with their details",
+            )
+        )
         help_menu.addAction(self._action("&About Lookback GUI", self.about))
         self._update_recent_menu()
 
@@ -363,8 +404,9 @@ class MainWindow(QMainWindow):
         splitter = self.settings.value("window/splitter")
         if isinstance(splitter, QByteArray):
             self.splitter.restoreState(splitter)
-        self.tray_action.setChecked(self.tray is not None and bool(
-            self.settings.value("tray/keep_running", False, type=bool)))
+        self.tray_action.setChecked(
+            self.tray is not None and bool(self.settings.value("tray/keep_running", False, type=bool))
+        )
         self.set_theme(str(self.settings.value("view/theme", "system")))
 
     def _save_state(self) -> None:
@@ -431,8 +473,9 @@ class MainWindow(QMainWindow):
         self._detach()
         self._paused = self._paused_setting(path)
         self.statusBar().showMessage(f"opening {path}…")
-        self.sessions.open(path, start_scheduler=start_scheduler, paused=self._paused,
-                           wait_s=self.store_wait_s)
+        self.sessions.open(
+            path, start_scheduler=start_scheduler, paused=self._paused, wait_s=self.store_wait_s
+        )
 
     def close_project(self) -> None:
         """Close the open project; its pulls are cancelled and its store closed off the GUI
@@ -478,9 +521,11 @@ class MainWindow(QMainWindow):
         project = session.project
         self._remember(project.path)
         self.statusBar().showMessage(
-            f"opened {project.path}" if session.scheduled_elsewhere is None else
-            f"opened {project.path}; scheduled pulls run elsewhere: {session.scheduled_elsewhere}",
-            4000 if session.scheduled_elsewhere is None else 30000)
+            f"opened {project.path}"
+            if session.scheduled_elsewhere is None
+            else f"opened {project.path}; scheduled pulls run elsewhere: {session.scheduled_elsewhere}",
+            4000 if session.scheduled_elsewhere is None else 30000,
+        )
         self.setWindowTitle(f"{project.path.name} — Lookback GUI")
         key = f"view/{_settings_key(project.path)}"
         self.chart.range_picker.set_project(project.path)
@@ -515,12 +560,14 @@ class MainWindow(QMainWindow):
             if session is not self.session or not ran_here:
                 return
             self._standby.stop()
-            self.statusBar().showMessage("the scheduler that ran in another process has "
-                                         "stopped: scheduled pulls run here now", 15000)
+            self.statusBar().showMessage(
+                "the scheduler that ran in another process has stopped: scheduled pulls run here now", 15000
+            )
             self._update_status()
 
-        self.bridge.submit("take-over-schedule", session.take_over_schedule, done,
-                           lambda message: None, owner=self)
+        self.bridge.submit(
+            "take-over-schedule", session.take_over_schedule, done, lambda message: None, owner=self
+        )
 
     def _open_failed(self, message: str) -> None:
         self.statusBar().clearMessage()
@@ -542,9 +589,9 @@ class MainWindow(QMainWindow):
         self.refresh()
 
     def new_project(self) -> None:
-        path = save_file_name(self, "New project",
-                              str(self._dialog_folder() / "lookback.toml"),
-                              "Lookback project (*.toml)")
+        path = save_file_name(
+            self, "New project", str(self._dialog_folder() / "lookback.toml"), "Lookback project (*.toml)"
+        )
         if not path:
             return
         target = Path(path)
@@ -552,7 +599,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot create the project", f"{target} already exists; open it instead")
             return
         try:
-            write_atomically(target, "# Lookback GUI project\n\n[store]\npath = \"lookback.duckdb\"\n")
+            write_atomically(target, '# Lookback GUI project\n\n[store]\npath = "lookback.duckdb"\n')
         except OSError as exc:
             self.show_error("Cannot create the project", f"{target}: {exc.strerror}")
             return
@@ -568,8 +615,7 @@ class MainWindow(QMainWindow):
         return Path.home()
 
     def choose_project(self) -> None:
-        path = open_file_name(self, "Open project", str(self._dialog_folder()),
-                              "Lookback project (*.toml)")
+        path = open_file_name(self, "Open project", str(self._dialog_folder()), "Lookback project (*.toml)")
         if path:
             self.open_project(path)
 
@@ -578,9 +624,13 @@ class MainWindow(QMainWindow):
 
         self._detach()
         self.statusBar().showMessage("preparing a fresh demo project (six weeks of pulls)…")
-        self.bridge.submit("demo", lambda: str(fresh_demo()), self.open_project,
-                           lambda message: self.show_error("Cannot create the demo", message),
-                           owner=self)
+        self.bridge.submit(
+            "demo",
+            lambda: str(fresh_demo()),
+            self.open_project,
+            lambda message: self.show_error("Cannot create the demo", message),
+            owner=self,
+        )
 
     def save_project(self) -> None:
         if self.project is None:
@@ -621,13 +671,14 @@ class MainWindow(QMainWindow):
         self.dashboard.on_saved = self.reload_project
         self.dashboard.on_error = lambda message: self.show_error("The dashboard", message)
         self.dashboard.series_of = lambda: [
-            d for d, m, _size in (self.chart._data.series if self.chart._data else ())
-            if m == self.chart.measure_box.currentText()]
+            d
+            for d, m, _size in (self.chart._data.series if self.chart._data else ())
+            if m == self.chart.measure_box.currentText()
+        ]
 
         def on_show() -> tuple[str, str, dict[str, Any]] | None:
             data = self.chart._data
-            return None if data is None or not data.measure else (data.metric, data.measure,
-                                                                  data.dims)
+            return None if data is None or not data.measure else (data.metric, data.measure, data.dims)
 
         self.dashboard.chart_on_show = on_show
 
@@ -654,17 +705,30 @@ class MainWindow(QMainWindow):
             return
         store, names = session.store, list(session.project.metrics)
         if self.runs_model.rowCount() == 0:  # just opened: the runs log's first page first
-            self.bridge.submit("first-runs", lambda: store.runs(limit=RUN_PAGE),
-                               lambda runs: self._show_first_runs(session, runs),
-                               self._snapshot_failed, owner=self)
+            self.bridge.submit(
+                "first-runs",
+                lambda: store.runs(limit=RUN_PAGE),
+                lambda runs: self._show_first_runs(session, runs),
+                self._snapshot_failed,
+                owner=self,
+            )
 
         def load() -> Snapshot:
             runs = store.runs(limit=RUN_PAGE)
-            return Snapshot(runs, store.alert_states(), store.latest_runs(),
-                            {name: store.last_successful_run(name) for name in names})
+            return Snapshot(
+                runs,
+                store.alert_states(),
+                store.latest_runs(),
+                {name: store.last_successful_run(name) for name in names},
+            )
 
-        self.bridge.submit("snapshot", load, lambda snap: self._apply_snapshot(session, snap),
-                           self._snapshot_failed, owner=self)
+        self.bridge.submit(
+            "snapshot",
+            load,
+            lambda snap: self._apply_snapshot(session, snap),
+            self._snapshot_failed,
+            owner=self,
+        )
 
     def _show_first_runs(self, session: Session, runs: list[RunRecord]) -> None:
         """The first page of the runs log, read on its own while the rest of the snapshot
@@ -678,9 +742,13 @@ class MainWindow(QMainWindow):
         store = self.store
         if store is None:
             return
-        self.bridge.submit("older-runs", lambda: store.runs(limit=RUN_PAGE, before=before),
-                           lambda runs: self.runs_model.append_older(runs, len(runs) == RUN_PAGE),
-                           self._snapshot_failed, owner=self)
+        self.bridge.submit(
+            "older-runs",
+            lambda: store.runs(limit=RUN_PAGE, before=before),
+            lambda runs: self.runs_model.append_older(runs, len(runs) == RUN_PAGE),
+            self._snapshot_failed,
+            owner=self,
+        )
 
     def _snapshot_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"cannot read the store: {message}", 8000)
@@ -695,11 +763,15 @@ class MainWindow(QMainWindow):
         self._latest = snapshot.latest
         self.alerts_model.set_records(snapshot.alerts)
         firing = sum(a.state == "firing" for a in snapshot.alerts)
-        self.tabs.setTabText(self.tabs.indexOf(self.alerts_view),
-                             f"Alerts ({firing} firing)" if firing else "Alerts")
+        self.tabs.setTabText(
+            self.tabs.indexOf(self.alerts_view), f"Alerts ({firing} firing)" if firing else "Alerts"
+        )
         fires = {} if session.scheduler.paused else session.scheduler.next_fire_times()
-        self.health_model.set_records(health_rows(session.project, snapshot.runs, snapshot.latest,
-                                                  snapshot.successes, snapshot.alerts, fires))
+        self.health_model.set_records(
+            health_rows(
+                session.project, snapshot.runs, snapshot.latest, snapshot.successes, snapshot.alerts, fires
+            )
+        )
         self._update_tree_status()
         # runs that no event announced (another process recorded them) change their metric too
         for name, run in snapshot.successes.items():
@@ -718,8 +790,9 @@ class MainWindow(QMainWindow):
     # -- status bar -----------------------------------------------------------------------
 
     def _update_status(self) -> None:
-        self.status.show_scheduler(self.scheduler, self._paused,
-                                   self.session.scheduled_elsewhere if self.session else None)
+        self.status.show_scheduler(
+            self.scheduler, self._paused, self.session.scheduled_elsewhere if self.session else None
+        )
 
     def _on_event(self, event: object) -> None:
         self.status.follow(event)
@@ -730,15 +803,13 @@ class MainWindow(QMainWindow):
             if run.status == "succeeded":
                 self.metric_views.metric_changed(run.metric, run.id)
             elif run.status == "failed":
-                self.statusBar().showMessage(f"run {run.id} of {run.metric} failed: "
-                                             f"{run.error}", 10000)
+                self.statusBar().showMessage(f"run {run.id} of {run.metric} failed: {run.error}", 10000)
         if isinstance(event, ev.AlertChanged) and event.state == "firing":
             self.notifier.firing(event.metric, event.rule, event.message)
         if isinstance(event, ev.Notice) and event.level in ("error", "warning"):
             self.statusBar().showMessage(event.message, 10000)
         if isinstance(event, ev.AlertCommandFailed):
-            self.statusBar().showMessage(f"alert {event.metric} / {event.rule}: {event.message}",
-                                         10000)
+            self.statusBar().showMessage(f"alert {event.metric} / {event.rule}: {event.message}", 10000)
         if isinstance(event, ev.GapFillHeld):
             self._ask_gap_fill(event)
         if isinstance(event, ev.DefinitionChanged) and event.start is not None:
@@ -760,8 +831,7 @@ class MainWindow(QMainWindow):
         for action in (self.run_now_action, self.backfill_action, self.cancel_action):
             action.setEnabled(metric is not None)
         self.retry_action.setEnabled(self._selected_run() is not None)
-        for action in (self.new_metric_action, self.new_source_action, self.edit_action,
-                       self.save_action):
+        for action in (self.new_metric_action, self.new_source_action, self.edit_action, self.save_action):
             action.setEnabled(has_project)
         self.edit_metric_button.setEnabled(metric is not None)
 
@@ -784,8 +854,12 @@ class MainWindow(QMainWindow):
         run = self._selected_run()
         if run is None or self.scheduler is None or not run.window_start or not run.window_end:
             return
-        window = Window(start=run.window_start, end=run.window_end,
-                        as_of=run.as_of or run.window_end, partial_start=run.partial_start)
+        window = Window(
+            start=run.window_start,
+            end=run.window_end,
+            as_of=run.as_of or run.window_end,
+            partial_start=run.partial_start,
+        )
         if self.scheduler.submit(run.metric, [PlannedPull("retry", window)]) is None:
             self.statusBar().showMessage(f"{run.metric} is already being pulled", 4000)
 
@@ -807,8 +881,7 @@ class MainWindow(QMainWindow):
             return
         start, end = dialog.range()
         chunks = dialog.pulls()
-        if self.scheduler.backfill(metric.name, start, end,
-                                   as_known_then=dialog.as_known_then) is None:
+        if self.scheduler.backfill(metric.name, start, end, as_known_then=dialog.as_known_then) is None:
             self.statusBar().showMessage(f"{metric.name} is already being pulled", 4000)
             return
         self.status.backfill_started(metric.name, chunks)
@@ -874,9 +947,12 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         from lookback_gui import __version__
 
-        QMessageBox.about(self, "About Lookback GUI",
-                          f"Lookback GUI {__version__}\nRe-pulls metrics over their lookback "
-                          "window, keeps every version, and charts late-data revisions.")
+        QMessageBox.about(
+            self,
+            "About Lookback GUI",
+            f"Lookback GUI {__version__}\nRe-pulls metrics over their lookback "
+            "window, keeps every version, and charts late-data revisions.",
+        )
 
     def open_log_folder(self) -> bool:
         """Show the log folder in the desktop's file manager."""
@@ -889,11 +965,14 @@ class MainWindow(QMainWindow):
         """A gap fill of more than 1000 pulls waits for a yes: ask (without blocking)."""
         span = f"[{event.start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
         box = QMessageBox(
-            QMessageBox.Icon.Question, f"Fill the gap of {event.metric}?",
+            QMessageBox.Icon.Question,
+            f"Fill the gap of {event.metric}?",
             f"No pull covered {event.metric} over {span}. Filling that gap takes "
             f"{event.pulls:,} pulls, each with what is known now. Run them now? (The catch-up "
             "pull of the present has run either way.)",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
         box.setObjectName("gap-fill-question")
         box.finished.connect(weakly(self._gap_fill_answered, event.metric, signal_args=True))
         self.gap_fill_question = box
@@ -904,12 +983,15 @@ class MainWindow(QMainWindow):
         it (without blocking)."""
         span = f"[{event.start:%Y-%m-%d %H:%M}, {event.end:%Y-%m-%d %H:%M})"
         box = QMessageBox(
-            QMessageBox.Icon.Question, f"Backfill {event.metric} under its new definition?",
+            QMessageBox.Icon.Question,
+            f"Backfill {event.metric} under its new definition?",
             f"The definition of {event.metric} changed ({event.old} → {event.new}); run "
             f"{event.run_id} changed {event.redefined} value(s) with it (redefinitions, not "
             f"late data). The values in {span} still come from the old definition. Backfill "
             "them under the new one now?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
+        )
         box.setObjectName("redefinition-question")
         box.finished.connect(weakly(self._redefinition_answered, event, signal_args=True))
         self.redefinition_question = box
@@ -948,8 +1030,12 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.quitting and self.tray is not None and self.tray_action.isChecked():
             self.hide()
-            self.tray.showMessage("Lookback GUI", "Still pulling in the background; quit from "
-                                  "the tray menu.", QSystemTrayIcon.MessageIcon.Information, 4000)
+            self.tray.showMessage(
+                "Lookback GUI",
+                "Still pulling in the background; quit from the tray menu.",
+                QSystemTrayIcon.MessageIcon.Information,
+                4000,
+            )
             event.ignore()
             return
         self._save_state()

@@ -42,10 +42,19 @@ class MetricViews(QObject):
 
     changed = Signal(str, object)
 
-    def __init__(self, bridge: Bridge, tabs: QTabWidget, chart: ChartWidget,
-                 advisor: AdvisorWidget, revisions: RevisionsModel, revisions_view: Any,
-                 definition: QPlainTextEdit, on_project_changed: Any, on_error: Any,
-                 parent: QObject | None = None):
+    def __init__(
+        self,
+        bridge: Bridge,
+        tabs: QTabWidget,
+        chart: ChartWidget,
+        advisor: AdvisorWidget,
+        revisions: RevisionsModel,
+        revisions_view: Any,
+        definition: QPlainTextEdit,
+        on_project_changed: Any,
+        on_error: Any,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.bridge = bridge
         self.tabs = tabs
@@ -111,9 +120,12 @@ class MetricViews(QObject):
         elif current is self.advisor and "advisor" in self._stale:
             self._stale.discard("advisor")
             session = self.session
-            self.advisor.set_metric(session.store if session else None, self.metric,
-                                    session.project.path if session else None,
-                                    self._on_project_changed)
+            self.advisor.set_metric(
+                session.store if session else None,
+                self.metric,
+                session.project.path if session else None,
+                self._on_project_changed,
+            )
 
     def _load_revisions(self) -> None:
         metric, session = self.metric, self.session
@@ -132,9 +144,13 @@ class MetricViews(QObject):
 
         same_metric = self._revisions_of == metric.name
         self._revisions_of = metric.name
-        self.bridge.submit("revisions", load,
-                           lambda views: self._show_revisions(views, keep=same_metric),
-                           self._on_error, owner=self)
+        self.bridge.submit(
+            "revisions",
+            load,
+            lambda views: self._show_revisions(views, keep=same_metric),
+            self._on_error,
+            owner=self,
+        )
 
     def _show_revisions(self, views: list[RevisionView], keep: bool) -> None:
         """New revisions of the metric shown; a reload of the same metric keeps the selected
@@ -192,8 +208,12 @@ class MetricViews(QObject):
         if self.session is not session:
             return
         store, name = session.store, metric.name
-        self.bridge.submit(f"settling-{name}", lambda: (name, chart_settle_age(store, metric)),
-                           self._settle_age_loaded, lambda message: None)
+        self.bridge.submit(
+            f"settling-{name}",
+            lambda: (name, chart_settle_age(store, metric)),
+            self._settle_age_loaded,
+            lambda message: None,
+        )
 
     def _advice_loaded(self, advice: object) -> None:
         from lookback_gui.core.insight.advisor import Advice

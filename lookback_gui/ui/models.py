@@ -54,8 +54,7 @@ def wrapped_tip(text: str | None) -> str | None:
 def fmt_duration_h(lag: timedelta) -> str:
     """How long after a bucket closed: hours up to two days, then days."""
     hours = lag.total_seconds() / 3600
-    return ("still open" if hours < 0 else f"{hours:.1f} h" if hours < 48
-            else f"{hours / 24:.1f} days")
+    return "still open" if hours < 0 else f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
 def fmt_pct(pct: float) -> str:
@@ -105,10 +104,14 @@ class RecordTableModel(QAbstractTableModel):
     def records(self) -> list[Any]:
         return list(self._rows)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if (orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
-                and 0 <= section < len(self.COLUMNS)):
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and role == Qt.ItemDataRole.DisplayRole
+            and 0 <= section < len(self.COLUMNS)
+        ):
             return self.COLUMNS[section].header
         return None
 
@@ -158,8 +161,12 @@ class RunsModel(RecordTableModel):
         self._asked: int | None = None
 
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:  # noqa: B008
-        return (not parent.isValid() and self.more_available and bool(self._rows)
-                and self._asked != self._rows[-1].id)
+        return (
+            not parent.isValid()
+            and self.more_available
+            and bool(self._rows)
+            and self._asked != self._rows[-1].id
+        )
 
     def fetchMore(self, parent: Index = QModelIndex()) -> None:  # noqa: B008
         if self.canFetchMore(parent):
@@ -169,8 +176,7 @@ class RunsModel(RecordTableModel):
     def append_older(self, runs: Sequence[RunRecord], more: bool) -> None:
         """Add a page of older runs at the end."""
         known = {r.id for r in self._rows}
-        fresh = [r for r in runs if r.id not in known and (not self._rows
-                                                            or r.id < self._rows[-1].id)]
+        fresh = [r for r in runs if r.id not in known and (not self._rows or r.id < self._rows[-1].id)]
         self.more_available = more
         if fresh:
             self.beginInsertRows(QModelIndex(), len(self._rows), len(self._rows) + len(fresh) - 1)
@@ -183,19 +189,29 @@ class RunsModel(RecordTableModel):
         Column("Trigger", lambda r: r.trigger),
         Column("Status", lambda r: r.status),
         # a moment, in this computer's zone (the window: buckets in the metric's)
-        Column("As of", lambda r: fmt_time(local(r.as_of, r.timezone)),
-               lambda r: iso(r.as_of, r.timezone) or ""),
-        Column("Window", lambda r: f"{fmt_time(r.window_start)} → {fmt_time(r.window_end)}",
-               lambda r: r.window_start.isoformat() if r.window_start else ""),
+        Column(
+            "As of", lambda r: fmt_time(local(r.as_of, r.timezone)), lambda r: iso(r.as_of, r.timezone) or ""
+        ),
+        Column(
+            "Window",
+            lambda r: f"{fmt_time(r.window_start)} → {fmt_time(r.window_end)}",
+            lambda r: r.window_start.isoformat() if r.window_start else "",
+        ),
         Column("Attempts", lambda r: str(r.attempts), lambda r: r.attempts, True),
         Column("Rows", lambda r: "" if r.rows is None else str(r.rows), lambda r: r.rows or 0, True),
         Column("New", lambda r: "" if r.new is None else str(r.new), lambda r: r.new or 0, True),
-        Column("Revised", lambda r: "" if r.revised is None else str(r.revised),
-               lambda r: r.revised or 0, True),
-        Column("Removed", lambda r: "" if r.removed is None else str(r.removed),
-               lambda r: r.removed or 0, True),
-        Column("Duration", lambda r: "" if r.duration_s is None else f"{r.duration_s:.2f} s",
-               lambda r: r.duration_s or 0.0, True),
+        Column(
+            "Revised", lambda r: "" if r.revised is None else str(r.revised), lambda r: r.revised or 0, True
+        ),
+        Column(
+            "Removed", lambda r: "" if r.removed is None else str(r.removed), lambda r: r.removed or 0, True
+        ),
+        Column(
+            "Duration",
+            lambda r: "" if r.duration_s is None else f"{r.duration_s:.2f} s",
+            lambda r: r.duration_s or 0.0,
+            True,
+        ),
         Column("Error", lambda r: (r.error or "").splitlines()[0][:120] if r.error else ""),
     )
 
@@ -261,8 +277,9 @@ class RevisionsModel(RecordTableModel):
         Column("Bucket", lambda v: fmt_time(v.revision.bucket), lambda v: v.revision.bucket.isoformat()),
         Column("Series", lambda v: fmt_series(dict(v.revision.dims))),
         Column("Measure", lambda v: v.revision.measure),
-        Column("Old → new", lambda v: f"{fmt_number(v.revision.old_value)} → "
-                                       f"{fmt_number(v.revision.new_value)}"),
+        Column(
+            "Old → new", lambda v: f"{fmt_number(v.revision.old_value)} → {fmt_number(v.revision.new_value)}"
+        ),
         Column("Change", lambda v: _change(v.revision), lambda v: _change_pct(v.revision), True),
         Column("Run", lambda v: str(v.revision.run), lambda v: v.revision.run, True),
         Column("Lag after close", lambda v: v.lag, lambda v: v.lag_s, True),
@@ -292,14 +309,25 @@ class HealthModel(RecordTableModel):
     COLUMNS = (
         Column("Metric", lambda h: h.metric),
         Column("Last run", lambda h: h.status),
-        Column("Last success", lambda h: fmt_time(h.last_success),
-               lambda h: h.last_success.isoformat() if h.last_success else ""),
+        Column(
+            "Last success",
+            lambda h: fmt_time(h.last_success),
+            lambda h: h.last_success.isoformat() if h.last_success else "",
+        ),
         Column("Freshness", lambda h: h.freshness),
         Column("Next run", lambda h: h.next_run),
-        Column("Last duration", lambda h: "" if h.last_duration is None else f"{h.last_duration:.2f} s",
-               lambda h: h.last_duration or 0.0, True),
-        Column("Failure rate", lambda h: "" if h.failure_rate is None else f"{h.failure_rate:.0f}%",
-               lambda h: h.failure_rate or 0.0, True),
+        Column(
+            "Last duration",
+            lambda h: "" if h.last_duration is None else f"{h.last_duration:.2f} s",
+            lambda h: h.last_duration or 0.0,
+            True,
+        ),
+        Column(
+            "Failure rate",
+            lambda h: "" if h.failure_rate is None else f"{h.failure_rate:.0f}%",
+            lambda h: h.failure_rate or 0.0,
+            True,
+        ),
         Column("Firing alerts", lambda h: str(h.firing) if h.firing else "", lambda h: h.firing, True),
     )
 
@@ -350,8 +378,9 @@ class PreviewModel(QAbstractTableModel):
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._columns)
 
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         if orientation == Qt.Orientation.Horizontal:

@@ -12,8 +12,7 @@ from lookback_gui.core.project import Project
 from lookback_gui.core.store import RunRecord
 from lookback_gui.ui.models import wrapped_tip
 
-SYMBOLS = {"succeeded": "✓", "failed": "✗", "running": "…", "cancelled": "–",
-           "interrupted": "!"}
+SYMBOLS = {"succeeded": "✓", "failed": "✗", "running": "…", "cancelled": "–", "interrupted": "!"}
 
 
 class ProjectTree(QTreeWidget):
@@ -57,8 +56,11 @@ class ProjectTree(QTreeWidget):
             for metric in project.metrics.values():
                 item = QTreeWidgetItem(metrics, [metric.name, ""])
                 item.setData(0, Qt.ItemDataRole.UserRole, ("metric", metric.name))
-                item.setToolTip(0, wrapped_tip(
-                    metric.description or f"{metric.grain.value}, lookback {metric.lookback}") or "")
+                item.setToolTip(
+                    0,
+                    wrapped_tip(metric.description or f"{metric.grain.value}, lookback {metric.lookback}")
+                    or "",
+                )
                 if metric.name == selected:
                     item.setSelected(True)
             self.expandAll()

@@ -38,8 +38,9 @@ class RunsFilter(QueryFilter):
         self.trigger: str | None = None
         self.setSortRole(RecordTableModel.SORT_ROLE)
 
-    def set_fields(self, metric: str | None = None, status: str | None = None,
-                   trigger: str | None = None) -> None:
+    def set_fields(
+        self, metric: str | None = None, status: str | None = None, trigger: str | None = None
+    ) -> None:
         def change() -> None:
             self.metric, self.status, self.trigger = metric, status, trigger
 
@@ -72,8 +73,12 @@ class RunDetail(QTextBrowser):
             self.forget()
             return
         self.run_id = run.id
-        self._bridge.submit(f"detail-{id(self)}", lambda: (store.run(run.id), store.run_log(run.id)),
-                            lambda found: self.setHtml(run_detail_html(*found)), owner=self)
+        self._bridge.submit(
+            f"detail-{id(self)}",
+            lambda: (store.run(run.id), store.run_log(run.id)),
+            lambda found: self.setHtml(run_detail_html(*found)),
+            owner=self,
+        )
 
     def forget(self) -> None:
         """Show nothing (and drop a load still on its way)."""
@@ -90,8 +95,9 @@ class RunsPane(QWidget):
 
     selected = Signal(object)
 
-    def __init__(self, model: RunsModel, bridge: Bridge, name: str, detail_name: str,
-                 parent: QWidget | None = None):
+    def __init__(
+        self, model: RunsModel, bridge: Bridge, name: str, detail_name: str, parent: QWidget | None = None
+    ):
         super().__init__(parent)
         self.model = model
         self.filter = RunsFilter(self)
@@ -143,14 +149,27 @@ class RunsLog(RunsPane):
 
     def __init__(self, model: RunsModel, bridge: Bridge, parent: QWidget | None = None):
         super().__init__(model, bridge, "Runs log", "Run detail", parent)
-        self.find_box = query_box(self.filter, "Find in runs",
-                                  "Find runs: words, or column=value (status=failed)  Ctrl+F")
+        self.find_box = query_box(
+            self.filter, "Find in runs", "Find runs: words, or column=value (status=failed)  Ctrl+F"
+        )
         self.status_filter = QComboBox(accessibleName="Filter by status")
-        self.status_filter.addItems(["any status", "running", "succeeded", "failed",
-                                     "cancelled", "interrupted"])
+        self.status_filter.addItems(
+            ["any status", "running", "succeeded", "failed", "cancelled", "interrupted"]
+        )
         self.trigger_filter = QComboBox(accessibleName="Filter by trigger")
-        self.trigger_filter.addItems(["any trigger", "schedule", "manual", "catch-up",
-                                      "backfill", "replay", "command-line", "retry", "audit"])
+        self.trigger_filter.addItems(
+            [
+                "any trigger",
+                "schedule",
+                "manual",
+                "catch-up",
+                "backfill",
+                "replay",
+                "command-line",
+                "retry",
+                "audit",
+            ]
+        )
         self.status_filter.currentTextChanged.connect(self._filters_changed)
         self.trigger_filter.currentTextChanged.connect(self._filters_changed)
         bar = QHBoxLayout()
@@ -167,8 +186,10 @@ class RunsLog(RunsPane):
     def _filters_changed(self) -> None:
         status = self.status_filter.currentText()
         trigger = self.trigger_filter.currentText()
-        self.filter.set_fields(status=None if status.startswith("any") else status,
-                               trigger=None if trigger.startswith("any") else trigger)
+        self.filter.set_fields(
+            status=None if status.startswith("any") else status,
+            trigger=None if trigger.startswith("any") else trigger,
+        )
 
 
 def _plural(count: int, word: str) -> str:
@@ -181,12 +202,18 @@ def run_detail_html(run: RunRecord, log: list[LogLine]) -> str:
     The result has rows; the counts are of values (series × measure × bucket), so they are
     said apart."""
     esc = html.escape
-    values = None if run.new is None else (
-        f"{fmt_number(run.new)} new, {fmt_number(run.revised)} revised, "
-        f"{fmt_number(run.removed)} removed, {fmt_number(run.unchanged)} unchanged")
+    values = (
+        None
+        if run.new is None
+        else (
+            f"{fmt_number(run.new)} new, {fmt_number(run.revised)} revised, "
+            f"{fmt_number(run.removed)} removed, {fmt_number(run.unchanged)} unchanged"
+        )
+    )
     rows = [
-        ("Status", run.status), ("Trigger", run.trigger), ("Window",
-         f"[{fmt_time(run.window_start)}, {fmt_time(run.window_end)})"),
+        ("Status", run.status),
+        ("Trigger", run.trigger),
+        ("Window", f"[{fmt_time(run.window_start)}, {fmt_time(run.window_end)})"),
         ("As of", fmt_time(local(run.as_of, run.timezone))),
         ("Started", fmt_time(local(run.started_at, run.timezone))),
         ("Finished", fmt_time(local(run.finished_at, run.timezone))),
@@ -198,16 +225,17 @@ def run_detail_html(run: RunRecord, log: list[LogLine]) -> str:
     out += [f"<tr><td><b>{esc(k)}</b></td><td>{esc(v)}</td></tr>" for k, v in rows]
     out.append("</table>")
     if values:
-        out.append("<p style='color:gray'>a value is one (series, measure, bucket) of the "
-                   "window</p>")
+        out.append("<p style='color:gray'>a value is one (series, measure, bucket) of the window</p>")
     if run.error:
         out.append(f"<p style='color:#c62828'><b>Error:</b> {esc(run.error)}</p>")
     if run.checks:
         out.append("<h4>Checks</h4><ul>")
         for check in run.checks:
             mark = "✓" if check.get("ok") else ("✗" if check.get("severity") == "error" else "⚠")
-            out.append(f"<li>{mark} {esc(str(check.get('name')))} ({esc(str(check.get('severity')))})"
-                       f"{'' if check.get('ok') else ': ' + esc(str(check.get('message')))}</li>")
+            out.append(
+                f"<li>{mark} {esc(str(check.get('name')))} ({esc(str(check.get('severity')))})"
+                f"{'' if check.get('ok') else ': ' + esc(str(check.get('message')))}</li>"
+            )
         out.append("</ul>")
     out.append("<h4>Log</h4><pre>")
     for line in log:

@@ -48,16 +48,24 @@ class Session:
         self._observer: Observer | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], observer: Observer, *,
-             start_scheduler: bool = True, paused: bool = False,
-             wait_s: float = WAIT_S, connections: SourceConnections | None = None) -> Session:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        observer: Observer,
+        *,
+        start_scheduler: bool = True,
+        paused: bool = False,
+        wait_s: float = WAIT_S,
+        connections: SourceConnections | None = None,
+    ) -> Session:
         """Load the project at ``path``, open its store and start its scheduler (paused, and
         without catching up, when ``paused``). Blocks, also while another process uses the
         store (a Notice says so; up to ``wait_s`` seconds); raises LookbackError.
         ``connections`` (the app's) gives the scheduler's pulls their source databases."""
         project = load_project(path)
-        store = open_store(project.store, wait_s=wait_s,
-                           waiting=lambda message: observer(Notice("warning", message)))
+        store = open_store(
+            project.store, wait_s=wait_s, waiting=lambda message: observer(Notice("warning", message))
+        )
         scheduler: Scheduler | None = None
         try:
             scheduler = Scheduler(project, store, connections=connections)
@@ -166,16 +174,23 @@ class _SessionThread:
         if live is not None:
             live.close()
 
-    def open(self, request: int, path: str | os.PathLike[str], start_scheduler: bool,
-             paused: bool, wait_s: float) -> Session | None:
+    def open(
+        self, request: int, path: str | os.PathLike[str], start_scheduler: bool, paused: bool, wait_s: float
+    ) -> Session | None:
         """Close the open session, then open the one at ``path`` (on the session thread)."""
 
         def observe(event: Event) -> None:  # on pull threads, and on the GUI thread (Run now)
             self.to_host("_relay", request, event)
 
         self.close_live()
-        session = Session.open(path, observe, start_scheduler=start_scheduler, paused=paused,
-                               wait_s=wait_s, connections=self.connections)
+        session = Session.open(
+            path,
+            observe,
+            start_scheduler=start_scheduler,
+            paused=paused,
+            wait_s=wait_s,
+            connections=self.connections,
+        )
         with self.lock:
             current = request == self.wanted
             if current:
@@ -224,8 +239,12 @@ class SessionHost(QObject):
     failed = Signal(str)
     closed = Signal()
 
-    def __init__(self, observer: Callable[[Event], object], parent: QObject | None = None,
-                 connections: SourceConnections | None = None):
+    def __init__(
+        self,
+        observer: Callable[[Event], object],
+        parent: QObject | None = None,
+        connections: SourceConnections | None = None,
+    ):
         super().__init__(parent)
         self._observer = observer
         self._thread = _SessionThread(self, connections)
@@ -236,14 +255,19 @@ class SessionHost(QObject):
         thread = self._thread
         self.destroyed.connect(lambda *_: thread.shutdown())
 
-    def open(self, path: str | os.PathLike[str], *, start_scheduler: bool = True,
-             paused: bool = False, wait_s: float = WAIT_S) -> Future[Any]:
+    def open(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        start_scheduler: bool = True,
+        paused: bool = False,
+        wait_s: float = WAIT_S,
+    ) -> Future[Any]:
         """Close the current session (if any) and open the project at ``path``."""
         self.session = None
         request = self._next_request()
         thread = self._thread
-        return self._run(request, lambda: thread.open(request, path, start_scheduler, paused,
-                                                      wait_s))
+        return self._run(request, lambda: thread.open(request, path, start_scheduler, paused, wait_s))
 
     def close(self) -> Future[Any]:
         """Close the current session."""
@@ -302,8 +326,9 @@ class SessionHost(QObject):
                 thread.to_host("_deliver", request, False, str(exc))
                 return None
             except Exception as exc:  # a bug: its traceback goes to the log, the user is told
-                thread.to_host("_deliver", request, False,
-                               log_unexpected("opening or closing a project", exc))
+                thread.to_host(
+                    "_deliver", request, False, log_unexpected("opening or closing a project", exc)
+                )
                 return None
             thread.to_host("_deliver", request, True, result)
             return result

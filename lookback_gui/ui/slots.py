@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 
-def weakly(method: Callable[..., Any], *args: Any, signal_args: bool = False
-           ) -> Callable[..., None]:
+def weakly(method: Callable[..., Any], *args: Any, signal_args: bool = False) -> Callable[..., None]:
     """A slot that calls the bound ``method`` with ``args`` (then the signal's arguments, with
     ``signal_args``) while its object lives, and holds it only weakly."""
     ref = weakref.WeakMethod(method)

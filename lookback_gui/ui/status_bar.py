@@ -63,8 +63,15 @@ class SchedulerStatusBar(QStatusBar):
         rule = QFrame()  # where a cut-short message ends and the scheduler's part begins
         rule.setFrameShape(QFrame.Shape.VLine)
         rule.setFrameShadow(QFrame.Shadow.Sunken)
-        for widget in (rule, self.running_label, self.progress, self.cancel_button, self.next_label,
-                       self.scheduler_label, self.pause_button):
+        for widget in (
+            rule,
+            self.running_label,
+            self.progress,
+            self.cancel_button,
+            self.next_label,
+            self.scheduler_label,
+            self.pause_button,
+        ):
             row.addWidget(widget)
         self.addPermanentWidget(permanent)
 
@@ -90,8 +97,7 @@ class SchedulerStatusBar(QStatusBar):
         self._progress.clear()
         self._backfills.clear()
 
-    def show_scheduler(self, scheduler: Scheduler | None, paused: bool,
-                       elsewhere: str | None = None) -> None:
+    def show_scheduler(self, scheduler: Scheduler | None, paused: bool, elsewhere: str | None = None) -> None:
         """Say what ``scheduler`` is doing (``paused`` when there is none: the choice that the
         next project opened will get); ``elsewhere``: why the schedule runs in another process
         (then there is nothing here to pause)."""
@@ -110,11 +116,17 @@ class SchedulerStatusBar(QStatusBar):
             return
         if elsewhere is not None:  # pulls by hand still run here
             holder = re.search(r"\(([^()]*)\)\s*$", elsewhere)
-            self.scheduler_label.setText("schedule runs in another process"
-                                         + (f" ({holder.group(1)})" if holder else ""))
+            self.scheduler_label.setText(
+                "schedule runs in another process" + (f" ({holder.group(1)})" if holder else "")
+            )
         else:
-            self.scheduler_label.setText("scheduler stopped" if not scheduler.running else
-                                         "scheduler paused" if paused else "scheduler running")
+            self.scheduler_label.setText(
+                "scheduler stopped"
+                if not scheduler.running
+                else "scheduler paused"
+                if paused
+                else "scheduler running"
+            )
         running = scheduler.running_metrics()
         if running:
             parts = []
@@ -123,8 +135,11 @@ class SchedulerStatusBar(QStatusBar):
                 parts.append(f"{name} ({done}/{total})" if total else name)
             text = "pulling: " + ", ".join(parts)
             self.running_label.setToolTip(text)
-            self.running_label.setText(self.running_label.fontMetrics().elidedText(
-                text, Qt.TextElideMode.ElideRight, self.running_label.maximumWidth()))
+            self.running_label.setText(
+                self.running_label.fontMetrics().elidedText(
+                    text, Qt.TextElideMode.ElideRight, self.running_label.maximumWidth()
+                )
+            )
             percents = [self._progress[n] for n in running if n in self._progress]
             self.progress.setVisible(True)
             if percents:

@@ -51,28 +51,38 @@ class StorageFields:
         self._original = storage or StorageConfig()
         given = self._original
         self.access_key_id = QLineEdit(given.access_key_id or "", accessibleName="Access key id")
-        self.secret_env = QLineEdit(given.secret_env or "",
-                                    accessibleName="Secret environment variable")
+        self.secret_env = QLineEdit(given.secret_env or "", accessibleName="Secret environment variable")
         self.secret = QLineEdit(accessibleName="Secret for the keyring")
         self.secret.setEchoMode(QLineEdit.EchoMode.Password)
         self.secret.setPlaceholderText("kept in the OS keyring, never in the project file")
         self.endpoint = QLineEdit(given.endpoint or "", accessibleName="Endpoint")
         self.endpoint.setPlaceholderText("the provider's; or host:port of an S3-compatible store")
         self.region = QLineEdit(given.region or "", accessibleName="Region")
-        self.path_style = QCheckBox("path-style requests (url_style = \"path\")",
-                                    accessibleName="Path-style requests")
+        self.path_style = QCheckBox(
+            'path-style requests (url_style = "path")', accessibleName="Path-style requests"
+        )
         self.path_style.setChecked(given.url_style == "path")
 
     def widgets(self) -> dict[str, Any]:
         """The fields by the key they edit (``secret`` for the keyring)."""
-        return {"access_key_id": self.access_key_id, "secret_env": self.secret_env,
-                "secret": self.secret, "endpoint": self.endpoint, "region": self.region,
-                "url_style": self.path_style}
+        return {
+            "access_key_id": self.access_key_id,
+            "secret_env": self.secret_env,
+            "secret": self.secret,
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "url_style": self.path_style,
+        }
 
     def signals(self) -> list[Any]:
-        return [self.access_key_id.textChanged, self.secret_env.textChanged,
-                self.secret.textChanged, self.endpoint.textChanged, self.region.textChanged,
-                self.path_style.toggled]
+        return [
+            self.access_key_id.textChanged,
+            self.secret_env.textChanged,
+            self.secret.textChanged,
+            self.endpoint.textChanged,
+            self.region.textChanged,
+            self.path_style.toggled,
+        ]
 
     def visible_keys(self, kind: str | None) -> set[str]:
         """The fields that a path of this kind takes (none for a local path)."""
@@ -85,8 +95,14 @@ class StorageFields:
         return {"access_key_id", "secret_env", "secret"}
 
     def snapshot(self) -> tuple[Any, ...]:
-        return (self.access_key_id.text(), self.secret_env.text(), self.secret.text(),
-                self.endpoint.text(), self.region.text(), self.path_style.isChecked())
+        return (
+            self.access_key_id.text(),
+            self.secret_env.text(),
+            self.secret.text(),
+            self.endpoint.text(),
+            self.region.text(),
+            self.path_style.isChecked(),
+        )
 
     def values(self, path: str) -> dict[str, Any]:
         """The storage keys to write for ``path`` (None deletes a key; use_ssl and
@@ -96,13 +112,17 @@ class StorageFields:
             return {key: None for key in STORAGE_KEYS}
         values: dict[str, Any] = {
             "access_key_id": self.access_key_id.text().strip() or None,
-            "secret_env": self.secret_env.text().strip() or None}
+            "secret_env": self.secret_env.text().strip() or None,
+        }
         if kind in ("s3", "gcs"):
             original = self._original.url_style
-            values.update(endpoint=self.endpoint.text().strip() or None,
-                          region=(self.region.text().strip() or None) if kind == "s3" else None,
-                          url_style="path" if self.path_style.isChecked() else (
-                              original if original != "path" else None))
+            values.update(
+                endpoint=self.endpoint.text().strip() or None,
+                region=(self.region.text().strip() or None) if kind == "s3" else None,
+                url_style="path"
+                if self.path_style.isChecked()
+                else (original if original != "path" else None),
+            )
         else:
             values.update(endpoint=None, region=None, url_style=None)
         return values
@@ -114,8 +134,7 @@ class StorageFields:
         if not secret or source.storage is None or source.storage.secret_env:
             return source, None
         storage = dataclasses.replace(source.storage, secret_env=TEST_SECRET_ENV)
-        return (dataclasses.replace(source, storage=storage),
-                {**os.environ, TEST_SECRET_ENV: secret})
+        return (dataclasses.replace(source, storage=storage), {**os.environ, TEST_SECRET_ENV: secret})
 
     def secret_problem(self, path: str) -> str | None:
         """Why the typed secret cannot be kept, if it cannot."""
@@ -124,8 +143,10 @@ class StorageFields:
         if not self.access_key_id.text().strip():
             return "give the access key id this secret belongs to"
         if self.secret_env.text().strip():
-            return ("the secret comes from the secret variable; clear it to keep the secret in "
-                    "the keyring instead")
+            return (
+                "the secret comes from the secret variable; clear it to keep the secret in "
+                "the keyring instead"
+            )
         return None
 
     def keep_secret(self, path: str) -> None:

@@ -84,5 +84,7 @@ def xcb_problem(environ: dict[str, str] | os._Environ[str] = os.environ) -> str 
     if not missing:
         return None
     packages = " ".join(dict.fromkeys(debian_package(library) for library in missing))
-    return (f"the desktop app needs system libraries that are missing ({', '.join(missing)}); "
-            f"install them, on Debian or Ubuntu: sudo apt-get install {packages}")
+    return (
+        f"the desktop app needs system libraries that are missing ({', '.join(missing)}); "
+        f"install them, on Debian or Ubuntu: sudo apt-get install {packages}"
+    )

@@ -109,14 +109,14 @@ class QueryFilter(QSortFilterProxyModel):
         return True
 
 
-def query_box(proxy: QueryFilter, name: str, placeholder: str, parent: QWidget | None = None
-              ) -> QLineEdit:
+def query_box(proxy: QueryFilter, name: str, placeholder: str, parent: QWidget | None = None) -> QLineEdit:
     """A search box that filters ``proxy`` once typing pauses (Enter applies at once)."""
     box = QLineEdit(parent, accessibleName=name)
     box.setPlaceholderText(placeholder)
     box.setClearButtonEnabled(True)
-    box.setToolTip("Words that must all match: revenue · measure=revenue · country=GB · -failed · "
-                   "\"two words\"")
+    box.setToolTip(
+        'Words that must all match: revenue · measure=revenue · country=GB · -failed · "two words"'
+    )
     pause = QTimer(box, singleShot=True, interval=PAUSE_MS)
     pause.timeout.connect(lambda: proxy.set_query(box.text()))
     box.textChanged.connect(lambda _: pause.start())

@@ -18,12 +18,25 @@ def dark_palette() -> QPalette:
     palette = QPalette()
     role, group = QPalette.ColorRole, QPalette.ColorGroup
     colours = {
-        role.Window: "#2b2b2b", role.WindowText: "#e6e6e6", role.Base: "#1f1f1f",
-        role.AlternateBase: "#2a2a2a", role.ToolTipBase: "#3a3a3a", role.ToolTipText: "#f0f0f0",
-        role.PlaceholderText: "#8a8a8a", role.Text: "#e6e6e6", role.Button: "#353535",
-        role.ButtonText: "#e6e6e6", role.BrightText: "#ff5252", role.Link: "#64b5f6",
-        role.Highlight: "#2f65ca", role.HighlightedText: "#ffffff", role.Light: "#4a4a4a",
-        role.Midlight: "#3d3d3d", role.Mid: "#303030", role.Dark: "#1a1a1a", role.Shadow: "#000000",
+        role.Window: "#2b2b2b",
+        role.WindowText: "#e6e6e6",
+        role.Base: "#1f1f1f",
+        role.AlternateBase: "#2a2a2a",
+        role.ToolTipBase: "#3a3a3a",
+        role.ToolTipText: "#f0f0f0",
+        role.PlaceholderText: "#8a8a8a",
+        role.Text: "#e6e6e6",
+        role.Button: "#353535",
+        role.ButtonText: "#e6e6e6",
+        role.BrightText: "#ff5252",
+        role.Link: "#64b5f6",
+        role.Highlight: "#2f65ca",
+        role.HighlightedText: "#ffffff",
+        role.Light: "#4a4a4a",
+        role.Midlight: "#3d3d3d",
+        role.Mid: "#303030",
+        role.Dark: "#1a1a1a",
+        role.Shadow: "#000000",
     }
     for colour_role, colour in colours.items():
         palette.setColor(colour_role, QColor(colour))

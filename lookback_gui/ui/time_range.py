@@ -20,8 +20,13 @@ from PySide6.QtCore import QDateTime, QSettings, QTimeZone, Signal
 from PySide6.QtWidgets import QComboBox, QDateTimeEdit, QHBoxLayout, QLabel, QWidget
 
 DAY = 86400.0
-QUICK = {"all": None, "last 7 d": 7 * DAY, "last 30 d": 30 * DAY, "last 90 d": 90 * DAY,
-         "last 1 y": 365 * DAY}
+QUICK = {
+    "all": None,
+    "last 7 d": 7 * DAY,
+    "last 30 d": 30 * DAY,
+    "last 90 d": 90 * DAY,
+    "last 1 y": 365 * DAY,
+}
 LOOKBACK = "the lookback"
 TYPED = "from … to …"
 CHOICES = (*QUICK, LOOKBACK, TYPED)
@@ -33,8 +38,9 @@ def range_key(project: Path | None, metric: str) -> str:
     return f"range/{digest}/{metric}"
 
 
-def quick_range(choice: str, full: tuple[float, float], step: float,
-                provisional: tuple[float, float] | None) -> tuple[float, float] | None:
+def quick_range(
+    choice: str, full: tuple[float, float], step: float, provisional: tuple[float, float] | None
+) -> tuple[float, float] | None:
     """The x range (epoch seconds) of ``choice`` for a series spanning bucket starts ``full``
     with buckets ``step`` seconds long; None: the whole series."""
     end = full[1] + step
@@ -61,10 +67,12 @@ class TimeRangePicker(QWidget):
         self.box = QComboBox(accessibleName="Time range")
         self.box.addItems(CHOICES)
         self.box.setToolTip("the part of the series to show; the choice is kept per metric")
-        self.start = QDateTimeEdit(accessibleName="Show from", calendarPopup=True,
-                                   displayFormat="yyyy-MM-dd HH:mm")
-        self.end = QDateTimeEdit(accessibleName="Show until", calendarPopup=True,
-                                 displayFormat="yyyy-MM-dd HH:mm")
+        self.start = QDateTimeEdit(
+            accessibleName="Show from", calendarPopup=True, displayFormat="yyyy-MM-dd HH:mm"
+        )
+        self.end = QDateTimeEdit(
+            accessibleName="Show until", calendarPopup=True, displayFormat="yyyy-MM-dd HH:mm"
+        )
         # bucket starts are drawn as their wall-clock time in the metric's zone, counted as
         # if it were UTC (see chart_model.epoch_seconds): a typed time means that wall clock
         for edit in (self.start, self.end):
@@ -86,8 +94,10 @@ class TimeRangePicker(QWidget):
         return self.box.currentText()
 
     def typed(self) -> tuple[float, float]:
-        return (float(self.start.dateTime().toSecsSinceEpoch()),
-                float(self.end.dateTime().toSecsSinceEpoch()))
+        return (
+            float(self.start.dateTime().toSecsSinceEpoch()),
+            float(self.end.dateTime().toSecsSinceEpoch()),
+        )
 
     def set_project(self, project: Path | None) -> None:
         self.project = project
@@ -112,8 +122,9 @@ class TimeRangePicker(QWidget):
                 edit.setDateTime(moment)
         self._show_fields()
 
-    def x_range(self, full: tuple[float, float], step: float,
-                provisional: tuple[float, float] | None) -> tuple[float, float] | None:
+    def x_range(
+        self, full: tuple[float, float], step: float, provisional: tuple[float, float] | None
+    ) -> tuple[float, float] | None:
         """The x range to show of a series spanning ``full``; None: all of it."""
         if self.choice() == TYPED:
             low, high = self.typed()
@@ -147,6 +158,7 @@ class TimeRangePicker(QWidget):
         if self.metric_name is None or self.settings is None:
             return
         fmt = "yyyy-MM-ddTHH:mm"
-        self.settings.setValue(range_key(self.project, self.metric_name),
-                               [self.choice(), self.start.dateTime().toString(fmt),
-                                self.end.dateTime().toString(fmt)])
+        self.settings.setValue(
+            range_key(self.project, self.metric_name),
+            [self.choice(), self.start.dateTime().toString(fmt), self.end.dateTime().toString(fmt)],
+        )

@@ -56,8 +56,12 @@ class Row:
     ok: bool
 
 
-def median_pair(ours: Callable[[], object], baseline: Callable[[], object] | None, reps: int,
-                before: Callable[[], object] | None = None) -> tuple[float, float | None]:
+def median_pair(
+    ours: Callable[[], object],
+    baseline: Callable[[], object] | None,
+    reps: int,
+    before: Callable[[], object] | None = None,
+) -> tuple[float, float | None]:
     """Alternate ours and the baseline ``reps`` times; return both medians (seconds)."""
     a, b = [], []
     ours()  # warm
@@ -80,14 +84,22 @@ def median_pair(ours: Callable[[], object], baseline: Callable[[], object] | Non
 
 def puller(project: Any, store: Store) -> Callable[[], None]:
     """One pull of metric ``m`` as of AS_OF, which must succeed."""
+
     def run() -> None:
         result = run_pull(project, "m", store, as_of=AS_OF, connections=CONNECTIONS)
         assert result.status == "succeeded", result.error
+
     return run
 
 
-def ratio_row(name: str, ours: float, base: float, limit: float,
-              absolute: float | None = None, target: str | None = None) -> Row:
+def ratio_row(
+    name: str,
+    ours: float,
+    base: float,
+    limit: float,
+    absolute: float | None = None,
+    target: str | None = None,
+) -> Row:
     """A ratio row, ok at most ``limit`` (and ``absolute`` seconds); ``target`` labels it."""
     ratio = ours / base if base else float("inf")
     ok = ratio <= limit and (absolute is None or ours <= absolute)
@@ -95,34 +107,56 @@ def ratio_row(name: str, ours: float, base: float, limit: float,
     return Row(name, ours, base, ratio, target, ok)
 
 
-def write_project(folder: Path, source: str, sql: str, extra: str = "",
-                  lookback: str = '"7d"', grain: str = "day") -> Path:
+def write_project(
+    folder: Path, source: str, sql: str, extra: str = "", lookback: str = '"7d"', grain: str = "day"
+) -> Path:
     """A project file with the source ``src`` and the metric ``m``, each key at the start of
     its line (a source or extra of several lines included), so that :func:`team_project` finds
     its [store] table."""
     path = folder / "lookback.toml"
-    path.write_text("\n".join([
-        "[store]", 'path = "lookback.duckdb"', "", "[sources.src]", source, "", "[metrics.m]",
-        'source = "src"', f'grain = "{grain}"', f"lookback = {lookback}", "retries = 0",
-        "allow_empty = true", extra, 'sql = """', sql, '"""', ""]))
+    path.write_text(
+        "\n".join(
+            [
+                "[store]",
+                'path = "lookback.duckdb"',
+                "",
+                "[sources.src]",
+                source,
+                "",
+                "[metrics.m]",
+                'source = "src"',
+                f'grain = "{grain}"',
+                f"lookback = {lookback}",
+                "retries = 0",
+                "allow_empty = true",
+                extra,
+                'sql = """',
+                sql,
+                '"""',
+                "",
+            ]
+        )
+    )
     return path
 
 
 # -- pull overhead ---------------------------------------------------------------------------
 
-FACTS_SQL = ("SELECT date_trunc('day', ts) AS bucket, k, sum(v) AS v FROM facts "
-             "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+FACTS_SQL = (
+    "SELECT date_trunc('day', ts) AS bucket, k, sum(v) AS v FROM facts "
+    "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL"
+)
 
 
-def make_facts(path: Path, keys: int, days: int = 14, end: datetime = datetime(2026, 10, 31)
-               ) -> None:
+def make_facts(path: Path, keys: int, days: int = 14, end: datetime = datetime(2026, 10, 31)) -> None:
     """``keys`` facts a day for the ``days`` days before ``end``, sorted by time."""
     con = duckdb.connect(str(path))
     con.execute(
         "CREATE OR REPLACE TABLE facts AS SELECT ?::TIMESTAMP - to_days(d) AS ts, "
         "'k' || k AS k, (hash(d, k) % 1000)::DOUBLE AS v FROM range(?) t(d), range(?) u(k) "
         "ORDER BY ts",
-        [end, days, keys])
+        [end, days, keys],
+    )
     con.close()
 
 
@@ -133,8 +167,13 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
     make_facts(work / "src.duckdb", keys)
     project = load_project(write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL))
     store = Store(project.store_path)
-    run_pull(project, "m", store, as_of=AS_OF,  # the store holds the window: a lookback pull
-             connections=CONNECTIONS)
+    run_pull(
+        project,
+        "m",
+        store,
+        as_of=AS_OF,  # the store holds the window: a lookback pull
+        connections=CONNECTIONS,
+    )
     flip = [0]
 
     def revise_one_percent() -> None:
@@ -162,8 +201,7 @@ def bench_pull_overhead(folder: Path, values: int, reps: int) -> Row:
     ours_s, base_s = median_pair(ours, baseline, reps, before=revise_one_percent)
     store.close()
     label = {1000: "1k", 100_000: "100k", 1_000_000: "1m", 5_000_000: "5m"}[values]
-    return ratio_row(f"pull_overhead_{label}", ours_s, base_s or 0, 1.25,
-                     0.030 if values == 1000 else None)
+    return ratio_row(f"pull_overhead_{label}", ours_s, base_s or 0, 1.25, 0.030 if values == 1000 else None)
 
 
 def make_events(path: Path, rows: int, days: int, keys: int) -> None:
@@ -173,14 +211,17 @@ def make_events(path: Path, rows: int, days: int, keys: int) -> None:
         "CREATE TABLE events AS SELECT TIMESTAMP '2026-10-31' - to_seconds(CAST("
         "(i * 1.0 / $n) * $days * 86400 AS BIGINT)) AS ts, 'k' || (i % $keys) AS k, "
         "(i % 97)::DOUBLE AS v, i AS id FROM range($n) r(i) ORDER BY ts",
-        {"n": rows, "days": days, "keys": keys})
+        {"n": rows, "days": days, "keys": keys},
+    )
     con.close()
 
 
 # -- growth ----------------------------------------------------------------------------------
 
-EVENTS_SQL = ("SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v FROM events "
-              "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+EVENTS_SQL = (
+    "SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v FROM events "
+    "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL"
+)
 
 
 def bench_history_growth(folder: Path, rows: int, reps: int) -> Row:
@@ -189,14 +230,15 @@ def bench_history_growth(folder: Path, rows: int, reps: int) -> Row:
     for label, days in (("long", 730), ("short", 91)):
         work = folder / f"history_{label}"
         work.mkdir()
-        make_events(work / "src.duckdb", rows if label == "long" else rows * days // 730,
-                    days, keys=100)
+        make_events(work / "src.duckdb", rows if label == "long" else rows * days // 730, days, keys=100)
         projects[label] = load_project(
-            write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL))
+            write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL)
+        )
     stores = {k: Store(p.store_path) for k, p in projects.items()}
 
     timings["long"], timings["short"] = median_pair(
-        puller(projects["long"], stores["long"]), puller(projects["short"], stores["short"]), reps)
+        puller(projects["long"], stores["long"]), puller(projects["short"], stores["short"]), reps
+    )
     for store in stores.values():
         store.close()
     return ratio_row("history_growth", timings["long"], timings["short"] or 0, 1.2)
@@ -210,8 +252,9 @@ def bench_store_growth(folder: Path, versions: int, runs: int, reps: int) -> Row
     for label in ("big", "empty"):
         sub = work / label
         sub.mkdir()
-        project = load_project(write_project(
-            sub, f'type = "duckdb"\npath = "{work / "src.duckdb"}"', FACTS_SQL))
+        project = load_project(
+            write_project(sub, f'type = "duckdb"\npath = "{work / "src.duckdb"}"', FACTS_SQL)
+        )
         store = Store(project.store_path)
         if label == "big":
             seed_store(store, versions, runs)
@@ -243,19 +286,25 @@ def seed_store(store: Store, versions: int, runs: int) -> None:
             "to_hours(i) - INTERVAL 7 DAY, TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP "
             "'2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i), 1, ?, ?, 0, 0, 0, "
             "0.1, TIMESTAMP '2020-01-01' + to_hours(i), TIMESTAMP '2020-01-01' + to_hours(i), i "
-            "FROM range(1, ? + 1) t(i)", [per_run, per_run, runs])
-        cur.execute(f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {runs + 1}; "
-                    f"DROP SEQUENCE commit_seqs; CREATE SEQUENCE commit_seqs START {runs + 1}")
+            "FROM range(1, ? + 1) t(i)",
+            [per_run, per_run, runs],
+        )
+        cur.execute(
+            f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {runs + 1}; "
+            f"DROP SEQUENCE commit_seqs; CREATE SEQUENCE commit_seqs START {runs + 1}"
+        )
         cur.execute(
             "INSERT INTO versions SELECT 'm', '{\"k\":' || (i % 1000) || '}', 'v', "
             "TIMESTAMP '2020-01-01' + to_days(CAST(i // 1000 AS INTEGER) % 2000), "
             "1 + i // ?, (i % 977)::DOUBLE, false, false, TIMESTAMP '2020-01-01' + "
             "to_hours(1 + i // ?), NULL, false FROM range(?) t(i)",
-            [per_run, per_run, versions])
+            [per_run, per_run, versions],
+        )
         cur.execute(
             "INSERT INTO current SELECT metric, dims, measure, bucket, arg_max(value, run_id), false, "
             "false, max(run_id), arg_min(value, run_id), min(run_id), count(*)::INTEGER, "
-            "max(known_at), NULL, NULL, min(known_at) FROM versions GROUP BY ALL ORDER BY bucket")
+            "max(known_at), NULL, NULL, min(known_at) FROM versions GROUP BY ALL ORDER BY bucket"
+        )
 
 
 # -- GUI -------------------------------------------------------------------------------------
@@ -327,6 +376,7 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
             if isinstance(event, RunFinished) and not finished:
                 finished.append(event.run)
                 QTimer.singleShot(1000, quit_loop)  # and the window catching up with it
+
         window.bridge.core_event.connect(seen)
         window.run_now()
 
@@ -339,16 +389,16 @@ def bench_gui_pull(folder: Path, values: int) -> Row:
     return Row("gui_heartbeat_pull", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)", gap <= 0.050)
 
 
-def chart_store(folder: Path, points: int, catalog: str | None = None
-                ) -> tuple[Store, object]:
+def chart_store(folder: Path, points: int, catalog: str | None = None) -> tuple[Store, object]:
     """A store holding one series of ``points`` minute buckets, the last 1 % revised (a team
     store when ``catalog`` names its catalog database)."""
     from lookback_gui.core.project import parse_project
 
     work = folder / "chart"
     work.mkdir(exist_ok=True)
-    path = write_project(work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL, grain="minute",
-                         lookback='"60m"')
+    path = write_project(
+        work, 'type = "duckdb"\npath = "src.duckdb"', FACTS_SQL, grain="minute", lookback='"60m"'
+    )
     if catalog:
         team_project(path, catalog)
     project = parse_project(path.read_text(), path)
@@ -359,7 +409,9 @@ def chart_store(folder: Path, points: int, catalog: str | None = None
                 "INSERT INTO current SELECT 'm', '{}', 'v', TIMESTAMP '2024-01-01' + to_minutes(i), "
                 "(i % 1440)::DOUBLE + sin(i), false, i > $n * 0.999, 1, (i % 1440)::DOUBLE, 1, "
                 "CASE WHEN i > $n * 0.99 THEN 2 ELSE 1 END, TIMESTAMP '2024-06-01', NULL, NULL, "
-                "TIMESTAMP '2024-06-01' FROM range($n) t(i)", {"n": points})
+                "TIMESTAMP '2024-06-01' FROM range($n) t(i)",
+                {"n": points},
+            )
     return store, project.metrics["m"]
 
 
@@ -392,6 +444,7 @@ def bench_gui_chart(folder: Path, points: int, catalog: str | None = None) -> tu
 
     def show_series(chart: ChartWidget, done: Callable[[], None]) -> None:
         """Ask ``chart`` for the series; call ``done`` once Qt has painted its first frame."""
+
         class FirstPaint(QObject):
             def eventFilter(self, _watched: QObject, event: QEvent) -> bool:
                 if event.type() == QEvent.Type.Paint and loaded[0] and not fired[0]:
@@ -418,6 +471,7 @@ def bench_gui_chart(folder: Path, points: int, catalog: str | None = None) -> tu
         def then() -> None:
             finished[0] = True
             QTimer.singleShot(100, quit_loop)  # and the beats just after it
+
         show_series(chart, then)
 
     gap = heartbeat(work)
@@ -440,10 +494,10 @@ def bench_gui_chart(folder: Path, points: int, catalog: str | None = None) -> tu
     kind = "team_" if catalog else ""
     # a team store reads Parquet files through its catalog (README: *Benchmarks*)
     bound = 0.200 if catalog else 0.100
-    return (Row(f"{kind}gui_heartbeat_chart", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)",
-                gap <= 0.050),
-            Row(f"{kind}chart_first_frame", first, None, None,
-                f"<= {bound * 1000:.0f} ms", first <= bound))
+    return (
+        Row(f"{kind}gui_heartbeat_chart", gap, 0.010, gap / 0.010, "<= 5 (<= 50 ms)", gap <= 0.050),
+        Row(f"{kind}chart_first_frame", first, None, None, f"<= {bound * 1000:.0f} ms", first <= bound),
+    )
 
 
 # -- the team store --------------------------------------------------------------------------
@@ -474,8 +528,7 @@ def team_project(path: Path, catalog: str, data: str = 'data_path = "lake"\n') -
     text, local = path.read_text(), '[store]\npath = "lookback.duckdb"\n'
     if local not in text:  # measuring a local store under a team store's name
         raise RuntimeError(f"{path}: no local [store] table to turn into a team store")
-    path.write_text(text.replace(
-        local, f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\n{data}'))
+    path.write_text(text.replace(local, f'[store]\ntype = "ducklake"\ncatalog = "{catalog}"\n{data}'))
 
 
 @contextlib.contextmanager
@@ -490,9 +543,12 @@ def team_data_in_s3(folder: Path) -> Iterator[str]:
         bucket = server.bucket("team")
         yield f'data_path = "s3://{bucket}/lake"\n{server.source_keys()}'
         requests = server.requests_since(0)
-        print(f"team store in S3: {sum(r.method == 'PUT' for r in requests)} PUT, "
-              f"{sum(r.method in ('GET', 'HEAD') for r in requests)} GET/HEAD requests",
-              file=sys.stderr, flush=True)
+        print(
+            f"team store in S3: {sum(r.method == 'PUT' for r in requests)} PUT, "
+            f"{sum(r.method in ('GET', 'HEAD') for r in requests)} GET/HEAD requests",
+            file=sys.stderr,
+            flush=True,
+        )
     finally:
         server.stop()
 
@@ -529,12 +585,17 @@ def bench_team_pull(folder: Path, values: int, reps: int, in_s3: bool = False) -
         with open_store(local.store) as local_store, open_store(team.store) as team_store:
             for project, store in ((local, local_store), (team, team_store)):
                 puller(project, store)()  # the store holds the window: a lookback pull
-            ours_s, base_s = median_pair(puller(team, team_store), puller(local, local_store),
-                                         reps, before=revise_one_percent)
+            ours_s, base_s = median_pair(
+                puller(team, team_store), puller(local, local_store), reps, before=revise_one_percent
+            )
     label = {1000: "1k", 100_000: "100k"}[values]
-    return ratio_row(f"team_{'s3_' if in_s3 else ''}pull_{label}", ours_s, base_s or 0,
-                     TEAM_PULL_LIMIT[values], target=f"<= {TEAM_PULL_LIMIT[values]:g} (team "
-                     f"store{' in S3' if in_s3 else ''} / local store)")
+    return ratio_row(
+        f"team_{'s3_' if in_s3 else ''}pull_{label}",
+        ours_s,
+        base_s or 0,
+        TEAM_PULL_LIMIT[values],
+        target=f"<= {TEAM_PULL_LIMIT[values]:g} (team store{' in S3' if in_s3 else ''} / local store)",
+    )
 
 
 # the team store's pull against the local store's (README: *Benchmarks*, why these bounds)
@@ -586,8 +647,12 @@ def bench_cli_runs(folder: Path, reps: int) -> Row:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def ours() -> None:
-        subprocess.run([sys.executable, "-m", "lookback_gui.cli", "runs", "--limit", "20",
-                        "--project", str(path)], check=True, capture_output=True, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "lookback_gui.cli", "runs", "--limit", "20", "--project", str(path)],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
 
     def baseline() -> None:
         subprocess.run([sys.executable, "-c", "import duckdb"], check=True, capture_output=True)
@@ -636,72 +701,93 @@ def bench_pushdown(folder: Path, rows: int, reps: int) -> Row | None:
     con.execute("CALL postgres_execute('pg', 'DROP TABLE IF EXISTS lookback_bench_events')")
     con.execute(
         "CALL postgres_execute('pg', 'CREATE TABLE lookback_bench_events AS SELECT "
-        "TIMESTAMP ''2026-10-31'' - (i * (730.0 * 86400 / " + str(rows)
+        "TIMESTAMP ''2026-10-31'' - (i * (730.0 * 86400 / "
+        + str(rows)
         + ")) * interval ''1 second'' AS ts, ''k'' || (i % 100) AS k, (i % 97)::float8 AS v "
-        "FROM generate_series(1, " + str(rows) + ") i')")
+        "FROM generate_series(1, " + str(rows) + ") i')"
+    )
     con.execute("CALL postgres_execute('pg', 'CREATE INDEX ON lookback_bench_events (ts)')")
     con.execute("CALL postgres_execute('pg', 'ANALYZE lookback_bench_events')")
     con.close()
-    sql = ("SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v "
-           "FROM lookback_bench_events "
-           "WHERE ts >= $window_start AND ts < $window_end GROUP BY 1, 2")
+    sql = (
+        "SELECT date_trunc('day', ts) AS bucket, k, count(*) AS n, sum(v) AS v "
+        "FROM lookback_bench_events "
+        "WHERE ts >= $window_start AND ts < $window_end GROUP BY 1, 2"
+    )
     projects = {}
     for label, extra in (("pushdown", "\npushdown = true"), ("scan", "")):
         work = folder / f"pg_{label}"
         work.mkdir()
-        projects[label] = load_project(write_project(work, f'type = "postgres"\ndsn = "{dsn}"'
-                                                     + extra, sql))
+        projects[label] = load_project(write_project(work, f'type = "postgres"\ndsn = "{dsn}"' + extra, sql))
     stores = {k: Store(p.store_path) for k, p in projects.items()}
 
-    ours, base = median_pair(puller(projects["pushdown"], stores["pushdown"]),
-                            puller(projects["scan"], stores["scan"]), reps)
+    ours, base = median_pair(
+        puller(projects["pushdown"], stores["pushdown"]), puller(projects["scan"], stores["scan"]), reps
+    )
     for store in stores.values():
         store.close()
-    return ratio_row("pushdown_vs_scan_pg", ours, base or 0, 1.0,
-                     target="< 1 (faster than attach-and-scan)")
+    return ratio_row("pushdown_vs_scan_pg", ours, base or 0, 1.0, target="< 1 (faster than attach-and-scan)")
 
 
 # a deliberately heavy metric: each window costs real work on the source
-HEAVY_EVENTS_SQL = ("SELECT date_trunc('day', ts) AS bucket, k, count(DISTINCT v) AS n, "
-                    "median(v) AS med FROM events "
-                    "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+HEAVY_EVENTS_SQL = (
+    "SELECT date_trunc('day', ts) AS bucket, k, count(DISTINCT v) AS n, "
+    "median(v) AS med FROM events "
+    "WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL"
+)
 
 
 def bench_parallel_backfill(folder: Path, rows: int, reps: int) -> Row:
     work = folder / "parallel"
     work.mkdir()
     make_events(work / "src.duckdb", rows, days=120, keys=100)
-    project = load_project(write_project(
-        work, 'type = "duckdb"\npath = "src.duckdb"\nconcurrency = 2', HEAVY_EVENTS_SQL))
+    project = load_project(
+        write_project(work, 'type = "duckdb"\npath = "src.duckdb"\nconcurrency = 2', HEAVY_EVENTS_SQL)
+    )
 
     def run(workers: int) -> Callable[[], None]:
         def go() -> None:
             store_path = work / f"store_{workers}.duckdb"
             store_path.unlink(missing_ok=True)
             with Store(store_path) as store:
-                runs = backfill(project, "m", store, datetime(2026, 7, 3), datetime(2026, 10, 30),
-                                workers=workers, connections=CONNECTIONS)
+                runs = backfill(
+                    project,
+                    "m",
+                    store,
+                    datetime(2026, 7, 3),
+                    datetime(2026, 10, 30),
+                    workers=workers,
+                    connections=CONNECTIONS,
+                )
                 assert all(r.status == "succeeded" for r in runs)
+
         return go
 
     two, one = median_pair(run(2), run(1), reps)
-    return ratio_row("backfill_2_workers_vs_1", two, one or 0, 1.0,
-                     target="< 1 (2 workers faster)")
+    return ratio_row("backfill_2_workers_vs_1", two, one or 0, 1.0, target="< 1 (2 workers faster)")
 
 
 def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
     work = folder / "probe"
     work.mkdir()
     make_events(work / "src.duckdb", rows, days=30, keys=1000)
-    probe = ("SELECT date_trunc('day', ts) AS bucket, count(*) AS n, max(id) AS last_id "
-             "FROM events WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL")
+    probe = (
+        "SELECT date_trunc('day', ts) AS bucket, count(*) AS n, max(id) AS last_id "
+        "FROM events WHERE ts >= $window_start AND ts < $window_end GROUP BY ALL"
+    )
     projects = {}
     for label, extra in (("probe", f'change_probe = """{probe}"""'), ("plain", "")):
         sub = work / label
         sub.mkdir()
-        projects[label] = load_project(write_project(
-            sub, f'type = "duckdb"\npath = "{work / "src.duckdb"}"', HEAVY_EVENTS_SQL,
-            extra="complete_buckets_only = true\n" + extra, lookback='"14d"'))
+        projects[label] = load_project(
+            write_project(
+                sub,
+                f'type = "duckdb"\npath = "{work / "src.duckdb"}"',
+                HEAVY_EVENTS_SQL,
+                extra="complete_buckets_only = true\n" + extra,
+                lookback='"14d"',
+            )
+        )
     stores = {k: Store(p.store_path) for k, p in projects.items()}
     for label in stores:
         run_pull(projects[label], "m", stores[label], as_of=AS_OF, connections=CONNECTIONS)
@@ -710,17 +796,20 @@ def bench_change_probe(folder: Path, rows: int, reps: int) -> Row:
     def last_day_changes() -> None:
         counter[0] += 1
         con = duckdb.connect(str(work / "src.duckdb"))
-        con.execute("INSERT INTO events VALUES (TIMESTAMP '2026-10-30 12:00', 'k1', 5.0, ?)",
-                    [counter[0]])
+        con.execute("INSERT INTO events VALUES (TIMESTAMP '2026-10-30 12:00', 'k1', 5.0, ?)", [counter[0]])
         con.close()
 
-    ours, base = median_pair(puller(projects["probe"], stores["probe"]),
-                            puller(projects["plain"], stores["plain"]), reps,
-                            before=last_day_changes)
+    ours, base = median_pair(
+        puller(projects["probe"], stores["probe"]),
+        puller(projects["plain"], stores["plain"]),
+        reps,
+        before=last_day_changes,
+    )
     for store in stores.values():
         store.close()
-    return ratio_row("change_probe_last_day", ours, base or 0, 0.5,
-                     target="< 0.5 (probe skips unchanged days)")
+    return ratio_row(
+        "change_probe_last_day", ours, base or 0, 0.5, target="< 0.5 (probe skips unchanged days)"
+    )
 
 
 # -- a year of use ---------------------------------------------------------------------------
@@ -752,8 +841,7 @@ class YearShape:
 
 
 def year_shape(quick: bool, hours: int | None = None) -> YearShape:
-    return YearShape(metrics=20, hours=hours or (24 * 30 if quick else 24 * 365),
-                     big_series=60, series=16)
+    return YearShape(metrics=20, hours=hours or (24 * 30 if quick else 24 * 365), big_series=60, series=16)
 
 
 YEAR_METRIC = """
@@ -787,17 +875,24 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
     con.execute("CREATE TABLE IF NOT EXISTS facts (ts TIMESTAMP, k VARCHAR, x DOUBLE)")
     con.close()
     names = [f"m{i:02d}" for i in range(shape.metrics)]
-    text = ('[store]\npath = "lookback.duckdb"\n\n[sources.src]\ntype = "duckdb"\n'
-            'path = "src.duckdb"\n' + "".join(YEAR_METRIC.format(name=n) for n in names)
-            + YEAR_ALERT)
+    text = (
+        '[store]\npath = "lookback.duckdb"\n\n[sources.src]\ntype = "duckdb"\n'
+        'path = "src.duckdb"\n' + "".join(YEAR_METRIC.format(name=n) for n in names) + YEAR_ALERT
+    )
     (folder / "lookback.toml").write_text(text)
     project = load_project(folder / "lookback.toml")
     store = Store(project.store_path)  # the schema, as the app makes it
     store.close()
     con = duckdb.connect(str(project.store_path))
     con.execute("SET enable_progress_bar = false")
-    p = {"m": shape.metrics, "h": shape.hours, "n": shape.hours * 4, "start": YEAR_START,
-         "big": shape.big_series, "small": shape.series}
+    p = {
+        "m": shape.metrics,
+        "h": shape.hours,
+        "n": shape.hours * 4,
+        "start": YEAR_START,
+        "big": shape.big_series,
+        "small": shape.series,
+    }
     con.execute(
         """
         INSERT INTO runs (id, metric, trigger, status, timezone, grain, as_of, window_start,
@@ -822,12 +917,18 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
                      CASE WHEN i = 0 THEN $big ELSE $small END AS s
               FROM range($n) a(k), range($m) b(i))
         ORDER BY id
-        """, {k: p[k] for k in ("m", "n", "start", "big", "small")})
-    con.execute("INSERT INTO run_log SELECT id, 1, started_at, "
-                "CASE WHEN status = 'failed' THEN 'error' ELSE 'info' END, "
-                "coalesce(error, 'succeeded') FROM runs ORDER BY id")
-    con.execute(f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {shape.runs + 1}; "
-                f"DROP SEQUENCE commit_seqs; CREATE SEQUENCE commit_seqs START {shape.runs + 1}")
+        """,
+        {k: p[k] for k in ("m", "n", "start", "big", "small")},
+    )
+    con.execute(
+        "INSERT INTO run_log SELECT id, 1, started_at, "
+        "CASE WHEN status = 'failed' THEN 'error' ELSE 'info' END, "
+        "coalesce(error, 'succeeded') FROM runs ORDER BY id"
+    )
+    con.execute(
+        f"DROP SEQUENCE run_ids; CREATE SEQUENCE run_ids START {shape.runs + 1}; "
+        f"DROP SEQUENCE commit_seqs; CREATE SEQUENCE commit_seqs START {shape.runs + 1}"
+    )
     quarters = VERSION_QUARTERS
     count = " + ".join(f"CASE WHEN {q} < 4 * ($h - b) THEN 1 ELSE 0 END" for q in quarters)
     con.execute(
@@ -841,7 +942,9 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
                hash(i, s, m, b) % 997 = 0 AS gone
         FROM range($m) a(i), range(greatest($big, $small)) c(s), range(2) d(m), range($h) e(b)
         WHERE s < CASE WHEN i = 0 THEN $big ELSE $small END
-        """, {k: p[k] for k in ("m", "h", "start", "big", "small")})
+        """,
+        {k: p[k] for k in ("m", "h", "start", "big", "small")},
+    )
     version = f"""
         SELECT *, {quarters}[j + 1] AS q, 4 * b + {quarters}[j + 1] AS k,
                gone AND j = nv - 1 AND nv > 1 AS rem,
@@ -857,7 +960,9 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
                $start + to_minutes(CAST(k * 15 AS BIGINT)), CASE WHEN rem THEN NULL ELSE ex END,
                false
         FROM ({version}) ORDER BY k, i
-        """, {"m": p["m"], "start": p["start"]})
+        """,
+        {"m": p["m"], "start": p["start"]},
+    )
     con.execute(
         f"""
         INSERT INTO current
@@ -872,7 +977,9 @@ def build_year_store(folder: Path, shape: YearShape) -> Path:
                      arg_min({{'val': val, 'ex': ex, 'k': k}}, j) AS first
               FROM ({version}) GROUP BY ALL)
         ORDER BY bucket, metric
-        """, {"m": p["m"], "h": p["h"], "start": p["start"]})
+        """,
+        {"m": p["m"], "h": p["h"], "start": p["start"]},
+    )
     con.execute("DROP TABLE vals")
     fill_arrivals(con)  # the changes late data made, as the commits would have kept them
     cluster_current(con)  # as a migration or a compaction leaves it
@@ -909,16 +1016,21 @@ def _process_peak(argv: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[fl
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, *argv], stdout=stdout,
-                          stderr=subprocess.PIPE, text=True, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{argv} failed: {done.stderr[-2000:]}")
     return elapsed, int(done.stderr.strip().splitlines()[-1]) / 1024
 
 
-def _timed_pair(ours: list[str], baseline: list[str], reps: int, out: Path
-                ) -> tuple[float, float, float]:
+def _timed_pair(ours: list[str], baseline: list[str], reps: int, out: Path) -> tuple[float, float, float]:
     """Alternate two process command lines ``reps`` times, each writing to ``out``; (median
     seconds of ours, of the baseline, the peak RSS of ours in MB)."""
     a, b, peaks = [], [], []
@@ -936,16 +1048,19 @@ def _copy_baseline(store: Path, select: str, fmt: str, out: Path) -> list[str]:
     """A process that opens the store with bare DuckDB and COPYs ``select`` to ``out``."""
     options = "FORMAT json, ARRAY true" if fmt == "json" else "FORMAT csv, HEADER true"
     sql = f"COPY ({select}) TO '{out}' ({options})"
-    return ["-c", f"import duckdb; duckdb.connect({str(store)!r}, read_only=True)"
-                  f".execute({sql!r})"]
+    return ["-c", f"import duckdb; duckdb.connect({str(store)!r}, read_only=True).execute({sql!r})"]
 
 
-HISTORY_SELECT = ("SELECT bucket, dims, measure, value, first_value, versions, versions > 1 AS "
-                  "revised, partial FROM current WHERE metric = 'm00' ORDER BY bucket, dims, measure")
-REVISIONS_SELECT = ("SELECT run_id AS run, known_at, bucket, dims, measure, lag(value) OVER w AS "
-                    "old_value, value AS new_value FROM versions WHERE metric = 'm00' "
-                    "WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY known_at, run_id) "
-                    "QUALIFY row_number() OVER w > 1 ORDER BY known_at, run_id, bucket, dims, measure")
+HISTORY_SELECT = (
+    "SELECT bucket, dims, measure, value, first_value, versions, versions > 1 AS "
+    "revised, partial FROM current WHERE metric = 'm00' ORDER BY bucket, dims, measure"
+)
+REVISIONS_SELECT = (
+    "SELECT run_id AS run, known_at, bucket, dims, measure, lag(value) OVER w AS "
+    "old_value, value AS new_value FROM versions WHERE metric = 'm00' "
+    "WINDOW w AS (PARTITION BY dims, measure, bucket ORDER BY known_at, run_id) "
+    "QUALIFY row_number() OVER w > 1 ORDER BY known_at, run_id, bucket, dims, measure"
+)
 
 
 def bench_cli_reads(folder: Path, quick: bool, reps: int) -> list[Row]:
@@ -958,13 +1073,15 @@ def bench_cli_reads(folder: Path, quick: bool, reps: int) -> list[Row]:
         values = con.execute("SELECT count(*) FROM current WHERE metric = 'm00'").fetchone()[0]
     rows = []
     for name, argv, select, fmt in (
-            ("cli_history_json", ["history", "m00", "--json"], HISTORY_SELECT, "json"),
-            ("cli_revisions_json", ["revisions", "m00", "--json"], REVISIONS_SELECT, "json"),
-            ("cli_history_csv", ["history", "m00", "--csv"], HISTORY_SELECT, "csv")):
+        ("cli_history_json", ["history", "m00", "--json"], HISTORY_SELECT, "json"),
+        ("cli_revisions_json", ["revisions", "m00", "--json"], REVISIONS_SELECT, "json"),
+        ("cli_history_csv", ["history", "m00", "--csv"], HISTORY_SELECT, "csv"),
+    ):
         ours = ["-m", "lookback_gui.cli", *argv, "--project", str(project.path)]
         copy_to = folder / f"copy.{fmt}"
         ours_s, base_s, peak = _timed_pair(
-            ours, _copy_baseline(store, select, fmt, copy_to), reps, folder / f"out.{fmt}")
+            ours, _copy_baseline(store, select, fmt, copy_to), reps, folder / f"out.{fmt}"
+        )
         label = f"<= 1.5 at {values / 1e6:.2f}M values"
         rows.append(ratio_row(name, ours_s, base_s, 1.5, target=label))
         rows.append(Row(f"{name}_rss", peak, None, None, "<= 300 MB", peak <= 300))
@@ -978,8 +1095,10 @@ def bench_advise_year(folder: Path, quick: bool, reps: int) -> list[Row]:
     results = [_process_peak(argv) for _ in range(max(1, reps // 2))]
     seconds = statistics.median(r[0] for r in results)
     peak = max(r[1] for r in results)
-    return [Row("advise_year_store", seconds, None, None, "<= 500 ms", seconds <= 0.5),
-            Row("advise_year_store_rss", peak, None, None, "<= 400 MB", peak <= 400)]
+    return [
+        Row("advise_year_store", seconds, None, None, "<= 500 ms", seconds <= 0.5),
+        Row("advise_year_store_rss", peak, None, None, "<= 400 MB", peak <= 400),
+    ]
 
 
 APP_OPEN = """
@@ -1051,8 +1170,13 @@ def bench_app_open(folder: Path, quick: bool, reps: int) -> list[Row]:
     for rep in range(reps):
         ini = folder / f"app_open_{rep}.ini"
         start = time.time()
-        done = subprocess.run([sys.executable, "-c", APP_OPEN, str(project.path), str(ini)],
-                              capture_output=True, text=True, env=env, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", APP_OPEN, str(project.path), str(ini)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"the app did not open: {done.stderr[-2000:]}")
         marks = json.loads(done.stdout.strip().splitlines()[-1])
@@ -1061,8 +1185,10 @@ def bench_app_open(folder: Path, quick: bool, reps: int) -> list[Row]:
         charts.append(marks["chart"] - start)
         pages.append(marks["runs"] - marks["open"])
     chart, page = statistics.median(charts), statistics.median(pages)
-    return [Row("app_open_year_store", chart, None, None, "<= 1000 ms", chart <= 1.0),
-            Row("app_open_runs_first_page", page, None, None, "<= 200 ms", page <= 0.200)]
+    return [
+        Row("app_open_year_store", chart, None, None, "<= 1000 ms", chart <= 1.0),
+        Row("app_open_runs_first_page", page, None, None, "<= 200 ms", page <= 0.200),
+    ]
 
 
 def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
@@ -1081,8 +1207,14 @@ def bench_alert_eval(folder: Path, quick: bool, reps: int) -> Row:
             evaluate_alerts(config, store, now, run=run, kinds=("threshold",))
 
         seconds, _ = median_pair(judge, None, reps * 3)
-    return Row("alert_eval_after_run", seconds, None, None,
-               f"<= 50 ms at {values / 1e6:.2f}M values", seconds <= 0.050)
+    return Row(
+        "alert_eval_after_run",
+        seconds,
+        None,
+        None,
+        f"<= 50 ms at {values / 1e6:.2f}M values",
+        seconds <= 0.050,
+    )
 
 
 def bench_catch_up_plan(folder: Path, quick: bool, reps: int) -> list[Row]:
@@ -1109,16 +1241,20 @@ def bench_catch_up_plan(folder: Path, quick: bool, reps: int) -> list[Row]:
         planning, retrying = median_pair(plan, failed, reps)
     bound = 0.050 * runs / 100_000
     label = f"<= 50 ms per 100k runs ({runs / 1000:.0f}k: {bound * 1000:.0f} ms)"
-    return [Row("catch_up_plan", planning, None, None, label, planning <= bound),
-            Row("retry_failed_plan", retrying, None, None, label, (retrying or 0) <= bound)]
+    return [
+        Row("catch_up_plan", planning, None, None, label, planning <= bound),
+        Row("retry_failed_plan", retrying, None, None, label, (retrying or 0) <= bound),
+    ]
 
 
 def bench_store_bytes(folder: Path, quick: bool) -> Row:
     """Bytes of store file per version after the year, against a store of a quarter of it
     (the same project): the ratio says whether a version costs more as history grows."""
     sizes = []
-    for label, shape in (("year", year_shape(quick)),
-                         ("quarter", year_shape(quick, year_shape(quick).hours // 4))):
+    for label, shape in (
+        ("year", year_shape(quick)),
+        ("quarter", year_shape(quick, year_shape(quick).hours // 4)),
+    ):
         if label == "year":
             path = load_project(year_store(folder, quick)).store_path
         else:
@@ -1126,16 +1262,23 @@ def bench_store_bytes(folder: Path, quick: bool) -> Row:
         with duckdb.connect(str(path), read_only=True) as con:
             versions = con.execute("SELECT count(*) FROM versions").fetchone()[0]
         sizes.append(path.stat().st_size / versions)
-    return Row("store_bytes_per_version", sizes[0], sizes[1], sizes[0] / sizes[1],
-               "report; <= 1.1 (no growth)", sizes[0] / sizes[1] <= 1.1)
+    return Row(
+        "store_bytes_per_version",
+        sizes[0],
+        sizes[1],
+        sizes[0] / sizes[1],
+        "report; <= 1.1 (no growth)",
+        sizes[0] / sizes[1] <= 1.1,
+    )
 
 
 def bench_cli_start(folder: Path, reps: int) -> Row:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def ours() -> None:
-        subprocess.run([sys.executable, "-m", "lookback_gui.cli", "--help"], check=True,
-                       capture_output=True, env=env)
+        subprocess.run(
+            [sys.executable, "-m", "lookback_gui.cli", "--help"], check=True, capture_output=True, env=env
+        )
 
     def baseline() -> None:
         subprocess.run([sys.executable, "-c", "import duckdb"], check=True, capture_output=True)
@@ -1153,23 +1296,35 @@ def bench_cli_pull(folder: Path, rows: int, reps: int) -> Row:
     make_events(work / "src.duckdb", rows, 730, keys=100)
     project = write_project(work, 'type = "duckdb"\npath = "src.duckdb"', EVENTS_SQL)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    ours = [sys.executable, "-m", "lookback_gui.cli", "pull", "m", "--as-of",
-            AS_OF.isoformat(), "--project", str(project)]
+    ours = [
+        sys.executable,
+        "-m",
+        "lookback_gui.cli",
+        "pull",
+        "m",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--project",
+        str(project),
+    ]
     subprocess.run(ours, check=True, capture_output=True, env=env)  # the window is stored
     query = EVENTS_SQL.replace("FROM events", "FROM src.events")
-    code = (f"import duckdb\nfrom datetime import datetime\n"
-            f"con = duckdb.connect({str(work / 'bare.duckdb')!r})\n"
-            f"con.execute(\"ATTACH '{work / 'src.duckdb'}' AS src (READ_ONLY)\")\n"
-            f"con.execute('CREATE OR REPLACE TABLE result AS ' + {query!r}, "
-            "{'window_start': datetime(2026, 10, 25), 'window_end': datetime(2026, 11, 1)})\n")
+    code = (
+        f"import duckdb\nfrom datetime import datetime\n"
+        f"con = duckdb.connect({str(work / 'bare.duckdb')!r})\n"
+        f"con.execute(\"ATTACH '{work / 'src.duckdb'}' AS src (READ_ONLY)\")\n"
+        f"con.execute('CREATE OR REPLACE TABLE result AS ' + {query!r}, "
+        "{'window_start': datetime(2026, 10, 25), 'window_end': datetime(2026, 11, 1)})\n"
+    )
     baseline = [sys.executable, "-c", code]
 
     def run(argv: list[str]) -> Callable[[], None]:
         return lambda: subprocess.run(argv, check=True, capture_output=True, env=env)
 
     ours_s, base_s = median_pair(run(ours), run(baseline), reps)
-    return ratio_row("cli_pull_process", ours_s, base_s or 0, 2.0,
-                     target=f"<= 2 (a process, {rows / 1e6:g}M-row source)")
+    return ratio_row(
+        "cli_pull_process", ours_s, base_s or 0, 2.0, target=f"<= 2 (a process, {rows / 1e6:g}M-row source)"
+    )
 
 
 def bench_pull_big(folder: Path, values: int, reps: int) -> list[Row]:
@@ -1178,22 +1333,33 @@ def bench_pull_big(folder: Path, values: int, reps: int) -> list[Row]:
     row = bench_pull_overhead(folder, values, reps)
     peak = bench_peak_rss(folder, values)
     label = f"{values // 1_000_000}m"
-    return [Row(f"pull_{label}_values", row.ours_s, row.baseline_s, row.ratio, "<= 1.3",
-                row.ratio is not None and row.ratio <= 1.3),
-            Row(f"pull_{label}_values_rss", peak.ours_s, None, None, "<= 1000 MB",
-                (peak.ours_s or 0) <= 1000)]
+    return [
+        Row(
+            f"pull_{label}_values",
+            row.ours_s,
+            row.baseline_s,
+            row.ratio,
+            "<= 1.3",
+            row.ratio is not None and row.ratio <= 1.3,
+        ),
+        Row(f"pull_{label}_values_rss", peak.ours_s, None, None, "<= 1000 MB", (peak.ours_s or 0) <= 1000),
+    ]
 
 
 # -- object storage --------------------------------------------------------------------------
 
-S3_DAY_SQL = ("SELECT date_trunc('day', event_at) AS bucket, country, count(*) AS n, "
-              "sum(amount) AS amount FROM src "
-              "WHERE day >= CAST($window_start AS DATE) AND day < CAST($window_end AS DATE) "
-              "AND event_at >= $window_start AND event_at < $window_end GROUP BY ALL")
+S3_DAY_SQL = (
+    "SELECT date_trunc('day', event_at) AS bucket, country, count(*) AS n, "
+    "sum(amount) AS amount FROM src "
+    "WHERE day >= CAST($window_start AS DATE) AND day < CAST($window_end AS DATE) "
+    "AND event_at >= $window_start AND event_at < $window_end GROUP BY ALL"
+)
 # the same without the partition column: nothing tells DuckDB which days' objects hold the window
-S3_EVENT_SQL = ("SELECT date_trunc('day', event_at) AS bucket, country, count(*) AS n, "
-                "sum(amount) AS amount FROM src "
-                "WHERE event_at >= $window_start AND event_at < $window_end GROUP BY ALL")
+S3_EVENT_SQL = (
+    "SELECT date_trunc('day', event_at) AS bucket, country, count(*) AS n, "
+    "sum(amount) AS amount FROM src "
+    "WHERE event_at >= $window_start AND event_at < $window_end GROUP BY ALL"
+)
 S3_AS_OF = datetime(2025, 6, 7, 12)
 S3_WINDOW = {"window_start": datetime(2025, 6, 1), "window_end": datetime(2025, 6, 8)}
 
@@ -1212,9 +1378,11 @@ def bench_s3_window(folder: Path, per_day: int, reps: int) -> list[Row]:
 
         def secret(con: duckdb.DuckDBPyConnection) -> None:
             load_named_extension(con, "httpfs")
-            con.execute(f"CREATE SECRET s3 (TYPE s3, KEY_ID '{KEY_ID}', SECRET '{SECRET}', "
-                        f"ENDPOINT '127.0.0.1:{relay.port}', REGION '{REGION}', "
-                        "URL_STYLE 'path', USE_SSL false)")
+            con.execute(
+                f"CREATE SECRET s3 (TYPE s3, KEY_ID '{KEY_ID}', SECRET '{SECRET}', "
+                f"ENDPOINT '127.0.0.1:{relay.port}', REGION '{REGION}', "
+                "URL_STYLE 'path', USE_SSL false)"
+            )
 
         with duckdb.connect() as writer:  # 365 objects events/day=YYYY-MM-DD/data_0.parquet
             secret(writer)
@@ -1223,15 +1391,18 @@ def bench_s3_window(folder: Path, per_day: int, reps: int) -> list[Row]:
                 f"(i * 86400000000 // {per_day})::BIGINT) AS event_at, "
                 "(hash(i) % 1000)::DOUBLE AS amount, ['DE', 'FR', 'US', 'IT', 'ES'][i % 5 + 1] "
                 f"AS country, CAST(event_at AS DATE) AS day FROM range(365 * {per_day}) t(i)) "
-                f"TO 's3://{bucket}/events' (FORMAT parquet, PARTITION_BY (day))")
+                f"TO 's3://{bucket}/events' (FORMAT parquet, PARTITION_BY (day))"
+            )
         pages = server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
         total = sum(o["Size"] for page in pages for o in page.get("Contents", []))
         url = f"s3://{bucket}/events/*/*.parquet"
         os.environ["LOOKBACK_BENCH_S3_SECRET"] = SECRET
-        source = (f'type = "parquet"\npath = "{url}"\naccess_key_id = "{KEY_ID}"\n'
-                  'secret_env = "LOOKBACK_BENCH_S3_SECRET"\n'
-                  f'endpoint = "127.0.0.1:{relay.port}"\nregion = "{REGION}"\n'
-                  'url_style = "path"\nuse_ssl = false')
+        source = (
+            f'type = "parquet"\npath = "{url}"\naccess_key_id = "{KEY_ID}"\n'
+            'secret_env = "LOOKBACK_BENCH_S3_SECRET"\n'
+            f'endpoint = "127.0.0.1:{relay.port}"\nregion = "{REGION}"\n'
+            'url_style = "path"\nuse_ssl = false'
+        )
         projects = {}
         for label, sql in (("day", S3_DAY_SQL), ("event", S3_EVENT_SQL)):
             (folder / label).mkdir()
@@ -1240,16 +1411,19 @@ def bench_s3_window(folder: Path, per_day: int, reps: int) -> list[Row]:
 
         def pull(label: str) -> Callable[[], None]:
             def run() -> None:
-                result = run_pull(projects[label], "m", stores[label], as_of=S3_AS_OF,
-                                  connections=CONNECTIONS)
+                result = run_pull(
+                    projects[label], "m", stores[label], as_of=S3_AS_OF, connections=CONNECTIONS
+                )
                 assert result.status == "succeeded", result.error
+
             return run
 
         def bare() -> None:
             con = duckdb.connect(str(folder / "baseline.duckdb"))
             secret(con)
-            con.execute("CREATE OR REPLACE TABLE result (bucket TIMESTAMP, country VARCHAR, "
-                        "n BIGINT, amount DOUBLE)")
+            con.execute(
+                "CREATE OR REPLACE TABLE result (bucket TIMESTAMP, country VARCHAR, n BIGINT, amount DOUBLE)"
+            )
             query = S3_DAY_SQL.replace("FROM src", f"FROM read_parquet('{url}')")
             con.execute(f"INSERT INTO result SELECT * FROM ({query})", S3_WINDOW)
             con.close()
@@ -1271,17 +1445,33 @@ def bench_s3_window(folder: Path, per_day: int, reps: int) -> list[Row]:
         relay.close()
     finally:
         server.stop()
-    print(f"s3: 365 objects, {total / 1e6:.1f} MB; a pull read {ours_bytes / 1e3:.0f} kB in "
-          f"{ours_requests} requests, the bare query {base_bytes / 1e3:.0f} kB in "
-          f"{base_requests}; without the partition filter {event_bytes / 1e3:.0f} kB in "
-          f"{event_requests}", file=sys.stderr, flush=True)
+    print(
+        f"s3: 365 objects, {total / 1e6:.1f} MB; a pull read {ours_bytes / 1e3:.0f} kB in "
+        f"{ours_requests} requests, the bare query {base_bytes / 1e3:.0f} kB in "
+        f"{base_requests}; without the partition filter {event_bytes / 1e3:.0f} kB in "
+        f"{event_requests}",
+        file=sys.stderr,
+        flush=True,
+    )
     window = total * 7 / 365  # the window's share of the data
     return [
         ratio_row("s3_pull_7d_of_365", ours_s, base_s or 0, 1.5),
-        Row("s3_pull_7d_bytes", ours_bytes, window, ours_bytes / window,
-            "<= 1.5 x the window's 7/365 share", ours_bytes / window <= 1.5),
-        Row("s3_pull_7d_bytes_unfiltered", event_bytes, window, event_bytes / window,
-            "report (no partition filter)", True),
+        Row(
+            "s3_pull_7d_bytes",
+            ours_bytes,
+            window,
+            ours_bytes / window,
+            "<= 1.5 x the window's 7/365 share",
+            ours_bytes / window <= 1.5,
+        ),
+        Row(
+            "s3_pull_7d_bytes_unfiltered",
+            event_bytes,
+            window,
+            event_bytes / window,
+            "report (no partition filter)",
+            True,
+        ),
     ]
 
 
@@ -1337,14 +1527,21 @@ def bench_demo_seed(folder: Path, days: int, reps: int) -> Row:
         project, plan = fresh()
         with open_store(project.store) as store:
             for pull in plan:
-                run = run_pull(project, pull.metric, store, trigger=pull.trigger,
-                               window=pull.window, connections=CONNECTIONS)
+                run = run_pull(
+                    project,
+                    pull.metric,
+                    store,
+                    trigger=pull.trigger,
+                    window=pull.window,
+                    connections=CONNECTIONS,
+                )
                 assert run.status == "succeeded", run.error
 
     ours, base = median_pair(seeded, pulled, reps)
     assert base is not None
-    return ratio_row(f"demo_seed_{days}d", ours, base, 0.5,
-                     target="<= 0.5 (one pass / the same pulls one by one)")
+    return ratio_row(
+        f"demo_seed_{days}d", ours, base, 0.5, target="<= 0.5 (one pass / the same pulls one by one)"
+    )
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -1392,19 +1589,22 @@ def _main(args: argparse.Namespace) -> int:
         ("catch_up_plan", lambda f: bench_catch_up_plan(f, q, reps)),
         ("store_bytes_per_version", lambda f: bench_store_bytes(f, q)),
     ]
-    year_rows = ("cli_reads", "advise_year_store", "app_open_year_store",
-                 "alert_eval_after_run", "catch_up_plan",
-                 "store_bytes_per_version")
+    year_rows = (
+        "cli_reads",
+        "advise_year_store",
+        "app_open_year_store",
+        "alert_eval_after_run",
+        "catch_up_plan",
+        "store_bytes_per_version",
+    )
     if args.one:
         with tempfile.TemporaryDirectory(prefix="lookback-bench-") as temp:
             result = dict(plan)[args.one](Path(temp))
-        found = [r for r in (result if isinstance(result, tuple | list) else [result])
-                 if r is not None]
+        found = [r for r in (result if isinstance(result, tuple | list) else [result]) if r is not None]
         Path(args.json).write_text(json.dumps([asdict(r) for r in found]))
         return 0
     rows: list[Row] = []
-    chosen = [name for name, _ in plan
-              if not args.only or any(name.startswith(o) for o in args.only)]
+    chosen = [name for name, _ in plan if not args.only or any(name.startswith(o) for o in args.only)]
     with tempfile.TemporaryDirectory(prefix="lookback-year-") as year:
         if any(name in year_rows for name in chosen) and "LOOKBACK_BENCH_YEAR" not in os.environ:
             shape = year_shape(q)
@@ -1452,10 +1652,11 @@ def print_table(rows: list[Row]) -> None:
     print("-" * len(header))
     for r in rows:
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
-        print(f"{r.name:<26} {fmt(r.ours_s, r.name):>11} {fmt(r.baseline_s, r.name):>11} "
-              f"{ratio:>7}  {r.target:<34} {'yes' if r.ok else 'NO'}")
+        print(
+            f"{r.name:<26} {fmt(r.ours_s, r.name):>11} {fmt(r.baseline_s, r.name):>11} "
+            f"{ratio:>7}  {r.target:<34} {'yes' if r.ok else 'NO'}"
+        )
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -71,23 +71,33 @@ def main(folder: Path = Path("proj")) -> None:
     folder.mkdir(exist_ok=True)
     source = folder / "shop.duckdb"
     con = duckdb.connect(str(source))
-    con.execute("CREATE TABLE orders (order_id BIGINT, ordered_at TIMESTAMP, "
-                "arrived_at TIMESTAMP, country VARCHAR, amount DOUBLE)")
+    con.execute(
+        "CREATE TABLE orders (order_id BIGINT, ordered_at TIMESTAMP, "
+        "arrived_at TIMESTAMP, country VARCHAR, amount DOUBLE)"
+    )
     con.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", ROWS)
     con.close()
     (folder / "lookback.toml").write_text(PROJECT)
     project = load_project(folder / "lookback.toml")
     with Store(project.store_path) as store:
-        for as_of in ["2026-10-22T12:00", "2026-10-23T12:00", "2026-10-25T10:00",
-                      "2026-10-26T00:00"]:  # runs 1-4
+        for as_of in [
+            "2026-10-22T12:00",
+            "2026-10-23T12:00",
+            "2026-10-25T10:00",
+            "2026-10-26T00:00",
+        ]:  # runs 1-4
             run_pull(project, "replayed", store, as_of=datetime.fromisoformat(as_of))
         noon = datetime.fromisoformat("2026-10-25T12:00")
         run_pull(project, "plain", store, as_of=noon)  # run 5
         edit(source, "DELETE FROM orders WHERE country = 'FR'")
         run_pull(project, "plain", store, as_of=noon)  # run 6: a removal
         edit(source, "DELETE FROM orders")
-        run_pull(project, "plain", store,  # run 7: fails, empty
-                 as_of=datetime.fromisoformat("2026-10-26T12:00"))
+        run_pull(
+            project,
+            "plain",
+            store,  # run 7: fails, empty
+            as_of=datetime.fromisoformat("2026-10-26T12:00"),
+        )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ DEFAULT_SHARE = 0.99
 
 def audit_window(config: MetricConfig, as_of: datetime) -> Window:
     """The deep window of an audit pull: ``audit_factor`` times the lookback."""
-    return compute_window(as_of, config.grain, config.buckets * config.audit_factor,
-                          config.complete_buckets_only)
+    return compute_window(
+        as_of, config.grain, config.buckets * config.audit_factor, config.complete_buckets_only
+    )
 
 
 def needed_buckets(age: int, complete_buckets_only: bool) -> int:
@@ -108,22 +109,29 @@ def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> i
     return int(ages[order][min(index, len(order) - 1)])
 
 
-def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE,
-           settle_age: int | None = None) -> Advice:
+def advise(
+    store: Store, config: MetricConfig, share: float = DEFAULT_SHARE, settle_age: int | None = None
+) -> Advice:
     """Measure how late ``config``'s data arrives and recommend the lookback it needs."""
     runs = [r for r in store.runs(metric=config.name, status="succeeded")]
     data = load_revisions(store, config)
     count = len(data["age"]) if data else 0
-    base: dict[str, Any] = {"metric": config.name, "grain": config.grain.value,
-            "lookback_buckets": config.buckets, "revisions_observed": count,
-            "runs_observed": len(runs)}
+    base: dict[str, Any] = {
+        "metric": config.name,
+        "grain": config.grain.value,
+        "lookback_buckets": config.buckets,
+        "revisions_observed": count,
+        "runs_observed": len(runs),
+    }
     if count < MIN_REVISIONS or len(runs) < MIN_RUNS:
         need = [f"need {MIN_REVISIONS}"] if count < MIN_REVISIONS else []
         if len(runs) < MIN_RUNS:
             need.append(f"{len(runs)} successful pull(s) of {MIN_RUNS}")
-        return Advice(**base, enough_history=False,
-                      message=f"not enough history yet: {count} revisions observed, "
-                              + ", ".join(need))
+        return Advice(
+            **base,
+            enough_history=False,
+            message=f"not enough history yet: {count} revisions observed, " + ", ".join(need),
+        )
 
     ages = data["age"].astype(np.int64)
     prev_ages = np.minimum(data["prev_age"].astype(np.int64), ages - 1)
@@ -144,15 +152,20 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE,
         mask = spread_ages == age
         if not mask.any():
             continue
-        by_age.append({"age_buckets": age,
-                       "revisions_share": round(float(spread_counts[mask].sum() / count), 6),
-                       "magnitude_share": round(float(spread_weights[mask].sum() / total), 6)
-                       if total else 0.0})
+        by_age.append(
+            {
+                "age_buckets": age,
+                "revisions_share": round(float(spread_counts[mask].sum() / count), 6),
+                "magnitude_share": round(float(spread_weights[mask].sum() / total), 6) if total else 0.0,
+            }
+        )
     percentiles: dict[str, float | None] = {
-        f"p{int(q * 100)}": _weighted_quantile(spread_ages, spread_weights, q)
-        for q in (0.5, 0.9, 0.95, 0.99)}
-    settled = {"p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
-               "p99": _weighted_quantile(spread_ages, spread_weights, 0.99)}
+        f"p{int(q * 100)}": _weighted_quantile(spread_ages, spread_weights, q) for q in (0.5, 0.9, 0.95, 0.99)
+    }
+    settled = {
+        "p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
+        "p99": _weighted_quantile(spread_ages, spread_weights, 0.99),
+    }
 
     curve = _settling_curve(store, config, spread_ages, spread_signed, spread_measures, data)
     missed = _missed(config, data, ages, deltas)
@@ -177,35 +190,68 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE,
         if per_bucket is not None and recommended < config.buckets:
             rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
         if not any(r.trigger == "audit" for r in runs):
-            rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
-                           "be seen; set audit_every to measure them")
-        dev = development(config, data, load_values(store, config),
-                          knowledge_horizon(store, config.name))
+            rec["note"] = (
+                "no audit pulls yet: revisions later than the current lookback cannot "
+                "be seen; set audit_every to measure them"
+            )
+        dev = development(config, data, load_values(store, config), knowledge_horizon(store, config.name))
         arrivals = Arrivals(
-            age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
+            age=np.maximum(spread_ages, 0),
+            magnitude=spread_weights,
+            signed=spread_signed,
             count=spread_counts,
             index=np.repeat(bucket_index(np.asarray(data["bucket"]), config.grain), spans),
-            owner=np.repeat(dev.revision_owner, spans), revisions=count)
+            owner=np.repeat(dev.revision_owner, spans),
+            revisions=count,
+        )
         # which values count as settled for the policies' errors: the development model's
         # settle age when given (its oracle is chainladder), else the oldest change
         settled_dev = dev if settle_age is None else dataclasses.replace(dev, settle_age=settle_age)
-        candidates = policies.candidates(arrivals, settled_dev, policies.usage_of(runs, config),
-                                         config, recommended)
-        rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
-                         spread_counts, count, candidates, arrivals))
+        candidates = policies.candidates(
+            arrivals, settled_dev, policies.usage_of(runs, config), config, recommended
+        )
+        rec.update(
+            _tail(
+                config,
+                recommended,
+                needed,
+                spread_ages,
+                spread_weights,
+                spread_counts,
+                count,
+                candidates,
+                arrivals,
+            )
+        )
         recommendation = rec
         nowcast_backtest = backtest_nowcast(dev, config)
     sentence = _sentence(config, share, recommendation, missed, settled)
-    return Advice(**base, enough_history=True, message=sentence, settling_curve=curve,
-                  revisions_by_age=by_age, lag_percentiles=percentiles,
-                  settled_after_buckets=settled, missed_revisions=missed,
-                  recommendation=recommendation, candidates=candidates,
-                  nowcast_backtest=nowcast_backtest)
+    return Advice(
+        **base,
+        enough_history=True,
+        message=sentence,
+        settling_curve=curve,
+        revisions_by_age=by_age,
+        lag_percentiles=percentiles,
+        settled_after_buckets=settled,
+        missed_revisions=missed,
+        recommendation=recommendation,
+        candidates=candidates,
+        nowcast_backtest=nowcast_backtest,
+    )
 
 
-def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.ndarray,
-          weights: np.ndarray, counts: np.ndarray, revisions: int,
-          candidates: list[dict[str, Any]], arrivals: Arrivals) -> dict[str, Any]:
+def _tail(
+    config: MetricConfig,
+    recommended: int,
+    needed: np.ndarray,
+    ages: np.ndarray,
+    weights: np.ndarray,
+    counts: np.ndarray,
+    revisions: int,
+    candidates: list[dict[str, Any]],
+    arrivals: Arrivals,
+) -> dict[str, Any]:
     """What the recommended lookback leaves (changes that arrive when their bucket is older
     than it holds), and the cheapest audit that catches all of it (see
     :func:`policies.cheapest_audit`); the keys the recommendation gains."""
@@ -214,18 +260,26 @@ def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.n
     reach = policies.tail_reach(arrivals, recommended, config.complete_buckets_only)
     audit = policies.cheapest_audit(candidates, recommended, config.grain)
     if reach is None or audit is None:
-        plain = next((c for c in candidates if c["lookback_buckets"] == recommended
-                      and c["audit_every"] is None), None)
-        return {"policy": format_lookback(recommended, config.grain), "audit_every": None,
-                "audit_factor": None, "tail": None,
-                "magnitude_share": plain["magnitude_share"] if plain else None}
+        plain = next(
+            (c for c in candidates if c["lookback_buckets"] == recommended and c["audit_every"] is None), None
+        )
+        return {
+            "policy": format_lookback(recommended, config.grain),
+            "audit_every": None,
+            "audit_factor": None,
+            "tail": None,
+            "magnitude_share": plain["magnitude_share"] if plain else None,
+        }
     current_every = None
     if config.audit_every is not None and config.grain in policies._FIXED:
         current_every = round(config.audit_every / policies._FIXED[config.grain])
     if current_every is None:
         action = "add"
-    elif (current_every == audit["audit_every_buckets"] and config.buckets == recommended
-          and config.audit_factor == audit["audit_factor"]):
+    elif (
+        current_every == audit["audit_every_buckets"]
+        and config.buckets == recommended
+        and config.audit_factor == audit["audit_factor"]
+    ):
         action = "keep"
     else:
         action = "set"
@@ -244,8 +298,9 @@ def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.n
     }
 
 
-def _interval_shares(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
-                     iterations: int = 500) -> np.ndarray:
+def _interval_shares(
+    spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray, iterations: int = 500
+) -> np.ndarray:
     """How each revision's change divides over the ages it may have arrived at.
 
     A revision seen at age ``k`` whose bucket was last seen unchanged at age ``k_prev`` arrived
@@ -278,8 +333,14 @@ def _offsets(spans: np.ndarray) -> np.ndarray:
     return np.arange(int(spans.sum())) - starts
 
 
-def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed: np.ndarray,
-                    measures: np.ndarray, data: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def _settling_curve(
+    store: Store,
+    config: MetricConfig,
+    ages: np.ndarray,
+    signed: np.ndarray,
+    measures: np.ndarray,
+    data: dict[str, np.ndarray],
+) -> list[dict[str, Any]]:
     """Share of the final value present at each age, per measure, over buckets seen from new."""
     firsts = load_values(store, config)
     if not firsts or len(firsts["measure"]) == 0:
@@ -288,13 +349,19 @@ def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed
     if not young.any():
         young = firsts["first_age"].astype(np.int64) <= int(np.min(firsts["first_age"]))
     # only values whose buckets are young enough to have been watched from their start
-    keys = {(d, m, b) for d, m, b, ok in zip(firsts["dims"], firsts["measure"], firsts["bucket"],
-                                               young, strict=True) if ok}
-    watched = np.array([(d, m, b) in keys for d, m, b in zip(data["dims"], data["measure"],
-                                                             data["bucket"], strict=True)])
-    spans = np.maximum(data["age"].astype(np.int64)
-                       - np.minimum(data["prev_age"].astype(np.int64),
-                                    data["age"].astype(np.int64) - 1), 1)
+    keys = {
+        (d, m, b)
+        for d, m, b, ok in zip(firsts["dims"], firsts["measure"], firsts["bucket"], young, strict=True)
+        if ok
+    }
+    watched = np.array(
+        [(d, m, b) in keys for d, m, b in zip(data["dims"], data["measure"], data["bucket"], strict=True)]
+    )
+    spans = np.maximum(
+        data["age"].astype(np.int64)
+        - np.minimum(data["prev_age"].astype(np.int64), data["age"].astype(np.int64) - 1),
+        1,
+    )
     watched_spread = np.repeat(watched, spans)
     max_age = int(ages.max()) if len(ages) else 0
     curve = []
@@ -306,28 +373,34 @@ def _settling_curve(store: Store, config: MetricConfig, ages: np.ndarray, signed
             start = float(firsts["first_value"][mask].sum())
             arrived = float(signed[(measures == measure) & watched_spread & (ages <= age)].sum())
             point["share_present"][str(measure)] = (
-                round((start + arrived) / final * 100, 3) if final else None)
+                round((start + arrived) / final * 100, 3) if final else None
+            )
         curve.append(point)
     return curve
 
 
-def _missed(config: MetricConfig, data: dict[str, np.ndarray], ages: np.ndarray,
-            deltas: np.ndarray) -> list[dict[str, Any]]:
+def _missed(
+    config: MetricConfig, data: dict[str, np.ndarray], ages: np.ndarray, deltas: np.ndarray
+) -> list[dict[str, Any]]:
     """Revisions an audit found in buckets the regular lookback no longer held."""
     missed = []
     for i in np.flatnonzero(data["trigger"] == "audit"):
         if needed_buckets(int(ages[i]), config.complete_buckets_only) <= config.buckets:
             continue
         old, new = float(data["prev_value"][i]), float(data["value"][i])
-        missed.append({
-            "run": int(data["run_id"][i]),
-            "bucket": str(data["bucket"][i].astype("datetime64[s]")).replace(" ", "T"),
-            "dims": json.loads(str(data["dims"][i])),
-            "measure": str(data["measure"][i]),
-            "old_value": old, "new_value": new, "change": new - old,
-            "change_pct": round((new - old) / abs(old) * 100, 3) if old else None,
-            "age_buckets": int(ages[i]),
-        })
+        missed.append(
+            {
+                "run": int(data["run_id"][i]),
+                "bucket": str(data["bucket"][i].astype("datetime64[s]")).replace(" ", "T"),
+                "dims": json.loads(str(data["dims"][i])),
+                "measure": str(data["measure"][i]),
+                "old_value": old,
+                "new_value": new,
+                "change": new - old,
+                "change_pct": round((new - old) / abs(old) * 100, 3) if old else None,
+                "age_buckets": int(ages[i]),
+            }
+        )
     return missed
 
 
@@ -344,14 +417,21 @@ def _seconds_per_bucket(runs: list[Any]) -> float | None:
     return round(statistics.median(rates), 6) if rates else None
 
 
-def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
-              missed: list[dict[str, Any]], settled: dict[str, int | None]) -> str:
+def _sentence(
+    config: MetricConfig,
+    share: float,
+    rec: dict[str, Any] | None,
+    missed: list[dict[str, Any]],
+    settled: dict[str, int | None],
+) -> str:
     grain = config.grain.value
     if rec is None:
         return "no revisions to measure yet"
     n = rec["lookback_buckets"]
-    text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
-            f"{share * 100:g}% of the revised magnitude; the current one is {config.buckets}")
+    text = (
+        f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
+        f"{share * 100:g}% of the revised magnitude; the current one is {config.buckets}"
+    )
     if n < config.buckets and rec.get("saves_s_per_pull"):
         text += f"; the shorter window saves about {rec['saves_s_per_pull']:.3g} s per pull"
     elif n > config.buckets:
@@ -361,10 +441,12 @@ def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
     tail = rec.get("tail")
     if tail:
         verb = {"add": "add", "set": "set", "keep": "keep"}[tail["action"]]
-        text += (f". {format_share(tail['magnitude_share'])} % of revised magnitude arrives after "
-                 f"{tail['after_buckets']} {grain}(s) (up to {tail['up_to_age_buckets']}), which "
-                 f"no lookback of {rec['lookback']} catches: {verb} "
-                 f"audit_every = \"{rec['audit_every']}\", audit_factor = {rec['audit_factor']}")
+        text += (
+            f". {format_share(tail['magnitude_share'])} % of revised magnitude arrives after "
+            f"{tail['after_buckets']} {grain}(s) (up to {tail['up_to_age_buckets']}), which "
+            f"no lookback of {rec['lookback']} catches: {verb} "
+            f'audit_every = "{rec["audit_every"]}", audit_factor = {rec["audit_factor"]}'
+        )
     return text
 
 
@@ -374,4 +456,3 @@ def format_share(share: float) -> str:
     if pct >= 10:
         return f"{pct:.0f}"
     return f"{pct:.2g}"
-

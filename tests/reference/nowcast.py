@@ -46,8 +46,9 @@ MIN_SERIES_ERRORS = 30
 QUANTILE_STEPS = 64  # an expanding window's percentiles are recomputed at most this often
 
 
-def _prefix_sums(group: np.ndarray, time: np.ndarray, weights: list[np.ndarray],
-                 q_group: np.ndarray, q_time: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def _prefix_sums(
+    group: np.ndarray, time: np.ndarray, weights: list[np.ndarray], q_group: np.ndarray, q_time: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """For each query (group, time): how many entries of its group have time <= its time, and
     the sums of ``weights`` over them."""
     if len(group) == 0:
@@ -71,9 +72,16 @@ def _prefix_sums(group: np.ndarray, time: np.ndarray, weights: list[np.ndarray],
     return counts, sums
 
 
-def _link_ratios(known: np.ndarray, dev: Development, series: np.ndarray, pooled: np.ndarray,
-                 age: int, q_series: np.ndarray, q_pooled: np.ndarray, q_time: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _link_ratios(
+    known: np.ndarray,
+    dev: Development,
+    series: np.ndarray,
+    pooled: np.ndarray,
+    age: int,
+    q_series: np.ndarray,
+    q_pooled: np.ndarray,
+    q_time: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """f_age for each query, as known at its time, and whether it is the series' own."""
     pair = ~np.isnan(known[:, age]) & ~np.isnan(known[:, age + 1])
     available = dev.index[pair] + age + 1
@@ -82,15 +90,21 @@ def _link_ratios(known: np.ndarray, dev: Development, series: np.ndarray, pooled
     n_p, (num_p, den_p) = _prefix_sums(pooled[pair], available, [num, den], q_pooled, q_time)
     own = n_s >= MIN_SERIES_PAIRS
     with np.errstate(all="ignore"):
-        ratio = np.where(own, np.where(den_s != 0, num_s / den_s, 1.0),
-                         np.where(den_p != 0, num_p / den_p, 1.0))
+        ratio = np.where(
+            own, np.where(den_s != 0, num_s / den_s, 1.0), np.where(den_p != 0, num_p / den_p, 1.0)
+        )
     ratio = np.where(own | (n_p >= MIN_POOLED_PAIRS), ratio, np.nan)
     return ratio, own
 
 
-def _expanding_quantiles(group: np.ndarray, time: np.ndarray, errors: np.ndarray,
-                         q_group: np.ndarray, q_time: np.ndarray, minimum: int
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def _expanding_quantiles(
+    group: np.ndarray,
+    time: np.ndarray,
+    errors: np.ndarray,
+    q_group: np.ndarray,
+    q_time: np.ndarray,
+    minimum: int,
+) -> tuple[np.ndarray, np.ndarray]:
     """The (low, high) percentiles of the interval over the errors of each query's group known
     by its time (NaN with fewer than ``minimum``)."""
     low = np.full(len(q_group), np.nan)
@@ -131,9 +145,15 @@ def _groups(dev: Development) -> tuple[np.ndarray, np.ndarray]:
     return series, np.asarray(pooled, dtype=np.int64)
 
 
-def _estimate(dev: Development, known: np.ndarray, owner: np.ndarray, age: np.ndarray,
-              current: np.ndarray, time: np.ndarray,
-              errors: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> Estimates:
+def _estimate(
+    dev: Development,
+    known: np.ndarray,
+    owner: np.ndarray,
+    age: np.ndarray,
+    current: np.ndarray,
+    time: np.ndarray,
+    errors: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> Estimates:
     """The nowcast of values ``owner`` (their current value, at ``age``) as known at ``time``;
     ``errors`` are (age, value, error) of past nowcasts for the interval."""
     settle = dev.settle_age
@@ -144,8 +164,9 @@ def _estimate(dev: Development, known: np.ndarray, owner: np.ndarray, age: np.nd
         needs = age <= j
         if not needs.any():
             continue
-        ratio, mine = _link_ratios(known, dev, series, pooled, j, series[owner[needs]],
-                                   pooled[owner[needs]], time[needs])
+        ratio, mine = _link_ratios(
+            known, dev, series, pooled, j, series[owner[needs]], pooled[owner[needs]], time[needs]
+        )
         # an age that no value had reached by then is development not seen yet: no factor;
         # the first factor of each nowcast must be measured, though
         ratio = np.where(np.isnan(ratio) & (age[needs] < j), 1.0, ratio)
@@ -160,10 +181,12 @@ def _estimate(dev: Development, known: np.ndarray, owner: np.ndarray, age: np.nd
         for a in np.unique(age):
             q = np.flatnonzero(age == a)
             e = e_age == a
-            lo_s, hi_s = _expanding_quantiles(series[e_owner[e]], e_time[e], e_value[e],
-                                              series[owner[q]], time[q], MIN_SERIES_ERRORS)
-            lo_p, hi_p = _expanding_quantiles(pooled[e_owner[e]], e_time[e], e_value[e],
-                                              pooled[owner[q]], time[q], MIN_POOLED_ERRORS)
+            lo_s, hi_s = _expanding_quantiles(
+                series[e_owner[e]], e_time[e], e_value[e], series[owner[q]], time[q], MIN_SERIES_ERRORS
+            )
+            lo_p, hi_p = _expanding_quantiles(
+                pooled[e_owner[e]], e_time[e], e_value[e], pooled[owner[q]], time[q], MIN_POOLED_ERRORS
+            )
             lo, hi = np.where(np.isnan(lo_s), lo_p, lo_s), np.where(np.isnan(hi_s), hi_p, hi_s)
             scale = np.abs(expected[q])
             low[q], high[q] = expected[q] + lo * scale, expected[q] + hi * scale
@@ -185,8 +208,7 @@ def _backtest_pairs(dev: Development) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return owner[keep], age[keep], current[keep]
 
 
-def _past_errors(dev: Development, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                               Estimates]:
+def _past_errors(dev: Development, known: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, Estimates]:
     """The point nowcasts of every settled value at every age, as made at the time, and their
     relative errors against the settled value."""
     owner, age, current = _backtest_pairs(dev)
@@ -206,30 +228,32 @@ def backtest_nowcast(dev: Development, config: MetricConfig) -> dict[str, Any] |
     known = dev.known(settle + 1)
     owner, age, current = _backtest_pairs(dev)
     e_age, e_owner, e_value, _point = _past_errors(dev, known)
-    est = _estimate(dev, known, owner, age, current, dev.index[owner] + age,
-                    (e_age, e_owner, e_value))
+    est = _estimate(dev, known, owner, age, current, dev.index[owner] + age, (e_age, e_owner, e_value))
     final = dev.final[owner]
     usable = (final != 0) & ~np.isnan(est.expected)
     with np.errstate(all="ignore"):
         nowcast_error = np.abs(est.expected - final) / np.abs(final) * 100
         raw_error = np.abs(current - final) / np.abs(final) * 100
     has_interval = usable & ~np.isnan(est.low)
-    held = has_interval & (est.low - 1e-9 * np.abs(final) <= final) \
-        & (final <= est.high + 1e-9 * np.abs(final))
+    held = (
+        has_interval & (est.low - 1e-9 * np.abs(final) <= final) & (final <= est.high + 1e-9 * np.abs(final))
+    )
     by_age = []
     for a in range(1 if config.complete_buckets_only else 0, settle):
         mask = usable & (age == a)
         if not mask.any():
             continue
         intervals = has_interval & (age == a)
-        by_age.append({
-            "age_buckets": a,
-            "values": int(mask.sum()),
-            "nowcast_error_pct": round(float(nowcast_error[mask].mean()), 4),
-            "raw_error_pct": round(float(raw_error[mask].mean()), 4),
-            "intervals": int(intervals.sum()),
-            "coverage": round(float(held[intervals].mean()), 4) if intervals.any() else None,
-        })
+        by_age.append(
+            {
+                "age_buckets": a,
+                "values": int(mask.sum()),
+                "nowcast_error_pct": round(float(nowcast_error[mask].mean()), 4),
+                "raw_error_pct": round(float(raw_error[mask].mean()), 4),
+                "intervals": int(intervals.sum()),
+                "coverage": round(float(held[intervals].mean()), 4) if intervals.any() else None,
+            }
+        )
     return {
         "interval": INTERVAL,
         "settle_age_buckets": settle,
@@ -253,9 +277,17 @@ class NowcastRow:
     basis: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"bucket": self.bucket.isoformat(), "dims": self.dims, "measure": self.measure,
-                "age_buckets": self.age, "value": self.value, "expected": self.expected,
-                "low": self.low, "high": self.high, "basis": self.basis}
+        return {
+            "bucket": self.bucket.isoformat(),
+            "dims": self.dims,
+            "measure": self.measure,
+            "age_buckets": self.age,
+            "value": self.value,
+            "expected": self.expected,
+            "low": self.low,
+            "high": self.high,
+            "basis": self.basis,
+        }
 
 
 @dataclass(frozen=True)
@@ -270,10 +302,14 @@ class Nowcast:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric,
-                "as_known_at": self.as_known_at.isoformat() if self.as_known_at else None,
-                "settle_age_buckets": self.settle_age, "interval": INTERVAL,
-                "message": self.message, "buckets": [r.to_json() for r in self.rows]}
+        return {
+            "metric": self.metric,
+            "as_known_at": self.as_known_at.isoformat() if self.as_known_at else None,
+            "settle_age_buckets": self.settle_age,
+            "interval": INTERVAL,
+            "message": self.message,
+            "buckets": [r.to_json() for r in self.rows],
+        }
 
 
 def _number(value: float) -> float | None:
@@ -291,8 +327,9 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     if horizon is None or len(dev) == 0:
         return Nowcast(config.name, horizon, 0, [], "no history yet: pull the metric first")
     if settle == 0:
-        return Nowcast(config.name, horizon, 0, [],
-                       "no value has been revised yet: every bucket is as it will stay")
+        return Nowcast(
+            config.name, horizon, 0, [], "no value has been revised yet: every bucket is as it will stay"
+        )
     known = dev.known(settle + 1)
     e_age, e_owner, e_value, _p = _past_errors(dev, known)
     from tests.reference.settling import bucket_index
@@ -307,8 +344,10 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     note = ""
     if youngest == 0 and not _in_step(store, config, horizon):
         youngest = 1  # the bucket in progress was seen at another point of it than usual
-        note = ("; the latest pull saw its buckets at another point of them than earlier pulls "
-                "did, so the bucket in progress is left out and the others may be off")
+        note = (
+            "; the latest pull saw its buckets at another point of them than earlier pulls "
+            "did, so the bucket in progress is left out and the others may be off"
+        )
     wanted = np.flatnonzero((ages < settle) & (ages >= youngest))
     series_of: dict[tuple[str, str], int] = {}
     for i, (d, m) in enumerate(zip(dev.dims, dev.measure, strict=True)):
@@ -317,8 +356,10 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     owners: list[int] = []
     for i in (int(w) for w in wanted):
         row = rows[i]
-        key = (json.dumps(dict(sorted(dict(row.dims).items())), separators=(",", ":"),
-                          ensure_ascii=False), row.measure)
+        key = (
+            json.dumps(dict(sorted(dict(row.dims).items())), separators=(",", ":"), ensure_ascii=False),
+            row.measure,
+        )
         found = series_of.get(key)
         if found is not None:
             chosen.append(i)
@@ -333,14 +374,27 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     out = []
     for k, i in enumerate(chosen):
         row = rows[i]
-        basis = ("none" if np.isnan(est.expected[k])
-                 else "series" if est.own[k] else "pooled")
-        out.append(NowcastRow(row.bucket, dict(row.dims), row.measure, int(age[k]),
-                              float(current[k]), _number(est.expected[k]), _number(est.low[k]),
-                              _number(est.high[k]), basis))
-    return Nowcast(config.name, horizon, settle, out,
-                   f"{len(out)} provisional value(s); values settle after {settle} "
-                   f"{config.grain.value}(s){note}")
+        basis = "none" if np.isnan(est.expected[k]) else "series" if est.own[k] else "pooled"
+        out.append(
+            NowcastRow(
+                row.bucket,
+                dict(row.dims),
+                row.measure,
+                int(age[k]),
+                float(current[k]),
+                _number(est.expected[k]),
+                _number(est.low[k]),
+                _number(est.high[k]),
+                basis,
+            )
+        )
+    return Nowcast(
+        config.name,
+        horizon,
+        settle,
+        out,
+        f"{len(out)} provisional value(s); values settle after {settle} {config.grain.value}(s){note}",
+    )
 
 
 IN_STEP = 0.1  # how far (a share of a bucket) the last look at the bucket in progress may lie
@@ -363,15 +417,15 @@ def _in_step(store: Any, config: MetricConfig, horizon: datetime) -> bool:
                    max((epoch(k) - epoch(b)) / (epoch(b + INTERVAL 1 {grain}) - epoch(b)))
                        FILTER (WHERE b = $now)
             FROM last
-            """, {"metric": config.name,
-                  "now": bucket_start(horizon, config.grain)}).fetchone()
+            """,
+            {"metric": config.name, "now": bucket_start(horizon, config.grain)},
+        ).fetchone()
     if row is None or row[0] is None or row[1] is None:
         return True
     return abs(float(row[0]) - float(row[1])) <= IN_STEP
 
 
-def triangle(dev: Development, measure: str, ages: int | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+def triangle(dev: Development, measure: str, ages: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The revision triangle of one measure, all series summed: (buckets, share) where
     ``share[b, a]`` is the share (0…1) of bucket b's current value known at age a (NaN where
     the bucket had not reached that age)."""
@@ -411,10 +465,15 @@ class Triangle:
 
 def revision_triangle(store: Any, config: MetricConfig, measure: str | None = None) -> Triangle:
     """The triangle of ``measure`` (the first measure by name when not given)."""
-    dev = development(config, load_revisions(store, config), load_values(store, config),
-                      knowledge_horizon(store, config.name))
+    dev = development(
+        config,
+        load_revisions(store, config),
+        load_values(store, config),
+        knowledge_horizon(store, config.name),
+    )
     measures = tuple(sorted({str(m) for m in dev.measure}))
     chosen = measure if measure in measures else (measures[0] if measures else "")
     buckets, share = triangle(dev, chosen, dev.settle_age + 2)
-    return Triangle(chosen, measures, [b.astype("datetime64[us]").item() for b in buckets],
-                    share, dev.settle_age)
+    return Triangle(
+        chosen, measures, [b.astype("datetime64[us]").item() for b in buckets], share, dev.settle_age
+    )

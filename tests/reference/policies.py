@@ -32,11 +32,15 @@ from lookback_gui.core.timing.windows import _FIXED, Grain, buckets_between, for
 from tests.reference.settling import Development
 
 # the audit cadence suggested for the tail when the metric has none, in buckets of its grain
-DEFAULT_AUDIT_EVERY = {Grain.MINUTE: 60, Grain.HOUR: 24, Grain.DAY: 7, Grain.WEEK: 4,
-                       Grain.MONTH: 3}
+DEFAULT_AUDIT_EVERY = {Grain.MINUTE: 60, Grain.HOUR: 24, Grain.DAY: 7, Grain.WEEK: 4, Grain.MONTH: 3}
 # cadences the candidates also try
-AUDIT_CADENCES = {Grain.MINUTE: (15, 60, 1440), Grain.HOUR: (6, 24, 168),
-                  Grain.DAY: (1, 7, 14, 28), Grain.WEEK: (1, 4, 13), Grain.MONTH: (1, 3, 12)}
+AUDIT_CADENCES = {
+    Grain.MINUTE: (15, 60, 1440),
+    Grain.HOUR: (6, 24, 168),
+    Grain.DAY: (1, 7, 14, 28),
+    Grain.WEEK: (1, 4, 13),
+    Grain.MONTH: (1, 3, 12),
+}
 MAX_CANDIDATE_LOOKBACK = 400
 # a tail smaller than this share of the revised magnitude is the estimator's rounding, not data
 TAIL_EPSILON = 1e-6
@@ -130,8 +134,11 @@ def usage_of(runs: list[Any], config: MetricConfig) -> Usage:
         count = buckets_between(run.window_start, run.window_end, config.grain)
         if count > 0:
             rates.append(run.rows / count)
-    return Usage(span=span, regular_per_bucket=max(regular / span, 1 / span) if regular else 0.0,
-                 rows_per_bucket=statistics.median(rates) if rates else None)
+    return Usage(
+        span=span,
+        regular_per_bucket=max(regular / span, 1 / span) if regular else 0.0,
+        rows_per_bucket=statistics.median(rates) if rates else None,
+    )
 
 
 def _bucket_length(grain: Grain) -> Any:
@@ -154,8 +161,9 @@ def catch_ages(policy: Policy, arrivals: Arrivals, complete_only: bool) -> np.nd
     return caught
 
 
-def _errors(caught: np.ndarray, arrivals: Arrivals, development: Development,
-            ages: int, settled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _errors(
+    caught: np.ndarray, arrivals: Arrivals, development: Development, ages: int, settled: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The largest and the 95th-percentile error (in % of the settled value) a dashboard
     following the policy would have shown at each age, over the settled values."""
     mine = arrivals.owner >= 0
@@ -176,13 +184,20 @@ def _errors(caught: np.ndarray, arrivals: Arrivals, development: Development,
     with np.errstate(all="ignore"):
         largest = np.nanmax(np.where(np.isnan(relative), -np.inf, relative), axis=0)
         largest = np.where(np.isfinite(largest), largest, np.nan)
-        p95 = np.array([np.percentile(c[~np.isnan(c)], 95) if (~np.isnan(c)).any() else np.nan
-                        for c in relative.T])
+        p95 = np.array(
+            [np.percentile(c[~np.isnan(c)], 95) if (~np.isnan(c)).any() else np.nan for c in relative.T]
+        )
     return largest, p95
 
 
-def try_policy(policy: Policy, arrivals: Arrivals, development: Development, usage: Usage,
-               config: MetricConfig, ages: int) -> dict[str, Any]:
+def try_policy(
+    policy: Policy,
+    arrivals: Arrivals,
+    development: Development,
+    usage: Usage,
+    config: MetricConfig,
+    ages: int,
+) -> dict[str, Any]:
     """One candidate: what the policy would have caught, its errors by age, and its cost."""
     complete_only = config.complete_buckets_only
     caught = catch_ages(policy, arrivals, complete_only)
@@ -203,23 +218,25 @@ def try_policy(policy: Policy, arrivals: Arrivals, development: Development, usa
         "policy": describe(policy, config.grain),
         "lookback_buckets": policy.lookback,
         "lookback": format_lookback(policy.lookback, config.grain),
-        "audit_every": (format_every(policy.audit_every, config.grain)
-                        if policy.audit_every is not None else None),
+        "audit_every": (
+            format_every(policy.audit_every, config.grain) if policy.audit_every is not None else None
+        ),
         "audit_every_buckets": policy.audit_every,
         "audit_factor": policy.audit_factor,
         "magnitude_share": round(float(arrivals.magnitude[found].sum()) / total, 6),
-        "revisions_share": round(float(arrivals.count[found].sum()) / max(arrivals.revisions, 1),
-                                 6),
+        "revisions_share": round(float(arrivals.count[found].sum()) / max(arrivals.revisions, 1), 6),
         "lookback_magnitude_share": round(float(arrivals.magnitude[regular].sum()) / total, 6),
         "max_error_by_age": [
-            {"age_buckets": age,
-             "max_error_pct": None if math.isnan(largest[age]) else round(float(largest[age]), 4),
-             "p95_error_pct": None if math.isnan(p95[age]) else round(float(p95[age]), 4)}
-            for age in range(youngest, ages)],
+            {
+                "age_buckets": age,
+                "max_error_pct": None if math.isnan(largest[age]) else round(float(largest[age]), 4),
+                "p95_error_pct": None if math.isnan(p95[age]) else round(float(p95[age]), 4),
+            }
+            for age in range(youngest, ages)
+        ],
         "pulls": round(pulls),
         "buckets_read": round(buckets_read),
-        "rows_read": (None if usage.rows_per_bucket is None
-                      else round(buckets_read * usage.rows_per_bucket)),
+        "rows_read": (None if usage.rows_per_bucket is None else round(buckets_read * usage.rows_per_bucket)),
     }
 
 
@@ -246,16 +263,19 @@ def audit_limit(lookback: int, grain: Grain) -> int:
     return max(lookback, DEFAULT_AUDIT_EVERY[grain])
 
 
-def cheapest_audit(tried: list[dict[str, Any]], lookback: int, grain: Grain
-                   ) -> dict[str, Any] | None:
+def cheapest_audit(tried: list[dict[str, Any]], lookback: int, grain: Grain) -> dict[str, Any] | None:
     """Of the candidates with ``lookback`` and an audit no slower than :func:`audit_limit`
     that catch every change, the one that reads the fewest buckets."""
     limit = audit_limit(lookback, grain)
-    fitting = [c for c in tried if c["lookback_buckets"] == lookback
-               and c["audit_every_buckets"] is not None and c["audit_every_buckets"] <= limit
-               and c["magnitude_share"] >= 1 - 1e-6]
-    return min(fitting, key=lambda c: (c["buckets_read"], c["audit_every_buckets"]),
-               default=None)
+    fitting = [
+        c
+        for c in tried
+        if c["lookback_buckets"] == lookback
+        and c["audit_every_buckets"] is not None
+        and c["audit_every_buckets"] <= limit
+        and c["magnitude_share"] >= 1 - 1e-6
+    ]
+    return min(fitting, key=lambda c: (c["buckets_read"], c["audit_every_buckets"]), default=None)
 
 
 def _audit(lookback: int, longest: int, every: int) -> Policy:
@@ -263,8 +283,9 @@ def _audit(lookback: int, longest: int, every: int) -> Policy:
     return Policy(lookback, every, factor)
 
 
-def candidates(arrivals: Arrivals, development: Development, usage: Usage,
-               config: MetricConfig, recommended: int) -> list[dict[str, Any]]:
+def candidates(
+    arrivals: Arrivals, development: Development, usage: Usage, config: MetricConfig, recommended: int
+) -> list[dict[str, Any]]:
     """Every lookback of 1 … N buckets (N: the longest any change needed, or the current one),
     and the current and the recommended lookback each with the audits that catch the whole
     tail, at several cadences; the current policy is marked ``current``."""
@@ -282,8 +303,9 @@ def candidates(arrivals: Arrivals, development: Development, usage: Usage,
             policies += [_audit(lookback, reach, every) for every in sorted(cadences)]
     current = Policy(config.buckets)
     if config.audit_every is not None and config.grain is not Grain.MONTH:
-        current = Policy(config.buckets, max(1, round(config.audit_every / _FIXED[config.grain])),
-                         config.audit_factor)
+        current = Policy(
+            config.buckets, max(1, round(config.audit_every / _FIXED[config.grain])), config.audit_factor
+        )
         if current not in policies:
             policies.append(current)
     out = []

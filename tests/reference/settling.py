@@ -100,8 +100,9 @@ def load_values(store: Store, config: MetricConfig) -> dict[str, np.ndarray]:
 def knowledge_horizon(store: Store, metric: str) -> datetime | None:
     """The latest known time of the metric's successful pulls: what the store knows up to."""
     with store.reading() as cur:
-        row = cur.execute("SELECT max(known_at) FROM runs WHERE metric = ? AND status = "
-                          "'succeeded'", [metric]).fetchone()
+        row = cur.execute(
+            "SELECT max(known_at) FROM runs WHERE metric = ? AND status = 'succeeded'", [metric]
+        ).fetchone()
     return row[0] if row else None
 
 
@@ -159,29 +160,52 @@ class Development:
         return np.asarray(inverse, dtype=np.int64)
 
 
-def development(config: MetricConfig, revisions: dict[str, np.ndarray],
-                values: dict[str, np.ndarray], horizon: datetime | None) -> Development:
+def development(
+    config: MetricConfig,
+    revisions: dict[str, np.ndarray],
+    values: dict[str, np.ndarray],
+    horizon: datetime | None,
+) -> Development:
     """The values of ``values`` watched from their start, with their changes from
     ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`)."""
     youngest = 1 if config.complete_buckets_only else 0
     empty_i = np.zeros(0, dtype=np.int64)
     if not values or len(values.get("measure", ())) == 0 or horizon is None:
-        return Development(*(np.zeros(0, dtype=object),) * 3, empty_i, empty_i,
-                           np.zeros(0), np.zeros(0), empty_i, empty_i, empty_i, np.zeros(0), 0, empty_i)
+        return Development(
+            *(np.zeros(0, dtype=object),) * 3,
+            empty_i,
+            empty_i,
+            np.zeros(0),
+            np.zeros(0),
+            empty_i,
+            empty_i,
+            empty_i,
+            np.zeros(0),
+            0,
+            empty_i,
+        )
     young = values["first_age"].astype(np.int64) <= youngest
     dims = np.asarray(values["dims"], dtype=object)[young]
     measure = np.asarray(values["measure"], dtype=object)[young]
     bucket = np.asarray(values["bucket"]).astype("datetime64[us]")[young]
     index = bucket_index(bucket, config.grain)
     horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
-    lookup = {(d, m, int(b)): i for i, (d, m, b) in
-              enumerate(zip(dims, measure, bucket.astype(np.int64), strict=True))}
+    lookup = {
+        (d, m, int(b)): i
+        for i, (d, m, b) in enumerate(zip(dims, measure, bucket.astype(np.int64), strict=True))
+    }
     owners, ages, deltas, of_revision = [], [], [], []
     if revisions and len(revisions.get("age", ())):
         rev_bucket = np.asarray(revisions["bucket"]).astype("datetime64[us]").astype(np.int64)
-        rev_delta = (revisions["value"].astype(float) - revisions["prev_value"].astype(float))
-        for d, m, b, age, delta in zip(revisions["dims"], revisions["measure"], rev_bucket,
-                                       revisions["age"].astype(np.int64), rev_delta, strict=True):
+        rev_delta = revisions["value"].astype(float) - revisions["prev_value"].astype(float)
+        for d, m, b, age, delta in zip(
+            revisions["dims"],
+            revisions["measure"],
+            rev_bucket,
+            revisions["age"].astype(np.int64),
+            rev_delta,
+            strict=True,
+        ):
             owner = lookup.get((d, m, int(b)))
             of_revision.append(-1 if owner is None else owner)
             if owner is not None:
@@ -191,11 +215,17 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
     change_age = np.asarray(ages, dtype=np.int64)
     settle = int(revisions["age"].max()) if revisions and len(revisions.get("age", ())) else 0
     return Development(
-        dims=dims, measure=measure, bucket=bucket, index=index,
+        dims=dims,
+        measure=measure,
+        bucket=bucket,
+        index=index,
         first_age=values["first_age"].astype(np.int64)[young],
         first=values["first_value"].astype(float)[young],
         final=values["final_value"].astype(float)[young],
         reached=horizon_index - index,
-        change_owner=np.asarray(owners, dtype=np.int64), change_age=change_age,
-        change_delta=np.asarray(deltas, dtype=float), settle_age=max(settle, 0),
-        revision_owner=np.asarray(of_revision, dtype=np.int64))
+        change_owner=np.asarray(owners, dtype=np.int64),
+        change_age=change_age,
+        change_delta=np.asarray(deltas, dtype=float),
+        settle_age=max(settle, 0),
+        revision_owner=np.asarray(of_revision, dtype=np.int64),
+    )

@@ -17,8 +17,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-NON_ADDITIVE_WORDS = ("avg", "average", "mean", "ratio", "rate", "pct", "percent", "share",
-                      "median", "percentile", "quantile", "distinct")
+NON_ADDITIVE_WORDS = (
+    "avg",
+    "average",
+    "mean",
+    "ratio",
+    "rate",
+    "pct",
+    "percent",
+    "share",
+    "median",
+    "percentile",
+    "quantile",
+    "distinct",
+)
 EXTREMES = ("min", "max", "arg_min", "arg_max")  # aggregates whose sum means nothing
 
 
@@ -120,8 +132,16 @@ def _non_additive(node: Any) -> str:
                 return f"uses the column {column}"
     if node.get("class") == "SUBQUERY":
         return ""  # a scalar subquery's inner columns are not this measure's expression
-    return next((r for key, value in node.items() if key not in ("alias", "function_name")
-                 for r in [_non_additive(value)] if r), "")
+    return next(
+        (
+            r
+            for key, value in node.items()
+            if key not in ("alias", "function_name")
+            for r in [_non_additive(value)]
+            if r
+        ),
+        "",
+    )
 
 
 def _refers_to_a_column(node: Any) -> bool:

@@ -67,8 +67,9 @@ DEFAULT_SHARE = 0.99
 
 def audit_window(config: MetricConfig, as_of: datetime) -> Window:
     """The deep window of an audit pull: ``audit_factor`` times the lookback."""
-    return compute_window(as_of, config.grain, config.buckets * config.audit_factor,
-                          config.complete_buckets_only)
+    return compute_window(
+        as_of, config.grain, config.buckets * config.audit_factor, config.complete_buckets_only
+    )
 
 
 def needed_buckets(age: int, complete_buckets_only: bool) -> int:
@@ -160,32 +161,45 @@ def _pulls(store: Store, config: MetricConfig) -> Pulls:
         row = cur.execute(
             f"SELECT count(*), count(*) FILTER (WHERE trigger = 'audit'), "
             f"count(known_at), min(known_at), max(known_at) FROM runs WHERE {where}",
-            params).fetchone()
+            params,
+        ).fetchone()
         assert row is not None
-        seconds = [r[0] for r in cur.execute(
-            f"""
+        seconds = [
+            r[0]
+            for r in cur.execute(
+                f"""
             SELECT duration_s / n FROM (
                 SELECT duration_s, CASE grain {per_grain} END AS n FROM runs
                 WHERE {where} AND duration_s IS NOT NULL AND window_start IS NOT NULL
                   AND window_end IS NOT NULL
             ) WHERE n > 0
-            """, params).fetchall()]
-        rates = [r[0] for r in cur.execute(
-            f"""
+            """,
+                params,
+            ).fetchall()
+        ]
+        rates = [
+            r[0]
+            for r in cur.execute(
+                f"""
             SELECT rows / n FROM (
                 SELECT rows, {buckets(config.grain)} AS n FROM runs
                 WHERE {where} AND rows IS NOT NULL AND window_start IS NOT NULL
                   AND window_end IS NOT NULL
             ) WHERE n > 0
-            """, params).fetchall()]
+            """,
+                params,
+            ).fetchall()
+        ]
     count, audits, known, first, last = row
     regular = count - audits
     span = 1.0
     if known > 1:
         span = max(1.0, (last - first) / policies._bucket_length(config.grain))
     usage = policies.Usage(
-        span=span, regular_per_bucket=max(regular / span, 1 / span) if regular else 0.0,
-        rows_per_bucket=statistics.median(rates) if rates else None)
+        span=span,
+        regular_per_bucket=max(regular / span, 1 / span) if regular else 0.0,
+        rows_per_bucket=statistics.median(rates) if rates else None,
+    )
     return Pulls(count, audits > 0, seconds, usage)
 
 
@@ -213,16 +227,22 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     modulus = _modulus(config)
     sums = load_arrival_sums(store, config, modulus)
     count = int(sums["revisions"].sum()) if len(sums.get("revisions", ())) else 0
-    base: dict[str, Any] = {"metric": config.name, "grain": config.grain.value,
-            "lookback_buckets": config.buckets, "revisions_observed": count,
-            "runs_observed": pulls.count}
+    base: dict[str, Any] = {
+        "metric": config.name,
+        "grain": config.grain.value,
+        "lookback_buckets": config.buckets,
+        "revisions_observed": count,
+        "runs_observed": pulls.count,
+    }
     if count < MIN_REVISIONS or pulls.count < MIN_RUNS:
         need = [f"need {MIN_REVISIONS}"] if count < MIN_REVISIONS else []
         if pulls.count < MIN_RUNS:
             need.append(f"{pulls.count} successful pull(s) of {MIN_RUNS}")
-        return Advice(**base, enough_history=False,
-                      message=f"not enough history yet: {count} revisions observed, "
-                              + ", ".join(need))
+        return Advice(
+            **base,
+            enough_history=False,
+            message=f"not enough history yet: {count} revisions observed, " + ", ".join(need),
+        )
 
     ages = sums["age"].astype(np.int64)
     spans, spread_ages = _spread(ages, sums["prev_age"].astype(np.int64))
@@ -238,15 +258,16 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     total = spread_weights.sum()
     by_age = _by_age(spread_ages, spread_counts, spread_weights, count, total)
     percentiles: dict[str, float | None] = {
-        f"p{int(q * 100)}": _weighted_quantile(spread_ages, spread_weights, q)
-        for q in (0.5, 0.9, 0.95, 0.99)}
-    settled = {"p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
-               "p99": _weighted_quantile(spread_ages, spread_weights, 0.99)}
+        f"p{int(q * 100)}": _weighted_quantile(spread_ages, spread_weights, q) for q in (0.5, 0.9, 0.95, 0.99)
+    }
+    settled = {
+        "p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
+        "p99": _weighted_quantile(spread_ages, spread_weights, 0.99),
+    }
 
     model, revisions = latest_model(store, config)
     curve = _settling_curve(model)
-    missed = _missed(config, load_revisions(store, config, audits_only=True)) \
-        if pulls.audits else []
+    missed = _missed(config, load_revisions(store, config, audits_only=True)) if pulls.audits else []
 
     quantile = _weighted_quantile(needed, spread_weights, share)
     recommendation = None
@@ -257,30 +278,62 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         recommended = rec["lookback_buckets"]
         dev = model.dev
         arrivals = Arrivals(
-            age=np.maximum(spread_ages, 0), magnitude=spread_weights, signed=spread_signed,
-            count=spread_counts, index=np.repeat(sums["phase"].astype(np.int64), spans),
-            owner=np.full(len(spread_ages), -1, dtype=np.int64), revisions=count)
-        candidates = policies.candidates(arrivals, _owned(config, revisions, dev, density), dev,
-                                         pulls.usage, config, recommended, model.settle_age)
-        rec.update(_tail(config, recommended, needed, spread_ages, spread_weights,
-                         spread_counts, count, candidates, arrivals))
+            age=np.maximum(spread_ages, 0),
+            magnitude=spread_weights,
+            signed=spread_signed,
+            count=spread_counts,
+            index=np.repeat(sums["phase"].astype(np.int64), spans),
+            owner=np.full(len(spread_ages), -1, dtype=np.int64),
+            revisions=count,
+        )
+        candidates = policies.candidates(
+            arrivals,
+            _owned(config, revisions, dev, density),
+            dev,
+            pulls.usage,
+            config,
+            recommended,
+            model.settle_age,
+        )
+        rec.update(
+            _tail(
+                config,
+                recommended,
+                needed,
+                spread_ages,
+                spread_weights,
+                spread_counts,
+                count,
+                candidates,
+                arrivals,
+            )
+        )
         recommendation = rec
     nowcast_backtest = backtest_nowcast(model, config)
     sentence = _sentence(config, share, recommendation, missed, model)
-    return Advice(**base, enough_history=True, message=sentence, settling_curve=curve,
-                  revisions_by_age=by_age, lag_percentiles=percentiles,
-                  settled_after_buckets=settled, missed_revisions=missed,
-                  recommendation=recommendation, candidates=candidates,
-                  nowcast_backtest=nowcast_backtest, settle_age_buckets=model.settle_age,
-                  settle_share=config.settle_share)
+    return Advice(
+        **base,
+        enough_history=True,
+        message=sentence,
+        settling_curve=curve,
+        revisions_by_age=by_age,
+        lag_percentiles=percentiles,
+        settled_after_buckets=settled,
+        missed_revisions=missed,
+        recommendation=recommendation,
+        candidates=candidates,
+        nowcast_backtest=nowcast_backtest,
+        settle_age_buckets=model.settle_age,
+        settle_share=config.settle_share,
+    )
 
 
-def _recommended(config: MetricConfig, model: Model, pulls: Pulls, recommended: int,
-                 share: float) -> dict[str, Any]:
+def _recommended(
+    config: MetricConfig, model: Model, pulls: Pulls, recommended: int, share: float
+) -> dict[str, Any]:
     """The recommendation from the revisions' quantile (``recommended`` buckets): raised where
     the development says it falls short of ``share``, with what it costs and saves per pull."""
-    per_bucket = (round(statistics.median(pulls.seconds_per_bucket), 6)
-                  if pulls.seconds_per_bucket else None)
+    per_bucket = round(statistics.median(pulls.seconds_per_bucket), 6) if pulls.seconds_per_bucket else None
     caught = _caught(config, model, recommended)
     raised_from = None
     if caught is not None and abs(1 - caught) > 1 - share + 1e-9:
@@ -306,23 +359,29 @@ def _recommended(config: MetricConfig, model: Model, pulls: Pulls, recommended: 
     if per_bucket is not None and recommended < config.buckets:
         rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
     if not pulls.audits:
-        rec["note"] = ("no audit pulls yet: revisions later than the current lookback cannot "
-                       "be seen; set audit_every to measure them")
+        rec["note"] = (
+            "no audit pulls yet: revisions later than the current lookback cannot "
+            "be seen; set audit_every to measure them"
+        )
     return rec
 
 
-def _by_age(spread_ages: np.ndarray, spread_counts: np.ndarray, spread_weights: np.ndarray,
-            count: int, total: float) -> list[dict[str, Any]]:
+def _by_age(
+    spread_ages: np.ndarray, spread_counts: np.ndarray, spread_weights: np.ndarray, count: int, total: float
+) -> list[dict[str, Any]]:
     """The share of the revisions, and of their magnitude, that arrived at each age."""
     by_age = []
     for age in range(int(spread_ages.min()), int(spread_ages.max()) + 1):
         mask = spread_ages == age
         if not mask.any():
             continue
-        by_age.append({"age_buckets": age,
-                       "revisions_share": round(float(spread_counts[mask].sum() / count), 6),
-                       "magnitude_share": round(float(spread_weights[mask].sum() / total), 6)
-                       if total else 0.0})
+        by_age.append(
+            {
+                "age_buckets": age,
+                "revisions_share": round(float(spread_counts[mask].sum() / count), 6),
+                "magnitude_share": round(float(spread_weights[mask].sum() / total), 6) if total else 0.0,
+            }
+        )
     return by_age
 
 
@@ -355,8 +414,9 @@ def _caught(config: MetricConfig, model: Model, lookback: int) -> float | None:
     return round(min(finite), 6) if finite else None
 
 
-def _owned(config: MetricConfig, revisions: dict[str, np.ndarray], dev: Development,
-           density: np.ndarray) -> Arrivals:
+def _owned(
+    config: MetricConfig, revisions: dict[str, np.ndarray], dev: Development, density: np.ndarray
+) -> Arrivals:
     """The arrivals of the revisions of the values in ``dev``, one part per age each may have
     arrived at (shared out by ``density``), for the errors a policy leaves in them."""
     if not revisions or len(revisions.get("age", ())) == 0:
@@ -371,14 +431,28 @@ def _owned(config: MetricConfig, revisions: dict[str, np.ndarray], dev: Developm
     mine = owner >= 0
     index = np.repeat(bucket_index(np.asarray(revisions["bucket"]), config.grain), spans)
     signed = np.repeat(deltas, spans) * shares
-    return Arrivals(age=np.maximum(spread_ages, 0)[mine], magnitude=np.abs(signed)[mine],
-                    signed=signed[mine], count=shares[mine], index=index[mine],
-                    owner=owner[mine], revisions=len(ages))
+    return Arrivals(
+        age=np.maximum(spread_ages, 0)[mine],
+        magnitude=np.abs(signed)[mine],
+        signed=signed[mine],
+        count=shares[mine],
+        index=index[mine],
+        owner=owner[mine],
+        revisions=len(ages),
+    )
 
 
-def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.ndarray,
-          weights: np.ndarray, counts: np.ndarray, revisions: int,
-          candidates: list[dict[str, Any]], arrivals: Arrivals) -> dict[str, Any]:
+def _tail(
+    config: MetricConfig,
+    recommended: int,
+    needed: np.ndarray,
+    ages: np.ndarray,
+    weights: np.ndarray,
+    counts: np.ndarray,
+    revisions: int,
+    candidates: list[dict[str, Any]],
+    arrivals: Arrivals,
+) -> dict[str, Any]:
     """What the recommended lookback leaves (changes that arrive when their bucket is older
     than it holds), and the cheapest audit that catches all of it (see
     :func:`policies.cheapest_audit`); the keys the recommendation gains."""
@@ -387,18 +461,26 @@ def _tail(config: MetricConfig, recommended: int, needed: np.ndarray, ages: np.n
     reach = policies.tail_reach(arrivals, recommended, config.complete_buckets_only)
     audit = policies.cheapest_audit(candidates, recommended, config.grain)
     if reach is None or audit is None:
-        plain = next((c for c in candidates if c["lookback_buckets"] == recommended
-                      and c["audit_every"] is None), None)
-        return {"policy": format_lookback(recommended, config.grain), "audit_every": None,
-                "audit_factor": None, "tail": None,
-                "magnitude_share": plain["magnitude_share"] if plain else None}
+        plain = next(
+            (c for c in candidates if c["lookback_buckets"] == recommended and c["audit_every"] is None), None
+        )
+        return {
+            "policy": format_lookback(recommended, config.grain),
+            "audit_every": None,
+            "audit_factor": None,
+            "tail": None,
+            "magnitude_share": plain["magnitude_share"] if plain else None,
+        }
     current_every = None
     if config.audit_every is not None and config.grain in policies._FIXED:
         current_every = round(config.audit_every / policies._FIXED[config.grain])
     if current_every is None:
         action = "add"
-    elif (current_every == audit["audit_every_buckets"] and config.buckets == recommended
-          and config.audit_factor == audit["audit_factor"]):
+    elif (
+        current_every == audit["audit_every_buckets"]
+        and config.buckets == recommended
+        and config.audit_factor == audit["audit_factor"]
+    ):
         action = "keep"
     else:
         action = "set"
@@ -425,9 +507,15 @@ def _settling_curve(model: Model) -> list[dict[str, Any]]:
         return []
     curve = []
     for age in range(model.ages):
-        curve.append({"age_buckets": age, "share_present": {
-            measure: (round(float(share[age]) * 100, 3) if math.isfinite(share[age]) else None)
-            for measure, share in sorted(present.items())}})
+        curve.append(
+            {
+                "age_buckets": age,
+                "share_present": {
+                    measure: (round(float(share[age]) * 100, 3) if math.isfinite(share[age]) else None)
+                    for measure, share in sorted(present.items())
+                },
+            }
+        )
     return curve
 
 
@@ -435,59 +523,73 @@ def _missed(config: MetricConfig, data: dict[str, np.ndarray]) -> list[dict[str,
     """Revisions an audit found in buckets the regular lookback no longer held (``data``: the
     revisions of audit pulls, see :func:`load_revisions`)."""
     missed = []
-    ages: list[int] = data["age"].astype(np.int64).tolist() if data and len(
-        data.get("age", ())) else []
+    ages: list[int] = data["age"].astype(np.int64).tolist() if data and len(data.get("age", ())) else []
     for i, age in enumerate(ages):
         if needed_buckets(int(age), config.complete_buckets_only) <= config.buckets:
             continue
         old, new = float(data["prev_value"][i]), float(data["value"][i])
-        missed.append({
-            "run": int(data["run_id"][i]),
-            "bucket": str(data["bucket"][i].astype("datetime64[s]")).replace(" ", "T"),
-            "dims": json.loads(str(data["dims"][i])),
-            "measure": str(data["measure"][i]),
-            "old_value": old, "new_value": new, "change": new - old,
-            "change_pct": round((new - old) / abs(old) * 100, 3) if old else None,
-            "age_buckets": int(age),
-        })
+        missed.append(
+            {
+                "run": int(data["run_id"][i]),
+                "bucket": str(data["bucket"][i].astype("datetime64[s]")).replace(" ", "T"),
+                "dims": json.loads(str(data["dims"][i])),
+                "measure": str(data["measure"][i]),
+                "old_value": old,
+                "new_value": new,
+                "change": new - old,
+                "change_pct": round((new - old) / abs(old) * 100, 3) if old else None,
+                "age_buckets": int(age),
+            }
+        )
     return missed
 
 
-def _sentence(config: MetricConfig, share: float, rec: dict[str, Any] | None,
-              missed: list[dict[str, Any]], model: Model) -> str:
+def _sentence(
+    config: MetricConfig, share: float, rec: dict[str, Any] | None, missed: list[dict[str, Any]], model: Model
+) -> str:
     grain = config.grain.value
     if rec is None:
         return "no revisions to measure yet"
     n = rec["lookback_buckets"]
     if rec.get("raised_from_buckets") is not None:
-        text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) holds "
-                f"{share * 100:g}% of the final value by the development (raised from "
-                f"{rec['raised_from_buckets']}, which caught {share * 100:g}% of the revised "
-                "magnitude the pulls saw but, by the development, not of the final value)")
+        text = (
+            f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) holds "
+            f"{share * 100:g}% of the final value by the development (raised from "
+            f"{rec['raised_from_buckets']}, which caught {share * 100:g}% of the revised "
+            "magnitude the pulls saw but, by the development, not of the final value)"
+        )
     else:
-        text = (f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
-                f"{share * 100:g}% of the revised magnitude")
+        text = (
+            f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
+            f"{share * 100:g}% of the revised magnitude"
+        )
     text += f"; the current one is {config.buckets}"
     if rec.get("development_share") is not None and not rec.get("verified"):
-        text += (f". Measured against the development (the values as the pulls saw them), "
-                 f"only {rec['development_share'] * 100:.1f}% of the final value is present at "
-                 f"the oldest age it holds")
+        text += (
+            f". Measured against the development (the values as the pulls saw them), "
+            f"only {rec['development_share'] * 100:.1f}% of the final value is present at "
+            f"the oldest age it holds"
+        )
     if n < config.buckets and rec.get("saves_s_per_pull"):
         text += f"; the shorter window saves about {rec['saves_s_per_pull']:.3g} s per pull"
     elif n > config.buckets:
         text += f"; {len(missed)} revision(s) were missed by the current lookback"
-    text += (f". Values settle after {model.settle_age} {grain}(s) "
-             f"({config.settle_share * 100:g} % of their final value present, by the "
-             "development)")
+    text += (
+        f". Values settle after {model.settle_age} {grain}(s) "
+        f"({config.settle_share * 100:g} % of their final value present, by the "
+        "development)"
+    )
     if rec.get("note"):
         text += f". Caution: {rec['note']}"
     tail = rec.get("tail")
     if tail:
         verb = {"add": "add", "set": "set", "keep": "keep"}[tail["action"]]
-        text += (f". {format_share(tail['magnitude_share'])} % of revised magnitude arrives after "
-                 f"{tail['after_buckets']} {grain}(s) (up to {tail['up_to_age_buckets']}), which "
-                 f"no lookback of {rec['lookback']} catches: {verb} "
-                 f"audit_every = \"{rec['audit_every']}\", audit_factor = {rec['audit_factor']}")
+        text += (
+            f". {format_share(tail['magnitude_share'])} % of revised magnitude arrives after "
+            f"{tail['after_buckets']} {grain}(s) (up to {tail['up_to_age_buckets']}), which "
+            f"no lookback of {rec['lookback']} catches: {verb} "
+            f'audit_every = "{rec["audit_every"]}", audit_factor = {rec["audit_factor"]}'
+        )
     return text
 
 
@@ -497,4 +599,3 @@ def format_share(share: float) -> str:
     if pct >= 10:
         return f"{pct:.0f}"
     return f"{pct:.2g}"
-

@@ -36,8 +36,7 @@ def _series_label(dims: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in dims.items()) or "all"
 
 
-def _threshold(rule: AlertRule, store: Store, config: MetricConfig,
-               run: RunRecord | None) -> str | None:
+def _threshold(rule: AlertRule, store: Store, config: MetricConfig, run: RunRecord | None) -> str | None:
     """The message of a threshold rule now, or None; by its ``judge``:
 
     - ``latest``: the newest complete bucket of its measure, as it stands;
@@ -55,25 +54,37 @@ def _threshold(rule: AlertRule, store: Store, config: MetricConfig,
         bucket = settled_bucket(config, cast)
         if bucket is None:
             return None
-        values = [(dict(r.dims), r.value) for r in _bucket_values(store, config, bucket)
-                  if r.measure == rule.measure and r.value is not None
-                  and _series_matches(dict(r.dims), dict(rule.series))]
+        values = [
+            (dict(r.dims), r.value)
+            for r in _bucket_values(store, config, bucket)
+            if r.measure == rule.measure
+            and r.value is not None
+            and _series_matches(dict(r.dims), dict(rule.series))
+        ]
         return _judge(rule, bucket if values else None, values)
     latest, values = store.latest_values(
-        config.name, rule.measure, dict(rule.series),
-        since=run.window_start if run is not None else None)
+        config.name, rule.measure, dict(rule.series), since=run.window_start if run is not None else None
+    )
     if rule.judge == "latest" or latest is None:
         return _judge(rule, latest, values)
     cast = nowcast(store, config)
     expected = {(_key(r.dims), r.measure): r for r in cast.rows if r.bucket == latest}
     newest = bucket_start(cast.as_known_at, config.grain) if cast.as_known_at else None
-    provisional = newest is not None and cast.settle_age > 0 and (latest >= newest or buckets_between(
-        latest, newest, config.grain) < cast.settle_age)
+    provisional = (
+        newest is not None
+        and cast.settle_age > 0
+        and (latest >= newest or buckets_between(latest, newest, config.grain) < cast.settle_age)
+    )
     # a provisional value the nowcast has no answer for is not judged on its face value
     unknown = NowcastRow(latest, {}, rule.measure, 0, None, None, None, None, "none")
-    return _judge_expected(rule, latest, [
-        (dims, value, expected.get((_key(dims), rule.measure), unknown if provisional else None))
-        for dims, value in values])
+    return _judge_expected(
+        rule,
+        latest,
+        [
+            (dims, value, expected.get((_key(dims), rule.measure), unknown if provisional else None))
+            for dims, value in values
+        ],
+    )
 
 
 def settled_bucket(config: MetricConfig, cast: Nowcast) -> datetime | None:
@@ -87,14 +98,22 @@ def settled_bucket(config: MetricConfig, cast: Nowcast) -> datetime | None:
 
 
 def _bucket_values(store: Store, config: MetricConfig, bucket: datetime) -> list[HistoryRow]:
-    query, params = store.history_query(config.name,
-                                        buckets=(bucket, add_buckets(bucket, config.grain, 1)))
+    query, params = store.history_query(config.name, buckets=(bucket, add_buckets(bucket, config.grain, 1)))
     with store.reading() as cur:
-        rows = cur.execute(f"SELECT bucket, dims, measure, value, exact FROM ({query})",
-                           params).fetchall()
-    return [HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=stored_number(v, x),
-                       first_value=None, versions=1, revised=False, partial=False)
-            for b, d, m, v, x in rows]
+        rows = cur.execute(f"SELECT bucket, dims, measure, value, exact FROM ({query})", params).fetchall()
+    return [
+        HistoryRow(
+            bucket=b,
+            dims=json.loads(d),
+            measure=m,
+            value=stored_number(v, x),
+            first_value=None,
+            versions=1,
+            revised=False,
+            partial=False,
+        )
+        for b, d, m, v, x in rows
+    ]
 
 
 def _key(dims: Any) -> str:
@@ -105,8 +124,9 @@ def _series_name(dims: dict[str, Any]) -> str:
     return ", ".join(str(v) for v in dims.values()) or "all"
 
 
-def _judge_expected(rule: AlertRule, bucket: datetime,
-                    values: list[tuple[dict[str, Any], Any, NowcastRow | None]]) -> str | None:
+def _judge_expected(
+    rule: AlertRule, bucket: datetime, values: list[tuple[dict[str, Any], Any, NowcastRow | None]]
+) -> str | None:
     """The message of a threshold rule on one bucket's values: a value with a nowcast by its
     whole interval, one without (settled) by the value itself."""
     hits = []
@@ -116,8 +136,10 @@ def _judge_expected(rule: AlertRule, bucket: datetime,
             continue
         if row.expected is None or row.low is None or row.high is None:
             continue  # too little history to say where it settles: no alarm on a guess
-        where = (f"{_series_name(dims)} {rule.measure} expected to settle at "
-                 f"{fmt_number(row.expected)} [{fmt_number(row.low)}, {fmt_number(row.high)}]")
+        where = (
+            f"{_series_name(dims)} {rule.measure} expected to settle at "
+            f"{fmt_number(row.expected)} [{fmt_number(row.low)}, {fmt_number(row.high)}]"
+        )
         if rule.above is not None and row.low > rule.above:
             hits.append(f"{where} > {fmt_number(rule.above)}")
         if rule.below is not None and row.high < rule.below:
@@ -136,8 +158,7 @@ def _crossings(rule: AlertRule, dims: dict[str, Any], value: Any) -> list[str]:
     return hits
 
 
-def _judge(rule: AlertRule, latest: datetime | None,
-           values: list[tuple[dict[str, Any], Any]]) -> str | None:
+def _judge(rule: AlertRule, latest: datetime | None, values: list[tuple[dict[str, Any], Any]]) -> str | None:
     """The message of a threshold rule on the values of one bucket, or None."""
     if latest is None:
         return None
@@ -147,8 +168,7 @@ def _judge(rule: AlertRule, latest: datetime | None,
     return f"{rule.measure} at {latest.isoformat(sep=' ')}: " + "; ".join(hits)
 
 
-def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
-                 run: RunRecord | None) -> str | None:
+def _restatement(rule: AlertRule, store: Store, config: MetricConfig, run: RunRecord | None) -> str | None:
     if run is None or run.status != "succeeded" or run.window_end is None:
         return None
     newest = run.partial_start or run.window_end
@@ -169,17 +189,29 @@ def _restatement(rule: AlertRule, store: Store, config: MetricConfig,
         else:
             change = abs(rev.change_pct or 0.0)
         if change > threshold:
-            pct = "removed" if rev.new_value is None else (
-                "from nothing" if rev.old_value is None
-                else f"{rev.change_pct:+.1f}%" if rev.change_pct is not None else "from 0")
-            hits.append(f"{rev.bucket.date() if rev.bucket.hour == 0 else rev.bucket} "
-                        f"{_series_label(dict(rev.dims))} {rev.measure} "
-                        f"{fmt_number(rev.old_value)} → {fmt_number(rev.new_value)} ({pct})")
+            pct = (
+                "removed"
+                if rev.new_value is None
+                else (
+                    "from nothing"
+                    if rev.old_value is None
+                    else f"{rev.change_pct:+.1f}%"
+                    if rev.change_pct is not None
+                    else "from 0"
+                )
+            )
+            hits.append(
+                f"{rev.bucket.date() if rev.bucket.hour == 0 else rev.bucket} "
+                f"{_series_label(dict(rev.dims))} {rev.measure} "
+                f"{fmt_number(rev.old_value)} → {fmt_number(rev.new_value)} ({pct})"
+            )
     if not hits:
         return None
     more = f" and {len(hits) - 3} more" if len(hits) > 3 else ""
-    return (f"run {run.id} restated {len(hits)} value(s) older than {rule.older_than} "
-            f"bucket(s): " + "; ".join(hits[:3]) + more)
+    return (
+        f"run {run.id} restated {len(hits)} value(s) older than {rule.older_than} "
+        f"bucket(s): " + "; ".join(hits[:3]) + more
+    )
 
 
 def _freshness(rule: AlertRule, store: Store, config: MetricConfig, now: datetime) -> str | None:
@@ -195,8 +227,10 @@ def _freshness(rule: AlertRule, store: Store, config: MetricConfig, now: datetim
         return None
     moment = last.finished_at or last.started_at or now
     if now - moment > max_age:
-        return (f"no successful pull for {_age(now - moment)} (last at "
-                f"{moment.isoformat(sep=' ', timespec='minutes')}; allowed {_age(max_age)})")
+        return (
+            f"no successful pull for {_age(now - moment)} (last at "
+            f"{moment.isoformat(sep=' ', timespec='minutes')}; allowed {_age(max_age)})"
+        )
     return None
 
 
@@ -217,10 +251,17 @@ def _age(delta: timedelta) -> str:
     return f"{hours} h" if hours < 72 else f"{hours // 24} days"
 
 
-def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
-                    run: RunRecord | None = None, project_dir: Path | None = None,
-                    observer: Observer = ignore, kinds: tuple[str, ...] | None = None,
-                    commands: bool = True) -> list[AlertState]:
+def evaluate_alerts(
+    config: MetricConfig,
+    store: Store,
+    now: datetime,
+    *,
+    run: RunRecord | None = None,
+    project_dir: Path | None = None,
+    observer: Observer = ignore,
+    kinds: tuple[str, ...] | None = None,
+    commands: bool = True,
+) -> list[AlertState]:
     """Evaluate the metric's rules and record state changes; return the changes.
 
     ``commands`` false (a replay of the past) brings the states up to date without running
@@ -244,26 +285,28 @@ def evaluate_alerts(config: MetricConfig, store: Store, now: datetime, *,
         if firing and (previous is None or previous.state != "firing"):
             state = AlertState(config.name, rule.label, rule.kind, "firing", now, message or "")
         elif not firing and previous is not None and previous.state == "firing":
-            state = AlertState(config.name, rule.label, rule.kind, "resolved", now,
-                               f"resolved: {previous.message}")
+            state = AlertState(
+                config.name, rule.label, rule.kind, "resolved", now, f"resolved: {previous.message}"
+            )
         else:
             continue
         store.set_alert_state(state)
         changes.append(state)
-        observer(AlertChanged(state.metric, state.rule, state.kind, state.state, state.since,
-                              state.message))
+        observer(AlertChanged(state.metric, state.rule, state.kind, state.state, state.since, state.message))
         if rule.command and commands:
             problem = run_alert_command(rule.command, state, project_dir, config.timezone)
             if problem is not None:
                 if run is not None:
                     store.log(run.id, "warning", problem)
-                observer(AlertCommandFailed(config.name, rule.label, problem,
-                                            run.id if run is not None else None))
+                observer(
+                    AlertCommandFailed(config.name, rule.label, problem, run.id if run is not None else None)
+                )
     return changes
 
 
-def run_alert_command(command: str, state: AlertState, project_dir: Path | None,
-                      zone: str | None = None) -> str | None:
+def run_alert_command(
+    command: str, state: AlertState, project_dir: Path | None, zone: str | None = None
+) -> str | None:
     """Run ``command`` (split like a shell line, no shell) with the alert as JSON on stdin
     (``since`` with the UTC offset of ``zone``, the metric's).
 
@@ -274,9 +317,15 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None,
     except ValueError as exc:
         return f"alert command {command!r} does not parse: {exc}"
     try:
-        result = subprocess.run(argv, input=json.dumps(state.to_json(zone)), text=True,
-                                capture_output=True, cwd=project_dir,
-                                timeout=COMMAND_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            argv,
+            input=json.dumps(state.to_json(zone)),
+            text=True,
+            capture_output=True,
+            cwd=project_dir,
+            timeout=COMMAND_TIMEOUT_S,
+            check=False,
+        )
     except FileNotFoundError:
         problem = f"alert command {argv[0]!r} not found"
     except subprocess.TimeoutExpired:
@@ -286,8 +335,7 @@ def run_alert_command(command: str, state: AlertState, project_dir: Path | None,
     else:
         if result.returncode == 0:
             return None
-        problem = (f"alert command {argv[0]!r} exited {result.returncode}: "
-                   f"{result.stderr.strip()[:200]}")
+        problem = f"alert command {argv[0]!r} exited {result.returncode}: {result.stderr.strip()[:200]}"
     log.debug("%s", problem)  # said by the caller: the run's log and an event
     return problem
 
@@ -304,8 +352,10 @@ def find_rule(config: MetricConfig, reference: str) -> AlertRule:
     for rule in config.alerts:
         if rule.reference == wanted.replace(" ", ""):
             return rule
-    known = ", ".join(repr(r.label) if r.name is None else f"{r.label!r} ({r.reference})"
-                      for r in config.alerts) or "none"
+    known = (
+        ", ".join(repr(r.label) if r.name is None else f"{r.label!r} ({r.reference})" for r in config.alerts)
+        or "none"
+    )
     raise UsageError(f"metric {config.name} has no alert rule {reference!r} (its rules: {known})")
 
 
@@ -327,8 +377,10 @@ def try_rule(config: MetricConfig, store: Store, rule: AlertRule) -> dict[str, A
     from lookback_gui.core.errors import UsageError
 
     if rule.kind not in ("threshold", "restatement"):
-        raise UsageError(f"rule {rule.label!r} is a {rule.kind} rule; only threshold and "
-                         "restatement rules can be tried on the stored history")
+        raise UsageError(
+            f"rule {rule.label!r} is a {rule.kind} rule; only threshold and "
+            "restatement rules can be tried on the stored history"
+        )
     runs = sorted(store.runs(metric=config.name, status="succeeded"), key=lambda r: r.id)
     trial = _Trial(config, store, rule) if rule.kind == "threshold" else None
     episodes: list[dict[str, Any]] = []
@@ -344,18 +396,29 @@ def try_rule(config: MetricConfig, store: Store, rule: AlertRule) -> dict[str, A
         if message is not None:
             held += 1
             if open_episode is None:
-                open_episode = {"run": run.id, "since": iso(when, config.timezone),
-                                "resolved_run": None, "resolved": None, "runs": 0,
-                                "message": message}
+                open_episode = {
+                    "run": run.id,
+                    "since": iso(when, config.timezone),
+                    "resolved_run": None,
+                    "resolved": None,
+                    "runs": 0,
+                    "message": message,
+                }
                 episodes.append(open_episode)
             open_episode["runs"] += 1
         elif open_episode is not None:
             open_episode["resolved_run"] = run.id
             open_episode["resolved"] = iso(when, config.timezone)
             open_episode = None
-    out = {"metric": config.name, "rule": rule.label, "kind": rule.kind,
-           "runs_evaluated": len(runs), "runs_firing": held, "firings": len(episodes),
-           "episodes": episodes}
+    out = {
+        "metric": config.name,
+        "rule": rule.label,
+        "kind": rule.kind,
+        "runs_evaluated": len(runs),
+        "runs_firing": held,
+        "firings": len(episodes),
+        "episodes": episodes,
+    }
     if trial is not None:
         out["judge"] = rule.judge
         out["judges"] = trial.summary()
@@ -376,8 +439,13 @@ class _Trial:
         self.ratios: dict[tuple[str, int], tuple[float, float, float]] = {}
         pooled: dict[int, list[tuple[float, float, float]]] = {}
         for row in cast.rows:
-            if (row.measure != rule.measure or row.value in (None, 0) or row.expected is None
-                    or row.low is None or row.high is None):
+            if (
+                row.measure != rule.measure
+                or row.value in (None, 0)
+                or row.expected is None
+                or row.low is None
+                or row.high is None
+            ):
                 continue
             assert row.value is not None
             ratio = (row.expected / row.value, row.low / row.value, row.high / row.value)
@@ -385,9 +453,11 @@ class _Trial:
             pooled.setdefault(row.age, []).append(ratio)
         for age, found in pooled.items():
             self.ratios[("", age)] = tuple(  # type: ignore[assignment]
-                sorted(r[i] for r in found)[len(found) // 2] for i in range(3))
-        self.current = {(r.bucket, _key(r.dims)): r.value for r in store.history(config.name)
-                        if r.measure == rule.measure}
+                sorted(r[i] for r in found)[len(found) // 2] for i in range(3)
+            )
+        self.current = {
+            (r.bucket, _key(r.dims)): r.value for r in store.history(config.name) if r.measure == rule.measure
+        }
         self.fired: dict[str, set[tuple[datetime, str, bool]]] = {j: set() for j in JUDGES}
         self.runs_firing = dict.fromkeys(JUDGES, 0)
         self.firings = dict.fromkeys(JUDGES, 0)
@@ -396,9 +466,13 @@ class _Trial:
     def after(self, run: RunRecord) -> dict[str, str | None]:
         """What each judge says right after ``run`` committed."""
         rule, config = self.rule, self.config
-        rows = [r for r in self.store.history(config.name, as_of_run=run.id)
-                if r.measure == rule.measure and r.value is not None
-                and _series_matches(dict(r.dims), dict(rule.series))]
+        rows = [
+            r
+            for r in self.store.history(config.name, as_of_run=run.id)
+            if r.measure == rule.measure
+            and r.value is not None
+            and _series_matches(dict(r.dims), dict(rule.series))
+        ]
         complete = [r for r in rows if not r.partial] or rows
         latest = max((r.bucket for r in complete), default=None)
         at_latest = [r for r in complete if r.bucket == latest]
@@ -408,24 +482,28 @@ class _Trial:
         known = run.known_at or run.finished_at
         settled = None
         if known is not None:
-            settled = add_buckets(bucket_start(known, config.grain), config.grain,
-                                  -max(self.settle, 1))
+            settled = add_buckets(bucket_start(known, config.grain), config.grain, -max(self.settle, 1))
         at_settled = [r for r in rows if r.bucket == settled]
-        messages["settled"] = _judge(rule, settled if at_settled else None,
-                                     [(dict(r.dims), r.value) for r in at_settled])
-        self._note("settled", at_settled,
-                   lambda r: bool(_crossings(rule, dict(r.dims), r.value)))
+        messages["settled"] = _judge(
+            rule, settled if at_settled else None, [(dict(r.dims), r.value) for r in at_settled]
+        )
+        self._note("settled", at_settled, lambda r: bool(_crossings(rule, dict(r.dims), r.value)))
         judged: list[tuple[dict[str, Any], Any, NowcastRow | None]] = []
         if latest is not None and known is not None:
             age = buckets_between(latest, bucket_start(known, config.grain), config.grain)
             for r in at_latest:
-                judged.append((dict(r.dims), r.value,
-                               None if age >= self.settle else self._projected(r, age)))
-        messages["expected"] = (None if latest is None else
-                                _judge_expected(rule, latest, judged))
-        self._note("expected", at_latest, lambda r: _judge_expected(
-            rule, r.bucket, [item for item in judged if _key(item[0]) == _key(r.dims)])
-            is not None)
+                judged.append(
+                    (dict(r.dims), r.value, None if age >= self.settle else self._projected(r, age))
+                )
+        messages["expected"] = None if latest is None else _judge_expected(rule, latest, judged)
+        self._note(
+            "expected",
+            at_latest,
+            lambda r: (
+                _judge_expected(rule, r.bucket, [item for item in judged if _key(item[0]) == _key(r.dims)])
+                is not None
+            ),
+        )
         for judge in JUDGES:
             now = messages[judge] is not None
             self.runs_firing[judge] += now
@@ -437,11 +515,11 @@ class _Trial:
         ratio = self.ratios.get((_key(row.dims), age)) or self.ratios.get(("", age))
         value = float(row.value) if row.value is not None else None
         if ratio is None or value is None:
-            return NowcastRow(row.bucket, dict(row.dims), row.measure, age, value, None, None,
-                              None, "none")
+            return NowcastRow(row.bucket, dict(row.dims), row.measure, age, value, None, None, None, "none")
         low, high = sorted((value * ratio[1], value * ratio[2]))
-        return NowcastRow(row.bucket, dict(row.dims), row.measure, age, value,
-                          value * ratio[0], low, high, "projected")
+        return NowcastRow(
+            row.bucket, dict(row.dims), row.measure, age, value, value * ratio[0], low, high, "projected"
+        )
 
     def _note(self, judge: str, rows: list[HistoryRow], fires: Any) -> None:
         for r in rows:
@@ -459,8 +537,11 @@ class _Trial:
                 value = self.current.get((bucket, dims))
                 if value is None or not _crossings(self.rule, {}, value):
                     false_alarms += 1
-            out[judge] = {"runs_firing": self.runs_firing[judge],
-                          "firings": self.firings[judge],
-                          "buckets_fired": len(self.fired[judge]),
-                          "false_alarms": false_alarms, "unsettled": unsettled}
+            out[judge] = {
+                "runs_firing": self.runs_firing[judge],
+                "firings": self.firings[judge],
+                "buckets_fired": len(self.fired[judge]),
+                "false_alarms": false_alarms,
+                "unsettled": unsettled,
+            }
         return out

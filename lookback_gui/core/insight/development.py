@@ -62,18 +62,50 @@ MIN_BACKTEST_VALUES = 30
 MAX_WIDEN = 20.0  # the most the backtest widens an interval
 BACKTEST_CUTS = 12
 # Student's t 90th percentile for 1 … 30 degrees of freedom (beyond: Cornish-Fisher)
-T_INTERVAL = (3.077684, 1.885618, 1.637744, 1.533206, 1.475884, 1.439756, 1.414924, 1.396815,
-              1.383029, 1.372184, 1.363430, 1.356217, 1.350171, 1.345030, 1.340606, 1.336757,
-              1.333379, 1.330391, 1.327728, 1.325341, 1.323188, 1.321237, 1.319460, 1.317836,
-              1.316345, 1.314972, 1.313703, 1.312527, 1.311434, 1.310415)
+T_INTERVAL = (
+    3.077684,
+    1.885618,
+    1.637744,
+    1.533206,
+    1.475884,
+    1.439756,
+    1.414924,
+    1.396815,
+    1.383029,
+    1.372184,
+    1.363430,
+    1.356217,
+    1.350171,
+    1.345030,
+    1.340606,
+    1.336757,
+    1.333379,
+    1.330391,
+    1.327728,
+    1.325341,
+    1.323188,
+    1.321237,
+    1.319460,
+    1.317836,
+    1.316345,
+    1.314972,
+    1.313703,
+    1.312527,
+    1.311434,
+    1.310415,
+)
 
 
 def t_quantile(df: np.ndarray) -> np.ndarray:
     """Student's t 90th percentile for ``df`` degrees of freedom (at least 1)."""
     d = np.maximum(np.asarray(df, dtype=float), 1.0)
     z = Z_INTERVAL
-    series = (z + (z ** 3 + z) / 4 / d + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / 96 / d ** 2
-              + (3 * z ** 7 + 19 * z ** 5 + 17 * z ** 3 - 15 * z) / 384 / d ** 3)
+    series = (
+        z
+        + (z**3 + z) / 4 / d
+        + (5 * z**5 + 16 * z**3 + 3 * z) / 96 / d**2
+        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384 / d**3
+    )
     table = np.asarray(T_INTERVAL)[np.clip(d.astype(np.int64), 1, len(T_INTERVAL)) - 1]
     return np.where(d <= len(T_INTERVAL), table, series)
 
@@ -140,11 +172,10 @@ def _log_linear_fill(sigma2: np.ndarray) -> np.ndarray:
         filled = np.full(len(sigma), sigma[have][-1])
     else:
         filled = np.zeros(len(sigma))
-    return np.where(missing, filled ** 2, sigma2)
+    return np.where(missing, filled**2, sigma2)
 
 
-def chain_ladder(known: np.ndarray, group: np.ndarray, groups: int,
-                 min_pairs: int = MIN_PAIRS) -> Factors:
+def chain_ladder(known: np.ndarray, group: np.ndarray, groups: int, min_pairs: int = MIN_PAIRS) -> Factors:
     """The factors of every group from ``known`` (values × ages, NaN where not known)."""
     c0, c1 = known[:, :-1], known[:, 1:]
     pair = ~np.isnan(c0) & ~np.isnan(c1)
@@ -158,8 +189,7 @@ def chain_ladder(known: np.ndarray, group: np.ndarray, groups: int,
         f_of = np.nan_to_num(measured[group], nan=1.0, posinf=1.0)
         residual = np.where(positive, (c1 - f_of * c0) ** 2 / np.where(positive, c0, 1.0), 0.0)
         n_pos = _group_sums(group, groups, positive.astype(float))
-        sigma2 = np.where(n_pos >= 2, _group_sums(group, groups, residual)
-                          / np.maximum(n_pos - 1, 1), np.nan)
+        sigma2 = np.where(n_pos >= 2, _group_sums(group, groups, residual) / np.maximum(n_pos - 1, 1), np.nan)
     factor = measured.copy()
     curve = np.zeros(measured.shape, dtype=bool)
     for g in range(groups):
@@ -170,15 +200,18 @@ def chain_ladder(known: np.ndarray, group: np.ndarray, groups: int,
             fitted = fit_curve(measured[g], well)
             if fitted is not None:
                 weight = credibility(measured[g], fitted, well, sigma2[g], s0[g])
-                factor[g] = np.where(few, np.where(np.isfinite(measured[g]),
-                                                   weight * measured[g] + (1 - weight) * fitted,
-                                                   fitted), measured[g])
+                factor[g] = np.where(
+                    few,
+                    np.where(np.isfinite(measured[g]), weight * measured[g] + (1 - weight) * fitted, fitted),
+                    measured[g],
+                )
                 curve[g] = few
     return Factors(factor, measured, pairs, curve, sigma2, s0)
 
 
-def credibility(measured: np.ndarray, fitted: np.ndarray, well: np.ndarray, sigma2: np.ndarray,
-                volume: np.ndarray) -> np.ndarray:
+def credibility(
+    measured: np.ndarray, fitted: np.ndarray, well: np.ndarray, sigma2: np.ndarray, volume: np.ndarray
+) -> np.ndarray:
     """The weight of each measured factor against the curve's (1: the measured one alone): the
     curve's variance (its misses on the well-known factors, ``n - 2`` degrees of freedom) over
     the sum of it and the measured factor's (Mack's ``sigma² / S``). A curve fitted to two
@@ -190,13 +223,13 @@ def credibility(measured: np.ndarray, fitted: np.ndarray, well: np.ndarray, sigm
     curve_var = float(np.sum((measured[usable] - fitted[usable]) ** 2)) / (n - 2)
     with np.errstate(all="ignore"):
         measured_var = np.where(volume > 0, sigma2 / volume, np.inf)
-        weight = np.where(np.isfinite(measured_var),
-                          curve_var / (curve_var + measured_var), 0.0)
+        weight = np.where(np.isfinite(measured_var), curve_var / (curve_var + measured_var), 0.0)
     return np.where(np.isfinite(weight), weight, 1.0)
 
 
-def combined(series: Factors, pooled: Factors, series_of: np.ndarray, pooled_of: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def combined(
+    series: Factors, pooled: Factors, series_of: np.ndarray, pooled_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per series: (factor, sigma², volume, pairs, own) — its own where it has
     ``MIN_SERIES_PAIRS`` pairs at an age, else its measure's pooled ones (``series_of`` /
     ``pooled_of``: the series and measure of each series row)."""
@@ -205,8 +238,13 @@ def combined(series: Factors, pooled: Factors, series_of: np.ndarray, pooled_of:
     def pick(mine: np.ndarray, measure: np.ndarray) -> np.ndarray:
         return np.where(own, mine[series_of], measure[pooled_of])
 
-    return (pick(series.factor, pooled.factor), pick(series.sigma2, pooled.sigma2),
-            pick(series.volume, pooled.volume), pick(series.pairs, pooled.pairs), own)
+    return (
+        pick(series.factor, pooled.factor),
+        pick(series.sigma2, pooled.sigma2),
+        pick(series.volume, pooled.volume),
+        pick(series.pairs, pooled.pairs),
+        own,
+    )
 
 
 def degrees_of_freedom(age: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -217,8 +255,9 @@ def degrees_of_freedom(age: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return df.min(axis=1) if pairs.shape[1] else np.full(len(age), np.iinfo(np.int64).max)
 
 
-def project(current: np.ndarray, age: np.ndarray, factor: np.ndarray, sigma2: np.ndarray,
-            volume: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def project(
+    current: np.ndarray, age: np.ndarray, factor: np.ndarray, sigma2: np.ndarray, volume: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Expected settled value and Mack's standard error of values ``current`` known at ``age``,
     each with its row of ``factor``, ``sigma2`` and ``volume`` (values × factors)."""
     count, steps = factor.shape
@@ -239,8 +278,9 @@ def project(current: np.ndarray, age: np.ndarray, factor: np.ndarray, sigma2: np
     return expected, np.sqrt(mse)
 
 
-def interval(expected: np.ndarray, se: np.ndarray, widen: float | np.ndarray = 1.0,
-             df: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def interval(
+    expected: np.ndarray, se: np.ndarray, widen: float | np.ndarray = 1.0, df: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The 80 % interval: lognormal with mean ``expected`` and standard error ``se`` (its log
     spread × ``widen``), normal where the expected value is not above 0; with ``df`` (the
     degrees of freedom the standard error rests on) Student's t quantile in place of the
@@ -249,7 +289,7 @@ def interval(expected: np.ndarray, se: np.ndarray, widen: float | np.ndarray = 1
         widen = widen * t_quantile(df) / Z_INTERVAL
     with np.errstate(all="ignore"):
         log_sd = np.sqrt(np.log1p((se / np.where(expected > 0, expected, 1.0)) ** 2))
-        mu = np.log(np.where(expected > 0, expected, 1.0)) - log_sd ** 2 / 2
+        mu = np.log(np.where(expected > 0, expected, 1.0)) - log_sd**2 / 2
         log_low = np.exp(mu - Z_INTERVAL * log_sd * widen)
         log_high = np.exp(mu + Z_INTERVAL * log_sd * widen)
     positive = expected > 0
@@ -258,8 +298,9 @@ def interval(expected: np.ndarray, se: np.ndarray, widen: float | np.ndarray = 1
     return low, high
 
 
-def z_scores(truth: np.ndarray, expected: np.ndarray, se: np.ndarray,
-             df: np.ndarray | None = None) -> np.ndarray:
+def z_scores(
+    truth: np.ndarray, expected: np.ndarray, se: np.ndarray, df: np.ndarray | None = None
+) -> np.ndarray:
     """How many of the interval's standard deviations (log scale where lognormal) each truth
     lies from its nowcast (with ``df``: in units of the t interval's, so that 1 × Z_INTERVAL
     is its edge)."""
@@ -268,7 +309,7 @@ def z_scores(truth: np.ndarray, expected: np.ndarray, se: np.ndarray,
         return z_scores(truth, expected, se) / se_scale
     with np.errstate(all="ignore"):
         log_sd = np.sqrt(np.log1p((se / np.where(expected > 0, expected, 1.0)) ** 2))
-        mu = np.log(np.where(expected > 0, expected, 1.0)) - log_sd ** 2 / 2
+        mu = np.log(np.where(expected > 0, expected, 1.0)) - log_sd**2 / 2
         log_z = (np.log(np.where(truth > 0, truth, np.nan)) - mu) / log_sd
         plain = (truth - expected) / se
     z = np.where((expected > 0) & (truth > 0), log_z, plain)
@@ -325,8 +366,9 @@ class Model:
         """Whether any factor at all could be estimated."""
         return bool(self.ages >= 2 and np.isfinite(self.by_measure.factor).any())
 
-    def rows(self, owner: np.ndarray, pooled_only: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def rows(
+        self, owner: np.ndarray, pooled_only: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(factor, sigma², volume, pairs, own) for the values ``owner`` (``pooled_only``: those that
         stand for a series of their measure the development has not watched)."""
         series = self.series[owner]
@@ -335,15 +377,30 @@ class Model:
         by_series = self.by_series
         if (series < 0).any():  # a group without pairs: the pooled factors
             blank = np.zeros((1, by_series.pairs.shape[1]))
-            by_series = Factors(*(np.concatenate([a, blank.astype(a.dtype)]) for a in (
-                by_series.factor, by_series.measured, by_series.pairs, by_series.curve,
-                by_series.sigma2, by_series.volume)))
+            by_series = Factors(
+                *(
+                    np.concatenate([a, blank.astype(a.dtype)])
+                    for a in (
+                        by_series.factor,
+                        by_series.measured,
+                        by_series.pairs,
+                        by_series.curve,
+                        by_series.sigma2,
+                        by_series.volume,
+                    )
+                )
+            )
             series = np.where(series < 0, len(by_series.factor) - 1, series)
         return combined(by_series, self.by_measure, series, self.pooled[owner])
 
-    def nowcast(self, owner: np.ndarray, age: np.ndarray, current: np.ndarray,
-                widen: float = 1.0, pooled_only: np.ndarray | None = None
-                ) -> dict[str, np.ndarray]:
+    def nowcast(
+        self,
+        owner: np.ndarray,
+        age: np.ndarray,
+        current: np.ndarray,
+        widen: float = 1.0,
+        pooled_only: np.ndarray | None = None,
+    ) -> dict[str, np.ndarray]:
         """Expected settled value, standard error, the degrees of freedom it rests on and 80 %
         interval of the values ``owner`` known at ``age`` with value ``current``; ``own``:
         whether any factor was the series' own."""
@@ -353,12 +410,15 @@ class Model:
         low, high = interval(expected, se, widen, df)
         settled = age >= self.settle_age
         grid = np.arange(factor.shape[1])[None, :] >= age[:, None]
-        used_own = ((own & grid).any(axis=1) if factor.shape[1]
-                    else np.zeros(len(owner), dtype=bool))
-        return {"expected": expected, "se": se, "df": df,
-                "low": np.where(settled, expected, low),
-                "high": np.where(settled, expected, high),
-                "own": np.asarray(used_own)}
+        used_own = (own & grid).any(axis=1) if factor.shape[1] else np.zeros(len(owner), dtype=bool)
+        return {
+            "expected": expected,
+            "se": se,
+            "df": df,
+            "low": np.where(settled, expected, low),
+            "high": np.where(settled, expected, high),
+            "own": np.asarray(used_own),
+        }
 
     def share_present(self) -> dict[str, np.ndarray]:
         """Per measure: the share of the final value present at each age."""
@@ -374,8 +434,9 @@ def _ages(dev: Development) -> int:
     return max(1, min(oldest, last_change + 1) + 1)
 
 
-def fit(dev: Development, settle_share: float = DEFAULT_SETTLE_SHARE,
-        known: np.ndarray | None = None) -> Model:
+def fit(
+    dev: Development, settle_share: float = DEFAULT_SETTLE_SHARE, known: np.ndarray | None = None
+) -> Model:
     """The development of ``dev`` (``known``: its matrix of values by age, when cut to a past
     moment)."""
     ages = _ages(dev) if known is None else known.shape[1]
@@ -390,8 +451,19 @@ def fit(dev: Development, settle_share: float = DEFAULT_SETTLE_SHARE,
     share = shares(by_measure.factor)
     settle = settle_of(share, settle_share) if len(names) else np.zeros(0, dtype=np.int64)
     per_measure = {str(m): int(s) for m, s in zip(names, settle, strict=True)}
-    return Model(dev, ages, known, series, pooled, tuple(str(m) for m in names), by_series,
-                 by_measure, settle_share, max(per_measure.values(), default=0), per_measure)
+    return Model(
+        dev,
+        ages,
+        known,
+        series,
+        pooled,
+        tuple(str(m) for m in names),
+        by_series,
+        by_measure,
+        settle_share,
+        max(per_measure.values(), default=0),
+        per_measure,
+    )
 
 
 def pulls_needed(model: Model) -> int:
@@ -410,26 +482,38 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
     to have held the settled value 80 % of the time, at least 1) and ``reason`` when it has
     no values."""
     dev, settle = model.dev, model.settle_age
-    empty: dict[str, Any] = {"interval": INTERVAL, "settle_age_buckets": settle, "values": 0,
-                             "intervals": 0, "coverage": None, "calibrated_coverage": None,
-                             "by_age": [], "widen": 1.0,
-                             "cuts": 0, "reason": None}
+    empty: dict[str, Any] = {
+        "interval": INTERVAL,
+        "settle_age_buckets": settle,
+        "values": 0,
+        "intervals": 0,
+        "coverage": None,
+        "calibrated_coverage": None,
+        "by_age": [],
+        "widen": 1.0,
+        "cuts": 0,
+        "reason": None,
+    }
     if len(dev) == 0 or settle == 0:
-        empty["reason"] = ("no value has been revised yet: every bucket is as it will stay"
-                           if len(dev) else "no history yet: pull the metric first")
+        empty["reason"] = (
+            "no value has been revised yet: every bucket is as it will stay"
+            if len(dev)
+            else "no history yet: pull the metric first"
+        )
         return empty
     settled = dev.reached >= settle
     if not settled.any():
         oldest = int(dev.reached.max())
-        empty["reason"] = (f"no bucket has settled yet: values settle at age {settle} and the "
-                           f"oldest bucket is {oldest} old; about {settle - oldest} more pull(s)")
+        empty["reason"] = (
+            f"no bucket has settled yet: values settle at age {settle} and the "
+            f"oldest bucket is {oldest} old; about {settle - oldest} more pull(s)"
+        )
         return empty
     records, cuts = _replayed(model, settled, youngest)
     if not records:
         empty["reason"] = "the history is too short to replay the nowcast on it"
         return empty
-    owner, age, current, expected, se, df = (np.concatenate(parts)
-                                             for parts in zip(*records, strict=True))
+    owner, age, current, expected, se, df = (np.concatenate(parts) for parts in zip(*records, strict=True))
     if len(owner) == 0:
         empty["reason"] = "no nowcast of the past could be estimated: the history is too short"
         return empty
@@ -439,8 +523,7 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
     if len(z) >= MIN_BACKTEST_VALUES:
         # a zero-width interval that missed is infinitely far off: counted as a miss that no
         # widening fixes (clipped, so the quantile does not subtract infinities)
-        needed = min(float(np.quantile(np.minimum(np.abs(z), 1e12), INTERVAL)) / Z_INTERVAL,
-                     MAX_WIDEN)
+        needed = min(float(np.quantile(np.minimum(np.abs(z), 1e12), INTERVAL)) / Z_INTERVAL, MAX_WIDEN)
         if math.isfinite(needed) and needed > 1:
             widen = needed
     low, high = interval(expected, se, 1.0, df)
@@ -457,20 +540,31 @@ def backtest(model: Model, youngest: int = 0) -> dict[str, Any]:
         mask = usable & (age == a)
         if not mask.any():
             continue
-        by_age.append({"age_buckets": a, "values": int(mask.sum()),
-                       "nowcast_error_pct": round(float(nowcast_error[mask].mean()), 4),
-                       "raw_error_pct": round(float(raw_error[mask].mean()), 4),
-                       "intervals": int((age == a).sum()),
-                       "coverage": round(float(held[age == a].mean()), 4)})
-    return {"interval": INTERVAL, "settle_age_buckets": settle, "values": int(usable.sum()),
-            "intervals": len(held), "coverage": round(float(held.mean()), 4),
-            "calibrated_coverage": round(float(held_c.mean()), 4), "by_age": by_age,
-            "widen": round(widen, 4), "cuts": cuts,
-            "reason": None if by_age else "no settled value to compare with"}
+        by_age.append(
+            {
+                "age_buckets": a,
+                "values": int(mask.sum()),
+                "nowcast_error_pct": round(float(nowcast_error[mask].mean()), 4),
+                "raw_error_pct": round(float(raw_error[mask].mean()), 4),
+                "intervals": int((age == a).sum()),
+                "coverage": round(float(held[age == a].mean()), 4),
+            }
+        )
+    return {
+        "interval": INTERVAL,
+        "settle_age_buckets": settle,
+        "values": int(usable.sum()),
+        "intervals": len(held),
+        "coverage": round(float(held.mean()), 4),
+        "calibrated_coverage": round(float(held_c.mean()), 4),
+        "by_age": by_age,
+        "widen": round(widen, 4),
+        "cuts": cuts,
+        "reason": None if by_age else "no settled value to compare with",
+    }
 
 
-def _replayed(model: Model, settled: np.ndarray, youngest: int
-              ) -> tuple[list[tuple[np.ndarray, ...]], int]:
+def _replayed(model: Model, settled: np.ndarray, youngest: int) -> tuple[list[tuple[np.ndarray, ...]], int]:
     """The model refitted at each past cut with the cells known then, and its nowcasts of the
     settled buckets that were provisional then: (bucket, age then, value then, expected,
     standard error, degrees of freedom) per cut, and how many cuts could be estimated."""
@@ -483,8 +577,9 @@ def _replayed(model: Model, settled: np.ndarray, youngest: int
     for cut in range(last_cut, last_cut - BACKTEST_CUTS, -1):
         age_then = cut - dev.index
         then = np.where(grid <= age_then[:, None], model.known, np.nan)
-        take = np.flatnonzero(settled & (age_then >= youngest) & (age_then < settle)
-                              & (age_then >= dev.first_age))
+        take = np.flatnonzero(
+            settled & (age_then >= youngest) & (age_then < settle) & (age_then >= dev.first_age)
+        )
         if len(take) == 0:
             continue
         cut_model = fit(dev, model.settle_share, known=then)
@@ -496,6 +591,14 @@ def _replayed(model: Model, settled: np.ndarray, youngest: int
         take, current = take[ok], current[ok]
         est = cut_model.nowcast(take, age_then[take], current)
         keep = np.isfinite(est["expected"])
-        records.append((take[keep], age_then[take][keep], current[keep],
-                        est["expected"][keep], est["se"][keep], est["df"][keep]))
+        records.append(
+            (
+                take[keep],
+                age_then[take][keep],
+                current[keep],
+                est["expected"][keep],
+                est["se"][keep],
+                est["df"][keep],
+            )
+        )
     return records, cuts

@@ -82,10 +82,18 @@ class NowcastRow:
     standard_error: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"bucket": self.bucket.isoformat(), "dims": self.dims, "measure": self.measure,
-                "age_buckets": self.age, "value": self.value, "expected": self.expected,
-                "low": self.low, "high": self.high, "basis": self.basis,
-                "standard_error": self.standard_error}
+        return {
+            "bucket": self.bucket.isoformat(),
+            "dims": self.dims,
+            "measure": self.measure,
+            "age_buckets": self.age,
+            "value": self.value,
+            "expected": self.expected,
+            "low": self.low,
+            "high": self.high,
+            "basis": self.basis,
+            "standard_error": self.standard_error,
+        }
 
 
 @dataclass(frozen=True)
@@ -103,12 +111,17 @@ class Nowcast:
     pulls_needed: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric,
-                "as_known_at": self.as_known_at.isoformat() if self.as_known_at else None,
-                "settle_age_buckets": self.settle_age, "interval": INTERVAL,
-                "settle_share": self.settle_share, "widen": self.widen,
-                "pulls_needed": self.pulls_needed,
-                "message": self.message, "buckets": [r.to_json() for r in self.rows]}
+        return {
+            "metric": self.metric,
+            "as_known_at": self.as_known_at.isoformat() if self.as_known_at else None,
+            "settle_age_buckets": self.settle_age,
+            "interval": INTERVAL,
+            "settle_share": self.settle_share,
+            "widen": self.widen,
+            "pulls_needed": self.pulls_needed,
+            "message": self.message,
+            "buckets": [r.to_json() for r in self.rows],
+        }
 
 
 def _number(value: float) -> float | None:
@@ -125,23 +138,35 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     dev = model.dev
     share = config.settle_share
     if horizon is None or len(dev) == 0:
-        return Nowcast(config.name, horizon, 0, [], "no history yet: pull the metric first",
-                       share)
+        return Nowcast(config.name, horizon, 0, [], "no history yet: pull the metric first", share)
     settle = model.settle_age
     if settle == 0 and model.estimable():
-        return Nowcast(config.name, horizon, 0, [],
-                       "no value has been revised yet: every bucket is as it will stay", share)
+        return Nowcast(
+            config.name,
+            horizon,
+            0,
+            [],
+            "no value has been revised yet: every bucket is as it will stay",
+            share,
+        )
     estimable = model.estimable()
     if not estimable:  # not one factor yet: every bucket the development has not seen settle
         settle = max(model.ages, int(dev.reached.max()) + 1)
     rows = _provisional_values(store, config, horizon, settle)
     if not rows:
         with store.reading() as cur:
-            stored = cur.execute("SELECT count(*) FROM current WHERE metric = ? AND value IS"
-                                 " NOT NULL AND NOT removed", [config.name]).fetchone()
-        return Nowcast(config.name, horizon, settle, [],
-                       "no provisional bucket" if stored and stored[0] else "no values stored",
-                       share)
+            stored = cur.execute(
+                "SELECT count(*) FROM current WHERE metric = ? AND value IS NOT NULL AND NOT removed",
+                [config.name],
+            ).fetchone()
+        return Nowcast(
+            config.name,
+            horizon,
+            settle,
+            [],
+            "no provisional bucket" if stored and stored[0] else "no values stored",
+            share,
+        )
     buckets = np.array([np.datetime64(r[0], "us") for r in rows])
     horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
     ages = horizon_index - bucket_index(buckets, config.grain)
@@ -149,8 +174,10 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     note = ""
     if youngest == 0 and not _in_step(store, config, horizon):
         youngest = 1  # the bucket in progress was seen at another point of it than usual
-        note = ("; the latest pull saw its buckets at another point of them than earlier pulls "
-                "did, so the bucket in progress is left out and the others may be off")
+        note = (
+            "; the latest pull saw its buckets at another point of them than earlier pulls "
+            "did, so the bucket in progress is left out and the others may be off"
+        )
     wanted = np.flatnonzero((ages < settle) & (ages >= youngest))
     chosen, owners, pooled_only = _owners(rows, wanted, dev)
     if not chosen:
@@ -160,32 +187,56 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     current = np.array([float(rows[i][3]) for i in chosen])
     if not estimable:
         needed = development_model.pulls_needed(model)
-        out = [NowcastRow(rows[i][0], rows[i][1], rows[i][2], int(age[k]), float(current[k]),
-                          None, None, None, "none") for k, i in enumerate(chosen)]
-        return Nowcast(config.name, horizon, settle, out,
-                       f"{len(out)} provisional value(s), none estimable yet: the development "
-                       f"needs {development_model.MIN_PAIRS} buckets seen at two ages in a row; "
-                       f"about {needed} more pull(s){note}", share, 1.0, needed)
+        out = [
+            NowcastRow(
+                rows[i][0], rows[i][1], rows[i][2], int(age[k]), float(current[k]), None, None, None, "none"
+            )
+            for k, i in enumerate(chosen)
+        ]
+        return Nowcast(
+            config.name,
+            horizon,
+            settle,
+            out,
+            f"{len(out)} provisional value(s), none estimable yet: the development "
+            f"needs {development_model.MIN_PAIRS} buckets seen at two ages in a row; "
+            f"about {needed} more pull(s){note}",
+            share,
+            1.0,
+            needed,
+        )
     check = backtest_nowcast(model, config)
     widen = float(check["widen"])
     est = model.nowcast(owner, age, current, widen, np.asarray(pooled_only))
     out = []
     for k, i in enumerate(chosen):
         bucket, dims, measure, _value = rows[i]
-        basis = ("none" if np.isnan(est["expected"][k])
-                 else "series" if est["own"][k] else "pooled")
-        out.append(NowcastRow(bucket, dims, measure, int(age[k]),
-                              float(current[k]), _number(est["expected"][k]),
-                              _number(est["low"][k]), _number(est["high"][k]), basis,
-                              _number(est["se"][k])))
+        basis = "none" if np.isnan(est["expected"][k]) else "series" if est["own"][k] else "pooled"
+        out.append(
+            NowcastRow(
+                bucket,
+                dims,
+                measure,
+                int(age[k]),
+                float(current[k]),
+                _number(est["expected"][k]),
+                _number(est["low"][k]),
+                _number(est["high"][k]),
+                basis,
+                _number(est["se"][k]),
+            )
+        )
     refused = sum(r.basis == "none" for r in out)
-    text = (f"{len(out)} provisional value(s); values settle after {settle} "
-            f"{config.grain.value}(s) ({share * 100:g} % of their final value present)")
+    text = (
+        f"{len(out)} provisional value(s); values settle after {settle} "
+        f"{config.grain.value}(s) ({share * 100:g} % of their final value present)"
+    )
     if refused:
         text += f"; {refused} without an estimate"
     if widen > 1:
-        text += (f"; intervals widened × {widen:.2f}: on the stored history they held the "
-                 "settled value too rarely")
+        text += (
+            f"; intervals widened × {widen:.2f}: on the stored history they held the settled value too rarely"
+        )
     return Nowcast(config.name, horizon, settle, out, text + note, share, widen, None)
 
 
@@ -203,8 +254,7 @@ def _owners(rows: list[Any], wanted: np.ndarray, dev: Any) -> tuple[list[int], l
     pooled_only: list[bool] = []
     for i in (int(w) for w in wanted):
         _bucket, dims, measure, _value = rows[i]
-        key = (json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
-                          ensure_ascii=False), measure)
+        key = (json.dumps(dict(sorted(dims.items())), separators=(",", ":"), ensure_ascii=False), measure)
         found = series_of.get(key)
         if found is None:
             found = measure_of.get(measure)  # a series the development has not watched
@@ -215,16 +265,19 @@ def _owners(rows: list[Any], wanted: np.ndarray, dev: Any) -> tuple[list[int], l
     return chosen, owners, pooled_only
 
 
-def _provisional_values(store: Any, config: MetricConfig, horizon: datetime, settle: int
-                        ) -> list[tuple[datetime, dict[str, Any], str, float]]:
+def _provisional_values(
+    store: Any, config: MetricConfig, horizon: datetime, settle: int
+) -> list[tuple[datetime, dict[str, Any], str, float]]:
     """(bucket, dims, measure, value) of the current values of the buckets younger than
     ``settle`` (and one more), as history orders them; removed values left out."""
     start = add_buckets(bucket_start(horizon, config.grain), config.grain, -settle)
     query, params = store.history_query(config.name, buckets=(start, datetime.max))
     with store.reading() as cur:
-        rows = cur.execute(f"SELECT bucket, dims, measure, value FROM ({query})"
-                           " WHERE value IS NOT NULL ORDER BY bucket, dims, measure",
-                           params).fetchall()
+        rows = cur.execute(
+            f"SELECT bucket, dims, measure, value FROM ({query})"
+            " WHERE value IS NOT NULL ORDER BY bucket, dims, measure",
+            params,
+        ).fetchall()
     return [(b, json.loads(d), m, float(v)) for b, d, m, v in rows]
 
 
@@ -248,8 +301,9 @@ def _in_step(store: Any, config: MetricConfig, horizon: datetime) -> bool:
                    max((epoch(k) - epoch(b)) / (epoch(b + INTERVAL 1 {grain}) - epoch(b)))
                        FILTER (WHERE b = $now)
             FROM last
-            """, {"metric": config.name,
-                  "now": bucket_start(horizon, config.grain)}).fetchone()
+            """,
+            {"metric": config.name, "now": bucket_start(horizon, config.grain)},
+        ).fetchone()
     if row is None or row[0] is None or row[1] is None:
         return True
     return abs(float(row[0]) - float(row[1])) <= IN_STEP
@@ -308,5 +362,11 @@ def revision_triangle(store: Any, config: MetricConfig, measure: str | None = No
         mine = dev.measure.astype(str) == chosen
         position = np.searchsorted(buckets, dev.bucket[mine])
         np.maximum.at(reached, position, dev.reached[mine])
-    return Triangle(chosen, measures, [b.astype("datetime64[us]").item() for b in buckets],
-                    share, model.settle_age, reached >= model.settle_age)
+    return Triangle(
+        chosen,
+        measures,
+        [b.astype("datetime64[us]").item() for b in buckets],
+        share,
+        model.settle_age,
+        reached >= model.settle_age,
+    )

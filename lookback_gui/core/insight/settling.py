@@ -60,16 +60,16 @@ def _changes_sql(config: MetricConfig, columns: str, where: str = "") -> str:
     """
 
 
-def load_revisions(store: Store, config: MetricConfig, since: datetime | None = None,
-                   audits_only: bool = False) -> dict[str, np.ndarray]:
+def load_revisions(
+    store: Store, config: MetricConfig, since: datetime | None = None, audits_only: bool = False
+) -> dict[str, np.ndarray]:
     """Every version after the first of each value whose value changed, with the ages of its
     observations: ``age`` (its own) and ``prev_age`` (the last successful pull before it that
     held the bucket). ``since``: only the buckets from then on; ``audits_only``: only the
     versions of audit pulls."""
     where = "" if since is None else "AND v.bucket >= $since"
     if audits_only:
-        where += (" AND v.run_id IN (SELECT id FROM runs WHERE metric = $metric"
-                  " AND trigger = 'audit')")
+        where += " AND v.run_id IN (SELECT id FROM runs WHERE metric = $metric AND trigger = 'audit')"
     params: dict[str, object] = {"metric": config.name}
     if since is not None:
         params["since"] = since
@@ -86,8 +86,9 @@ def load_revisions(store: Store, config: MetricConfig, since: datetime | None = 
         ).fetchnumpy()
 
 
-def load_arrival_sums(store: Store, config: MetricConfig, modulus: int,
-                      first_age_above: int | None = None) -> dict[str, np.ndarray]:
+def load_arrival_sums(
+    store: Store, config: MetricConfig, modulus: int, first_age_above: int | None = None
+) -> dict[str, np.ndarray]:
     """The revisions of :func:`load_revisions` summed by what the advisor tells them apart by:
     ``measure``, ``age``, ``prev_age`` and ``phase`` (the bucket's :func:`bucket_index` modulo
     ``modulus``); with ``revisions`` (how many), ``magnitude`` (the sum of |change|) and
@@ -143,8 +144,7 @@ def load_value_sums(store: Store, config: MetricConfig) -> dict[str, np.ndarray]
         ).fetchnumpy()
 
 
-def load_values(store: Store, config: MetricConfig,
-                since: datetime | None = None) -> dict[str, np.ndarray]:
+def load_values(store: Store, config: MetricConfig, since: datetime | None = None) -> dict[str, np.ndarray]:
     """Per value: its first version's value and age, its final value, and ``seen_age``: the age
     at which a successful pull first held its bucket (before its first version when the value
     had nothing yet then) (``since``: only the buckets from then on)."""
@@ -188,8 +188,9 @@ def settling_age(store: Store, config: MetricConfig) -> int:
     """The oldest age at which any value of the metric changed (0 for none)."""
     age = age_sql(config.grain, "known_at", "bucket")
     with store.reading() as cur:
-        row = cur.execute(f"SELECT max({age}) FROM arrival_sums WHERE metric = $metric",
-                          {"metric": config.name}).fetchone()
+        row = cur.execute(
+            f"SELECT max({age}) FROM arrival_sums WHERE metric = $metric", {"metric": config.name}
+        ).fetchone()
     return max(int(row[0]), 0) if row and row[0] is not None else 0
 
 
@@ -210,7 +211,9 @@ def watch_since(store: Store, config: MetricConfig, settle: int) -> datetime | N
             SELECT (SELECT sum(n) FROM per),
                    (SELECT min(bucket) FROM upto WHERE total <= $cap),
                    (SELECT max(bucket) FROM per) - INTERVAL ({2 * (settle + 1)}) {grain}
-            """, {"metric": config.name, "cap": MAX_WATCHED_VALUES}).fetchone()
+            """,
+            {"metric": config.name, "cap": MAX_WATCHED_VALUES},
+        ).fetchone()
     if row is None or row[0] is None or row[0] <= MAX_WATCHED_VALUES:
         return None
     _total, by_count, by_settling = row
@@ -219,8 +222,9 @@ def watch_since(store: Store, config: MetricConfig, settle: int) -> datetime | N
     return min(by_count, by_settling) if by_settling is not None else by_count
 
 
-def latest_development(store: Store, config: MetricConfig, settle: int | None = None
-                       ) -> tuple[Development, dict[str, np.ndarray]]:
+def latest_development(
+    store: Store, config: MetricConfig, settle: int | None = None
+) -> tuple[Development, dict[str, np.ndarray]]:
     """The :func:`development` of the values of the latest buckets (see :func:`watch_since`;
     on a smaller store, of all of them), and the revisions it was built from. ``settle``: the
     metric's :func:`settling_age`, when known."""
@@ -228,21 +232,28 @@ def latest_development(store: Store, config: MetricConfig, settle: int | None = 
         settle = settling_age(store, config)
     since = watch_since(store, config, settle)
     revisions = load_revisions(store, config, since=since)
-    dev = development(config, revisions, load_values(store, config, since=since),
-                      knowledge_horizon(store, config.name), settle_age=settle)
+    dev = development(
+        config,
+        revisions,
+        load_values(store, config, since=since),
+        knowledge_horizon(store, config.name),
+        settle_age=settle,
+    )
     return dev, revisions
 
 
 def knowledge_horizon(store: Store, metric: str) -> datetime | None:
     """The latest known time of the metric's successful pulls: what the store knows up to."""
     with store.reading() as cur:
-        row = cur.execute("SELECT max(known_at) FROM runs WHERE metric = ? AND status = "
-                          "'succeeded'", [metric]).fetchone()
+        row = cur.execute(
+            "SELECT max(known_at) FROM runs WHERE metric = ? AND status = 'succeeded'", [metric]
+        ).fetchone()
     return row[0] if row else None
 
 
-def interval_density(spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray,
-                      iterations: int = 500) -> np.ndarray:
+def interval_density(
+    spread_ages: np.ndarray, spans: np.ndarray, weights: np.ndarray, iterations: int = 500
+) -> np.ndarray:
     """How likely a change arrives at each age, estimated from all revision intervals at once.
 
     A revision seen at age ``k`` whose bucket was last seen unchanged at age ``k_prev`` arrived
@@ -269,8 +280,9 @@ def interval_density(spread_ages: np.ndarray, spans: np.ndarray, weights: np.nda
     return used
 
 
-def interval_shares(density: np.ndarray, spread_ages: np.ndarray, spans: np.ndarray,
-            owner: np.ndarray | None = None) -> np.ndarray:
+def interval_shares(
+    density: np.ndarray, spread_ages: np.ndarray, spans: np.ndarray, owner: np.ndarray | None = None
+) -> np.ndarray:
     """Each interval's share of its change at each of its ages, by ``density``."""
     if owner is None:
         owner = np.repeat(np.arange(len(spans)), spans)
@@ -351,22 +363,38 @@ class Development:
         return np.asarray(inverse, dtype=np.int64)
 
 
-def development(config: MetricConfig, revisions: dict[str, np.ndarray],
-                values: dict[str, np.ndarray], horizon: datetime | None,
-                settle_age: int | None = None) -> Development:
+def development(
+    config: MetricConfig,
+    revisions: dict[str, np.ndarray],
+    values: dict[str, np.ndarray],
+    horizon: datetime | None,
+    settle_age: int | None = None,
+) -> Development:
     """The values of ``values`` watched from their start, with their changes from
     ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`);
     ``settle_age``: the metric's, when ``revisions`` hold only some of its revisions."""
     youngest = 1 if config.complete_buckets_only else 0
     empty_i = np.zeros(0, dtype=np.int64)
     if not values or len(values.get("measure", ())) == 0 or horizon is None:
-        return Development(*(np.zeros(0, dtype=object),) * 3, empty_i, empty_i,
-                           np.zeros(0), np.zeros(0), empty_i, empty_i, empty_i, np.zeros(0), 0, empty_i)
+        return Development(
+            *(np.zeros(0, dtype=object),) * 3,
+            empty_i,
+            empty_i,
+            np.zeros(0),
+            np.zeros(0),
+            empty_i,
+            empty_i,
+            empty_i,
+            np.zeros(0),
+            0,
+            empty_i,
+        )
     first_age = values["first_age"].astype(np.int64)
     # a bucket held by a pull before its first row arrived had nothing then: it counts from
     # that pull, from 0
-    seen_age = (np.minimum(values["seen_age"].astype(np.int64), first_age)
-                if "seen_age" in values else first_age)
+    seen_age = (
+        np.minimum(values["seen_age"].astype(np.int64), first_age) if "seen_age" in values else first_age
+    )
     young = seen_age <= youngest
     late = (seen_age < first_age)[young]
     dims = np.asarray(values["dims"], dtype=object)[young]
@@ -374,15 +402,16 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
     bucket = np.asarray(values["bucket"]).astype("datetime64[us]")[young]
     index = bucket_index(bucket, config.grain)
     horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
-    lookup = {(d, m, int(b)): i for i, (d, m, b) in
-              enumerate(zip(dims, measure, bucket.astype(np.int64), strict=True))}
+    lookup = {
+        (d, m, int(b)): i
+        for i, (d, m, b) in enumerate(zip(dims, measure, bucket.astype(np.int64), strict=True))
+    }
     owners, ages, deltas, of_revision = [], [], [], []
     if revisions and len(revisions.get("age", ())):
         rev_bucket = np.asarray(revisions["bucket"]).astype("datetime64[us]").astype(np.int64)
-        rev_delta = (revisions["value"].astype(float) - revisions["prev_value"].astype(float))
+        rev_delta = revisions["value"].astype(float) - revisions["prev_value"].astype(float)
         rev_age = revisions["age"].astype(np.int64)
-        rev_prev = (revisions["prev_age"].astype(np.int64) if "prev_age" in revisions
-                    else rev_age - 1)
+        rev_prev = revisions["prev_age"].astype(np.int64) if "prev_age" in revisions else rev_age - 1
         # a revision seen at ``age`` arrived after the last pull that held its bucket (at
         # ``prev``) and by ``age``: shared out over the ages in between by the arrival density
         # of all revisions (as the advisor does), not all put at the age a late audit saw it
@@ -390,8 +419,7 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
         density = interval_density(spread_ages, spans, np.abs(rev_delta))
         share = interval_shares(density, spread_ages, spans)
         start = np.cumsum(spans) - spans
-        for r, (d, m, b) in enumerate(zip(revisions["dims"], revisions["measure"], rev_bucket,
-                                          strict=True)):
+        for r, (d, m, b) in enumerate(zip(revisions["dims"], revisions["measure"], rev_bucket, strict=True)):
             owner = lookup.get((d, m, int(b)))
             of_revision.append(-1 if owner is None else owner)
             if owner is not None:
@@ -411,11 +439,17 @@ def development(config: MetricConfig, revisions: dict[str, np.ndarray],
     if len(arrived):
         settle = max(settle, int(first_age[young][arrived].max()))
     return Development(
-        dims=dims, measure=measure, bucket=bucket, index=index,
+        dims=dims,
+        measure=measure,
+        bucket=bucket,
+        index=index,
         first_age=seen_age[young],
         first=np.where(late, 0.0, first),
         final=values["final_value"].astype(float)[young],
         reached=horizon_index - index,
-        change_owner=np.asarray(owners, dtype=np.int64), change_age=change_age,
-        change_delta=np.asarray(deltas, dtype=float), settle_age=max(settle, 0),
-        revision_owner=np.asarray(of_revision, dtype=np.int64))
+        change_owner=np.asarray(owners, dtype=np.int64),
+        change_age=change_age,
+        change_delta=np.asarray(deltas, dtype=float),
+        settle_age=max(settle, 0),
+        revision_owner=np.asarray(of_revision, dtype=np.int64),
+    )

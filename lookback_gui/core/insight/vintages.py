@@ -23,9 +23,9 @@ from lookback_gui.core.store import Store
 @dataclass(frozen=True)
 class Vintages:
     """Attributes:
-        dates: the known dates (the columns), oldest first.
-        rows: (bucket, one cell per date: the value, or None where it was not known then).
-        series: how many series were summed.
+    dates: the known dates (the columns), oldest first.
+    rows: (bucket, one cell per date: the value, or None where it was not known then).
+    series: how many series were summed.
     """
 
     measure: str
@@ -36,47 +36,65 @@ class Vintages:
 
 def measures_of(store: Store, metric: str) -> list[str]:
     with store.reading() as cur:
-        return [r[0] for r in cur.execute("SELECT DISTINCT measure FROM current WHERE metric = ?"
-                                          " ORDER BY 1", [metric]).fetchall()]
+        return [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT measure FROM current WHERE metric = ? ORDER BY 1", [metric]
+            ).fetchall()
+        ]
 
 
 def dimensions_of(store: Store, metric: str) -> list[str]:
     """The dimensions of the metric's stored values."""
     with store.reading() as cur:
-        return [r[0] for r in cur.execute(
-            "SELECT DISTINCT unnest(json_keys(dims)) FROM current WHERE metric = ? ORDER BY 1",
-            [metric]).fetchall()]
+        return [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT unnest(json_keys(dims)) FROM current WHERE metric = ? ORDER BY 1", [metric]
+            ).fetchall()
+        ]
 
 
-def vintages(store: Store, config: MetricConfig, measure: str | None = None,
-             series: Mapping[str, str] | None = None) -> Vintages:
+def vintages(
+    store: Store, config: MetricConfig, measure: str | None = None, series: Mapping[str, str] | None = None
+) -> Vintages:
     """The vintage matrix of ``measure`` (the metric's only measure when not given) over the
     series whose dimensions match ``series``."""
     known = measures_of(store, config.name)
     if not known:
-        raise UsageError(f"metric {config.name} has no values in the store yet; pull it first "
-                         f"(lookback pull {config.name})")
+        raise UsageError(
+            f"metric {config.name} has no values in the store yet; pull it first "
+            f"(lookback pull {config.name})"
+        )
     dimensions = dimensions_of(store, config.name)
     for key in series or {}:
         if key not in dimensions:
-            raise UsageError(f"--series {key}=...: metric {config.name} has no dimension "
-                             f"{key!r} (its dimensions: {', '.join(dimensions) or 'none'})")
+            raise UsageError(
+                f"--series {key}=...: metric {config.name} has no dimension "
+                f"{key!r} (its dimensions: {', '.join(dimensions) or 'none'})"
+            )
     if measure is None:
         if len(known) > 1:
-            raise UsageError(f"metric {config.name} has several measures ({', '.join(known)}); "
-                             "choose one with --measure")
+            raise UsageError(
+                f"metric {config.name} has several measures ({', '.join(known)}); choose one with --measure"
+            )
         measure = known[0] if known else ""
     if measure not in known:
-        raise UsageError(f"metric {config.name} has no measure {measure!r} in the store"
-                         + (f" (it has {', '.join(known)})" if known else ""))
+        raise UsageError(
+            f"metric {config.name} has no measure {measure!r} in the store"
+            + (f" (it has {', '.join(known)})" if known else "")
+        )
     where, params = "", {"metric": config.name, "measure": measure}
     for i, (key, value) in enumerate((series or {}).items()):
         where += f" AND json_extract_string(dims, $k{i}) = $v{i}"
         params[f"k{i}"] = "$." + '"' + key.replace('"', '\\"') + '"'
         params[f"v{i}"] = str(value)
     with store.reading() as cur:
-        count_row = cur.execute(f"SELECT count(DISTINCT dims) FROM versions WHERE metric = $metric"
-                                f" AND measure = $measure {where}", params).fetchone()
+        count_row = cur.execute(
+            f"SELECT count(DISTINCT dims) FROM versions WHERE metric = $metric"
+            f" AND measure = $measure {where}",
+            params,
+        ).fetchone()
         rows = cur.execute(
             f"""
             WITH daily AS (
@@ -98,10 +116,17 @@ def vintages(store: Store, config: MetricConfig, measure: str | None = None,
                    list(s.exact) FILTER (WHERE s.exact IS NOT NULL), count(s.exact)
             FROM spans s JOIN dates ON dates.d >= s.d AND (s.until IS NULL OR dates.d < s.until)
             GROUP BY ALL
-            """, params).fetchall()
-        dates = [r[0] for r in cur.execute(
-            "SELECT DISTINCT CAST(known_at AS DATE) FROM runs WHERE metric = ? AND status = "
-            "'succeeded' AND known_at IS NOT NULL ORDER BY 1", [config.name]).fetchall()]
+            """,
+            params,
+        ).fetchall()
+        dates = [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT CAST(known_at AS DATE) FROM runs WHERE metric = ? AND status = "
+                "'succeeded' AND known_at IS NOT NULL ORDER BY 1",
+                [config.name],
+            ).fetchall()
+        ]
     column = {d: i for i, d in enumerate(dates)}
     matrix: dict[datetime, list[float | int | Decimal | None]] = {}
     for bucket, d, total, n, exact, n_exact in rows:

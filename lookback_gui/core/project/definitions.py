@@ -14,8 +14,7 @@ import re
 
 from lookback_gui.core.project import MetricConfig
 
-_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|(--[^\n]*|/\*.*?\*/)|(\s+)""",
-                     re.DOTALL)
+_TOKENS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|(--[^\n]*|/\*.*?\*/)|(\s+)""", re.DOTALL)
 
 
 def normalise_sql(sql: str) -> str:

@@ -46,8 +46,6 @@ class ProjectDocument:
         whose value does not change is left as written, and a key not given is kept."""
         self._update(self._section("metrics"), name, values, _METRIC_DEFAULTS)
 
-
-
     def rename_metric(self, old: str, new: str) -> None:
         """Rename ``[metrics.OLD]`` to NEW where it stands, with every key, sub-table and
         comment it holds; the dashboard's charts of it follow."""
@@ -102,8 +100,9 @@ class ProjectDocument:
         if old not in tables:
             raise ProjectError(str(self.path), f"no [{section}.{old}] to rename", key=f"{section}.{old}")
         if new in tables:
-            raise ProjectError(str(self.path), f"there is already a [{section}.{new}]",
-                               key=f"{section}.{new}.name")
+            raise ProjectError(
+                str(self.path), f"there is already a [{section}.{new}]", key=f"{section}.{new}.name"
+            )
         text = _rename_headers(self.text(), section, old, new)
         renamed = parse_toml(text, self.path)
         if old in renamed.get(section, {}):  # written inline or as dotted keys: move the value
@@ -112,10 +111,8 @@ class ProjectDocument:
             renamed[section][new] = value
         self.document = renamed
 
-
     @staticmethod
-    def _update(section: Any, name: str, values: Mapping[str, Any],
-                defaults: Mapping[str, Any]) -> None:
+    def _update(section: Any, name: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> None:
         created = name not in section
         if created:
             section[name] = tomlkit.table()
@@ -149,8 +146,11 @@ class ProjectDocument:
         return project
 
 
-_METRIC_DEFAULTS: Mapping[str, Any] = {"timezone": "UTC", "complete_buckets_only": False,
-                                       "allow_empty": False}
+_METRIC_DEFAULTS: Mapping[str, Any] = {
+    "timezone": "UTC",
+    "complete_buckets_only": False,
+    "allow_empty": False,
+}
 
 
 def _plain(value: Any) -> Any:
@@ -190,7 +190,7 @@ def _rename_headers(text: str, section: str, old: str, new: str) -> str:
                 brackets = header.group(1)
                 dotted = ".".join(_toml_key(n) for n in [section, new, *names[2:]])
                 comment = f"  {header.group(3)}" if header.group(3) else ""
-                ending = line[len(line.rstrip("\r\n")):]
+                ending = line[len(line.rstrip("\r\n")) :]
                 line = f"{brackets}{dotted}{brackets.replace('[', ']')}{comment}{ending}"
         elif not line.lstrip().startswith("#"):
             for quote in ('"""', "'''"):
@@ -220,5 +220,3 @@ def write_atomically(path: Path, text: str) -> None:
         if os.path.exists(temp):
             os.unlink(temp)
         raise
-
-

@@ -82,17 +82,14 @@ class Validator:
         self.locator = Locator(text)
 
     def fail(self, key_path: tuple[Any, ...], reason: str) -> ProjectError:
-        return ProjectError(
-            str(self.path), reason, line=self.locator.line(key_path), key=dotted(key_path)
-        )
+        return ProjectError(str(self.path), reason, line=self.locator.line(key_path), key=dotted(key_path))
 
     def table(self, value: Any, key_path: tuple[Any, ...]) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
             raise self.fail(key_path, f"expected a table, got {kind_of(value)}")
         return value
 
-    def known_keys(self, table: Mapping[str, Any], allowed: set[str],
-                   key_path: tuple[Any, ...]) -> None:
+    def known_keys(self, table: Mapping[str, Any], allowed: set[str], key_path: tuple[Any, ...]) -> None:
         for key in table:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1, cutoff=0.6)
@@ -102,8 +99,9 @@ class Validator:
                     f"unknown key '{key}' ({hint}known keys here: {', '.join(sorted(allowed))})",
                 )
 
-    def string(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-               required: bool = False) -> str | None:
+    def string(
+        self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...], required: bool = False
+    ) -> str | None:
         if key not in table:
             if required:
                 raise self.fail(key_path, f"missing required key '{key}'")
@@ -113,8 +111,7 @@ class Validator:
             raise self.fail((*key_path, key), f"expected a string, got {kind_of(value)}")
         return value
 
-    def boolean(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-                default: bool) -> bool:
+    def boolean(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...], default: bool) -> bool:
         if key not in table:
             return default
         value = table[key]
@@ -122,8 +119,7 @@ class Validator:
             raise self.fail((*key_path, key), f"expected true or false, got {kind_of(value)}")
         return value
 
-    def number(self, table: Mapping[str, Any], key: str,
-               key_path: tuple[Any, ...]) -> float | None:
+    def number(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...]) -> float | None:
         if key not in table:
             return None
         value = table[key]
@@ -133,8 +129,14 @@ class Validator:
             raise self.fail((*key_path, key), "expected a number, got nan")
         return float(value)
 
-    def integer(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...],
-                minimum: int = 0, maximum: int | None = None) -> int | None:
+    def integer(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        key_path: tuple[Any, ...],
+        minimum: int = 0,
+        maximum: int | None = None,
+    ) -> int | None:
         if key not in table:
             return None
         value = table[key]
@@ -146,8 +148,7 @@ class Validator:
             raise self.fail((*key_path, key), f"must be at most {maximum}, not {value}")
         return value
 
-    def duration(self, table: Mapping[str, Any], key: str,
-                 key_path: tuple[Any, ...]) -> timedelta | None:
+    def duration(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...]) -> timedelta | None:
         text = self.string(table, key, key_path)
         if text is None:
             return None
@@ -159,8 +160,7 @@ class Validator:
             raise self.fail((*key_path, key), f"'{text}' is too long: at most 100 years")
         return value
 
-    def names(self, table: Mapping[str, Any], key: str,
-              key_path: tuple[Any, ...]) -> tuple[str, ...] | None:
+    def names(self, table: Mapping[str, Any], key: str, key_path: tuple[Any, ...]) -> tuple[str, ...] | None:
         if key not in table:
             return None
         value = table[key]
@@ -190,5 +190,3 @@ def kind_of(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a table"
     return type(value).__name__
-
-

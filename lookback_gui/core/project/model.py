@@ -202,8 +202,4 @@ class Project:
             return self.metrics[name]
         except KeyError:
             known = ", ".join(self.metrics) or "none"
-            raise UsageError(
-                f"no metric named '{name}' in {self.path} (its metrics: {known})"
-            ) from None
-
-
+            raise UsageError(f"no metric named '{name}' in {self.path} (its metrics: {known})") from None

@@ -57,6 +57,7 @@ def _validate_cron(expression: str, zone: ZoneInfo) -> None:
     if trigger.get_next_fire_time(None, datetime.now(zone)) is None:
         raise ValueError(f"'{expression}' never fires (no such date, like February 31)")
 
+
 # which keys each table takes: the one table of keys that the manual is made from too
 _TOP_KEYS = keys_of("project")
 _STORE_KEYS = keys_of("store")
@@ -67,7 +68,6 @@ _ALERT_KEYS = keys_of("alert")
 _DASHBOARD_KEYS = keys_of("dashboard")
 _DASHBOARD_CHART_KEYS = keys_of("dashboard chart")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-
 
 
 def parse_project(text: str, path: Path) -> Project:
@@ -90,8 +90,7 @@ def parse_project(text: str, path: Path) -> Project:
         key_path = ("metrics", name)
         metrics[name] = _metric(check, name, check.table(raw, key_path), key_path, sources)
 
-    dashboard = _dashboard(check, check.table(data.get("dashboard", {}), ("dashboard",)),
-                           metrics)
+    dashboard = _dashboard(check, check.table(data.get("dashboard", {}), ("dashboard",)), metrics)
     return Project(
         path=path,
         store=store,
@@ -113,14 +112,12 @@ def parse_toml(text: str, path: Path) -> tomlkit.TOMLDocument:
     except tomlkit.exceptions.ParseError as exc:
         if "already exists" in str(exc):
             line = _duplicate_line(text, str(exc)) or exc.line
-            raise ProjectError(str(path), f"not valid TOML: {_parse_reason(exc)}",
-                               line=line) from None
-        raise ProjectError(
-            str(path), f"not valid TOML: {_parse_reason(exc)}", line=exc.line
-        ) from None
+            raise ProjectError(str(path), f"not valid TOML: {_parse_reason(exc)}", line=line) from None
+        raise ProjectError(str(path), f"not valid TOML: {_parse_reason(exc)}", line=exc.line) from None
     except tomlkit.exceptions.KeyAlreadyPresent as exc:
-        raise ProjectError(str(path), f"not valid TOML: {exc}",
-                           line=_duplicate_line(text, str(exc))) from None
+        raise ProjectError(
+            str(path), f"not valid TOML: {exc}", line=_duplicate_line(text, str(exc))
+        ) from None
     except tomlkit.exceptions.TOMLKitError as exc:
         raise ProjectError(str(path), f"not valid TOML: {exc}") from None
 
@@ -133,7 +130,8 @@ def _duplicate_line(text: str, message: str) -> int | None:
     name = re.escape(key.group(1).split(".")[-1])
     pattern = re.compile(
         rf"""^\s*(\[+[^\]]*[.\s"']{name}["']?\s*\]+|\[+\s*["']?{name}["']?\s*\]+"""
-        rf"""|["']?{name}["']?\s*=)""")
+        rf"""|["']?{name}["']?\s*=)"""
+    )
     hits = [n for n, t in enumerate(text.splitlines(), 1) if pattern.match(t)]
     return hits[1] if len(hits) > 1 else (hits[0] if hits else None)
 
@@ -154,49 +152,63 @@ def _store(check: Validator, table: Mapping[str, Any], directory: Path) -> Store
     check.known_keys(table, _STORE_KEYS, key_path)
     kind = check.string(table, "type", key_path) or "duckdb"
     if kind not in STORE_TYPES:
-        raise check.fail((*key_path, "type"),
-                         f"unknown store type '{kind}' (expected {', '.join(STORE_TYPES)})")
+        raise check.fail(
+            (*key_path, "type"), f"unknown store type '{kind}' (expected {', '.join(STORE_TYPES)})"
+        )
     path = check.string(table, "path", key_path)
     catalog = check.string(table, "catalog", key_path)
     password_env = check.string(table, "password_env", key_path)
     data_path = check.string(table, "data_path", key_path)
     if kind == "duckdb":
         if path is not None and not path.strip():
-            raise check.fail((*key_path, "path"), "the store's path is empty (leave the key out "
-                             f"for {DEFAULT_STORE} beside the project file)")
-        for key, value in (("catalog", catalog), ("password_env", password_env),
-                           ("data_path", data_path)):
+            raise check.fail(
+                (*key_path, "path"),
+                f"the store's path is empty (leave the key out for {DEFAULT_STORE} beside the project file)",
+            )
+        for key, value in (("catalog", catalog), ("password_env", password_env), ("data_path", data_path)):
             if value is not None:
-                raise check.fail((*key_path, key), f"a local store takes a 'path', not a '{key}'"
-                                 " (set type = \"ducklake\" for a team store)")
+                raise check.fail(
+                    (*key_path, key),
+                    f"a local store takes a 'path', not a '{key}' (set type = \"ducklake\" for a team store)",
+                )
         resolved = (directory / os.path.expanduser(path or DEFAULT_STORE)).resolve()
         return StoreConfig(type=kind, path=resolved)
     if path is not None:
-        raise check.fail((*key_path, "path"), "a team store (ducklake) takes a 'catalog' and a "
-                         "'data_path', not a 'path'")
+        raise check.fail(
+            (*key_path, "path"), "a team store (ducklake) takes a 'catalog' and a 'data_path', not a 'path'"
+        )
     if not catalog:
-        raise check.fail(key_path, "a team store (ducklake) needs a 'catalog': the PostgreSQL "
-                         "DSN of its catalog database")
+        raise check.fail(
+            key_path, "a team store (ducklake) needs a 'catalog': the PostgreSQL DSN of its catalog database"
+        )
     if not data_path:
-        raise check.fail(key_path, "a team store (ducklake) needs a 'data_path': the folder "
-                         "every member reaches, where its data files go")
+        raise check.fail(
+            key_path,
+            "a team store (ducklake) needs a 'data_path': the folder "
+            "every member reaches, where its data files go",
+        )
     _refuse_a_password(check, key_path, "catalog", catalog)
     storage = _storage(check, table, key_path, data_path, "data_path")
     if "://" not in data_path:  # a folder, relative to the project file; else object storage
         data_path = str((directory / os.path.expanduser(data_path)).resolve())
-    return StoreConfig(type=kind, catalog=catalog, password_env=password_env,
-                       data_path=data_path, storage=storage)
+    return StoreConfig(
+        type=kind, catalog=catalog, password_env=password_env, data_path=data_path, storage=storage
+    )
 
 
-def _storage(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...],
-             path: str | None, path_key: str) -> StorageConfig | None:
+def _storage(
+    check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...], path: str | None, path_key: str
+) -> StorageConfig | None:
     """The object-storage keys of a source or team store (see core/storage/urls.py); None when it
     has none. They belong to a URL only."""
     given = sorted(key for key in STORAGE_KEYS if key in table)
     if not is_url(path):
         if given:
-            raise check.fail((*key_path, given[0]), f"{given[0]} is for object storage; the "
-                             f"{path_key} is not a URL (s3://, gs://, az://, https://)")
+            raise check.fail(
+                (*key_path, given[0]),
+                f"{given[0]} is for object storage; the "
+                f"{path_key} is not a URL (s3://, gs://, az://, https://)",
+            )
         return None
     use_ssl = check.boolean(table, "use_ssl", key_path, True) if "use_ssl" in table else None
     storage = StorageConfig(
@@ -206,47 +218,57 @@ def _storage(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ..
         region=check.string(table, "region", key_path),
         url_style=check.string(table, "url_style", key_path),
         use_ssl=use_ssl,
-        credential_chain=check.boolean(table, "credential_chain", key_path, False))
+        credential_chain=check.boolean(table, "credential_chain", key_path, False),
+    )
     problem = storage_problem(storage, path or "")
     if problem:
         raise check.fail((*key_path, problem[0]), problem[1])
-    if problem is None and path and path.lower().startswith(("http://", "https://")) \
-            and any(c in path for c in "*?["):
-        raise check.fail((*key_path, path_key), "a web address names one file; it cannot be "
-                         "a glob")
+    if (
+        problem is None
+        and path
+        and path.lower().startswith(("http://", "https://"))
+        and any(c in path for c in "*?[")
+    ):
+        raise check.fail((*key_path, path_key), "a web address names one file; it cannot be a glob")
     return storage
 
 
-def _source(check: Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
-            directory: Path) -> SourceConfig:
+def _source(
+    check: Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...], directory: Path
+) -> SourceConfig:
     if not _NAME.match(name):
         raise check.fail(key_path, "a source name takes letters, digits, '_' and '-' only")
     check.known_keys(table, _SOURCE_KEYS, key_path)
     kind = check.string(table, "type", key_path, required=True)
     if kind not in SOURCE_TYPES:
-        raise check.fail((*key_path, "type"),
-                         f"unknown source type '{kind}' (expected {', '.join(SOURCE_TYPES)})")
+        raise check.fail(
+            (*key_path, "type"), f"unknown source type '{kind}' (expected {', '.join(SOURCE_TYPES)})"
+        )
     path = check.string(table, "path", key_path)
     dsn = check.string(table, "dsn", key_path)
     password_env = check.string(table, "password_env", key_path)
     pushdown = check.boolean(table, "pushdown", key_path, False)
     trust_role = check.boolean(table, "trust_role", key_path, False)
-    concurrency = check.integer(table, "concurrency", key_path, minimum=1,
-                                maximum=MAX_CONCURRENCY) or 1
+    concurrency = check.integer(table, "concurrency", key_path, minimum=1, maximum=MAX_CONCURRENCY) or 1
     snapshot_as_of = check.boolean(table, "snapshot_as_of", key_path, False)
     if snapshot_as_of and kind not in ("iceberg", "delta"):
-        raise check.fail((*key_path, "snapshot_as_of"), "snapshot_as_of reads an Iceberg or "
-                         f"Delta table as it was at the pull's as-of; a {kind} source keeps no "
-                         "snapshots")
+        raise check.fail(
+            (*key_path, "snapshot_as_of"),
+            "snapshot_as_of reads an Iceberg or "
+            f"Delta table as it was at the pull's as-of; a {kind} source keeps no "
+            "snapshots",
+        )
     storage = _storage(check, table, key_path, path, "path")
     if pushdown and kind not in SERVER_SOURCE_TYPES:
-        raise check.fail((*key_path, "pushdown"),
-                         "pushdown runs the SQL on a postgres or mysql server; a "
-                         f"{kind} source is read by DuckDB itself")
+        raise check.fail(
+            (*key_path, "pushdown"),
+            f"pushdown runs the SQL on a postgres or mysql server; a {kind} source is read by DuckDB itself",
+        )
     if trust_role and kind not in SERVER_SOURCE_TYPES:
-        raise check.fail((*key_path, "trust_role"),
-                         "trust_role accepts the role of a postgres or mysql server; a "
-                         f"{kind} source has none")
+        raise check.fail(
+            (*key_path, "trust_role"),
+            f"trust_role accepts the role of a postgres or mysql server; a {kind} source has none",
+        )
     if kind in FILE_SOURCE_TYPES:
         if not path:
             raise check.fail(key_path, f"a {kind} source needs a 'path'")
@@ -255,27 +277,50 @@ def _source(check: Validator, name: str, table: Mapping[str, Any], key_path: tup
         if password_env is not None:
             raise check.fail((*key_path, "password_env"), f"a {kind} source has no password")
         if is_url(path) and kind in ("duckdb", "sqlite"):
-            raise check.fail((*key_path, "path"), f"a {kind} source is a file on this computer; "
-                             "object storage holds parquet, csv, iceberg or delta sources")
+            raise check.fail(
+                (*key_path, "path"),
+                f"a {kind} source is a file on this computer; "
+                "object storage holds parquet, csv, iceberg or delta sources",
+            )
         resolved = path if is_url(path) else str(directory / os.path.expanduser(path))
-        return SourceConfig(name=name, type=kind, path=path, resolved_path=resolved,
-                            concurrency=concurrency, storage=storage,
-                            snapshot_as_of=snapshot_as_of)
+        return SourceConfig(
+            name=name,
+            type=kind,
+            path=path,
+            resolved_path=resolved,
+            concurrency=concurrency,
+            storage=storage,
+            snapshot_as_of=snapshot_as_of,
+        )
     if dsn is None:
         raise check.fail(key_path, f"a {kind} source needs a 'dsn'")
     if path is not None:
         raise check.fail((*key_path, "path"), f"a {kind} source takes a 'dsn', not a 'path'")
     _refuse_a_password(check, key_path, "dsn", dsn)
     if kind == "mysql" and parse_dsn(dsn).database is None:
-        raise check.fail((*key_path, "dsn"),
-                         "a mysql dsn must name its database (database=NAME, or "
-                         "mysql://user@host:3306/NAME): the metric SQL reads that one only")
-    return SourceConfig(name=name, type=kind, dsn=dsn, password_env=password_env,
-                        pushdown=pushdown, concurrency=concurrency, trust_role=trust_role)
+        raise check.fail(
+            (*key_path, "dsn"),
+            "a mysql dsn must name its database (database=NAME, or "
+            "mysql://user@host:3306/NAME): the metric SQL reads that one only",
+        )
+    return SourceConfig(
+        name=name,
+        type=kind,
+        dsn=dsn,
+        password_env=password_env,
+        pushdown=pushdown,
+        concurrency=concurrency,
+        trust_role=trust_role,
+    )
 
 
-def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tuple[Any, ...],
-            sources: Mapping[str, SourceConfig]) -> MetricConfig:
+def _metric(
+    check: Validator,
+    name: str,
+    table: Mapping[str, Any],
+    key_path: tuple[Any, ...],
+    sources: Mapping[str, SourceConfig],
+) -> MetricConfig:
     if not _NAME.match(name):
         raise check.fail(key_path, "a metric name takes letters, digits, '_' and '-' only")
     check.known_keys(table, _METRIC_KEYS, key_path)
@@ -302,8 +347,10 @@ def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tup
     audit_every, audit_factor = _audit(check, table, key_path, grain, buckets)
     settle_share = check.number(table, "settle_share", key_path)
     if settle_share is not None and not 0 < settle_share <= 1:
-        raise check.fail((*key_path, "settle_share"),
-                         f"must be a share above 0 and at most 1 (0.99: 99 %), not {settle_share}")
+        raise check.fail(
+            (*key_path, "settle_share"),
+            f"must be a share above 0 and at most 1 (0.99: 99 %), not {settle_share}",
+        )
     checks = _checks(check, table.get("checks", {}), (*key_path, "checks"))
     alerts = _alerts(check, table.get("alerts", []), (*key_path, "alerts"))
     return MetricConfig(
@@ -333,8 +380,9 @@ def _metric(check: Validator, name: str, table: Mapping[str, Any], key_path: tup
     )
 
 
-def _lookback(check: Validator, table: Mapping[str, Any],
-              key_path: tuple[Any, ...]) -> tuple[Grain, int | str, int]:
+def _lookback(
+    check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...]
+) -> tuple[Grain, int | str, int]:
     """A metric's grain, its lookback as written and the lookback in buckets."""
     grain_text = check.string(table, "grain", key_path, required=True)
     try:
@@ -348,9 +396,10 @@ def _lookback(check: Validator, table: Mapping[str, Any],
         raise check.fail(key_path, "missing required key 'lookback'")
     lookback = table["lookback"]
     if isinstance(lookback, bool) or not isinstance(lookback, int | str):
-        raise check.fail((*key_path, "lookback"),
-                         f"expected a duration like \"7d\" or a number of buckets, "
-                         f"got {kind_of(lookback)}")
+        raise check.fail(
+            (*key_path, "lookback"),
+            f'expected a duration like "7d" or a number of buckets, got {kind_of(lookback)}',
+        )
     try:
         buckets = lookback_buckets(lookback, grain)
     except ValueError as exc:
@@ -358,25 +407,29 @@ def _lookback(check: Validator, table: Mapping[str, Any],
     return grain, lookback, buckets
 
 
-def _zone(check: Validator, table: Mapping[str, Any],
-          key_path: tuple[Any, ...]) -> tuple[str, ZoneInfo]:
+def _zone(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...]) -> tuple[str, ZoneInfo]:
     """A metric's time zone: its name (UTC when the file does not say) and the zone."""
     timezone = check.string(table, "timezone", key_path)
     if timezone is not None and not timezone.strip():
-        raise check.fail((*key_path, "timezone"), "the time zone is empty (use an IANA name "
-                         "like \"Europe/Berlin\" or \"UTC\", or leave the key out for UTC)")
+        raise check.fail(
+            (*key_path, "timezone"),
+            "the time zone is empty (use an IANA name "
+            'like "Europe/Berlin" or "UTC", or leave the key out for UTC)',
+        )
     timezone = timezone or "UTC"
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise check.fail((*key_path, "timezone"),
-                         f"unknown time zone '{timezone}' (use an IANA name like "
-                         "\"Europe/Berlin\" or \"UTC\")") from None
+        raise check.fail(
+            (*key_path, "timezone"),
+            f'unknown time zone \'{timezone}\' (use an IANA name like "Europe/Berlin" or "UTC")',
+        ) from None
     return timezone, zone
 
 
-def _schedule(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...],
-              zone: ZoneInfo) -> tuple[str | None, timedelta | None]:
+def _schedule(
+    check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...], zone: ZoneInfo
+) -> tuple[str | None, timedelta | None]:
     """A metric's ``schedule`` (cron) or ``every``: one of them, or neither."""
     schedule = check.string(table, "schedule", key_path)
     every = check.duration(table, "every", key_path)
@@ -392,8 +445,9 @@ def _schedule(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, .
     return schedule, every
 
 
-def _audit(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...], grain: Grain,
-           buckets: int) -> tuple[timedelta | None, int | None]:
+def _audit(
+    check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...], grain: Grain, buckets: int
+) -> tuple[timedelta | None, int | None]:
     """How often a metric's deep pull runs (``audit_every``) and how deep (``audit_factor``)."""
     audit_every = check.duration(table, "audit_every", key_path)
     if audit_every is not None and audit_every <= timedelta(0):
@@ -403,13 +457,14 @@ def _audit(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...]
         try:
             lookback_buckets(buckets * audit_factor, grain)
         except ValueError:
-            raise check.fail((*key_path, "audit_factor"), f"{audit_factor} times the lookback "
-                             "is too long: an audit may span at most 100 years") from None
+            raise check.fail(
+                (*key_path, "audit_factor"),
+                f"{audit_factor} times the lookback is too long: an audit may span at most 100 years",
+            ) from None
     return audit_every, audit_factor
 
 
-def _change_probe(check: Validator, table: Mapping[str, Any],
-                  key_path: tuple[Any, ...]) -> str | None:
+def _change_probe(check: Validator, table: Mapping[str, Any], key_path: tuple[Any, ...]) -> str | None:
     """The metric's ``change_probe``: one query that only reads (a SQL mistake in it is found
     when the metric is checked or pulled, as for the metric's own SQL)."""
     import duckdb
@@ -424,13 +479,18 @@ def _change_probe(check: Validator, table: Mapping[str, Any],
     except duckdb.Error:
         return probe
     if len(statements) > 1:
-        raise check.fail((*key_path, "change_probe"), f"the change_probe holds {len(statements)} "
-                         "statements; it is exactly one query (SELECT, WITH or FROM ...)")
+        raise check.fail(
+            (*key_path, "change_probe"),
+            f"the change_probe holds {len(statements)} "
+            "statements; it is exactly one query (SELECT, WITH or FROM ...)",
+        )
     if statements and statements[0].type != duckdb.StatementType.SELECT:
         kind = " ".join(probe.split()[:1]).upper()
         article = "an" if kind[:1] in "AEIOU" else "a"
-        raise check.fail((*key_path, "change_probe"), f"the change_probe is {article} {kind} "
-                         "statement; it may only read (SELECT, WITH or FROM ...)")
+        raise check.fail(
+            (*key_path, "change_probe"),
+            f"the change_probe is {article} {kind} statement; it may only read (SELECT, WITH or FROM ...)",
+        )
     return probe
 
 
@@ -442,8 +502,9 @@ def _checks(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Chec
         check.known_keys(table, _CHECK_KEYS, entry_path)
         severity = check.string(table, "severity", entry_path) or "error"
         if severity not in SEVERITIES:
-            raise check.fail((*entry_path, "severity"),
-                             f"unknown severity '{severity}' (expected error or warn)")
+            raise check.fail(
+                (*entry_path, "severity"), f"unknown severity '{severity}' (expected error or warn)"
+            )
         measure = check.string(table, "measure", entry_path)
         low = check.number(table, "min", entry_path)
         high = check.number(table, "max", entry_path)
@@ -451,8 +512,11 @@ def _checks(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Chec
         revision = check.number(table, "revision_pct", entry_path)
         kinds = sum(x is not None for x in (measure, row_change, revision))
         if kinds != 1:
-            raise check.fail(entry_path, "a check is one of: { measure = ..., min/max = ... }, "
-                             "{ row_change_pct = ... } or { revision_pct = ... }")
+            raise check.fail(
+                entry_path,
+                "a check is one of: { measure = ..., min/max = ... }, "
+                "{ row_change_pct = ... } or { revision_pct = ... }",
+            )
         if measure is not None and low is None and high is None:
             raise check.fail(entry_path, f"the check on '{measure}' needs a 'min' or a 'max'")
         if measure is None and (low is not None or high is not None):
@@ -460,8 +524,17 @@ def _checks(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Chec
         for key, value in (("row_change_pct", row_change), ("revision_pct", revision)):
             if value is not None and value < 0:
                 raise check.fail((*entry_path, key), "must not be negative")
-        out.append(CheckConfig(name=name, severity=severity, measure=measure, min=low, max=high,
-                               row_change_pct=row_change, revision_pct=revision))
+        out.append(
+            CheckConfig(
+                name=name,
+                severity=severity,
+                measure=measure,
+                min=low,
+                max=high,
+                row_change_pct=row_change,
+                revision_pct=revision,
+            )
+        )
     return tuple(out)
 
 
@@ -476,16 +549,18 @@ def _alerts(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Aler
         check.known_keys(table, _ALERT_KEYS, entry_path)
         kind = check.string(table, "kind", entry_path, required=True)
         if kind not in ALERT_KINDS:
-            raise check.fail((*entry_path, "kind"),
-                             f"unknown alert kind '{kind}' (expected {', '.join(ALERT_KINDS)})")
+            raise check.fail(
+                (*entry_path, "kind"), f"unknown alert kind '{kind}' (expected {', '.join(ALERT_KINDS)})"
+            )
         assert kind is not None
         measure = check.string(table, "measure", entry_path)
         above = check.number(table, "above", entry_path)
         below = check.number(table, "below", entry_path)
         series = table.get("series", {})
         if not isinstance(series, Mapping):
-            raise check.fail((*entry_path, "series"),
-                             "expected a table of dimension values, like { country = \"DE\" }")
+            raise check.fail(
+                (*entry_path, "series"), 'expected a table of dimension values, like { country = "DE" }'
+            )
         older_than = check.integer(table, "older_than", entry_path, minimum=1)
         change_pct = check.number(table, "change_pct", entry_path)
         max_age = check.duration(table, "max_age", entry_path)
@@ -500,8 +575,9 @@ def _alerts(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Aler
                 raise check.fail(entry_path, "a threshold alert needs 'above' or 'below'")
         judge = check.string(table, "judge", entry_path) or "expected"
         if judge not in JUDGES:
-            raise check.fail((*entry_path, "judge"),
-                             f"unknown judge '{judge}' (expected {', '.join(JUDGES)})")
+            raise check.fail(
+                (*entry_path, "judge"), f"unknown judge '{judge}' (expected {', '.join(JUDGES)})"
+            )
         if kind == "restatement" and older_than is None:
             raise check.fail(entry_path, "a restatement alert needs 'older_than' (buckets)")
         if kind == "freshness" and max_age is None:
@@ -509,23 +585,37 @@ def _alerts(check: Validator, raw: Any, key_path: tuple[Any, ...]) -> tuple[Aler
         name = check.string(table, "name", entry_path)
         if name is not None:
             if not name.strip():
-                raise check.fail((*entry_path, "name"), "the rule's name is empty (leave the key "
-                                 f"out to call it {kind}#{index + 1})")
+                raise check.fail(
+                    (*entry_path, "name"),
+                    f"the rule's name is empty (leave the key out to call it {kind}#{index + 1})",
+                )
             if name in names:
-                raise check.fail((*entry_path, "name"), f"another alert rule of this metric is "
-                                 f"already named '{name}'; rule names are unique per metric")
+                raise check.fail(
+                    (*entry_path, "name"),
+                    f"another alert rule of this metric is "
+                    f"already named '{name}'; rule names are unique per metric",
+                )
             names.add(name)
-        out.append(AlertRule(
-            kind=kind, position=index + 1, name=name,
-            measure=measure, above=above, below=below, series=dict(series),
-            older_than=older_than, change_pct=change_pct, max_age=max_age,
-            command=_command(check, table, entry_path), judge=judge,
-        ))
+        out.append(
+            AlertRule(
+                kind=kind,
+                position=index + 1,
+                name=name,
+                measure=measure,
+                above=above,
+                below=below,
+                series=dict(series),
+                older_than=older_than,
+                change_pct=change_pct,
+                max_age=max_age,
+                command=_command(check, table, entry_path),
+                judge=judge,
+            )
+        )
     return tuple(out)
 
 
-def _dashboard(check: Validator, table: Mapping[str, Any],
-               metrics: Mapping[str, MetricConfig]) -> Dashboard:
+def _dashboard(check: Validator, table: Mapping[str, Any], metrics: Mapping[str, MetricConfig]) -> Dashboard:
     key_path: tuple[Any, ...] = ("dashboard",)
     check.known_keys(table, _DASHBOARD_KEYS, key_path)
     columns = check.integer(table, "columns", key_path, minimum=1)
@@ -533,8 +623,9 @@ def _dashboard(check: Validator, table: Mapping[str, Any],
         raise check.fail((*key_path, "columns"), f"at most 12 columns, not {columns}")
     raw = table.get("charts", [])
     if not isinstance(raw, list):
-        raise check.fail((*key_path, "charts"),
-                         'expected a list of charts, like [{ metric = "daily_orders" }]')
+        raise check.fail(
+            (*key_path, "charts"), 'expected a list of charts, like [{ metric = "daily_orders" }]'
+        )
     charts = []
     for index, entry in enumerate(raw):
         entry_path = (*key_path, "charts", index)
@@ -543,20 +634,24 @@ def _dashboard(check: Validator, table: Mapping[str, Any],
         metric = check.string(chart, "metric", entry_path, required=True)
         if metric not in metrics:
             known = ", ".join(metrics) or "none"
-            raise check.fail((*entry_path, "metric"),
-                             f"unknown metric '{metric}' (metrics: {known})")
+            raise check.fail((*entry_path, "metric"), f"unknown metric '{metric}' (metrics: {known})")
         assert metric is not None
         series = chart.get("series")
         if series is not None and not isinstance(series, Mapping):
-            raise check.fail((*entry_path, "series"),
-                             "expected a table of dimension values, like { country = \"DE\" }")
-        charts.append(DashboardChart(metric, check.string(chart, "measure", entry_path),
-                                     dict(series) if series is not None else None))
+            raise check.fail(
+                (*entry_path, "series"), 'expected a table of dimension values, like { country = "DE" }'
+            )
+        charts.append(
+            DashboardChart(
+                metric,
+                check.string(chart, "measure", entry_path),
+                dict(series) if series is not None else None,
+            )
+        )
     return Dashboard(tuple(charts), columns or DASHBOARD_COLUMNS)
 
 
-def _command(check: Validator, table: Mapping[str, Any],
-             entry_path: tuple[Any, ...]) -> str | None:
+def _command(check: Validator, table: Mapping[str, Any], entry_path: tuple[Any, ...]) -> str | None:
     """An alert rule's ``command``: split like a shell line (and run without a shell)."""
     import shlex
 
@@ -566,11 +661,11 @@ def _command(check: Validator, table: Mapping[str, Any],
     try:
         argv = shlex.split(command)
     except ValueError as exc:
-        raise check.fail((*entry_path, "command"), f"the command cannot be split like a shell "
-                         f"line: {str(exc).lower()}") from None
+        raise check.fail(
+            (*entry_path, "command"), f"the command cannot be split like a shell line: {str(exc).lower()}"
+        ) from None
     if not argv:
-        raise check.fail((*entry_path, "command"), "the command is empty (leave the key out "
-                         "for no command)")
+        raise check.fail((*entry_path, "command"), "the command is empty (leave the key out for no command)")
     return command
 
 
@@ -580,8 +675,9 @@ def load_project(path: str | os.PathLike[str]) -> Project:
         raise ProjectError(repr(str(path)), "the project file's name is empty")
     file = Path(path).expanduser().absolute()
     if file.exists() and not file.is_file() and not file.is_dir():
-        raise ProjectError(str(file), "is not a regular file (a device, a pipe or a socket); "
-                           "give a project file (.toml)")
+        raise ProjectError(
+            str(file), "is not a regular file (a device, a pipe or a socket); give a project file (.toml)"
+        )
     try:
         text = file.read_text(encoding="utf-8-sig")  # a byte order mark some editors write
     except FileNotFoundError:
@@ -593,5 +689,3 @@ def load_project(path: str | os.PathLike[str]) -> Project:
     except OSError as exc:
         raise ProjectError(str(file), f"cannot be read: {exc.strerror}") from None
     return parse_project(text, file)
-
-

@@ -30,13 +30,16 @@ class Renamed:
     @property
     def summary(self) -> str:
         m = self.moved
-        return (f"{m.get('runs', 0)} run(s), {m.get('versions', 0)} version(s), "
-                f"{m.get('current', 0)} current value(s) and {m.get('alerts', 0)} alert "
-                "state(s)")
+        return (
+            f"{m.get('runs', 0)} run(s), {m.get('versions', 0)} version(s), "
+            f"{m.get('current', 0)} current value(s) and {m.get('alerts', 0)} alert "
+            "state(s)"
+        )
 
 
-def rename_metric(project: Project, store: Store, old: str, new: str,
-                  edit: Callable[[ProjectDocument], None] | None = None) -> Renamed:
+def rename_metric(
+    project: Project, store: Store, old: str, new: str, edit: Callable[[ProjectDocument], None] | None = None
+) -> Renamed:
     """Rename metric ``old`` to ``new`` in ``project``'s file (comments and layout kept) and in
     ``store``. ``edit`` makes further changes to the document in the same save (the app's
     metric editor saves its other fields with the rename)."""
@@ -54,8 +57,7 @@ def rename_metric(project: Project, store: Store, old: str, new: str,
     if new == old:
         return Renamed(document.save(), {})
     if new in store.metric_names():
-        raise UsageError(f"{store.label} already holds runs of a metric '{new}'; pick another "
-                         "name")
+        raise UsageError(f"{store.label} already holds runs of a metric '{new}'; pick another name")
     moved = store.rename_metric(old, new)
     try:
         saved = document.save()

@@ -30,9 +30,14 @@ from lookback_gui.core.timing.windows import (
 )
 
 
-def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
-                     now: datetime | None = None, *,
-                     as_known_then: bool = False) -> list[Window]:
+def backfill_windows(
+    config: MetricConfig,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    *,
+    as_known_then: bool = False,
+) -> list[Window]:
     """Window-sized chunks covering every bucket in [start, end), oldest first.
 
     Each chunk is pulled with what is known now (its ``$as_of`` is ``now``, default: now in the
@@ -56,12 +61,15 @@ def backfill_windows(config: MetricConfig, start: datetime, end: datetime,
     while cursor < last:
         chunk_end = min(add_buckets(cursor, config.grain, config.buckets), last)
         if chunk_end <= now:
-            windows.append(Window(start=cursor, end=chunk_end,
-                                  as_of=chunk_end if as_known_then else now,
-                                  partial_start=None))
+            windows.append(
+                Window(
+                    start=cursor, end=chunk_end, as_of=chunk_end if as_known_then else now, partial_start=None
+                )
+            )
         else:
-            windows.append(Window(start=cursor, end=chunk_end, as_of=now,
-                                  partial_start=bucket_start(now, config.grain)))
+            windows.append(
+                Window(start=cursor, end=chunk_end, as_of=now, partial_start=bucket_start(now, config.grain))
+            )
         cursor = chunk_end
     return windows
 
@@ -80,16 +88,19 @@ def backfill_chunk_count(config: MetricConfig, start: datetime, end: datetime) -
     return -(-buckets_between(first, last, config.grain) // config.buckets)
 
 
-def _uncovered_ok_empty(config: MetricConfig, store: Store,
-                        plans: list[tuple[str, Window]]) -> Callable[[str, Window], MetricConfig]:
+def _uncovered_ok_empty(
+    config: MetricConfig, store: Store, plans: list[tuple[str, Window]]
+) -> Callable[[str, Window], MetricConfig]:
     """The config to pull a planned window with: a back-fill chunk that no successful pull
     covered any bucket of may come back empty (nothing is stored there that an outage could
     wrongly remove, e.g. before the data starts): it succeeds with a warning, not a failure."""
     if config.allow_empty or not any(trigger == "backfill" for trigger, _ in plans):
         return lambda trigger, window: config
-    spans = [(r.window_start, r.window_end) for r in store.runs(metric=config.name,
-                                                                status="succeeded")
-             if r.window_start is not None and r.window_end is not None]
+    spans = [
+        (r.window_start, r.window_end)
+        for r in store.runs(metric=config.name, status="succeeded")
+        if r.window_start is not None and r.window_end is not None
+    ]
     relaxed = dataclasses.replace(config, allow_empty=True)
 
     def pick(trigger: str, window: Window) -> MetricConfig:
@@ -137,9 +148,17 @@ def run_windows(
                 if child.cancelled:
                     return
         try:
-            run = run_pull(project, config_for(trigger, window), store, trigger=trigger,
-                           window=window, control=child, observer=observer, clock=clock,
-                           connections=connections)
+            run = run_pull(
+                project,
+                config_for(trigger, window),
+                store,
+                trigger=trigger,
+                window=window,
+                control=child,
+                observer=observer,
+                clock=clock,
+                connections=connections,
+            )
         finally:
             if gate is not None:
                 gate.release()
@@ -182,10 +201,19 @@ def backfill(
     own end: see :func:`backfill_windows`)."""
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
-    plans = [(trigger, w) for w in backfill_windows(config, start, end,
-                                                    clock() if clock else None,
-                                                    as_known_then=as_known_then)]
-    return run_windows(project, config, store, plans,
-                       workers=max(1, min(workers, source.concurrency)), control=control,
-                       observer=observer, on_run=on_chunk, clock=clock,
-                       connections=connections)
+    plans = [
+        (trigger, w)
+        for w in backfill_windows(config, start, end, clock() if clock else None, as_known_then=as_known_then)
+    ]
+    return run_windows(
+        project,
+        config,
+        store,
+        plans,
+        workers=max(1, min(workers, source.concurrency)),
+        control=control,
+        observer=observer,
+        on_run=on_chunk,
+        clock=clock,
+        connections=connections,
+    )

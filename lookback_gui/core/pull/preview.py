@@ -34,8 +34,9 @@ from lookback_gui.core.timing.windows import (
 )
 
 
-def check_metric(project: Project, metric: MetricConfig | str,
-                 environ: Mapping[str, str] | None = None) -> ResultShape:
+def check_metric(
+    project: Project, metric: MetricConfig | str, environ: Mapping[str, str] | None = None
+) -> ResultShape:
     """Check that a metric's SQL is accepted, binds on its source and has a usable result shape.
 
     Nothing is pulled or stored: the query is planned for the current window with ``LIMIT 0``.
@@ -44,8 +45,9 @@ def check_metric(project: Project, metric: MetricConfig | str,
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
     query = metric_query(config, source)
-    window = compute_window(local_now(config.zone), config.grain, config.buckets,
-                            config.complete_buckets_only)
+    window = compute_window(
+        local_now(config.zone), config.grain, config.buckets, config.complete_buckets_only
+    )
     con = connect_source(source, config.timezone, environ=environ)
     try:
         execute_metric_query(con, query, window, config, source, limit=0)
@@ -78,9 +80,13 @@ class Preview:
     warnings: tuple[str, ...]
 
 
-def preview_metric(project: Project, config: MetricConfig, limit: int = 200,
-                   environ: Mapping[str, str] | None = None,
-                   control: PullControl | None = None) -> Preview:
+def preview_metric(
+    project: Project,
+    config: MetricConfig,
+    limit: int = 200,
+    environ: Mapping[str, str] | None = None,
+    control: PullControl | None = None,
+) -> Preview:
     """Run ``config``'s query for its current window; nothing is stored.
 
     ``config`` may be an edited metric that is not saved yet. Raises PullError with the reason
@@ -90,8 +96,9 @@ def preview_metric(project: Project, config: MetricConfig, limit: int = 200,
     if source is None:
         raise QueryError(f"metric {config.name}: unknown source '{config.source}'")
     query = metric_query(config, source)
-    window = compute_window(local_now(config.zone), config.grain, config.buckets,
-                            config.complete_buckets_only)
+    window = compute_window(
+        local_now(config.zone), config.grain, config.buckets, config.complete_buckets_only
+    )
     con = connect_source(source, config.timezone, environ=environ)
     if control is not None:
         control.attach(con)
@@ -110,5 +117,11 @@ def preview_metric(project: Project, config: MetricConfig, limit: int = 200,
         if control is not None:
             control.attach(None)
         release_source(con, source)
-    return Preview(window=window, shape=staged.shape, columns=columns, rows=tuple(rows),
-                   total_rows=int(total[0]) if total else 0, warnings=staged.warnings)
+    return Preview(
+        window=window,
+        shape=staged.shape,
+        columns=columns,
+        rows=tuple(rows),
+        total_rows=int(total[0]) if total else 0,
+        warnings=staged.warnings,
+    )

@@ -25,8 +25,9 @@ from lookback_gui.core.timing.windows import Window, compute_window, local_now
 TRIGGER = "replay"
 
 
-def replay_times(config: MetricConfig, start: datetime, end: datetime, *,
-                 snapshots: bool = False) -> list[datetime]:
+def replay_times(
+    config: MetricConfig, start: datetime, end: datetime, *, snapshots: bool = False
+) -> list[datetime]:
     """The metric's scheduled times in [start, end) (naive local times).
 
     ``every`` counts from ``start``; a cron schedule fires at its own times. Raises UsageError
@@ -63,14 +64,13 @@ def _check_replayable(config: MetricConfig, snapshots: bool = False) -> None:
         raise UsageError(
             f"metric {config.name}: its SQL does not use $as_of, so a pull cannot see the "
             "source as it was at a past moment; use 'lookback backfill' to pull the past as "
-            "the source is now")
+            "the source is now"
+        )
     if not config.every and not config.schedule:
-        raise UsageError(f"metric {config.name} has no schedule ('schedule' or 'every') to "
-                         "replay")
+        raise UsageError(f"metric {config.name} has no schedule ('schedule' or 'every') to replay")
 
 
-def count_replay_times(config: MetricConfig, start: datetime, end: datetime,
-                       snapshots: bool = False) -> int:
+def count_replay_times(config: MetricConfig, start: datetime, end: datetime, snapshots: bool = False) -> int:
     """How many scheduled times :func:`replay_times` finds in [start, end), counted without
     listing them (a century of a five-minute schedule is counted at once).
 
@@ -92,8 +92,7 @@ def count_replay_times(config: MetricConfig, start: datetime, end: datetime,
     last_day = datetime.combine(end.date(), time())
     if last_day <= first_day:
         return len(replay_times(config, start, end))
-    count = (len(replay_times(config, start, first_day))
-             + len(replay_times(config, last_day, end)))
+    count = len(replay_times(config, start, first_day)) + len(replay_times(config, last_day, end))
     minute, hour, dom, month, dow = config.schedule.split()
     per_day = len(_cron_values(minute, 0, 59)) * len(_cron_values(hour, 0, 23))
     days = (last_day - first_day).days
@@ -108,8 +107,8 @@ def count_replay_times(config: MetricConfig, start: datetime, end: datetime,
 
 
 EPOCH = datetime(1970, 1, 1)
-_WEEKDAYS = {name: index for index, name in enumerate(
-    ("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+_WEEKDAYS = {name: index for index, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
+
 
 def _same_kind_of_day(day: date) -> date:
     """A day of 1972-1999 with the same month, day of month and weekday as ``day`` (every
@@ -122,12 +121,15 @@ def _same_kind_of_day(day: date) -> date:
     return day
 
 
-_NAMES = {name: index for index, name in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_NAMES = {
+    name: index
+    for index, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
 
 
-def _cron_values(field: str, low: int, high: int,
-                 names: dict[str, int] | None = None) -> set[int]:
+def _cron_values(field: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
     """The values one field of a (valid) cron expression takes: ``*``, ``a``, ``a-b``,
     ``*/n``, ``a-b/n``, ``a/n`` and lists of them."""
     values: set[int] = set()
@@ -145,8 +147,7 @@ def _cron_values(field: str, low: int, high: int,
     return values
 
 
-def _days_it_fires(config: MetricConfig, dom: str, month: str,
-                   dow: str) -> Callable[[date], int]:
+def _days_it_fires(config: MetricConfig, dom: str, month: str, dow: str) -> Callable[[date], int]:
     """Whether the cron schedule fires on a day at all (1 or 0): its day of month, month and
     weekday must all match, as the scheduler's trigger reads them (weekdays as cron counts
     them, 0 and 7 Sunday, or their names). A field this reading does not know is left to the
@@ -164,8 +165,7 @@ def _days_it_fires(config: MetricConfig, dom: str, month: str,
                 same = _same_kind_of_day(day)
                 begin = datetime.combine(same, time()).replace(tzinfo=config.zone)
                 fire = trigger.get_next_fire_time(None, begin)
-                cache[key] = int(fire is not None
-                                 and fire.astimezone(config.zone).date() == same)
+                cache[key] = int(fire is not None and fire.astimezone(config.zone).date() == same)
             return cache[key]
 
         return asked
@@ -176,25 +176,48 @@ def _days_it_fires(config: MetricConfig, dom: str, month: str,
     return fires_on
 
 
-def replay_windows(config: MetricConfig, start: datetime, end: datetime,
-                   now: datetime | None = None, *, snapshots: bool = False) -> list[Window]:
+def replay_windows(
+    config: MetricConfig,
+    start: datetime,
+    end: datetime,
+    now: datetime | None = None,
+    *,
+    snapshots: bool = False,
+) -> list[Window]:
     """The windows of a replay of [start, end): one per scheduled time, never after ``now``.
 
     ``snapshots``: the metric's source reads a table's snapshot as of each pull
     (``snapshot_as_of``), which replays it as ``$as_of`` SQL does."""
     now = now or local_now(config.zone)
-    return [compute_window(moment, config.grain, config.buckets, config.complete_buckets_only)
-            for moment in replay_times(config, start, min(end, now), snapshots=snapshots)]
+    return [
+        compute_window(moment, config.grain, config.buckets, config.complete_buckets_only)
+        for moment in replay_times(config, start, min(end, now), snapshots=snapshots)
+    ]
 
 
-def replay(project: Project, metric: MetricConfig | str, store: Store, windows: list[Window], *,
-           control: PullControl | None = None, observer: Observer = ignore,
-           on_run: Callable[[int, int, RunRecord], None] | None = None,
-           clock: Callable[[], datetime] | None = None,
-           connections: SourceConnections | None = None) -> list[RunRecord]:
+def replay(
+    project: Project,
+    metric: MetricConfig | str,
+    store: Store,
+    windows: list[Window],
+    *,
+    control: PullControl | None = None,
+    observer: Observer = ignore,
+    on_run: Callable[[int, int, RunRecord], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    connections: SourceConnections | None = None,
+) -> list[RunRecord]:
     """Pull each of ``windows`` (from :func:`replay_windows`) in order, as trigger ``replay``;
     a failed pull does not stop the others, cancelling stops the rest."""
     config = project.metric(metric) if isinstance(metric, str) else metric
-    return run_windows(project, config, store, [(TRIGGER, w) for w in windows],
-                       control=control, observer=observer, on_run=on_run, clock=clock,
-                       connections=connections)
+    return run_windows(
+        project,
+        config,
+        store,
+        [(TRIGGER, w) for w in windows],
+        control=control,
+        observer=observer,
+        on_run=on_run,
+        clock=clock,
+        connections=connections,
+    )

@@ -75,18 +75,20 @@ from lookback_gui.core.timing.windows import (
 )
 
 
-def revision_check(metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str],
-                    summary: DiffSummary) -> None:
+def revision_check(
+    metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str], summary: DiffSummary
+) -> None:
     failures: list[str] = []
     for check in metric.checks:
         if check.revision_pct is None:
             continue
         largest = summary.max_revision_pct or 0.0
         ok = largest <= check.revision_pct
-        message = (f"check {check.name}: the largest revision in this run is {largest:.1f}% "
-                   f"(at most {check.revision_pct:g}%)")
-        checks.append({"name": check.name, "severity": check.severity, "ok": ok,
-                       "message": message})
+        message = (
+            f"check {check.name}: the largest revision in this run is {largest:.1f}% "
+            f"(at most {check.revision_pct:g}%)"
+        )
+        checks.append({"name": check.name, "severity": check.severity, "ok": ok, "message": message})
         if not ok:
             (failures if check.severity == "error" else warnings).append(message)
     if failures:
@@ -163,8 +165,7 @@ class PullContext:
 def retry_policy(config: MetricConfig) -> RetryPolicy:
     """When a pull of ``config`` tries again: its ``retries``, ``retry_base`` and
     ``retry_max``."""
-    return RetryPolicy(config.retries, config.retry_base.total_seconds(),
-                       config.retry_max.total_seconds())
+    return RetryPolicy(config.retries, config.retry_base.total_seconds(), config.retry_max.total_seconds())
 
 
 def run_pull(
@@ -197,34 +198,62 @@ def run_pull(
     control = control or PullControl()
     now = clock or (lambda: local_now(zone))
     if window is None:
-        window = compute_window(as_of or now(), config.grain, config.buckets,
-                                config.complete_buckets_only)
+        window = compute_window(as_of or now(), config.grain, config.buckets, config.complete_buckets_only)
     if window.as_of > now():
-        raise UsageError(f"metric {config.name}: a pull as of {_fmt(window.as_of)} would be as "
-                         f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
-                         f"{config.timezone})")
+        raise UsageError(
+            f"metric {config.name}: a pull as of {_fmt(window.as_of)} would be as "
+            f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
+            f"{config.timezone})"
+        )
     # a table read as of the pull (snapshot_as_of) replays its source as $as_of SQL does
     replays = uses_as_of(config.sql) or source.snapshot_as_of
     definition = definition_version(config)
     started = time.monotonic()
-    run_id = _begin_with_retries(store, NewRun(
-        metric=config.name, trigger=trigger, timezone=config.timezone, grain=config.grain.value,
-        as_of=window.as_of, window_start=window.start, window_end=window.end,
-        partial_start=window.partial_start, started_at=now(), sql=config.sql,
-        params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
-        log=(f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
-             f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"),
-        known_at=window.as_of if replays else None, definition=definition,
-    ), config, sleep or control.sleep, control)
+    run_id = _begin_with_retries(
+        store,
+        NewRun(
+            metric=config.name,
+            trigger=trigger,
+            timezone=config.timezone,
+            grain=config.grain.value,
+            as_of=window.as_of,
+            window_start=window.start,
+            window_end=window.end,
+            partial_start=window.partial_start,
+            started_at=now(),
+            sql=config.sql,
+            params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
+            log=(
+                f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
+                f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"
+            ),
+            known_at=window.as_of if replays else None,
+            definition=definition,
+        ),
+        config,
+        sleep or control.sleep,
+        control,
+    )
     control.run_id = run_id
     observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
     result: RunRecord
     # what the pull holds until it ends: its private folder and its source connection
     held = contextlib.ExitStack()
     pull = PullContext(
-        project=project, metric=config, source=source, window=window, control=control,
-        store=store, clock=now, staging=held.enter_context(staging_folder()), run_id=run_id,
-        connections=connections, environ=environ, observer=observer, definition=definition)
+        project=project,
+        metric=config,
+        source=source,
+        window=window,
+        control=control,
+        store=store,
+        clock=now,
+        staging=held.enter_context(staging_folder()),
+        run_id=run_id,
+        connections=connections,
+        environ=environ,
+        observer=observer,
+        definition=definition,
+    )
     try:
         pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
         pull.last = store.last_successful_run(config.name)
@@ -232,8 +261,14 @@ def run_pull(
         result = _commit_with_retries(pull, staged, known_at, started, sleep or control.sleep)
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
-        store.finish_run(run_id, status="cancelled", finished_at=now(), attempts=pull.attempts,
-                         error="cancelled", duration_s=time.monotonic() - started)
+        store.finish_run(
+            run_id,
+            status="cancelled",
+            finished_at=now(),
+            attempts=pull.attempts,
+            error="cancelled",
+            duration_s=time.monotonic() - started,
+        )
         result = store.run(run_id)
     except LookbackError as exc:
         message = str(exc)
@@ -241,15 +276,24 @@ def run_pull(
             store.log(run_id, "error", f"{message}; nothing was committed")
         elif pull.attempts == 0 or not isinstance(exc, PullError):
             store.log(run_id, "error", message)
-        store.finish_run(run_id, status="failed", finished_at=now(),
-                         attempts=max(pull.attempts, 1), error=message,
-                         duration_s=time.monotonic() - started)
+        store.finish_run(
+            run_id,
+            status="failed",
+            finished_at=now(),
+            attempts=max(pull.attempts, 1),
+            error=message,
+            duration_s=time.monotonic() - started,
+        )
         result = store.run(run_id)
     except Exception as exc:  # a bug: the run must not stay "running"; then report it
-        store.finish_run(run_id, status="failed", finished_at=now(),
-                         attempts=max(pull.attempts, 1),
-                         error=f"internal error: {type(exc).__name__}: {exc}",
-                         duration_s=time.monotonic() - started)
+        store.finish_run(
+            run_id,
+            status="failed",
+            finished_at=now(),
+            attempts=max(pull.attempts, 1),
+            error=f"internal error: {type(exc).__name__}: {exc}",
+            duration_s=time.monotonic() - started,
+        )
         raise
     finally:
         held.close()
@@ -260,8 +304,9 @@ def run_pull(
     return result
 
 
-def _begin_with_retries(store: Store, start: NewRun, config: MetricConfig,
-                        wait: Callable[[float], None], control: PullControl) -> int:
+def _begin_with_retries(
+    store: Store, start: NewRun, config: MetricConfig, wait: Callable[[float], None], control: PullControl
+) -> int:
     """Record the run's start and return its id. A store that failed in a way that trying
     again may fix (the team store's catalog went away while the run was being recorded; nothing
     of it was kept) is tried again under the metric's retry policy, as a failed query is;
@@ -280,9 +325,9 @@ def _begin_with_retries(store: Store, start: NewRun, config: MetricConfig,
         wait(delay)
 
 
-def _stage_with_retries(pull: PullContext, held: contextlib.ExitStack,
-                        wait: Callable[[float], None], replays: bool
-                        ) -> tuple[StagedResult, datetime]:
+def _stage_with_retries(
+    pull: PullContext, held: contextlib.ExitStack, wait: Callable[[float], None], replays: bool
+) -> tuple[StagedResult, datetime]:
     """Attempt the query until it succeeds or the retry policy gives up; return the staged
     result and the known time of its values."""
     config, control, store = pull.metric, pull.control, pull.store
@@ -308,16 +353,20 @@ def _stage_with_retries(pull: PullContext, held: contextlib.ExitStack,
             store.log(pull.run_id, "error", f"attempt {attempts} failed: {failure}")
             pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), None))
             raise failure
-        store.log(pull.run_id, "warning",
-                  f"attempt {attempts} failed: {failure}; retrying in {delay:.2f} s "
-                  f"(attempt {attempts + 1} of {config.retries + 1})")
+        store.log(
+            pull.run_id,
+            "warning",
+            f"attempt {attempts} failed: {failure}; retrying in {delay:.2f} s "
+            f"(attempt {attempts + 1} of {config.retries + 1})",
+        )
         pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
         store.set_attempts(pull.run_id, attempts)
         wait(delay)
 
 
-def _commit_with_retries(pull: PullContext, staged: StagedResult, known_at: datetime,
-                         started: float, wait: Callable[[float], None]) -> RunRecord:
+def _commit_with_retries(
+    pull: PullContext, staged: StagedResult, known_at: datetime, started: float, wait: Callable[[float], None]
+) -> RunRecord:
     """Commit the staged result. A commit that failed in a way that trying again may fix (the
     team store's catalog went away, or another process's commit conflicted with it) is tried
     again with the same staged result, under the metric's retry policy and counting as an
@@ -341,15 +390,17 @@ def _commit_with_retries(pull: PullContext, staged: StagedResult, known_at: date
         pull.observer(AttemptFailed(pull.run_id, config.name, attempts, str(failure), delay))
         pull.attempts += 1
         with contextlib.suppress(TransientStoreError):  # the store may still be away
-            store.log(pull.run_id, "warning",
-                      f"attempt {attempts} failed: {failure}; committing again in "
-                      f"{delay:.2f} s (attempt {attempts + 1} of {config.retries + 1})")
+            store.log(
+                pull.run_id,
+                "warning",
+                f"attempt {attempts} failed: {failure}; committing again in "
+                f"{delay:.2f} s (attempt {attempts + 1} of {config.retries + 1})",
+            )
             store.set_attempts(pull.run_id, pull.attempts)
         wait(delay)
 
 
-def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
-            started: float) -> RunRecord:
+def _commit(pull: PullContext, staged: StagedResult, known_at: datetime, started: float) -> RunRecord:
     """Diff the staged result, run the checks on the diff, and commit it as the pull's run
     (nothing is written when a check fails or the pull is cancelled meanwhile)."""
     config, window, store = pull.metric, pull.window, pull.store
@@ -361,17 +412,24 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
         store.log(pull.run_id, "warning", text)
     checks = list(staged.checks)
     last = pull.last
-    changed = (last is not None and last.definition is not None
-               and last.definition != pull.definition)
+    changed = last is not None and last.definition is not None and last.definition != pull.definition
     older = store.pull_extent(config.name)[0] if changed else None
     pull.control.check()
     with store.begin_commit(pull.run_id) as commit:
-        summary = commit.diff(StagedValues(
-            metric=config.name, sql=staged.values_sql, measures=staged.shape.measures,
-            window_start=staged.diff_start or window.start, window_end=window.end,
-            known_at=known_at,
-            unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
-            count=staged.values, exact=bool(staged.shape.exact), definition=pull.definition))
+        summary = commit.diff(
+            StagedValues(
+                metric=config.name,
+                sql=staged.values_sql,
+                measures=staged.shape.measures,
+                window_start=staged.diff_start or window.start,
+                window_end=window.end,
+                known_at=known_at,
+                unchanged_before=(window.start, staged.diff_start) if staged.diff_start else None,
+                count=staged.values,
+                exact=bool(staged.shape.exact),
+                definition=pull.definition,
+            )
+        )
         said: tuple[str, ...] = ()
         if changed:
             assert last is not None and last.definition is not None
@@ -379,12 +437,20 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime,
             warnings += said
         revision_check(config, checks, warnings, summary)
         pull.control.check()
-        record = commit.commit(CommitRequest(
-            settled_end=settled_end(window, known_at, config), finished_at=pull.clock(),
-            duration_s=time.monotonic() - started, attempts=pull.attempts, rows=staged.rows,
-            warnings=warnings, checks=checks, schema_change=schema_change,
-            log_warnings=(*staged.warnings, *said),
-            probes=staged.probes))
+        record = commit.commit(
+            CommitRequest(
+                settled_end=settled_end(window, known_at, config),
+                finished_at=pull.clock(),
+                duration_s=time.monotonic() - started,
+                attempts=pull.attempts,
+                rows=staged.rows,
+                warnings=warnings,
+                checks=checks,
+                schema_change=schema_change,
+                log_warnings=(*staged.warnings, *said),
+                probes=staged.probes,
+            )
+        )
     return record
 
 
@@ -394,39 +460,62 @@ def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | No
     config, window = pull.metric, pull.window
     assert pull.definition is not None
     start = first if first is not None and first < window.start else None
-    text = (f"definition changed ({old} → {pull.definition}): {redefined} value(s) changed with "
-            "it (redefinitions, not late data)")
+    text = (
+        f"definition changed ({old} → {pull.definition}): {redefined} value(s) changed with "
+        "it (redefinitions, not late data)"
+    )
     if start is not None:
-        text += (f"; the values before {_fmt(window.start)} still come from the old definition:"
-                 f" 'lookback backfill {config.name} --from {start.isoformat()} --to "
-                 f"{window.start.isoformat()}' loads them under the new one")
-    pull.redefinition = DefinitionChanged(config.name, pull.run_id, old, pull.definition,
-                                          redefined, start, window.start)
+        text += (
+            f"; the values before {_fmt(window.start)} still come from the old definition:"
+            f" 'lookback backfill {config.name} --from {start.isoformat()} --to "
+            f"{window.start.isoformat()}' loads them under the new one"
+        )
+    pull.redefinition = DefinitionChanged(
+        config.name, pull.run_id, old, pull.definition, redefined, start, window.start
+    )
     return text
 
 
-def _evaluate_alerts(project: Project, config: MetricConfig, store: Store, now: datetime,
-                     run: RunRecord, observer: Observer) -> None:
+def _evaluate_alerts(
+    project: Project, config: MetricConfig, store: Store, now: datetime, run: RunRecord, observer: Observer
+) -> None:
     if not config.alerts:
         return
     from lookback_gui.core.insight.alerts import evaluate_alerts  # numpy and the nowcast: only here
 
     try:  # a replay brings the states up to date, but the past is no news: no command runs
-        evaluate_alerts(config, store, now, run=run, project_dir=project.directory,
-                        observer=observer, commands=run.trigger != "replay")
+        evaluate_alerts(
+            config,
+            store,
+            now,
+            run=run,
+            project_dir=project.directory,
+            observer=observer,
+            commands=run.trigger != "replay",
+        )
     except LookbackError as exc:  # an alert must never undo or hide the run itself
         logging.getLogger(__name__).debug("alerts of %s: %s", config.name, exc)
-        observer(Notice("warning", f"{config.name}: its alert rules were not evaluated after "
-                        f"run {run.id}: {exc}", config.name))
+        observer(
+            Notice(
+                "warning",
+                f"{config.name}: its alert rules were not evaluated after run {run.id}: {exc}",
+                config.name,
+            )
+        )
 
 
 def _attempt(pull: PullContext, held: contextlib.ExitStack) -> StagedResult:
     """One attempt at the query. A failed attempt releases its source connection at once; a
     successful one with ``held``, after the commit, so that closing it stays off the pull's
     path."""
-    con = connect_source(pull.source, pull.metric.timezone, environ=pull.environ,
-                         staging_dir=pull.staging, connections=pull.connections,
-                         as_of=pull.window.as_of)
+    con = connect_source(
+        pull.source,
+        pull.metric.timezone,
+        environ=pull.environ,
+        staging_dir=pull.staging,
+        connections=pull.connections,
+        as_of=pull.window.as_of,
+    )
     pull.control.attach(con)
     try:
         staged = _query_and_stage(pull, con)
@@ -453,13 +542,18 @@ def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> Stage
         probes = tuple((b, fp) for b, fp in fingerprints if stored.get(b) != fp)
         if changed is None and known:
             return StagedResult(
-                shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)), rows=0,
-                values_sql=None, checks=(), probes=probes, diff_start=window.end,
-                warnings=("change_probe: no bucket changed since the last pull; the query "
-                          "was not run",))
+                shape=ResultShape("bucket", "TIMESTAMP", (), tuple(known)),
+                rows=0,
+                values_sql=None,
+                checks=(),
+                probes=probes,
+                diff_start=window.end,
+                warnings=("change_probe: no bucket changed since the last pull; the query was not run",),
+            )
         if changed is not None and changed > window.start:
-            heavy = Window(start=changed, end=window.end, as_of=window.as_of,
-                           partial_start=window.partial_start)
+            heavy = Window(
+                start=changed, end=window.end, as_of=window.as_of, partial_start=window.partial_start
+            )
             previous_rows = None  # a narrower window is no basis for a row-count change
     control.check()
     raw = os.path.join(pull.staging, "result.parquet")
@@ -467,23 +561,29 @@ def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> Stage
     control.check()
     staged = stage_result(con, config, heavy, previous_rows, raw, wide)
     if heavy is not window:
-        note = (f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
-                f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})")
-        staged = dataclasses.replace(staged, warnings=(*staged.warnings, note),
-                                     diff_start=heavy.start, probes=probes)
+        note = (
+            f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
+            f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})"
+        )
+        staged = dataclasses.replace(
+            staged, warnings=(*staged.warnings, note), diff_start=heavy.start, probes=probes
+        )
     elif probes:
         staged = dataclasses.replace(staged, probes=probes)
     return staged
 
 
-def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Window,
-              source: SourceConfig | None = None) -> tuple[tuple[datetime, str], ...]:
+def run_probe(
+    con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Window, source: SourceConfig | None = None
+) -> tuple[tuple[datetime, str], ...]:
     """The change probe's fingerprint of each bucket of the window."""
     assert config.change_probe is not None
     probe = check_query(config.change_probe, source)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM "
-                    f"(\n{probe.text}\n)", query_parameters(probe, window))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM (\n{probe.text}\n)",
+            query_parameters(probe, window),
+        )
     except duckdb.Error as exc:
         raise _duckdb_failure(config, exc) from None
     columns = [r[0] for r in con.execute("DESCRIBE __lookback_probe").fetchall()]
@@ -491,17 +591,18 @@ def run_probe(con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Wind
     if bucket is None:
         raise QueryError(f"metric {config.name}: change_probe returns no 'bucket' column")
     others = [c for c in columns if c != bucket] or [bucket]
-    fingerprint = " || '|' || ".join(
-        f"coalesce(CAST({quote_identifier(c)} AS VARCHAR), '∅')" for c in others)
+    fingerprint = " || '|' || ".join(f"coalesce(CAST({quote_identifier(c)} AS VARCHAR), '∅')" for c in others)
     rows = con.execute(
         f"SELECT CAST({quote_identifier(bucket)} AS TIMESTAMP) AS b, {fingerprint} "
         f"FROM __lookback_probe WHERE b >= $ws AND b < $we ORDER BY b",
-        {"ws": window.start, "we": window.end}).fetchall()
+        {"ws": window.start, "we": window.end},
+    ).fetchall()
     return tuple((b, fp) for b, fp in rows)
 
 
-def first_changed_bucket(probes: tuple[tuple[datetime, str], ...], stored: Mapping[datetime, str],
-                         window: Window) -> datetime | None:
+def first_changed_bucket(
+    probes: tuple[tuple[datetime, str], ...], stored: Mapping[datetime, str], window: Window
+) -> datetime | None:
     """The earliest bucket whose fingerprint is new, changed or gone; None when none is.
 
     The partial bucket is always taken as changed: it is still filling.
@@ -529,8 +630,11 @@ def schema_change_of(known: list[str], measures: tuple[str, ...]) -> dict[str, l
 def _describeschema_change_of(change: Mapping[str, list[str]]) -> str:
     parts = []
     if change.get("dropped"):
-        parts.append("measure(s) no longer in the result: " + ", ".join(change["dropped"])
-                     + " (their values are kept, not removed)")
+        parts.append(
+            "measure(s) no longer in the result: "
+            + ", ".join(change["dropped"])
+            + " (their values are kept, not removed)"
+        )
     if change.get("added"):
         parts.append("new measure(s): " + ", ".join(change["added"]))
     return "schema change: " + "; ".join(parts)

@@ -63,8 +63,9 @@ def _fmt(moment: datetime) -> str:
     return moment.isoformat(sep=" ", timespec="seconds")
 
 
-def seed(project: Project, store: Store, plan: Sequence[PlannedPull], *,
-         progress: Progress | None = None) -> list[RunRecord]:
+def seed(
+    project: Project, store: Store, plan: Sequence[PlannedPull], *, progress: Progress | None = None
+) -> list[RunRecord]:
     """Write the runs of ``plan`` (in its order, which must be the order of their known times
     for each metric) into ``store``; return them. ``progress(done, total)`` is called as the
     pulls are queried and committed (twice as many steps as pulls).
@@ -75,8 +76,9 @@ def seed(project: Project, store: Store, plan: Sequence[PlannedPull], *,
     configs = {name: project.metric(name) for name in dict.fromkeys(p.metric for p in plan)}
     for config in configs.values():
         if not uses_as_of(config.sql):
-            raise UsageError(f"metric {config.name}: its SQL does not use $as_of, so its past "
-                             "cannot be seeded")
+            raise UsageError(
+                f"metric {config.name}: its SQL does not use $as_of, so its past cannot be seeded"
+            )
     total = 2 * len(plan)
     tell = progress or (lambda done, total: None)
     with staging_folder() as staging, contextlib.ExitStack() as held:
@@ -87,9 +89,15 @@ def seed(project: Project, store: Store, plan: Sequence[PlannedPull], *,
     return records
 
 
-def _query_all(project: Project, configs: dict[str, MetricConfig], plan: Sequence[PlannedPull],
-               staging: str, held: contextlib.ExitStack, tell: Progress,
-               total: int) -> list[tuple[StagedResult, float]]:
+def _query_all(
+    project: Project,
+    configs: dict[str, MetricConfig],
+    plan: Sequence[PlannedPull],
+    staging: str,
+    held: contextlib.ExitStack,
+    tell: Progress,
+    total: int,
+) -> list[tuple[StagedResult, float]]:
     """Each planned pull's checked result (as a pull stages it), with its query's seconds."""
     connections: dict[tuple[str, str], duckdb.DuckDBPyConnection] = {}
     previous_rows: dict[str, int | None] = {}
@@ -106,12 +114,13 @@ def _query_all(project: Project, configs: dict[str, MetricConfig], plan: Sequenc
         started = time.monotonic()
         raw = os.path.join(staging, f"result-{index}.parquet")
         try:
-            execute_metric_query(con, metric_query(config, source), planned.window, config,
-                                 source, into=raw)
+            execute_metric_query(con, metric_query(config, source), planned.window, config, source, into=raw)
         except duckdb.Error as exc:
-            raise LookbackError(f"metric {config.name}: the query failed for the window "
-                                f"[{_fmt(planned.window.start)}, {_fmt(planned.window.end)}):"
-                                f" {' '.join(str(exc).split())}") from None
+            raise LookbackError(
+                f"metric {config.name}: the query failed for the window "
+                f"[{_fmt(planned.window.start)}, {_fmt(planned.window.end)}):"
+                f" {' '.join(str(exc).split())}"
+            ) from None
         result = stage_result(con, config, planned.window, previous_rows.get(config.name), raw)
         previous_rows[config.name] = result.rows
         out.append((result, time.monotonic() - started))
@@ -119,9 +128,15 @@ def _query_all(project: Project, configs: dict[str, MetricConfig], plan: Sequenc
     return out
 
 
-def _commit_all(project: Project, configs: dict[str, MetricConfig], store: Store,
-                plan: Sequence[PlannedPull], staged: list[tuple[StagedResult, float]],
-                tell: Progress, total: int) -> list[RunRecord]:
+def _commit_all(
+    project: Project,
+    configs: dict[str, MetricConfig],
+    store: Store,
+    plan: Sequence[PlannedPull],
+    staged: list[tuple[StagedResult, float]],
+    tell: Progress,
+    total: int,
+) -> list[RunRecord]:
     """Record and commit each planned pull's run, as a pull does."""
     records: list[RunRecord] = []
     last: dict[str, RunRecord] = {}
@@ -131,45 +146,71 @@ def _commit_all(project: Project, configs: dict[str, MetricConfig], store: Store
         window = planned.window
         definition = definition_version(config)
         started = time.monotonic()
-        run_id = store.begin_run(NewRun(
-            metric=config.name, trigger=planned.trigger, timezone=config.timezone,
-            grain=config.grain.value, as_of=window.as_of, window_start=window.start,
-            window_end=window.end, partial_start=window.partial_start,
-            started_at=local_now(config.zone), sql=config.sql,
-            params={"window_start": window.start, "window_end": window.end,
-                    "as_of": window.as_of},
-            log=(f"{planned.trigger} pull of {config.name} from {source.name} ({source.type}) "
-                 f"for window [{_fmt(window.start)}, {_fmt(window.end)}) as of "
-                 f"{_fmt(window.as_of)}"),
-            known_at=window.as_of, definition=definition))
+        run_id = store.begin_run(
+            NewRun(
+                metric=config.name,
+                trigger=planned.trigger,
+                timezone=config.timezone,
+                grain=config.grain.value,
+                as_of=window.as_of,
+                window_start=window.start,
+                window_end=window.end,
+                partial_start=window.partial_start,
+                started_at=local_now(config.zone),
+                sql=config.sql,
+                params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
+                log=(
+                    f"{planned.trigger} pull of {config.name} from {source.name} ({source.type}) "
+                    f"for window [{_fmt(window.start)}, {_fmt(window.end)}) as of "
+                    f"{_fmt(window.as_of)}"
+                ),
+                known_at=window.as_of,
+                definition=definition,
+            )
+        )
         before = last.get(config.name)
-        schema_change = schema_change_of(list(before.measures) if before else [],
-                                       result.shape.measures)
+        schema_change = schema_change_of(list(before.measures) if before else [], result.shape.measures)
         warnings = list(result.warnings)
         if schema_change:
-            raise LookbackError(f"metric {config.name}: its measures changed while it was "
-                                "seeded")
+            raise LookbackError(f"metric {config.name}: its measures changed while it was seeded")
         checks = list(result.checks)
         with store.begin_commit(run_id) as commit:
-            summary = commit.diff(StagedValues(
-                metric=config.name, sql=result.values_sql, measures=result.shape.measures,
-                window_start=window.start, window_end=window.end, known_at=window.as_of,
-                count=result.values, exact=bool(result.shape.exact), definition=definition))
+            summary = commit.diff(
+                StagedValues(
+                    metric=config.name,
+                    sql=result.values_sql,
+                    measures=result.shape.measures,
+                    window_start=window.start,
+                    window_end=window.end,
+                    known_at=window.as_of,
+                    count=result.values,
+                    exact=bool(result.shape.exact),
+                    definition=definition,
+                )
+            )
             revision_check(config, checks, warnings, summary)
-            record = commit.commit(CommitRequest(
-                settled_end=settled_end(window, window.as_of, config),
-                finished_at=local_now(config.zone),
-                duration_s=queried_s + time.monotonic() - started, attempts=1,
-                rows=result.rows, warnings=warnings, checks=checks,
-                schema_change=schema_change, log_warnings=result.warnings))
+            record = commit.commit(
+                CommitRequest(
+                    settled_end=settled_end(window, window.as_of, config),
+                    finished_at=local_now(config.zone),
+                    duration_s=queried_s + time.monotonic() - started,
+                    attempts=1,
+                    rows=result.rows,
+                    warnings=warnings,
+                    checks=checks,
+                    schema_change=schema_change,
+                    log_warnings=result.warnings,
+                )
+            )
         records.append(record)
         last[config.name] = record
         tell(len(plan) + index + 1, total)
     return records
 
 
-def _evaluate_alerts(project: Project, configs: dict[str, MetricConfig], store: Store,
-                     records: list[RunRecord]) -> None:
+def _evaluate_alerts(
+    project: Project, configs: dict[str, MetricConfig], store: Store, records: list[RunRecord]
+) -> None:
     """The alert rules after the seeded runs, as a replay brings them up to date (no command
     runs: the past is no news). A restatement rule judges one run's revisions alone, so it is
     judged after each run in turn, from one read of the revisions; the other rules judge the
@@ -181,9 +222,15 @@ def _evaluate_alerts(project: Project, configs: dict[str, MetricConfig], store: 
     for record in records:
         config = configs[record.metric]
         if config.alerts:
-            evaluate_alerts(config, reader, local_now(config.zone), run=record,
-                            project_dir=project.directory, commands=False,
-                            kinds=None if last[record.metric] == record.id else ("restatement",))
+            evaluate_alerts(
+                config,
+                reader,
+                local_now(config.zone),
+                run=record,
+                project_dir=project.directory,
+                commands=False,
+                kinds=None if last[record.metric] == record.id else ("restatement",),
+            )
 
 
 class _RevisionsReadOnce:
@@ -194,8 +241,7 @@ class _RevisionsReadOnce:
         self._by_run: dict[tuple[str, int], list[RevisionRow]] = {}
         self._read: set[str] = set()
 
-    def revisions(self, metric: str, newest: int | None = None,
-                  run: int | None = None) -> list[RevisionRow]:
+    def revisions(self, metric: str, newest: int | None = None, run: int | None = None) -> list[RevisionRow]:
         if newest is not None or run is None:
             return self._store.revisions(metric, newest, run)
         if metric not in self._read:

@@ -36,16 +36,49 @@ from lookback_gui.core.timing.windows import (
     Window,
 )
 
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+    "DECIMAL",
+)
 
 
-_EXACT = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-          "UINTEGER", "UBIGINT", "UHUGEINT", "DECIMAL")
+_EXACT = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "DECIMAL",
+)
 
 
-_TIME = ("DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS",
-         "TIMESTAMP_NS", "TIMESTAMPTZ", "DATETIME")
+_TIME = (
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE",
+    "TIMESTAMP_S",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_NS",
+    "TIMESTAMPTZ",
+    "DATETIME",
+)
 
 
 _RESULT = "__lookback_result"
@@ -81,7 +114,8 @@ def staging_folder() -> tempfile.TemporaryDirectory[str]:
         remove_stale_staging(base)
     pid = os.getpid()
     return tempfile.TemporaryDirectory(
-        prefix=f"{STAGING_PREFIX}{pid}-{_process_started(pid) or 0}-", dir=base)
+        prefix=f"{STAGING_PREFIX}{pid}-{_process_started(pid) or 0}-", dir=base
+    )
 
 
 def remove_stale_staging(base: str | None = None) -> list[str]:
@@ -99,7 +133,7 @@ def remove_stale_staging(base: str | None = None) -> list[str]:
     for entry in entries:
         if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir(follow_symlinks=False):
             continue
-        parts = entry.name[len(STAGING_PREFIX):].split("-")
+        parts = entry.name[len(STAGING_PREFIX) :].split("-")
         if len(parts) >= 3 and parts[0].isdigit() and parts[1].isdigit():
             started = _process_started(int(parts[0]))
             if started is not None and abs(started - int(parts[1])) <= 1:
@@ -162,11 +196,10 @@ def infer_shape(columns: list[tuple[str, str]], metric: MetricConfig) -> ResultS
         measures = [c for c in others if numeric(c)]
     for column in measures:
         if not numeric(column):
-            raise QueryError(
-                f"metric {metric.name}: measure '{column}' is {types[column]}, not a number"
-            )
-    dimensions = (list(metric.dimensions) if metric.dimensions is not None
-                  else [c for c in others if c not in measures])
+            raise QueryError(f"metric {metric.name}: measure '{column}' is {types[column]}, not a number")
+    dimensions = (
+        list(metric.dimensions) if metric.dimensions is not None else [c for c in others if c not in measures]
+    )
     unused = [c for c in others if c not in measures and c not in dimensions]
     if unused:
         raise QueryError(
@@ -179,8 +212,13 @@ def infer_shape(columns: list[tuple[str, str]], metric: MetricConfig) -> ResultS
             f"(columns: {', '.join(names)})"
         )
     exact = frozenset(m for m in measures if types[m].upper().startswith(_EXACT))
-    return ResultShape(bucket=bucket, bucket_type=bucket_type, dimensions=tuple(dimensions),
-                       measures=tuple(measures), exact=exact)
+    return ResultShape(
+        bucket=bucket,
+        bucket_type=bucket_type,
+        dimensions=tuple(dimensions),
+        measures=tuple(measures),
+        exact=exact,
+    )
 
 
 @dataclass(frozen=True)
@@ -211,9 +249,15 @@ def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]
     return {name: values[name] for name in sorted(query.parameters)}
 
 
-def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, window: Window,
-                         metric: MetricConfig, source: SourceConfig | None = None,
-                         limit: int | None = None, into: str | None = None) -> dict[str, str] | None:
+def execute_metric_query(
+    con: duckdb.DuckDBPyConnection,
+    query: CheckedQuery,
+    window: Window,
+    metric: MetricConfig,
+    source: SourceConfig | None = None,
+    limit: int | None = None,
+    into: str | None = None,
+) -> dict[str, str] | None:
     """Run the metric's SQL into a temporary table of the pull's own connection, or straight into the
     Parquet file ``into`` (one pass; the checks and the store then read that file), then returning its
     128-bit integer columns and their types (:func:`raw_relation`).
@@ -233,8 +277,7 @@ def execute_metric_query(con: duckdb.DuckDBPyConnection, query: CheckedQuery, wi
     with transaction:
         if into is not None:
             select, metadata, wide = _parquet_ready(con, select, params)
-            con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet{metadata})",
-                        params)
+            con.execute(f"COPY ({select}) TO {quote_literal(into)} (FORMAT parquet{metadata})", params)
             return wide
         con.execute(f"CREATE TEMP TABLE {_RESULT} AS {select}", params)
     return None
@@ -246,8 +289,9 @@ _WIDE_INTEGERS = ("HUGEINT", "UHUGEINT")
 _WIDE_KEY = "lookback_wide_integers"
 
 
-def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any]
-                   ) -> tuple[str, str, dict[str, str]]:
+def _parquet_ready(
+    con: duckdb.DuckDBPyConnection, select: str, params: Mapping[str, Any]
+) -> tuple[str, str, dict[str, str]]:
     """``select`` made fit for Parquet, the COPY option that says how to read it back, and the casts.
 
     Parquet has no 128-bit integer: DuckDB writes HUGEINT and UHUGEINT (what ``sum`` of a
@@ -261,11 +305,9 @@ def _parquet_ready(con: duckdb.DuckDBPyConnection, select: str, params: Mapping[
     wide = {str(name): str(kind) for name, kind, *_ in types if str(kind) in _WIDE_INTEGERS}
     if not wide:
         return select, "", wide
-    casts = ", ".join(f"CAST({quote_identifier(n)} AS VARCHAR) AS {quote_identifier(n)}"
-                      for n in wide)
+    casts = ", ".join(f"CAST({quote_identifier(n)} AS VARCHAR) AS {quote_identifier(n)}" for n in wide)
     note = quote_literal(json.dumps(wide))
-    return (f"SELECT * REPLACE ({casts}) FROM ({select})",
-            f", KV_METADATA {{{_WIDE_KEY}: {note}}}", wide)
+    return (f"SELECT * REPLACE ({casts}) FROM ({select})", f", KV_METADATA {{{_WIDE_KEY}: {note}}}", wide)
 
 
 def raw_relation(con: duckdb.DuckDBPyConnection, raw: str, wide: Mapping[str, str] | None = None) -> str:
@@ -274,25 +316,34 @@ def raw_relation(con: duckdb.DuckDBPyConnection, raw: str, wide: Mapping[str, st
     the file's metadata, names them)."""
     relation = f"read_parquet({quote_literal(raw)})"
     if wide is None:
-        row = con.execute(f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) "
-                          "WHERE decode(key) = ?", [_WIDE_KEY]).fetchone()
+        row = con.execute(
+            f"SELECT decode(value) FROM parquet_kv_metadata({quote_literal(raw)}) WHERE decode(key) = ?",
+            [_WIDE_KEY],
+        ).fetchone()
         wide = json.loads(row[0]) if row is not None else {}
     if not wide:
         return relation
-    casts = ", ".join(f"CAST({quote_identifier(n)} AS {kind}) AS {quote_identifier(n)}"
-                      for n, kind in wide.items() if kind in _WIDE_INTEGERS)
+    casts = ", ".join(
+        f"CAST({quote_identifier(n)} AS {kind}) AS {quote_identifier(n)}"
+        for n, kind in wide.items()
+        if kind in _WIDE_INTEGERS
+    )
     return f"(SELECT * REPLACE ({casts}) FROM {relation})"
 
 
 def metric_query(config: MetricConfig, source: SourceConfig) -> CheckedQuery:
     """The metric's SQL, checked for the way it will run."""
-    return (check_pushdown_query(config.sql, source) if source.pushdown
-            else check_query(config.sql, source))
+    return check_pushdown_query(config.sql, source) if source.pushdown else check_query(config.sql, source)
 
 
-def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: Window,
-                 previous_rows: int | None, raw: str | None = None,
-                 wide: Mapping[str, str] | None = None) -> StagedResult:
+def stage_result(
+    con: duckdb.DuckDBPyConnection,
+    metric: MetricConfig,
+    window: Window,
+    previous_rows: int | None,
+    raw: str | None = None,
+    wide: Mapping[str, str] | None = None,
+) -> StagedResult:
     """Check the query's result: the Parquet file ``raw`` (``wide``: as raw_relation) if given, else _RESULT.
 
     For a file, the result also says how the store reads its values (one row per value).
@@ -306,7 +357,8 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
     window_params = {"ws": window.start, "we": window.end}
     key_columns = ", ".join([b, *(quote_identifier(d) for d in shape.dimensions)])
     measure_nulls = " + ".join(
-        f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures)
+        f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures
+    )
     # off the grain: no bucket start in the metric's zone (the connection's); weeks start on Monday
     off_grain = f"{b} IS NOT NULL AND {b} <> date_trunc({quote_literal(metric.grain.value)}, {b})"
     row = con.execute(
@@ -316,7 +368,9 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
         f" (SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL"
         f"  HAVING count(*) > 1)),"
         f" count(*) FILTER (WHERE {off_grain}), min({b}) FILTER (WHERE {off_grain})"
-        f" FROM {relation}", window_params).fetchone()
+        f" FROM {relation}",
+        window_params,
+    ).fetchone()
     assert row is not None
     *counts, first_off_grain = row
     rows, null_buckets, outside, null_measures, duplicates, bad_buckets = (int(x or 0) for x in counts)
@@ -325,7 +379,8 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
         dup_row = con.execute(
             f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "
             f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
-            f"HAVING count(*) > 1)").fetchone()
+            f"HAVING count(*) > 1)"
+        ).fetchone()
 
     checks: list[dict[str, Any]] = []
     warnings: list[str] = []
@@ -337,31 +392,49 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
             (failures if severity == "error" else warnings).append(message)
 
     span = f"[{_fmt(window.start)}, {_fmt(window.end)})"
-    record("empty", "warn" if metric.allow_empty else "error", rows > 0,
-           f"the query returned no rows for the window {span}"
-           + ("" if metric.allow_empty else
-              "; an empty answer is refused (far more often an outage than a real zero): "
-              "set allow_empty = true if it can really be empty"))
-    record("null_bucket", "error", null_buckets == 0,
-           f"{null_buckets} row(s) have no bucket (NULL)")
-    record("bucket_start", "error", bad_buckets == 0,
-           f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
-           f"(first: {_fmt(first_off_grain) if bad_buckets else ''}); truncate "
-           f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket")
-    record("duplicate_keys", "error", duplicates == 0,
-           f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
-           f"(first at {dup_row[1] if duplicates and dup_row else ''}); "
-           "the query must aggregate (GROUP BY)")
-    record("out_of_window", "warn", outside == 0,
-           f"{outside} row(s) outside the window {span} were not stored")
-    record("null_measure", "warn", null_measures == 0,
-           f"{null_measures} measure value(s) are NULL")
+    record(
+        "empty",
+        "warn" if metric.allow_empty else "error",
+        rows > 0,
+        f"the query returned no rows for the window {span}"
+        + (
+            ""
+            if metric.allow_empty
+            else "; an empty answer is refused (far more often an outage than a real zero): "
+            "set allow_empty = true if it can really be empty"
+        ),
+    )
+    record("null_bucket", "error", null_buckets == 0, f"{null_buckets} row(s) have no bucket (NULL)")
+    record(
+        "bucket_start",
+        "error",
+        bad_buckets == 0,
+        f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
+        f"(first: {_fmt(first_off_grain) if bad_buckets else ''}); truncate "
+        f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket",
+    )
+    record(
+        "duplicate_keys",
+        "error",
+        duplicates == 0,
+        f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
+        f"(first at {dup_row[1] if duplicates and dup_row else ''}); "
+        "the query must aggregate (GROUP BY)",
+    )
+    record(
+        "out_of_window", "warn", outside == 0, f"{outside} row(s) outside the window {span} were not stored"
+    )
+    record("null_measure", "warn", null_measures == 0, f"{null_measures} measure value(s) are NULL")
 
     for check in metric.checks:
         if check.measure is not None:
             if check.measure not in shape.measures:
-                record(check.name, check.severity, False,
-                       f"check {check.name}: measure '{check.measure}' is not in the result")
+                record(
+                    check.name,
+                    check.severity,
+                    False,
+                    f"check {check.name}: measure '{check.measure}' is not in the result",
+                )
                 continue
             col = quote_identifier(check.measure)
             conds = []
@@ -371,38 +444,66 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
                 conds.append(f"{col} > {check.max!r}")
             found = con.execute(
                 f"SELECT count(*), min({col}), max({col}) FROM {relation} WHERE ({in_window}) "
-                f"AND ({' OR '.join(conds)})", window_params).fetchone()
+                f"AND ({' OR '.join(conds)})",
+                window_params,
+            ).fetchone()
             bad = int(found[0]) if found else 0
             bounds = " and ".join(
-                x for x in (f"at least {check.min:g}" if check.min is not None else "",
-                            f"at most {check.max:g}" if check.max is not None else "") if x)
-            record(check.name, check.severity, bad == 0,
-                   f"check {check.name}: {bad} value(s) of {check.measure} are not {bounds}"
-                   + (f" (from {found[1]:g} to {found[2]:g})" if bad and found else ""))
+                x
+                for x in (
+                    f"at least {check.min:g}" if check.min is not None else "",
+                    f"at most {check.max:g}" if check.max is not None else "",
+                )
+                if x
+            )
+            record(
+                check.name,
+                check.severity,
+                bad == 0,
+                f"check {check.name}: {bad} value(s) of {check.measure} are not {bounds}"
+                + (f" (from {found[1]:g} to {found[2]:g})" if bad and found else ""),
+            )
         elif check.row_change_pct is not None:
             if previous_rows:
                 change = abs(rows - previous_rows) / previous_rows * 100
-                record(check.name, check.severity, change <= check.row_change_pct,
-                       f"check {check.name}: the row count changed by {change:.1f}% "
-                       f"({previous_rows} → {rows}; at most {check.row_change_pct:g}%)")
+                record(
+                    check.name,
+                    check.severity,
+                    change <= check.row_change_pct,
+                    f"check {check.name}: the row count changed by {change:.1f}% "
+                    f"({previous_rows} → {rows}; at most {check.row_change_pct:g}%)",
+                )
             else:
-                record(check.name, check.severity, True,
-                       f"check {check.name}: no earlier run to compare the row count with")
+                record(
+                    check.name,
+                    check.severity,
+                    True,
+                    f"check {check.name}: no earlier run to compare the row count with",
+                )
     if failures:
         raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
 
-    dims_json = ("json_object(" + ", ".join(
-        f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions)) + ")"
-                 ) if shape.dimensions else "'{}'"
+    dims_json = (
+        (
+            "json_object("
+            + ", ".join(f"{quote_literal(d)}, {quote_identifier(d)}" for d in sorted(shape.dimensions))
+            + ")"
+        )
+        if shape.dimensions
+        else "'{}'"
+    )
     if raw is None:
-        return StagedResult(shape=shape, rows=rows, values_sql=None, warnings=tuple(warnings),
-                            checks=tuple(checks))
+        return StagedResult(
+            shape=shape, rows=rows, values_sql=None, warnings=tuple(warnings), checks=tuple(checks)
+        )
     # read in the store's own connection, whose time zone is not the metric's: a bucket with a
     # time zone is turned into the metric's wall-clock time explicitly
     column = quote_identifier(shape.bucket)
-    local = (f"timezone({quote_literal(metric.timezone)}, {column})"
-             if shape.bucket_type.upper().startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"))
-             else f"CAST({column} AS TIMESTAMP)")
+    local = (
+        f"timezone({quote_literal(metric.timezone)}, {column})"
+        if shape.bucket_type.upper().startswith(("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"))
+        else f"CAST({column} AS TIMESTAMP)"
+    )
     bounds = f"{local} >= {timestamp_literal(window.start)} AND {local} < {timestamp_literal(window.end)}"
     parts = [
         f"SELECT CAST({dims_json} AS VARCHAR) AS dims, {quote_literal(m)} AS measure, "
@@ -411,10 +512,15 @@ def stage_result(con: duckdb.DuckDBPyConnection, metric: MetricConfig, window: W
         f" FROM r WHERE {bounds}"
         for m in shape.measures
     ]
-    values_sql = (f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts))
-    return StagedResult(shape=shape, rows=rows, values_sql=values_sql,
-                        warnings=tuple(warnings), checks=tuple(checks),
-                        values=(rows - null_buckets - outside) * len(shape.measures))
+    values_sql = f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts)
+    return StagedResult(
+        shape=shape,
+        rows=rows,
+        values_sql=values_sql,
+        warnings=tuple(warnings),
+        checks=tuple(checks),
+        values=(rows - null_buckets - outside) * len(shape.measures),
+    )
 
 
 def _exact_text(measure: str, shape: ResultShape) -> str:

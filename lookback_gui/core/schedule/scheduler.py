@@ -81,8 +81,9 @@ def is_due(config: MetricConfig, last_seen: datetime, now: datetime) -> bool:
     return False
 
 
-def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
-                  facts: CatchUpFacts | None = None) -> list[PlannedPull]:
+def plan_catch_up(
+    config: MetricConfig, store: Store, now: datetime, facts: CatchUpFacts | None = None
+) -> list[PlannedPull]:
     """What a scheduled metric owes at ``now`` (naive local): back-fills, then one catch-up.
 
     Both go by coverage (the buckets successful pulls saw complete, see *Knowledge time*), never
@@ -111,8 +112,7 @@ def plan_catch_up(config: MetricConfig, store: Store, now: datetime,
         for start, end in [*coverage, (current.start, current.start)]:
             hole_end = min(start, current.start)
             if cursor < hole_end:
-                plans += [PlannedPull("backfill", w)
-                          for w in backfill_windows(config, cursor, hole_end, now)]
+                plans += [PlannedPull("backfill", w) for w in backfill_windows(config, cursor, hole_end, now)]
             cursor = max(cursor, end)
     plans.append(PlannedPull("catch-up", current))
     return plans
@@ -124,11 +124,15 @@ def failed_windows(store: Store, metric: str) -> list[RunRecord]:
     return store.uncovered_failures(metric)
 
 
-def retry_failed(project: Project, store: Store, metric: str | None = None,
-                 observer: Observer | None = None,
-                 clock: Callable[[], datetime] | None = None,
-                 control: PullControl | None = None,
-                 connections: SourceConnections | None = None) -> list[RunRecord]:
+def retry_failed(
+    project: Project,
+    store: Store,
+    metric: str | None = None,
+    observer: Observer | None = None,
+    clock: Callable[[], datetime] | None = None,
+    control: PullControl | None = None,
+    connections: SourceConnections | None = None,
+) -> list[RunRecord]:
     """Re-run exactly the windows of failed runs not covered since; oldest first. Once
     ``control`` is cancelled, no further window is started."""
     names = [metric] if metric else list(project.metrics)
@@ -140,11 +144,25 @@ def retry_failed(project: Project, store: Store, metric: str | None = None,
             if control is not None and control.cancelled:
                 return runs
             assert failed.window_start and failed.window_end and failed.as_of
-            window = Window(start=failed.window_start, end=failed.window_end,
-                            as_of=failed.as_of, partial_start=failed.partial_start)
-            runs.append(run_pull(project, config, store, trigger="retry", window=window,
-                                 observer=observer or (lambda e: None), clock=clock,
-                                 control=control, connections=connections))
+            window = Window(
+                start=failed.window_start,
+                end=failed.window_end,
+                as_of=failed.as_of,
+                partial_start=failed.partial_start,
+            )
+            runs.append(
+                run_pull(
+                    project,
+                    config,
+                    store,
+                    trigger="retry",
+                    window=window,
+                    observer=observer or (lambda e: None),
+                    clock=clock,
+                    control=control,
+                    connections=connections,
+                )
+            )
     return runs
 
 
@@ -160,11 +178,13 @@ def hold_large_gap_fill(plans: list[PlannedPull]) -> tuple[list[PlannedPull], li
 def held_message(metric: str, held: list[PlannedPull]) -> str:
     """What the scheduler says of a gap fill it holds back, with the command that runs it."""
     start, end = held[0].window.start, held[-1].window.end
-    return (f"{metric}: the gap fill would make {len(held)} pulls (more than "
-            f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
-            f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
-            f"{metric} --from {start.isoformat()} --to {end.isoformat()} --yes' "
-            "to fill it; only the catch-up pull runs now")
+    return (
+        f"{metric}: the gap fill would make {len(held)} pulls (more than "
+        f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
+        f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
+        f"{metric} --from {start.isoformat()} --to {end.isoformat()} --yes' "
+        "to fill it; only the catch-up pull runs now"
+    )
 
 
 def _mtime(path: Path) -> float | None:
@@ -186,10 +206,17 @@ class Scheduler:
     RELOAD_EVERY_S = 2.0
     JUMP_S = 90.0
 
-    def __init__(self, project: Project, store: Store, *, workers: int = 2,
-                 per_source: int = 1, clock: Clock = utc_now,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 connections: SourceConnections | None = None):
+    def __init__(
+        self,
+        project: Project,
+        store: Store,
+        *,
+        workers: int = 2,
+        per_source: int = 1,
+        clock: Clock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        connections: SourceConnections | None = None,
+    ):
         self.project = project
         self.store = store
         self._connections = connections
@@ -199,8 +226,9 @@ class Scheduler:
         self._per_source = per_source
         self._workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull")
-        self._aps = BackgroundScheduler(timezone=UTC, job_defaults={
-            "coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
+        self._aps = BackgroundScheduler(
+            timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
+        )
         self._lock = threading.Lock()
         self._running: dict[str, PullControl] = {}
         self._futures: set[Future[None]] = set()
@@ -279,9 +307,10 @@ class Scheduler:
                 wanted[config.name] = (trigger, (config.schedule, config.every, config.timezone))
         for config in self.project.metrics.values():
             if config.audit_every is not None:
-                wanted[f"{config.name}{AUDIT_SUFFIX}"] = (IntervalTrigger(
-                    seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
-                    ("audit", config.audit_every, config.timezone))
+                wanted[f"{config.name}{AUDIT_SUFFIX}"] = (
+                    IntervalTrigger(seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
+                    ("audit", config.audit_every, config.timezone),
+                )
         present = {job.id for job in self._aps.get_jobs()}
         for job_id in present:
             if job_id != "__tick__" and job_id not in wanted:
@@ -292,8 +321,13 @@ class Scheduler:
                 continue  # the same schedule: its timer runs on
             audit = job_id.endswith(AUDIT_SUFFIX)
             name = job_id.removesuffix(AUDIT_SUFFIX)
-            self._aps.add_job(self._fire_audit if audit else self._fire, trigger, args=[name],
-                              id=job_id, replace_existing=True)
+            self._aps.add_job(
+                self._fire_audit if audit else self._fire,
+                trigger,
+                args=[name],
+                id=job_id,
+                replace_existing=True,
+            )
             self._job_specs[job_id] = spec
             if name in self._paused_metrics or self._paused_all:
                 self._aps.pause_job(job_id)
@@ -326,28 +360,37 @@ class Scheduler:
                 future = self._pool.submit(self._work, metric, plans, control)
                 self._futures.add(future)
         if busy:  # said without the lock: an observer may ask the scheduler (running_metrics)
-            self._say("info", f"{metric}: a pull is already running; this "
-                      f"{plans[0].trigger} fire is coalesced into it", metric)
+            self._say(
+                "info",
+                f"{metric}: a pull is already running; this {plans[0].trigger} fire is coalesced into it",
+                metric,
+            )
             return None
         future.add_done_callback(self._futures.discard)
         return future
 
-    def run_now(self, metric: str, trigger: str = "manual",
-                as_of: datetime | None = None) -> Future[None] | None:
+    def run_now(
+        self, metric: str, trigger: str = "manual", as_of: datetime | None = None
+    ) -> Future[None] | None:
         config = self.project.metric(metric)
         now = as_of or _local(self._clock(), config)
         window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
         return self.submit(metric, [PlannedPull(trigger, window)])
 
-    def backfill(self, metric: str, start: datetime, end: datetime,
-                 as_known_then: bool = False) -> Future[None] | None:
+    def backfill(
+        self, metric: str, start: datetime, end: datetime, as_known_then: bool = False
+    ) -> Future[None] | None:
         """Back-fill [start, end) of ``metric`` with what is known now (or, ``as_known_then``,
         each chunk as of its own end)."""
         config = self.project.metric(metric)
         now = _local(self._clock(), config)
-        return self.submit(metric, [PlannedPull("backfill", w)
-                                    for w in backfill_windows(config, start, end, now,
-                                                              as_known_then=as_known_then)])
+        return self.submit(
+            metric,
+            [
+                PlannedPull("backfill", w)
+                for w in backfill_windows(config, start, end, now, as_known_then=as_known_then)
+            ],
+        )
 
     def _work(self, metric: str, plans: list[PlannedPull], control: PullControl) -> None:
         try:
@@ -361,26 +404,37 @@ class Scheduler:
             for batch, workers in ((fills, min(self._workers, source.concurrency)), (rest, 1)):
                 # one pull at a time runs alone, so that a failure of one (even a bug) does not
                 # drop the rest of the plan; parallel pulls all run to the end anyway
-                for part in ([batch] if workers > 1 else [[item] for item in batch]):
+                for part in [batch] if workers > 1 else [[item] for item in batch]:
                     if not part or control.cancelled:
                         continue
                     try:
-                        run_windows(self.project, config, self.store, part, workers=workers,
-                                    control=control, observer=self.events, gate=gate,
-                                    clock=lambda: _local(self._clock(), config),
-                                    connections=self._connections)
+                        run_windows(
+                            self.project,
+                            config,
+                            self.store,
+                            part,
+                            workers=workers,
+                            control=control,
+                            observer=self.events,
+                            gate=gate,
+                            clock=lambda: _local(self._clock(), config),
+                            connections=self._connections,
+                        )
                     except LookbackError as exc:
                         self._say("error", f"{metric}: {exc}", metric)
                     except Exception as exc:
                         log_unexpected(f"a {part[0][0]} pull of {metric}", exc)
-                        self._say("error", f"{metric}: internal error in a {part[0][0]} pull: "
-                                  f"{type(exc).__name__}: {exc} ({where_details_are()}); "
-                                  "the rest of the plan goes on", metric)
+                        self._say(
+                            "error",
+                            f"{metric}: internal error in a {part[0][0]} pull: "
+                            f"{type(exc).__name__}: {exc} ({where_details_are()}); "
+                            "the rest of the plan goes on",
+                            metric,
+                        )
         except LookbackError as exc:
             self._say("error", f"{metric}: {exc}", metric)
         except Exception as exc:  # nobody reads this worker's future: the log keeps it
-            self._say("error", f"{metric}: " + log_unexpected(f"a planned pull of {metric}", exc),
-                      metric)
+            self._say("error", f"{metric}: " + log_unexpected(f"a planned pull of {metric}", exc), metric)
         finally:
             with self._lock:
                 self._running.pop(metric, None)
@@ -412,8 +466,9 @@ class Scheduler:
                 continue
             if only is not None and config.name != only:
                 continue
-            plans = plan_catch_up(config, self.store, _local(self._clock(), config),
-                                  known.get(config.name, none))
+            plans = plan_catch_up(
+                config, self.store, _local(self._clock(), config), known.get(config.name, none)
+            )
             if not plans:
                 continue
             plans, held = hold_large_gap_fill(plans)
@@ -423,11 +478,16 @@ class Scheduler:
                     self._held[config.name] = held
                 message = held_message(config.name, held)
                 self._say("warning", message, config.name)
-                self.events(GapFillHeld(config.name, len(held), held[0].window.start,
-                                        held[-1].window.end, message))
+                self.events(
+                    GapFillHeld(config.name, len(held), held[0].window.start, held[-1].window.end, message)
+                )
             if fills:
-                self._say("info", f"{config.name}: back-filling {fills} chunk(s) that no pull "
-                          "covered, then one catch-up pull", config.name)
+                self._say(
+                    "info",
+                    f"{config.name}: back-filling {fills} chunk(s) that no pull "
+                    "covered, then one catch-up pull",
+                    config.name,
+                )
             if self.submit(config.name, plans) is not None:
                 started.append(config.name)
         return started
@@ -446,8 +506,11 @@ class Scheduler:
     # -- control --------------------------------------------------------------------------
 
     def _pull_jobs(self, metric: str | None = None) -> list[str]:
-        return [job.id for job in self._aps.get_jobs() if job.id != "__tick__"
-                and (metric is None or job.id in (metric, f"{metric}{AUDIT_SUFFIX}"))]
+        return [
+            job.id
+            for job in self._aps.get_jobs()
+            if job.id != "__tick__" and (metric is None or job.id in (metric, f"{metric}{AUDIT_SUFFIX}"))
+        ]
 
     def pause(self, metric: str | None = None) -> None:
         """Stop starting pulls (of ``metric``, or of every metric). The scheduler's own upkeep
@@ -522,8 +585,7 @@ class Scheduler:
         for metric, control in running:
             percent = control.progress()
             if percent is not None:
-                self.events(Progress(run_id=control.run_id or 0, metric=metric,
-                                     percent=percent))
+                self.events(Progress(run_id=control.run_id or 0, metric=metric, percent=percent))
         mono = self._monotonic()
         if mono - self._last_reload_check >= self.RELOAD_EVERY_S:
             self._last_reload_check = mono
@@ -533,8 +595,7 @@ class Scheduler:
             wall_delta = (wall - self._last_tick[0]).total_seconds()
             mono_delta = mono - self._last_tick[1]
             if wall_delta - mono_delta > self.JUMP_S:
-                self._say("info", f"the clock jumped {wall_delta - mono_delta:.0f} s "
-                          "(woke up?): catching up")
+                self._say("info", f"the clock jumped {wall_delta - mono_delta:.0f} s (woke up?): catching up")
                 self.catch_up()
         self._last_tick = (wall, mono)
         self._check_freshness()
@@ -545,9 +606,14 @@ class Scheduler:
         for config in self.project.metrics.values():
             if any(rule.kind == "freshness" for rule in config.alerts):
                 try:
-                    evaluate_alerts(config, self.store, _local(self._clock(), config),
-                                    project_dir=self.project.directory, observer=self.events,
-                                    kinds=("freshness",))
+                    evaluate_alerts(
+                        config,
+                        self.store,
+                        _local(self._clock(), config),
+                        project_dir=self.project.directory,
+                        observer=self.events,
+                        kinds=("freshness",),
+                    )
                 except LookbackError as exc:
                     self._say("error", f"{config.name}: freshness alert: {exc}", config.name)
 
@@ -561,8 +627,9 @@ class Scheduler:
             project = load_project(self.project.path)
         except LookbackError as exc:
             self.last_error = str(exc)
-            self._say("error", f"the project file no longer loads; keeping the last good "
-                      f"configuration: {exc}")
+            self._say(
+                "error", f"the project file no longer loads; keeping the last good configuration: {exc}"
+            )
             return False
         self.last_error = None
         self.project = project

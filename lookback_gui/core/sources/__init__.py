@@ -65,6 +65,7 @@ __all__ = [
 
 _EXTENSIONS = {"sqlite": "sqlite_scanner", "postgres": "postgres_scanner", "mysql": "mysql_scanner"}
 
+
 def lookup_password(source: SourceConfig, environ: Mapping[str, str] | None = None) -> str | None:
     """The password for a server source: from ``password_env``, else the OS keyring, else None."""
     env = os.environ if environ is None else environ
@@ -101,10 +102,11 @@ def keyring_available() -> bool:
 
 
 def _no_password_message(source: SourceConfig) -> str:
-    where = ("the keyring holds none for it" if keyring_available()
-             else "no keyring service is available here")
-    return (f"source {source.name}: the server wants a password and none is set ({where}); "
-            "set password_env to the name of an environment variable that holds it")
+    where = "the keyring holds none for it" if keyring_available() else "no keyring service is available here"
+    return (
+        f"source {source.name}: the server wants a password and none is set ({where}); "
+        "set password_env to the name of an environment variable that holds it"
+    )
 
 
 def _file_list(source: SourceConfig) -> list[str]:
@@ -113,14 +115,10 @@ def _file_list(source: SourceConfig) -> list[str]:
         matches = sorted(glob.glob(pattern, recursive=True))
         files = [m for m in matches if os.path.isfile(m)]
         if not files:
-            raise TransientSourceError(
-                f"source {source.name}: no file matches {source.path} ({pattern})"
-            )
+            raise TransientSourceError(f"source {source.name}: no file matches {source.path} ({pattern})")
         return files
     if not os.path.exists(pattern):
-        raise TransientSourceError(
-            f"source {source.name}: file not found: {source.path} ({pattern})"
-        )
+        raise TransientSourceError(f"source {source.name}: file not found: {source.path} ({pattern})")
     if os.path.isdir(pattern):
         raise TransientSourceError(
             f"source {source.name}: {source.path} is a folder; give a file or a glob like "
@@ -136,8 +134,9 @@ def _check_database_file(source: SourceConfig, path: str) -> None:
         with open(path, "rb") as handle:
             head = handle.read(16)
     except OSError as exc:
-        raise TransientSourceError(f"source {source.name}: {source.path} cannot be read: "
-                                   f"{exc.strerror} ({path})") from None
+        raise TransientSourceError(
+            f"source {source.name}: {source.path} cannot be read: {exc.strerror} ({path})"
+        ) from None
     if source.type == "duckdb":
         ok = head[8:12] == b"DUCK"
         kind = "a DuckDB database"
@@ -148,8 +147,11 @@ def _check_database_file(source: SourceConfig, path: str) -> None:
         raise PullError(f"source {source.name}: {source.path} is not {kind} ({path})")
 
 
-_NEWER_FILE = re.compile(r"database file with version number (\d+), but we can only read "
-                         r"versions between (\d+) and (\d+)", re.IGNORECASE)
+_NEWER_FILE = re.compile(
+    r"database file with version number (\d+), but we can only read "
+    r"versions between (\d+) and (\d+)",
+    re.IGNORECASE,
+)
 
 
 def load_extension(con: duckdb.DuckDBPyConnection, source_type: str) -> None:
@@ -231,8 +233,9 @@ class SourceConnections:
             if not self._closed:
                 self._used.put(con)
                 if self._closer is None or not self._closer.is_alive():
-                    self._closer = threading.Thread(target=self._close_given_back,
-                                                    name="duckdb-closer", daemon=True)
+                    self._closer = threading.Thread(
+                        target=self._close_given_back, name="duckdb-closer", daemon=True
+                    )
                     self._closer.start()
                 return
         with contextlib.suppress(duckdb.Error):  # closed already: close it here
@@ -272,8 +275,9 @@ class SourceConnections:
         self.close()
 
 
-def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig,
-                   connections: SourceConnections | None = None) -> None:
+def release_source(
+    con: duckdb.DuckDBPyConnection, source: SourceConfig, connections: SourceConnections | None = None
+) -> None:
     """Give back a connection from connect_source.
 
     A database source is detached at once (a file is free for its writers, a server connection
@@ -291,8 +295,11 @@ def release_source(con: duckdb.DuckDBPyConnection, source: SourceConfig,
 
 
 def connect_source(
-    source: SourceConfig, timezone: str = "UTC", environ: Mapping[str, str] | None = None,
-    staging_dir: str | None = None, connections: SourceConnections | None = None,
+    source: SourceConfig,
+    timezone: str = "UTC",
+    environ: Mapping[str, str] | None = None,
+    staging_dir: str | None = None,
+    connections: SourceConnections | None = None,
     as_of: datetime | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory connection that sees ``source`` read-only and nothing else.
@@ -324,9 +331,13 @@ def connect_source(
         raise _source_failure(source, exc, password) from None
 
 
-def _attach(con: duckdb.DuckDBPyConnection, source: SourceConfig,
-            environ: Mapping[str, str] | None, as_of: datetime | None,
-            password: str | None) -> Reach:
+def _attach(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceConfig,
+    environ: Mapping[str, str] | None,
+    as_of: datetime | None,
+    password: str | None,
+) -> Reach:
     """Let ``con`` see ``source`` (a view of its files, or the database attached read-only);
     the files and folders its queries may read."""
     alias = quote_identifier(source.name)
@@ -355,11 +366,14 @@ def _attach(con: duckdb.DuckDBPyConnection, source: SourceConfig,
         # the password reaches DuckDB only as a secret: DuckDB repeats the connection
         # string in its errors, never a secret, so no message can hold the password
         try:
-            con.execute(f"CREATE SECRET lookback_source (TYPE {source.type}, "
-                        f"PASSWORD {quote_literal(password)})")
+            con.execute(
+                f"CREATE SECRET lookback_source (TYPE {source.type}, PASSWORD {quote_literal(password)})"
+            )
         except duckdb.Error:  # its message could quote the statement: not repeated
-            raise PullError(f"source {source.name}: the password could not be handed "
-                            "to DuckDB (does it hold a control character?)") from None
+            raise PullError(
+                f"source {source.name}: the password could not be handed "
+                "to DuckDB (does it hold a control character?)"
+            ) from None
         options += ", SECRET lookback_source"
     con.execute(f"ATTACH {quote_literal(source.dsn or '')} AS {alias} ({options})")
     con.execute(f"USE {alias}")
@@ -397,7 +411,8 @@ def _source_failure(source: SourceConfig, exc: duckdb.Error, password: str | Non
             f"source {source.name}: {source.path} was written by a newer DuckDB (storage "
             f"version {newer.group(1)}; this DuckDB {duckdb.__version__} reads "
             f"{newer.group(2)} to {newer.group(3)}); export it from that DuckDB "
-            f"(EXPORT DATABASE) or keep the source at a format this one reads")
+            f"(EXPORT DATABASE) or keep the source at a format this one reads"
+        )
     if source.type in ("postgres", "mysql") and password is None and is_login_refused(exc):
         return PullError(_no_password_message(source))
     if is_transient(exc):
@@ -424,14 +439,15 @@ def source_warnings(source: SourceConfig, environ: Mapping[str, str] | None = No
     finally:
         release_source(con, source)
     if "superuser" in excess:
-        return [f"source {source.name}: its user is a PostgreSQL superuser, who can read the "
-                "server's files and every database with the server's own SQL (pushdown); "
-                "connect as a user that may only read the tables the metrics need"]
+        return [
+            f"source {source.name}: its user is a PostgreSQL superuser, who can read the "
+            "server's files and every database with the server's own SQL (pushdown); "
+            "connect as a user that may only read the tables the metrics need"
+        ]
     return []
 
 
-def describe_schema(source: SourceConfig, environ: Mapping[str, str] | None = None
-                    ) -> list[dict[str, Any]]:
+def describe_schema(source: SourceConfig, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The tables and columns the metric SQL can see in ``source``: a list of
     ``{"table", "column", "type"}``, for connection tests and the schema browser."""
     con = connect_source(source, environ=environ)

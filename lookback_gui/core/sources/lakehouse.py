@@ -35,15 +35,15 @@ TABLE_TYPES = ("iceberg", "delta")
 SECRET = "lookback_source"
 # table functions that open files or tables by path; a lake source's SQL reads its view instead
 _FILE_READERS = re.compile(
-    r"^(read_\w+|\w+_scan|parquet_\w+|iceberg_\w+|delta_\w+|glob|sniff_csv)$", re.IGNORECASE)
+    r"^(read_\w+|\w+_scan|parquet_\w+|iceberg_\w+|delta_\w+|glob|sniff_csv)$", re.IGNORECASE
+)
 _DELTA_COMMIT = re.compile(r"(\d{20})\.json$")
 _ICEBERG_METADATA = re.compile(r"(?:^|/)v?(\d+)(?:[-.][^/]*)?\.metadata\.json$")
 
 
 def is_lake(source: SourceConfig) -> bool:
     """Whether ``source`` is read through this module (object storage or a lakehouse table)."""
-    return source.type in TABLE_TYPES or (source.type in ("parquet", "csv")
-                                          and is_url(source.path))
+    return source.type in TABLE_TYPES or (source.type in ("parquet", "csv") and is_url(source.path))
 
 
 def location(source: SourceConfig) -> str:
@@ -73,19 +73,27 @@ def reach_problem(node: Mapping[str, Any], source: SourceConfig | None) -> str |
     if node.get("type") == "TABLE_FUNCTION":
         name = str((node.get("function") or {}).get("function_name", ""))
         if _FILE_READERS.match(name):
-            return (f"the SQL calls {name}(), which opens files by itself; a metric reads its "
-                    f"source through the view {source.name}")
+            return (
+                f"the SQL calls {name}(), which opens files by itself; a metric reads its "
+                f"source through the view {source.name}"
+            )
     elif node.get("type") == "BASE_TABLE":
         table = str(node.get("table_name") or "")
         if "/" in table or ":" in table or "\\" in table:
-            return (f"the SQL reads '{table}' by its path; a metric reads its source through "
-                    f"the view {source.name}")
+            return (
+                f"the SQL reads '{table}' by its path; a metric reads its source through "
+                f"the view {source.name}"
+            )
     return None
 
 
-def expose(con: duckdb.DuckDBPyConnection, source: SourceConfig, *,
-           as_of: datetime | None = None,
-           environ: Mapping[str, str] | None = None) -> Reach:
+def expose(
+    con: duckdb.DuckDBPyConnection,
+    source: SourceConfig,
+    *,
+    as_of: datetime | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Reach:
     """Make ``source`` the view named after it in ``con`` and say what the view may open.
 
     Raises TransientSourceError when nothing is there (yet) and PullError for what retrying
@@ -99,8 +107,7 @@ def expose(con: duckdb.DuckDBPyConnection, source: SourceConfig, *,
     if source.type in ("parquet", "csv"):
         files = _list(con, source, where)
         if not files:
-            what = "no object matches" if any(c in where for c in "*?[{") else (
-                "object not found:")
+            what = "no object matches" if any(c in where for c in "*?[{") else ("object not found:")
             raise TransientSourceError(f"{owner}: {what} {where}")
         reader = "read_parquet" if source.type == "parquet" else "read_csv"
         listed = ", ".join(quote_literal(f) for f in files)
@@ -137,9 +144,11 @@ def _load(con: duckdb.DuckDBPyConnection, source: SourceConfig, *names: str) -> 
         for name in names:
             load_named_extension(con, name)
     except (duckdb.Error, ImportError) as exc:
-        raise PullError(f"source {source.name}: DuckDB's {names[-1]} extension cannot be loaded "
-                        f"({str(exc).splitlines()[0]}); install the pip package "
-                        f"duckdb-extension-{names[-1]}") from None
+        raise PullError(
+            f"source {source.name}: DuckDB's {names[-1]} extension cannot be loaded "
+            f"({str(exc).splitlines()[0]}); install the pip package "
+            f"duckdb-extension-{names[-1]}"
+        ) from None
 
 
 def _utc_ms(moment: datetime) -> int:
@@ -147,14 +156,15 @@ def _utc_ms(moment: datetime) -> int:
     return int(aware.timestamp() * 1000)
 
 
-def _delta_scan(con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: str,
-                as_of: datetime | None) -> str:
+def _delta_scan(
+    con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: str, as_of: datetime | None
+) -> str:
     _load(con, source, "delta")
-    commits = [f for f in _list(con, source, f"{folder}/_delta_log/*.json")
-               if _DELTA_COMMIT.search(f)]
+    commits = [f for f in _list(con, source, f"{folder}/_delta_log/*.json") if _DELTA_COMMIT.search(f)]
     if not commits:
-        raise TransientSourceError(f"source {source.name}: {source.path} is not a Delta table "
-                                   "(it has no _delta_log/ commits)")
+        raise TransientSourceError(
+            f"source {source.name}: {source.path} is not a Delta table (it has no _delta_log/ commits)"
+        )
     path = quote_literal(folder)
     if as_of is None:
         return f"delta_scan({path})"
@@ -163,13 +173,14 @@ def _delta_scan(con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: st
     known = [version for version, ms in versions if ms <= limit]
     if not known:
         first = datetime.fromtimestamp(min(ms for _, ms in versions) / 1000, UTC)
-        raise PullError(f"source {source.name}: the Delta table had no version as of "
-                        f"{as_of.isoformat()} (its first commit is at {first.isoformat()})")
+        raise PullError(
+            f"source {source.name}: the Delta table had no version as of "
+            f"{as_of.isoformat()} (its first commit is at {first.isoformat()})"
+        )
     return f"delta_scan({path}, version => {max(known)})"
 
 
-def _delta_commit_times(con: duckdb.DuckDBPyConnection,
-                        commits: list[str]) -> list[tuple[int, int]]:
+def _delta_commit_times(con: duckdb.DuckDBPyConnection, commits: list[str]) -> list[tuple[int, int]]:
     """(version, commit time in ms since the epoch) of each commit file: the in-commit
     timestamp where the writer keeps one, else the commit's own timestamp."""
     rows = con.execute("SELECT filename, content FROM read_text(?)", [commits]).fetchall()
@@ -189,8 +200,9 @@ def _delta_commit_times(con: duckdb.DuckDBPyConnection,
     return out
 
 
-def _iceberg_scan(con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: str,
-                  as_of: datetime | None) -> str:
+def _iceberg_scan(
+    con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: str, as_of: datetime | None
+) -> str:
     _load(con, source, "avro", "iceberg")
     found = []
     for name in _list(con, source, f"{folder}/metadata/*.metadata.json"):
@@ -198,25 +210,25 @@ def _iceberg_scan(con: duckdb.DuckDBPyConnection, source: SourceConfig, folder: 
         if match:
             found.append((int(match.group(1)), name))
     if not found:
-        raise TransientSourceError(f"source {source.name}: {source.path} is not an Iceberg "
-                                   "table (it has no metadata/*.metadata.json)")
+        raise TransientSourceError(
+            f"source {source.name}: {source.path} is not an Iceberg "
+            "table (it has no metadata/*.metadata.json)"
+        )
     metadata = quote_literal(max(found)[1])
     if as_of is None:
         return f"iceberg_scan({metadata})"
     aware = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     moment = aware.astimezone(UTC).replace(tzinfo=None)
     try:
-        row = con.execute(f"SELECT min(timestamp_ms) FROM iceberg_snapshots({metadata})"
-                          ).fetchone()
+        row = con.execute(f"SELECT min(timestamp_ms) FROM iceberg_snapshots({metadata})").fetchone()
     except duckdb.Error as exc:
         raise PullError(f"source {source.name}: {str(exc).splitlines()[0]}") from None
     if row is None or row[0] is None or row[0] > moment:
-        first = f" (its first snapshot is at {row[0]:%Y-%m-%d %H:%M:%S} UTC)" if row and row[0] \
-            else ""
-        raise PullError(f"source {source.name}: the Iceberg table had no snapshot as of "
-                        f"{as_of.isoformat()}{first}")
-    return (f"iceberg_scan({metadata}, snapshot_from_timestamp => "
-            f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}')")
+        first = f" (its first snapshot is at {row[0]:%Y-%m-%d %H:%M:%S} UTC)" if row and row[0] else ""
+        raise PullError(
+            f"source {source.name}: the Iceberg table had no snapshot as of {as_of.isoformat()}{first}"
+        )
+    return f"iceberg_scan({metadata}, snapshot_from_timestamp => TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}')"
 
 
 def refuse_reach(node: Mapping[str, Any], source: SourceConfig | None) -> None:

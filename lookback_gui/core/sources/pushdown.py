@@ -32,10 +32,21 @@ from lookback_gui.core.errors import PullError
 from lookback_gui.core.project import SourceConfig
 from lookback_gui.core.storage.dsn import parse_dsn
 
-PG_SERVER_ROLES = ("pg_read_server_files", "pg_execute_server_program", "pg_read_all_data",
-                   "pg_write_all_data", "pg_write_server_files")
-PG_FILE_FUNCTIONS = ("pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
-                     "lo_import", "lo_export")
+PG_SERVER_ROLES = (
+    "pg_read_server_files",
+    "pg_execute_server_program",
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_write_server_files",
+)
+PG_FILE_FUNCTIONS = (
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "lo_import",
+    "lo_export",
+)
 _PG_ROLE_QUERY = f"""
 SELECT current_user::text AS who, r.rolsuper AS superuser,
   array_to_string(ARRAY(SELECT g.rolname FROM pg_roles g
@@ -57,11 +68,15 @@ _ROLE_GRANT = re.compile(r"^GRANT\s+(?P<roles>.+?)\s+TO\s+", re.IGNORECASE)
 def read_only_role_sql(source: SourceConfig) -> str:
     """The two SQL lines that make a role which can only read the source's own database."""
     if source.type == "postgres":
-        return ("CREATE ROLE lookback LOGIN PASSWORD '<password>'; "
-                "GRANT SELECT ON ALL TABLES IN SCHEMA public TO lookback;")
+        return (
+            "CREATE ROLE lookback LOGIN PASSWORD '<password>'; "
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO lookback;"
+        )
     database = (parse_dsn(source.dsn or "").database or "shop").replace("_", "\\_")
-    return ("CREATE USER 'lookback'@'%' IDENTIFIED BY '<password>'; "
-            f"GRANT SELECT ON `{database}`.* TO 'lookback'@'%';")
+    return (
+        "CREATE USER 'lookback'@'%' IDENTIFIED BY '<password>'; "
+        f"GRANT SELECT ON `{database}`.* TO 'lookback'@'%';"
+    )
 
 
 def remote_select(source: SourceConfig, remote: str) -> str:
@@ -69,8 +84,10 @@ def remote_select(source: SourceConfig, remote: str) -> str:
     read-only."""
     if source.type == "postgres":
         return f"SELECT * FROM postgres_query({quote_literal(source.name)}, {quote_literal(remote)})"
-    return (f"SELECT * FROM mysql_query({quote_literal(source.name)}, "
-            f"{quote_literal(MARIADB_READ_ONLY + remote)})")
+    return (
+        f"SELECT * FROM mysql_query({quote_literal(source.name)}, "
+        f"{quote_literal(MARIADB_READ_ONLY + remote)})"
+    )
 
 
 @contextlib.contextmanager
@@ -86,8 +103,7 @@ def read_only(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> Iterator[
         return
     con.execute("BEGIN")
     try:
-        con.execute(f"CALL postgres_execute({quote_literal(source.name)}, "
-                    "'SET TRANSACTION READ ONLY')")
+        con.execute(f"CALL postgres_execute({quote_literal(source.name)}, 'SET TRANSACTION READ ONLY')")
         yield
         con.execute("COMMIT")
     except BaseException:
@@ -131,8 +147,9 @@ def _split_privileges(text: str) -> list[str]:
 
 def _grant_database(target: str) -> str | None:
     """The database a grant's object names, as written (with its escapes); None for ``*.*``."""
-    target = re.sub(r"^(PROCEDURE|FUNCTION|PACKAGE|PACKAGE BODY|TABLE)\s+", "", target.strip(),
-                    flags=re.IGNORECASE)
+    target = re.sub(
+        r"^(PROCEDURE|FUNCTION|PACKAGE|PACKAGE BODY|TABLE)\s+", "", target.strip(), flags=re.IGNORECASE
+    )
     match = re.match(r"^(`(?:[^`]|``)*`|[^.\s]+)\s*\.", target)
     if not match:
         return target
@@ -190,10 +207,13 @@ def verify_role(con: duckdb.DuckDBPyConnection, source: SourceConfig) -> list[st
     kind = "PostgreSQL" if source.type == "postgres" else "MySQL"
     what = ", ".join(excess)
     if source.trust_role:
-        return [f"source {source.name}: trust_role = true: pushdown SQL runs as {kind} user "
-                f"{who}, who can do more than read its own database ({what})"]
+        return [
+            f"source {source.name}: trust_role = true: pushdown SQL runs as {kind} user "
+            f"{who}, who can do more than read its own database ({what})"
+        ]
     raise PullError(
         f"source {source.name}: pushdown runs the metric SQL on the server as {kind} user "
         f"{who}, who can do more than read its own database ({what}); connect as a read-only "
         f"role:  {read_only_role_sql(source)}  (or set trust_role = true on the source to "
-        "accept this role knowingly)")
+        "accept this role knowingly)"
+    )

@@ -2,6 +2,7 @@
 no other database or file (:func:`check_query`), and for pushdown sources the server's own SQL
 checked and rendered with its parameters (:func:`check_pushdown_query`, :func:`render_pushdown`).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -36,8 +37,22 @@ class CheckedQuery:
     parameters: frozenset[str]
 
 
-_STATEMENT_WORDS = ("USE", "CHECKPOINT", "FORCE CHECKPOINT", "SET", "RESET", "CALL", "PRAGMA",
-                    "INSTALL", "FORCE INSTALL", "LOAD", "ATTACH", "DETACH", "EXPORT", "IMPORT")
+_STATEMENT_WORDS = (
+    "USE",
+    "CHECKPOINT",
+    "FORCE CHECKPOINT",
+    "SET",
+    "RESET",
+    "CALL",
+    "PRAGMA",
+    "INSTALL",
+    "FORCE INSTALL",
+    "LOAD",
+    "ATTACH",
+    "DETACH",
+    "EXPORT",
+    "IMPORT",
+)
 
 
 def _statement_kind(statement: Any) -> str:
@@ -51,7 +66,7 @@ def _statement_kind(statement: Any) -> str:
 
 
 def _article(word: str) -> str:
-    """"a" or "an" before ``word`` as it is read out (an ATTACH, an UPDATE, a SET, a USE)."""
+    """ "a" or "an" before ``word`` as it is read out (an ATTACH, an UPDATE, a SET, a USE)."""
     first = word[:1].upper()
     return "an" if first in "AEIO" or (first == "U" and not word.upper().startswith("US")) else "a"
 
@@ -69,22 +84,18 @@ def check_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
     if not statements:
         raise QueryError("the SQL holds no statement")
     if len(statements) > 1:
-        raise QueryError(
-            f"the SQL holds {len(statements)} statements; a metric runs exactly one query"
-        )
+        raise QueryError(f"the SQL holds {len(statements)} statements; a metric runs exactly one query")
     statement = statements[0]
     if statement.type != duckdb.StatementType.SELECT:
         kind = _statement_kind(statement)
         raise QueryError(
-            f"the SQL is {_article(kind)} {kind} statement; a metric may only read "
-            "(SELECT, WITH or FROM ...)"
+            f"the SQL is {_article(kind)} {kind} statement; a metric may only read (SELECT, WITH or FROM ...)"
         )
     unknown = set(statement.named_parameters) - set(WINDOW_PARAMETERS)
     if unknown:
         names = ", ".join("$" + n for n in sorted(unknown))
         raise QueryError(
-            f"the SQL uses {names}; the parameters at hand are "
-            "$window_start, $window_end and $as_of"
+            f"the SQL uses {names}; the parameters at hand are $window_start, $window_end and $as_of"
         )
     text = statement.query.strip().rstrip(";").strip()
     check_reach(text, source)
@@ -96,7 +107,9 @@ def check_query(sql: str, source: SourceConfig | None = None) -> CheckedQuery:
 # string, which would hide any of these. SQL for the server itself is what ``pushdown`` is for.
 _REACHING_FUNCTIONS = re.compile(
     r"^(sqlite_\w+|postgres_\w+|mysql_\w+|pg_clear_cache|query|query_table|duckdb_secrets|"
-    r"which_secret)$", re.IGNORECASE)
+    r"which_secret)$",
+    re.IGNORECASE,
+)
 
 
 def _own_database(source: SourceConfig | None) -> str | None:
@@ -165,7 +178,10 @@ def check_reach(text: str, source: SourceConfig | None = None) -> None:
             catalog = str(node.get("catalog_name") or "").lower()
             schema = str(node.get("schema_name") or "").lower()
             if catalog in ("", source.name.lower()) and schema not in (
-                    "", own_database, "information_schema"):
+                "",
+                own_database,
+                "information_schema",
+            ):
                 raise QueryError(
                     f"the SQL reads {schema}.{node.get('table_name')}, a table of another "
                     f"database than the source's own ({own_database})"
@@ -175,22 +191,29 @@ def check_reach(text: str, source: SourceConfig | None = None) -> None:
 _WRITE_WORDS = re.compile(
     r"\b(insert|update|delete|replace|merge|upsert|create|drop|alter|truncate|grant|revoke|call|"
     r"lock|unlock|set|handler|load|copy|vacuum|analyze|comment|do|execute|prepare|into)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 # Server functions that read the server's own files or reach another database, and the server's
 # tables of secrets (checked with quotes taken off: "pg_read_file"(...) is the same call)
 _SERVER_REACH = re.compile(
     r"\b(dblink\w*|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|lo_import|lo_get|"
-    r"lo_export|load_file|sys_exec|sys_eval)\s*\(", re.IGNORECASE)
+    r"lo_export|load_file|sys_exec|sys_eval)\s*\(",
+    re.IGNORECASE,
+)
 _SERVER_SECRETS = re.compile(
     r"\b(pg_shadow|pg_authid|pg_user_mappings?|pg_hba_file_rules|pg_ident_file_mappings|"
-    r"pg_file_settings)\b", re.IGNORECASE)
+    r"pg_file_settings)\b",
+    re.IGNORECASE,
+)
 _QUALIFIED_TABLE = re.compile(r"\b(?:from|join)\s+(\w+)\s*\.\s*\w+", re.IGNORECASE)
 # a FROM clause up to the next clause; its comma-separated items are tables too
 _FROM_CLAUSE = re.compile(
     r"\bfrom\b(.*?)(?=\b(?:where|group|having|order|limit|union|window|on|using|except|"
-    r"intersect|for|into|lock)\b|[()]|$)", re.IGNORECASE | re.DOTALL)
+    r"intersect|for|into|lock)\b|[()]|$)",
+    re.IGNORECASE | re.DOTALL,
+)
 _LISTED_TABLE = re.compile(r"(?:^|,)\s*(\w+)\s*\.\s*\w+", re.IGNORECASE)
 # MySQL runs what is inside /*! ... */ (and MariaDB /*M! ... */): code, not a comment
 _EXECUTED_COMMENT = re.compile(r"/\*M?!", re.IGNORECASE)
@@ -216,25 +239,32 @@ def check_pushdown_query(sql: str, source: SourceConfig | None = None) -> Checke
     hold MySQL's executed comments, or (MySQL) name a table of another database.
     """
     if source is not None and source.type == "mysql" and _EXECUTED_COMMENT.search(sql):
-        raise QueryError("the SQL holds a /*! ... */ comment, which MySQL runs as code; a "
-                         "pushdown query is written without one")
+        raise QueryError(
+            "the SQL holds a /*! ... */ comment, which MySQL runs as code; a "
+            "pushdown query is written without one"
+        )
     text = re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.DOTALL)
     bare = re.sub(r"'(?:[^']|'')*'", "''", text).strip().rstrip(";").strip()
     unquoted = re.sub(r"[\"`]", "", bare)
     reach = _SERVER_REACH.search(unquoted)
     if reach:
-        raise QueryError(f"the SQL calls {reach.group(1)}(), which reaches past the metric's "
-                         "source (the server's files or another database)")
+        raise QueryError(
+            f"the SQL calls {reach.group(1)}(), which reaches past the metric's "
+            "source (the server's files or another database)"
+        )
     secret = _SERVER_SECRETS.search(unquoted)
     if secret:
-        raise QueryError(f"the SQL reads {secret.group(1)}, the server's own table of secrets, "
-                         "which reaches past the metric's source")
+        raise QueryError(
+            f"the SQL reads {secret.group(1)}, the server's own table of secrets, "
+            "which reaches past the metric's source"
+        )
     own = _own_database(source)
     if own is not None:
         for database in _databases_named(unquoted):
             if database.lower() not in (own, "information_schema"):
-                raise QueryError(f"the SQL reads a table of {database}, another database "
-                                 f"than the source's own ({own})")
+                raise QueryError(
+                    f"the SQL reads a table of {database}, another database than the source's own ({own})"
+                )
     try:
         return check_query(sql, source)
     except QueryError as exc:
@@ -244,16 +274,19 @@ def check_pushdown_query(sql: str, source: SourceConfig | None = None) -> Checke
         raise QueryError("the SQL holds more than one statement; a metric runs exactly one query")
     first = bare.split(None, 1)[0].lower() if bare else ""
     if first not in ("select", "with"):
-        raise QueryError(f"the SQL starts with {first.upper() or 'nothing'}; a metric may only "
-                         "read (SELECT or WITH ...)")
+        raise QueryError(
+            f"the SQL starts with {first.upper() or 'nothing'}; a metric may only read (SELECT or WITH ...)"
+        )
     word = _WRITE_WORDS.search(bare)
     if word:
         raise QueryError(f"the SQL contains {word.group(1).upper()}; a metric may only read")
     names = frozenset(n for n in WINDOW_PARAMETERS if re.search(rf"\${n}\b", bare))
     unknown = set(re.findall(r"\$([A-Za-z_]\w*)", bare)) - set(WINDOW_PARAMETERS)
     if unknown:
-        raise QueryError(f"the SQL uses ${sorted(unknown)[0]}; the parameters at hand are "
-                         "$window_start, $window_end and $as_of")
+        raise QueryError(
+            f"the SQL uses ${sorted(unknown)[0]}; the parameters at hand are "
+            "$window_start, $window_end and $as_of"
+        )
     return CheckedQuery(text=sql.strip().rstrip(";").strip(), parameters=names)
 
 
@@ -267,8 +300,11 @@ def render_pushdown(query: CheckedQuery, values: Mapping[str, Any]) -> str:
 
     The values are the window's own datetimes, formatted here, never text from a user.
     """
-    return re.sub(r"\$(window_start|window_end|as_of)\b",
-                  lambda match: timestamp_literal(values[match.group(1)]), query.text)
+    return re.sub(
+        r"\$(window_start|window_end|as_of)\b",
+        lambda match: timestamp_literal(values[match.group(1)]),
+        query.text,
+    )
 
 
 def clean_duckdb_message(message: str) -> str:

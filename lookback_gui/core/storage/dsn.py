@@ -16,10 +16,16 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 # the names each form may give to the same setting
 _ALIASES = {
-    "dbname": "database", "database": "database", "db": "database",
-    "user": "user", "username": "user",
-    "password": "password", "passwd": "password",
-    "host": "host", "hostaddr": "host", "port": "port",
+    "dbname": "database",
+    "database": "database",
+    "db": "database",
+    "user": "user",
+    "username": "user",
+    "password": "password",
+    "passwd": "password",
+    "host": "host",
+    "hostaddr": "host",
+    "port": "port",
 }
 _URI = re.compile(r"^\s*([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 _PAIR = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")

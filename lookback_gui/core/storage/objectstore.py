@@ -19,12 +19,12 @@ from lookback_gui.core.errors import LookbackError, PullError
 from lookback_gui.core.storage.passwords import keyring_get
 from lookback_gui.core.storage.urls import StorageConfig, has_glob, is_url, secret_type, url_prefix
 
-_EXTENSIONS = {"s3": ("httpfs",), "gcs": ("httpfs",), "http": ("httpfs",),
-               "azure": ("azure",)}
+_EXTENSIONS = {"s3": ("httpfs",), "gcs": ("httpfs",), "http": ("httpfs",), "azure": ("azure",)}
 
 
-def load_storage_extensions(con: duckdb.DuckDBPyConnection, url: str,
-                            storage: StorageConfig | None = None) -> None:
+def load_storage_extensions(
+    con: duckdb.DuckDBPyConnection, url: str, storage: StorageConfig | None = None
+) -> None:
     """Load what DuckDB needs to read ``url`` (httpfs, azure; aws for the credential chain)."""
     kind = secret_type(url)
     names = list(_EXTENSIONS[kind])
@@ -34,9 +34,13 @@ def load_storage_extensions(con: duckdb.DuckDBPyConnection, url: str,
         load_named_extension(con, name)
 
 
-def key_secret(storage: StorageConfig, kind: str, owner: str,
-               environ: Mapping[str, str] | None = None,
-               error: type[LookbackError] = PullError) -> str | None:
+def key_secret(
+    storage: StorageConfig,
+    kind: str,
+    owner: str,
+    environ: Mapping[str, str] | None = None,
+    error: type[LookbackError] = PullError,
+) -> str | None:
     """The secret of the storage's key: from ``secret_env``, else the OS keyring; None when
     there is no key (public data, the credential chain) or the keyring holds none."""
     if not storage.access_key_id or storage.credential_chain:
@@ -44,32 +48,39 @@ def key_secret(storage: StorageConfig, kind: str, owner: str,
     env = os.environ if environ is None else environ
     if storage.secret_env:
         if storage.secret_env not in env:  # retrying in this process cannot set it
-            raise error(f"{owner}: the environment variable {storage.secret_env} (secret_env) "
-                        "is not set")
+            raise error(f"{owner}: the environment variable {storage.secret_env} (secret_env) is not set")
         return env[storage.secret_env]
     return keyring_get(storage.keyring_user(kind))
 
 
-def create_secret(con: duckdb.DuckDBPyConnection, name: str, url: str,
-                  storage: StorageConfig | None, owner: str,
-                  environ: Mapping[str, str] | None = None,
-                  error: type[LookbackError] = PullError) -> None:
+def create_secret(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    url: str,
+    storage: StorageConfig | None,
+    owner: str,
+    environ: Mapping[str, str] | None = None,
+    error: type[LookbackError] = PullError,
+) -> None:
     """Load the extensions for ``url`` and hand its credentials to DuckDB as the secret
     ``name``, scoped to the URL's prefix."""
     storage = storage or StorageConfig()
     try:
         load_storage_extensions(con, url, storage)
     except (duckdb.Error, ImportError) as exc:
-        raise error(f"{owner}: DuckDB's extension for {url} cannot be loaded "
-                    f"({str(exc).splitlines()[0]})") from None
+        raise error(
+            f"{owner}: DuckDB's extension for {url} cannot be loaded ({str(exc).splitlines()[0]})"
+        ) from None
     kind = secret_type(url)
     if kind == "http":
         return
     secret = key_secret(storage, kind, owner, environ, error)
     if storage.access_key_id and not storage.credential_chain and secret is None:
-        raise error(f"{owner}: no secret for the key {storage.access_key_id}: set secret_env to "
-                    "the name of an environment variable that holds it, or keep it in the "
-                    f"keyring under '{storage.keyring_user(kind)}'")
+        raise error(
+            f"{owner}: no secret for the key {storage.access_key_id}: set secret_env to "
+            "the name of an environment variable that holds it, or keep it in the "
+            f"keyring under '{storage.keyring_user(kind)}'"
+        )
     options = [f"TYPE {kind}", f"SCOPE {quote_literal(url_prefix(url))}"]
     if storage.credential_chain:
         options.append("PROVIDER credential_chain")
@@ -77,13 +88,14 @@ def create_secret(con: duckdb.DuckDBPyConnection, name: str, url: str,
             options.append(f"ACCOUNT_NAME {quote_literal(storage.access_key_id)}")
     elif kind == "azure":
         if secret is not None:
-            options.append("CONNECTION_STRING " + quote_literal(
-                f"AccountName={storage.access_key_id};AccountKey={secret}"))
+            options.append(
+                "CONNECTION_STRING "
+                + quote_literal(f"AccountName={storage.access_key_id};AccountKey={secret}")
+            )
         elif storage.access_key_id:
             options.append(f"ACCOUNT_NAME {quote_literal(storage.access_key_id)}")
     elif secret is not None:
-        options += [f"KEY_ID {quote_literal(storage.access_key_id or '')}",
-                    f"SECRET {quote_literal(secret)}"]
+        options += [f"KEY_ID {quote_literal(storage.access_key_id or '')}", f"SECRET {quote_literal(secret)}"]
     if kind in ("s3", "gcs"):  # GCS: its S3-compatible XML API, at an endpoint of one's own
         endpoint, use_ssl = storage.endpoint, storage.use_ssl
         if endpoint and "://" in endpoint:
@@ -100,10 +112,14 @@ def create_secret(con: duckdb.DuckDBPyConnection, name: str, url: str,
     try:
         con.execute(f"CREATE OR REPLACE SECRET {name} ({', '.join(options)})")
     except duckdb.Error:  # its message could quote the statement: not repeated
-        reason = "the credential chain found no credentials" if storage.credential_chain else (
-            "does the secret hold a control character?")
-        raise error(f"{owner}: the credentials for {url_prefix(url)} could not be handed to "
-                    f"DuckDB ({reason})") from None
+        reason = (
+            "the credential chain found no credentials"
+            if storage.credential_chain
+            else ("does the secret hold a control character?")
+        )
+        raise error(
+            f"{owner}: the credentials for {url_prefix(url)} could not be handed to DuckDB ({reason})"
+        ) from None
 
 
 def list_objects(con: duckdb.DuckDBPyConnection, url: str) -> list[str]:

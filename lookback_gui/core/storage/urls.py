@@ -21,12 +21,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-STORAGE_KEYS = frozenset({"access_key_id", "secret_env", "endpoint", "region", "url_style",
-                          "use_ssl", "credential_chain"})
+STORAGE_KEYS = frozenset(
+    {"access_key_id", "secret_env", "endpoint", "region", "url_style", "use_ssl", "credential_chain"}
+)
 URL_STYLES = ("path", "vhost")
 # the URL schemes a path may start with, and the kind of DuckDB secret each one takes
-_SCHEMES = {"s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure",
-            "azure": "azure", "abfss": "azure", "https": "http", "http": "http"}
+_SCHEMES = {
+    "s3": "s3",
+    "s3a": "s3",
+    "s3n": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "azure": "azure",
+    "abfss": "azure",
+    "https": "http",
+    "http": "http",
+}
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _GLOB = re.compile(r"[*?\[{]")
 
@@ -49,8 +60,7 @@ def secret_type(path: str) -> str:
     """
     scheme = url_scheme(path)
     if scheme not in _SCHEMES:
-        raise ValueError(f"unknown URL scheme '{scheme}://' (expected s3://, gs://, az:// or "
-                         "https://)")
+        raise ValueError(f"unknown URL scheme '{scheme}://' (expected s3://, gs://, az:// or https://)")
     return _SCHEMES[scheme]
 
 
@@ -62,9 +72,9 @@ def url_prefix(path: str) -> str:
     """The part of a URL before its first wildcard, cut back to a folder (``s3://b/p/``): the
     prefix a source's secret is scoped to and its objects are listed under."""
     match = _GLOB.search(path)
-    head = path[:match.start()] if match else path
+    head = path[: match.start()] if match else path
     if match or head.endswith("/"):
-        return head[:head.rfind("/") + 1]
+        return head[: head.rfind("/") + 1]
     return head
 
 
@@ -108,14 +118,14 @@ def storage_problem(storage: StorageConfig, path: str) -> tuple[str, str] | None
     except ValueError as exc:
         return "path", str(exc)
     if kind == "http":
-        for key in ("access_key_id", "secret_env", "endpoint", "region", "url_style",
-                    "credential_chain"):
+        for key in ("access_key_id", "secret_env", "endpoint", "region", "url_style", "credential_chain"):
             if getattr(storage, key) not in (None, False):
                 return key, f"an {url_scheme(path)}:// address is read as it is; it takes no {key}"
         return None
     if storage.credential_chain and storage.secret_env:
-        return "credential_chain", ("credential_chain uses the environment's credentials; "
-                                    "it takes no secret_env")
+        return "credential_chain", (
+            "credential_chain uses the environment's credentials; it takes no secret_env"
+        )
     if storage.secret_env and not storage.access_key_id:
         return "secret_env", "secret_env holds the secret of a key: set access_key_id too"
     if kind != "s3" and storage.region is not None:
@@ -126,7 +136,8 @@ def storage_problem(storage: StorageConfig, path: str) -> tuple[str, str] | None
                 return key, f"{key} is for S3-compatible stores and GCS (s3://, gs://)"
     if storage.url_style is not None and storage.url_style not in URL_STYLES:
         return "url_style", f"url_style is 'path' or 'vhost', not '{storage.url_style}'"
-    if storage.endpoint is not None and ("/" in storage.endpoint.split("://", 1)[-1].rstrip("/")
-                                         or not storage.endpoint.strip()):
+    if storage.endpoint is not None and (
+        "/" in storage.endpoint.split("://", 1)[-1].rstrip("/") or not storage.endpoint.strip()
+    ):
         return "endpoint", "the endpoint is a host[:port] (with http:// or https:// if you like)"
     return None

@@ -55,14 +55,30 @@ if TYPE_CHECKING:  # numpy is loaded by the chart reads only
     import numpy as np
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "RUN_STATUSES", "SCHEMA_VERSION", "AlertState", "CatchUpFacts",
-    "Commit", "CommitRequest", "DiffSummary", "HistoryRow", "LogLine", "NewRun", "Number",
-    "RevisionRow", "RunRecord", "StagedValues", "Store", "open_store", "uses_as_of",
+    "DEFAULT_TOLERANCE",
+    "RUN_STATUSES",
+    "SCHEMA_VERSION",
+    "AlertState",
+    "CatchUpFacts",
+    "Commit",
+    "CommitRequest",
+    "DiffSummary",
+    "HistoryRow",
+    "LogLine",
+    "NewRun",
+    "Number",
+    "RevisionRow",
+    "RunRecord",
+    "StagedValues",
+    "Store",
+    "open_store",
+    "uses_as_of",
 ]
 
 
-def open_store(config: StoreConfig, *, read_only: bool = False, waiting: Waiting | None = None,
-               wait_s: float = WAIT_S) -> Store:
+def open_store(
+    config: StoreConfig, *, read_only: bool = False, waiting: Waiting | None = None, wait_s: float = WAIT_S
+) -> Store:
     """The store a project's ``[store]`` table names: its local file, or the team store."""
     if config.team:
         return Store(TeamDatabase(config, read_only=read_only, waiting=waiting, wait_s=wait_s))
@@ -84,10 +100,19 @@ class Store:
         interrupted_at_open: runs found ``running`` whose process had died, now marked.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | Database, *, read_only: bool = False,
-                 waiting: Waiting | None = None, wait_s: float = WAIT_S):
-        self._db = path if isinstance(path, Database) else Database(
-            path, read_only=read_only, waiting=waiting, wait_s=wait_s)
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | Database,
+        *,
+        read_only: bool = False,
+        waiting: Waiting | None = None,
+        wait_s: float = WAIT_S,
+    ):
+        self._db = (
+            path
+            if isinstance(path, Database)
+            else Database(path, read_only=read_only, waiting=waiting, wait_s=wait_s)
+        )
         self._runs = RunLog(self._db)
         self._reads = Reads(self._db, self._runs)
         self._versions = Versions(self._db, on_commit=self._committed)
@@ -150,13 +175,11 @@ class Store:
         with self._db.reading() as cur:
             yield cur
 
-
     def writing(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """One write transaction for housekeeping (a copy into this store): all or nothing."""
         return self._db.write()
 
-    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, run_id: int,
-                           commit_seq: int) -> None:
+    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, run_id: int, commit_seq: int) -> None:
         """After rows were copied in (inside the same write ``cur``): new run ids and commit
         numbers come after ``run_id`` and ``commit_seq``."""
         self._db.continue_numbering(cur, "run_ids", run_id)
@@ -180,7 +203,6 @@ class Store:
             raise StoreError(f"{self.label} is a file: compact it with compact_store")
         return self._db.compact()
 
-
     # -- runs -----------------------------------------------------------------------------
 
     def begin_run(self, start: NewRun) -> int:
@@ -192,20 +214,42 @@ class Store:
     def set_attempts(self, run_id: int, attempts: int) -> None:
         self._runs.set_attempts(run_id, attempts)
 
-    def finish_run(self, run_id: int, *, status: str, finished_at: datetime, attempts: int,
-                   error: str | None, rows: int | None = None,
-                   warnings: Sequence[str] = (), checks: Sequence[Mapping[str, Any]] = (),
-                   duration_s: float | None = None) -> None:
-        self._runs.finish_run(run_id, status=status, finished_at=finished_at,
-                                     attempts=attempts, error=error, rows=rows,
-                                     warnings=warnings, checks=checks, duration_s=duration_s)
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        finished_at: datetime,
+        attempts: int,
+        error: str | None,
+        rows: int | None = None,
+        warnings: Sequence[str] = (),
+        checks: Sequence[Mapping[str, Any]] = (),
+        duration_s: float | None = None,
+    ) -> None:
+        self._runs.finish_run(
+            run_id,
+            status=status,
+            finished_at=finished_at,
+            attempts=attempts,
+            error=error,
+            rows=rows,
+            warnings=warnings,
+            checks=checks,
+            duration_s=duration_s,
+        )
 
     def run(self, run_id: int) -> RunRecord:
         return self._runs.run(run_id)
 
-    def runs(self, metric: str | None = None, limit: int | None = None,
-             status: str | None = None, trigger: str | None = None,
-             before: int | None = None) -> list[RunRecord]:
+    def runs(
+        self,
+        metric: str | None = None,
+        limit: int | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        before: int | None = None,
+    ) -> list[RunRecord]:
         return self._runs.runs(metric, limit, status, trigger, before)
 
     def latest_runs(self) -> dict[str, RunRecord]:
@@ -243,12 +287,11 @@ class Store:
         with self._db.write() as cur:
             row = cur.execute("SELECT count(*) FROM runs WHERE metric = ?", [new]).fetchone()
             if row and row[0]:
-                raise UsageError(f"{self.label} already holds {row[0]} run(s) of a metric "
-                                 f"'{new}'; pick another name")
-            for table in ("runs", "versions", "current", "arrivals", "arrival_sums", "probes",
-                          "alerts"):
-                found = cur.execute(f"SELECT count(*) FROM {table} WHERE metric = ?",
-                                    [old]).fetchone()
+                raise UsageError(
+                    f"{self.label} already holds {row[0]} run(s) of a metric '{new}'; pick another name"
+                )
+            for table in ("runs", "versions", "current", "arrivals", "arrival_sums", "probes", "alerts"):
+                found = cur.execute(f"SELECT count(*) FROM {table} WHERE metric = ?", [old]).fetchone()
                 moved[table] = int(found[0]) if found else 0
                 if moved[table]:
                     cur.execute(f"UPDATE {table} SET metric = ? WHERE metric = ?", [new, old])
@@ -275,52 +318,72 @@ class Store:
         :meth:`Versions.begin_commit`)."""
         return self._versions.begin_commit(run_id)
 
-    def probe_fingerprints(self, metric: str, start: datetime, end: datetime
-                           ) -> dict[datetime, str]:
+    def probe_fingerprints(self, metric: str, start: datetime, end: datetime) -> dict[datetime, str]:
         return self._versions.probe_fingerprints(metric, start, end)
 
     # -- reads ----------------------------------------------------------------------------
 
-    def history_query(self, metric: str, as_of_run: int | None = None,
-                      as_known_at: datetime | None = None,
-                      buckets: tuple[datetime, datetime] | None = None
-                      ) -> tuple[str, dict[str, Any]]:
+    def history_query(
+        self,
+        metric: str,
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+        buckets: tuple[datetime, datetime] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
         return self._reads.history_query(metric, as_of_run, as_known_at, buckets)
 
-    def history(self, metric: str, as_of_run: int | None = None,
-                as_known_at: datetime | None = None) -> list[HistoryRow]:
+    def history(
+        self, metric: str, as_of_run: int | None = None, as_known_at: datetime | None = None
+    ) -> list[HistoryRow]:
         return self._reads.history(metric, as_of_run, as_known_at)
 
-    def revisions_query(self, metric: str, newest: int | None = None, run: int | None = None,
-                        known: tuple[datetime, datetime, datetime, datetime] | None = None
-                        ) -> tuple[str, list[Any]]:
+    def revisions_query(
+        self,
+        metric: str,
+        newest: int | None = None,
+        run: int | None = None,
+        known: tuple[datetime, datetime, datetime, datetime] | None = None,
+    ) -> tuple[str, list[Any]]:
         return self._reads.revisions_query(metric, newest, run, known)
 
-    def revisions(self, metric: str, newest: int | None = None,
-                  run: int | None = None) -> list[RevisionRow]:
+    def revisions(self, metric: str, newest: int | None = None, run: int | None = None) -> list[RevisionRow]:
         return self._reads.revisions(metric, newest, run)
 
-    def series(self, metric: str, top: int | None = None, as_of_run: int | None = None,
-               as_known_at: datetime | None = None) -> list[tuple[dict[str, Any], str, float]]:
+    def series(
+        self,
+        metric: str,
+        top: int | None = None,
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+    ) -> list[tuple[dict[str, Any], str, float]]:
         return self._reads.series(metric, top, as_of_run, as_known_at)
 
-    def chart_data(self, metric: str, measure: str, dims: Mapping[str, Any],
-                   as_of_run: int | None = None,
-                   as_known_at: datetime | None = None) -> dict[str, np.ndarray]:
+    def chart_data(
+        self,
+        metric: str,
+        measure: str,
+        dims: Mapping[str, Any],
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+    ) -> dict[str, np.ndarray]:
         return self._reads.chart_data(metric, measure, dims, as_of_run, as_known_at)
 
-    def chart_series(self, metric: str, measure: str, dims: Mapping[str, Any],
-                     as_of_run: int | None = None,
-                     as_known_at: datetime | None = None) -> dict[str, np.ndarray]:
+    def chart_series(
+        self,
+        metric: str,
+        measure: str,
+        dims: Mapping[str, Any],
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+    ) -> dict[str, np.ndarray]:
         return self._reads.chart_series(metric, measure, dims, as_of_run, as_known_at)
 
-    def bucket_run(self, metric: str, measure: str, dims: Mapping[str, Any],
-                   bucket: datetime) -> int | None:
+    def bucket_run(self, metric: str, measure: str, dims: Mapping[str, Any], bucket: datetime) -> int | None:
         return self._reads.bucket_run(metric, measure, dims, bucket)
 
-    def latest_values(self, metric: str, measure: str, series: Mapping[str, Any],
-                      since: datetime | None = None
-                      ) -> tuple[datetime | None, list[tuple[dict[str, Any], Number]]]:
+    def latest_values(
+        self, metric: str, measure: str, series: Mapping[str, Any], since: datetime | None = None
+    ) -> tuple[datetime | None, list[tuple[dict[str, Any], Number]]]:
         return self._reads.latest_values(metric, measure, series, since)
 
     # -- alerts ---------------------------------------------------------------------------

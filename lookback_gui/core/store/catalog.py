@@ -55,17 +55,20 @@ _WRITE_LOCK = 0x100C_BAC0  # the advisory lock of the store's writers (one per c
 _CREATE_LOCK = 0x100C_BAC1  # held while a process creates the catalog's tables the first time
 _SEQUENCES = ("lookback_run_ids", "lookback_commit_seqs")
 # what DuckDB and PostgreSQL say when the catalog's session went away under a statement
-RIGHTS = ("CREATE on the schema public of the catalog database to create the store the first "
-          "time (or a store created already by a role that has it), and SELECT, INSERT, "
-          "UPDATE and DELETE on its tables and USAGE and UPDATE on its sequences to use it")
+RIGHTS = (
+    "CREATE on the schema public of the catalog database to create the store the first "
+    "time (or a store created already by a role that has it), and SELECT, INSERT, "
+    "UPDATE and DELETE on its tables and USAGE and UPDATE on its sequences to use it"
+)
 
 
 def missing_rights(config: StoreConfig, role: str | None, reason: str) -> StoreError:
     """The error of a catalog role that lacks a right the store needs: which rights it needs."""
     who = f"the catalog role {role}" if role else "the catalog role"
     first = reason.strip().splitlines()[0] if reason.strip() else "permission denied"
-    return StoreError(f"{config.describe()}: {who} lacks a right the store needs ({first}); "
-                      f"it needs {RIGHTS}")
+    return StoreError(
+        f"{config.describe()}: {who} lacks a right the store needs ({first}); it needs {RIGHTS}"
+    )
 
 
 def _dsn_user(config: StoreConfig) -> str | None:
@@ -83,19 +86,21 @@ def lake_failure(config: StoreConfig, exc: BaseException) -> StoreError | None:
     failure that is none of the store's (a mistake in a query: a bug, told as such)."""
     text = " ".join(str(exc).split())
     if isinstance(exc, duckdb.Error) and "permission denied for" in text.lower():
-        reason = text[text.lower().index("permission denied for"):]
+        reason = text[text.lower().index("permission denied for") :]
         return missing_rights(config, _dsn_user(config), reason.split(":")[0].split('"')[0])
     if isinstance(exc, duckdb.Error) and catalog_lost(exc):
         lowered = text.lower()
         said = next((m for m in CATALOG_LOST_MARKERS if m in lowered), "the session failed")
-        return TransientStoreError(f"{config.describe()}: the catalog database went away "
-                                   f"({said})")
+        return TransientStoreError(f"{config.describe()}: the catalog database went away ({said})")
     if isinstance(exc, duckdb.InternalException):  # DuckDB gives the database up after it
-        return TransientStoreError(f"{config.describe()}: DuckDB failed on the store and opens "
-                                   f"it again ({text.split(' Stack Trace')[0]})")
+        return TransientStoreError(
+            f"{config.describe()}: DuckDB failed on the store and opens "
+            f"it again ({text.split(' Stack Trace')[0]})"
+        )
     if is_conflict(exc):
-        return TransientStoreError(f"{config.describe()}: a write conflicted with another "
-                                   "process's commit; nothing of it was kept")
+        return TransientStoreError(
+            f"{config.describe()}: a write conflicted with another process's commit; nothing of it was kept"
+        )
     return None
 
 
@@ -109,8 +114,10 @@ def store_password(config: StoreConfig, environ: Mapping[str, str] | None = None
     env = os.environ if environ is None else environ
     if config.password_env:
         if config.password_env not in env:
-            raise StoreError(f"{config.describe()}: the environment variable "
-                             f"{config.password_env} (password_env) is not set")
+            raise StoreError(
+                f"{config.describe()}: the environment variable "
+                f"{config.password_env} (password_env) is not set"
+            )
         return env[config.password_env]
     return keyring_get(keyring_user(config))
 
@@ -119,25 +126,33 @@ def _who() -> str:
     return f"lookback PID {os.getpid()} on {socket.gethostname()}"
 
 
-def _connect_catalog(config: StoreConfig, password: str | None,
-                     purpose: str) -> psycopg.Connection[Any]:
+def _connect_catalog(config: StoreConfig, password: str | None, purpose: str) -> psycopg.Connection[Any]:
     import psycopg
 
     try:
-        return psycopg.connect(config.catalog or "", password=password, autocommit=True,
-                               connect_timeout=10,
-                               application_name=f"{_who()} ({purpose})"[:63])
+        return psycopg.connect(
+            config.catalog or "",
+            password=password,
+            autocommit=True,
+            connect_timeout=10,
+            application_name=f"{_who()} ({purpose})"[:63],
+        )
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if password:
             reason = reason.replace(password, "***")
         if "password" in reason.lower() and password is None:
-            reason += ("; set password_env in [store] to the name of an environment variable "
-                       "that holds it, or keep it in the keyring")
+            reason += (
+                "; set password_env in [store] to the name of an environment variable "
+                "that holds it, or keep it in the keyring"
+            )
         # a server that is down or restarting may be back soon; a refusal stays a refusal
         lowered = reason.lower()
-        kind = (TransientStoreError if is_transient(exc) and "does not exist" not in lowered
-                and "permission denied" not in lowered else StoreError)
+        kind = (
+            TransientStoreError
+            if is_transient(exc) and "does not exist" not in lowered and "permission denied" not in lowered
+            else StoreError
+        )
         raise kind(f"{config.describe()}: cannot reach the catalog database: {reason}") from None
 
 
@@ -148,7 +163,8 @@ def _holders(cur: psycopg.Cursor[Any], key: int) -> str:
             "SELECT a.application_name, a.client_addr::text FROM pg_locks l "
             "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
             "AND l.granted AND l.objid = %s AND l.pid <> pg_backend_pid() LIMIT 1",
-            [key & 0xFFFFFFFF]).fetchone()
+            [key & 0xFFFFFFFF],
+        ).fetchone()
         if row:
             return str(row[0] or f"a session from {row[1]}").split(" (")[0]
     return "another process"
@@ -160,8 +176,14 @@ class Catalog:
     Thread-safe: one session, used under its own lock.
     """
 
-    def __init__(self, config: StoreConfig, *, wait_s: float = WAIT_S,
-                 waiting: Waiting | None = None, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        wait_s: float = WAIT_S,
+        waiting: Waiting | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.config = config
         self.wait_s = wait_s
         self.waiting = waiting
@@ -187,8 +209,9 @@ class Catalog:
                 except psycopg.OperationalError as exc:
                     reason = " ".join(str(exc).split()) or type(exc).__name__
                     if attempt == 2 or self._writing:
-                        raise TransientStoreError(f"{self.config.describe()}: the catalog "
-                                                  f"database went away: {reason}") from None
+                        raise TransientStoreError(
+                            f"{self.config.describe()}: the catalog database went away: {reason}"
+                        ) from None
                     with contextlib.suppress(Exception):
                         self._con.close()
                     self._con = _connect_catalog(self.config, self.password, "store")
@@ -211,9 +234,11 @@ class Catalog:
 
     def created(self) -> bool:
         """Whether the catalog holds the store's tables and sequences already."""
-        row = self._query("SELECT to_regclass('ducklake_metadata') IS NOT NULL AND "
-                          "to_regclass('ducklake_snapshot') IS NOT NULL AND "
-                          + " AND ".join(f"to_regclass('{n}') IS NOT NULL" for n in _SEQUENCES))
+        row = self._query(
+            "SELECT to_regclass('ducklake_metadata') IS NOT NULL AND "
+            "to_regclass('ducklake_snapshot') IS NOT NULL AND "
+            + " AND ".join(f"to_regclass('{n}') IS NOT NULL" for n in _SEQUENCES)
+        )
         return bool(row and row[0])
 
     @contextlib.contextmanager
@@ -238,8 +263,10 @@ class Catalog:
 
     def move_past(self, sequence: str, used: int) -> None:
         """Make ``sequence`` hand out only numbers above ``used`` (after a copy)."""
-        self._query("SELECT setval(%s, greatest(%s, (SELECT last_value FROM "
-                    f"{sequence})), true)", [sequence, max(used, 1)])
+        self._query(
+            f"SELECT setval(%s, greatest(%s, (SELECT last_value FROM {sequence})), true)",
+            [sequence, max(used, 1)],
+        )
 
     def still_writing(self) -> None:
         """Raise StoreError unless the session that holds the write lock is still there."""
@@ -247,8 +274,10 @@ class Catalog:
 
     def session_of(self, pid: int) -> bool:
         """Whether a Lookback process with this PID (on any machine) has a catalog session."""
-        row = self._query("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s "
-                          "LIMIT 1", [f"lookback PID {int(pid)} on %"])
+        row = self._query(
+            "SELECT 1 FROM pg_stat_activity WHERE application_name LIKE %s LIMIT 1",
+            [f"lookback PID {int(pid)} on %"],
+        )
         return row is not None
 
     def snapshot(self) -> int | None:
@@ -284,17 +313,23 @@ class Catalog:
 
     def _take(self, key: int, doing: str) -> None:
         """Take advisory lock ``key`` (the store is being ``doing`` by its holder meanwhile)."""
+
         def take() -> bool:
             row = self._query("SELECT pg_try_advisory_lock(%s)", [key])
             return bool(row and row[0])
 
         wait_until(
-            take, wait_s=self.wait_s, poll_s=max(POLL_S, 0.05), waiting=self.waiting,
+            take,
+            wait_s=self.wait_s,
+            poll_s=max(POLL_S, 0.05),
+            waiting=self.waiting,
             busy=lambda: StoreBusyError(
                 f"{self.config.describe()} is being {doing} by {self._holder(key)} and was not "
-                f"free after {self.wait_s:.0f} s; try again when it has finished", None),
-            saying=lambda: f"waiting for {self.config.describe()}: being {doing} by "
-                           f"{self._holder(key)}")
+                f"free after {self.wait_s:.0f} s; try again when it has finished",
+                None,
+            ),
+            saying=lambda: f"waiting for {self.config.describe()}: being {doing} by {self._holder(key)}",
+        )
 
     def _holder(self, key: int) -> str:
         with self._lock:
@@ -305,8 +340,9 @@ class Catalog:
             self._con.close()
 
 
-def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | None,
-           *, read_only: bool = False) -> None:
+def attach(
+    con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | None, *, read_only: bool = False
+) -> None:
     """Attach the team store to ``con`` as ``lake`` and make it the default database.
 
     The password reaches DuckDB only as a secret, which DuckDB never repeats in a message; so
@@ -317,28 +353,34 @@ def attach(con: duckdb.DuckDBPyConnection, config: StoreConfig, password: str | 
         for name in ("postgres_scanner", "ducklake"):
             load_named_extension(con, name)
     except (duckdb.Error, ImportError) as exc:
-        raise StoreError(f"{config.describe()}: DuckDB's ducklake extension cannot be loaded "
-                         f"({str(exc).splitlines()[0]}); install the pip package "
-                         "duckdb-extension-ducklake") from None
+        raise StoreError(
+            f"{config.describe()}: DuckDB's ducklake extension cannot be loaded "
+            f"({str(exc).splitlines()[0]}); install the pip package "
+            "duckdb-extension-ducklake"
+        ) from None
     data_path = config.data_path or ""
     if is_url(data_path):  # its credentials reach DuckDB as a secret scoped to the data files
         data_path = data_path.rstrip("/") + "/"
-        create_secret(con, DATA_SECRET, data_path, config.storage, config.describe(),
-                      error=StoreError)
+        create_secret(con, DATA_SECRET, data_path, config.storage, config.describe(), error=StoreError)
     options = [f"DATA_PATH {quote_literal(data_path)}"]
     if read_only:
         options.append("READ_ONLY")
     if password is not None:
         try:
-            con.execute("CREATE OR REPLACE SECRET lookback_store (TYPE postgres, PASSWORD "
-                        f"{quote_literal(password)})")
+            con.execute(
+                f"CREATE OR REPLACE SECRET lookback_store (TYPE postgres, PASSWORD {quote_literal(password)})"
+            )
         except duckdb.Error:
-            raise StoreError(f"{config.describe()}: the password could not be handed to "
-                             "DuckDB (does it hold a control character?)") from None
+            raise StoreError(
+                f"{config.describe()}: the password could not be handed to "
+                "DuckDB (does it hold a control character?)"
+            ) from None
         options.append("META_SECRET 'lookback_store'")
     try:
-        con.execute(f"ATTACH {quote_literal('ducklake:postgres:' + (config.catalog or ''))} "
-                    f"AS {LAKE} ({', '.join(options)})")
+        con.execute(
+            f"ATTACH {quote_literal('ducklake:postgres:' + (config.catalog or ''))} "
+            f"AS {LAKE} ({', '.join(options)})"
+        )
         con.execute(f"USE {LAKE}")
     except duckdb.Error as exc:
         message = " ".join(str(exc).split())
@@ -358,9 +400,14 @@ class CatalogLease:
     network) is free to take over; so is one whose holder gave it back.
     """
 
-    def __init__(self, config: StoreConfig, *, name: str = "scheduler",
-                 lost: Callable[[str], None] | None = None,
-                 environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        name: str = "scheduler",
+        lost: Callable[[str], None] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.config = config
         self.name = name
         self.lost = lost
@@ -380,14 +427,15 @@ class CatalogLease:
         if self._con is None or self._con.closed:
             con = _connect_catalog(self.config, self._password, "scheduler lease")
             try:
-                missing = con.execute("SELECT to_regclass('lookback_scheduler_lease') IS NULL"
-                                      ).fetchone()
+                missing = con.execute("SELECT to_regclass('lookback_scheduler_lease') IS NULL").fetchone()
                 if missing and missing[0]:  # schedulers starting together take turns
                     con.execute("SELECT pg_advisory_lock(%s)", [_CREATE_LOCK])
                     try:
-                        con.execute("CREATE TABLE IF NOT EXISTS lookback_scheduler_lease (name "
-                                    "text PRIMARY KEY, holder text NOT NULL, renewed_at "
-                                    "timestamptz NOT NULL)")
+                        con.execute(
+                            "CREATE TABLE IF NOT EXISTS lookback_scheduler_lease (name "
+                            "text PRIMARY KEY, holder text NOT NULL, renewed_at "
+                            "timestamptz NOT NULL)"
+                        )
                     finally:
                         con.execute("SELECT pg_advisory_unlock(%s)", [_CREATE_LOCK])
             except psycopg.errors.InsufficientPrivilege as exc:
@@ -407,14 +455,18 @@ class CatalogLease:
             "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
             "renewed_at = excluded.renewed_at WHERE l.holder = excluded.holder "
             "OR l.renewed_at < clock_timestamp() - make_interval(secs => %s) "
-            "RETURNING holder", [self.name, self.holder, self.lease_s]).fetchone()
+            "RETURNING holder",
+            [self.name, self.holder, self.lease_s],
+        ).fetchone()
         if row is None:
-            other = con.execute("SELECT holder, clock_timestamp() - renewed_at FROM "
-                                "lookback_scheduler_lease WHERE name = %s", [self.name]
-                                ).fetchone()
+            other = con.execute(
+                "SELECT holder, clock_timestamp() - renewed_at FROM lookback_scheduler_lease WHERE name = %s",
+                [self.name],
+            ).fetchone()
             who = str(other[0]).rsplit(" #", 1)[0] if other else "another process"
-            raise StoreBusyError(f"the scheduler of {self.config.describe()} already runs in "
-                                 f"another process ({who})", None)
+            raise StoreBusyError(
+                f"the scheduler of {self.config.describe()} already runs in another process ({who})", None
+            )
         self._stop.clear()
         self._renewer = threading.Thread(target=self._renew, name="lease-renew", daemon=True)
         self._renewer.start()
@@ -422,10 +474,15 @@ class CatalogLease:
     def _renew(self) -> None:
         while not self._stop.wait(self.lease_s / 4):
             try:
-                row = self._session().execute(
-                    "UPDATE lookback_scheduler_lease SET renewed_at = clock_timestamp() "
-                    "WHERE name = %s AND holder = %s RETURNING 1", [self.name, self.holder]
-                ).fetchone()
+                row = (
+                    self._session()
+                    .execute(
+                        "UPDATE lookback_scheduler_lease SET renewed_at = clock_timestamp() "
+                        "WHERE name = %s AND holder = %s RETURNING 1",
+                        [self.name, self.holder],
+                    )
+                    .fetchone()
+                )
             except Exception:  # the catalog is unreachable: try again at the next turn
                 with contextlib.suppress(Exception):
                     if self._con is not None:
@@ -433,15 +490,21 @@ class CatalogLease:
                 continue
             if row is None:  # another process took it over while this one was away
                 if self.lost is not None:
-                    self.lost(f"the scheduling lease of {self.config.describe()} was taken "
-                              "over by another process")
+                    self.lost(
+                        f"the scheduling lease of {self.config.describe()} was taken over by another process"
+                    )
                 return
 
     def held(self) -> bool:
         """Whether this process holds the lease now (asks the catalog)."""
-        row = self._session().execute(
-            "SELECT 1 FROM lookback_scheduler_lease WHERE name = %s AND holder = %s",
-            [self.name, self.holder]).fetchone()
+        row = (
+            self._session()
+            .execute(
+                "SELECT 1 FROM lookback_scheduler_lease WHERE name = %s AND holder = %s",
+                [self.name, self.holder],
+            )
+            .fetchone()
+        )
         return row is not None
 
     def give_back(self) -> None:
@@ -451,7 +514,9 @@ class CatalogLease:
             self._renewer = None
         if self._con is not None:
             with contextlib.suppress(Exception):
-                self._con.execute("DELETE FROM lookback_scheduler_lease WHERE name = %s AND "
-                                  "holder = %s", [self.name, self.holder])
+                self._con.execute(
+                    "DELETE FROM lookback_scheduler_lease WHERE name = %s AND holder = %s",
+                    [self.name, self.holder],
+                )
                 self._con.close()
             self._con = None

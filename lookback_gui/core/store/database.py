@@ -63,7 +63,8 @@ def damaged(path: Path | str, message: str) -> StoreError:
     return StoreError(
         f"store {path} is damaged ({message.splitlines()[0].strip()}); restore it from "
         "a backup, or move it aside to start an empty store (its runs and versions stay in "
-        "the moved file)")
+        "the moved file)"
+    )
 
 
 def open_connection(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -84,12 +85,15 @@ def open_connection(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                     holder += f", {psutil.Process(pid).name()}"
             raise StoreBusyError(
                 f"store {path} is in use by another process ({holder}); "
-                "close it there or wait until it finishes", pid
+                "close it there or wait until it finishes",
+                pid,
             ) from None
         if trouble == "not a database":
-            raise StoreError(f"store {path} is not a DuckDB database file (damaged, or "
-                             "another kind of file); restore it from a backup, or move it "
-                             "aside to start an empty store") from None
+            raise StoreError(
+                f"store {path} is not a DuckDB database file (damaged, or "
+                "another kind of file); restore it from a backup, or move it "
+                "aside to start an empty store"
+            ) from None
         raise StoreError(f"store {path} cannot be opened: {message}") from None
 
 
@@ -108,8 +112,14 @@ class Database:
     # the thread and cursor of a batch under way (see batch()); a team store has them too
     _batch: tuple[int, duckdb.DuckDBPyConnection] | None = None
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False,
-                 waiting: Waiting | None = None, wait_s: float = WAIT_S):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        waiting: Waiting | None = None,
+        wait_s: float = WAIT_S,
+    ):
         self.path = Path(path)
         self.read_only = read_only or not writable(self.path)
         self.write_lock = threading.RLock()
@@ -125,8 +135,7 @@ class Database:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(f"store {self.path}: cannot create its folder: "
-                                 f"{exc.strerror}") from None
+                raise StoreError(f"store {self.path}: cannot create its folder: {exc.strerror}") from None
         self._lock: StoreLock | None = None
         try:
             self._lock = StoreLock(self.path, wait_s=wait_s, waiting=waiting)
@@ -153,12 +162,14 @@ class Database:
         assert row is not None
         return int(row[0])
 
-    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, sequence: str,
-                           used: int) -> None:
+    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, sequence: str, used: int) -> None:
         """Make ``sequence`` hand out only numbers above ``used`` (after rows were copied in);
         DuckDB cannot move a sequence, so it is made again."""
-        row = cur.execute("SELECT last_value FROM duckdb_sequences() WHERE sequence_name = ? "
-                          "AND database_name = current_database()", [sequence]).fetchone()
+        row = cur.execute(
+            "SELECT last_value FROM duckdb_sequences() WHERE sequence_name = ? "
+            "AND database_name = current_database()",
+            [sequence],
+        ).fetchone()
         last = int(row[0]) if row and row[0] is not None else 0
         if used > last:
             cur.execute(f"DROP SEQUENCE {sequence}")
@@ -335,8 +346,7 @@ class Database:
                 if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc) and not self.team:
                     raise disk_full(self.path, "a write; nothing was written") from None
                 if isinstance(exc, duckdb.IOException):  # data files out of reach: not a bug
-                    raise StoreError(f"{self.label}: a write failed: "
-                                     f"{' '.join(str(exc).split())}") from None
+                    raise StoreError(f"{self.label}: a write failed: {' '.join(str(exc).split())}") from None
                 raise
             try:
                 cur.execute("COMMIT")
@@ -359,8 +369,9 @@ class Database:
         """The error of a COMMIT that failed."""
         return StoreError(f"{self.label}: a write failed: {' '.join(str(exc).split())}")
 
-    def read(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
-             ) -> list[tuple[Any, ...]]:
+    def read(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         """All rows of one query."""
         with self.reading() as cur:
             try:

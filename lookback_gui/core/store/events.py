@@ -122,8 +122,17 @@ class DefinitionChanged:
     end: Any
 
 
-Event = (RunStarted | AttemptFailed | Progress | RunFinished | AlertChanged | AlertCommandFailed
-         | Notice | GapFillHeld | DefinitionChanged)
+Event = (
+    RunStarted
+    | AttemptFailed
+    | Progress
+    | RunFinished
+    | AlertChanged
+    | AlertCommandFailed
+    | Notice
+    | GapFillHeld
+    | DefinitionChanged
+)
 
 
 class Observer(Protocol):

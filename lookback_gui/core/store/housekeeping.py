@@ -29,8 +29,7 @@ from lookback_gui.core.store.lock import WAIT_S, StoreLock, Waiting, disk_full, 
 from lookback_gui.core.store.schema import CURRENT_ORDER
 
 # the tables whose rows a compaction must carry over, every one of them
-TABLES = ("meta", "runs", "run_log", "versions", "current", "arrivals", "arrival_sums", "probes",
-          "alerts")
+TABLES = ("meta", "runs", "run_log", "versions", "current", "arrivals", "arrival_sums", "probes", "alerts")
 
 
 @dataclass(frozen=True)
@@ -53,11 +52,17 @@ class MetricStats:
     bytes: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "runs": self.runs, "failed_runs": self.failed_runs,
-                "versions": self.versions, "values": self.values,
-                "revised_values": self.revised_values,
-                "first_bucket": _iso(self.first_bucket), "last_bucket": _iso(self.last_bucket),
-                "bytes": self.bytes}
+        return {
+            "metric": self.metric,
+            "runs": self.runs,
+            "failed_runs": self.failed_runs,
+            "versions": self.versions,
+            "values": self.values,
+            "revised_values": self.revised_values,
+            "first_bucket": _iso(self.first_bucket),
+            "last_bucket": _iso(self.last_bucket),
+            "bytes": self.bytes,
+        }
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,15 @@ class StoreStats:
     metrics: tuple[MetricStats, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "bytes": self.bytes, "free_bytes": self.free_bytes,
-                "runs": self.runs, "versions": self.versions, "values": self.values,
-                "metrics": [m.to_json() for m in self.metrics]}
+        return {
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "free_bytes": self.free_bytes,
+            "runs": self.runs,
+            "versions": self.versions,
+            "values": self.values,
+            "metrics": [m.to_json() for m in self.metrics],
+        }
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -99,9 +110,14 @@ def store_stats(store: Store) -> StoreStats:
     """Runs, versions, values and size of ``store``, by metric (set-based: one pass a table)."""
     with store.reading() as cur:
         cur.execute("BEGIN TRANSACTION")  # one snapshot
-        size = None if store.team else cur.execute(
-            "SELECT block_size, free_blocks FROM pragma_database_size()"
-            " WHERE database_name = current_database()").fetchone()
+        size = (
+            None
+            if store.team
+            else cur.execute(
+                "SELECT block_size, free_blocks FROM pragma_database_size()"
+                " WHERE database_name = current_database()"
+            ).fetchone()
+        )
         rows = cur.execute("""
             WITH r AS (SELECT metric, count(*) AS runs,
                               count(*) FILTER (WHERE status = 'failed') AS failed
@@ -120,15 +136,28 @@ def store_stats(store: Store) -> StoreStats:
     free = int(size[0]) * int(size[1]) if size else 0
     shares = sum(int(r[3]) + int(r[4]) for r in rows) or 1
     metrics = tuple(
-        MetricStats(metric=m, runs=int(runs), failed_runs=int(failed), versions=int(versions),
-                    values=int(values), revised_values=int(revised), first_bucket=first,
-                    last_bucket=last,
-                    bytes=round((total - free) * (int(versions) + int(values)) / shares))
-        for m, runs, failed, versions, values, revised, first, last in rows)
-    return StoreStats(path=store.name if store.team else store.path, bytes=total, free_bytes=free,
-                      runs=sum(m.runs for m in metrics),
-                      versions=sum(m.versions for m in metrics),
-                      values=sum(m.values for m in metrics), metrics=metrics)
+        MetricStats(
+            metric=m,
+            runs=int(runs),
+            failed_runs=int(failed),
+            versions=int(versions),
+            values=int(values),
+            revised_values=int(revised),
+            first_bucket=first,
+            last_bucket=last,
+            bytes=round((total - free) * (int(versions) + int(values)) / shares),
+        )
+        for m, runs, failed, versions, values, revised, first, last in rows
+    )
+    return StoreStats(
+        path=store.name if store.team else store.path,
+        bytes=total,
+        free_bytes=free,
+        runs=sum(m.runs for m in metrics),
+        versions=sum(m.versions for m in metrics),
+        values=sum(m.values for m in metrics),
+        metrics=metrics,
+    )
 
 
 @dataclass(frozen=True)
@@ -149,15 +178,14 @@ def _counts(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, int]:
     return counts
 
 
-def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float = WAIT_S
-                  ) -> Compaction:
+def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float = WAIT_S) -> Compaction:
     """Rewrite the store at ``path`` into a fresh file holding exactly the same rows, and put
     it in place. The store is held exclusively from start to end: other processes wait (and
     give up after their own wait, naming this process)."""
     if not path.exists():
         raise StoreError(f"store {path} does not exist")
     with Store(path, waiting=waiting, wait_s=wait_s) as store:  # upgraded, runs of dead
-        if store.read_only:                                       # processes marked
+        if store.read_only:  # processes marked
             raise StoreError(f"store {path} cannot be written: it cannot be compacted")
     fresh = path.with_name(path.name + ".compact")
     fresh_wal = fresh.with_name(fresh.name + ".wal")
@@ -181,25 +209,35 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
                 # the tables and sequences first, then the rows, ``current`` in its order
                 # (the values a pull adds come after the others: this gathers them again)
                 con.execute(f"COPY FROM DATABASE {source} TO {alias} (SCHEMA)")
-                tables = [r[0] for r in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ?"
-                    " AND schema_name = 'main' ORDER BY table_name", [database]).fetchall()]
+                tables = [
+                    r[0]
+                    for r in con.execute(
+                        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?"
+                        " AND schema_name = 'main' ORDER BY table_name",
+                        [database],
+                    ).fetchall()
+                ]
                 for table in tables:
                     order = f" ORDER BY {CURRENT_ORDER}" if table == "current" else ""
-                    con.execute(f"INSERT INTO {alias}.main.{quote_identifier(table)} SELECT *"
-                                f" FROM {source}.main.{quote_identifier(table)}{order}")
+                    con.execute(
+                        f"INSERT INTO {alias}.main.{quote_identifier(table)} SELECT *"
+                        f" FROM {source}.main.{quote_identifier(table)}{order}"
+                    )
                 rows = _counts(con, database)
                 copied = _counts(con, alias)
                 if copied != rows:
-                    raise StoreError(f"store {path}: the compacted copy does not hold the same "
-                                     f"rows ({copied} against {rows}); the store is unchanged")
+                    raise StoreError(
+                        f"store {path}: the compacted copy does not hold the same "
+                        f"rows ({copied} against {rows}); the store is unchanged"
+                    )
             finally:
                 con.execute(f"DETACH {alias}")
         finally:
             con.close()
         if wal.exists() or fresh_wal.exists():
-            raise StoreError(f"store {path}: a write-ahead log was left after closing; the store "
-                             "is unchanged")
+            raise StoreError(
+                f"store {path}: a write-ahead log was left after closing; the store is unchanged"
+            )
         _sync(fresh)
         os.replace(fresh, path)  # atomic: the old store or the new one, never half of one
         _sync(path.parent)
@@ -208,12 +246,17 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
             fresh.unlink(missing_ok=True)
             fresh_wal.unlink(missing_ok=True)
         if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc):
-            raise disk_full(path, f"the compacted copy, which needs about "
-                            f"{_file_bytes(path) / 1e6:,.1f} MB beside the store; the store "
-                            "is unchanged") from None
+            raise disk_full(
+                path,
+                f"the compacted copy, which needs about "
+                f"{_file_bytes(path) / 1e6:,.1f} MB beside the store; the store "
+                "is unchanged",
+            ) from None
         if isinstance(exc, duckdb.Error):
-            raise StoreError(f"store {path}: the compaction failed, and the store is unchanged: "
-                             f"{' '.join(str(exc).split())}") from None
+            raise StoreError(
+                f"store {path}: the compaction failed, and the store is unchanged: "
+                f"{' '.join(str(exc).split())}"
+            ) from None
         raise
     finally:
         lock.close()

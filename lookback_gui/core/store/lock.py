@@ -38,8 +38,12 @@ POLL_S = 0.02
 Waiting = Callable[[str], None]
 
 
-_PROGRAMS = {"lookback": "lookback", "lookback-gui": "lookback-gui",
-             "lookback_gui.cli": "lookback", "lookback_gui.ui.app": "lookback-gui"}
+_PROGRAMS = {
+    "lookback": "lookback",
+    "lookback-gui": "lookback-gui",
+    "lookback_gui.cli": "lookback",
+    "lookback_gui.ui.app": "lookback-gui",
+}
 
 
 def _program(pid: int) -> str:
@@ -78,8 +82,10 @@ FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left (or the user's quota is use
 
 def disk_full(store: Path, what: str) -> StoreError:
     """The error for a store that cannot be written because its disk is full."""
-    return StoreError(f"store {store}: the disk holding {store.parent} is full (no space left "
-                      f"for {what}); free some space there and try again")
+    return StoreError(
+        f"store {store}: the disk holding {store.parent} is full (no space left "
+        f"for {what}); free some space there and try again"
+    )
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -100,8 +106,7 @@ def _open(path: Path) -> IO[str]:
             store = path.with_suffix("")
             if first.errno in FULL:
                 raise disk_full(store, f"its lock file {path.name}") from None
-            raise StoreError(f"store {store}: cannot open its lock file "
-                             f"{path}: {exc.strerror}") from None
+            raise StoreError(f"store {store}: cannot open its lock file {path}: {exc.strerror}") from None
 
 
 def _note_pid(handle: IO[str]) -> None:
@@ -117,9 +122,15 @@ def _close(handle: IO[str]) -> None:
         handle.close()
 
 
-def wait_until(take: Callable[[], bool], *, wait_s: float, poll_s: float,
-               busy: Callable[[], StoreBusyError], waiting: Waiting | None,
-               saying: Callable[[], str]) -> None:
+def wait_until(
+    take: Callable[[], bool],
+    *,
+    wait_s: float,
+    poll_s: float,
+    busy: Callable[[], StoreBusyError],
+    waiting: Waiting | None,
+    saying: Callable[[], str],
+) -> None:
     """Try ``take`` until it succeeds: after :data:`SAY_AFTER_S` seconds tell ``waiting`` once
     what is awaited (``saying``), and after ``wait_s`` seconds give up with ``busy()``. The one
     loop of every wait for a store: its lock file here, the team store's catalog locks."""
@@ -182,12 +193,19 @@ class StoreLock:
             pid, who = _holder(self._hold)
             return StoreBusyError(
                 f"store {self.path} is in use by another process ({who}) and was not "
-                f"free after {self.wait_s:.0f} s; try again when it has finished", pid)
+                f"free after {self.wait_s:.0f} s; try again when it has finished",
+                pid,
+            )
 
         try:
-            wait_until(take, wait_s=self.wait_s, poll_s=POLL_S, busy=busy, waiting=self.waiting,
-                       saying=lambda: f"waiting for store {self.path}: in use by "
-                                      f"{_holder(self._hold)[1]}")
+            wait_until(
+                take,
+                wait_s=self.wait_s,
+                poll_s=POLL_S,
+                busy=busy,
+                waiting=self.waiting,
+                saying=lambda: f"waiting for store {self.path}: in use by {_holder(self._hold)[1]}",
+            )
         finally:
             if registered:
                 portalocker.unlock(self._want)
@@ -232,8 +250,9 @@ class SchedulerLease:
         if not _try(handle, portalocker.LockFlags.EXCLUSIVE):
             pid, who = _holder(handle)
             handle.close()
-            raise StoreBusyError(f"the scheduler of {self.path.with_suffix('')} already runs "
-                                 f"in another process ({who})", pid)
+            raise StoreBusyError(
+                f"the scheduler of {self.path.with_suffix('')} already runs in another process ({who})", pid
+            )
         _note_pid(handle)
         self._handle = handle
 

@@ -57,25 +57,35 @@ class Reads:
             for key in [k for k in self._series if k[0] == metric]:
                 del self._series[key]
 
-    def _known_runs(self, metric: str, as_of_run: int | None,
-                    as_known_at: datetime | None) -> tuple[str, dict[str, Any]]:
+    def _known_runs(
+        self, metric: str, as_of_run: int | None, as_known_at: datetime | None
+    ) -> tuple[str, dict[str, Any]]:
         """The succeeded runs of ``metric`` whose versions a view of the past sees: those
         committed by the time run ``as_of_run`` ended, or those known at ``as_known_at`` or
         before; as SQL for a CTE, with its parameters."""
         if as_of_run is not None:
             self._runs.run(as_of_run)  # an unknown run is a usage error
-            return ("SELECT id, known_at, window_start, settled_end FROM runs"
-                    " WHERE metric = $metric AND status = 'succeeded' AND commit_seq <= ("
-                    "SELECT coalesce((SELECT commit_seq FROM runs WHERE id = $bound), "
-                    "(SELECT max(commit_seq) FROM runs WHERE id <= $bound), 0))",
-                    {"metric": metric, "bound": as_of_run})
-        return ("SELECT id, known_at, window_start, settled_end FROM runs"
-                " WHERE metric = $metric AND status = 'succeeded' AND known_at <= $bound",
-                {"metric": metric, "bound": as_known_at})
+            return (
+                "SELECT id, known_at, window_start, settled_end FROM runs"
+                " WHERE metric = $metric AND status = 'succeeded' AND commit_seq <= ("
+                "SELECT coalesce((SELECT commit_seq FROM runs WHERE id = $bound), "
+                "(SELECT max(commit_seq) FROM runs WHERE id <= $bound), 0))",
+                {"metric": metric, "bound": as_of_run},
+            )
+        return (
+            "SELECT id, known_at, window_start, settled_end FROM runs"
+            " WHERE metric = $metric AND status = 'succeeded' AND known_at <= $bound",
+            {"metric": metric, "bound": as_known_at},
+        )
 
-    def _values_known(self, metric: str, as_of_run: int | None, as_known_at: datetime | None,
-                      where: str = "", extra: Mapping[str, Any] | None = None
-                      ) -> tuple[str, dict[str, Any]]:
+    def _values_known(
+        self,
+        metric: str,
+        as_of_run: int | None,
+        as_known_at: datetime | None,
+        where: str = "",
+        extra: Mapping[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
         """SQL giving the values of ``metric`` as known after run ``as_of_run`` or at
         ``as_known_at``, in the columns of ``current`` that the reads use."""
         runs, params = self._known_runs(metric, as_of_run, as_known_at)
@@ -102,10 +112,13 @@ class Reads:
         """
         return sql, {**params, **(extra or {})}
 
-    def history_query(self, metric: str, as_of_run: int | None = None,
-                      as_known_at: datetime | None = None,
-                      buckets: tuple[datetime, datetime] | None = None
-                      ) -> tuple[str, dict[str, Any]]:
+    def history_query(
+        self,
+        metric: str,
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+        buckets: tuple[datetime, datetime] | None = None,
+    ) -> tuple[str, dict[str, Any]]:
         """SQL (with its parameters) for the rows of :meth:`history`, in their order: bucket,
         dims, measure, value, exact, first_value, first_exact, versions, partial, run_id,
         known_at (``exact``: the canonical text of an integer or DECIMAL value); only the
@@ -113,34 +126,53 @@ class Reads:
         span = "" if buckets is None else " AND bucket >= $span_start AND bucket < $span_end"
         params: dict[str, Any]
         if as_of_run is None and as_known_at is None:
-            sql, params = ("SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
-                           " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
-                           " first_value, first_exact, versions, run_id, partial, known_at"
-                           f" FROM current WHERE metric = $metric{span}", {"metric": metric})
+            sql, params = (
+                "SELECT bucket, dims, measure, CASE WHEN removed THEN NULL ELSE value"
+                " END AS value, CASE WHEN removed THEN NULL ELSE exact END AS exact,"
+                " first_value, first_exact, versions, run_id, partial, known_at"
+                f" FROM current WHERE metric = $metric{span}",
+                {"metric": metric},
+            )
         else:
             sql, params = self._values_known(metric, as_of_run, as_known_at, span)
         if buckets is not None:
             params = {**params, "span_start": buckets[0], "span_end": buckets[1]}
-        return (f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
-                f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure", params)
+        return (
+            f"SELECT bucket, dims, measure, value, exact, first_value, first_exact, versions,"
+            f" partial, run_id, known_at FROM ({sql}) ORDER BY bucket, dims, measure",
+            params,
+        )
 
-    def history(self, metric: str, as_of_run: int | None = None,
-                as_known_at: datetime | None = None) -> list[HistoryRow]:
+    def history(
+        self, metric: str, as_of_run: int | None = None, as_known_at: datetime | None = None
+    ) -> list[HistoryRow]:
         """Current values of ``metric``; or the values as known right after run ``as_of_run``
         committed; or as known at ``as_known_at`` (for each value, its version with the latest
         known time at or before it)."""
         rows = self._db.read(*self.history_query(metric, as_of_run, as_known_at))
         return [
-            HistoryRow(bucket=b, dims=json.loads(d), measure=m, value=stored_number(v, x),
-                       first_value=stored_number(f, fx), versions=int(n), revised=int(n) > 1,
-                       partial=bool(p), last_run=int(r), known_at=k)
+            HistoryRow(
+                bucket=b,
+                dims=json.loads(d),
+                measure=m,
+                value=stored_number(v, x),
+                first_value=stored_number(f, fx),
+                versions=int(n),
+                revised=int(n) > 1,
+                partial=bool(p),
+                last_run=int(r),
+                known_at=k,
+            )
             for b, d, m, v, x, f, fx, n, p, r, k in rows
         ]
 
-    def revisions_query(self, metric: str, newest: int | None = None,
-                        run: int | None = None,
-                        known: tuple[datetime, datetime, datetime, datetime] | None = None
-                        ) -> tuple[str, list[Any]]:
+    def revisions_query(
+        self,
+        metric: str,
+        newest: int | None = None,
+        run: int | None = None,
+        known: tuple[datetime, datetime, datetime, datetime] | None = None,
+    ) -> tuple[str, list[Any]]:
         """SQL (with its parameters) for the rows of :meth:`revisions`, in their order: run_id,
         bucket, dims, measure, old_value, old_exact, new_value, new_exact, known_at,
         prev_known_at, kind (``revision``, ``removal`` or ``redefinition``). With ``known`` =
@@ -149,19 +181,24 @@ class Reads:
         where = "metric = ?"
         params: list[Any] = [metric]
         if run is not None:  # only the values that run touched need their history
-            where += (" AND (dims, measure, bucket) IN (SELECT (dims, measure, bucket) "
-                      "FROM versions WHERE metric = ? AND run_id = ?)")
+            where += (
+                " AND (dims, measure, bucket) IN (SELECT (dims, measure, bucket) "
+                "FROM versions WHERE metric = ? AND run_id = ?)"
+            )
             params += [metric, run]
         keep = "" if run is None else f" AND run_id = {int(run)}"
         if known is not None:  # the values known then, with the versions before them
-            where += (" AND known_at < ? AND bucket >= ? AND bucket <= ? AND (dims, measure,"
-                      " bucket) IN (SELECT (dims, measure, bucket) FROM versions WHERE"
-                      " metric = ? AND known_at >= ? AND known_at < ?)")
+            where += (
+                " AND known_at < ? AND bucket >= ? AND bucket <= ? AND (dims, measure,"
+                " bucket) IN (SELECT (dims, measure, bucket) FROM versions WHERE"
+                " metric = ? AND known_at >= ? AND known_at < ?)"
+            )
             params += [known[1], known[2], known[3], metric, known[0], known[1]]
             keep += " AND known_at >= ?"
             params.append(known[0])
-        tail = ("" if newest is None else
-                f" ORDER BY known_at DESC, run_id DESC, bucket DESC LIMIT {int(newest)}")
+        tail = (
+            "" if newest is None else f" ORDER BY known_at DESC, run_id DESC, bucket DESC LIMIT {int(newest)}"
+        )
         return (
             f"""
             SELECT run_id, bucket, dims, measure, old_value, old_exact, new_value, new_exact,
@@ -193,10 +230,11 @@ class Reads:
                 {tail}
             )
             ORDER BY known_at, run_id, bucket, dims, measure
-            """, params)
+            """,
+            params,
+        )
 
-    def revisions(self, metric: str, newest: int | None = None,
-                  run: int | None = None) -> list[RevisionRow]:
+    def revisions(self, metric: str, newest: int | None = None, run: int | None = None) -> list[RevisionRow]:
         """Every revision and removal of ``metric`` in known-time order: only the ``newest``
         ones, or only those run ``run`` made, when given.
 
@@ -206,25 +244,44 @@ class Reads:
         predecessor, and it is then no revision any more.
         """
         rows = self._db.read(*self.revisions_query(metric, newest, run))
-        return [RevisionRow(run=r, bucket=b, dims=json.loads(d), measure=m,
-                            old_value=stored_number(o, ox), new_value=stored_number(n, nx), known_at=k,
-                            prev_known_at=pk, kind=kind)
-                for r, b, d, m, o, ox, n, nx, k, pk, kind in rows]
+        return [
+            RevisionRow(
+                run=r,
+                bucket=b,
+                dims=json.loads(d),
+                measure=m,
+                old_value=stored_number(o, ox),
+                new_value=stored_number(n, nx),
+                known_at=k,
+                prev_known_at=pk,
+                kind=kind,
+            )
+            for r, b, d, m, o, ox, n, nx, k, pk, kind in rows
+        ]
 
-    def series(self, metric: str, top: int | None = None, as_of_run: int | None = None,
-               as_known_at: datetime | None = None) -> list[tuple[dict[str, Any], str, float]]:
+    def series(
+        self,
+        metric: str,
+        top: int | None = None,
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+    ) -> list[tuple[dict[str, Any], str, float]]:
         """Each (dims, measure) of ``metric`` with its size (sum of |value|), largest first;
         only the ``top`` largest of each measure when given (a metric may have a hundred
         thousand series, and a chart offers a few). The sizes are those of the current values,
         or of the values as known after run ``as_of_run`` or at ``as_known_at``."""
-        keep = "" if top is None else (
-            f"QUALIFY row_number() OVER (PARTITION BY measure ORDER BY size DESC, dims)"
-            f" <= {int(top)}")
+        keep = (
+            ""
+            if top is None
+            else (f"QUALIFY row_number() OVER (PARTITION BY measure ORDER BY size DESC, dims) <= {int(top)}")
+        )
         if as_of_run is not None or as_known_at is not None:
             values, params = self._values_known(metric, as_of_run, as_known_at)
             rows = self._db.read(
                 f"SELECT dims, measure, coalesce(sum(abs(value)), 0) AS size FROM ({values}) "
-                f"GROUP BY dims, measure {keep} ORDER BY size DESC, dims, measure", params)
+                f"GROUP BY dims, measure {keep} ORDER BY size DESC, dims, measure",
+                params,
+            )
             return [(json.loads(d), m, float(size)) for d, m, size in rows]
         key = (metric, top)
         with self._lock:  # kept until the metric's next commit or until another
@@ -234,16 +291,22 @@ class Reads:
             rows = self._db.read(
                 "SELECT dims, measure, coalesce(sum(abs(value)), 0) AS size FROM current WHERE "
                 f"metric = ? GROUP BY dims, measure {keep} ORDER BY size DESC, dims, measure",
-                [metric])
+                [metric],
+            )
             known = [(json.loads(d), m, float(size)) for d, m, size in rows]
             with self._lock:
                 if self._commits.get(metric, 0) == generation:
                     self._series[key] = known
         return [(dict(d), m, size) for d, m, size in known]
 
-    def chart_data(self, metric: str, measure: str, dims: Mapping[str, Any],
-                   as_of_run: int | None = None,
-                   as_known_at: datetime | None = None) -> dict[str, np.ndarray]:
+    def chart_data(
+        self,
+        metric: str,
+        measure: str,
+        dims: Mapping[str, Any],
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+    ) -> dict[str, np.ndarray]:
         """One series as numpy arrays for a chart, buckets ascending: current, or as known
         after run ``as_of_run`` or at ``as_known_at``.
 
@@ -253,22 +316,39 @@ class Reads:
         key = _series_key(metric, measure, dims)
         with self._db.reading() as cur:
             if as_of_run is None and as_known_at is None:
-                return _sorted_by_bucket(cur.execute(
-                    "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
-                    " coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
-                    " run_id AS last_run, removed, partial FROM current"
-                    " WHERE metric = ? AND measure = ? AND dims = ?", key).fetchnumpy())
+                return _sorted_by_bucket(
+                    cur.execute(
+                        "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
+                        " coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
+                        " run_id AS last_run, removed, partial FROM current"
+                        " WHERE metric = ? AND measure = ? AND dims = ?",
+                        key,
+                    ).fetchnumpy()
+                )
             sql, params = self._values_known(
-                metric, as_of_run, as_known_at, "AND measure = $measure AND dims = $dims",
-                {"measure": key[1], "dims": key[2]})
-            return _sorted_by_bucket(cur.execute(
-                f"SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
-                f" coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
-                f" run_id AS last_run, removed, partial FROM ({sql})", params).fetchnumpy())
+                metric,
+                as_of_run,
+                as_known_at,
+                "AND measure = $measure AND dims = $dims",
+                {"measure": key[1], "dims": key[2]},
+            )
+            return _sorted_by_bucket(
+                cur.execute(
+                    f"SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value,"
+                    f" coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
+                    f" run_id AS last_run, removed, partial FROM ({sql})",
+                    params,
+                ).fetchnumpy()
+            )
 
-    def chart_series(self, metric: str, measure: str, dims: Mapping[str, Any],
-                     as_of_run: int | None = None,
-                     as_known_at: datetime | None = None) -> dict[str, np.ndarray]:
+    def chart_series(
+        self,
+        metric: str,
+        measure: str,
+        dims: Mapping[str, Any],
+        as_of_run: int | None = None,
+        as_known_at: datetime | None = None,
+    ) -> dict[str, np.ndarray]:
         """One series as chart_data has it, in the form quickest to load for a long series.
 
         ``bucket`` and ``value`` cover every bucket; ``marked`` holds the positions of the
@@ -284,33 +364,48 @@ class Reads:
         if as_of_run is not None or as_known_at is not None:  # the versions are aggregated
             full = self.chart_data(metric, measure, dims, as_of_run, as_known_at)  # anyway
             at = np.flatnonzero((full["versions"] > 1) | full["partial"])
-            return {"bucket": full["bucket"], "value": full["value"], "marked": at,
-                    **{k: full[k][at] for k in _MARKED_COLUMNS}}
+            return {
+                "bucket": full["bucket"],
+                "value": full["value"],
+                "marked": at,
+                **{k: full[k][at] for k in _MARKED_COLUMNS},
+            }
         key = _series_key(metric, measure, dims)
         with self._db.reading() as cur:
             cur.execute("BEGIN TRANSACTION")  # one snapshot for both reads
-            bulk = _sorted_by_bucket(cur.execute(
-                "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value FROM current"
-                " WHERE metric = ? AND measure = ? AND dims = ?", key).fetchnumpy())
-            marked = _sorted_by_bucket(cur.execute(
-                "SELECT bucket, coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
-                " run_id AS last_run, removed, partial FROM current"
-                " WHERE metric = ? AND measure = ? AND dims = ? AND (versions > 1 OR partial)",
-                key).fetchnumpy())
+            bulk = _sorted_by_bucket(
+                cur.execute(
+                    "SELECT bucket, coalesce(value, 'NaN'::DOUBLE) AS value FROM current"
+                    " WHERE metric = ? AND measure = ? AND dims = ?",
+                    key,
+                ).fetchnumpy()
+            )
+            marked = _sorted_by_bucket(
+                cur.execute(
+                    "SELECT bucket, coalesce(first_value, 'NaN'::DOUBLE) AS first_value, versions,"
+                    " run_id AS last_run, removed, partial FROM current"
+                    " WHERE metric = ? AND measure = ? AND dims = ? AND (versions > 1 OR partial)",
+                    key,
+                ).fetchnumpy()
+            )
             cur.execute("COMMIT")
-        return {**bulk, "marked": np.searchsorted(bulk["bucket"], marked["bucket"]),
-                **{k: marked[k] for k in _MARKED_COLUMNS}}
+        return {
+            **bulk,
+            "marked": np.searchsorted(bulk["bucket"], marked["bucket"]),
+            **{k: marked[k] for k in _MARKED_COLUMNS},
+        }
 
-    def bucket_run(self, metric: str, measure: str, dims: Mapping[str, Any],
-                   bucket: datetime) -> int | None:
+    def bucket_run(self, metric: str, measure: str, dims: Mapping[str, Any], bucket: datetime) -> int | None:
         """The run that stored the current value of one bucket."""
-        rows = self._db.read("SELECT run_id FROM current WHERE metric = ? AND measure = ? AND dims = ?"
-                          " AND bucket = ?", [*_series_key(metric, measure, dims), bucket])
+        rows = self._db.read(
+            "SELECT run_id FROM current WHERE metric = ? AND measure = ? AND dims = ? AND bucket = ?",
+            [*_series_key(metric, measure, dims), bucket],
+        )
         return int(rows[0][0]) if rows else None
 
-    def latest_values(self, metric: str, measure: str, series: Mapping[str, Any],
-                      since: datetime | None = None
-                      ) -> tuple[datetime | None, list[tuple[dict[str, Any], Number]]]:
+    def latest_values(
+        self, metric: str, measure: str, series: Mapping[str, Any], since: datetime | None = None
+    ) -> tuple[datetime | None, list[tuple[dict[str, Any], Number]]]:
         """The latest bucket of ``measure`` that has a complete value (or, when none is
         complete yet, the latest bucket with a value), and its values there by series: those
         complete, else all of them. Only series whose dims match ``series`` (compared as
@@ -325,19 +420,22 @@ class Reads:
             pointer = "/" + key.replace("~", "~0").replace("/", "~1")
             params[f"k{index}"], params[f"v{index}"] = pointer, str(wanted)
             p = f"$k{index}"
-            where.append(f"(CASE json_type(dims, {p}) WHEN 'BOOLEAN' THEN CASE WHEN"
-                         f" CAST(json_extract(dims, {p}) AS BOOLEAN) THEN 'True' ELSE 'False'"
-                         f" END ELSE coalesce(json_extract_string(dims, {p}), 'None') END)"
-                         f" = $v{index}")
+            where.append(
+                f"(CASE json_type(dims, {p}) WHEN 'BOOLEAN' THEN CASE WHEN"
+                f" CAST(json_extract(dims, {p}) AS BOOLEAN) THEN 'True' ELSE 'False'"
+                f" END ELSE coalesce(json_extract_string(dims, {p}), 'None') END)"
+                f" = $v{index}"
+            )
         match = " AND ".join(where)
         with self._db.reading() as cur:
             cur.execute("BEGIN TRANSACTION")  # one snapshot for both reads
             found = None
-            for bound in ([since, None] if since is not None else [None]):
+            for bound in [since, None] if since is not None else [None]:
                 row = cur.execute(
                     f"SELECT max(bucket) FILTER (WHERE NOT partial), max(bucket) FROM current"
                     f" WHERE {match}" + ("" if bound is None else " AND bucket >= $since"),
-                    {**params, **({} if bound is None else {"since": bound})}).fetchone()
+                    {**params, **({} if bound is None else {"since": bound})},
+                ).fetchone()
                 if row is not None and row[0] is not None:
                     found = (row[0], True)
                     break
@@ -349,8 +447,10 @@ class Reads:
             latest, complete = found
             rows = cur.execute(
                 f"SELECT dims, value, exact FROM current WHERE {match} AND bucket = $latest"
-                + (" AND NOT partial" if complete else "") + " ORDER BY dims",
-                {**params, "latest": latest}).fetchall()
+                + (" AND NOT partial" if complete else "")
+                + " ORDER BY dims",
+                {**params, "latest": latest},
+            ).fetchall()
             cur.execute("COMMIT")
         return latest, [(json.loads(d), stored_number(v, x)) for d, v, x in rows]  # type: ignore[misc]
 
@@ -360,8 +460,11 @@ _MARKED_COLUMNS = ("first_value", "versions", "last_run", "removed", "partial")
 
 def _series_key(metric: str, measure: str, dims: Mapping[str, Any]) -> list[str]:
     """metric, measure and dims as the store's columns hold them (dims as compact JSON)."""
-    return [metric, measure, json.dumps(dict(sorted(dims.items())), separators=(",", ":"),
-                                        ensure_ascii=False)]
+    return [
+        metric,
+        measure,
+        json.dumps(dict(sorted(dims.items())), separators=(",", ":"), ensure_ascii=False),
+    ]
 
 
 def _sorted_by_bucket(data: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -54,9 +54,24 @@ class RunRecord:
     definition: str | None = None
 
     JSON_KEYS = (
-        "id", "metric", "trigger", "status", "as_of", "window_start", "window_end", "known_at",
-        "started_at", "finished_at", "attempts", "rows", "new", "revised", "removed",
-        "unchanged", "error", "definition",
+        "id",
+        "metric",
+        "trigger",
+        "status",
+        "as_of",
+        "window_start",
+        "window_end",
+        "known_at",
+        "started_at",
+        "finished_at",
+        "attempts",
+        "rows",
+        "new",
+        "revised",
+        "removed",
+        "unchanged",
+        "error",
+        "definition",
     )
 
     # the moments among them: given with their UTC offset (the others are buckets, calendar
@@ -64,8 +79,12 @@ class RunRecord:
     MOMENTS = ("as_of", "known_at", "started_at", "finished_at")
 
     def to_json(self) -> dict[str, Any]:
-        return {key: iso(getattr(self, key), self.timezone) if key in self.MOMENTS
-                else json_value(getattr(self, key)) for key in self.JSON_KEYS}
+        return {
+            key: iso(getattr(self, key), self.timezone)
+            if key in self.MOMENTS
+            else json_value(getattr(self, key))
+            for key in self.JSON_KEYS
+        }
 
 
 @dataclass(frozen=True)
@@ -190,8 +209,14 @@ class AlertState:
     def to_json(self, zone: str | None = None) -> dict[str, Any]:
         """The keys of ``alerts --json``; ``since`` with the UTC offset of ``zone``, the zone
         of the metric it is about (in which it is stored)."""
-        return {"metric": self.metric, "rule": self.rule, "kind": self.kind, "state": self.state,
-                "since": iso(self.since, zone), "message": self.message}
+        return {
+            "metric": self.metric,
+            "rule": self.rule,
+            "kind": self.kind,
+            "state": self.state,
+            "since": iso(self.since, zone),
+            "message": self.message,
+        }
 
 
 def json_number(value: Number | None) -> Number | None:
@@ -215,5 +240,3 @@ def json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
-
-

@@ -29,11 +29,9 @@ def jsonable(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in params.items()}
 
 
-def append_log(cur: duckdb.DuckDBPyConnection, run_id: int, at: datetime, level: str,
-                message: str) -> None:
+def append_log(cur: duckdb.DuckDBPyConnection, run_id: int, at: datetime, level: str, message: str) -> None:
     cur.execute(
-        "INSERT INTO run_log SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? "
-        "FROM run_log WHERE run_id = ?",
+        "INSERT INTO run_log SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ? FROM run_log WHERE run_id = ?",
         [run_id, at, level, message, run_id],
     )
 
@@ -45,24 +43,70 @@ RUN_COLUMNS = (
     " known_at, settled_end, definition"
 )
 
+
 def run_from_row(row: Sequence[Any]) -> RunRecord:
-    (run_id, metric, trigger, status, as_of, ws, we, started, finished, attempts, rows, new,
-     revised, removed, unchanged, error, tz, grain, partial, sql, params, measures,
-     schema_change, warnings, checks, duration, known_at, settled_end, definition) = row
+    (
+        run_id,
+        metric,
+        trigger,
+        status,
+        as_of,
+        ws,
+        we,
+        started,
+        finished,
+        attempts,
+        rows,
+        new,
+        revised,
+        removed,
+        unchanged,
+        error,
+        tz,
+        grain,
+        partial,
+        sql,
+        params,
+        measures,
+        schema_change,
+        warnings,
+        checks,
+        duration,
+        known_at,
+        settled_end,
+        definition,
+    ) = row
     return RunRecord(
-        id=run_id, metric=metric, trigger=trigger, status=status, as_of=as_of,
-        window_start=ws, window_end=we, started_at=started, finished_at=finished,
-        attempts=attempts or 0, rows=rows, new=new, revised=revised, removed=removed,
-        unchanged=unchanged, error=error, timezone=tz, grain=grain, partial_start=partial,
-        sql=sql, params=json.loads(params) if params else {},
+        id=run_id,
+        metric=metric,
+        trigger=trigger,
+        status=status,
+        as_of=as_of,
+        window_start=ws,
+        window_end=we,
+        started_at=started,
+        finished_at=finished,
+        attempts=attempts or 0,
+        rows=rows,
+        new=new,
+        revised=revised,
+        removed=removed,
+        unchanged=unchanged,
+        error=error,
+        timezone=tz,
+        grain=grain,
+        partial_start=partial,
+        sql=sql,
+        params=json.loads(params) if params else {},
         measures=tuple(json.loads(measures)) if measures else (),
         schema_change=json.loads(schema_change) if schema_change else {},
         warnings=tuple(json.loads(warnings)) if warnings else (),
         checks=tuple(json.loads(checks)) if checks else (),
-        duration_s=duration, known_at=known_at, settled_end=settled_end,
+        duration_s=duration,
+        known_at=known_at,
+        settled_end=settled_end,
         definition=definition,
     )
-
 
 
 @dataclass(frozen=True)
@@ -136,17 +180,22 @@ class RunLog:
             with self._db.write() as cur:
                 for run_id in dead:
                     # its process may have ended it just before it ended itself
-                    row = cur.execute("SELECT pid FROM runs WHERE id = ? AND status = 'running'",
-                                      [run_id]).fetchone()
+                    row = cur.execute(
+                        "SELECT pid FROM runs WHERE id = ? AND status = 'running'", [run_id]
+                    ).fetchone()
                     if row is None:
                         continue
                     cur.execute(
                         "UPDATE runs SET status = 'interrupted', error = ? WHERE id = ?",
-                        [f"the process running this pull (PID {row[0]}) ended before it "
-                         "finished", run_id],
+                        [f"the process running this pull (PID {row[0]}) ended before it finished", run_id],
                     )
-                    append_log(cur, run_id, datetime.now(), "error",
-                               "found interrupted: the process running this pull ended")
+                    append_log(
+                        cur,
+                        run_id,
+                        datetime.now(),
+                        "error",
+                        "found interrupted: the process running this pull ended",
+                    )
                     marked.append(run_id)
         return marked
 
@@ -159,14 +208,29 @@ class RunLog:
                 "window_start, window_end, partial_start, started_at, attempts, sql, params, "
                 "pid, pid_started, known_at, definition) VALUES (?, ?, ?, 'running', ?, ?,"
                 " ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-                [run_id, start.metric, start.trigger, start.timezone, start.grain, start.as_of,
-                 start.window_start, start.window_end, start.partial_start, start.started_at,
-                 start.sql, json.dumps(jsonable(start.params)), self._pid, self._pid_started,
-                 start.known_at, start.definition],
+                [
+                    run_id,
+                    start.metric,
+                    start.trigger,
+                    start.timezone,
+                    start.grain,
+                    start.as_of,
+                    start.window_start,
+                    start.window_end,
+                    start.partial_start,
+                    start.started_at,
+                    start.sql,
+                    json.dumps(jsonable(start.params)),
+                    self._pid,
+                    self._pid_started,
+                    start.known_at,
+                    start.definition,
+                ],
             )
             if start.log:
-                cur.execute("INSERT INTO run_log VALUES (?, 1, ?, 'info', ?)",
-                            [run_id, datetime.now(), start.log])
+                cur.execute(
+                    "INSERT INTO run_log VALUES (?, 1, ?, 'info', ?)", [run_id, datetime.now(), start.log]
+                )
         return run_id
 
     def log(self, run_id: int, level: str, message: str, at: datetime | None = None) -> None:
@@ -178,18 +242,36 @@ class RunLog:
         with self._db.write() as cur:
             cur.execute("UPDATE runs SET attempts = ? WHERE id = ?", [attempts, run_id])
 
-    def finish_run(self, run_id: int, *, status: str, finished_at: datetime, attempts: int,
-                   error: str | None, rows: int | None = None,
-                   warnings: Sequence[str] = (), checks: Sequence[Mapping[str, Any]] = (),
-                   duration_s: float | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        finished_at: datetime,
+        attempts: int,
+        error: str | None,
+        rows: int | None = None,
+        warnings: Sequence[str] = (),
+        checks: Sequence[Mapping[str, Any]] = (),
+        duration_s: float | None = None,
+    ) -> None:
         """End a run that committed no versions (failed or cancelled)."""
         assert status in RUN_STATUSES
         with self._db.write() as cur:
             cur.execute(
                 "UPDATE runs SET status = ?, finished_at = ?, attempts = ?, error = ?, rows = ?,"
                 " warnings = ?, checks = ?, duration_s = ? WHERE id = ?",
-                [status, finished_at, attempts, error, rows, json.dumps(list(warnings)),
-                 json.dumps(list(checks)), duration_s, run_id],
+                [
+                    status,
+                    finished_at,
+                    attempts,
+                    error,
+                    rows,
+                    json.dumps(list(warnings)),
+                    json.dumps(list(checks)),
+                    duration_s,
+                    run_id,
+                ],
             )
 
     def run(self, run_id: int) -> RunRecord:
@@ -198,9 +280,14 @@ class RunLog:
             raise UsageError(f"no run {run_id} in {self._db.label}")
         return run_from_row(rows[0])
 
-    def runs(self, metric: str | None = None, limit: int | None = None,
-             status: str | None = None, trigger: str | None = None,
-             before: int | None = None) -> list[RunRecord]:
+    def runs(
+        self,
+        metric: str | None = None,
+        limit: int | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        before: int | None = None,
+    ) -> list[RunRecord]:
         """Runs newest first, optionally for one metric, status or trigger, or older than the
         run ``before`` (for paging)."""
         where: list[str] = []
@@ -222,20 +309,27 @@ class RunLog:
 
     def latest_runs(self) -> dict[str, RunRecord]:
         """Each metric's newest run."""
-        rows = self._db.read(f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN "
-                          "(SELECT max(id) FROM runs GROUP BY metric)")
+        rows = self._db.read(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY metric)"
+        )
         return {r.metric: r for r in map(run_from_row, rows)}
 
     def run_log(self, run_id: int) -> list[LogLine]:
-        return [LogLine(*r) for r in self._db.read(
-            "SELECT run_id, seq, logged_at, level, message FROM run_log WHERE run_id = ? ORDER BY seq",
-            [run_id])]
+        return [
+            LogLine(*r)
+            for r in self._db.read(
+                "SELECT run_id, seq, logged_at, level, message FROM run_log WHERE run_id = ? ORDER BY seq",
+                [run_id],
+            )
+        ]
 
     def coverage(self, metric: str) -> list[tuple[datetime, datetime]]:
         """The bucket ranges that successful pulls of ``metric`` saw complete (each run's
         [window_start, settled_end)), merged, oldest first."""
-        return [(a, b) for a, b in self._db.read(
-            """
+        return [
+            (a, b)
+            for a, b in self._db.read(
+                """
             WITH s AS (
                 SELECT window_start AS a, settled_end AS b FROM runs
                 WHERE metric = ? AND status = 'succeeded' AND settled_end > window_start
@@ -249,7 +343,10 @@ class RunLog:
                 FROM o
             )
             SELECT min(a), max(b) FROM g GROUP BY island ORDER BY 1
-            """, [metric])]
+            """,
+                [metric],
+            )
+        ]
 
     def pull_extent(self, metric: str) -> tuple[datetime | None, datetime | None]:
         """(the first bucket any pull found data for, the latest moment seen) of ``metric``'s
@@ -257,17 +354,22 @@ class RunLog:
         the past saw no more than its window's end, whenever it ran. An empty pull of the time
         before the data starts is no anchor for the gap fill: the first bucket is that of the
         data."""
-        rows = self._db.read("SELECT (SELECT min(bucket) FROM current WHERE metric = $m),"
-                             " max(least(known_at, window_end)) FROM runs"
-                             " WHERE metric = $m AND status = 'succeeded'", {"m": metric})
+        rows = self._db.read(
+            "SELECT (SELECT min(bucket) FROM current WHERE metric = $m),"
+            " max(least(known_at, window_end)) FROM runs"
+            " WHERE metric = $m AND status = 'succeeded'",
+            {"m": metric},
+        )
         return (rows[0][0], rows[0][1]) if rows else (None, None)
 
     def uncovered_failures(self, metric: str | None = None) -> list[RunRecord]:
         """Failed runs of ``metric`` (or of every metric) whose window no later successful
         run's window of the same metric holds, oldest first; of several with one window, the
         oldest."""
-        return [run_from_row(r) for r in self._db.read(
-            f"""
+        return [
+            run_from_row(r)
+            for r in self._db.read(
+                f"""
             WITH r AS (SELECT id, metric, status, window_start, window_end FROM runs
                        WHERE {"metric = $metric AND" if metric is not None else ""}
                              status IN ('failed', 'succeeded')
@@ -281,7 +383,10 @@ class RunLog:
                                            ORDER BY f.id) = 1
             )
             SELECT {RUN_COLUMNS} FROM runs WHERE id IN (SELECT id FROM open) ORDER BY id
-            """, {"metric": metric} if metric is not None else None)]
+            """,
+                {"metric": metric} if metric is not None else None,
+            )
+        ]
 
     def catch_up_facts(self) -> dict[str, CatchUpFacts]:
         """For every metric with a successful pull: its :meth:`pull_extent` and
@@ -291,7 +396,8 @@ class RunLog:
             "SELECT r.metric, c.first, r.seen FROM (SELECT metric,"
             " max(least(known_at, window_end)) AS seen FROM runs WHERE status = 'succeeded'"
             " GROUP BY metric) r LEFT JOIN (SELECT metric, min(bucket) AS first FROM current"
-            " GROUP BY metric) c ON c.metric = r.metric")
+            " GROUP BY metric) c ON c.metric = r.metric"
+        )
         facts = {m: CatchUpFacts(first, seen, []) for m, first, seen in extents}
         for metric, a, b in self._db.read(
             """
@@ -308,7 +414,8 @@ class RunLog:
                 FROM o
             )
             SELECT metric, min(a), max(b) FROM g GROUP BY metric, island ORDER BY 1, 2
-            """):
+            """
+        ):
             facts[metric].coverage.append((a, b))
         return facts
 
@@ -339,12 +446,16 @@ class RunLog:
                 FROM runs WHERE metric = ? AND status = 'succeeded'
             ) WHERE prev IS NOT NULL AND definition IS NOT NULL AND prev <> definition
             ORDER BY known_at, id
-            """, [metric])
+            """,
+            [metric],
+        )
         return [(r, k, a, b) for r, k, a, b in rows]
 
     def schema_changes(self, metric: str) -> list[tuple[int, datetime, Mapping[str, Any]]]:
         """(run, as_of, change) of every run of ``metric`` that changed its measures."""
         rows = self._db.read(
             "SELECT id, as_of, schema_change FROM runs WHERE metric = ? AND status = 'succeeded'"
-            " AND schema_change IS NOT NULL AND schema_change <> '{}' ORDER BY id", [metric])
+            " AND schema_change IS NOT NULL AND schema_change <> '{}' ORDER BY id",
+            [metric],
+        )
         return [(r, a, json.loads(c)) for r, a, c in rows]

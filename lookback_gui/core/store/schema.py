@@ -95,8 +95,14 @@ def create_schema(cur: duckdb.DuckDBPyConnection, team: bool = False) -> None:
     A team store (DuckLake) has neither keys nor sequences: its ids come from sequences in its
     catalog database, and its writers take turns, so no key is ever written twice.
     """
-    for ddl in (_OTHER_TABLES, _RUNS_TABLE, _VERSIONS_TABLE, _CURRENT_TABLE,
-                _ARRIVALS_TABLE, _ARRIVAL_SUMS_TABLE):
+    for ddl in (
+        _OTHER_TABLES,
+        _RUNS_TABLE,
+        _VERSIONS_TABLE,
+        _CURRENT_TABLE,
+        _ARRIVALS_TABLE,
+        _ARRIVAL_SUMS_TABLE,
+    ):
         if team:
             ddl = re.sub(r"CREATE SEQUENCE [^;]*;", "", ddl.replace(" PRIMARY KEY", ""))
         cur.execute(ddl)
@@ -113,7 +119,6 @@ def uses_as_of(sql: str | None) -> bool:
     except duckdb.Error:  # a pushdown query in the server's dialect
         bare = re.sub(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'", " ", sql, flags=re.DOTALL)
         return re.search(r"\$as_of\b", bare) is not None
-
 
 
 _VERSIONS_TABLE_2 = """
@@ -133,8 +138,9 @@ CREATE TABLE versions (
 
 # redefined: the version changed its value because the metric's definition changed (the first
 # pull under a new definition that held its bucket), not because late data arrived
-_VERSIONS_TABLE = _VERSIONS_TABLE_2.replace("    exact VARCHAR\n)",
-                                            "    exact VARCHAR,\n    redefined BOOLEAN\n)")
+_VERSIONS_TABLE = _VERSIONS_TABLE_2.replace(
+    "    exact VARCHAR\n)", "    exact VARCHAR,\n    redefined BOOLEAN\n)"
+)
 
 _CURRENT_TABLE = """
 CREATE TABLE current (
@@ -197,8 +203,11 @@ CREATE TABLE arrival_sums (
 ORDER_KEY = "(epoch_us({known_at})::HUGEINT * 4294967296 + {run_id})"
 
 
-def fill_arrivals(cur: duckdb.DuckDBPyConnection, metric: str | None = None,
-                  buckets: tuple[datetime, datetime] | None = None) -> None:
+def fill_arrivals(
+    cur: duckdb.DuckDBPyConnection,
+    metric: str | None = None,
+    buckets: tuple[datetime, datetime] | None = None,
+) -> None:
     """Add to ``arrivals`` (and their sums to ``arrival_sums``) the changes that the versions
     hold (of ``metric`` and of the buckets in ``buckets``, [start, end), when given: the caller
     has deleted those rows of both first).
@@ -219,7 +228,8 @@ def fill_arrivals(cur: duckdb.DuckDBPyConnection, metric: str | None = None,
         params.update(b0=buckets[0], b1=buckets[1])
     value = "CASE WHEN removed THEN 0 ELSE coalesce(value, 0) END"
     step = "CAST('1 ' || grain AS INTERVAL)"
-    cur.execute(f"""
+    cur.execute(
+        f"""
         INSERT INTO arrivals
         WITH ch AS (
             SELECT metric, dims, measure, bucket, run_id, known_at, {value} AS value,
@@ -242,21 +252,27 @@ def fill_arrivals(cur: duckdb.DuckDBPyConnection, metric: str | None = None,
         FROM ch ASOF LEFT JOIN c
           ON ch.metric = c.metric AND ch.bucket = c.bucket AND ch.key > c.key
         ORDER BY ch.metric, ch.bucket  -- a read of a metric's latest buckets is a range read
-    """, params)
+    """,
+        params,
+    )
     sum_arrivals(cur, " AND ".join(where), params)
 
 
-def sum_arrivals(cur: duckdb.DuckDBPyConnection, where: str,
-                 params: dict[str, object] | list[object]) -> None:
+def sum_arrivals(
+    cur: duckdb.DuckDBPyConnection, where: str, params: dict[str, object] | list[object]
+) -> None:
     """Add to ``arrival_sums`` the sums of the ``arrivals`` rows that ``where`` picks."""
-    cur.execute(f"""
+    cur.execute(
+        f"""
         INSERT INTO arrival_sums
         SELECT metric, measure, bucket, known_at, prev_known_at, count(*),
                sum(abs(value - prev_value)), sum(value - prev_value)
         FROM arrivals WHERE {where}
         GROUP BY ALL
         ORDER BY metric, bucket
-    """, params)
+    """,
+        params,
+    )
 
 
 def rebuild_current(cur: duckdb.DuckDBPyConnection) -> None:
@@ -301,7 +317,9 @@ def _migrate_1_to_2(cur: duckdb.DuckDBPyConnection) -> None:
         UPDATE runs SET known_at = CASE WHEN list_contains($replaying, sql) THEN as_of
                                         ELSE started_at END
         WHERE status = 'succeeded' OR (status <> 'running' AND list_contains($replaying, sql))
-        """, {"replaying": replaying})
+        """,
+        {"replaying": replaying},
+    )
     # the runs committed in the order of their ids; a run settled the buckets of its window
     # that ended by its known time (date_trunc on the metric's wall-clock time is the bucket)
     cur.execute("""
@@ -341,8 +359,7 @@ CURRENT_ORDER = "metric, bucket"
 
 def cluster_current(cur: duckdb.DuckDBPyConnection) -> None:
     """Rewrite ``current`` in :data:`CURRENT_ORDER` (inside the caller's write transaction)."""
-    cur.execute(f"CREATE TEMP TABLE current_in_order AS SELECT * FROM current"
-                f" ORDER BY {CURRENT_ORDER}")
+    cur.execute(f"CREATE TEMP TABLE current_in_order AS SELECT * FROM current ORDER BY {CURRENT_ORDER}")
     cur.execute("DELETE FROM current")
     cur.execute("INSERT INTO current SELECT * FROM current_in_order")
     cur.execute("DROP TABLE current_in_order")
@@ -358,12 +375,16 @@ def _migrate_3_to_4(cur: duckdb.DuckDBPyConnection) -> None:
 
 
 # Each entry upgrades the schema from its index + 1 to the next version.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_migrate_1_to_2,
-                                                                  _migrate_2_to_3,
-                                                                  _migrate_3_to_4]
+MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [
+    _migrate_1_to_2,
+    _migrate_2_to_3,
+    _migrate_3_to_4,
+]
 
-_TABLES = ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-           " AND table_catalog = current_database()")
+_TABLES = (
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+    " AND table_catalog = current_database()"
+)
 
 
 def prepare(db: Database) -> None:
@@ -384,9 +405,11 @@ def _prepare(db: Database) -> None:
             raise StoreError(f"{db.label} is not a Lookback store")
         found = db.read("SELECT value FROM meta WHERE key = 'schema_version'")
         if not found or int(found[0][0]) != SCHEMA_VERSION:
-            raise StoreError(f"{db.label} has schema {found[0][0] if found else '?'}, "
-                             f"this version reads {SCHEMA_VERSION}; open it once where it "
-                             "can be written, so that it is upgraded")
+            raise StoreError(
+                f"{db.label} has schema {found[0][0] if found else '?'}, "
+                f"this version reads {SCHEMA_VERSION}; open it once where it "
+                "can be written, so that it is upgraded"
+            )
         return
     if "meta" in {r[0] for r in db.read(_TABLES)}:  # up to date: nothing to write
         found = db.read("SELECT value FROM meta WHERE key = 'schema_version'")

@@ -58,8 +58,14 @@ class TeamDatabase(Database):
 
     team = True
 
-    def __init__(self, config: StoreConfig, *, read_only: bool = False,
-                 waiting: Waiting | None = None, wait_s: float = WAIT_S):
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        read_only: bool = False,
+        waiting: Waiting | None = None,
+        wait_s: float = WAIT_S,
+    ):
         # the base class's file, lock files and watcher are a local store's: none of them here
         self.config = config
         self.path = None  # type: ignore[assignment]
@@ -98,8 +104,7 @@ class TeamDatabase(Database):
     def next_id(self, cur: duckdb.DuckDBPyConnection, sequence: str) -> int:
         return self._catalog.next_id(_SEQUENCES[sequence])
 
-    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, sequence: str,
-                           used: int) -> None:
+    def continue_numbering(self, cur: duckdb.DuckDBPyConnection, sequence: str, used: int) -> None:
         self._catalog.move_past(_SEQUENCES[sequence], used)
 
     def process_alive(self, pid: int | None, started: float | None) -> bool:
@@ -177,8 +182,9 @@ class TeamDatabase(Database):
                 self._users -= 1
                 self._state.notify_all()
 
-    def _end_block(self, lake: duckdb.DuckDBPyConnection, cur: duckdb.DuckDBPyConnection,
-                failed: bool) -> None:
+    def _end_block(
+        self, lake: duckdb.DuckDBPyConnection, cur: duckdb.DuckDBPyConnection, failed: bool
+    ) -> None:
         """Close a block's cursor, unless its database was invalidated (by a failure in this
         block or another: DuckDB may say so only to the next statement)."""
         if failed or lake is not self._lake:
@@ -237,13 +243,16 @@ class TeamDatabase(Database):
 
     def data_bytes(self) -> int:
         """The size of the team store's data files (what the catalog holds is not counted)."""
-        rows = self.read("SELECT coalesce(sum(file_size_bytes + delete_file_size_bytes), 0) "
-                         f"FROM ducklake_table_info('{LAKE}')")
+        rows = self.read(
+            "SELECT coalesce(sum(file_size_bytes + delete_file_size_bytes), 0) "
+            f"FROM ducklake_table_info('{LAKE}')"
+        )
         return int(rows[0][0]) if rows else 0
 
     def _files(self, cur: duckdb.DuckDBPyConnection) -> int:
-        row = cur.execute("SELECT coalesce(sum(file_count + delete_file_count), 0) "
-                          f"FROM ducklake_table_info('{LAKE}')").fetchone()
+        row = cur.execute(
+            f"SELECT coalesce(sum(file_count + delete_file_count), 0) FROM ducklake_table_info('{LAKE}')"
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def compact(self) -> Compacted:
@@ -259,8 +268,11 @@ class TeamDatabase(Database):
             before = self._files(cur)
             cur.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0.0)")
             cur.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
-            cur.execute(f"SELECT count(*) FROM ducklake_expire_snapshots('{LAKE}', "
-                        "older_than => now() - INTERVAL 1 HOUR)").fetchall()
-            cur.execute(f"SELECT count(*) FROM ducklake_cleanup_old_files('{LAKE}', "
-                        "cleanup_all => true)").fetchall()
+            cur.execute(
+                f"SELECT count(*) FROM ducklake_expire_snapshots('{LAKE}', "
+                "older_than => now() - INTERVAL 1 HOUR)"
+            ).fetchall()
+            cur.execute(
+                f"SELECT count(*) FROM ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)"
+            ).fetchall()
             return Compacted(before=before, after=self._files(cur))

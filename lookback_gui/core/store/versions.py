@@ -118,10 +118,13 @@ def _known_values(values: StagedValues, latest: bool) -> str:
     rows when nothing later is stored (``latest``), else each value's last version before it."""
     exact_column = "exact" if values.exact else "NULL::VARCHAR AS exact"
     return (
-        f"SELECT rowid AS current_row, dims, measure, bucket, value, {exact_column},"
-        " removed, partial, run_id FROM current WHERE metric = $metric AND bucket >= $ws"
-        " AND bucket < $we"
-    ) if latest else f"""
+        (
+            f"SELECT rowid AS current_row, dims, measure, bucket, value, {exact_column},"
+            " removed, partial, run_id FROM current WHERE metric = $metric AND bucket >= $ws"
+            " AND bucket < $we"
+        )
+        if latest
+        else f"""
         SELECT NULL::BIGINT AS current_row, dims, measure, bucket, last.v AS value,
                last.x AS exact, last.r AS removed, last.p AS partial, last.run AS run_id
         FROM (
@@ -134,6 +137,7 @@ def _known_values(values: StagedValues, latest: bool) -> str:
             GROUP BY ALL
         )
     """
+    )
 
 
 class Commit:
@@ -144,8 +148,12 @@ class Commit:
         record: the run as committed, once :meth:`commit` ran.
     """
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, run_id: int,
-                 commit_seq: Callable[[duckdb.DuckDBPyConnection], int]):
+    def __init__(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_id: int,
+        commit_seq: Callable[[duckdb.DuckDBPyConnection], int],
+    ):
         self._cur = cur
         self._commit_seq = commit_seq
         self.run_id = run_id
@@ -159,10 +167,13 @@ class Commit:
 
         The diff is kept in the transaction for :meth:`commit`; nothing is written yet.
         """
-        source = (f"({values.sql})" if values.sql else
-                  "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
-                  "AS bucket, NULL::DOUBLE AS value, NULL::BOOLEAN AS value_null, "
-                  "NULL::VARCHAR AS exact WHERE false)")
+        source = (
+            f"({values.sql})"
+            if values.sql
+            else "(SELECT NULL::VARCHAR AS dims, NULL::VARCHAR AS measure, NULL::TIMESTAMP "
+            "AS bucket, NULL::DOUBLE AS value, NULL::BOOLEAN AS value_null, "
+            "NULL::VARCHAR AS exact WHERE false)"
+        )
         window = {"metric": values.metric, "ws": values.window_start, "we": values.window_end}
         at = {"k": values.known_at, "run": self.run_id}
         # the values as known at this run's known time: the current ones, unless a version
@@ -170,7 +181,8 @@ class Commit:
         row = self._cur.execute(
             "SELECT count(*) FROM current WHERE metric = $metric AND bucket >= $ws"
             " AND bucket < $we AND (known_at > $k OR (known_at = $k AND run_id > $run))",
-            {**window, **at}).fetchone()
+            {**window, **at},
+        ).fetchone()
         latest = not (row and row[0])
         known = _known_values(values, latest)
         self._cur.execute(
@@ -180,8 +192,9 @@ class Commit:
             WITH s AS (
                 SELECT dims, measure, bucket,
                        CASE WHEN value_null THEN NULL ELSE value END AS value,
-                       {"CASE WHEN value_null THEN NULL ELSE exact END" if values.exact
-                        else "NULL::VARCHAR"} AS exact
+                       {
+                "CASE WHEN value_null THEN NULL ELSE exact END" if values.exact else "NULL::VARCHAR"
+            } AS exact
                 FROM {source}
             ), c AS (
                 -- rowid finds the row again for the UPDATE below: within this one write
@@ -214,8 +227,7 @@ class Commit:
               ON s.dims = c.dims AND s.measure = c.measure AND s.bucket = c.bucket
             ) WHERE kind IN ('new', 'revised', 'removed')
             """,
-            {**window, **({} if latest else at), "measures": list(values.measures),
-             "tol": values.tolerance},
+            {**window, **({} if latest else at), "measures": list(values.measures), "tol": values.tolerance},
         )
         if values.definition is not None:
             self._mark_redefined(values, at)
@@ -237,7 +249,9 @@ class Commit:
                     AND s.definition = $def AND s.window_start <= diff.bucket
                     AND diff.bucket < s.window_end
                     AND (s.known_at < $k OR (s.known_at = $k AND s.id < $run)))
-            """, {"metric": values.metric, "def": values.definition, **at})
+            """,
+            {"metric": values.metric, "def": values.definition, **at},
+        )
 
     def _summarize(self, values: StagedValues, source: str) -> tuple[DiffSummary, dict[str, int]]:
         """The diff's counts (new, revised, removed, unchanged) and its largest revision."""
@@ -248,8 +262,7 @@ class Commit:
             SELECT count(*) FILTER (WHERE kind = 'new'),
                    count(*) FILTER (WHERE kind = 'revised'),
                    count(*) FILTER (WHERE kind = 'removed'),
-                   {values.count if values.count is not None
-                    else f"(SELECT count(*) FROM {source})"},
+                   {values.count if values.count is not None else f"(SELECT count(*) FROM {source})"},
                    max(CASE WHEN kind = 'removed' THEN 1.0
                             ELSE abs(new_value - old_value) / abs(old_value) END) FILTER (
                        WHERE kind IN ('revised', 'removed') AND old_value IS NOT NULL
@@ -258,20 +271,26 @@ class Commit:
                    ) * 100,
                    count(*) FILTER (WHERE redefined)
             FROM diff
-            """).fetchone()
+            """
+        ).fetchone()
         assert row is not None
         new, revised, removed, staged_rows, max_revision, redefined = row
-        counts = {"new": int(new), "revised": int(revised), "removed": int(removed),
-                  "unchanged": int(staged_rows) - int(new) - int(revised)}
+        counts = {
+            "new": int(new),
+            "revised": int(revised),
+            "removed": int(removed),
+            "unchanged": int(staged_rows) - int(new) - int(revised),
+        }
         unchanged_before = values.unchanged_before
         if unchanged_before is not None and unchanged_before[0] < unchanged_before[1]:
             row = self._cur.execute(
                 "SELECT count(*) FROM current WHERE metric = ? AND NOT removed "
-                "AND bucket >= ? AND bucket < ?", [values.metric, *unchanged_before]).fetchone()
+                "AND bucket >= ? AND bucket < ?",
+                [values.metric, *unchanged_before],
+            ).fetchone()
             counts["unchanged"] += int(row[0]) if row else 0
 
-        summary = DiffSummary(counts=counts, max_revision_pct=max_revision,
-                              redefined=int(redefined))
+        summary = DiffSummary(counts=counts, max_revision_pct=max_revision, redefined=int(redefined))
         return summary, counts
 
     def commit(self, request: CommitRequest) -> RunRecord:
@@ -294,9 +313,15 @@ class Commit:
         row = self._cur.execute(
             "SELECT $se < $we AND NOT EXISTS (SELECT 1 FROM runs WHERE metric = $metric"
             " AND status = 'succeeded' AND window_start <= $se AND $se < settled_end)",
-            {"metric": metric, "we": window_end, "se": settled_end}).fetchone()
-        params = {"metric": metric, "run": run_id, "k": known_at, "se": settled_end,
-                  "still": bool(row and row[0])}
+            {"metric": metric, "we": window_end, "se": settled_end},
+        ).fetchone()
+        params = {
+            "metric": metric,
+            "run": run_id,
+            "k": known_at,
+            "se": settled_end,
+            "still": bool(row and row[0]),
+        }
         partial = "(bucket >= $se AND $still)"
         self._cur.execute(
             """
@@ -321,13 +346,16 @@ class Commit:
                     run_id = $run, known_at = $k, versions = current.versions + 1
                 FROM diff d
                 WHERE current.rowid = d.current_row
-                """, {k: v for k, v in params.items() if k != "metric"})
+                """,
+                {k: v for k, v in params.items() if k != "metric"},
+            )
         elif changed:
             # a version known after every other one becomes the current value; one known
             # earlier only adds to the count (and may be the first one known)
             later = "(current.known_at < $k OR (current.known_at = $k AND current.run_id < $run))"
-            earlier = ("(current.first_known_at > $k OR "
-                       "(current.first_known_at = $k AND current.first_run > $run))")
+            earlier = (
+                "(current.first_known_at > $k OR (current.first_known_at = $k AND current.first_run > $run))"
+            )
             self._cur.execute(
                 f"""
                 UPDATE current SET
@@ -364,16 +392,21 @@ class Commit:
                 SELECT $metric, dims, measure, bucket, new_value, false, {partial}, $run,
                        new_value, $run, 1, $k, new_exact, new_exact, $k
                 FROM diff d WHERE kind = 'new'
-                """ + ("" if latest else
-                       " AND NOT EXISTS (SELECT 1 FROM current c WHERE c.metric = $metric"
-                       " AND c.dims = d.dims AND c.measure = d.measure"
-                       " AND c.bucket = d.bucket)"),
+                """
+                + (
+                    ""
+                    if latest
+                    else " AND NOT EXISTS (SELECT 1 FROM current c WHERE c.metric = $metric"
+                    " AND c.dims = d.dims AND c.measure = d.measure"
+                    " AND c.bucket = d.bucket)"
+                ),
                 params,
             )
         # what this run saw complete is settled, whether or not its value changed
         self._cur.execute(
-            "UPDATE current SET partial = false WHERE metric = ? AND partial"
-            " AND bucket >= ? AND bucket < ?", [metric, window_start, settled_end])
+            "UPDATE current SET partial = false WHERE metric = ? AND partial AND bucket >= ? AND bucket < ?",
+            [metric, window_start, settled_end],
+        )
 
     def _write_arrivals(self, values: StagedValues) -> None:
         """Bring ``arrivals`` (the changes late data made) up to this run, once it is recorded
@@ -384,8 +417,9 @@ class Commit:
         if not self._latest:
             window = [metric, values.window_start, values.window_end]
             for table in ("arrivals", "arrival_sums"):
-                self._cur.execute(f"DELETE FROM {table} WHERE metric = ? AND bucket >= ?"
-                                  " AND bucket < ?", window)
+                self._cur.execute(
+                    f"DELETE FROM {table} WHERE metric = ? AND bucket >= ? AND bucket < ?", window
+                )
             fill_arrivals(self._cur, metric, (values.window_start, values.window_end))
             return
         if not (self._counts["revised"] or self._counts["removed"]):
@@ -411,21 +445,30 @@ class Commit:
                    seen.known_at
             FROM d LEFT JOIN seen ON seen.bucket = d.bucket
             WHERE d.value <> d.prev_value
-            """, {"metric": metric, "k": known_at, "run": self.run_id})
+            """,
+            {"metric": metric, "k": known_at, "run": self.run_id},
+        )
         sum_arrivals(self._cur, "metric = ? AND run_id = ?", [metric, self.run_id])
 
     def _log(self, metric: str, request: CommitRequest) -> None:
         """The run's closing lines of log, and its change-probe fingerprints."""
         counts, run_id = self._counts, self.run_id
         lines = [("warning", line) for line in request.log_warnings]
-        lines.append(("info", f"succeeded: {request.rows} rows; {counts['new']} new, "
-                              f"{counts['revised']} revised, {counts['removed']} removed, "
-                              f"{counts['unchanged']} unchanged"))
+        lines.append(
+            (
+                "info",
+                f"succeeded: {request.rows} rows; {counts['new']} new, "
+                f"{counts['revised']} revised, {counts['removed']} removed, "
+                f"{counts['unchanged']} unchanged",
+            )
+        )
         for level, message in lines:
             append_log(self._cur, run_id, datetime.now(), level, message)
         if request.probes:
-            self._cur.executemany("INSERT INTO probes VALUES (?, ?, ?, ?)",
-                                  [[metric, bucket, run_id, fp] for bucket, fp in request.probes])
+            self._cur.executemany(
+                "INSERT INTO probes VALUES (?, ?, ?, ?)",
+                [[metric, bucket, run_id, fp] for bucket, fp in request.probes],
+            )
 
     def _close_run(self, values: StagedValues, request: CommitRequest) -> RunRecord:
         """End the run ``succeeded``, with its counts, in its place in the order of commits."""
@@ -435,15 +478,26 @@ class Commit:
             " new = ?, revised = ?, removed = ?, unchanged = ?, error = NULL, measures = ?,"
             " schema_change = ?, warnings = ?, checks = ?, duration_s = ?, known_at = ?,"
             " settled_end = ?, commit_seq = ? WHERE id = ?",
-            [request.finished_at, request.attempts, request.rows, counts["new"],
-             counts["revised"], counts["removed"], counts["unchanged"],
-             json.dumps(list(values.measures)), json.dumps(dict(request.schema_change)),
-             json.dumps(list(request.warnings)), json.dumps(list(request.checks)),
-             request.duration_s, values.known_at, request.settled_end,
-             self._commit_seq(self._cur), self.run_id],
+            [
+                request.finished_at,
+                request.attempts,
+                request.rows,
+                counts["new"],
+                counts["revised"],
+                counts["removed"],
+                counts["unchanged"],
+                json.dumps(list(values.measures)),
+                json.dumps(dict(request.schema_change)),
+                json.dumps(list(request.warnings)),
+                json.dumps(list(request.checks)),
+                request.duration_s,
+                values.known_at,
+                request.settled_end,
+                self._commit_seq(self._cur),
+                self.run_id,
+            ],
         )
-        row = self._cur.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?",
-                                [self.run_id]).fetchone()
+        row = self._cur.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", [self.run_id]).fetchone()
         assert row is not None
         return run_from_row(row)
 
@@ -470,10 +524,11 @@ class Versions:
         """The place of a commit in the order of all commits (inside its write transaction)."""
         return self._db.next_id(cur, "commit_seqs")
 
-    def probe_fingerprints(self, metric: str, start: datetime, end: datetime
-                           ) -> dict[datetime, str]:
+    def probe_fingerprints(self, metric: str, start: datetime, end: datetime) -> dict[datetime, str]:
         """The latest change-probe fingerprint of each bucket in [start, end)."""
         rows = self._db.read(
             "SELECT bucket, arg_max(fingerprint, run_id) FROM probes WHERE metric = ? "
-            "AND bucket >= ? AND bucket < ? GROUP BY bucket", [metric, start, end])
+            "AND bucket >= ? AND bucket < ? GROUP BY bucket",
+            [metric, start, end],
+        )
         return {b: fp for b, fp in rows}

@@ -56,5 +56,6 @@ def cron_trigger(expression: str, timezone: tzinfo | str) -> CronTrigger:
     if len(fields) != 5:
         raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
     minute, hour, day, month, weekday = fields
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                       day_of_week=weekday_field(weekday), timezone=timezone)
+    return CronTrigger(
+        minute=minute, hour=hour, day=day, month=month, day_of_week=weekday_field(weekday), timezone=timezone
+    )

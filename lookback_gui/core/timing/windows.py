@@ -62,7 +62,6 @@ def add_buckets(start: datetime, grain: Grain, count: int) -> datetime:
     return start + count * _FIXED[grain]
 
 
-
 def buckets_between(start: datetime, end: datetime, grain: Grain) -> int:
     """How many whole buckets lie in [start, end); both must be aligned."""
     if grain is Grain.MONTH:
@@ -73,7 +72,7 @@ def buckets_between(start: datetime, end: datetime, grain: Grain) -> int:
 def lookback_buckets(lookback: int | str, grain: Grain) -> int:
     """The lookback as a number of buckets; raise ValueError when it is not a whole number."""
     if isinstance(lookback, bool):
-        raise ValueError("the lookback must be a duration like \"7d\" or a number of buckets")
+        raise ValueError('the lookback must be a duration like "7d" or a number of buckets')
     if isinstance(lookback, int):
         if lookback < 1:
             raise ValueError(f"the lookback must be at least 1 bucket, not {lookback}")
@@ -88,20 +87,19 @@ def lookback_buckets(lookback: int | str, grain: Grain) -> int:
     if duration <= timedelta(0):
         raise ValueError(f"the lookback must be longer than zero, not '{lookback}'")
     if duration % size:
-        raise ValueError(
-            f"'{lookback}' is not a whole number of {grain.value} buckets"
-        )
+        raise ValueError(f"'{lookback}' is not a whole number of {grain.value} buckets")
     return _bounded(duration // size, grain)
 
 
 def _bounded(buckets: int, grain: Grain) -> int:
     span = buckets * 31 if grain is Grain.MONTH else None
-    too_long = (span > MAX_LOOKBACK.days if span is not None
-                else buckets > MAX_LOOKBACK // _FIXED[grain])
+    too_long = span > MAX_LOOKBACK.days if span is not None else buckets > MAX_LOOKBACK // _FIXED[grain]
     if too_long:
-        raise ValueError(f"a lookback of {buckets} {grain.value} buckets is too long: it may span "
-                         f"at most 100 years ({MAX_LOOKBACK // _FIXED.get(grain, timedelta(days=31))}"
-                         f" {grain.value} buckets)")
+        raise ValueError(
+            f"a lookback of {buckets} {grain.value} buckets is too long: it may span "
+            f"at most 100 years ({MAX_LOOKBACK // _FIXED.get(grain, timedelta(days=31))}"
+            f" {grain.value} buckets)"
+        )
     return buckets
 
 
@@ -150,8 +148,10 @@ def parse_timestamp(text: str, zone: ZoneInfo) -> datetime:
     """
     cleaned = text.strip()
     if not cleaned:
-        raise ValueError("an empty text is not a timestamp (use ISO 8601 like 2026-10-30T12:00, "
-                         "a date like 2026-10-30, now, or a time relative to now like -2d)")
+        raise ValueError(
+            "an empty text is not a timestamp (use ISO 8601 like 2026-10-30T12:00, "
+            "a date like 2026-10-30, now, or a time relative to now like -2d)"
+        )
     if cleaned.lower() == "now":
         return local_now(zone)
     if cleaned.startswith("-") and cleaned[1:2].isdigit():
