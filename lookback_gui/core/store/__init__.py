@@ -89,10 +89,10 @@ def open_store(
 class Store:
     """The local store of one project, shared with the project's other processes.
 
-    The store file is open only while this process holds it (see :mod:`storelock`): it is
-    opened on first use, and closed and let go between two uses when another process waits for
-    it, so several processes take turns. What this process keeps in memory about the store is
-    forgotten whenever it opens the file again.
+    The store file is open only while this process holds it (see
+    :mod:`lookback_gui.core.store.lock`): it is opened on first use, and closed and let go
+    between two uses when another process waits for it, so several processes take turns. What
+    this process keeps in memory about the store is forgotten whenever it opens the file again.
 
     Attributes:
         path: the DuckDB file.
