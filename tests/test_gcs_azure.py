@@ -13,7 +13,6 @@ the README (*Sources in object storage*).
 
 from __future__ import annotations
 
-import io
 import socket
 import uuid
 from datetime import date, datetime
@@ -21,22 +20,15 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.project import SourceConfig, load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.sources import connect_source, release_source
 from lookback_gui.core.storage.objectstore import create_secret
 from lookback_gui.core.storage.urls import StorageConfig
 from lookback_gui.core.store import open_store
-from tests.helpers import project_text
+from tests.helpers import project_text, run_cli
 from tests.s3server import KEY_ID, SECRET
-from tests.test_object_storage import _orders_parquet, _parquet_bytes
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+from tests.test_object_storage import fill_shop_bucket
 
 
 def _gcs_keys(server) -> str:
@@ -49,31 +41,14 @@ def _gcs_keys(server) -> str:
 
 @pytest.fixture
 def gcs_bucket(s3_server, s3_secret) -> str:
-    bucket = s3_server.bucket("gcs")
-    client = s3_server.client()
-    client.put_object(
-        Bucket=bucket,
-        Key="orders/2026-10-25.parquet",
-        Body=_orders_parquet([(1, "2026-10-25 10:00", "DE", 10.0), (2, "2026-10-25 11:00", "FR", 4.0)]),
-    )
-    client.put_object(
-        Bucket=bucket,
-        Key="orders/2026-10-29.parquet",
-        Body=_orders_parquet([(3, "2026-10-29 09:00", "DE", 7.0)]),
-    )
-    client.put_object(
-        Bucket=bucket,
-        Key="private/salaries.parquet",
-        Body=_parquet_bytes("SELECT 'alice' AS name, 99999 AS salary"),
-    )
-    return bucket
+    return fill_shop_bucket(s3_server, "gcs")
 
 
 def test_a_gs_source_is_read_with_an_hmac_key(write_project, s3_server, gcs_bucket, tmp_path):
     source = f'type = "parquet"\npath = "gs://{gcs_bucket}/orders/*.parquet"\n{_gcs_keys(s3_server)}'
     path = write_project(project_text(source=source, source_name="orders"))
     mark = s3_server.mark()
-    code, out, err = _run("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
     assert code == 0, err
     assert any(r.key.startswith(f"{gcs_bucket}/orders/") for r in s3_server.requests_since(mark))
     with open_store(load_project(path).store) as store:
@@ -85,7 +60,7 @@ def test_a_gs_source_is_read_with_an_hmac_key(write_project, s3_server, gcs_buck
     for file in tmp_path.rglob("*"):
         if file.is_file():
             assert SECRET.encode() not in file.read_bytes(), file
-    code, out, err = _run("--project", str(path), "check")
+    code, out, err = run_cli("--project", str(path), "check")
     assert code == 0, err
 
 
@@ -136,7 +111,7 @@ def test_storage_that_cannot_be_reached_is_one_line_naming_the_url(write_project
         f'endpoint = "127.0.0.1:{_closed_port()}"\nurl_style = "path"\nuse_ssl = false\n'
     )
     path = write_project(project_text(source=source, source_name="orders"))
-    code, out, err = _run("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
     assert code == 1
     assert err.startswith(f"error: source orders: {url} cannot be listed: "), err
     assert err.count("\n") == 1 and "glob" not in err and "LINE" not in err, err
@@ -213,7 +188,7 @@ def test_an_azure_account_that_cannot_be_reached_is_retried_and_named(write_proj
 )
 def test_keys_a_gcs_or_azure_path_does_not_take_are_refused(write_project, source, said):
     path = write_project(project_text(source=source))
-    code, out, err = _run("--project", str(path), "check")
+    code, out, err = run_cli("--project", str(path), "check")
     assert code == 2
     assert said in err and err.startswith("error:") and err.count("\n") == 1, err
 

@@ -6,7 +6,6 @@ any S3 endpoint, with the key's secret handed over as a DuckDB secret.
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -14,13 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.errors import PullError, QueryError
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.sources import connect_source, release_source
 from lookback_gui.core.store import open_store
-from tests.helpers import DAILY_SQL, project_text
+from tests.helpers import DAILY_SQL, project_text, run_cli
 from tests.s3server import SECRET
 
 
@@ -45,16 +43,9 @@ def _orders_parquet(rows: list[tuple[int, str, str, float]]) -> bytes:
     return _parquet_bytes(f"SELECT * FROM (VALUES {values}) AS t(order_id, ordered_at, country, amount)")
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def shop_bucket(s3_server, s3_secret) -> str:
-    """A bucket with two days of orders under orders/, and another with a 'secret' file."""
-    bucket = s3_server.bucket("shop")
+def fill_shop_bucket(s3_server, name: str) -> str:
+    """A bucket with two days of orders under orders/, and a 'secret' file under private/."""
+    bucket = s3_server.bucket(name)
     client = s3_server.client()
     client.put_object(
         Bucket=bucket,
@@ -74,6 +65,11 @@ def shop_bucket(s3_server, s3_secret) -> str:
     return bucket
 
 
+@pytest.fixture
+def shop_bucket(s3_server, s3_secret) -> str:
+    return fill_shop_bucket(s3_server, "shop")
+
+
 def _s3_project(
     write_project,
     s3_server,
@@ -90,7 +86,7 @@ def test_a_parquet_glob_in_s3_is_pulled_and_the_secret_is_written_nowhere(
     write_project, s3_server, shop_bucket, tmp_path
 ):
     path = _s3_project(write_project, s3_server, shop_bucket)
-    code, out, err = _run("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
     assert code == 0, err
     project = load_project(path)
     with open_store(project.store) as store:
@@ -104,7 +100,7 @@ def test_a_parquet_glob_in_s3_is_pulled_and_the_secret_is_written_nowhere(
     for file in tmp_path.rglob("*"):
         if file.is_file():
             assert SECRET.encode() not in file.read_bytes(), file
-    code, out, err = _run("--project", str(path), "show", "1")
+    code, out, err = run_cli("--project", str(path), "show", "1")
     assert SECRET not in out + err
 
 
@@ -199,7 +195,7 @@ def test_the_connection_itself_refuses_another_prefix(s3_server, shop_bucket):
 )
 def test_nothing_at_the_url_is_an_error_naming_it(write_project, s3_server, shop_bucket, path, said):
     project_path = _s3_project(write_project, s3_server, shop_bucket, path=path)
-    code, out, err = _run(
+    code, out, err = run_cli(
         "--project", str(project_path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00"
     )
     assert code == 1
@@ -209,7 +205,7 @@ def test_nothing_at_the_url_is_an_error_naming_it(write_project, s3_server, shop
 def test_a_missing_secret_variable_is_named(write_project, s3_server, shop_bucket, monkeypatch):
     monkeypatch.delenv("LOOKBACK_TEST_S3_SECRET")
     path = _s3_project(write_project, s3_server, shop_bucket)
-    code, out, err = _run("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders", "--as-of", "2026-10-30T12:00")
     assert code == 1
     assert "LOOKBACK_TEST_S3_SECRET (secret_env) is not set" in err
 
@@ -232,7 +228,7 @@ def test_a_missing_secret_variable_is_named(write_project, s3_server, shop_bucke
 )
 def test_object_storage_keys_are_checked_in_the_project_file(write_project, source, said):
     path = write_project(project_text(source=source))
-    code, out, err = _run("--project", str(path), "check")
+    code, out, err = run_cli("--project", str(path), "check")
     assert code == 2
     assert said in err and err.startswith("error:") and err.count("\n") == 1, err
 
@@ -286,10 +282,10 @@ def test_a_pull_of_7_days_reads_only_those_days_partitions(write_project, s3_ser
 
 def test_check_tries_an_object_storage_source(write_project, s3_server, shop_bucket):
     path = _s3_project(write_project, s3_server, shop_bucket)
-    code, out, err = _run("--project", str(path), "check")
+    code, out, err = run_cli("--project", str(path), "check")
     assert code == 0, err
     bad = _s3_project(write_project, s3_server, shop_bucket, path="nothing/*.parquet")
-    code, out, err = _run("--project", str(bad), "check")
+    code, out, err = run_cli("--project", str(bad), "check")
     assert code == 1
     assert f"no object matches s3://{shop_bucket}/nothing/*.parquet" in out + err
 
