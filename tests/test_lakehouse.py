@@ -4,7 +4,6 @@ snapshots / commits."""
 
 from __future__ import annotations
 
-import io
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,17 +11,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from lookback_gui.cli import main
 from lookback_gui.core.project import load_project
 from lookback_gui.core.pull import run_pull
 from lookback_gui.core.store import open_store
-from tests.helpers import DAILY_SQL, project_text
-
-
-def _run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(args), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+from tests.helpers import DAILY_SQL, project_text, run_cli
 
 
 def _orders(rows: list[tuple[int, datetime, str, float]]) -> pa.Table:
@@ -123,7 +115,7 @@ def test_a_table_is_read_as_a_view_named_after_the_source_and_late_rows_revise(t
     assert second.status == "succeeded", second.error
     assert (first.new, second.revised) == (4, 2)
     assert values[("DE", "orders")] == 2 and values[("DE", "revenue")] == 11.0
-    code, out, err = _run("--project", str(path), "check")
+    code, out, err = run_cli("--project", str(path), "check")
     assert code == 0, err
 
 
@@ -148,11 +140,11 @@ def test_snapshot_as_of_replays_the_late_rows_arriving(table, write_project):
             extra='every = "1s"\n',
         )
     )
-    code, out, err = _run(
+    code, out, err = run_cli(
         "--project", str(path), "replay", "daily_orders", "--from", start.isoformat(), "--to", end.isoformat()
     )
     assert code == 0, err
-    code, out, err = _run("--project", str(path), "revisions", "daily_orders", "--json")
+    code, out, err = run_cli("--project", str(path), "revisions", "daily_orders", "--json")
     import json
 
     revisions = json.loads(out)
@@ -172,11 +164,11 @@ def test_a_table_that_is_not_there_is_an_error_naming_it(write_project, tmp_path
     (tmp_path / "empty").mkdir()
     for kind, what in (("delta", "is not a Delta table"), ("iceberg", "is not an Iceberg table")):
         path = write_project(project_text(source=f'type = "{kind}"\npath = "empty"', source_name="orders"))
-        code, out, err = _run("--project", str(path), "pull", "daily_orders")
+        code, out, err = run_cli("--project", str(path), "pull", "daily_orders")
         assert code == 1
         assert f"source orders: empty {what}" in err, err
     path = write_project(project_text(source='type = "delta"\npath = "nowhere"', source_name="orders"))
-    code, out, err = _run("--project", str(path), "pull", "daily_orders")
+    code, out, err = run_cli("--project", str(path), "pull", "daily_orders")
     assert code == 1 and "folder not found: nowhere" in err
 
 
@@ -198,5 +190,5 @@ def test_a_table_source_reads_nothing_outside_its_folder(write_project, tmp_path
                 sql=f"SELECT DATE '2026-01-01' AS bucket, count(*) AS n FROM ({sql})",
             )
         )
-        code, out, err = _run("--project", str(path), "pull", "daily_orders")
+        code, out, err = run_cli("--project", str(path), "pull", "daily_orders")
         assert code == 1 and "through the view orders" in err, err
