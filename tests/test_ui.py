@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("PySide6.QtWidgets")
 
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMenu
 
 import lookback_gui.ui  # noqa: F401
 from lookback_gui.core.project import load_project
@@ -582,3 +583,13 @@ def test_a_long_series_thins_its_markers_to_the_screen_and_shows_all_when_zoomed
     np.testing.assert_array_equal(curve_y, values[-101:])
     tips = [chart._tip(0, 0, p.data()) for p in chart.revised_points.points()]
     assert all("versions: 2, last revised by run 2" in t for t in tips)
+
+
+def test_the_menus_status_tips_read_as_words(window):
+    """The status bar says what a menu item does in words: no '&' of its keyboard mnemonic."""
+    actions = [a for menu in window.menuBar().findChildren(QMenu) for a in menu.actions() if a.text()]
+    assert len(actions) > 10
+    tips = {a.text(): a.statusTip() for a in actions}
+    assert not [text for text, tip in tips.items() if "&" in tip], tips
+    assert tips["&Close project"].startswith("Close the open project")
+    assert tips["&New project…"] == "New project"

@@ -270,7 +270,7 @@ class MainWindow(QMainWindow):
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
-        action.setStatusTip(tip or text.replace("…", ""))
+        action.setStatusTip(tip or text.replace("&", "").replace("…", ""))
         action.triggered.connect(slot)
         return action
 
