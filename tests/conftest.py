@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import sys
@@ -16,6 +17,23 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_orders, project_text, ts
+
+
+@pytest.fixture(autouse=True)
+def _native_crashes_reported(request: pytest.FixtureRequest):
+    """A native crash prints every thread's Python stack onto the session's stderr. The app's
+    log (lookback_gui/core/applog.py) points faulthandler at its own file while a test runs it,
+    and can only point it back at ``sys.stderr``, which a test's capture replaces: so before
+    and after every test faulthandler is pointed again at pytest's own copy of stderr."""
+    from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+    stderr = request.config.stash.get(fault_handler_stderr_fd_key, None)
+    if stderr is None:
+        yield
+        return
+    faulthandler.enable(file=stderr, all_threads=True)
+    yield
+    faulthandler.enable(file=stderr, all_threads=True)
 
 
 @pytest.fixture(autouse=True)

@@ -132,3 +132,83 @@ def test_a_window_deleted_without_being_closed_closes_its_session(qtbot, tmp_pat
     left = threads_now() - before
     assert not left, sorted(t.name for t in left)
     Store(load_project(path).store_path).close()  # nothing holds the store any more
+
+
+def _shown_with_data(view: str, project_path: object) -> QWidget:
+    """A chart or comparison widget of its own (no window), shown, with series drawn."""
+    from lookback_gui.core.insight.additivity import Additivity
+    from lookback_gui.core.project import load_project
+    from lookback_gui.ui.chart import ChartWidget
+    from lookback_gui.ui.compare import CompareWidget
+    from lookback_gui.ui.compare_series import Comparison
+    from tests.test_ui_compare import long_series
+
+    bridge = Bridge()
+    metric = load_project(project_path).metrics["daily_orders"]
+    series = (long_series("DE", 300), long_series("FR", 300))
+    widget: QWidget
+    if view == "compare":
+        widget = CompareWidget(bridge)
+        widget._metric = metric  # drawn as it is, without a load
+        widget._show(Comparison("daily_orders", "orders", series, [], Additivity(True)))
+    else:
+        widget = ChartWidget(bridge)
+        widget._metric = metric
+        widget._show(series[0])
+    widget.resize(900, 500)
+    widget.show()
+    return widget
+
+
+@pytest.mark.parametrize("view", ["chart", "compare"])
+def test_a_chart_dropped_by_python_is_freed_at_once(qtbot, project, view):
+    """A chart's items hold nothing of the widget (a marker's tooltip, the range picker's
+    view): dropped, the widget is freed at once, not left in a cycle to the cycle collector,
+    which takes a widget apart in an order Qt does not survive (see the next test)."""
+    widget = _shown_with_data(view, project)
+    qtbot.waitExposed(widget)
+    dropped = weakref.ref(widget)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del widget
+        assert dropped() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+CYCLE_SCRIPT = """
+import gc, sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from tests.test_ui_threads import _shown_with_data
+widget = _shown_with_data(sys.argv[1], sys.argv[2])
+app.processEvents()
+widget.cycle = widget  # in a reference cycle: only the cycle collector frees it
+del widget
+gc.collect()
+app.processEvents()
+print("collected")
+"""
+
+
+@pytest.mark.parametrize("view", ["chart", "compare"])
+def test_a_chart_in_a_reference_cycle_is_collected_without_a_crash(project, view):
+    """Whatever cycle a chart ends up in, the collector frees it whole: the process lives."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", CYCLE_SCRIPT, view, str(project)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "collected" in done.stdout, done.stderr[-2000:]

@@ -60,9 +60,10 @@ from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as 
     write_series_csv,
 )
 from lookback_gui.ui.chart_thresholds import threshold_items
+from lookback_gui.ui.collector import delete_when_dropped
 from lookback_gui.ui.dialogs import save_file_name
 from lookback_gui.ui.models import fmt_number, fmt_series
-from lookback_gui.ui.slots import weakly
+from lookback_gui.ui.slots import weak_callback, weakly
 from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
 from lookback_gui.ui.time_range import TimeRangePicker
 
@@ -148,9 +149,7 @@ class ChartWidget(QWidget):
             bar.addWidget(box)
         bar.addWidget(self.known_at_edit)
         self.range_picker = TimeRangePicker()
-        self.range_picker.current_view = lambda: (
-            tuple(self.plot.getViewBox().viewRange()[0]) if self._data else None
-        )
+        self.range_picker.current_view = weak_callback(self._current_view)
         self.range_picker.chosen.connect(self.apply_range)
         bar.addWidget(self.range_picker)
         bar.addWidget(self.first_line)
@@ -191,7 +190,7 @@ class ChartWidget(QWidget):
         hover = pg.mkPen("k", width=2)
         self.plain_points = pg.ScatterPlotItem(
             hoverable=True,
-            tip=self._tip,
+            tip=weak_callback(self._tip, ""),
             hoverPen=hover,
             symbol="o",
             size=5,
@@ -200,7 +199,7 @@ class ChartWidget(QWidget):
         )
         self.revised_points = pg.ScatterPlotItem(
             hoverable=True,
-            tip=self._tip,
+            tip=weak_callback(self._tip, ""),
             hoverPen=hover,
             symbol="d",
             size=MARKER_SIZE_PX,
@@ -210,7 +209,7 @@ class ChartWidget(QWidget):
         )
         self.partial_points = pg.ScatterPlotItem(
             hoverable=True,
-            tip=self._tip,
+            tip=weak_callback(self._tip, ""),
             hoverPen=hover,
             symbol="o",
             size=17,
@@ -220,7 +219,7 @@ class ChartWidget(QWidget):
         )
         self.removed_points = pg.ScatterPlotItem(
             hoverable=True,
-            tip=self._tip,
+            tip=weak_callback(self._tip, ""),
             hoverPen=hover,
             symbol="x",
             size=MARKER_SIZE_PX,
@@ -243,7 +242,7 @@ class ChartWidget(QWidget):
         self.plot.addItem(self.nowcast_band)
         self.nowcast_points = pg.ScatterPlotItem(
             hoverable=True,
-            tip=self._nowcast_tip,
+            tip=weak_callback(self._nowcast_tip, ""),
             hoverPen=hover,
             symbol="o",
             size=7,
@@ -282,6 +281,9 @@ class ChartWidget(QWidget):
         self.export_light_png.triggered.connect(weakly(self._export_png, True))
         self.export_csv.triggered.connect(self._export_csv)
         self._show_empty_range()  # the last days, not a second around 1970, until a metric shows
+
+    def __del__(self) -> None:
+        delete_when_dropped(self)  # dropped while Qt still has it: deleted whole (see there)
 
     def _range_changed(self) -> None:
         self._fit_later.start()
@@ -494,6 +496,11 @@ class ChartWidget(QWidget):
             owner=self,
         )
         return 0
+
+    def _current_view(self) -> tuple[float, float] | None:
+        """The buckets in view, for the range picker: None while nothing is drawn."""
+        low, high = self.plot.getViewBox().viewRange()[0]
+        return (low, high) if self._data else None
 
     def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
         if self._data is None or data is None:

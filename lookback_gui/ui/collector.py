@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer
 
 INTERVAL_MS = 250
@@ -74,3 +75,21 @@ def collect_on_gui_thread() -> GuiCollector | None:
             gc.disable()
         return existing
     return GuiCollector(app)
+
+
+def delete_when_dropped(obj: QObject) -> None:
+    """For ``__del__`` of a widget that Python owns: delete its Qt half now, while every Python
+    part of it is intact.
+
+    A widget that Python drops while it sits in a reference cycle (a plot item holding one of
+    its methods, say) is freed by the cycle collector, which first clears the cycle's objects
+    part by part and only then deletes the widget: Qt, tearing the widget down, calls into
+    those cleared parts (pyqtgraph's overrides) or into items half torn down already, and the
+    process dies (``__cxa_pure_virtual`` in ``QWidget::destroy``). The collector calls
+    ``__del__`` of every object of a cycle before it clears any of them, so a widget deleted
+    from there goes whole. Off the GUI thread, or without an application, nothing is done."""
+    app = QCoreApplication.instance()
+    if app is None or QThread.currentThread() != app.thread():
+        return
+    if shiboken6.isValid(obj):
+        shiboken6.delete(obj)

@@ -40,12 +40,10 @@ from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart_axes import GRAIN_SECONDS, BucketAxis, ValueAxis
 from lookback_gui.ui.chart_model import (
-    ChartData,
-    bucket_detail,
-    describe_point,
     series_id,
     when_text,
 )
+from lookback_gui.ui.collector import delete_when_dropped
 from lookback_gui.ui.compare_series import (
     ADDITIVE_RULE,
     MAX_COMPARED,
@@ -147,6 +145,9 @@ class CompareWidget(QWidget):
         self.plot.getViewBox().sigRangeChanged.connect(self._range_changed)
         self.apply_palette()
         self._clear("no metric selected")
+
+    def __del__(self) -> None:
+        delete_when_dropped(self)  # dropped while Qt still has it: deleted whole (see there)
 
     def _range_changed(self) -> None:
         self._place_later.start()
@@ -284,7 +285,7 @@ class CompareWidget(QWidget):
             return
         colours = series_colours(is_dark())
         for k, series in enumerate(data.series):
-            layer = SeriesLayer(self.plot.getPlotItem(), series, colours[k % len(colours)], self._tip)
+            layer = SeriesLayer(self.plot.getPlotItem(), series, colours[k % len(colours)])
             self.layers.append(layer)
         stacked = self.stacked_box.isChecked() and data.additivity.additive
         shown = [layer for layer in self.layers if series_id(layer.data.dims) not in self._hidden]
@@ -380,17 +381,6 @@ class CompareWidget(QWidget):
         span = (high - low) or abs(high) or 1.0
         self.plot.getViewBox().setRange(
             xRange=(float(x.min()), float(x.max())), yRange=(low, high + 0.12 * span)
-        )
-
-    def _tip(self, data: ChartData, index: Any) -> str:
-        if index is None or data.drawing is None:
-            return ""
-        a, i = data.arrays, int(index)
-        label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
-        label = label.removesuffix(" 00:00:00").removesuffix(":00")
-        first, versions, last_run, removed, partial = bucket_detail(a, i)
-        return describe_point(
-            label, data.dims, data.measure, float(a["value"][i]), first, versions, last_run, removed, partial
         )
 
     # -- choosing -------------------------------------------------------------------------

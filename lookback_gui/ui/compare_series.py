@@ -4,7 +4,7 @@ additive, and each drawn as one layer of curves, markers and nowcast in its own 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,9 @@ from lookback_gui.core.store import Store
 from lookback_gui.ui.chart_model import (
     MARKER_SIZE_PX,
     ChartData,
+    bucket_detail,
     curve_for_view,
+    describe_point,
     in_view,
     load_chart,
     measure_nowcast,
@@ -139,6 +141,24 @@ def stacked_levels(series: Sequence[ChartData]) -> tuple[np.ndarray, np.ndarray]
     return x, np.cumsum(levels, axis=0)
 
 
+def point_tip(data: ChartData, index: Any) -> str:
+    """The tooltip of a marker of a compared series: the bucket's value and its history.
+
+    A plain function, not a method of the widget: a marker's tip is held by the marker, and a
+    tip bound to the widget would put the widget in a reference cycle with its own plot items,
+    left to the cycle collector, which deletes a Qt widget and its items in an order Qt does
+    not survive (``__cxa_pure_virtual`` in ``QWidget::destroy``)."""
+    if index is None or data.drawing is None:
+        return ""
+    a, i = data.arrays, int(index)
+    label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
+    label = label.removesuffix(" 00:00:00").removesuffix(":00")
+    first, versions, last_run, removed, partial = bucket_detail(a, i)
+    return describe_point(
+        label, data.dims, data.measure, float(a["value"][i]), first, versions, last_run, removed, partial
+    )
+
+
 class SeriesLayer:
     """The items of one compared series: its curve (in the legend), the band under it when
     stacked, and its revised, partial and removed markers, all in the series' colour.
@@ -149,7 +169,7 @@ class SeriesLayer:
         curve: its line, the item the legend entry toggles.
     """
 
-    def __init__(self, plot: pg.PlotItem, data: ChartData, colour: str, tip: Callable[[ChartData, Any], str]):
+    def __init__(self, plot: pg.PlotItem, data: ChartData, colour: str):
         self.data = data
         self.colour = colour
         self._plot = plot
@@ -170,7 +190,7 @@ class SeriesLayer:
         hover = pg.mkPen("k", width=2)
 
         def tip_of(_x: float, _y: float, index: Any) -> str:
-            return tip(data, index)
+            return point_tip(data, index)
 
         self.revised = pg.ScatterPlotItem(
             hoverable=True,

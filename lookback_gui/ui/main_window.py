@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import shiboken6
 from PySide6.QtCore import QByteArray, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -46,6 +45,7 @@ from lookback_gui.ui.advisor_tab import AdvisorWidget
 from lookback_gui.ui.backfill import BackfillDialog
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart import ChartWidget
+from lookback_gui.ui.collector import delete_when_dropped
 from lookback_gui.ui.compare import CompareWidget
 from lookback_gui.ui.dashboard import DashboardWidget
 from lookback_gui.ui.dialogs import open_file_name, save_file_name
@@ -1054,8 +1054,7 @@ class MainWindow(QMainWindow):
         while every Python part of it is intact. Left to the collector, the window's cycles
         would be cleared part by part first, and Qt calls those parts (pyqtgraph's items) as it
         tears the window down. Its session closes as it goes (see SessionHost)."""
-        if shiboken6.isValid(self) and QApplication.instance() is not None:
-            shiboken6.delete(self)
+        delete_when_dropped(self)
 
     def quit(self) -> None:
         self.quitting = True

@@ -6,6 +6,11 @@ window whose child's signal is connected to such a lambda is never freed when Py
 and nor is anything it owns (its session, with the store and the scheduler's threads). A bound
 method connected as is does not keep its object alive; :func:`weakly` gives the same to a
 method called with arguments of its own.
+
+The same holds for a callback that a plot item keeps (a marker's tooltip): an item of the
+widget's own plot that holds a method of the widget makes a reference cycle, and a cycle is
+freed by the cycle collector, which takes a Qt widget and its items apart in an order that
+Qt does not survive. :func:`weak_callback` holds the widget weakly.
 """
 
 from __future__ import annotations
@@ -24,5 +29,17 @@ def weakly(method: Callable[..., Any], *args: Any, signal_args: bool = False) ->
         bound = ref()
         if bound is not None:
             bound(*args, *given) if signal_args else bound(*args)
+
+    return call
+
+
+def weak_callback(method: Callable[..., Any], default: Any = None) -> Callable[..., Any]:
+    """A callable that returns what the bound ``method`` returns while its object lives
+    (``default`` once it is gone), and holds the object only weakly."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*given: Any) -> Any:
+        bound = ref()
+        return default if bound is None else bound(*given)
 
     return call
