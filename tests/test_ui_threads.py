@@ -212,3 +212,34 @@ def test_a_chart_in_a_reference_cycle_is_collected_without_a_crash(project, view
         timeout=120,
     )
     assert done.returncode == 0 and "collected" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("kind", ["source", "metric", "advisor"])
+def test_an_editor_dropped_by_python_is_freed_at_once(qtbot, project, kind):
+    """No slot and no attribute of an editor (or of the advisor) holds the editor itself:
+    dropped, it is freed at once, never left in a cycle to the cycle collector."""
+    from lookback_gui.core.project import load_project
+    from lookback_gui.ui.advisor_tab import AdvisorWidget
+    from lookback_gui.ui.editors import MetricEditor, SourceEditor
+
+    config = load_project(project)
+    bridge = Bridge()
+    widget: QWidget
+    if kind == "source":
+        widget = SourceEditor(config, bridge, config.sources["shop"])
+    elif kind == "metric":
+        widget = MetricEditor(config, bridge, config.metrics["daily_orders"])
+    else:
+        widget = AdvisorWidget(bridge)
+    widget.show()
+    qtbot.waitExposed(widget)
+    dropped = weakref.ref(widget)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        del widget
+        assert dropped() is None
+    finally:
+        if enabled:
+            gc.enable()
+        bridge.shutdown()

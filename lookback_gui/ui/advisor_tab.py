@@ -181,9 +181,8 @@ class AdvisorWidget(QWidget):
         loaded(object): an Advice was shown.
         applied(str): the lookback was written to the project file (the new value).
 
-    Attributes:
-        confirm: asked (with the question) before *Apply* changes the project file; tests
-            replace it.
+    Its ``confirm`` is asked (with the question) before *Apply* changes the project file;
+    tests replace it.
     """
 
     loaded = Signal(object)
@@ -214,7 +213,6 @@ class AdvisorWidget(QWidget):
         self.plot.addLegend(offset=(-10, -10))
         self._store: Store | None = None
         self._on_applied: Callable[[], None] | None = None
-        self.confirm: Callable[[str], bool] = lambda question: ask_to_apply(self, question)
         self.recommended_line: pg.InfiniteLine | None = None
         self.triangle: Triangle | None = None
 
@@ -237,6 +235,10 @@ class AdvisorWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.details)
         layout.addWidget(self.pages, 1)
+
+    def confirm(self, question: str) -> bool:
+        """Whether the user agrees to ``question`` (applying a policy); tests replace it."""
+        return ask_to_apply(self, question)
 
     def _policies_page(self) -> QWidget:
         """The policies tried on the history, and the errors of the chosen one by age."""

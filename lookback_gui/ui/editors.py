@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import zoneinfo
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -59,6 +58,7 @@ from lookback_gui.core.store import Store
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.dialogs import open_file_name
 from lookback_gui.ui.models import PreviewModel
+from lookback_gui.ui.slots import weakly
 from lookback_gui.ui.storage_fields import StorageFields, storage_kind
 
 MONO = QFont("monospace")
@@ -156,9 +156,8 @@ class _Editor(QDialog):
     Once a mistake was shown, every edit re-checks the fields (after a short pause), so an
     error text goes as soon as its mistake is fixed, and a new one is said as it is made.
 
-    Attributes:
-        confirm_discard: asked (with what is being edited) before Escape or Cancel throws
-            changes away; tests replace it.
+    Its ``confirm_discard`` is asked (with what is being edited) before Escape or Cancel
+    throws changes away; tests replace it.
     """
 
     def __init__(self, project: Project, bridge: Bridge, parent: QWidget | None = None):
@@ -168,11 +167,14 @@ class _Editor(QDialog):
         self.errors: dict[str, QLabel] = {}
         self.rows: dict[str, QWidget] = {}
         self.general_error = _error_label()
-        self.confirm_discard: Callable[[str], bool] = lambda what: ask_to_discard(self, what)
         self._opened_with: object = None
         self._live = False  # once a mistake was shown, edits are checked as they are made
         self._recheck = QTimer(self, singleShot=True, interval=300)
         self._recheck.timeout.connect(self._check_again)
+
+    def confirm_discard(self, what: str) -> bool:
+        """Whether the user agrees to throw away the changes to ``what``."""
+        return ask_to_discard(self, what)
 
     def snapshot(self) -> object:
         """What the fields hold, to tell whether anything was changed."""
@@ -335,11 +337,15 @@ class SourceEditor(_Editor):
             *self.storage.signals(),
         )
         self.type.currentTextChanged.connect(self._type_changed)
-        self.path.textChanged.connect(lambda _: self._type_changed(self.type.currentText()))
+        self.path.textChanged.connect(weakly(self._retype))
         self.browse.clicked.connect(self._browse)
         self.test.clicked.connect(self.test_connection)
         buttons.accepted.connect(self.save)
         buttons.rejected.connect(self.reject)
+        self._type_changed(self.type.currentText())
+
+    def _retype(self) -> None:
+        """The path changed: a URL of object storage shows its storage keys, a file does not."""
         self._type_changed(self.type.currentText())
 
     def _type_changed(self, kind: str) -> None:
@@ -629,7 +635,7 @@ class MetricEditor(_Editor):
         params.addWidget(QLabel("Insert:"))
         for name in ("$window_start", "$window_end", "$as_of"):
             button = QPushButton(name, accessibleName=f"Insert {name}")
-            button.clicked.connect(lambda _=False, n=name: self.sql.insertPlainText(n))
+            button.clicked.connect(weakly(self._insert, name))
             params.addWidget(button)
         params.addStretch(1)
         params.addWidget(self.preview_button)
@@ -707,6 +713,9 @@ class MetricEditor(_Editor):
         if metric is None:
             self.source.currentTextChanged.connect(self._suggest_sql)
             self._suggest_sql()
+
+    def _insert(self, name: str) -> None:
+        self.sql.insertPlainText(name)
 
     def _query_edited(self, *_: object) -> None:
         if self._preview_error_shown:
