@@ -486,3 +486,32 @@ def test_a_bucket_with_a_time_zone_becomes_the_metrics_wall_clock_time(write_pro
         run = run_pull(project, "daily_orders", store, as_of=AS_OF)
         assert run.status == "succeeded", run.error
         assert [(r.bucket, r.value) for r in store.history("daily_orders")] == [(ts("2026-10-25"), 2)]
+
+
+def test_a_run_whose_start_landed_although_its_answer_was_lost_is_recorded_once(
+    write_project, shop, monkeypatch
+):
+    """The team store's catalog can go away right after a commit, before its answer arrives:
+    the start of the run was recorded, yet it failed as transient. Tried again, the pull goes
+    on with the run it recorded, rather than leaving it ``running`` beside a second one."""
+    from lookback_gui.core.errors import TransientStoreError
+
+    path = write_project()
+    path.write_text(path.read_text().replace("retries = 0", "retries = 2"))
+    project = load_project(path)
+    with Store(project.store_path) as store:
+        real = store.begin_run
+        lost: list[int] = []
+
+        def begin_run(start):  # type: ignore[no-untyped-def]
+            run_id = real(start)  # committed ...
+            if not lost:  # ... and the first time the answer is lost on the way back
+                lost.append(run_id)
+                raise TransientStoreError("the catalog database went away (the answer was lost)")
+            return run_id
+
+        monkeypatch.setattr(store, "begin_run", begin_run)
+        result = run_pull(project, "daily_orders", store, as_of=AS_OF, sleep=lambda _s: None)
+        assert result.status == "succeeded" and lost
+        [run] = store.runs()
+        assert (run.id, run.status) == (lost[0], "succeeded")

@@ -310,13 +310,15 @@ def _begin_with_retries(
     """Record the run's start and return its id. A store that failed in a way that trying
     again may fix (the team store's catalog went away while the run was being recorded; nothing
     of it was kept) is tried again under the metric's retry policy, as a failed query is;
-    when the policy gives up, the failure is raised (no run could be recorded)."""
+    when the policy gives up, the failure is raised (no run could be recorded). A start whose
+    commit landed although its answer was lost is not recorded twice: the run it made is used."""
     policy = retry_policy(config)
     attempts = 0
     while True:
         attempts += 1
         try:
-            return store.begin_run(start)
+            begun = store.begun_run(start) if attempts > 1 else None
+            return begun if begun is not None else store.begin_run(start)
         except TransientStoreError as exc:
             delay = policy.delay(exc, attempts)
             if delay is None:

@@ -208,6 +208,9 @@ class Store:
     def begin_run(self, start: NewRun) -> int:
         return self._runs.begin_run(start)
 
+    def begun_run(self, start: NewRun) -> int | None:
+        return self._runs.begun(start)
+
     def log(self, run_id: int, level: str, message: str, at: datetime | None = None) -> None:
         self._runs.log(run_id, level, message, at)
 

@@ -233,6 +233,17 @@ class RunLog:
                 )
         return run_id
 
+    def begun(self, start: NewRun) -> int | None:
+        """The id of the run that ``start`` recorded already, if any: its commit may have
+        landed while the answer to it was lost (the team store's catalog went away just then).
+        The same metric, started at the same moment by this process, and still running."""
+        rows = self._db.read(
+            "SELECT id FROM runs WHERE metric = ? AND started_at = ? AND status = 'running' "
+            "AND pid = ? AND pid_started IS NOT DISTINCT FROM ?",
+            [start.metric, start.started_at, self._pid, self._pid_started],
+        )
+        return int(rows[0][0]) if rows else None
+
     def log(self, run_id: int, level: str, message: str, at: datetime | None = None) -> None:
         """Append one line to a run's log (committed at once)."""
         with self._db.write() as cur:
