@@ -6,7 +6,8 @@ threads and the tests all call it; only the scheduler runs it off the calling th
 The package's parts, each in the file named after it:
 
 - ``run``: one pull (:class:`PullContext` through query, checks and commit, with retries);
-- ``staging``: the query run for a window and its result staged as Parquet, checked and exact;
+- ``staging``: the query run for a window and its result staged as Parquet, exact;
+- ``checks``: the checks of a result (built in, the metric's own, the largest revision);
 - ``control``: cancelling a running pull and reading its progress;
 - ``backfill``: a range pulled in window-sized chunks; ``replay``: the schedule replayed over
   the past; ``seeding``: a history of pulls committed in one pass (the demo);

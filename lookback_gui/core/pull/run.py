@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import duckdb
 
@@ -29,6 +28,7 @@ from lookback_gui.core.errors import (
 from lookback_gui.core.failures import RetryPolicy, is_transient
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.project.definitions import definition_version
+from lookback_gui.core.pull.checks import revision_check
 from lookback_gui.core.pull.control import Clock, PullControl
 from lookback_gui.core.pull.staging import (
     ResultShape,
@@ -51,7 +51,6 @@ from lookback_gui.core.sources import (
 )
 from lookback_gui.core.store import (
     CommitRequest,
-    DiffSummary,
     NewRun,
     RunRecord,
     StagedValues,
@@ -73,26 +72,6 @@ from lookback_gui.core.timing.windows import (
     compute_window,
     local_now,
 )
-
-
-def revision_check(
-    metric: MetricConfig, checks: list[dict[str, Any]], warnings: list[str], summary: DiffSummary
-) -> None:
-    failures: list[str] = []
-    for check in metric.checks:
-        if check.revision_pct is None:
-            continue
-        largest = summary.max_revision_pct or 0.0
-        ok = largest <= check.revision_pct
-        message = (
-            f"check {check.name}: the largest revision in this run is {largest:.1f}% "
-            f"(at most {check.revision_pct:g}%)"
-        )
-        checks.append({"name": check.name, "severity": check.severity, "ok": ok, "message": message})
-        if not ok:
-            (failures if check.severity == "error" else warnings).append(message)
-    if failures:
-        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
 
 
 def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:

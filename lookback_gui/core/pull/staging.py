@@ -4,6 +4,7 @@ folder: its shape inferred, its values checked, exact numbers kept exact."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -22,6 +23,7 @@ from lookback_gui.core.errors import (
     QueryError,
 )
 from lookback_gui.core.project import MetricConfig, SourceConfig
+from lookback_gui.core.pull.checks import Checks, check_measure, check_result, check_row_change, count_result
 from lookback_gui.core.sources import (
     CheckedQuery,
     check_pushdown_query,
@@ -352,137 +354,35 @@ def stage_result(
     relation = raw_relation(con, raw, wide) if raw else _RESULT
     columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
     shape = infer_shape(columns, metric)
-    b = f"CAST({quote_identifier(shape.bucket)} AS TIMESTAMP)"
-    in_window = f"{b} >= $ws AND {b} < $we"
-    window_params = {"ws": window.start, "we": window.end}
-    key_columns = ", ".join([b, *(quote_identifier(d) for d in shape.dimensions)])
-    measure_nulls = " + ".join(
-        f"count(*) FILTER (WHERE {quote_identifier(m)} IS NULL)" for m in shape.measures
-    )
-    # off the grain: no bucket start in the metric's zone (the connection's); weeks start on Monday
-    off_grain = f"{b} IS NOT NULL AND {b} <> date_trunc({quote_literal(metric.grain.value)}, {b})"
-    row = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {b} IS NULL),"
-        f" count(*) FILTER (WHERE {b} IS NOT NULL AND NOT ({in_window})),"
-        f" {measure_nulls},"
-        f" (SELECT count(*) FROM (SELECT {key_columns} FROM {relation} GROUP BY ALL"
-        f"  HAVING count(*) > 1)),"
-        f" count(*) FILTER (WHERE {off_grain}), min({b}) FILTER (WHERE {off_grain})"
-        f" FROM {relation}",
-        window_params,
-    ).fetchone()
-    assert row is not None
-    *counts, first_off_grain = row
-    rows, null_buckets, outside, null_measures, duplicates, bad_buckets = (int(x or 0) for x in counts)
-    dup_row: tuple[Any, ...] | None = None
-    if duplicates:
-        dup_row = con.execute(
-            f"SELECT {duplicates}, min(__lookback_key) FROM (SELECT {key_columns}, "
-            f"CAST({b} AS VARCHAR) AS __lookback_key FROM {relation} GROUP BY ALL "
-            f"HAVING count(*) > 1)"
-        ).fetchone()
-
-    checks: list[dict[str, Any]] = []
-    warnings: list[str] = []
-    failures: list[str] = []
-
-    def record(name: str, severity: str, ok: bool, message: str) -> None:
-        checks.append({"name": name, "severity": severity, "ok": ok, "message": message})
-        if not ok:
-            (failures if severity == "error" else warnings).append(message)
-
-    span = f"[{_fmt(window.start)}, {_fmt(window.end)})"
-    record(
-        "empty",
-        "warn" if metric.allow_empty else "error",
-        rows > 0,
-        f"the query returned no rows for the window {span}"
-        + (
-            ""
-            if metric.allow_empty
-            else "; an empty answer is refused (far more often an outage than a real zero): "
-            "set allow_empty = true if it can really be empty"
-        ),
-    )
-    record("null_bucket", "error", null_buckets == 0, f"{null_buckets} row(s) have no bucket (NULL)")
-    record(
-        "bucket_start",
-        "error",
-        bad_buckets == 0,
-        f"{bad_buckets} row(s) have a bucket that is not the start of a {metric.grain.value} "
-        f"(first: {_fmt(first_off_grain) if bad_buckets else ''}); truncate "
-        f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket",
-    )
-    record(
-        "duplicate_keys",
-        "error",
-        duplicates == 0,
-        f"{duplicates} (bucket, dimensions) combination(s) appear in more than one row "
-        f"(first at {dup_row[1] if duplicates and dup_row else ''}); "
-        "the query must aggregate (GROUP BY)",
-    )
-    record(
-        "out_of_window", "warn", outside == 0, f"{outside} row(s) outside the window {span} were not stored"
-    )
-    record("null_measure", "warn", null_measures == 0, f"{null_measures} measure value(s) are NULL")
-
+    counts = count_result(con, relation, shape, metric, window)
+    checks = Checks()
+    check_result(checks, metric, window, counts)
     for check in metric.checks:
         if check.measure is not None:
-            if check.measure not in shape.measures:
-                record(
-                    check.name,
-                    check.severity,
-                    False,
-                    f"check {check.name}: measure '{check.measure}' is not in the result",
-                )
-                continue
-            col = quote_identifier(check.measure)
-            conds = []
-            if check.min is not None:
-                conds.append(f"{col} < {check.min!r}")
-            if check.max is not None:
-                conds.append(f"{col} > {check.max!r}")
-            found = con.execute(
-                f"SELECT count(*), min({col}), max({col}) FROM {relation} WHERE ({in_window}) "
-                f"AND ({' OR '.join(conds)})",
-                window_params,
-            ).fetchone()
-            bad = int(found[0]) if found else 0
-            bounds = " and ".join(
-                x
-                for x in (
-                    f"at least {check.min:g}" if check.min is not None else "",
-                    f"at most {check.max:g}" if check.max is not None else "",
-                )
-                if x
-            )
-            record(
-                check.name,
-                check.severity,
-                bad == 0,
-                f"check {check.name}: {bad} value(s) of {check.measure} are not {bounds}"
-                + (f" (from {found[1]:g} to {found[2]:g})" if bad and found else ""),
-            )
+            check_measure(checks, con, relation, check, shape, window)
         elif check.row_change_pct is not None:
-            if previous_rows:
-                change = abs(rows - previous_rows) / previous_rows * 100
-                record(
-                    check.name,
-                    check.severity,
-                    change <= check.row_change_pct,
-                    f"check {check.name}: the row count changed by {change:.1f}% "
-                    f"({previous_rows} → {rows}; at most {check.row_change_pct:g}%)",
-                )
-            else:
-                record(
-                    check.name,
-                    check.severity,
-                    True,
-                    f"check {check.name}: no earlier run to compare the row count with",
-                )
-    if failures:
-        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
+            check_row_change(checks, check, counts.rows, previous_rows)
+    if checks.failures:
+        raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(checks.failures))
+    staged = StagedResult(
+        shape=shape,
+        rows=counts.rows,
+        values_sql=None,
+        warnings=tuple(checks.warnings),
+        checks=tuple(checks.checks),
+    )
+    if raw is None:
+        return staged
+    return dataclasses.replace(
+        staged,
+        values_sql=_values_sql(relation, shape, metric, window),
+        values=(counts.rows - counts.null_buckets - counts.outside) * len(shape.measures),
+    )
 
+
+def _values_sql(relation: str, shape: ResultShape, metric: MetricConfig, window: Window) -> str:
+    """A query for the store that reads the result's values in the window, one row per value
+    (dims, measure, bucket, value, value_null, exact)."""
     dims_json = (
         (
             "json_object("
@@ -492,10 +392,6 @@ def stage_result(
         if shape.dimensions
         else "'{}'"
     )
-    if raw is None:
-        return StagedResult(
-            shape=shape, rows=rows, values_sql=None, warnings=tuple(warnings), checks=tuple(checks)
-        )
     # read in the store's own connection, whose time zone is not the metric's: a bucket with a
     # time zone is turned into the metric's wall-clock time explicitly
     column = quote_identifier(shape.bucket)
@@ -512,15 +408,7 @@ def stage_result(
         f" FROM r WHERE {bounds}"
         for m in shape.measures
     ]
-    values_sql = f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts)
-    return StagedResult(
-        shape=shape,
-        rows=rows,
-        values_sql=values_sql,
-        warnings=tuple(warnings),
-        checks=tuple(checks),
-        values=(rows - null_buckets - outside) * len(shape.measures),
-    )
+    return f"WITH r AS (SELECT * FROM {relation}) " + " UNION ALL ".join(parts)
 
 
 def _exact_text(measure: str, shape: ResultShape) -> str:
