@@ -42,10 +42,6 @@ KNOWN: dict[str, int] = {
     "ui/editors.py:MetricEditor": 506,
     "ui/editors.py:MetricEditor.__init__": 183,
     "ui/editors.py:SourceEditor.__init__": 83,
-    "ui/main_window.py": 1072,
-    "ui/main_window.py:MainWindow": 974,
-    "ui/main_window.py:MainWindow.__init__": 126,
-    "ui/main_window.py:MainWindow._build_actions": 94,
 }
 
 
