@@ -14,29 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
 from lookback_gui.ui import chart_export
 from lookback_gui.ui.bridge import Bridge
-from lookback_gui.ui.chart_axes import GRAIN_SECONDS, BucketAxis
+from lookback_gui.ui.chart_axes import GRAIN_SECONDS
 from lookback_gui.ui.chart_bar import AT_A_TIME, ChartBar, top_series
 from lookback_gui.ui.chart_items import (  # noqa: F401  (the items' names, as before the split)
     GRID_PEN,
-    HOVER_PEN,
     NORMAL,
     PARTIAL_PEN,
     REMOVED_PEN,
     REVISED,
-    marker_items,
-    moment_lines,
-    provisional_items,
-    styled_plot,
-    with_bounds,
 )
 from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as before the split)
     AS_OF_RUNS,
@@ -62,19 +55,16 @@ from lookback_gui.ui.chart_model import (  # noqa: F401  (the model's names, as 
     when_text,
     write_series_csv,
 )
-from lookback_gui.ui.chart_nowcast import NowcastLayer
-from lookback_gui.ui.chart_thresholds import threshold_items
+from lookback_gui.ui.chart_plot import (  # noqa: F401  (the plot's names, as before the split)
+    CURVE_PEN,
+    MAX_PLAIN_POINTS,
+    THICK_CURVE_UP_TO,
+    THIN_CURVE_PEN,
+    ChartPlot,
+)
 from lookback_gui.ui.collector import delete_when_dropped
 from lookback_gui.ui.slots import weak_callback, weakly
-from lookback_gui.ui.theme import chart_colours, is_dark, nowcast_colours
-
-MAX_PLAIN_POINTS = 2000  # plain buckets get a dot when at most this many are in view
-CURVE_PEN = pg.mkPen("#1565c0", width=2)
-# With more buckets in view than this the curve is drawn as its envelope (per pixel column the
-# lowest and highest value), a dense band either way; a pen wider than one pixel would cost Qt's
-# raster engine about 14 ms more per frame there.
-THICK_CURVE_UP_TO = 20_000
-THIN_CURVE_PEN = pg.mkPen("#1565c0", width=1)
+from lookback_gui.ui.theme import is_dark
 
 
 class ChartWidget(QWidget):
@@ -92,7 +82,6 @@ class ChartWidget(QWidget):
         self._tip_runs: tuple[ChartData | None, dict[int, int]] = (None, {})
         self._store: Store | None = None
         self._metric: MetricConfig | None = None
-        self._data: ChartData | None = None
         self._updating = False
         self._settling: dict[str, int | None] = {}
         # a load is on its way; the newest run announced meanwhile that it may not hold
@@ -105,8 +94,6 @@ class ChartWidget(QWidget):
         # the view the user zoomed or panned to
         self._drawn_key: tuple[Any, ...] | None = None
         self._drawn_view: list[list[float]] | None = None
-        self._first_values: np.ndarray | None = None
-        self._markers: list[Any] = []  # the moments marked, the thresholds' lines
 
         self._bar = bar = ChartBar()
         self.measure_box, self.series_box, self.as_of_box = bar.measure_box, bar.series_box, bar.as_of_box
@@ -141,28 +128,26 @@ class ChartWidget(QWidget):
         self._show_empty_range()  # the last days, not a second around 1970, until a metric shows
 
     def _build_plot(self) -> None:
-        """The plot and its items: the curves, the markers, the nowcast and the provisional
-        region. The items' tooltips hold the widget weakly."""
-        self.axis = BucketAxis()
-        self.plot, self.legend = styled_plot(self.axis)
-        self.curve = self.plot.plot(name="current", pen=CURVE_PEN)
-        # the curves hold only what the view shows (see curve_for_view); this invisible item
-        # spans the whole series, so that "auto range" still shows all of it
-        self.extent = self.plot.plot(pen=pg.mkPen(0, 0, 0, 0))  # drawn, but not seen
-        self.first_curve = self.plot.plot(
-            name="first reported", pen=pg.mkPen("#9e9e9e", width=1, style=Qt.PenStyle.DashLine)
-        )
-        self.first_curve.setVisible(False)
-        self.legend.removeItem(self.first_curve)  # in the legend while it is shown
-        self.marker_items = marker_items(weak_callback(self._tip, ""))
-        self.plain_points, self.revised_points, self.partial_points, self.removed_points = self.marker_items
-        for item in self.marker_items:
-            self.plot.addItem(item)
-        self.nowcast = NowcastLayer(self.plot, self.legend, HOVER_PEN)
+        """The plot and its items; the markers' tooltips hold the widget weakly."""
+        self._chart_plot = chart = ChartPlot(weak_callback(self._tip, ""))
+        self.axis, self.plot, self.legend = chart.axis, chart.plot, chart.legend
+        self.curve, self.extent, self.first_curve = chart.curve, chart.extent, chart.first_curve
+        self.marker_items = chart.marker_items
+        self.plain_points, self.revised_points, self.partial_points, self.removed_points = chart.marker_items
+        self.nowcast = chart.nowcast
         self.nowcast_curve, self.nowcast_band = self.nowcast.curve, self.nowcast.band
         self.nowcast_low, self.nowcast_high = self.nowcast.low, self.nowcast.high
         self.nowcast_points = self.nowcast.points
-        self.region, self.region_label = provisional_items(self.plot)
+        self.region, self.region_label = chart.region, chart.region_label
+
+    @property
+    def _data(self) -> ChartData | None:
+        """The ChartData shown (None while nothing is)."""
+        return self._chart_plot.data
+
+    @_data.setter
+    def _data(self, data: ChartData | None) -> None:
+        self._chart_plot.data = data
 
     def __del__(self) -> None:
         delete_when_dropped(self)  # dropped while Qt still has it: deleted whole (see there)
@@ -383,28 +368,14 @@ class ChartWidget(QWidget):
         return [self._tip(0, 0, spot.data()) for item in self.marker_items[1:] for spot in item.points()]
 
     def _clear(self, message: str) -> None:
-        if self._metric is None:  # nothing of an earlier metric or project stays on show
-            self._data = None
+        everything = self._metric is None  # nothing of an earlier metric or project stays on show
+        if everything:
             self._drawn_key = None
             self._updating = True
             for box in (self.measure_box, self.series_box, self.as_of_box):
                 box.clear()
             self._updating = False
-            for marker in self._markers:
-                self.plot.removeItem(marker)
-            self._markers = []
-            self.plot.setLabel("left", "")
-            self.legend.setVisible(False)
-            self.axis.grain_s = None
-            self._show_empty_range()
-        self.curve.setData([], [])
-        self.first_curve.setData([], [])
-        self.extent.setData([], [])
-        for item in self.marker_items:
-            item.setData(x=[], y=[])
-        self.region.setVisible(False)
-        self.region_label.setVisible(False)
-        self.nowcast.clear()
+        self._chart_plot.clear(everything)
         self.status.setText(message)
 
     def _show_choices(self, data: ChartData) -> None:
@@ -414,11 +385,7 @@ class ChartWidget(QWidget):
         self._updating = False
 
     def _show_empty_range(self) -> None:
-        import time
-
-        now = time.time()
-        self.extent.setData([], [])
-        self.plot.getViewBox().setRange(xRange=(now - 7 * 86400, now), yRange=(0, 1))
+        self._chart_plot.show_empty_range()
 
     def _draw(self, data: ChartData) -> None:
         self._loading = False
@@ -445,184 +412,62 @@ class ChartWidget(QWidget):
             self._show_empty_range()
             self.loaded.emit(data)
             return
-        x = drawing.x
-        self._first_values = None
-        full = (float(x[0]), float(x[-1]))
-        self.axis.buckets = x
-        self.axis.grain_s = GRAIN_SECONDS.get(self._metric.grain.value) if self._metric else None
-        self.plot.setLabel("left", data.measure)
-        self.legend.setVisible(True)
-        self.extent.setData(list(full), list(drawing.y_range))
-        view = self.plot.getViewBox()
+        self._chart_plot.show_series(data, GRAIN_SECONDS.get(self._metric.grain.value))
         key = (data.metric, data.measure, series_id(data.dims), data.as_of_run, data.as_known_at)
         moved = (
             key == self._drawn_key
             and self._drawn_view is not None
-            and not np.allclose(view.targetRange(), self._drawn_view)
+            and not np.allclose(self.plot.getViewBox().targetRange(), self._drawn_view)
         )
         if moved:  # the same series with newer values: the user's view stays
-            (x0, x1), (y0, y1) = view.viewRange()
-            self._show_curves((x0, x1))
-            self._place_markers((x0, x1), (y0, y1))
+            self._chart_plot.keep_view()
         else:
-            low, high = with_bounds(drawing.y_range, data)
-            # headroom above the highest value for the provisional label
-            view.setRange(xRange=full, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)))
-            self._drawn_view = [list(r) for r in view.targetRange()]
-            # the whole series first, from what the worker prepared; once the view has its
-            # final range and size, _fit_to_view follows it
-            self._show_curves(full, drawing.envelope)
-            self._place_markers(full, drawing.y_range)
+            self._drawn_view = self._chart_plot.show_all()
             if self.range_picker.choice() != "all":
                 self.apply_range()
         self._drawn_key = key
         self._label_time_axis()
-        for marker in self._markers:
-            self.plot.removeItem(marker)
-        self._markers = moment_lines(data)
-        for line in self._markers:
-            self.plot.addItem(line)
-        step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
-        for item in threshold_items(data.thresholds, step, self.plot.backgroundBrush().color().name()):
-            self.plot.addItem(item)
-            self._markers.append(item)
+        self._chart_plot.show_marks(data, self._step())
         self._show_nowcast(data)
-        if data.provisional:
-            self.region.setRegion(data.provisional)
-            self.region.setVisible(True)
-            self.region_label.setText(data.provisional_label)
-            self._place_region_label()
-        else:
-            self.region.setVisible(False)
-            self.region_label.setVisible(False)
+        self._chart_plot.show_provisional(data)
         # the items learn the view's new transform now rather than while the first frame is
         # painted, which would make Qt paint the whole plot a second time straight after
         self.plot.getViewBox().updateMatrix()
         self._fit_later.stop()  # the curves and markers were just set for this range
         when = when_text(data.as_of_run, data.as_known_at)
         self.status.setText(
-            f"{len(x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
+            f"{len(drawing.x)} buckets, {drawing.revised} revised, {drawing.removed} removed "
             f"({when}). ◆ revised  ✕ removed  ○ partial; hover a point for its history."
         )
         self.loaded.emit(data)
+
+    def _step(self) -> float:
+        """The seconds of a bucket of the metric shown (a day when unknown)."""
+        return float(GRAIN_SECONDS.get(self._metric.grain.value, 86400)) if self._metric else 86400.0
 
     def apply_range(self) -> None:
         """Show the time range chosen in the range box, the values in it filling the height."""
         data = self._data
         if data is None or data.drawing is None or self._metric is None:
             return
-        x, value = data.drawing.x, data.arrays["value"]
-        full = (float(x[0]), float(x[-1]))
-        step = float(GRAIN_SECONDS.get(self._metric.grain.value, 86400))
-        x_range = self.range_picker.x_range(full, step, data.provisional) or full
-        lo, hi = in_view(x, x_range)
-        shown = [
-            value[lo:hi],
-            *(
-                [
-                    np.array(
-                        [
-                            v
-                            for xv, n in data.nowcast.items()
-                            for v in n
-                            if v is not None and x_range[0] <= xv <= x_range[1]
-                        ]
-                    )
-                ]
-                if data.nowcast
-                else []
-            ),
-        ]
-        ys = np.concatenate(shown) if shown else np.array([])
-        ys = ys[np.isfinite(ys)]
-        low, high = (float(ys.min()), float(ys.max())) if len(ys) else data.drawing.y_range
-        view = self.plot.getViewBox()
-        view.setRange(xRange=x_range, yRange=(low, high + 0.12 * ((high - low) or abs(high) or 1)), padding=0)
-        self._drawn_view = [list(r) for r in view.targetRange()]
+        full = (float(data.drawing.x[0]), float(data.drawing.x[-1]))
+        x_range = self.range_picker.x_range(full, self._step(), data.provisional) or full
+        self._drawn_view = self._chart_plot.show_range(x_range)
         self._fit_to_view()
-
-    def _place_markers(
-        self, x_range: tuple[float, float] | None = None, y_range: tuple[float, float] | None = None
-    ) -> None:
-        """Set the markers for the view (its current range unless given): those in view,
-        thinned where they would pile up; plain buckets get a dot only when few are in view."""
-        drawing = self._data.drawing if self._data is not None else None
-        if drawing is None:
-            return
-        view = self.plot.getViewBox()
-        if x_range is None or y_range is None:
-            (x0, x1), (y0, y1) = view.viewRange()
-            x_range, y_range = (x0, x1), (y0, y1)
-        size = (view.width() or 1000.0, view.height() or 600.0)
-        lo, hi = in_view(drawing.x, x_range)
-        if hi - lo <= MAX_PLAIN_POINTS:
-            a = self._data.arrays if self._data is not None else {}
-            where = np.setdiff1d(np.arange(lo, hi), a["marked"], assume_unique=True)
-            self.plain_points.setData(x=drawing.x[where], y=a["value"][where], data=where)
-        else:
-            self.plain_points.setData(x=[], y=[])
-        for item, kind in zip(self.marker_items[1:], ("revised", "partial", "removed"), strict=True):
-            where, xs, ys = drawing.marks[kind]
-            chosen = thin_markers(xs, ys, x_range, y_range, size)
-            item.setData(x=xs[chosen], y=ys[chosen], data=where[chosen])
 
     def _fit_to_view(self) -> None:
         """After the view moved or zoomed: its part of the curves, and its markers."""
-        if self._data is None or self._data.drawing is None:
-            return
-        (x0, x1), _ = self.plot.getViewBox().viewRange()
-        self._show_curves((x0, x1))
-        self._place_markers()
-        self._place_region_label()
-        self._label_time_axis()
+        self._chart_plot.fit_to_view(self._zone())
 
-    def _place_region_label(self) -> None:
-        """The provisional label at the top of the view, in the headroom above the values,
-        at the region's right end (or the view's, when that is further left)."""
-        if self._data is None or not self._data.provisional:
-            return
-        (x0, x1), (_y0, y1) = self.plot.getViewBox().viewRange()
-        start, end = self._data.provisional
-        self.region_label.setVisible(start < x1 and end > x0)  # only beside its region
-        self.region_label.setPos(min(end, x1), y1)
-        legend = self.legend.sceneBoundingRect()
-        if legend.intersects(self.region_label.sceneBoundingRect()):  # below the legend, then
-            below = self.plot.getViewBox().mapSceneToView(legend.bottomLeft())
-            self.region_label.setPos(min(end, x1), below.y())
+    def _zone(self) -> str:
+        return self._metric.timezone if self._metric else "UTC"
 
     def _label_time_axis(self) -> None:
         """The time axis names the year(s) in view and the metric's zone."""
-        (x0, x1), _ = self.plot.getViewBox().viewRange()
-        zone = self._metric.timezone if self._metric else "UTC"
-        years = self.axis.years((x0, x1)) if self._data is not None else ""
-        self.plot.setLabel("bottom", f"{years}  bucket start ({zone})".strip())
-
-    def _show_curves(
-        self, x_range: tuple[float, float], envelope: tuple[np.ndarray, np.ndarray] | None = None
-    ) -> None:
-        """The current-value curve (``envelope`` if given) and, while it is shown, the
-        first-reported one, for the view ``x_range``."""
-        assert self._data is not None and self._data.drawing is not None
-        x, value = self._data.drawing.x, self._data.arrays["value"]
-        columns = self.plot.getViewBox().width() or ENVELOPE_COLUMNS
-        xs, ys = envelope if envelope is not None else curve_for_view(x, value, x_range, columns)
-        lo, hi = in_view(x, x_range)
-        many = hi - lo > THICK_CURVE_UP_TO
-        self.curve.setData(xs, ys, connect="finite", pen=THIN_CURVE_PEN if many else CURVE_PEN)
-        if self.first_line.isChecked():
-            if self._first_values is None:
-                self._first_values = first_values(self._data.arrays)
-            self.first_curve.setData(
-                *curve_for_view(x, self._first_values, x_range, columns), connect="finite"
-            )
-        else:
-            self.first_curve.setData([], [])
+        self._chart_plot.label_time_axis(self._zone())
 
     def _first_line_toggled(self, shown: bool) -> None:
-        self.first_curve.setVisible(shown)
-        self.legend.removeItem(self.first_curve)
-        if shown:
-            self.legend.addItem(self.first_curve, "first reported")
+        self._chart_plot.show_first(shown)
         self._fit_to_view()
 
     # -- export ---------------------------------------------------------------------------
@@ -630,22 +475,7 @@ class ChartWidget(QWidget):
     def apply_palette(self, dark: bool | None = None) -> None:
         """Background, axes, grid and nowcast in the colours of the current theme (or, with
         ``dark`` given, of that one)."""
-        dark = is_dark() if dark is None else dark
-        background, ink, grid = chart_colours(dark)
-        self.plot.setBackground(background)
-        self.legend.setBrush(
-            pg.mkBrush(QColor(background).red(), QColor(background).green(), QColor(background).blue(), 200)
-        )
-        self.legend.setLabelTextColor(ink)
-        for _sample, label in self.legend.items:  # the labels already there keep their colour
-            label.setText(label.text, color=ink)
-        self.region_label.setColor("#ffd54f" if dark else "#8d6e00")
-        self.nowcast.apply_palette(*nowcast_colours(dark), background)
-        for side in ("bottom", "left"):
-            axis = self.plot.getAxis(side)
-            axis.setPen(pg.mkPen(ink))
-            axis.setTextPen(pg.mkPen(ink))
-            axis.setTickPen(pg.mkPen(grid))
+        self._chart_plot.apply_palette(is_dark() if dark is None else dark)
 
     def export_name(self, suffix: str) -> str:
         """A file name for what is on show (see chart_export.export_name)."""
