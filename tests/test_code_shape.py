@@ -33,7 +33,6 @@ KNOWN: dict[str, int] = {
     "ui/advisor_tab.py": 635,
     "ui/advisor_tab.py:AdvisorWidget": 459,
     "ui/advisor_tab.py:AdvisorWidget._show": 89,
-    "ui/chart.py:ChartWidget": 432,
     "ui/chart_model.py:load_chart": 113,
     "ui/editors.py": 1027,
     "ui/editors.py:MetricEditor": 506,

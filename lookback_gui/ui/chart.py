@@ -23,7 +23,7 @@ from lookback_gui.core.store import Store
 from lookback_gui.ui import chart_export
 from lookback_gui.ui.bridge import Bridge
 from lookback_gui.ui.chart_axes import GRAIN_SECONDS
-from lookback_gui.ui.chart_bar import AT_A_TIME, ChartBar, top_series
+from lookback_gui.ui.chart_bar import AT_A_TIME, ChartBar
 from lookback_gui.ui.chart_items import (  # noqa: F401  (the items' names, as before the split)
     GRID_PEN,
     NORMAL,
@@ -62,6 +62,7 @@ from lookback_gui.ui.chart_plot import (  # noqa: F401  (the plot's names, as be
     THIN_CURVE_PEN,
     ChartPlot,
 )
+from lookback_gui.ui.chart_tips import BucketRuns, bucket_tip
 from lookback_gui.ui.collector import delete_when_dropped
 from lookback_gui.ui.slots import weak_callback, weakly
 from lookback_gui.ui.theme import is_dark
@@ -79,7 +80,7 @@ class ChartWidget(QWidget):
     def __init__(self, bridge: Bridge, parent: QWidget | None = None):
         super().__init__(parent)
         self._bridge = bridge
-        self._tip_runs: tuple[ChartData | None, dict[int, int]] = (None, {})
+        self._bucket_runs = BucketRuns(bridge)
         self._store: Store | None = None
         self._metric: MetricConfig | None = None
         self._updating = False
@@ -96,12 +97,9 @@ class ChartWidget(QWidget):
         self._drawn_view: list[list[float]] | None = None
 
         self._bar = bar = ChartBar()
-        self.measure_box, self.series_box, self.as_of_box = bar.measure_box, bar.series_box, bar.as_of_box
-        self.known_at_edit, self.first_line, self.range_picker = (
-            bar.known_at_edit,
-            bar.first_line,
-            bar.range_picker,
-        )
+        self.measure_box, self.series_box = bar.measure_box, bar.series_box
+        self.as_of_box, self.known_at_edit = bar.as_of_box, bar.known_at_edit
+        self.first_line, self.range_picker = bar.first_line, bar.range_picker
         self.export_button, self.export_png = bar.export_button, bar.export_png
         self.export_light_png, self.export_csv = bar.export_light_png, bar.export_csv
         self.status = QLabel()
@@ -134,10 +132,9 @@ class ChartWidget(QWidget):
         self.curve, self.extent, self.first_curve = chart.curve, chart.extent, chart.first_curve
         self.marker_items = chart.marker_items
         self.plain_points, self.revised_points, self.partial_points, self.removed_points = chart.marker_items
-        self.nowcast = chart.nowcast
-        self.nowcast_curve, self.nowcast_band = self.nowcast.curve, self.nowcast.band
-        self.nowcast_low, self.nowcast_high = self.nowcast.low, self.nowcast.high
-        self.nowcast_points = self.nowcast.points
+        self.nowcast_layer = nowcast = chart.nowcast
+        self.nowcast_curve, self.nowcast_band = nowcast.curve, nowcast.band
+        self.nowcast_low, self.nowcast_high, self.nowcast_points = nowcast.low, nowcast.high, nowcast.points
         self.region, self.region_label = chart.region, chart.region_label
 
     @property
@@ -286,12 +283,6 @@ class ChartWidget(QWidget):
         if not self._updating:
             self.reload()
 
-    @staticmethod
-    def _top_series(
-        series: list[tuple[dict[str, Any], str, float]], measure: str, limit: int = SERIES_OFFERED
-    ) -> list[tuple[dict[str, Any], str, float]]:
-        return top_series(series, measure, limit)
-
     # -- drawing --------------------------------------------------------------------------
 
     def _failed(self, message: str) -> None:
@@ -302,27 +293,9 @@ class ChartWidget(QWidget):
 
     def _tip(self, x: float, y: float, data: Any) -> str:
         """The tooltip of the bucket at index ``data`` of the series shown."""
-        if self._data is None or data is None or self._data.drawing is None:
+        if self._data is None or data is None:
             return ""
-        a, i = self._data.arrays, int(data)
-        label = str(a["bucket"][i].astype("datetime64[s]")).replace("T", " ")
-        label = label.removesuffix(" 00:00:00").removesuffix(":00")
-        first, versions, last_run, removed, partial = bucket_detail(a, i)
-        if last_run < 0:  # a plain bucket: loaded without its run
-            last_run = self._plain_bucket_run(i)
-        text = describe_point(
-            label,
-            self._data.dims,
-            self._data.measure,
-            float(a["value"][i]),
-            first,
-            versions,
-            last_run,
-            removed,
-            partial,
-        )
-        expected = self._data.nowcast.get(float(self._data.drawing.x[i]))
-        return text + ("\n" + expected_text(*expected) if expected else "")
+        return bucket_tip(self._data, int(data), self._plain_bucket_run)
 
     def _plain_bucket_run(self, i: int) -> int:
         """The run that stored the plain bucket ``i`` of the series shown; 0 while it is read
@@ -330,25 +303,7 @@ class ChartWidget(QWidget):
         data, store = self._data, self._store
         if data is None or store is None:
             return 0
-        if self._tip_runs[0] is not data:
-            self._tip_runs = (data, {})
-        known = self._tip_runs[1]
-        if i in known:
-            return known[i]
-        bucket = data.arrays["bucket"][i].astype("datetime64[us]").item()
-
-        def found(run: int) -> None:
-            if self._tip_runs[0] is data:
-                known[i] = run
-
-        self._bridge.submit(
-            f"tip-run-{i}",
-            lambda: store.bucket_run(data.metric, data.measure, data.dims, bucket) or 0,
-            found,
-            lambda message: None,
-            owner=self,
-        )
-        return 0
+        return self._bucket_runs.run(store, data, i, self)
 
     def _current_view(self) -> tuple[float, float] | None:
         """The buckets in view, for the range picker: None while nothing is drawn."""
@@ -356,12 +311,12 @@ class ChartWidget(QWidget):
         return (low, high) if self._data else None
 
     def _nowcast_tip(self, x: float, y: float, data: Any) -> str:
-        return self.nowcast.tip(x, y, data)
+        return self.nowcast_layer.tip(x, y, data)
 
     def _show_nowcast(self, data: ChartData) -> None:
         """A dashed line from the last settled value through the expected values of the
         provisional buckets, and a band between their intervals."""
-        self.nowcast.show(data)
+        self.nowcast_layer.show(data)
 
     def marker_tips(self) -> list[str]:
         """The tooltips of every marked bucket (revised, partial, removed) now shown."""
