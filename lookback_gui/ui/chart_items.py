@@ -1,4 +1,4 @@
-"""The plot of the chart and its items: the styled plot with its legend, the markers of plain,
+"""The chart's items as they are made: the styled plot with its legend, the markers of plain,
 revised, partial and removed buckets, the shaded provisional region, and the lines of the
 moments marked (schema changes, new definitions)."""
 
