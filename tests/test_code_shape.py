@@ -24,7 +24,6 @@ KNOWN: dict[str, int] = {
     "core/project/parse.py": 691,
     "core/pull/run.py": 646,
     "core/pull/run.py:run_pull": 134,
-    "core/pull/staging.py:stage_result": 185,
     "core/schedule/scheduler.py": 641,
     "core/schedule/scheduler.py:Scheduler": 445,
     "core/store/housekeeping.py:compact_store": 83,
