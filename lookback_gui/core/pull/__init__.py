@@ -7,7 +7,8 @@ The package's parts, each in the file named after it:
 
 - ``run``: one pull (:class:`PullContext` through query, checks and commit, with retries);
 - ``staging``: the query run for a window and its result staged as Parquet, exact;
-- ``checks``: the checks of a result (built in, the metric's own, the largest revision);
+- ``checks``: the checks of a result (built in, the metric's own, the largest revision) and
+  its schema change; ``probe``: the change probe, which narrows the window to what changed;
 - ``control``: cancelling a running pull and reading its progress;
 - ``backfill``: a range pulled in window-sized chunks; ``replay``: the schedule replayed over
   the past; ``seeding``: a history of pulls committed in one pass (the demo);
@@ -25,7 +26,8 @@ from lookback_gui.core.pull.backfill import (
 )
 from lookback_gui.core.pull.control import Clock, PullControl
 from lookback_gui.core.pull.preview import Preview, check_metric, preview_metric
-from lookback_gui.core.pull.run import PullContext, run_probe, run_pull, settled_end
+from lookback_gui.core.pull.probe import run_probe
+from lookback_gui.core.pull.run import PullContext, run_pull, settled_end
 from lookback_gui.core.pull.staging import (
     STAGING_PREFIX,
     StagedResult,

@@ -6,20 +6,14 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Unpack
 
 from lookback_gui.core.project import MetricConfig, Project
-from lookback_gui.core.pull.control import Clock, PullControl
-from lookback_gui.core.pull.run import run_pull
-from lookback_gui.core.sources import (
-    SourceConnections,
-)
+from lookback_gui.core.pull.control import PullControl
+from lookback_gui.core.pull.run import PullOptions, run_pull
 from lookback_gui.core.store import (
     RunRecord,
     Store,
-)
-from lookback_gui.core.store.events import (
-    Observer,
-    ignore,
 )
 from lookback_gui.core.timing.windows import (
     Window,
@@ -118,21 +112,19 @@ def run_windows(
     plans: list[tuple[str, Window]],
     *,
     workers: int = 1,
-    control: PullControl | None = None,
-    observer: Observer = ignore,
     on_run: Callable[[int, int, RunRecord], None] | None = None,
     gate: threading.Semaphore | None = None,
-    clock: Clock | None = None,
-    connections: SourceConnections | None = None,
+    **options: Unpack[PullOptions],
 ) -> list[RunRecord]:
     """Pull each (trigger, window) of ``plans``, up to ``workers`` at once.
 
     ``gate`` (the source's concurrency limit) is held around each pull. A failed pull does not
-    stop the others; the runs come back in plan order.
+    stop the others; the runs come back in plan order. ``options`` go to each pull (see
+    :class:`PullOptions`); its ``control`` cancels them all, each pull having a child of it.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    control = control or PullControl()
+    control = options.get("control") or PullControl()
     config_for = _uncovered_ok_empty(config, store, plans)
     results: list[RunRecord | None] = [None] * len(plans)
     done = [0]
@@ -148,16 +140,9 @@ def run_windows(
                 if child.cancelled:
                     return
         try:
+            each: PullOptions = {**options, "control": child}
             run = run_pull(
-                project,
-                config_for(trigger, window),
-                store,
-                trigger=trigger,
-                window=window,
-                control=child,
-                observer=observer,
-                clock=clock,
-                connections=connections,
+                project, config_for(trigger, window), store, trigger=trigger, window=window, **each
             )
         finally:
             if gate is not None:
@@ -185,35 +170,24 @@ def backfill(
     start: datetime,
     end: datetime,
     *,
-    control: PullControl | None = None,
-    observer: Observer = ignore,
     on_chunk: Callable[[int, int, RunRecord], None] | None = None,
     trigger: str = "backfill",
-    clock: Clock | None = None,
     workers: int = 1,
-    connections: SourceConnections | None = None,
     as_known_then: bool = False,
+    **options: Unpack[PullOptions],
 ) -> list[RunRecord]:
     """Pull every bucket in [start, end) chunk by chunk, up to ``workers`` chunks at once
     (never more than the source's ``concurrency``); a failed chunk does not stop the rest.
 
     Every chunk is pulled with what is known now, unless ``as_known_then`` (each as of its
-    own end: see :func:`backfill_windows`)."""
+    own end: see :func:`backfill_windows`). ``options`` go to each pull (see
+    :class:`PullOptions`)."""
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
+    clock = options.get("clock")
     plans = [
         (trigger, w)
         for w in backfill_windows(config, start, end, clock() if clock else None, as_known_then=as_known_then)
     ]
-    return run_windows(
-        project,
-        config,
-        store,
-        plans,
-        workers=max(1, min(workers, source.concurrency)),
-        control=control,
-        observer=observer,
-        on_run=on_chunk,
-        clock=clock,
-        connections=connections,
-    )
+    workers = max(1, min(workers, source.concurrency))
+    return run_windows(project, config, store, plans, workers=workers, on_run=on_chunk, **options)

@@ -4,6 +4,7 @@ measure's range and of the row count, and of the largest revision once the resul
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -243,3 +244,29 @@ def revision_check(
             (failures if check.severity == "error" else warnings).append(message)
     if failures:
         raise QualityError(f"metric {metric.name}: quality check failed: " + "; ".join(failures))
+
+
+def schema_change_of(known: list[str], measures: tuple[str, ...]) -> dict[str, list[str]]:
+    if not known:
+        return {}
+    dropped = [m for m in known if m not in measures]
+    added = [m for m in measures if m not in known]
+    out = {}
+    if dropped:
+        out["dropped"] = dropped
+    if added:
+        out["added"] = added
+    return out
+
+
+def describe_schema_change(change: Mapping[str, list[str]]) -> str:
+    parts = []
+    if change.get("dropped"):
+        parts.append(
+            "measure(s) no longer in the result: "
+            + ", ".join(change["dropped"])
+            + " (their values are kept, not removed)"
+        )
+    if change.get("added"):
+        parts.append("new measure(s): " + ", ".join(change["added"]))
+    return "schema change: " + "; ".join(parts)

@@ -14,7 +14,7 @@ from lookback_gui.core.errors import (
 )
 from lookback_gui.core.project import MetricConfig, Project
 from lookback_gui.core.pull.control import PullControl
-from lookback_gui.core.pull.run import _duckdb_failure
+from lookback_gui.core.pull.probe import duckdb_failure
 from lookback_gui.core.pull.staging import (
     _RESULT,
     ResultShape,
@@ -53,7 +53,7 @@ def check_metric(
         execute_metric_query(con, query, window, config, source, limit=0)
         columns = [(r[0], r[1]) for r in con.execute(f"DESCRIBE {_RESULT}").fetchall()]
     except duckdb.Error as exc:
-        raise _duckdb_failure(config, exc) from None
+        raise duckdb_failure(config, exc) from None
     finally:
         release_source(con, source)
     return infer_shape(columns, config)
@@ -112,7 +112,7 @@ def preview_metric(
     except duckdb.Error as exc:
         if control is not None and control.cancelled:
             raise CancelledError("cancelled") from None
-        raise _duckdb_failure(config, exc) from None
+        raise duckdb_failure(config, exc) from None
     finally:
         if control is not None:
             control.attach(None)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 import duckdb
 
@@ -20,33 +21,28 @@ from lookback_gui.core.errors import (
     LookbackError,
     PullError,
     QualityError,
-    QueryError,
-    TransientSourceError,
     TransientStoreError,
     UsageError,
 )
-from lookback_gui.core.failures import RetryPolicy, is_transient
+from lookback_gui.core.failures import RetryPolicy
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.project.definitions import definition_version
-from lookback_gui.core.pull.checks import revision_check
+from lookback_gui.core.pull.checks import describe_schema_change, revision_check, schema_change_of
 from lookback_gui.core.pull.control import Clock, PullControl
+from lookback_gui.core.pull.probe import duckdb_failure, first_changed_bucket, run_probe
 from lookback_gui.core.pull.staging import (
     ResultShape,
     StagedResult,
     _fmt,
     execute_metric_query,
     metric_query,
-    query_parameters,
     stage_result,
     staging_folder,
 )
 from lookback_gui.core.sources import (
     CheckedQuery,
     SourceConnections,
-    check_query,
-    clean_duckdb_message,
     connect_source,
-    quote_identifier,
     release_source,
 )
 from lookback_gui.core.store import (
@@ -72,13 +68,6 @@ from lookback_gui.core.timing.windows import (
     compute_window,
     local_now,
 )
-
-
-def _duckdb_failure(metric: MetricConfig, exc: duckdb.Error) -> PullError:
-    message = clean_duckdb_message(str(exc))
-    if is_transient(exc):
-        return TransientSourceError(f"metric {metric.name}: source {metric.source}: {message}")
-    return QueryError(f"metric {metric.name}: {message}")
 
 
 @dataclass
@@ -147,6 +136,27 @@ def retry_policy(config: MetricConfig) -> RetryPolicy:
     return RetryPolicy(config.retries, config.retry_base.total_seconds(), config.retry_max.total_seconds())
 
 
+class PullOptions(TypedDict, total=False):
+    """How a pull runs: the keywords that :func:`run_pull` takes and that backfills and replays
+    (:func:`~lookback_gui.core.pull.backfill.run_windows`) pass on to each of their pulls.
+
+    Attributes:
+        control: cancels the pull and shows its progress (default: one of its own).
+        observer: told what happens (default: nobody).
+        clock: now, in the metric's time zone (default: the real one).
+        environ: where passwords are looked up (default: the process's environment).
+        sleep: waits between attempts (default: the control's, until cancelled).
+        connections: where the source database comes from (default: made for the pull).
+    """
+
+    control: PullControl | None
+    observer: Observer
+    clock: Clock | None
+    environ: Mapping[str, str] | None
+    sleep: Callable[[float], None] | None
+    connections: SourceConnections | None
+
+
 def run_pull(
     project: Project,
     metric: MetricConfig | str,
@@ -155,12 +165,7 @@ def run_pull(
     trigger: str = "manual",
     as_of: datetime | None = None,
     window: Window | None = None,
-    control: PullControl | None = None,
-    observer: Observer = ignore,
-    clock: Clock | None = None,
-    environ: Mapping[str, str] | None = None,
-    sleep: Callable[[float], None] | None = None,
-    connections: SourceConnections | None = None,
+    **options: Unpack[PullOptions],
 ) -> RunRecord:
     """Pull ``metric`` for one window and return the finished run (whatever its status).
 
@@ -168,14 +173,53 @@ def run_pull(
     the metric's time zone); a pull is never as of the future (UsageError). Its versions are
     known at its as-of when the SQL replays the source with ``$as_of``, else at the moment its
     query ran. Failures are recorded in the run, not raised; a LookbackError is raised only
-    when no run could be recorded at all. ``connections`` (from the process's entry point)
-    gives the source database; ``sleep`` waits between attempts (default: until cancelled).
+    when no run could be recorded at all. ``options``: see :class:`PullOptions`.
     """
     config = project.metric(metric) if isinstance(metric, str) else metric
     source = project.sources[config.source]
-    zone = config.zone
-    control = control or PullControl()
-    now = clock or (lambda: local_now(zone))
+    control = options.get("control") or PullControl()
+    now = options.get("clock") or functools.partial(local_now, config.zone)
+    wait = options.get("sleep") or control.sleep
+    observer = options.get("observer", ignore)
+    window = _window_to_pull(config, window, as_of, now)
+    # a table read as of the pull (snapshot_as_of) replays its source as $as_of SQL does
+    replays = uses_as_of(config.sql) or source.snapshot_as_of
+    definition = definition_version(config)
+    started = time.monotonic()
+    start = _new_run(config, source, trigger, window, now(), replays, definition)
+    run_id = _begin_with_retries(store, start, config, wait, control)
+    control.run_id = run_id
+    observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
+    # what the pull holds until it ends: its private folder and its source connection
+    with contextlib.ExitStack() as held:
+        pull = PullContext(
+            project=project,
+            metric=config,
+            source=source,
+            window=window,
+            control=control,
+            store=store,
+            clock=now,
+            staging=held.enter_context(staging_folder()),
+            run_id=run_id,
+            connections=options.get("connections"),
+            environ=options.get("environ"),
+            observer=observer,
+            definition=definition,
+        )
+        result = _pull(pull, held, wait, replays, started)
+    observer(RunFinished(result))
+    if pull.redefinition is not None and result.status == "succeeded":
+        observer(pull.redefinition)
+    _evaluate_alerts(project, config, store, now(), result, observer)
+    return result
+
+
+def _window_to_pull(
+    config: MetricConfig, window: Window | None, as_of: datetime | None, now: Clock
+) -> Window:
+    """``window``, else the lookback window as of ``as_of`` (default: now); never as of the
+    future."""
     if window is None:
         window = compute_window(as_of or now(), config.grain, config.buckets, config.complete_buckets_only)
     if window.as_of > now():
@@ -184,103 +228,82 @@ def run_pull(
             f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
             f"{config.timezone})"
         )
-    # a table read as of the pull (snapshot_as_of) replays its source as $as_of SQL does
-    replays = uses_as_of(config.sql) or source.snapshot_as_of
-    definition = definition_version(config)
-    started = time.monotonic()
-    run_id = _begin_with_retries(
-        store,
-        NewRun(
-            metric=config.name,
-            trigger=trigger,
-            timezone=config.timezone,
-            grain=config.grain.value,
-            as_of=window.as_of,
-            window_start=window.start,
-            window_end=window.end,
-            partial_start=window.partial_start,
-            started_at=now(),
-            sql=config.sql,
-            params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
-            log=(
-                f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
-                f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"
-            ),
-            known_at=window.as_of if replays else None,
-            definition=definition,
+    return window
+
+
+def _new_run(
+    config: MetricConfig,
+    source: SourceConfig,
+    trigger: str,
+    window: Window,
+    started_at: datetime,
+    replays: bool,
+    definition: str | None,
+) -> NewRun:
+    """The start of the run that records a pull of ``window``, with its first log line."""
+    return NewRun(
+        metric=config.name,
+        trigger=trigger,
+        timezone=config.timezone,
+        grain=config.grain.value,
+        as_of=window.as_of,
+        window_start=window.start,
+        window_end=window.end,
+        partial_start=window.partial_start,
+        started_at=started_at,
+        sql=config.sql,
+        params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
+        log=(
+            f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
+            f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"
         ),
-        config,
-        sleep or control.sleep,
-        control,
-    )
-    control.run_id = run_id
-    observer(RunStarted(run_id, config.name, trigger, window.start, window.end))
-    result: RunRecord
-    # what the pull holds until it ends: its private folder and its source connection
-    held = contextlib.ExitStack()
-    pull = PullContext(
-        project=project,
-        metric=config,
-        source=source,
-        window=window,
-        control=control,
-        store=store,
-        clock=now,
-        staging=held.enter_context(staging_folder()),
-        run_id=run_id,
-        connections=connections,
-        environ=environ,
-        observer=observer,
+        known_at=window.as_of if replays else None,
         definition=definition,
     )
+
+
+def _pull(
+    pull: PullContext,
+    held: contextlib.ExitStack,
+    wait: Callable[[float], None],
+    replays: bool,
+    started: float,
+) -> RunRecord:
+    """Query, check and commit, and return the finished run. A cancel or a failure ends the
+    run, recorded, not raised; anything else is a bug: it ends the run too, then is raised."""
+    store, run_id = pull.store, pull.run_id
     try:
         pull.query  # noqa: B018 -- a refused SQL fails the run before any attempt
-        pull.last = store.last_successful_run(config.name)
-        staged, known_at = _stage_with_retries(pull, held, sleep or control.sleep, replays)
-        result = _commit_with_retries(pull, staged, known_at, started, sleep or control.sleep)
+        pull.last = store.last_successful_run(pull.metric.name)
+        staged, known_at = _stage_with_retries(pull, held, wait, replays)
+        return _commit_with_retries(pull, staged, known_at, started, wait)
     except CancelledError:
         store.log(run_id, "warning", "cancelled; nothing was committed")
-        store.finish_run(
-            run_id,
-            status="cancelled",
-            finished_at=now(),
-            attempts=pull.attempts,
-            error="cancelled",
-            duration_s=time.monotonic() - started,
-        )
-        result = store.run(run_id)
+        _end(pull, "cancelled", "cancelled", started, attempts=pull.attempts)
     except LookbackError as exc:
         message = str(exc)
         if isinstance(exc, QualityError):
             store.log(run_id, "error", f"{message}; nothing was committed")
         elif pull.attempts == 0 or not isinstance(exc, PullError):
             store.log(run_id, "error", message)
-        store.finish_run(
-            run_id,
-            status="failed",
-            finished_at=now(),
-            attempts=max(pull.attempts, 1),
-            error=message,
-            duration_s=time.monotonic() - started,
-        )
-        result = store.run(run_id)
+        _end(pull, "failed", message, started)
     except Exception as exc:  # a bug: the run must not stay "running"; then report it
-        store.finish_run(
-            run_id,
-            status="failed",
-            finished_at=now(),
-            attempts=max(pull.attempts, 1),
-            error=f"internal error: {type(exc).__name__}: {exc}",
-            duration_s=time.monotonic() - started,
-        )
+        _end(pull, "failed", f"internal error: {type(exc).__name__}: {exc}", started)
         raise
-    finally:
-        held.close()
-    observer(RunFinished(result))
-    if pull.redefinition is not None and result.status == "succeeded":
-        observer(pull.redefinition)
-    _evaluate_alerts(project, config, store, now(), result, observer)
-    return result
+    return store.run(run_id)
+
+
+def _end(pull: PullContext, status: str, error: str, started: float, attempts: int | None = None) -> None:
+    """End the pull's run without values: ``status`` (failed or cancelled) and its ``error``;
+    a failure counts one attempt at least."""
+    pull.store.finish_run(
+        pull.run_id,
+        status=status,
+        finished_at=pull.clock(),
+        attempts=max(pull.attempts, 1) if attempts is None else attempts,
+        error=error,
+        duration_s=time.monotonic() - started,
+    )
 
 
 def _begin_with_retries(
@@ -327,7 +350,7 @@ def _stage_with_retries(
         except duckdb.Error as exc:
             if control.cancelled:
                 raise CancelledError("cancelled") from None
-            failure = _duckdb_failure(config, exc)
+            failure = duckdb_failure(config, exc)
         control.check()  # a cancel that broke the attempt is no failure of the source
         delay = policy.delay(failure, attempts)
         if delay is None:
@@ -388,7 +411,7 @@ def _commit(pull: PullContext, staged: StagedResult, known_at: datetime, started
     schema_change = schema_change_of(pull.known_measures, staged.shape.measures)
     warnings = list(staged.warnings)
     if schema_change:
-        text = _describeschema_change_of(schema_change)
+        text = describe_schema_change(schema_change)
         warnings.append(text)
         store.log(pull.run_id, "warning", text)
     checks = list(staged.checks)
@@ -552,73 +575,6 @@ def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> Stage
     elif probes:
         staged = dataclasses.replace(staged, probes=probes)
     return staged
-
-
-def run_probe(
-    con: duckdb.DuckDBPyConnection, config: MetricConfig, window: Window, source: SourceConfig | None = None
-) -> tuple[tuple[datetime, str], ...]:
-    """The change probe's fingerprint of each bucket of the window."""
-    assert config.change_probe is not None
-    probe = check_query(config.change_probe, source)
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE __lookback_probe AS SELECT * FROM (\n{probe.text}\n)",
-            query_parameters(probe, window),
-        )
-    except duckdb.Error as exc:
-        raise _duckdb_failure(config, exc) from None
-    columns = [r[0] for r in con.execute("DESCRIBE __lookback_probe").fetchall()]
-    bucket = next((c for c in columns if c.lower() == "bucket"), None)
-    if bucket is None:
-        raise QueryError(f"metric {config.name}: change_probe returns no 'bucket' column")
-    others = [c for c in columns if c != bucket] or [bucket]
-    fingerprint = " || '|' || ".join(f"coalesce(CAST({quote_identifier(c)} AS VARCHAR), '∅')" for c in others)
-    rows = con.execute(
-        f"SELECT CAST({quote_identifier(bucket)} AS TIMESTAMP) AS b, {fingerprint} "
-        f"FROM __lookback_probe WHERE b >= $ws AND b < $we ORDER BY b",
-        {"ws": window.start, "we": window.end},
-    ).fetchall()
-    return tuple((b, fp) for b, fp in rows)
-
-
-def first_changed_bucket(
-    probes: tuple[tuple[datetime, str], ...], stored: Mapping[datetime, str], window: Window
-) -> datetime | None:
-    """The earliest bucket whose fingerprint is new, changed or gone; None when none is.
-
-    The partial bucket is always taken as changed: it is still filling.
-    """
-    now = dict(probes)
-    changed = [b for b in set(now) | set(stored) if now.get(b) != stored.get(b)]
-    if window.partial_start is not None and window.partial_start < window.end:
-        changed.append(window.partial_start)
-    return min(changed) if changed else None
-
-
-def schema_change_of(known: list[str], measures: tuple[str, ...]) -> dict[str, list[str]]:
-    if not known:
-        return {}
-    dropped = [m for m in known if m not in measures]
-    added = [m for m in measures if m not in known]
-    out = {}
-    if dropped:
-        out["dropped"] = dropped
-    if added:
-        out["added"] = added
-    return out
-
-
-def _describeschema_change_of(change: Mapping[str, list[str]]) -> str:
-    parts = []
-    if change.get("dropped"):
-        parts.append(
-            "measure(s) no longer in the result: "
-            + ", ".join(change["dropped"])
-            + " (their values are kept, not removed)"
-        )
-    if change.get("added"):
-        parts.append("new measure(s): " + ", ".join(change["added"]))
-    return "schema change: " + "; ".join(parts)
 
 
 def settled_end(window: Window, known_at: datetime, config: MetricConfig) -> datetime:

@@ -27,8 +27,8 @@ import duckdb
 from lookback_gui.core.errors import LookbackError, UsageError
 from lookback_gui.core.project import MetricConfig, Project
 from lookback_gui.core.project.definitions import definition_version
-from lookback_gui.core.pull.checks import revision_check
-from lookback_gui.core.pull.run import schema_change_of, settled_end
+from lookback_gui.core.pull.checks import revision_check, schema_change_of
+from lookback_gui.core.pull.run import settled_end
 from lookback_gui.core.pull.staging import (
     StagedResult,
     execute_metric_query,
