@@ -18,7 +18,7 @@ import numpy as np
 
 from lookback_gui.core.errors import LookbackError
 from lookback_gui.core.project import MetricConfig
-from lookback_gui.core.store import Store
+from lookback_gui.core.store import RunRecord, Store
 from lookback_gui.core.timing.windows import add_buckets
 from lookback_gui.ui.models import fmt_number, fmt_series
 
@@ -277,6 +277,69 @@ def epoch_seconds(buckets: np.ndarray) -> np.ndarray:
     return buckets.astype("datetime64[us]", copy=False).view(np.int64) / 1e6
 
 
+def _provisional(
+    store: Store,
+    metric: str,
+    succeeded: list[RunRecord],
+    config: MetricConfig | None,
+    settle: int | None,
+    as_of_run: int | None,
+    as_known_at: datetime | None,
+) -> tuple[tuple[float, float] | None, str]:
+    """The provisional region (epoch seconds) and its label: the lookback window of the pull
+    shown (the newest, the one chosen, or the one known last by ``as_known_at``), or the
+    buckets younger than the measured settling age ``settle`` when there is one."""
+    if as_known_at is not None:  # the provisional region of the pull known last by then
+        runs = [r for r in succeeded if r.known_at is not None and r.known_at <= as_known_at][:1]
+    else:
+        runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
+    provisional = None
+    label = "provisional (inside the lookback)"
+    if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
+        window_start, window_end = runs[0].window_start, runs[0].window_end
+        if settle is not None and config is not None:
+            newest = runs[0].partial_start or add_buckets(window_end, config.grain, -1)
+            window_start = add_buckets(newest, config.grain, -settle)
+            label = f"provisional: settles in {settle} {config.grain.value}s (measured)"
+        start, end = (np.datetime64(window_start), np.datetime64(window_end))
+        provisional = (float(epoch_seconds(np.array([start]))[0]), float(epoch_seconds(np.array([end]))[0]))
+    return provisional, label
+
+
+def _moments(
+    store: Store, metric: str, as_of_run: int | None, as_known_at: datetime | None
+) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
+    """The schema changes and the new definitions known by the moment shown (epoch seconds,
+    what changed)."""
+    changes = []
+    for _run, as_of, change in store.schema_changes(metric):
+        if (
+            as_of is None
+            or (as_of_run is not None and _run > as_of_run)
+            or (as_known_at is not None and as_of > as_known_at)
+        ):
+            continue
+        text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
+        changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
+    redefined = []
+    for _run, known, old, new in store.definition_changes(metric):
+        if (
+            known is None
+            or (as_of_run is not None and _run > as_of_run)
+            or (as_known_at is not None and known > as_known_at)
+        ):
+            continue
+        redefined.append(
+            (
+                float(epoch_seconds(np.array([np.datetime64(known)]))[0]),
+                f"new definition {new} (was {old}) from run {_run}, known "
+                f"{known:%Y-%m-%d %H:%M}: values it changed are redefinitions, "
+                "not late data",
+            )
+        )
+    return changes, redefined
+
+
 def load_chart(
     store: Store,
     metric: str,
@@ -315,46 +378,8 @@ def load_chart(
         of_measure = [s for s in series if s[1] == measure] or series
         dims, measure, _ = of_measure[0]
     arrays = store.chart_series(metric, measure, dims, as_of_run=as_of_run, as_known_at=as_known_at)
-    if as_known_at is not None:  # the provisional region of the pull known last by then
-        runs = [r for r in succeeded if r.known_at is not None and r.known_at <= as_known_at][:1]
-    else:
-        runs = succeeded[:1] if as_of_run is None else [store.run(as_of_run)]
-    provisional = None
-    label = "provisional (inside the lookback)"
-    if runs and runs[0].window_start and runs[0].window_end and runs[0].metric == metric:
-        window_start, window_end = runs[0].window_start, runs[0].window_end
-        if settle is not None and config is not None:
-            newest = runs[0].partial_start or add_buckets(window_end, config.grain, -1)
-            window_start = add_buckets(newest, config.grain, -settle)
-            label = f"provisional: settles in {settle} {config.grain.value}s (measured)"
-        start, end = (np.datetime64(window_start), np.datetime64(window_end))
-        provisional = (float(epoch_seconds(np.array([start]))[0]), float(epoch_seconds(np.array([end]))[0]))
-    changes = []
-    for _run, as_of, change in store.schema_changes(metric):
-        if (
-            as_of is None
-            or (as_of_run is not None and _run > as_of_run)
-            or (as_known_at is not None and as_of > as_known_at)
-        ):
-            continue
-        text = "; ".join(f"{k}: {', '.join(v)}" for k, v in change.items())
-        changes.append((float(epoch_seconds(np.array([np.datetime64(as_of)]))[0]), text))
-    redefined = []
-    for _run, known, old, new in store.definition_changes(metric):
-        if (
-            known is None
-            or (as_of_run is not None and _run > as_of_run)
-            or (as_known_at is not None and known > as_known_at)
-        ):
-            continue
-        redefined.append(
-            (
-                float(epoch_seconds(np.array([np.datetime64(known)]))[0]),
-                f"new definition {new} (was {old}) from run {_run}, known "
-                f"{known:%Y-%m-%d %H:%M}: values it changed are redefinitions, "
-                "not late data",
-            )
-        )
+    provisional, label = _provisional(store, metric, succeeded, config, settle, as_of_run, as_known_at)
+    changes, redefined = _moments(store, metric, as_of_run, as_known_at)
     drawing = prepare_drawing(arrays) if len(arrays.get("bucket", ())) else None
     expected: dict[float, tuple[float, float | None, float | None]] = {}
     if (
