@@ -27,13 +27,6 @@ KNOWN: dict[str, int] = {
     "core/store/housekeeping.py:compact_store": 83,
     "core/store/reads.py:Reads": 424,
     "core/store/versions.py:Commit._write_versions": 104,
-    "ui/advisor_tab.py": 635,
-    "ui/advisor_tab.py:AdvisorWidget": 459,
-    "ui/advisor_tab.py:AdvisorWidget._show": 89,
-    "ui/editors.py": 1027,
-    "ui/editors.py:MetricEditor": 506,
-    "ui/editors.py:MetricEditor.__init__": 183,
-    "ui/editors.py:SourceEditor.__init__": 83,
 }
 
 

@@ -4,18 +4,18 @@ Its pages: the settling curve; the pull policies tried on the stored history (a 
 largest error each would have shown by age); the nowcast tried on the history (its error and the
 raw provisional value's by age, and how often its interval held); and the revision triangle
 (bucket × age, the share of the value known at that age) as a heatmap.
+
+The policies' table model is in :mod:`policy_model`, the charts in :mod:`advisor_plots` and the
+triangle in :mod:`triangle_view`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -36,19 +36,13 @@ from lookback_gui.core.insight.nowcast import Triangle, revision_triangle
 from lookback_gui.core.project import MetricConfig, ProjectDocument
 from lookback_gui.core.store import Store
 from lookback_gui.core.timing.windows import format_lookback
+from lookback_gui.ui.advisor_plots import make_plot, plot_nowcast, plot_policy_errors, plot_settling
 from lookback_gui.ui.bridge import Bridge
+from lookback_gui.ui.policy_model import PolicyModel, pct
 from lookback_gui.ui.slots import weakly
+from lookback_gui.ui.triangle_view import TriangleView
 
-COLOURS = ["#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828"]
-# curves of several measures often lie on top of each other: each gets its own symbol and dash
-SYMBOLS = ["o", "t", "s", "d", "x"]
-STYLES = [
-    Qt.PenStyle.SolidLine,
-    Qt.PenStyle.DashLine,
-    Qt.PenStyle.DotLine,
-    Qt.PenStyle.DashDotLine,
-    Qt.PenStyle.DashDotDotLine,
-]
+__all__ = ["AdvisorWidget", "PolicyModel", "ask_to_apply", "lookback_edge"]
 
 
 def lookback_edge(buckets: int, complete_only: bool) -> float:
@@ -56,111 +50,6 @@ def lookback_edge(buckets: int, complete_only: bool) -> float:
     that "recommended: 12d" stands at 12 on the axis (it pulls ages 0 to 11 again; 1 to 12 with
     complete buckets only)."""
     return float(buckets)
-
-
-# a curve that lies within this many percentage points of an earlier one is drawn hollow
-# around it and named so, or it would hide under it
-SAME_CURVE_PP = 0.5
-UNKNOWN_GREY = (150, 150, 150, 170)  # triangle cells of buckets not settled yet
-
-
-Index = QModelIndex | QPersistentModelIndex
-
-
-def _pct(share: float | None) -> str:
-    """A share as a percentage, always with two decimals (99.99 % beside 99.60 %)."""
-    return "–" if share is None else f"{share * 100:.2f} %"
-
-
-class PolicyModel(QAbstractTableModel):
-    """The candidate policies of an Advice, one per row; the recommended one in bold.
-
-    Attributes:
-        recommended: the ``policy`` text of the recommended policy.
-    """
-
-    HEADERS = (
-        "Policy",
-        "Revised magnitude caught",
-        "Revisions caught",
-        "Caught by the lookback",
-        "Pulls",
-        "Rows read",
-        "Largest error by age (0, 1, 2, …)",
-    )
-    RIGHT = frozenset({1, 2, 3, 4, 5})
-
-    def __init__(self, parent: Any = None):
-        super().__init__(parent)
-        self.rows: list[dict[str, Any]] = []
-        self.recommended: str | None = None
-
-    def set_candidates(self, rows: list[dict[str, Any]], recommended: str | None) -> None:
-        self.beginResetModel()
-        self.rows, self.recommended = list(rows), recommended
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and role == Qt.ItemDataRole.DisplayRole
-            and 0 <= section < len(self.HEADERS)
-        ):
-            return self.HEADERS[section]
-        return None
-
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.rows):
-            return None
-        row, column = self.rows[index.row()], index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(row, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            horizontal = Qt.AlignmentFlag.AlignRight if column in self.RIGHT else Qt.AlignmentFlag.AlignLeft
-            return int(horizontal | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.FontRole and row["policy"] == self.recommended:
-            font = QFont()
-            font.setBold(True)
-            return font
-        if role == Qt.ItemDataRole.ToolTipRole:
-            notes = []
-            if row["policy"] == self.recommended:
-                notes.append("the recommended policy")
-            if row.get("current"):
-                notes.append("the metric's current policy")
-            return "; ".join(notes) or None
-        return None
-
-    @staticmethod
-    def _text(row: dict[str, Any], column: int) -> str:
-        if column == 0:
-            return row["policy"] + (" (current)" if row.get("current") else "")
-        if column == 1:
-            return _pct(row["magnitude_share"])
-        if column == 2:
-            return _pct(row["revisions_share"])
-        if column == 3:
-            return _pct(row["lookback_magnitude_share"])
-        if column == 6:
-            parts = []
-            for entry in row["max_error_by_age"]:
-                value = entry["max_error_pct"]
-                parts.append("–" if value is None else f"{value:.3g} %")
-                if value == 0 or len(parts) == 8:
-                    break
-            return ", ".join(parts)
-        if column == 4:
-            return f"{row['pulls']:,}"
-        rows = row["rows_read"] if row["rows_read"] is not None else row["buckets_read"]
-        return f"{rows:,}"
 
 
 def ask_to_apply(parent: QWidget, question: str) -> bool:
@@ -255,7 +144,7 @@ class AdvisorWidget(QWidget):
         self.policy_view.horizontalHeader().setStretchLastSection(False)
         self.policy_view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.policy_view.selectionModel().currentRowChanged.connect(weakly(self._plot_errors))
-        self.errors_plot = self._make_plot(
+        self.errors_plot = make_plot(
             "Largest error by age", "age of the bucket (buckets)", "largest error shown (% of settled value)"
         )
         policies = QSplitter(Qt.Orientation.Vertical)
@@ -268,7 +157,7 @@ class AdvisorWidget(QWidget):
         """How far the nowcast was off, by the age of the bucket."""
         self.nowcast_label = QLabel(accessibleName="Nowcast backtest")
         self.nowcast_label.setWordWrap(True)
-        self.nowcast_plot = self._make_plot(
+        self.nowcast_plot = make_plot(
             "Nowcast error by age", "age of the bucket (buckets)", "mean error (% of settled value)"
         )
         nowcast = QWidget()
@@ -280,41 +169,13 @@ class AdvisorWidget(QWidget):
 
     def _triangle_page(self) -> QWidget:
         """The revision triangle: the share of each bucket's value known at each age."""
-        self.triangle_label = QLabel(accessibleName="Revision triangle")
-        self.triangle_label.setWordWrap(True)
-        self.triangle_plot = self._make_plot("Revision triangle", "age (buckets)", "bucket")
-        self.triangle_plot.showGrid(x=False, y=False)
-        self.triangle_image = pg.ImageItem(axisOrder="row-major")
-        self.triangle_plot.addItem(self.triangle_image)
-        # buckets not settled yet: their final value is unknown, so is the share known of it
-        self.triangle_unknown = pg.ImageItem(axisOrder="row-major")
-        self.triangle_plot.addItem(self.triangle_unknown)
-        self.triangle_plot.invertY(True)
-        self.triangle_bar = pg.ColorBarItem(
-            values=(0, 100),
-            colorMap=pg.colormap.get("viridis"),
-            label="% of the value known",
-            interactive=False,
-        )
-        self.triangle_bar.setImageItem(self.triangle_image, insert_in=self.triangle_plot.getPlotItem())
-        self.triangle_image.setToolTip("")
-        self.triangle_plot.scene().sigMouseMoved.connect(self._triangle_hover)
-        triangle = QWidget()
-        triangle_layout = QVBoxLayout(triangle)
-        triangle_layout.setContentsMargins(0, 0, 0, 0)
-        triangle_layout.addWidget(self.triangle_label)
-        triangle_layout.addWidget(self.triangle_plot, 1)
-        return triangle
-
-    @staticmethod
-    def _make_plot(name: str, bottom: str, left: str) -> pg.PlotWidget:
-        plot = pg.PlotWidget()
-        plot.setAccessibleName(name)
-        plot.setBackground(None)
-        plot.showGrid(x=True, y=True, alpha=0.2)
-        plot.setLabel("bottom", bottom)
-        plot.setLabel("left", left)
-        return plot
+        self.triangle_view = TriangleView()
+        self.triangle_label = self.triangle_view.label
+        self.triangle_plot = self.triangle_view.plot
+        self.triangle_image = self.triangle_view.image
+        self.triangle_unknown = self.triangle_view.unknown
+        self.triangle_bar = self.triangle_view.bar
+        return self.triangle_view
 
     def apply_palette(self) -> None:
         from lookback_gui.ui.theme import chart_colours
@@ -377,10 +238,6 @@ class AdvisorWidget(QWidget):
     def _plot_errors(self) -> None:
         """The largest error by age of the current policy, the recommended one and the
         selected one."""
-        plot = self.errors_plot
-        plot.clear()
-        legend = plot.getPlotItem().legend or plot.addLegend(offset=(-10, 10))
-        legend.clear()
         rows = self.policy_model.rows
         picked: list[tuple[dict[str, Any], str, str]] = []
         current = next((r for r in rows if r.get("current")), None)
@@ -397,25 +254,7 @@ class AdvisorWidget(QWidget):
             picked.append((recommended, "recommended: " + recommended["policy"], "#2e7d32"))
         if selected is not None and all(selected is not p[0] for p in picked):
             picked.append((selected, "selected: " + selected["policy"], "#1565c0"))
-        for index, (row, name, colour) in enumerate(picked):
-            points = [
-                (e["age_buckets"], e["max_error_pct"])
-                for e in row["max_error_by_age"]
-                if e["max_error_pct"] is not None
-            ]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                plot.plot(
-                    list(xs),
-                    list(ys),
-                    name=name,
-                    stepMode=None,
-                    pen=pg.mkPen(colour, width=2, style=STYLES[index % len(STYLES)]),
-                    symbol=SYMBOLS[index % len(SYMBOLS)],
-                    symbolSize=6,
-                    symbolBrush=colour,
-                    symbolPen=colour,
-                )
+        plot_policy_errors(self.errors_plot, picked)
 
     def _show_nowcast(self, advice: Advice) -> None:
         plot = self.nowcast_plot
@@ -426,11 +265,11 @@ class AdvisorWidget(QWidget):
                 "The nowcast needs buckets that have settled: it is tried once the history holds some."
             )
             return
-        held = _pct(backtest["calibrated_coverage"])
+        held = pct(backtest["calibrated_coverage"])
         widen = float(backtest.get("widen") or 1.0)
         how = (
             f"Mack's, widened × {widen:.2f} by this history as the nowcast shows it; "
-            f"Mack's alone held it {_pct(backtest['coverage'])}"
+            f"Mack's alone held it {pct(backtest['coverage'])}"
             if widen > 1
             else "Mack's, as the nowcast shows it"
         )
@@ -440,80 +279,13 @@ class AdvisorWidget(QWidget):
             f"held the settled value {held} of the time ({backtest['intervals']} intervals; "
             f"{how}). Values settle after {backtest['settle_age_buckets']} buckets."
         )
-        legend = plot.getPlotItem().legend or plot.addLegend(offset=(-10, 10))
-        legend.clear()
-        ages = [b["age_buckets"] for b in backtest["by_age"]]
-        plot.plot(
-            ages,
-            [b["raw_error_pct"] for b in backtest["by_age"]],
-            name="current value (raw)",
-            pen=pg.mkPen("#c62828", width=2, style=Qt.PenStyle.DashLine),
-            symbol="t",
-            symbolSize=7,
-            symbolBrush="#c62828",
-            symbolPen="#c62828",
-        )
-        plot.plot(
-            ages,
-            [b["nowcast_error_pct"] for b in backtest["by_age"]],
-            name="nowcast",
-            pen=pg.mkPen("#1565c0", width=3),
-            symbol="o",
-            symbolSize=7,
-            symbolBrush="#1565c0",
-            symbolPen="#1565c0",
-        )
+        plot_nowcast(plot, backtest["by_age"])
 
     def _show_triangle(self, triangle: Triangle) -> None:
-        share = triangle.share
-        if share.size == 0:
-            self.triangle_image.clear()
-            self.triangle_unknown.clear()
-            self.triangle_label.setText("No bucket watched from its start yet.")
-            return
-        unsettled = ~np.asarray(triangle.settled, dtype=bool)[:, None] & ~np.isnan(share)
-        self.triangle_image.setImage(
-            np.where(unsettled, np.nan, share * 100), levels=(0, 100), autoLevels=False
-        )
-        self.triangle_image.setRect(-0.5, -0.5, share.shape[1], share.shape[0])
-        grey = np.zeros((*share.shape, 4), dtype=np.ubyte)
-        grey[unsettled] = UNKNOWN_GREY
-        self.triangle_unknown.setImage(grey, autoLevels=False, levels=(0, 255))
-        self.triangle_unknown.setRect(-0.5, -0.5, share.shape[1], share.shape[0])
-        first, last = triangle.buckets[0], triangle.buckets[-1]
-        step = max(1, len(triangle.buckets) // 8)
-        ticks = [
-            (i, f"{b:%Y-%m-%d}" if b.hour == 0 and b.minute == 0 else f"{b:%m-%d %H:%M}")
-            for i, b in list(enumerate(triangle.buckets))[::step]
-        ]
-        self.triangle_plot.getAxis("left").setTicks([ticks])
-        self.triangle_plot.setLimits(xMin=-1, xMax=share.shape[1] + 1, yMin=-1, yMax=share.shape[0] + 1)
-        self.triangle_plot.autoRange()
-        self.triangle_label.setText(
-            f"{triangle.measure} (all series): the share of each bucket's current value that "
-            f"was known at each age, {first:%Y-%m-%d} to {last:%Y-%m-%d}. Grey rows: buckets "
-            f"younger than {triangle.settle_age} buckets, not settled yet — their final value, "
-            "and so the share known of it, is unknown; blank cells lie in the future."
-        )
+        self.triangle_view.show_triangle(triangle)
 
     def _triangle_hover(self, position: Any) -> None:
-        triangle = self.triangle
-        if triangle is None or triangle.share.size == 0:
-            return
-        point = self.triangle_plot.getPlotItem().vb.mapSceneToView(position)
-        row, age = round(point.y()), round(point.x())
-        if 0 <= row < triangle.share.shape[0] and 0 <= age < triangle.share.shape[1]:
-            value = triangle.share[row, age]
-            known = (
-                "not reached yet"
-                if math.isnan(value)
-                else "not settled yet: its final value, and so the share known, is unknown"
-                if not triangle.settled[row]
-                else f"{value * 100:.1f} % known"
-            )
-            self.triangle_plot.setToolTip(f"{triangle.buckets[row]:%Y-%m-%d %H:%M} at age {age}: {known}")
-        else:
-            self.triangle_plot.setToolTip("")
+        self.triangle_view.hover(position)
 
     def _show(self, advice: Advice) -> None:
         self.advice = advice
@@ -529,60 +301,14 @@ class AdvisorWidget(QWidget):
             return
         self.sentence.setText(advice.message[:1].upper() + advice.message[1:] + ".")
         rec = advice.recommendation or {}
-        parts = [f"{advice.revisions_observed} revisions in {advice.runs_observed} pulls"]
-        if advice.missed_revisions:
-            parts.append(f"{len(advice.missed_revisions)} found by audits beyond the lookback")
-        if rec.get("expected_pull_s") is not None:
-            parts.append(
-                f"expected pull time {rec['expected_pull_s']:.3g} s (now {rec['current_pull_s']:.3g} s)"
-            )
-        if rec.get("note"):
-            parts.append(str(rec["note"]))
-        self.details.setText("; ".join(parts))
-        measures = sorted({m for p in advice.settling_curve for m in p["share_present"]})
-        drawn: list[tuple[str, dict[int, float]]] = []
-        for index, measure in enumerate(measures):
-            points = {
-                p["age_buckets"]: p["share_present"][measure]
-                for p in advice.settling_curve
-                if p["share_present"].get(measure) is not None
-            }
-            if not points:
-                continue
-            same = next(
-                (
-                    name
-                    for name, other in drawn
-                    if other.keys() == points.keys()
-                    and all(abs(other[a] - v) <= SAME_CURVE_PP for a, v in points.items())
-                ),
-                None,
-            )
-            colour = COLOURS[index % len(COLOURS)]
-            style = STYLES[index % len(STYLES)]
-            if same is None:  # its own curve: filled symbols
-                self.plot.plot(
-                    list(points),
-                    list(points.values()),
-                    name=measure,
-                    symbol=SYMBOLS[index % len(SYMBOLS)],
-                    symbolSize=8,
-                    symbolBrush=colour,
-                    symbolPen=colour,
-                    pen=pg.mkPen(colour, width=2, style=style),
-                )
-            else:  # on an earlier curve: hollow rings around its points, and said so
-                self.plot.plot(
-                    list(points),
-                    list(points.values()),
-                    name=f"{measure} (on the curve of {same})",
-                    symbol="o",
-                    symbolSize=15,
-                    symbolBrush=None,
-                    symbolPen=pg.mkPen(colour, width=2),
-                    pen=pg.mkPen(colour, width=2, style=style),
-                )
-            drawn.append((measure, points))
+        self.details.setText(details_text(advice))
+        plot_settling(self.plot, advice.settling_curve)
+        self._show_recommended(rec)
+        self.loaded.emit(advice)
+
+    def _show_recommended(self, rec: dict[str, Any]) -> None:
+        """The recommended lookback as a line on the settling curve; *Apply* while it would
+        change the metric."""
         self.recommended_line = None
         if rec and self._metric is not None:
             complete = self._metric.complete_buckets_only
@@ -603,7 +329,6 @@ class AdvisorWidget(QWidget):
                 or (rec.get("tail") is not None and rec["tail"]["action"] != "keep")
             )
         )
-        self.loaded.emit(advice)
 
     def apply(self) -> None:
         """Write the recommended lookback into the project file (keeping its comments)."""
@@ -635,3 +360,16 @@ class AdvisorWidget(QWidget):
         self.applied.emit(str(value))
         if self._on_applied:
             self._on_applied()
+
+
+def details_text(advice: Advice) -> str:
+    """What the advice was measured on, the pull time it expects, and its note."""
+    rec = advice.recommendation or {}
+    parts = [f"{advice.revisions_observed} revisions in {advice.runs_observed} pulls"]
+    if advice.missed_revisions:
+        parts.append(f"{len(advice.missed_revisions)} found by audits beyond the lookback")
+    if rec.get("expected_pull_s") is not None:
+        parts.append(f"expected pull time {rec['expected_pull_s']:.3g} s (now {rec['current_pull_s']:.3g} s)")
+    if rec.get("note"):
+        parts.append(str(rec["note"]))
+    return "; ".join(parts)
