@@ -17,7 +17,6 @@ KNOWN: dict[str, int] = {
     "core/insight/advisor.py:advise": 111,
     "core/insight/development.py": 604,
     "core/insight/development.py:backtest": 87,
-    "core/insight/nowcast.py:nowcast": 110,
     "core/project/parse.py": 691,
     "core/pull/run.py": 646,
     "core/pull/run.py:run_pull": 134,
