@@ -15,8 +15,6 @@ MODULE_LINES, CLASS_LINES, FUNCTION_LINES = 600, 400, 80
 KNOWN: dict[str, int] = {
     "core/insight/advisor.py": 601,
     "core/insight/advisor.py:advise": 111,
-    "core/insight/development.py": 604,
-    "core/insight/development.py:backtest": 87,
     "core/project/parse.py": 691,
     "core/pull/run.py": 646,
     "core/pull/run.py:run_pull": 134,

@@ -2,6 +2,7 @@
 
 - ``settling``: each value's versions read as a revision triangle;
 - ``development``: the development model (chain ladder, Mack's intervals) built on it;
+- ``backtest``: the development model replayed on the stored history;
 - ``nowcast``: the value a provisional bucket is expected to settle at, with its interval;
 - ``advisor`` and ``policies``: how late a metric's data arrives, and pull policies tried on its
   history;

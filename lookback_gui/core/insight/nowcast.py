@@ -5,7 +5,7 @@ value it is expected to settle at — its current value developed by the chain-l
 the development model from its age on — and Mack's standard error of it (process and parameter
 variance), from which an 80 % lognormal interval follows; this holds on a short history too,
 where the oldest factors come from the curve. Where the history is long enough to replay the
-nowcast on it (:func:`development.backtest`), the intervals are scaled so that they would have
+nowcast on it (:func:`backtest.backtest`), the intervals are scaled so that they would have
 held the settled value 80 % of the time there (widened only, never narrowed). A
 settled bucket's interval is its value. When not one factor can be estimated yet, the rows say
 so (``basis: "none"``) and the message says how many more pulls it takes.
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lookback_gui.core.insight import development as development_model
+from lookback_gui.core.insight.backtest import backtest
 from lookback_gui.core.insight.development import INTERVAL, Model
 from lookback_gui.core.insight.settling import (
     Development,
@@ -64,8 +65,8 @@ def chart_settle_age(store: Any, config: MetricConfig) -> int | None:
 
 
 def backtest_nowcast(model: Model, config: MetricConfig) -> dict[str, Any]:
-    """The nowcast replayed on the stored history (see :func:`development.backtest`)."""
-    return development_model.backtest(model, 1 if config.complete_buckets_only else 0)
+    """The nowcast replayed on the stored history (see :func:`backtest.backtest`)."""
+    return backtest(model, 1 if config.complete_buckets_only else 0)
 
 
 @dataclass(frozen=True)
