@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lookback_gui.cli.common import EXIT_OK, AddCommand, Parser, open_store, project_of
 from lookback_gui.cli.output import print_table, series_label, write_json
@@ -12,6 +12,9 @@ from lookback_gui.core.errors import (
     UsageError,
 )
 from lookback_gui.core.timing.moments import local, local_zone_note
+
+if TYPE_CHECKING:  # the advisor (numpy) is imported by the command that runs it
+    from lookback_gui.core.insight.advisor import Advice
 
 
 def cmd_alerts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -164,6 +167,16 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not advice.enough_history:
         return EXIT_OK
     grain = config.grain.value
+    _print_settling_curve(advice, grain, out)
+    _print_revisions_by_age(advice, grain, out)
+    _print_candidates(advice, out)
+    _print_nowcast_backtest(advice, grain, out)
+    _print_missed_revisions(advice, out)
+    return EXIT_OK
+
+
+def _print_settling_curve(advice: Advice, grain: str, out: TextIO) -> None:
+    """The share of the final value present at each age, one column per measure."""
     measures = sorted({m for p in advice.settling_curve for m in p["share_present"]})
     if advice.settling_curve:
         out.write("\nshare of the final value present, by age:\n")
@@ -178,6 +191,10 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for p in advice.settling_curve
         ]
         print_table(["age", *measures], rows, out, right=measures)
+
+
+def _print_revisions_by_age(advice: Advice, grain: str, out: TextIO) -> None:
+    """The share of the revisions, and of their magnitude, that arrived at each age."""
     if advice.revisions_by_age:
         out.write("\nrevisions by age:\n")
         print_table(
@@ -193,6 +210,10 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out,
             right=["revisions", "magnitude"],
         )
+
+
+def _print_candidates(advice: Advice, out: TextIO) -> None:
+    """The pull policies tried on the stored history, the current one marked."""
     if advice.candidates:
         out.write("\npolicies tried on the stored history:\n")
         print_table(
@@ -215,6 +236,11 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "(* the current policy; largest error: in % of the settled value at ages "
             "0, 1, 2, … until it is 0)\n"
         )
+
+
+def _print_nowcast_backtest(advice: Advice, grain: str, out: TextIO) -> None:
+    """The nowcast replayed on the stored history: how often its interval held, and its errors
+    by age against the raw values' (or why it could not be replayed yet)."""
     backtest = advice.nowcast_backtest
     if backtest and not backtest["by_age"]:
         out.write(f"\nnowcast tried on the stored history: not yet, {backtest.get('reason')}\n")
@@ -245,6 +271,10 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out,
             right=["nowcast error", "raw error", "interval held"],
         )
+
+
+def _print_missed_revisions(advice: Advice, out: TextIO) -> None:
+    """The revisions audits found beyond the lookback (the first 50)."""
     if advice.missed_revisions:
         out.write(f"\n{len(advice.missed_revisions)} revision(s) found by audits beyond the lookback:\n")
         print_table(
@@ -264,7 +294,6 @@ def cmd_advise(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out,
             right=["run", "old", "new", "age"],
         )
-    return EXIT_OK
 
 
 def _error_profile(errors: list[dict[str, Any]]) -> str:

@@ -41,6 +41,13 @@ from lookback_gui.core.insight import policies
 from lookback_gui.core.insight.development import Model
 from lookback_gui.core.insight.nowcast import backtest_nowcast, latest_model
 from lookback_gui.core.insight.policies import Arrivals
+from lookback_gui.core.insight.recommendation import (
+    needed_buckets,
+    recommend,
+    sentence,
+    tail_and_audit,
+    weighted_quantile,
+)
 from lookback_gui.core.insight.settling import (
     Development,
     bucket_index,
@@ -58,7 +65,7 @@ from lookback_gui.core.insight.settling import (
 )
 from lookback_gui.core.project import MetricConfig
 from lookback_gui.core.store import Store
-from lookback_gui.core.timing.windows import _FIXED, Grain, Window, compute_window, format_lookback
+from lookback_gui.core.timing.windows import _FIXED, Grain, Window, compute_window
 
 MIN_REVISIONS = 30
 MIN_RUNS = 3
@@ -70,11 +77,6 @@ def audit_window(config: MetricConfig, as_of: datetime) -> Window:
     return compute_window(
         as_of, config.grain, config.buckets * config.audit_factor, config.complete_buckets_only
     )
-
-
-def needed_buckets(age: int, complete_buckets_only: bool) -> int:
-    """The lookback (in buckets) whose window still holds a bucket of this age."""
-    return max(1, age if complete_buckets_only else age + 1)
 
 
 @dataclass(frozen=True)
@@ -119,16 +121,6 @@ class Advice:
             "settle_age_buckets": self.settle_age_buckets,
             "settle_share": self.settle_share,
         }
-
-
-def _weighted_quantile(ages: np.ndarray, weights: np.ndarray, share: float) -> int | None:
-    total = weights.sum()
-    if total <= 0 or len(ages) == 0:
-        return None
-    order = np.argsort(ages, kind="stable")
-    cumulative = np.cumsum(weights[order]) / total
-    index = int(np.searchsorted(cumulative, share - 1e-12))
-    return int(ages[order][min(index, len(order) - 1)])
 
 
 @dataclass(frozen=True)
@@ -235,86 +227,32 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
         "runs_observed": pulls.count,
     }
     if count < MIN_REVISIONS or pulls.count < MIN_RUNS:
-        need = [f"need {MIN_REVISIONS}"] if count < MIN_REVISIONS else []
-        if pulls.count < MIN_RUNS:
-            need.append(f"{pulls.count} successful pull(s) of {MIN_RUNS}")
-        return Advice(
-            **base,
-            enough_history=False,
-            message=f"not enough history yet: {count} revisions observed, " + ", ".join(need),
-        )
+        return _too_little_history(base, count, pulls.count)
 
-    ages = sums["age"].astype(np.int64)
-    spans, spread_ages = _spread(ages, sums["prev_age"].astype(np.int64))
-    magnitude = sums["magnitude"].astype(float)
-    density = _interval_density(spread_ages, spans, magnitude)
-    share_of_revision = _shares(density, spread_ages, spans)
-    spread_weights = np.repeat(magnitude, spans) * share_of_revision
-    spread_signed = np.repeat(sums["signed"].astype(float), spans) * share_of_revision
-    spread_counts = np.repeat(sums["revisions"].astype(float), spans) * share_of_revision
-
+    spread = _spread_sums(sums)
     complete_only = config.complete_buckets_only
-    needed = np.maximum(spread_ages + (0 if complete_only else 1), 1)
-    total = spread_weights.sum()
-    by_age = _by_age(spread_ages, spread_counts, spread_weights, count, total)
-    percentiles: dict[str, float | None] = {
-        f"p{int(q * 100)}": _weighted_quantile(spread_ages, spread_weights, q) for q in (0.5, 0.9, 0.95, 0.99)
-    }
-    settled = {
-        "p95": _weighted_quantile(spread_ages, spread_weights, 0.95),
-        "p99": _weighted_quantile(spread_ages, spread_weights, 0.99),
-    }
+    needed = np.maximum(spread.ages + (0 if complete_only else 1), 1)
+    total = spread.magnitude.sum()
+    by_age = _by_age(spread.ages, spread.counts, spread.magnitude, count, total)
+    percentiles, settled = _percentiles(spread)
 
     model, revisions = latest_model(store, config)
     curve = _settling_curve(model)
     missed = _missed(config, load_revisions(store, config, audits_only=True)) if pulls.audits else []
 
-    quantile = _weighted_quantile(needed, spread_weights, share)
+    quantile = weighted_quantile(needed, spread.magnitude, share)
     recommendation = None
     candidates: list[dict[str, Any]] = []
-    nowcast_backtest = None
     if quantile is not None:
-        rec = _recommended(config, model, pulls, int(quantile), share)
-        recommended = rec["lookback_buckets"]
-        dev = model.dev
-        arrivals = Arrivals(
-            age=np.maximum(spread_ages, 0),
-            magnitude=spread_weights,
-            signed=spread_signed,
-            count=spread_counts,
-            index=np.repeat(sums["phase"].astype(np.int64), spans),
-            owner=np.full(len(spread_ages), -1, dtype=np.int64),
-            revisions=count,
+        recommendation, candidates = _recommendation(
+            config, model, revisions, pulls, spread, needed, count, int(quantile), share
         )
-        candidates = policies.candidates(
-            arrivals,
-            _owned(config, revisions, dev, density),
-            dev,
-            pulls.usage,
-            config,
-            recommended,
-            model.settle_age,
-        )
-        rec.update(
-            _tail(
-                config,
-                recommended,
-                needed,
-                spread_ages,
-                spread_weights,
-                spread_counts,
-                count,
-                candidates,
-                arrivals,
-            )
-        )
-        recommendation = rec
     nowcast_backtest = backtest_nowcast(model, config)
-    sentence = _sentence(config, share, recommendation, missed, model)
+    message = sentence(config, share, recommendation, missed, model)
     return Advice(
         **base,
         enough_history=True,
-        message=sentence,
+        message=message,
         settling_curve=curve,
         revisions_by_age=by_age,
         lag_percentiles=percentiles,
@@ -328,42 +266,118 @@ def advise(store: Store, config: MetricConfig, share: float = DEFAULT_SHARE) -> 
     )
 
 
-def _recommended(
-    config: MetricConfig, model: Model, pulls: Pulls, recommended: int, share: float
-) -> dict[str, Any]:
-    """The recommendation from the revisions' quantile (``recommended`` buckets): raised where
-    the development says it falls short of ``share``, with what it costs and saves per pull."""
-    per_bucket = round(statistics.median(pulls.seconds_per_bucket), 6) if pulls.seconds_per_bucket else None
-    caught = _caught(config, model, recommended)
-    raised_from = None
-    if caught is not None and abs(1 - caught) > 1 - share + 1e-9:
-        # the development says the revisions' own quantile falls short: raise it to the
-        # smallest lookback whose oldest bucket holds the share of its final value
-        enough = _enough(config, model, share)
-        if enough is not None and enough > recommended:
-            raised_from, recommended = recommended, enough
-            caught = _caught(config, model, recommended)
-    rec: dict[str, Any] = {
-        "lookback_buckets": recommended,
-        "lookback": format_lookback(recommended, config.grain),
-        "target_share": share,
-        "current_lookback_buckets": config.buckets,
-        "seconds_per_bucket": per_bucket,
-        "expected_pull_s": None if per_bucket is None else round(per_bucket * recommended, 4),
-        "current_pull_s": None if per_bucket is None else round(per_bucket * config.buckets, 4),
-        "saves_s_per_pull": None,
-        "development_share": caught,
-        "verified": caught is not None and abs(1 - caught) <= 1 - share + 1e-9,
-        "raised_from_buckets": raised_from,
+def _too_little_history(base: dict[str, Any], count: int, runs: int) -> Advice:
+    """The advice while the store holds fewer than ``MIN_REVISIONS`` revisions or ``MIN_RUNS``
+    successful pulls (``count``, ``runs``): what is still needed."""
+    need = [f"need {MIN_REVISIONS}"] if count < MIN_REVISIONS else []
+    if runs < MIN_RUNS:
+        need.append(f"{runs} successful pull(s) of {MIN_RUNS}")
+    return Advice(
+        **base,
+        enough_history=False,
+        message=f"not enough history yet: {count} revisions observed, " + ", ".join(need),
+    )
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The revisions' sums (see :func:`load_arrival_sums`) spread over the ages each may have
+    arrived at, by the arrival density of all of them: one entry per sum and age.
+
+    Attributes:
+        spans: how many ages each sum is spread over.
+        ages: the age of each entry.
+        density: the arrival density the sums were shared out by.
+        magnitude, signed, counts: the entry's part of its sum's |change|, change and count.
+        phase: the entry's bucket phase against the audit cadences.
+    """
+
+    spans: np.ndarray
+    ages: np.ndarray
+    density: np.ndarray
+    magnitude: np.ndarray
+    signed: np.ndarray
+    counts: np.ndarray
+    phase: np.ndarray
+
+
+def _spread_sums(sums: dict[str, np.ndarray]) -> Spread:
+    """The revisions' ``sums`` spread over the ages each may have arrived at."""
+    ages = sums["age"].astype(np.int64)
+    spans, spread_ages = _spread(ages, sums["prev_age"].astype(np.int64))
+    magnitude = sums["magnitude"].astype(float)
+    density = _interval_density(spread_ages, spans, magnitude)
+    share_of_revision = _shares(density, spread_ages, spans)
+    spread_weights = np.repeat(magnitude, spans) * share_of_revision
+    spread_signed = np.repeat(sums["signed"].astype(float), spans) * share_of_revision
+    spread_counts = np.repeat(sums["revisions"].astype(float), spans) * share_of_revision
+    phase = np.repeat(sums["phase"].astype(np.int64), spans)
+    return Spread(spans, spread_ages, density, spread_weights, spread_signed, spread_counts, phase)
+
+
+def _percentiles(spread: Spread) -> tuple[dict[str, float | None], dict[str, int | None]]:
+    """The ages by which 50, 90, 95 and 99 % of the revised magnitude arrived, and the ages
+    after which buckets are settled (95 and 99 % of it)."""
+    percentiles: dict[str, float | None] = {
+        f"p{int(q * 100)}": weighted_quantile(spread.ages, spread.magnitude, q)
+        for q in (0.5, 0.9, 0.95, 0.99)
     }
-    if per_bucket is not None and recommended < config.buckets:
-        rec["saves_s_per_pull"] = round(per_bucket * (config.buckets - recommended), 4)
-    if not pulls.audits:
-        rec["note"] = (
-            "no audit pulls yet: revisions later than the current lookback cannot "
-            "be seen; set audit_every to measure them"
+    settled = {
+        "p95": weighted_quantile(spread.ages, spread.magnitude, 0.95),
+        "p99": weighted_quantile(spread.ages, spread.magnitude, 0.99),
+    }
+    return percentiles, settled
+
+
+def _recommendation(
+    config: MetricConfig,
+    model: Model,
+    revisions: dict[str, np.ndarray],
+    pulls: Pulls,
+    spread: Spread,
+    needed: np.ndarray,
+    count: int,
+    quantile: int,
+    share: float,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The recommendation from the revisions' ``quantile`` (see :func:`recommend`), with the
+    tail it leaves and the audit that catches it, and every candidate policy replayed against
+    the arrivals (``needed``: the lookback each arrival needs; ``count``: the revisions)."""
+    rec = recommend(config, model, pulls.seconds_per_bucket, pulls.audits, quantile, share)
+    recommended = rec["lookback_buckets"]
+    dev = model.dev
+    arrivals = Arrivals(
+        age=np.maximum(spread.ages, 0),
+        magnitude=spread.magnitude,
+        signed=spread.signed,
+        count=spread.counts,
+        index=spread.phase,
+        owner=np.full(len(spread.ages), -1, dtype=np.int64),
+        revisions=count,
+    )
+    candidates = policies.candidates(
+        arrivals,
+        _owned(config, revisions, dev, spread.density),
+        dev,
+        pulls.usage,
+        config,
+        recommended,
+        model.settle_age,
+    )
+    rec.update(
+        tail_and_audit(
+            config,
+            recommended,
+            needed,
+            spread.ages,
+            spread.magnitude,
+            spread.counts,
+            count,
+            candidates,
+            arrivals,
         )
-    return rec
+    )
+    return rec, candidates
 
 
 def _by_age(
@@ -383,35 +397,6 @@ def _by_age(
             }
         )
     return by_age
-
-
-def _enough(config: MetricConfig, model: Model, share: float) -> int | None:
-    """The smallest lookback (buckets) whose oldest bucket holds ``share`` of its final value
-    by the development, for every measure (None: the development never says so)."""
-    present = model.share_present()
-    if not present:
-        return None
-    oldest = 0
-    for curve in present.values():
-        good = np.flatnonzero(np.abs(1 - curve) <= 1 - share + 1e-9)
-        if not len(good):
-            return None
-        # from that age on it stays settled
-        bad = np.flatnonzero(~(np.abs(1 - curve) <= 1 - share + 1e-9))
-        oldest = max(oldest, int(bad.max()) + 1 if len(bad) else 0)
-    return needed_buckets(oldest, config.complete_buckets_only)
-
-
-def _caught(config: MetricConfig, model: Model, lookback: int) -> float | None:
-    """The share of the final value present (by the development, the least over the measures)
-    at the oldest age a lookback of ``lookback`` buckets still holds."""
-    present = model.share_present()
-    if not present:
-        return None
-    oldest = lookback if config.complete_buckets_only else lookback - 1
-    values = [float(s[min(oldest, len(s) - 1)]) for s in present.values()]
-    finite = [v for v in values if math.isfinite(v)]
-    return round(min(finite), 6) if finite else None
 
 
 def _owned(
@@ -440,63 +425,6 @@ def _owned(
         owner=owner[mine],
         revisions=len(ages),
     )
-
-
-def _tail(
-    config: MetricConfig,
-    recommended: int,
-    needed: np.ndarray,
-    ages: np.ndarray,
-    weights: np.ndarray,
-    counts: np.ndarray,
-    revisions: int,
-    candidates: list[dict[str, Any]],
-    arrivals: Arrivals,
-) -> dict[str, Any]:
-    """What the recommended lookback leaves (changes that arrive when their bucket is older
-    than it holds), and the cheapest audit that catches all of it (see
-    :func:`policies.cheapest_audit`); the keys the recommendation gains."""
-    beyond = needed > recommended
-    total = float(weights.sum()) or 1.0
-    reach = policies.tail_reach(arrivals, recommended, config.complete_buckets_only)
-    audit = policies.cheapest_audit(candidates, recommended, config.grain)
-    if reach is None or audit is None:
-        plain = next(
-            (c for c in candidates if c["lookback_buckets"] == recommended and c["audit_every"] is None), None
-        )
-        return {
-            "policy": format_lookback(recommended, config.grain),
-            "audit_every": None,
-            "audit_factor": None,
-            "tail": None,
-            "magnitude_share": plain["magnitude_share"] if plain else None,
-        }
-    current_every = None
-    if config.audit_every is not None and config.grain in policies._FIXED:
-        current_every = round(config.audit_every / policies._FIXED[config.grain])
-    if current_every is None:
-        action = "add"
-    elif (
-        current_every == audit["audit_every_buckets"]
-        and config.buckets == recommended
-        and config.audit_factor == audit["audit_factor"]
-    ):
-        action = "keep"
-    else:
-        action = "set"
-    return {
-        "policy": audit["policy"],
-        "audit_every": audit["audit_every"],
-        "audit_factor": audit["audit_factor"],
-        "magnitude_share": audit["magnitude_share"],
-        "tail": {
-            "after_buckets": recommended,
-            "up_to_age_buckets": _weighted_quantile(ages[beyond], weights[beyond], 0.99),
-            "magnitude_share": round(float(weights[beyond].sum()) / total, 6),
-            "revisions_share": round(float(counts[beyond].sum()) / max(revisions, 1), 6),
-            "action": action,
-        },
-    }
 
 
 def _settling_curve(model: Model) -> list[dict[str, Any]]:
@@ -542,60 +470,3 @@ def _missed(config: MetricConfig, data: dict[str, np.ndarray]) -> list[dict[str,
             }
         )
     return missed
-
-
-def _sentence(
-    config: MetricConfig, share: float, rec: dict[str, Any] | None, missed: list[dict[str, Any]], model: Model
-) -> str:
-    grain = config.grain.value
-    if rec is None:
-        return "no revisions to measure yet"
-    n = rec["lookback_buckets"]
-    if rec.get("raised_from_buckets") is not None:
-        text = (
-            f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) holds "
-            f"{share * 100:g}% of the final value by the development (raised from "
-            f"{rec['raised_from_buckets']}, which caught {share * 100:g}% of the revised "
-            "magnitude the pulls saw but, by the development, not of the final value)"
-        )
-    else:
-        text = (
-            f"a lookback of {n} {grain} bucket(s) ({rec['lookback']}) would have caught "
-            f"{share * 100:g}% of the revised magnitude"
-        )
-    text += f"; the current one is {config.buckets}"
-    if rec.get("development_share") is not None and not rec.get("verified"):
-        text += (
-            f". Measured against the development (the values as the pulls saw them), "
-            f"only {rec['development_share'] * 100:.1f}% of the final value is present at "
-            f"the oldest age it holds"
-        )
-    if n < config.buckets and rec.get("saves_s_per_pull"):
-        text += f"; the shorter window saves about {rec['saves_s_per_pull']:.3g} s per pull"
-    elif n > config.buckets:
-        text += f"; {len(missed)} revision(s) were missed by the current lookback"
-    text += (
-        f". Values settle after {model.settle_age} {grain}(s) "
-        f"({config.settle_share * 100:g} % of their final value present, by the "
-        "development)"
-    )
-    if rec.get("note"):
-        text += f". Caution: {rec['note']}"
-    tail = rec.get("tail")
-    if tail:
-        verb = {"add": "add", "set": "set", "keep": "keep"}[tail["action"]]
-        text += (
-            f". {format_share(tail['magnitude_share'])} % of revised magnitude arrives after "
-            f"{tail['after_buckets']} {grain}(s) (up to {tail['up_to_age_buckets']}), which "
-            f"no lookback of {rec['lookback']} catches: {verb} "
-            f'audit_every = "{rec["audit_every"]}", audit_factor = {rec["audit_factor"]}'
-        )
-    return text
-
-
-def format_share(share: float) -> str:
-    """A share (0…1) as a percentage with two significant digits: 0.33, 0.041, 12."""
-    pct = share * 100
-    if pct >= 10:
-        return f"{pct:.0f}"
-    return f"{pct:.2g}"

@@ -5,7 +5,7 @@ value it is expected to settle at — its current value developed by the chain-l
 the development model from its age on — and Mack's standard error of it (process and parameter
 variance), from which an 80 % lognormal interval follows; this holds on a short history too,
 where the oldest factors come from the curve. Where the history is long enough to replay the
-nowcast on it (:func:`development.backtest`), the intervals are scaled so that they would have
+nowcast on it (:func:`backtest.backtest`), the intervals are scaled so that they would have
 held the settled value 80 % of the time there (widened only, never narrowed). A
 settled bucket's interval is its value. When not one factor can be estimated yet, the rows say
 so (``basis: "none"``) and the message says how many more pulls it takes.
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from lookback_gui.core.insight import development as development_model
+from lookback_gui.core.insight.backtest import backtest
 from lookback_gui.core.insight.development import INTERVAL, Model
 from lookback_gui.core.insight.settling import (
     Development,
@@ -64,8 +65,8 @@ def chart_settle_age(store: Any, config: MetricConfig) -> int | None:
 
 
 def backtest_nowcast(model: Model, config: MetricConfig) -> dict[str, Any]:
-    """The nowcast replayed on the stored history (see :func:`development.backtest`)."""
-    return development_model.backtest(model, 1 if config.complete_buckets_only else 0)
+    """The nowcast replayed on the stored history (see :func:`backtest.backtest`)."""
+    return backtest(model, 1 if config.complete_buckets_only else 0)
 
 
 @dataclass(frozen=True)
@@ -154,30 +155,9 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
         settle = max(model.ages, int(dev.reached.max()) + 1)
     rows = _provisional_values(store, config, horizon, settle)
     if not rows:
-        with store.reading() as cur:
-            stored = cur.execute(
-                "SELECT count(*) FROM current WHERE metric = ? AND value IS NOT NULL AND NOT removed",
-                [config.name],
-            ).fetchone()
-        return Nowcast(
-            config.name,
-            horizon,
-            settle,
-            [],
-            "no provisional bucket" if stored and stored[0] else "no values stored",
-            share,
-        )
-    buckets = np.array([np.datetime64(r[0], "us") for r in rows])
-    horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
-    ages = horizon_index - bucket_index(buckets, config.grain)
-    youngest = 1 if config.complete_buckets_only else 0
-    note = ""
-    if youngest == 0 and not _in_step(store, config, horizon):
-        youngest = 1  # the bucket in progress was seen at another point of it than usual
-        note = (
-            "; the latest pull saw its buckets at another point of them than earlier pulls "
-            "did, so the bucket in progress is left out and the others may be off"
-        )
+        return _no_provisional_values(store, config, horizon, settle)
+    ages = _ages_of(rows, horizon, config)
+    youngest, note = _youngest(store, config, horizon)
     wanted = np.flatnonzero((ages < settle) & (ages >= youngest))
     chosen, owners, pooled_only = _owners(rows, wanted, dev)
     if not chosen:
@@ -186,28 +166,95 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
     age = ages[chosen].astype(np.int64)
     current = np.array([float(rows[i][3]) for i in chosen])
     if not estimable:
-        needed = development_model.pulls_needed(model)
-        out = [
-            NowcastRow(
-                rows[i][0], rows[i][1], rows[i][2], int(age[k]), float(current[k]), None, None, None, "none"
-            )
-            for k, i in enumerate(chosen)
-        ]
-        return Nowcast(
-            config.name,
-            horizon,
-            settle,
-            out,
-            f"{len(out)} provisional value(s), none estimable yet: the development "
-            f"needs {development_model.MIN_PAIRS} buckets seen at two ages in a row; "
-            f"about {needed} more pull(s){note}",
-            share,
-            1.0,
-            needed,
-        )
+        return _not_estimable(model, config, horizon, settle, rows, chosen, age, current, note)
     check = backtest_nowcast(model, config)
     widen = float(check["widen"])
     est = model.nowcast(owner, age, current, widen, np.asarray(pooled_only))
+    out = _estimated_rows(rows, chosen, age, current, est)
+    return Nowcast(
+        config.name, horizon, settle, out, _message(config, out, settle, widen) + note, share, widen, None
+    )
+
+
+def _no_provisional_values(store: Any, config: MetricConfig, horizon: datetime, settle: int) -> Nowcast:
+    """The nowcast when no bucket younger than ``settle`` has a value: it says whether any
+    value is stored at all."""
+    with store.reading() as cur:
+        stored = cur.execute(
+            "SELECT count(*) FROM current WHERE metric = ? AND value IS NOT NULL AND NOT removed",
+            [config.name],
+        ).fetchone()
+    return Nowcast(
+        config.name,
+        horizon,
+        settle,
+        [],
+        "no provisional bucket" if stored and stored[0] else "no values stored",
+        config.settle_share,
+    )
+
+
+def _ages_of(rows: list[Any], horizon: datetime, config: MetricConfig) -> np.ndarray:
+    """The age of each row's bucket at the knowledge ``horizon``."""
+    buckets = np.array([np.datetime64(r[0], "us") for r in rows])
+    horizon_index = int(bucket_index(np.array([np.datetime64(horizon, "us")]), config.grain)[0])
+    return horizon_index - bucket_index(buckets, config.grain)
+
+
+def _youngest(store: Any, config: MetricConfig, horizon: datetime) -> tuple[int, str]:
+    """The youngest age the nowcast estimates (1 with complete buckets only, or when the
+    bucket in progress was seen out of step, see :func:`_in_step`), and the note that says
+    so in the latter case ("" otherwise)."""
+    youngest = 1 if config.complete_buckets_only else 0
+    note = ""
+    if youngest == 0 and not _in_step(store, config, horizon):
+        youngest = 1  # the bucket in progress was seen at another point of it than usual
+        note = (
+            "; the latest pull saw its buckets at another point of them than earlier pulls "
+            "did, so the bucket in progress is left out and the others may be off"
+        )
+    return youngest, note
+
+
+def _not_estimable(
+    model: Model,
+    config: MetricConfig,
+    horizon: datetime,
+    settle: int,
+    rows: list[Any],
+    chosen: list[int],
+    age: np.ndarray,
+    current: np.ndarray,
+    note: str,
+) -> Nowcast:
+    """The nowcast while the development cannot estimate one factor: the provisional values
+    without an estimate, and how many more pulls it takes."""
+    needed = development_model.pulls_needed(model)
+    out = [
+        NowcastRow(
+            rows[i][0], rows[i][1], rows[i][2], int(age[k]), float(current[k]), None, None, None, "none"
+        )
+        for k, i in enumerate(chosen)
+    ]
+    return Nowcast(
+        config.name,
+        horizon,
+        settle,
+        out,
+        f"{len(out)} provisional value(s), none estimable yet: the development "
+        f"needs {development_model.MIN_PAIRS} buckets seen at two ages in a row; "
+        f"about {needed} more pull(s){note}",
+        config.settle_share,
+        1.0,
+        needed,
+    )
+
+
+def _estimated_rows(
+    rows: list[Any], chosen: list[int], age: np.ndarray, current: np.ndarray, est: dict[str, np.ndarray]
+) -> list[NowcastRow]:
+    """The rows of the ``chosen`` provisional values with the development's estimates
+    ``est`` (see :meth:`Model.nowcast`), each with the factors it rests on as its basis."""
     out = []
     for k, i in enumerate(chosen):
         bucket, dims, measure, _value = rows[i]
@@ -226,10 +273,16 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
                 _number(est["se"][k]),
             )
         )
+    return out
+
+
+def _message(config: MetricConfig, out: list[NowcastRow], settle: int, widen: float) -> str:
+    """What the nowcast says of its rows: how many, when values settle, how many lack an
+    estimate and how far the backtest widened the intervals."""
     refused = sum(r.basis == "none" for r in out)
     text = (
         f"{len(out)} provisional value(s); values settle after {settle} "
-        f"{config.grain.value}(s) ({share * 100:g} % of their final value present)"
+        f"{config.grain.value}(s) ({config.settle_share * 100:g} % of their final value present)"
     )
     if refused:
         text += f"; {refused} without an estimate"
@@ -237,7 +290,7 @@ def nowcast(store: Any, config: MetricConfig) -> Nowcast:
         text += (
             f"; intervals widened × {widen:.2f}: on the stored history they held the settled value too rarely"
         )
-    return Nowcast(config.name, horizon, settle, out, text + note, share, widen, None)
+    return text
 
 
 def _owners(rows: list[Any], wanted: np.ndarray, dev: Any) -> tuple[list[int], list[int], list[bool]]:

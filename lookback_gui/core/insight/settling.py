@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -374,21 +375,8 @@ def development(
     ``revisions`` (the answers of :func:`load_revisions` and :func:`load_values`);
     ``settle_age``: the metric's, when ``revisions`` hold only some of its revisions."""
     youngest = 1 if config.complete_buckets_only else 0
-    empty_i = np.zeros(0, dtype=np.int64)
     if not values or len(values.get("measure", ())) == 0 or horizon is None:
-        return Development(
-            *(np.zeros(0, dtype=object),) * 3,
-            empty_i,
-            empty_i,
-            np.zeros(0),
-            np.zeros(0),
-            empty_i,
-            empty_i,
-            empty_i,
-            np.zeros(0),
-            0,
-            empty_i,
-        )
+        return _no_development()
     first_age = values["first_age"].astype(np.int64)
     # a bucket held by a pull before its first row arrived had nothing then: it counts from
     # that pull, from 0
@@ -406,27 +394,7 @@ def development(
         (d, m, int(b)): i
         for i, (d, m, b) in enumerate(zip(dims, measure, bucket.astype(np.int64), strict=True))
     }
-    owners, ages, deltas, of_revision = [], [], [], []
-    if revisions and len(revisions.get("age", ())):
-        rev_bucket = np.asarray(revisions["bucket"]).astype("datetime64[us]").astype(np.int64)
-        rev_delta = revisions["value"].astype(float) - revisions["prev_value"].astype(float)
-        rev_age = revisions["age"].astype(np.int64)
-        rev_prev = revisions["prev_age"].astype(np.int64) if "prev_age" in revisions else rev_age - 1
-        # a revision seen at ``age`` arrived after the last pull that held its bucket (at
-        # ``prev``) and by ``age``: shared out over the ages in between by the arrival density
-        # of all revisions (as the advisor does), not all put at the age a late audit saw it
-        spans, spread_ages = spread_intervals(rev_age, np.maximum(rev_prev, youngest - 1))
-        density = interval_density(spread_ages, spans, np.abs(rev_delta))
-        share = interval_shares(density, spread_ages, spans)
-        start = np.cumsum(spans) - spans
-        for r, (d, m, b) in enumerate(zip(revisions["dims"], revisions["measure"], rev_bucket, strict=True)):
-            owner = lookup.get((d, m, int(b)))
-            of_revision.append(-1 if owner is None else owner)
-            if owner is not None:
-                part = slice(int(start[r]), int(start[r] + spans[r]))
-                owners.extend([owner] * int(spans[r]))
-                ages.extend(np.maximum(spread_ages[part], 0).tolist())
-                deltas.extend((rev_delta[r] * share[part]).tolist())
+    owners, ages, deltas, of_revision = _revision_changes(revisions, lookup, youngest)
     first = values["first_value"].astype(float)[young]
     arrived = np.flatnonzero(late)
     owners.extend(arrived.tolist())
@@ -453,3 +421,55 @@ def development(
         settle_age=max(settle, 0),
         revision_owner=np.asarray(of_revision, dtype=np.int64),
     )
+
+
+def _no_development() -> Development:
+    """The development of a metric without values."""
+    empty_i = np.zeros(0, dtype=np.int64)
+    return Development(
+        *(np.zeros(0, dtype=object),) * 3,
+        empty_i,
+        empty_i,
+        np.zeros(0),
+        np.zeros(0),
+        empty_i,
+        empty_i,
+        empty_i,
+        np.zeros(0),
+        0,
+        empty_i,
+    )
+
+
+def _revision_changes(
+    revisions: dict[str, np.ndarray], lookup: dict[tuple[Any, Any, int], int], youngest: int
+) -> tuple[list[int], list[int], list[float], list[int]]:
+    """The changes the ``revisions`` made to the values watched from their start (``lookup``:
+    each value's position by dims, measure and bucket): (the value, the age and the part of the
+    change) of every age each may have arrived at, and per revision the value it belongs to
+    (-1 for none)."""
+    owners: list[int] = []
+    ages: list[int] = []
+    deltas: list[float] = []
+    of_revision: list[int] = []
+    if revisions and len(revisions.get("age", ())):
+        rev_bucket = np.asarray(revisions["bucket"]).astype("datetime64[us]").astype(np.int64)
+        rev_delta = revisions["value"].astype(float) - revisions["prev_value"].astype(float)
+        rev_age = revisions["age"].astype(np.int64)
+        rev_prev = revisions["prev_age"].astype(np.int64) if "prev_age" in revisions else rev_age - 1
+        # a revision seen at ``age`` arrived after the last pull that held its bucket (at
+        # ``prev``) and by ``age``: shared out over the ages in between by the arrival density
+        # of all revisions (as the advisor does), not all put at the age a late audit saw it
+        spans, spread_ages = spread_intervals(rev_age, np.maximum(rev_prev, youngest - 1))
+        density = interval_density(spread_ages, spans, np.abs(rev_delta))
+        share = interval_shares(density, spread_ages, spans)
+        start = np.cumsum(spans) - spans
+        for r, (d, m, b) in enumerate(zip(revisions["dims"], revisions["measure"], rev_bucket, strict=True)):
+            owner = lookup.get((d, m, int(b)))
+            of_revision.append(-1 if owner is None else owner)
+            if owner is not None:
+                part = slice(int(start[r]), int(start[r] + spans[r]))
+                owners.extend([owner] * int(spans[r]))
+                ages.extend(np.maximum(spread_ages[part], 0).tolist())
+                deltas.extend((rev_delta[r] * share[part]).tolist())
+    return owners, ages, deltas, of_revision

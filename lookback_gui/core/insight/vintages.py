@@ -60,6 +60,42 @@ def vintages(
 ) -> Vintages:
     """The vintage matrix of ``measure`` (the metric's only measure when not given) over the
     series whose dimensions match ``series``."""
+    measure = _chosen_measure(store, config, measure, series)
+    where, params = _series_filter(config, measure, series)
+    with store.reading() as cur:
+        count_row = cur.execute(
+            f"SELECT count(DISTINCT dims) FROM versions WHERE metric = $metric"
+            f" AND measure = $measure {where}",
+            params,
+        ).fetchone()
+        rows = cur.execute(_cells_sql(where), params).fetchall()
+        dates = [
+            r[0]
+            for r in cur.execute(
+                "SELECT DISTINCT CAST(known_at AS DATE) FROM runs WHERE metric = ? AND status = "
+                "'succeeded' AND known_at IS NOT NULL ORDER BY 1",
+                [config.name],
+            ).fetchall()
+        ]
+    column = {d: i for i, d in enumerate(dates)}
+    matrix: dict[datetime, list[float | int | Decimal | None]] = {}
+    for bucket, d, total, n, exact, n_exact in rows:
+        cells = matrix.setdefault(bucket, [None] * len(dates))
+        if n == 0:
+            continue
+        if n_exact == n and exact:
+            cells[column[d]] = exact_sum(exact)
+        else:
+            cells[column[d]] = float(total)
+    return Vintages(measure, dates, sorted(matrix.items()), int(count_row[0]) if count_row else 0)
+
+
+def _chosen_measure(
+    store: Store, config: MetricConfig, measure: str | None, series: Mapping[str, str] | None
+) -> str:
+    """The measure the matrix is of (the metric's only one when ``measure`` is None), once the
+    metric is known to have values, ``series`` to name its dimensions and the measure to be
+    stored; a UsageError saying what is wrong otherwise."""
     known = measures_of(store, config.name)
     if not known:
         raise UsageError(
@@ -84,19 +120,27 @@ def vintages(
             f"metric {config.name} has no measure {measure!r} in the store"
             + (f" (it has {', '.join(known)})" if known else "")
         )
+    return measure
+
+
+def _series_filter(
+    config: MetricConfig, measure: str, series: Mapping[str, str] | None
+) -> tuple[str, dict[str, str]]:
+    """The SQL condition on ``dims`` that keeps the series matching ``series``, and the
+    parameters of the queries (the metric and measure among them)."""
     where, params = "", {"metric": config.name, "measure": measure}
     for i, (key, value) in enumerate((series or {}).items()):
         where += f" AND json_extract_string(dims, $k{i}) = $v{i}"
         params[f"k{i}"] = "$." + '"' + key.replace('"', '\\"') + '"'
         params[f"v{i}"] = str(value)
-    with store.reading() as cur:
-        count_row = cur.execute(
-            f"SELECT count(DISTINCT dims) FROM versions WHERE metric = $metric"
-            f" AND measure = $measure {where}",
-            params,
-        ).fetchone()
-        rows = cur.execute(
-            f"""
+    return where, params
+
+
+def _cells_sql(where: str) -> str:
+    """The query of the matrix's cells: per bucket and known date, the sum and count of the
+    values as known at the end of that date, and their exact texts (``where``: the series
+    filter)."""
+    return f"""
             WITH daily AS (
                 SELECT dims, bucket, CAST(known_at AS DATE) AS d,
                        arg_max({{'v': CASE WHEN removed THEN NULL ELSE value END,
@@ -116,28 +160,7 @@ def vintages(
                    list(s.exact) FILTER (WHERE s.exact IS NOT NULL), count(s.exact)
             FROM spans s JOIN dates ON dates.d >= s.d AND (s.until IS NULL OR dates.d < s.until)
             GROUP BY ALL
-            """,
-            params,
-        ).fetchall()
-        dates = [
-            r[0]
-            for r in cur.execute(
-                "SELECT DISTINCT CAST(known_at AS DATE) FROM runs WHERE metric = ? AND status = "
-                "'succeeded' AND known_at IS NOT NULL ORDER BY 1",
-                [config.name],
-            ).fetchall()
-        ]
-    column = {d: i for i, d in enumerate(dates)}
-    matrix: dict[datetime, list[float | int | Decimal | None]] = {}
-    for bucket, d, total, n, exact, n_exact in rows:
-        cells = matrix.setdefault(bucket, [None] * len(dates))
-        if n == 0:
-            continue
-        if n_exact == n and exact:
-            cells[column[d]] = exact_sum(exact)
-        else:
-            cells[column[d]] = float(total)
-    return Vintages(measure, dates, sorted(matrix.items()), int(count_row[0]) if count_row else 0)
+            """
 
 
 def exact_sum(texts: list[str]) -> int | Decimal:
