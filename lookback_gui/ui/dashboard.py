@@ -231,6 +231,7 @@ class DashboardWidget(QWidget):
         self._project: Project | None = None
         self.tiles: list[SmallChart] = []
         self._stale: set[str] = set()  # metrics whose charts changed while it was hidden
+        self._unbuilt = False  # the project changed while it was hidden: no charts made yet
         # what the Chart tab shows (metric, measure, series), to add it: the window gives it
         self.chart_on_show: Callable[[], tuple[str, str, dict[str, Any]] | None] = lambda: None
         self.series_of: Callable[[], list[dict[str, Any]]] = list
@@ -292,15 +293,25 @@ class DashboardWidget(QWidget):
         )
         self._store, self._project = store, project
         if not same:
-            self._build()
+            self._clear_tiles()
+            self._unbuilt = True  # its charts are made when it is first shown
+            if not self.isHidden():
+                self._build()
         self._set_enabled()
 
-    def _build(self) -> None:
+    def _clear_tiles(self) -> None:
         for tile in self.tiles:
             self.grid.removeWidget(tile)
             tile.deleteLater()
         self.tiles = []
         self._stale = set()
+
+    def _build(self) -> None:
+        """Make a small chart for each chart on show, and load them. A dashboard that is not
+        on show makes none (each is a plot of its own: a project of many metrics would keep
+        the window from opening for as long), until it is shown."""
+        self._clear_tiles()
+        self._unbuilt = False
         columns = self._project.dashboard.columns if self._project else 2
         self.columns_box.blockSignals(True)
         self.columns_box.setValue(columns)
@@ -322,9 +333,12 @@ class DashboardWidget(QWidget):
             self.reload(metric)
 
     def setVisible(self, visible: bool) -> None:
-        """Shown (its tab chosen): load what changed while it was hidden."""
+        """Shown (its tab chosen): make its charts if the project changed while it was hidden,
+        else load what changed meanwhile."""
         super().setVisible(visible)
-        if visible:
+        if visible and self._unbuilt:
+            self._build()
+        elif visible:
             stale, self._stale = self._stale, set()
             for metric in stale:
                 self.reload(metric)
