@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import duckdb
+import numpy as np
 import pytest
 
 pytest.importorskip("PySide6.QtWidgets")
@@ -173,3 +174,19 @@ def test_day_ticks_keep_the_first_of_the_month_and_never_run_together(qtbot, wid
 def test_the_empty_chart_shows_the_last_days_not_1970(qtbot, window):
     (x0, x1), _ = window.chart.plot.getViewBox().viewRange()
     assert x1 - x0 >= 6 * 86400 and x1 > datetime(2026, 1, 1).timestamp()
+
+
+def test_the_whole_series_in_view_holds_its_nowcast_and_its_interval(qtbot, window, tmp_path):
+    """All of the series in view (the chart's first frame): the nowcast's dashed line and band
+    do not run past the top, though the expected value and its interval lie above every value."""
+    import dataclasses
+
+    open_and_wait(qtbot, window, three_days_revised_today(tmp_path), start_scheduler=False)
+    chart = drawn(qtbot, window)
+    x = chart._data.drawing.x
+    top = float(np.nanmax(chart._data.arrays["value"]))
+    data = dataclasses.replace(chart._data, nowcast={float(x[-1]): (top * 3, top * 2, top * 5)})
+    chart._drawn_key = None  # drawn anew: all of it in view
+    chart._show(data)
+    low, high = chart.plot.getViewBox().viewRange()[1]
+    assert high >= top * 5 and low <= float(np.nanmin(chart._data.arrays["value"]))

@@ -4,6 +4,7 @@ moments marked (schema changes, new definitions)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -131,3 +132,14 @@ def with_bounds(y_range: tuple[float, float], data: ChartData) -> tuple[float, f
         if low - span <= mark.bound <= high + span:
             low, high = min(low, mark.bound), max(high, mark.bound)
     return low, high
+
+
+def with_nowcast(y_range: tuple[float, float], data: ChartData) -> tuple[float, float]:
+    """``y_range`` widened to the nowcast's expected values and their intervals, so that the
+    dashed line and its band stay in view (as the comparison chart and a chosen range keep
+    them)."""
+    low, high = y_range
+    expected = [v for n in data.nowcast.values() for v in n if v is not None and math.isfinite(v)]
+    if not expected:
+        return low, high
+    return min(low, min(expected)), max(high, max(expected))

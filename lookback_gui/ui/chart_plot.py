@@ -20,6 +20,7 @@ from lookback_gui.ui.chart_items import (
     provisional_items,
     styled_plot,
     with_bounds,
+    with_nowcast,
 )
 from lookback_gui.ui.chart_model import (
     ENVELOPE_COLUMNS,
@@ -112,7 +113,8 @@ class ChartPlot:
         drawing = self.data.drawing
         full = (float(drawing.x[0]), float(drawing.x[-1]))
         view = self.plot.getViewBox()
-        view.setRange(xRange=full, yRange=with_headroom(*with_bounds(drawing.y_range, self.data)))
+        y_range = with_bounds(with_nowcast(drawing.y_range, self.data), self.data)
+        view.setRange(xRange=full, yRange=with_headroom(*y_range))
         target = [list(r) for r in view.targetRange()]
         # once the view has its final range and size, fit_to_view follows it
         self.show_curves(full, drawing.envelope)
