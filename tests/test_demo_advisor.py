@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -66,3 +66,37 @@ def test_the_seeded_demo_has_policies_a_tail_a_nowcast_and_a_triangle(tmp_path):
         == 0
     )
     assert len(out.getvalue().splitlines()[0].split(",")) == 1 + 43  # 42 days and today
+
+
+@pytest.mark.slow
+def test_the_demo_nowcasts_its_youngest_hours_near_what_an_hour_settles_at(tmp_path):
+    """The hourly metric is pulled at least once an hour in the demo's history, as its
+    schedule pulls it: its development then knows how much of an hour's revenue is in by each
+    age, and the nowcast of the hours just ended lies near what an hour settles at, with an
+    interval of the same order. (Pulled every six hours, the development put the arrival of
+    the partial hour's revenue at the next pull, and the nowcast of the youngest hours was 6
+    to 8 times what an hour settles at, with intervals up to 10^9.)"""
+    import duckdb
+
+    from lookback_gui.core.insight.nowcast import nowcast
+
+    now = datetime(2026, 11, 30, 20, 0)
+    path = write_demo(tmp_path / "demo", now=now)
+    seed_history(path, now=now)
+    project = load_project(path)
+    config = project.metrics["hourly_revenue"]
+    with Store(project.store_path) as store:
+        result = nowcast(store, config)
+    con = duckdb.connect(str(project.store_path), read_only=True)
+    try:
+        [(settled,)] = con.execute(
+            "SELECT median(value) FROM current WHERE metric = 'hourly_revenue' AND bucket < ?",
+            [now.replace(minute=0) - timedelta(hours=config.buckets)],
+        ).fetchall()
+    finally:
+        con.close()
+    young = [row for row in result.rows if 1 <= row.age <= 6]
+    assert len(young) == 6, result.message
+    for row in young:
+        assert row.expected is not None and 0.5 * settled <= row.expected <= 2 * settled, row
+        assert row.high is not None and row.high <= 5 * settled, row

@@ -50,7 +50,7 @@ def test_a_seeded_demo_holds_what_its_pulls_would_have_made(tmp_path):
     now = (datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)).replace(microsecond=0)
     pulled_path, plan = small_demo(tmp_path / "pulled", now)
     seeded_path, same_plan = small_demo(tmp_path / "seeded", now)
-    assert plan == same_plan and len(plan) == 10 + 5 + 12 + 2
+    assert plan == same_plan and len(plan) == 10 + 5 + 72 + 2
 
     project = load_project(pulled_path)
     with open_store(project.store) as store:

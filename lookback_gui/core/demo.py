@@ -174,7 +174,9 @@ def history_plan(
     """The demo's past pulls, in the order of their known times per metric: a daily pull at
     the time of day of the last one for ``days`` days (six weeks) (the nowcast learns how much of a day is
     known at that point of it), an audit every other day, a pull of the hourly metric every
-    six hours for the last three days, and one of each metric now."""
+    hour for the last three days (at least once a bucket, as its schedule pulls it: pulls
+    further apart than a bucket leave the development unable to tell when the values of the
+    youngest buckets arrive, and their nowcast far too high), and one of each metric now."""
     from datetime import timedelta
 
     from lookback_gui.core.insight.advisor import audit_window
@@ -197,7 +199,7 @@ def history_plan(
         plan.append(pull(daily, as_of))
         if days_ago % 2 == 0:
             plan.append(PlannedPull(daily.name, "audit", audit_window(daily, as_of + timedelta(minutes=5))))
-    plan += [pull(hourly, moment - timedelta(hours=hours_ago)) for hours_ago in range(72, 0, -6)]
+    plan += [pull(hourly, moment - timedelta(hours=hours_ago)) for hours_ago in range(72, 0, -1)]
     plan += [pull(daily, moment), pull(hourly, moment)]
     return plan
 
