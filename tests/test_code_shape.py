@@ -21,7 +21,6 @@ KNOWN: dict[str, int] = {
     "core/insight/nowcast.py:nowcast": 110,
     "core/insight/settling.py:development": 90,
     "core/insight/vintages.py:vintages": 83,
-    "core/project/parse.py": 691,
     "core/pull/run.py": 646,
     "core/pull/run.py:run_pull": 134,
     "core/pull/staging.py:stage_result": 185,
