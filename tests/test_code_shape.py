@@ -26,7 +26,6 @@ KNOWN: dict[str, int] = {
     "core/pull/staging.py:stage_result": 185,
     "core/schedule/scheduler.py": 641,
     "core/schedule/scheduler.py:Scheduler": 445,
-    "core/store/reads.py:Reads": 424,
     "ui/advisor_tab.py": 635,
     "ui/advisor_tab.py:AdvisorWidget": 459,
     "ui/advisor_tab.py:AdvisorWidget._show": 89,
