@@ -24,8 +24,6 @@ KNOWN: dict[str, int] = {
     "core/pull/run.py": 646,
     "core/pull/run.py:run_pull": 134,
     "core/pull/staging.py:stage_result": 185,
-    "core/schedule/scheduler.py": 641,
-    "core/schedule/scheduler.py:Scheduler": 445,
     "ui/advisor_tab.py": 635,
     "ui/advisor_tab.py:AdvisorWidget": 459,
     "ui/advisor_tab.py:AdvisorWidget._show": 89,
