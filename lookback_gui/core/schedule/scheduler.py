@@ -4,7 +4,8 @@ One APScheduler job per scheduled metric fires into a small worker pool; at most
 per metric (a fire while one runs is coalesced) and per source (default one at a time). At start,
 and when the wall clock jumps (a laptop wakes up), every metric whose last scheduled time passed
 without a successful pull gets one catch-up pull, after back-filling the buckets that no
-successful pull covered. The planning takes a clock, so it is tested without waiting.
+successful pull covered. The planning (:mod:`planning`) takes the time as an argument, so it
+is tested without waiting.
 """
 
 from __future__ import annotations
@@ -14,177 +15,54 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from lookback_gui.core.applog import log_unexpected, where_details_are
 from lookback_gui.core.errors import LookbackError
-from lookback_gui.core.project import MetricConfig, Project, load_project
-from lookback_gui.core.pull import (
-    MAX_BACKFILL_CHUNKS,
-    PullControl,
-    backfill_windows,
-    run_pull,
-    run_windows,
+from lookback_gui.core.project import Project, load_project
+from lookback_gui.core.pull import PullControl, backfill_windows, run_windows
+from lookback_gui.core.schedule.jobs import AUDIT_SUFFIX, TICK_JOB, Jobs, trigger_for
+from lookback_gui.core.schedule.planning import (
+    PlannedPull,
+    failed_windows,
+    held_message,
+    hold_large_gap_fill,
+    is_due,
+    local_time,
+    plan_catch_up,
+    retry_failed,
 )
+from lookback_gui.core.schedule.upkeep import check_freshness
 from lookback_gui.core.sources import SourceConnections
-from lookback_gui.core.store import CatchUpFacts, RunRecord, Store
+from lookback_gui.core.store import CatchUpFacts, Store
 from lookback_gui.core.store.catalog import CatalogLease
-from lookback_gui.core.store.events import Fanout, GapFillHeld, Notice, Observer, Progress
-from lookback_gui.core.timing.cron import cron_trigger
-from lookback_gui.core.timing.windows import Window, compute_window
+from lookback_gui.core.store.events import Fanout, GapFillHeld, Notice, Progress
+from lookback_gui.core.timing.windows import compute_window
+
+__all__ = [
+    "AUDIT_SUFFIX",
+    "Clock",
+    "PlannedPull",
+    "Scheduler",
+    "failed_windows",
+    "held_message",
+    "hold_large_gap_fill",
+    "is_due",
+    "plan_catch_up",
+    "retry_failed",
+    "trigger_for",
+    "utc_now",
+]
 
 Clock = Callable[[], datetime]  # aware UTC now
-AUDIT_SUFFIX = "::audit"
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PlannedPull:
-    """One pull the scheduler owes: why, and for which window."""
-
-    trigger: str
-    window: Window
-
-
-def trigger_for(config: MetricConfig) -> CronTrigger | IntervalTrigger | None:
-    """The APScheduler trigger of a metric's ``schedule`` or ``every``, in its time zone."""
-    if config.schedule:
-        return cron_trigger(config.schedule, config.zone)
-    if config.every:
-        return IntervalTrigger(seconds=int(config.every.total_seconds()), timezone=config.zone)
-    return None
-
-
-def _local(moment: datetime, config: MetricConfig) -> datetime:
-    return moment.astimezone(config.zone).replace(tzinfo=None)
-
-
-def is_due(config: MetricConfig, last_seen: datetime, now: datetime) -> bool:
-    """Whether a scheduled time passed after ``last_seen``, the latest moment a successful pull
-    saw (both naive local)."""
-    if config.every:
-        return now - last_seen >= config.every
-    if config.schedule:
-        trigger = cron_trigger(config.schedule, config.zone)
-        after = last_seen.replace(tzinfo=config.zone) + timedelta(seconds=1)
-        fire = trigger.get_next_fire_time(None, after)
-        return fire is not None and fire <= now.replace(tzinfo=config.zone)
-    return False
-
-
-def plan_catch_up(
-    config: MetricConfig, store: Store, now: datetime, facts: CatchUpFacts | None = None
-) -> list[PlannedPull]:
-    """What a scheduled metric owes at ``now`` (naive local): back-fills, then one catch-up.
-
-    Both go by coverage (the buckets successful pulls saw complete, see *Knowledge time*), never
-    by a run's place in the log: a backfill or replay of the past neither makes the present look
-    pulled nor covers a bucket it saw partial. The buckets owed lie between the first bucket
-    any pull found data for (an empty pull of the time before the data starts is no anchor)
-    and the start of the window the catch-up pull will cover; each is back-filled with what is
-    known now.
-
-    ``facts`` are the metric's runs as :meth:`Store.catch_up_facts` gives them, when the
-    caller read them for the whole project at once.
-    """
-    if facts is None:
-        first, last_seen = store.pull_extent(config.name)
-    else:
-        first, last_seen = facts.first, facts.last_seen
-    current = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
-    if last_seen is None:
-        return [PlannedPull("catch-up", current)]
-    if not is_due(config, last_seen, now):
-        return []
-    plans = []
-    if first is not None:
-        cursor = first  # a one-bucket lookback covers nothing: it starts at the first data
-        coverage = store.coverage(config.name) if facts is None else facts.coverage
-        for start, end in [*coverage, (current.start, current.start)]:
-            hole_end = min(start, current.start)
-            if cursor < hole_end:
-                plans += [PlannedPull("backfill", w) for w in backfill_windows(config, cursor, hole_end, now)]
-            cursor = max(cursor, end)
-    plans.append(PlannedPull("catch-up", current))
-    return plans
-
-
-def failed_windows(store: Store, metric: str) -> list[RunRecord]:
-    """Failed runs of ``metric`` whose window no later successful run has covered (one
-    set-based query: a long run history is not walked run by run)."""
-    return store.uncovered_failures(metric)
-
-
-def retry_failed(
-    project: Project,
-    store: Store,
-    metric: str | None = None,
-    observer: Observer | None = None,
-    clock: Callable[[], datetime] | None = None,
-    control: PullControl | None = None,
-    connections: SourceConnections | None = None,
-) -> list[RunRecord]:
-    """Re-run exactly the windows of failed runs not covered since; oldest first. Once
-    ``control`` is cancelled, no further window is started."""
-    names = [metric] if metric else list(project.metrics)
-    runs: list[RunRecord] = []
-    owed = store.uncovered_failures(metric)  # every metric's at once
-    for name in names:
-        config = project.metric(name)
-        for failed in (r for r in owed if r.metric == name):
-            if control is not None and control.cancelled:
-                return runs
-            assert failed.window_start and failed.window_end and failed.as_of
-            window = Window(
-                start=failed.window_start,
-                end=failed.window_end,
-                as_of=failed.as_of,
-                partial_start=failed.partial_start,
-            )
-            runs.append(
-                run_pull(
-                    project,
-                    config,
-                    store,
-                    trigger="retry",
-                    window=window,
-                    observer=observer or (lambda e: None),
-                    clock=clock,
-                    control=control,
-                    connections=connections,
-                )
-            )
-    return runs
-
-
-def hold_large_gap_fill(plans: list[PlannedPull]) -> tuple[list[PlannedPull], list[PlannedPull]]:
-    """The plans to run now, and the gap fill held back until it is confirmed: a gap fill of
-    more than :data:`MAX_BACKFILL_CHUNKS` pulls waits (only the catch-up pull runs)."""
-    fills = [p for p in plans if p.trigger == "backfill"]
-    if len(fills) <= MAX_BACKFILL_CHUNKS:
-        return plans, []
-    return [p for p in plans if p.trigger != "backfill"], fills
-
-
-def held_message(metric: str, held: list[PlannedPull]) -> str:
-    """What the scheduler says of a gap fill it holds back, with the command that runs it."""
-    start, end = held[0].window.start, held[-1].window.end
-    return (
-        f"{metric}: the gap fill would make {len(held)} pulls (more than "
-        f"{MAX_BACKFILL_CHUNKS}) for [{start.isoformat(sep=' ')}, "
-        f"{end.isoformat(sep=' ')}); it waits: run 'lookback backfill "
-        f"{metric} --from {start.isoformat()} --to {end.isoformat()} --yes' "
-        "to fill it; only the catch-up pull runs now"
-    )
 
 
 def _mtime(path: Path) -> float | None:
@@ -229,6 +107,7 @@ class Scheduler:
         self._aps = BackgroundScheduler(
             timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
         )
+        self._jobs = Jobs(self._aps)
         self._lock = threading.Lock()
         self._running: dict[str, PullControl] = {}
         self._futures: set[Future[None]] = set()
@@ -239,7 +118,6 @@ class Scheduler:
         self._project_mtime = _mtime(self.project.path)
         self._last_reload_check = 0.0
         self._last_tick: tuple[datetime, float] | None = None
-        self._job_specs: dict[str, tuple[object, ...]] = {}  # each job's schedule, to tell a change
         self._held: dict[str, list[PlannedPull]] = {}  # gap fills that wait for a confirmation
         self.last_error: str | None = None
         self._lease = store.scheduler_lease()
@@ -256,7 +134,7 @@ class Scheduler:
         """
         self._lease.take()
         self._sync_jobs()
-        self._aps.add_job(self._tick, IntervalTrigger(seconds=self.TICK_S), id="__tick__")
+        self._aps.add_job(self._tick, IntervalTrigger(seconds=self.TICK_S), id=TICK_JOB)
         self._aps.start()
         if catch_up:
             self.catch_up()
@@ -297,46 +175,14 @@ class Scheduler:
     # -- jobs -----------------------------------------------------------------------------
 
     def _sync_jobs(self) -> None:
-        """Bring the jobs in line with the project: a job whose schedule did not change keeps
-        its trigger and so its next fire time (saving the project file, however often, never
-        delays a pull); only new jobs and changed schedules get new timers."""
-        wanted: dict[str, tuple[CronTrigger | IntervalTrigger, tuple[object, ...]]] = {}
-        for config in self.project.metrics.values():
-            trigger = trigger_for(config)
-            if trigger is not None:
-                wanted[config.name] = (trigger, (config.schedule, config.every, config.timezone))
-        for config in self.project.metrics.values():
-            if config.audit_every is not None:
-                wanted[f"{config.name}{AUDIT_SUFFIX}"] = (
-                    IntervalTrigger(seconds=int(config.audit_every.total_seconds()), timezone=config.zone),
-                    ("audit", config.audit_every, config.timezone),
-                )
-        present = {job.id for job in self._aps.get_jobs()}
-        for job_id in present:
-            if job_id != "__tick__" and job_id not in wanted:
-                self._aps.remove_job(job_id)
-                self._job_specs.pop(job_id, None)
-        for job_id, (trigger, spec) in wanted.items():
-            if job_id in present and self._job_specs.get(job_id) == spec:
-                continue  # the same schedule: its timer runs on
-            audit = job_id.endswith(AUDIT_SUFFIX)
-            name = job_id.removesuffix(AUDIT_SUFFIX)
-            self._aps.add_job(
-                self._fire_audit if audit else self._fire,
-                trigger,
-                args=[name],
-                id=job_id,
-                replace_existing=True,
-            )
-            self._job_specs[job_id] = spec
-            if name in self._paused_metrics or self._paused_all:
-                self._aps.pause_job(job_id)
+        """Bring the jobs in line with the project (see :meth:`Jobs.sync`)."""
+        self._jobs.sync(self.project, self._fire, self._fire_audit, self._paused_metrics, self._paused_all)
 
     def _fire(self, metric: str) -> None:
         config = self.project.metrics.get(metric)
         if config is None:
             return
-        now = _local(self._clock(), config)
+        now = local_time(self._clock(), config)
         window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
         self.submit(metric, [PlannedPull("schedule", window)])
 
@@ -346,7 +192,7 @@ class Scheduler:
         config = self.project.metrics.get(metric)
         if config is None or metric in self._paused_metrics or self._paused_all:
             return
-        self.submit(metric, [PlannedPull("audit", audit_window(config, _local(self._clock(), config)))])
+        self.submit(metric, [PlannedPull("audit", audit_window(config, local_time(self._clock(), config)))])
 
     def submit(self, metric: str, plans: list[PlannedPull]) -> Future[None] | None:
         """Run ``plans`` for ``metric`` on a worker, unless a pull of it is already running."""
@@ -373,7 +219,7 @@ class Scheduler:
         self, metric: str, trigger: str = "manual", as_of: datetime | None = None
     ) -> Future[None] | None:
         config = self.project.metric(metric)
-        now = as_of or _local(self._clock(), config)
+        now = as_of or local_time(self._clock(), config)
         window = compute_window(now, config.grain, config.buckets, config.complete_buckets_only)
         return self.submit(metric, [PlannedPull(trigger, window)])
 
@@ -383,7 +229,7 @@ class Scheduler:
         """Back-fill [start, end) of ``metric`` with what is known now (or, ``as_known_then``,
         each chunk as of its own end)."""
         config = self.project.metric(metric)
-        now = _local(self._clock(), config)
+        now = local_time(self._clock(), config)
         return self.submit(
             metric,
             [
@@ -417,7 +263,7 @@ class Scheduler:
                             control=control,
                             observer=self.events,
                             gate=gate,
-                            clock=lambda: _local(self._clock(), config),
+                            clock=lambda: local_time(self._clock(), config),
                             connections=self._connections,
                         )
                     except LookbackError as exc:
@@ -467,7 +313,7 @@ class Scheduler:
             if only is not None and config.name != only:
                 continue
             plans = plan_catch_up(
-                config, self.store, _local(self._clock(), config), known.get(config.name, none)
+                config, self.store, local_time(self._clock(), config), known.get(config.name, none)
             )
             if not plans:
                 continue
@@ -505,13 +351,6 @@ class Scheduler:
 
     # -- control --------------------------------------------------------------------------
 
-    def _pull_jobs(self, metric: str | None = None) -> list[str]:
-        return [
-            job.id
-            for job in self._aps.get_jobs()
-            if job.id != "__tick__" and (metric is None or job.id in (metric, f"{metric}{AUDIT_SUFFIX}"))
-        ]
-
     def pause(self, metric: str | None = None) -> None:
         """Stop starting pulls (of ``metric``, or of every metric). The scheduler's own upkeep
         goes on: project-file re-sync, freshness alerts and noticing a clock jump."""
@@ -519,8 +358,7 @@ class Scheduler:
             self._paused_all = True
         else:
             self._paused_metrics.add(metric)
-        for job_id in self._pull_jobs(metric):
-            self._aps.pause_job(job_id)
+        self._jobs.pause(metric)
 
     def resume(self, metric: str | None = None, catch_up: bool = True) -> None:
         """Start pulls again, first catching up what was owed while paused (unless
@@ -532,9 +370,7 @@ class Scheduler:
             self._paused_metrics.discard(metric)
         if self._paused_all:
             return
-        for job_id in self._pull_jobs(metric):
-            if job_id.removesuffix(AUDIT_SUFFIX) not in self._paused_metrics:
-                self._aps.resume_job(job_id)
+        self._jobs.resume(metric, self._paused_metrics)
         if catch_up and self._aps.running:
             self._catch_up(only=metric)
 
@@ -571,11 +407,7 @@ class Scheduler:
                     continue
 
     def next_fire_times(self) -> dict[str, datetime | None]:
-        out: dict[str, datetime | None] = {}
-        for job in self._aps.get_jobs():
-            if job.id != "__tick__" and not job.id.endswith(AUDIT_SUFFIX):
-                out[job.id] = getattr(job, "next_run_time", None)
-        return out
+        return self._jobs.next_fire_times()
 
     # -- periodic work --------------------------------------------------------------------
 
@@ -598,24 +430,7 @@ class Scheduler:
                 self._say("info", f"the clock jumped {wall_delta - mono_delta:.0f} s (woke up?): catching up")
                 self.catch_up()
         self._last_tick = (wall, mono)
-        self._check_freshness()
-
-    def _check_freshness(self) -> None:
-        from lookback_gui.core.insight.alerts import evaluate_alerts
-
-        for config in self.project.metrics.values():
-            if any(rule.kind == "freshness" for rule in config.alerts):
-                try:
-                    evaluate_alerts(
-                        config,
-                        self.store,
-                        _local(self._clock(), config),
-                        project_dir=self.project.directory,
-                        observer=self.events,
-                        kinds=("freshness",),
-                    )
-                except LookbackError as exc:
-                    self._say("error", f"{config.name}: freshness alert: {exc}", config.name)
+        check_freshness(self.project, self.store, self._clock, self.events)
 
     def reload_if_changed(self) -> bool:
         """Re-read the project file if it changed; keep the last good one if it is broken."""

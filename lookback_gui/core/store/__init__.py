@@ -27,6 +27,7 @@ import duckdb
 from lookback_gui.core.errors import StoreError
 from lookback_gui.core.storage.store_config import StoreConfig
 from lookback_gui.core.store.alert_states import AlertStates
+from lookback_gui.core.store.chart_reads import ChartReads
 from lookback_gui.core.store.database import Database
 from lookback_gui.core.store.lock import WAIT_S, Lease, Waiting
 from lookback_gui.core.store.reads import Reads
@@ -115,6 +116,7 @@ class Store:
         )
         self._runs = RunLog(self._db)
         self._reads = Reads(self._db, self._runs)
+        self._charts = ChartReads(self._db, self._reads)
         self._versions = Versions(self._db, on_commit=self._committed)
         self._alerts = AlertStates(self._db)
         try:
@@ -369,7 +371,7 @@ class Store:
         as_of_run: int | None = None,
         as_known_at: datetime | None = None,
     ) -> dict[str, np.ndarray]:
-        return self._reads.chart_data(metric, measure, dims, as_of_run, as_known_at)
+        return self._charts.chart_data(metric, measure, dims, as_of_run, as_known_at)
 
     def chart_series(
         self,
@@ -379,10 +381,10 @@ class Store:
         as_of_run: int | None = None,
         as_known_at: datetime | None = None,
     ) -> dict[str, np.ndarray]:
-        return self._reads.chart_series(metric, measure, dims, as_of_run, as_known_at)
+        return self._charts.chart_series(metric, measure, dims, as_of_run, as_known_at)
 
     def bucket_run(self, metric: str, measure: str, dims: Mapping[str, Any], bucket: datetime) -> int | None:
-        return self._reads.bucket_run(metric, measure, dims, bucket)
+        return self._charts.bucket_run(metric, measure, dims, bucket)
 
     def latest_values(
         self, metric: str, measure: str, series: Mapping[str, Any], since: datetime | None = None

@@ -196,44 +196,7 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
         for leftover in (fresh, fresh_wal):  # of a compaction that was stopped
             leftover.unlink(missing_ok=True)
         before = _file_bytes(path)
-        con = duckdb.connect(str(path))
-        try:
-            con.execute("CHECKPOINT")
-            row = con.execute("SELECT current_database()").fetchone()
-            assert row is not None
-            database = str(row[0])
-            alias = "lookback_compacted_store"
-            con.execute(f"ATTACH {quote_literal(str(fresh))} AS {alias}")
-            try:
-                source = quote_identifier(database)
-                # the tables and sequences first, then the rows, ``current`` in its order
-                # (the values a pull adds come after the others: this gathers them again)
-                con.execute(f"COPY FROM DATABASE {source} TO {alias} (SCHEMA)")
-                tables = [
-                    r[0]
-                    for r in con.execute(
-                        "SELECT table_name FROM duckdb_tables() WHERE database_name = ?"
-                        " AND schema_name = 'main' ORDER BY table_name",
-                        [database],
-                    ).fetchall()
-                ]
-                for table in tables:
-                    order = f" ORDER BY {CURRENT_ORDER}" if table == "current" else ""
-                    con.execute(
-                        f"INSERT INTO {alias}.main.{quote_identifier(table)} SELECT *"
-                        f" FROM {source}.main.{quote_identifier(table)}{order}"
-                    )
-                rows = _counts(con, database)
-                copied = _counts(con, alias)
-                if copied != rows:
-                    raise StoreError(
-                        f"store {path}: the compacted copy does not hold the same "
-                        f"rows ({copied} against {rows}); the store is unchanged"
-                    )
-            finally:
-                con.execute(f"DETACH {alias}")
-        finally:
-            con.close()
+        rows = _copy_rows(path, fresh)
         if wal.exists() or fresh_wal.exists():
             raise StoreError(
                 f"store {path}: a write-ahead log was left after closing; the store is unchanged"
@@ -261,6 +224,50 @@ def compact_store(path: Path, *, waiting: Waiting | None = None, wait_s: float =
     finally:
         lock.close()
     return Compaction(before_bytes=before, after_bytes=_file_bytes(path), rows=rows)
+
+
+def _copy_rows(path: Path, fresh: Path) -> dict[str, int]:
+    """Copy every table of the store at ``path`` into the new file ``fresh``, and return the
+    rows counted per table; raises when the copy does not hold the same rows."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CHECKPOINT")
+        row = con.execute("SELECT current_database()").fetchone()
+        assert row is not None
+        database = str(row[0])
+        alias = "lookback_compacted_store"
+        con.execute(f"ATTACH {quote_literal(str(fresh))} AS {alias}")
+        try:
+            source = quote_identifier(database)
+            # the tables and sequences first, then the rows, ``current`` in its order
+            # (the values a pull adds come after the others: this gathers them again)
+            con.execute(f"COPY FROM DATABASE {source} TO {alias} (SCHEMA)")
+            tables = [
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ?"
+                    " AND schema_name = 'main' ORDER BY table_name",
+                    [database],
+                ).fetchall()
+            ]
+            for table in tables:
+                order = f" ORDER BY {CURRENT_ORDER}" if table == "current" else ""
+                con.execute(
+                    f"INSERT INTO {alias}.main.{quote_identifier(table)} SELECT *"
+                    f" FROM {source}.main.{quote_identifier(table)}{order}"
+                )
+            rows = _counts(con, database)
+            copied = _counts(con, alias)
+            if copied != rows:
+                raise StoreError(
+                    f"store {path}: the compacted copy does not hold the same "
+                    f"rows ({copied} against {rows}); the store is unchanged"
+                )
+        finally:
+            con.execute(f"DETACH {alias}")
+    finally:
+        con.close()
+    return rows
 
 
 def _sync(path: Path) -> None:

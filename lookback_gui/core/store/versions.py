@@ -322,7 +322,6 @@ class Commit:
             "se": settled_end,
             "still": bool(row and row[0]),
         }
-        partial = "(bucket >= $se AND $still)"
         self._cur.execute(
             """
             INSERT INTO versions
@@ -336,76 +335,90 @@ class Commit:
         )
         changed = counts["revised"] + counts["removed"] + (0 if latest else counts["new"])
         if changed and latest:  # every current value of the window is known before this
-            self._cur.execute(
-                """
-                UPDATE current SET
-                    value = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END,
-                    exact = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_exact END,
-                    removed = d.kind = 'removed',
-                    partial = d.bucket >= $se AND $still,
-                    run_id = $run, known_at = $k, versions = current.versions + 1
-                FROM diff d
-                WHERE current.rowid = d.current_row
-                """,
-                {k: v for k, v in params.items() if k != "metric"},
-            )
+            self._replace_current(params)
         elif changed:
-            # a version known after every other one becomes the current value; one known
-            # earlier only adds to the count (and may be the first one known)
-            later = "(current.known_at < $k OR (current.known_at = $k AND current.run_id < $run))"
-            earlier = (
-                "(current.first_known_at > $k OR (current.first_known_at = $k AND current.first_run > $run))"
-            )
-            self._cur.execute(
-                f"""
-                UPDATE current SET
-                    value = CASE WHEN {later} THEN
-                        CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END
-                        ELSE current.value END,
-                    exact = CASE WHEN {later} THEN
-                        CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_exact END
-                        ELSE current.exact END,
-                    removed = CASE WHEN {later} THEN d.kind = 'removed'
-                                   ELSE current.removed END,
-                    partial = CASE WHEN {later} THEN d.bucket >= $se AND $still
-                                   ELSE current.partial END,
-                    run_id = CASE WHEN {later} THEN $run ELSE current.run_id END,
-                    known_at = CASE WHEN {later} THEN $k ELSE current.known_at END,
-                    first_value = CASE WHEN {earlier} THEN d.new_value
-                                       ELSE current.first_value END,
-                    first_exact = CASE WHEN {earlier} THEN d.new_exact
-                                       ELSE current.first_exact END,
-                    first_run = CASE WHEN {earlier} THEN $run ELSE current.first_run END,
-                    first_known_at = CASE WHEN {earlier} THEN $k
-                                          ELSE current.first_known_at END,
-                    versions = current.versions + 1
-                FROM diff d
-                WHERE current.metric = $metric AND current.dims = d.dims
-                  AND current.measure = d.measure AND current.bucket = d.bucket
-                """,
-                params,
-            )
+            self._order_current(params)
         if counts["new"]:
-            self._cur.execute(
-                f"""
-                INSERT INTO current
-                SELECT $metric, dims, measure, bucket, new_value, false, {partial}, $run,
-                       new_value, $run, 1, $k, new_exact, new_exact, $k
-                FROM diff d WHERE kind = 'new'
-                """
-                + (
-                    ""
-                    if latest
-                    else " AND NOT EXISTS (SELECT 1 FROM current c WHERE c.metric = $metric"
-                    " AND c.dims = d.dims AND c.measure = d.measure"
-                    " AND c.bucket = d.bucket)"
-                ),
-                params,
-            )
+            self._insert_current(params, latest)
         # what this run saw complete is settled, whether or not its value changed
         self._cur.execute(
             "UPDATE current SET partial = false WHERE metric = ? AND partial AND bucket >= ? AND bucket < ?",
             [metric, window_start, settled_end],
+        )
+
+    def _replace_current(self, params: dict[str, Any]) -> None:
+        """Bring the current values the diff changed to this run's versions (every current
+        value of the window is known before them)."""
+        self._cur.execute(
+            """
+            UPDATE current SET
+                value = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END,
+                exact = CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_exact END,
+                removed = d.kind = 'removed',
+                partial = d.bucket >= $se AND $still,
+                run_id = $run, known_at = $k, versions = current.versions + 1
+            FROM diff d
+            WHERE current.rowid = d.current_row
+            """,
+            {k: v for k, v in params.items() if k != "metric"},
+        )
+
+    def _order_current(self, params: dict[str, Any]) -> None:
+        """Add the diff's versions to the current values in the order they are known."""
+        # a version known after every other one becomes the current value; one known
+        # earlier only adds to the count (and may be the first one known)
+        later = "(current.known_at < $k OR (current.known_at = $k AND current.run_id < $run))"
+        earlier = (
+            "(current.first_known_at > $k OR (current.first_known_at = $k AND current.first_run > $run))"
+        )
+        self._cur.execute(
+            f"""
+            UPDATE current SET
+                value = CASE WHEN {later} THEN
+                    CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_value END
+                    ELSE current.value END,
+                exact = CASE WHEN {later} THEN
+                    CASE WHEN d.kind = 'removed' THEN NULL ELSE d.new_exact END
+                    ELSE current.exact END,
+                removed = CASE WHEN {later} THEN d.kind = 'removed'
+                               ELSE current.removed END,
+                partial = CASE WHEN {later} THEN d.bucket >= $se AND $still
+                               ELSE current.partial END,
+                run_id = CASE WHEN {later} THEN $run ELSE current.run_id END,
+                known_at = CASE WHEN {later} THEN $k ELSE current.known_at END,
+                first_value = CASE WHEN {earlier} THEN d.new_value
+                                   ELSE current.first_value END,
+                first_exact = CASE WHEN {earlier} THEN d.new_exact
+                                   ELSE current.first_exact END,
+                first_run = CASE WHEN {earlier} THEN $run ELSE current.first_run END,
+                first_known_at = CASE WHEN {earlier} THEN $k
+                                      ELSE current.first_known_at END,
+                versions = current.versions + 1
+            FROM diff d
+            WHERE current.metric = $metric AND current.dims = d.dims
+              AND current.measure = d.measure AND current.bucket = d.bucket
+            """,
+            params,
+        )
+
+    def _insert_current(self, params: dict[str, Any], latest: bool) -> None:
+        """Add a current value for each value the diff found new."""
+        partial = "(bucket >= $se AND $still)"
+        self._cur.execute(
+            f"""
+            INSERT INTO current
+            SELECT $metric, dims, measure, bucket, new_value, false, {partial}, $run,
+                   new_value, $run, 1, $k, new_exact, new_exact, $k
+            FROM diff d WHERE kind = 'new'
+            """
+            + (
+                ""
+                if latest
+                else " AND NOT EXISTS (SELECT 1 FROM current c WHERE c.metric = $metric"
+                " AND c.dims = d.dims AND c.measure = d.measure"
+                " AND c.bucket = d.bucket)"
+            ),
+            params,
         )
 
     def _write_arrivals(self, values: StagedValues) -> None:
