@@ -11,9 +11,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lookback_gui"
 MODULE_LINES, CLASS_LINES, FUNCTION_LINES = 600, 400, 80
-# what is still over a limit, and its size now (to be split; never to grow)
-KNOWN: dict[str, int] = {
-}
+# what is still over a limit, and its size now (to be split; never to grow): nothing since every
+# module, class and function came under the limits
+KNOWN: dict[str, int] = {}
 
 
 def sizes() -> dict[str, tuple[int, int]]:
