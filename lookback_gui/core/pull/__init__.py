@@ -9,6 +9,7 @@ The package's parts, each in the file named after it:
 - ``staging``: the query run for a window and its result staged as Parquet, exact;
 - ``checks``: the checks of a result (built in, the metric's own, the largest revision) and
   its schema change; ``probe``: the change probe, which narrows the window to what changed;
+  ``shape``: which result columns are the bucket, the dimensions and the measures;
 - ``control``: cancelling a running pull and reading its progress;
 - ``backfill``: a range pulled in window-sized chunks; ``replay``: the schedule replayed over
   the past; ``seeding``: a history of pulls committed in one pass (the demo);

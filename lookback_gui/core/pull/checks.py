@@ -7,18 +7,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
 from lookback_gui.core.errors import QualityError
 from lookback_gui.core.project import CheckConfig, MetricConfig
+from lookback_gui.core.pull.shape import ResultShape
 from lookback_gui.core.sources import quote_identifier, quote_literal
 from lookback_gui.core.store import DiffSummary
 from lookback_gui.core.timing.windows import Window
-
-if TYPE_CHECKING:
-    from lookback_gui.core.pull.staging import ResultShape
 
 
 def _fmt(moment: datetime) -> str:
