@@ -8,7 +8,8 @@ The package's parts, each in the file named after it:
 
 - ``model``: the frozen records a loaded project is made of, and the file's vocabulary;
 - ``keys``: the one table of every key the file takes (the manual and the validator use it);
-- ``locate`` and ``parse``: loading and validating a file;
+- ``locate`` and ``parse``: loading and validating a file, each table in a module of its own
+  (``parse_store``, ``parse_sources``, ``parse_metric``, ``parse_rules``);
 - ``document``: editing a file in place;
 - ``definitions`` and ``rename``: a metric's definition over time, and renaming a metric or a
   source in the file and the store together.
