@@ -19,7 +19,8 @@ from lookback_gui.core.store import DiffSummary
 from lookback_gui.core.timing.windows import Window
 
 
-def _fmt(moment: datetime) -> str:
+def moment_text(moment: datetime) -> str:
+    """A moment as messages and logs of a pull write it: ``2026-10-30 12:00:00``."""
     return moment.isoformat(sep=" ")
 
 
@@ -106,7 +107,7 @@ def check_result(checks: Checks, metric: MetricConfig, window: Window, counts: C
     """The checks every result gets: not empty, buckets present, on the grain and in the
     window, one row per (bucket, dimensions), measures present."""
     record = checks.record
-    span = f"[{_fmt(window.start)}, {_fmt(window.end)})"
+    span = f"[{moment_text(window.start)}, {moment_text(window.end)})"
     record(
         "empty",
         "warn" if metric.allow_empty else "error",
@@ -131,7 +132,7 @@ def check_result(checks: Checks, metric: MetricConfig, window: Window, counts: C
         "error",
         bad == 0,
         f"{bad} row(s) have a bucket that is not the start of a {metric.grain.value} "
-        f"(first: {_fmt(counts.first_off_grain) if bad else ''}); truncate "
+        f"(first: {moment_text(counts.first_off_grain) if bad else ''}); truncate "
         f"it, e.g. date_trunc('{metric.grain.value}', ordered_at) AS bucket",
     )
     duplicates = counts.duplicates

@@ -27,13 +27,17 @@ from lookback_gui.core.errors import (
 from lookback_gui.core.failures import RetryPolicy
 from lookback_gui.core.project import MetricConfig, Project, SourceConfig
 from lookback_gui.core.project.definitions import definition_version
-from lookback_gui.core.pull.checks import describe_schema_change, revision_check, schema_change_of
+from lookback_gui.core.pull.checks import (
+    describe_schema_change,
+    moment_text,
+    revision_check,
+    schema_change_of,
+)
 from lookback_gui.core.pull.control import Clock, PullControl
 from lookback_gui.core.pull.probe import duckdb_failure, first_changed_bucket, run_probe
 from lookback_gui.core.pull.staging import (
     ResultShape,
     StagedResult,
-    _fmt,
     execute_metric_query,
     metric_query,
     stage_result,
@@ -224,8 +228,8 @@ def _window_to_pull(
         window = compute_window(as_of or now(), config.grain, config.buckets, config.complete_buckets_only)
     if window.as_of > now():
         raise UsageError(
-            f"metric {config.name}: a pull as of {_fmt(window.as_of)} would be as "
-            f"of the future (it is {_fmt(now().replace(microsecond=0))} in "
+            f"metric {config.name}: a pull as of {moment_text(window.as_of)} would be as "
+            f"of the future (it is {moment_text(now().replace(microsecond=0))} in "
             f"{config.timezone})"
         )
     return window
@@ -255,7 +259,7 @@ def _new_run(
         params={"window_start": window.start, "window_end": window.end, "as_of": window.as_of},
         log=(
             f"{trigger} pull of {config.name} from {source.name} ({source.type}) for window "
-            f"[{_fmt(window.start)}, {_fmt(window.end)}) as of {_fmt(window.as_of)}"
+            f"[{moment_text(window.start)}, {moment_text(window.end)}) as of {moment_text(window.as_of)}"
         ),
         known_at=window.as_of if replays else None,
         definition=definition,
@@ -470,7 +474,7 @@ def _redefined(pull: PullContext, redefined: int, old: str, first: datetime | No
     )
     if start is not None:
         text += (
-            f"; the values before {_fmt(window.start)} still come from the old definition:"
+            f"; the values before {moment_text(window.start)} still come from the old definition:"
             f" 'lookback backfill {config.name} --from {start.isoformat()} --to "
             f"{window.start.isoformat()}' loads them under the new one"
         )
@@ -566,8 +570,8 @@ def _query_and_stage(pull: PullContext, con: duckdb.DuckDBPyConnection) -> Stage
     staged = stage_result(con, config, heavy, previous_rows, raw, wide)
     if heavy is not window:
         note = (
-            f"change_probe: buckets before {_fmt(heavy.start)} did not change; the query "
-            f"ran for [{_fmt(heavy.start)}, {_fmt(heavy.end)})"
+            f"change_probe: buckets before {moment_text(heavy.start)} did not change; the query "
+            f"ran for [{moment_text(heavy.start)}, {moment_text(heavy.end)})"
         )
         staged = dataclasses.replace(
             staged, warnings=(*staged.warnings, note), diff_start=heavy.start, probes=probes

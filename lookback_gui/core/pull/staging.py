@@ -125,10 +125,6 @@ class StagedResult:
     values: int | None = None
 
 
-def _fmt(moment: datetime) -> str:
-    return moment.isoformat(sep=" ")
-
-
 def query_parameters(query: CheckedQuery, window: Window) -> dict[str, datetime]:
     values = {"window_start": window.start, "window_end": window.end, "as_of": window.as_of}
     return {name: values[name] for name in sorted(query.parameters)}
